@@ -838,6 +838,1830 @@ NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
 }
 /* NN_GEMM_IMPL_END */
 
+/* Element-wise building blocks used by the ops below.  Plain loops the
+   compiler vectorizes; the hot ones get SIMD bodies in the speed work. */
+static void nn__axpy(size_t n, float a, const float *x, float *y) {
+    size_t i;
+    for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+/* y[j] += sum_i x[i][j] for rows x rows of cols: column sums (bias grads). */
+static void nn__add_colsum(const float *x, int rows, int cols, float *y) {
+    int i, j;
+    for (i = 0; i < rows; i++) {
+        const float *r = x + (size_t)i * cols;
+        for (j = 0; j < cols; j++) y[j] += r[j];
+    }
+}
+
+/* ===== >>tensor (implementation) ========================================= */
+
+NNDEF nn_shape nn_shape_make(int ndim, ...) {
+    nn_shape s;
+    va_list ap;
+    int i;
+    memset(&s, 0, sizeof s);
+    if (ndim < 0 || ndim > NN_MAX_DIMS) {
+        nn__misuse("NN_SHAPE: %d dimensions, at most NN_MAX_DIMS=%d", ndim, NN_MAX_DIMS);
+        return s;
+    }
+    s.ndim = ndim;
+    va_start(ap, ndim);
+    for (i = 0; i < ndim; i++) s.d[i] = va_arg(ap, int);
+    va_end(ap);
+    return s;
+}
+
+NNDEF nn_shape nn_shape_scalar(void) {
+    nn_shape s;
+    memset(&s, 0, sizeof s);
+    return s;
+}
+
+NNDEF char *nn_shape_str(nn_shape s, char *buf, size_t size) {
+    size_t n = 0;
+    int i;
+    if (!size) return buf;
+    buf[0] = 0;
+    n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "[");
+    for (i = 0; i < s.ndim && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, i ? ",%d" : "%d", s.d[i]);
+    if (n < size) snprintf(buf + n, size - n, "]");
+    return buf;
+}
+
+NNDEF nn_shape nn_shape_of(const nn_tensor *t) {
+    nn_shape s;
+    memset(&s, 0, sizeof s);
+    if (!t) return s;
+    s.ndim = t->ndim;
+    memcpy(s.d, t->shape, sizeof(int) * (size_t)t->ndim);
+    return s;
+}
+
+/* A tensor's shape as "[2,3]" in a rotating static buffer, for messages. */
+static const char *nn__ts(const nn_tensor *t) {
+    static NN__THREAD_LOCAL char bufs[4][96];
+    static NN__THREAD_LOCAL int k = 0;
+    char *b = bufs[k++ & 3];
+    if (!t) return "NULL";
+    return nn_shape_str(nn_shape_of(t), b, 96);
+}
+
+/* Elements of a shape; 0 with a misuse report when invalid. */
+static int nn__shape_numel(const char *op, nn_shape s, size_t *numel) {
+    size_t n = 1;
+    int i;
+    char b[96];
+    if (s.ndim < 0 || s.ndim > NN_MAX_DIMS) {
+        nn__misuse("%s: %d dimensions, at most %d", op, s.ndim, NN_MAX_DIMS);
+        return 0;
+    }
+    for (i = 0; i < s.ndim; i++) {
+        if (s.d[i] < 0) {
+            nn__misuse("%s: negative size in shape %s", op, nn_shape_str(s, b, sizeof b));
+            return 0;
+        }
+        if (s.d[i] && n > ((size_t)-1 / sizeof(float)) / (size_t)s.d[i]) {
+            nn__misuse("%s: shape %s is too large", op, nn_shape_str(s, b, sizeof b));
+            return 0;
+        }
+        n *= (size_t)s.d[i];
+    }
+    *numel = n;
+    return 1;
+}
+
+static void *nn__arena_alloc(nn_graph *g, size_t size);
+
+/* A new tensor of shape s in g (or persistent when g is NULL); data
+   uninitialized unless zero.  NULL after a misuse report or when out of
+   memory (then nn_error_string says so). */
+static nn_tensor *nn__tensor_new(const char *op, nn_graph *g, nn_shape s, int zero) {
+    nn_tensor *t;
+    size_t n;
+    if (!nn__shape_numel(op, s, &n)) return NULL;
+    if (g) {
+        t = (nn_tensor *)nn__arena_alloc(g, sizeof(nn_tensor));
+        if (!t) return NULL;
+        memset(t, 0, sizeof *t);
+        t->data = (float *)nn__arena_alloc(g, n * sizeof(float));
+        if (!t->data) return NULL;
+        if (zero) memset(t->data, 0, n * sizeof(float));
+    } else {
+        t = (nn_tensor *)nn__calloc(1, sizeof(nn_tensor));
+        if (!t) return NULL;
+        t->data = nn__alloc_floats(n, zero);
+        if (!t->data) {
+            nn__free(t);
+            return NULL;
+        }
+        t->flags = NN_TENSOR_PERSISTENT;
+    }
+    t->graph = g;
+    t->ndim = s.ndim;
+    memcpy(t->shape, s.d, sizeof(int) * (size_t)s.ndim);
+    t->numel = n;
+    return t;
+}
+
+NNDEF nn_tensor *nn_tensor_from(nn_graph *g, const float *data, nn_shape shape) {
+    nn_tensor *t = nn__tensor_new("nn_tensor_from", g, shape, 0);
+    if (!t) return NULL;
+    if (data) memcpy(t->data, data, t->numel * sizeof(float));
+    else memset(t->data, 0, t->numel * sizeof(float));
+    return t;
+}
+
+NNDEF nn_tensor *nn_full(nn_graph *g, nn_shape shape, float value) {
+    nn_tensor *t = nn__tensor_new("nn_full", g, shape, 0);
+    size_t i;
+    if (!t) return NULL;
+    for (i = 0; i < t->numel; i++) t->data[i] = value;
+    return t;
+}
+NNDEF nn_tensor *nn_zeros(nn_graph *g, nn_shape shape) { return nn__tensor_new("nn_zeros", g, shape, 1); }
+NNDEF nn_tensor *nn_ones(nn_graph *g, nn_shape shape) { return nn_full(g, shape, 1.0f); }
+
+NNDEF nn_tensor *nn_randn(nn_graph *g, nn_shape shape) {
+    nn_tensor *t = nn__tensor_new("nn_randn", g, shape, 0);
+    size_t i;
+    if (!t) return NULL;
+    for (i = 0; i < t->numel; i++) t->data[i] = nn_rand_normal();
+    return t;
+}
+
+NNDEF nn_tensor *nn_rand(nn_graph *g, nn_shape shape, float lo, float hi) {
+    nn_tensor *t = nn__tensor_new("nn_rand", g, shape, 0);
+    size_t i;
+    if (!t) return NULL;
+    for (i = 0; i < t->numel; i++) t->data[i] = lo + (hi - lo) * nn_rand_uniform();
+    return t;
+}
+
+NNDEF void nn_tensor_free(nn_tensor *t) {
+    if (!t) return;
+    if (!(t->flags & NN_TENSOR_PERSISTENT)) {
+        nn__misuse("nn_tensor_free: tensor %s belongs to a graph; nn_graph_reset/free releases it",
+                   nn__ts(t));
+        return;
+    }
+    if (!(t->flags & NN_TENSOR_VIEW)) nn__free_floats(t->data);
+    nn__free_floats(t->grad);
+    nn__free(t);
+}
+
+NNDEF float *nn_data(nn_tensor *t) { return t ? t->data : NULL; }
+NNDEF size_t nn_numel(const nn_tensor *t) { return t ? t->numel : 0; }
+
+NNDEF float nn_item(const nn_tensor *t) {
+    if (!t || t->numel != 1) {
+        nn__misuse("nn_item: needs a one-element tensor, got %s", nn__ts(t));
+        return 0.0f;
+    }
+    return t->data[0];
+}
+
+NNDEF void nn_print(const char *label, const nn_tensor *t) {
+    size_t rows, cols, r, c;
+    if (!t) {
+        printf("%s: NULL\n", label ? label : "tensor");
+        return;
+    }
+    printf("%s %s\n", label ? label : "tensor", nn__ts(t));
+    cols = t->ndim ? (size_t)t->shape[t->ndim - 1] : 1;
+    rows = cols ? t->numel / cols : 0;
+    for (r = 0; r < rows; r++) {
+        if (r == 6 && rows > 8) {
+            printf("  ... (%zu rows)\n", rows);
+            r = rows - 2;
+        }
+        printf("  ");
+        for (c = 0; c < cols; c++) {
+            if (c == 6 && cols > 8) {
+                printf(" ...");
+                c = cols - 2;
+            }
+            printf(" %10.5g", (double)t->data[r * cols + c]);
+        }
+        printf("\n");
+    }
+}
+
+/* ===== >>graph (implementation) ========================================== */
+
+typedef struct nn__block {
+    struct nn__block *next;
+    void *raw;       /* what malloc returned */
+    size_t cap;      /* usable bytes after the aligned header */
+} nn__block;
+
+#define NN__ALIGN_UP(n) (((n) + (size_t)NN_MEM_ALIGN - 1) / (size_t)NN_MEM_ALIGN * (size_t)NN_MEM_ALIGN)
+#define NN__BLOCK_HDR NN__ALIGN_UP(sizeof(nn__block))
+
+typedef void (*nn__backward_fn)(nn__node *n);
+
+/* One recorded op: its output, inputs, backward function and saved values. */
+struct nn__node {
+    nn__node *prev;
+    const char *op;
+    nn_tensor *out;
+    nn_tensor **in;
+    int nin;
+    nn__backward_fn backward;
+    int iarg[4];
+    float farg[2];
+    void *saved;
+};
+
+struct nn_graph {
+    nn__block *first, *cur;
+    size_t used;         /* bytes used in cur */
+    size_t capacity;     /* bytes in all blocks */
+    nn__node *tail;      /* the last recorded node */
+    int grad_enabled;
+};
+
+NNDEF nn_graph *nn_graph_new(void) {
+    nn_graph *g = (nn_graph *)nn__calloc(1, sizeof(nn_graph));
+    if (g) g->grad_enabled = 1;
+    return g;
+}
+
+NNDEF void nn_graph_reset(nn_graph *g) {
+    if (!g) return;
+    g->cur = g->first;
+    g->used = 0;
+    g->tail = NULL;
+}
+
+NNDEF void nn_graph_free(nn_graph *g) {
+    nn__block *b, *next;
+    if (!g) return;
+    for (b = g->first; b; b = next) {
+        next = b->next;
+        NN_FREE(b->raw);
+    }
+    nn__free(g);
+}
+
+NNDEF int nn_set_grad_enabled(nn_graph *g, int on) {
+    int old;
+    if (!g) {
+        nn__misuse("nn_set_grad_enabled: NULL graph");
+        return 0;
+    }
+    old = g->grad_enabled;
+    g->grad_enabled = on != 0;
+    return old;
+}
+
+NNDEF size_t nn_graph_capacity(const nn_graph *g) { return g ? g->capacity : 0; }
+
+/* Bump allocation, NN_MEM_ALIGN-aligned.  After a reset the same sequence of
+   requests walks the same blocks, so a steady-state step never mallocs. */
+static void *nn__arena_alloc(nn_graph *g, size_t size) {
+    size = NN__ALIGN_UP(size ? size : 1);
+    for (;;) {
+        nn__block *b;
+        size_t cap;
+        unsigned char *raw, *p;
+        if (g->cur && g->used + size <= g->cur->cap) {
+            p = (unsigned char *)g->cur + NN__BLOCK_HDR + g->used;
+            g->used += size;
+            return p;
+        }
+        if (g->cur && g->cur->next) {
+            g->cur = g->cur->next;
+            g->used = 0;
+            continue;
+        }
+        cap = NN__MAX((size_t)NN_GRAPH_BLOCK, NN__MAX(size, g->capacity));
+        if (cap > (size_t)-1 - NN__BLOCK_HDR - NN_MEM_ALIGN) {
+            nn__error(NN_ERR_OOM, "nn_graph: request of %zu bytes is too large", size);
+            return NULL;
+        }
+        raw = (unsigned char *)nn__malloc(cap + NN__BLOCK_HDR + NN_MEM_ALIGN);
+        if (!raw) return NULL;
+        p = raw + (NN_MEM_ALIGN - ((uintptr_t)raw % NN_MEM_ALIGN)) % NN_MEM_ALIGN;
+        b = (nn__block *)(void *)p;
+        b->next = NULL;
+        b->raw = raw;
+        b->cap = cap;
+        if (g->cur) g->cur->next = b;
+        else g->first = b;
+        g->cur = b;
+        g->used = 0;
+        g->capacity += cap;
+    }
+}
+
+/* ===== >>autograd (implementation) ======================================= */
+
+NNDEF nn_tensor *nn_requires_grad(nn_tensor *t, int on) {
+    if (!t) {
+        nn__misuse("nn_requires_grad: NULL tensor");
+        return NULL;
+    }
+    if (!on) {
+        t->flags &= ~NN_TENSOR_REQUIRES_GRAD;
+        return t;
+    }
+    t->flags |= NN_TENSOR_REQUIRES_GRAD;
+    if ((t->flags & NN_TENSOR_PERSISTENT) && !t->grad) t->grad = nn__alloc_floats(t->numel, 1);
+    return t;
+}
+
+NNDEF int nn_needs_grad(const nn_tensor *t) {
+    return t && (t->flags & NN_TENSOR_REQUIRES_GRAD) != 0;
+}
+
+NNDEF float *nn_grad(nn_tensor *t) { return t ? t->grad : NULL; }
+
+/* t's gradient buffer, zeroed in its graph on first use. */
+static float *nn__gradbuf(nn_tensor *t) {
+    if (!t->grad) {
+        if (t->graph) {
+            t->grad = (float *)nn__arena_alloc(t->graph, t->numel * sizeof(float));
+            if (!t->grad) return NULL;
+            memset(t->grad, 0, t->numel * sizeof(float));
+        } else {
+            t->grad = nn__alloc_floats(t->numel, 1);
+        }
+    }
+    return t->grad;
+}
+
+/* The gradient buffer of input i if it needs one, else NULL. */
+static float *nn__in_grad(nn__node *n, int i) {
+    nn_tensor *t = n->in[i];
+    return (t->flags & NN_TENSOR_REQUIRES_GRAD) ? nn__gradbuf(t) : NULL;
+}
+
+NNDEF void nn_backward(nn_tensor *loss) {
+    nn__node *n;
+    nn_graph *g;
+    if (!loss || loss->numel != 1) {
+        nn__misuse("nn_backward: the loss must have one element, got %s", nn__ts(loss));
+        return;
+    }
+    if (!loss->node || !loss->graph) {
+        nn__misuse("nn_backward: the loss does not require a gradient (no input needs one, "
+                   "or gradients are off for its graph)");
+        return;
+    }
+    g = loss->graph;
+    /* Intermediate gradients start fresh; leaves and parameters accumulate. */
+    for (n = g->tail; n; n = n->prev) n->out->grad = NULL;
+    if (!nn__gradbuf(loss)) return;
+    loss->grad[0] = 1.0f;
+    for (n = g->tail; n; n = n->prev)
+        if (n->out->grad) n->backward(n);
+}
+
+/* The graph an op's result goes to: the first input's that has one. */
+static nn_graph *nn__graph_of(const char *op, nn_tensor **in, int nin) {
+    int i;
+    for (i = 0; i < nin; i++)
+        if (in[i]->graph) return in[i]->graph;
+    nn__misuse("%s: no input belongs to a graph (make one with nn_tensor_from(g, ...))", op);
+    return NULL;
+}
+
+/* Check inputs are non-NULL; then make the op's output in their graph and,
+   when a gradient must flow, record a node.  NULL after a misuse report. */
+static nn_tensor *nn__op(const char *op, nn_tensor **in, int nin, nn_shape s,
+                         nn__backward_fn backward) {
+    nn_graph *g;
+    nn_tensor *out;
+    int i, need = 0;
+    for (i = 0; i < nin; i++) {
+        if (!in[i]) {
+            nn__misuse("%s: input %d is NULL", op, i);
+            return NULL;
+        }
+    }
+    g = nn__graph_of(op, in, nin);
+    if (!g) return NULL;
+    out = nn__tensor_new(op, g, s, 0);
+    if (!out) return NULL;
+    if (g->grad_enabled)
+        for (i = 0; i < nin; i++) need |= (in[i]->flags & NN_TENSOR_REQUIRES_GRAD) != 0;
+    if (need) {
+        nn__node *n = (nn__node *)nn__arena_alloc(g, sizeof(nn__node));
+        if (!n) return NULL;
+        memset(n, 0, sizeof *n);
+        n->in = (nn_tensor **)nn__arena_alloc(g, sizeof(nn_tensor *) * (size_t)nin);
+        if (!n->in) return NULL;
+        memcpy(n->in, in, sizeof(nn_tensor *) * (size_t)nin);
+        n->nin = nin;
+        n->op = op;
+        n->out = out;
+        n->backward = backward;
+        n->prev = g->tail;
+        g->tail = n;
+        out->node = n;
+        out->flags |= NN_TENSOR_REQUIRES_GRAD;
+    }
+    return out;
+}
+
+/* Scratch memory in a tensor's graph, for values an op saves for backward. */
+static void *nn__scratch(nn_tensor *t, size_t bytes) {
+    return nn__arena_alloc(t->graph, bytes);
+}
+
+/* Normalize an axis (negative counts from the end); -1 after a report. */
+static int nn__axis(const char *op, const nn_tensor *a, int axis) {
+    int ax = axis < 0 ? axis + a->ndim : axis;
+    if (ax < 0 || ax >= a->ndim) {
+        nn__misuse("%s: axis %d out of range for shape %s", op, axis, nn__ts(a));
+        return -1;
+    }
+    return ax;
+}
+
+/* Split a's shape around axis into outer x n x inner. */
+static void nn__split_axis(const nn_tensor *a, int ax, size_t *outer, int *n, size_t *inner) {
+    int i;
+    *outer = 1;
+    *inner = 1;
+    for (i = 0; i < ax; i++) *outer *= (size_t)a->shape[i];
+    for (i = ax + 1; i < a->ndim; i++) *inner *= (size_t)a->shape[i];
+    *n = a->shape[ax];
+}
+
+/* --- element-wise binary ops with NumPy broadcasting --- */
+
+enum { NN__ADD, NN__SUB, NN__MUL, NN__DIV };
+static const char *const nn__bin_names[] = {"nn_add", "nn_sub", "nn_mul", "nn_div"};
+
+/* Broadcast layout: the output shape, and each input's stride per output
+   dimension (0 where it is broadcast). */
+typedef struct nn__bcast {
+    int nd;
+    int shape[NN_MAX_DIMS];
+    size_t sa[NN_MAX_DIMS], sb[NN_MAX_DIMS];
+} nn__bcast;
+
+static int nn__broadcast(const char *op, const nn_tensor *a, const nn_tensor *b, nn__bcast *bc) {
+    int i, nd = NN__MAX(a->ndim, b->ndim);
+    size_t stride_a = 1, stride_b = 1;
+    bc->nd = nd;
+    for (i = nd - 1; i >= 0; i--) {
+        int ia = i - (nd - a->ndim), ib = i - (nd - b->ndim);
+        int da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            nn__misuse("%s: shapes %s and %s do not broadcast (dimension %d: %d vs %d)", op,
+                       nn__ts(a), nn__ts(b), i, da, db);
+            return 0;
+        }
+        bc->shape[i] = da == 1 ? db : da;
+        bc->sa[i] = (da == 1) ? 0 : stride_a;
+        bc->sb[i] = (db == 1) ? 0 : stride_b;
+        stride_a *= (size_t)da;
+        stride_b *= (size_t)db;
+    }
+    return 1;
+}
+
+/* Advance the row odometer over all dimensions but the last. */
+static void nn__bcast_next_row(const nn__bcast *bc, int *idx, size_t *oa, size_t *ob) {
+    int d;
+    for (d = bc->nd - 2; d >= 0; d--) {
+        idx[d]++;
+        *oa += bc->sa[d];
+        *ob += bc->sb[d];
+        if (idx[d] < bc->shape[d]) return;
+        *oa -= bc->sa[d] * (size_t)bc->shape[d];
+        *ob -= bc->sb[d] * (size_t)bc->shape[d];
+        idx[d] = 0;
+    }
+}
+
+static void nn__bin_row(int kind, const float *a, size_t sa, const float *b, size_t sb,
+                        float *o, int n) {
+    int i;
+    if (sa == 1 && sb == 1) {
+        switch (kind) {
+        case NN__ADD: for (i = 0; i < n; i++) o[i] = a[i] + b[i]; break;
+        case NN__SUB: for (i = 0; i < n; i++) o[i] = a[i] - b[i]; break;
+        case NN__MUL: for (i = 0; i < n; i++) o[i] = a[i] * b[i]; break;
+        default: for (i = 0; i < n; i++) o[i] = a[i] / b[i]; break;
+        }
+    } else if (sa == 1 && sb == 0) {
+        float s = b[0];
+        switch (kind) {
+        case NN__ADD: for (i = 0; i < n; i++) o[i] = a[i] + s; break;
+        case NN__SUB: for (i = 0; i < n; i++) o[i] = a[i] - s; break;
+        case NN__MUL: for (i = 0; i < n; i++) o[i] = a[i] * s; break;
+        default: for (i = 0; i < n; i++) o[i] = a[i] / s; break;
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            float x = a[(size_t)i * sa], y = b[(size_t)i * sb];
+            o[i] = kind == NN__ADD ? x + y : kind == NN__SUB ? x - y : kind == NN__MUL ? x * y : x / y;
+        }
+    }
+}
+
+static void nn__binary_backward(nn__node *n) {
+    int kind = n->iarg[0], idx[NN_MAX_DIMS] = {0};
+    nn_tensor *a = n->in[0], *b = n->in[1], *out = n->out;
+    float *ga = nn__in_grad(n, 0), *gb = nn__in_grad(n, 1);
+    const float *g = out->grad;
+    nn__bcast bc;
+    size_t oa = 0, ob = 0, rows, r, sa, sb;
+    int len, i;
+    if (!nn__broadcast(n->op, a, b, &bc)) return;
+    len = bc.nd ? bc.shape[bc.nd - 1] : 1;
+    sa = bc.nd ? bc.sa[bc.nd - 1] : 0;
+    sb = bc.nd ? bc.sb[bc.nd - 1] : 0;
+    rows = len ? out->numel / (size_t)len : 0;
+    for (r = 0; r < rows; r++, g += len) {
+        const float *av = a->data + oa, *bv = b->data + ob;
+        float *gav = ga ? ga + oa : NULL, *gbv = gb ? gb + ob : NULL;
+        for (i = 0; i < len; i++) {
+            float gi = g[i], x = av[(size_t)i * sa], y = bv[(size_t)i * sb];
+            switch (kind) {
+            case NN__ADD:
+                if (gav) gav[(size_t)i * sa] += gi;
+                if (gbv) gbv[(size_t)i * sb] += gi;
+                break;
+            case NN__SUB:
+                if (gav) gav[(size_t)i * sa] += gi;
+                if (gbv) gbv[(size_t)i * sb] -= gi;
+                break;
+            case NN__MUL:
+                if (gav) gav[(size_t)i * sa] += gi * y;
+                if (gbv) gbv[(size_t)i * sb] += gi * x;
+                break;
+            default:
+                if (gav) gav[(size_t)i * sa] += gi / y;
+                if (gbv) gbv[(size_t)i * sb] -= gi * x / (y * y);
+                break;
+            }
+        }
+        nn__bcast_next_row(&bc, idx, &oa, &ob);
+    }
+}
+
+static nn_tensor *nn__binary(int kind, nn_tensor *a, nn_tensor *b) {
+    const char *op = nn__bin_names[kind];
+    nn_tensor *in[2], *out;
+    nn__bcast bc;
+    nn_shape s;
+    int idx[NN_MAX_DIMS] = {0}, len;
+    size_t oa = 0, ob = 0, rows, r;
+    in[0] = a;
+    in[1] = b;
+    if (!a || !b) {
+        nn__misuse("%s: NULL input (%s, %s)", op, nn__ts(a), nn__ts(b));
+        return NULL;
+    }
+    if (!nn__broadcast(op, a, b, &bc)) return NULL;
+    s.ndim = bc.nd;
+    memcpy(s.d, bc.shape, sizeof bc.shape);
+    out = nn__op(op, in, 2, s, nn__binary_backward);
+    if (!out) return NULL;
+    if (out->node) out->node->iarg[0] = kind;
+    len = bc.nd ? bc.shape[bc.nd - 1] : 1;
+    rows = len ? out->numel / (size_t)len : 0;
+    for (r = 0; r < rows; r++) {
+        nn__bin_row(kind, a->data + oa, bc.nd ? bc.sa[bc.nd - 1] : 0, b->data + ob,
+                    bc.nd ? bc.sb[bc.nd - 1] : 0, out->data + r * (size_t)len, len);
+        nn__bcast_next_row(&bc, idx, &oa, &ob);
+    }
+    return out;
+}
+
+NNDEF nn_tensor *nn_add(nn_tensor *a, nn_tensor *b) { return nn__binary(NN__ADD, a, b); }
+NNDEF nn_tensor *nn_sub(nn_tensor *a, nn_tensor *b) { return nn__binary(NN__SUB, a, b); }
+NNDEF nn_tensor *nn_mul(nn_tensor *a, nn_tensor *b) { return nn__binary(NN__MUL, a, b); }
+NNDEF nn_tensor *nn_div(nn_tensor *a, nn_tensor *b) { return nn__binary(NN__DIV, a, b); }
+
+/* --- element-wise unary ops --- */
+
+enum {
+    NN__U_AFFINE, NN__U_EXP, NN__U_LOG, NN__U_SQRT, NN__U_POW,
+    NN__U_RELU, NN__U_SIGMOID, NN__U_TANH
+};
+
+/* d out / d a from a and out, times the incoming gradient, accumulated. */
+static void nn__unary_backward(nn__node *n) {
+    nn_tensor *a = n->in[0], *y = n->out;
+    float *ga = nn__in_grad(n, 0);
+    const float *g = y->grad, *x = a->data, *o = y->data;
+    float p = n->farg[0];
+    size_t i, len = y->numel;
+    if (!ga) return;
+    switch (n->iarg[0]) {
+    case NN__U_AFFINE: for (i = 0; i < len; i++) ga[i] += g[i] * p; break;
+    case NN__U_EXP: for (i = 0; i < len; i++) ga[i] += g[i] * o[i]; break;
+    case NN__U_LOG: for (i = 0; i < len; i++) ga[i] += g[i] / x[i]; break;
+    case NN__U_SQRT: for (i = 0; i < len; i++) ga[i] += g[i] * 0.5f / o[i]; break;
+    case NN__U_POW:
+        for (i = 0; i < len; i++) ga[i] += g[i] * p * powf(x[i], p - 1.0f);
+        break;
+    case NN__U_RELU: for (i = 0; i < len; i++) ga[i] += x[i] > 0.0f ? g[i] : 0.0f; break;
+    case NN__U_SIGMOID: for (i = 0; i < len; i++) ga[i] += g[i] * o[i] * (1.0f - o[i]); break;
+    default: for (i = 0; i < len; i++) ga[i] += g[i] * (1.0f - o[i] * o[i]); break;
+    }
+}
+
+static nn_tensor *nn__unary(const char *op, int kind, nn_tensor *a, float p, float q) {
+    nn_tensor *out;
+    const float *x;
+    float *y;
+    size_t i, len;
+    out = nn__op(op, &a, 1, nn_shape_of(a), nn__unary_backward);
+    if (!out) return NULL;
+    if (out->node) {
+        out->node->iarg[0] = kind;
+        out->node->farg[0] = p;
+    }
+    x = a->data;
+    y = out->data;
+    len = out->numel;
+    switch (kind) {
+    case NN__U_AFFINE: for (i = 0; i < len; i++) y[i] = x[i] * p + q; break;
+    case NN__U_EXP: for (i = 0; i < len; i++) y[i] = expf(x[i]); break;
+    case NN__U_LOG: for (i = 0; i < len; i++) y[i] = logf(x[i]); break;
+    case NN__U_SQRT: for (i = 0; i < len; i++) y[i] = sqrtf(x[i]); break;
+    case NN__U_POW: for (i = 0; i < len; i++) y[i] = powf(x[i], p); break;
+    case NN__U_RELU: for (i = 0; i < len; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
+    case NN__U_SIGMOID:
+        /* Split by sign so expf never overflows. */
+        for (i = 0; i < len; i++) {
+            if (x[i] >= 0.0f) {
+                y[i] = 1.0f / (1.0f + expf(-x[i]));
+            } else {
+                float e = expf(x[i]);
+                y[i] = e / (1.0f + e);
+            }
+        }
+        break;
+    default: for (i = 0; i < len; i++) y[i] = tanhf(x[i]); break;
+    }
+    return out;
+}
+
+NNDEF nn_tensor *nn_add_scalar(nn_tensor *a, float s) { return nn__unary("nn_add_scalar", NN__U_AFFINE, a, 1.0f, s); }
+NNDEF nn_tensor *nn_sub_scalar(nn_tensor *a, float s) { return nn__unary("nn_sub_scalar", NN__U_AFFINE, a, 1.0f, -s); }
+NNDEF nn_tensor *nn_mul_scalar(nn_tensor *a, float s) { return nn__unary("nn_mul_scalar", NN__U_AFFINE, a, s, 0.0f); }
+NNDEF nn_tensor *nn_div_scalar(nn_tensor *a, float s) { return nn__unary("nn_div_scalar", NN__U_AFFINE, a, 1.0f / s, 0.0f); }
+NNDEF nn_tensor *nn_exp(nn_tensor *a) { return nn__unary("nn_exp", NN__U_EXP, a, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_log(nn_tensor *a) { return nn__unary("nn_log", NN__U_LOG, a, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_sqrt(nn_tensor *a) { return nn__unary("nn_sqrt", NN__U_SQRT, a, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_pow(nn_tensor *a, float p) { return nn__unary("nn_pow", NN__U_POW, a, p, 0.0f); }
+NNDEF nn_tensor *nn_relu_op(nn_tensor *a) { return nn__unary("nn_relu", NN__U_RELU, a, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_sigmoid_op(nn_tensor *a) { return nn__unary("nn_sigmoid", NN__U_SIGMOID, a, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_tanh_op(nn_tensor *a) { return nn__unary("nn_tanh", NN__U_TANH, a, 0.0f, 0.0f); }
+
+/* --- matrix products --- */
+
+/* Batched layout of a matmul: nb products of [M,K] x [K,N], with per-batch
+   strides (0 for a shared 2-D operand). */
+typedef struct nn__mm {
+    int nb, M, N, K;
+    size_t sa, sb, sc;
+} nn__mm;
+
+static int nn__mm_layout(const nn_tensor *a, const nn_tensor *b, nn__mm *mm, nn_shape *s) {
+    int i;
+    if (a->ndim < 2 || b->ndim < 2) {
+        nn__misuse("nn_matmul: needs at least 2-D operands, got %s x %s", nn__ts(a), nn__ts(b));
+        return 0;
+    }
+    mm->K = a->shape[a->ndim - 1];
+    mm->N = b->shape[b->ndim - 1];
+    if (b->shape[b->ndim - 2] != mm->K) {
+        nn__misuse("nn_matmul: inner sizes differ: %s x %s", nn__ts(a), nn__ts(b));
+        return 0;
+    }
+    if (b->ndim == 2) {
+        /* Fold a's batch into M: one product. */
+        mm->nb = 1;
+        mm->M = (int)(a->numel / (size_t)(mm->K ? mm->K : 1));
+        if (mm->K == 0) {
+            mm->M = 1;
+            for (i = 0; i < a->ndim - 1; i++) mm->M *= a->shape[i];
+        }
+        *s = nn_shape_of(a);
+        s->d[s->ndim - 1] = mm->N;
+        mm->sa = mm->sb = mm->sc = 0;
+        return 1;
+    }
+    mm->M = a->shape[a->ndim - 2];
+    if (a->ndim == 2) {
+        *s = nn_shape_of(b);
+        s->d[s->ndim - 2] = mm->M;
+    } else {
+        if (a->ndim != b->ndim) goto mismatch;
+        for (i = 0; i < a->ndim - 2; i++)
+            if (a->shape[i] != b->shape[i]) goto mismatch;
+        *s = nn_shape_of(a);
+        s->d[s->ndim - 1] = mm->N;
+    }
+    mm->nb = 1;
+    for (i = 0; i < s->ndim - 2; i++) mm->nb *= s->d[i];
+    mm->sa = a->ndim == 2 ? 0 : (size_t)mm->M * (size_t)mm->K;
+    mm->sb = (size_t)mm->K * (size_t)mm->N;
+    mm->sc = (size_t)mm->M * (size_t)mm->N;
+    return 1;
+mismatch:
+    nn__misuse("nn_matmul: batch dimensions differ: %s x %s", nn__ts(a), nn__ts(b));
+    return 0;
+}
+
+static void nn__matmul_backward(nn__node *n) {
+    nn_tensor *a = n->in[0], *b = n->in[1];
+    float *ga = nn__in_grad(n, 0), *gb = nn__in_grad(n, 1);
+    const float *g = n->out->grad;
+    nn_shape s;
+    nn__mm mm;
+    int i;
+    if (!nn__mm_layout(a, b, &mm, &s)) return;
+    for (i = 0; i < mm.nb; i++) {
+        const float *gi = g + (size_t)i * mm.sc;
+        /* dA = dC B^T, dB = A^T dC, transposes handled by sgemm. */
+        if (ga)
+            nn_sgemm(0, 1, mm.M, mm.K, mm.N, 1.0f, gi, mm.N, b->data + (size_t)i * mm.sb, mm.N,
+                     1.0f, ga + (size_t)i * mm.sa, mm.K);
+        if (gb)
+            nn_sgemm(1, 0, mm.K, mm.N, mm.M, 1.0f, a->data + (size_t)i * mm.sa, mm.K, gi, mm.N,
+                     1.0f, gb + (size_t)i * mm.sb, mm.N);
+    }
+}
+
+NNDEF nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b) {
+    nn_tensor *in[2], *out;
+    nn_shape s;
+    nn__mm mm;
+    int i;
+    in[0] = a;
+    in[1] = b;
+    if (!a || !b) {
+        nn__misuse("nn_matmul: NULL input (%s x %s)", nn__ts(a), nn__ts(b));
+        return NULL;
+    }
+    if (!nn__mm_layout(a, b, &mm, &s)) return NULL;
+    out = nn__op("nn_matmul", in, 2, s, nn__matmul_backward);
+    if (!out) return NULL;
+    for (i = 0; i < mm.nb; i++)
+        nn_sgemm(0, 0, mm.M, mm.N, mm.K, 1.0f, a->data + (size_t)i * mm.sa, mm.K,
+                 b->data + (size_t)i * mm.sb, mm.N, 0.0f, out->data + (size_t)i * mm.sc, mm.N);
+    return out;
+}
+
+static void nn__linear_backward(nn__node *n) {
+    nn_tensor *x = n->in[0], *w = n->in[1];
+    float *gx = nn__in_grad(n, 0), *gw = nn__in_grad(n, 1);
+    float *gb = n->nin > 2 ? nn__in_grad(n, 2) : NULL;
+    const float *g = n->out->grad;
+    int rows = n->iarg[0], in_f = w->shape[1], out_f = w->shape[0];
+    if (gx) nn_sgemm(0, 0, rows, in_f, out_f, 1.0f, g, out_f, w->data, in_f, 1.0f, gx, in_f);
+    if (gw) nn_sgemm(1, 0, out_f, in_f, rows, 1.0f, g, out_f, x->data, in_f, 1.0f, gw, in_f);
+    if (gb) nn__add_colsum(g, rows, out_f, gb);
+}
+
+NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
+    nn_tensor *in[3], *out;
+    nn_shape s;
+    int rows, out_f, in_f, i;
+    in[0] = x;
+    in[1] = w;
+    in[2] = b;
+    if (!x || !w || w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1] ||
+        (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
+        nn__misuse("nn_linear: x %s, weight %s and bias %s do not fit (want x [...,in], "
+                   "weight [out,in], bias [out])", nn__ts(x), nn__ts(w), b ? nn__ts(b) : "none");
+        return NULL;
+    }
+    in_f = w->shape[1];
+    out_f = w->shape[0];
+    s = nn_shape_of(x);
+    s.d[s.ndim - 1] = out_f;
+    out = nn__op("nn_linear", in, b ? 3 : 2, s, nn__linear_backward);
+    if (!out) return NULL;
+    rows = (int)(x->numel / (size_t)(in_f ? in_f : 1));
+    if (out->node) out->node->iarg[0] = rows;
+    nn_sgemm(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f, out->data, out_f);
+    if (b)
+        for (i = 0; i < rows; i++) nn__axpy((size_t)out_f, 1.0f, b->data, out->data + (size_t)i * out_f);
+    return out;
+}
+
+/* --- shape ops --- */
+
+/* dst = src with dimensions permuted: dst dim i is src dim perm[i]. */
+static void nn__permute(const float *src, const int *shape, int nd, const int *perm, float *dst,
+                        int accumulate) {
+    size_t stride[NN_MAX_DIMS], ps[NN_MAX_DIMS], total = 1, i, off = 0;
+    int idx[NN_MAX_DIMS] = {0}, dshape[NN_MAX_DIMS], d;
+    for (d = nd - 1; d >= 0; d--) {
+        stride[d] = total;
+        total *= (size_t)shape[d];
+    }
+    for (d = 0; d < nd; d++) {
+        dshape[d] = shape[perm[d]];
+        ps[d] = stride[perm[d]];
+    }
+    for (i = 0; i < total; i++) {
+        if (accumulate) dst[i] += src[off];
+        else dst[i] = src[off];
+        for (d = nd - 1; d >= 0; d--) {
+            off += ps[d];
+            if (++idx[d] < dshape[d]) break;
+            off -= ps[d] * (size_t)dshape[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+static void nn__transpose_backward(nn__node *n) {
+    float *ga = nn__in_grad(n, 0);
+    int perm[NN_MAX_DIMS], d;
+    for (d = 0; d < n->out->ndim; d++) perm[d] = d;
+    perm[n->iarg[0]] = n->iarg[1];
+    perm[n->iarg[1]] = n->iarg[0];
+    if (ga) nn__permute(n->out->grad, n->out->shape, n->out->ndim, perm, ga, 1);
+}
+
+NNDEF nn_tensor *nn_transpose(nn_tensor *a, int d0, int d1) {
+    nn_tensor *out;
+    nn_shape s;
+    int perm[NN_MAX_DIMS], d, tmp;
+    if (!a) {
+        nn__misuse("nn_transpose: NULL input");
+        return NULL;
+    }
+    if ((d0 = nn__axis("nn_transpose", a, d0)) < 0 || (d1 = nn__axis("nn_transpose", a, d1)) < 0)
+        return NULL;
+    s = nn_shape_of(a);
+    tmp = s.d[d0];
+    s.d[d0] = s.d[d1];
+    s.d[d1] = tmp;
+    out = nn__op("nn_transpose", &a, 1, s, nn__transpose_backward);
+    if (!out) return NULL;
+    if (out->node) {
+        out->node->iarg[0] = d0;
+        out->node->iarg[1] = d1;
+    }
+    for (d = 0; d < a->ndim; d++) perm[d] = d;
+    perm[d0] = d1;
+    perm[d1] = d0;
+    nn__permute(a->data, a->shape, a->ndim, perm, out->data, 0);
+    return out;
+}
+
+/* Gradient of a view or copy with the same element order: add it back. */
+static void nn__identity_backward(nn__node *n) {
+    float *ga = nn__in_grad(n, 0);
+    if (ga) nn__axpy(n->out->numel, 1.0f, n->out->grad, ga);
+}
+
+NNDEF nn_tensor *nn_reshape(nn_tensor *a, nn_shape s) {
+    nn_tensor *out;
+    size_t known = 1;
+    int i, infer = -1;
+    char b[96];
+    if (!a) {
+        nn__misuse("nn_reshape: NULL input");
+        return NULL;
+    }
+    for (i = 0; i < s.ndim; i++) {
+        if (s.d[i] == -1 && infer < 0) infer = i;
+        else if (s.d[i] < 0) goto bad;
+        else known *= (size_t)s.d[i];
+    }
+    if (infer >= 0) {
+        if (known == 0 || a->numel % known) goto bad;
+        s.d[infer] = (int)(a->numel / known);
+        known *= (size_t)s.d[infer];
+    }
+    if (known != a->numel) goto bad;
+    /* A view: the output's data is a's (DESIGN: reshape never copies). */
+    out = nn__op("nn_reshape", &a, 1, nn_shape_scalar(), nn__identity_backward);
+    if (!out) return NULL;
+    out->ndim = s.ndim;
+    memcpy(out->shape, s.d, sizeof(int) * (size_t)s.ndim);
+    out->numel = a->numel;
+    out->data = a->data;
+    out->flags |= NN_TENSOR_VIEW;
+    return out;
+bad:
+    nn__misuse("nn_reshape: cannot view %s as %s", nn__ts(a), nn_shape_str(s, b, sizeof b));
+    return NULL;
+}
+
+NNDEF nn_tensor *nn_flatten_batch(nn_tensor *a) {
+    if (!a || a->ndim < 1) {
+        nn__misuse("nn_flatten: needs a tensor with a batch dimension, got %s", nn__ts(a));
+        return NULL;
+    }
+    return nn_reshape(a, NN_SHAPE(a->shape[0], -1));
+}
+
+/* --- reductions --- */
+
+static void nn__sum_backward(nn__node *n) {
+    float *ga = nn__in_grad(n, 0);
+    float g = n->out->grad[0] * n->farg[0];
+    size_t i;
+    if (ga)
+        for (i = 0; i < n->in[0]->numel; i++) ga[i] += g;
+}
+
+static nn_tensor *nn__sum_all(const char *op, nn_tensor *a, int mean) {
+    nn_tensor *out;
+    double acc = 0.0;
+    size_t i;
+    out = nn__op(op, &a, 1, nn_shape_scalar(), nn__sum_backward);
+    if (!out) return NULL;
+    for (i = 0; i < a->numel; i++) acc += (double)a->data[i];
+    if (mean) acc /= (double)(a->numel ? a->numel : 1);
+    out->data[0] = (float)acc;
+    if (out->node) out->node->farg[0] = mean ? 1.0f / (float)(a->numel ? a->numel : 1) : 1.0f;
+    return out;
+}
+NNDEF nn_tensor *nn_sum(nn_tensor *a) { return nn__sum_all("nn_sum", a, 0); }
+NNDEF nn_tensor *nn_mean(nn_tensor *a) { return nn__sum_all("nn_mean", a, 1); }
+
+/* Shape of a reduced along ax (kept with size 1 or removed). */
+static nn_shape nn__reduced_shape(const nn_tensor *a, int ax, int keepdim) {
+    nn_shape s = nn_shape_of(a);
+    int i;
+    if (keepdim) {
+        s.d[ax] = 1;
+    } else {
+        for (i = ax; i < s.ndim - 1; i++) s.d[i] = s.d[i + 1];
+        s.ndim--;
+    }
+    return s;
+}
+
+enum { NN__R_SUM, NN__R_MEAN, NN__R_MAX };
+
+static void nn__reduce_backward(nn__node *n) {
+    nn_tensor *a = n->in[0];
+    float *ga = nn__in_grad(n, 0);
+    const float *g = n->out->grad;
+    size_t outer, inner, o, j;
+    int len, k;
+    if (!ga) return;
+    nn__split_axis(a, n->iarg[1], &outer, &len, &inner);
+    if (n->iarg[0] == NN__R_MAX) {
+        const int *arg = (const int *)n->saved;
+        for (o = 0; o < outer; o++)
+            for (j = 0; j < inner; j++)
+                ga[(o * (size_t)len + (size_t)arg[o * inner + j]) * inner + j] += g[o * inner + j];
+        return;
+    }
+    for (o = 0; o < outer; o++)
+        for (k = 0; k < len; k++)
+            for (j = 0; j < inner; j++)
+                ga[(o * (size_t)len + (size_t)k) * inner + j] += g[o * inner + j] * n->farg[0];
+}
+
+static nn_tensor *nn__reduce_axis(const char *op, int kind, nn_tensor *a, int axis, int keepdim) {
+    nn_tensor *out;
+    size_t outer, inner, o, j;
+    int len, k, ax, *arg = NULL;
+    if (!a) {
+        nn__misuse("%s: NULL input", op);
+        return NULL;
+    }
+    if ((ax = nn__axis(op, a, axis)) < 0) return NULL;
+    nn__split_axis(a, ax, &outer, &len, &inner);
+    if (kind == NN__R_MAX && len == 0) {
+        nn__misuse("%s: axis %d of %s is empty", op, axis, nn__ts(a));
+        return NULL;
+    }
+    out = nn__op(op, &a, 1, nn__reduced_shape(a, ax, keepdim), nn__reduce_backward);
+    if (!out) return NULL;
+    if (out->node) {
+        out->node->iarg[0] = kind;
+        out->node->iarg[1] = ax;
+        out->node->farg[0] = kind == NN__R_MEAN ? 1.0f / (float)(len ? len : 1) : 1.0f;
+        if (kind == NN__R_MAX) {
+            arg = (int *)nn__scratch(out, sizeof(int) * out->numel);
+            if (!arg) return NULL;
+            out->node->saved = arg;
+        }
+    }
+    for (o = 0; o < outer; o++) {
+        for (j = 0; j < inner; j++) {
+            const float *p = a->data + o * (size_t)len * inner + j;
+            if (kind == NN__R_MAX) {
+                float best = p[0];
+                int bi = 0;
+                for (k = 1; k < len; k++)
+                    if (p[(size_t)k * inner] > best) best = p[(size_t)k * inner], bi = k;
+                out->data[o * inner + j] = best;
+                if (arg) arg[o * inner + j] = bi;
+            } else {
+                float acc = 0.0f;
+                for (k = 0; k < len; k++) acc += p[(size_t)k * inner];
+                out->data[o * inner + j] = kind == NN__R_MEAN ? acc / (float)(len ? len : 1) : acc;
+            }
+        }
+    }
+    return out;
+}
+NNDEF nn_tensor *nn_sum_axis(nn_tensor *a, int axis, int keepdim) { return nn__reduce_axis("nn_sum_axis", NN__R_SUM, a, axis, keepdim); }
+NNDEF nn_tensor *nn_mean_axis(nn_tensor *a, int axis, int keepdim) { return nn__reduce_axis("nn_mean_axis", NN__R_MEAN, a, axis, keepdim); }
+NNDEF nn_tensor *nn_max_axis(nn_tensor *a, int axis, int keepdim) { return nn__reduce_axis("nn_max_axis", NN__R_MAX, a, axis, keepdim); }
+
+/* --- softmax family --- */
+
+/* Stable (log-)softmax of n values spaced by stride. */
+static void nn__softmax_line(const float *x, float *y, int n, size_t stride, int logp) {
+    float mx = -INFINITY, sum = 0.0f;
+    int k;
+    for (k = 0; k < n; k++) mx = NN__MAX(mx, x[(size_t)k * stride]);
+    for (k = 0; k < n; k++) sum += expf(x[(size_t)k * stride] - mx);
+    if (logp) {
+        float lse = mx + logf(sum);
+        for (k = 0; k < n; k++) y[(size_t)k * stride] = x[(size_t)k * stride] - lse;
+    } else {
+        float inv = 1.0f / sum;
+        for (k = 0; k < n; k++) y[(size_t)k * stride] = expf(x[(size_t)k * stride] - mx) * inv;
+    }
+}
+
+static void nn__softmax_backward(nn__node *n) {
+    nn_tensor *y = n->out;
+    float *ga = nn__in_grad(n, 0);
+    size_t outer, inner, o, j, base;
+    int len, k, logp = n->iarg[1];
+    if (!ga) return;
+    nn__split_axis(y, n->iarg[0], &outer, &len, &inner);
+    for (o = 0; o < outer; o++) {
+        for (j = 0; j < inner; j++) {
+            const float *g, *v;
+            float dot = 0.0f;
+            base = o * (size_t)len * inner + j;
+            g = y->grad + base;
+            v = y->data + base;
+            if (logp) {
+                /* d/dx log_softmax: g - softmax * sum(g). */
+                for (k = 0; k < len; k++) dot += g[(size_t)k * inner];
+                for (k = 0; k < len; k++)
+                    ga[base + (size_t)k * inner] += g[(size_t)k * inner] - expf(v[(size_t)k * inner]) * dot;
+            } else {
+                /* d/dx softmax: y * (g - sum(g y)). */
+                for (k = 0; k < len; k++) dot += g[(size_t)k * inner] * v[(size_t)k * inner];
+                for (k = 0; k < len; k++)
+                    ga[base + (size_t)k * inner] += v[(size_t)k * inner] * (g[(size_t)k * inner] - dot);
+            }
+        }
+    }
+}
+
+static nn_tensor *nn__softmax(const char *op, nn_tensor *a, int axis, int logp) {
+    nn_tensor *out;
+    size_t outer, inner, o, j;
+    int len, ax;
+    if (!a) {
+        nn__misuse("%s: NULL input", op);
+        return NULL;
+    }
+    if ((ax = nn__axis(op, a, axis)) < 0) return NULL;
+    out = nn__op(op, &a, 1, nn_shape_of(a), nn__softmax_backward);
+    if (!out) return NULL;
+    if (out->node) {
+        out->node->iarg[0] = ax;
+        out->node->iarg[1] = logp;
+    }
+    nn__split_axis(a, ax, &outer, &len, &inner);
+    for (o = 0; o < outer; o++)
+        for (j = 0; j < inner; j++)
+            nn__softmax_line(a->data + o * (size_t)len * inner + j,
+                             out->data + o * (size_t)len * inner + j, len, inner, logp);
+    return out;
+}
+NNDEF nn_tensor *nn_softmax(nn_tensor *a, int axis) { return nn__softmax("nn_softmax", a, axis, 0); }
+NNDEF nn_tensor *nn_log_softmax(nn_tensor *a, int axis) { return nn__softmax("nn_log_softmax", a, axis, 1); }
+
+/* --- concat and slice --- */
+
+static void nn__concat_backward(nn__node *n) {
+    int ax = n->iarg[0], i;
+    size_t outer, inner, o, off = 0;
+    int total;
+    nn__split_axis(n->out, ax, &outer, &total, &inner);
+    for (i = 0; i < n->nin; i++) {
+        size_t chunk = (size_t)n->in[i]->shape[ax] * inner;
+        float *gi = nn__in_grad(n, i);
+        if (gi)
+            for (o = 0; o < outer; o++)
+                nn__axpy(chunk, 1.0f, n->out->grad + o * (size_t)total * inner + off, gi + o * chunk);
+        off += chunk;
+    }
+}
+
+NNDEF nn_tensor *nn_concat(nn_tensor **ts, int n, int axis) {
+    nn_tensor *out;
+    nn_shape s;
+    size_t outer, inner, o, off = 0;
+    int i, d, ax, total;
+    if (!ts || n < 1 || !ts[0]) {
+        nn__misuse("nn_concat: needs at least one tensor");
+        return NULL;
+    }
+    if ((ax = nn__axis("nn_concat", ts[0], axis)) < 0) return NULL;
+    s = nn_shape_of(ts[0]);
+    for (i = 1; i < n; i++) {
+        if (!ts[i] || ts[i]->ndim != s.ndim) goto bad;
+        for (d = 0; d < s.ndim; d++)
+            if (d != ax && ts[i]->shape[d] != s.d[d]) goto bad;
+        s.d[ax] += ts[i]->shape[ax];
+    }
+    out = nn__op("nn_concat", ts, n, s, nn__concat_backward);
+    if (!out) return NULL;
+    if (out->node) out->node->iarg[0] = ax;
+    nn__split_axis(out, ax, &outer, &total, &inner);
+    for (i = 0; i < n; i++) {
+        size_t chunk = (size_t)ts[i]->shape[ax] * inner;
+        for (o = 0; o < outer; o++)
+            memcpy(out->data + o * (size_t)total * inner + off, ts[i]->data + o * chunk,
+                   chunk * sizeof(float));
+        off += chunk;
+    }
+    return out;
+bad:
+    nn__misuse("nn_concat: tensor %d has shape %s, which does not fit %s along axis %d", i,
+               nn__ts(ts[i]), nn__ts(ts[0]), axis);
+    return NULL;
+}
+
+static void nn__slice_backward(nn__node *n) {
+    nn_tensor *a = n->in[0];
+    float *ga = nn__in_grad(n, 0);
+    size_t outer, inner, o;
+    int len, start = n->iarg[1], cnt = n->out->shape[n->iarg[0]];
+    if (!ga) return;
+    nn__split_axis(a, n->iarg[0], &outer, &len, &inner);
+    for (o = 0; o < outer; o++)
+        nn__axpy((size_t)cnt * inner, 1.0f, n->out->grad + o * (size_t)cnt * inner,
+                 ga + (o * (size_t)len + (size_t)start) * inner);
+}
+
+NNDEF nn_tensor *nn_slice(nn_tensor *a, int axis, int start, int end) {
+    nn_tensor *out;
+    nn_shape s;
+    size_t outer, inner, o;
+    int ax, len;
+    if (!a) {
+        nn__misuse("nn_slice: NULL input");
+        return NULL;
+    }
+    if ((ax = nn__axis("nn_slice", a, axis)) < 0) return NULL;
+    len = a->shape[ax];
+    if (start < 0) start += len;
+    if (end < 0) end += len;
+    if (start < 0 || end > len || start > end) {
+        nn__misuse("nn_slice: range [%d, %d) out of bounds for axis %d of %s", start, end, axis,
+                   nn__ts(a));
+        return NULL;
+    }
+    s = nn_shape_of(a);
+    s.d[ax] = end - start;
+    out = nn__op("nn_slice", &a, 1, s, nn__slice_backward);
+    if (!out) return NULL;
+    if (out->node) {
+        out->node->iarg[0] = ax;
+        out->node->iarg[1] = start;
+    }
+    nn__split_axis(a, ax, &outer, &len, &inner);
+    for (o = 0; o < outer; o++)
+        memcpy(out->data + o * (size_t)(end - start) * inner,
+               a->data + (o * (size_t)len + (size_t)start) * inner,
+               (size_t)(end - start) * inner * sizeof(float));
+    return out;
+}
+
+/* --- dropout --- */
+
+static void nn__mask_backward(nn__node *n) {
+    float *ga = nn__in_grad(n, 0);
+    const float *m = (const float *)n->saved, *g = n->out->grad;
+    size_t i;
+    if (ga)
+        for (i = 0; i < n->out->numel; i++) ga[i] += g[i] * m[i];
+}
+
+NNDEF nn_tensor *nn_dropout_op(nn_tensor *a, float p, int training) {
+    nn_tensor *out;
+    float *mask, scale;
+    size_t i;
+    if (!a || !(p >= 0.0f && p <= 1.0f)) {
+        nn__misuse("nn_dropout: needs a tensor and 0 <= p <= 1, got %s and p=%g", nn__ts(a), (double)p);
+        return NULL;
+    }
+    if (!training || p == 0.0f) return a;
+    out = nn__op("nn_dropout", &a, 1, nn_shape_of(a), nn__mask_backward);
+    if (!out) return NULL;
+    mask = (float *)nn__scratch(out, a->numel * sizeof(float));
+    if (!mask) return NULL;
+    scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    for (i = 0; i < a->numel; i++) {
+        mask[i] = nn_rand_uniform() < p ? 0.0f : scale;
+        out->data[i] = a->data[i] * mask[i];
+    }
+    if (out->node) out->node->saved = mask;
+    return out;
+}
+
+NNDEF void nn_argmax_rows(const nn_tensor *a, int *out) {
+    int r, c, rows, cols;
+    if (!a || a->ndim != 2 || !out) {
+        nn__misuse("nn_argmax_rows: needs a 2-D tensor and an output array, got %s", nn__ts(a));
+        return;
+    }
+    rows = a->shape[0];
+    cols = a->shape[1];
+    for (r = 0; r < rows; r++) {
+        const float *p = a->data + (size_t)r * cols;
+        int best = 0;
+        for (c = 1; c < cols; c++)
+            if (p[c] > p[best]) best = c;
+        out[r] = best;
+    }
+}
+
+/* ===== >>losses (implementation) ========================================= */
+
+static void nn__ce_backward(nn__node *n) {
+    nn_tensor *x = n->in[0];
+    float *gx = nn__in_grad(n, 0);
+    const float *lp = (const float *)n->saved;
+    const int *labels = (const int *)(lp + x->numel);
+    int N = x->shape[0], C = x->shape[1], i, c;
+    float eps = n->farg[0];
+    float scale = n->out->grad[0] * (n->iarg[0] == NN_REDUCE_MEAN ? 1.0f / (float)N : 1.0f);
+    if (!gx) return;
+    for (i = 0; i < N; i++) {
+        const float *l = lp + (size_t)i * C;
+        float *gr = gx + (size_t)i * C;
+        for (c = 0; c < C; c++) {
+            float target = eps / (float)C + (c == labels[i] ? 1.0f - eps : 0.0f);
+            gr[c] += scale * (expf(l[c]) - target);
+        }
+    }
+}
+
+NNDEF nn_tensor *nn_cross_entropy(nn_tensor *logits, const int *labels, nn_ce_opts opts) {
+    nn_tensor *out;
+    float *lp, eps = opts.label_smoothing;
+    int *lab, N, C, i, c;
+    double total = 0.0;
+    if (!logits || logits->ndim != 2 || !labels || logits->shape[0] < 1) {
+        nn__misuse("nn_cross_entropy: needs logits [N,C] with N >= 1 and labels, got %s%s",
+                   nn__ts(logits), labels ? "" : " and NULL labels");
+        return NULL;
+    }
+    if (!(eps >= 0.0f && eps <= 1.0f)) {
+        nn__misuse("nn_cross_entropy: label_smoothing must be in [0,1], got %g", (double)eps);
+        return NULL;
+    }
+    N = logits->shape[0];
+    C = logits->shape[1];
+    for (i = 0; i < N; i++) {
+        if (labels[i] < 0 || labels[i] >= C) {
+            nn__misuse("nn_cross_entropy: label %d of sample %d is outside [0,%d) for logits %s",
+                       labels[i], i, C, nn__ts(logits));
+            return NULL;
+        }
+    }
+    out = nn__op("nn_cross_entropy", &logits, 1, nn_shape_scalar(), nn__ce_backward);
+    if (!out) return NULL;
+    /* Log-probabilities and a copy of the labels, saved for backward. */
+    lp = (float *)nn__scratch(out, logits->numel * sizeof(float) + (size_t)N * sizeof(int));
+    if (!lp) return NULL;
+    lab = (int *)(lp + logits->numel);
+    memcpy(lab, labels, (size_t)N * sizeof(int));
+    for (i = 0; i < N; i++) {
+        const float *l = lp + (size_t)i * C;
+        float row = 0.0f;
+        nn__softmax_line(logits->data + (size_t)i * C, lp + (size_t)i * C, C, 1, 1);
+        if (eps > 0.0f) {
+            float s = 0.0f;
+            for (c = 0; c < C; c++) s += l[c];
+            row = -(1.0f - eps) * l[labels[i]] - eps / (float)C * s;
+        } else {
+            row = -l[labels[i]];
+        }
+        total += (double)row;
+    }
+    if (opts.reduction == NN_REDUCE_MEAN) total /= (double)N;
+    out->data[0] = (float)total;
+    if (out->node) {
+        out->node->saved = lp;
+        out->node->farg[0] = eps;
+        out->node->iarg[0] = (int)opts.reduction;
+    }
+    return out;
+}
+
+static void nn__mse_backward(nn__node *n) {
+    nn_tensor *p = n->in[0], *t = n->in[1];
+    float *gp = nn__in_grad(n, 0), *gt = nn__in_grad(n, 1);
+    float s = n->out->grad[0] * 2.0f / (float)(p->numel ? p->numel : 1);
+    size_t i;
+    for (i = 0; i < p->numel; i++) {
+        float d = s * (p->data[i] - t->data[i]);
+        if (gp) gp[i] += d;
+        if (gt) gt[i] -= d;
+    }
+}
+
+NNDEF nn_tensor *nn_mse(nn_tensor *pred, nn_tensor *target) {
+    nn_tensor *in[2], *out;
+    double acc = 0.0;
+    size_t i;
+    int d;
+    in[0] = pred;
+    in[1] = target;
+    if (!pred || !target || pred->ndim != target->ndim) goto bad;
+    for (d = 0; d < pred->ndim; d++)
+        if (pred->shape[d] != target->shape[d]) goto bad;
+    out = nn__op("nn_mse", in, 2, nn_shape_scalar(), nn__mse_backward);
+    if (!out) return NULL;
+    for (i = 0; i < pred->numel; i++) {
+        double e = (double)pred->data[i] - (double)target->data[i];
+        acc += e * e;
+    }
+    out->data[0] = (float)(acc / (double)(pred->numel ? pred->numel : 1));
+    return out;
+bad:
+    nn__misuse("nn_mse: pred %s and target %s must have the same shape", nn__ts(pred), nn__ts(target));
+    return NULL;
+}
+
+/* ===== >>modules (implementation) ======================================== */
+
+NNDEF nn_module *nn_module_new(const char *type, nn_forward_fn forward) {
+    nn_module *m = (nn_module *)nn__calloc(1, sizeof(nn_module));
+    if (!m) return NULL;
+    m->type = type ? type : "Module";
+    m->forward = forward;
+    m->training = 1;
+    return m;
+}
+
+NNDEF nn_tensor *nn_module_add_param(nn_module *m, const char *name, nn_tensor *t) {
+    nn_param *p;
+    if (!m || !name || !t || !(t->flags & NN_TENSOR_PERSISTENT)) {
+        nn__misuse("nn_module_add_param: needs a module, a name and a persistent tensor "
+                   "(made with g == NULL), got %s", nn__ts(t));
+        return NULL;
+    }
+    p = (nn_param *)NN_REALLOC(m->params, sizeof(nn_param) * (size_t)(m->nparams + 1));
+    if (!p) {
+        nn__error(NN_ERR_OOM, "nn_module_add_param: out of memory");
+        return NULL;
+    }
+    m->params = p;
+    p[m->nparams].name = name;
+    p[m->nparams].tensor = nn_requires_grad(t, 1);
+    m->nparams++;
+    return t;
+}
+
+NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *c) {
+    nn_module **ch;
+    char **names, *nm;
+    if (!m || !name || !c) {
+        nn__misuse("nn_module_add_child: needs a module, a name and a child");
+        return NULL;
+    }
+    ch = (nn_module **)NN_REALLOC(m->children, sizeof(nn_module *) * (size_t)(m->nchildren + 1));
+    if (ch) m->children = ch;
+    names = (char **)NN_REALLOC(m->child_names, sizeof(char *) * (size_t)(m->nchildren + 1));
+    if (names) m->child_names = names;
+    nm = nn__strdup(name);
+    if (!ch || !names || !nm) {
+        nn__free(nm);
+        nn__error(NN_ERR_OOM, "nn_module_add_child: out of memory");
+        return NULL;
+    }
+    m->children[m->nchildren] = c;
+    m->child_names[m->nchildren] = nm;
+    m->nchildren++;
+    return c;
+}
+
+NNDEF nn_tensor *nn_forward(nn_module *m, nn_tensor *x) {
+    if (!m || !x) {
+        nn__misuse("nn_forward: NULL %s", m ? "input" : "module");
+        return NULL;
+    }
+    return m->forward(m, x);
+}
+
+NNDEF void nn_train_mode(nn_module *m, int on) {
+    int i;
+    if (!m) return;
+    m->training = on != 0;
+    for (i = 0; i < m->nchildren; i++) nn_train_mode(m->children[i], on);
+}
+
+static void nn__free_param_cache(nn_module *m) {
+    int i;
+    for (i = 0; i < m->nall; i++) nn__free((void *)m->all[i].name);
+    nn__free(m->all);
+    m->all = NULL;
+    m->nall = 0;
+}
+
+/* Append m's parameters (prefix + local name) and its children's to root. */
+static int nn__collect_params(nn_module *root, nn_module *m, const char *prefix) {
+    int i;
+    char name[256];
+    for (i = 0; i < m->nparams; i++) {
+        nn_param *all = (nn_param *)NN_REALLOC(root->all, sizeof(nn_param) * (size_t)(root->nall + 1));
+        char *nm;
+        if (!all) return 0;
+        root->all = all;
+        snprintf(name, sizeof name, "%s%s", prefix, m->params[i].name);
+        if (!(nm = nn__strdup(name))) return 0;
+        all[root->nall].name = nm;
+        all[root->nall].tensor = m->params[i].tensor;
+        root->nall++;
+    }
+    for (i = 0; i < m->nchildren; i++) {
+        snprintf(name, sizeof name, "%s%s.", prefix, m->child_names[i]);
+        if (!nn__collect_params(root, m->children[i], name)) return 0;
+    }
+    return 1;
+}
+
+NNDEF nn_param *nn_parameters(nn_module *m, int *count) {
+    if (count) *count = 0;
+    if (!m) {
+        nn__misuse("nn_parameters: NULL module");
+        return NULL;
+    }
+    nn__free_param_cache(m);
+    if (!nn__collect_params(m, m, "")) {
+        nn__error(NN_ERR_OOM, "nn_parameters: out of memory");
+        nn__free_param_cache(m);
+        return NULL;
+    }
+    if (count) *count = m->nall;
+    return m->all;
+}
+
+NNDEF size_t nn_parameter_count(nn_module *m) {
+    size_t total = 0;
+    int i;
+    if (!m) return 0;
+    for (i = 0; i < m->nparams; i++) total += m->params[i].tensor->numel;
+    for (i = 0; i < m->nchildren; i++) total += nn_parameter_count(m->children[i]);
+    return total;
+}
+
+NNDEF void nn_module_free(nn_module *m) {
+    int i;
+    if (!m) return;
+    for (i = 0; i < m->nchildren; i++) {
+        nn_module_free(m->children[i]);
+        nn__free(m->child_names[i]);
+    }
+    for (i = 0; i < m->nparams; i++) nn_tensor_free(m->params[i].tensor);
+    if (m->destroy) m->destroy(m);
+    nn__free_param_cache(m);
+    nn__free(m->children);
+    nn__free(m->child_names);
+    nn__free(m->params);
+    nn__free(m);
+}
+
+static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
+    int i;
+    for (i = 0; i < m->nchildren && x; i++) x = nn_forward(m->children[i], x);
+    return x;
+}
+
+NNDEF nn_module *nn_sequential(nn_module *first, ...) {
+    nn_module *m = nn_module_new("Sequential", nn__sequential_forward), *c;
+    va_list ap;
+    char name[16];
+    int i = 0;
+    if (!m) return NULL;
+    va_start(ap, first);
+    for (c = first; c; c = va_arg(ap, nn_module *)) {
+        snprintf(name, sizeof name, "%d", i++);
+        if (!nn_module_add_child(m, name, c)) {
+            va_end(ap);
+            nn_module_free(m);
+            return NULL;
+        }
+    }
+    va_end(ap);
+    return m;
+}
+
+/* A persistent parameter tensor filled with U(-bound, bound). */
+static nn_tensor *nn__uniform_param(nn_shape s, float bound) {
+    nn_tensor *t = nn_rand(NULL, s, -bound, bound);
+    return t ? nn_requires_grad(t, 1) : NULL;
+}
+
+static nn_tensor *nn__linear_forward(nn_module *m, nn_tensor *x) {
+    return nn_linear_op(x, m->params[0].tensor, m->nparams > 1 ? m->params[1].tensor : NULL);
+}
+
+static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
+    nn_module *m;
+    float bound;
+    if (in_f < 1 || out_f < 1) {
+        nn__misuse("nn_linear: sizes must be positive, got in=%d out=%d", in_f, out_f);
+        return NULL;
+    }
+    if (!(m = nn_module_new("Linear", nn__linear_forward))) return NULL;
+    /* torch.nn.Linear: kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(in). */
+    bound = 1.0f / sqrtf((float)in_f);
+    if (!nn_module_add_param(m, "weight", nn__uniform_param(NN_SHAPE(out_f, in_f), bound)) ||
+        (bias && !nn_module_add_param(m, "bias", nn__uniform_param(NN_SHAPE(out_f), bound)))) {
+        nn_module_free(m);
+        return NULL;
+    }
+    return m;
+}
+NNDEF nn_module *nn_linear(int in_features, int out_features) { return nn__linear_make(in_features, out_features, 1); }
+NNDEF nn_module *nn_linear_nobias(int in_features, int out_features) { return nn__linear_make(in_features, out_features, 0); }
+
+static nn_tensor *nn__relu_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_relu_op(x); }
+static nn_tensor *nn__sigmoid_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_sigmoid_op(x); }
+static nn_tensor *nn__tanh_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_tanh_op(x); }
+static nn_tensor *nn__flatten_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_flatten_batch(x); }
+static nn_tensor *nn__dropout_forward(nn_module *m, nn_tensor *x) { return nn_dropout_op(x, m->fopt[0], m->training); }
+
+NNDEF nn_module *nn_relu(void) { return nn_module_new("ReLU", nn__relu_forward); }
+NNDEF nn_module *nn_sigmoid(void) { return nn_module_new("Sigmoid", nn__sigmoid_forward); }
+NNDEF nn_module *nn_tanh(void) { return nn_module_new("Tanh", nn__tanh_forward); }
+NNDEF nn_module *nn_flatten(void) { return nn_module_new("Flatten", nn__flatten_forward); }
+
+NNDEF nn_module *nn_dropout(float p) {
+    nn_module *m;
+    if (!(p >= 0.0f && p <= 1.0f)) {
+        nn__misuse("nn_dropout: p must be in [0,1], got %g", (double)p);
+        return NULL;
+    }
+    if ((m = nn_module_new("Dropout", nn__dropout_forward))) m->fopt[0] = p;
+    return m;
+}
+
+/* ===== >>optim (implementation) ========================================== */
+
+enum { NN__OPT_SGD, NN__OPT_ADAM };
+
+struct nn_optim {
+    int kind;
+    float lr, momentum, dampening, weight_decay, beta1, beta2, eps;
+    int nesterov;
+    long t;                /* steps taken */
+    int n;                 /* parameters */
+    nn_tensor **params;
+    float **s1, **s2;      /* per-parameter state: momentum / Adam m and v */
+};
+
+static nn_optim *nn__optim_new(nn_module *m, int kind, int nstate) {
+    nn_optim *o;
+    nn_param *ps;
+    int count, i;
+    if (!m) {
+        nn__misuse("nn_optim: NULL module");
+        return NULL;
+    }
+    if (!(ps = nn_parameters(m, &count))) return NULL;
+    if (!(o = (nn_optim *)nn__calloc(1, sizeof(nn_optim)))) return NULL;
+    o->kind = kind;
+    o->n = count;
+    o->params = (nn_tensor **)nn__calloc((size_t)(count ? count : 1), sizeof(nn_tensor *));
+    o->s1 = (float **)nn__calloc((size_t)(count ? count : 1), sizeof(float *));
+    o->s2 = (float **)nn__calloc((size_t)(count ? count : 1), sizeof(float *));
+    if (!o->params || !o->s1 || !o->s2) goto oom;
+    for (i = 0; i < count; i++) {
+        o->params[i] = ps[i].tensor;
+        /* State is allocated now, not at the first step: steps never malloc. */
+        if (nstate >= 1 && !(o->s1[i] = nn__alloc_floats(ps[i].tensor->numel, 1))) goto oom;
+        if (nstate >= 2 && !(o->s2[i] = nn__alloc_floats(ps[i].tensor->numel, 1))) goto oom;
+    }
+    return o;
+oom:
+    nn_optim_free(o);
+    return NULL;
+}
+
+NNDEF nn_optim *nn_sgd(nn_module *m, nn_sgd_opts opts) {
+    nn_optim *o;
+    if (opts.lr < 0.0f || opts.momentum < 0.0f || opts.weight_decay < 0.0f ||
+        (opts.nesterov && (opts.momentum <= 0.0f || opts.dampening != 0.0f))) {
+        nn__misuse("nn_sgd: invalid options lr=%g momentum=%g weight_decay=%g nesterov=%d "
+                   "dampening=%g (Nesterov needs momentum > 0 and dampening 0)",
+                   (double)opts.lr, (double)opts.momentum, (double)opts.weight_decay,
+                   opts.nesterov, (double)opts.dampening);
+        return NULL;
+    }
+    if (!(o = nn__optim_new(m, NN__OPT_SGD, opts.momentum > 0.0f ? 1 : 0))) return NULL;
+    o->lr = opts.lr > 0.0f ? opts.lr : 0.01f;
+    o->momentum = opts.momentum;
+    o->dampening = opts.dampening;
+    o->weight_decay = opts.weight_decay;
+    o->nesterov = opts.nesterov;
+    return o;
+}
+
+NNDEF nn_optim *nn_adam(nn_module *m, nn_adam_opts opts) {
+    nn_optim *o;
+    if (opts.lr < 0.0f || opts.beta1 < 0.0f || opts.beta1 >= 1.0f || opts.beta2 < 0.0f ||
+        opts.beta2 >= 1.0f || opts.eps < 0.0f || opts.weight_decay < 0.0f) {
+        nn__misuse("nn_adam: invalid options lr=%g beta1=%g beta2=%g eps=%g weight_decay=%g",
+                   (double)opts.lr, (double)opts.beta1, (double)opts.beta2, (double)opts.eps,
+                   (double)opts.weight_decay);
+        return NULL;
+    }
+    if (!(o = nn__optim_new(m, NN__OPT_ADAM, 2))) return NULL;
+    o->lr = opts.lr > 0.0f ? opts.lr : 1e-3f;
+    o->beta1 = opts.beta1 > 0.0f ? opts.beta1 : 0.9f;
+    o->beta2 = opts.beta2 > 0.0f ? opts.beta2 : 0.999f;
+    o->eps = opts.eps > 0.0f ? opts.eps : 1e-8f;
+    o->weight_decay = opts.weight_decay;
+    return o;
+}
+
+NNDEF void nn_zero_grad(nn_optim *o) {
+    int i;
+    if (!o) return;
+    for (i = 0; i < o->n; i++)
+        if (o->params[i]->grad) memset(o->params[i]->grad, 0, o->params[i]->numel * sizeof(float));
+}
+
+static void nn__sgd_update(nn_optim *o, float *p, const float *grad, float *buf, size_t n) {
+    float lr = o->lr, mu = o->momentum, wd = o->weight_decay, damp = 1.0f - o->dampening;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float d = grad[i] + wd * p[i];
+        if (buf) {
+            buf[i] = o->t == 1 ? d : mu * buf[i] + damp * d;
+            d = o->nesterov ? d + mu * buf[i] : buf[i];
+        }
+        p[i] -= lr * d;
+    }
+}
+
+static void nn__adam_update(nn_optim *o, float *p, const float *grad, float *m, float *v, size_t n) {
+    float b1 = o->beta1, b2 = o->beta2, wd = o->weight_decay, eps = o->eps;
+    /* Bias corrections in double, as PyTorch computes them in Python floats. */
+    double bc1 = 1.0 - pow((double)b1, (double)o->t), bc2 = 1.0 - pow((double)b2, (double)o->t);
+    float step = (float)((double)o->lr / bc1), bc2s = (float)sqrt(bc2);
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float g = grad[i] + wd * p[i];
+        m[i] = m[i] * b1 + g * (1.0f - b1);
+        v[i] = v[i] * b2 + g * g * (1.0f - b2);
+        p[i] -= step * m[i] / (sqrtf(v[i]) / bc2s + eps);
+    }
+}
+
+NNDEF void nn_step(nn_optim *o) {
+    int i;
+    if (!o) return;
+    o->t++;
+    for (i = 0; i < o->n; i++) {
+        nn_tensor *t = o->params[i];
+        if (!t->grad) continue;
+        if (o->kind == NN__OPT_SGD) nn__sgd_update(o, t->data, t->grad, o->s1[i], t->numel);
+        else nn__adam_update(o, t->data, t->grad, o->s1[i], o->s2[i], t->numel);
+    }
+}
+
+NNDEF float nn_get_lr(const nn_optim *o) { return o ? o->lr : 0.0f; }
+NNDEF void nn_set_lr(nn_optim *o, float lr) {
+    if (o) o->lr = lr;
+}
+
+NNDEF void nn_optim_free(nn_optim *o) {
+    int i;
+    if (!o) return;
+    for (i = 0; i < o->n; i++) {
+        if (o->s1) nn__free_floats(o->s1[i]);
+        if (o->s2) nn__free_floats(o->s2[i]);
+    }
+    nn__free(o->params);
+    nn__free(o->s1);
+    nn__free(o->s2);
+    nn__free(o);
+}
+
+/* ===== >>data (implementation) =========================================== */
+
+/* NN_DATA_IMPL */
+
+struct nn_loader {
+    const nn_dataset *ds;
+    nn_loader_opts o;
+    int *order;         /* sample order of this epoch */
+    int pos;            /* next sample */
+    int batch;          /* batch size of this epoch */
+    int next_batch;     /* batch size from the next epoch on */
+    int in_epoch;
+    int *labels;        /* the current batch's labels */
+};
+
+NNDEF nn_loader *nn_loader_new(const nn_dataset *ds, nn_loader_opts opts) {
+    nn_loader *l;
+    int i;
+    if (!ds || ds->n < 1 || !ds->x || !ds->y || opts.batch_size < 0) {
+        nn__misuse("nn_loader_new: needs a non-empty dataset and batch_size >= 0");
+        return NULL;
+    }
+    if (!(l = (nn_loader *)nn__calloc(1, sizeof(nn_loader)))) return NULL;
+    l->ds = ds;
+    l->o = opts;
+    if (l->o.batch_size == 0) l->o.batch_size = 64;
+    if (l->o.scale == 0.0f) l->o.scale = 1.0f / 255.0f;
+    l->batch = l->next_batch = l->o.batch_size;
+    l->order = (int *)nn__malloc(sizeof(int) * (size_t)ds->n);
+    l->labels = (int *)nn__malloc(sizeof(int) * (size_t)ds->n);
+    if (!l->order || !l->labels) {
+        nn_loader_free(l);
+        return NULL;
+    }
+    for (i = 0; i < ds->n; i++) l->order[i] = i;
+    return l;
+}
+
+NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y) {
+    const nn_dataset *ds;
+    nn_tensor *t;
+    nn_shape s;
+    int b, i, j, n;
+    if (!l || !g || !x || !y) {
+        nn__misuse("nn_loader_next: NULL argument");
+        return 0;
+    }
+    ds = l->ds;
+    n = ds->n;
+    if (!l->in_epoch) {
+        l->in_epoch = 1;
+        l->pos = 0;
+        l->batch = l->next_batch;
+        if (l->o.shuffle)
+            for (i = n - 1; i > 0; i--) { /* Fisher-Yates */
+                int k = (int)nn_rand_below((uint32_t)i + 1u), tmp = l->order[i];
+                l->order[i] = l->order[k];
+                l->order[k] = tmp;
+            }
+    }
+    b = NN__MIN(l->batch, n - l->pos);
+    if (b <= 0 || (l->o.drop_last && b < l->batch)) {
+        l->in_epoch = 0;
+        *x = NULL;
+        *y = NULL;
+        return 0;
+    }
+    if (l->o.image_shape) s = NN_SHAPE(b, ds->shape[0], ds->shape[1], ds->shape[2]);
+    else s = NN_SHAPE(b, ds->sample_size);
+    if (!(t = nn__tensor_new("nn_loader_next", g, s, 0))) return 0;
+    for (i = 0; i < b; i++) {
+        int k = l->order[l->pos + i];
+        const unsigned char *src = ds->x + (size_t)k * (size_t)ds->sample_size;
+        float *dst = t->data + (size_t)i * (size_t)ds->sample_size;
+        for (j = 0; j < ds->sample_size; j++) dst[j] = (float)src[j] * l->o.scale;
+        l->labels[i] = ds->y[k];
+    }
+    l->pos += b;
+    *x = t;
+    *y = l->labels;
+    return b;
+}
+
+NNDEF void nn_loader_set_batch_size(nn_loader *l, int batch_size) {
+    if (!l || batch_size < 1) {
+        nn__misuse("nn_loader_set_batch_size: batch size must be >= 1, got %d", batch_size);
+        return;
+    }
+    l->next_batch = batch_size;
+}
+
+NNDEF int nn_loader_batches(const nn_loader *l) {
+    int b;
+    if (!l) return 0;
+    b = l->in_epoch ? l->batch : l->next_batch;
+    return l->o.drop_last ? l->ds->n / b : (l->ds->n + b - 1) / b;
+}
+
+NNDEF void nn_loader_free(nn_loader *l) {
+    if (!l) return;
+    nn__free(l->order);
+    nn__free(l->labels);
+    nn__free(l);
+}
+
 #endif /* NN__IMPLEMENTATION_DONE */
 #endif /* NN_IMPLEMENTATION */
 
