@@ -8,6 +8,12 @@
 
 static int nn_test_passed = 0, nn_test_failed = 0;
 
+#if defined(__GNUC__) || defined(__clang__)
+#define NN_TEST_UNUSED __attribute__((unused))
+#else
+#define NN_TEST_UNUSED
+#endif
+
 #define NN_TEST_CHECK(cond, ...)                                          \
     do {                                                                  \
         if (cond) {                                                       \
@@ -21,7 +27,7 @@ static int nn_test_passed = 0, nn_test_failed = 0;
     } while (0)
 
 /* |a - b| <= atol + rtol * |b|, elementwise; reports the worst index. */
-static int nn_test_close(const float *a, const float *b, size_t n, float rtol, float atol,
+NN_TEST_UNUSED static int nn_test_close(const float *a, const float *b, size_t n, float rtol, float atol,
                          const char *what) {
     size_t i, worst = 0;
     double wd = -1.0;

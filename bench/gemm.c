@@ -1,0 +1,142 @@
+/* nn_sgemm beside OpenBLAS cblas_sgemm in the same run: GFLOP/s (median of
+   alternating repetitions), the ratio nn/OpenBLAS and percent of peak, at 1
+   and 2 threads.  Build and run (let OpenBLAS pick its best kernel):
+     gcc -O3 -march=native -fopenmp -I. bench/gemm.c -o gemm_bench -lopenblas -lm
+     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./gemm_bench [reps] [filter]
+   filter: only rows whose label contains it. */
+#define NN_IMPLEMENTATION
+#include "nn.h"
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* OpenBLAS extensions (declared in its cblas.h; repeated for other headers). */
+void openblas_set_num_threads(int num_threads);
+char *openblas_get_corename(void);
+
+#define PEAK_PER_CORE 235.0 /* GFLOP/s: the stated single-core peak */
+
+typedef struct shape {
+    const char *label;
+    int ta, tb, M, N, K;
+} shape;
+
+static const shape shapes[] = {
+    {"square 64", 0, 0, 64, 64, 64},
+    {"square 128", 0, 0, 128, 128, 128},
+    {"square 256", 0, 0, 256, 256, 256},
+    {"square 512", 0, 0, 512, 512, 512},
+    {"square 1024", 0, 0, 1024, 1024, 1024},
+    {"square 2048", 0, 0, 2048, 2048, 2048},
+    /* MLP 784-256-128-10, batch 128: forward x W^T (NT), backward dX = dY W
+       (NN) and dW = dY^T X (TN). */
+    {"fwd 128x784x256 NT", 0, 1, 128, 256, 784},
+    {"dX  128x784x256 NN", 0, 0, 128, 784, 256},
+    {"dW  128x784x256 TN", 1, 0, 256, 784, 128},
+    {"fwd 128x256x128 NT", 0, 1, 128, 128, 256},
+    {"dX  128x256x128 NN", 0, 0, 128, 256, 128},
+    {"dW  128x256x128 TN", 1, 0, 128, 256, 128},
+    {"fwd 128x128x10 NT", 0, 1, 128, 10, 128},
+    {"dX  128x128x10 NN", 0, 0, 128, 128, 10},
+    {"dW  128x128x10 TN", 1, 0, 10, 128, 128},
+    /* batch 256, 784 -> 128 */
+    {"fwd 256x784x128 NT", 0, 1, 256, 128, 784},
+    {"dX  256x784x128 NN", 0, 0, 256, 784, 128},
+    {"dW  256x784x128 TN", 1, 0, 128, 784, 256},
+};
+
+typedef struct operands {
+    const shape *s;
+    float *A, *B, *C;
+    int lda, ldb, ldc;
+} operands;
+
+static void call_nn(const operands *o) {
+    const shape *s = o->s;
+    nn_sgemm(s->ta, s->tb, s->M, s->N, s->K, 1.0f, o->A, o->lda, o->B, o->ldb, 0.0f, o->C, o->ldc);
+}
+
+static void call_blas(const operands *o) {
+    const shape *s = o->s;
+    cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans,
+                s->tb ? CblasTrans : CblasNoTrans, s->M, s->N, s->K, 1.0f, o->A, o->lda,
+                o->B, o->ldb, 0.0f, o->C, o->ldc);
+}
+
+/* Seconds per call over a batch of n calls, after one untimed call. */
+static double time_batch(void (*fn)(const operands *), const operands *o, int n) {
+    double t0;
+    int i;
+    fn(o);
+    t0 = nn_time();
+    for (i = 0; i < n; i++) fn(o);
+    return (nn_time() - t0) / n;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    int reps = argc > 1 ? atoi(argv[1]) : 7;
+    const char *filter = argc > 2 ? argv[2] : NULL;
+    int threads[2] = {1, 2};
+    size_t si;
+    int ti;
+    if (reps < 1) reps = 1;
+    if (reps > 64) reps = 64;
+    printf("OpenBLAS core: %s   OPENBLAS_CORETYPE=%s\n", openblas_get_corename(),
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)");
+    printf("median of %d alternating repetitions; peak %.0f GFLOP/s per core\n\n", reps,
+           PEAK_PER_CORE);
+    printf("%-20s %3s %9s %9s %6s %6s %6s\n", "shape", "thr", "nn GF/s",
+           "blas GF/s", "ratio", "nn %pk", "bl %pk");
+    for (ti = 0; ti < 2; ti++) {
+        int nt = threads[ti];
+        nn_set_threads(nt);
+        openblas_set_num_threads(nt);
+        for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const shape *s = &shapes[si];
+            operands o;
+            size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, nc = (size_t)s->M * s->N, i;
+            double tn[64], tb[64], flops = 2.0 * s->M * s->N * s->K, one, gn, gb;
+            int n, r;
+            if (filter && !strstr(s->label, filter)) continue;
+            o.s = s;
+            o.A = (float *)malloc(na * sizeof(float));
+            o.B = (float *)malloc(nb * sizeof(float));
+            o.C = (float *)malloc(nc * sizeof(float));
+            for (i = 0; i < na; i++) o.A[i] = nn_rand_uniform() - 0.5f;
+            for (i = 0; i < nb; i++) o.B[i] = nn_rand_uniform() - 0.5f;
+            o.lda = s->ta ? s->M : s->K;
+            o.ldb = s->tb ? s->K : s->N;
+            o.ldc = s->N;
+            /* Batches of about 40 ms each. */
+            one = time_batch(call_blas, &o, 1);
+            n = (int)(0.04 / (one > 1e-9 ? one : 1e-9));
+            if (n < 1) n = 1;
+            for (r = 0; r < reps; r++) {
+                if (r & 1) {
+                    tb[r] = time_batch(call_blas, &o, n);
+                    tn[r] = time_batch(call_nn, &o, n);
+                } else {
+                    tn[r] = time_batch(call_nn, &o, n);
+                    tb[r] = time_batch(call_blas, &o, n);
+                }
+            }
+            qsort(tn, (size_t)reps, sizeof(double), cmp_double);
+            qsort(tb, (size_t)reps, sizeof(double), cmp_double);
+            gn = flops / tn[reps / 2] * 1e-9;
+            gb = flops / tb[reps / 2] * 1e-9;
+            printf("%-20s %3d %9.1f %9.1f %6.2f %5.0f%% %5.0f%%\n", s->label, nt, gn, gb, gn / gb,
+                   100.0 * gn / (PEAK_PER_CORE * nt), 100.0 * gb / (PEAK_PER_CORE * nt));
+            fflush(stdout);
+            free(o.A);
+            free(o.B);
+            free(o.C);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,90 @@
+#!/bin/sh
+# Builds every tests/test_*.c in each configuration this machine can run
+# (scalar, native SIMD, AVX2, OpenMP, AddressSanitizer+UBSan, clang, NEON under
+# qemu), plus the hygiene builds, runs them, and ends with "N passed, N failed".
+# Usage: tests/run.sh [build-dir]   (run from the repository root)
+B=${1:-build/test}
+mkdir -p "$B"
+passed=0
+failed=0
+log="$B/log.txt"
+: > "$log"
+
+have() { command -v "$1" >/dev/null 2>&1; }
+cpu_has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
+
+# count <name> <output file>: add the "N passed, M failed" figures a test printed.
+count() {
+    line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' "$2" | tail -n 1)
+    if [ -z "$line" ]; then
+        echo "FAIL $1: no summary line (crashed?)"; tail -n 20 "$2"; failed=$((failed + 1)); return
+    fi
+    p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/')
+    f=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/')
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$f" != 0 ]; then grep '^FAIL\|mismatch' "$2" | head -n 20; fi
+    echo "  $1: $p passed, $f failed"
+}
+
+# build_run <config> <runner> <compiler and flags...>
+build_run() {
+    cfg=$1; runner=$2; shift 2
+    for src in tests/test_*.c; do
+        name=$(basename "$src" .c)
+        exe="$B/$name.$cfg"
+        if ! "$@" -Itests -I. "$src" -o "$exe" -lm >"$exe.build" 2>&1; then
+            echo "FAIL $name.$cfg: build failed"; head -n 20 "$exe.build"; failed=$((failed + 1)); continue
+        fi
+        if [ -s "$exe.build" ]; then
+            echo "FAIL $name.$cfg: warnings"; head -n 20 "$exe.build"; failed=$((failed + 1))
+        fi
+        $runner "$exe" >"$exe.out" 2>&1
+        cat "$exe.out" >> "$log"
+        count "$name.$cfg" "$exe.out"
+    done
+}
+
+W="-std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wdouble-promotion"
+echo "== native SIMD (gcc -O2 -march=native)"
+build_run native "" gcc $W -O2 -march=native
+echo "== scalar (gcc -O2 -DNN_NO_SIMD)"
+build_run scalar "" gcc $W -O2 -DNN_NO_SIMD
+if cpu_has avx2 && cpu_has fma; then
+    echo "== AVX2 without AVX-512 (gcc -O2 -mavx2 -mfma)"
+    build_run avx2 "" gcc $W -O2 -mavx2 -mfma
+fi
+echo "== OpenMP (gcc -O2 -march=native -fopenmp)"
+build_run omp "" gcc $W -O2 -march=native -fopenmp
+echo "== AddressSanitizer + UBSan (gcc -O1)"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    build_run asan "" gcc $W -O1 -g -march=native -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+if have clang; then
+    echo "== clang -O2 -march=native"
+    build_run clang "" clang $W -O2 -march=native
+fi
+if have aarch64-linux-gnu-gcc && have qemu-aarch64; then
+    echo "== NEON (aarch64-linux-gnu-gcc, run under qemu-aarch64)"
+    build_run neon "qemu-aarch64 -L /usr/aarch64-linux-gnu" aarch64-linux-gnu-gcc $W -O2
+fi
+
+echo "== hygiene builds"
+hyg() { # hyg <what> <command...>: a build that must succeed without a warning
+    what=$1; shift
+    if "$@" >"$B/hyg.out" 2>&1 && [ ! -s "$B/hyg.out" ]; then passed=$((passed + 1)); echo "  ok: $what"
+    else failed=$((failed + 1)); echo "FAIL hygiene: $what"; head -n 20 "$B/hyg.out"; fi
+}
+STRICT="-Wall -Wextra -Wpedantic -Werror"
+hyg "gcc C99 two translation units" sh -c "gcc -std=c99 $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu -lm && $B/two_tu"
+hyg "gcc C99 NN_STATIC" sh -c "gcc -std=c99 $STRICT -I. -DNN_STATIC tests/hygiene/static_main.c -o $B/static_tu -lm && $B/static_tu"
+hyg "g++ C++ two translation units" sh -c "g++ -x c++ $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_cpp -lm && $B/two_tu_cpp"
+if have clang; then
+    hyg "clang C99 and clang++" sh -c "clang -std=c99 $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_clang -lm && clang++ -x c++ $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_clangpp -lm"
+fi
+sed -n '/^   A COMPLETE EXAMPLE/,/^   CONFIGURATION MACROS/p' nn.h | sed -n '/#define NN_IMPLEMENTATION/,/^         }$/p' | sed 's/^         //' > "$B/frontpage.c"
+hyg "front-page example compiles and runs" sh -c "gcc -std=c99 $STRICT -I. $B/frontpage.c -o $B/frontpage -lm && $B/frontpage > $B/frontpage.out"
+for ex in examples/*.c; do
+    hyg "example $ex builds" gcc -std=c99 $STRICT -O1 -I. -c "$ex" -o "$B/example.o"
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,76 @@
+/* A training loop in steady state makes no allocation: every call through
+   NN_MALLOC / NN_REALLOC is counted while the loop runs. */
+#include <stdlib.h>
+static long alloc_calls = 0;
+static void *count_malloc(size_t n) { alloc_calls++; return malloc(n); }
+static void *count_realloc(void *p, size_t n) { alloc_calls++; return realloc(p, n); }
+#define NN_MALLOC(n) count_malloc(n)
+#define NN_REALLOC(p, n) count_realloc(p, n)
+#define NN_FREE(p) free(p)
+#define NN_IMPLEMENTATION
+#include "nn.h"
+#include "harness.h"
+
+/* Train net with opt over ds for `steps` batches; returns the last loss. */
+static float run_steps(nn_module *net, nn_optim *opt, nn_loader *ld, nn_graph *g, int steps) {
+    float loss_value = 0.0f;
+    int s;
+    nn_ce_opts ce = {0.1f, NN_REDUCE_MEAN};
+    for (s = 0; s < steps; s++) {
+        nn_tensor *x, *loss;
+        const int *y;
+        nn_graph_reset(g);
+        if (!nn_loader_next(ld, g, &x, &y)) nn_loader_next(ld, g, &x, &y);
+        loss = nn_cross_entropy(nn_forward(net, x), y, ce);
+        nn_zero_grad(opt);
+        nn_backward(loss);
+        nn_step(opt);
+        loss_value = nn_item(loss);
+    }
+    return loss_value;
+}
+
+static void check_optimizer(int adam) {
+    nn_dataset ds;
+    nn_loader_opts lo = {0};
+    nn_loader *ld;
+    nn_module *net;
+    nn_optim *opt;
+    nn_graph *g;
+    long before;
+    float loss;
+    nn_seed(3);
+    NN_TEST_CHECK(nn_dataset_synthetic(1000, 5, &ds) == NN_OK, "synthetic dataset");
+    lo.batch_size = 100;
+    lo.shuffle = 1;
+    ld = nn_loader_new(&ds, lo);
+    net = nn_sequential(nn_linear(784, 64), nn_relu(), nn_dropout(0.1f), nn_linear(64, 10), NULL);
+    if (adam) {
+        nn_adam_opts ao = {0};
+        opt = nn_adam(net, ao);
+    } else {
+        nn_sgd_opts so = {0};
+        so.lr = 0.05f;
+        so.momentum = 0.9f;
+        so.nesterov = 1;
+        opt = nn_sgd(net, so);
+    }
+    g = nn_graph_new();
+    run_steps(net, opt, ld, g, 3); /* warm up: the arena grows to its size */
+    before = alloc_calls;
+    loss = run_steps(net, opt, ld, g, 25); /* crosses two epoch boundaries */
+    NN_TEST_CHECK(alloc_calls == before, "%s: %ld allocations in 25 steady-state steps",
+                  adam ? "adam" : "sgd", alloc_calls - before);
+    NN_TEST_CHECK(loss == loss && loss < 2.3f, "loss %g is finite and decreasing", (double)loss);
+    nn_graph_free(g);
+    nn_optim_free(opt);
+    nn_module_free(net);
+    nn_loader_free(ld);
+    nn_dataset_free(&ds);
+}
+
+int main(void) {
+    check_optimizer(0);
+    check_optimizer(1);
+    return nn_test_summary("test_alloc");
+}

@@ -1,0 +1,202 @@
+/* Core: status strings, error messages and the misuse hook, the RNG's
+   reproducibility and moments, tensors and the graph arena, module names,
+   and bitwise-reproducible training. */
+#define NN_IMPLEMENTATION
+#include "nn.h"
+#include "harness.h"
+#include <string.h>
+
+static char last_msg[512];
+static int hook_calls = 0;
+static void record_hook(const char *msg, void *user) {
+    (void)user;
+    hook_calls++;
+    strncpy(last_msg, msg, sizeof last_msg - 1);
+}
+
+static void test_status_and_version(void) {
+    NN_TEST_CHECK(strcmp(nn_status_string(NN_OK), "ok") == 0, "NN_OK string");
+    NN_TEST_CHECK(strcmp(nn_status_string(NN_ERR_FORMAT), "format error") == 0, "format string");
+    NN_TEST_CHECK(strcmp(nn_version_string(), NN_VERSION_STRING) == 0, "version");
+}
+
+static void test_rng(void) {
+    float a[1000], b[1000];
+    double mean = 0, var = 0;
+    int i, ones = 0, same = 1, hist[7] = {0};
+    nn_seed(123);
+    for (i = 0; i < 1000; i++) a[i] = nn_rand_normal();
+    nn_seed(123);
+    for (i = 0; i < 1000; i++) b[i] = nn_rand_normal();
+    NN_TEST_CHECK(memcmp(a, b, sizeof a) == 0, "same seed, same normal draws");
+    nn_seed(124);
+    for (i = 0; i < 1000; i++) same &= nn_rand_normal() == a[i];
+    NN_TEST_CHECK(!same, "another seed, other draws");
+    nn_seed(5);
+    for (i = 0; i < 100000; i++) {
+        float z = nn_rand_normal();
+        mean += z;
+        var += (double)z * z;
+    }
+    mean /= 100000;
+    var = var / 100000 - mean * mean;
+    NN_TEST_CHECK(fabs(mean) < 0.02 && fabs(var - 1.0) < 0.03, "normal mean %g var %g", mean, var);
+    for (i = 0; i < 100000; i++) {
+        float u = nn_rand_uniform();
+        if (u < 0.0f || u >= 1.0f) break;
+        ones += nn_rand_bernoulli(0.3f);
+        hist[nn_rand_below(7)]++;
+    }
+    NN_TEST_CHECK(i == 100000, "uniform in [0,1)");
+    NN_TEST_CHECK(abs(ones - 30000) < 600, "bernoulli(0.3): %d of 100000", ones);
+    for (i = 0; i < 7; i++) NN_TEST_CHECK(abs(hist[i] - 14286) < 500, "rand_below(7) bucket %d: %d", i, hist[i]);
+}
+
+static void test_tensors_and_arena(void) {
+    nn_graph *g = nn_graph_new();
+    float d[6] = {1, 2, 3, 4, 5, 6};
+    nn_tensor *t, *r, *z;
+    size_t cap;
+    char buf[32];
+    int i;
+    t = nn_tensor_from(g, d, NN_SHAPE(2, 3));
+    NN_TEST_CHECK(t && t->ndim == 2 && nn_numel(t) == 6 && nn_data(t)[5] == 6.0f, "tensor_from");
+    NN_TEST_CHECK(((uintptr_t)nn_data(t) % NN_MEM_ALIGN) == 0, "data aligned to %d", NN_MEM_ALIGN);
+    NN_TEST_CHECK(strcmp(nn_shape_str(nn_shape_of(t), buf, sizeof buf), "[2,3]") == 0, "shape string %s", buf);
+    r = nn_reshape(t, NN_SHAPE(3, -1));
+    NN_TEST_CHECK(r && r->shape[0] == 3 && r->shape[1] == 2 && r->data == t->data, "reshape is a view");
+    z = nn_zeros(g, NN_SHAPE(4));
+    NN_TEST_CHECK(z && z->data[3] == 0.0f, "zeros");
+    z = nn_ones(g, NN_SHAPE(2, 2));
+    NN_TEST_CHECK(z && z->data[3] == 1.0f, "ones");
+    NN_TEST_CHECK(nn_item(nn_sum(t)) == 21.0f, "sum of 1..6");
+    z = nn_zeros(g, NN_SHAPE(1000, 1000)); /* forces a second block */
+    NN_TEST_CHECK(z != NULL, "large tensor");
+    cap = nn_graph_capacity(g);
+    for (i = 0; i < 5; i++) {
+        nn_graph_reset(g);
+        nn_tensor_from(g, d, NN_SHAPE(2, 3));
+        nn_zeros(g, NN_SHAPE(1000, 1000));
+    }
+    NN_TEST_CHECK(nn_graph_capacity(g) == cap, "reset reuses the arena (%zu vs %zu bytes)", nn_graph_capacity(g), cap);
+    t = nn_randn(NULL, NN_SHAPE(3));
+    NN_TEST_CHECK(t && (t->flags & NN_TENSOR_PERSISTENT), "persistent tensor with g == NULL");
+    nn_tensor_free(t);
+    nn_graph_free(g);
+}
+
+static void test_misuse_messages(void) {
+    nn_graph *g = nn_graph_new();
+    nn_tensor *a = nn_zeros(g, NN_SHAPE(3, 4)), *b = nn_zeros(g, NN_SHAPE(5)), *r;
+    int labels[3] = {0, 7, 1};
+    nn_ce_opts ce = {0};
+    nn_set_error_hook(record_hook, NULL);
+    r = nn_add(a, b);
+    NN_TEST_CHECK(r == NULL && hook_calls == 1, "bad broadcast returns NULL through the hook");
+    NN_TEST_CHECK(strstr(last_msg, "nn_add") && strstr(last_msg, "[3,4]") && strstr(last_msg, "[5]"),
+                  "message names op and shapes: %s", last_msg);
+    r = nn_matmul(a, a);
+    NN_TEST_CHECK(r == NULL && strstr(last_msg, "nn_matmul") && strstr(last_msg, "[3,4] x [3,4]"),
+                  "matmul message: %s", last_msg);
+    r = nn_cross_entropy(a, labels, ce);
+    NN_TEST_CHECK(r == NULL && strstr(last_msg, "label 7"), "label range message: %s", last_msg);
+    r = nn_reshape(a, NN_SHAPE(5, -1));
+    NN_TEST_CHECK(r == NULL && strstr(last_msg, "nn_reshape"), "reshape message: %s", last_msg);
+    r = nn_sum_axis(a, 2, 0);
+    NN_TEST_CHECK(r == NULL && strstr(last_msg, "axis 2"), "axis message: %s", last_msg);
+    nn_backward(a);
+    NN_TEST_CHECK(strstr(last_msg, "nn_backward") != NULL, "backward of a non-scalar: %s", last_msg);
+    nn_set_error_hook(NULL, NULL);
+    nn_graph_free(g);
+}
+
+static void test_param_names_and_modes(void) {
+    nn_module *net = nn_sequential(nn_linear(4, 3), nn_relu(), nn_dropout(0.5f),
+                                   nn_sequential(nn_linear(3, 2), NULL), NULL);
+    nn_param *p;
+    int n;
+    p = nn_parameters(net, &n);
+    NN_TEST_CHECK(n == 4, "4 parameters, got %d", n);
+    if (n == 4) {
+        NN_TEST_CHECK(strcmp(p[0].name, "0.weight") == 0 && strcmp(p[1].name, "0.bias") == 0 &&
+                      strcmp(p[2].name, "3.0.weight") == 0 && strcmp(p[3].name, "3.0.bias") == 0,
+                      "dotted names: %s %s %s %s", p[0].name, p[1].name, p[2].name, p[3].name);
+        NN_TEST_CHECK(p[0].tensor->shape[0] == 3 && p[0].tensor->shape[1] == 4, "weight is [out,in]");
+    }
+    NN_TEST_CHECK(nn_parameter_count(net) == 4 * 3 + 3 + 3 * 2 + 2, "parameter count");
+    nn_train_mode(net, 0);
+    NN_TEST_CHECK(net->children[2]->training == 0 && net->children[3]->children[0]->training == 0,
+                  "eval mode reaches every child");
+    nn_module_free(net);
+}
+
+/* Two identical seeded runs give bitwise identical parameters. */
+static void train_once(float *out, int n_out) {
+    nn_dataset ds;
+    nn_loader_opts lo = {0};
+    nn_adam_opts ao = {0};
+    nn_ce_opts ce = {0};
+    nn_loader *ld;
+    nn_module *net;
+    nn_optim *opt;
+    nn_graph *g = nn_graph_new();
+    nn_tensor *x;
+    const int *y;
+    nn_param *p;
+    int n, s;
+    nn_seed(99);
+    nn_dataset_synthetic(600, 3, &ds);
+    lo.batch_size = 50;
+    lo.shuffle = 1;
+    ld = nn_loader_new(&ds, lo);
+    net = nn_sequential(nn_linear(784, 32), nn_tanh(), nn_dropout(0.2f), nn_linear(32, 10), NULL);
+    opt = nn_adam(net, ao);
+    for (s = 0; s < 30; s++) {
+        nn_graph_reset(g);
+        if (!nn_loader_next(ld, g, &x, &y)) nn_loader_next(ld, g, &x, &y);
+        nn_zero_grad(opt);
+        nn_backward(nn_cross_entropy(nn_forward(net, x), y, ce));
+        nn_step(opt);
+    }
+    p = nn_parameters(net, &n);
+    memcpy(out, p[0].tensor->data, sizeof(float) * (size_t)n_out);
+    nn_graph_free(g);
+    nn_optim_free(opt);
+    nn_module_free(net);
+    nn_loader_free(ld);
+    nn_dataset_free(&ds);
+}
+
+static void test_reproducible_training(void) {
+    static float a[784 * 32], b[784 * 32];
+    train_once(a, 784 * 32);
+    train_once(b, 784 * 32);
+    NN_TEST_CHECK(memcmp(a, b, sizeof a) == 0, "same seed gives bitwise the same trained weights");
+}
+
+static void test_no_grad_and_accumulation(void) {
+    nn_graph *g = nn_graph_new();
+    nn_tensor *w = nn_requires_grad(nn_ones(NULL, NN_SHAPE(3)), 1);
+    float xs[3] = {1, 2, 3};
+    nn_tensor *x = nn_tensor_from(g, xs, NN_SHAPE(3)), *y;
+    int k;
+    for (k = 0; k < 2; k++) nn_backward(nn_sum(nn_mul(w, x)));
+    NN_TEST_CHECK(w->grad[0] == 2.0f && w->grad[2] == 6.0f, "gradients accumulate over two backward calls");
+    nn_set_grad_enabled(g, 0);
+    y = nn_mul(w, x);
+    NN_TEST_CHECK(y->node == NULL && !nn_needs_grad(y), "no node recorded with gradients off");
+    nn_set_grad_enabled(g, 1);
+    nn_tensor_free(w);
+    nn_graph_free(g);
+}
+
+int main(void) {
+    test_status_and_version();
+    test_rng();
+    test_tensors_and_arena();
+    test_misuse_messages();
+    test_param_names_and_modes();
+    test_reproducible_training();
+    test_no_grad_and_accumulation();
+    return nn_test_summary("test_core");
+}
