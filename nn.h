@@ -373,6 +373,9 @@ struct nn_module {
     void *user;                  /* the module's own state */
     nn_param *params;            /* its own parameters, local names */
     int nparams;
+    nn_param *buffers;           /* its own persistent non-trained state
+                                    (running statistics), local names */
+    int nbuffers;
     nn_module **children;
     char **child_names;
     int nchildren;
@@ -380,6 +383,8 @@ struct nn_module {
     float fopt[4];               /* small numeric options (e.g. dropout p) */
     nn_param *all;               /* cache for nn_parameters, dotted names */
     int nall;
+    nn_param *allbuf;            /* cache for nn_buffers */
+    int nallbuf;
 };
 
 /* A custom module of the given type name with a forward function; add
@@ -388,6 +393,9 @@ NNDEF nn_module *nn_module_new(const char *type, nn_forward_fn forward);
 /* Give m the persistent parameter t under the local name (e.g. "weight");
    m owns t from now on.  Returns t. */
 NNDEF nn_tensor *nn_module_add_param(nn_module *m, const char *name, nn_tensor *t);
+/* Give m the persistent buffer t (state saved with the model but not
+   trained, e.g. "running_mean"); m owns t.  Returns t. */
+NNDEF nn_tensor *nn_module_add_buffer(nn_module *m, const char *name, nn_tensor *t);
 /* Give m the child c under name (e.g. "conv1"); m owns c.  Returns c. */
 NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *c);
 /* Run the module on x (its forward function). */
@@ -398,6 +406,9 @@ NNDEF void nn_train_mode(nn_module *m, int on);
 /* All parameters of m and its children with dotted names, in registration
    order.  The array belongs to m and stays valid until the next call. */
 NNDEF nn_param *nn_parameters(nn_module *m, int *count);
+/* All buffers of m and its children with dotted names ("1.running_mean"),
+   like nn_parameters. */
+NNDEF nn_param *nn_buffers(nn_module *m, int *count);
 /* Total number of parameter elements of m. */
 NNDEF size_t nn_parameter_count(nn_module *m);
 /* Free m, its parameters and its children.  NULL is ignored. */
@@ -419,6 +430,9 @@ NNDEF nn_module *nn_dropout(float p);
 /* [N, ...] -> [N, prod(...)] (torch.nn.Flatten). */
 NNDEF nn_module *nn_flatten(void);
 
+/* NN_LAYERS_DECL */
+
+/* NN_OPTIM_DECL_BEGIN */
 /* ===== >>optim =========================================================== */
 
 typedef struct nn_optim nn_optim;
@@ -455,6 +469,8 @@ NNDEF float nn_get_lr(const nn_optim *o);
 NNDEF void nn_set_lr(nn_optim *o, float lr);
 /* Free the optimizer and its state (not the module).  NULL is ignored. */
 NNDEF void nn_optim_free(nn_optim *o);
+
+/* NN_OPTIM_DECL_END */
 
 /* ===== >>data ============================================================ */
 
@@ -2229,6 +2245,25 @@ NNDEF nn_tensor *nn_module_add_param(nn_module *m, const char *name, nn_tensor *
     return t;
 }
 
+NNDEF nn_tensor *nn_module_add_buffer(nn_module *m, const char *name, nn_tensor *t) {
+    nn_param *p;
+    if (!m || !name || !t || !(t->flags & NN_TENSOR_PERSISTENT)) {
+        nn__misuse("nn_module_add_buffer: needs a module, a name and a persistent tensor, got %s",
+                   nn__ts(t));
+        return NULL;
+    }
+    p = (nn_param *)NN_REALLOC(m->buffers, sizeof(nn_param) * (size_t)(m->nbuffers + 1));
+    if (!p) {
+        nn__error(NN_ERR_OOM, "nn_module_add_buffer: out of memory");
+        return NULL;
+    }
+    m->buffers = p;
+    p[m->nbuffers].name = name;
+    p[m->nbuffers].tensor = t;
+    m->nbuffers++;
+    return t;
+}
+
 NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *c) {
     nn_module **ch;
     char **names, *nm;
@@ -2267,51 +2302,60 @@ NNDEF void nn_train_mode(nn_module *m, int on) {
     for (i = 0; i < m->nchildren; i++) nn_train_mode(m->children[i], on);
 }
 
-static void nn__free_param_cache(nn_module *m) {
+static void nn__free_list(nn_param **list, int *n) {
     int i;
-    for (i = 0; i < m->nall; i++) nn__free((void *)m->all[i].name);
-    nn__free(m->all);
-    m->all = NULL;
-    m->nall = 0;
+    for (i = 0; i < *n; i++) nn__free((void *)(*list)[i].name);
+    nn__free(*list);
+    *list = NULL;
+    *n = 0;
 }
 
-/* Append m's parameters (prefix + local name) and its children's to root. */
-static int nn__collect_params(nn_module *root, nn_module *m, const char *prefix) {
-    int i;
+/* Append m's parameters or buffers (prefix + local name), then its
+   children's, to *list. */
+static int nn__collect(nn_module *m, int buffers, const char *prefix, nn_param **list, int *n) {
+    int i, own = buffers ? m->nbuffers : m->nparams;
+    const nn_param *src = buffers ? m->buffers : m->params;
     char name[256];
-    for (i = 0; i < m->nparams; i++) {
-        nn_param *all = (nn_param *)NN_REALLOC(root->all, sizeof(nn_param) * (size_t)(root->nall + 1));
+    for (i = 0; i < own; i++) {
+        nn_param *grown = (nn_param *)NN_REALLOC(*list, sizeof(nn_param) * (size_t)(*n + 1));
         char *nm;
-        if (!all) return 0;
-        root->all = all;
-        snprintf(name, sizeof name, "%s%s", prefix, m->params[i].name);
+        if (!grown) return 0;
+        *list = grown;
+        snprintf(name, sizeof name, "%s%s", prefix, src[i].name);
         if (!(nm = nn__strdup(name))) return 0;
-        all[root->nall].name = nm;
-        all[root->nall].tensor = m->params[i].tensor;
-        root->nall++;
+        grown[*n].name = nm;
+        grown[*n].tensor = src[i].tensor;
+        (*n)++;
     }
     for (i = 0; i < m->nchildren; i++) {
         snprintf(name, sizeof name, "%s%s.", prefix, m->child_names[i]);
-        if (!nn__collect_params(root, m->children[i], name)) return 0;
+        if (!nn__collect(m->children[i], buffers, name, list, n)) return 0;
     }
     return 1;
 }
 
-NNDEF nn_param *nn_parameters(nn_module *m, int *count) {
+static nn_param *nn__named(const char *op, nn_module *m, int buffers, int *count) {
+    nn_param **list;
+    int *n;
     if (count) *count = 0;
     if (!m) {
-        nn__misuse("nn_parameters: NULL module");
+        nn__misuse("%s: NULL module", op);
         return NULL;
     }
-    nn__free_param_cache(m);
-    if (!nn__collect_params(m, m, "")) {
-        nn__error(NN_ERR_OOM, "nn_parameters: out of memory");
-        nn__free_param_cache(m);
+    list = buffers ? &m->allbuf : &m->all;
+    n = buffers ? &m->nallbuf : &m->nall;
+    nn__free_list(list, n);
+    if (!nn__collect(m, buffers, "", list, n)) {
+        nn__error(NN_ERR_OOM, "%s: out of memory", op);
+        nn__free_list(list, n);
         return NULL;
     }
-    if (count) *count = m->nall;
-    return m->all;
+    if (count) *count = *n;
+    return *list;
 }
+
+NNDEF nn_param *nn_parameters(nn_module *m, int *count) { return nn__named("nn_parameters", m, 0, count); }
+NNDEF nn_param *nn_buffers(nn_module *m, int *count) { return nn__named("nn_buffers", m, 1, count); }
 
 NNDEF size_t nn_parameter_count(nn_module *m) {
     size_t total = 0;
@@ -2330,8 +2374,11 @@ NNDEF void nn_module_free(nn_module *m) {
         nn__free(m->child_names[i]);
     }
     for (i = 0; i < m->nparams; i++) nn_tensor_free(m->params[i].tensor);
+    for (i = 0; i < m->nbuffers; i++) nn_tensor_free(m->buffers[i].tensor);
     if (m->destroy) m->destroy(m);
-    nn__free_param_cache(m);
+    nn__free_list(&m->all, &m->nall);
+    nn__free_list(&m->allbuf, &m->nallbuf);
+    nn__free(m->buffers);
     nn__free(m->children);
     nn__free(m->child_names);
     nn__free(m->params);
@@ -2414,6 +2461,9 @@ NNDEF nn_module *nn_dropout(float p) {
     return m;
 }
 
+/* NN_LAYERS_IMPL */
+
+/* NN_OPTIM_IMPL_BEGIN */
 /* ===== >>optim (implementation) ========================================== */
 
 enum { NN__OPT_SGD, NN__OPT_ADAM };
@@ -2556,6 +2606,8 @@ NNDEF void nn_optim_free(nn_optim *o) {
     nn__free(o->s2);
     nn__free(o);
 }
+
+/* NN_OPTIM_IMPL_END */
 
 /* ===== >>data (implementation) =========================================== */
 
