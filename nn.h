@@ -854,19 +854,253 @@ NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
 }
 /* NN_GEMM_IMPL_END */
 
-/* Element-wise building blocks used by the ops below.  Plain loops the
-   compiler vectorizes; the hot ones get SIMD bodies in the speed work. */
-static void nn__axpy(size_t n, float a, const float *x, float *y) {
-    size_t i;
-    for (i = 0; i < n; i++) y[i] += a * x[i];
+/* --- vector primitives ---------------------------------------------------
+   One set of macros per instruction set, so every element-wise kernel below
+   is written once.  NN__VL floats per vector; the scalar "vector" is a float. */
+#if defined(NN__AVX512)
+typedef __m512 nn__v;
+typedef __m512i nn__vi;
+#define NN__VL 16
+#define nn__vload(p) _mm512_loadu_ps(p)
+#define nn__vstore(p, v) _mm512_storeu_ps(p, v)
+#define nn__vset1(x) _mm512_set1_ps(x)
+#define nn__vadd(a, b) _mm512_add_ps(a, b)
+#define nn__vsub(a, b) _mm512_sub_ps(a, b)
+#define nn__vmul(a, b) _mm512_mul_ps(a, b)
+#define nn__vdiv(a, b) _mm512_div_ps(a, b)
+#define nn__vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define nn__vmax(a, b) _mm512_max_ps(a, b)
+#define nn__vmin(a, b) _mm512_min_ps(a, b)
+#define nn__vround(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define nn__vpow2i(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
+#define nn__vlt_select(a, b, x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x)
+#define nn__vhsum(v) _mm512_reduce_add_ps(v)
+#define nn__vhmax(v) _mm512_reduce_max_ps(v)
+#elif defined(NN__AVX2)
+typedef __m256 nn__v;
+#define NN__VL 8
+#define nn__vload(p) _mm256_loadu_ps(p)
+#define nn__vstore(p, v) _mm256_storeu_ps(p, v)
+#define nn__vset1(x) _mm256_set1_ps(x)
+#define nn__vadd(a, b) _mm256_add_ps(a, b)
+#define nn__vsub(a, b) _mm256_sub_ps(a, b)
+#define nn__vmul(a, b) _mm256_mul_ps(a, b)
+#define nn__vdiv(a, b) _mm256_div_ps(a, b)
+#define nn__vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define nn__vmax(a, b) _mm256_max_ps(a, b)
+#define nn__vmin(a, b) _mm256_min_ps(a, b)
+#define nn__vround(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define nn__vpow2i(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+#define nn__vlt_select(a, b, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ))
+static float nn__vhsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
 }
-/* y[j] += sum_i x[i][j] for rows x rows of cols: column sums (bias grads). */
-static void nn__add_colsum(const float *x, int rows, int cols, float *y) {
-    int i, j;
-    for (i = 0; i < rows; i++) {
-        const float *r = x + (size_t)i * cols;
-        for (j = 0; j < cols; j++) y[j] += r[j];
+static float nn__vhmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+#elif defined(NN__NEON)
+typedef float32x4_t nn__v;
+#define NN__VL 4
+#define nn__vload(p) vld1q_f32(p)
+#define nn__vstore(p, v) vst1q_f32(p, v)
+#define nn__vset1(x) vdupq_n_f32(x)
+#define nn__vadd(a, b) vaddq_f32(a, b)
+#define nn__vsub(a, b) vsubq_f32(a, b)
+#define nn__vmul(a, b) vmulq_f32(a, b)
+#define nn__vdiv(a, b) vdivq_f32(a, b)
+#define nn__vfma(a, b, c) vfmaq_f32(c, a, b)
+#define nn__vmax(a, b) vmaxq_f32(a, b)
+#define nn__vmin(a, b) vminq_f32(a, b)
+#define nn__vround(x) vrndnq_f32(x)
+#define nn__vpow2i(n) vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23))
+#define nn__vlt_select(a, b, x, y) vbslq_f32(vcltq_f32(a, b), x, y)
+#define nn__vhsum(v) vaddvq_f32(v)
+#define nn__vhmax(v) vmaxvq_f32(v)
+#else
+typedef float nn__v;
+#define NN__VL 1
+#define nn__vload(p) (*(p))
+#define nn__vstore(p, v) (*(p) = (v))
+#define nn__vset1(x) (x)
+#define nn__vadd(a, b) ((a) + (b))
+#define nn__vsub(a, b) ((a) - (b))
+#define nn__vmul(a, b) ((a) * (b))
+#define nn__vdiv(a, b) ((a) / (b))
+#define nn__vfma(a, b, c) ((a) * (b) + (c))
+#define nn__vmax(a, b) ((a) > (b) ? (a) : (b))
+#define nn__vmin(a, b) ((a) < (b) ? (a) : (b))
+#define nn__vround(x) rintf(x)
+#define nn__vlt_select(a, b, x, y) ((a) < (b) ? (x) : (y))
+#define nn__vhsum(v) (v)
+#define nn__vhmax(v) (v)
+static float nn__vpow2i(float n) {
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+#endif
+
+/* e^x: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial
+   (Cephes' expf coefficients), times 2^n.  Max relative error 2 ulp against
+   libm over [-87, 88] (tests/test_kernels.c measures it); inputs are clamped
+   to that range, so the result never overflows to inf. */
+static nn__v nn__vexp(nn__v x) {
+    nn__v n, r, p;
+    x = nn__vmin(nn__vmax(x, nn__vset1(-87.3f)), nn__vset1(88.3f));
+    n = nn__vround(nn__vmul(x, nn__vset1(1.44269504088896341f)));
+    r = nn__vfma(n, nn__vset1(-0.693359375f), x);
+    r = nn__vfma(n, nn__vset1(2.12194440e-4f), r);
+    p = nn__vset1(1.9875691500e-4f);
+    p = nn__vfma(p, r, nn__vset1(1.3981999507e-3f));
+    p = nn__vfma(p, r, nn__vset1(8.3334519073e-3f));
+    p = nn__vfma(p, r, nn__vset1(4.1665795894e-2f));
+    p = nn__vfma(p, r, nn__vset1(1.6666665459e-1f));
+    p = nn__vfma(p, r, nn__vset1(5.0000001201e-1f));
+    p = nn__vfma(p, nn__vmul(r, r), nn__vadd(r, nn__vset1(1.0f)));
+    return nn__vmul(p, nn__vpow2i(n));
+}
+
+/* 1 / (1 + e^-x), exact in the limits (0 and 1), max error 2 ulp + 1 ulp
+   from the division. */
+static nn__v nn__vsigmoid(nn__v x) {
+    nn__v one = nn__vset1(1.0f);
+    return nn__vdiv(one, nn__vadd(one, nn__vexp(nn__vsub(nn__vset1(0.0f), x))));
+}
+
+/* tanh x = 1 - 2 / (e^{2x} + 1) for |x| >= 0.125; the odd Taylor series to
+   x^9 below that, where the subtraction would cancel.  Max abs error 2e-7. */
+static nn__v nn__vtanh(nn__v x) {
+    nn__v zero = nn__vset1(0.0f), one = nn__vset1(1.0f);
+    nn__v a = nn__vlt_select(x, zero, nn__vsub(zero, x), x);
+    nn__v big = nn__vsub(one, nn__vdiv(nn__vset1(2.0f), nn__vadd(nn__vexp(nn__vadd(a, a)), one)));
+    nn__v a2 = nn__vmul(a, a), p;
+    p = nn__vset1(62.0f / 2835.0f);
+    p = nn__vfma(p, a2, nn__vset1(-17.0f / 315.0f));
+    p = nn__vfma(p, a2, nn__vset1(2.0f / 15.0f));
+    p = nn__vfma(p, a2, nn__vset1(-1.0f / 3.0f));
+    p = nn__vfma(nn__vmul(p, a2), a, a);
+    big = nn__vlt_select(a, nn__vset1(0.125f), p, big);
+    return nn__vlt_select(x, zero, nn__vsub(zero, big), big);
+}
+
+/* Scalar entry points of the same approximations, for tails and single
+   values, so a value does not depend on its position in an array. */
+#if NN__VL == 1
+#define nn__exp1(x) nn__vexp(x)
+#define nn__sigmoid1(x) nn__vsigmoid(x)
+#define nn__tanh1(x) nn__vtanh(x)
+#else
+static float nn__exp1(float x) {
+    float buf[NN__VL] = {0};
+    buf[0] = x;
+    nn__vstore(buf, nn__vexp(nn__vload(buf)));
+    return buf[0];
+}
+static float nn__sigmoid1(float x) {
+    float buf[NN__VL] = {0};
+    buf[0] = x;
+    nn__vstore(buf, nn__vsigmoid(nn__vload(buf)));
+    return buf[0];
+}
+static float nn__tanh1(float x) {
+    float buf[NN__VL] = {0};
+    buf[0] = x;
+    nn__vstore(buf, nn__vtanh(nn__vload(buf)));
+    return buf[0];
+}
+#endif
+
+/* Map an array through one of the approximations: y[i] = f(x[i]). */
+#define NN__DEFINE_MAP(name, vf, sf)                                   \
+    static void name(const float *x, float *y, size_t n) {             \
+        size_t i = 0;                                                  \
+        for (; i + NN__VL <= n; i += NN__VL) nn__vstore(y + i, vf(nn__vload(x + i))); \
+        for (; i < n; i++) y[i] = sf(x[i]);                            \
     }
+NN__DEFINE_MAP(nn__exp_array, nn__vexp, nn__exp1)
+NN__DEFINE_MAP(nn__sigmoid_array, nn__vsigmoid, nn__sigmoid1)
+NN__DEFINE_MAP(nn__tanh_array, nn__vtanh, nn__tanh1)
+
+/* y += a x. */
+static void nn__axpy(size_t n, float a, const float *x, float *y) {
+    size_t i = 0;
+    nn__v va = nn__vset1(a);
+    for (; i + NN__VL <= n; i += NN__VL)
+        nn__vstore(y + i, nn__vfma(va, nn__vload(x + i), nn__vload(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* y[j] += sum_i x[i][j] over rows: column sums (bias gradients). */
+static void nn__add_colsum(const float *x, int rows, int cols, float *y) {
+    int i;
+    for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, x + (size_t)i * cols, y);
+}
+
+/* Sum of n floats with NN__VL parallel accumulators (a fixed order). */
+static float nn__sum_array(const float *x, size_t n) {
+    size_t i = 0;
+    float s;
+    nn__v acc = nn__vset1(0.0f);
+    for (; i + NN__VL <= n; i += NN__VL) acc = nn__vadd(acc, nn__vload(x + i));
+    s = nn__vhsum(acc);
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+/* Largest of n >= 1 floats. */
+static float nn__max_array(const float *x, size_t n) {
+    size_t i = 0;
+    float m = x[0];
+    if (n >= NN__VL) {
+        nn__v acc = nn__vload(x);
+        for (i = NN__VL; i + NN__VL <= n; i += NN__VL) acc = nn__vmax(acc, nn__vload(x + i));
+        m = nn__vhmax(acc);
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* y = e^(x - shift) and the sum of y. */
+static float nn__exp_shift_sum(const float *x, float shift, float *y, size_t n) {
+    size_t i = 0;
+    float s;
+    nn__v acc = nn__vset1(0.0f), vs = nn__vset1(shift);
+    for (; i + NN__VL <= n; i += NN__VL) {
+        nn__v e = nn__vexp(nn__vsub(nn__vload(x + i), vs));
+        nn__vstore(y + i, e);
+        acc = nn__vadd(acc, e);
+    }
+    s = nn__vhsum(acc);
+    for (; i < n; i++) {
+        y[i] = nn__exp1(x[i] - shift);
+        s += y[i];
+    }
+    return s;
+}
+
+/* y = max(x, 0). */
+static void nn__relu_array(const float *x, float *y, size_t n) {
+    size_t i = 0;
+    nn__v z = nn__vset1(0.0f);
+    for (; i + NN__VL <= n; i += NN__VL) nn__vstore(y + i, nn__vmax(nn__vload(x + i), z));
+    for (; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+/* gx += (x > 0) g: the ReLU backward. */
+static void nn__relu_backward_array(const float *x, const float *g, float *gx, size_t n) {
+    size_t i = 0;
+    nn__v z = nn__vset1(0.0f);
+    for (; i + NN__VL <= n; i += NN__VL)
+        nn__vstore(gx + i, nn__vadd(nn__vload(gx + i),
+                                    nn__vlt_select(z, nn__vload(x + i), nn__vload(g + i), z)));
+    for (; i < n; i++) gx[i] += x[i] > 0.0f ? g[i] : 0.0f;
 }
 
 /* ===== >>tensor (implementation) ========================================= */
@@ -1478,7 +1712,7 @@ static void nn__unary_backward(nn__node *n) {
     case NN__U_POW:
         for (i = 0; i < len; i++) ga[i] += g[i] * p * powf(x[i], p - 1.0f);
         break;
-    case NN__U_RELU: for (i = 0; i < len; i++) ga[i] += x[i] > 0.0f ? g[i] : 0.0f; break;
+    case NN__U_RELU: nn__relu_backward_array(x, g, ga, len); break;
     case NN__U_SIGMOID: for (i = 0; i < len; i++) ga[i] += g[i] * o[i] * (1.0f - o[i]); break;
     default: for (i = 0; i < len; i++) ga[i] += g[i] * (1.0f - o[i] * o[i]); break;
     }
@@ -1500,23 +1734,13 @@ static nn_tensor *nn__unary(const char *op, int kind, nn_tensor *a, float p, flo
     len = out->numel;
     switch (kind) {
     case NN__U_AFFINE: for (i = 0; i < len; i++) y[i] = x[i] * p + q; break;
-    case NN__U_EXP: for (i = 0; i < len; i++) y[i] = expf(x[i]); break;
+    case NN__U_EXP: nn__exp_array(x, y, len); break;
     case NN__U_LOG: for (i = 0; i < len; i++) y[i] = logf(x[i]); break;
     case NN__U_SQRT: for (i = 0; i < len; i++) y[i] = sqrtf(x[i]); break;
     case NN__U_POW: for (i = 0; i < len; i++) y[i] = powf(x[i], p); break;
-    case NN__U_RELU: for (i = 0; i < len; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
-    case NN__U_SIGMOID:
-        /* Split by sign so expf never overflows. */
-        for (i = 0; i < len; i++) {
-            if (x[i] >= 0.0f) {
-                y[i] = 1.0f / (1.0f + expf(-x[i]));
-            } else {
-                float e = expf(x[i]);
-                y[i] = e / (1.0f + e);
-            }
-        }
-        break;
-    default: for (i = 0; i < len; i++) y[i] = tanhf(x[i]); break;
+    case NN__U_RELU: nn__relu_array(x, y, len); break;
+    case NN__U_SIGMOID: nn__sigmoid_array(x, y, len); break;
+    default: nn__tanh_array(x, y, len); break;
     }
     return out;
 }
@@ -1894,14 +2118,27 @@ NNDEF nn_tensor *nn_max_axis(nn_tensor *a, int axis, int keepdim) { return nn__r
 static void nn__softmax_line(const float *x, float *y, int n, size_t stride, int logp) {
     float mx = -INFINITY, sum = 0.0f;
     int k;
+    if (stride == 1 && n > 0) {
+        /* Contiguous rows (the usual case): vector kernels. */
+        mx = nn__max_array(x, (size_t)n);
+        sum = nn__exp_shift_sum(x, mx, y, (size_t)n);
+        if (logp) {
+            float lse = mx + logf(sum);
+            for (k = 0; k < n; k++) y[k] = x[k] - lse;
+        } else {
+            float inv = 1.0f / sum;
+            for (k = 0; k < n; k++) y[k] *= inv;
+        }
+        return;
+    }
     for (k = 0; k < n; k++) mx = NN__MAX(mx, x[(size_t)k * stride]);
-    for (k = 0; k < n; k++) sum += expf(x[(size_t)k * stride] - mx);
+    for (k = 0; k < n; k++) sum += nn__exp1(x[(size_t)k * stride] - mx);
     if (logp) {
         float lse = mx + logf(sum);
         for (k = 0; k < n; k++) y[(size_t)k * stride] = x[(size_t)k * stride] - lse;
     } else {
         float inv = 1.0f / sum;
-        for (k = 0; k < n; k++) y[(size_t)k * stride] = expf(x[(size_t)k * stride] - mx) * inv;
+        for (k = 0; k < n; k++) y[(size_t)k * stride] = nn__exp1(x[(size_t)k * stride] - mx) * inv;
     }
 }
 
@@ -1923,7 +2160,7 @@ static void nn__softmax_backward(nn__node *n) {
                 /* d/dx log_softmax: g - softmax * sum(g). */
                 for (k = 0; k < len; k++) dot += g[(size_t)k * inner];
                 for (k = 0; k < len; k++)
-                    ga[base + (size_t)k * inner] += g[(size_t)k * inner] - expf(v[(size_t)k * inner]) * dot;
+                    ga[base + (size_t)k * inner] += g[(size_t)k * inner] - nn__exp1(v[(size_t)k * inner]) * dot;
             } else {
                 /* d/dx softmax: y * (g - sum(g y)). */
                 for (k = 0; k < len; k++) dot += g[(size_t)k * inner] * v[(size_t)k * inner];
@@ -2111,29 +2348,29 @@ NNDEF void nn_argmax_rows(const nn_tensor *a, int *out) {
 static void nn__ce_backward(nn__node *n) {
     nn_tensor *x = n->in[0];
     float *gx = nn__in_grad(n, 0);
-    const float *lp = (const float *)n->saved;
-    const int *labels = (const int *)(lp + x->numel);
+    const float *prob = (const float *)n->saved;
+    const int *labels = (const int *)(prob + x->numel);
     int N = x->shape[0], C = x->shape[1], i, c;
     float eps = n->farg[0];
     float scale = n->out->grad[0] * (n->iarg[0] == NN_REDUCE_MEAN ? 1.0f / (float)N : 1.0f);
     if (!gx) return;
+    /* d loss / d logits = scale (softmax - target), target = (1-eps) onehot + eps/C. */
     for (i = 0; i < N; i++) {
-        const float *l = lp + (size_t)i * C;
         float *gr = gx + (size_t)i * C;
-        for (c = 0; c < C; c++) {
-            float target = eps / (float)C + (c == labels[i] ? 1.0f - eps : 0.0f);
-            gr[c] += scale * (expf(l[c]) - target);
-        }
+        nn__axpy((size_t)C, scale, prob + (size_t)i * C, gr);
+        if (eps > 0.0f)
+            for (c = 0; c < C; c++) gr[c] -= scale * eps / (float)C;
+        gr[labels[i]] -= scale * (1.0f - eps);
     }
 }
 
 NNDEF nn_tensor *nn_cross_entropy(nn_tensor *logits, const int *labels, nn_ce_opts opts) {
     nn_tensor *out;
-    float *lp, eps = opts.label_smoothing;
-    int *lab, N, C, i, c;
+    float *prob, eps = opts.label_smoothing;
+    int *lab, N, C, i;
     double total = 0.0;
-    if (!logits || logits->ndim != 2 || !labels || logits->shape[0] < 1) {
-        nn__misuse("nn_cross_entropy: needs logits [N,C] with N >= 1 and labels, got %s%s",
+    if (!logits || logits->ndim != 2 || !labels || logits->shape[0] < 1 || logits->shape[1] < 1) {
+        nn__misuse("nn_cross_entropy: needs logits [N,C] with N, C >= 1 and labels, got %s%s",
                    nn__ts(logits), labels ? "" : " and NULL labels");
         return NULL;
     }
@@ -2152,28 +2389,33 @@ NNDEF nn_tensor *nn_cross_entropy(nn_tensor *logits, const int *labels, nn_ce_op
     }
     out = nn__op("nn_cross_entropy", &logits, 1, nn_shape_scalar(), nn__ce_backward);
     if (!out) return NULL;
-    /* Log-probabilities and a copy of the labels, saved for backward. */
-    lp = (float *)nn__scratch(out, logits->numel * sizeof(float) + (size_t)N * sizeof(int));
-    if (!lp) return NULL;
-    lab = (int *)(lp + logits->numel);
+    /* Probabilities and a copy of the labels, saved for backward. */
+    prob = (float *)nn__scratch(out, logits->numel * sizeof(float) + (size_t)N * sizeof(int));
+    if (!prob) return NULL;
+    lab = (int *)(prob + logits->numel);
     memcpy(lab, labels, (size_t)N * sizeof(int));
     for (i = 0; i < N; i++) {
-        const float *l = lp + (size_t)i * C;
-        float row = 0.0f;
-        nn__softmax_line(logits->data + (size_t)i * C, lp + (size_t)i * C, C, 1, 1);
+        const float *x = logits->data + (size_t)i * C;
+        float *p = prob + (size_t)i * C;
+        /* log p_c = x_c - lse with lse = max + log sum e^(x - max): stable. */
+        float mx = nn__max_array(x, (size_t)C);
+        float sum = nn__exp_shift_sum(x, mx, p, (size_t)C), lse = mx + logf(sum), row;
+        row = -(x[labels[i]] - lse);
         if (eps > 0.0f) {
-            float s = 0.0f;
-            for (c = 0; c < C; c++) s += l[c];
-            row = -(1.0f - eps) * l[labels[i]] - eps / (float)C * s;
-        } else {
-            row = -l[labels[i]];
+            float mean_logp = nn__sum_array(x, (size_t)C) / (float)C - lse;
+            row = (1.0f - eps) * row - eps * mean_logp;
+        }
+        {
+            float inv = 1.0f / sum;
+            int c;
+            for (c = 0; c < C; c++) p[c] *= inv;
         }
         total += (double)row;
     }
     if (opts.reduction == NN_REDUCE_MEAN) total /= (double)N;
     out->data[0] = (float)total;
     if (out->node) {
-        out->node->saved = lp;
+        out->node->saved = prob;
         out->node->farg[0] = eps;
         out->node->iarg[0] = (int)opts.reduction;
     }
