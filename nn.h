@@ -327,7 +327,8 @@ NNDEF nn_tensor *nn_log_softmax(nn_tensor *a, int axis);
 NNDEF nn_tensor *nn_concat(nn_tensor **ts, int n, int axis);
 /* Elements start..end-1 along axis (a[..., start:end, ...]); a copy. */
 NNDEF nn_tensor *nn_slice(nn_tensor *a, int axis, int start, int end);
-/* x W^T + b for x [N,in], W [out,in], b [out] or NULL (torch F.linear). */
+/* x W^T + b for x [...,in] (leading dims folded), W [out,in], b [out] or NULL
+   (torch F.linear). */
 NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b);
 /* Inverted dropout: zero each element with probability p and scale the rest
    by 1/(1-p); the identity when training is 0 or p is 0. */
@@ -1753,9 +1754,9 @@ NNDEF nn_tensor *nn_exp(nn_tensor *a) { return nn__unary("nn_exp", NN__U_EXP, a,
 NNDEF nn_tensor *nn_log(nn_tensor *a) { return nn__unary("nn_log", NN__U_LOG, a, 0.0f, 0.0f); }
 NNDEF nn_tensor *nn_sqrt(nn_tensor *a) { return nn__unary("nn_sqrt", NN__U_SQRT, a, 0.0f, 0.0f); }
 NNDEF nn_tensor *nn_pow(nn_tensor *a, float p) { return nn__unary("nn_pow", NN__U_POW, a, p, 0.0f); }
-NNDEF nn_tensor *nn_relu_op(nn_tensor *a) { return nn__unary("nn_relu", NN__U_RELU, a, 0.0f, 0.0f); }
-NNDEF nn_tensor *nn_sigmoid_op(nn_tensor *a) { return nn__unary("nn_sigmoid", NN__U_SIGMOID, a, 0.0f, 0.0f); }
-NNDEF nn_tensor *nn_tanh_op(nn_tensor *a) { return nn__unary("nn_tanh", NN__U_TANH, a, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_relu_op(nn_tensor *a) { return nn__unary("nn_relu_op", NN__U_RELU, a, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_sigmoid_op(nn_tensor *a) { return nn__unary("nn_sigmoid_op", NN__U_SIGMOID, a, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_tanh_op(nn_tensor *a) { return nn__unary("nn_tanh_op", NN__U_TANH, a, 0.0f, 0.0f); }
 
 /* --- matrix products --- */
 
@@ -1873,7 +1874,7 @@ NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
     in[2] = b;
     if (!x || !w || w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1] ||
         (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
-        nn__misuse("nn_linear: x %s, weight %s and bias %s do not fit (want x [...,in], "
+        nn__misuse("nn_linear_op: x %s, weight %s and bias %s do not fit (want x [...,in], "
                    "weight [out,in], bias [out])", nn__ts(x), nn__ts(w), b ? nn__ts(b) : "none");
         return NULL;
     }
@@ -1881,7 +1882,7 @@ NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
     out_f = w->shape[0];
     s = nn_shape_of(x);
     s.d[s.ndim - 1] = out_f;
-    out = nn__op("nn_linear", in, b ? 3 : 2, s, nn__linear_backward);
+    out = nn__op("nn_linear_op", in, b ? 3 : 2, s, nn__linear_backward);
     if (!out) return NULL;
     rows = (int)(x->numel / (size_t)(in_f ? in_f : 1));
     if (out->node) out->node->iarg[0] = rows;

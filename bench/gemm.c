@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* OpenBLAS extensions (declared in its cblas.h; repeated for other headers). */
 void openblas_set_num_threads(int num_threads);
@@ -64,14 +65,21 @@ static void call_blas(const operands *o) {
                 o->B, o->ldb, 0.0f, o->C, o->ldc);
 }
 
-/* Seconds per call over a batch of n calls, after one untimed call. */
+static int cur_threads = 1;
+
+/* Seconds per call over a batch of n calls, after one untimed call.  With
+   threads, each side's idle workers keep spinning for a while after its last
+   call (OpenBLAS's pthreads for up to ~2^28 cycles, libgomp's for ~1 ms) and
+   would steal the other side's cores: pause until they have gone to sleep. */
 static double time_batch(void (*fn)(const operands *), const operands *o, int n) {
-    double t0;
+    double t0, t;
     int i;
     fn(o);
     t0 = nn_time();
     for (i = 0; i < n; i++) fn(o);
-    return (nn_time() - t0) / n;
+    t = (nn_time() - t0) / n;
+    if (cur_threads > 1) usleep(fn == call_blas ? 200000 : 20000);
+    return t;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -96,6 +104,7 @@ int main(int argc, char **argv) {
     for (ti = 0; ti < 2; ti++) {
         int nt = threads[ti];
         nn_set_threads(nt);
+        cur_threads = nt;
         openblas_set_num_threads(nt);
         for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const shape *s = &shapes[si];

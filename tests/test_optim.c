@@ -6,9 +6,15 @@
    or torch.optim.Adam; the parameters after every step.  Here the same model
    is built with nn_sequential, its parameters overwritten through
    nn_parameters(), and nn_sgd / nn_adam must follow the trajectory to
-   1e-5 relative (atol 1e-7) at every step.  (make_golden.py measures that
-   float32 rounding alone moves PyTorch's own trajectory by at most 0.73 of
-   this tolerance against a float64 run.)
+   |got - want| <= 1e-6 + 1e-5 |want| at every step.
+
+   Why atol 1e-6 and not 1e-7: round-off accumulated over 20 steps is about
+   1e-7 absolute whatever a parameter's size (PyTorch's own float32 run is
+   up to 3.5e-7 away from its float64 run; make_golden.py prints it), so a
+   parameter passing near zero cannot be held to 1e-7: with atol 1e-7 a
+   correct nn.h already used 0.95 of the tolerance (sgd_damp_wd, a weight
+   near -1.7e-4).  Real errors (a missed bias correction, dampening at the
+   first step, a halved weight decay) fail at step 1 by orders more.
 
    usage: test_optim [golden-dir]    (default "tests/golden", run from the root) */
 #define NN_IMPLEMENTATION
@@ -17,6 +23,7 @@
 #include "golden.h"
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 #define MAX_PARAMS 4
 #define MAX_ARGS 8
@@ -84,6 +91,7 @@ static int load_params(nn_module *net, const problem *p) {
 static int run_one(golden_file *gf, const problem *p) {
     char name[64], kind[16], act[16], loss_kind[16], what[128];
     int steps, nargs, i, step, failed = 0, count;
+    double worst = 0.0;   /* largest deviation as a fraction of the tolerance */
     float args[MAX_ARGS], *got, *want;
     nn_module *net;
     nn_optim *opt;
@@ -169,8 +177,13 @@ static int run_one(golden_file *gf, const problem *p) {
             off += ps[i].tensor->numel;
         }
         snprintf(what, sizeof what, "%s step %d parameters", name, step);
-        if (!nn_test_close(got, want, p->total, 1e-5f, 1e-7f, what)) failed = 1;
+        if (!nn_test_close(got, want, p->total, 1e-5f, 1e-6f, what)) failed = 1;
+        for (i = 0; i < (int)p->total; i++) {
+            double r = fabs((double)got[i] - (double)want[i]) / (1e-6 + 1e-5 * fabs((double)want[i]));
+            if (r > worst) worst = r;
+        }
     }
+    printf("%-14s worst deviation %.2f of the tolerance\n", name, worst);
     NN_TEST_CHECK(step == steps + 1 || failed, "%s: truncated trajectory", name);
     free(got);
     free(want);

@@ -196,6 +196,7 @@ static nn_status nn__inf_stored(nn__inflater *z) {
                          z->base + z->pos);
     z->pos += 4;
     if (z->in_size - z->pos < len) return nn__inf_truncated(z);
+    if (len == 0) return NN_OK; /* z->out may still be NULL */
     if ((st = nn__inf_grow(z, len)) != NN_OK) return st;
     memcpy(z->out + z->out_size, z->in + z->pos, len);
     z->out_size += len;
@@ -504,7 +505,9 @@ static nn_status nn__gunzip_member(nn__inflater *z, size_t *pos) {
     if (st != NN_OK) return st;
     if (n - p < 8) return nn__error(NN_ERR_FORMAT, "nn_gunzip: truncated stream at byte %zu "
                                     "(missing CRC/size trailer)", n);
-    if (nn__crc32(z->out + start, z->out_size - start) != nn__le32(in + p))
+    /* (z->out is NULL while nothing has been written: no pointer arithmetic on it.) */
+    if ((z->out_size > start ? nn__crc32(z->out + start, z->out_size - start) : 0u) !=
+        nn__le32(in + p))
         return nn__error(NN_ERR_FORMAT, "nn_gunzip: CRC mismatch (corrupt data)");
     if ((uint32_t)(z->out_size - start) != nn__le32(in + p + 4))
         return nn__error(NN_ERR_FORMAT, "nn_gunzip: size mismatch: trailer says %lu bytes, "
@@ -536,8 +539,9 @@ NNDEF nn_status nn_gunzip(const unsigned char *in, size_t in_size,
     }
     do {
         if ((st = nn__gunzip_member(z, &pos)) != NN_OK) goto fail;
-        /* Concatenated members decode into one output (as gzip -d does). */
-    } while (in_size - pos >= 2 && in[pos] == 0x1f && in[pos + 1] == 0x8b);
+        /* Concatenated members decode into one output (as gzip -d does); a
+           lone 0x1f is the start of a truncated one. */
+    } while (in_size - pos >= 1 && in[pos] == 0x1f && (in_size - pos == 1 || in[pos + 1] == 0x8b));
     if (pos != in_size) {
         st = nn__error(NN_ERR_FORMAT, "nn_gunzip: %zu bytes of trailing garbage after byte %zu",
                        in_size - pos, pos);
@@ -898,7 +902,7 @@ NNDEF nn_status nn_dataset_synthetic(int n, uint64_t seed, nn_dataset *out) {
         float cy = 13.5f + nn__pcg_range(&rng, -3.5f, 3.5f);
         float scale = nn__pcg_range(&rng, 6.5f, 10.5f);
         float sx = scale * nn__pcg_range(&rng, 0.8f, 1.2f), sy = scale * nn__pcg_range(&rng, 0.8f, 1.2f);
-        float ang = nn__pcg_range(&rng, -0.35f, 0.35f), ca = cosf(ang), sa = sinf(ang);
+        float ang = nn__pcg_range(&rng, -0.4f, 0.4f), ca = cosf(ang), sa = sinf(ang);
         float width = nn__pcg_range(&rng, 0.9f, 2.2f);
         float ink = nn__pcg_range(&rng, 150.0f, 255.0f);
         float seg[6][4];
@@ -910,10 +914,10 @@ NNDEF nn_status nn_dataset_synthetic(int n, uint64_t seed, nn_dataset *out) {
                 seg[s][2 * j] = cx + ca * ux - sa * uy;
                 seg[s][2 * j + 1] = cy + sa * ux + ca * uy;
             }
-        /* A distractor: a short random stroke in half of the images. */
-        if (nn__pcg_uniform(&rng) < 0.5f) {
+        /* A distractor: a short random stroke in 60% of the images. */
+        if (nn__pcg_uniform(&rng) < 0.6f) {
             float ax = nn__pcg_range(&rng, 2.0f, 25.0f), ay = nn__pcg_range(&rng, 2.0f, 25.0f);
-            float da = nn__pcg_range(&rng, 0.0f, 2.0f * NN_PI), dl = nn__pcg_range(&rng, 3.0f, 7.0f);
+            float da = nn__pcg_range(&rng, 0.0f, 2.0f * NN_PI), dl = nn__pcg_range(&rng, 4.0f, 10.0f);
             s = nseg < 0 ? 0 : nseg;
             seg[s][0] = ax;
             seg[s][1] = ay;
@@ -936,7 +940,7 @@ NNDEF nn_status nn_dataset_synthetic(int n, uint64_t seed, nn_dataset *out) {
                 /* Anti-aliased stroke, then Gaussian-ish noise (sum of 3 uniforms). */
                 v = width + 0.5f - d;
                 v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-                v = v * ink + 28.0f * (nn__pcg_uniform(&rng) + nn__pcg_uniform(&rng) +
+                v = v * ink + 40.0f * (nn__pcg_uniform(&rng) + nn__pcg_uniform(&rng) +
                                        nn__pcg_uniform(&rng) - 1.5f);
                 img[y * 28 + x] = (unsigned char)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v + 0.5f);
             }

@@ -1,11 +1,13 @@
 /* sgemm, GotoBLAS/BLIS style.  Loops, outer to inner:
-     jc  N in blocks of nc      (packed B block kc x nc stays in L2, shared by threads)
-     pc  K in blocks of kc      (first block applies beta, the rest accumulate)
+     jc  N in blocks of nc        (packed B block kc x nc stays in L2)
+     pc  K in blocks of kc        (first block applies beta, the rest add)
      ir  M in micro-panels of MR  (packed A micro-panel MR x kc stays in L1)
      jr  N in micro-panels of NR  (one register-blocked micro-kernel call)
    alpha is folded into the packed A; transposes are absorbed by the packing.
-   Threads share the packed B block and split the (ir, jr-range) tiles of C;
-   K is never split, so each C element sees the same operations in the same
+   Threads each take a rectangle of C (whole micro-panels) and run all of the
+   above on it with their own buffers, with no synchronisation until the end
+   (a spinning barrier is costly on a busy machine).  K is never split and kc
+   depends on K only, so each C element sees the same operations in the same
    order at any thread count: results are bitwise identical. */
 
 #if defined(NN__AVX512)
@@ -315,12 +317,11 @@ typedef struct nn__gemm_job {
     const float *A, *B;
     float *C;
     int lda, ldb, ldc;
-    int kc, nc;      /* block sizes for this call (depend on the shape only) */
-    float *bpack;    /* shared packed B block, kc x round_up(nc, NR) */
+    int kc;          /* K block: depends on K only, so every thread agrees */
 } nn__gemm_job;
 
-/* Each packing buffer belongs to the thread that calls nn_sgemm and is kept
-   for the next call, so a training loop in steady state never allocates. */
+/* Each thread's packing buffer for B is kept for the next call, so a training
+   loop in steady state never allocates. */
 static NN__THREAD_LOCAL float *nn__gemm_buf = NULL;
 static NN__THREAD_LOCAL size_t nn__gemm_buf_cap = 0;
 
@@ -331,60 +332,51 @@ static void nn__gemm_release(void) {
     nn__gemm_buf_cap = 0;
 }
 
-/* How many pieces to cut each row of micro-panels into so that tiles spread
-   evenly over nt threads (1 when single-threaded). */
-static int nn__gemm_nsplit(int m_panels, int n_panels, int nt) {
-    int s, best = 1;
-    double best_eff = 0.0;
-    if (nt <= 1) return 1;
-    for (s = 1; s <= n_panels && s <= 16; s++) {
-        int tasks = m_panels * s;
-        int per = (tasks + nt - 1) / nt;
-        double eff = (double)tasks / ((double)per * nt);
-        if (eff > best_eff + 0.02) { best_eff = eff; best = s; }
-        if (eff >= 0.97) break;
+static float *nn__gemm_buffer(size_t need) {
+    if (need > nn__gemm_buf_cap) {
+        nn__gemm_release();
+        nn__gemm_buf = nn__alloc_floats(need, 0);
+        nn__gemm_buf_cap = nn__gemm_buf ? need : 0;
     }
-    return best;
+    return nn__gemm_buf;
 }
 
-static void nn__gemm_worker(const nn__gemm_job *g, int tid, int nt) {
+/* C[i0:i0+m, j0:j0+n] on one thread: the whole blocked algorithm. */
+static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n) {
     float apack[NN__GEMM_MR * NN__GEMM_KC];
-    int jc, pc;
-    int m_panels = (g->M + NN__GEMM_MR - 1) / NN__GEMM_MR;
-    for (jc = 0; jc < g->N; jc += g->nc) {
-        int nc = NN__MIN(g->nc, g->N - jc);
+    float *bpack;
+    int nnb = (n + NN__GEMM_NC - 1) / NN__GEMM_NC, ncb, jc, pc;
+    if (m <= 0 || n <= 0) return;
+    /* Even N blocks, whole micro-panels. */
+    ncb = (n + nnb - 1) / nnb;
+    ncb = (ncb + NN__GEMM_NR - 1) / NN__GEMM_NR * NN__GEMM_NR;
+    bpack = nn__gemm_buffer((size_t)g->kc * (size_t)ncb);
+    if (!bpack) { /* out of memory: the slow loop needs no buffer */
+        nn_sgemm_ref(g->transA, g->transB, m, n, g->K, g->alpha,
+                     g->A + (g->transA ? (size_t)i0 : (size_t)i0 * g->lda), g->lda,
+                     g->B + (g->transB ? (size_t)j0 * g->ldb : (size_t)j0), g->ldb, g->beta,
+                     g->C + (size_t)i0 * g->ldc + j0, g->ldc);
+        return;
+    }
+    for (jc = j0; jc < j0 + n; jc += ncb) {
+        int nc = NN__MIN(ncb, j0 + n - jc);
         int n_panels = (nc + NN__GEMM_NR - 1) / NN__GEMM_NR;
-        int nsplit = nn__gemm_nsplit(m_panels, n_panels, nt);
-        int ntask = m_panels * nsplit;
         for (pc = 0; pc < g->K; pc += g->kc) {
-            int kc = NN__MIN(g->kc, g->K - pc);
+            int kc = NN__MIN(g->kc, g->K - pc), p, ir;
             float beta = pc == 0 ? g->beta : 1.0f;
-            int p, t, t0, t1, packed_ir = -1;
-            /* Pack this B block together, one share of micro-panels each. */
-            for (p = tid * n_panels / nt; p < (tid + 1) * n_panels / nt; p++)
+            for (p = 0; p < n_panels; p++)
                 nn__gemm_pack_b(g->transB, g->B, g->ldb, pc, kc, jc + p * NN__GEMM_NR,
                                 NN__MIN(NN__GEMM_NR, nc - p * NN__GEMM_NR),
-                                g->bpack + (size_t)p * kc * NN__GEMM_NR);
-            NN__OMP(barrier)
-            t0 = (int)((long long)tid * ntask / nt);
-            t1 = (int)((long long)(tid + 1) * ntask / nt);
-            for (t = t0; t < t1; t++) {
-                int ir = t / nsplit, s = t % nsplit;
-                int i0 = ir * NN__GEMM_MR, mr = NN__MIN(NN__GEMM_MR, g->M - i0);
-                int jr0 = s * n_panels / nsplit, jr1 = (s + 1) * n_panels / nsplit, jr;
-                if (ir != packed_ir) {
-                    nn__gemm_pack_a(g->transA, g->A, g->lda, i0, mr, pc, kc, g->alpha, apack);
-                    packed_ir = ir;
-                }
-                for (jr = jr0; jr < jr1; jr++) {
-                    int j0 = jr * NN__GEMM_NR;
-                    nn__gemm_tile(kc, apack, g->bpack + (size_t)jr * kc * NN__GEMM_NR,
-                                  g->C + (size_t)i0 * g->ldc + jc + j0, g->ldc, mr,
-                                  NN__MIN(NN__GEMM_NR, nc - j0), beta);
-                }
+                                bpack + (size_t)p * kc * NN__GEMM_NR);
+            for (ir = i0; ir < i0 + m; ir += NN__GEMM_MR) {
+                int mr = NN__MIN(NN__GEMM_MR, i0 + m - ir);
+                float *c = g->C + (size_t)ir * g->ldc + jc;
+                nn__gemm_pack_a(g->transA, g->A, g->lda, ir, mr, pc, kc, g->alpha, apack);
+                for (p = 0; p < n_panels; p++)
+                    nn__gemm_tile(kc, apack, bpack + (size_t)p * kc * NN__GEMM_NR,
+                                  c + p * NN__GEMM_NR, g->ldc, mr,
+                                  NN__MIN(NN__GEMM_NR, nc - p * NN__GEMM_NR), beta);
             }
-            /* The next block overwrites bpack: everyone must be done with it. */
-            NN__OMP(barrier)
         }
     }
 }
@@ -399,12 +391,35 @@ static void nn__gemm_scale(int M, int N, float beta, float *C, int ldc) {
     }
 }
 
+#ifdef NN__OMP_ON
+/* Cut C into pm x pn rectangles (whole micro-panels), one per thread, with
+   no synchronisation until the end: each thread packs its own panels.  Pick
+   the grid with the least work on the busiest thread, counting padded tiles
+   and the packing repeated across the grid (about 8 multiply-adds per packed
+   element). */
+static void nn__gemm_grid(int M, int N, int K, int nt, int *pm, int *pn) {
+    int npm = (M + NN__GEMM_MR - 1) / NN__GEMM_MR, npn = (N + NN__GEMM_NR - 1) / NN__GEMM_NR;
+    int r;
+    double best = -1.0;
+    *pm = 1;
+    *pn = 1;
+    for (r = 1; r <= nt; r++) {
+        int c = nt / r;
+        double rows, cols, cost;
+        if (r * c != nt || r > npm || c > npn) continue;
+        rows = (double)((npm + r - 1) / r) * NN__GEMM_MR;
+        cols = (double)((npn + c - 1) / c) * NN__GEMM_NR;
+        cost = rows * cols * K + 8.0 * K * (rows + cols);
+        if (best < 0.0 || cost < best) { best = cost; *pm = r; *pn = c; }
+    }
+}
+#endif
+
 NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc) {
     nn__gemm_job g;
-    int nt = 1, nkb, nnb;
-    size_t need;
+    int nkb;
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         nn__gemm_scale(M, N, beta, C, ldc);
@@ -415,34 +430,31 @@ NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
     g.alpha = alpha; g.beta = beta;
     g.A = A; g.B = B; g.C = C;
     g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    /* Even block sizes: K = 784 becomes 4 x 196, not 3 x 256 + 16. */
+    /* Even K blocks: K = 784 becomes 4 x 196, not 3 x 256 + 16. */
     nkb = (K + NN__GEMM_KC - 1) / NN__GEMM_KC;
     g.kc = (K + nkb - 1) / nkb;
-    nnb = (N + NN__GEMM_NC - 1) / NN__GEMM_NC;
-    g.nc = (N + nnb - 1) / nnb;
-    g.nc = (g.nc + NN__GEMM_NR - 1) / NN__GEMM_NR * NN__GEMM_NR;
-    need = (size_t)g.kc * (size_t)g.nc;
-    if (need > nn__gemm_buf_cap) {
-        nn__gemm_release();
-        nn__gemm_buf = nn__alloc_floats(need, 0);
-        if (!nn__gemm_buf) { /* out of memory: the slow loop needs no buffer */
-            nn_sgemm_ref(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#ifdef NN__OMP_ON
+    if ((double)M * N * K >= (double)NN__GEMM_MT_MIN && !omp_in_parallel()) {
+        int nt = nn_get_threads(), pm, pn;
+        nn__gemm_grid(M, N, K, nt, &pm, &pn);
+        if (pm * pn > 1) {
+            int npm = (M + NN__GEMM_MR - 1) / NN__GEMM_MR;
+            int npn = (N + NN__GEMM_NR - 1) / NN__GEMM_NR;
+            NN__OMP(parallel num_threads(pm * pn))
+            {
+                int tid = omp_get_thread_num(), team = omp_get_num_threads();
+                if (team == pm * pn) {
+                    int r = tid / pn, c = tid % pn;
+                    int i0 = (r * npm / pm) * NN__GEMM_MR, i1 = ((r + 1) * npm / pm) * NN__GEMM_MR;
+                    int j0 = (c * npn / pn) * NN__GEMM_NR, j1 = ((c + 1) * npn / pn) * NN__GEMM_NR;
+                    nn__gemm_block(&g, i0, NN__MIN(i1, M) - i0, j0, NN__MIN(j1, N) - j0);
+                } else if (tid == 0) { /* fewer threads than asked for */
+                    nn__gemm_block(&g, 0, M, 0, N);
+                }
+            }
             return;
         }
-        nn__gemm_buf_cap = need;
     }
-    g.bpack = nn__gemm_buf;
-#ifdef NN__OMP_ON
-    if ((double)M * N * K >= (double)NN__GEMM_MT_MIN && !omp_in_parallel()) nt = nn_get_threads();
 #endif
-    if (nt <= 1) {
-        nn__gemm_worker(&g, 0, 1);
-        return;
-    }
-    NN__OMP(parallel num_threads(nt))
-    {
-#ifdef NN__OMP_ON
-        nn__gemm_worker(&g, omp_get_thread_num(), omp_get_num_threads());
-#endif
-    }
+    nn__gemm_block(&g, 0, M, 0, N);
 }
