@@ -3,7 +3,8 @@
    and 2 threads.  Build and run (let OpenBLAS pick its best kernel):
      gcc -O3 -march=native -fopenmp -I. bench/gemm.c -o gemm_bench -lopenblas -lm
      env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./gemm_bench [reps] [filter]
-   filter: only rows whose label contains it. */
+   filter: only rows whose label contains it ("" for all); threads: a list
+   of digits such as 12 (the default) or 2. */
 #define NN_IMPLEMENTATION
 #include "nn.h"
 #include <cblas.h>
@@ -89,8 +90,8 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 7;
-    const char *filter = argc > 2 ? argv[2] : NULL;
-    int threads[2] = {1, 2};
+    const char *filter = argc > 2 && argv[2][0] ? argv[2] : NULL;
+    const char *tlist = argc > 3 ? argv[3] : "12";
     size_t si;
     int ti;
     if (reps < 1) reps = 1;
@@ -101,8 +102,8 @@ int main(int argc, char **argv) {
            PEAK_PER_CORE);
     printf("%-20s %3s %9s %9s %6s %6s %6s\n", "shape", "thr", "nn GF/s",
            "blas GF/s", "ratio", "nn %pk", "bl %pk");
-    for (ti = 0; ti < 2; ti++) {
-        int nt = threads[ti];
+    for (ti = 0; tlist[ti] >= '1' && tlist[ti] <= '9'; ti++) {
+        int nt = tlist[ti] - '0';
         nn_set_threads(nt);
         cur_threads = nt;
         openblas_set_num_threads(nt);
