@@ -1589,23 +1589,29 @@ static void nn__bcast_next_row(const nn__bcast *bc, int *idx, size_t *oa, size_t
     }
 }
 
+/* o = a (op) b over a row; the two common layouts (equal shapes, and a
+   broadcast scalar such as a bias element) take the vector path. */
+#define NN__BIN_VLOOP(vexpr, sexpr)                                         \
+    for (; i + NN__VL <= n; i += NN__VL) nn__vstore(o + i, vexpr);         \
+    for (; i < n; i++) o[i] = sexpr;
 static void nn__bin_row(int kind, const float *a, size_t sa, const float *b, size_t sb,
                         float *o, int n) {
-    int i;
+    int i = 0;
     if (sa == 1 && sb == 1) {
         switch (kind) {
-        case NN__ADD: for (i = 0; i < n; i++) o[i] = a[i] + b[i]; break;
-        case NN__SUB: for (i = 0; i < n; i++) o[i] = a[i] - b[i]; break;
-        case NN__MUL: for (i = 0; i < n; i++) o[i] = a[i] * b[i]; break;
-        default: for (i = 0; i < n; i++) o[i] = a[i] / b[i]; break;
+        case NN__ADD: NN__BIN_VLOOP(nn__vadd(nn__vload(a + i), nn__vload(b + i)), a[i] + b[i]) break;
+        case NN__SUB: NN__BIN_VLOOP(nn__vsub(nn__vload(a + i), nn__vload(b + i)), a[i] - b[i]) break;
+        case NN__MUL: NN__BIN_VLOOP(nn__vmul(nn__vload(a + i), nn__vload(b + i)), a[i] * b[i]) break;
+        default: NN__BIN_VLOOP(nn__vdiv(nn__vload(a + i), nn__vload(b + i)), a[i] / b[i]) break;
         }
     } else if (sa == 1 && sb == 0) {
         float s = b[0];
+        nn__v vs = nn__vset1(s);
         switch (kind) {
-        case NN__ADD: for (i = 0; i < n; i++) o[i] = a[i] + s; break;
-        case NN__SUB: for (i = 0; i < n; i++) o[i] = a[i] - s; break;
-        case NN__MUL: for (i = 0; i < n; i++) o[i] = a[i] * s; break;
-        default: for (i = 0; i < n; i++) o[i] = a[i] / s; break;
+        case NN__ADD: NN__BIN_VLOOP(nn__vadd(nn__vload(a + i), vs), a[i] + s) break;
+        case NN__SUB: NN__BIN_VLOOP(nn__vsub(nn__vload(a + i), vs), a[i] - s) break;
+        case NN__MUL: NN__BIN_VLOOP(nn__vmul(nn__vload(a + i), vs), a[i] * s) break;
+        default: NN__BIN_VLOOP(nn__vdiv(nn__vload(a + i), vs), a[i] / s) break;
         }
     } else {
         for (i = 0; i < n; i++) {
@@ -1614,6 +1620,7 @@ static void nn__bin_row(int kind, const float *a, size_t sa, const float *b, siz
         }
     }
 }
+#undef NN__BIN_VLOOP
 
 static void nn__binary_backward(nn__node *n) {
     int kind = n->iarg[0], idx[NN_MAX_DIMS] = {0};
@@ -2100,6 +2107,9 @@ static nn_tensor *nn__reduce_axis(const char *op, int kind, nn_tensor *a, int ax
                     if (p[(size_t)k * inner] > best) best = p[(size_t)k * inner], bi = k;
                 out->data[o * inner + j] = best;
                 if (arg) arg[o * inner + j] = bi;
+            } else if (inner == 1) {
+                float acc = nn__sum_array(p, (size_t)len);
+                out->data[o] = kind == NN__R_MEAN ? acc / (float)(len ? len : 1) : acc;
             } else {
                 float acc = 0.0f;
                 for (k = 0; k < len; k++) acc += p[(size_t)k * inner];

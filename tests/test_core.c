@@ -174,6 +174,45 @@ static void test_reproducible_training(void) {
     NN_TEST_CHECK(memcmp(a, b, sizeof a) == 0, "same seed gives bitwise the same trained weights");
 }
 
+/* 1 and 2 threads give bitwise the same training run (kernels split only
+   independent output tiles).  Shapes large enough for the threaded paths. */
+static void train_threads(int threads, float *out, size_t n_out) {
+    nn_graph *g = nn_graph_new();
+    nn_module *net;
+    nn_optim *opt;
+    nn_sgd_opts so = {0};
+    nn_ce_opts ce = {0};
+    nn_tensor *x;
+    int labels[128], s, i;
+    nn_set_threads(threads);
+    nn_seed(11);
+    net = nn_sequential(nn_linear(784, 256), nn_relu(), nn_linear(256, 10), NULL);
+    so.lr = 0.05f;
+    so.momentum = 0.9f;
+    opt = nn_sgd(net, so);
+    for (i = 0; i < 128; i++) labels[i] = i % 10;
+    for (s = 0; s < 4; s++) {
+        nn_graph_reset(g);
+        x = nn_randn(g, NN_SHAPE(128, 784));
+        nn_zero_grad(opt);
+        nn_backward(nn_cross_entropy(nn_forward(net, x), labels, ce));
+        nn_step(opt);
+    }
+    memcpy(out, nn_parameters(net, NULL)[0].tensor->data, n_out * sizeof(float));
+    nn_graph_free(g);
+    nn_optim_free(opt);
+    nn_module_free(net);
+    nn_set_threads(0);
+}
+
+static void test_threads_bitwise(void) {
+    static float a[784 * 256], b[784 * 256];
+    train_threads(1, a, 784 * 256);
+    train_threads(2, b, 784 * 256);
+    NN_TEST_CHECK(memcmp(a, b, sizeof a) == 0, "1 and 2 threads train bitwise the same (%d threads available)",
+                  nn_get_threads());
+}
+
 static void test_no_grad_and_accumulation(void) {
     nn_graph *g = nn_graph_new();
     nn_tensor *w = nn_requires_grad(nn_ones(NULL, NN_SHAPE(3)), 1);
@@ -198,5 +237,6 @@ int main(void) {
     test_param_names_and_modes();
     test_reproducible_training();
     test_no_grad_and_accumulation();
+    test_threads_bitwise();
     return nn_test_summary("test_core");
 }
