@@ -72,7 +72,7 @@ int main(void) {
         float s = nn__exp_shift_sum(a, 1.0f, b, 37);
         double want = 0;
         for (i = 0; i < 37; i++) want += exp((double)a[i] - 1.0);
-        NN_TEST_CHECK(fabs(s - want) < 1e-5 * want, "exp_shift_sum %g vs %g", (double)s, want);
+        NN_TEST_CHECK(fabs((double)s - want) < 1e-5 * want, "exp_shift_sum %g vs %g", (double)s, want);
     }
     return nn_test_summary("test_kernels");
 }
