@@ -44,7 +44,7 @@ build_run() {
     done
 }
 
-W="-std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wdouble-promotion"
+W="-std=c99 -Wall -Wextra -Wpedantic"
 echo "== native SIMD (gcc -O2 -march=native)"
 build_run native "" gcc $W -O2 -march=native
 echo "== scalar (gcc -O2 -DNN_NO_SIMD)"
@@ -74,6 +74,7 @@ hyg() { # hyg <what> <command...>: a build that must succeed without a warning
     else failed=$((failed + 1)); echo "FAIL hygiene: $what"; head -n 20 "$B/hyg.out"; fi
 }
 STRICT="-Wall -Wextra -Wpedantic -Werror"
+hyg "nn.h alone under -Wshadow -Wdouble-promotion -Wstrict-prototypes (gcc, clang)" sh -c "gcc -std=c99 $STRICT -Wshadow -Wdouble-promotion -Wstrict-prototypes -march=native -fopenmp -I. -c tests/hygiene/tu1.c -o $B/tu1.o && if command -v clang >/dev/null; then clang -std=c99 $STRICT -Wshadow -Wdouble-promotion -Wstrict-prototypes -I. -c tests/hygiene/tu1.c -o $B/tu1c.o; fi"
 hyg "gcc C99 two translation units" sh -c "gcc -std=c99 $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu -lm && $B/two_tu"
 hyg "gcc C99 NN_STATIC" sh -c "gcc -std=c99 $STRICT -I. -DNN_STATIC tests/hygiene/static_main.c -o $B/static_tu -lm && $B/static_tu"
 hyg "g++ C++ two translation units" sh -c "g++ -x c++ $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_cpp -lm && $B/two_tu_cpp"
