@@ -1096,6 +1096,32 @@ static void nn__relu_array(const float *x, float *y, size_t n) {
     for (; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
+/* dst[i] = src[i] * scale for bytes src: the loader's pixel conversion. */
+static void nn__bytes_to_floats(const unsigned char *src, size_t n, float scale, float *dst) {
+    size_t i = 0;
+#if defined(NN__AVX512)
+    __m512 vs = _mm512_set1_ps(scale);
+    for (; i + 16 <= n; i += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
+        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), vs));
+    }
+#elif defined(NN__AVX2)
+    __m256 vs = _mm256_set1_ps(scale);
+    for (; i + 8 <= n; i += 8) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)(src + i));
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)), vs));
+    }
+#elif defined(NN__NEON)
+    float32x4_t vs = vdupq_n_f32(scale);
+    for (; i + 8 <= n; i += 8) {
+        uint16x8_t h = vmovl_u8(vld1_u8(src + i));
+        vst1q_f32(dst + i, vmulq_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(h))), vs));
+        vst1q_f32(dst + i + 4, vmulq_f32(vcvtq_f32_u32(vmovl_u16(vget_high_u16(h))), vs));
+    }
+#endif
+    for (; i < n; i++) dst[i] = (float)src[i] * scale;
+}
+
 /* gx += (x > 0) g: the ReLU backward. */
 static void nn__relu_backward_array(const float *x, const float *g, float *gx, size_t n) {
     size_t i = 0;
@@ -3859,7 +3885,7 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
     const nn_dataset *ds;
     nn_tensor *t;
     nn_shape s;
-    int b, i, j, n;
+    int b, i, n;
     if (!l || !g || !x || !y) {
         nn__misuse("nn_loader_next: NULL argument");
         return 0;
@@ -3891,7 +3917,7 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
         int k = l->order[l->pos + i];
         const unsigned char *src = ds->x + (size_t)k * (size_t)ds->sample_size;
         float *dst = t->data + (size_t)i * (size_t)ds->sample_size;
-        for (j = 0; j < ds->sample_size; j++) dst[j] = (float)src[j] * l->o.scale;
+        nn__bytes_to_floats(src, (size_t)ds->sample_size, l->o.scale, dst);
         l->labels[i] = ds->y[k];
     }
     l->pos += b;

@@ -35,8 +35,8 @@ static void test_rng(void) {
     nn_seed(5);
     for (i = 0; i < 100000; i++) {
         float z = nn_rand_normal();
-        mean += z;
-        var += (double)z * z;
+        mean += (double)z;
+        var += (double)z * (double)z;
     }
     mean /= 100000;
     var = var / 100000 - mean * mean;
@@ -213,6 +213,44 @@ static void test_threads_bitwise(void) {
                   nn_get_threads());
 }
 
+/* The loader: values, order, batch sizes, epoch ends, drop_last, shapes. */
+static void test_loader(void) {
+    nn_dataset ds;
+    nn_loader_opts lo = {0};
+    nn_loader *ld;
+    nn_graph *g = nn_graph_new();
+    nn_tensor *x;
+    const int *y;
+    int n, k, ok = 1, seen[103] = {0}, total = 0;
+    size_t j;
+    NN_TEST_CHECK(nn_dataset_synthetic(103, 9, &ds) == NN_OK, "synthetic");
+    lo.batch_size = 10;
+    ld = nn_loader_new(&ds, lo);
+    NN_TEST_CHECK(nn_loader_batches(ld) == 11, "11 batches of <= 10 from 103");
+    for (k = 0; (n = nn_loader_next(ld, g, &x, &y)) > 0; k++) {
+        for (j = 0; j < x->numel; j++)
+            ok &= x->data[j] == (float)ds.x[(size_t)k * 10 * 784 + j] * (1.0f / 255.0f);
+        ok &= y[0] == ds.y[k * 10];
+        NN_TEST_CHECK(x->ndim == 2 && x->shape[0] == n && x->shape[1] == 784, "batch shape");
+    }
+    NN_TEST_CHECK(ok && k == 11, "unshuffled batches equal the bytes / 255 (%d batches)", k);
+    nn_loader_free(ld);
+    lo.shuffle = 1;
+    lo.drop_last = 1;
+    lo.image_shape = 1;
+    ld = nn_loader_new(&ds, lo);
+    nn_loader_set_batch_size(ld, 25);
+    while ((n = nn_loader_next(ld, g, &x, &y)) > 0) {
+        NN_TEST_CHECK(n == 25 && x->ndim == 4 && x->shape[1] == 1 && x->shape[2] == 28, "image batches of 25");
+        total += n;
+        for (k = 0; k < n; k++) seen[y[k] < 10 ? 0 : 1]++;
+    }
+    NN_TEST_CHECK(total == 100, "drop_last keeps 4 full batches: %d samples", total);
+    nn_loader_free(ld);
+    nn_dataset_free(&ds);
+    nn_graph_free(g);
+}
+
 static void test_no_grad_and_accumulation(void) {
     nn_graph *g = nn_graph_new();
     nn_tensor *w = nn_requires_grad(nn_ones(NULL, NN_SHAPE(3)), 1);
@@ -238,5 +276,6 @@ int main(void) {
     test_reproducible_training();
     test_no_grad_and_accumulation();
     test_threads_bitwise();
+    test_loader();
     return nn_test_summary("test_core");
 }
