@@ -265,6 +265,11 @@ NNDEF void nn_graph_free(nn_graph *g);
 /* Turn recording of gradient nodes on or off for g (torch.no_grad); returns
    the previous setting.  Off saves memory and time in evaluation. */
 NNDEF int nn_set_grad_enabled(nn_graph *g, int on);
+/* Anomaly detection for g (torch.autograd.detect_anomaly): every op checks
+   that its inputs are finite and every backward step that the gradients it
+   produced are; the first NaN or inf is reported through the error hook,
+   naming the op that made it.  Slow; for debugging.  Returns the previous. */
+NNDEF int nn_set_anomaly_detection(nn_graph *g, int on);
 /* Bytes the graph's arena holds (its high-water mark). */
 NNDEF size_t nn_graph_capacity(const nn_graph *g);
 
@@ -1358,6 +1363,7 @@ struct nn_graph {
     size_t capacity;     /* bytes in all blocks */
     nn__node *tail;      /* the last recorded node */
     int grad_enabled;
+    int anomaly;         /* check values and gradients for NaN/inf */
 };
 
 NNDEF nn_graph *nn_graph_new(void) {
@@ -1394,7 +1400,26 @@ NNDEF int nn_set_grad_enabled(nn_graph *g, int on) {
     return old;
 }
 
+NNDEF int nn_set_anomaly_detection(nn_graph *g, int on) {
+    int old;
+    if (!g) {
+        nn__misuse("nn_set_anomaly_detection: NULL graph");
+        return 0;
+    }
+    old = g->anomaly;
+    g->anomaly = on != 0;
+    return old;
+}
+
 NNDEF size_t nn_graph_capacity(const nn_graph *g) { return g ? g->capacity : 0; }
+
+/* Index of the first non-finite of n floats, or -1. */
+static long nn__first_nonfinite(const float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!(x[i] - x[i] == 0.0f)) return (long)i;
+    return -1;
+}
 
 /* Bump allocation, NN_MEM_ALIGN-aligned.  After a reset the same sequence of
    requests walks the same blocks, so a steady-state step never mallocs. */
@@ -1493,8 +1518,21 @@ NNDEF void nn_backward(nn_tensor *loss) {
     for (n = g->tail; n; n = n->prev) n->out->grad = NULL;
     if (!nn__gradbuf(loss)) return;
     loss->grad[0] = 1.0f;
-    for (n = g->tail; n; n = n->prev)
-        if (n->out->grad) n->backward(n);
+    for (n = g->tail; n; n = n->prev) {
+        int i;
+        if (!n->out->grad) continue;
+        n->backward(n);
+        for (i = 0; g->anomaly && i < n->nin; i++) {
+            nn_tensor *t = n->in[i];
+            long at = t->grad ? nn__first_nonfinite(t->grad, t->numel) : -1;
+            if (at >= 0) {
+                nn__misuse("nn_backward: anomaly: the backward of %s gave input %d %s a non-finite "
+                           "gradient (%g at element %ld)", n->op, i, nn__ts(t),
+                           (double)t->grad[at], at);
+                return;
+            }
+        }
+    }
 }
 
 /* The graph an op's result goes to: the first input's that has one. */
@@ -1521,6 +1559,15 @@ static nn_tensor *nn__op(const char *op, nn_tensor **in, int nin, nn_shape s,
     }
     g = nn__graph_of(op, in, nin);
     if (!g) return NULL;
+    for (i = 0; g->anomaly && i < nin; i++) {
+        long at = nn__first_nonfinite(in[i]->data, in[i]->numel);
+        if (at >= 0) {
+            nn__misuse("%s: anomaly: input %d %s holds %g at element %ld (made by %s)", op, i,
+                       nn__ts(in[i]), (double)in[i]->data[at], at,
+                       in[i]->node ? in[i]->node->op : "a leaf");
+            return NULL;
+        }
+    }
     out = nn__tensor_new(op, g, s, 0);
     if (!out) return NULL;
     if (g->grad_enabled)

@@ -251,6 +251,26 @@ static void test_loader(void) {
     nn_graph_free(g);
 }
 
+/* Anomaly mode names the op that produced a NaN, in forward and backward. */
+static void test_anomaly(void) {
+    nn_graph *g = nn_graph_new();
+    float v[3] = {1.0f, -1.0f, 4.0f};
+    nn_tensor *x = nn_requires_grad(nn_tensor_from(g, v, NN_SHAPE(3)), 1), *y;
+    nn_set_error_hook(record_hook, NULL);
+    nn_set_anomaly_detection(g, 1);
+    y = nn_exp(nn_sqrt(x)); /* sqrt(-1) = NaN, caught when exp reads it */
+    NN_TEST_CHECK(y == NULL && strstr(last_msg, "nn_exp: anomaly") && strstr(last_msg, "made by nn_sqrt"),
+                  "forward anomaly: %s", last_msg);
+    nn_graph_reset(g);
+    v[1] = 0.0f;
+    x = nn_requires_grad(nn_tensor_from(g, v, NN_SHAPE(3)), 1);
+    nn_backward(nn_sum(nn_sqrt(x))); /* d sqrt(x)/dx at 0 is inf */
+    NN_TEST_CHECK(strstr(last_msg, "nn_backward: anomaly") && strstr(last_msg, "nn_sqrt"),
+                  "backward anomaly: %s", last_msg);
+    nn_set_error_hook(NULL, NULL);
+    nn_graph_free(g);
+}
+
 static void test_no_grad_and_accumulation(void) {
     nn_graph *g = nn_graph_new();
     nn_tensor *w = nn_requires_grad(nn_ones(NULL, NN_SHAPE(3)), 1);
@@ -277,5 +297,6 @@ int main(void) {
     test_no_grad_and_accumulation();
     test_threads_bitwise();
     test_loader();
+    test_anomaly();
     return nn_test_summary("test_core");
 }
