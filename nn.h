@@ -91,10 +91,13 @@
      >>kernels     nn_sgemm and the element-wise kernels
      >>tensor      nn_tensor, shapes, creation, views, printing
      >>graph       nn_graph: the per-step arena and the tape
-     >>autograd    nn_backward and every differentiable op
+     >>autograd    nn_backward, anomaly detection, every differentiable op
      >>losses      cross-entropy, MSE
      >>modules     the module interface, sequential, linear, activations
-     >>optim       SGD, Adam, zero_grad, step
+     >>optim       SGD, AdaGrad, RMSprop, Adadelta, Adam(W), AMSGrad, Adamax,
+                   NAdam, RAdam, LARS, LAMB, Lookahead, Ranger; parameter
+                   groups; clipping; LR, momentum and batch-size schedules;
+                   LR range test; snapshot ensembles; saving optimizer state
      >>data        gzip inflate, IDX files, datasets, minibatch loader
      >>license
 */

@@ -1,4 +1,4 @@
-/* ===== >>data (implementation) =========================================== */
+/* >>data fragment: inflate, gzip, IDX, MNIST, synthetic dataset (goes at NN_DATA_IMPL). */
 
 #include <errno.h>
 
@@ -7,8 +7,8 @@
    input bits (deflate packs codes LSB-first, so the table is indexed by the
    bit-reversed code).  Codes longer than NN__FAST_BITS are rare and decode
    bit by bit from the canonical code's per-length counts.  The bit buffer is
-   64 bits wide and refilled to >= 57 bits once per symbol, which covers the
-   longest length code + extra bits + distance code + extra bits (48 bits).
+   64 bits wide; it is refilled to >= 56 bits whenever it holds fewer than
+   48, the most a length/distance pair needs (15 + 5 + 15 + 13 bits).
    Past the end of the input the refill feeds zero bytes and counts them; a
    symbol that consumed any of those bits makes the stream "truncated". */
 
@@ -525,7 +525,7 @@ NNDEF nn_status nn_gunzip(const unsigned char *in, size_t in_size,
         return nn__error(NN_ERR_ARG, "nn_gunzip: NULL argument");
     *out = NULL;
     *out_size = 0;
-    z = (nn__inflater *)nn__malloc(sizeof *z); /* ~3 KB of tables: keep off the stack */
+    z = (nn__inflater *)nn__malloc(sizeof *z); /* ~6 KB of tables: keep off the stack */
     if (!z) return NN_ERR_OOM;
     memset(z, 0, sizeof *z);
     z->in = in;
