@@ -77,7 +77,7 @@ STRICT="-Wall -Wextra -Wpedantic -Werror"
 hyg "nn.h alone under -Wshadow -Wdouble-promotion -Wstrict-prototypes (gcc, clang)" sh -c "gcc -std=c99 $STRICT -Wshadow -Wdouble-promotion -Wstrict-prototypes -march=native -fopenmp -I. -c tests/hygiene/tu1.c -o $B/tu1.o && if command -v clang >/dev/null; then clang -std=c99 $STRICT -Wshadow -Wdouble-promotion -Wstrict-prototypes -I. -c tests/hygiene/tu1.c -o $B/tu1c.o; fi"
 hyg "gcc C99 two translation units" sh -c "gcc -std=c99 $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu -lm && $B/two_tu"
 hyg "gcc C99 NN_STATIC" sh -c "gcc -std=c99 $STRICT -I. -DNN_STATIC tests/hygiene/static_main.c -o $B/static_tu -lm && $B/static_tu"
-hyg "g++ C++ two translation units" sh -c "g++ -x c++ $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_cpp -lm && $B/two_tu_cpp"
+hyg "g++ C++ two translation units (-O2 -march=native -fopenmp)" sh -c "g++ -x c++ $STRICT -O2 -march=native -fopenmp -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_cpp -lm && $B/two_tu_cpp"
 if have clang; then
     hyg "clang C99 and clang++" sh -c "clang -std=c99 $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_clang -lm && clang++ -x c++ $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_clangpp -lm"
 fi
