@@ -99,6 +99,7 @@
                    groups; clipping; LR, momentum and batch-size schedules;
                    LR range test; snapshot ensembles; saving optimizer state
      >>data        gzip inflate, IDX files, datasets, minibatch loader
+     >>train       evaluation (accuracy)
      >>license
 */
 #ifndef NN_H
@@ -919,6 +920,14 @@ NNDEF void nn_loader_set_batch_size(nn_loader *l, int batch_size);
 /* Batches in one epoch. */
 NNDEF int nn_loader_batches(const nn_loader *l);
 NNDEF void nn_loader_free(nn_loader *l);
+
+/* ===== >>train =========================================================== */
+
+/* Fraction of ds that m classifies correctly (argmax of its output), in
+   evaluation mode with gradients off; both modes are restored afterwards.
+   Batches come as opts says (batch_size 0 means 1000; image_shape for
+   convolutional nets); g is scratch and is reset.  -1 on failure. */
+NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_loader_opts opts);
 
 #ifdef __cplusplus
 }
@@ -6848,6 +6857,48 @@ NNDEF void nn_loader_free(nn_loader *l) {
     nn__free(l->order);
     nn__free(l->labels);
     nn__free(l);
+}
+
+/* ===== >>train (implementation) ========================================== */
+
+NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_loader_opts opts) {
+    nn_loader *ld;
+    nn_tensor *x, *out;
+    const int *y;
+    int *pred, n, i, correct = 0, total = 0, was_training, had_grad;
+    if (!m || !ds || !g) {
+        nn__misuse("nn_accuracy: NULL %s", !m ? "module" : !ds ? "dataset" : "graph");
+        return -1.0f;
+    }
+    opts.shuffle = 0;
+    opts.drop_last = 0;
+    if (opts.batch_size == 0) opts.batch_size = 1000;
+    if (!(ld = nn_loader_new(ds, opts))) return -1.0f;
+    if (!(pred = (int *)nn__malloc(sizeof(int) * (size_t)opts.batch_size))) {
+        nn_loader_free(ld);
+        return -1.0f;
+    }
+    was_training = m->training;
+    nn_train_mode(m, 0);
+    had_grad = nn_set_grad_enabled(g, 0);
+    while (nn_graph_reset(g), (n = nn_loader_next(ld, g, &x, &y)) > 0) {
+        out = nn_forward(m, x);
+        if (!out || out->ndim != 2 || out->shape[0] != n) {
+            nn__misuse("nn_accuracy: the module's output %s is not [batch, classes] for batch %d",
+                       nn__ts(out), n);
+            total = 0;
+            break;
+        }
+        nn_argmax_rows(out, pred);
+        for (i = 0; i < n; i++) correct += pred[i] == y[i];
+        total += n;
+    }
+    nn_graph_reset(g);
+    nn_set_grad_enabled(g, had_grad);
+    nn_train_mode(m, was_training);
+    nn__free(pred);
+    nn_loader_free(ld);
+    return total ? (float)correct / (float)total : -1.0f;
 }
 
 #endif /* NN__IMPLEMENTATION_DONE */

@@ -12,28 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Accuracy of net over ds, in evaluation mode without recording gradients. */
-static float evaluate(nn_module *net, const nn_dataset *ds, nn_graph *g) {
-    nn_loader_opts lo = {0};
-    nn_loader *ld;
-    nn_tensor *x;
-    const int *y;
-    int n, i, correct = 0, total = 0, pred[1000];
-    lo.batch_size = 1000;
-    ld = nn_loader_new(ds, lo);
-    nn_train_mode(net, 0);
-    nn_set_grad_enabled(g, 0);
-    while (nn_graph_reset(g), (n = nn_loader_next(ld, g, &x, &y)) > 0) {
-        nn_argmax_rows(nn_forward(net, x), pred);
-        for (i = 0; i < n; i++) correct += pred[i] == y[i];
-        total += n;
-    }
-    nn_set_grad_enabled(g, 1);
-    nn_train_mode(net, 1);
-    nn_loader_free(ld);
-    return total ? (float)correct / (float)total : 0.0f;
-}
-
 int main(int argc, char **argv) {
     const char *dir = getenv("NN_DATA") ? getenv("NN_DATA") : "/usr/share/datasets/fashion-mnist";
     int epochs = argc > 1 ? atoi(argv[1]) : 10, epoch, i, pred[128];
@@ -94,7 +72,8 @@ int main(int argc, char **argv) {
         }
         {
             double secs = nn_time() - t0;
-            float test_acc = evaluate(net, &test, g);
+            nn_loader_opts eval = {0};
+            float test_acc = nn_accuracy(net, &test, g, eval);
             printf("%5d  %6.4f  %6.2f%%  %6.2f%%  %6.2f\n", epoch, loss_sum / batches,
                    100.0 * correct / seen, 100.0 * test_acc, secs);
             fflush(stdout);
