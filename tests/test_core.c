@@ -247,6 +247,21 @@ static void test_loader(void) {
     }
     NN_TEST_CHECK(total == 100, "drop_last keeps 4 full batches: %d samples", total);
     nn_loader_free(ld);
+    {
+        /* nn_accuracy restores the modes; a fixed classifier scores exactly. */
+        nn_module *net = nn_sequential(nn_linear(784, 10), NULL);
+        nn_loader_opts eo = {0};
+        float acc;
+        int correct = 0, i;
+        memset(nn_parameters(net, NULL)[0].tensor->data, 0, sizeof(float) * 7840);
+        nn_parameters(net, NULL)[1].tensor->data[3] = 1.0f; /* always predicts class 3 */
+        for (i = 0; i < ds.n; i++) correct += ds.y[i] == 3;
+        eo.batch_size = 7;
+        acc = nn_accuracy(net, &ds, g, eo);
+        NN_TEST_CHECK(fabsf(acc - (float)correct / (float)ds.n) < 1e-6f, "accuracy %g", (double)acc);
+        NN_TEST_CHECK(net->training == 1, "training mode restored");
+        nn_module_free(net);
+    }
     nn_dataset_free(&ds);
     nn_graph_free(g);
 }
