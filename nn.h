@@ -55,8 +55,9 @@
                            __ARM_NEON
      NN_OPENMP             on iff _OPENMP      use OpenMP threads in the kernels
      NN_NO_OPENMP          off                 never use OpenMP, even with -fopenmp
-     NN_MAX_DIMS           6                   most dimensions a tensor can have
-     NN_MEM_ALIGN          64                  alignment of tensor data (bytes)
+     NN_MAX_DIMS           6                   most dimensions a tensor can have (4..8)
+     NN_MEM_ALIGN          64                  alignment of tensor data (bytes; a
+                                               multiple of 64)
      NN_GRAPH_BLOCK        1 MiB               smallest graph-arena block (bytes)
 
    CONCEPTS (chapters)
@@ -132,6 +133,12 @@
 #endif
 #ifndef NN_MEM_ALIGN
 #define NN_MEM_ALIGN 64
+#endif
+#if NN_MEM_ALIGN % 64 != 0
+#error "nn.h: NN_MEM_ALIGN must be a multiple of 64 (the AVX-512 kernels store aligned)"
+#endif
+#if NN_MAX_DIMS < 4 || NN_MAX_DIMS > 8
+#error "nn.h: NN_MAX_DIMS must be between 4 and 8"
 #endif
 
 #ifdef __cplusplus
@@ -1982,10 +1989,13 @@ static float nn__vpow2i(float n) {
 /* e^x: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial
    (Cephes' expf coefficients), times 2^n.  Max relative error 2 ulp against
    libm over [-87, 88] (tests/test_kernels.c measures it); inputs are clamped
-   to that range, so the result never overflows to inf. */
+   to that range so the arithmetic never overflows; outside it the result is
+   0 or inf, and NaN stays NaN. */
 static nn__v nn__vexp(nn__v x) {
     nn__v n, r, p;
-    x = nn__vmin(nn__vmax(x, nn__vset1(-87.3f)), nn__vset1(88.3f));
+    nn__v x0 = x;
+    /* x second: max/min return their second operand for NaN, so NaN passes. */
+    x = nn__vmin(nn__vset1(88.3f), nn__vmax(nn__vset1(-87.3f), x));
     n = nn__vround(nn__vmul(x, nn__vset1(1.44269504088896341f)));
     r = nn__vfma(n, nn__vset1(-0.693359375f), x);
     r = nn__vfma(n, nn__vset1(2.12194440e-4f), r);
@@ -1996,11 +2006,13 @@ static nn__v nn__vexp(nn__v x) {
     p = nn__vfma(p, r, nn__vset1(1.6666665459e-1f));
     p = nn__vfma(p, r, nn__vset1(5.0000001201e-1f));
     p = nn__vfma(p, nn__vmul(r, r), nn__vadd(r, nn__vset1(1.0f)));
-    return nn__vmul(p, nn__vpow2i(n));
+    /* Outside the range the result is 0 or inf, as expf gives, not the
+       clamp's 1e-38 and 2e38. */
+    p = nn__vlt_select(x0, nn__vset1(-87.3f), nn__vset1(0.0f), nn__vmul(p, nn__vpow2i(n)));
+    return nn__vlt_select(nn__vset1(88.3f), x0, nn__vset1(INFINITY), p);
 }
 
-/* 1 / (1 + e^-x), exact in the limits (0 and 1), max error 2 ulp + 1 ulp
-   from the division. */
+/* 1 / (1 + e^-x): 0 and 1 in the limits, NaN for NaN; max error 3 ulp. */
 static nn__v nn__vsigmoid(nn__v x) {
     nn__v one = nn__vset1(1.0f);
     return nn__vdiv(one, nn__vadd(one, nn__vexp(nn__vsub(nn__vset1(0.0f), x))));
@@ -2121,8 +2133,9 @@ static float nn__exp_shift_sum(const float *x, float shift, float *y, size_t n) 
 static void nn__relu_array(const float *x, float *y, size_t n) {
     size_t i = 0;
     nn__v z = nn__vset1(0.0f);
-    for (; i + NN__VL <= n; i += NN__VL) nn__vstore(y + i, nn__vmax(nn__vload(x + i), z));
-    for (; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    /* x second in max, so NaN passes (torch.relu(nan) is nan). */
+    for (; i + NN__VL <= n; i += NN__VL) nn__vstore(y + i, nn__vmax(z, nn__vload(x + i)));
+    for (; i < n; i++) y[i] = 0.0f > x[i] ? 0.0f : x[i];
 }
 
 /* dst[i] = src[i] * scale for bytes src: the loader's pixel conversion. */
@@ -2448,6 +2461,11 @@ static long nn__first_nonfinite(const float *x, size_t n) {
 /* Bump allocation, NN_MEM_ALIGN-aligned.  After a reset the same sequence of
    requests walks the same blocks, so a steady-state step never mallocs. */
 static void *nn__arena_alloc(nn_graph *g, size_t size) {
+    NN_ASSERT(g != NULL);
+    if (size > (size_t)-1 - NN__BLOCK_HDR - 2 * (size_t)NN_MEM_ALIGN) {
+        nn__error(NN_ERR_OOM, "nn_graph: request of %zu bytes is too large", size);
+        return NULL;
+    }
     size = NN__ALIGN_UP(size ? size : 1);
     for (;;) {
         nn__block *b;
@@ -3076,6 +3094,7 @@ NNDEF nn_tensor *nn_reshape(nn_tensor *a, nn_shape s) {
         nn__misuse("nn_reshape: NULL input");
         return NULL;
     }
+    if (s.ndim < 0 || s.ndim > NN_MAX_DIMS) goto bad;
     for (i = 0; i < s.ndim; i++) {
         if (s.d[i] == -1 && infer < 0) infer = i;
         else if (s.d[i] < 0) goto bad;
@@ -3103,7 +3122,7 @@ bad:
 
 NNDEF nn_tensor *nn_flatten_batch(nn_tensor *a) {
     if (!a || a->ndim < 1) {
-        nn__misuse("nn_flatten: needs a tensor with a batch dimension, got %s", nn__ts(a));
+        nn__misuse("nn_flatten_batch: needs a tensor with a batch dimension, got %s", nn__ts(a));
         return NULL;
     }
     return nn_reshape(a, NN_SHAPE(a->shape[0], -1));
@@ -3202,8 +3221,9 @@ static nn_tensor *nn__reduce_axis(const char *op, int kind, nn_tensor *a, int ax
             if (kind == NN__R_MAX) {
                 float best = p[0];
                 int bi = 0;
-                for (k = 1; k < len; k++)
-                    if (p[(size_t)k * inner] > best) best = p[(size_t)k * inner], bi = k;
+                for (k = 1; k < len && best == best; k++) /* a NaN wins, as in torch.max */
+                    if (p[(size_t)k * inner] > best || p[(size_t)k * inner] != p[(size_t)k * inner])
+                        best = p[(size_t)k * inner], bi = k;
                 out->data[o * inner + j] = best;
                 if (arg) arg[o * inner + j] = bi;
             } else if (inner == 1) {
@@ -3419,11 +3439,11 @@ NNDEF nn_tensor *nn_dropout_op(nn_tensor *a, float p, int training) {
     float *mask, scale;
     size_t i;
     if (!a || !(p >= 0.0f && p <= 1.0f)) {
-        nn__misuse("nn_dropout: needs a tensor and 0 <= p <= 1, got %s and p=%g", nn__ts(a), (double)p);
+        nn__misuse("nn_dropout_op: needs a tensor and 0 <= p <= 1, got %s and p=%g", nn__ts(a), (double)p);
         return NULL;
     }
     if (!training || p == 0.0f) return a;
-    out = nn__op("nn_dropout", &a, 1, nn_shape_of(a), nn__mask_backward);
+    out = nn__op("nn_dropout_op", &a, 1, nn_shape_of(a), nn__mask_backward);
     if (!out) return NULL;
     mask = (float *)nn__scratch(out, a->numel * sizeof(float));
     if (!mask) return NULL;
@@ -3708,6 +3728,16 @@ static nn_param *nn__named(const char *op, nn_module *m, int buffers, int *count
 
 NNDEF nn_param *nn_parameters(nn_module *m, int *count) { return nn__named("nn_parameters", m, 0, count); }
 NNDEF nn_param *nn_buffers(nn_module *m, int *count) { return nn__named("nn_buffers", m, 1, count); }
+
+/* Call fn on every parameter (buffers = 0) or buffer tensor of m and its
+   children, in registration order.  Unlike nn_parameters it allocates
+   nothing and leaves the user's array alone, so library code uses it. */
+static void nn__each_tensor(nn_module *m, int buffers, void (*fn)(nn_tensor *, void *), void *user) {
+    int i, n = buffers ? m->nbuffers : m->nparams;
+    const nn_param *p = buffers ? m->buffers : m->params;
+    for (i = 0; i < n; i++) fn(p[i].tensor, user);
+    for (i = 0; i < m->nchildren; i++) nn__each_tensor(m->children[i], buffers, fn, user);
+}
 
 NNDEF size_t nn_parameter_count(nn_module *m) {
     size_t total = 0;
@@ -4573,34 +4603,62 @@ NNDEF int nn_optim_freeze(nn_optim *o, const char *pattern, int on) {
 
 /* ----- gradient clipping ----- */
 
-static float nn__clip_norm(nn_tensor **ts, const unsigned char *frozen, int n, float max_norm) {
-    double sq = 0.0;
-    float total, coef;
-    int i;
+/* Clipping works per tensor, so optimizers (a list) and modules (a walk)
+   share it: pass 1 sums squared norms, pass 2 scales or clamps. */
+typedef struct nn__clip_ctx {
+    double sq;      /* sum of squared norms */
+    float coef;     /* scale for pass 2 */
+    float clip;     /* clamp bound */
+} nn__clip_ctx;
+
+static void nn__clip_sq(nn_tensor *t, void *u) {
+    if (t->grad) {
+        double s = nn__optim_norm2(t->grad, t->numel);
+        ((nn__clip_ctx *)u)->sq += s * s;
+    }
+}
+static void nn__clip_scale(nn_tensor *t, void *u) {
+    float c = ((nn__clip_ctx *)u)->coef;
     size_t j;
-    for (i = 0; i < n; i++)
-        if (ts[i]->grad && !(frozen && frozen[i])) {
-            double s = nn__optim_norm2(ts[i]->grad, ts[i]->numel);
-            sq += s * s;
+    if (t->grad)
+        for (j = 0; j < t->numel; j++) t->grad[j] *= c;
+}
+static void nn__clip_clamp(nn_tensor *t, void *u) {
+    float c = ((nn__clip_ctx *)u)->clip;
+    size_t j;
+    if (t->grad)
+        for (j = 0; j < t->numel; j++) {
+            float v = t->grad[j];
+            t->grad[j] = v > c ? c : v < -c ? -c : v;
         }
-    total = (float)sqrt(sq);
-    coef = max_norm / (total + 1e-6f);
-    if (coef < 1.0f)
-        for (i = 0; i < n; i++)
-            if (ts[i]->grad && !(frozen && frozen[i]))
-                for (j = 0; j < ts[i]->numel; j++) ts[i]->grad[j] *= coef;
+}
+/* torch.nn.utils.clip_grad_norm_'s coefficient: max_norm / (total + 1e-6). */
+static float nn__clip_coef(nn__clip_ctx *c, float max_norm) {
+    float total = (float)sqrt(c->sq);
+    c->coef = max_norm / (total + 1e-6f);
     return total;
 }
 
-static void nn__clip_value(nn_tensor **ts, const unsigned char *frozen, int n, float c) {
+static void nn__clip_each(nn_tensor **ts, const unsigned char *frozen, int n,
+                          void (*fn)(nn_tensor *, void *), nn__clip_ctx *c) {
     int i;
-    size_t j;
     for (i = 0; i < n; i++)
-        if (ts[i]->grad && !(frozen && frozen[i]))
-            for (j = 0; j < ts[i]->numel; j++) {
-                float v = ts[i]->grad[j];
-                ts[i]->grad[j] = v > c ? c : v < -c ? -c : v;
-            }
+        if (!(frozen && frozen[i])) fn(ts[i], c);
+}
+
+static float nn__clip_norm(nn_tensor **ts, const unsigned char *frozen, int n, float max_norm) {
+    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
+    float total;
+    nn__clip_each(ts, frozen, n, nn__clip_sq, &c);
+    total = nn__clip_coef(&c, max_norm);
+    if (c.coef < 1.0f) nn__clip_each(ts, frozen, n, nn__clip_scale, &c);
+    return total;
+}
+
+static void nn__clip_value(nn_tensor **ts, const unsigned char *frozen, int n, float clip) {
+    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
+    c.clip = clip;
+    nn__clip_each(ts, frozen, n, nn__clip_clamp, &c);
 }
 
 NNDEF float nn_clip_grad_norm(nn_optim *o, float max_norm) {
@@ -4621,48 +4679,27 @@ NNDEF void nn_clip_grad_value(nn_optim *o, float clip) {
     nn__clip_value(b->params, b->frozen, b->n, clip);
 }
 
-/* The module's parameter tensors in a small array (caller frees). */
-static nn_tensor **nn__module_tensors(const char *op, nn_module *m, int *n) {
-    nn_param *ps;
-    nn_tensor **ts;
-    int i;
-    *n = 0;
-    if (!m) {
-        nn__misuse("%s: NULL module", op);
-        return NULL;
-    }
-    ps = nn_parameters(m, n);
-    if (!(ts = (nn_tensor **)nn__calloc((size_t)(*n ? *n : 1), sizeof(nn_tensor *)))) return NULL;
-    for (i = 0; i < *n; i++) ts[i] = ps[i].tensor;
-    return ts;
-}
-
 NNDEF float nn_clip_grad_norm_module(nn_module *m, float max_norm) {
-    int n;
-    float total = 0.0f;
-    nn_tensor **ts;
-    if (!(max_norm > 0.0f)) {
-        nn__misuse("nn_clip_grad_norm_module: max_norm must be > 0, got %g", (double)max_norm);
+    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
+    float total;
+    if (!m || !(max_norm > 0.0f)) {
+        nn__misuse("nn_clip_grad_norm_module: needs a module and max_norm > 0, got %g", (double)max_norm);
         return 0.0f;
     }
-    if ((ts = nn__module_tensors("nn_clip_grad_norm_module", m, &n))) {
-        total = nn__clip_norm(ts, NULL, n, max_norm);
-        nn__free(ts);
-    }
+    nn__each_tensor(m, 0, nn__clip_sq, &c);
+    total = nn__clip_coef(&c, max_norm);
+    if (c.coef < 1.0f) nn__each_tensor(m, 0, nn__clip_scale, &c);
     return total;
 }
 
 NNDEF void nn_clip_grad_value_module(nn_module *m, float clip) {
-    int n;
-    nn_tensor **ts;
-    if (!(clip >= 0.0f)) {
-        nn__misuse("nn_clip_grad_value_module: clip must be >= 0, got %g", (double)clip);
+    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
+    if (!m || !(clip >= 0.0f)) {
+        nn__misuse("nn_clip_grad_value_module: needs a module and clip >= 0, got %g", (double)clip);
         return;
     }
-    if ((ts = nn__module_tensors("nn_clip_grad_value_module", m, &n))) {
-        nn__clip_value(ts, NULL, n, clip);
-        nn__free(ts);
-    }
+    c.clip = clip;
+    nn__each_tensor(m, 0, nn__clip_clamp, &c);
 }
 
 /* ----- schedules ----- */
@@ -4960,10 +4997,12 @@ static void nn__sched_apply(nn_sched *s) {
         break;
     case NN__S_SGDR: {
         long cur = s->t, ti = s->period;
-        while (cur >= ti) {
-            cur -= ti;
-            ti *= s->mult;
-        }
+        if (s->mult == 1) cur = s->t % s->period; /* O(1); the loop below is O(log t) */
+        else
+            while (cur >= ti) {
+                cur -= ti;
+                ti *= s->mult;
+            }
         s->restarted = s->t > 0 && cur == 0;
         lr = s->eta_min + (s->base_lr - s->eta_min) *
              (1.0 + cos(NN__PI_D * (double)cur / (double)ti)) / 2.0;
@@ -5699,30 +5738,33 @@ struct nn_snapshots {
     float *backup;
 };
 
-/* Copy the module's parameters and buffers to dst (to_module = 0) or back. */
-static void nn__snapshot_copy(nn_module *m, float *buf, int to_module) {
-    int np, nb, i;
-    nn_param *ps = nn_parameters(m, &np);
-    size_t off = 0;
-    for (i = 0; i < np; i++) {
-        nn_tensor *t = ps[i].tensor;
-        if (to_module) memcpy(t->data, buf + off, t->numel * sizeof(float));
-        else memcpy(buf + off, t->data, t->numel * sizeof(float));
-        off += t->numel;
-    }
-    ps = nn_buffers(m, &nb);
-    for (i = 0; i < nb; i++) {
-        nn_tensor *t = ps[i].tensor;
-        if (to_module) memcpy(t->data, buf + off, t->numel * sizeof(float));
-        else memcpy(buf + off, t->data, t->numel * sizeof(float));
-        off += t->numel;
-    }
+/* Copy the module's parameters and buffers into a flat buffer, or back. */
+typedef struct nn__copy_ctx {
+    float *buf;
+    size_t off;
+    int to_module;
+} nn__copy_ctx;
+
+static void nn__copy_tensor(nn_tensor *t, void *u) {
+    nn__copy_ctx *c = (nn__copy_ctx *)u;
+    if (c->to_module) memcpy(t->data, c->buf + c->off, t->numel * sizeof(float));
+    else if (c->buf) memcpy(c->buf + c->off, t->data, t->numel * sizeof(float));
+    c->off += t->numel;
+}
+
+/* Returns the number of floats copied (buf NULL: just counts). */
+static size_t nn__snapshot_copy(nn_module *m, float *buf, int to_module) {
+    nn__copy_ctx c;
+    c.buf = buf;
+    c.off = 0;
+    c.to_module = to_module;
+    nn__each_tensor(m, 0, nn__copy_tensor, &c);
+    nn__each_tensor(m, 1, nn__copy_tensor, &c);
+    return c.off;
 }
 
 NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count) {
     nn_snapshots *s;
-    nn_param *ps;
-    int n, i;
     if (!m || max_count < 0) {
         nn__misuse("nn_snapshots_new: needs a module and max_count >= 0");
         return NULL;
@@ -5730,10 +5772,7 @@ NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count) {
     if (!(s = (nn_snapshots *)nn__calloc(1, sizeof(nn_snapshots)))) return NULL;
     s->m = m;
     s->max = max_count ? max_count : 8;
-    ps = nn_parameters(m, &n);
-    for (i = 0; i < n; i++) s->nfloats += ps[i].tensor->numel;
-    ps = nn_buffers(m, &n);
-    for (i = 0; i < n; i++) s->nfloats += ps[i].tensor->numel;
+    s->nfloats = nn__snapshot_copy(m, NULL, 0);
     s->snap = (float **)nn__calloc((size_t)s->max, sizeof(float *));
     s->backup = nn__alloc_floats(s->nfloats, 0);
     if (!s->snap || !s->backup) {
@@ -5761,12 +5800,14 @@ NNDEF int nn_snapshot_count(const nn_snapshots *s) { return s ? s->count : 0; }
 
 NNDEF nn_tensor *nn_snapshot_predict(nn_snapshots *s, nn_tensor *x) {
     nn_tensor *avg = NULL;
-    int k, was = 1;
-    if (!s || !x || !s->count) {
-        nn__misuse("nn_snapshot_predict: needs snapshots (take at least one) and an input");
+    int k, was = 1, was_training;
+    if (!s || !x || !s->count || !x->graph) {
+        nn__misuse("nn_snapshot_predict: needs snapshots (take at least one) and an input in a graph");
         return NULL;
     }
-    if (x->graph) was = nn_set_grad_enabled(x->graph, 0);
+    was = nn_set_grad_enabled(x->graph, 0);
+    was_training = s->m->training;
+    nn_train_mode(s->m, 0); /* evaluation: no dropout, running statistics */
     nn__snapshot_copy(s->m, s->backup, 0);
     for (k = 0; k < s->count; k++) {
         nn_tensor *y;
@@ -5777,16 +5818,15 @@ NNDEF nn_tensor *nn_snapshot_predict(nn_snapshots *s, nn_tensor *x) {
         if (!avg && !(avg = nn_zeros(x->graph, nn_shape_of(y)))) break;
         cols = y->ndim ? (size_t)y->shape[y->ndim - 1] : 1;
         rows = cols ? y->numel / cols : 0;
-        for (r = 0; r < rows; r++) { /* softmax of the row, averaged in */
-            const float *yr = y->data + r * cols;
-            float *ar = avg->data + r * cols, mx = yr[0], sum = 0.0f;
-            for (c = 1; c < cols; c++) mx = yr[c] > mx ? yr[c] : mx;
-            for (c = 0; c < cols; c++) sum += expf(yr[c] - mx);
-            for (c = 0; c < cols; c++) ar[c] += expf(yr[c] - mx) / sum / (float)s->count;
+        for (r = 0; r < rows; r++) { /* softmax of the row (in place), averaged in */
+            float *yr = y->data + r * cols, *ar = avg->data + r * cols;
+            nn__softmax_line(yr, yr, (int)cols, 1, 0);
+            for (c = 0; c < cols; c++) ar[c] += yr[c] / (float)s->count;
         }
     }
     nn__snapshot_copy(s->m, s->backup, 1);
-    if (x->graph) nn_set_grad_enabled(x->graph, was);
+    nn_train_mode(s->m, was_training);
+    nn_set_grad_enabled(x->graph, was);
     return avg;
 }
 
@@ -6774,6 +6814,12 @@ NNDEF nn_loader *nn_loader_new(const nn_dataset *ds, nn_loader_opts opts) {
     int i;
     if (!ds || ds->n < 1 || !ds->x || !ds->y || opts.batch_size < 0) {
         nn__misuse("nn_loader_new: needs a non-empty dataset and batch_size >= 0");
+        return NULL;
+    }
+    if (opts.image_shape &&
+        (size_t)ds->shape[0] * (size_t)ds->shape[1] * (size_t)ds->shape[2] != (size_t)ds->sample_size) {
+        nn__misuse("nn_loader_new: image_shape needs the dataset's shape [%d,%d,%d] to hold "
+                   "sample_size %d", ds->shape[0], ds->shape[1], ds->shape[2], ds->sample_size);
         return NULL;
     }
     if (!(l = (nn_loader *)nn__calloc(1, sizeof(nn_loader)))) return NULL;

@@ -24,6 +24,7 @@ static float run_steps(nn_module *net, nn_optim *opt, nn_loader *ld, nn_graph *g
         loss = nn_cross_entropy(nn_forward(net, x), y, ce);
         nn_zero_grad(opt);
         nn_backward(loss);
+        nn_clip_grad_norm_module(net, 5.0f); /* library walks, no allocation */
         nn_step(opt);
         loss_value = nn_item(loss);
     }

@@ -106,6 +106,23 @@ static void test_misuse_messages(void) {
     NN_TEST_CHECK(r == NULL && strstr(last_msg, "axis 2"), "axis message: %s", last_msg);
     nn_backward(a);
     NN_TEST_CHECK(strstr(last_msg, "nn_backward") != NULL, "backward of a non-scalar: %s", last_msg);
+    {
+        /* A size that overflows the arena's rounding is an OOM, not a crash. */
+        nn_tensor *huge = nn_zeros(g, NN_SHAPE(2147483647, 3, 715827883));
+        NN_TEST_CHECK(huge == NULL && strstr(nn_error_string(), "too large"), "huge tensor: %s",
+                      nn_error_string());
+    }
+    {
+        /* The loader refuses an image shape that does not hold the samples. */
+        nn_dataset ds;
+        nn_loader_opts lo = {0};
+        nn_dataset_synthetic(10, 1, &ds);
+        ds.shape[1] = 20;
+        lo.image_shape = 1;
+        NN_TEST_CHECK(nn_loader_new(&ds, lo) == NULL && strstr(last_msg, "image_shape"),
+                      "loader shape check: %s", last_msg);
+        nn_dataset_free(&ds);
+    }
     nn_set_error_hook(NULL, NULL);
     nn_graph_free(g);
 }

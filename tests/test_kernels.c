@@ -36,7 +36,7 @@ int main(void) {
     NN_TEST_CHECK(ys[0] > 0.0f, "exp(-87) positive");
     xs[0] = 1000.0f; xs[1] = -1000.0f;
     nn__exp_array(xs, ys, 2);
-    NN_TEST_CHECK(isfinite(ys[0]) && ys[1] >= 0.0f && ys[1] < 1e-37f, "exp clamps, no inf or NaN");
+    NN_TEST_CHECK(isinf(ys[0]) && ys[1] == 0.0f, "exp overflows to inf and underflows to 0, as expf");
     /* sigmoid: relative error over [-20, 20] where the output is not tiny. */
     fill(-20.0f, 20.0f);
     nn__sigmoid_array(xs, ys, NPTS);
@@ -73,6 +73,24 @@ int main(void) {
         double want = 0;
         for (i = 0; i < 37; i++) want += exp((double)a[i] - 1.0);
         NN_TEST_CHECK(fabs((double)s - want) < 1e-5 * want, "exp_shift_sum %g vs %g", (double)s, want);
+    }
+    /* NaN stays NaN (torch semantics) and e^-inf is 0. */
+    {
+        nn_graph *g = nn_graph_new();
+        float v[3] = {1.0f, NAN, 0.5f}, lim[2] = {-INFINITY, INFINITY};
+        int lab[1] = {0};
+        nn_ce_opts ce = {0};
+        nn_tensor *x = nn_tensor_from(g, v, NN_SHAPE(1, 3)), *l = nn_tensor_from(g, lim, NN_SHAPE(2));
+        NN_TEST_CHECK(isnan(nn_exp(x)->data[1]) && isnan(nn_sigmoid_op(x)->data[1]) &&
+                      isnan(nn_tanh_op(x)->data[1]) && isnan(nn_relu_op(x)->data[1]),
+                      "exp, sigmoid, tanh, relu keep NaN");
+        NN_TEST_CHECK(isnan(nn_softmax(x, 1)->data[0]) && isnan(nn_item(nn_cross_entropy(x, lab, ce))),
+                      "softmax and cross-entropy of a row with NaN are NaN");
+        NN_TEST_CHECK(isnan(nn_max_axis(x, 1, 0)->data[0]), "max over a NaN is NaN");
+        NN_TEST_CHECK(nn_exp(l)->data[0] == 0.0f && nn_sigmoid_op(l)->data[0] == 0.0f &&
+                      nn_sigmoid_op(l)->data[1] == 1.0f && nn_tanh_op(l)->data[1] == 1.0f,
+                      "limits: exp(-inf) = 0, sigmoid(-inf) = 0, sigmoid(inf) = 1, tanh(inf) = 1");
+        nn_graph_free(g);
     }
     return nn_test_summary("test_kernels");
 }
