@@ -407,13 +407,15 @@ struct nn_module {
 /* A custom module of the given type name with a forward function; add
    parameters and children with the two functions below. */
 NNDEF nn_module *nn_module_new(const char *type, nn_forward_fn forward);
-/* Give m the persistent parameter t under the local name (e.g. "weight");
-   m owns t from now on.  Returns t. */
+/* Give m the persistent parameter t under the local name (e.g. "weight",
+   copied); m owns t from now on (and frees it if this fails).  Returns t,
+   NULL when out of memory. */
 NNDEF nn_tensor *nn_module_add_param(nn_module *m, const char *name, nn_tensor *t);
 /* Give m the persistent buffer t (state saved with the model but not
-   trained, e.g. "running_mean"); m owns t.  Returns t. */
+   trained, e.g. "running_mean"; the name is copied); m owns t.  Returns t. */
 NNDEF nn_tensor *nn_module_add_buffer(nn_module *m, const char *name, nn_tensor *t);
-/* Give m the child c under name (e.g. "conv1"); m owns c.  Returns c. */
+/* Give m the child c under name (e.g. "conv1", copied); m owns c from now on
+   (and frees it if this fails).  Returns c, NULL when out of memory. */
 NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *c);
 /* Run the module on x (its forward function). */
 NNDEF nn_tensor *nn_forward(nn_module *m, nn_tensor *x);
@@ -431,7 +433,10 @@ NNDEF size_t nn_parameter_count(nn_module *m);
 /* Free m, its parameters and its children.  NULL is ignored. */
 NNDEF void nn_module_free(nn_module *m);
 
-/* Runs its children in order; the argument list ends with NULL. */
+/* Runs its children in order; the argument list ends with NULL.  Owns the
+   children; if it fails (NULL, out of memory) it frees them.  A child that
+   is NULL because its own constructor failed ends the list early, so check
+   the constructors when memory is tight. */
 NNDEF nn_module *nn_sequential(nn_module *first, ...);
 /* y = x W^T + b, W [out,in], b [out], PyTorch's default init: both
    U(-1/sqrt(in), 1/sqrt(in)) (torch.nn.Linear). */
@@ -3598,42 +3603,52 @@ NNDEF nn_module *nn_module_new(const char *type, nn_forward_fn forward) {
     return m;
 }
 
-NNDEF nn_tensor *nn_module_add_param(nn_module *m, const char *name, nn_tensor *t) {
+/* Append (a copy of name, t) to one of m's lists; m owns t from now on, so
+   t is freed when the append fails. */
+static nn_tensor *nn__add_named(const char *op, nn_param **list, int *n, const char *name,
+                                nn_tensor *t) {
     nn_param *p;
-    if (!m || !name || !t || !(t->flags & NN_TENSOR_PERSISTENT)) {
-        nn__misuse("nn_module_add_param: needs a module, a name and a persistent tensor "
-                   "(made with g == NULL), got %s", nn__ts(t));
+    char *nm;
+    if (!name || !t || !(t->flags & NN_TENSOR_PERSISTENT)) {
+        nn__misuse("%s: needs a module, a name and a persistent tensor (made with g == NULL), "
+                   "got %s", op, nn__ts(t));
         return NULL;
     }
-    p = (nn_param *)NN_REALLOC(m->params, sizeof(nn_param) * (size_t)(m->nparams + 1));
-    if (!p) {
-        nn__error(NN_ERR_OOM, "nn_module_add_param: out of memory");
+    p = (nn_param *)NN_REALLOC(*list, sizeof(nn_param) * (size_t)(*n + 1));
+    if (p) *list = p;
+    nm = p ? nn__strdup(name) : NULL;
+    if (!nm) {
+        nn__error(NN_ERR_OOM, "%s: out of memory adding \"%s\"", op, name);
+        nn_tensor_free(t);
         return NULL;
     }
-    m->params = p;
-    p[m->nparams].name = name;
-    p[m->nparams].tensor = nn_requires_grad(t, 1);
-    m->nparams++;
+    p[*n].name = nm;
+    p[*n].tensor = t;
+    (*n)++;
     return t;
 }
 
+NNDEF nn_tensor *nn_module_add_param(nn_module *m, const char *name, nn_tensor *t) {
+    if (!m) {
+        nn__misuse("nn_module_add_param: NULL module");
+        return NULL;
+    }
+    /* A parameter needs its gradient buffer now: steps never allocate. */
+    if (t && (t->flags & NN_TENSOR_PERSISTENT) && !nn_requires_grad(t, 1)->grad) {
+        nn__error(NN_ERR_OOM, "nn_module_add_param: out of memory for the gradient of \"%s\"",
+                  name ? name : "?");
+        nn_tensor_free(t);
+        return NULL;
+    }
+    return nn__add_named("nn_module_add_param", &m->params, &m->nparams, name, t);
+}
+
 NNDEF nn_tensor *nn_module_add_buffer(nn_module *m, const char *name, nn_tensor *t) {
-    nn_param *p;
-    if (!m || !name || !t || !(t->flags & NN_TENSOR_PERSISTENT)) {
-        nn__misuse("nn_module_add_buffer: needs a module, a name and a persistent tensor, got %s",
-                   nn__ts(t));
+    if (!m) {
+        nn__misuse("nn_module_add_buffer: NULL module");
         return NULL;
     }
-    p = (nn_param *)NN_REALLOC(m->buffers, sizeof(nn_param) * (size_t)(m->nbuffers + 1));
-    if (!p) {
-        nn__error(NN_ERR_OOM, "nn_module_add_buffer: out of memory");
-        return NULL;
-    }
-    m->buffers = p;
-    p[m->nbuffers].name = name;
-    p[m->nbuffers].tensor = t;
-    m->nbuffers++;
-    return t;
+    return nn__add_named("nn_module_add_buffer", &m->buffers, &m->nbuffers, name, t);
 }
 
 NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *c) {
@@ -3643,6 +3658,7 @@ NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *
         nn__misuse("nn_module_add_child: needs a module, a name and a child");
         return NULL;
     }
+    /* Out of memory below frees c: the caller handed it over. */
     ch = (nn_module **)NN_REALLOC(m->children, sizeof(nn_module *) * (size_t)(m->nchildren + 1));
     if (ch) m->children = ch;
     names = (char **)NN_REALLOC(m->child_names, sizeof(char *) * (size_t)(m->nchildren + 1));
@@ -3650,6 +3666,7 @@ NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *
     nm = nn__strdup(name);
     if (!ch || !names || !nm) {
         nn__free(nm);
+        nn_module_free(c);
         nn__error(NN_ERR_OOM, "nn_module_add_child: out of memory");
         return NULL;
     }
@@ -3757,13 +3774,13 @@ NNDEF void nn_module_free(nn_module *m) {
     }
     for (i = 0; i < m->nparams; i++) nn_tensor_free(m->params[i].tensor);
     for (i = 0; i < m->nbuffers; i++) nn_tensor_free(m->buffers[i].tensor);
+    nn__free_list(&m->params, &m->nparams);
+    nn__free_list(&m->buffers, &m->nbuffers);
     if (m->destroy) m->destroy(m);
     nn__free_list(&m->all, &m->nall);
     nn__free_list(&m->allbuf, &m->nallbuf);
-    nn__free(m->buffers);
     nn__free(m->children);
     nn__free(m->child_names);
-    nn__free(m->params);
     nn__free(m);
 }
 
@@ -3777,25 +3794,22 @@ NNDEF nn_module *nn_sequential(nn_module *first, ...) {
     nn_module *m = nn_module_new("Sequential", nn__sequential_forward), *c;
     va_list ap;
     char name[16];
-    int i = 0;
-    if (!m) return NULL;
+    int i = 0, ok = m != NULL;
+    /* On failure every child given is freed too: the caller handed them over. */
     va_start(ap, first);
     for (c = first; c; c = va_arg(ap, nn_module *)) {
         snprintf(name, sizeof name, "%d", i++);
-        if (!nn_module_add_child(m, name, c)) {
-            va_end(ap);
-            nn_module_free(m);
-            return NULL;
-        }
+        if (ok && !nn_module_add_child(m, name, c)) ok = 0;
+        else if (!ok) nn_module_free(c);
     }
     va_end(ap);
-    return m;
+    if (!ok) nn_module_free(m);
+    return ok ? m : NULL;
 }
 
 /* A persistent parameter tensor filled with U(-bound, bound). */
 static nn_tensor *nn__uniform_param(nn_shape s, float bound) {
-    nn_tensor *t = nn_rand(NULL, s, -bound, bound);
-    return t ? nn_requires_grad(t, 1) : NULL;
+    return nn_rand(NULL, s, -bound, bound);
 }
 
 static nn_tensor *nn__linear_forward(nn_module *m, nn_tensor *x) {
@@ -3804,6 +3818,7 @@ static nn_tensor *nn__linear_forward(nn_module *m, nn_tensor *x) {
 
 static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
     nn_module *m;
+    nn_tensor *w, *b = NULL;
     float bound;
     if (in_f < 1 || out_f < 1) {
         nn__misuse("nn_linear: sizes must be positive, got in=%d out=%d", in_f, out_f);
@@ -3812,9 +3827,10 @@ static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
     if (!(m = nn_module_new("Linear", nn__linear_forward))) return NULL;
     /* torch.nn.Linear: kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(in). */
     bound = 1.0f / sqrtf((float)in_f);
-    if (!nn_module_add_param(m, "weight", nn__uniform_param(NN_SHAPE(out_f, in_f), bound)) ||
-        (bias && !nn_module_add_param(m, "bias", nn__uniform_param(NN_SHAPE(out_f), bound)))) {
-        nn_module_free(m);
+    w = nn__uniform_param(NN_SHAPE(out_f, in_f), bound);
+    if (!w || !nn_module_add_param(m, "weight", w) ||
+        (bias && (!(b = nn__uniform_param(NN_SHAPE(out_f), bound)) || !nn_module_add_param(m, "bias", b)))) {
+        nn_module_free(m); /* add_param freed what it could not add */
         return NULL;
     }
     return m;

@@ -1,15 +1,17 @@
 /* A training loop in steady state makes no allocation: every call through
    NN_MALLOC / NN_REALLOC is counted while the loop runs. */
 #include <stdlib.h>
-static long alloc_calls = 0;
-static void *count_malloc(size_t n) { alloc_calls++; return malloc(n); }
-static void *count_realloc(void *p, size_t n) { alloc_calls++; return realloc(p, n); }
+static long alloc_calls = 0, fail_at = -1;
+/* Counts calls; the call numbered fail_at fails, to test out-of-memory paths. */
+static void *count_malloc(size_t n) { return ++alloc_calls == fail_at ? NULL : malloc(n); }
+static void *count_realloc(void *p, size_t n) { return ++alloc_calls == fail_at ? NULL : realloc(p, n); }
 #define NN_MALLOC(n) count_malloc(n)
 #define NN_REALLOC(p, n) count_realloc(p, n)
 #define NN_FREE(p) free(p)
 #define NN_IMPLEMENTATION
 #include "nn.h"
 #include "harness.h"
+#include <string.h>
 
 /* Train net with opt over ds for `steps` batches; returns the last loss. */
 static float run_steps(nn_module *net, nn_optim *opt, nn_loader *ld, nn_graph *g, int steps) {
@@ -70,8 +72,50 @@ static void check_optimizer(int adam) {
     nn_dataset_free(&ds);
 }
 
+static int misuse_calls = 0;
+static void count_misuse(const char *msg, void *user) {
+    (void)user;
+    misuse_calls++;
+    printf("  unexpected misuse report: %s\n", msg);
+}
+
+/* Every allocation of building a model can fail: the constructors return NULL
+   with an out-of-memory message, never report misuse or abort, and leak
+   nothing (LeakSanitizer checks that in the ASan build). */
+static void check_out_of_memory(void) {
+    int k, nulls = 0, oks = 0;
+    nn_set_error_hook(count_misuse, NULL);
+    for (k = 1; k <= 40; k++) {
+        nn_module *net, *a, *d, *b;
+        fail_at = alloc_calls + k;
+        /* Children first (a failed child would end the varargs list early). */
+        a = nn_linear(5, 4);
+        d = nn_dropout(0.5f);
+        b = nn_linear_nobias(4, 2);
+        net = a && d && b ? nn_sequential(a, d, b, NULL) : NULL;
+        if (!a || !d || !b) {
+            nn_module_free(a);
+            nn_module_free(d);
+            nn_module_free(b);
+        }
+        fail_at = -1;
+        if (net) {
+            oks++;
+        } else {
+            nulls++;
+            NN_TEST_CHECK(strstr(nn_error_string(), "out of memory") != NULL,
+                          "failing allocation %d: message \"%s\"", k, nn_error_string());
+        }
+        nn_module_free(net);
+    }
+    NN_TEST_CHECK(misuse_calls == 0, "out of memory is never reported as misuse (%d)", misuse_calls);
+    NN_TEST_CHECK(nulls > 0 && oks > 0, "some builds failed (%d), later ones succeeded (%d)", nulls, oks);
+    nn_set_error_hook(NULL, NULL);
+}
+
 int main(void) {
     check_optimizer(0);
     check_optimizer(1);
+    check_out_of_memory();
     return nn_test_summary("test_alloc");
 }
