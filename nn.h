@@ -804,7 +804,8 @@ NNDEF void nn_sched_free(nn_sched *s);
    needed; writes only when buf is not NULL and cap is enough. */
 NNDEF size_t nn_optim_state_write(const nn_optim *o, const nn_sched *s, void *buf, size_t cap);
 /* Restore what nn_optim_state_write wrote into an optimizer (and schedule)
-   made the same way over the same model.  NN_ERR_FORMAT names the mismatch. */
+   made the same way over the same model.  NN_ERR_FORMAT names the mismatch;
+   all or nothing: after a failure o and s are as they were. */
 NNDEF nn_status nn_optim_state_read(nn_optim *o, nn_sched *s, const void *buf, size_t size);
 /* The same through a file (magic "nnoptim", version 1, little-endian). */
 NNDEF nn_status nn_optim_save(const nn_optim *o, const nn_sched *s, const char *path);
@@ -5388,34 +5389,44 @@ static nn_status nn__sched_read(nn__st_rbuf *r, nn_sched *s, const char *where) 
     return s->then ? nn__sched_read(r, s->then, where) : NN_OK;
 }
 
+static void nn__state_emit(nn__st_wbuf *w, const nn_optim *o, const nn_sched *s) {
+    nn__st_put(w, "nnoptim", 8);
+    nn__st_put_u32(w, NN__STATE_VERSION);
+    nn__optim_write(w, o);
+    nn__st_put_u32(w, s != NULL);
+    if (s) nn__sched_write(w, s);
+}
+
 NNDEF size_t nn_optim_state_write(const nn_optim *o, const nn_sched *s, void *buf, size_t cap) {
     nn__st_wbuf w;
     if (!o) {
         nn__misuse("nn_optim_state_write: NULL optimizer");
         return 0;
     }
-    w.p = (unsigned char *)buf;
-    w.cap = cap;
+    /* A dry run measures; the buffer is written only when all of it fits. */
+    w.p = NULL;
+    w.cap = 0;
     w.pos = 0;
-    nn__st_put(&w, "nnoptim", 8);
-    nn__st_put_u32(&w, NN__STATE_VERSION);
-    nn__optim_write(&w, o);
-    nn__st_put_u32(&w, s != NULL);
-    if (s) nn__sched_write(&w, s);
-    if (w.pos > cap) w.p = NULL;
+    nn__state_emit(&w, o, s);
+    if (buf && w.pos <= cap) {
+        size_t size = w.pos;
+        w.p = (unsigned char *)buf;
+        w.cap = cap;
+        w.pos = 0;
+        nn__state_emit(&w, o, s);
+        NN_ASSERT(w.pos == size);
+    }
     return w.pos;
 }
 
-static nn_status nn__state_read(nn_optim *o, nn_sched *s, const void *buf, size_t size,
-                                const char *where) {
+/* Parse buf into o (and s), storing as it goes: on failure part of the
+   state may have changed, so nn__state_read keeps a backup. */
+static nn_status nn__state_apply(nn_optim *o, nn_sched *s, const void *buf, size_t size,
+                                 const char *where) {
     nn__st_rbuf r;
     char magic[8];
     uint32_t version, has_sched;
     nn_status st;
-    if (!o || !buf) {
-        nn__misuse("nn_optim_state_read: NULL optimizer or buffer");
-        return NN_ERR_ARG;
-    }
     r.p = (const unsigned char *)buf;
     r.size = size;
     r.pos = 0;
@@ -5432,6 +5443,31 @@ static nn_status nn__state_read(nn_optim *o, nn_sched *s, const void *buf, size_
     if (s && !has_sched) return nn__error(NN_ERR_FORMAT, "%s: holds no schedule state", where);
     if (s && (st = nn__sched_read(&r, s, where)) != NN_OK) return st;
     return NN_OK;
+}
+
+/* All or nothing: the current state is saved first and put back if buf
+   turns out to be bad, so a failed load leaves o and s as they were. */
+static nn_status nn__state_read(nn_optim *o, nn_sched *s, const void *buf, size_t size,
+                                const char *where) {
+    size_t bsize;
+    void *backup;
+    nn_status st;
+    if (!o || !buf) {
+        nn__misuse("%s: NULL optimizer or buffer", where);
+        return NN_ERR_ARG;
+    }
+    bsize = nn_optim_state_write(o, s, NULL, 0);
+    if (!(backup = nn__malloc(bsize))) return NN_ERR_OOM;
+    nn_optim_state_write(o, s, backup, bsize);
+    st = nn__state_apply(o, s, buf, size, where);
+    if (st != NN_OK) {
+        char msg[sizeof nn__errbuf];
+        memcpy(msg, nn__errbuf, sizeof msg); /* keep the first error's message */
+        nn__state_apply(o, s, backup, bsize, where);
+        memcpy(nn__errbuf, msg, sizeof msg);
+    }
+    nn__free(backup);
+    return st;
 }
 
 NNDEF nn_status nn_optim_state_read(nn_optim *o, nn_sched *s, const void *buf, size_t size) {

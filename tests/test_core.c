@@ -303,6 +303,35 @@ static void test_anomaly(void) {
     nn_graph_free(g);
 }
 
+/* A failed state load leaves the optimizer as it was. */
+static void test_state_all_or_nothing(void) {
+    nn_module *net = nn_sequential(nn_linear(3, 2), NULL);
+    nn_adam_opts ao = {0};
+    nn_optim *a, *b;
+    unsigned char buf[4096];
+    size_t n;
+    nn_status st;
+    ao.lr = 0.01f;
+    a = nn_adam(net, ao);
+    ao.lr = 0.02f;
+    ao.beta1 = 0.8f;
+    b = nn_adam(net, ao);
+    n = nn_optim_state_write(a, NULL, buf, sizeof buf);
+    NN_TEST_CHECK(n > 24 && n <= sizeof buf, "state of %zu bytes", n);
+    NN_TEST_CHECK(nn_optim_state_write(a, NULL, buf, 16) == n, "too small a buffer: size reported");
+    n = nn_optim_state_write(a, NULL, buf, sizeof buf);
+    st = nn_optim_state_read(b, NULL, buf, n - 7);
+    NN_TEST_CHECK(st == NN_ERR_FORMAT && strstr(nn_error_string(), "truncated"), "truncated: %s",
+                  nn_error_string());
+    NN_TEST_CHECK(fabsf(nn_get_lr(b) - 0.02f) < 1e-9f, "lr unchanged after a failed read: %g",
+                  (double)nn_get_lr(b));
+    NN_TEST_CHECK(nn_optim_state_read(b, NULL, buf, n) == NN_OK && fabsf(nn_get_lr(b) - 0.01f) < 1e-9f,
+                  "a good read applies");
+    nn_optim_free(a);
+    nn_optim_free(b);
+    nn_module_free(net);
+}
+
 static void test_no_grad_and_accumulation(void) {
     nn_graph *g = nn_graph_new();
     nn_tensor *w = nn_requires_grad(nn_ones(NULL, NN_SHAPE(3)), 1);
@@ -330,5 +359,6 @@ int main(void) {
     test_threads_bitwise();
     test_loader();
     test_anomaly();
+    test_state_all_or_nothing();
     return nn_test_summary("test_core");
 }
