@@ -587,7 +587,9 @@ NNDEF nn_optim *nn_adamw(nn_module *m, nn_adamw_opts opts);
 /* Adamax (torch.optim.Adamax): u = max(b2 u, |g| + eps); p -= lr/(1-b1^t) m/u. */
 NNDEF nn_optim *nn_adamax(nn_module *m, nn_adamax_opts opts);
 /* NAdam (torch.optim.NAdam): Adam with Nesterov momentum and the
-   momentum_decay schedule mu_t of Dozat's paper. */
+   momentum_decay schedule mu_t of Dozat's paper.  Matches torch 1.13,
+   including its mu_product_next = mu_product mu_t mu_{t+1} (torch 2.0
+   drops the mu_t there, pytorch#92699), so the two differ slightly. */
 NNDEF nn_optim *nn_nadam(nn_module *m, nn_nadam_opts opts);
 /* RAdam (torch.optim.RAdam): Adam with the variance rectification r_t while
    rho_t > 5, plain bias-corrected momentum SGD (p -= lr m_hat) before that. */
@@ -1138,29 +1140,42 @@ static char *nn__strdup(const char *s) {
     return d;
 }
 
-/* PCG32 (O'Neill): 64-bit LCG state, permuted 32-bit output. */
-static uint64_t nn__rng_state = 0x853c49e6748fea9bULL;
-static const uint64_t nn__rng_inc = 0xda3e39cb94b95bdbULL;
+/* PCG32 (O'Neill): 64-bit LCG state, permuted 32-bit output.  The global
+   stream serves nn_seed and the nn_rand_* draws; private streams (the
+   synthetic dataset) use their own increment so they never disturb it. */
+typedef struct nn__pcg {
+    uint64_t state, inc;
+} nn__pcg;
 
-static uint32_t nn__rand_u32(void) {
-    uint64_t old = nn__rng_state;
+static uint32_t nn__pcg_next(nn__pcg *r) {
+    uint64_t old = r->state;
     uint32_t xorshifted, rot;
-    nn__rng_state = old * 6364136223846793005ULL + nn__rng_inc;
+    r->state = old * 6364136223846793005ULL + r->inc;
     xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
     rot = (uint32_t)(old >> 59u);
     return (xorshifted >> rot) | (xorshifted << ((32u - rot) & 31u));
 }
 
-NNDEF void nn_seed(uint64_t seed) {
-    nn__rng_state = 0;
-    nn__rand_u32();
-    nn__rng_state += seed;
-    nn__rand_u32();
+static void nn__pcg_seed(nn__pcg *r, uint64_t seed, uint64_t inc) {
+    r->state = 0;
+    r->inc = inc;
+    nn__pcg_next(r);
+    r->state += seed;
+    nn__pcg_next(r);
 }
 
-NNDEF float nn_rand_uniform(void) {
-    return (float)(nn__rand_u32() >> 8) * (1.0f / 16777216.0f);
+/* Uniform float in [0, 1) from 24 random bits. */
+static float nn__pcg_uniform(nn__pcg *r) {
+    return (float)(nn__pcg_next(r) >> 8) * (1.0f / 16777216.0f);
 }
+
+static nn__pcg nn__rng = {0x853c49e6748fea9bULL, 0xda3e39cb94b95bdbULL};
+
+static uint32_t nn__rand_u32(void) { return nn__pcg_next(&nn__rng); }
+
+NNDEF void nn_seed(uint64_t seed) { nn__pcg_seed(&nn__rng, seed, 0xda3e39cb94b95bdbULL); }
+
+NNDEF float nn_rand_uniform(void) { return nn__pcg_uniform(&nn__rng); }
 
 NNDEF float nn_rand_normal(void) {
     /* Box-Muller with one draw per call: deterministic and simple. */
@@ -5139,7 +5154,7 @@ static void nn__sched_advance(nn_sched *s, int has_metric, double v) {
     }
     if (s->kind == NN__S_PLATEAU) {
         if (!has_metric) {
-            nn__misuse("nn_sched_step: reduce-on-plateau needs nn_sched_step_metric(s, value)");
+            nn__misuse("nn_sched_step: reduce-on-plateau is stepped with nn_sched_step_metric(s, value)");
             return;
         }
         nn__plateau_step(s, v);
@@ -6710,24 +6725,6 @@ done:
     return st;
 }
 
-/* A PCG32 stream private to one call, so the global RNG stays untouched. */
-typedef struct nn__pcg {
-    uint64_t state;
-} nn__pcg;
-
-static uint32_t nn__pcg_next(nn__pcg *r) {
-    uint64_t old = r->state;
-    uint32_t xs, rot;
-    r->state = old * 6364136223846793005ULL + 0x14057b7ef767814fULL;
-    xs = (uint32_t)(((old >> 18u) ^ old) >> 27u);
-    rot = (uint32_t)(old >> 59u);
-    return (xs >> rot) | (xs << ((32u - rot) & 31u));
-}
-
-static float nn__pcg_uniform(nn__pcg *r) {
-    return (float)(nn__pcg_next(r) >> 8) * (1.0f / 16777216.0f);
-}
-
 /* Uniform in [lo, hi). */
 static float nn__pcg_range(nn__pcg *r, float lo, float hi) {
     return lo + (hi - lo) * nn__pcg_uniform(r);
@@ -6766,10 +6763,7 @@ NNDEF nn_status nn_dataset_synthetic(int n, uint64_t seed, nn_dataset *out) {
     if (!out) return nn__error(NN_ERR_ARG, "nn_dataset_synthetic: NULL output");
     memset(out, 0, sizeof *out);
     if (n < 0) return nn__error(NN_ERR_ARG, "nn_dataset_synthetic: n = %d is negative", n);
-    rng.state = 0;
-    nn__pcg_next(&rng);
-    rng.state += seed;
-    nn__pcg_next(&rng);
+    nn__pcg_seed(&rng, seed, 0x14057b7ef767814fULL); /* a private stream */
     out->x = (unsigned char *)nn__calloc((size_t)n, 28 * 28);
     out->y = (int *)nn__calloc((size_t)n, sizeof(int));
     if (!out->x || !out->y) {
