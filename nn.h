@@ -81,7 +81,9 @@
         message naming the op and the shapes; the default hook prints it and
         aborts.  If an installed hook returns, the op returns NULL.
      4. Threads.  Different threads must use different graphs.  The RNG and
-        the error hook are global; nn_error_string() is per thread.
+        the error hook are global; nn_error_string() is per thread.  Each
+        thread that runs kernels keeps a scratch buffer; nn_thread_cleanup()
+        frees it before the thread exits.
      5. Determinism.  The same seed gives bitwise the same run, at any number
         of threads.
 
@@ -201,6 +203,10 @@ NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha
 NNDEF void nn_set_threads(int n);
 /* Threads the kernels use now (1 without OpenMP). */
 NNDEF int nn_get_threads(void);
+/* Free the calling thread's kernel scratch memory (sgemm's packing buffer,
+   kept between calls so training never allocates).  Call it before a thread
+   that used nn.h exits; the next call simply allocates again. */
+NNDEF void nn_thread_cleanup(void);
 
 /* ===== >>tensor ========================================================== */
 
@@ -1732,6 +1738,8 @@ static void nn__gemm_release(void) {
     nn__gemm_buf = NULL;
     nn__gemm_buf_cap = 0;
 }
+
+NNDEF void nn_thread_cleanup(void) { nn__gemm_release(); }
 
 static float *nn__gemm_buffer(size_t need) {
     if (need > nn__gemm_buf_cap) {
