@@ -921,6 +921,12 @@ NNDEF nn_status nn_mnist_load(const char *dir, int train, nn_dataset *out);
 NNDEF nn_status nn_dataset_synthetic(int n, uint64_t seed, nn_dataset *out);
 /* Free a dataset's buffers. */
 NNDEF void nn_dataset_free(nn_dataset *ds);
+/* Fashion-MNIST's train and test sets from dir (NULL: $NN_DATA, else
+   /usr/share/datasets/fashion-mnist).  When the files are missing it says on
+   stderr how to get them (apt-get install dataset-fashion-mnist) and makes
+   the generated stand-in instead (12000 and 2000 samples).  Returns 1 for
+   the real data, 0 for the stand-in, a negative nn_status on failure. */
+NNDEF int nn_fashion_mnist(const char *dir, nn_dataset *train, nn_dataset *test);
 
 typedef struct nn_loader nn_loader;
 typedef struct nn_loader_opts {
@@ -6850,6 +6856,31 @@ NNDEF void nn_dataset_free(nn_dataset *ds) {
     nn__free(ds->x);
     nn__free(ds->y);
     memset(ds, 0, sizeof *ds);
+}
+
+NNDEF int nn_fashion_mnist(const char *dir, nn_dataset *train, nn_dataset *test) {
+    nn_status st;
+    if (!train || !test) {
+        nn__misuse("nn_fashion_mnist: NULL dataset");
+        return NN_ERR_ARG;
+    }
+    if (!dir) dir = getenv("NN_DATA");
+    if (!dir) dir = "/usr/share/datasets/fashion-mnist";
+    if (nn_mnist_load(dir, 1, train) == NN_OK) {
+        if (nn_mnist_load(dir, 0, test) == NN_OK) return 1;
+        nn_dataset_free(train);
+    }
+    fprintf(stderr,
+            "Fashion-MNIST not found: %s\n"
+            "Get it with `apt-get install dataset-fashion-mnist`, or point NN_DATA at a folder\n"
+            "holding the four IDX files. Using a generated stand-in dataset instead.\n",
+            nn_error_string());
+    if ((st = nn_dataset_synthetic(12000, 1, train)) != NN_OK) return st;
+    if ((st = nn_dataset_synthetic(2000, 2, test)) != NN_OK) {
+        nn_dataset_free(train);
+        return st;
+    }
+    return 0;
 }
 
 struct nn_loader {

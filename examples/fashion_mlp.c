@@ -13,7 +13,6 @@
 #include <stdlib.h>
 
 int main(int argc, char **argv) {
-    const char *dir = getenv("NN_DATA") ? getenv("NN_DATA") : "/usr/share/datasets/fashion-mnist";
     int epochs = argc > 1 ? atoi(argv[1]) : 10, epoch, i, pred[128];
     nn_dataset train, test;
     nn_loader_opts lo = {0};
@@ -24,18 +23,9 @@ int main(int argc, char **argv) {
     nn_optim *opt;
     nn_graph *g;
 
-    if (nn_mnist_load(dir, 1, &train) != NN_OK || nn_mnist_load(dir, 0, &test) != NN_OK) {
-        fprintf(stderr,
-                "Fashion-MNIST not found (%s).\n"
-                "Get it with:  apt-get install dataset-fashion-mnist\n"
-                "or point NN_DATA at a folder with the four IDX files.\n"
-                "Training on a generated stand-in dataset instead.\n",
-                nn_error_string());
-        if (nn_dataset_synthetic(12000, 1, &train) != NN_OK ||
-            nn_dataset_synthetic(2000, 2, &test) != NN_OK) {
-            fprintf(stderr, "%s\n", nn_error_string());
-            return 1;
-        }
+    if (nn_fashion_mnist(NULL, &train, &test) < 0) {
+        fprintf(stderr, "%s\n", nn_error_string());
+        return 1;
     }
     printf("train %d, test %d samples; %d threads\n", train.n, test.n, nn_get_threads());
 

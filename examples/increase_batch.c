@@ -26,30 +26,14 @@
 #define MAX_EPOCHS 60
 static const char *names[3] = {"decay LR", "increase batch", "hybrid"};
 
+/* Test accuracy in percent (evaluation mode, no gradients). */
 static float evaluate(nn_module *net, const nn_dataset *ds, nn_graph *g) {
     nn_loader_opts lo;
-    nn_loader *ld;
-    nn_tensor *x;
-    const int *y;
-    int n, i, correct = 0, total = 0, pred[1000];
     memset(&lo, 0, sizeof lo);
-    lo.batch_size = 1000;
-    ld = nn_loader_new(ds, lo);
-    nn_train_mode(net, 0);
-    nn_set_grad_enabled(g, 0);
-    while (nn_graph_reset(g), (n = nn_loader_next(ld, g, &x, &y)) > 0) {
-        nn_argmax_rows(nn_forward(net, x), pred);
-        for (i = 0; i < n; i++) correct += pred[i] == y[i];
-        total += n;
-    }
-    nn_set_grad_enabled(g, 1);
-    nn_train_mode(net, 1);
-    nn_loader_free(ld);
-    return 100.0f * (float)correct / (float)total;
+    return 100.0f * nn_accuracy(net, ds, g, lo);
 }
 
 int main(int argc, char **argv) {
-    const char *dir = getenv("NN_DATA") ? getenv("NN_DATA") : "/usr/share/datasets/fashion-mnist";
     int epochs = argc > 1 ? atoi(argv[1]) : 6, limit = argc > 2 ? atoi(argv[2]) : 0, run, e;
     static float acc[3][MAX_EPOCHS], upd[3][MAX_EPOCHS];
     long updates[3];
@@ -66,12 +50,7 @@ int main(int argc, char **argv) {
     m1 = epochs / 3;
     m2 = (2 * epochs) / 3;
     memset(&ce, 0, sizeof ce);
-    if (nn_mnist_load(dir, 1, &train_set) != NN_OK || nn_mnist_load(dir, 0, &test_set) != NN_OK) {
-        fprintf(stderr, "Fashion-MNIST not found (%s); using a generated stand-in.\n", nn_error_string());
-        if (nn_dataset_synthetic(12000, 1, &train_set) != NN_OK ||
-            nn_dataset_synthetic(2000, 2, &test_set) != NN_OK)
-            return 1;
-    }
+    if (nn_fashion_mnist(NULL, &train_set, &test_set) < 0) return 1;
     if (limit > 0 && limit < train_set.n) train_set.n = limit;
     printf("train %d, test %d samples, %d epochs, milestones after epochs %d and %d; %d threads\n",
            train_set.n, test_set.n, epochs, m1, m2, nn_get_threads());

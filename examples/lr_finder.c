@@ -44,26 +44,11 @@ static float next_batch_loss(void *user) {
     return nn_item(loss);
 }
 
+/* Test accuracy in percent (evaluation mode, no gradients). */
 static float evaluate(nn_module *net, const nn_dataset *ds, nn_graph *g) {
     nn_loader_opts lo;
-    nn_loader *ld;
-    nn_tensor *x;
-    const int *y;
-    int n, i, correct = 0, total = 0, pred[1000];
     memset(&lo, 0, sizeof lo);
-    lo.batch_size = 1000;
-    ld = nn_loader_new(ds, lo);
-    nn_train_mode(net, 0);
-    nn_set_grad_enabled(g, 0);
-    while (nn_graph_reset(g), (n = nn_loader_next(ld, g, &x, &y)) > 0) {
-        nn_argmax_rows(nn_forward(net, x), pred);
-        for (i = 0; i < n; i++) correct += pred[i] == y[i];
-        total += n;
-    }
-    nn_set_grad_enabled(g, 1);
-    nn_train_mode(net, 1);
-    nn_loader_free(ld);
-    return 100.0f * (float)correct / (float)total;
+    return 100.0f * nn_accuracy(net, ds, g, lo);
 }
 
 static nn_module *make_net(void) {
@@ -140,7 +125,6 @@ static void train(int kind, float peak, int epochs, const nn_dataset *tr, const 
 }
 
 int main(int argc, char **argv) {
-    const char *dir = getenv("NN_DATA") ? getenv("NN_DATA") : "/usr/share/datasets/fashion-mnist";
     int epochs = argc > 1 ? atoi(argv[1]) : 4, limit = argc > 2 ? atoi(argv[2]) : 0, e;
     static float acc[2][MAX_EPOCHS], ep[MAX_EPOCHS];
     nn_dataset train_set, test_set;
@@ -156,12 +140,7 @@ int main(int argc, char **argv) {
 
     if (epochs < 1) epochs = 1;
     if (epochs > MAX_EPOCHS) epochs = MAX_EPOCHS;
-    if (nn_mnist_load(dir, 1, &train_set) != NN_OK || nn_mnist_load(dir, 0, &test_set) != NN_OK) {
-        fprintf(stderr, "Fashion-MNIST not found (%s); using a generated stand-in.\n", nn_error_string());
-        if (nn_dataset_synthetic(12000, 1, &train_set) != NN_OK ||
-            nn_dataset_synthetic(2000, 2, &test_set) != NN_OK)
-            return 1;
-    }
+    if (nn_fashion_mnist(NULL, &train_set, &test_set) < 0) return 1;
     if (limit > 0 && limit < train_set.n) train_set.n = limit;
     printf("train %d, test %d samples; %d threads\n", train_set.n, test_set.n, nn_get_threads());
 

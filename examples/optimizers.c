@@ -67,7 +67,6 @@ static float evaluate(nn_module *net, const nn_dataset *ds, nn_graph *g, float *
 }
 
 int main(int argc, char **argv) {
-    const char *dir = getenv("NN_DATA") ? getenv("NN_DATA") : "/usr/share/datasets/fashion-mnist";
     int epochs = argc > 1 ? atoi(argv[1]) : 3, limit = argc > 2 ? atoi(argv[2]) : 0, k, e;
     static float acc[NOPT][MAX_EPOCHS], tloss[NOPT][MAX_EPOCHS], ep_x[MAX_EPOCHS + 1];
     static float curve_x[NOPT][MAX_POINTS], curve_y[NOPT][MAX_POINTS];
@@ -82,11 +81,7 @@ int main(int argc, char **argv) {
     if (epochs < 1) epochs = 1;
     if (epochs > MAX_EPOCHS) epochs = MAX_EPOCHS;
     memset(&ce, 0, sizeof ce);
-    if (nn_mnist_load(dir, 1, &train) != NN_OK || nn_mnist_load(dir, 0, &test) != NN_OK) {
-        fprintf(stderr, "Fashion-MNIST not found (%s); using a generated stand-in.\n", nn_error_string());
-        if (nn_dataset_synthetic(12000, 1, &train) != NN_OK || nn_dataset_synthetic(2000, 2, &test) != NN_OK)
-            return 1;
-    }
+    if (nn_fashion_mnist(NULL, &train, &test) < 0) return 1;
     if (limit > 0 && limit < train.n) train.n = limit;   /* a prefix, for quick runs */
     printf("train %d, test %d samples, %d epochs, batch 128; %d threads\n", train.n, test.n, epochs,
            nn_get_threads());
