@@ -7,13 +7,13 @@ B=${1:-build/test}
 mkdir -p "$B"
 passed=0
 failed=0
-log="$B/log.txt"
-: > "$log"
 
 have() { command -v "$1" >/dev/null 2>&1; }
 cpu_has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
 
-# count <name> <output file>: add the "N passed, M failed" figures a test printed.
+# count <name> <output file>: add the "N passed, M failed" figures a test printed
+# to this configuration's counters (kept in files: configurations run as
+# parallel jobs).
 count() {
     line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' "$2" | tail -n 1)
     if [ -z "$line" ]; then
@@ -26,9 +26,12 @@ count() {
     echo "  $1: $p passed, $f failed"
 }
 
-# build_run <config> <runner> <compiler and flags...>
+# build_run <config> <runner> <compiler and flags...>: build and run every test
+# in one configuration; its counts go to $B/<config>.res.
 build_run() {
     cfg=$1; runner=$2; shift 2
+    passed=0; failed=0
+    echo "== $cfg: $*"
     for src in tests/test_*.c; do
         name=$(basename "$src" .c)
         exe="$B/$name.$cfg"
@@ -39,33 +42,40 @@ build_run() {
             echo "FAIL $name.$cfg: warnings"; head -n 20 "$exe.build"; failed=$((failed + 1))
         fi
         $runner "$exe" >"$exe.out" 2>&1
-        cat "$exe.out" >> "$log"
         count "$name.$cfg" "$exe.out"
     done
+    echo "$passed $failed" > "$B/$cfg.res"
 }
 
 W="-std=c99 -Wall -Wextra -Wpedantic"
-echo "== native SIMD (gcc -O2 -march=native)"
-build_run native "" gcc $W -O2 -march=native
-echo "== scalar (gcc -O2 -DNN_NO_SIMD)"
-build_run scalar "" gcc $W -O2 -DNN_NO_SIMD
-if cpu_has avx2 && cpu_has fma; then
-    echo "== AVX2 without AVX-512 (gcc -O2 -mavx2 -mfma)"
-    build_run avx2 "" gcc $W -O2 -mavx2 -mfma
-fi
-echo "== OpenMP (gcc -O2 -march=native -fopenmp)"
-build_run omp "" gcc $W -O2 -march=native -fopenmp
-echo "== AddressSanitizer + UBSan (gcc -O1)"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    build_run asan "" gcc $W -O1 -g -march=native -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-if have clang; then
-    echo "== clang -O2 -march=native"
-    build_run clang "" clang $W -O2 -march=native
-fi
-if have aarch64-linux-gnu-gcc && have qemu-aarch64; then
-    echo "== NEON (aarch64-linux-gnu-gcc, run under qemu-aarch64)"
-    build_run neon "qemu-aarch64 -L /usr/aarch64-linux-gnu" aarch64-linux-gnu-gcc $W -O2
-fi
+ASAN="-O1 -g -march=native -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# The two jobs share the cores: threads that sleep when idle do not starve each other.
+export OMP_WAIT_POLICY=passive
+rm -f "$B"/*.res
+# Two jobs, one per core (compiling the header dominates the time).
+(
+    build_run asan "" gcc $W $ASAN
+    if have clang; then build_run clang "" clang $W -O2 -march=native; fi
+    if have aarch64-linux-gnu-gcc && have qemu-aarch64; then
+        build_run neon "qemu-aarch64 -L /usr/aarch64-linux-gnu" aarch64-linux-gnu-gcc $W -O2
+    else
+        echo "== NEON skipped (needs gcc-aarch64-linux-gnu and qemu-user)"
+    fi
+) > "$B/job_neon.log" 2>&1 &
+(
+    build_run native "" gcc $W -O2 -march=native
+    build_run scalar "" gcc $W -O2 -DNN_NO_SIMD
+    if cpu_has avx2 && cpu_has fma; then build_run avx2 "" gcc $W -O2 -mavx2 -mfma; fi
+    build_run omp "" gcc $W -O2 -march=native -fopenmp
+) > "$B/job_main.log" 2>&1
+wait
+cat "$B/job_main.log" "$B/job_neon.log"
+passed=0; failed=0
+for r in "$B"/*.res; do
+    read p f < "$r"
+    passed=$((passed + p)); failed=$((failed + f))
+done
 
 echo "== hygiene builds"
 hyg() { # hyg <what> <command...>: a build that must succeed without a warning
