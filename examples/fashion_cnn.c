@@ -2,9 +2,11 @@
        conv(1->32, 5x5, pad 2) - BatchNorm - ReLU - maxpool 2     [32,14,14]
        conv(32->64, 5x5, pad 2) - BatchNorm - ReLU - maxpool 2    [64,7,7]
        flatten - linear(3136->128) - ReLU - dropout(0.3) - linear(128->10)
-   trained with Adam (lr 1e-3, stepped down over the last three epochs), batch
-   128, with random horizontal flips of the training images.  Prints per epoch: training loss, training and test accuracy, seconds.
-   Measured: 91.2% test accuracy after 5 epochs (target 92%; see docs/cnn.md).
+   trained with Adam under a one-cycle schedule (peak lr 3e-3, stepped per
+   batch), batch 128.  Prints per epoch: training loss, training and test
+   accuracy, seconds.
+   Measured (2 threads): 85.5, 86.3, 89.8, 91.6, 92.1% test accuracy after
+   epochs 1..5, about 60 s per epoch.
 
    Build and run (from the repository root):
        cc -std=c99 -O3 -march=native -fopenmp -I. examples/fashion_cnn.c -o fashion_cnn -lm
@@ -17,50 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Mirror each image of the batch x [B,1,H,W] left-right with probability
-   1/2: clothes look the same mirrored, so this is free extra data. */
-static void random_flip(nn_tensor *x) {
-    int b, c, h, w, B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-    for (b = 0; b < B; b++) {
-        if (nn_rand_uniform() < 0.5f) continue;
-        for (c = 0; c < C; c++)
-            for (h = 0; h < H; h++) {
-                float *row = nn_data(x) + (((size_t)b * C + c) * H + h) * W;
-                for (w = 0; w < W / 2; w++) {
-                    float t = row[w];
-                    row[w] = row[W - 1 - w];
-                    row[W - 1 - w] = t;
-                }
-            }
-    }
-}
-
-/* Accuracy of net over ds, in evaluation mode (batch norm uses its running
-   statistics, dropout is off) without recording gradients. */
-static float evaluate(nn_module *net, const nn_dataset *ds, nn_graph *g) {
-    nn_loader_opts lo = {0};
-    nn_loader *ld;
-    nn_tensor *x;
-    const int *y;
-    int n, i, correct = 0, total = 0, pred[500];
-    lo.batch_size = 500;
-    lo.image_shape = 1;
-    ld = nn_loader_new(ds, lo);
-    nn_train_mode(net, 0);
-    nn_set_grad_enabled(g, 0);
-    while (nn_graph_reset(g), (n = nn_loader_next(ld, g, &x, &y)) > 0) {
-        nn_argmax_rows(nn_forward(net, x), pred);
-        for (i = 0; i < n; i++) correct += pred[i] == y[i];
-        total += n;
-    }
-    nn_set_grad_enabled(g, 1);
-    nn_train_mode(net, 1);
-    nn_loader_free(ld);
-    return total ? (float)correct / (float)total : 0.0f;
-}
-
 int main(int argc, char **argv) {
-    const char *dir = getenv("NN_DATA") ? getenv("NN_DATA") : "/usr/share/datasets/fashion-mnist";
     int epochs = argc > 1 ? atoi(argv[1]) : 5, epoch, i, pred[128];
     nn_dataset train, test;
     nn_loader_opts lo = {0};
@@ -68,23 +27,16 @@ int main(int argc, char **argv) {
     nn_pool_opts pool = {0};
     nn_adam_opts ao = {0};
     nn_ce_opts ce = {0};
+    nn_onecycle_opts oc = {0};
     nn_loader *ld;
     nn_module *net;
     nn_optim *opt;
+    nn_sched *sched;
     nn_graph *g;
 
-    if (nn_mnist_load(dir, 1, &train) != NN_OK || nn_mnist_load(dir, 0, &test) != NN_OK) {
-        fprintf(stderr,
-                "Fashion-MNIST not found (%s).\n"
-                "Get it with:  apt-get install dataset-fashion-mnist\n"
-                "or point NN_DATA at a folder with the four IDX files.\n"
-                "Training on a generated stand-in dataset instead.\n",
-                nn_error_string());
-        if (nn_dataset_synthetic(12000, 1, &train) != NN_OK ||
-            nn_dataset_synthetic(2000, 2, &test) != NN_OK) {
-            fprintf(stderr, "%s\n", nn_error_string());
-            return 1;
-        }
+    if (nn_fashion_mnist(NULL, &train, &test) < 0) {
+        fprintf(stderr, "%s\n", nn_error_string());
+        return 1;
     }
     printf("train %d, test %d samples; %d threads\n", train.n, test.n, nn_get_threads());
 
@@ -98,12 +50,17 @@ int main(int argc, char **argv) {
                         nn_linear(64 * 7 * 7, 128), nn_relu(), nn_dropout(0.3f),
                         nn_linear(128, 10), NULL);
     printf("%zu parameters\n", nn_parameter_count(net));
-    ao.lr = 1e-3f;
     opt = nn_adam(net, ao);
     lo.batch_size = 128;
     lo.shuffle = 1;
     lo.image_shape = 1; /* batches as [B,1,28,28] */
     ld = nn_loader_new(&train, lo);
+    /* One cycle over the whole run, stepped per batch: the lr rises to 3e-3
+       over the first 30% of the steps while beta1 falls, then anneals. */
+    oc.max_lr = 3e-3f;
+    oc.epochs = epochs;
+    oc.steps_per_epoch = nn_loader_batches(ld);
+    sched = nn_onecycle(opt, oc);
     g = nn_graph_new();
 
     printf("epoch   loss    train   test    seconds\n");
@@ -112,15 +69,13 @@ int main(int argc, char **argv) {
         int n, batches = 0, correct = 0, seen = 0;
         nn_tensor *x, *logits, *loss;
         const int *y;
-        /* 1e-3, then 5e-4, 2e-4, 5e-5 for the last three epochs */
-        if (epochs >= 4 && epoch > epochs - 3) nn_set_lr(opt, 1e-3f * (epoch == epochs ? 0.05f : epoch == epochs - 1 ? 0.2f : 0.5f));
         while (nn_graph_reset(g), (n = nn_loader_next(ld, g, &x, &y)) > 0) {
-            random_flip(x);
             logits = nn_forward(net, x);
             loss = nn_cross_entropy(logits, y, ce);
             nn_zero_grad(opt);
             nn_backward(loss);
             nn_step(opt);
+            nn_sched_step(sched);
             loss_sum += nn_item(loss);
             batches++;
             nn_argmax_rows(logits, pred);
@@ -129,7 +84,10 @@ int main(int argc, char **argv) {
         }
         {
             double secs = nn_time() - t0;
-            float test_acc = evaluate(net, &test, g);
+            nn_loader_opts eval = {0};
+            float test_acc;
+            eval.image_shape = 1;
+            test_acc = nn_accuracy(net, &test, g, eval);
             printf("%5d  %6.4f  %6.2f%%  %6.2f%%  %6.2f\n", epoch, loss_sum / batches,
                    100.0 * correct / seen, 100.0 * test_acc, secs);
             fflush(stdout);
@@ -137,6 +95,7 @@ int main(int argc, char **argv) {
     }
     nn_graph_free(g);
     nn_loader_free(ld);
+    nn_sched_free(sched);
     nn_optim_free(opt);
     nn_module_free(net);
     nn_dataset_free(&train);
