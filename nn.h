@@ -1421,7 +1421,7 @@ NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha
 
 /* Below this many multiply-adds a call stays on one thread. */
 #ifndef NN__GEMM_MT_MIN
-#define NN__GEMM_MT_MIN (64 * 64 * 64)
+#define NN__GEMM_MT_MIN (1 << 20) /* multiply-adds; a team wake-up costs tens of us */
 #endif
 
 /* ---- micro-kernels ------------------------------------------------------

@@ -11,7 +11,17 @@ Without --nn only the PyTorch figures are printed, in the C program's format.
 """
 import argparse
 import statistics
+import os
 import subprocess
+
+
+def nn_env():
+    """nn.h's environment: OMP_WAIT_POLICY=passive is PyTorch's setting (its
+    spinning threads otherwise fight OpenBLAS's); nn.h runs with libgomp's
+    default, each side at its best."""
+    env = dict(os.environ)
+    env.pop("OMP_WAIT_POLICY", None)
+    return env
 import time
 
 import torch
@@ -53,7 +63,7 @@ def torch_round(reps):
 
 
 def nn_round(binary, threads, reps):
-    out = subprocess.run([binary, str(threads), str(reps)], capture_output=True, text=True,
+    out = subprocess.run([binary, str(threads), str(reps)], capture_output=True, text=True, env=nn_env(),
                          check=True).stdout
     res = {}
     for line in out.splitlines():

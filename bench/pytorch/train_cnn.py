@@ -18,6 +18,15 @@ import os
 import resource
 import statistics
 import subprocess
+
+
+def nn_env():
+    """nn.h's environment: OMP_WAIT_POLICY=passive is PyTorch's setting (its
+    spinning threads otherwise fight OpenBLAS's); nn.h runs with libgomp's
+    default, each side at its best."""
+    env = dict(os.environ)
+    env.pop("OMP_WAIT_POLICY", None)
+    return env
 import time
 
 import numpy as np
@@ -105,7 +114,7 @@ def main():
         s, acc = epoch()
         ts.append(s)
         tacc.append(acc)
-        out = subprocess.run([a.nn, str(a.threads), "1"], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([a.nn, str(a.threads), "1"], capture_output=True, text=True, check=True, env=nn_env()).stdout
         f = out.split()
         ns.append(float(f[f.index("seconds") + 1]))
         nacc.append(float(f[f.index("test_acc") + 1]))
