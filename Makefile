@@ -30,12 +30,14 @@ $(BUILD)/bench_%: bench/%.c nn.h
 
 bench: $(BENCHES)
 
-# valgrind over the core tests (slow; not part of `make test`).
+# Every test under valgrind's memcheck (slow; not part of `make test`).
 valgrind:
 	@mkdir -p $(BUILD)
-	for t in tests/test_*.c; do \
-	  $(CC) -std=c99 -O1 -g -Itests -I. $$t -o $(BUILD)/vg_test -lm && \
-	  valgrind -q --error-exitcode=1 --leak-check=full $(BUILD)/vg_test | tail -n 1 || exit 1; \
+	@for t in tests/test_*.c; do \
+	  $(CC) -std=c99 -O1 -g -Itests -I. $$t -o $(BUILD)/vg_test -lm || exit 1; \
+	  valgrind -q --error-exitcode=9 --leak-check=full $(BUILD)/vg_test > $(BUILD)/vg.out 2>&1 \
+	    || { cat $(BUILD)/vg.out; exit 1; }; \
+	  tail -n 1 $(BUILD)/vg.out; \
 	done
 
 clean:
