@@ -34,24 +34,12 @@ static double peak_mb(void) {
     return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
 }
 
+/* Test accuracy: batches of 500 images, evaluation mode, no gradients. */
 static float evaluate(nn_module *net, const nn_dataset *ds, nn_graph *g) {
     nn_loader_opts lo = {0};
-    nn_loader *ld;
-    nn_tensor *x;
-    const int *y;
-    int n, i, correct = 0, total = 0, pred[500];
     lo.batch_size = 500;
     lo.image_shape = 1;
-    ld = nn_loader_new(ds, lo);
-    nn_set_grad_enabled(g, 0);
-    while (nn_graph_reset(g), (n = nn_loader_next(ld, g, &x, &y)) > 0) {
-        nn_argmax_rows(nn_forward(net, x), pred);
-        for (i = 0; i < n; i++) correct += pred[i] == y[i];
-        total += n;
-    }
-    nn_set_grad_enabled(g, 1);
-    nn_loader_free(ld);
-    return total ? (float)correct / (float)total : 0.0f;
+    return nn_accuracy(net, ds, g, lo);
 }
 
 int main(int argc, char **argv) {

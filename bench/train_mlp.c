@@ -17,13 +17,14 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     const char *dir = getenv("NN_DATA") ? getenv("NN_DATA") : "/usr/share/datasets/fashion-mnist";
     int threads = argc > 1 ? atoi(argv[1]) : 1, epochs = argc > 2 ? atoi(argv[2]) : 3;
-    int epoch, n, i, correct = 0, pred[1000];
+    int epoch;
+    float test_acc;
     double secs[64];
     nn_dataset train, test;
     nn_loader_opts lo = {0}, eo = {0};
     nn_sgd_opts so = {0};
     nn_ce_opts ce = {0};
-    nn_loader *ld, *el;
+    nn_loader *ld;
     nn_module *net;
     nn_optim *opt;
     nn_graph *g;
@@ -57,19 +58,12 @@ int main(int argc, char **argv) {
         }
         secs[epoch] = nn_time() - t0;
     }
-    eo.batch_size = 1000;
-    el = nn_loader_new(&test, eo);
-    nn_set_grad_enabled(g, 0);
-    while (nn_graph_reset(g), (n = nn_loader_next(el, g, &x, &y)) > 0) {
-        nn_argmax_rows(nn_forward(net, x), pred);
-        for (i = 0; i < n; i++) correct += pred[i] == y[i];
-    }
+    test_acc = nn_accuracy(net, &test, g, eo); /* batches of 1000 (the default) */
     getrusage(RUSAGE_SELF, &ru);
     qsort(secs, (size_t)epochs, sizeof secs[0], cmp_double);
     printf("nn.h threads=%d epochs=%d median_epoch_s=%.3f peak_rss_mb=%.1f test_acc=%.4f\n",
            threads, epochs, secs[epochs / 2], (double)ru.ru_maxrss / 1024.0,
-           (double)correct / test.n);
-    nn_loader_free(el);
+           (double)test_acc);
     nn_loader_free(ld);
     nn_graph_free(g);
     nn_optim_free(opt);
