@@ -5,11 +5,12 @@
    Build and run (bench/pytorch/conv.py runs it alternately with PyTorch and
    prints the ratios):
      gcc -O3 -march=native -fopenmp -I. bench/conv.c -o build/bench_conv -lm
-     ./build/bench_conv [threads] [reps] */
+     ./build/bench_conv [threads] [reps] [label substring] */
 #define NN_IMPLEMENTATION
 #include "nn.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct layer {
     const char *label;
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
         const layer *L = &layers[li];
         nn_conv_opts o = {0};
         nn_tensor *x0, *w, *b;
+        if (argc > 3 && !strstr(L->label, argv[3])) continue;
         o.stride = L->stride;
         o.padding = L->pad;
         o.groups = L->groups;
