@@ -4731,7 +4731,44 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
             int *a = arg ? arg + (size_t)pl * PP : NULL, oh, ow;
             for (oh = 0; oh < q.OH; oh++) {
                 const float *r0 = xp + (size_t)(2 * oh) * q.W, *r1 = r0 + q.W;
-                for (ow = 0; ow < q.OW; ow++) {
+                ow = 0;
+#if defined(NN__AVX512)
+                /* 16 outputs at a time, branch-free (the winner is data, so
+                   branches mispredict): even and odd columns by permutes, the
+                   first maximum kept, NaN taken over a number. */
+                for (; ow < q.OW; ow += 16) {
+                    int rem = NN__MIN(16, q.OW - ow);
+                    __mmask16 m = (__mmask16)(rem == 16 ? 0xFFFF : (1u << rem) - 1u);
+                    __mmask16 m0 = (__mmask16)(rem >= 8 ? 0xFFFF : (1u << (2 * rem)) - 1u);
+                    __mmask16 m1 = (__mmask16)(rem == 16 ? 0xFFFF : rem > 8 ? (1u << (2 * rem - 16)) - 1u : 0u);
+                    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+                    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+                    __m512 x0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow);
+                    __m512 x1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow + 16);
+                    __m512 z0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow);
+                    __m512 z1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow + 16);
+                    __m512 best = _mm512_permutex2var_ps(x0, ev, x1), v;
+                    __m512i bk = _mm512_setzero_si512();
+                    __mmask16 take;
+#define NN__MAX_STEP(val, k)                                                                  \
+    v = (val);                                                                                \
+    take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |                                          \
+           (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q)); \
+    best = _mm512_mask_blend_ps(take, best, v);                                               \
+    bk = _mm512_mask_blend_epi32(take, bk, _mm512_set1_epi32(k))
+                    NN__MAX_STEP(_mm512_permutex2var_ps(x0, od, x1), 1);
+                    NN__MAX_STEP(_mm512_permutex2var_ps(z0, ev, z1), q.W);
+                    NN__MAX_STEP(_mm512_permutex2var_ps(z0, od, z1), q.W + 1);
+#undef NN__MAX_STEP
+                    _mm512_mask_storeu_ps(y + (size_t)oh * q.OW + ow, m, best);
+                    if (a) {
+                        __m512i base = _mm512_set1_epi32(2 * oh * q.W + 2 * ow);
+                        __m512i idx = _mm512_add_epi32(base, _mm512_add_epi32(ev, bk));
+                        _mm512_mask_storeu_epi32((void *)(a + (size_t)oh * q.OW + ow), m, idx);
+                    }
+                }
+#endif
+                for (; ow < q.OW; ow++) {
                     float v[4], best;
                     int k2, bk = 0;
                     v[0] = r0[2 * ow]; v[1] = r0[2 * ow + 1]; v[2] = r1[2 * ow]; v[3] = r1[2 * ow + 1];

@@ -463,6 +463,56 @@ static void thread_determinism(nn_graph *g) {
 }
 #endif
 
+/* 2x2 / stride 2 max pooling (the vectorized path) against a brute-force
+   reference: ties keep the first maximum in scan order, a NaN wins over any
+   number and the first NaN wins over later ones; widths below, at and above
+   a vector of outputs, and an odd width whose last column is dropped. */
+static void maxpool_edges(nn_graph *g) {
+    static const int widths[] = {2, 7, 24, 32, 33, 40, 66};
+    int wi;
+    for (wi = 0; wi < (int)(sizeof widths / sizeof widths[0]); wi++) {
+        int W = widths[wi], H = 6, OH = H / 2, OW = W / 2, i, oh, ow, bad_y = 0, bad_g = 0;
+        nn_pool_opts po;
+        nn_tensor *x, *y;
+        nn_graph_reset(g);
+        x = nn_requires_grad(nn_zeros(g, NN_SHAPE(2, 3, H, W)), 1);
+        for (i = 0; i < (int)x->numel; i++) {
+            unsigned r = (unsigned)i * 2654435761u >> 7;
+            x->data[i] = (float)(r % 5) - 2.0f; /* many ties */
+            if (r % 23 == 0) x->data[i] = NAN;
+        }
+        memset(&po, 0, sizeof po);
+        po.kernel = 2;
+        y = nn_maxpool2d_op(x, po);
+        nn_backward(nn_sum(y));
+        for (i = 0; i < 6; i++) {
+            const float *xp = x->data + (size_t)i * H * W, *gp = x->grad + (size_t)i * H * W;
+            for (oh = 0; oh < OH; oh++)
+                for (ow = 0; ow < OW; ow++) {
+                    int k, best = (2 * oh) * W + 2 * ow;
+                    for (k = 1; k < 4; k++) {
+                        int at = (2 * oh + k / 2) * W + 2 * ow + k % 2;
+                        float v = xp[at], b = xp[best];
+                        if (v > b || (v != v && b == b)) best = at;
+                    }
+                    {
+                        float got = y->data[((size_t)i * OH + oh) * OW + ow], want = xp[best];
+                        if (!(got == want || (got != got && want != want))) bad_y++;
+                        if (gp[best] < 1.0f) bad_g++; /* the winner got the gradient */
+                    }
+                }
+            {
+                int n = 0;
+                float total = 0.0f;
+                for (n = 0; n < H * W; n++) total += gp[n];
+                if (total != (float)(OH * OW)) bad_g++;
+            }
+        }
+        NN_TEST_CHECK(bad_y == 0 && bad_g == 0, "maxpool 2x2 width %d: %d wrong values, %d wrong gradients",
+                      W, bad_y, bad_g);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "tests/golden";
     char path[512], t[32];
@@ -487,6 +537,7 @@ int main(int argc, char **argv) {
     }
     bn_fd(g);
     shape_errors(g);
+    maxpool_edges(g);
     modules(g);
 #ifdef NN__OMP_ON
     thread_determinism(g);
