@@ -1468,7 +1468,31 @@ static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float 
     __m512 vbeta;
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
-    if (nr > 16) {
+    if (nr > 16 && mr <= 4) {
+        /* a short last row panel (M = 64 is 5 x 12 + 4): only its rows */
+        NN__K_DECL(0); NN__K_DECL(1); NN__K_DECL(2); NN__K_DECL(3);
+        for (k = 0; k < kc; k++) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;
+            NN__K_FMA(0); NN__K_FMA(1); NN__K_FMA(2); NN__K_FMA(3);
+            a += 12;
+            b += bstep;
+        }
+        vbeta = _mm512_set1_ps(beta);
+        NN__K_PUT(0) NN__K_PUT(1) NN__K_PUT(2) NN__K_PUT(3)
+    } else if (nr > 16 && mr <= 8) {
+        NN__K_DECL(0); NN__K_DECL(1); NN__K_DECL(2); NN__K_DECL(3);
+        NN__K_DECL(4); NN__K_DECL(5); NN__K_DECL(6); NN__K_DECL(7);
+        for (k = 0; k < kc; k++) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;
+            NN__K_FMA(0); NN__K_FMA(1); NN__K_FMA(2); NN__K_FMA(3);
+            NN__K_FMA(4); NN__K_FMA(5); NN__K_FMA(6); NN__K_FMA(7);
+            a += 12;
+            b += bstep;
+        }
+        vbeta = _mm512_set1_ps(beta);
+        NN__K_PUT(0) NN__K_PUT(1) NN__K_PUT(2) NN__K_PUT(3)
+        NN__K_PUT(4) NN__K_PUT(5) NN__K_PUT(6) NN__K_PUT(7)
+    } else if (nr > 16) {
         NN__K_DECL(0); NN__K_DECL(1); NN__K_DECL(2); NN__K_DECL(3);
         NN__K_DECL(4); NN__K_DECL(5); NN__K_DECL(6); NN__K_DECL(7);
         NN__K_DECL(8); NN__K_DECL(9); NN__K_DECL(10); NN__K_DECL(11);
