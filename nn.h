@@ -1852,6 +1852,14 @@ static void nn__gemm_pack_b_rows(const float *B, int ldb, int k0, int kc, int j0
 
 /* ---- driver ------------------------------------------------------------- */
 
+/* A convolution's image seen as the GEMM operand B = im2col(image) without
+   writing im2col out: row k = (channel, kh, kw), column j = (sample, oh, ow).
+   Packing reads the image directly (implicit GEMM). */
+typedef struct nn__gemm_image {
+    int H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW;
+    size_t sample; /* floats from one sample's image to the next */
+} nn__gemm_image;
+
 typedef struct nn__gemm_job {
     int transA, transB, M, N, K;
     float alpha, beta;
@@ -1859,7 +1867,135 @@ typedef struct nn__gemm_job {
     float *C;
     int lda, ldb, ldc;
     int kc;          /* K block: depends on K only, so every thread agrees */
+    const nn__gemm_image *bimg; /* B is im2col of the image at B (or NULL) */
+    int cP;          /* > 0: C is [samples][M][cP], column j = (j / cP, j % cP) */
+    size_t csample;  /* floats between samples of C when cP > 0 */
 } nn__gemm_job;
+
+/* dst[0..n) = src[0..n) for the few floats of an image row (n <= NR). */
+static void nn__short_copy(float *dst, const float *src, int n) {
+#if defined(NN__AVX512)
+    /* plain loads and stores for whole 16s and 8s: masked ones are slow on some cores */
+    int u = 0;
+    for (; u + 16 <= n; u += 16) _mm512_storeu_ps(dst + u, _mm512_loadu_ps(src + u));
+    if (u + 8 <= n) {
+        _mm256_storeu_ps(dst + u, _mm256_loadu_ps(src + u));
+        u += 8;
+    }
+    for (; u < n; u++) dst[u] = src[u];
+#else
+    int u = 0;
+#if defined(NN__AVX2)
+    for (; u + 8 <= n; u += 8) _mm256_storeu_ps(dst + u, _mm256_loadu_ps(src + u));
+#elif defined(NN__NEON)
+    for (; u + 4 <= n; u += 4) vst1q_f32(dst + u, vld1q_f32(src + u));
+#endif
+    for (; u < n; u++) dst[u] = src[u];
+#endif
+}
+
+/* A block of B = im2col(image), rows k0..k0+kc, columns j0..j0+nc, into
+   micro-panels [k][NR].  A column panel is cut into runs along output rows;
+   each (row k, run) is a short copy from one image row, zeros where the
+   window hangs over the padding. */
+static void nn__gemm_pack_b_image(const nn__gemm_job *g, int k0, int kc, int j0, int nc,
+                                  float *dst) {
+    const nn__gemm_image *im = g->bimg;
+    int P = im->OH * im->OW, KK = im->KH * im->KW, np = (nc + NN__GEMM_NR - 1) / NN__GEMM_NR;
+    int kdh[NN__GEMM_KC], kdw[NN__GEMM_KC], p, k;
+    size_t kch[NN__GEMM_KC], koff[NN__GEMM_KC], HW = (size_t)im->H * (size_t)im->W;
+    for (k = 0; k < kc; k++) { /* per row: channel offset and tap offsets */
+        int kk = k0 + k;
+        kch[k] = (size_t)(kk / KK) * HW;
+        kdh[k] = kk / im->KW % im->KH * im->DH;
+        kdw[k] = kk % im->KW * im->DW;
+        koff[k] = kch[k] + (size_t)kdh[k] * (size_t)im->W + (size_t)kdw[k];
+    }
+    for (p = 0; p < np; p++) {
+        int jp = j0 + p * NN__GEMM_NR, nr = NN__MIN(NN__GEMM_NR, j0 + nc - jp), t = 0, nruns = 0, r;
+        int rih[NN__GEMM_NR], riw[NN__GEMM_NR], rlen[NN__GEMM_NR], rdst[NN__GEMM_NR], inner = 1;
+        const float *rsrc[NN__GEMM_NR];
+        float *d = dst + (size_t)p * kc * NN__GEMM_NR;
+        while (t < nr) {
+            int j = jp + t, n = j / P, pp = j % P, oh = pp / im->OW, ow = pp % im->OW;
+            int len = NN__MIN(im->OW - ow, nr - t);
+            rsrc[nruns] = g->B + (size_t)n * im->sample;
+            rih[nruns] = oh * im->SH - im->PH;
+            riw[nruns] = ow * im->SW - im->PW;
+            rlen[nruns] = len;
+            rdst[nruns] = t;
+            /* every tap of this run inside the image: plain copies */
+            inner &= im->SW == 1 && rih[nruns] >= 0 && rih[nruns] + (im->KH - 1) * im->DH < im->H &&
+                     riw[nruns] >= 0 && riw[nruns] + len - 1 + (im->KW - 1) * im->DW < im->W;
+            nruns++;
+            t += len;
+        }
+        if (inner) {
+            /* the common case (no padding, stride 1): short copies only */
+            for (r = 0; r < nruns; r++) {
+                const float *src = rsrc[r] + (size_t)rih[r] * (size_t)im->W + (size_t)riw[r];
+                float *o = d + rdst[r];
+                int len = rlen[r];
+                for (k = 0; k < kc; k++) nn__short_copy(o + (size_t)k * NN__GEMM_NR, src + koff[k], len);
+            }
+            if (nr < NN__GEMM_NR)
+                for (k = 0; k < kc; k++)
+                    for (t = nr; t < NN__GEMM_NR; t++) d[(size_t)k * NN__GEMM_NR + t] = 0.0f;
+            continue;
+        }
+        for (k = 0; k < kc; k++) {
+            float *dk = d + (size_t)k * NN__GEMM_NR;
+            for (r = 0; r < nruns; r++) {
+                int ih = rih[r] + kdh[k], iw = riw[r] + kdw[k], len = rlen[r], u;
+                float *o = dk + rdst[r];
+                const float *row;
+                if (ih < 0 || ih >= im->H) {
+                    for (u = 0; u < len; u++) o[u] = 0.0f;
+                    continue;
+                }
+                row = rsrc[r] + kch[k] + (size_t)ih * im->W;
+                if (im->SW == 1) {
+                    /* zeros left of the image, a copy, zeros right of it */
+                    int a = NN__MAX(0, NN__MIN(len, -iw)), e = NN__MAX(a, NN__MIN(len, im->W - iw));
+                    for (u = 0; u < a; u++) o[u] = 0.0f;
+                    nn__short_copy(o + a, row + iw + a, e - a);
+                    for (u = e; u < len; u++) o[u] = 0.0f;
+                } else {
+                    for (u = 0; u < len; u++, iw += im->SW) o[u] = iw >= 0 && iw < im->W ? row[iw] : 0.0f;
+                }
+            }
+            for (t = nr; t < NN__GEMM_NR; t++) dk[t] = 0.0f;
+        }
+    }
+}
+
+/* The micro-tile of C at row i, column j (nr columns): in place when C is a
+   plain matrix or the tile stays within one sample, else through a temporary
+   tile scattered sample by sample. */
+static void nn__gemm_put_tile(const nn__gemm_job *g, int kc, const float *apack, const float *b,
+                              size_t bstep, int i, int j, int mr, int nr, float beta) {
+    float tmp[NN__GEMM_MR * NN__GEMM_NR];
+    int r, t;
+    if (!g->cP) {
+        nn__gemm_tile(kc, apack, b, bstep, g->C + (size_t)i * g->ldc + j, g->ldc, mr, nr, beta);
+        return;
+    }
+    if (j / g->cP == (j + nr - 1) / g->cP) {
+        nn__gemm_tile(kc, apack, b, bstep,
+                      g->C + (size_t)(j / g->cP) * g->csample + (size_t)i * g->cP + (size_t)(j % g->cP),
+                      g->cP, mr, nr, beta);
+        return;
+    }
+    nn__gemm_tile(kc, apack, b, bstep, tmp, NN__GEMM_NR, mr, nr, 0.0f);
+    for (t = 0; t < nr; t++) {
+        int jj = j + t;
+        float *c = g->C + (size_t)(jj / g->cP) * g->csample + (size_t)i * g->cP + (size_t)(jj % g->cP);
+        for (r = 0; r < mr; r++) {
+            float v = tmp[r * NN__GEMM_NR + t], *cr = c + (size_t)r * g->cP;
+            *cr = beta == 0.0f ? v : beta == 1.0f ? *cr + v : *cr * beta + v;
+        }
+    }
+}
 
 /* The packed-B buffers of a call (one slice per thread) belong to the thread
    that calls nn_sgemm and are kept for its next call, so a training loop in
@@ -1910,8 +2046,10 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
             /* With one or two row panels B is read once or twice: packing it
                would cost more than it saves, so full panels are read in place
                (and only the ragged last one is packed). */
-            int direct = !g->transB && m <= 2 * NN__GEMM_MR, full = nc / NN__GEMM_NR;
-            if (direct) {
+            int direct = !g->transB && !g->bimg && m <= 2 * NN__GEMM_MR, full = nc / NN__GEMM_NR;
+            if (g->bimg) {
+                nn__gemm_pack_b_image(g, pc, kc, jc, nc, bpack);
+            } else if (direct) {
                 if (full < n_panels)
                     nn__gemm_pack_b_rows(g->B, g->ldb, pc, kc, jc + full * NN__GEMM_NR,
                                          nc - full * NN__GEMM_NR, bpack);
@@ -1925,7 +2063,6 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
             }
             for (ir = i0; ir < i0 + m; ir += NN__GEMM_MR) {
                 int mr = NN__MIN(NN__GEMM_MR, i0 + m - ir);
-                float *c = g->C + (size_t)ir * g->ldc + jc;
                 nn__gemm_pack_a(g->transA, g->A, g->lda, ir, mr, pc, kc, g->alpha, apack);
                 for (p = 0; p < n_panels; p++) {
                     const float *b = bpack + (size_t)p * kc * NN__GEMM_NR;
@@ -1938,8 +2075,8 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
                             b = bpack;
                         }
                     }
-                    nn__gemm_tile(kc, apack, b, bstep, c + p * NN__GEMM_NR, g->ldc, mr,
-                                  NN__MIN(NN__GEMM_NR, nc - p * NN__GEMM_NR), beta);
+                    nn__gemm_put_tile(g, kc, apack, b, bstep, ir, jc + p * NN__GEMM_NR, mr,
+                                      NN__MIN(NN__GEMM_NR, nc - p * NN__GEMM_NR), beta);
                 }
             }
         }
@@ -1980,34 +2117,23 @@ static void nn__gemm_grid(int M, int N, int K, int nt, int *pm, int *pn) {
 }
 #endif
 
-NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
-                    const float *A, int lda, const float *B, int ldb,
-                    float beta, float *C, int ldc) {
-    nn__gemm_job g;
+/* Run a prepared job (g->kc is set here), threaded when big enough.
+   Returns 0 only when the packing buffer cannot be allocated. */
+static int nn__gemm_run(nn__gemm_job *g) {
     float *bpack;
     size_t slice;
     int nkb;
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0.0f) {
-        nn__gemm_scale(M, N, beta, C, ldc);
-        return;
-    }
-    g.transA = transA; g.transB = transB;
-    g.M = M; g.N = N; g.K = K;
-    g.alpha = alpha; g.beta = beta;
-    g.A = A; g.B = B; g.C = C;
-    g.lda = lda; g.ldb = ldb; g.ldc = ldc;
     /* Even K blocks: K = 784 becomes 4 x 196, not 3 x 256 + 16. */
-    nkb = (K + NN__GEMM_KC - 1) / NN__GEMM_KC;
-    g.kc = (K + nkb - 1) / nkb;
-    slice = nn__gemm_slice(g.kc, N);
+    nkb = (g->K + NN__GEMM_KC - 1) / NN__GEMM_KC;
+    g->kc = (g->K + nkb - 1) / nkb;
+    slice = nn__gemm_slice(g->kc, g->N);
 #ifdef NN__OMP_ON
-    if ((double)M * N * K >= (double)NN__GEMM_MT_MIN && !omp_in_parallel()) {
+    if ((double)g->M * g->N * g->K >= (double)NN__GEMM_MT_MIN && !omp_in_parallel()) {
         int nt = nn_get_threads(), pm, pn;
-        nn__gemm_grid(M, N, K, nt, &pm, &pn);
+        nn__gemm_grid(g->M, g->N, g->K, nt, &pm, &pn);
         if (pm * pn > 1 && (bpack = nn__gemm_buffer(slice * (size_t)(pm * pn))) != NULL) {
-            int npm = (M + NN__GEMM_MR - 1) / NN__GEMM_MR;
-            int npn = (N + NN__GEMM_NR - 1) / NN__GEMM_NR;
+            int npm = (g->M + NN__GEMM_MR - 1) / NN__GEMM_MR;
+            int npn = (g->N + NN__GEMM_NR - 1) / NN__GEMM_NR;
             NN__OMP(parallel num_threads(pm * pn))
             {
                 int tid = omp_get_thread_num(), team = omp_get_num_threads();
@@ -2015,22 +2141,39 @@ NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                     int r = tid / pn, c = tid % pn;
                     int i0 = (r * npm / pm) * NN__GEMM_MR, i1 = ((r + 1) * npm / pm) * NN__GEMM_MR;
                     int j0 = (c * npn / pn) * NN__GEMM_NR, j1 = ((c + 1) * npn / pn) * NN__GEMM_NR;
-                    nn__gemm_block(&g, i0, NN__MIN(i1, M) - i0, j0, NN__MIN(j1, N) - j0,
+                    nn__gemm_block(g, i0, NN__MIN(i1, g->M) - i0, j0, NN__MIN(j1, g->N) - j0,
                                    bpack + slice * (size_t)tid);
                 } else if (tid == 0) { /* fewer threads than asked for */
-                    nn__gemm_block(&g, 0, M, 0, N, bpack);
+                    nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
                 }
             }
-            return;
+            return 1;
         }
     }
 #endif
     bpack = nn__gemm_buffer(slice);
-    if (!bpack) { /* out of memory: the slow loop needs no buffer */
-        nn_sgemm_ref(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (!bpack) return 0;
+    nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
+    return 1;
+}
+
+NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc) {
+    nn__gemm_job g;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        nn__gemm_scale(M, N, beta, C, ldc);
         return;
     }
-    nn__gemm_block(&g, 0, M, 0, N, bpack);
+    memset(&g, 0, sizeof g);
+    g.transA = transA; g.transB = transB;
+    g.M = M; g.N = N; g.K = K;
+    g.alpha = alpha; g.beta = beta;
+    g.A = A; g.B = B; g.C = C;
+    g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    if (!nn__gemm_run(&g)) /* out of memory: the slow loop needs no buffer */
+        nn_sgemm_ref(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 
@@ -4246,6 +4389,32 @@ static void nn__conv_scatter(const nn__convg *q, const float *tmp, int n0, int c
     }
 }
 
+/* out (= or +=) W im2col(img) for the whole batch in one GEMM per group,
+   B packed straight from the image and C written in [N][F][P] layout: no
+   col buffer, no copies.  Returns 0 when out of memory. */
+static int nn__conv_implicit(const nn__convg *q, const float *img, const float *w, float *out,
+                             int accumulate) {
+    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, gi;
+    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
+    nn__gemm_image im;
+    nn__gemm_job job;
+    im.H = q->H; im.W = q->W; im.OH = q->OH; im.OW = q->OW; im.KH = q->KH; im.KW = q->KW;
+    im.SH = q->SH; im.SW = q->SW; im.PH = q->PH; im.PW = q->PW; im.DH = q->DH; im.DW = q->DW;
+    im.sample = (size_t)q->C * HW;
+    memset(&job, 0, sizeof job);
+    job.M = Fg; job.N = q->N * (int)P; job.K = CgK;
+    job.alpha = 1.0f; job.beta = accumulate ? 1.0f : 0.0f;
+    job.lda = CgK; job.bimg = &im; job.cP = (int)P; job.csample = (size_t)q->F * P;
+    for (gi = 0; gi < q->G; gi++) {
+        job.A = w + (size_t)gi * Fg * CgK;
+        job.B = img + (size_t)gi * Cg * HW;
+        job.C = out + (size_t)gi * Fg * P;
+        job.ldc = (int)P;
+        if (!nn__gemm_run(&job)) return 0;
+    }
+    return 1;
+}
+
 /* Per chunk, col = im2col(img), then
      out (if given):  out = W col   (accumulate: out += W col)
      gw  (if given):  gw += src col^T   with src the other side (e.g. dy). */
@@ -4253,6 +4422,7 @@ static void nn__conv_from_image(const nn__convg *q, const float *img, const floa
                                 float *out, int accumulate, const float *src, float *gw) {
     int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, n0, g;
     size_t P = (size_t)q->OH * (size_t)q->OW;
+    if (out && !gw && !q->direct && nn__conv_implicit(q, img, w, out, accumulate)) return;
     for (n0 = 0; n0 < q->N; n0 += q->chunk) {
         int cn = NN__MIN(q->chunk, q->N - n0), cols = cn * (int)P;
         const float *col;
