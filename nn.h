@@ -4478,9 +4478,10 @@ static void nn__conv_to_image(const nn__convg *q, const float *other, const floa
     }
 }
 
-/* Depthwise conv (one image channel per group, F/G filters each) as direct
-   loops: a GEMM with K = KH*KW would be mostly overhead. */
-static void nn__dw_forward(const nn__convg *q, const float *img, const float *w, float *out) {
+/* Depthwise conv (one image channel per group, F/G filters each) without a
+   GEMM, whose K = KH*KW would be mostly overhead.  These plain loops are the
+   fallback when the padded buffers of the kernels below cannot be allocated. */
+static void nn__dw_forward_loops(const nn__convg *q, const float *img, const float *w, float *out) {
     int planes = q->N * q->F, pl, Fg = q->F / q->G;
     size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
     NN__OMP(parallel for schedule(static) if((double)planes * (double)P * q->KH * q->KW > NN__PAR_MIN))
@@ -4512,8 +4513,8 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
     }
 }
 
-static void nn__dw_backward(const nn__convg *q, const float *img, const float *w, const float *dy,
-                            float *gimg, float *gw) {
+static void nn__dw_backward_loops(const nn__convg *q, const float *img, const float *w,
+                                  const float *dy, float *gimg, float *gw) {
     int Fg = q->F / q->G, KK = q->KH * q->KW;
     size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
     double work = (double)q->N * q->F * (double)P * KK;
@@ -4580,6 +4581,327 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
             }
         }
     }
+}
+
+/* The fast depthwise path: each plane is first copied into a zero-padded
+   per-thread buffer, so the inner loops have no bounds.  Taps are offsets into
+   that buffer (tap t = (a, b) at a*DH*cols + b*DW).  At stride 1 an output
+   vector takes all KH*KW taps in a register and is stored once. */
+#define NN__DW_RUP(n) (((n) + NN__VL - 1) / NN__VL * NN__VL)
+
+static int nn__dw_thread(void) {
+#ifdef NN__OMP_ON
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+static int nn__dw_team(void) {
+#ifdef NN__OMP_ON
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* dst (rows x cols) = src (h x w) shifted down by top and right by left
+   (either may be negative), zero elsewhere.  The zeros stay put from plane to
+   plane, so only the first call (clear) writes them; rows are short, so they
+   are copied by loops rather than memcpy calls. */
+static void nn__dw_pad(const float *src, int h, int w, int top, int left, float *dst, int rows,
+                       int cols, int clear) {
+    int i0 = NN__MAX(top, 0), i1 = NN__MIN(top + h, rows), i, j;
+    int j0 = NN__MIN(NN__MAX(left, 0), cols), j1 = NN__MIN(NN__MAX(left + w, j0), cols);
+    if (clear) memset(dst, 0, (size_t)rows * (size_t)cols * sizeof(float));
+    for (i = i0; i < i1; i++) {
+        const float *s = src + (size_t)(i - top) * w + (j0 - left);
+        float *d = dst + (size_t)i * cols + j0;
+        int n = j1 - j0;
+        if (n < NN__VL) {
+            for (j = 0; j < n; j++) d[j] = s[j];
+            continue;
+        }
+        for (j = 0; j + NN__VL <= n; j += NN__VL) nn__vstore(d + j, nn__vload(s + j));
+        if (j < n) nn__vstore(d + n - NN__VL, nn__vload(s + n - NN__VL)); /* overlaps: harmless */
+    }
+}
+
+/* y[j] = sum_t k[t] x[off[t] + j] for from <= j < n, or y[j] += that
+   (accumulate).  Whole vectors are read from x; a last partial one is stored
+   through tail (NN__VL floats).  Four accumulators hide the FMA latency. */
+static void nn__dw_corr_row(const float *x, const size_t *off, const float *k, int taps, float *y,
+                            int from, int n, int accumulate, float *tail) {
+    int j = from, t;
+    for (; j + 4 * NN__VL <= n; j += 4 * NN__VL) {
+        nn__v s0 = nn__vset1(0.0f), s1 = s0, s2 = s0, s3 = s0;
+        if (accumulate) {
+            s0 = nn__vload(y + j);
+            s1 = nn__vload(y + j + NN__VL);
+            s2 = nn__vload(y + j + 2 * NN__VL);
+            s3 = nn__vload(y + j + 3 * NN__VL);
+        }
+        for (t = 0; t < taps; t++) {
+            const float *p = x + off[t] + j;
+            nn__v kv = nn__vset1(k[t]);
+            s0 = nn__vfma(kv, nn__vload(p), s0);
+            s1 = nn__vfma(kv, nn__vload(p + NN__VL), s1);
+            s2 = nn__vfma(kv, nn__vload(p + 2 * NN__VL), s2);
+            s3 = nn__vfma(kv, nn__vload(p + 3 * NN__VL), s3);
+        }
+        nn__vstore(y + j, s0);
+        nn__vstore(y + j + NN__VL, s1);
+        nn__vstore(y + j + 2 * NN__VL, s2);
+        nn__vstore(y + j + 3 * NN__VL, s3);
+    }
+    for (; j < n; j += NN__VL) {
+        int i, rest = n - j;
+        float *d = rest >= NN__VL ? y + j : tail;
+        nn__v s = nn__vset1(0.0f);
+        if (accumulate) {
+            if (d == tail)
+                for (i = 0; i < NN__VL; i++) tail[i] = i < rest ? y[j + i] : 0.0f;
+            s = nn__vload(d);
+        }
+        for (t = 0; t < taps; t++) s = nn__vfma(nn__vset1(k[t]), nn__vload(x + off[t] + j), s);
+        nn__vstore(d, s);
+        if (d == tail)
+            for (i = 0; i < rest; i++) y[j + i] = tail[i];
+    }
+}
+
+/* Two rows at once, (x0 -> y0) and (x1 -> y1): for narrow planes (two
+   vectors a row) this still gives four independent accumulators. */
+static void nn__dw_corr_row2(const float *x0, const float *x1, const size_t *off, const float *k,
+                             int taps, float *y0, float *y1, int n, int accumulate, float *tail) {
+    int j = 0, t;
+    for (; j + 2 * NN__VL <= n; j += 2 * NN__VL) {
+        nn__v s0 = nn__vset1(0.0f), s1 = s0, s2 = s0, s3 = s0;
+        if (accumulate) {
+            s0 = nn__vload(y0 + j);
+            s1 = nn__vload(y0 + j + NN__VL);
+            s2 = nn__vload(y1 + j);
+            s3 = nn__vload(y1 + j + NN__VL);
+        }
+        for (t = 0; t < taps; t++) {
+            const float *p = x0 + off[t] + j, *r = x1 + off[t] + j;
+            nn__v kv = nn__vset1(k[t]);
+            s0 = nn__vfma(kv, nn__vload(p), s0);
+            s1 = nn__vfma(kv, nn__vload(p + NN__VL), s1);
+            s2 = nn__vfma(kv, nn__vload(r), s2);
+            s3 = nn__vfma(kv, nn__vload(r + NN__VL), s3);
+        }
+        nn__vstore(y0 + j, s0);
+        nn__vstore(y0 + j + NN__VL, s1);
+        nn__vstore(y1 + j, s2);
+        nn__vstore(y1 + j + NN__VL, s3);
+    }
+    if (j < n) {
+        nn__dw_corr_row(x0, off, k, taps, y0, j, n, accumulate, tail);
+        nn__dw_corr_row(x1, off, k, taps, y1, j, n, accumulate, tail);
+    }
+}
+
+/* Rows [0, rows) of a plane: row i reads x + i*xstep, writes y + i*n. */
+static void nn__dw_corr_plane(const float *x, size_t xstep, const size_t *off, const float *k,
+                              int taps, float *y, int rows, int n, int accumulate, float *tail) {
+    int i;
+    for (i = 0; i + 2 <= rows; i += 2)
+        nn__dw_corr_row2(x + (size_t)i * xstep, x + (size_t)(i + 1) * xstep, off, k, taps,
+                         y + (size_t)i * n, y + (size_t)(i + 1) * n, n, accumulate, tail);
+    if (i < rows)
+        nn__dw_corr_row(x + (size_t)i * xstep, off, k, taps, y + (size_t)i * n, 0, n, accumulate,
+                        tail);
+}
+
+/* part[t] = sum_{oh, ow} g[oh*OW + ow] x[oh*SH*ld + off[t] + ow*SW]: one
+   plane's share of the weight gradient, summed in an order fixed by the
+   shape alone.  Taps go four at a time (four accumulators, dy loaded once),
+   then one at a time; in each, lanes over whole vectors, then the tail. */
+static void nn__dw_gw_plane(const float *x, size_t ld, int SH, int SW, const size_t *off, int taps,
+                            const float *g, int OH, int OW, float *part) {
+    int t = 0, oh, ow, whole = SW == 1 ? OW / NN__VL * NN__VL : 0;
+    for (; t + 4 <= taps; t += 4) {
+        nn__v a0 = nn__vset1(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        float r0 = 0.0f, r1 = 0.0f, r2 = 0.0f, r3 = 0.0f;
+        size_t o0 = off[t], o1 = off[t + 1], o2 = off[t + 2], o3 = off[t + 3];
+        for (oh = 0; oh < OH; oh++) {
+            const float *gr = g + (size_t)oh * OW, *xr = x + (size_t)oh * SH * ld;
+            for (ow = 0; ow < whole; ow += NN__VL) {
+                nn__v d = nn__vload(gr + ow);
+                a0 = nn__vfma(d, nn__vload(xr + o0 + ow), a0);
+                a1 = nn__vfma(d, nn__vload(xr + o1 + ow), a1);
+                a2 = nn__vfma(d, nn__vload(xr + o2 + ow), a2);
+                a3 = nn__vfma(d, nn__vload(xr + o3 + ow), a3);
+            }
+            for (; ow < OW; ow++) {
+                size_t i = (size_t)ow * SW;
+                r0 += gr[ow] * xr[o0 + i];
+                r1 += gr[ow] * xr[o1 + i];
+                r2 += gr[ow] * xr[o2 + i];
+                r3 += gr[ow] * xr[o3 + i];
+            }
+        }
+        part[t] = nn__vhsum(a0) + r0;
+        part[t + 1] = nn__vhsum(a1) + r1;
+        part[t + 2] = nn__vhsum(a2) + r2;
+        part[t + 3] = nn__vhsum(a3) + r3;
+    }
+    for (; t < taps; t++) {
+        nn__v a0 = nn__vset1(0.0f), a1 = a0;
+        float r0 = 0.0f;
+        for (oh = 0; oh < OH; oh++) {
+            const float *gr = g + (size_t)oh * OW, *xr = x + (size_t)oh * SH * ld + off[t];
+            for (ow = 0; ow + 2 * NN__VL <= whole; ow += 2 * NN__VL) {
+                a0 = nn__vfma(nn__vload(gr + ow), nn__vload(xr + ow), a0);
+                a1 = nn__vfma(nn__vload(gr + ow + NN__VL), nn__vload(xr + ow + NN__VL), a1);
+            }
+            if (ow < whole) a0 = nn__vfma(nn__vload(gr + ow), nn__vload(xr + ow), a0);
+            for (ow = whole; ow < OW; ow++) r0 += gr[ow] * xr[(size_t)ow * SW];
+        }
+        part[t] = nn__vhsum(nn__vadd(a0, a1)) + r0;
+    }
+}
+
+static void nn__dw_forward(const nn__convg *q, const float *img, const float *w, float *out) {
+    int planes = q->N * q->F, Fg = q->F / q->G, KK = q->KH * q->KW, nt = 1, t;
+    int rows = (q->OH - 1) * q->SH + (q->KH - 1) * q->DH + 1;
+    int cols = (q->SW == 1 ? NN__DW_RUP(q->OW) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
+    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
+    size_t per = (size_t)rows * (size_t)cols + NN__VL, *off;
+    float *buf;
+    if ((double)planes * (double)P * KK > NN__PAR_MIN) nt = nn_get_threads();
+    off = (size_t *)nn__malloc((size_t)KK * sizeof(size_t));
+    buf = off ? nn__alloc_floats(per * (size_t)nt, 0) : NULL;
+    if (!buf) {
+        nn__free(off);
+        nn__dw_forward_loops(q, img, w, out);
+        return;
+    }
+    for (t = 0; t < KK; t++)
+        off[t] = (size_t)(t / q->KW * q->DH) * cols + (size_t)(t % q->KW * q->DW);
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        float *xp = buf + per * (size_t)nn__dw_thread(), *tail = xp + (size_t)rows * cols;
+        int pl, clear = 1;
+        NN__OMP(for schedule(static))
+        for (pl = 0; pl < planes; pl++) {
+            int n = pl / q->F, f = pl % q->F, c = f / Fg, oh, ow, tt;
+            const float *wf = w + (size_t)f * KK;
+            float *y = out + (size_t)pl * P;
+            nn__dw_pad(img + ((size_t)n * q->C + (size_t)c) * HW, q->H, q->W, q->PH, q->PW, xp,
+                       rows, cols, clear);
+            clear = 0;
+            if (q->SW == 1) {
+                nn__dw_corr_plane(xp, (size_t)q->SH * cols, off, wf, KK, y, q->OH, q->OW, 0, tail);
+                continue;
+            }
+            for (oh = 0; oh < q->OH; oh++) {
+                const float *xr = xp + (size_t)oh * q->SH * cols;
+                float *yr = y + (size_t)oh * q->OW;
+                for (ow = 0; ow < q->OW; ow++) {
+                    float s = 0.0f;
+                    for (tt = 0; tt < KK; tt++) s += wf[tt] * xr[off[tt] + (size_t)ow * q->SW];
+                    yr[ow] = s;
+                }
+            }
+        }
+    }
+    nn__free_floats(buf);
+    nn__free(off);
+}
+
+/* Each thread owns a contiguous range of channels: their image gradients and
+   their filters' weight gradients, summed over samples in order, so the
+   result does not depend on the thread count.  Samples go in the outer loop
+   so memory is walked in order.  At stride 1 the image gradient is the
+   correlation of the padded dy with the flipped kernel; otherwise dy is
+   scattered into a padded plane that is then added. */
+static void nn__dw_backward(const nn__convg *q, const float *img, const float *w, const float *dy,
+                            float *gimg, float *gw) {
+    int Fg = q->F / q->G, KK = q->KH * q->KW, nt = 1, t, unit = q->SH == 1 && q->SW == 1;
+    int rows = (q->OH - 1) * q->SH + (q->KH - 1) * q->DH + 1;
+    int cols = (q->SW == 1 ? NN__DW_RUP(q->OW) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
+    int grows = unit ? q->H + (q->KH - 1) * q->DH : rows;
+    int gcols = (unit ? NN__DW_RUP(q->W) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
+    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
+    size_t FK = (size_t)q->F * KK, xsize = gw ? (size_t)rows * cols : 0;
+    size_t gsize = gimg ? (size_t)grows * gcols : 0, per = xsize + gsize + (size_t)KK + NN__VL, *off;
+    double *sums;
+    float *buf, *flip;
+    if (!gimg && !gw) return;
+    if ((double)q->N * q->F * (double)P * KK > NN__PAR_MIN) nt = nn_get_threads();
+    off = (size_t *)nn__malloc(2 * (size_t)KK * sizeof(size_t));
+    sums = off ? (double *)nn__calloc(FK, sizeof(double)) : NULL;
+    buf = sums ? nn__alloc_floats(per * (size_t)nt + FK, 0) : NULL;
+    if (!buf) {
+        nn__free(sums);
+        nn__free(off);
+        nn__dw_backward_loops(q, img, w, dy, gimg, gw);
+        return;
+    }
+    for (t = 0; t < KK; t++) {
+        off[t] = (size_t)(t / q->KW * q->DH) * cols + (size_t)(t % q->KW * q->DW);
+        off[KK + t] = (size_t)(t / q->KW * q->DH) * gcols + (size_t)(t % q->KW * q->DW);
+    }
+    flip = buf + per * (size_t)nt;
+    for (t = 0; t < (int)FK; t++) flip[t] = w[t / KK * KK + KK - 1 - t % KK];
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        int tid = nn__dw_thread(), team = nn__dw_team(), xclear = 1, gclear = 1, n;
+        int c0 = (int)((long long)q->C * tid / team);
+        int c1 = (int)((long long)q->C * (tid + 1) / team);
+        float *xp = buf + per * (size_t)tid, *gp = xp + xsize, *part = gp + gsize;
+        float *tail = part + KK;
+        for (n = 0; n < q->N; n++) {
+            int c, f, i, oh, ow, a, b, tt;
+            for (c = c0; c < c1; c++) {
+                size_t plane = (size_t)n * q->C + (size_t)c;
+                float *gx = gimg ? gimg + plane * HW : NULL;
+                if (gw) {
+                    nn__dw_pad(img + plane * HW, q->H, q->W, q->PH, q->PW, xp, rows, cols, xclear);
+                    xclear = 0;
+                }
+                for (f = c * Fg; f < (c + 1) * Fg; f++) {
+                    const float *g = dy + ((size_t)n * q->F + (size_t)f) * P;
+                    const float *wf = w + (size_t)f * KK;
+                    if (gw) {
+                        nn__dw_gw_plane(xp, cols, q->SH, q->SW, off, KK, g, q->OH, q->OW, part);
+                        for (tt = 0; tt < KK; tt++)
+                            sums[(size_t)f * KK + tt] += (double)part[tt];
+                    }
+                    if (gx && unit) {
+                        nn__dw_pad(g, q->OH, q->OW, (q->KH - 1) * q->DH - q->PH,
+                                   (q->KW - 1) * q->DW - q->PW, gp, grows, gcols, gclear);
+                        gclear = 0;
+                        nn__dw_corr_plane(gp, gcols, off + KK, flip + (size_t)f * KK, KK, gx, q->H,
+                                          q->W, 1, tail);
+                    } else if (gx) {
+                        memset(gp, 0, gsize * sizeof(float));
+                        for (oh = 0; oh < q->OH; oh++) {
+                            const float *gr = g + (size_t)oh * q->OW;
+                            for (a = 0; a < q->KH; a++)
+                                for (b = 0; b < q->KW; b++) {
+                                    float k = wf[a * q->KW + b];
+                                    float *d = gp + (size_t)(oh * q->SH + a * q->DH) * gcols
+                                               + b * q->DW;
+                                    for (ow = 0; ow < q->OW; ow++)
+                                        d[(size_t)ow * q->SW] += k * gr[ow];
+                                }
+                        }
+                        for (i = 0; i < q->H && i + q->PH < grows; i++)
+                            for (ow = 0; ow < q->W && ow + q->PW < gcols; ow++)
+                                gx[(size_t)i * q->W + ow] +=
+                                    gp[(size_t)(i + q->PH) * gcols + ow + q->PW];
+                    }
+                }
+            }
+        }
+    }
+    if (gw)
+        for (t = 0; t < (int)FK; t++) gw[t] += (float)sums[t];
+    nn__free_floats(buf);
+    nn__free(sums);
+    nn__free(off);
 }
 
 /* What the backward pass needs: the geometry, its buffers, the kind. */
