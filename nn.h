@@ -1894,6 +1894,22 @@ static void nn__short_copy(float *dst, const float *src, int n) {
 #endif
 }
 
+/* dst[0..n) += src[0..n), the same way. */
+static void nn__short_add(float *dst, const float *src, int n) {
+    int u = 0;
+#if defined(NN__AVX512)
+    for (; u + 16 <= n; u += 16)
+        _mm512_storeu_ps(dst + u, _mm512_add_ps(_mm512_loadu_ps(dst + u), _mm512_loadu_ps(src + u)));
+#endif
+#if defined(NN__AVX512) || defined(NN__AVX2)
+    for (; u + 8 <= n; u += 8)
+        _mm256_storeu_ps(dst + u, _mm256_add_ps(_mm256_loadu_ps(dst + u), _mm256_loadu_ps(src + u)));
+#elif defined(NN__NEON)
+    for (; u + 4 <= n; u += 4) vst1q_f32(dst + u, vaddq_f32(vld1q_f32(dst + u), vld1q_f32(src + u)));
+#endif
+    for (; u < n; u++) dst[u] += src[u];
+}
+
 /* A block of B = im2col(image), rows k0..k0+kc, columns j0..j0+nc, into
    micro-panels [k][NR].  A column panel is cut into runs along output rows;
    each (row k, run) is a short copy from one image row, zeros where the
@@ -4210,14 +4226,6 @@ static float nn__dotdev16(const float *g, const float *x, float m, size_t n) {
 #endif
 
 /* dst[i] = src[i] and dst[i] += src[i] for short rows that do not overlap. */
-static void nn__row_copy(float *NN__RESTRICT dst, const float *NN__RESTRICT src, int n) {
-    int i;
-    for (i = 0; i < n; i++) dst[i] = src[i];
-}
-static void nn__row_add(float *NN__RESTRICT dst, const float *NN__RESTRICT src, int n) {
-    int i;
-    for (i = 0; i < n; i++) dst[i] += src[i];
-}
 
 /* Below this many floats of work a loop stays on one thread. */
 #define NN__PAR_MIN 32768.0
@@ -4318,7 +4326,7 @@ static void nn__im2col(const nn__convg *q, const float *img, int n0, int cn, flo
                 if (q->SW == 1) {
                     /* rows are short (often < 32 floats): inline loops, no calls */
                     for (ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
-                    nn__row_copy(dst + lo, s + lo + off, hi - lo);
+                    nn__short_copy(dst + lo, s + lo + off, hi - lo);
                     for (ow = hi; ow < q->OW; ow++) dst[ow] = 0.0f;
                 } else {
                     for (ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
@@ -4350,7 +4358,7 @@ static void nn__col2im(const nn__convg *q, const float *col, int n0, int cn, flo
                     if (ih < 0 || ih >= q->H) continue;
                     d = dst + (size_t)ih * q->W;
                     if (q->SW == 1) {
-                        nn__row_add(d + lo + off, s + lo, hi - lo);
+                        nn__short_add(d + lo + off, s + lo, hi - lo);
                     } else {
                         for (ow = lo; ow < hi; ow++) d[ow * q->SW + off] += s[ow];
                     }
