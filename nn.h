@@ -4486,6 +4486,32 @@ static void nn__conv_to_image(const nn__convg *q, const float *other, const floa
     }
 }
 
+/* Both gradients of a convolution in one pass over the chunks, so dy is
+   gathered once and is still in cache for the second product:
+   gw += dy im2col(x)^T, then col = W^T dy (reusing the col buffer) and
+   gx += col2im(col). */
+static void nn__conv_grads(const nn__convg *q, const float *img, const float *w, const float *dy,
+                           float *gw, float *gimg) {
+    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, n0, g;
+    size_t P = (size_t)q->OH * (size_t)q->OW;
+    for (n0 = 0; n0 < q->N; n0 += q->chunk) {
+        int cn = NN__MIN(q->chunk, q->N - n0), cols = cn * (int)P;
+        const float *s = dy + (size_t)n0 * q->F * P;
+        if (cn > 1) {
+            nn__conv_gather(q, dy, n0, cn, q->tmp);
+            s = q->tmp;
+        }
+        nn__im2col(q, img, n0, cn, q->col);
+        for (g = 0; g < q->G; g++)
+            nn_sgemm(0, 1, Fg, CgK, cols, 1.0f, s + (size_t)g * Fg * cols, cols,
+                     q->col + (size_t)g * CgK * cols, cols, 1.0f, gw + (size_t)g * Fg * CgK, CgK);
+        for (g = 0; g < q->G; g++)
+            nn_sgemm(1, 0, CgK, cols, Fg, 1.0f, w + (size_t)g * Fg * CgK, CgK,
+                     s + (size_t)g * Fg * cols, cols, 0.0f, q->col + (size_t)g * CgK * cols, cols);
+        nn__col2im(q, q->col, n0, cn, gimg);
+    }
+}
+
 /* Depthwise conv (one image channel per group, F/G filters each) without a
    GEMM, whose K = KH*KW would be mostly overhead.  These plain loops are the
    fallback when the padded buffers of the kernels below cannot be allocated. */
@@ -4932,8 +4958,11 @@ static void nn__conv_backward(nn__node *n) {
             nn__dw_backward(q, x->data, w->data, dy, gx, gw);
             return;
         }
-        if (gw) nn__conv_from_image(q, x->data, w->data, NULL, 0, dy, gw);
-        if (gx) nn__conv_to_image(q, dy, w->data, gx);
+        if (gw && gx && !q->direct) nn__conv_grads(q, x->data, w->data, dy, gw, gx);
+        else {
+            if (gw) nn__conv_from_image(q, x->data, w->data, NULL, 0, dy, gw);
+            if (gx) nn__conv_to_image(q, dy, w->data, gx);
+        }
     } else {
         /* image = y, other = x: dx = W im2col(dy), dW += x im2col(dy)^T */
         if (gb) nn__channel_sum(dy, q->N, q->C, (size_t)q->H * (size_t)q->W, gb);
