@@ -1353,6 +1353,42 @@ NNDEF int nn_get_threads(void) {
 #endif
 }
 
+/* Element-wise loops over at least this many floats are split across the
+   threads (below it a team wake-up costs more than it saves).  Each thread
+   takes a contiguous share and every element is computed the same way
+   wherever it falls, so results do not depend on the thread count. */
+#ifndef NN__EW_MT_MIN
+#define NN__EW_MT_MIN 65536
+#endif
+
+/* Threads for an element-wise loop over n floats: 1 below the threshold or
+   inside a parallel region. */
+static int nn__ew_threads(double n) {
+#ifdef NN__OMP_ON
+    if (n < (double)NN__EW_MT_MIN || omp_in_parallel()) return 1;
+    return nn_get_threads();
+#else
+    (void)n;
+    return 1;
+#endif
+}
+
+#ifdef NN__OMP_ON
+#define NN__TID omp_get_thread_num()
+#define NN__NTEAM omp_get_num_threads()
+#else
+#define NN__TID 0
+#define NN__NTEAM 1
+#endif
+
+/* The calling team member's share [*lo, *hi) of n items, cut at multiples of
+   unit (16 floats: a cache line, and whole vectors). */
+static void nn__ew_share(size_t n, size_t unit, size_t *lo, size_t *hi) {
+    size_t units = (n + unit - 1) / unit, t = (size_t)NN__TID, nt = (size_t)NN__NTEAM;
+    *lo = NN__MIN(units * t / nt * unit, n);
+    *hi = NN__MIN(units * (t + 1) / nt * unit, n);
+}
+
 NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc) {
@@ -2404,10 +2440,27 @@ static void nn__axpy(size_t n, float a, const float *x, float *y) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-/* y[j] += sum_i x[i][j] over rows: column sums (bias gradients). */
+/* y[j] += sum_i x[i][j] over rows: column sums (bias gradients).  Threads
+   split the columns; each column is summed over the rows in order. */
 static void nn__add_colsum(const float *x, int rows, int cols, float *y) {
-    int i;
-    for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, x + (size_t)i * cols, y);
+    int nt = nn__ew_threads((double)rows * (double)cols);
+    (void)nt;
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        size_t lo, hi;
+        int i;
+        nn__ew_share((size_t)cols, 16, &lo, &hi);
+        for (i = 0; hi > lo && i < rows; i++)
+            nn__axpy(hi - lo, 1.0f, x + (size_t)i * cols + lo, y + lo);
+    }
+}
+
+/* y[i][j] += b[j] for rows x cols: the bias add. */
+static void nn__add_rows(const float *b, int rows, int cols, float *y) {
+    int nt = nn__ew_threads((double)rows * (double)cols), i;
+    (void)nt;
+    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
+    for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, b, y + (size_t)i * cols);
 }
 
 /* Sum of n floats with NN__VL parallel accumulators (a fixed order). */
@@ -2445,20 +2498,34 @@ static float nn__exp_shift_sum(const float *x, float shift, float *y, size_t n) 
         acc = nn__vadd(acc, e);
     }
     s = nn__vhsum(acc);
-    for (; i < n; i++) {
-        y[i] = nn__exp1(x[i] - shift);
-        s += y[i];
+    if (i < n) {
+        /* The tail as one padded vector (a softmax over 10 classes is all
+           tail), summed in order as before. */
+        float buf[NN__VL];
+        size_t r = n - i, k;
+        for (k = 0; k < NN__VL; k++) buf[k] = k < r ? x[i + k] - shift : 0.0f;
+        nn__vstore(buf, nn__vexp(nn__vload(buf)));
+        for (k = 0; k < r; k++) {
+            y[i + k] = buf[k];
+            s += buf[k];
+        }
     }
     return s;
 }
 
 /* y = max(x, 0). */
 static void nn__relu_array(const float *x, float *y, size_t n) {
-    size_t i = 0;
-    nn__v z = nn__vset1(0.0f);
-    /* x second in max, so NaN passes (torch.relu(nan) is nan). */
-    for (; i + NN__VL <= n; i += NN__VL) nn__vstore(y + i, nn__vmax(z, nn__vload(x + i)));
-    for (; i < n; i++) y[i] = 0.0f > x[i] ? 0.0f : x[i];
+    int nt = nn__ew_threads((double)n);
+    (void)nt;
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        size_t i, hi;
+        nn__v z = nn__vset1(0.0f);
+        nn__ew_share(n, 16, &i, &hi);
+        /* x second in max, so NaN passes (torch.relu(nan) is nan). */
+        for (; i + NN__VL <= hi; i += NN__VL) nn__vstore(y + i, nn__vmax(z, nn__vload(x + i)));
+        for (; i < hi; i++) y[i] = 0.0f > x[i] ? 0.0f : x[i];
+    }
 }
 
 /* dst[i] = src[i] * scale for bytes src: the loader's pixel conversion. */
@@ -2487,14 +2554,27 @@ static void nn__bytes_to_floats(const unsigned char *src, size_t n, float scale,
     for (; i < n; i++) dst[i] = (float)src[i] * scale;
 }
 
-/* gx += (x > 0) g: the ReLU backward. */
-static void nn__relu_backward_array(const float *x, const float *g, float *gx, size_t n) {
-    size_t i = 0;
-    nn__v z = nn__vset1(0.0f);
-    for (; i + NN__VL <= n; i += NN__VL)
-        nn__vstore(gx + i, nn__vadd(nn__vload(gx + i),
-                                    nn__vlt_select(z, nn__vload(x + i), nn__vload(g + i), z)));
-    for (; i < n; i++) gx[i] += x[i] > 0.0f ? g[i] : 0.0f;
+/* gx += (x > 0) g, the ReLU backward; gx = (x > 0) g when overwrite. */
+static void nn__relu_backward_array(const float *x, const float *g, float *gx, size_t n,
+                                    int overwrite) {
+    int nt = nn__ew_threads((double)n);
+    (void)nt;
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        size_t i, hi;
+        nn__v z = nn__vset1(0.0f);
+        nn__ew_share(n, 16, &i, &hi);
+        if (overwrite) {
+            for (; i + NN__VL <= hi; i += NN__VL)
+                nn__vstore(gx + i, nn__vlt_select(z, nn__vload(x + i), nn__vload(g + i), z));
+            for (; i < hi; i++) gx[i] = x[i] > 0.0f ? g[i] : 0.0f;
+        } else {
+            for (; i + NN__VL <= hi; i += NN__VL)
+                nn__vstore(gx + i, nn__vadd(nn__vload(gx + i),
+                                            nn__vlt_select(z, nn__vload(x + i), nn__vload(g + i), z)));
+            for (; i < hi; i++) gx[i] += x[i] > 0.0f ? g[i] : 0.0f;
+        }
+    }
 }
 
 /* ===== >>tensor (implementation) ========================================= */
@@ -2866,6 +2946,21 @@ static float *nn__in_grad(nn__node *n, int i) {
     return (t->flags & NN_TENSOR_REQUIRES_GRAD) ? nn__gradbuf(t) : NULL;
 }
 
+/* Like nn__in_grad for a backward that can overwrite instead of add: a buffer
+   made here is not zeroed and *beta = 0 (the caller must write every element
+   before any other use of the buffer); else *beta = 1 (add to it). */
+static float *nn__in_grad_w(nn__node *n, int i, float *beta) {
+    nn_tensor *t = n->in[i];
+    *beta = 1.0f;
+    if (!(t->flags & NN_TENSOR_REQUIRES_GRAD)) return NULL;
+    if (!t->grad && t->graph) {
+        t->grad = (float *)nn__arena_alloc(t->graph, t->numel * sizeof(float));
+        *beta = 0.0f;
+        return t->grad;
+    }
+    return nn__gradbuf(t);
+}
+
 NNDEF void nn_backward(nn_tensor *loss) {
     nn__node *n;
     nn_graph *g;
@@ -3147,11 +3242,16 @@ enum {
 /* d out / d a from a and out, times the incoming gradient, accumulated. */
 static void nn__unary_backward(nn__node *n) {
     nn_tensor *a = n->in[0], *y = n->out;
-    float *ga = nn__in_grad(n, 0);
+    float beta, *ga;
     const float *g = y->grad, *x = a->data, *o = y->data;
     float p = n->farg[0];
     size_t i, len = y->numel;
-    if (!ga) return;
+    if (n->iarg[0] == NN__U_RELU) {
+        if ((ga = nn__in_grad_w(n, 0, &beta)) != NULL)
+            nn__relu_backward_array(x, g, ga, len, beta == 0.0f);
+        return;
+    }
+    if (!(ga = nn__in_grad(n, 0))) return;
     switch (n->iarg[0]) {
     case NN__U_AFFINE: for (i = 0; i < len; i++) ga[i] += g[i] * p; break;
     case NN__U_EXP: for (i = 0; i < len; i++) ga[i] += g[i] * o[i]; break;
@@ -3160,7 +3260,6 @@ static void nn__unary_backward(nn__node *n) {
     case NN__U_POW:
         for (i = 0; i < len; i++) ga[i] += g[i] * p * powf(x[i], p - 1.0f);
         break;
-    case NN__U_RELU: nn__relu_backward_array(x, g, ga, len); break;
     case NN__U_SIGMOID: for (i = 0; i < len; i++) ga[i] += g[i] * o[i] * (1.0f - o[i]); break;
     default: for (i = 0; i < len; i++) ga[i] += g[i] * (1.0f - o[i] * o[i]); break;
     }
@@ -3303,11 +3402,13 @@ NNDEF nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b) {
 
 static void nn__linear_backward(nn__node *n) {
     nn_tensor *x = n->in[0], *w = n->in[1];
-    float *gx = nn__in_grad(n, 0), *gw = nn__in_grad(n, 1);
+    float beta, *gx = nn__in_grad_w(n, 0, &beta), *gw = nn__in_grad(n, 1);
     float *gb = n->nin > 2 ? nn__in_grad(n, 2) : NULL;
     const float *g = n->out->grad;
     int rows = n->iarg[0], in_f = w->shape[1], out_f = w->shape[0];
-    if (gx) nn_sgemm(0, 0, rows, in_f, out_f, 1.0f, g, out_f, w->data, in_f, 1.0f, gx, in_f);
+    /* gx first: a fresh gx (beta 0) is written whole before w or b, which
+       could be the same tensor as x, add to it. */
+    if (gx) nn_sgemm(0, 0, rows, in_f, out_f, 1.0f, g, out_f, w->data, in_f, beta, gx, in_f);
     if (gw) nn_sgemm(1, 0, out_f, in_f, rows, 1.0f, g, out_f, x->data, in_f, 1.0f, gw, in_f);
     if (gb) nn__add_colsum(g, rows, out_f, gb);
 }
@@ -3315,7 +3416,7 @@ static void nn__linear_backward(nn__node *n) {
 NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
     nn_tensor *in[3], *out;
     nn_shape s;
-    int rows, out_f, in_f, i;
+    int rows, out_f, in_f;
     in[0] = x;
     in[1] = w;
     in[2] = b;
@@ -3334,8 +3435,7 @@ NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
     rows = (int)(x->numel / (size_t)(in_f ? in_f : 1));
     if (out->node) out->node->iarg[0] = rows;
     nn_sgemm(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f, out->data, out_f);
-    if (b)
-        for (i = 0; i < rows; i++) nn__axpy((size_t)out_f, 1.0f, b->data, out->data + (size_t)i * out_f);
+    if (b) nn__add_rows(b->data, rows, out_f, out->data);
     return out;
 }
 
@@ -3800,7 +3900,7 @@ NNDEF void nn_argmax_rows(const nn_tensor *a, int *out) {
 
 static void nn__ce_backward(nn__node *n) {
     nn_tensor *x = n->in[0];
-    float *gx = nn__in_grad(n, 0);
+    float beta, *gx = nn__in_grad_w(n, 0, &beta);
     const float *prob = (const float *)n->saved;
     const int *labels = (const int *)(prob + x->numel);
     int N = x->shape[0], C = x->shape[1], i, c;
@@ -3810,7 +3910,10 @@ static void nn__ce_backward(nn__node *n) {
     /* d loss / d logits = scale (softmax - target), target = (1-eps) onehot + eps/C. */
     for (i = 0; i < N; i++) {
         float *gr = gx + (size_t)i * C;
-        nn__axpy((size_t)C, scale, prob + (size_t)i * C, gr);
+        if (beta == 0.0f)
+            for (c = 0; c < C; c++) gr[c] = scale * prob[(size_t)i * C + c];
+        else
+            nn__axpy((size_t)C, scale, prob + (size_t)i * C, gr);
         if (eps > 0.0f)
             for (c = 0; c < C; c++) gr[c] -= scale * eps / (float)C;
         gr[labels[i]] -= scale * (1.0f - eps);
@@ -6075,12 +6178,26 @@ NNDEF nn_optim *nn_ranger(nn_module *m, nn_ranger_opts opts) {
 }
 
 NNDEF void nn_zero_grad(nn_optim *o) {
-    int i;
+    size_t total = 0;
+    int i, nt;
     o = nn__optim_base(o);
     if (!o) return;
     for (i = 0; i < o->n; i++)
-        if (o->params[i]->grad && !o->frozen[i])
-            memset(o->params[i]->grad, 0, o->params[i]->numel * sizeof(float));
+        if (o->params[i]->grad && !o->frozen[i]) total += o->params[i]->numel;
+    nt = nn__ew_threads((double)total);
+    (void)nt;
+    /* One team for all tensors: each thread zeroes its share of each. */
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        int j;
+        for (j = 0; j < o->n; j++) {
+            float *g = o->params[j]->grad;
+            size_t lo, hi;
+            if (!g || o->frozen[j]) continue;
+            nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
+            if (hi > lo) memset(g + lo, 0, (hi - lo) * sizeof(float));
+        }
+    }
 }
 
 /* ----- update rules: one parameter tensor p (n floats) with gradient g,
@@ -6100,19 +6217,22 @@ static void nn__sgd_vec(float *p, const float *g, float *buf, float lrn, float w
     nn__vstore(p, nn__vfma(nn__vset1(lrn), d, pv));
 }
 
-static void nn__sgd_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
+/* SGD on elements [lo, hi) of parameter i (lo a multiple of NN__VL). */
+static void nn__sgd_range(nn_optim *o, int i, size_t lo, size_t hi) {
+    nn_tensor *t = o->params[i];
+    double lr = o->lr * o->lr_scale[i], wd = o->wd[i];
     float lrn = (float)-lr, wdf = (float)wd, mu = (float)o->momentum;
     float damp = (float)(1.0 - o->dampening);
-    float *buf = o->slot[0][i];
+    float *p = t->data, *g = t->grad, *buf = o->slot[0][i];
     int first = o->steps[i] == 1;
-    size_t j = 0;
-    for (; j + NN__VL <= n; j += NN__VL)
+    size_t j = lo;
+    for (; j + NN__VL <= hi; j += NN__VL)
         nn__sgd_vec(p + j, g + j, buf ? buf + j : NULL, lrn, wdf, mu, damp, first, o->nesterov);
-    if (j < n) {
+    if (j < hi) {
         /* The tail through the same vector code, so every element is
            computed the same way wherever it sits. */
         float tp[NN__VL] = {0}, tg[NN__VL] = {0}, tb[NN__VL] = {0};
-        size_t r = n - j;
+        size_t r = hi - j;
         memcpy(tp, p + j, r * sizeof(float));
         memcpy(tg, g + j, r * sizeof(float));
         if (buf) memcpy(tb, buf + j, r * sizeof(float));
@@ -6205,10 +6325,17 @@ static void nn__adam_update(nn_optim *o, int i, float *p, const float *g, size_t
     float step = (float)-(lr / bc1), bc2s = (float)sqrt(bc2), eps = (float)o->eps;
     float decay = (float)(1.0 - lr * wd), wdf = (float)wd;
     float *m = o->slot[0][i], *v = o->slot[1][i], *vmax = o->slot[2][i];
-    size_t j = 0;
-    for (; j + NN__VL <= n; j += NN__VL)
-        nn__adam_vec(p + j, g + j, m + j, v + j, vmax ? vmax + j : NULL, decoupled, decay, wdf,
-                     b1, omb1, b2, omb2, bc2s, eps, step);
+    size_t j = n / NN__VL * NN__VL;
+    int nt = nn__ew_threads((double)n);
+    (void)nt;
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        size_t k, hi;
+        nn__ew_share(j, 16, &k, &hi);
+        for (; k < hi; k += NN__VL)
+            nn__adam_vec(p + k, g + k, m + k, v + k, vmax ? vmax + k : NULL, decoupled, decay,
+                         wdf, b1, omb1, b2, omb2, bc2s, eps, step);
+    }
     if (j < n) {
         float tp[NN__VL] = {0}, tg[NN__VL] = {0}, tm[NN__VL] = {0}, tv[NN__VL] = {0},
               tx[NN__VL] = {0};
@@ -6364,13 +6491,35 @@ NNDEF void nn_step(nn_optim *o) {
         }
         return;
     }
+    if (o->kind == NN__OPT_SGD) {
+        size_t total = 0;
+        int nt;
+        for (i = 0; i < o->n; i++) {
+            if (!o->params[i]->grad || o->frozen[i]) continue;
+            o->steps[i]++;
+            total += o->params[i]->numel;
+        }
+        nt = nn__ew_threads((double)total);
+        (void)nt;
+        /* One team for all tensors: each thread updates its share of each. */
+        NN__OMP(parallel num_threads(nt) if(nt > 1))
+        {
+            int j;
+            for (j = 0; j < o->n; j++) {
+                size_t lo, hi;
+                if (!o->params[j]->grad || o->frozen[j]) continue;
+                nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
+                if (hi > lo) nn__sgd_range(o, j, lo, hi);
+            }
+        }
+        return;
+    }
     for (i = 0; i < o->n; i++) {
         nn_tensor *t = o->params[i];
         double lr = o->lr * o->lr_scale[i], wd = o->wd[i];
         if (!t->grad || o->frozen[i]) continue;
         o->steps[i]++;
         switch (o->kind) {
-        case NN__OPT_SGD: nn__sgd_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
         case NN__OPT_ADAGRAD: nn__adagrad_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
         case NN__OPT_RMSPROP: nn__rmsprop_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
         case NN__OPT_ADADELTA: nn__adadelta_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
@@ -8749,6 +8898,15 @@ NNDEF int nn_fashion_mnist(const char *dir, nn_dataset *train, nn_dataset *test)
     return 0;
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define NN__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define NN__PREFETCH(p) ((void)(p))
+#endif
+#ifndef NN__LOADER_AHEAD
+#define NN__LOADER_AHEAD 4 /* samples */
+#endif
+
 struct nn_loader {
     const nn_dataset *ds;
     nn_loader_opts o;
@@ -8793,7 +8951,7 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
     const nn_dataset *ds;
     nn_tensor *t;
     nn_shape s;
-    int b, i, n;
+    int b, i, n, nt;
     if (!l || !g || !x || !y) {
         nn__misuse("nn_loader_next: NULL argument");
         return 0;
@@ -8821,10 +8979,21 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
     if (l->o.image_shape) s = NN_SHAPE(b, ds->shape[0], ds->shape[1], ds->shape[2]);
     else s = NN_SHAPE(b, ds->sample_size);
     if (!(t = nn__tensor_new("nn_loader_next", g, s, 0))) return 0;
+    nt = nn__ew_threads((double)b * (double)ds->sample_size);
+    (void)nt;
+    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
     for (i = 0; i < b; i++) {
         int k = l->order[l->pos + i];
         const unsigned char *src = ds->x + (size_t)k * (size_t)ds->sample_size;
         float *dst = t->data + (size_t)i * (size_t)ds->sample_size;
+        if (i + NN__LOADER_AHEAD < b) {
+            /* Samples sit at random places: fetch one a few rows ahead. */
+            int ka = l->order[l->pos + i + NN__LOADER_AHEAD], c;
+            const char *ahead = (const char *)(ds->x + (size_t)ka * (size_t)ds->sample_size);
+            for (c = 0; c < ds->sample_size; c += 64) NN__PREFETCH(ahead + c);
+            NN__PREFETCH(ahead + ds->sample_size - 1);
+            NN__PREFETCH(ds->y + ka);
+        }
         nn__bytes_to_floats(src, (size_t)ds->sample_size, l->o.scale, dst);
         l->labels[i] = ds->y[k];
     }

@@ -230,6 +230,72 @@ static void test_threads_bitwise(void) {
                   nn_get_threads());
 }
 
+/* The same at odd sizes, through the loader, with SGD and Adam: the threaded
+   element-wise loops (loader, bias, ReLU, column sums, zeroing, updates) cut
+   tensors whose sizes are not multiples of a vector.  Returns all parameters. */
+static size_t train_threads_odd(int threads, int adam, float *out, size_t cap) {
+    nn_graph *g = nn_graph_new();
+    nn_dataset ds;
+    nn_loader_opts lo = {0};
+    nn_loader *ld;
+    nn_module *net;
+    nn_optim *opt;
+    nn_param *ps;
+    nn_ce_opts ce = {0};
+    nn_tensor *x;
+    const int *y;
+    int s, i, np;
+    size_t n = 0;
+    nn_set_threads(threads);
+    nn_seed(5);
+    nn_dataset_synthetic(700, 2, &ds);
+    lo.batch_size = 200;
+    lo.shuffle = 1;
+    ld = nn_loader_new(&ds, lo);
+    net = nn_sequential(nn_linear(784, 201), nn_relu(), nn_linear(201, 201), nn_relu(),
+                        nn_linear(201, 10), NULL);
+    if (adam) {
+        nn_adam_opts ao = {0};
+        opt = nn_adam(net, ao);
+    } else {
+        nn_sgd_opts so = {0};
+        so.lr = 0.05f;
+        so.momentum = 0.9f;
+        opt = nn_sgd(net, so);
+    }
+    for (s = 0; s < 5; s++) { /* the last batch of the epoch has 100 rows */
+        nn_graph_reset(g);
+        if (!nn_loader_next(ld, g, &x, &y)) nn_loader_next(ld, g, &x, &y);
+        nn_zero_grad(opt);
+        nn_backward(nn_cross_entropy(nn_forward(net, x), y, ce));
+        nn_step(opt);
+    }
+    ps = nn_parameters(net, &np);
+    for (i = 0; i < np; i++) {
+        size_t k = ps[i].tensor->numel < cap - n ? ps[i].tensor->numel : cap - n;
+        memcpy(out + n, ps[i].tensor->data, k * sizeof(float));
+        n += k;
+    }
+    nn_loader_free(ld);
+    nn_dataset_free(&ds);
+    nn_graph_free(g);
+    nn_optim_free(opt);
+    nn_module_free(net);
+    nn_set_threads(0);
+    return n;
+}
+
+static void test_threads_bitwise_odd(void) {
+    static float a[210000], b[210000];
+    int adam;
+    for (adam = 0; adam < 2; adam++) {
+        size_t na = train_threads_odd(1, adam, a, 210000), nb = train_threads_odd(2, adam, b, 210000);
+        NN_TEST_CHECK(na == nb && na == 784 * 201 + 201 + 201 * 201 + 201 + 201 * 10 + 10 &&
+                      memcmp(a, b, na * sizeof(float)) == 0,
+                      "1 and 2 threads train bitwise the same at odd sizes (%s)", adam ? "Adam" : "SGD");
+    }
+}
+
 /* The loader: values, order, batch sizes, epoch ends, drop_last, shapes. */
 static void test_loader(void) {
     nn_dataset ds;
@@ -357,6 +423,7 @@ int main(void) {
     test_reproducible_training();
     test_no_grad_and_accumulation();
     test_threads_bitwise();
+    test_threads_bitwise_odd();
     test_loader();
     test_anomaly();
     test_state_all_or_nothing();
