@@ -1911,14 +1911,17 @@ typedef struct nn__gemm_job {
 /* dst[0..n) = src[0..n) for the few floats of an image row (n <= NR). */
 static void nn__short_copy(float *dst, const float *src, int n) {
 #if defined(NN__AVX512)
-    /* plain loads and stores for whole 16s and 8s: masked ones are slow on some cores */
+    /* whole 16s and 8s plain, the last few under a mask */
     int u = 0;
     for (; u + 16 <= n; u += 16) _mm512_storeu_ps(dst + u, _mm512_loadu_ps(src + u));
     if (u + 8 <= n) {
         _mm256_storeu_ps(dst + u, _mm256_loadu_ps(src + u));
         u += 8;
     }
-    for (; u < n; u++) dst[u] = src[u];
+    if (u < n) {
+        __mmask16 m = (__mmask16)((1u << (n - u)) - 1u);
+        _mm512_mask_storeu_ps(dst + u, m, _mm512_maskz_loadu_ps(m, src + u));
+    }
 #else
     int u = 0;
 #if defined(NN__AVX2)
