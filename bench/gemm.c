@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* usleep */
 /* nn_sgemm beside OpenBLAS cblas_sgemm in the same run: GFLOP/s (median of
    alternating repetitions), the ratio nn/OpenBLAS and percent of peak, at 1
    and 2 threads.  Build and run (let OpenBLAS pick its best kernel):
