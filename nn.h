@@ -5426,6 +5426,39 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
                         _mm512_mask_storeu_epi32((void *)(a + (size_t)oh * q.OW + ow), m, idx);
                     }
                 }
+#elif defined(NN__AVX2)
+                /* 8 outputs at a time, the same way with 256-bit vectors; a
+                   ragged end redoes the last 8 (same values) instead of scalar code */
+                for (; ow < q.OW && q.OW >= 8; ow += 8) {
+                    const __m256i split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+                    __m256 x0, x1, z0, z1, best, v, take, bk;
+                    if (ow + 8 > q.OW) ow = q.OW - 8;
+                    x0 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(r0 + 2 * ow), split);
+                    x1 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(r0 + 2 * ow + 8), split);
+                    z0 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(r1 + 2 * ow), split);
+                    z1 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(r1 + 2 * ow + 8), split);
+                    best = _mm256_permute2f128_ps(x0, x1, 0x20);
+                    bk = _mm256_setzero_ps(); /* int lanes carried as float bits */
+#define NN__MAX_STEP(val, k)                                                               \
+    v = (val);                                                                             \
+    take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),                                \
+                        _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q),                   \
+                                      _mm256_cmp_ps(best, best, _CMP_ORD_Q)));             \
+    best = _mm256_blendv_ps(best, v, take);                                                \
+    bk = _mm256_blendv_ps(bk, _mm256_castsi256_ps(_mm256_set1_epi32(k)), take)
+                    NN__MAX_STEP(_mm256_permute2f128_ps(x0, x1, 0x31), 1);
+                    NN__MAX_STEP(_mm256_permute2f128_ps(z0, z1, 0x20), q.W);
+                    NN__MAX_STEP(_mm256_permute2f128_ps(z0, z1, 0x31), q.W + 1);
+#undef NN__MAX_STEP
+                    _mm256_storeu_ps(y + (size_t)oh * q.OW + ow, best);
+                    if (a) {
+                        __m256i idx = _mm256_add_epi32(
+                            _mm256_set1_epi32(2 * oh * q.W + 2 * ow),
+                            _mm256_add_epi32(_mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14),
+                                             _mm256_castps_si256(bk)));
+                        _mm256_storeu_si256((__m256i *)(void *)(a + (size_t)oh * q.OW + ow), idx);
+                    }
+                }
 #endif
                 for (; ow < q.OW; ow++) {
                     float v[4], best;
