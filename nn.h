@@ -2172,15 +2172,19 @@ static void nn__gemm_grid(int M, int N, int K, int nt, int *pm, int *pn) {
 }
 #endif
 
+/* The K block for a depth of K: even blocks, so K = 784 runs as 4 x 196,
+   not 3 x 256 + 16. */
+static int nn__gemm_kc(int K) {
+    int nkb = (K + NN__GEMM_KC - 1) / NN__GEMM_KC;
+    return (K + nkb - 1) / nkb;
+}
+
 /* Run a prepared job (g->kc is set here), threaded when big enough.
    Returns 0 only when the packing buffer cannot be allocated. */
 static int nn__gemm_run(nn__gemm_job *g) {
     float *bpack;
     size_t slice;
-    int nkb;
-    /* Even K blocks: K = 784 becomes 4 x 196, not 3 x 256 + 16. */
-    nkb = (g->K + NN__GEMM_KC - 1) / NN__GEMM_KC;
-    g->kc = (g->K + nkb - 1) / nkb;
+    g->kc = nn__gemm_kc(g->K);
     slice = nn__gemm_slice(g->kc, g->N);
 #ifdef NN__OMP_ON
     if ((double)g->M * g->N * g->K >= (double)NN__GEMM_MT_MIN && !omp_in_parallel()) {
@@ -5653,7 +5657,7 @@ static void nn__bn_backward(nn__node *n) {
     size_t S = x->numel / ((size_t)N * (size_t)C);
     const float *mean = (const float *)n->saved, *invstd = mean + C, *dy = n->out->grad;
     const float *gamma = iw ? n->in[iw]->data : NULL;
-    float *gx = nn__in_grad(n, 0), *gw = iw ? nn__in_grad(n, iw) : NULL;
+    float gxbeta, *gx = nn__in_grad_w(n, 0, &gxbeta), *gw = iw ? nn__in_grad(n, iw) : NULL;
     float *gb = ib ? nn__in_grad(n, ib) : NULL;
     double M = (double)N * (double)S;
     NN__OMP(parallel for schedule(static) if((double)x->numel > NN__PAR_MIN))
@@ -5679,7 +5683,10 @@ static void nn__bn_backward(nn__node *n) {
             size_t off = ((size_t)i * C + (size_t)c) * S;
             const float *g = dy + off, *xv = x->data + off;
             float *o = gx + off;
-            for (j = 0; j < S; j++) o[j] += k * (g[j] - a - (xv[j] - m) * bcoef);
+            if (gxbeta == 0.0f) /* a fresh buffer: written, not zeroed and added to */
+                for (j = 0; j < S; j++) o[j] = k * (g[j] - a - (xv[j] - m) * bcoef);
+            else
+                for (j = 0; j < S; j++) o[j] += k * (g[j] - a - (xv[j] - m) * bcoef);
         }
     }
 }

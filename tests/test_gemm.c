@@ -138,6 +138,10 @@ int main(void) {
             run_case(ta, tb, 128, 10, 128, 1.0f, 0.0f, 0, 1);  /* narrow output */
             run_case(ta, tb, 1, 300, 300, 1.0f, 1.0f, 0, 0);   /* a row vector */
             run_case(ta, tb, 300, 1, 300, -0.5f, 0.0f, 1, 0);  /* a column vector */
+            /* small C, long K (a first conv layer's dW over many positions) */
+            run_case(ta, tb, 32, 25, 1728, 1.0f, 1.0f, 1, 0);
+            run_case(ta, tb, 7, 40, 4099, -0.5f, 0.0f, 0, 1);
+            run_case(ta, tb, 60, 60, 1100, 2.0f, 0.3f, 2, 0);
         }
 
     /* The random sweep. */
@@ -159,6 +163,8 @@ int main(void) {
             check_threads(ta, tb, 13, 700, 300, 0.3f);
             check_threads(ta, tb, 300, 17, 530, 0.0f);
             check_threads(ta, tb, 100, 1100, 70, 1.0f);
+            check_threads(ta, tb, 32, 25, 1728, 1.0f); /* small C, long K */
+            check_threads(ta, tb, 7, 40, 4099, 0.0f);
         }
 #endif
     return nn_test_summary("test_gemm");
