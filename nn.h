@@ -1496,6 +1496,25 @@ static void nn__gemm_put16(float *c, __m512 acc, __mmask16 m, int mode, __m512 v
 #define NN__K_PUT1(i) \
     if (i < mr) nn__gemm_put16(c + (size_t)i * ldc, c##i##a, m0, mode, vbeta);
 
+/* One register block: declare the rows' accumulators, run k, write C. */
+#define NN__K_4(X) X(0); X(1); X(2); X(3)
+#define NN__K_8(X) NN__K_4(X); X(4); X(5); X(6); X(7)
+#define NN__K_12(X) NN__K_8(X); X(8); X(9); X(10); X(11)
+#define NN__K_LOADB2 __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av
+#define NN__K_LOADB1 __m512 b0 = _mm512_loadu_ps(b)
+#define NN__K_BLOCK(ROWS, DECL, LOADB, FMA, PUT) \
+    {                                            \
+        ROWS(DECL);                              \
+        for (k = 0; k < kc; k++) {               \
+            LOADB;                               \
+            ROWS(FMA);                           \
+            a += 12;                             \
+            b += bstep;                          \
+        }                                        \
+        vbeta = _mm512_set1_ps(beta);            \
+        ROWS(PUT);                               \
+    }
+
 /* 12 x 32: 24 accumulators, 2 B vectors, 1 broadcast = 27 of 32 zmm. */
 static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float *b,
                                             size_t bstep, float *c, int ldc, int mr, int nr,
@@ -1504,63 +1523,13 @@ static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float 
     __m512 vbeta;
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
-    if (nr > 16 && mr <= 4) {
-        /* a short last row panel (M = 64 is 5 x 12 + 4): only its rows */
-        NN__K_DECL(0); NN__K_DECL(1); NN__K_DECL(2); NN__K_DECL(3);
-        for (k = 0; k < kc; k++) {
-            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;
-            NN__K_FMA(0); NN__K_FMA(1); NN__K_FMA(2); NN__K_FMA(3);
-            a += 12;
-            b += bstep;
-        }
-        vbeta = _mm512_set1_ps(beta);
-        NN__K_PUT(0) NN__K_PUT(1) NN__K_PUT(2) NN__K_PUT(3)
-    } else if (nr > 16 && mr <= 8) {
-        NN__K_DECL(0); NN__K_DECL(1); NN__K_DECL(2); NN__K_DECL(3);
-        NN__K_DECL(4); NN__K_DECL(5); NN__K_DECL(6); NN__K_DECL(7);
-        for (k = 0; k < kc; k++) {
-            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;
-            NN__K_FMA(0); NN__K_FMA(1); NN__K_FMA(2); NN__K_FMA(3);
-            NN__K_FMA(4); NN__K_FMA(5); NN__K_FMA(6); NN__K_FMA(7);
-            a += 12;
-            b += bstep;
-        }
-        vbeta = _mm512_set1_ps(beta);
-        NN__K_PUT(0) NN__K_PUT(1) NN__K_PUT(2) NN__K_PUT(3)
-        NN__K_PUT(4) NN__K_PUT(5) NN__K_PUT(6) NN__K_PUT(7)
-    } else if (nr > 16) {
-        NN__K_DECL(0); NN__K_DECL(1); NN__K_DECL(2); NN__K_DECL(3);
-        NN__K_DECL(4); NN__K_DECL(5); NN__K_DECL(6); NN__K_DECL(7);
-        NN__K_DECL(8); NN__K_DECL(9); NN__K_DECL(10); NN__K_DECL(11);
-        for (k = 0; k < kc; k++) {
-            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;
-            NN__K_FMA(0); NN__K_FMA(1); NN__K_FMA(2); NN__K_FMA(3);
-            NN__K_FMA(4); NN__K_FMA(5); NN__K_FMA(6); NN__K_FMA(7);
-            NN__K_FMA(8); NN__K_FMA(9); NN__K_FMA(10); NN__K_FMA(11);
-            a += 12;
-            b += bstep;
-        }
-        vbeta = _mm512_set1_ps(beta);
-        NN__K_PUT(0) NN__K_PUT(1) NN__K_PUT(2) NN__K_PUT(3)
-        NN__K_PUT(4) NN__K_PUT(5) NN__K_PUT(6) NN__K_PUT(7)
-        NN__K_PUT(8) NN__K_PUT(9) NN__K_PUT(10) NN__K_PUT(11)
-    } else {
-        NN__K_DECL1(0); NN__K_DECL1(1); NN__K_DECL1(2); NN__K_DECL1(3);
-        NN__K_DECL1(4); NN__K_DECL1(5); NN__K_DECL1(6); NN__K_DECL1(7);
-        NN__K_DECL1(8); NN__K_DECL1(9); NN__K_DECL1(10); NN__K_DECL1(11);
-        for (k = 0; k < kc; k++) {
-            __m512 b0 = _mm512_loadu_ps(b);
-            NN__K_FMA1(0); NN__K_FMA1(1); NN__K_FMA1(2); NN__K_FMA1(3);
-            NN__K_FMA1(4); NN__K_FMA1(5); NN__K_FMA1(6); NN__K_FMA1(7);
-            NN__K_FMA1(8); NN__K_FMA1(9); NN__K_FMA1(10); NN__K_FMA1(11);
-            a += 12;
-            b += bstep;
-        }
-        vbeta = _mm512_set1_ps(beta);
-        NN__K_PUT1(0) NN__K_PUT1(1) NN__K_PUT1(2) NN__K_PUT1(3)
-        NN__K_PUT1(4) NN__K_PUT1(5) NN__K_PUT1(6) NN__K_PUT1(7)
-        NN__K_PUT1(8) NN__K_PUT1(9) NN__K_PUT1(10) NN__K_PUT1(11)
-    }
+    /* 12 rows; 8 or 4 for a short last row panel (M = 64 is 5 x 12 + 4), so
+       no multiply-adds are spent on rows that are not there; half width for
+       nr <= 16 (narrow outputs such as 10 classes) */
+    if (nr > 16 && mr <= 4) NN__K_BLOCK(NN__K_4, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
+    else if (nr > 16 && mr <= 8) NN__K_BLOCK(NN__K_8, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
+    else if (nr > 16) NN__K_BLOCK(NN__K_12, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
+    else NN__K_BLOCK(NN__K_12, NN__K_DECL1, NN__K_LOADB1, NN__K_FMA1, NN__K_PUT1)
 }
 #undef NN__K_DECL
 #undef NN__K_FMA
@@ -1568,6 +1537,12 @@ static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float 
 #undef NN__K_DECL1
 #undef NN__K_FMA1
 #undef NN__K_PUT1
+#undef NN__K_4
+#undef NN__K_8
+#undef NN__K_12
+#undef NN__K_LOADB2
+#undef NN__K_LOADB1
+#undef NN__K_BLOCK
 
 #else /* AVX2, NEON, scalar: a full-tile kernel plus a temporary tile for edges */
 
@@ -4571,8 +4546,12 @@ static void nn__conv_from_image(const nn__convg *q, const float *img, const floa
     }
 }
 
-/* img += col2im(W^T other), per chunk. */
-static void nn__conv_to_image(const nn__convg *q, const float *other, const float *w, float *img) {
+/* img += col2im(W^T other), per chunk.  With gw (and x, the image of the
+   forward pass), also gw += other im2col(x)^T in the same pass: `other` is
+   gathered once and still in cache for the second product, and the col
+   buffer serves both (im2col(x) first, then W^T other). */
+static void nn__conv_to_image(const nn__convg *q, const float *other, const float *w, float *img,
+                              const float *x, float *gw) {
     int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, n0, g;
     size_t P = (size_t)q->OH * (size_t)q->OW;
     for (n0 = 0; n0 < q->N; n0 += q->chunk) {
@@ -4581,6 +4560,16 @@ static void nn__conv_to_image(const nn__convg *q, const float *other, const floa
         if (cn > 1) {
             nn__conv_gather(q, other, n0, cn, q->tmp);
             s = q->tmp;
+        }
+        if (gw) {
+            const float *col = x + (size_t)n0 * q->C * P;
+            if (!(q->direct && cn == 1)) {
+                nn__im2col(q, x, n0, cn, q->col);
+                col = q->col;
+            }
+            for (g = 0; g < q->G; g++)
+                nn_sgemm(0, 1, Fg, CgK, cols, 1.0f, s + (size_t)g * Fg * cols, cols,
+                         col + (size_t)g * CgK * cols, cols, 1.0f, gw + (size_t)g * Fg * CgK, CgK);
         }
         if (q->direct && cn == 1) {
             float *d = img + (size_t)n0 * q->C * P;
@@ -4593,32 +4582,6 @@ static void nn__conv_to_image(const nn__convg *q, const float *other, const floa
             nn_sgemm(1, 0, CgK, cols, Fg, 1.0f, w + (size_t)g * Fg * CgK, CgK,
                      s + (size_t)g * Fg * cols, cols, 0.0f, q->col + (size_t)g * CgK * cols, cols);
         nn__col2im(q, q->col, n0, cn, img);
-    }
-}
-
-/* Both gradients of a convolution in one pass over the chunks, so dy is
-   gathered once and is still in cache for the second product:
-   gw += dy im2col(x)^T, then col = W^T dy (reusing the col buffer) and
-   gx += col2im(col). */
-static void nn__conv_grads(const nn__convg *q, const float *img, const float *w, const float *dy,
-                           float *gw, float *gimg) {
-    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, n0, g;
-    size_t P = (size_t)q->OH * (size_t)q->OW;
-    for (n0 = 0; n0 < q->N; n0 += q->chunk) {
-        int cn = NN__MIN(q->chunk, q->N - n0), cols = cn * (int)P;
-        const float *s = dy + (size_t)n0 * q->F * P;
-        if (cn > 1) {
-            nn__conv_gather(q, dy, n0, cn, q->tmp);
-            s = q->tmp;
-        }
-        nn__im2col(q, img, n0, cn, q->col);
-        for (g = 0; g < q->G; g++)
-            nn_sgemm(0, 1, Fg, CgK, cols, 1.0f, s + (size_t)g * Fg * cols, cols,
-                     q->col + (size_t)g * CgK * cols, cols, 1.0f, gw + (size_t)g * Fg * CgK, CgK);
-        for (g = 0; g < q->G; g++)
-            nn_sgemm(1, 0, CgK, cols, Fg, 1.0f, w + (size_t)g * Fg * CgK, CgK,
-                     s + (size_t)g * Fg * cols, cols, 0.0f, q->col + (size_t)g * CgK * cols, cols);
-        nn__col2im(q, q->col, n0, cn, gimg);
     }
 }
 
@@ -5068,11 +5031,8 @@ static void nn__conv_backward(nn__node *n) {
             nn__dw_backward(q, x->data, w->data, dy, gx, gw);
             return;
         }
-        if (gw && gx && !q->direct) nn__conv_grads(q, x->data, w->data, dy, gw, gx);
-        else {
-            if (gw) nn__conv_from_image(q, x->data, w->data, NULL, 0, dy, gw);
-            if (gx) nn__conv_to_image(q, dy, w->data, gx);
-        }
+        if (gx) nn__conv_to_image(q, dy, w->data, gx, x->data, gw);
+        else if (gw) nn__conv_from_image(q, x->data, w->data, NULL, 0, dy, gw);
     } else {
         /* image = y, other = x: dx = W im2col(dy), dW += x im2col(dy)^T */
         if (gb) nn__channel_sum(dy, q->N, q->C, (size_t)q->H * (size_t)q->W, gb);
@@ -5220,7 +5180,7 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
     } else {
         zero = out->numel;
         memset(out->data, 0, zero * sizeof(float));
-        nn__conv_to_image(&q, x->data, w->data, out->data);
+        nn__conv_to_image(&q, x->data, w->data, out->data, NULL, NULL);
         if (b) nn__add_channel_bias(out->data, b->data, q.N, q.C, (size_t)q.H * (size_t)q.W);
     }
     return out;
