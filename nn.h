@@ -4491,6 +4491,7 @@ static int nn__conv_implicit(const nn__convg *q, const float *img, const float *
     size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
     nn__gemm_image im;
     nn__gemm_job job;
+    if ((double)q->N * (double)P > 2147483647.0) return 0; /* GEMM sizes are ints: chunks */
     im.H = q->H; im.W = q->W; im.OH = q->OH; im.OW = q->OW; im.KH = q->KH; im.KW = q->KW;
     im.SH = q->SH; im.SW = q->SW; im.PH = q->PH; im.PW = q->PW; im.DH = q->DH; im.DW = q->DW;
     im.sample = (size_t)q->C * HW;
