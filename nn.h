@@ -4715,23 +4715,14 @@ static int nn__dw_team(void) {
 /* dst (rows x cols) = src (h x w) shifted down by top and right by left
    (either may be negative), zero elsewhere.  The zeros stay put from plane to
    plane, so only the first call (clear) writes them; rows are short, so they
-   are copied by loops rather than memcpy calls. */
+   go through nn__short_copy rather than memcpy calls. */
 static void nn__dw_pad(const float *src, int h, int w, int top, int left, float *dst, int rows,
                        int cols, int clear) {
-    int i0 = NN__MAX(top, 0), i1 = NN__MIN(top + h, rows), i, j;
+    int i0 = NN__MAX(top, 0), i1 = NN__MIN(top + h, rows), i;
     int j0 = NN__MIN(NN__MAX(left, 0), cols), j1 = NN__MIN(NN__MAX(left + w, j0), cols);
     if (clear) memset(dst, 0, (size_t)rows * (size_t)cols * sizeof(float));
-    for (i = i0; i < i1; i++) {
-        const float *s = src + (size_t)(i - top) * w + (j0 - left);
-        float *d = dst + (size_t)i * cols + j0;
-        int n = j1 - j0;
-        if (n < NN__VL) {
-            for (j = 0; j < n; j++) d[j] = s[j];
-            continue;
-        }
-        for (j = 0; j + NN__VL <= n; j += NN__VL) nn__vstore(d + j, nn__vload(s + j));
-        if (j < n) nn__vstore(d + n - NN__VL, nn__vload(s + n - NN__VL)); /* overlaps: harmless */
-    }
+    for (i = i0; i < i1; i++)
+        nn__short_copy(dst + (size_t)i * cols + j0, src + (size_t)(i - top) * w + (j0 - left), j1 - j0);
 }
 
 /* y[j] = sum_t k[t] x[off[t] + j] for from <= j < n, or y[j] += that
