@@ -1460,6 +1460,11 @@ NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha
 #define NN__GEMM_MT_MIN (1 << 20) /* multiply-adds; a team wake-up costs tens of us */
 #endif
 
+/* X(i) for the rows of a register block (the micro-kernels unroll by hand). */
+#define NN__REP4(X) X(0); X(1); X(2); X(3)
+#define NN__REP8(X) NN__REP4(X); X(4); X(5); X(6); X(7)
+#define NN__REP12(X) NN__REP8(X); X(8); X(9); X(10); X(11)
+
 /* ---- micro-kernels ------------------------------------------------------
    nn__gemm_tile: acc[i][j] = sum_k a[k*MR+i] * b[k*bstep+j] for k < kc, then
    C[i][j] = acc (beta 0, C not read), C + acc (beta 1), or C*beta + acc,
@@ -1497,9 +1502,6 @@ static void nn__gemm_put16(float *c, __m512 acc, __mmask16 m, int mode, __m512 v
     if (i < mr) nn__gemm_put16(c + (size_t)i * ldc, c##i##a, m0, mode, vbeta);
 
 /* One register block: declare the rows' accumulators, run k, write C. */
-#define NN__K_4(X) X(0); X(1); X(2); X(3)
-#define NN__K_8(X) NN__K_4(X); X(4); X(5); X(6); X(7)
-#define NN__K_12(X) NN__K_8(X); X(8); X(9); X(10); X(11)
 #define NN__K_LOADB2 __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av
 #define NN__K_LOADB1 __m512 b0 = _mm512_loadu_ps(b)
 #define NN__K_BLOCK(ROWS, DECL, LOADB, FMA, PUT) \
@@ -1526,10 +1528,10 @@ static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float 
     /* 12 rows; 8 or 4 for a short last row panel (M = 64 is 5 x 12 + 4), so
        no multiply-adds are spent on rows that are not there; half width for
        nr <= 16 (narrow outputs such as 10 classes) */
-    if (nr > 16 && mr <= 4) NN__K_BLOCK(NN__K_4, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
-    else if (nr > 16 && mr <= 8) NN__K_BLOCK(NN__K_8, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
-    else if (nr > 16) NN__K_BLOCK(NN__K_12, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
-    else NN__K_BLOCK(NN__K_12, NN__K_DECL1, NN__K_LOADB1, NN__K_FMA1, NN__K_PUT1)
+    if (nr > 16 && mr <= 4) NN__K_BLOCK(NN__REP4, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
+    else if (nr > 16 && mr <= 8) NN__K_BLOCK(NN__REP8, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
+    else if (nr > 16) NN__K_BLOCK(NN__REP12, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
+    else NN__K_BLOCK(NN__REP12, NN__K_DECL1, NN__K_LOADB1, NN__K_FMA1, NN__K_PUT1)
 }
 #undef NN__K_DECL
 #undef NN__K_FMA
@@ -1537,9 +1539,6 @@ static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float 
 #undef NN__K_DECL1
 #undef NN__K_FMA1
 #undef NN__K_PUT1
-#undef NN__K_4
-#undef NN__K_8
-#undef NN__K_12
 #undef NN__K_LOADB2
 #undef NN__K_LOADB1
 #undef NN__K_BLOCK
@@ -4374,6 +4373,9 @@ typedef struct nn__convg {
     int depthwise;           /* one image channel per group: direct loops, no GEMM */
     float *col;              /* C*KH*KW x chunk*P, or NULL when not needed */
     float *tmp;              /* F x chunk*P, or NULL when chunk == 1 */
+    float *cb;               /* scratch of the direct engine (nn__conv_bcast), or NULL */
+    int cb_nt;               /* its threads */
+    int cb_fwd, cb_bwd;      /* it runs the forward / the input gradient */
 } nn__convg;
 
 /* The valid output range [lo, hi) of positions o with o*s + off in [0, size). */
@@ -4506,6 +4508,190 @@ static int nn__conv_implicit(const nn__convg *q, const float *img, const float *
         job.ldc = (int)P;
         if (!nn__gemm_run(&job)) return 0;
     }
+    return 1;
+}
+
+/* dst (rows x cols) = src (h x w) shifted down by top and right by left
+   (either may be negative), zero elsewhere.  The zeros stay put from plane to
+   plane, so only the first call (clear) writes them; rows are short, so they
+   go through nn__short_copy rather than memcpy calls. */
+static void nn__pad_plane(const float *src, int h, int w, int top, int left, float *dst, int rows,
+                          int cols, int clear) {
+    int i0 = NN__MAX(top, 0), i1 = NN__MIN(top + h, rows), i;
+    int j0 = NN__MIN(NN__MAX(left, 0), cols), j1 = NN__MIN(NN__MAX(left + w, j0), cols);
+    if (clear) memset(dst, 0, (size_t)rows * (size_t)cols * sizeof(float));
+    for (i = i0; i < i1; i++)
+        nn__short_copy(dst + (size_t)i * cols + j0, src + (size_t)(i - top) * w + (j0 - left), j1 - j0);
+}
+
+/* ---- direct convolution at stride 1 -------------------------------------
+   Output positions are the broadcast rows and output channels the vectors:
+   a tile is up to NN__CB_MR positions along one output row times NN__CB_NR
+   (two vectors of) output channels, summed over k = (input channel, kh, kw).
+   Each sample is first copied into a zero-padded buffer, so position i of
+   the row reads x[koff[k] + i]: one address per k, the rows at fixed
+   offsets.  Nothing is packed per tile (the weights once per call), which
+   beats the implicit GEMM when output channels are few: there each packed
+   image element served only F multiply-adds.  The same engine computes the
+   input gradient, a convolution of the padded dy with the flipped filters. */
+#if defined(NN__AVX512)
+#define NN__CB_MR 12
+#elif defined(NN__NEON)
+#define NN__CB_MR 8
+#else
+#define NN__CB_MR 4
+#endif
+#define NN__CB_NR (2 * NN__VL)
+#ifndef NN__CB_MIN_K
+#define NN__CB_MIN_K 64 /* shorter sums: the tile's transposed write dominates */
+#endif
+
+#define NN__CB_DECL(i) nn__v c##i##a = nn__vset1(0.0f), c##i##b = nn__vset1(0.0f)
+#define NN__CB_FMA(i)                           \
+    av = nn__vset1(xk[i]);                      \
+    c##i##a = nn__vfma(av, b0, c##i##a);        \
+    c##i##b = nn__vfma(av, b1, c##i##b)
+#define NN__CB_PUT(i)                           \
+    nn__vstore(t + i * NN__CB_NR, c##i##a);     \
+    nn__vstore(t + i * NN__CB_NR + NN__VL, c##i##b)
+#define NN__CB_BLOCK(ROWS)                                                   \
+    {                                                                        \
+        ROWS(NN__CB_DECL);                                                   \
+        for (k = 0; k < K; k++) {                                            \
+            const float *xk = x + koff[k];                                   \
+            nn__v b0 = nn__vload(wp), b1 = nn__vload(wp + NN__VL), av;       \
+            ROWS(NN__CB_FMA);                                                \
+            wp += NN__CB_NR;                                                 \
+        }                                                                    \
+        ROWS(NN__CB_PUT);                                                    \
+    }
+
+/* t[i][j] = sum_k x[koff[k] + i] wp[k][j] for i < 4, 8 or 12 (the first
+   block size >= mr), j < NN__CB_NR. */
+static NN__GEMM_NOINLINE void nn__conv_bcast_tile(int K, const float *x, const int *koff,
+                                                  const float *wp, float *t, int mr) {
+    int k;
+    if (mr <= 4) NN__CB_BLOCK(NN__REP4)
+#if NN__CB_MR >= 8
+    else if (mr <= 8) NN__CB_BLOCK(NN__REP8)
+#endif
+#if NN__CB_MR >= 12
+    else NN__CB_BLOCK(NN__REP12)
+#endif
+}
+#undef NN__CB_DECL
+#undef NN__CB_FMA
+#undef NN__CB_PUT
+#undef NN__CB_BLOCK
+
+/* Can the direct engine run geometry q?  Stride 1 along rows (the rows of a
+   tile are consecutive floats), a sum long enough, offsets that fit an int,
+   and a sample per thread (threads take whole samples). */
+static int nn__conv_bcast_ok(const nn__convg *q, int nt) {
+    double plane = (double)(q->H + 2 * q->PH) * (double)(q->W + 2 * q->PW);
+    return q->SW == 1 && !q->depthwise && q->C / q->G * q->KH * q->KW >= NN__CB_MIN_K &&
+           (double)q->C * plane + NN__CB_MR < 2147483647.0 && q->N >= nt;
+}
+
+/* Floats of scratch for nn__conv_bcast: nt padded samples (plus slack for
+   the rows a short tile computes past the row's end), the packed weights,
+   and the k offsets (ints). */
+static size_t nn__conv_bcast_per(const nn__convg *q) {
+    size_t n = (size_t)q->C * (size_t)(q->H + 2 * q->PH) * (size_t)(q->W + 2 * q->PW) + NN__CB_MR;
+    return (n + 15) / 16 * 16;
+}
+static size_t nn__conv_bcast_wsize(const nn__convg *q) {
+    size_t Fg = (size_t)(q->F / q->G), CgK = (size_t)(q->C / q->G * q->KH * q->KW);
+    return (size_t)q->G * ((Fg + NN__CB_NR - 1) / NN__CB_NR) * CgK * NN__CB_NR;
+}
+static size_t nn__conv_bcast_size(const nn__convg *q, int nt) {
+    return nn__conv_bcast_per(q) * (size_t)nt + nn__conv_bcast_wsize(q) +
+           (size_t)(q->C / q->G * q->KH * q->KW);
+}
+
+/* out (= or +=, plus bias[f] when given) the convolution of img by the
+   filters w under geometry q (stride 1 along rows).  flip: w is the forward
+   filter bank [C][F/G][KH][KW] of the layer whose input gradient this is, so
+   filter f, channel c, tap (kh, kw) is w[c][f][KH-1-kh][KW-1-kw].  buf holds
+   nn__conv_bcast_size(q, nt) floats.  Bitwise the same at any thread count:
+   each output is one tile's sum, in k order. */
+static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w, int flip,
+                           const float *bias, float *out, int accumulate, float *buf, int nt) {
+    int Cg = q->C / q->G, Fg = q->F / q->G, KK = q->KH * q->KW, CgK = Cg * KK;
+    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
+    int k, g, f;
+    size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
+    float *wpack = buf + per * (size_t)nt;
+    int *koff = (int *)(wpack + nn__conv_bcast_wsize(q));
+    P = (size_t)q->OH * (size_t)q->OW;
+    HW = (size_t)q->H * (size_t)q->W;
+    for (k = 0; k < CgK; k++)
+        koff[k] = (int)((size_t)(k / KK) * plane + (size_t)(k / q->KW % q->KH * q->DH) * (size_t)Wp +
+                        (size_t)(k % q->KW * q->DW));
+    /* weights as [group][panel of NR filters][k][NR], zero past the last filter */
+    for (g = 0; g < q->G; g++) {
+        for (f = 0; f < npan * NN__CB_NR; f++) {
+            float *d = wpack + ((size_t)g * npan + (size_t)(f / NN__CB_NR)) * CgK * NN__CB_NR +
+                       f % NN__CB_NR;
+            for (k = 0; k < CgK; k++) {
+                float v = 0.0f;
+                if (f < Fg && !flip) {
+                    v = w[((size_t)g * Fg + (size_t)f) * CgK + (size_t)k];
+                } else if (f < Fg) {
+                    int c = k / KK, t = KK - 1 - k % KK; /* flipped tap */
+                    v = w[(((size_t)g * Cg + (size_t)c) * Fg + (size_t)f) * KK + (size_t)t];
+                }
+                d[(size_t)k * NN__CB_NR] = v;
+            }
+        }
+    }
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
+        int n;
+        memset(xp, 0, per * sizeof(float));
+        NN__OMP(for schedule(static))
+        for (n = 0; n < q->N; n++) {
+            int c, gi, oh, ow, pn, i, j;
+            for (c = 0; c < q->C; c++)
+                nn__pad_plane(img + ((size_t)n * q->C + (size_t)c) * HW, q->H, q->W, q->PH, q->PW,
+                              xp + (size_t)c * plane, Hp, Wp, 0);
+            for (gi = 0; gi < q->G; gi++) {
+                for (oh = 0; oh < q->OH; oh++) {
+                    for (ow = 0; ow < q->OW; ow += NN__CB_MR) {
+                        int mr = NN__MIN(NN__CB_MR, q->OW - ow);
+                        const float *x = xp + (size_t)gi * Cg * plane + (size_t)oh * q->SH * Wp + ow;
+                        for (pn = 0; pn < npan; pn++) {
+                            int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
+                            float *y = out + ((size_t)n * q->F + (size_t)f0) * P + (size_t)oh * q->OW + ow;
+                            nn__conv_bcast_tile(CgK, x, koff,
+                                                wpack + ((size_t)gi * npan + (size_t)pn) * CgK * NN__CB_NR,
+                                                t, mr);
+                            /* transposed write: a tile row is one position's channels */
+                            for (j = 0; j < nr; j++) {
+                                float *yj = y + (size_t)j * P, bj = bias ? bias[f0 + j] : 0.0f;
+                                if (accumulate) for (i = 0; i < mr; i++) yj[i] += t[i * NN__CB_NR + j];
+                                else for (i = 0; i < mr; i++) yj[i] = t[i * NN__CB_NR + j] + bj;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* The geometry of a stride-1 convolution's input gradient as a convolution:
+   dy (padded by the kernel's extent less the padding) correlated with the
+   flipped filters gives an output the size of x.  0 when it is not one. */
+static int nn__conv_flip_geom(const nn__convg *q, nn__convg *t) {
+    if (q->SH != 1 || q->SW != 1 || q->PH > (q->KH - 1) * q->DH || q->PW > (q->KW - 1) * q->DW)
+        return 0;
+    *t = *q;
+    t->C = q->F; t->H = q->OH; t->W = q->OW;
+    t->F = q->C; t->OH = q->H; t->OW = q->W;
+    t->PH = (q->KH - 1) * q->DH - q->PH;
+    t->PW = (q->KW - 1) * q->DW - q->PW;
     return 1;
 }
 
@@ -4712,19 +4898,6 @@ static int nn__dw_team(void) {
 #endif
 }
 
-/* dst (rows x cols) = src (h x w) shifted down by top and right by left
-   (either may be negative), zero elsewhere.  The zeros stay put from plane to
-   plane, so only the first call (clear) writes them; rows are short, so they
-   go through nn__short_copy rather than memcpy calls. */
-static void nn__dw_pad(const float *src, int h, int w, int top, int left, float *dst, int rows,
-                       int cols, int clear) {
-    int i0 = NN__MAX(top, 0), i1 = NN__MIN(top + h, rows), i;
-    int j0 = NN__MIN(NN__MAX(left, 0), cols), j1 = NN__MIN(NN__MAX(left + w, j0), cols);
-    if (clear) memset(dst, 0, (size_t)rows * (size_t)cols * sizeof(float));
-    for (i = i0; i < i1; i++)
-        nn__short_copy(dst + (size_t)i * cols + j0, src + (size_t)(i - top) * w + (j0 - left), j1 - j0);
-}
-
 /* y[j] = sum_t k[t] x[off[t] + j] for from <= j < n, or y[j] += that
    (accumulate).  Whole vectors are read from x; a last partial one is stored
    through tail (NN__VL floats).  Four accumulators hide the FMA latency. */
@@ -4887,7 +5060,7 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
             int n = pl / q->F, f = pl % q->F, c = f / Fg, oh, ow, tt;
             const float *wf = w + (size_t)f * KK;
             float *y = out + (size_t)pl * P;
-            nn__dw_pad(img + ((size_t)n * q->C + (size_t)c) * HW, q->H, q->W, q->PH, q->PW, xp,
+            nn__pad_plane(img + ((size_t)n * q->C + (size_t)c) * HW, q->H, q->W, q->PH, q->PW, xp,
                        rows, cols, clear);
             clear = 0;
             if (q->SW == 1) {
@@ -4957,7 +5130,7 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
                 size_t plane = (size_t)n * q->C + (size_t)c;
                 float *gx = gimg ? gimg + plane * HW : NULL;
                 if (gw) {
-                    nn__dw_pad(img + plane * HW, q->H, q->W, q->PH, q->PW, xp, rows, cols, xclear);
+                    nn__pad_plane(img + plane * HW, q->H, q->W, q->PH, q->PW, xp, rows, cols, xclear);
                     xclear = 0;
                 }
                 for (f = c * Fg; f < (c + 1) * Fg; f++) {
@@ -4969,7 +5142,7 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
                             sums[(size_t)f * KK + tt] += (double)part[tt];
                     }
                     if (gx && unit) {
-                        nn__dw_pad(g, q->OH, q->OW, (q->KH - 1) * q->DH - q->PH,
+                        nn__pad_plane(g, q->OH, q->OW, (q->KH - 1) * q->DH - q->PH,
                                    (q->KW - 1) * q->DW - q->PW, gp, grows, gcols, gclear);
                         gclear = 0;
                         nn__dw_corr_plane(gp, gcols, off + KK, flip + (size_t)f * KK, KK, gx, q->H,
@@ -5013,12 +5186,24 @@ static void nn__conv_backward(nn__node *n) {
     const nn__conv_saved *sv = (const nn__conv_saved *)n->saved;
     const nn__convg *q = &sv->q;
     nn_tensor *x = n->in[0], *w = n->in[1];
-    float *gx = nn__in_grad(n, 0), *gw = nn__in_grad(n, 1);
+    float *gx = NULL, *gw = nn__in_grad(n, 1);
     float *gb = n->nin > 2 ? nn__in_grad(n, 2) : NULL;
     const float *dy = n->out->grad;
+    int needx = (x->flags & NN_TENSOR_REQUIRES_GRAD) != 0;
     if (sv->kind == NN__CONV) {
         /* image = x, other = y */
         if (gb) nn__channel_sum(dy, q->N, q->F, (size_t)q->OH * (size_t)q->OW, gb);
+        if (needx && q->cb_bwd) {
+            /* the input gradient by the direct engine, the weights' by the GEMM */
+            nn__convg t;
+            float beta;
+            gx = nn__in_grad_w(n, 0, &beta);
+            nn__conv_flip_geom(q, &t);
+            nn__conv_bcast(&t, dy, w->data, 1, NULL, gx, beta != 0.0f, q->cb, q->cb_nt);
+            if (gw) nn__conv_from_image(q, x->data, w->data, NULL, 0, dy, gw);
+            return;
+        }
+        gx = nn__in_grad(n, 0);
         if (q->depthwise) {
             nn__dw_backward(q, x->data, w->data, dy, gx, gw);
             return;
@@ -5028,6 +5213,7 @@ static void nn__conv_backward(nn__node *n) {
     } else {
         /* image = y, other = x: dx = W im2col(dy), dW += x im2col(dy)^T */
         if (gb) nn__channel_sum(dy, q->N, q->C, (size_t)q->H * (size_t)q->W, gb);
+        gx = nn__in_grad(n, 0);
         if (gx || gw) nn__conv_from_image(q, dy, w->data, gx, 1, x->data, gw);
     }
 }
@@ -5148,7 +5334,23 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
     q.chunk = (int)NN__MIN((size_t)q.N, (NN__CONV_COLS + P - 1) / P);
     while (q.chunk > 1 && colrow * P * (size_t)q.chunk > NN__CONV_COL_FLOATS) q.chunk--;
     if (q.chunk < 1) q.chunk = 1;
-    if (!q.depthwise) {
+    if (kind == NN__CONV && !q.depthwise && !q.direct) {
+        /* the direct engine for the forward and (stride 1) the input gradient */
+        nn__convg t;
+        size_t need = 0;
+        q.cb_nt = (double)q.N * (double)P * (double)q.F * (double)colrow / q.G > NN__PAR_MIN
+                      ? nn_get_threads() : 1;
+        q.cb_fwd = nn__conv_bcast_ok(&q, q.cb_nt);
+        q.cb_bwd = out->node && (x->flags & NN_TENSOR_REQUIRES_GRAD) && nn__conv_flip_geom(&q, &t) &&
+                   nn__conv_bcast_ok(&t, q.cb_nt);
+        if (q.cb_fwd) need = nn__conv_bcast_size(&q, q.cb_nt);
+        if (q.cb_bwd) need = NN__MAX(need, nn__conv_bcast_size(&t, q.cb_nt));
+        if (need) {
+            q.cb = (float *)nn__scratch(out, need * sizeof(float));
+            if (!q.cb) return NULL;
+        }
+    }
+    if (!q.depthwise && (!q.cb_fwd || out->node)) {
         if (!(q.direct && q.chunk == 1)) {
             q.col = (float *)nn__scratch(out, colrow * P * (size_t)q.chunk * sizeof(float));
             if (!q.col) return NULL;
@@ -5167,8 +5369,9 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
     }
     if (kind == NN__CONV) {
         if (q.depthwise) nn__dw_forward(&q, x->data, w->data, out->data);
+        else if (q.cb_fwd) nn__conv_bcast(&q, x->data, w->data, 0, b ? b->data : NULL, out->data, 0, q.cb, q.cb_nt);
         else nn__conv_from_image(&q, x->data, w->data, out->data, 0, NULL, NULL);
-        if (b) nn__add_channel_bias(out->data, b->data, q.N, q.F, P);
+        if (b && !q.cb_fwd) nn__add_channel_bias(out->data, b->data, q.N, q.F, P);
     } else {
         zero = out->numel;
         memset(out->data, 0, zero * sizeof(float));

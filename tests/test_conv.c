@@ -463,6 +463,91 @@ static void thread_determinism(nn_graph *g) {
 }
 #endif
 
+/* Plain loops: y = conv(x, w) (no bias) and, for a weight r on y, the
+   gradients gx = dL/dx and gw = dL/dw of L = sum(r y), in double. */
+static void naive_conv(const float *x, const float *w, const float *r, int N, int C, int H, int W,
+                       int F, int K, int S, int P, int D, int G, int OH, int OW, float *y, float *gx,
+                       float *gw) {
+    int n, f, oh, ow, c, kh, kw, Cg = C / G, Fg = F / G;
+    memset(gx, 0, sizeof(float) * (size_t)N * C * H * W);
+    memset(gw, 0, sizeof(float) * (size_t)F * Cg * K * K);
+    for (n = 0; n < N; n++)
+        for (f = 0; f < F; f++)
+            for (oh = 0; oh < OH; oh++)
+                for (ow = 0; ow < OW; ow++) {
+                    double acc = 0.0;
+                    size_t yi = (((size_t)n * F + f) * OH + oh) * OW + ow;
+                    for (c = 0; c < Cg; c++)
+                        for (kh = 0; kh < K; kh++)
+                            for (kw = 0; kw < K; kw++) {
+                                int ih = oh * S - P + kh * D, iw = ow * S - P + kw * D;
+                                size_t xi, wi = (((size_t)f * Cg + c) * K + kh) * K + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                xi = (((size_t)n * C + (size_t)(f / Fg * Cg + c)) * H + ih) * W + iw;
+                                acc += (double)x[xi] * w[wi];
+                                gx[xi] += r[yi] * w[wi];
+                                gw[wi] += r[yi] * x[xi];
+                            }
+                    y[yi] = (float)acc;
+                }
+}
+
+/* Random geometries through nn_conv2d_op against the loops above: sums long
+   enough for the direct engine (forward and input gradient) and shorter ones,
+   ragged rows, filter counts around the vector panel, groups, dilation,
+   padding up to and past the kernel's reach.  x feeds two convolutions, so
+   its gradient is written fresh by one and accumulated by the other. */
+static void direct_engine_sweep(nn_graph *g) {
+    static const int geo[][9] = {
+        /* N, C, H, W, F, K, P, D, G */
+        {3, 8, 7, 13, 5, 3, 1, 1, 1},   {2, 16, 9, 8, 6, 3, 2, 2, 2},  {2, 4, 12, 17, 33, 5, 0, 1, 1},
+        {2, 8, 5, 5, 3, 3, 3, 1, 1},    {4, 32, 6, 6, 64, 3, 1, 1, 1}, {1, 64, 4, 30, 7, 1, 0, 1, 1},
+        {2, 24, 8, 9, 48, 3, 1, 1, 3},  {3, 12, 11, 4, 17, 3, 1, 1, 1}, {2, 72, 3, 3, 2, 3, 1, 1, 1},
+        {2, 7, 10, 25, 40, 3, 1, 1, 1},
+    };
+    int t;
+    for (t = 0; t < (int)(sizeof geo / sizeof geo[0]); t++) {
+        int N = geo[t][0], C = geo[t][1], H = geo[t][2], W = geo[t][3], F = geo[t][4], K = geo[t][5];
+        int P = geo[t][6], D = geo[t][7], G = geo[t][8], ext = D * (K - 1) + 1;
+        int OH = H + 2 * P - ext + 1, OW = W + 2 * P - ext + 1;
+        nn_conv_opts o;
+        nn_tensor *x, *w, *w2, *r, *r2, *y, *y2;
+        float *ry, *rgx, *rgw, *rgx2, *rgw2, *sum;
+        size_t nx = (size_t)N * C * H * W, i;
+        char what[96];
+        memset(&o, 0, sizeof o);
+        o.padding = P;
+        o.dilation = D;
+        o.groups = G;
+        nn_graph_reset(g);
+        nn_seed(100 + (unsigned)t);
+        x = nn_requires_grad(nn_randn(g, NN_SHAPE(N, C, H, W)), 1);
+        w = nn_requires_grad(nn_randn(g, NN_SHAPE(F, C / G, K, K)), 1);
+        w2 = nn_randn(g, NN_SHAPE(F, C / G, K, K));
+        r = nn_randn(g, NN_SHAPE(N, F, OH, OW));
+        r2 = nn_randn(g, NN_SHAPE(N, F, OH, OW));
+        y = nn_conv2d_op(x, w, NULL, o);
+        y2 = nn_conv2d_op(x, w2, NULL, o);
+        nn_backward(nn_add(nn_sum(nn_mul(y, r)), nn_sum(nn_mul(y2, r2))));
+        ry = (float *)malloc(sizeof(float) * y->numel);
+        rgx = (float *)malloc(sizeof(float) * nx);
+        rgx2 = (float *)malloc(sizeof(float) * nx);
+        rgw = (float *)malloc(sizeof(float) * w->numel);
+        rgw2 = (float *)malloc(sizeof(float) * w->numel);
+        sum = (float *)malloc(sizeof(float) * nx);
+        naive_conv(x->data, w2->data, r2->data, N, C, H, W, F, K, 1, P, D, G, OH, OW, ry, rgx2, rgw2);
+        naive_conv(x->data, w->data, r->data, N, C, H, W, F, K, 1, P, D, G, OH, OW, ry, rgx, rgw);
+        for (i = 0; i < nx; i++) sum[i] = rgx[i] + rgx2[i];
+        snprintf(what, sizeof what, "direct sweep %d (N%d C%d %dx%d F%d k%d p%d d%d g%d)", t, N, C, H,
+                 W, F, K, P, D, G);
+        nn_test_close(y->data, ry, y->numel, 1e-4f, 1e-4f, what);
+        NN_TEST_CHECK(x->grad && w->grad, "%s: gradients", what);
+        if (x->grad) nn_test_close(x->grad, sum, nx, 1e-4f, 1e-4f, what);
+        if (w->grad) nn_test_close(w->grad, rgw, w->numel, 1e-4f, 1e-4f, what);
+        free(ry); free(rgx); free(rgx2); free(rgw); free(rgw2); free(sum);
+    }
+}
+
 /* 2x2 / stride 2 max pooling (the vectorized path) against a brute-force
    reference: ties keep the first maximum in scan order, a NaN wins over any
    number and the first NaN wins over later ones; widths below, at and above
@@ -538,6 +623,7 @@ int main(int argc, char **argv) {
     bn_fd(g);
     shape_errors(g);
     maxpool_edges(g);
+    direct_engine_sweep(g);
     modules(g);
 #ifdef NN__OMP_ON
     thread_determinism(g);
