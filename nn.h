@@ -1485,7 +1485,7 @@ static void nn__gemm_put16(float *c, __m512 acc, __mmask16 m, int mode, __m512 v
     }
 }
 
-#define NN__K_DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps()
+#define NN__K_DECL(i) __m512 c##i##a = _mm512_set1_ps(bias && i < mr ? bias[i] : 0.0f), c##i##b = c##i##a
 #define NN__K_FMA(i)                                  \
     av = _mm512_set1_ps(a[i]);                        \
     c##i##a = _mm512_fmadd_ps(av, b0, c##i##a);       \
@@ -1496,7 +1496,7 @@ static void nn__gemm_put16(float *c, __m512 acc, __mmask16 m, int mode, __m512 v
         if (m1) nn__gemm_put16(c + (size_t)i * ldc + 16, c##i##b, m1, mode, vbeta); \
     }
 /* Half-width variant for nr <= 16 (narrow outputs such as 10 classes). */
-#define NN__K_DECL1(i) __m512 c##i##a = _mm512_setzero_ps()
+#define NN__K_DECL1(i) __m512 c##i##a = _mm512_set1_ps(bias && i < mr ? bias[i] : 0.0f)
 #define NN__K_FMA1(i) c##i##a = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, c##i##a)
 #define NN__K_PUT1(i) \
     if (i < mr) nn__gemm_put16(c + (size_t)i * ldc, c##i##a, m0, mode, vbeta);
@@ -1520,7 +1520,7 @@ static void nn__gemm_put16(float *c, __m512 acc, __mmask16 m, int mode, __m512 v
 /* 12 x 32: 24 accumulators, 2 B vectors, 1 broadcast = 27 of 32 zmm. */
 static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float *b,
                                             size_t bstep, float *c, int ldc, int mr, int nr,
-                                            float beta) {
+                                            float beta, const float *bias) {
     int k, mode = beta == 0.0f ? 0 : beta == 1.0f ? 1 : 2;
     __m512 vbeta;
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
@@ -1665,23 +1665,37 @@ static NN__GEMM_NOINLINE void nn__gemm_full(int kc, const float *a, const float 
 #define NN__GEMM_MERGE(c, t, beta) ((c) * (beta) + (t))
 #endif
 
+/* dst[0..n) += v for a row of an edge tile (a conv's bias). */
+static void nn__short_addc(float *dst, float v, int n) {
+    int u = 0;
+#if defined(NN__AVX2)
+    for (; u + 8 <= n; u += 8)
+        _mm256_storeu_ps(dst + u, _mm256_add_ps(_mm256_loadu_ps(dst + u), _mm256_set1_ps(v)));
+#elif defined(NN__NEON)
+    for (; u + 4 <= n; u += 4) vst1q_f32(dst + u, vaddq_f32(vld1q_f32(dst + u), vdupq_n_f32(v)));
+#endif
+    for (; u < n; u++) dst[u] += v;
+}
+
 static void nn__gemm_tile(int kc, const float *a, const float *b, size_t bstep, float *c,
-                          int ldc, int mr, int nr, float beta) {
+                          int ldc, int mr, int nr, float beta, const float *bias) {
     float t[NN__GEMM_MR * NN__GEMM_NR];
     int i, j;
     if (mr == NN__GEMM_MR && nr == NN__GEMM_NR) {
         nn__gemm_full(kc, a, b, bstep, c, ldc, beta);
-        return;
+    } else {
+        /* Edge tile: full tile into t, then merge only the valid part. */
+        nn__gemm_full(kc, a, b, bstep, t, NN__GEMM_NR, 0.0f);
+        for (i = 0; i < mr; i++) {
+            float *cr = c + (size_t)i * ldc;
+            const float *tr = t + i * NN__GEMM_NR;
+            if (beta == 0.0f) for (j = 0; j < nr; j++) cr[j] = tr[j];
+            else if (beta == 1.0f) for (j = 0; j < nr; j++) cr[j] += tr[j];
+            else for (j = 0; j < nr; j++) cr[j] = NN__GEMM_MERGE(cr[j], tr[j], beta);
+        }
     }
-    /* Edge tile: full tile into t, then merge only the valid part. */
-    nn__gemm_full(kc, a, b, bstep, t, NN__GEMM_NR, 0.0f);
-    for (i = 0; i < mr; i++) {
-        float *cr = c + (size_t)i * ldc;
-        const float *tr = t + i * NN__GEMM_NR;
-        if (beta == 0.0f) for (j = 0; j < nr; j++) cr[j] = tr[j];
-        else if (beta == 1.0f) for (j = 0; j < nr; j++) cr[j] += tr[j];
-        else for (j = 0; j < nr; j++) cr[j] = NN__GEMM_MERGE(cr[j], tr[j], beta);
-    }
+    if (bias)
+        for (i = 0; i < mr; i++) nn__short_addc(c + (size_t)i * ldc, bias[i], nr);
 }
 #endif
 
@@ -1880,7 +1894,7 @@ typedef struct nn__gemm_job {
     const nn__gemm_image *bimg; /* B is im2col of the image at B (or NULL) */
     int cP;          /* > 0: C is [samples][M][cP], column j = (j / cP, j % cP) */
     size_t csample;  /* floats between samples of C when cP > 0 */
-    const float *bias; /* or NULL: C[i][j] += bias[i] after the product (a conv's bias) */
+    const float *bias; /* or NULL: C[i][j] += bias[i] (a conv's bias) */
 } nn__gemm_job;
 
 /* dst[0..n) = src[0..n) for the few floats of an image row (n <= NR). */
@@ -2002,30 +2016,29 @@ static void nn__gemm_pack_b_image(const nn__gemm_job *g, int k0, int kc, int j0,
 /* The micro-tile of C at row i, column j (nr columns): in place when C is a
    plain matrix or the tile stays within one sample, else through a temporary
    tile scattered sample by sample. */
-/* bias (when given) is added after the last K block, while the tile is in L1. */
+/* bias (rows i.., when given) goes into the first K block's sums. */
 static void nn__gemm_put_tile(const nn__gemm_job *g, int kc, const float *apack, const float *b,
                               size_t bstep, int i, int j, int mr, int nr, float beta,
                               const float *bias) {
     float tmp[NN__GEMM_MR * NN__GEMM_NR], *c = NULL;
-    int r, t, ldc = g->cP ? g->cP : g->ldc;
-    if (!g->cP) c = g->C + (size_t)i * g->ldc + j;
-    else if (j / g->cP == (j + nr - 1) / g->cP)
-        c = g->C + (size_t)(j / g->cP) * g->csample + (size_t)i * g->cP + (size_t)(j % g->cP);
-    if (c) {
-        nn__gemm_tile(kc, apack, b, bstep, c, ldc, mr, nr, beta);
-        if (bias)
-            for (r = 0; r < mr; r++)
-                for (t = 0; t < nr; t++) c[(size_t)r * ldc + t] += bias[i + r];
+    int r, t;
+    if (bias) bias += i;
+    if (!g->cP) {
+        nn__gemm_tile(kc, apack, b, bstep, g->C + (size_t)i * g->ldc + j, g->ldc, mr, nr, beta, bias);
         return;
     }
-    nn__gemm_tile(kc, apack, b, bstep, tmp, NN__GEMM_NR, mr, nr, 0.0f);
+    if (j / g->cP == (j + nr - 1) / g->cP) {
+        c = g->C + (size_t)(j / g->cP) * g->csample + (size_t)i * g->cP + (size_t)(j % g->cP);
+        nn__gemm_tile(kc, apack, b, bstep, c, g->cP, mr, nr, beta, bias);
+        return;
+    }
+    nn__gemm_tile(kc, apack, b, bstep, tmp, NN__GEMM_NR, mr, nr, 0.0f, bias);
     for (t = 0; t < nr; t++) {
         int jj = j + t;
         c = g->C + (size_t)(jj / g->cP) * g->csample + (size_t)i * g->cP + (size_t)(jj % g->cP);
         for (r = 0; r < mr; r++) {
             float v = tmp[r * NN__GEMM_NR + t], *cr = c + (size_t)r * g->cP;
             *cr = beta == 0.0f ? v : beta == 1.0f ? *cr + v : *cr * beta + v;
-            if (bias) *cr += bias[i + r];
         }
     }
 }
@@ -2110,7 +2123,7 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
                     }
                     nn__gemm_put_tile(g, kc, apack, b, bstep, ir, jc + p * NN__GEMM_NR, mr,
                                       NN__MIN(NN__GEMM_NR, nc - p * NN__GEMM_NR), beta,
-                                      pc + kc == g->K ? g->bias : NULL);
+                                      pc == 0 ? g->bias : NULL);
                 }
             }
         }
@@ -3540,20 +3553,27 @@ NNDEF nn_tensor *nn_flatten_batch(nn_tensor *a) {
 /* --- reductions --- */
 
 static void nn__sum_backward(nn__node *n) {
-    float *ga = nn__in_grad(n, 0);
+    float beta, *ga = nn__in_grad_w(n, 0, &beta);
     float g = n->out->grad[0] * n->farg[0];
     size_t i;
-    if (ga)
+    if (ga && beta == 0.0f) /* a fresh gradient: written, not zeroed and added to */
+        for (i = 0; i < n->in[0]->numel; i++) ga[i] = g;
+    else if (ga)
         for (i = 0; i < n->in[0]->numel; i++) ga[i] += g;
 }
 
 static nn_tensor *nn__sum_all(const char *op, nn_tensor *a, int mean) {
     nn_tensor *out;
-    double acc = 0.0;
-    size_t i;
+    double acc = 0.0, lane[16] = {0};
+    size_t i = 0, j;
     out = nn__op(op, &a, 1, nn_shape_scalar(), nn__sum_backward);
     if (!out) return NULL;
-    for (i = 0; i < a->numel; i++) acc += (double)a->data[i];
+    /* in double, 16 lanes: one chain of dependent adds would run at a
+       quarter of the memory's speed */
+    for (; i + 16 <= a->numel; i += 16)
+        for (j = 0; j < 16; j++) lane[j] += (double)a->data[i + j];
+    for (j = 0; j < 16; j++) acc += lane[j];
+    for (; i < a->numel; i++) acc += (double)a->data[i];
     if (mean) acc /= (double)(a->numel ? a->numel : 1);
     out->data[0] = (float)acc;
     if (out->node) out->node->farg[0] = mean ? 1.0f / (float)(a->numel ? a->numel : 1) : 1.0f;
@@ -4788,6 +4808,12 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
                 int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
                 float *d = dyb + (size_t)sm * dyper + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR;
                 const float *src = dy + ((size_t)(n0 + sm) * q->F + (size_t)f0) * P;
+#if defined(NN__AVX512)
+                /* 16 x 16 blocks transposed in registers (missing filters read as 0) */
+                for (j = 0; j < NN__CB_NR; j += 16)
+                    nn__gemm_pack_t16(src + (size_t)j * P, P, NN__MAX(0, NN__MIN(16, nr - j)), (int)P,
+                                      _mm512_set1_ps(1.0f), d + j, NN__CB_NR, 0xFFFF);
+#else
                 size_t p, p0;
                 if (nr < NN__CB_NR)
                     for (p = 0; p < P; p++)
@@ -4800,6 +4826,7 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
                         for (j = j0; j < NN__MIN(nr, j0 + 16); j++)
                             for (p = p0; p < pe; p++) d[p * NN__CB_NR + j] = src[(size_t)j * P + p];
                 }
+#endif
             }
             NN__OMP(for schedule(static))
             for (it = 0; it < tiles; it++) {
