@@ -4568,6 +4568,9 @@ static void nn__pad_plane(const float *src, int h, int w, int top, int left, flo
 #define NN__CB_MR 4
 #endif
 #define NN__CB_NR (2 * NN__VL)
+#ifndef NN__CB_WASTE
+#define NN__CB_WASTE 1.6 /* at most this many products per useful one */
+#endif
 #ifndef NN__CB_MIN_K
 #define NN__CB_MIN_K 64 /* shorter sums: the tile's transposed write dominates */
 #endif
@@ -4635,6 +4638,28 @@ static size_t nn__conv_bcast_size(const nn__convg *q, int nt) {
            (size_t)(q->C / q->G * q->KH * q->KW);
 }
 
+/* The kernel rows [*kh0, *kh0 + *khn) whose taps meet the image (not the
+   top or bottom padding) for output row oh. */
+static void nn__conv_bcast_rows(const nn__convg *q, int oh, int *kh0, int *khn) {
+    int top = oh * q->SH - q->PH, lo = 0, hi = q->KH; /* image row of tap kh: top + kh*DH */
+    while (lo < hi && top + lo * q->DH < 0) lo++;
+    while (hi > lo && top + (hi - 1) * q->DH >= q->H) hi--;
+    *kh0 = lo;
+    *khn = hi - lo;
+}
+
+/* Products the direct engine computes for geometry q, per (channel, filter)
+   pair and sample: the skipped padding rows are not counted. */
+static double nn__conv_bcast_work(const nn__convg *q) {
+    double work = 0.0;
+    int oh, kh0, khn;
+    for (oh = 0; oh < q->OH; oh++) {
+        nn__conv_bcast_rows(q, oh, &kh0, &khn);
+        work += (double)khn * q->KW * q->OW;
+    }
+    return work;
+}
+
 /* out (= or +=, plus bias[f] when given) the convolution of img by the
    filters w under geometry q (stride 1 along rows).  flip: w is the forward
    filter bank [C][F/G][KH][KW] of the layer whose input gradient this is, so
@@ -4651,24 +4676,27 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
     int *koff = (int *)(wpack + nn__conv_bcast_wsize(q));
     P = (size_t)q->OH * (size_t)q->OW;
     HW = (size_t)q->H * (size_t)q->W;
+    /* k runs (kh, c, kw), so the taps of one kernel row are a contiguous
+       range of k: rows of the output whose window hangs over the top or
+       bottom padding skip those taps instead of multiplying zeros */
     for (k = 0; k < CgK; k++)
-        koff[k] = (int)((size_t)(k / KK) * plane + (size_t)(k / q->KW % q->KH * q->DH) * (size_t)Wp +
+        koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
                         (size_t)(k % q->KW * q->DW));
     /* weights as [group][panel of NR filters][k][NR], zero past the last filter */
     for (g = 0; g < q->G; g++) {
-        for (f = 0; f < npan * NN__CB_NR; f++) {
-            float *d = wpack + ((size_t)g * npan + (size_t)(f / NN__CB_NR)) * CgK * NN__CB_NR +
-                       f % NN__CB_NR;
-            for (k = 0; k < CgK; k++) {
-                float v = 0.0f;
-                if (f < Fg && !flip) {
-                    v = w[((size_t)g * Fg + (size_t)f) * CgK + (size_t)k];
-                } else if (f < Fg) {
-                    int c = k / KK, t = KK - 1 - k % KK; /* flipped tap */
-                    v = w[(((size_t)g * Cg + (size_t)c) * Fg + (size_t)f) * KK + (size_t)t];
-                }
-                d[(size_t)k * NN__CB_NR] = v;
-            }
+        for (f = 0; f < npan * NN__CB_NR; f += NN__CB_NR) {
+            float *d = wpack + ((size_t)g * npan + (size_t)(f / NN__CB_NR)) * CgK * NN__CB_NR;
+            int nr = NN__MIN(NN__CB_NR, Fg - f), kh, c, kw, j;
+            for (kh = 0; kh < q->KH; kh++)
+                for (c = 0; c < Cg; c++)
+                    for (kw = 0; kw < q->KW; kw++, d += NN__CB_NR) {
+                        int t = kh * q->KW + kw;
+                        for (j = 0; j < nr; j++)
+                            d[j] = flip ? w[(((size_t)g * Cg + (size_t)c) * Fg + (size_t)(f + j)) * KK +
+                                            (size_t)(KK - 1 - t)] /* the flipped tap */
+                                        : w[((size_t)g * Fg + (size_t)(f + j)) * CgK + (size_t)c * KK + (size_t)t];
+                        for (; j < NN__CB_NR; j++) d[j] = 0.0f;
+                    }
         }
     }
     NN__OMP(parallel num_threads(nt) if(nt > 1))
@@ -4684,14 +4712,19 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                               xp + (size_t)c * plane, Hp, Wp, 0);
             for (gi = 0; gi < q->G; gi++) {
                 for (oh = 0; oh < q->OH; oh++) {
+                    int k0, kn;
+                    nn__conv_bcast_rows(q, oh, &k0, &kn);
+                    k0 *= Cg * q->KW;
+                    kn *= Cg * q->KW;
                     for (ow = 0; ow < q->OW; ow += NN__CB_MR) {
                         int mr = NN__MIN(NN__CB_MR, q->OW - ow);
                         const float *x = xp + (size_t)gi * Cg * plane + (size_t)oh * q->SH * Wp + ow;
                         for (pn = 0; pn < npan; pn++) {
                             int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
                             float *y = out + ((size_t)n * q->F + (size_t)f0) * P + (size_t)oh * q->OW + ow;
-                            nn__conv_bcast_tile(CgK, x, koff,
-                                                wpack + ((size_t)gi * npan + (size_t)pn) * CgK * NN__CB_NR,
+                            nn__conv_bcast_tile(kn, x, koff + k0,
+                                                wpack + (((size_t)gi * npan + (size_t)pn) * CgK + (size_t)k0) *
+                                                            NN__CB_NR,
                                                 t, mr);
                             /* transposed write: a tile row is one position's channels */
                             for (j = 0; j < nr; j++) {
@@ -5516,10 +5549,12 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
         q.cb_nt = (double)q.N * (double)P * (double)q.F * (double)colrow / q.G > NN__PAR_MIN
                       ? nn_get_threads() : 1;
         q.cb_fwd = nn__conv_bcast_ok(&q, q.cb_nt);
-        /* (the flipped convolution also multiplies the zeros around dy: on
-           small images with big kernels that is most of the work) */
+        /* (the flipped convolution also multiplies the zeros left and right
+           of dy: on small images with big kernels that can be most of the
+           work, and then the GEMM and col2im are faster) */
         q.cb_bwd = out->node && (x->flags & NN_TENSOR_REQUIRES_GRAD) && nn__conv_flip_geom(&q, &t) &&
-                   nn__conv_bcast_ok(&t, q.cb_nt) && (double)q.H * q.W <= 1.3 * (double)P;
+                   nn__conv_bcast_ok(&t, q.cb_nt) &&
+                   nn__conv_bcast_work(&t) <= NN__CB_WASTE * (double)P * q.KH * q.KW;
         if (q.cb_fwd) need = nn__conv_bcast_size(&q, q.cb_nt);
         if (q.cb_bwd) need = NN__MAX(need, nn__conv_bcast_size(&t, q.cb_nt));
         if (need) {
