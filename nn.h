@@ -5239,7 +5239,8 @@ static void nn__dw_gw_plane(const float *x, size_t ld, int SH, int SW, const siz
     }
 }
 
-static void nn__dw_forward(const nn__convg *q, const float *img, const float *w, float *out) {
+static void nn__dw_forward(const nn__convg *q, const float *img, const float *w, float *out,
+                           nn_graph *g) {
     int planes = q->N * q->F, Fg = q->F / q->G, KK = q->KH * q->KW, nt = 1, t;
     int rows = (q->OH - 1) * q->SH + (q->KH - 1) * q->DH + 1;
     int cols = (q->SW == 1 ? NN__DW_RUP(q->OW) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
@@ -5247,10 +5248,9 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
     size_t per = (size_t)rows * (size_t)cols + NN__VL, *off;
     float *buf;
     if ((double)planes * (double)P * KK > NN__PAR_MIN) nt = nn_get_threads();
-    off = (size_t *)nn__malloc((size_t)KK * sizeof(size_t));
-    buf = off ? nn__alloc_floats(per * (size_t)nt, 0) : NULL;
+    off = (size_t *)nn__arena_alloc(g, (size_t)KK * sizeof(size_t));
+    buf = off ? (float *)nn__arena_alloc(g, per * (size_t)nt * sizeof(float)) : NULL;
     if (!buf) {
-        nn__free(off);
         nn__dw_forward_loops(q, img, w, out);
         return;
     }
@@ -5283,8 +5283,6 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
             }
         }
     }
-    nn__free_floats(buf);
-    nn__free(off);
 }
 
 /* Each thread owns a contiguous range of channels: their image gradients and
@@ -5294,7 +5292,7 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
    correlation of the padded dy with the flipped kernel; otherwise dy is
    scattered into a padded plane that is then added. */
 static void nn__dw_backward(const nn__convg *q, const float *img, const float *w, const float *dy,
-                            float *gimg, float *gw) {
+                            float *gimg, float *gw, nn_graph *g) {
     int Fg = q->F / q->G, KK = q->KH * q->KW, nt = 1, t, unit = q->SH == 1 && q->SW == 1;
     int rows = (q->OH - 1) * q->SH + (q->KH - 1) * q->DH + 1;
     int cols = (q->SW == 1 ? NN__DW_RUP(q->OW) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
@@ -5307,15 +5305,14 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
     float *buf, *flip;
     if (!gimg && !gw) return;
     if ((double)q->N * q->F * (double)P * KK > NN__PAR_MIN) nt = nn_get_threads();
-    off = (size_t *)nn__malloc(2 * (size_t)KK * sizeof(size_t));
-    sums = off ? (double *)nn__calloc(FK, sizeof(double)) : NULL;
-    buf = sums ? nn__alloc_floats(per * (size_t)nt + FK, 0) : NULL;
+    off = (size_t *)nn__arena_alloc(g, 2 * (size_t)KK * sizeof(size_t));
+    sums = off ? (double *)nn__arena_alloc(g, FK * sizeof(double)) : NULL;
+    buf = sums ? (float *)nn__arena_alloc(g, (per * (size_t)nt + FK) * sizeof(float)) : NULL;
     if (!buf) {
-        nn__free(sums);
-        nn__free(off);
         nn__dw_backward_loops(q, img, w, dy, gimg, gw);
         return;
     }
+    memset(sums, 0, FK * sizeof(double));
     for (t = 0; t < KK; t++) {
         off[t] = (size_t)(t / q->KW * q->DH) * cols + (size_t)(t % q->KW * q->DW);
         off[KK + t] = (size_t)(t / q->KW * q->DH) * gcols + (size_t)(t % q->KW * q->DW);
@@ -5376,9 +5373,6 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
     }
     if (gw)
         for (t = 0; t < (int)FK; t++) gw[t] += (float)sums[t];
-    nn__free_floats(buf);
-    nn__free(sums);
-    nn__free(off);
 }
 
 /* What the backward pass needs: the geometry, its buffers, the kind. */
@@ -5413,7 +5407,7 @@ static void nn__conv_backward(nn__node *n) {
         if (gw && q->SW == 1 && !q->depthwise && !q->direct && nn__conv_wgrad(q, x->data, dy, gw, n->out->graph))
             gw = NULL; /* done */
         if (q->depthwise) {
-            nn__dw_backward(q, x->data, w->data, dy, gx, gw);
+            nn__dw_backward(q, x->data, w->data, dy, gx, gw, n->out->graph);
             return;
         }
         if (gx) nn__conv_to_image(q, dy, w->data, gx, x->data, gw);
@@ -5582,7 +5576,7 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
     if (kind == NN__CONV) {
         const float *bias = b ? b->data : NULL; /* the kernels add it while writing */
         if (q.depthwise) {
-            nn__dw_forward(&q, x->data, w->data, out->data);
+            nn__dw_forward(&q, x->data, w->data, out->data, out->graph);
             if (b) nn__add_channel_bias(out->data, b->data, q.N, q.F, P);
         } else if (q.cb_fwd) {
             nn__conv_bcast(&q, x->data, w->data, 0, bias, out->data, 0, q.cb, q.cb_nt);

@@ -72,6 +72,50 @@ static void check_optimizer(int adam) {
     nn_dataset_free(&ds);
 }
 
+/* The same for a small CNN through every convolution path: the implicit GEMM
+   (one input channel), the direct engine's forward, input and weight
+   gradients (16 -> 16 channels, 3x3, padding 1), depthwise, batch norm and
+   pooling.  Their buffers come from the graph arena. */
+static void check_cnn(void) {
+    nn_conv_opts c1 = {0}, c2 = {0}, dw = {0};
+    nn_pool_opts po = {0};
+    nn_adam_opts ao = {0};
+    nn_ce_opts ce = {0.0f, NN_REDUCE_MEAN};
+    nn_module *net;
+    nn_optim *opt;
+    nn_graph *g = nn_graph_new();
+    nn_tensor *x0;
+    int labels[8], s, i;
+    long before = 0;
+    c1.kernel = 3; c1.padding = 1;
+    c2.kernel = 3; c2.padding = 1;
+    dw.kernel = 3; dw.padding = 1; dw.groups = 16;
+    po.kernel = 2;
+    nn_seed(5);
+    net = nn_sequential(nn_conv2d(1, 16, c1), nn_relu(), nn_conv2d(16, 16, c2), nn_batchnorm2d(16),
+                        nn_relu(), nn_conv2d(16, 16, dw), nn_maxpool2d(po), nn_flatten(),
+                        nn_linear(16 * 6 * 6, 10), NULL);
+    opt = nn_adam(net, ao);
+    x0 = nn_randn(NULL, NN_SHAPE(8, 1, 12, 12));
+    for (i = 0; i < 8; i++) labels[i] = i % 10;
+    for (s = 0; s < 13; s++) {
+        nn_tensor *x, *loss;
+        if (s == 3) before = alloc_calls; /* after the arena has grown */
+        nn_graph_reset(g);
+        x = nn_tensor_from(g, x0->data, nn_shape_of(x0));
+        loss = nn_cross_entropy(nn_forward(net, nn_requires_grad(x, 1)), labels, ce);
+        nn_zero_grad(opt);
+        nn_backward(loss);
+        nn_step(opt);
+    }
+    NN_TEST_CHECK(alloc_calls == before, "cnn: %ld allocations in 10 steady-state steps",
+                  alloc_calls - before);
+    nn_tensor_free(x0);
+    nn_graph_free(g);
+    nn_optim_free(opt);
+    nn_module_free(net);
+}
+
 static int misuse_calls = 0;
 static void count_misuse(const char *msg, void *user) {
     (void)user;
@@ -116,6 +160,7 @@ static void check_out_of_memory(void) {
 int main(void) {
     check_optimizer(0);
     check_optimizer(1);
+    check_cnn();
     check_out_of_memory();
     return nn_test_summary("test_alloc");
 }
