@@ -3503,8 +3503,9 @@ NNDEF nn_tensor *nn_transpose(nn_tensor *a, int d0, int d1) {
 
 /* Gradient of a view or copy with the same element order: add it back. */
 static void nn__identity_backward(nn__node *n) {
-    float *ga = nn__in_grad(n, 0);
-    if (ga) nn__axpy(n->out->numel, 1.0f, n->out->grad, ga);
+    float beta, *ga = nn__in_grad_w(n, 0, &beta);
+    if (ga && beta == 0.0f) memcpy(ga, n->out->grad, n->out->numel * sizeof(float));
+    else if (ga) nn__axpy(n->out->numel, 1.0f, n->out->grad, ga);
 }
 
 NNDEF nn_tensor *nn_reshape(nn_tensor *a, nn_shape s) {
@@ -5240,7 +5241,7 @@ static void nn__dw_gw_plane(const float *x, size_t ld, int SH, int SW, const siz
 }
 
 static void nn__dw_forward(const nn__convg *q, const float *img, const float *w, float *out,
-                           nn_graph *g) {
+                           nn_graph *graph) {
     int planes = q->N * q->F, Fg = q->F / q->G, KK = q->KH * q->KW, nt = 1, t;
     int rows = (q->OH - 1) * q->SH + (q->KH - 1) * q->DH + 1;
     int cols = (q->SW == 1 ? NN__DW_RUP(q->OW) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
@@ -5248,8 +5249,8 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
     size_t per = (size_t)rows * (size_t)cols + NN__VL, *off;
     float *buf;
     if ((double)planes * (double)P * KK > NN__PAR_MIN) nt = nn_get_threads();
-    off = (size_t *)nn__arena_alloc(g, (size_t)KK * sizeof(size_t));
-    buf = off ? (float *)nn__arena_alloc(g, per * (size_t)nt * sizeof(float)) : NULL;
+    off = (size_t *)nn__arena_alloc(graph, (size_t)KK * sizeof(size_t));
+    buf = off ? (float *)nn__arena_alloc(graph, per * (size_t)nt * sizeof(float)) : NULL;
     if (!buf) {
         nn__dw_forward_loops(q, img, w, out);
         return;
@@ -5292,7 +5293,7 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
    correlation of the padded dy with the flipped kernel; otherwise dy is
    scattered into a padded plane that is then added. */
 static void nn__dw_backward(const nn__convg *q, const float *img, const float *w, const float *dy,
-                            float *gimg, float *gw, nn_graph *g) {
+                            float *gimg, float *gw, nn_graph *graph) {
     int Fg = q->F / q->G, KK = q->KH * q->KW, nt = 1, t, unit = q->SH == 1 && q->SW == 1;
     int rows = (q->OH - 1) * q->SH + (q->KH - 1) * q->DH + 1;
     int cols = (q->SW == 1 ? NN__DW_RUP(q->OW) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
@@ -5305,9 +5306,9 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
     float *buf, *flip;
     if (!gimg && !gw) return;
     if ((double)q->N * q->F * (double)P * KK > NN__PAR_MIN) nt = nn_get_threads();
-    off = (size_t *)nn__arena_alloc(g, 2 * (size_t)KK * sizeof(size_t));
-    sums = off ? (double *)nn__arena_alloc(g, FK * sizeof(double)) : NULL;
-    buf = sums ? (float *)nn__arena_alloc(g, (per * (size_t)nt + FK) * sizeof(float)) : NULL;
+    off = (size_t *)nn__arena_alloc(graph, 2 * (size_t)KK * sizeof(size_t));
+    sums = off ? (double *)nn__arena_alloc(graph, FK * sizeof(double)) : NULL;
+    buf = sums ? (float *)nn__arena_alloc(graph, (per * (size_t)nt + FK) * sizeof(float)) : NULL;
     if (!buf) {
         nn__dw_backward_loops(q, img, w, dy, gimg, gw);
         return;
@@ -5675,10 +5676,10 @@ enum { NN__POOL_MAX, NN__POOL_AVG };
 
 static void nn__pool_backward(nn__node *n) {
     const nn__poolg *q = (const nn__poolg *)n->saved;
-    float *gx = nn__in_grad(n, 0);
+    float beta, *gx = nn__in_grad_w(n, 0, &beta);
     const float *dy = n->out->grad;
     size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
-    int pl;
+    int pl, fresh = beta == 0.0f; /* a fresh gradient is zeroed plane by plane, in the threads */
     if (!gx) return;
     if (n->iarg[0] == NN__POOL_MAX) {
         const int *arg = (const int *)(q + 1);
@@ -5688,6 +5689,7 @@ static void nn__pool_backward(nn__node *n) {
             float *g = gx + (size_t)pl * HW;
             const float *d = dy + (size_t)pl * P;
             const int *a = arg + (size_t)pl * P;
+            if (fresh) memset(g, 0, HW * sizeof(float));
             for (i = 0; i < P; i++) g[a[i]] += d[i];
         }
         return;
@@ -5697,6 +5699,7 @@ static void nn__pool_backward(nn__node *n) {
         int oh, ow, ih, iw;
         float inv = 1.0f / (float)(q->KH * q->KW), *g = gx + (size_t)pl * HW;
         const float *d = dy + (size_t)pl * P;
+        if (fresh) memset(g, 0, HW * sizeof(float));
         for (oh = 0; oh < q->OH; oh++) {
             int h0 = oh * q->SH - q->PH, h1 = NN__MIN(h0 + q->KH, q->H);
             for (ow = 0; ow < q->OW; ow++) {
