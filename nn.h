@@ -4554,7 +4554,7 @@ static void nn__pad_plane(const float *src, int h, int w, int top, int left, flo
 /* ---- direct convolution at stride 1 -------------------------------------
    Output positions are the broadcast rows and output channels the vectors:
    a tile is up to NN__CB_MR positions along one output row times NN__CB_NR
-   (two vectors of) output channels, summed over k = (input channel, kh, kw).
+   (two vectors of) output channels, summed over k = (kh, input channel, kw).
    Each sample is first copied into a zero-padded buffer, so position i of
    the row reads x[koff[k] + i]: one address per k, the rows at fixed
    offsets.  Nothing is packed per tile (the weights once per call), which
@@ -4758,26 +4758,32 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
 #define NN__CW_PUT(i)                           \
     nn__vstore(acc + i * NN__CB_NR, c##i##a);   \
     nn__vstore(acc + i * NN__CB_NR + NN__VL, c##i##b)
+#define NN__CW_NEXT(i) r##i += xs
 #define NN__CW_BLOCK(ROWS)                                                         \
     {                                                                              \
         ROWS(NN__CW_DECL);                                                         \
-        for (oh = 0; oh < q->OH; oh++) {                                           \
-            size_t idx = (size_t)oh * q->SH * Wp, end = idx + (size_t)q->OW;       \
-            for (; idx < end; idx++) {                                             \
-                nn__v b0 = nn__vload(dyt), b1 = nn__vload(dyt + NN__VL), av;       \
-                ROWS(NN__CW_FMA);                                                  \
-                dyt += NN__CB_NR;                                                  \
+        for (sm = 0; sm < ns; sm++, dyt += dys) {                                  \
+            const float *d = dyt;                                                  \
+            for (oh = 0; oh < q->OH; oh++) {                                       \
+                size_t idx = (size_t)oh * q->SH * Wp, end = idx + (size_t)q->OW;   \
+                for (; idx < end; idx++) {                                         \
+                    nn__v b0 = nn__vload(d), b1 = nn__vload(d + NN__VL), av;       \
+                    ROWS(NN__CW_FMA);                                              \
+                    d += NN__CB_NR;                                                \
+                }                                                                  \
             }                                                                      \
+            ROWS(NN__CW_NEXT);                                                     \
         }                                                                          \
         ROWS(NN__CW_PUT);                                                          \
     }
 
-/* acc[i][j] += sum over one sample's positions of x[kof[i] + roff[p]] dyt[p][j]
-   for i < mr (a block of 4, 8 or 12 rows), j < NN__CB_NR. */
+/* acc[i][j] += sum over the positions of ns samples of x[kof[i] + roff[p]]
+   dyt[p][j] for i < mr (a block of 4, 8 or 12 rows), j < NN__CB_NR; sample s
+   is at x + s xs and dyt + s dys. */
 static NN__GEMM_NOINLINE void nn__conv_wgrad_tile(const nn__convg *q, int Wp, const float *x,
-                                                  const int *kof, const float *dyt, float *acc,
-                                                  int mr) {
-    int oh;
+                                                  size_t xs, const int *kof, const float *dyt,
+                                                  size_t dys, int ns, float *acc, int mr) {
+    int oh, sm;
     if (mr <= 4) NN__CW_BLOCK(NN__REP4)
 #if NN__CB_MR >= 8
     else if (mr <= 8) NN__CW_BLOCK(NN__REP8)
@@ -4789,6 +4795,7 @@ static NN__GEMM_NOINLINE void nn__conv_wgrad_tile(const nn__convg *q, int Wp, co
 #undef NN__CW_DECL
 #undef NN__CW_FMA
 #undef NN__CW_PUT
+#undef NN__CW_NEXT
 #undef NN__CW_BLOCK
 
 /* gw += the weight gradient of geometry q (stride 1 along rows) for image
@@ -4864,15 +4871,13 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
             }
             NN__OMP(for schedule(static))
             for (it = 0; it < tiles; it++) {
-                int gi = it / (npan * kblocks), pn = it / kblocks % npan, k0 = it % kblocks * kb, sm;
+                int gi = it / (npan * kblocks), pn = it / kblocks % npan, k0 = it % kblocks * kb;
                 int mr = NN__MIN(kb, CgK - k0);
-                for (sm = 0; sm < cs; sm++)
-                    nn__conv_wgrad_tile(q, Wp,
-                                        (nopad ? img + (size_t)(n0 + sm) * q->C * HW : xb + (size_t)sm * xper) +
-                                            (size_t)gi * Cg * plane,
-                                        koff + k0,
-                                        dyb + (size_t)sm * dyper + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR,
-                                        acc + (size_t)it * NN__CB_MR * NN__CB_NR, mr);
+                nn__conv_wgrad_tile(q, Wp,
+                                    (nopad ? img + (size_t)n0 * q->C * HW : xb) + (size_t)gi * Cg * plane,
+                                    nopad ? (size_t)q->C * HW : xper, koff + k0,
+                                    dyb + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR, dyper, cs,
+                                    acc + (size_t)it * NN__CB_MR * NN__CB_NR, mr);
             }
         }
     }
