@@ -4572,6 +4572,9 @@ static void nn__pad_plane(const float *src, int h, int w, int top, int left, flo
 #ifndef NN__CB_WASTE
 #define NN__CB_WASTE 1.6 /* at most this many products per useful one */
 #endif
+#ifndef NN__CW_CHUNKS
+#define NN__CW_CHUNKS 8 /* the weight gradient's fixed cut of the batch */
+#endif
 #ifndef NN__CB_MIN_K
 #define NN__CB_MIN_K 64 /* shorter sums: the tile's transposed write dominates */
 #endif
@@ -4805,86 +4808,92 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
                           nn_graph *g) {
     int Cg = q->C / q->G, Fg = q->F / q->G, KK = q->KH * q->KW, CgK = Cg * KK;
     int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
-    int kb = NN__CB_MR, kblocks, tiles, nt = 1, S, k, nopad = q->PH == 0 && q->PW == 0;
+    int kblocks = (CgK + NN__CB_MR - 1) / NN__CB_MR, tiles = q->G * npan * kblocks;
+    int nt = 1, S, k, c, nopad = q->PH == 0 && q->PW == 0, nch = NN__MIN(q->N, NN__CW_CHUNKS);
     size_t plane = (size_t)Hp * (size_t)Wp, P = (size_t)q->OH * (size_t)q->OW;
     size_t HW = (size_t)q->H * (size_t)q->W, xper = nn__conv_bcast_per(q);
-    size_t dyper = (size_t)q->G * npan * P * NN__CB_NR, need;
-    float *buf, *xb, *dyb, *acc;
+    size_t dyper = (size_t)q->G * npan * P * NN__CB_NR, tsize = (size_t)NN__CB_MR * NN__CB_NR, per, need;
+    float *buf, *acc;
     int *koff;
     if ((double)q->N * P * q->F * (double)CgK > NN__PAR_MIN) nt = nn_get_threads();
-    /* short tiles when there are too few for the threads */
-    while (kb > 4 && q->G * npan * ((CgK + kb - 1) / kb) < 4 * nt) kb -= 4;
-    kblocks = (CgK + kb - 1) / kb;
-    tiles = q->G * npan * kblocks;
     /* samples per round: about 512 KB of padded images and transposed dy */
     if (nopad) xper = 0; /* the image is read in place */
     S = (int)NN__MAX((size_t)1, NN__MIN((size_t)q->N, ((size_t)1 << 17) / (xper + dyper)));
-    need = (size_t)S * (xper + dyper) + (size_t)tiles * NN__CB_MR * NN__CB_NR + (size_t)CgK;
+    per = (size_t)S * (xper + dyper);
+    need = per * (size_t)nt + (size_t)nch * tiles * tsize + (size_t)CgK;
     buf = (float *)nn__arena_alloc(g, need * sizeof(float));
     if (!buf) return 0;
-    xb = buf;
-    dyb = xb + (size_t)S * xper;
-    acc = dyb + (size_t)S * dyper;
-    koff = (int *)(acc + (size_t)tiles * NN__CB_MR * NN__CB_NR);
+    acc = buf + per * (size_t)nt;
+    koff = (int *)(acc + (size_t)nch * tiles * tsize);
     for (k = 0; k < CgK; k++)
         koff[k] = (int)((size_t)(k / KK) * plane + (size_t)(k / q->KW % q->KH * q->DH) * (size_t)Wp +
                         (size_t)(k % q->KW * q->DW));
-    memset(xb, 0, (size_t)S * xper * sizeof(float));
-    memset(acc, 0, (size_t)tiles * NN__CB_MR * NN__CB_NR * sizeof(float));
+    memset(acc, 0, (size_t)nch * tiles * tsize * sizeof(float));
+    /* The batch is cut into nch fixed chunks (not one per thread: their sums
+       are added in chunk order, so the result does not depend on the thread
+       count).  A thread takes whole chunks, in rounds of S samples: it pads
+       them and transposes their dy into its own buffers, then runs every tile
+       over them.  No barrier, and a thread reads the samples it wrote in the
+       layers before (element-wise loops split the batch the same way). */
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
-        int n0, it;
-        for (n0 = 0; n0 < q->N; n0 += S) {
-            int cs = NN__MIN(S, q->N - n0);
-            /* the round's samples padded (unless there is no padding), and dy
-               as [sample][group][panel][p][NR] */
-            NN__OMP(for schedule(static))
-            for (it = 0; it < (nopad ? 0 : cs * q->C); it++)
-                nn__pad_plane(img + ((size_t)(n0 + it / q->C) * q->C + (size_t)(it % q->C)) * HW, q->H,
-                              q->W, q->PH, q->PW, xb + (size_t)(it / q->C) * xper + (size_t)(it % q->C) * plane,
-                              Hp, Wp, 0);
-            NN__OMP(for schedule(static))
-            for (it = 0; it < cs * q->G * npan; it++) {
-                int sm = it / (q->G * npan), gi = it / npan % q->G, pn = it % npan, j;
-                int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
-                float *d = dyb + (size_t)sm * dyper + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR;
-                const float *src = dy + ((size_t)(n0 + sm) * q->F + (size_t)f0) * P;
+        float *xb = buf + per * (size_t)NN__TID, *dyb = xb + (size_t)S * xper;
+        int ch;
+        memset(xb, 0, (size_t)S * xper * sizeof(float));
+        NN__OMP(for schedule(static))
+        for (ch = 0; ch < nch; ch++) {
+            int e = (int)((long long)q->N * (ch + 1) / nch), n0, it;
+            for (n0 = (int)((long long)q->N * ch / nch); n0 < e; n0 += S) {
+                int cs = NN__MIN(S, e - n0);
+                for (it = 0; it < (nopad ? 0 : cs * q->C); it++)
+                    nn__pad_plane(img + ((size_t)(n0 + it / q->C) * q->C + (size_t)(it % q->C)) * HW, q->H,
+                                  q->W, q->PH, q->PW,
+                                  xb + (size_t)(it / q->C) * xper + (size_t)(it % q->C) * plane, Hp, Wp, 0);
+                /* dy as [sample][group][panel][p][NR] */
+                for (it = 0; it < cs * q->G * npan; it++) {
+                    int sm = it / (q->G * npan), gi = it / npan % q->G, pn = it % npan, j;
+                    int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
+                    float *d = dyb + (size_t)sm * dyper + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR;
+                    const float *src = dy + ((size_t)(n0 + sm) * q->F + (size_t)f0) * P;
 #if defined(NN__AVX512)
-                /* 16 x 16 blocks transposed in registers (missing filters read as 0) */
-                for (j = 0; j < NN__CB_NR; j += 16)
-                    nn__gemm_pack_t16(src + (size_t)j * P, P, NN__MAX(0, NN__MIN(16, nr - j)), (int)P,
-                                      _mm512_set1_ps(1.0f), d + j, NN__CB_NR, 0xFFFF);
+                    /* 16 x 16 blocks transposed in registers (missing filters read as 0) */
+                    for (j = 0; j < NN__CB_NR; j += 16)
+                        nn__gemm_pack_t16(src + (size_t)j * P, P, NN__MAX(0, NN__MIN(16, nr - j)), (int)P,
+                                          _mm512_set1_ps(1.0f), d + j, NN__CB_NR, 0xFFFF);
 #else
-                size_t p, p0;
-                if (nr < NN__CB_NR)
-                    for (p = 0; p < P; p++)
-                        for (j = nr; j < NN__CB_NR; j++) d[p * NN__CB_NR + j] = 0.0f;
-                /* in 16 x 16 blocks, which stay in L1 */
-                for (p0 = 0; p0 < P; p0 += 16) {
-                    size_t pe = NN__MIN(P, p0 + 16);
-                    int j0;
-                    for (j0 = 0; j0 < nr; j0 += 16)
-                        for (j = j0; j < NN__MIN(nr, j0 + 16); j++)
-                            for (p = p0; p < pe; p++) d[p * NN__CB_NR + j] = src[(size_t)j * P + p];
-                }
+                    size_t p, p0;
+                    if (nr < NN__CB_NR)
+                        for (p = 0; p < P; p++)
+                            for (j = nr; j < NN__CB_NR; j++) d[p * NN__CB_NR + j] = 0.0f;
+                    /* in 16 x 16 blocks, which stay in L1 */
+                    for (p0 = 0; p0 < P; p0 += 16) {
+                        size_t pe = NN__MIN(P, p0 + 16);
+                        int j0;
+                        for (j0 = 0; j0 < nr; j0 += 16)
+                            for (j = j0; j < NN__MIN(nr, j0 + 16); j++)
+                                for (p = p0; p < pe; p++) d[p * NN__CB_NR + j] = src[(size_t)j * P + p];
+                    }
 #endif
-            }
-            NN__OMP(for schedule(static))
-            for (it = 0; it < tiles; it++) {
-                int gi = it / (npan * kblocks), pn = it / kblocks % npan, k0 = it % kblocks * kb;
-                int mr = NN__MIN(kb, CgK - k0);
-                nn__conv_wgrad_tile(q, Wp,
-                                    (nopad ? img + (size_t)n0 * q->C * HW : xb) + (size_t)gi * Cg * plane,
-                                    nopad ? (size_t)q->C * HW : xper, koff + k0,
-                                    dyb + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR, dyper, cs,
-                                    acc + (size_t)it * NN__CB_MR * NN__CB_NR, mr);
+                }
+                for (it = 0; it < tiles; it++) {
+                    int gi = it / (npan * kblocks), pn = it / kblocks % npan, k0 = it % kblocks * NN__CB_MR;
+                    nn__conv_wgrad_tile(q, Wp,
+                                        (nopad ? img + (size_t)n0 * q->C * HW : xb) + (size_t)gi * Cg * plane,
+                                        nopad ? (size_t)q->C * HW : xper, koff + k0,
+                                        dyb + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR, dyper, cs,
+                                        acc + ((size_t)ch * tiles + (size_t)it) * tsize,
+                                        NN__MIN(NN__CB_MR, CgK - k0));
+                }
             }
         }
     }
+    /* the chunks' sums in chunk order, then into gw (transposed) */
+    for (c = 1; c < nch; c++)
+        nn__axpy((size_t)tiles * tsize, 1.0f, acc + (size_t)c * tiles * tsize, acc);
     for (k = 0; k < tiles; k++) {
-        int gi = k / (npan * kblocks), pn = k / kblocks % npan, k0 = k % kblocks * kb, i, j;
-        int mr = NN__MIN(kb, CgK - k0), nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
-        const float *a = acc + (size_t)k * NN__CB_MR * NN__CB_NR;
+        int gi = k / (npan * kblocks), pn = k / kblocks % npan, k0 = k % kblocks * NN__CB_MR, i, j;
+        int mr = NN__MIN(NN__CB_MR, CgK - k0), nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
+        const float *a = acc + (size_t)k * tsize;
         for (j = 0; j < nr; j++) {
             float *d = gw + ((size_t)gi * Fg + (size_t)pn * NN__CB_NR + (size_t)j) * CgK + (size_t)k0;
             for (i = 0; i < mr; i++) d[i] += a[i * NN__CB_NR + j];
