@@ -4674,7 +4674,9 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                            const float *bias, float *out, int accumulate, float *buf, int nt) {
     int Cg = q->C / q->G, Fg = q->F / q->G, KK = q->KH * q->KW, CgK = Cg * KK;
     int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
-    int k, g, f;
+    /* Without padding, and with rows whose tiles are whole register blocks
+       (so no tile reads past its row), the image is read in place. */
+    int k, g, f, inplace = q->PH == 0 && q->PW == 0 && q->OW % 4 == 0;
     size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
     float *wpack = buf + per * (size_t)nt;
     int *koff = (int *)(wpack + nn__conv_bcast_wsize(q));
@@ -4707,13 +4709,17 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
     {
         float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
         int n;
-        memset(xp, 0, per * sizeof(float));
+        if (!inplace) memset(xp, 0, per * sizeof(float));
         NN__OMP(for schedule(static))
         for (n = 0; n < q->N; n++) {
             int c, gi, oh, ow, pn, i, j;
-            for (c = 0; c < q->C; c++)
-                nn__pad_plane(img + ((size_t)n * q->C + (size_t)c) * HW, q->H, q->W, q->PH, q->PW,
-                              xp + (size_t)c * plane, Hp, Wp, 0);
+            const float *xs = img + (size_t)n * q->C * HW;
+            if (!inplace) {
+                for (c = 0; c < q->C; c++)
+                    nn__pad_plane(xs + (size_t)c * HW, q->H, q->W, q->PH, q->PW, xp + (size_t)c * plane,
+                                  Hp, Wp, 0);
+                xs = xp;
+            }
             for (gi = 0; gi < q->G; gi++) {
                 for (oh = 0; oh < q->OH; oh++) {
                     int k0, kn;
@@ -4722,7 +4728,7 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                     kn *= Cg * q->KW;
                     for (ow = 0; ow < q->OW; ow += NN__CB_MR) {
                         int mr = NN__MIN(NN__CB_MR, q->OW - ow);
-                        const float *x = xp + (size_t)gi * Cg * plane + (size_t)oh * q->SH * Wp + ow;
+                        const float *x = xs + (size_t)gi * Cg * plane + (size_t)oh * q->SH * Wp + ow;
                         for (pn = 0; pn < npan; pn++) {
                             int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
                             float *y = out + ((size_t)n * q->F + (size_t)f0) * P + (size_t)oh * q->OW + ow;

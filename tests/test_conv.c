@@ -494,8 +494,9 @@ static void naive_conv(const float *x, const float *w, const float *r, int N, in
 
 /* Random geometries through nn_conv2d_op against the loops above: sums long
    enough for the direct engine (forward and input gradient) and shorter ones,
-   ragged rows, filter counts around the vector panel, groups, dilation,
-   padding up to and past the kernel's reach.  x feeds two convolutions, so
+   ragged rows, images read in place (no padding, rows of whole blocks),
+   filter counts around the vector panel, groups, dilation, padding up to and
+   past the kernel's reach.  x feeds two convolutions, so
    its gradient is written fresh by one and accumulated by the other. */
 static void direct_engine_sweep(nn_graph *g) {
     static const int geo[][9] = {
@@ -503,7 +504,7 @@ static void direct_engine_sweep(nn_graph *g) {
         {3, 8, 7, 13, 5, 3, 1, 1, 1},   {2, 16, 9, 8, 6, 3, 2, 2, 2},  {2, 4, 12, 17, 33, 5, 0, 1, 1},
         {2, 8, 5, 5, 3, 3, 3, 1, 1},    {4, 32, 6, 6, 64, 3, 1, 1, 1}, {1, 64, 4, 30, 7, 1, 0, 1, 1},
         {2, 24, 8, 9, 48, 3, 1, 1, 3},  {3, 12, 11, 4, 17, 3, 1, 1, 1}, {2, 72, 3, 3, 2, 3, 1, 1, 1},
-        {2, 7, 10, 25, 40, 3, 1, 1, 1},
+        {2, 7, 10, 25, 40, 3, 1, 1, 1},   {3, 16, 7, 10, 20, 3, 0, 1, 1}, {2, 8, 9, 12, 36, 3, 0, 2, 1},
     };
     int t;
     for (t = 0; t < (int)(sizeof geo / sizeof geo[0]); t++) {
