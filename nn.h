@@ -4579,6 +4579,20 @@ static void nn__pad_plane(const float *src, int h, int w, int top, int left, flo
 #define NN__CB_MIN_K 64 /* shorter sums: the tile's transposed write dominates */
 #endif
 
+/* BLOCK(rows) for the first register block of 4, 8 or 12 rows that holds mr
+   (the rows past mr compute values nobody stores). */
+#if NN__CB_MR >= 12
+#define NN__CB_BY_ROWS(BLOCK) \
+    if (mr <= 4) BLOCK(NN__REP4) else if (mr <= 8) BLOCK(NN__REP8) else BLOCK(NN__REP12)
+#elif NN__CB_MR >= 8
+#define NN__CB_BY_ROWS(BLOCK) \
+    if (mr <= 4) BLOCK(NN__REP4) else BLOCK(NN__REP8)
+#else
+#define NN__CB_BY_ROWS(BLOCK) \
+    (void)mr;                    \
+    BLOCK(NN__REP4)
+#endif
+
 #define NN__CB_DECL(i) nn__v c##i##a = nn__vset1(0.0f), c##i##b = nn__vset1(0.0f)
 #define NN__CB_FMA(i)                           \
     av = nn__vset1(xk[i]);                      \
@@ -4604,13 +4618,7 @@ static void nn__pad_plane(const float *src, int h, int w, int top, int left, flo
 static NN__GEMM_NOINLINE void nn__conv_bcast_tile(int K, const float *x, const int *koff,
                                                   const float *wp, float *t, int mr) {
     int k;
-    if (mr <= 4) NN__CB_BLOCK(NN__REP4)
-#if NN__CB_MR >= 8
-    else if (mr <= 8) NN__CB_BLOCK(NN__REP8)
-#endif
-#if NN__CB_MR >= 12
-    else NN__CB_BLOCK(NN__REP12)
-#endif
+    NN__CB_BY_ROWS(NN__CB_BLOCK);
 }
 #undef NN__CB_DECL
 #undef NN__CB_FMA
@@ -4793,13 +4801,7 @@ static NN__GEMM_NOINLINE void nn__conv_wgrad_tile(const nn__convg *q, int Wp, co
                                                   size_t xs, const int *kof, const float *dyt,
                                                   size_t dys, int ns, float *acc, int mr) {
     int oh, sm;
-    if (mr <= 4) NN__CW_BLOCK(NN__REP4)
-#if NN__CB_MR >= 8
-    else if (mr <= 8) NN__CW_BLOCK(NN__REP8)
-#endif
-#if NN__CB_MR >= 12
-    else NN__CW_BLOCK(NN__REP12)
-#endif
+    NN__CB_BY_ROWS(NN__CW_BLOCK);
 }
 #undef NN__CW_DECL
 #undef NN__CW_FMA
