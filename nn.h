@@ -4823,6 +4823,7 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
     size_t dyper = (size_t)q->G * npan * P * NN__CB_NR, tsize = (size_t)NN__CB_MR * NN__CB_NR, per, need;
     float *buf, *acc;
     int *koff;
+    if ((double)q->C * (double)plane >= 2147483647.0) return 0; /* koff is an int */
     if ((double)q->N * P * q->F * (double)CgK > NN__PAR_MIN) nt = nn_get_threads();
     /* samples per round: about 512 KB of padded images and transposed dy */
     if (nopad) xper = 0; /* the image is read in place */
