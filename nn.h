@@ -1464,12 +1464,14 @@ NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha
 #define NN__REP4(X) X(0); X(1); X(2); X(3)
 #define NN__REP8(X) NN__REP4(X); X(4); X(5); X(6); X(7)
 #define NN__REP12(X) NN__REP8(X); X(8); X(9); X(10); X(11)
+#define NN__REP6(X) NN__REP4(X); X(4); X(5)
 
 /* ---- micro-kernels ------------------------------------------------------
    nn__gemm_tile: acc[i][j] = sum_k a[k*MR+i] * b[k*bstep+j] for k < kc, then
    C[i][j] = acc (beta 0, C not read), C + acc (beta 1), or C*beta + acc,
    for i < mr, j < nr.  a and b hold full MR / NR (zero-padded when packed);
-   bstep is NR for packed B, or ldb when B is read in place. */
+   bstep is NR for packed B, or ldb when B is read in place.  With bias,
+   acc[i][j] also holds bias[i] (a convolution's bias). */
 
 #if defined(NN__AVX512)
 
@@ -1485,7 +1487,8 @@ static void nn__gemm_put16(float *c, __m512 acc, __mmask16 m, int mode, __m512 v
     }
 }
 
-#define NN__K_DECL(i) __m512 c##i##a = _mm512_set1_ps(bias && i < mr ? bias[i] : 0.0f), c##i##b = c##i##a
+#define NN__K_DECL(i) \
+    __m512 c##i##a = _mm512_set1_ps(bias && i < mr ? bias[i] : 0.0f), c##i##b = c##i##a
 #define NN__K_FMA(i)                                  \
     av = _mm512_set1_ps(a[i]);                        \
     c##i##a = _mm512_fmadd_ps(av, b0, c##i##a);       \
@@ -2015,8 +2018,8 @@ static void nn__gemm_pack_b_image(const nn__gemm_job *g, int k0, int kc, int j0,
 
 /* The micro-tile of C at row i, column j (nr columns): in place when C is a
    plain matrix or the tile stays within one sample, else through a temporary
-   tile scattered sample by sample. */
-/* bias (rows i.., when given) goes into the first K block's sums. */
+   tile scattered sample by sample.  bias (rows i.., when given) goes into
+   the sums; the caller passes it for the first K block only. */
 static void nn__gemm_put_tile(const nn__gemm_job *g, int kc, const float *apack, const float *b,
                               size_t bstep, int i, int j, int mr, int nr, float beta,
                               const float *bias) {
@@ -4562,9 +4565,11 @@ static void nn__pad_plane(const float *src, int h, int w, int top, int left, flo
    image element served only F multiply-adds.  The same engine computes the
    input gradient, a convolution of the padded dy with the flipped filters. */
 #if defined(NN__AVX512)
-#define NN__CB_MR 12
+#define NN__CB_MR 12 /* 24 accumulators of 32 zmm */
 #elif defined(NN__NEON)
-#define NN__CB_MR 8
+#define NN__CB_MR 8  /* 16 of 32 q registers */
+#elif defined(NN__AVX2)
+#define NN__CB_MR 6  /* 12 of 16 ymm */
 #else
 #define NN__CB_MR 4
 #endif
@@ -4579,15 +4584,23 @@ static void nn__pad_plane(const float *src, int h, int w, int top, int left, flo
 #define NN__CB_MIN_K 64 /* shorter sums: the tile's transposed write dominates */
 #endif
 
-/* BLOCK(rows) for the first register block of 4, 8 or 12 rows that holds mr
-   (the rows past mr compute values nobody stores). */
-#if NN__CB_MR >= 12
+/* BLOCK(rows) for the first register block (4, 6, 8 or 12 rows, as the
+   instruction set has registers for) that holds mr; the rows past mr compute
+   values nobody stores.  NN__CB_BLOCKOF(r) is that block's size. */
+#if NN__CB_MR == 12
 #define NN__CB_BY_ROWS(BLOCK) \
     if (mr <= 4) BLOCK(NN__REP4) else if (mr <= 8) BLOCK(NN__REP8) else BLOCK(NN__REP12)
-#elif NN__CB_MR >= 8
+#define NN__CB_BLOCKOF(r) ((r) <= 4 ? 4 : (r) <= 8 ? 8 : 12)
+#elif NN__CB_MR == 8
 #define NN__CB_BY_ROWS(BLOCK) \
     if (mr <= 4) BLOCK(NN__REP4) else BLOCK(NN__REP8)
+#define NN__CB_BLOCKOF(r) ((r) <= 4 ? 4 : 8)
+#elif NN__CB_MR == 6
+#define NN__CB_BY_ROWS(BLOCK) \
+    if (mr <= 4) BLOCK(NN__REP4) else BLOCK(NN__REP6)
+#define NN__CB_BLOCKOF(r) ((r) <= 4 ? 4 : 6)
 #else
+#define NN__CB_BLOCKOF(r) 4
 #define NN__CB_BY_ROWS(BLOCK) \
     (void)mr;                    \
     BLOCK(NN__REP4)
@@ -4613,8 +4626,8 @@ static void nn__pad_plane(const float *src, int h, int w, int top, int left, flo
         ROWS(NN__CB_PUT);                                                    \
     }
 
-/* t[i][j] = sum_k x[koff[k] + i] wp[k][j] for i < 4, 8 or 12 (the first
-   block size >= mr), j < NN__CB_NR. */
+/* t[i][j] = sum_k x[koff[k] + i] wp[k][j] for the rows i of the register
+   block that holds mr (NN__CB_BY_ROWS), j < NN__CB_NR. */
 static NN__GEMM_NOINLINE void nn__conv_bcast_tile(int K, const float *x, const int *koff,
                                                   const float *wp, float *t, int mr) {
     int k;
@@ -4624,6 +4637,14 @@ static NN__GEMM_NOINLINE void nn__conv_bcast_tile(int K, const float *x, const i
 #undef NN__CB_FMA
 #undef NN__CB_PUT
 #undef NN__CB_BLOCK
+
+/* The width of the next tile of a row with `left` positions to go: the
+   widest register block, except that 8 left with blocks of 6 and 4 go as
+   4 + 4 rather than 6 + 2 (a 2-wide tile costs a 4-wide one). */
+static int nn__conv_bcast_next(int left) {
+    if (left <= NN__CB_MR) return left;
+    return NN__CB_MR == 6 && left == 8 ? 4 : NN__CB_MR;
+}
 
 /* Can the direct engine run geometry q?  Stride 1 along rows (the rows of a
    tile are consecutive floats), a sum long enough, offsets that fit an int,
@@ -4684,7 +4705,9 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
     int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
     /* Without padding, and with rows whose tiles are whole register blocks
        (so no tile reads past its row), the image is read in place. */
-    int k, g, f, inplace = q->PH == 0 && q->PW == 0 && q->OW % 4 == 0;
+    int k, g, f, last = q->OW, inplace;
+    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the row's last tile */
+    inplace = q->PH == 0 && q->PW == 0 && NN__CB_BLOCKOF(last) == last;
     size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
     float *wpack = buf + per * (size_t)nt;
     int *koff = (int *)(wpack + nn__conv_bcast_wsize(q));
@@ -4734,8 +4757,8 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                     nn__conv_bcast_rows(q, oh, &k0, &kn);
                     k0 *= Cg * q->KW;
                     kn *= Cg * q->KW;
-                    for (ow = 0; ow < q->OW; ow += NN__CB_MR) {
-                        int mr = NN__MIN(NN__CB_MR, q->OW - ow);
+                    for (ow = 0; ow < q->OW; ow += nn__conv_bcast_next(q->OW - ow)) {
+                        int mr = nn__conv_bcast_next(q->OW - ow);
                         const float *x = xs + (size_t)gi * Cg * plane + (size_t)oh * q->SH * Wp + ow;
                         for (pn = 0; pn < npan; pn++) {
                             int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
@@ -4795,7 +4818,7 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
     }
 
 /* acc[i][j] += sum over the positions of ns samples of x[kof[i] + roff[p]]
-   dyt[p][j] for i < mr (a block of 4, 8 or 12 rows), j < NN__CB_NR; sample s
+   dyt[p][j] for i < mr (in a register block, NN__CB_BY_ROWS), j < NN__CB_NR; sample s
    is at x + s xs and dyt + s dys. */
 static NN__GEMM_NOINLINE void nn__conv_wgrad_tile(const nn__convg *q, int Wp, const float *x,
                                                   size_t xs, const int *kof, const float *dyt,
