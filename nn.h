@@ -1846,14 +1846,17 @@ static void nn__gemm_pack_a(int transA, const float *A, int lda, int i0, int mr,
 }
 
 /* B^T micro-panel: columns j0..j0+nr of op(B), stored [k][NR] with columns
-   nr..NR zero. */
+   nr..NR zero.  In blocks of 16 k, so the strided writes stay in L1. */
 static void nn__gemm_pack_bt(const float *B, int ldb, int k0, int kc, int j0, int nr,
                              float *dst) {
-    int j, k;
-    for (j = 0; j < NN__GEMM_NR; j++) {
-        const float *s = B + (size_t)(j0 + j) * ldb + k0;
-        if (j < nr) for (k = 0; k < kc; k++) dst[(size_t)k * NN__GEMM_NR + j] = s[k];
-        else for (k = 0; k < kc; k++) dst[(size_t)k * NN__GEMM_NR + j] = 0.0f;
+    int j, k, kb;
+    for (kb = 0; kb < kc; kb += 16) {
+        int ke = NN__MIN(kc, kb + 16);
+        for (j = 0; j < NN__GEMM_NR; j++) {
+            const float *s = B + (size_t)(j0 + j) * ldb + k0;
+            if (j < nr) for (k = kb; k < ke; k++) dst[(size_t)k * NN__GEMM_NR + j] = s[k];
+            else for (k = kb; k < ke; k++) dst[(size_t)k * NN__GEMM_NR + j] = 0.0f;
+        }
     }
 }
 
@@ -4883,28 +4886,19 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
                                   xb + (size_t)(it / q->C) * xper + (size_t)(it % q->C) * plane, Hp, Wp, 0);
                 /* dy as [sample][group][panel][p][NR] */
                 for (it = 0; it < cs * q->G * npan; it++) {
-                    int sm = it / (q->G * npan), gi = it / npan % q->G, pn = it % npan, j;
+                    int sm = it / (q->G * npan), gi = it / npan % q->G, pn = it % npan;
                     int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
                     float *d = dyb + (size_t)sm * dyper + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR;
                     const float *src = dy + ((size_t)(n0 + sm) * q->F + (size_t)f0) * P;
-#if defined(NN__AVX512)
-                    /* 16 x 16 blocks transposed in registers (missing filters read as 0) */
-                    for (j = 0; j < NN__CB_NR; j += 16)
-                        nn__gemm_pack_t16(src + (size_t)j * P, P, NN__MAX(0, NN__MIN(16, nr - j)), (int)P,
-                                          _mm512_set1_ps(1.0f), d + j, NN__CB_NR, 0xFFFF);
-#else
-                    size_t p, p0;
-                    if (nr < NN__CB_NR)
-                        for (p = 0; p < P; p++)
-                            for (j = nr; j < NN__CB_NR; j++) d[p * NN__CB_NR + j] = 0.0f;
-                    /* in 16 x 16 blocks, which stay in L1 */
-                    for (p0 = 0; p0 < P; p0 += 16) {
-                        size_t pe = NN__MIN(P, p0 + 16);
-                        int j0;
-                        for (j0 = 0; j0 < nr; j0 += 16)
-                            for (j = j0; j < NN__MIN(nr, j0 + 16); j++)
-                                for (p = p0; p < pe; p++) d[p * NN__CB_NR + j] = src[(size_t)j * P + p];
-                    }
+#if NN__CB_NR == NN__GEMM_NR
+                    /* the GEMM's B^T micro-panel (16 x 16 register transposes on AVX-512) */
+                    nn__gemm_pack_bt(src, (int)P, 0, (int)P, 0, nr, d);
+#else /* the scalar build's panels are 2 wide, the GEMM's 8 */
+                    size_t p;
+                    int j;
+                    for (p = 0; p < P; p++)
+                        for (j = 0; j < NN__CB_NR; j++)
+                            d[p * NN__CB_NR + j] = j < nr ? src[(size_t)j * P + p] : 0.0f;
 #endif
                 }
                 for (it = 0; it < tiles; it++) {
