@@ -32,10 +32,17 @@ build_run() {
     cfg=$1; runner=$2; shift 2
     passed=0; failed=0
     echo "== $cfg: $*"
+    impl="$B/impl.$cfg.o"
+    if ! "$@" -Itests -I. -c tests/impl.c -o "$impl" >"$impl.build" 2>&1 || [ -s "$impl.build" ]; then
+        echo "FAIL impl.$cfg: build failed or warned"; head -n 20 "$impl.build"; failed=$((failed + 1))
+        echo "$passed $failed" > "$B/$cfg.res"; return
+    fi
     for src in tests/test_*.c; do
         name=$(basename "$src" .c)
         exe="$B/$name.$cfg"
-        if ! "$@" -Itests -I. "$src" -o "$exe" -lm >"$exe.build" 2>&1; then
+        # A test that guards its NN_IMPLEMENTATION links the shared object.
+        if grep -q '^#ifndef NN_TEST_LINKED' "$src"; then def=-DNN_TEST_LINKED; link="$impl"; else def=""; link=""; fi
+        if ! "$@" $def -Itests -I. "$src" $link -o "$exe" -lm >"$exe.build" 2>&1; then
             echo "FAIL $name.$cfg: build failed"; head -n 20 "$exe.build"; failed=$((failed + 1)); continue
         fi
         if [ -s "$exe.build" ]; then

@@ -3,7 +3,9 @@
    finite-difference gradient checks, module construction, shape-error
    messages, and bitwise equality between 1 and N threads.
    Run from the repository root, or pass the golden directory as argv[1]. */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include <stdio.h>

@@ -1,7 +1,9 @@
 /* Core: status strings, error messages and the misuse hook, the RNG's
    reproducibility and moments, tensors and the graph arena, module names,
    and bitwise-reproducible training. */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include <string.h>

@@ -2,7 +2,9 @@
    shapes 1..300 in all four transpose cases with padded strides, several
    alpha/beta, degenerate sizes, NaN in C with beta = 0, untouched padding,
    and bitwise equality at 1 and 2 (and 3) threads. */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include <stdlib.h>

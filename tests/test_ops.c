@@ -8,7 +8,9 @@
    the same loss L = sum(op(inputs) * w).
 
    usage: test_ops [golden-dir]      (default "tests/golden", run from the root) */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include "golden.h"

@@ -17,7 +17,9 @@
    first step, a halved weight decay) fail at step 1 by orders more.
 
    usage: test_optim [golden-dir]    (default "tests/golden", run from the root) */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include "golden.h"

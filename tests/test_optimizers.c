@@ -13,7 +13,9 @@
    1e-5 relative.
 
    usage: test_optimizers [golden-dir]   (default "tests/golden", run from the root) */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include <stdio.h>
