@@ -68,7 +68,12 @@
         makes lives in a graph (nn_graph), an arena that nn_graph_reset()
         forgets in O(1) while keeping its memory, so a training loop in steady
         state never calls malloc.  An op puts its result in the graph of its
-        inputs; only functions that make a tensor from nothing take a graph.
+        inputs (inputs from two graphs are misuse); when all its inputs are
+        persistent (a penalty over weights), in the calling thread's current
+        graph: the one last given to nn_graph_new / nn_graph_reset /
+        nn_set_current_graph on that thread.  Only functions that make a
+        tensor from nothing take a graph.  A graph tensor lives until the next
+        reset: an op or nn_backward given an older one reports misuse.
         Passing NULL as the graph makes a persistent tensor (free it with
         nn_tensor_free).
      2. Autograd is define-by-run.  Each op computes its value at once and,
