@@ -9536,10 +9536,10 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
     if (l->o.image_shape) s = NN_SHAPE(b, ds->shape[0], ds->shape[1], ds->shape[2]);
     else s = NN_SHAPE(b, ds->sample_size);
     if (!(t = nn__tensor_new("nn_loader_next", g, s, 0))) {
-        *x = NULL;
-        *y = NULL;
         char why[160];
         size_t k = strlen(nn__errbuf);
+        *x = NULL;
+        *y = NULL;
         k = NN__MIN(k, sizeof why - 1); /* a copy: the message is rewritten below */
         memcpy(why, nn__errbuf, k);
         why[k] = '\0';
