@@ -68,7 +68,12 @@
         makes lives in a graph (nn_graph), an arena that nn_graph_reset()
         forgets in O(1) while keeping its memory, so a training loop in steady
         state never calls malloc.  An op puts its result in the graph of its
-        inputs; only functions that make a tensor from nothing take a graph.
+        inputs (inputs from two graphs are misuse); when all its inputs are
+        persistent (a penalty over weights), in the calling thread's current
+        graph: the one last given to nn_graph_new / nn_graph_reset /
+        nn_set_current_graph on that thread.  Only functions that make a
+        tensor from nothing take a graph.  A graph tensor lives until the next
+        reset: an op or nn_backward given an older one reports misuse.
         Passing NULL as the graph makes a persistent tensor (free it with
         nn_tensor_free).
      2. Autograd is define-by-run.  Each op computes its value at once and,
@@ -232,6 +237,7 @@ struct nn_tensor {
     nn_graph *graph;          /* owning graph, NULL when persistent */
     nn__node *node;           /* the op that made it, NULL for a leaf */
     unsigned flags;           /* NN_TENSOR_* bits */
+    unsigned gen;             /* the graph's generation it was made in */
 };
 #define NN_TENSOR_REQUIRES_GRAD 1u
 #define NN_TENSOR_PERSISTENT 2u   /* data and grad are malloc'd, not arena */
@@ -275,12 +281,22 @@ NNDEF char *nn_shape_str(nn_shape s, char *buf, size_t size);
 
 /* ===== >>graph =========================================================== */
 
-/* A new empty graph: the arena for one step's tensors and the tape. */
+/* A new empty graph: the arena for one step's tensors and the tape.  It
+   becomes the calling thread's current graph.  NULL when out of memory. */
 NNDEF nn_graph *nn_graph_new(void);
-/* Forget every tensor and node of g in O(1), keeping the memory for reuse. */
+/* Forget every tensor and node of g in O(1), keeping the memory for reuse,
+   and make g the calling thread's current graph.  A tensor of g made before
+   the reset is stale: an op or nn_backward given one reports misuse. */
 NNDEF void nn_graph_reset(nn_graph *g);
-/* Free g and all its tensors.  NULL is ignored. */
+/* Free g and all its tensors (if g is the thread's current graph, the thread
+   has none after).  NULL is ignored. */
 NNDEF void nn_graph_free(nn_graph *g);
+/* The calling thread's current graph (NULL if none): where an op whose inputs
+   are all persistent (an expression over parameters, say) puts its result. */
+NNDEF nn_graph *nn_current_graph(void);
+/* Make g (or NULL: none) the calling thread's current graph; nn_graph_new and
+   nn_graph_reset do it implicitly.  Per thread (thread-local). */
+NNDEF void nn_set_current_graph(nn_graph *g);
 /* Turn recording of gradient nodes on or off for g (torch.no_grad); returns
    the previous setting.  Off saves memory and time in evaluation. */
 NNDEF int nn_set_grad_enabled(nn_graph *g, int on);
@@ -302,8 +318,11 @@ NNDEF int nn_needs_grad(const nn_tensor *t);
 /* The gradient's data after nn_backward (NULL if none reached t). */
 NNDEF float *nn_grad(nn_tensor *t);
 /* Backpropagate from the one-element tensor loss: d loss / d t accumulates
-   into t->grad for every t that requires a gradient. */
-NNDEF void nn_backward(nn_tensor *loss);
+   into t->grad for every t that requires a gradient.  NN_OK, or NN_ERR_OOM
+   (nn_error_string names the op and input) when a gradient buffer could not
+   be allocated: the gradients are then incomplete, so skip the step;
+   NN_ERR_ARG after a misuse report (torch.Tensor.backward). */
+NNDEF nn_status nn_backward(nn_tensor *loss);
 
 /* Element-wise a + b, a - b, a * b, a / b with NumPy broadcasting. */
 NNDEF nn_tensor *nn_add(nn_tensor *a, nn_tensor *b);
@@ -357,7 +376,8 @@ NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b);
 /* Inverted dropout: zero each element with probability p and scale the rest
    by 1/(1-p); the identity when training is 0 or p is 0. */
 NNDEF nn_tensor *nn_dropout_op(nn_tensor *a, float p, int training);
-/* Index of the largest value in each row of a 2-D tensor, into out[rows]. */
+/* Index of the largest value in each row of a 2-D tensor, into out[rows]:
+   the first maximal one, or the first NaN if the row has one (torch.argmax). */
 NNDEF void nn_argmax_rows(const nn_tensor *a, int *out);
 
 /* ===== >>losses ========================================================== */
@@ -1044,8 +1064,10 @@ typedef struct nn_loader_opts {
 
 /* A minibatch iterator over ds (which must outlive it). */
 NNDEF nn_loader *nn_loader_new(const nn_dataset *ds, nn_loader_opts opts);
-/* The next batch as a tensor in g (pixels times scale) and its labels; 0 at
-   the end of an epoch (the next call starts a new, reshuffled epoch). */
+/* The next batch as a tensor in g (pixels times scale) and its labels.
+   Returns the batch's size (> 0); 0 at the end of an epoch (the next call
+   starts a new, reshuffled epoch); < 0, an nn_status, on error: NN_ERR_OOM
+   (nn_error_string says what) or NN_ERR_ARG after a misuse report. */
 NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y);
 /* Change the batch size from the next epoch on. */
 NNDEF void nn_loader_set_batch_size(nn_loader *l, int batch_size);
@@ -2661,6 +2683,7 @@ static int nn__shape_numel(const char *op, nn_shape s, size_t *numel) {
 }
 
 static void *nn__arena_alloc(nn_graph *g, size_t size);
+static unsigned nn__graph_gen(const nn_graph *g);
 
 /* A new tensor of shape s in g (or persistent when g is NULL); data
    uninitialized unless zero.  NULL after a misuse report or when out of
@@ -2687,6 +2710,7 @@ static nn_tensor *nn__tensor_new(const char *op, nn_graph *g, nn_shape s, int ze
         t->flags = NN_TENSOR_PERSISTENT;
     }
     t->graph = g;
+    t->gen = g ? nn__graph_gen(g) : 0u;
     t->ndim = s.ndim;
     memcpy(t->shape, s.d, sizeof(int) * (size_t)s.ndim);
     t->numel = n;
@@ -2809,11 +2833,23 @@ struct nn_graph {
     nn__node *tail;      /* the last recorded node */
     int grad_enabled;
     int anomaly;         /* check values and gradients for NaN/inf */
+    unsigned gen;        /* generation: one more after each reset */
 };
+
+/* The calling thread's current graph (nn_current_graph). */
+static NN__THREAD_LOCAL nn_graph *nn__cur_graph = NULL;
+
+static unsigned nn__graph_gen(const nn_graph *g) { return g->gen; }
+
+NNDEF nn_graph *nn_current_graph(void) { return nn__cur_graph; }
+NNDEF void nn_set_current_graph(nn_graph *g) { nn__cur_graph = g; }
 
 NNDEF nn_graph *nn_graph_new(void) {
     nn_graph *g = (nn_graph *)nn__calloc(1, sizeof(nn_graph));
-    if (g) g->grad_enabled = 1;
+    if (g) {
+        g->grad_enabled = 1;
+        nn__cur_graph = g;
+    }
     return g;
 }
 
@@ -2822,11 +2858,14 @@ NNDEF void nn_graph_reset(nn_graph *g) {
     g->cur = g->first;
     g->used = 0;
     g->tail = NULL;
+    g->gen++;
+    nn__cur_graph = g;
 }
 
 NNDEF void nn_graph_free(nn_graph *g) {
     nn__block *b, *next;
     if (!g) return;
+    if (nn__cur_graph == g) nn__cur_graph = NULL;
     for (b = g->first; b; b = next) {
         next = b->next;
         NN_FREE(b->raw);
@@ -2931,16 +2970,21 @@ NNDEF int nn_needs_grad(const nn_tensor *t) {
 
 NNDEF float *nn_grad(nn_tensor *t) { return t ? t->grad : NULL; }
 
-/* t's gradient buffer, zeroed in its graph on first use. */
+/* The tensor whose gradient buffer could not be allocated during this
+   thread's nn_backward (NULL: none); nn_backward turns it into NN_ERR_OOM. */
+static NN__THREAD_LOCAL const nn_tensor *nn__grad_oom = NULL;
+
+/* t's gradient buffer, zeroed in its graph on first use.  NULL when out of
+   memory, noted in nn__grad_oom. */
 static float *nn__gradbuf(nn_tensor *t) {
     if (!t->grad) {
         if (t->graph) {
             t->grad = (float *)nn__arena_alloc(t->graph, t->numel * sizeof(float));
-            if (!t->grad) return NULL;
-            memset(t->grad, 0, t->numel * sizeof(float));
+            if (t->grad) memset(t->grad, 0, t->numel * sizeof(float));
         } else {
             t->grad = nn__alloc_floats(t->numel, 1);
         }
+        if (!t->grad && !nn__grad_oom) nn__grad_oom = t;
     }
     return t->grad;
 }
@@ -2960,33 +3004,62 @@ static float *nn__in_grad_w(nn__node *n, int i, float *beta) {
     if (!(t->flags & NN_TENSOR_REQUIRES_GRAD)) return NULL;
     if (!t->grad && t->graph) {
         t->grad = (float *)nn__arena_alloc(t->graph, t->numel * sizeof(float));
+        if (!t->grad && !nn__grad_oom) nn__grad_oom = t;
         *beta = 0.0f;
         return t->grad;
     }
     return nn__gradbuf(t);
 }
 
-NNDEF void nn_backward(nn_tensor *loss) {
+/* Misuse report when t (described by what, e.g. "input 1") is from an older
+   generation of its graph than the graph's current one; 1 then. */
+static int nn__stale(const char *op, const char *what, int i, const nn_tensor *t) {
+    char name[32];
+    if (!t->graph || t->gen == t->graph->gen) return 0;
+    if (i >= 0) snprintf(name, sizeof name, "%s %d", what, i);
+    else snprintf(name, sizeof name, "%s", what);
+    nn__misuse("%s: %s belongs to graph %p generation %u, but the graph was reset since "
+               "(now generation %u): a tensor lives until its graph's next nn_graph_reset",
+               op, name, (void *)t->graph, t->gen, t->graph->gen);
+    return 1;
+}
+
+NNDEF nn_status nn_backward(nn_tensor *loss) {
     nn__node *n;
     nn_graph *g;
     if (!loss || loss->numel != 1) {
         nn__misuse("nn_backward: the loss must have one element, got %s", nn__ts(loss));
-        return;
+        return NN_ERR_ARG;
     }
+    if (nn__stale("nn_backward", "the loss", -1, loss)) return NN_ERR_ARG;
     if (!loss->node || !loss->graph) {
         nn__misuse("nn_backward: the loss does not require a gradient (no input needs one, "
                    "or gradients are off for its graph)");
-        return;
+        return NN_ERR_ARG;
     }
     g = loss->graph;
     /* Intermediate gradients start fresh; leaves and parameters accumulate. */
     for (n = g->tail; n; n = n->prev) n->out->grad = NULL;
-    if (!nn__gradbuf(loss)) return;
+    nn__grad_oom = NULL;
+    if (!nn__gradbuf(loss)) {
+        nn__grad_oom = NULL;
+        return nn__error(NN_ERR_OOM, "nn_backward: out of memory for the gradient of the loss");
+    }
     loss->grad[0] = 1.0f;
     for (n = g->tail; n; n = n->prev) {
         int i;
         if (!n->out->grad) continue;
         n->backward(n);
+        if (nn__grad_oom) {
+            /* A gradient the backward needed could not be had: it would read
+               as "no gradient needed", so the whole backward fails. */
+            const nn_tensor *t = nn__grad_oom;
+            for (i = 0; i < n->nin && n->in[i] != t; i++) {}
+            nn__grad_oom = NULL;
+            return nn__error(NN_ERR_OOM, "nn_backward: out of memory for the %zu-float gradient "
+                             "of input %d %s of %s; the gradients are incomplete", t->numel,
+                             i, nn__ts(t), n->op);
+        }
         for (i = 0; g->anomaly && i < n->nin; i++) {
             nn_tensor *t = n->in[i];
             long at = t->grad ? nn__first_nonfinite(t->grad, t->numel) : -1;
@@ -2994,18 +3067,38 @@ NNDEF void nn_backward(nn_tensor *loss) {
                 nn__misuse("nn_backward: anomaly: the backward of %s gave input %d %s a non-finite "
                            "gradient (%g at element %ld)", n->op, i, nn__ts(t),
                            (double)t->grad[at], at);
-                return;
+                return NN_ERR_ARG;
             }
         }
     }
+    return NN_OK;
 }
 
-/* The graph an op's result goes to: the first input's that has one. */
+/* The graph an op's result goes to: its inputs' (every input in a graph must
+   be in the same one, and of its current generation), or, when all inputs are
+   persistent, the thread's current graph.  NULL after a misuse report. */
 static nn_graph *nn__graph_of(const char *op, nn_tensor **in, int nin) {
-    int i;
-    for (i = 0; i < nin; i++)
-        if (in[i]->graph) return in[i]->graph;
-    nn__misuse("%s: no input belongs to a graph (make one with nn_tensor_from(g, ...))", op);
+    nn_graph *g = NULL;
+    int i, first = -1;
+    for (i = 0; i < nin; i++) {
+        nn_graph *h = in[i]->graph;
+        if (!h) continue;
+        if (nn__stale(op, "input", i, in[i])) return NULL;
+        if (!g) {
+            g = h;
+            first = i;
+        } else if (h != g) {
+            nn__misuse("%s: input %d is in graph %p (generation %u) but input %d in graph %p "
+                       "(generation %u): an op's inputs must share one graph", op, first,
+                       (void *)g, g->gen, i, (void *)h, h->gen);
+            return NULL;
+        }
+    }
+    if (g) return g;
+    if (nn__cur_graph) return nn__cur_graph;
+    nn__misuse("%s: no input belongs to a graph and this thread has no current graph (call "
+               "nn_graph_reset(g) or nn_set_current_graph(g) first, or make an input with "
+               "nn_tensor_from(g, ...))", op);
     return NULL;
 }
 
@@ -3262,8 +3355,9 @@ static void nn__unary_backward(nn__node *n) {
     case NN__U_EXP: for (i = 0; i < len; i++) ga[i] += g[i] * o[i]; break;
     case NN__U_LOG: for (i = 0; i < len; i++) ga[i] += g[i] / x[i]; break;
     case NN__U_SQRT: for (i = 0; i < len; i++) ga[i] += g[i] * 0.5f / o[i]; break;
-    case NN__U_POW:
-        for (i = 0; i < len; i++) ga[i] += g[i] * p * powf(x[i], p - 1.0f);
+    case NN__U_POW: /* x^0 is constant: a zero gradient even at x = 0 (as torch) */
+        if (p != 0.0f)
+            for (i = 0; i < len; i++) ga[i] += g[i] * p * powf(x[i], p - 1.0f);
         break;
     case NN__U_SIGMOID: for (i = 0; i < len; i++) ga[i] += g[i] * o[i] * (1.0f - o[i]); break;
     default: for (i = 0; i < len; i++) ga[i] += g[i] * (1.0f - o[i] * o[i]); break;
@@ -3625,6 +3719,18 @@ static void nn__reduce_backward(nn__node *n) {
                 ga[(o * (size_t)len + (size_t)k) * inner + j] += g[o * inner + j] * n->farg[0];
 }
 
+/* Index of the largest of n values spaced by stride, as torch.argmax: the
+   first NaN if there is one, else the first maximal value. */
+static int nn__argmax_strided(const float *p, int n, size_t stride) {
+    float best = p[0];
+    int bi = 0, k;
+    for (k = 1; k < n && best == best; k++) {
+        float v = p[(size_t)k * stride];
+        if (v > best || v != v) best = v, bi = k;
+    }
+    return bi;
+}
+
 static nn_tensor *nn__reduce_axis(const char *op, int kind, nn_tensor *a, int axis, int keepdim) {
     nn_tensor *out;
     size_t outer, inner, o, j;
@@ -3655,12 +3761,8 @@ static nn_tensor *nn__reduce_axis(const char *op, int kind, nn_tensor *a, int ax
         for (j = 0; j < inner; j++) {
             const float *p = a->data + o * (size_t)len * inner + j;
             if (kind == NN__R_MAX) {
-                float best = p[0];
-                int bi = 0;
-                for (k = 1; k < len && best == best; k++) /* a NaN wins, as in torch.max */
-                    if (p[(size_t)k * inner] > best || p[(size_t)k * inner] != p[(size_t)k * inner])
-                        best = p[(size_t)k * inner], bi = k;
-                out->data[o * inner + j] = best;
+                int bi = nn__argmax_strided(p, len, inner); /* a NaN wins, as in torch.max */
+                out->data[o * inner + j] = p[(size_t)bi * inner];
                 if (arg) arg[o * inner + j] = bi;
             } else if (inner == 1) {
                 float acc = nn__sum_array(p, (size_t)len);
@@ -3893,20 +3995,16 @@ NNDEF nn_tensor *nn_dropout_op(nn_tensor *a, float p, int training) {
 }
 
 NNDEF void nn_argmax_rows(const nn_tensor *a, int *out) {
-    int r, c, rows, cols;
+    int r, rows, cols;
     if (!a || a->ndim != 2 || !out) {
         nn__misuse("nn_argmax_rows: needs a 2-D tensor and an output array, got %s", nn__ts(a));
         return;
     }
     rows = a->shape[0];
     cols = a->shape[1];
-    for (r = 0; r < rows; r++) {
-        const float *p = a->data + (size_t)r * cols;
-        int best = 0;
-        for (c = 1; c < cols; c++)
-            if (p[c] > p[best]) best = c;
-        out[r] = best;
-    }
+    if (nn__stale("nn_argmax_rows", "the input", -1, a)) return;
+    for (r = 0; r < rows; r++)
+        out[r] = cols > 0 ? nn__argmax_strided(a->data + (size_t)r * cols, cols, 1) : 0;
 }
 
 /* ===== >>losses (implementation) ========================================= */
@@ -3945,6 +4043,11 @@ NNDEF nn_tensor *nn_cross_entropy(nn_tensor *logits, const int *labels, nn_ce_op
     }
     if (!(eps >= 0.0f && eps <= 1.0f)) {
         nn__misuse("nn_cross_entropy: label_smoothing must be in [0,1], got %g", (double)eps);
+        return NULL;
+    }
+    if (opts.reduction != NN_REDUCE_MEAN && opts.reduction != NN_REDUCE_SUM) {
+        nn__misuse("nn_cross_entropy: reduction %d is neither NN_REDUCE_MEAN (0) nor "
+                   "NN_REDUCE_SUM (1)", (int)opts.reduction);
         return NULL;
     }
     N = logits->shape[0];
@@ -9408,7 +9511,7 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
     int b, i, n, nt;
     if (!l || !g || !x || !y) {
         nn__misuse("nn_loader_next: NULL argument");
-        return 0;
+        return NN_ERR_ARG;
     }
     ds = l->ds;
     n = ds->n;
@@ -9432,7 +9535,18 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
     }
     if (l->o.image_shape) s = NN_SHAPE(b, ds->shape[0], ds->shape[1], ds->shape[2]);
     else s = NN_SHAPE(b, ds->sample_size);
-    if (!(t = nn__tensor_new("nn_loader_next", g, s, 0))) return 0;
+    if (!(t = nn__tensor_new("nn_loader_next", g, s, 0))) {
+        char why[160];
+        size_t k = strlen(nn__errbuf);
+        *x = NULL;
+        *y = NULL;
+        k = NN__MIN(k, sizeof why - 1); /* a copy: the message is rewritten below */
+        memcpy(why, nn__errbuf, k);
+        why[k] = '\0';
+        nn__error(NN_ERR_OOM, "nn_loader_next: out of memory for a batch of %d samples (%s)", b,
+                  why);
+        return NN_ERR_OOM;
+    }
     nt = nn__ew_threads((double)b * (double)ds->sample_size);
     (void)nt;
     NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
@@ -9486,6 +9600,7 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
     nn_tensor *x, *out;
     const int *y;
     int *pred, n, i, correct = 0, total = 0, was_training, had_grad;
+    nn_graph *cur;
     if (!m || !ds || !g) {
         nn__misuse("nn_accuracy: NULL %s", !m ? "module" : !ds ? "dataset" : "graph");
         return -1.0f;
@@ -9499,6 +9614,7 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
         return -1.0f;
     }
     was_training = m->training;
+    cur = nn_current_graph(); /* restored after: the caller's step keeps its graph */
     nn_train_mode(m, 0);
     had_grad = nn_set_grad_enabled(g, 0);
     while (nn_graph_reset(g), (n = nn_loader_next(ld, g, &x, &y)) > 0) {
@@ -9513,8 +9629,10 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
         for (i = 0; i < n; i++) correct += pred[i] == y[i];
         total += n;
     }
+    if (n < 0) total = 0; /* the loader failed: no accuracy over part of ds */
     nn_graph_reset(g);
     nn_set_grad_enabled(g, had_grad);
+    nn_set_current_graph(cur);
     nn_train_mode(m, was_training);
     nn__free(pred);
     nn_loader_free(ld);
