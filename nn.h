@@ -1027,10 +1027,10 @@ NNDEF nn_status nn_dataset_synthetic(int n, uint64_t seed, nn_dataset *out);
 /* Free a dataset's buffers. */
 NNDEF void nn_dataset_free(nn_dataset *ds);
 /* Fashion-MNIST's train and test sets from dir (NULL: $NN_DATA, else
-   /usr/share/datasets/fashion-mnist).  When the files are missing it says on
-   stderr how to get them (apt-get install dataset-fashion-mnist) and makes
-   the generated stand-in instead (12000 and 2000 samples).  Returns 1 for
-   the real data, 0 for the stand-in, a negative nn_status on failure. */
+   /usr/share/datasets/fashion-mnist).  Returns 1 for the real data; missing
+   files give NN_ERR_IO, nn_error_string() saying how to get them (apt-get
+   install dataset-fashion-mnist).  dir (or NN_DATA) "synthetic" asks for the
+   generated stand-in (nn_dataset_synthetic, 12000 and 2000 samples): returns 0. */
 NNDEF int nn_fashion_mnist(const char *dir, nn_dataset *train, nn_dataset *test);
 
 typedef struct nn_loader nn_loader;
@@ -9333,23 +9333,32 @@ NNDEF int nn_fashion_mnist(const char *dir, nn_dataset *train, nn_dataset *test)
         nn__misuse("nn_fashion_mnist: NULL dataset");
         return NN_ERR_ARG;
     }
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
     if (!dir) dir = getenv("NN_DATA");
-    if (!dir) dir = "/usr/share/datasets/fashion-mnist";
-    if (nn_mnist_load(dir, 1, train) == NN_OK) {
-        if (nn_mnist_load(dir, 0, test) == NN_OK) return 1;
+    if (!dir || !*dir) dir = "/usr/share/datasets/fashion-mnist";
+    if (strcmp(dir, "synthetic") == 0) { /* the stand-in, only when asked for by name */
+        if ((st = nn_dataset_synthetic(12000, 1, train)) != NN_OK) return st;
+        if ((st = nn_dataset_synthetic(2000, 2, test)) != NN_OK) {
+            nn_dataset_free(train);
+            return st;
+        }
+        return 0;
+    }
+    if ((st = nn_mnist_load(dir, 1, train)) == NN_OK) {
+        if ((st = nn_mnist_load(dir, 0, test)) == NN_OK) return 1;
         nn_dataset_free(train);
     }
-    fprintf(stderr,
-            "Fashion-MNIST not found: %s\n"
-            "Get it with `apt-get install dataset-fashion-mnist`, or point NN_DATA at a folder\n"
-            "holding the four IDX files. Using a generated stand-in dataset instead.\n",
-            nn_error_string());
-    if ((st = nn_dataset_synthetic(12000, 1, train)) != NN_OK) return st;
-    if ((st = nn_dataset_synthetic(2000, 2, test)) != NN_OK) {
-        nn_dataset_free(train);
-        return st;
+    if (st == NN_ERR_IO) { /* missing files: say how to get them, the loader's words last */
+        char why[sizeof nn__errbuf];
+        memcpy(why, nn__errbuf, sizeof why);
+        return nn__error(NN_ERR_IO,
+                         "nn_fashion_mnist: Fashion-MNIST not found in %s; get it with "
+                         "`apt-get install dataset-fashion-mnist`, or set NN_DATA to a folder "
+                         "holding its four IDX files (NN_DATA=synthetic: a generated stand-in "
+                         "dataset). %s", dir, why);
     }
-    return 0;
+    return st; /* a corrupt file or out of memory: the loader's message */
 }
 
 #if defined(__GNUC__) || defined(__clang__)
