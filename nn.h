@@ -2468,14 +2468,17 @@ static void nn__add_rows(const float *b, int rows, int cols, float *y) {
     for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, b, y + (size_t)i * cols);
 }
 
-/* Sum of n floats with NN__VL parallel accumulators (a fixed order). */
-static float nn__sum_array(const float *x, size_t n) {
-    size_t i = 0;
-    float s;
-    nn__v acc = nn__vset1(0.0f);
-    for (; i + NN__VL <= n; i += NN__VL) acc = nn__vadd(acc, nn__vload(x + i));
-    s = nn__vhsum(acc);
-    for (; i < n; i++) s += x[i];
+/* Sum of n floats, the one sum reduction: in double, 16 independent lanes
+   (one chain of dependent adds would run at a quarter of the memory's speed;
+   the compiler vectorizes the lanes), in a fixed order, so the result does
+   not depend on the instruction set or the thread count. */
+static double nn__sum_array(const float *x, size_t n) {
+    double lane[16] = {0}, s = 0.0;
+    size_t i = 0, j;
+    for (; i + 16 <= n; i += 16)
+        for (j = 0; j < 16; j++) lane[j] += (double)x[i + j];
+    for (j = 0; j < 16; j++) s += lane[j];
+    for (; i < n; i++) s += (double)x[i];
     return s;
 }
 
@@ -3571,16 +3574,10 @@ static void nn__sum_backward(nn__node *n) {
 
 static nn_tensor *nn__sum_all(const char *op, nn_tensor *a, int mean) {
     nn_tensor *out;
-    double acc = 0.0, lane[16] = {0};
-    size_t i = 0, j;
+    double acc;
     out = nn__op(op, &a, 1, nn_shape_scalar(), nn__sum_backward);
     if (!out) return NULL;
-    /* in double, 16 lanes: one chain of dependent adds would run at a
-       quarter of the memory's speed */
-    for (; i + 16 <= a->numel; i += 16)
-        for (j = 0; j < 16; j++) lane[j] += (double)a->data[i + j];
-    for (j = 0; j < 16; j++) acc += lane[j];
-    for (; i < a->numel; i++) acc += (double)a->data[i];
+    acc = nn__sum_array(a->data, a->numel);
     if (mean) acc /= (double)(a->numel ? a->numel : 1);
     out->data[0] = (float)acc;
     if (out->node) out->node->farg[0] = mean ? 1.0f / (float)(a->numel ? a->numel : 1) : 1.0f;
@@ -3663,8 +3660,8 @@ static nn_tensor *nn__reduce_axis(const char *op, int kind, nn_tensor *a, int ax
                 out->data[o * inner + j] = best;
                 if (arg) arg[o * inner + j] = bi;
             } else if (inner == 1) {
-                float acc = nn__sum_array(p, (size_t)len);
-                out->data[o] = kind == NN__R_MEAN ? acc / (float)(len ? len : 1) : acc;
+                double acc = nn__sum_array(p, (size_t)len);
+                out->data[o] = (float)(kind == NN__R_MEAN ? acc / (double)(len ? len : 1) : acc);
             } else {
                 float acc = 0.0f;
                 for (k = 0; k < len; k++) acc += p[(size_t)k * inner];
@@ -3971,7 +3968,7 @@ NNDEF nn_tensor *nn_cross_entropy(nn_tensor *logits, const int *labels, nn_ce_op
         float sum = nn__exp_shift_sum(x, mx, p, (size_t)C), lse = mx + logf(sum), row;
         row = -(x[labels[i]] - lse);
         if (eps > 0.0f) {
-            float mean_logp = nn__sum_array(x, (size_t)C) / (float)C - lse;
+            float mean_logp = (float)(nn__sum_array(x, (size_t)C) / (double)C) - lse;
             row = (1.0f - eps) * row - eps * mean_logp;
         }
         {
@@ -4296,16 +4293,8 @@ NNDEF nn_module *nn_dropout(float p) {
 /* ===== >>layers (implementation) ========================================= */
 
 /* Reductions with 16 independent partial sums: the compiler can vectorize
-   them, and the order is fixed, so results do not depend on threads. */
-static float nn__sum16(const float *x, size_t n) {
-    float acc[16] = {0}, s = 0.0f;
-    size_t i = 0, j;
-    for (; i + 16 <= n; i += 16)
-        for (j = 0; j < 16; j++) acc[j] += x[i + j];
-    for (; i < n; i++) acc[0] += x[i];
-    for (j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
+   them, and the order is fixed, so results do not depend on threads (the
+   plain sum is nn__sum_array). */
 static float nn__dot16(const float *a, const float *b, size_t n) {
     float acc[16] = {0}, s = 0.0f;
     size_t i = 0, j;
@@ -4364,7 +4353,7 @@ static void nn__channel_sum(const float *g, int N, int C, size_t S, float *gb) {
     for (c = 0; c < C; c++) {
         double acc = 0.0;
         int n;
-        for (n = 0; n < N; n++) acc += (double)nn__sum16(g + ((size_t)n * C + c) * S, S);
+        for (n = 0; n < N; n++) acc += nn__sum_array(g + ((size_t)n * C + c) * S, S);
         gb[c] += (float)acc;
     }
 }
@@ -5965,7 +5954,8 @@ NNDEF nn_tensor *nn_global_avgpool_op(nn_tensor *x) {
     if (!out) return NULL;
     planes = (int)out->numel;
     NN__OMP(parallel for schedule(static) if((double)x->numel > NN__PAR_MIN))
-    for (pl = 0; pl < planes; pl++) out->data[pl] = nn__sum16(x->data + (size_t)pl * S, S) / (float)S;
+    for (pl = 0; pl < planes; pl++)
+        out->data[pl] = (float)(nn__sum_array(x->data + (size_t)pl * S, S) / (double)S);
     return out;
 }
 
@@ -6079,7 +6069,7 @@ static void nn__bn_backward(nn__node *n) {
         size_t j;
         for (i = 0; i < N; i++) {
             size_t off = ((size_t)i * C + (size_t)c) * S;
-            sdy += (double)nn__sum16(dy + off, S);
+            sdy += nn__sum_array(dy + off, S);
             sdyx += (double)nn__dotdev16(dy + off, x->data + off, m, S);
         }
         sdyx *= (double)is; /* sum dy * xhat */
@@ -6155,7 +6145,7 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
         size_t j;
         if (training) {
             double sum = 0.0, sq = 0.0, var;
-            for (i = 0; i < N; i++) sum += (double)nn__sum16(x->data + ((size_t)i * C + (size_t)c) * S, S);
+            for (i = 0; i < N; i++) sum += nn__sum_array(x->data + ((size_t)i * C + (size_t)c) * S, S);
             m = (float)(sum / M);
             for (i = 0; i < N; i++) sq += (double)nn__sqdev16(x->data + ((size_t)i * C + (size_t)c) * S, m, S);
             var = sq / M;
