@@ -109,8 +109,8 @@ done | while read -r md; do
     BEGIN { inblk = 0; np = 0; base = 0; while ((getline x < (out "/count")) > 0) base = x; close(out "/count") }
     inblk == 0 && /^<!-- prelude: .* -->[ \t]*$/ {
         s = $0; sub(/^<!-- prelude: /, "", s); sub(/ -->[ \t]*$/, "", s); P[np++] = "    " s; next }
-    inblk == 0 && /^```/ {
-        info = $0; sub(/^```/, "", info)
+    inblk == 0 && /^ ? ? ?```/ {
+        info = $0; sub(/^ */, "", info); ind = length($0) - length(info); sub(/^```/, "", info)
         if (info ~ /^c([ \t]|$)/) {
             kind = info; sub(/^c[ \t]*/, "", kind); sub(/[ \t].*/, "", kind)
             if (kind == "") kind = "program"
@@ -121,11 +121,13 @@ done | while read -r md; do
         }
         inblk = 2; np = 0; next
     }
-    inblk == 2 && /^```/ { inblk = 0; next }
-    inblk == 1 && /^```/ { flush(); inblk = 0; np = 0; next }
-    inblk == 1 { L[++nl] = $0; next }
+    inblk == 2 && /^ ? ? ?```/ { inblk = 0; next }
+    inblk == 1 && /^ ? ? ?```/ { flush(); inblk = 0; np = 0; next }
+    inblk == 1 { l = $0; for (k = 0; k < ind && substr(l, 1, 1) == " "; k++) l = substr(l, 2)
+                 L[++nl] = l; next }
     !/^[ \t]*$/ { np = 0 }
-    END { print base > (out "/count") }
+    END { if (inblk == 1) { kind = "unclosed"; flush() }   # reported as a failure
+          print base > (out "/count") }
     ' "$md"
 done
 
@@ -145,7 +147,8 @@ build_one() { # build_one <id> <kind>: leaves $B/<id>.res holding "ok" or why no
     id=$1; kind=$2; src="$B/$id.c"
     case $kind in
     skip) echo skip > "$B/$id.res"; return ;;
-    bad) echo "unknown kind" > "$B/$id.res"; return ;;
+    bad) echo "unknown kind after \`\`\`c" > "$B/$id.res"; return ;;
+    unclosed) echo "no closing fence" > "$B/$id.res"; return ;;
     fragment)
         if $CC $STRICT $FRAG_OK -fsyntax-only -I. "$src" > "$B/$id.log" 2>&1 && [ ! -s "$B/$id.log" ]
         then echo ok > "$B/$id.res"; else echo "does not compile cleanly" > "$B/$id.res"; fi ;;
