@@ -30,8 +30,8 @@ B=${1:-build/test/docs}
 CC=${DOC_CC:-gcc}
 STRICT="-std=c99 -Wall -Wextra -Wpedantic -Werror"
 FRAG_OK="-Wno-unused-variable -Wno-unused-but-set-variable -Wno-unused-local-typedefs"
-rm -rf "$B"
 mkdir -p "$B"
+rm -f "$B"/b[0-9][0-9][0-9]* "$B/manifest" "$B/count"
 
 PRELUDE='    nn_graph *g = nn_graph_new();
     nn_module *net = NULL;
@@ -55,7 +55,7 @@ for md in README.md docs/*.md; do
     echo "$md"
 done | while read -r md; do
     awk -v md="$md" -v out="$B" -v prelude="$PRELUDE" '
-    function flush(   f, i, j, top, body, stage, l, sname, nf, fields) {
+    function flush(   f, i, stage, l, sname) {
         f = out "/" id ".c"
         print id "|" md "|" start "|" kind >> (out "/manifest")
         if (kind == "skip") return
