@@ -66,7 +66,7 @@ done | while read -r md; do
             return
         }
         # fragment: split off the file-scope head
-        stage = 0; top = 0
+        stage = 0
         for (i = 1; i <= nl; i++) {
             l = L[i]
             if (stage == 0 && (l ~ /^#/ || l ~ /^[ \t]*$/)) { pp[i] = 1; continue }
