@@ -1047,10 +1047,10 @@ NNDEF nn_status nn_dataset_synthetic(int n, uint64_t seed, nn_dataset *out);
 /* Free a dataset's buffers. */
 NNDEF void nn_dataset_free(nn_dataset *ds);
 /* Fashion-MNIST's train and test sets from dir (NULL: $NN_DATA, else
-   /usr/share/datasets/fashion-mnist).  When the files are missing it says on
-   stderr how to get them (apt-get install dataset-fashion-mnist) and makes
-   the generated stand-in instead (12000 and 2000 samples).  Returns 1 for
-   the real data, 0 for the stand-in, a negative nn_status on failure. */
+   /usr/share/datasets/fashion-mnist).  Returns 1 for the real data; missing
+   files give NN_ERR_IO, nn_error_string() saying how to get them (apt-get
+   install dataset-fashion-mnist).  dir (or NN_DATA) "synthetic" asks for the
+   generated stand-in (nn_dataset_synthetic, 12000 and 2000 samples): returns 0. */
 NNDEF int nn_fashion_mnist(const char *dir, nn_dataset *train, nn_dataset *test);
 
 typedef struct nn_loader nn_loader;
@@ -2490,14 +2490,17 @@ static void nn__add_rows(const float *b, int rows, int cols, float *y) {
     for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, b, y + (size_t)i * cols);
 }
 
-/* Sum of n floats with NN__VL parallel accumulators (a fixed order). */
-static float nn__sum_array(const float *x, size_t n) {
-    size_t i = 0;
-    float s;
-    nn__v acc = nn__vset1(0.0f);
-    for (; i + NN__VL <= n; i += NN__VL) acc = nn__vadd(acc, nn__vload(x + i));
-    s = nn__vhsum(acc);
-    for (; i < n; i++) s += x[i];
+/* Sum of n floats, the one sum reduction: in double, 16 independent lanes
+   (one chain of dependent adds would run at a quarter of the memory's speed;
+   the compiler vectorizes the lanes), in a fixed order, so the result does
+   not depend on the instruction set or the thread count. */
+static double nn__sum_array(const float *x, size_t n) {
+    double lane[16] = {0}, s = 0.0;
+    size_t i = 0, j;
+    for (; i + 16 <= n; i += 16)
+        for (j = 0; j < 16; j++) lane[j] += (double)x[i + j];
+    for (j = 0; j < 16; j++) s += lane[j];
+    for (; i < n; i++) s += (double)x[i];
     return s;
 }
 
@@ -3665,16 +3668,10 @@ static void nn__sum_backward(nn__node *n) {
 
 static nn_tensor *nn__sum_all(const char *op, nn_tensor *a, int mean) {
     nn_tensor *out;
-    double acc = 0.0, lane[16] = {0};
-    size_t i = 0, j;
+    double acc;
     out = nn__op(op, &a, 1, nn_shape_scalar(), nn__sum_backward);
     if (!out) return NULL;
-    /* in double, 16 lanes: one chain of dependent adds would run at a
-       quarter of the memory's speed */
-    for (; i + 16 <= a->numel; i += 16)
-        for (j = 0; j < 16; j++) lane[j] += (double)a->data[i + j];
-    for (j = 0; j < 16; j++) acc += lane[j];
-    for (; i < a->numel; i++) acc += (double)a->data[i];
+    acc = nn__sum_array(a->data, a->numel);
     if (mean) acc /= (double)(a->numel ? a->numel : 1);
     out->data[0] = (float)acc;
     if (out->node) out->node->farg[0] = mean ? 1.0f / (float)(a->numel ? a->numel : 1) : 1.0f;
@@ -3765,8 +3762,8 @@ static nn_tensor *nn__reduce_axis(const char *op, int kind, nn_tensor *a, int ax
                 out->data[o * inner + j] = p[(size_t)bi * inner];
                 if (arg) arg[o * inner + j] = bi;
             } else if (inner == 1) {
-                float acc = nn__sum_array(p, (size_t)len);
-                out->data[o] = kind == NN__R_MEAN ? acc / (float)(len ? len : 1) : acc;
+                double acc = nn__sum_array(p, (size_t)len);
+                out->data[o] = (float)(kind == NN__R_MEAN ? acc / (double)(len ? len : 1) : acc);
             } else {
                 float acc = 0.0f;
                 for (k = 0; k < len; k++) acc += p[(size_t)k * inner];
@@ -4074,7 +4071,7 @@ NNDEF nn_tensor *nn_cross_entropy(nn_tensor *logits, const int *labels, nn_ce_op
         float sum = nn__exp_shift_sum(x, mx, p, (size_t)C), lse = mx + logf(sum), row;
         row = -(x[labels[i]] - lse);
         if (eps > 0.0f) {
-            float mean_logp = nn__sum_array(x, (size_t)C) / (float)C - lse;
+            float mean_logp = (float)(nn__sum_array(x, (size_t)C) / (double)C) - lse;
             row = (1.0f - eps) * row - eps * mean_logp;
         }
         {
@@ -4399,16 +4396,8 @@ NNDEF nn_module *nn_dropout(float p) {
 /* ===== >>layers (implementation) ========================================= */
 
 /* Reductions with 16 independent partial sums: the compiler can vectorize
-   them, and the order is fixed, so results do not depend on threads. */
-static float nn__sum16(const float *x, size_t n) {
-    float acc[16] = {0}, s = 0.0f;
-    size_t i = 0, j;
-    for (; i + 16 <= n; i += 16)
-        for (j = 0; j < 16; j++) acc[j] += x[i + j];
-    for (; i < n; i++) acc[0] += x[i];
-    for (j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
+   them, and the order is fixed, so results do not depend on threads (the
+   plain sum is nn__sum_array). */
 static float nn__dot16(const float *a, const float *b, size_t n) {
     float acc[16] = {0}, s = 0.0f;
     size_t i = 0, j;
@@ -4467,7 +4456,7 @@ static void nn__channel_sum(const float *g, int N, int C, size_t S, float *gb) {
     for (c = 0; c < C; c++) {
         double acc = 0.0;
         int n;
-        for (n = 0; n < N; n++) acc += (double)nn__sum16(g + ((size_t)n * C + c) * S, S);
+        for (n = 0; n < N; n++) acc += nn__sum_array(g + ((size_t)n * C + c) * S, S);
         gb[c] += (float)acc;
     }
 }
@@ -6068,7 +6057,8 @@ NNDEF nn_tensor *nn_global_avgpool_op(nn_tensor *x) {
     if (!out) return NULL;
     planes = (int)out->numel;
     NN__OMP(parallel for schedule(static) if((double)x->numel > NN__PAR_MIN))
-    for (pl = 0; pl < planes; pl++) out->data[pl] = nn__sum16(x->data + (size_t)pl * S, S) / (float)S;
+    for (pl = 0; pl < planes; pl++)
+        out->data[pl] = (float)(nn__sum_array(x->data + (size_t)pl * S, S) / (double)S);
     return out;
 }
 
@@ -6182,7 +6172,7 @@ static void nn__bn_backward(nn__node *n) {
         size_t j;
         for (i = 0; i < N; i++) {
             size_t off = ((size_t)i * C + (size_t)c) * S;
-            sdy += (double)nn__sum16(dy + off, S);
+            sdy += nn__sum_array(dy + off, S);
             sdyx += (double)nn__dotdev16(dy + off, x->data + off, m, S);
         }
         sdyx *= (double)is; /* sum dy * xhat */
@@ -6258,7 +6248,7 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
         size_t j;
         if (training) {
             double sum = 0.0, sq = 0.0, var;
-            for (i = 0; i < N; i++) sum += (double)nn__sum16(x->data + ((size_t)i * C + (size_t)c) * S, S);
+            for (i = 0; i < N; i++) sum += nn__sum_array(x->data + ((size_t)i * C + (size_t)c) * S, S);
             m = (float)(sum / M);
             for (i = 0; i < N; i++) sq += (double)nn__sqdev16(x->data + ((size_t)i * C + (size_t)c) * S, m, S);
             var = sq / M;
@@ -9436,23 +9426,32 @@ NNDEF int nn_fashion_mnist(const char *dir, nn_dataset *train, nn_dataset *test)
         nn__misuse("nn_fashion_mnist: NULL dataset");
         return NN_ERR_ARG;
     }
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
     if (!dir) dir = getenv("NN_DATA");
-    if (!dir) dir = "/usr/share/datasets/fashion-mnist";
-    if (nn_mnist_load(dir, 1, train) == NN_OK) {
-        if (nn_mnist_load(dir, 0, test) == NN_OK) return 1;
+    if (!dir || !*dir) dir = "/usr/share/datasets/fashion-mnist";
+    if (strcmp(dir, "synthetic") == 0) { /* the stand-in, only when asked for by name */
+        if ((st = nn_dataset_synthetic(12000, 1, train)) != NN_OK) return st;
+        if ((st = nn_dataset_synthetic(2000, 2, test)) != NN_OK) {
+            nn_dataset_free(train);
+            return st;
+        }
+        return 0;
+    }
+    if ((st = nn_mnist_load(dir, 1, train)) == NN_OK) {
+        if ((st = nn_mnist_load(dir, 0, test)) == NN_OK) return 1;
         nn_dataset_free(train);
     }
-    fprintf(stderr,
-            "Fashion-MNIST not found: %s\n"
-            "Get it with `apt-get install dataset-fashion-mnist`, or point NN_DATA at a folder\n"
-            "holding the four IDX files. Using a generated stand-in dataset instead.\n",
-            nn_error_string());
-    if ((st = nn_dataset_synthetic(12000, 1, train)) != NN_OK) return st;
-    if ((st = nn_dataset_synthetic(2000, 2, test)) != NN_OK) {
-        nn_dataset_free(train);
-        return st;
+    if (st == NN_ERR_IO) { /* missing files: say how to get them, the loader's words last */
+        char why[sizeof nn__errbuf];
+        memcpy(why, nn__errbuf, sizeof why);
+        return nn__error(NN_ERR_IO,
+                         "nn_fashion_mnist: Fashion-MNIST not found in %s; get it with "
+                         "`apt-get install dataset-fashion-mnist`, or set NN_DATA to a folder "
+                         "holding its four IDX files (NN_DATA=synthetic: a generated stand-in "
+                         "dataset). %s", dir, why);
     }
-    return 0;
+    return st; /* a corrupt file or out of memory: the loader's message */
 }
 
 #if defined(__GNUC__) || defined(__clang__)

@@ -15,8 +15,9 @@
    Build and run (from the repository root):
        cc -std=c99 -O3 -march=native -fopenmp -I. examples/increase_batch.c -o increase_batch -lm
        ./increase_batch [epochs=6] [train-samples=60000]
-   Data comes from $NN_DATA, else /usr/share/datasets/fashion-mnist; without
-   it a generated stand-in dataset is used. */
+   Data comes from $NN_DATA, else /usr/share/datasets/fashion-mnist
+   (apt-get install dataset-fashion-mnist); NN_DATA=synthetic runs it on a
+   generated stand-in dataset instead (and says so). */
 #define NN_IMPLEMENTATION
 #include "nn.h"
 #include <stdio.h>
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
     double secs[3];
     int m1, m2;
     nn_dataset train_set, test_set;
+    int data; /* 1: Fashion-MNIST, 0: the generated stand-in */
     nn_graph *g = nn_graph_new();
     nn_ce_opts ce;
     nn_plot_series series[3];
@@ -50,7 +52,13 @@ int main(int argc, char **argv) {
     m1 = epochs / 3;
     m2 = (2 * epochs) / 3;
     memset(&ce, 0, sizeof ce);
-    if (nn_fashion_mnist(NULL, &train_set, &test_set) < 0) return 1;
+    if ((data = nn_fashion_mnist(NULL, &train_set, &test_set)) < 0) {
+        fprintf(stderr, "%s\n", nn_error_string());
+        return 1;
+    }
+    if (data == 0)
+        printf("*** NN_DATA=synthetic: GENERATED STAND-IN DATA, not Fashion-MNIST; the "
+               "accuracies below say nothing about Fashion-MNIST ***\n");
     if (limit > 0 && limit < train_set.n) train_set.n = limit;
     printf("train %d, test %d samples, %d epochs, milestones after epochs %d and %d; %d threads\n",
            train_set.n, test_set.n, epochs, m1, m2, nn_get_threads());

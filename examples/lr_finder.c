@@ -14,8 +14,9 @@
    Build and run (from the repository root):
        cc -std=c99 -O3 -march=native -fopenmp -I. examples/lr_finder.c -o lr_finder -lm
        ./lr_finder [epochs=4] [train-samples=60000]
-   Data comes from $NN_DATA, else /usr/share/datasets/fashion-mnist; without
-   it a generated stand-in dataset is used. */
+   Data comes from $NN_DATA, else /usr/share/datasets/fashion-mnist
+   (apt-get install dataset-fashion-mnist); NN_DATA=synthetic runs it on a
+   generated stand-in dataset instead (and says so). */
 #define NN_IMPLEMENTATION
 #include "nn.h"
 #include <stdio.h>
@@ -128,6 +129,7 @@ int main(int argc, char **argv) {
     int epochs = argc > 1 ? atoi(argv[1]) : 4, limit = argc > 2 ? atoi(argv[2]) : 0, e;
     static float acc[2][MAX_EPOCHS], ep[MAX_EPOCHS];
     nn_dataset train_set, test_set;
+    int data; /* 1: Fashion-MNIST, 0: the generated stand-in */
     nn_graph *g = nn_graph_new();
     nn_lr_find_opts fo;
     nn_lr_find_result r;
@@ -140,7 +142,13 @@ int main(int argc, char **argv) {
 
     if (epochs < 1) epochs = 1;
     if (epochs > MAX_EPOCHS) epochs = MAX_EPOCHS;
-    if (nn_fashion_mnist(NULL, &train_set, &test_set) < 0) return 1;
+    if ((data = nn_fashion_mnist(NULL, &train_set, &test_set)) < 0) {
+        fprintf(stderr, "%s\n", nn_error_string());
+        return 1;
+    }
+    if (data == 0)
+        printf("*** NN_DATA=synthetic: GENERATED STAND-IN DATA, not Fashion-MNIST; the "
+               "accuracies below say nothing about Fashion-MNIST ***\n");
     if (limit > 0 && limit < train_set.n) train_set.n = limit;
     printf("train %d, test %d samples; %d threads\n", train_set.n, test_set.n, nn_get_threads());
 

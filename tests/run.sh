@@ -98,8 +98,12 @@ hyg "g++ C++ two translation units (-O2 -march=native -fopenmp)" sh -c "g++ -x c
 if have clang; then
     hyg "clang C99 and clang++" sh -c "clang -std=c99 $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_clang -lm && clang++ -x c++ $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_clangpp -lm"
 fi
-sed -n '/^   A COMPLETE EXAMPLE/,/^   CONFIGURATION MACROS/p' nn.h | sed -n '/#define NN_IMPLEMENTATION/,/^         }$/p' | sed 's/^         //' > "$B/frontpage.c"
-hyg "front-page example compiles and runs" sh -c "gcc -std=c99 $STRICT -I. $B/frontpage.c -o $B/frontpage -lm && $B/frontpage > $B/frontpage.out"
+# Every C block of README.md and docs/*.md and the front-page example of nn.h,
+# each a counted pass or fail (tests/doc_blocks.sh says how blocks are marked).
+sh tests/doc_blocks.sh "$B/docs" > "$B/docs.out" 2>&1
+grep '^FAIL\|^    ' "$B/docs.out" | head -n 40
+count "documentation code blocks" "$B/docs.out" > "$B/docs.count"
+tail -n 1 "$B/docs.count"
 for ex in examples/*.c; do
     hyg "example $ex builds" gcc -std=c99 $STRICT -O1 -I. -c "$ex" -o "$B/example.o"
 done
