@@ -4484,9 +4484,8 @@ NNDEF nn_module *nn_sequential_n(int count, ...) {
     /* Failure: free every child given once, the added ones with m.  A child
        that another module holds, or that was added already, is left alone. */
     for (i = added + (m != NULL); i < n; i++) {
-        if (!c[i] || c[i]->refs > 0) continue;
         for (j = 0; j < i && c[j] != c[i]; j++) {}
-        if (j == i) nn_module_free(c[i]);
+        if (j == i && c[i] && c[i]->refs == 0) nn_module_free(c[i]);
     }
     nn_module_free(m);
     return NULL;
