@@ -5,6 +5,14 @@
    own training flag, an exact num_batches_tracked, long names, and the
    lookups nn_child / nn_param and typed module options.  Run under ASan:
    several of these were use-after-free or double-free bugs. */
+#include <stdlib.h>
+/* Allocation counting, so out-of-memory paths can be swept (test_oom). */
+static long alloc_calls = 0, fail_at = -1;
+static void *count_malloc(size_t n) { return ++alloc_calls == fail_at ? NULL : malloc(n); }
+static void *count_realloc(void *p, size_t n) { return ++alloc_calls == fail_at ? NULL : realloc(p, n); }
+#define NN_MALLOC(n) count_malloc(n)
+#define NN_REALLOC(p, n) count_realloc(p, n)
+#define NN_FREE(p) free(p)
 #define NN_IMPLEMENTATION
 #include "nn.h"
 #include "harness.h"
@@ -521,6 +529,39 @@ static void test_lookups_and_options(void) {
     nn_graph_free(g);
 }
 
+/* Out of memory at every allocation while building shared modules, tied
+   weights and an optimizer: ASan sees each module and tensor freed once,
+   nothing leaked. */
+static void test_oom(void) {
+    long k, total = 0;
+    int completed = 0;
+    hook_on();   /* a NULL child passed to nn_sequential is a report, not an abort */
+    for (k = 1; k < 400 && !completed; k++) {
+        nn_module *b, *s, *enc, *dec, *root;
+        nn_adam_opts ao;
+        nn_optim *o;
+        int n;
+        memset(&ao, 0, sizeof ao);
+        alloc_calls = 0;
+        fail_at = k;
+        b = nn_linear(2, 2);
+        s = nn_sequential(b, b, nn_relu(), NULL);
+        enc = nn_linear(3, 3);
+        dec = nn_module_new("Tied", tied_forward);
+        if (enc && dec) nn_module_add_param(dec, "weight", nn_param(enc, "weight"));
+        root = nn_sequential(enc, dec, s, NULL);
+        o = root ? nn_adam(root, ao) : NULL;
+        if (root) nn_parameters(root, &n);
+        completed = fail_at > alloc_calls;
+        if (completed) total = alloc_calls;
+        fail_at = -1;
+        nn_optim_free(o);
+        nn_module_free(root);
+    }
+    hook_off();
+    NN_TEST_CHECK(completed && total > 10, "out-of-memory sweep over %ld allocations", total);
+}
+
 int main(void) {
     test_parameter_array_stays_valid();
     test_requires_grad_off();
@@ -533,5 +574,6 @@ int main(void) {
     test_num_batches_tracked_int64();
     test_long_names();
     test_lookups_and_options();
+    test_oom();
     return nn_test_summary("test_modules_hard");
 }
