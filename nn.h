@@ -307,7 +307,9 @@ NNDEF size_t nn_graph_capacity(const nn_graph *g);
 /* ===== >>autograd ======================================================== */
 
 /* Mark t as needing a gradient (or not).  A persistent tensor gets a
-   persistent, zeroed gradient buffer.  Returns t. */
+   persistent, zeroed gradient buffer.  A parameter with it off is frozen
+   (requires_grad_(False)): no gradient accumulates into it and optimizers
+   and clipping skip it.  Returns t. */
 NNDEF nn_tensor *nn_requires_grad(nn_tensor *t, int on);
 /* Whether a gradient flows to t. */
 NNDEF int nn_needs_grad(const nn_tensor *t);
@@ -630,7 +632,9 @@ NNDEF nn_module *nn_silu(void);
    NEGATIVE value asks for a literal 0.  Hyperparameters are kept in double
    inside (as PyTorch keeps them in Python floats); the update itself runs in
    float32 like PyTorch's CPU kernels, so trajectories match torch.optim to
-   float rounding.  nn_step never allocates: all state is made at creation. */
+   float rounding.  nn_step never allocates: all state is made at creation.
+   An optimizer works on nn_parameters(m) (a shared tensor once); a module
+   without a parameter that requires a gradient is a misuse (NULL). */
 
 typedef struct nn_optim nn_optim;
 
@@ -773,10 +777,15 @@ NNDEF nn_optim *nn_lookahead(nn_optim *inner, nn_lookahead_opts opts);
 /* Ranger: nn_lookahead(nn_radam(m, ...), {k, alpha}) with Ranger's defaults. */
 NNDEF nn_optim *nn_ranger(nn_module *m, nn_ranger_opts opts);
 
-/* Zero the gradients of every parameter the optimizer updates. */
+/* Clear the gradients of the optimizer's parameters: each has none (nn_grad
+   NULL) until a backward reaches it, as zero_grad(set_to_none=True); the
+   buffers are zeroed and kept.  Parameters frozen with nn_optim_freeze are
+   left alone. */
 NNDEF void nn_zero_grad(nn_optim *o);
-/* Apply one update from the accumulated gradients.  Frozen parameters and
-   parameters without a gradient are skipped (their step count too). */
+/* Apply one update from the accumulated gradients.  Parameters frozen (by
+   nn_optim_freeze or requires_grad off) and those no gradient reached since
+   the last nn_zero_grad are skipped, their state (moments, step count)
+   untouched. */
 NNDEF void nn_step(nn_optim *o);
 /* The current (base) learning rate; a group's rate is this times its scale. */
 NNDEF float nn_get_lr(const nn_optim *o);
@@ -810,11 +819,11 @@ NNDEF int nn_optim_group(nn_optim *o, const char *pattern, nn_group_opts g);
 /* Freeze (on = 1) or unfreeze the parameters matching pattern; returns the count. */
 NNDEF int nn_optim_freeze(nn_optim *o, const char *pattern, int on);
 
-/* Clip the gradients of the optimizer's (unfrozen) parameters so their
-   global L2 norm is at most max_norm; returns the norm before clipping
+/* Clip the gradients of the optimizer's parameters (those nn_step would
+   update) so their global L2 norm is at most max_norm; returns the norm before clipping
    (torch.nn.utils.clip_grad_norm_: g *= min(1, max_norm/(norm + 1e-6))). */
 NNDEF float nn_clip_grad_norm(nn_optim *o, float max_norm);
-/* The same over all parameters of a module. */
+/* The same over all parameters of a module (each shared tensor once). */
 NNDEF float nn_clip_grad_norm_module(nn_module *m, float max_norm);
 /* Clamp every gradient element to [-clip, clip] (clip_grad_value_). */
 NNDEF void nn_clip_grad_value(nn_optim *o, float clip);
@@ -998,7 +1007,8 @@ typedef struct nn_lr_find_result {
 } nn_lr_find_result;
 /* Sweep the lr exponentially from start_lr to end_lr, one step each,
    recording the bias-corrected smoothed loss; stop at divergence.  The
-   parameters and optimizer state are restored afterwards.  Free the result
+   parameters, buffers (running statistics) and optimizer state are
+   restored afterwards.  Free the result
    with nn_lr_find_free. */
 NNDEF nn_status nn_lr_find(nn_optim *o, nn_lr_find_fn fn, void *user,
                            nn_lr_find_opts opts, nn_lr_find_result *out);
@@ -1033,7 +1043,8 @@ NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count);
 NNDEF nn_status nn_snapshot_take(nn_snapshots *s);
 NNDEF int nn_snapshot_count(const nn_snapshots *s);
 /* The mean over snapshots of softmax(forward(x)) along the last axis, [N,C]
-   in x's graph (no gradient).  The module's own weights are put back after. */
+   in x's graph (no gradient).  The module's own weights, buffers and each
+   module's training flag are put back after. */
 NNDEF nn_tensor *nn_snapshot_predict(nn_snapshots *s, nn_tensor *x);
 NNDEF void nn_snapshots_free(nn_snapshots *s);
 
@@ -1110,7 +1121,8 @@ NNDEF void nn_loader_free(nn_loader *l);
 /* ===== >>train =========================================================== */
 
 /* Fraction of ds that m classifies correctly (argmax of its output), in
-   evaluation mode with gradients off; both modes are restored afterwards.
+   evaluation mode with gradients off; afterwards every module gets its own
+   training flag back, and the graph its gradient mode.
    Batches come as opts says (batch_size 0 means 1000; image_shape for
    convolutional nets); g is scratch and is reset.  -1 on failure. */
 NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_loader_opts opts);
