@@ -270,7 +270,8 @@ NNDEF nn_tensor *nn_full(nn_graph *g, nn_shape shape, float value);
 NNDEF nn_tensor *nn_randn(nn_graph *g, nn_shape shape);
 /* A tensor in g (or persistent) of uniform draws in [lo, hi). */
 NNDEF nn_tensor *nn_rand(nn_graph *g, nn_shape shape, float lo, float hi);
-/* Free a persistent tensor (made with g == NULL).  NULL is ignored. */
+/* Free a persistent tensor (made with g == NULL).  NULL is ignored; a
+   module's parameter or buffer is a misuse (nn_module_free frees it). */
 NNDEF void nn_tensor_free(nn_tensor *t);
 /* The tensor's data (numel floats, row-major). */
 NNDEF float *nn_data(nn_tensor *t);
