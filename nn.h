@@ -238,15 +238,27 @@ struct nn_tensor {
     nn__node *node;           /* the op that made it, NULL for a leaf */
     unsigned flags;           /* NN_TENSOR_* bits */
     unsigned gen;             /* the graph's generation it was made in */
+    int refs;                 /* modules holding it as a parameter or buffer */
 };
 #define NN_TENSOR_REQUIRES_GRAD 1u
 #define NN_TENSOR_PERSISTENT 2u   /* data and grad are malloc'd, not arena */
 #define NN_TENSOR_VIEW 4u         /* data belongs to another tensor */
+#define NN_TENSOR_INT64 8u        /* data holds numel int64_t (8 bytes each;
+                                     cast to int64_t *), never enters float ops */
+#define NN_TENSOR_HAS_GRAD 16u    /* persistent: grad holds a gradient accumulated
+                                     since the last nn_zero_grad */
 
 /* A shape from 0..NN_MAX_DIMS sizes: nn_shape_make(2, 128, 784). */
 NNDEF nn_shape nn_shape_make(int ndim, ...);
-#define NN__NARG(...) NN__NARG_(__VA_ARGS__, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
-#define NN__NARG_(a1, a2, a3, a4, a5, a6, a7, a8, a9, n, ...) n
+/* The number of arguments, 1 to 64. */
+#define NN__NARG(...) NN__NARG_(__VA_ARGS__, 64, 63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, \
+    52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, \
+    29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, \
+    5, 4, 3, 2, 1, 0)
+#define NN__NARG_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, \
+    a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, \
+    a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, \
+    a54, a55, a56, a57, a58, a59, a60, a61, a62, a63, a64, n, ...) n
 /* NN_SHAPE(128, 784): the shape of a 128 x 784 matrix. */
 #define NN_SHAPE(...) nn_shape_make(NN__NARG(__VA_ARGS__), __VA_ARGS__)
 /* The shape of a scalar (0 dimensions, one element). */
@@ -264,7 +276,8 @@ NNDEF nn_tensor *nn_full(nn_graph *g, nn_shape shape, float value);
 NNDEF nn_tensor *nn_randn(nn_graph *g, nn_shape shape);
 /* A tensor in g (or persistent) of uniform draws in [lo, hi). */
 NNDEF nn_tensor *nn_rand(nn_graph *g, nn_shape shape, float lo, float hi);
-/* Free a persistent tensor (made with g == NULL).  NULL is ignored. */
+/* Free a persistent tensor (made with g == NULL).  NULL is ignored; a
+   module's parameter or buffer is a misuse (nn_module_free frees it). */
 NNDEF void nn_tensor_free(nn_tensor *t);
 /* The tensor's data (numel floats, row-major). */
 NNDEF float *nn_data(nn_tensor *t);
@@ -311,12 +324,22 @@ NNDEF size_t nn_graph_capacity(const nn_graph *g);
 /* ===== >>autograd ======================================================== */
 
 /* Mark t as needing a gradient (or not).  A persistent tensor gets a
-   persistent, zeroed gradient buffer.  Returns t. */
+   persistent, zeroed gradient buffer.  A parameter with it off is frozen
+   (requires_grad_(False)): no gradient accumulates into it and optimizers
+   and clipping skip it.  Returns t. */
 NNDEF nn_tensor *nn_requires_grad(nn_tensor *t, int on);
 /* Whether a gradient flows to t. */
 NNDEF int nn_needs_grad(const nn_tensor *t);
-/* The gradient's data after nn_backward (NULL if none reached t). */
+/* The gradient's data after nn_backward (NULL if none reached t).  For a
+   persistent tensor (a parameter), NULL also when no gradient reached it
+   since the last nn_zero_grad (PyTorch's p.grad is None after
+   zero_grad(set_to_none=True)). */
 NNDEF float *nn_grad(nn_tensor *t);
+/* A persistent t's gradient buffer, to write a gradient by hand (PyTorch:
+   assigning p.grad): zeroed first when t holds no gradient since the last
+   nn_zero_grad; from then on it is t's gradient for nn_grad, nn_step and
+   clipping.  NULL (misuse) when t is not persistent or needs no gradient. */
+NNDEF float *nn_grad_buffer(nn_tensor *t);
 /* Backpropagate from the one-element tensor loss: d loss / d t accumulates
    into t->grad for every t that requires a gradient.  NN_OK, or NN_ERR_OOM
    (nn_error_string names the op and input) when a gradient buffer could not
@@ -410,7 +433,9 @@ typedef nn_tensor *(*nn_forward_fn)(nn_module *self, nn_tensor *x);
 
 /* A module: a forward function, its own parameters, named children, and a
    train/eval flag.  Built-in constructors return them; nn_module_new makes a
-   custom one. */
+   custom one.  A module may be the child of several modules and a tensor
+   the parameter of several (tied weights): both are reference counted and
+   freed with their last owner. */
 struct nn_module {
     const char *type;            /* "Linear", "Sequential", ... */
     nn_forward_fn forward;
@@ -425,47 +450,76 @@ struct nn_module {
     char **child_names;
     int nchildren;
     int training;                /* 1 in training mode (the default) */
-    float fopt[4];               /* small numeric options (e.g. dropout p) */
     nn_param *all;               /* cache for nn_parameters, dotted names */
     int nall;
     nn_param *allbuf;            /* cache for nn_buffers */
     int nallbuf;
+    /* private */
+    int refs;                    /* modules holding it as a child */
+    unsigned long version;       /* bumped by every add to this module */
+    unsigned long all_sig, allbuf_sig;  /* tree signature of the caches, 0: none */
+    int saved_training;          /* nn__train_save / nn__train_restore */
 };
 
 /* A custom module of the given type name with a forward function; add
    parameters and children with the two functions below. */
 NNDEF nn_module *nn_module_new(const char *type, nn_forward_fn forward);
 /* Give m the persistent parameter t under the local name (e.g. "weight",
-   copied); m owns t from now on (and frees it if this fails).  Returns t,
-   NULL when out of memory. */
+   copied); m owns t from now on (and frees it if this fails, unless another
+   module holds it).  A tensor another module already holds is shared (tied
+   weights): listed and updated once, freed with its last module.  Returns
+   t, NULL when out of memory. */
 NNDEF nn_tensor *nn_module_add_param(nn_module *m, const char *name, nn_tensor *t);
 /* Give m the persistent buffer t (state saved with the model but not
    trained, e.g. "running_mean"; the name is copied); m owns t.  Returns t. */
 NNDEF nn_tensor *nn_module_add_buffer(nn_module *m, const char *name, nn_tensor *t);
 /* Give m the child c under name (e.g. "conv1", copied); m owns c from now on
-   (and frees it if this fails).  Returns c, NULL when out of memory. */
+   (and frees it if this fails, unless another module holds it).  A child may
+   be added to several modules, or twice (shared weights); it is freed with
+   its last parent.  Making m its own descendant is a misuse.  Returns c,
+   NULL when out of memory. */
 NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *c);
 /* Run the module on x (its forward function). */
 NNDEF nn_tensor *nn_forward(nn_module *m, nn_tensor *x);
 /* Training mode on (dropout active, batch statistics) or off (evaluation),
    for m and all its children. */
 NNDEF void nn_train_mode(nn_module *m, int on);
+/* 1 when m is in training mode, 0 in evaluation (module.training). */
+NNDEF int nn_is_training(const nn_module *m);
 /* All parameters of m and its children with dotted names, in registration
-   order.  The array belongs to m and stays valid until the next call. */
+   order; a tensor reached twice (shared module, tied weight) is listed once
+   under its first name, as PyTorch's named_parameters.  The array belongs
+   to m and stays valid until m is freed or a parameter, buffer or child is
+   added anywhere in its tree (the library's own calls never invalidate it).
+   NULL with *count 0 for none (or out of memory). */
 NNDEF nn_param *nn_parameters(nn_module *m, int *count);
 /* All buffers of m and its children with dotted names ("1.running_mean"),
    like nn_parameters. */
 NNDEF nn_param *nn_buffers(nn_module *m, int *count);
-/* Total number of parameter elements of m. */
+/* Total number of parameter elements of m (shared tensors counted once). */
 NNDEF size_t nn_parameter_count(nn_module *m);
-/* Free m, its parameters and its children.  NULL is ignored. */
+/* The child of m at a dotted path ("body", "body.0"), or NULL
+   (get_submodule). */
+NNDEF nn_module *nn_child(nn_module *m, const char *path);
+/* The parameter or buffer of m at a dotted name ("fc1.weight",
+   "1.running_mean"), or NULL (get_parameter / get_buffer).  Also spelled
+   nn_param(m, name); nn_param without arguments is the struct type. */
+NNDEF nn_tensor *nn_param_get(nn_module *m, const char *name);
+#define nn_param(m, name) nn_param_get((m), (name))
+/* Free m, its parameters and its children (each shared one with its last
+   owner).  Freeing a module that is still another module's child is a
+   misuse: free the root.  NULL is ignored. */
 NNDEF void nn_module_free(nn_module *m);
 
-/* Runs its children in order; the argument list ends with NULL.  Owns the
-   children; if it fails (NULL, out of memory) it frees them.  A child that
-   is NULL because its own constructor failed ends the list early, so check
-   the constructors when memory is tight. */
-NNDEF nn_module *nn_sequential(nn_module *first, ...);
+/* Runs its children in order: nn_sequential(a, b, c, NULL), at most 63
+   children; the list must end with NULL.  Owns the children.  Any other
+   NULL is a child whose constructor failed: a misuse report naming its
+   position, the other children are freed and the result is NULL (also when
+   out of memory).  A child given twice is shared (run twice, one set of
+   weights). */
+#define nn_sequential(...) nn_sequential_n(NN__NARG(__VA_ARGS__), __VA_ARGS__)
+/* nn_sequential with the argument count: count arguments, the last NULL. */
+NNDEF nn_module *nn_sequential_n(int count, ...);
 /* y = x W^T + b, W [out,in], b [out], PyTorch's default init: both
    U(-1/sqrt(in), 1/sqrt(in)) (torch.nn.Linear). */
 NNDEF nn_module *nn_linear(int in_features, int out_features);
@@ -564,11 +618,14 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
                                   nn_tensor *bias, int training, float momentum, float eps);
 /* BatchNorm1d over [N,features] or [N,features,L] (torch.nn.BatchNorm1d):
    parameters "weight" (ones) and "bias" (zeros), buffers "running_mean",
-   "running_var" and "num_batches_tracked"; momentum 0.1 and eps 1e-5 live in
-   m->fopt[0] and m->fopt[1]. */
+   "running_var" and "num_batches_tracked" (an NN_TENSOR_INT64 scalar);
+   momentum 0.1 and eps 1e-5, changed with nn_batchnorm_set. */
 NNDEF nn_module *nn_batchnorm1d(int features);
 /* BatchNorm2d over [N,channels,H,W] (torch.nn.BatchNorm2d), as nn_batchnorm1d. */
 NNDEF nn_module *nn_batchnorm2d(int channels);
+/* Set a batch-norm module's momentum (in [0,1]) and eps (> 0); misuse for
+   any other module or value (BatchNorm's momentum= and eps=). */
+NNDEF void nn_batchnorm_set(nn_module *m, float momentum, float eps);
 
 /* x > 0 ? x : slope x (F.leaky_relu). */
 NNDEF nn_tensor *nn_leaky_relu_op(nn_tensor *x, float slope);
@@ -596,7 +653,9 @@ NNDEF nn_module *nn_silu(void);
    NEGATIVE value asks for a literal 0.  Hyperparameters are kept in double
    inside (as PyTorch keeps them in Python floats); the update itself runs in
    float32 like PyTorch's CPU kernels, so trajectories match torch.optim to
-   float rounding.  nn_step never allocates: all state is made at creation. */
+   float rounding.  nn_step never allocates: all state is made at creation.
+   An optimizer works on nn_parameters(m) (a shared tensor once); a module
+   without a parameter that requires a gradient is a misuse (NULL). */
 
 typedef struct nn_optim nn_optim;
 
@@ -739,10 +798,15 @@ NNDEF nn_optim *nn_lookahead(nn_optim *inner, nn_lookahead_opts opts);
 /* Ranger: nn_lookahead(nn_radam(m, ...), {k, alpha}) with Ranger's defaults. */
 NNDEF nn_optim *nn_ranger(nn_module *m, nn_ranger_opts opts);
 
-/* Zero the gradients of every parameter the optimizer updates. */
+/* Clear the gradients of the optimizer's parameters: each has none (nn_grad
+   NULL) until a backward reaches it, as zero_grad(set_to_none=True); the
+   buffers are zeroed and kept.  Parameters frozen with nn_optim_freeze are
+   left alone. */
 NNDEF void nn_zero_grad(nn_optim *o);
-/* Apply one update from the accumulated gradients.  Frozen parameters and
-   parameters without a gradient are skipped (their step count too). */
+/* Apply one update from the accumulated gradients.  Parameters frozen (by
+   nn_optim_freeze or requires_grad off) and those no gradient reached since
+   the last nn_zero_grad are skipped, their state (moments, step count)
+   untouched. */
 NNDEF void nn_step(nn_optim *o);
 /* The current (base) learning rate; a group's rate is this times its scale. */
 NNDEF float nn_get_lr(const nn_optim *o);
@@ -776,11 +840,11 @@ NNDEF int nn_optim_group(nn_optim *o, const char *pattern, nn_group_opts g);
 /* Freeze (on = 1) or unfreeze the parameters matching pattern; returns the count. */
 NNDEF int nn_optim_freeze(nn_optim *o, const char *pattern, int on);
 
-/* Clip the gradients of the optimizer's (unfrozen) parameters so their
-   global L2 norm is at most max_norm; returns the norm before clipping
+/* Clip the gradients of the optimizer's parameters (those nn_step would
+   update) so their global L2 norm is at most max_norm; returns the norm before clipping
    (torch.nn.utils.clip_grad_norm_: g *= min(1, max_norm/(norm + 1e-6))). */
 NNDEF float nn_clip_grad_norm(nn_optim *o, float max_norm);
-/* The same over all parameters of a module. */
+/* The same over all parameters of a module (each shared tensor once). */
 NNDEF float nn_clip_grad_norm_module(nn_module *m, float max_norm);
 /* Clamp every gradient element to [-clip, clip] (clip_grad_value_). */
 NNDEF void nn_clip_grad_value(nn_optim *o, float clip);
@@ -964,7 +1028,8 @@ typedef struct nn_lr_find_result {
 } nn_lr_find_result;
 /* Sweep the lr exponentially from start_lr to end_lr, one step each,
    recording the bias-corrected smoothed loss; stop at divergence.  The
-   parameters and optimizer state are restored afterwards.  Free the result
+   parameters, buffers (running statistics) and optimizer state are
+   restored afterwards.  Free the result
    with nn_lr_find_free. */
 NNDEF nn_status nn_lr_find(nn_optim *o, nn_lr_find_fn fn, void *user,
                            nn_lr_find_opts opts, nn_lr_find_result *out);
@@ -999,7 +1064,8 @@ NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count);
 NNDEF nn_status nn_snapshot_take(nn_snapshots *s);
 NNDEF int nn_snapshot_count(const nn_snapshots *s);
 /* The mean over snapshots of softmax(forward(x)) along the last axis, [N,C]
-   in x's graph (no gradient).  The module's own weights are put back after. */
+   in x's graph (no gradient).  The module's own weights, buffers and each
+   module's training flag are put back after. */
 NNDEF nn_tensor *nn_snapshot_predict(nn_snapshots *s, nn_tensor *x);
 NNDEF void nn_snapshots_free(nn_snapshots *s);
 
@@ -1078,7 +1144,8 @@ NNDEF void nn_loader_free(nn_loader *l);
 /* ===== >>train =========================================================== */
 
 /* Fraction of ds that m classifies correctly (argmax of its output), in
-   evaluation mode with gradients off; both modes are restored afterwards.
+   evaluation mode with gradients off; afterwards every module gets its own
+   training flag back, and the graph its gradient mode.
    Batches come as opts says (batch_size 0 means 1000; image_shape for
    convolutional nets); g is scratch and is reset.  -1 on failure. */
 NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_loader_opts opts);
@@ -2754,11 +2821,21 @@ NNDEF nn_tensor *nn_rand(nn_graph *g, nn_shape shape, float lo, float hi) {
     return t;
 }
 
+/* Bytes at t->data: 8 per element for NN_TENSOR_INT64, else 4. */
+static size_t nn__tensor_nbytes(const nn_tensor *t) {
+    return t->numel * ((t->flags & NN_TENSOR_INT64) ? sizeof(int64_t) : sizeof(float));
+}
+
 NNDEF void nn_tensor_free(nn_tensor *t) {
     if (!t) return;
     if (!(t->flags & NN_TENSOR_PERSISTENT)) {
         nn__misuse("nn_tensor_free: tensor %s belongs to a graph; nn_graph_reset/free releases it",
                    nn__ts(t));
+        return;
+    }
+    if (t->refs > 0) {
+        nn__misuse("nn_tensor_free: tensor %s is a parameter or buffer of %d module(s); "
+                   "nn_module_free frees it", nn__ts(t), t->refs);
         return;
     }
     if (!(t->flags & NN_TENSOR_VIEW)) nn__free_floats(t->data);
@@ -2971,7 +3048,28 @@ NNDEF int nn_needs_grad(const nn_tensor *t) {
     return t && (t->flags & NN_TENSOR_REQUIRES_GRAD) != 0;
 }
 
-NNDEF float *nn_grad(nn_tensor *t) { return t ? t->grad : NULL; }
+NNDEF float *nn_grad(nn_tensor *t) {
+    if (!t || ((t->flags & NN_TENSOR_PERSISTENT) && !(t->flags & NN_TENSOR_HAS_GRAD))) return NULL;
+    return t->grad;
+}
+
+/* 1 when the persistent t has a gradient an optimizer may use: it needs
+   one and one arrived since the last nn_zero_grad. */
+static int nn__grad_live(const nn_tensor *t) {
+    const unsigned both = NN_TENSOR_REQUIRES_GRAD | NN_TENSOR_HAS_GRAD;
+    return t->grad && (t->flags & both) == both;
+}
+
+NNDEF float *nn_grad_buffer(nn_tensor *t) {
+    if (!t || !(t->flags & NN_TENSOR_PERSISTENT) || !(t->flags & NN_TENSOR_REQUIRES_GRAD) || !t->grad) {
+        nn__misuse("nn_grad_buffer: needs a persistent tensor that requires a gradient, got %s",
+                   nn__ts(t));
+        return NULL;
+    }
+    if (!(t->flags & NN_TENSOR_HAS_GRAD)) memset(t->grad, 0, t->numel * sizeof(float));
+    t->flags |= NN_TENSOR_HAS_GRAD;
+    return t->grad;
+}
 
 /* The tensor whose gradient buffer could not be allocated during this
    thread's nn_backward (NULL: none); nn_backward turns it into NN_ERR_OOM. */
@@ -2989,6 +3087,8 @@ static float *nn__gradbuf(nn_tensor *t) {
         }
         if (!t->grad && !nn__grad_oom) nn__grad_oom = t;
     }
+    /* A persistent tensor (a parameter) now holds a gradient until nn_zero_grad. */
+    if (t->grad && !t->graph) t->flags |= NN_TENSOR_HAS_GRAD;
     return t->grad;
 }
 
@@ -4137,10 +4237,21 @@ NNDEF nn_module *nn_module_new(const char *type, nn_forward_fn forward) {
     return m;
 }
 
+/* Drop one module's hold on t; the last holder frees it. */
+static void nn__tensor_release(nn_tensor *t) {
+    if (!t) return;
+    if (t->refs > 1) {
+        t->refs--;
+        return;
+    }
+    t->refs = 0;
+    nn_tensor_free(t);
+}
+
 /* Append (a copy of name, t) to one of m's lists; m owns t from now on, so
-   t is freed when the append fails. */
-static nn_tensor *nn__add_named(const char *op, nn_param **list, int *n, const char *name,
-                                nn_tensor *t) {
+   t is freed when the append fails (unless another module holds it). */
+static nn_tensor *nn__add_named(const char *op, nn_module *m, nn_param **list, int *n,
+                                const char *name, nn_tensor *t) {
     nn_param *p;
     char *nm;
     if (!name || !t || !(t->flags & NN_TENSOR_PERSISTENT)) {
@@ -4153,12 +4264,14 @@ static nn_tensor *nn__add_named(const char *op, nn_param **list, int *n, const c
     nm = p ? nn__strdup(name) : NULL;
     if (!nm) {
         nn__error(NN_ERR_OOM, "%s: out of memory adding \"%s\"", op, name);
-        nn_tensor_free(t);
+        if (t->refs == 0) nn_tensor_free(t);
         return NULL;
     }
     p[*n].name = nm;
     p[*n].tensor = t;
     (*n)++;
+    t->refs++;
+    m->version++;
     return t;
 }
 
@@ -4167,14 +4280,15 @@ NNDEF nn_tensor *nn_module_add_param(nn_module *m, const char *name, nn_tensor *
         nn__misuse("nn_module_add_param: NULL module");
         return NULL;
     }
-    /* A parameter needs its gradient buffer now: steps never allocate. */
-    if (t && (t->flags & NN_TENSOR_PERSISTENT) && !nn_requires_grad(t, 1)->grad) {
+    /* A new parameter needs its gradient buffer now: steps never allocate.
+       A shared one (tied weights) keeps its settings. */
+    if (t && (t->flags & NN_TENSOR_PERSISTENT) && t->refs == 0 && !nn_requires_grad(t, 1)->grad) {
         nn__error(NN_ERR_OOM, "nn_module_add_param: out of memory for the gradient of \"%s\"",
                   name ? name : "?");
         nn_tensor_free(t);
         return NULL;
     }
-    return nn__add_named("nn_module_add_param", &m->params, &m->nparams, name, t);
+    return nn__add_named("nn_module_add_param", m, &m->params, &m->nparams, name, t);
 }
 
 NNDEF nn_tensor *nn_module_add_buffer(nn_module *m, const char *name, nn_tensor *t) {
@@ -4182,14 +4296,30 @@ NNDEF nn_tensor *nn_module_add_buffer(nn_module *m, const char *name, nn_tensor 
         nn__misuse("nn_module_add_buffer: NULL module");
         return NULL;
     }
-    return nn__add_named("nn_module_add_buffer", &m->buffers, &m->nbuffers, name, t);
+    return nn__add_named("nn_module_add_buffer", m, &m->buffers, &m->nbuffers, name, t);
 }
+
+/* 1 when m is c or one of its descendants. */
+static int nn__module_reaches(const nn_module *c, const nn_module *m) {
+    int i;
+    if (c == m) return 1;
+    for (i = 0; i < c->nchildren; i++)
+        if (nn__module_reaches(c->children[i], m)) return 1;
+    return 0;
+}
+
+static void nn__module_release(nn_module *m);
 
 NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *c) {
     nn_module **ch;
     char **names, *nm;
     if (!m || !name || !c) {
         nn__misuse("nn_module_add_child: needs a module, a name and a child");
+        return NULL;
+    }
+    if (nn__module_reaches(c, m)) {
+        nn__misuse("nn_module_add_child: adding %s \"%s\" to %s would make a module its own "
+                   "descendant", c->type, name, m->type);
         return NULL;
     }
     /* Out of memory below frees c: the caller handed it over. */
@@ -4200,13 +4330,15 @@ NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *
     nm = nn__strdup(name);
     if (!ch || !names || !nm) {
         nn__free(nm);
-        nn_module_free(c);
+        if (c->refs == 0) nn_module_free(c);
         nn__error(NN_ERR_OOM, "nn_module_add_child: out of memory");
         return NULL;
     }
     m->children[m->nchildren] = c;
     m->child_names[m->nchildren] = nm;
     m->nchildren++;
+    c->refs++;
+    m->version++;
     return c;
 }
 
@@ -4225,6 +4357,21 @@ NNDEF void nn_train_mode(nn_module *m, int on) {
     for (i = 0; i < m->nchildren; i++) nn_train_mode(m->children[i], on);
 }
 
+NNDEF int nn_is_training(const nn_module *m) { return m ? m->training : 0; }
+
+/* Save every module's own training flag (nn__train_save), and put them back
+   (nn__train_restore) after the tree ran in evaluation mode. */
+static void nn__train_save(nn_module *m) {
+    int i;
+    m->saved_training = m->training;
+    for (i = 0; i < m->nchildren; i++) nn__train_save(m->children[i]);
+}
+static void nn__train_restore(nn_module *m) {
+    int i;
+    m->training = m->saved_training;
+    for (i = 0; i < m->nchildren; i++) nn__train_restore(m->children[i]);
+}
+
 static void nn__free_list(nn_param **list, int *n) {
     int i;
     for (i = 0; i < *n; i++) nn__free((void *)(*list)[i].name);
@@ -4233,33 +4380,57 @@ static void nn__free_list(nn_param **list, int *n) {
     *n = 0;
 }
 
+/* a + b + c in a new string. */
+static char *nn__concat3(const char *a, const char *b, const char *c) {
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+    char *s = (char *)nn__malloc(la + lb + lc + 1);
+    if (!s) return NULL;
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb);
+    memcpy(s + la + lb, c, lc + 1);
+    return s;
+}
+
 /* Append m's parameters or buffers (prefix + local name), then its
-   children's, to *list. */
+   children's, to *list; a tensor already listed keeps its first name. */
 static int nn__collect(nn_module *m, int buffers, const char *prefix, nn_param **list, int *n) {
-    int i, own = buffers ? m->nbuffers : m->nparams;
+    int i, j, own = buffers ? m->nbuffers : m->nparams;
     const nn_param *src = buffers ? m->buffers : m->params;
-    char name[256];
     for (i = 0; i < own; i++) {
-        nn_param *grown = (nn_param *)NN_REALLOC(*list, sizeof(nn_param) * (size_t)(*n + 1));
+        nn_param *grown;
         char *nm;
-        if (!grown) return 0;
+        for (j = 0; j < *n && (*list)[j].tensor != src[i].tensor; j++) {}
+        if (j < *n) continue;
+        if (!(grown = (nn_param *)NN_REALLOC(*list, sizeof(nn_param) * (size_t)(*n + 1)))) return 0;
         *list = grown;
-        snprintf(name, sizeof name, "%s%s", prefix, src[i].name);
-        if (!(nm = nn__strdup(name))) return 0;
+        if (!(nm = nn__concat3(prefix, src[i].name, ""))) return 0;
         grown[*n].name = nm;
         grown[*n].tensor = src[i].tensor;
         (*n)++;
     }
     for (i = 0; i < m->nchildren; i++) {
-        snprintf(name, sizeof name, "%s%s.", prefix, m->child_names[i]);
-        if (!nn__collect(m->children[i], buffers, name, list, n)) return 0;
+        char *sub = nn__concat3(prefix, m->child_names[i], ".");
+        int ok = sub && nn__collect(m->children[i], buffers, sub, list, n);
+        nn__free(sub);
+        if (!ok) return 0;
     }
     return 1;
 }
 
+/* A signature of m's tree that grows with every add anywhere in it (each
+   module's version counts once per path to it). */
+static unsigned long nn__tree_sig(const nn_module *m) {
+    unsigned long s = m->version + 1;
+    int i;
+    for (i = 0; i < m->nchildren; i++) s += nn__tree_sig(m->children[i]);
+    return s;
+}
+
+/* m's cached list, rebuilt only when the tree changed since it was made. */
 static nn_param *nn__named(const char *op, nn_module *m, int buffers, int *count) {
     nn_param **list;
     int *n;
+    unsigned long sig, *have;
     if (count) *count = 0;
     if (!m) {
         nn__misuse("%s: NULL module", op);
@@ -4267,11 +4438,17 @@ static nn_param *nn__named(const char *op, nn_module *m, int buffers, int *count
     }
     list = buffers ? &m->allbuf : &m->all;
     n = buffers ? &m->nallbuf : &m->nall;
-    nn__free_list(list, n);
-    if (!nn__collect(m, buffers, "", list, n)) {
-        nn__error(NN_ERR_OOM, "%s: out of memory", op);
+    have = buffers ? &m->allbuf_sig : &m->all_sig;
+    sig = nn__tree_sig(m);
+    if (*have != sig) {
         nn__free_list(list, n);
-        return NULL;
+        *have = 0;
+        if (!nn__collect(m, buffers, "", list, n)) {
+            nn__error(NN_ERR_OOM, "%s: out of memory", op);
+            nn__free_list(list, n);
+            return NULL;
+        }
+        *have = sig;
     }
     if (count) *count = *n;
     return *list;
@@ -4281,33 +4458,79 @@ NNDEF nn_param *nn_parameters(nn_module *m, int *count) { return nn__named("nn_p
 NNDEF nn_param *nn_buffers(nn_module *m, int *count) { return nn__named("nn_buffers", m, 1, count); }
 
 /* Call fn on every parameter (buffers = 0) or buffer tensor of m and its
-   children, in registration order.  Unlike nn_parameters it allocates
-   nothing and leaves the user's array alone, so library code uses it. */
-static void nn__each_tensor(nn_module *m, int buffers, void (*fn)(nn_tensor *, void *), void *user) {
-    int i, n = buffers ? m->nbuffers : m->nparams;
-    const nn_param *p = buffers ? m->buffers : m->params;
+   children once, in nn_parameters order.  Uses m's cached list, so the
+   user's array stays valid.  0 when out of memory. */
+static int nn__each_tensor(nn_module *m, int buffers, void (*fn)(nn_tensor *, void *), void *user) {
+    int i, n;
+    nn_param *p = nn__named(buffers ? "nn_buffers" : "nn_parameters", m, buffers, &n);
+    if (!p && n == 0 && (buffers ? m->allbuf_sig : m->all_sig) == 0) return 0;
     for (i = 0; i < n; i++) fn(p[i].tensor, user);
-    for (i = 0; i < m->nchildren; i++) nn__each_tensor(m->children[i], buffers, fn, user);
+    return 1;
 }
+
+static void nn__count_tensor(nn_tensor *t, void *u) { *(size_t *)u += t->numel; }
 
 NNDEF size_t nn_parameter_count(nn_module *m) {
     size_t total = 0;
-    int i;
     if (!m) return 0;
-    for (i = 0; i < m->nparams; i++) total += m->params[i].tensor->numel;
-    for (i = 0; i < m->nchildren; i++) total += nn_parameter_count(m->children[i]);
+    nn__each_tensor(m, 0, nn__count_tensor, &total);
     return total;
 }
 
-NNDEF void nn_module_free(nn_module *m) {
+/* The child of m named by the first len characters of name. */
+static nn_module *nn__child_n(nn_module *m, const char *name, size_t len) {
     int i;
-    if (!m) return;
+    for (i = 0; i < m->nchildren; i++)
+        if (strlen(m->child_names[i]) == len && memcmp(m->child_names[i], name, len) == 0)
+            return m->children[i];
+    return NULL;
+}
+
+NNDEF nn_module *nn_child(nn_module *m, const char *path) {
+    const char *dot;
+    if (!m || !path) {
+        nn__misuse("nn_child: needs a module and a path");
+        return NULL;
+    }
+    while (m && (dot = strchr(path, '.')) != NULL) {
+        m = nn__child_n(m, path, (size_t)(dot - path));
+        path = dot + 1;
+    }
+    return m ? nn__child_n(m, path, strlen(path)) : NULL;
+}
+
+NNDEF nn_tensor *nn_param_get(nn_module *m, const char *name) {
+    const char *dot;
+    int i, k;
+    if (!m || !name) {
+        nn__misuse("nn_param: needs a module and a name");
+        return NULL;
+    }
+    while (m && (dot = strchr(name, '.')) != NULL) {
+        nn_module *c = nn__child_n(m, name, (size_t)(dot - name));
+        /* a local name may itself hold a dot: try it before giving up */
+        if (!c) break;
+        m = c;
+        name = dot + 1;
+    }
+    for (k = 0; m && k < 2; k++) {
+        const nn_param *p = k ? m->buffers : m->params;
+        int n = k ? m->nbuffers : m->nparams;
+        for (i = 0; i < n; i++)
+            if (strcmp(p[i].name, name) == 0) return p[i].tensor;
+    }
+    return NULL;
+}
+
+/* Free m now: its own lists, and its hold on its children and tensors. */
+static void nn__module_destroy(nn_module *m) {
+    int i;
     for (i = 0; i < m->nchildren; i++) {
-        nn_module_free(m->children[i]);
+        nn__module_release(m->children[i]);
         nn__free(m->child_names[i]);
     }
-    for (i = 0; i < m->nparams; i++) nn_tensor_free(m->params[i].tensor);
-    for (i = 0; i < m->nbuffers; i++) nn_tensor_free(m->buffers[i].tensor);
+    for (i = 0; i < m->nparams; i++) nn__tensor_release(m->params[i].tensor);
+    for (i = 0; i < m->nbuffers; i++) nn__tensor_release(m->buffers[i].tensor);
     nn__free_list(&m->params, &m->nparams);
     nn__free_list(&m->buffers, &m->nbuffers);
     if (m->destroy) m->destroy(m);
@@ -4318,27 +4541,67 @@ NNDEF void nn_module_free(nn_module *m) {
     nn__free(m);
 }
 
+/* Drop one parent's hold on m; the last parent frees it. */
+static void nn__module_release(nn_module *m) {
+    if (m->refs > 1) m->refs--;
+    else nn__module_destroy(m);
+}
+
+NNDEF void nn_module_free(nn_module *m) {
+    if (!m) return;
+    if (m->refs > 0) {
+        nn__misuse("nn_module_free: this %s is a child of %d module(s); free the root", m->type,
+                   m->refs);
+        return;
+    }
+    nn__module_destroy(m);
+}
+
 static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
     int i;
     for (i = 0; i < m->nchildren && x; i++) x = nn_forward(m->children[i], x);
     return x;
 }
 
-NNDEF nn_module *nn_sequential(nn_module *first, ...) {
-    nn_module *m = nn_module_new("Sequential", nn__sequential_forward), *c;
+#define NN__SEQ_MAX 64
+NNDEF nn_module *nn_sequential_n(int count, ...) {
+    nn_module *c[NN__SEQ_MAX], *m = NULL;
     va_list ap;
-    char name[16];
-    int i = 0, ok = m != NULL;
-    /* On failure every child given is freed too: the caller handed them over. */
-    va_start(ap, first);
-    for (c = first; c; c = va_arg(ap, nn_module *)) {
-        snprintf(name, sizeof name, "%d", i++);
-        if (ok && !nn_module_add_child(m, name, c)) ok = 0;
-        else if (!ok) nn_module_free(c);
+    char name[24];
+    int i, j, n = count - 1, bad = -1, added = 0;
+    if (count < 1 || count > NN__SEQ_MAX) {
+        nn__misuse("nn_sequential: %d arguments, at most %d (63 children and the NULL)", count,
+                   NN__SEQ_MAX);
+        return NULL;
     }
+    va_start(ap, count);
+    for (i = 0; i < count; i++) c[i] = va_arg(ap, nn_module *);
     va_end(ap);
-    if (!ok) nn_module_free(m);
-    return ok ? m : NULL;
+    for (i = 0; i < n && bad < 0; i++)
+        if (!c[i]) bad = i;
+    if (c[n]) {
+        nn__misuse("nn_sequential: the argument list must end with NULL (argument %d is a module)",
+                   count);
+        n = count;
+    } else if (bad >= 0) {
+        nn__misuse("nn_sequential: child %d (argument %d) is NULL: its constructor failed",
+                   bad, bad + 1);
+    } else if ((m = nn_module_new("Sequential", nn__sequential_forward)) != NULL) {
+        for (added = 0; added < n; added++) {
+            snprintf(name, sizeof name, "%d", added);
+            /* a child the add fails on is freed there (if nobody holds it) */
+            if (!nn_module_add_child(m, name, c[added])) break;
+        }
+        if (added == n) return m;
+    }
+    /* Failure: free every child given once, the added ones with m.  A child
+       that another module holds, or that was added already, is left alone. */
+    for (i = added + (m != NULL); i < n; i++) {
+        for (j = 0; j < i && c[j] != c[i]; j++) {}
+        if (j == i && c[i] && c[i]->refs == 0) nn_module_free(c[i]);
+    }
+    nn_module_free(m);
+    return NULL;
 }
 
 /* A persistent parameter tensor filled with U(-bound, bound). */
@@ -4346,19 +4609,52 @@ static nn_tensor *nn__uniform_param(nn_shape s, float bound) {
     return nn_rand(NULL, s, -bound, bound);
 }
 
+/* Built-in modules keep their options and parameter pointers in a typed
+   state struct at m->user (plain data, freed with m), so a forward never
+   depends on registration order. */
+static void nn__state_destroy(nn_module *m) { nn__free(m->user); }
+static void *nn__module_state(nn_module *m, size_t size) {
+    void *st = nn__calloc(1, size);
+    if (st) {
+        m->user = st;
+        m->destroy = nn__state_destroy;
+    }
+    return st;
+}
+/* A new module with a zeroed state of size bytes (NULL when out of memory). */
+static nn_module *nn__module_with_state(const char *type, nn_forward_fn fwd, size_t size) {
+    nn_module *m = nn_module_new(type, fwd);
+    if (m && !nn__module_state(m, size)) {
+        nn_module_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+typedef struct nn__linear_state {
+    nn_tensor *weight, *bias;   /* bias NULL for nn_linear_nobias */
+} nn__linear_state;
+/* A module with one number as its option (dropout p, leaky slope, ELU alpha). */
+typedef struct nn__scalar_state {
+    float value;
+} nn__scalar_state;
+
 static nn_tensor *nn__linear_forward(nn_module *m, nn_tensor *x) {
-    return nn_linear_op(x, m->params[0].tensor, m->nparams > 1 ? m->params[1].tensor : NULL);
+    const nn__linear_state *st = (const nn__linear_state *)m->user;
+    return nn_linear_op(x, st->weight, st->bias);
 }
 
 static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
     nn_module *m;
+    nn__linear_state *st;
     nn_tensor *w, *b = NULL;
     float bound;
     if (in_f < 1 || out_f < 1) {
         nn__misuse("nn_linear: sizes must be positive, got in=%d out=%d", in_f, out_f);
         return NULL;
     }
-    if (!(m = nn_module_new("Linear", nn__linear_forward))) return NULL;
+    if (!(m = nn__module_with_state("Linear", nn__linear_forward, sizeof(nn__linear_state)))) return NULL;
+    st = (nn__linear_state *)m->user;
     /* torch.nn.Linear: kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(in). */
     bound = 1.0f / sqrtf((float)in_f);
     w = nn__uniform_param(NN_SHAPE(out_f, in_f), bound);
@@ -4367,6 +4663,8 @@ static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
         nn_module_free(m); /* add_param freed what it could not add */
         return NULL;
     }
+    st->weight = w;
+    st->bias = b;
     return m;
 }
 NNDEF nn_module *nn_linear(int in_features, int out_features) { return nn__linear_make(in_features, out_features, 1); }
@@ -4376,7 +4674,9 @@ static nn_tensor *nn__relu_forward(nn_module *m, nn_tensor *x) { (void)m; return
 static nn_tensor *nn__sigmoid_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_sigmoid_op(x); }
 static nn_tensor *nn__tanh_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_tanh_op(x); }
 static nn_tensor *nn__flatten_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_flatten_batch(x); }
-static nn_tensor *nn__dropout_forward(nn_module *m, nn_tensor *x) { return nn_dropout_op(x, m->fopt[0], m->training); }
+static nn_tensor *nn__dropout_forward(nn_module *m, nn_tensor *x) {
+    return nn_dropout_op(x, ((const nn__scalar_state *)m->user)->value, m->training);
+}
 
 NNDEF nn_module *nn_relu(void) { return nn_module_new("ReLU", nn__relu_forward); }
 NNDEF nn_module *nn_sigmoid(void) { return nn_module_new("Sigmoid", nn__sigmoid_forward); }
@@ -4389,7 +4689,8 @@ NNDEF nn_module *nn_dropout(float p) {
         nn__misuse("nn_dropout: p must be in [0,1], got %g", (double)p);
         return NULL;
     }
-    if ((m = nn_module_new("Dropout", nn__dropout_forward))) m->fopt[0] = p;
+    m = nn__module_with_state("Dropout", nn__dropout_forward, sizeof(nn__scalar_state));
+    if (m) ((nn__scalar_state *)m->user)->value = p;
     return m;
 }
 
@@ -5738,21 +6039,22 @@ NNDEF nn_tensor *nn_conv_transpose2d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b
     return nn__conv("nn_conv_transpose2d", NN__CONV_T, 2, x, w, b, opts);
 }
 
-/* Conv modules keep their options in `user`. */
+typedef struct nn__conv_state {
+    nn_tensor *weight, *bias;   /* bias NULL with no_bias */
+    nn_conv_opts opts;
+    int dims, transposed;
+} nn__conv_state;
 static nn_tensor *nn__conv_forward(nn_module *m, nn_tensor *x) {
-    const nn_conv_opts *o = (const nn_conv_opts *)m->user;
-    nn_tensor *b = m->nparams > 1 ? m->params[1].tensor : NULL;
-    int dims = (int)m->fopt[0], transposed = (int)m->fopt[1];
-    if (transposed) return nn_conv_transpose2d_op(x, m->params[0].tensor, b, *o);
-    return dims == 2 ? nn_conv2d_op(x, m->params[0].tensor, b, *o)
-                     : nn_conv1d_op(x, m->params[0].tensor, b, *o);
+    const nn__conv_state *st = (const nn__conv_state *)m->user;
+    if (st->transposed) return nn_conv_transpose2d_op(x, st->weight, st->bias, st->opts);
+    return st->dims == 2 ? nn_conv2d_op(x, st->weight, st->bias, st->opts)
+                         : nn_conv1d_op(x, st->weight, st->bias, st->opts);
 }
-static void nn__conv_destroy(nn_module *m) { nn__free(m->user); }
 
 static nn_module *nn__conv_make(const char *op, const char *type, int dims, int transposed,
                                 int in_ch, int out_ch, nn_conv_opts o) {
     nn_module *m;
-    nn_conv_opts *keep;
+    nn__conv_state *st;
     nn_shape ws;
     int G = o.groups ? o.groups : 1, K = o.kernel, fan_in;
     float bound;
@@ -5765,23 +6067,18 @@ static nn_module *nn__conv_make(const char *op, const char *type, int dims, int 
                    o.dilation, o.groups, o.output_padding);
         return NULL;
     }
-    if (!(m = nn_module_new(type, nn__conv_forward))) return NULL;
-    m->fopt[0] = (float)dims;
-    m->fopt[1] = (float)transposed;
-    if (!(keep = (nn_conv_opts *)nn__malloc(sizeof(nn_conv_opts)))) {
-        nn_module_free(m);
-        return NULL;
-    }
-    *keep = o;
-    m->user = keep;
-    m->destroy = nn__conv_destroy;
+    if (!(m = nn__module_with_state(type, nn__conv_forward, sizeof(nn__conv_state)))) return NULL;
+    st = (nn__conv_state *)m->user;
+    st->opts = o;
+    st->dims = dims;
+    st->transposed = transposed;
     /* PyTorch: fan_in = weight.size(1) * kernel elements. */
     if (dims == 2) ws = transposed ? NN_SHAPE(in_ch, out_ch / G, K, K) : NN_SHAPE(out_ch, in_ch / G, K, K);
     else ws = NN_SHAPE(out_ch, in_ch / G, K);
     fan_in = ws.d[1] * K * (dims == 2 ? K : 1);
     bound = 1.0f / sqrtf((float)fan_in);
-    if (!nn_module_add_param(m, "weight", nn__uniform_param(ws, bound)) ||
-        (!o.no_bias && !nn_module_add_param(m, "bias", nn__uniform_param(NN_SHAPE(out_ch), bound)))) {
+    if (!(st->weight = nn_module_add_param(m, "weight", nn__uniform_param(ws, bound))) ||
+        (!o.no_bias && !(st->bias = nn_module_add_param(m, "bias", nn__uniform_param(NN_SHAPE(out_ch), bound))))) {
         nn_module_free(m);
         return NULL;
     }
@@ -6107,20 +6404,20 @@ NNDEF nn_tensor *nn_upsample_nearest2d_op(nn_tensor *x, int scale) {
     return out;
 }
 
-/* Pooling modules keep kernel, stride, padding in fopt. */
-static nn_pool_opts nn__pool_opts_of(const nn_module *m) {
-    nn_pool_opts o;
-    o.kernel = (int)m->fopt[0];
-    o.stride = (int)m->fopt[1];
-    o.padding = (int)m->fopt[2];
-    return o;
-}
+/* Pooling modules keep their options in their state; Upsample its scale. */
+typedef struct nn__pool_state {
+    nn_pool_opts opts;
+    int scale;
+} nn__pool_state;
+static nn_pool_opts nn__pool_opts_of(const nn_module *m) { return ((const nn__pool_state *)m->user)->opts; }
 static nn_tensor *nn__maxpool2d_forward(nn_module *m, nn_tensor *x) { return nn_maxpool2d_op(x, nn__pool_opts_of(m)); }
 static nn_tensor *nn__avgpool2d_forward(nn_module *m, nn_tensor *x) { return nn_avgpool2d_op(x, nn__pool_opts_of(m)); }
 static nn_tensor *nn__maxpool1d_forward(nn_module *m, nn_tensor *x) { return nn_maxpool1d_op(x, nn__pool_opts_of(m)); }
 static nn_tensor *nn__avgpool1d_forward(nn_module *m, nn_tensor *x) { return nn_avgpool1d_op(x, nn__pool_opts_of(m)); }
 static nn_tensor *nn__gap_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_global_avgpool_op(x); }
-static nn_tensor *nn__upsample_forward(nn_module *m, nn_tensor *x) { return nn_upsample_nearest2d_op(x, (int)m->fopt[0]); }
+static nn_tensor *nn__upsample_forward(nn_module *m, nn_tensor *x) {
+    return nn_upsample_nearest2d_op(x, ((const nn__pool_state *)m->user)->scale);
+}
 
 static nn_module *nn__pool_make(const char *op, const char *type, nn_forward_fn fwd, nn_pool_opts o) {
     nn_module *m;
@@ -6129,11 +6426,7 @@ static nn_module *nn__pool_make(const char *op, const char *type, nn_forward_fn 
                    "most kernel/2)", op, o.kernel, o.stride, o.padding);
         return NULL;
     }
-    if ((m = nn_module_new(type, fwd))) {
-        m->fopt[0] = (float)o.kernel;
-        m->fopt[1] = (float)o.stride;
-        m->fopt[2] = (float)o.padding;
-    }
+    if ((m = nn__module_with_state(type, fwd, sizeof(nn__pool_state)))) ((nn__pool_state *)m->user)->opts = o;
     return m;
 }
 NNDEF nn_module *nn_maxpool2d(nn_pool_opts opts) { return nn__pool_make("nn_maxpool2d", "MaxPool2d", nn__maxpool2d_forward, opts); }
@@ -6147,7 +6440,8 @@ NNDEF nn_module *nn_upsample_nearest2d(int scale) {
         nn__misuse("nn_upsample_nearest2d: scale must be >= 1, got %d", scale);
         return NULL;
     }
-    if ((m = nn_module_new("Upsample", nn__upsample_forward))) m->fopt[0] = (float)scale;
+    m = nn__module_with_state("Upsample", nn__upsample_forward, sizeof(nn__pool_state));
+    if (m) ((nn__pool_state *)m->user)->scale = scale;
     return m;
 }
 
@@ -6276,39 +6570,77 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
     return out;
 }
 
+typedef struct nn__bn_state {
+    nn_tensor *weight, *bias, *running_mean, *running_var;
+    nn_tensor *num_batches_tracked;   /* NN_TENSOR_INT64 scalar */
+    float momentum, eps;
+    int twod;
+} nn__bn_state;
+
 static nn_tensor *nn__bn_forward(nn_module *m, nn_tensor *x) {
+    const nn__bn_state *st = (const nn__bn_state *)m->user;
     nn_tensor *y;
-    int want2d = (int)m->fopt[2];
+    int want2d = st->twod;
     if (!x || (want2d ? x->ndim != 4 : (x->ndim != 2 && x->ndim != 3))) {
         nn__misuse("%s: needs x %s, got %s", want2d ? "nn_batchnorm2d" : "nn_batchnorm1d",
                    want2d ? "[N,C,H,W]" : "[N,C] or [N,C,L]", nn__ts(x));
         return NULL;
     }
-    y = nn_batch_norm_op(x, m->buffers[0].tensor, m->buffers[1].tensor, m->params[0].tensor,
-                         m->params[1].tensor, m->training, m->fopt[0], m->fopt[1]);
-    if (y && m->training) m->buffers[2].tensor->data[0] += 1.0f;
+    y = nn_batch_norm_op(x, st->running_mean, st->running_var, st->weight, st->bias, m->training,
+                         st->momentum, st->eps);
+    if (y && m->training) ((int64_t *)(void *)st->num_batches_tracked->data)[0] += 1;
     return y;
+}
+
+/* A persistent NN_TENSOR_INT64 scalar holding 0. */
+static nn_tensor *nn__int64_scalar(void) {
+    nn_tensor *t = nn__tensor_new("nn_batchnorm", NULL, nn_shape_scalar(), 1);
+    float *d;
+    if (!t) return NULL;
+    /* 8 bytes per element: reallocate as two floats' worth, zeroed */
+    if (!(d = nn__alloc_floats(2 * t->numel, 1))) {
+        nn_tensor_free(t);
+        return NULL;
+    }
+    nn__free_floats(t->data);
+    t->data = d;
+    t->flags |= NN_TENSOR_INT64;
+    return t;
 }
 
 static nn_module *nn__bn_make(const char *op, const char *type, int C, int twod) {
     nn_module *m;
+    nn__bn_state *st;
     if (C < 1) {
         nn__misuse("%s: the channel count must be positive, got %d", op, C);
         return NULL;
     }
-    if (!(m = nn_module_new(type, nn__bn_forward))) return NULL;
-    m->fopt[0] = 0.1f;
-    m->fopt[1] = 1e-5f;
-    m->fopt[2] = (float)twod;
-    if (!nn_module_add_param(m, "weight", nn_ones(NULL, NN_SHAPE(C))) ||
-        !nn_module_add_param(m, "bias", nn_zeros(NULL, NN_SHAPE(C))) ||
-        !nn_module_add_buffer(m, "running_mean", nn_zeros(NULL, NN_SHAPE(C))) ||
-        !nn_module_add_buffer(m, "running_var", nn_ones(NULL, NN_SHAPE(C))) ||
-        !nn_module_add_buffer(m, "num_batches_tracked", nn_zeros(NULL, nn_shape_scalar()))) {
+    if (!(m = nn__module_with_state(type, nn__bn_forward, sizeof(nn__bn_state)))) return NULL;
+    st = (nn__bn_state *)m->user;
+    st->momentum = 0.1f;
+    st->eps = 1e-5f;
+    st->twod = twod;
+    if (!(st->weight = nn_module_add_param(m, "weight", nn_ones(NULL, NN_SHAPE(C)))) ||
+        !(st->bias = nn_module_add_param(m, "bias", nn_zeros(NULL, NN_SHAPE(C)))) ||
+        !(st->running_mean = nn_module_add_buffer(m, "running_mean", nn_zeros(NULL, NN_SHAPE(C)))) ||
+        !(st->running_var = nn_module_add_buffer(m, "running_var", nn_ones(NULL, NN_SHAPE(C)))) ||
+        !(st->num_batches_tracked = nn_module_add_buffer(m, "num_batches_tracked", nn__int64_scalar()))) {
         nn_module_free(m);
         return NULL;
     }
     return m;
+}
+
+NNDEF void nn_batchnorm_set(nn_module *m, float momentum, float eps) {
+    nn__bn_state *st;
+    if (!m || m->forward != nn__bn_forward || !(momentum >= 0.0f && momentum <= 1.0f) || !(eps > 0.0f)) {
+        nn__misuse("nn_batchnorm_set: needs a BatchNorm module, momentum in [0,1] and eps > 0, "
+                   "got %s, momentum=%g, eps=%g", m ? m->type : "NULL", (double)momentum, (double)eps);
+        return;
+    }
+    st = (nn__bn_state *)m->user;
+    st->momentum = momentum;
+    st->eps = eps;
 }
 NNDEF nn_module *nn_batchnorm1d(int features) { return nn__bn_make("nn_batchnorm1d", "BatchNorm1d", features, 0); }
 NNDEF nn_module *nn_batchnorm2d(int channels) { return nn__bn_make("nn_batchnorm2d", "BatchNorm2d", channels, 1); }
@@ -6389,19 +6721,23 @@ NNDEF nn_tensor *nn_elu_op(nn_tensor *x, float alpha) { return nn__act("nn_elu",
 NNDEF nn_tensor *nn_gelu_op(nn_tensor *x) { return nn__act("nn_gelu", NN__A_GELU, x, 0.0f); }
 NNDEF nn_tensor *nn_silu_op(nn_tensor *x) { return nn__act("nn_silu", NN__A_SILU, x, 0.0f); }
 
-static nn_tensor *nn__leaky_forward(nn_module *m, nn_tensor *x) { return nn_leaky_relu_op(x, m->fopt[0]); }
-static nn_tensor *nn__elu_forward(nn_module *m, nn_tensor *x) { return nn_elu_op(x, m->fopt[0]); }
+static nn_tensor *nn__leaky_forward(nn_module *m, nn_tensor *x) {
+    return nn_leaky_relu_op(x, ((const nn__scalar_state *)m->user)->value);
+}
+static nn_tensor *nn__elu_forward(nn_module *m, nn_tensor *x) {
+    return nn_elu_op(x, ((const nn__scalar_state *)m->user)->value);
+}
 static nn_tensor *nn__gelu_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_gelu_op(x); }
 static nn_tensor *nn__silu_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_silu_op(x); }
 
 NNDEF nn_module *nn_leaky_relu(float slope) {
-    nn_module *m = nn_module_new("LeakyReLU", nn__leaky_forward);
-    if (m) m->fopt[0] = slope != 0.0f ? slope : 0.01f;
+    nn_module *m = nn__module_with_state("LeakyReLU", nn__leaky_forward, sizeof(nn__scalar_state));
+    if (m) ((nn__scalar_state *)m->user)->value = slope != 0.0f ? slope : 0.01f;
     return m;
 }
 NNDEF nn_module *nn_elu(float alpha) {
-    nn_module *m = nn_module_new("ELU", nn__elu_forward);
-    if (m) m->fopt[0] = alpha != 0.0f ? alpha : 1.0f;
+    nn_module *m = nn__module_with_state("ELU", nn__elu_forward, sizeof(nn__scalar_state));
+    if (m) ((nn__scalar_state *)m->user)->value = alpha != 0.0f ? alpha : 1.0f;
     return m;
 }
 NNDEF nn_module *nn_gelu(void) { return nn_module_new("GELU", nn__gelu_forward); }
@@ -6438,6 +6774,7 @@ struct nn_optim {
     float *mu_prod;             /* NAdam's running product of mu_t */
     float **slot[NN__SLOTS];    /* slot[k][i]: buffer k of parameter i, or NULL */
     nn_optim *inner;            /* Lookahead: the fast optimizer */
+    nn_module *module;          /* the module it was made for (not owned) */
     int la_k;
     double la_alpha;
     long la_count;
@@ -6476,18 +6813,24 @@ static const nn_optim *nn__optim_cbase(const nn_optim *o) {
 static nn_optim *nn__optim_new(const char *op, nn_module *m, int kind, unsigned slot_mask) {
     nn_optim *o;
     nn_param *ps;
-    int count, i, k;
+    int count, i, k, trainable = 0;
     size_t c;
     if (!m) {
         nn__misuse("%s: NULL module", op);
         return NULL;
     }
-    if (!(ps = nn_parameters(m, &count))) {
-        if (count == 0) nn__error(NN_ERR_ARG, "%s: the module has no parameters", op);
+    /* The module's cached list: the user's nn_parameters array stays valid. */
+    ps = nn_parameters(m, &count);
+    if (!ps && m->all_sig == 0) return NULL;   /* out of memory */
+    for (i = 0; i < count; i++) trainable += nn_needs_grad(ps[i].tensor);
+    if (!trainable) {
+        nn__misuse("%s: the %s has no trainable parameters (%d parameters, none requires a "
+                   "gradient)", op, m->type, count);
         return NULL;
     }
     if (!(o = (nn_optim *)nn__calloc(1, sizeof(nn_optim)))) return NULL;
     o->kind = kind;
+    o->module = m;
     o->n = count;
     c = (size_t)(count ? count : 1);
     o->params = (nn_tensor **)nn__calloc(c, sizeof(nn_tensor *));
@@ -6729,8 +7072,12 @@ NNDEF void nn_zero_grad(nn_optim *o) {
     int i, nt;
     o = nn__optim_base(o);
     if (!o) return;
+    /* set_to_none: no gradient until the next backward reaches it */
     for (i = 0; i < o->n; i++)
-        if (o->params[i]->grad && !o->frozen[i]) total += o->params[i]->numel;
+        if (o->params[i]->grad && !o->frozen[i]) {
+            total += o->params[i]->numel;
+            o->params[i]->flags &= ~NN_TENSOR_HAS_GRAD;
+        }
     nt = nn__ew_threads((double)total);
     (void)nt;
     /* One team for all tensors: each thread zeroes its share of each. */
@@ -7030,7 +7377,7 @@ NNDEF void nn_step(nn_optim *o) {
             nn_tensor *t = o->params[i];
             float *slow = o->slot[0][i], a = (float)o->la_alpha;
             size_t j;
-            if (b->frozen[i]) continue;
+            if (b->frozen[i] || !nn_needs_grad(t)) continue;
             for (j = 0; j < t->numel; j++) {
                 slow[j] = slow[j] + a * (t->data[j] - slow[j]);
                 t->data[j] = slow[j];
@@ -7042,7 +7389,7 @@ NNDEF void nn_step(nn_optim *o) {
         size_t total = 0;
         int nt;
         for (i = 0; i < o->n; i++) {
-            if (!o->params[i]->grad || o->frozen[i]) continue;
+            if (!nn__grad_live(o->params[i]) || o->frozen[i]) continue;
             o->steps[i]++;
             total += o->params[i]->numel;
         }
@@ -7054,7 +7401,7 @@ NNDEF void nn_step(nn_optim *o) {
             int j;
             for (j = 0; j < o->n; j++) {
                 size_t lo, hi;
-                if (!o->params[j]->grad || o->frozen[j]) continue;
+                if (!nn__grad_live(o->params[j]) || o->frozen[j]) continue;
                 nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
                 if (hi > lo) nn__sgd_range(o, j, lo, hi);
             }
@@ -7064,7 +7411,7 @@ NNDEF void nn_step(nn_optim *o) {
     for (i = 0; i < o->n; i++) {
         nn_tensor *t = o->params[i];
         double lr = o->lr * o->lr_scale[i], wd = o->wd[i];
-        if (!t->grad || o->frozen[i]) continue;
+        if (!nn__grad_live(t) || o->frozen[i]) continue;
         o->steps[i]++;
         switch (o->kind) {
         case NN__OPT_ADAGRAD: nn__adagrad_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
@@ -7220,7 +7567,7 @@ typedef struct nn__clip_ctx {
 } nn__clip_ctx;
 
 static void nn__clip_sq(nn_tensor *t, void *u) {
-    if (t->grad) {
+    if (nn__grad_live(t)) {
         double s = nn__optim_norm2(t->grad, t->numel);
         ((nn__clip_ctx *)u)->sq += s * s;
     }
@@ -7228,13 +7575,13 @@ static void nn__clip_sq(nn_tensor *t, void *u) {
 static void nn__clip_scale(nn_tensor *t, void *u) {
     float c = ((nn__clip_ctx *)u)->coef;
     size_t j;
-    if (t->grad)
+    if (nn__grad_live(t))
         for (j = 0; j < t->numel; j++) t->grad[j] *= c;
 }
 static void nn__clip_clamp(nn_tensor *t, void *u) {
     float c = ((nn__clip_ctx *)u)->clip;
     size_t j;
-    if (t->grad)
+    if (nn__grad_live(t))
         for (j = 0; j < t->numel; j++) {
             float v = t->grad[j];
             t->grad[j] = v > c ? c : v < -c ? -c : v;
@@ -7916,18 +8263,21 @@ static nn_status nn__optim_read(nn__st_rbuf *r, nn_optim *o, const char *where) 
     o->momentum = nn__st_get_f64(r);
     o->beta1 = nn__st_get_f64(r);
     for (i = 0; i < o->n; i++) {
-        char name[256];
         uint32_t len = nn__st_get_u32(r), mask;
         uint64_t numel;
-        if (len >= sizeof name || !nn__st_get(r, name, len))
+        const char *name = o->names[i], *stored;
+        /* the stored name is compared where it lies: any length works */
+        if (r->bad || len > r->size - r->pos || len > 0x7fffffffu)
             return nn__error(NN_ERR_FORMAT, "%s: bad or truncated name of parameter %d", where, i);
-        name[len] = 0;
+        stored = (const char *)r->p + r->pos;
+        r->pos += len;
         numel = nn__st_get_u64(r);
-        if (strcmp(name, o->names[i]) != 0 || numel != (uint64_t)o->params[i]->numel)
+        if (strlen(name) != len || memcmp(stored, name, len) != 0 ||
+            numel != (uint64_t)o->params[i]->numel)
             return nn__error(NN_ERR_FORMAT,
-                             "%s: parameter %d is \"%s\" with %llu elements in the state, "
-                             "\"%s\" with %zu here", where, i, name, (unsigned long long)numel,
-                             o->names[i], o->params[i]->numel);
+                             "%s: parameter %d is \"%.*s\" with %llu elements in the state, "
+                             "\"%s\" with %zu here", where, i, (int)len, stored,
+                             (unsigned long long)numel, name, o->params[i]->numel);
         o->lr_scale[i] = nn__st_get_f64(r);
         o->wd[i] = nn__st_get_f64(r);
         o->frozen[i] = (unsigned char)(nn__st_get_u32(r) != 0);
@@ -8233,13 +8583,14 @@ NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int 
 
 /* ----- the LR range test ----- */
 
+static size_t nn__snapshot_copy(nn_module *m, unsigned char *buf, int to_module);
+
 NNDEF nn_status nn_lr_find(nn_optim *o, nn_lr_find_fn fn, void *user, nn_lr_find_opts opts,
                            nn_lr_find_result *out) {
     nn_optim *b = nn__optim_base(o);
     double start, end, beta, diverge, avg = 0.0, best = HUGE_VAL, lr0;
-    size_t state_size, total = 0, off;
-    unsigned char *state = NULL;
-    float *saved = NULL;
+    size_t state_size, total;
+    unsigned char *state = NULL, *saved = NULL;
     int n, i, k;
     if (!b || !fn || !out) {
         nn__misuse("nn_lr_find: needs an optimizer, a function and a result");
@@ -8255,25 +8606,23 @@ NNDEF nn_status nn_lr_find(nn_optim *o, nn_lr_find_fn fn, void *user, nn_lr_find
         nn__misuse("nn_lr_find: needs end_lr > start_lr > 0, num_steps >= 2 and smoothing < 1");
         return NN_ERR_ARG;
     }
-    /* Save the weights and optimizer state: the test must not train the model. */
-    for (i = 0; i < b->n; i++) total += b->params[i]->numel;
+    /* Save the weights, buffers (running statistics) and optimizer state:
+       the test must not train the model. */
+    total = nn__snapshot_copy(b->module, NULL, 0);
     state_size = nn_optim_state_write(o, NULL, NULL, 0);
     state = (unsigned char *)nn__malloc(state_size);
-    saved = nn__alloc_floats(total, 0);
+    saved = (unsigned char *)nn__malloc(total);
     out->lr = (float *)nn__calloc((size_t)n, sizeof(float));
     out->loss = (float *)nn__calloc((size_t)n, sizeof(float));
     out->smoothed = (float *)nn__calloc((size_t)n, sizeof(float));
     if (!state || !saved || !out->lr || !out->loss || !out->smoothed) {
         nn__free(state);
-        nn__free_floats(saved);
+        nn__free(saved);
         nn_lr_find_free(out);
         return NN_ERR_OOM;
     }
     nn_optim_state_write(o, NULL, state, state_size);
-    for (off = 0, i = 0; i < b->n; i++) {
-        memcpy(saved + off, b->params[i]->data, b->params[i]->numel * sizeof(float));
-        off += b->params[i]->numel;
-    }
+    nn__snapshot_copy(b->module, saved, 0);
     lr0 = b->lr;
     for (i = 0; i < n; i++) {
         double lr = start * pow(end / start, (double)i / (double)(n - 1)), loss, sm;
@@ -8295,15 +8644,12 @@ NNDEF nn_status nn_lr_find(nn_optim *o, nn_lr_find_fn fn, void *user, nn_lr_find
         if (i > 0 && sm > diverge * best) break;
     }
     /* restore */
-    for (off = 0, i = 0; i < b->n; i++) {
-        memcpy(b->params[i]->data, saved + off, b->params[i]->numel * sizeof(float));
-        off += b->params[i]->numel;
-    }
+    nn__snapshot_copy(b->module, saved, 1);
     nn_optim_state_read(o, NULL, state, state_size);
     b->lr = lr0;
     nn_zero_grad(o);
     nn__free(state);
-    nn__free_floats(saved);
+    nn__free(saved);
     if (out->n == 0) return nn__error(NN_ERR_ARG, "nn_lr_find: the first loss was not finite");
     /* the steepest fall of the smoothed loss per log-lr, up to the minimum */
     out->lr_min_div10 = out->lr[out->best] / 10.0f;
@@ -8376,31 +8722,35 @@ NNDEF nn_status nn_lr_find_write_svg(const nn_lr_find_result *r, const char *pat
 struct nn_snapshots {
     nn_module *m;
     int max, count, next;
-    size_t nfloats;
-    float **snap;
-    float *backup;
+    size_t nbytes;
+    unsigned char **snap;
+    unsigned char *backup;
 };
 
 /* Copy the module's parameters and buffers into a flat buffer, or back. */
 typedef struct nn__copy_ctx {
-    float *buf;
+    unsigned char *buf;
     size_t off;
     int to_module;
 } nn__copy_ctx;
 
 static void nn__copy_tensor(nn_tensor *t, void *u) {
     nn__copy_ctx *c = (nn__copy_ctx *)u;
-    if (c->to_module) memcpy(t->data, c->buf + c->off, t->numel * sizeof(float));
-    else if (c->buf) memcpy(c->buf + c->off, t->data, t->numel * sizeof(float));
-    c->off += t->numel;
+    size_t nb = nn__tensor_nbytes(t);
+    if (c->to_module) memcpy(t->data, c->buf + c->off, nb);
+    else if (c->buf) memcpy(c->buf + c->off, t->data, nb);
+    c->off += nb;
 }
 
-/* Returns the number of floats copied (buf NULL: just counts). */
-static size_t nn__snapshot_copy(nn_module *m, float *buf, int to_module) {
+/* Copy every parameter and buffer of m (each shared one once) into buf, or
+   back into m (to_module); lr_find and snapshots share it.  Returns the
+   bytes (buf NULL: just counts). */
+static size_t nn__snapshot_copy(nn_module *m, unsigned char *buf, int to_module) {
     nn__copy_ctx c;
     c.buf = buf;
     c.off = 0;
     c.to_module = to_module;
+    if (!m) return 0;
     nn__each_tensor(m, 0, nn__copy_tensor, &c);
     nn__each_tensor(m, 1, nn__copy_tensor, &c);
     return c.off;
@@ -8415,9 +8765,9 @@ NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count) {
     if (!(s = (nn_snapshots *)nn__calloc(1, sizeof(nn_snapshots)))) return NULL;
     s->m = m;
     s->max = max_count ? max_count : 8;
-    s->nfloats = nn__snapshot_copy(m, NULL, 0);
-    s->snap = (float **)nn__calloc((size_t)s->max, sizeof(float *));
-    s->backup = nn__alloc_floats(s->nfloats, 0);
+    s->nbytes = nn__snapshot_copy(m, NULL, 0);
+    s->snap = (unsigned char **)nn__calloc((size_t)s->max, sizeof(unsigned char *));
+    s->backup = (unsigned char *)nn__malloc(s->nbytes);
     if (!s->snap || !s->backup) {
         nn_snapshots_free(s);
         return NULL;
@@ -8431,8 +8781,12 @@ NNDEF nn_status nn_snapshot_take(nn_snapshots *s) {
         nn__misuse("nn_snapshot_take: NULL snapshots");
         return NN_ERR_ARG;
     }
+    if (nn__snapshot_copy(s->m, NULL, 0) != s->nbytes) {
+        nn__misuse("nn_snapshot_take: the module's parameters or buffers changed since nn_snapshots_new");
+        return NN_ERR_ARG;
+    }
     k = s->next;
-    if (!s->snap[k] && !(s->snap[k] = nn__alloc_floats(s->nfloats, 0))) return NN_ERR_OOM;
+    if (!s->snap[k] && !(s->snap[k] = (unsigned char *)nn__malloc(s->nbytes))) return NN_ERR_OOM;
     nn__snapshot_copy(s->m, s->snap[k], 0);
     s->next = (k + 1) % s->max;
     if (s->count < s->max) s->count++;
@@ -8443,13 +8797,17 @@ NNDEF int nn_snapshot_count(const nn_snapshots *s) { return s ? s->count : 0; }
 
 NNDEF nn_tensor *nn_snapshot_predict(nn_snapshots *s, nn_tensor *x) {
     nn_tensor *avg = NULL;
-    int k, was = 1, was_training;
+    int k, was = 1;
     if (!s || !x || !s->count || !x->graph) {
         nn__misuse("nn_snapshot_predict: needs snapshots (take at least one) and an input in a graph");
         return NULL;
     }
+    if (nn__snapshot_copy(s->m, NULL, 0) != s->nbytes) {
+        nn__misuse("nn_snapshot_predict: the module's parameters or buffers changed since nn_snapshots_new");
+        return NULL;
+    }
     was = nn_set_grad_enabled(x->graph, 0);
-    was_training = s->m->training;
+    nn__train_save(s->m);
     nn_train_mode(s->m, 0); /* evaluation: no dropout, running statistics */
     nn__snapshot_copy(s->m, s->backup, 0);
     for (k = 0; k < s->count; k++) {
@@ -8468,7 +8826,7 @@ NNDEF nn_tensor *nn_snapshot_predict(nn_snapshots *s, nn_tensor *x) {
         }
     }
     nn__snapshot_copy(s->m, s->backup, 1);
-    nn_train_mode(s->m, was_training);
+    nn__train_restore(s->m);
     nn_set_grad_enabled(x->graph, was);
     return avg;
 }
@@ -8477,9 +8835,9 @@ NNDEF void nn_snapshots_free(nn_snapshots *s) {
     int k;
     if (!s) return;
     if (s->snap)
-        for (k = 0; k < s->max; k++) nn__free_floats(s->snap[k]);
+        for (k = 0; k < s->max; k++) nn__free(s->snap[k]);
     nn__free(s->snap);
-    nn__free_floats(s->backup);
+    nn__free(s->backup);
     nn__free(s);
 }
 
@@ -9598,7 +9956,7 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
     nn_loader *ld;
     nn_tensor *x, *out;
     const int *y;
-    int *pred, n, i, correct = 0, total = 0, was_training, had_grad;
+    int *pred, n, i, correct = 0, total = 0, had_grad;
     nn_graph *cur;
     if (!m || !ds || !g) {
         nn__misuse("nn_accuracy: NULL %s", !m ? "module" : !ds ? "dataset" : "graph");
@@ -9612,7 +9970,7 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
         nn_loader_free(ld);
         return -1.0f;
     }
-    was_training = m->training;
+    nn__train_save(m);   /* each module's own flag, put back below */
     cur = nn_current_graph(); /* restored after: the caller's step keeps its graph */
     nn_train_mode(m, 0);
     had_grad = nn_set_grad_enabled(g, 0);
@@ -9632,7 +9990,7 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
     nn_graph_reset(g);
     nn_set_grad_enabled(g, had_grad);
     nn_set_current_graph(cur);
-    nn_train_mode(m, was_training);
+    nn__train_restore(m);
     nn__free(pred);
     nn_loader_free(ld);
     return total ? (float)correct / (float)total : -1.0f;

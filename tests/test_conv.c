@@ -189,8 +189,7 @@ static void golden_bn(nn_graph *g) {
     for (k = 0; k < 4; k++) init[k] = read_tensor(NULL);
     m = init[0]->ndim == 1 && strstr(name, "bn2d") ? nn_batchnorm2d(init[0]->shape[0])
                                                    : nn_batchnorm1d(init[0]->shape[0]);
-    m->fopt[0] = momentum;
-    m->fopt[1] = eps;
+    nn_batchnorm_set(m, momentum, eps);
     ps = nn_parameters(m, &np);
     NN_TEST_CHECK(np == 2 && !strcmp(ps[0].name, "weight") && !strcmp(ps[1].name, "bias"),
                   "%s: parameters weight, bias", name);
@@ -223,8 +222,10 @@ static void golden_bn(nn_graph *g) {
             nn_test_close(got, want->data, want->numel, 1e-4f, 1e-4f, what);
         }
     }
-    NN_TEST_CHECK(bs[2].tensor->data[0] == (float)steps, "%s: num_batches_tracked %g", name,
-                  (double)bs[2].tensor->data[0]);
+    NN_TEST_CHECK((bs[2].tensor->flags & NN_TENSOR_INT64) &&
+                      ((const int64_t *)(void *)bs[2].tensor->data)[0] == (int64_t)steps,
+                  "%s: num_batches_tracked %lld", name,
+                  (long long)((const int64_t *)(void *)bs[2].tensor->data)[0]);
     expect("end");
     for (k = 0; k < 4; k++) nn_tensor_free(init[k]);
     nn_module_free(m);

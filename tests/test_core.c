@@ -6,6 +6,7 @@
 #endif
 #include "nn.h"
 #include "harness.h"
+#include <stdlib.h>
 #include <string.h>
 
 static char last_msg[512];

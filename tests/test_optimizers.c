@@ -59,11 +59,12 @@ static void set_grads(nn_module *m, int t) {
     nn_param *ps = nn_parameters(m, &n);
     for (i = 0; i < n; i++) {
         nn_tensor *p = ps[i].tensor;
+        float *g = nn_grad_buffer(p);   /* a gradient written by hand */
         for (k = 0; k < p->numel; k++, j++) {
             float c = (float)(0.5 + 0.25 * (double)(j % 7));
             float s = (float)(0.5 * sin(0.37 * (double)t + 0.61 * (double)j));
             float pc = p->data[k] * c;
-            p->grad[k] = pc + s;
+            g[k] = pc + s;
         }
     }
 }
@@ -736,7 +737,7 @@ static void test_misc(void) {
     ps = nn_parameters(m, &n);
     for (i = 0; i < n; i++) {
         size_t k;
-        for (k = 0; k < ps[i].tensor->numel; k++) ps[i].tensor->grad[k] = 1.0f;
+        for (k = 0; k < ps[i].tensor->numel; k++) nn_grad_buffer(ps[i].tensor)[k] = 1.0f;
     }
     norm = nn_clip_grad_norm_module(m, 1.0f);
     ps = nn_parameters(m, &n);   /* the array is rebuilt by every nn_parameters call */
@@ -872,7 +873,7 @@ static float quad_loss(void *user) {
         for (k = 0; k < ps[i].tensor->numel; k++, j++) {
             float c = 0.5f + 0.25f * (float)(j % 7), p = ps[i].tensor->data[k];
             loss += 0.5 * (double)(c * p * p);
-            ps[i].tensor->grad[k] += c * p;
+            nn_grad_buffer(ps[i].tensor)[k] += c * p;
         }
     return (float)loss;
 }
