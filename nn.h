@@ -3217,6 +3217,10 @@ static nn_tensor *nn__op(const char *op, nn_tensor **in, int nin, nn_shape s,
             nn__misuse("%s: input %d is NULL", op, i);
             return NULL;
         }
+        if (in[i]->flags & NN_TENSOR_INT64) {
+            nn__misuse("%s: input %d holds int64 values (a counter buffer), not floats", op, i);
+            return NULL;
+        }
     }
     g = nn__graph_of(op, in, nin);
     if (!g) return NULL;

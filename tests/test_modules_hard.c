@@ -439,6 +439,11 @@ static void test_num_batches_tracked_int64(void) {
     c[0] = (int64_t)1 << 24;
     nn_forward(bn, nn_tensor_from(g, xv, NN_SHAPE(2, 2)));
     NN_TEST_CHECK(c[0] == ((int64_t)1 << 24) + 1, "counts past 2^24 exactly: %lld", (long long)c[0]);
+    hook_on();
+    NN_TEST_CHECK(nn_add_scalar(t, 1.0f) == NULL && hook_calls == 1 &&
+                      strstr(last_msg, "nn_add_scalar: input 0 holds int64 values") != NULL,
+                  "an int64 buffer never enters a float op: %s", last_msg);
+    hook_off();
     nn_graph_free(g);
     nn_module_free(bn);
 }
