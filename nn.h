@@ -7078,7 +7078,7 @@ NNDEF void nn_zero_grad(nn_optim *o) {
     if (!o) return;
     /* set_to_none: no gradient until the next backward reaches it */
     for (i = 0; i < o->n; i++)
-        if (o->params[i]->grad && !o->frozen[i]) {
+        if (o->params[i]->grad) { /* frozen ones too: nothing piles up until unfrozen */
             total += o->params[i]->numel;
             o->params[i]->flags &= ~NN_TENSOR_HAS_GRAD;
         }
@@ -7091,7 +7091,7 @@ NNDEF void nn_zero_grad(nn_optim *o) {
         for (j = 0; j < o->n; j++) {
             float *g = o->params[j]->grad;
             size_t lo, hi;
-            if (!g || o->frozen[j]) continue;
+            if (!g) continue;
             nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
             if (hi > lo) memset(g + lo, 0, (hi - lo) * sizeof(float));
         }

@@ -746,13 +746,15 @@ static void test_misc(void) {
     nn_clip_grad_value_module(m, 0.1f);
     ps = nn_parameters(m, &n);
     NN_TEST_CHECK(ps[3].tensor->grad[1] == 0.1f, "clip by value");
-    /* zero_grad skips frozen parameters; step leaves them alone */
+    /* zero_grad clears frozen parameters too (their gradient must not pile up
+       until they are unfrozen); step leaves them alone */
     nn_optim_freeze(o, "0.weight", 1);
     get_params(m, before);
     nn_zero_grad(o);
     ps = nn_parameters(m, &n);
-    NN_TEST_CHECK(ps[0].tensor->grad[0] != 0.0f && ps[1].tensor->grad[0] == 0.0f,
-                  "zero_grad skips a frozen tensor");
+    NN_TEST_CHECK(nn_grad(ps[0].tensor) == NULL && ps[0].tensor->grad[0] == 0.0f &&
+                      ps[1].tensor->grad[0] == 0.0f,
+                  "zero_grad clears a frozen tensor's gradient too");
     set_grads(m, 1);
     nn_step(o);
     get_params(m, after);
