@@ -9660,6 +9660,11 @@ static void nn__io_put_json(nn__st_wbuf *w, const char *s) {
             e[0] = '\\';
             e[1] = (char)*p;
             nn__st_put(w, e, 2);
+        } else if (*p == '\n' || *p == '\t' || *p == '\r' || *p == '\b' || *p == '\f') {
+            char e[2];
+            e[0] = '\\';
+            e[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : *p == '\r' ? 'r' : *p == '\b' ? 'b' : 'f';
+            nn__st_put(w, e, 2);
         } else if (*p < 0x20) {
             char e[6];
             memcpy(e, "\\u00", 4);
@@ -10579,13 +10584,13 @@ static nn_status nn__io_load(nn_module *m, const unsigned char *buf, size_t size
             if (o.on_mismatch) o.on_mismatch(l.v[k].name, 1, o.user);
         }
     if (nmissing && !o.allow_missing) {
-        st = nn__error(NN_ERR_FORMAT, "%s: %d tensor%s of the module missing from the file: %s", where, nmissing,
-                       nmissing == 1 ? " is" : "s are", missing);
+        st = nn__error(NN_ERR_FORMAT, "%s: %d tensor%s of the module %s missing from the file: %s", where,
+                       nmissing, nmissing == 1 ? "" : "s", nmissing == 1 ? "is" : "are", missing);
         goto done_list;
     }
     if (nunexp && !o.allow_unexpected) {
-        st = nn__error(NN_ERR_FORMAT, "%s: %d tensor%s in the file not in the module: %s", where, nunexp,
-                       nunexp == 1 ? " is" : "s are", unexp);
+        st = nn__error(NN_ERR_FORMAT, "%s: %d tensor%s in the file %s not in the module: %s", where, nunexp,
+                       nunexp == 1 ? "" : "s", nunexp == 1 ? "is" : "are", unexp);
         goto done_list;
     }
     /* Shapes and dtypes, and the temporary memory. */
