@@ -855,16 +855,13 @@ static nn_module *net_with_head(void) {
 static void test_options(void) {
     nn_module *backbone, *net, *net2;
     void *mem;
-    size_t size, hs;
-    unsigned char *hsnap;
+    size_t size;
     nn_load_opts o;
     nn_status st;
     nn_seed(41);
     backbone = nn_sequential(nn_linear(2, 3), NULL);
     net = net_with_head();
     randomize(net);
-    hsnap = snapshot(nn_module_new("x", NULL), &hs);
-    free(hsnap);
     /* a backbone saved on its own ("0.weight") into net.features */
     NN_TEST_CHECK(nn_save_mem(backbone, no_save_opts(), &mem, &size) == NN_OK, "save backbone");
     {
