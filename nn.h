@@ -1091,22 +1091,18 @@ typedef struct nn_load_opts {
     void *user;               /* passed to both callbacks */
 } nn_load_opts;
 
-/* Write every parameter and buffer of m (PyTorch's state_dict) to path as a
-   safetensors file: float tensors as F32, NN_TENSOR_INT64 buffers as I64.
-   Atomic: a temporary file in the same directory is written, flushed,
-   fsync'd and renamed over path, so a failure leaves the old file intact. */
+/* Write m's parameters and buffers (PyTorch's state_dict names) to path as
+   safetensors: floats F32, NN_TENSOR_INT64 buffers I64.  Atomic: a temporary
+   file is fsync'd and renamed over path; on failure the old file is intact. */
 NNDEF nn_status nn_save(nn_module *m, const char *path);
 /* nn_save with options (extra metadata). */
 NNDEF nn_status nn_save_ex(nn_module *m, const char *path, nn_save_opts opts);
 /* nn_save into a new buffer *buf of *size bytes (free it with NN_FREE); on
    failure *buf is NULL and *size 0. */
 NNDEF nn_status nn_save_mem(nn_module *m, nn_save_opts opts, void **buf, size_t *size);
-/* Read a safetensors file into m's existing tensors by name (PyTorch's
-   load_state_dict(strict=True) unless opts relax it).  F32, F16, BF16, F64
-   and the integer and BOOL dtypes convert to float; NN_TENSOR_INT64 buffers
-   take integer dtypes.  Shapes must match.  All or nothing: on any failure
-   (NN_ERR_IO, NN_ERR_FORMAT, NN_ERR_OOM) m is unchanged and
-   nn_error_string() names the file, the tensor and the problem. */
+/* Read a safetensors file into m's tensors by name (load_state_dict, strict
+   unless opts relax it); float and integer dtypes convert, shapes must match.
+   All or nothing: on failure m is unchanged and nn_error_string() says why. */
 NNDEF nn_status nn_load(nn_module *m, const char *path, nn_load_opts opts);
 /* nn_load from size bytes at buf (e.g. a file embedded as a C array). */
 NNDEF nn_status nn_load_mem(nn_module *m, const void *buf, size_t size, nn_load_opts opts);
@@ -10584,8 +10580,15 @@ static nn_status nn__io_load(nn_module *m, const unsigned char *buf, size_t size
             if (o.on_mismatch) o.on_mismatch(l.v[k].name, 1, o.user);
         }
     if (nmissing && !o.allow_missing) {
-        st = nn__error(NN_ERR_FORMAT, "%s: %d tensor%s of the module %s missing from the file: %s", where,
-                       nmissing, nmissing == 1 ? "" : "s", nmissing == 1 ? "is" : "are", missing);
+        if (nunexp && !o.allow_unexpected) /* say both, as a rename shows up as one of each */
+            st = nn__error(NN_ERR_FORMAT,
+                           "%s: %d tensor%s of the module %s missing from the file: %s; %d tensor%s in the "
+                           "file %s not in the module: %s",
+                           where, nmissing, nmissing == 1 ? "" : "s", nmissing == 1 ? "is" : "are", missing,
+                           nunexp, nunexp == 1 ? "" : "s", nunexp == 1 ? "is" : "are", unexp);
+        else
+            st = nn__error(NN_ERR_FORMAT, "%s: %d tensor%s of the module %s missing from the file: %s", where,
+                           nmissing, nmissing == 1 ? "" : "s", nmissing == 1 ? "is" : "are", missing);
         goto done_list;
     }
     if (nunexp && !o.allow_unexpected) {

@@ -490,6 +490,10 @@ static void test_errors(void) {
                 "nn_load_mem: 2 tensors of the module are missing from the file: \"weight\", \"bias\"");
     expect_fail(m, "{" JW "," JB ",\"extra\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[36,40]}}", z, 40,
                 NN_ERR_FORMAT, "nn_load_mem: 1 tensor in the file is not in the module: \"extra\"");
+    expect_fail(m, "{\"weight\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,24]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[24,36]}}", z, 36, NN_ERR_FORMAT,
+                "nn_load_mem: 1 tensor of the module is missing from the file: \"bias\"; "
+                "1 tensor in the file is not in the module: \"b\"");
     /* shapes and dtypes */
     expect_fail(m, "{\"weight\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}," JB "}", z, 36,
                 NN_ERR_FORMAT, "nn_load_mem: tensor \"weight\" has shape [2,3], expected [3,2]");
