@@ -1141,6 +1141,59 @@ NNDEF void nn_loader_set_batch_size(nn_loader *l, int batch_size);
 NNDEF int nn_loader_batches(const nn_loader *l);
 NNDEF void nn_loader_free(nn_loader *l);
 
+/* ===== >>io ============================================================== */
+/* Model files in the safetensors format (PyTorch's and Hugging Face's): an
+   8-byte little-endian header length, a JSON header naming every tensor with
+   its dtype, shape and byte range, then the raw little-endian tensors.  Names
+   are PyTorch's state_dict names ("0.weight", "bn.running_mean"), so a state
+   dict PyTorch wrote loads straight in and back.  docs/io.md has the details. */
+
+/* One "__metadata__" entry of a model file: a key and its string value. */
+typedef struct nn_meta {
+    const char *key;
+    const char *value;
+} nn_meta;
+
+/* Options of nn_save_ex and nn_save_mem; zero is the default. */
+typedef struct nn_save_opts {
+    const nn_meta *metadata;  /* nmetadata extra "__metadata__" pairs, or NULL;
+                                 "format" and "nn.h" are nn.h's own keys */
+    int nmetadata;
+} nn_save_opts;
+
+/* Options of nn_load and nn_load_mem; zero is strict: every tensor of the
+   module must be in the file and every tensor of the file must be used. */
+typedef struct nn_load_opts {
+    int allow_missing;        /* module tensors the file lacks keep their values */
+    int allow_unexpected;     /* file tensors the module lacks are skipped */
+    const char *strip_prefix; /* use only file names starting with it, without
+                                 it ("module." from DataParallel); NULL: all */
+    const char *add_prefix;   /* then prepend this ("features." loads a
+                                 backbone saved on its own into m.features) */
+    /* Called for every missing (missing = 1, the module's name) and
+       unexpected (missing = 0, the file's name) tensor, allowed or not. */
+    void (*on_mismatch)(const char *name, int missing, void *user);
+    /* Called for every "__metadata__" pair after a successful load. */
+    void (*on_metadata)(const char *key, const char *value, void *user);
+    void *user;               /* passed to both callbacks */
+} nn_load_opts;
+
+/* Write m's parameters and buffers (PyTorch's state_dict names) to path as
+   safetensors: floats F32, NN_TENSOR_INT64 buffers I64.  Atomic: a temporary
+   file is fsync'd and renamed over path; on failure the old file is intact. */
+NNDEF nn_status nn_save(nn_module *m, const char *path);
+/* nn_save with options (extra metadata). */
+NNDEF nn_status nn_save_ex(nn_module *m, const char *path, nn_save_opts opts);
+/* nn_save into a new buffer *buf of *size bytes (free it with NN_FREE); on
+   failure *buf is NULL and *size 0. */
+NNDEF nn_status nn_save_mem(nn_module *m, nn_save_opts opts, void **buf, size_t *size);
+/* Read a safetensors file into m's tensors by name (load_state_dict, strict
+   unless opts relax it); float and integer dtypes convert, shapes must match.
+   All or nothing: on failure m is unchanged and nn_error_string() says why. */
+NNDEF nn_status nn_load(nn_module *m, const char *path, nn_load_opts opts);
+/* nn_load from size bytes at buf (e.g. a file embedded as a C array). */
+NNDEF nn_status nn_load_mem(nn_module *m, const void *buf, size_t size, nn_load_opts opts);
+
 /* ===== >>train =========================================================== */
 
 /* Fraction of ds that m classifies correctly (argmax of its output), in
@@ -9952,6 +10005,1159 @@ NNDEF void nn_loader_free(nn_loader *l) {
     nn__free(l->order);
     nn__free(l->labels);
     nn__free(l);
+}
+
+/* ===== >>io (implementation) ============================================= */
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <unistd.h>
+#define NN__IO_POSIX 1
+#endif
+
+/* Test seam: a test may define NN__IO_WRITE_HOOK(n) before including nn.h;
+   when it yields 0, the write of the next n bytes of a file fails. */
+#ifndef NN__IO_WRITE_HOOK
+#define NN__IO_WRITE_HOOK(n) 1
+#endif
+
+#define NN__IO_MAX_HEADER ((uint64_t)100 << 20) /* 100 MB, as safetensors */
+#define NN__IO_MAX_DIMS 16
+
+/* --- the module's tensors under their state_dict names --- */
+
+typedef struct nn__io_item {
+    char *name;
+    nn_tensor *t;
+} nn__io_item;
+typedef struct nn__io_list {
+    nn__io_item *v;
+    int n, cap;
+} nn__io_list;
+
+static void nn__io_list_free(nn__io_list *l) {
+    int i;
+    for (i = 0; i < l->n; i++) nn__free(l->v[i].name);
+    nn__free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+static char *nn__io_concat(const char *a, const char *b, const char *c) {
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+    char *s = (char *)nn__malloc(la + lb + lc + 1);
+    if (!s) return NULL;
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb);
+    memcpy(s + la + lb, c, lc + 1);
+    return s;
+}
+
+static int nn__io_add(nn__io_list *l, const char *prefix, const char *local, nn_tensor *t) {
+    char *name;
+    if (!t) return 1;
+    if (l->n == l->cap) {
+        int ncap = l->cap ? 2 * l->cap : 16;
+        nn__io_item *nv = (nn__io_item *)NN_REALLOC(l->v, sizeof(nn__io_item) * (size_t)ncap);
+        if (!nv) return 0;
+        l->v = nv;
+        l->cap = ncap;
+    }
+    if (!(name = nn__io_concat(prefix, local, ""))) return 0;
+    l->v[l->n].name = name;
+    l->v[l->n].t = t;
+    l->n++;
+    return 1;
+}
+
+/* state_dict order: a module's parameters, its buffers, then each child's.
+   A tensor shared by two modules appears under both names, as in PyTorch. */
+static int nn__io_walk(nn_module *m, const char *prefix, nn__io_list *l) {
+    int i, ok;
+    for (i = 0; i < m->nparams; i++)
+        if (!nn__io_add(l, prefix, m->params[i].name, m->params[i].tensor)) return 0;
+    for (i = 0; i < m->nbuffers; i++)
+        if (!nn__io_add(l, prefix, m->buffers[i].name, m->buffers[i].tensor)) return 0;
+    for (i = 0; i < m->nchildren; i++) {
+        char *sub;
+        if (!m->children[i]) continue;
+        if (!(sub = nn__io_concat(prefix, m->child_names[i], "."))) return 0;
+        ok = nn__io_walk(m->children[i], sub, l);
+        nn__free(sub);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+static nn_status nn__io_collect(const char *where, nn_module *m, nn__io_list *l) {
+    memset(l, 0, sizeof *l);
+    if (!nn__io_walk(m, "", l)) {
+        nn__io_list_free(l);
+        return nn__error(NN_ERR_OOM, "%s: out of memory listing the module's tensors", where);
+    }
+    return NN_OK;
+}
+
+static int nn__io_is_int64(const nn_tensor *t) { return (t->flags & NN_TENSOR_INT64) != 0; }
+
+/* Sort names (qsort on const char *) to find duplicates in O(n log n). */
+static int nn__io_cmp_names(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+/* The first name that occurs twice among n (sorted in place), or NULL. */
+static const char *nn__io_duplicate(const char **names, int n) {
+    int i;
+    if (n < 2) return NULL;
+    qsort((void *)names, (size_t)n, sizeof *names, nn__io_cmp_names);
+    for (i = 1; i < n; i++)
+        if (strcmp(names[i - 1], names[i]) == 0) return names[i];
+    return NULL;
+}
+
+/* --- writing --- */
+
+static void nn__io_put_str(nn__st_wbuf *w, const char *s) { nn__st_put(w, s, strlen(s)); }
+
+/* s as a JSON string: quotes, backslashes and control bytes escaped; other
+   bytes (UTF-8) as they are. */
+static void nn__io_put_json(nn__st_wbuf *w, const char *s) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    nn__st_put(w, "\"", 1);
+    for (; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            char e[2];
+            e[0] = '\\';
+            e[1] = (char)*p;
+            nn__st_put(w, e, 2);
+        } else if (*p == '\n' || *p == '\t' || *p == '\r' || *p == '\b' || *p == '\f') {
+            char e[2];
+            e[0] = '\\';
+            e[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : *p == '\r' ? 'r' : *p == '\b' ? 'b' : 'f';
+            nn__st_put(w, e, 2);
+        } else if (*p < 0x20) {
+            char e[6];
+            memcpy(e, "\\u00", 4);
+            e[4] = hex[*p >> 4];
+            e[5] = hex[*p & 15];
+            nn__st_put(w, e, 6);
+        } else {
+            nn__st_put(w, p, 1);
+        }
+    }
+    nn__st_put(w, "\"", 1);
+}
+
+static void nn__io_put_uint(nn__st_wbuf *w, uint64_t v) {
+    char b[24];
+    snprintf(b, sizeof b, "%llu", (unsigned long long)v);
+    nn__io_put_str(w, b);
+}
+
+static size_t nn__io_bytes(const nn_tensor *t) { return t->numel * (nn__io_is_int64(t) ? 8u : 4u); }
+
+/* The JSON header (without padding). */
+static void nn__io_header(nn__st_wbuf *w, const nn__io_list *l, nn_save_opts o) {
+    uint64_t off = 0;
+    int i, d;
+    nn__io_put_str(w, "{");
+    for (i = 0; i < l->n; i++) {
+        const nn_tensor *t = l->v[i].t;
+        nn__io_put_json(w, l->v[i].name);
+        nn__io_put_str(w, nn__io_is_int64(t) ? ":{\"dtype\":\"I64\",\"shape\":[" : ":{\"dtype\":\"F32\",\"shape\":[");
+        for (d = 0; d < t->ndim; d++) {
+            if (d) nn__io_put_str(w, ",");
+            nn__io_put_uint(w, (uint64_t)t->shape[d]);
+        }
+        nn__io_put_str(w, "],\"data_offsets\":[");
+        nn__io_put_uint(w, off);
+        nn__io_put_str(w, ",");
+        off += (uint64_t)nn__io_bytes(t);
+        nn__io_put_uint(w, off);
+        nn__io_put_str(w, "]},");
+    }
+    nn__io_put_str(w, "\"__metadata__\":{\"format\":\"pt\",\"nn.h\":\"" NN_VERSION_STRING "\"");
+    for (i = 0; i < o.nmetadata; i++) {
+        nn__io_put_str(w, ",");
+        nn__io_put_json(w, o.metadata[i].key);
+        nn__io_put_str(w, ":");
+        nn__io_put_json(w, o.metadata[i].value);
+    }
+    nn__io_put_str(w, "}}");
+}
+
+/* Elements [from, from+count) of t, little-endian. */
+static void nn__io_put_data(nn__st_wbuf *w, const nn_tensor *t, size_t from, size_t count) {
+    size_t i;
+    if (!nn__io_is_int64(t)) {
+        nn__st_put_floats(w, t->data + from, count);
+        return;
+    }
+    for (i = 0; i < count; i++) {
+        int64_t v;
+        memcpy(&v, (const unsigned char *)t->data + 8 * (from + i), 8);
+        nn__st_put_u64(w, (uint64_t)v);
+    }
+}
+
+/* Checks shared by the savers, then the padded header (8-byte length
+   included) in a new buffer. */
+static nn_status nn__io_prepare(const char *who, nn_module *m, nn_save_opts o, nn__io_list *l,
+                                unsigned char **head, size_t *hsize, size_t *total) {
+    nn__st_wbuf w;
+    const char **names;
+    const char *dup;
+    size_t hlen, data = 0;
+    int i, j;
+    nn_status st;
+    *head = NULL;
+    if (o.nmetadata < 0 || (o.nmetadata > 0 && !o.metadata)) {
+        nn__misuse("%s: metadata is NULL with nmetadata %d", who, o.nmetadata);
+        return NN_ERR_ARG;
+    }
+    for (i = 0; i < o.nmetadata; i++) {
+        const char *k = o.metadata[i].key;
+        if (!k || !o.metadata[i].value) {
+            nn__misuse("%s: metadata entry %d has a NULL %s", who, i, k ? "value" : "key");
+            return NN_ERR_ARG;
+        }
+        if (strcmp(k, "format") == 0 || strcmp(k, "nn.h") == 0) {
+            nn__misuse("%s: metadata key \"%s\" is reserved for nn.h", who, k);
+            return NN_ERR_ARG;
+        }
+        for (j = 0; j < i; j++)
+            if (strcmp(o.metadata[j].key, k) == 0) {
+                nn__misuse("%s: metadata key \"%s\" is given twice", who, k);
+                return NN_ERR_ARG;
+            }
+    }
+    if ((st = nn__io_collect(who, m, l)) != NN_OK) return st;
+    if (!(names = (const char **)nn__malloc(sizeof(char *) * (size_t)(l->n ? l->n : 1)))) {
+        nn__io_list_free(l);
+        return nn__error(NN_ERR_OOM, "%s: out of memory", who);
+    }
+    for (i = 0; i < l->n; i++) names[i] = l->v[i].name;
+    dup = nn__io_duplicate(names, l->n);
+    if (dup) {
+        nn__misuse("%s: two tensors of the module are named \"%s\"", who, dup);
+        nn__free((void *)names);
+        nn__io_list_free(l);
+        return NN_ERR_ARG;
+    }
+    nn__free((void *)names);
+    for (i = 0; i < l->n; i++) {
+        size_t b = nn__io_bytes(l->v[i].t);
+        if (data + b < data) {
+            nn__io_list_free(l);
+            return nn__error(NN_ERR_OOM, "%s: the model is too large", who);
+        }
+        data += b;
+    }
+    w.p = NULL;
+    w.cap = w.pos = 0;
+    nn__io_header(&w, l, o);
+    hlen = (w.pos + 7) & ~(size_t)7;
+    if (!(*head = (unsigned char *)nn__malloc(8 + hlen))) {
+        nn__io_list_free(l);
+        return nn__error(NN_ERR_OOM, "%s: out of memory for the header", who);
+    }
+    w.p = *head;
+    w.cap = 8 + hlen;
+    w.pos = 0;
+    nn__st_put_u64(&w, (uint64_t)hlen);
+    nn__io_header(&w, l, o);
+    memset(*head + w.pos, ' ', 8 + hlen - w.pos);
+    *hsize = 8 + hlen;
+    *total = *hsize + data;
+    if (*total < data) {
+        nn__free(*head);
+        *head = NULL;
+        nn__io_list_free(l);
+        return nn__error(NN_ERR_OOM, "%s: the model is too large", who);
+    }
+    return NN_OK;
+}
+
+NNDEF nn_status nn_save_mem(nn_module *m, nn_save_opts opts, void **buf, size_t *size) {
+    nn__io_list l;
+    unsigned char *head, *out;
+    size_t hsize, total;
+    nn__st_wbuf w;
+    nn_status st;
+    int i;
+    if (buf) *buf = NULL;
+    if (size) *size = 0;
+    if (!m || !buf || !size) {
+        nn__misuse("nn_save_mem: NULL %s", !m ? "module" : !buf ? "buf" : "size");
+        return NN_ERR_ARG;
+    }
+    if ((st = nn__io_prepare("nn_save_mem", m, opts, &l, &head, &hsize, &total)) != NN_OK) return st;
+    if (!(out = (unsigned char *)nn__malloc(total))) {
+        nn__free(head);
+        nn__io_list_free(&l);
+        return nn__error(NN_ERR_OOM, "nn_save_mem: out of memory for %zu bytes", total);
+    }
+    memcpy(out, head, hsize);
+    w.p = out;
+    w.cap = total;
+    w.pos = hsize;
+    for (i = 0; i < l.n; i++) nn__io_put_data(&w, l.v[i].t, 0, l.v[i].t->numel);
+    NN_ASSERT(w.pos == total);
+    nn__free(head);
+    nn__io_list_free(&l);
+    *buf = out;
+    *size = total;
+    return NN_OK;
+}
+
+/* An open output file: a POSIX descriptor or a stdio stream. */
+typedef struct nn__io_out {
+#ifdef NN__IO_POSIX
+    int fd;
+#else
+    FILE *f;
+#endif
+    int failed, err;
+} nn__io_out;
+
+static int nn__io_write(nn__io_out *o, const void *src, size_t n) {
+    const unsigned char *p = (const unsigned char *)src;
+    if (o->failed) return 0;
+    if (!NN__IO_WRITE_HOOK(n)) {
+        o->failed = 1;
+        o->err = errno;
+        return 0;
+    }
+#ifdef NN__IO_POSIX
+    while (n > 0) {
+        ssize_t k = write(o->fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            o->failed = 1;
+            o->err = errno;
+            return 0;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+#else
+    if (fwrite(p, 1, n, o->f) != n) {
+        o->failed = 1;
+        o->err = errno;
+        return 0;
+    }
+#endif
+    return 1;
+}
+
+/* Write the file to a temporary next to path, then rename it over path. */
+static nn_status nn__io_save_file(const char *who, nn_module *m, const char *path, nn_save_opts opts) {
+    nn__io_list l;
+    unsigned char *head, chunk[16384];
+    size_t hsize, total;
+    nn__io_out o;
+    nn_status st;
+    char *tmp;
+    int i, ok;
+    if (!m || !path) {
+        nn__misuse("%s: NULL %s", who, !m ? "module" : "path");
+        return NN_ERR_ARG;
+    }
+    if ((st = nn__io_prepare(who, m, opts, &l, &head, &hsize, &total)) != NN_OK) return st;
+    memset(&o, 0, sizeof o);
+    tmp = NULL;
+#ifdef NN__IO_POSIX
+    {
+        char suffix[48];
+        int attempt;
+        o.fd = -1;
+        for (attempt = 0; attempt < 100 && o.fd < 0; attempt++) {
+            snprintf(suffix, sizeof suffix, ".tmp%ld.%d", (long)getpid(), attempt);
+            nn__free(tmp);
+            if (!(tmp = nn__io_concat(path, suffix, ""))) break;
+            o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+            if (o.fd < 0 && errno != EEXIST) break;
+        }
+        if (o.fd < 0) {
+            int e = errno;
+            nn__free(head);
+            nn__io_list_free(&l);
+            if (!tmp) return nn__error(NN_ERR_OOM, "%s: %s: out of memory", who, path);
+            st = nn__error(NN_ERR_IO, "%s: %s: cannot create %s (%s)", who, path, tmp, strerror(e));
+            nn__free(tmp);
+            return st;
+        }
+    }
+#else
+    tmp = nn__io_concat(path, ".tmp", "");
+    if (!tmp || !(o.f = fopen(tmp, "wb"))) {
+        nn__free(head);
+        nn__io_list_free(&l);
+        if (!tmp) return nn__error(NN_ERR_OOM, "%s: %s: out of memory", who, path);
+        st = nn__error(NN_ERR_IO, "%s: %s: cannot create %s (%s)", who, path, tmp, strerror(errno));
+        nn__free(tmp);
+        return st;
+    }
+#endif
+    nn__io_write(&o, head, hsize);
+    for (i = 0; i < l.n && !o.failed; i++) {
+        const nn_tensor *t = l.v[i].t;
+        size_t per = sizeof chunk / (nn__io_is_int64(t) ? 8u : 4u), from;
+        for (from = 0; from < t->numel && !o.failed; from += per) {
+            nn__st_wbuf w;
+            size_t count = NN__MIN(per, t->numel - from);
+            w.p = chunk;
+            w.cap = sizeof chunk;
+            w.pos = 0;
+            nn__io_put_data(&w, t, from, count);
+            nn__io_write(&o, chunk, w.pos);
+        }
+    }
+    nn__free(head);
+    nn__io_list_free(&l);
+#ifdef NN__IO_POSIX
+    if (!o.failed && fsync(o.fd) != 0) {
+        o.failed = 1;
+        o.err = errno;
+    }
+    if (close(o.fd) != 0 && !o.failed) {
+        o.failed = 1;
+        o.err = errno;
+    }
+#else
+    if (!o.failed && fflush(o.f) != 0) {
+        o.failed = 1;
+        o.err = errno;
+    }
+    if (fclose(o.f) != 0 && !o.failed) {
+        o.failed = 1;
+        o.err = errno;
+    }
+#endif
+    if (o.failed) {
+        remove(tmp);
+        st = nn__error(NN_ERR_IO, "%s: %s: write failed (%s); the previous file is untouched", who, path,
+                       o.err ? strerror(o.err) : "error");
+        nn__free(tmp);
+        return st;
+    }
+    ok = rename(tmp, path) == 0;
+#ifndef NN__IO_POSIX
+    if (!ok) { /* rename does not replace an existing file everywhere */
+        remove(path);
+        ok = rename(tmp, path) == 0;
+    }
+#endif
+    if (!ok) {
+        int e = errno;
+        remove(tmp);
+        nn__free(tmp);
+        return nn__error(NN_ERR_IO, "%s: %s: cannot rename the temporary file over it (%s)", who, path,
+                         strerror(e));
+    }
+    nn__free(tmp);
+#ifdef NN__IO_POSIX
+    { /* make the rename itself durable: fsync the directory */
+        const char *slash = strrchr(path, '/');
+        char *dir = slash ? (char *)nn__malloc((size_t)(slash - path) + 2) : NULL;
+        int fd;
+        if (dir) {
+            memcpy(dir, path, (size_t)(slash - path) + 1);
+            dir[slash - path + 1] = '\0';
+        }
+        fd = open(dir ? dir : ".", O_RDONLY);
+        if (fd >= 0) {
+            (void)fsync(fd);
+            close(fd);
+        }
+        nn__free(dir);
+    }
+#endif
+    return NN_OK;
+}
+
+NNDEF nn_status nn_save_ex(nn_module *m, const char *path, nn_save_opts opts) {
+    return nn__io_save_file("nn_save_ex", m, path, opts);
+}
+
+NNDEF nn_status nn_save(nn_module *m, const char *path) {
+    nn_save_opts opts;
+    memset(&opts, 0, sizeof opts);
+    return nn__io_save_file("nn_save", m, path, opts);
+}
+
+/* --- reading --- */
+
+enum {
+    NN__DT_F32, NN__DT_F16, NN__DT_BF16, NN__DT_F64, NN__DT_I64, NN__DT_I32, NN__DT_I16,
+    NN__DT_I8, NN__DT_U8, NN__DT_U16, NN__DT_U32, NN__DT_U64, NN__DT_BOOL, NN__DT_F8_E5M2,
+    NN__DT_F8_E4M3, NN__DT_COUNT
+};
+static const char *const nn__dt_name[NN__DT_COUNT] = {
+    "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "U16", "U32", "U64", "BOOL",
+    "F8_E5M2", "F8_E4M3"};
+static const unsigned char nn__dt_size[NN__DT_COUNT] = {4, 2, 2, 8, 8, 4, 2, 1, 1, 2, 4, 8, 1, 1, 1};
+
+static int nn__dt_is_int(int dt) { return dt >= NN__DT_I64 && dt <= NN__DT_BOOL; }
+
+typedef struct nn__sft_entry {
+    const char *name;  /* decoded, in the string arena */
+    int dtype, ndim, match;
+    uint64_t shape[NN__IO_MAX_DIMS];
+    uint64_t begin, end, numel;
+} nn__sft_entry;
+
+/* A parsed safetensors buffer. */
+typedef struct nn__sft {
+    const char *where;           /* "nn_load: path", starts every message */
+    nn__sft_entry *e;
+    int n, cap;
+    const char **meta;           /* key, value, key, value, ... */
+    int nmeta, metacap;
+    char *arena;                 /* decoded strings */
+    size_t arena_pos;
+    const unsigned char *data;   /* the data section */
+    size_t data_size;
+} nn__sft;
+
+static void nn__sft_free(nn__sft *f) {
+    nn__free(f->e);
+    nn__free((void *)f->meta);
+    nn__free(f->arena);
+}
+
+/* The JSON reader: exactly the header's grammar (objects, arrays, strings
+   with escapes, non-negative integers), bounded by the header's length. */
+typedef struct nn__json {
+    const unsigned char *s;
+    size_t n, pos;
+    nn__sft *f;
+    const char *ctx;             /* the tensor being read, for messages */
+} nn__json;
+
+static nn_status nn__json_fail(nn__json *j, const char *what) {
+    if (j->ctx)
+        return nn__error(NN_ERR_FORMAT, "%s: header: tensor \"%s\": %s at byte %zu", j->f->where, j->ctx,
+                         what, j->pos + 8);
+    return nn__error(NN_ERR_FORMAT, "%s: header: %s at byte %zu", j->f->where, what, j->pos + 8);
+}
+
+static void nn__json_ws(nn__json *j) {
+    while (j->pos < j->n && (j->s[j->pos] == ' ' || j->s[j->pos] == '\t' || j->s[j->pos] == '\n' ||
+                             j->s[j->pos] == '\r'))
+        j->pos++;
+}
+
+/* Skip white space; the next byte, or -1 at the end (not consumed). */
+static int nn__json_peek(nn__json *j) {
+    nn__json_ws(j);
+    return j->pos < j->n ? j->s[j->pos] : -1;
+}
+
+static int nn__json_eat(nn__json *j, int c) {
+    if (nn__json_peek(j) != c) return 0;
+    j->pos++;
+    return 1;
+}
+
+static int nn__json_hex4(nn__json *j, uint32_t *v) {
+    size_t k;
+    *v = 0;
+    if (j->n - j->pos < 4) return 0;
+    for (k = 0; k < 4; k++) {
+        int c = j->s[j->pos + k], d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else return 0;
+        *v = *v << 4 | (uint32_t)d;
+    }
+    j->pos += 4;
+    return 1;
+}
+
+/* A string into the arena (NUL-terminated; a string's decoded bytes plus the
+   NUL never exceed its encoded length, so the arena of header size fits). */
+static nn_status nn__json_string(nn__json *j, const char **out) {
+    char *d = j->f->arena + j->f->arena_pos, *start = d;
+    if (!nn__json_eat(j, '"')) return nn__json_fail(j, "expected a string");
+    for (;;) {
+        int c;
+        if (j->pos >= j->n) return nn__json_fail(j, "unterminated string");
+        c = j->s[j->pos];
+        if (c == '"') {
+            j->pos++;
+            break;
+        }
+        if (c < 0x20) return nn__json_fail(j, "control character in a string");
+        if (c == '\\') {
+            uint32_t u, lo;
+            if (j->pos + 1 >= j->n) return nn__json_fail(j, "unterminated string");
+            c = j->s[j->pos + 1];
+            j->pos += 2;
+            switch (c) {
+            case '"': *d++ = '"'; continue;
+            case '\\': *d++ = '\\'; continue;
+            case '/': *d++ = '/'; continue;
+            case 'b': *d++ = '\b'; continue;
+            case 'f': *d++ = '\f'; continue;
+            case 'n': *d++ = '\n'; continue;
+            case 'r': *d++ = '\r'; continue;
+            case 't': *d++ = '\t'; continue;
+            case 'u': break;
+            default: j->pos -= 2; return nn__json_fail(j, "invalid escape in a string");
+            }
+            if (!nn__json_hex4(j, &u)) return nn__json_fail(j, "invalid \\u escape");
+            if (u >= 0xDC00u && u <= 0xDFFFu) return nn__json_fail(j, "unpaired surrogate in \\u escape");
+            if (u >= 0xD800u && u <= 0xDBFFu) {
+                if (j->n - j->pos < 2 || j->s[j->pos] != '\\' || j->s[j->pos + 1] != 'u')
+                    return nn__json_fail(j, "unpaired surrogate in \\u escape");
+                j->pos += 2;
+                if (!nn__json_hex4(j, &lo) || lo < 0xDC00u || lo > 0xDFFFu)
+                    return nn__json_fail(j, "unpaired surrogate in \\u escape");
+                u = 0x10000u + ((u - 0xD800u) << 10) + (lo - 0xDC00u);
+            }
+            if (u == 0) return nn__json_fail(j, "NUL character in a string");
+            if (u < 0x80u) {
+                *d++ = (char)u;
+            } else if (u < 0x800u) {
+                *d++ = (char)(0xC0u | (u >> 6));
+                *d++ = (char)(0x80u | (u & 0x3Fu));
+            } else if (u < 0x10000u) {
+                *d++ = (char)(0xE0u | (u >> 12));
+                *d++ = (char)(0x80u | ((u >> 6) & 0x3Fu));
+                *d++ = (char)(0x80u | (u & 0x3Fu));
+            } else {
+                *d++ = (char)(0xF0u | (u >> 18));
+                *d++ = (char)(0x80u | ((u >> 12) & 0x3Fu));
+                *d++ = (char)(0x80u | ((u >> 6) & 0x3Fu));
+                *d++ = (char)(0x80u | (u & 0x3Fu));
+            }
+            continue;
+        }
+        if (c < 0x80) {
+            *d++ = (char)c;
+            j->pos++;
+        } else { /* validate one UTF-8 sequence: no overlongs, surrogates or > U+10FFFF */
+            size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2, k;
+            int lo = 0x80, hi = 0xBF;
+            if (c < 0xC2 || c > 0xF4) return nn__json_fail(j, "invalid UTF-8 in a string");
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+            if (j->n - j->pos < len) return nn__json_fail(j, "invalid UTF-8 in a string");
+            for (k = 1; k < len; k++) {
+                int b = j->s[j->pos + k];
+                if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF))
+                    return nn__json_fail(j, "invalid UTF-8 in a string");
+            }
+            memcpy(d, j->s + j->pos, len);
+            d += len;
+            j->pos += len;
+        }
+    }
+    *d++ = '\0';
+    j->f->arena_pos += (size_t)(d - start);
+    *out = start;
+    return NN_OK;
+}
+
+static nn_status nn__json_uint(nn__json *j, uint64_t *v) {
+    int c = nn__json_peek(j);
+    *v = 0;
+    if (c == '-') return nn__json_fail(j, "negative number");
+    if (c < '0' || c > '9') return nn__json_fail(j, "expected a non-negative integer");
+    if (c == '0' && j->pos + 1 < j->n && j->s[j->pos + 1] >= '0' && j->s[j->pos + 1] <= '9')
+        return nn__json_fail(j, "integer with a leading zero");
+    while (j->pos < j->n && j->s[j->pos] >= '0' && j->s[j->pos] <= '9') {
+        uint64_t dgt = (uint64_t)(j->s[j->pos] - '0');
+        if (*v > (UINT64_MAX - dgt) / 10) return nn__json_fail(j, "integer too large");
+        *v = *v * 10 + dgt;
+        j->pos++;
+    }
+    if (j->pos < j->n && (j->s[j->pos] == '.' || j->s[j->pos] == 'e' || j->s[j->pos] == 'E'))
+        return nn__json_fail(j, "expected an integer, found a fraction or exponent");
+    return NN_OK;
+}
+
+/* { "key": "string", ... } */
+static nn_status nn__json_metadata(nn__json *j) {
+    nn__sft *f = j->f;
+    nn_status st;
+    if (!nn__json_eat(j, '{')) return nn__json_fail(j, "\"__metadata__\" is not an object");
+    if (nn__json_eat(j, '}')) return NN_OK;
+    for (;;) {
+        const char *k, *v;
+        char what[300];
+        if ((st = nn__json_string(j, &k)) != NN_OK) return st;
+        if (!nn__json_eat(j, ':')) return nn__json_fail(j, "expected ':'");
+        if (nn__json_peek(j) != '"') {
+            snprintf(what, sizeof what, "\"__metadata__\" value of \"%.200s\" is not a string", k);
+            return nn__json_fail(j, what);
+        }
+        if ((st = nn__json_string(j, &v)) != NN_OK) return st;
+        if (f->nmeta + 2 > f->metacap) {
+            int ncap = f->metacap ? 2 * f->metacap : 16;
+            const char **nm = (const char **)NN_REALLOC((void *)f->meta, sizeof(char *) * (size_t)ncap);
+            if (!nm) return nn__error(NN_ERR_OOM, "%s: out of memory reading the header", f->where);
+            f->meta = nm;
+            f->metacap = ncap;
+        }
+        f->meta[f->nmeta++] = k;
+        f->meta[f->nmeta++] = v;
+        if (nn__json_eat(j, '}')) return NN_OK;
+        if (!nn__json_eat(j, ',')) return nn__json_fail(j, "expected ',' or '}' in \"__metadata__\"");
+    }
+}
+
+/* { "dtype": "F32", "shape": [..], "data_offsets": [b, e] } in any order. */
+static nn_status nn__json_tensor(nn__json *j, nn__sft_entry *e) {
+    int seen = 0;
+    nn_status st;
+    if (!nn__json_eat(j, '{')) return nn__json_fail(j, "expected an object");
+    if (!nn__json_eat(j, '}'))
+        for (;;) {
+            const char *k;
+            if ((st = nn__json_string(j, &k)) != NN_OK) return st;
+            if (!nn__json_eat(j, ':')) return nn__json_fail(j, "expected ':'");
+            if (strcmp(k, "dtype") == 0) {
+                const char *dt;
+                if (seen & 1) return nn__json_fail(j, "\"dtype\" given twice");
+                seen |= 1;
+                if ((st = nn__json_string(j, &dt)) != NN_OK) return st;
+                for (e->dtype = 0; e->dtype < NN__DT_COUNT; e->dtype++)
+                    if (strcmp(dt, nn__dt_name[e->dtype]) == 0) break;
+                if (e->dtype == NN__DT_COUNT) {
+                    char what[80];
+                    snprintf(what, sizeof what, "unknown dtype \"%.40s\"", dt);
+                    return nn__json_fail(j, what);
+                }
+            } else if (strcmp(k, "shape") == 0) {
+                if (seen & 2) return nn__json_fail(j, "\"shape\" given twice");
+                seen |= 2;
+                if (!nn__json_eat(j, '[')) return nn__json_fail(j, "\"shape\" is not an array");
+                if (!nn__json_eat(j, ']'))
+                    for (;;) {
+                        if (e->ndim == NN__IO_MAX_DIMS) return nn__json_fail(j, "more than 16 dimensions");
+                        if ((st = nn__json_uint(j, &e->shape[e->ndim])) != NN_OK) return st;
+                        e->ndim++;
+                        if (nn__json_eat(j, ']')) break;
+                        if (!nn__json_eat(j, ',')) return nn__json_fail(j, "expected ',' or ']' in \"shape\"");
+                    }
+            } else if (strcmp(k, "data_offsets") == 0) {
+                if (seen & 4) return nn__json_fail(j, "\"data_offsets\" given twice");
+                seen |= 4;
+                if (!nn__json_eat(j, '[')) return nn__json_fail(j, "\"data_offsets\" is not an array");
+                if ((st = nn__json_uint(j, &e->begin)) != NN_OK) return st;
+                if (!nn__json_eat(j, ',')) return nn__json_fail(j, "\"data_offsets\" needs two integers");
+                if ((st = nn__json_uint(j, &e->end)) != NN_OK) return st;
+                if (!nn__json_eat(j, ']')) return nn__json_fail(j, "\"data_offsets\" needs two integers");
+            } else {
+                char what[80];
+                snprintf(what, sizeof what, "unknown key \"%.40s\"", k);
+                return nn__json_fail(j, what);
+            }
+            if (nn__json_eat(j, '}')) break;
+            if (!nn__json_eat(j, ',')) return nn__json_fail(j, "expected ',' or '}'");
+        }
+    if (seen != 7)
+        return nn__json_fail(j, !(seen & 1) ? "no \"dtype\"" : !(seen & 2) ? "no \"shape\"" : "no \"data_offsets\"");
+    return NN_OK;
+}
+
+/* Order tensors by their byte range. */
+static int nn__sft_cmp_offsets(const void *a, const void *b) {
+    const nn__sft_entry *x = *(const nn__sft_entry *const *)a, *y = *(const nn__sft_entry *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+/* Parse and validate the whole buffer (header, sizes, offsets, names). */
+static nn_status nn__sft_parse(nn__sft *f, const unsigned char *buf, size_t size) {
+    uint64_t hlen = 0, at = 0;
+    nn__json j;
+    nn_status st;
+    nn__sft_entry **order;
+    const char **names;
+    const char *dup;
+    int i, seen_meta = 0;
+    if (size < 8)
+        return nn__error(NN_ERR_FORMAT, "%s: %zu bytes, too short for a safetensors header length", f->where,
+                         size);
+    for (i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
+    if (hlen > NN__IO_MAX_HEADER)
+        return nn__error(NN_ERR_FORMAT, "%s: header length %llu exceeds the 100 MB limit", f->where,
+                         (unsigned long long)hlen);
+    if (hlen > size - 8)
+        return nn__error(NN_ERR_FORMAT, "%s: header length %llu exceeds the %zu bytes after it (truncated?)",
+                         f->where, (unsigned long long)hlen, size - 8);
+    if (hlen < 2) return nn__error(NN_ERR_FORMAT, "%s: header length %llu is too short", f->where,
+                                   (unsigned long long)hlen);
+    f->data = buf + 8 + hlen;
+    f->data_size = size - 8 - (size_t)hlen;
+    if (!(f->arena = (char *)nn__malloc((size_t)hlen)))
+        return nn__error(NN_ERR_OOM, "%s: out of memory for a %llu-byte header", f->where,
+                         (unsigned long long)hlen);
+    j.s = buf + 8;
+    j.n = (size_t)hlen;
+    j.pos = 0;
+    j.f = f;
+    j.ctx = NULL;
+    if (!nn__json_eat(&j, '{')) return nn__json_fail(&j, "the header is not a JSON object");
+    if (!nn__json_eat(&j, '}'))
+        for (;;) {
+            const char *key;
+            j.ctx = NULL;
+            if ((st = nn__json_string(&j, &key)) != NN_OK) return st;
+            if (!nn__json_eat(&j, ':')) return nn__json_fail(&j, "expected ':'");
+            if (strcmp(key, "__metadata__") == 0) {
+                if (seen_meta) return nn__json_fail(&j, "\"__metadata__\" given twice");
+                seen_meta = 1;
+                if ((st = nn__json_metadata(&j)) != NN_OK) return st;
+            } else {
+                nn__sft_entry *e;
+                if (f->n == f->cap) {
+                    int ncap = f->cap ? 2 * f->cap : 16;
+                    nn__sft_entry *ne = (nn__sft_entry *)NN_REALLOC(f->e, sizeof(nn__sft_entry) * (size_t)ncap);
+                    if (!ne) return nn__error(NN_ERR_OOM, "%s: out of memory reading the header", f->where);
+                    f->e = ne;
+                    f->cap = ncap;
+                }
+                e = &f->e[f->n++];
+                memset(e, 0, sizeof *e);
+                e->name = key;
+                e->match = -1;
+                j.ctx = key;
+                if ((st = nn__json_tensor(&j, e)) != NN_OK) return st;
+            }
+            if (nn__json_eat(&j, '}')) break;
+            if (!nn__json_eat(&j, ',')) return nn__json_fail(&j, "expected ',' or '}'");
+        }
+    j.ctx = NULL;
+    nn__json_ws(&j);
+    if (j.pos != j.n) return nn__json_fail(&j, "data after the header's JSON object");
+    /* Sizes: numel * dtype size, without overflow, equals end - begin. */
+    for (i = 0; i < f->n; i++) {
+        nn__sft_entry *e = &f->e[i];
+        uint64_t numel = 1, bytes;
+        int d;
+        for (d = 0; d < e->ndim; d++) {
+            if (e->shape[d] && numel > UINT64_MAX / e->shape[d])
+                return nn__error(NN_ERR_FORMAT, "%s: tensor \"%s\": the shape's element count overflows",
+                                 f->where, e->name);
+            numel *= e->shape[d];
+        }
+        if (numel > UINT64_MAX / nn__dt_size[e->dtype])
+            return nn__error(NN_ERR_FORMAT, "%s: tensor \"%s\": the shape's byte count overflows", f->where,
+                             e->name);
+        bytes = numel * nn__dt_size[e->dtype];
+        e->numel = numel;
+        if (e->begin > e->end)
+            return nn__error(NN_ERR_FORMAT, "%s: tensor \"%s\": data_offsets [%llu,%llu] are reversed",
+                             f->where, e->name, (unsigned long long)e->begin, (unsigned long long)e->end);
+        if (e->end - e->begin != bytes)
+            return nn__error(NN_ERR_FORMAT,
+                             "%s: tensor \"%s\": data_offsets [%llu,%llu] span %llu bytes, but %llu %s "
+                             "elements take %llu",
+                             f->where, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                             (unsigned long long)(e->end - e->begin), (unsigned long long)numel,
+                             nn__dt_name[e->dtype], (unsigned long long)bytes);
+    }
+    /* Names are unique. */
+    if (!(names = (const char **)nn__malloc(sizeof(char *) * (size_t)(f->n + f->nmeta + 1))))
+        return nn__error(NN_ERR_OOM, "%s: out of memory", f->where);
+    for (i = 0; i < f->n; i++) names[i] = f->e[i].name;
+    dup = nn__io_duplicate(names, f->n);
+    if (!dup) {
+        for (i = 0; i < f->nmeta / 2; i++) names[i] = f->meta[2 * i];
+        if ((dup = nn__io_duplicate(names, f->nmeta / 2)) != NULL) {
+            nn__free((void *)names);
+            return nn__error(NN_ERR_FORMAT, "%s: header: \"__metadata__\" key \"%s\" appears twice", f->where,
+                             dup);
+        }
+    }
+    nn__free((void *)names);
+    if (dup) return nn__error(NN_ERR_FORMAT, "%s: header: tensor \"%s\" appears twice", f->where, dup);
+    /* Byte ranges: sorted, they tile the data section exactly. */
+    if (!(order = (nn__sft_entry **)nn__malloc(sizeof(nn__sft_entry *) * (size_t)(f->n + 1))))
+        return nn__error(NN_ERR_OOM, "%s: out of memory", f->where);
+    for (i = 0; i < f->n; i++) order[i] = &f->e[i];
+    qsort((void *)order, (size_t)f->n, sizeof *order, nn__sft_cmp_offsets);
+    st = NN_OK;
+    for (i = 0; i < f->n && st == NN_OK; i++) {
+        const nn__sft_entry *e = order[i];
+        if (e->begin > at)
+            st = nn__error(NN_ERR_FORMAT, "%s: a hole of %llu bytes before tensor \"%s\" (data_offsets [%llu,%llu])",
+                           f->where, (unsigned long long)(e->begin - at), e->name,
+                           (unsigned long long)e->begin, (unsigned long long)e->end);
+        else if (e->begin < at)
+            st = nn__error(NN_ERR_FORMAT, "%s: tensor \"%s\" (data_offsets [%llu,%llu]) overlaps tensor \"%s\" "
+                           "(data_offsets [%llu,%llu])", f->where, e->name, (unsigned long long)e->begin,
+                           (unsigned long long)e->end, order[i - 1]->name,
+                           (unsigned long long)order[i - 1]->begin, (unsigned long long)order[i - 1]->end);
+        at = e->end;
+    }
+    nn__free((void *)order);
+    if (st != NN_OK) return st;
+    if (at != (uint64_t)f->data_size)
+        return nn__error(NN_ERR_FORMAT, "%s: the tensors take %llu bytes but the data section has %zu (%s)",
+                         f->where, (unsigned long long)at, f->data_size,
+                         at > (uint64_t)f->data_size ? "truncated file" : "trailing bytes");
+    return NN_OK;
+}
+
+/* An element as an unsigned integer of n little-endian bytes. */
+static uint64_t nn__io_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    while (n--) v = v << 8 | p[n];
+    return v;
+}
+
+/* IEEE half to float, exactly. */
+static float nn__io_half(uint32_t h) {
+    uint32_t s = (h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu, u;
+    float f;
+    if (e == 0) {
+        f = (float)m * (1.0f / 16777216.0f); /* subnormal: m 2^-24 */
+        return s ? -f : f;
+    }
+    u = e == 31 ? (s | 0x7F800000u | (m << 13)) : (s | ((e + 112u) << 23) | (m << 13));
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* A signed integer of n bytes from its two's-complement bits. */
+static int64_t nn__io_signed(uint64_t v, int n) {
+    uint64_t sign = (uint64_t)1 << (8 * n - 1);
+    if (v & sign) return -(int64_t)((~v & (sign - 1)) ) - 1;
+    return (int64_t)v;
+}
+
+/* Convert entry e's elements into dst (numel floats or int64s). */
+static nn_status nn__sft_convert(const nn__sft *f, const nn__sft_entry *e, int to_int64, void *dst) {
+    const unsigned char *p = f->data + e->begin;
+    int sz = nn__dt_size[e->dtype], dt = e->dtype;
+    size_t i, n = (size_t)e->numel;
+    float *fo = (float *)dst;
+    unsigned char *io = (unsigned char *)dst;
+    for (i = 0; i < n; i++, p += sz) {
+        uint64_t v = nn__io_le(p, sz);
+        if (to_int64) {
+            int64_t x;
+            if (dt == NN__DT_I64 || dt == NN__DT_I32 || dt == NN__DT_I16 || dt == NN__DT_I8) {
+                x = nn__io_signed(v, sz);
+            } else if (dt == NN__DT_BOOL) {
+                x = v != 0;
+            } else {
+                if (v > (uint64_t)INT64_MAX)
+                    return nn__error(NN_ERR_FORMAT, "%s: tensor \"%s\": U64 value %llu is out of range for int64",
+                                     f->where, e->name, (unsigned long long)v);
+                x = (int64_t)v;
+            }
+            memcpy(io + 8 * i, &x, 8);
+            continue;
+        }
+        switch (dt) {
+        case NN__DT_F32: {
+            uint32_t u = (uint32_t)v;
+            memcpy(&fo[i], &u, 4);
+            break;
+        }
+        case NN__DT_F64: {
+            double d;
+            memcpy(&d, &v, 8);
+            fo[i] = (float)d;
+            break;
+        }
+        case NN__DT_F16: fo[i] = nn__io_half((uint32_t)v); break;
+        case NN__DT_BF16: {
+            uint32_t u = (uint32_t)v << 16;
+            memcpy(&fo[i], &u, 4);
+            break;
+        }
+        case NN__DT_I64: case NN__DT_I32: case NN__DT_I16: case NN__DT_I8:
+            fo[i] = (float)nn__io_signed(v, sz);
+            break;
+        case NN__DT_BOOL: fo[i] = v ? 1.0f : 0.0f; break;
+        default: fo[i] = (float)v; break; /* U8..U64 */
+        }
+    }
+    return NN_OK;
+}
+
+static void nn__io_shape_str(char *b, size_t cap, const uint64_t *d, int nd) {
+    size_t len;
+    int i;
+    snprintf(b, cap, "[");
+    for (i = 0; i < nd; i++) {
+        len = strlen(b);
+        snprintf(b + len, cap - len, i ? ",%llu" : "%llu", (unsigned long long)d[i]);
+    }
+    len = strlen(b);
+    snprintf(b + len, cap - len, "]");
+}
+
+/* The names a failed strict load lists, as many as fit. */
+static void nn__io_list_names(char *b, size_t cap, const char *name) {
+    size_t len = strlen(b);
+    if (len >= 3 && strcmp(b + len - 3, "...") == 0) return;
+    if (len + strlen(name) + 10 < cap)
+        snprintf(b + len, cap - len, "%s\"%s\"", len ? ", " : "", name);
+    else
+        snprintf(b + len, cap - len, "%s...", len ? ", " : "");
+}
+
+static nn_status nn__io_load(nn_module *m, const unsigned char *buf, size_t size, nn_load_opts o,
+                             const char *where) {
+    nn__sft f;
+    nn__io_list l;
+    nn_status st;
+    int *used = NULL, i, k, nmissing = 0, nunexp = 0;
+    const char *strip = o.strip_prefix ? o.strip_prefix : "", *add = o.add_prefix ? o.add_prefix : "";
+    size_t lstrip = strlen(strip), ladd = strlen(add), total = 0, *offs = NULL;
+    unsigned char *tmp = NULL;
+    char missing[200], unexp[200];
+    memset(&f, 0, sizeof f);
+    f.where = where;
+    if ((st = nn__sft_parse(&f, buf, size)) != NN_OK) goto done;
+    if ((st = nn__io_collect(where, m, &l)) != NN_OK) goto done;
+    if (!(used = (int *)nn__calloc((size_t)l.n + 1, sizeof(int))) ||
+        !(offs = (size_t *)nn__calloc((size_t)f.n + 1, sizeof(size_t)))) {
+        st = nn__error(NN_ERR_OOM, "%s: out of memory", where);
+        goto done_list;
+    }
+    /* Match file names (prefix-mapped) to the module's. */
+    missing[0] = unexp[0] = '\0';
+    for (i = 0; i < f.n; i++) {
+        nn__sft_entry *e = &f.e[i];
+        if (strncmp(e->name, strip, lstrip) == 0)
+            for (k = 0; k < l.n; k++) {
+                const char *mn = l.v[k].name;
+                if (!used[k] && strncmp(mn, add, ladd) == 0 && strcmp(mn + ladd, e->name + lstrip) == 0) {
+                    e->match = k;
+                    used[k] = 1;
+                    break;
+                }
+            }
+        if (e->match < 0) {
+            nunexp++;
+            nn__io_list_names(unexp, sizeof unexp, e->name);
+            if (o.on_mismatch) o.on_mismatch(e->name, 0, o.user);
+        }
+    }
+    for (k = 0; k < l.n; k++)
+        if (!used[k]) {
+            nmissing++;
+            nn__io_list_names(missing, sizeof missing, l.v[k].name);
+            if (o.on_mismatch) o.on_mismatch(l.v[k].name, 1, o.user);
+        }
+    if (nmissing && !o.allow_missing) {
+        if (nunexp && !o.allow_unexpected) /* say both, as a rename shows up as one of each */
+            st = nn__error(NN_ERR_FORMAT,
+                           "%s: %d tensor%s of the module %s missing from the file: %s; %d tensor%s in the "
+                           "file %s not in the module: %s",
+                           where, nmissing, nmissing == 1 ? "" : "s", nmissing == 1 ? "is" : "are", missing,
+                           nunexp, nunexp == 1 ? "" : "s", nunexp == 1 ? "is" : "are", unexp);
+        else
+            st = nn__error(NN_ERR_FORMAT, "%s: %d tensor%s of the module %s missing from the file: %s", where,
+                           nmissing, nmissing == 1 ? "" : "s", nmissing == 1 ? "is" : "are", missing);
+        goto done_list;
+    }
+    if (nunexp && !o.allow_unexpected) {
+        st = nn__error(NN_ERR_FORMAT, "%s: %d tensor%s in the file %s not in the module: %s", where, nunexp,
+                       nunexp == 1 ? "" : "s", nunexp == 1 ? "is" : "are", unexp);
+        goto done_list;
+    }
+    /* Shapes and dtypes, and the temporary memory. */
+    for (i = 0; i < f.n; i++) {
+        const nn__sft_entry *e = &f.e[i];
+        const nn_tensor *t;
+        int d, same;
+        size_t bytes;
+        if (e->match < 0) continue;
+        t = l.v[e->match].t;
+        same = e->ndim == t->ndim;
+        for (d = 0; same && d < e->ndim; d++) same = e->shape[d] == (uint64_t)t->shape[d];
+        if (!same) {
+            char a[200], b[200];
+            uint64_t want[NN_MAX_DIMS];
+            for (d = 0; d < t->ndim; d++) want[d] = (uint64_t)t->shape[d];
+            nn__io_shape_str(a, sizeof a, e->shape, e->ndim);
+            nn__io_shape_str(b, sizeof b, want, t->ndim);
+            st = nn__error(NN_ERR_FORMAT, "%s: tensor \"%s\" has shape %s, expected %s", where, e->name, a, b);
+            goto done_list;
+        }
+        if (nn__io_is_int64(t) ? !nn__dt_is_int(e->dtype) : e->dtype >= NN__DT_F8_E5M2) {
+            st = nn__error(NN_ERR_FORMAT, "%s: tensor \"%s\" has dtype %s, expected %s", where, e->name,
+                           nn__dt_name[e->dtype],
+                           nn__io_is_int64(t) ? "an integer dtype (an int64 buffer)"
+                                              : "F32, F16, BF16, F64 or an integer dtype");
+            goto done_list;
+        }
+        total = (total + 7) & ~(size_t)7;
+        offs[i] = total;
+        bytes = nn__io_bytes(t);
+        if (total + bytes < total) {
+            st = nn__error(NN_ERR_OOM, "%s: the tensors are too large", where);
+            goto done_list;
+        }
+        total += bytes;
+    }
+    if (!(tmp = (unsigned char *)nn__malloc(total))) {
+        st = nn__error(NN_ERR_OOM, "%s: out of memory for %zu bytes of tensors", where, total);
+        goto done_list;
+    }
+    for (i = 0; i < f.n; i++)
+        if (f.e[i].match >= 0 &&
+            (st = nn__sft_convert(&f, &f.e[i], nn__io_is_int64(l.v[f.e[i].match].t), tmp + offs[i])) != NN_OK)
+            goto done_list;
+    /* Everything is valid and converted: commit. */
+    for (i = 0; i < f.n; i++)
+        if (f.e[i].match >= 0) {
+            nn_tensor *t = l.v[f.e[i].match].t;
+            memcpy(t->data, tmp + offs[i], nn__io_bytes(t));
+        }
+    if (o.on_metadata)
+        for (i = 0; i + 1 < f.nmeta; i += 2) o.on_metadata(f.meta[i], f.meta[i + 1], o.user);
+    st = NN_OK;
+done_list:
+    nn__io_list_free(&l);
+done:
+    nn__free(tmp);
+    nn__free(used);
+    nn__free(offs);
+    nn__sft_free(&f);
+    return st;
+}
+
+NNDEF nn_status nn_load_mem(nn_module *m, const void *buf, size_t size, nn_load_opts opts) {
+    if (!m || (!buf && size)) {
+        nn__misuse("nn_load_mem: NULL %s", !m ? "module" : "buffer");
+        return NN_ERR_ARG;
+    }
+    return nn__io_load(m, (const unsigned char *)buf, size, opts, "nn_load_mem");
+}
+
+NNDEF nn_status nn_load(nn_module *m, const char *path, nn_load_opts opts) {
+    unsigned char *buf;
+    size_t size;
+    nn_status st;
+    char *where;
+    if (!m || !path) {
+        nn__misuse("nn_load: NULL %s", !m ? "module" : "path");
+        return NN_ERR_ARG;
+    }
+    if ((st = nn__read_file(path, "nn_load", &buf, &size)) != NN_OK) return st;
+    if (!(where = nn__io_concat("nn_load: ", path, ""))) {
+        nn__free(buf);
+        return nn__error(NN_ERR_OOM, "nn_load: %s: out of memory", path);
+    }
+    st = nn__io_load(m, buf, size, opts, where);
+    nn__free(where);
+    nn__free(buf);
+    return st;
 }
 
 /* ===== >>train (implementation) ========================================== */
