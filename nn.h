@@ -1007,10 +1007,9 @@ NNDEF nn_status nn_idx_read(const char *path, nn_idx *out);
 /* Free an IDX file's data. */
 NNDEF void nn_idx_free(nn_idx *idx);
 
-/* A dataset of n samples: either bytes (images, pixels 0..255, in x) or
-   floats (tabular features, in features), with int class labels y and/or
-   float regression targets (nn_csv_read and nn_dataset_tabular make float
-   ones).  The loader and nn_dataset_split take both kinds. */
+/* n samples of bytes (images, x) or floats (tabular, features; the loader
+   copies them unscaled), with class labels y and/or float regression
+   targets.  nn_csv_read and nn_dataset_tabular make float ones. */
 typedef struct nn_dataset {
     int n;                 /* number of samples */
     int sample_size;       /* bytes per sample (784 for 28x28); for a float
@@ -1088,29 +1087,24 @@ typedef struct nn_csv_opts {
     float fill_value;
 } nn_csv_opts;
 
-/* Read a CSV file (gzip-compressed or not) into a float dataset (features;
-   labels y or targets).  Quoted fields ("a, ""b"""), CRLF and a last line without newline are
-   fine.  Fails with NN_ERR_FORMAT and a "file:line:column: ..." message on a
-   field that is not a number, a row with the wrong field count or a missing
-   value; NN_ERR_ARG on a column list that does not fit; *out is zeroed. */
+/* Read a CSV file (RFC 4180 quoting, CRLF; gzipped or not) into a float
+   dataset.  NN_ERR_FORMAT with "file:line:column: ..." for a bad number, row
+   length or missing value, NN_ERR_ARG for unfit column lists; *out zeroed. */
 NNDEF nn_status nn_csv_read(const char *path, nn_csv_opts opts, nn_dataset *out);
 /* nn_csv_read on size bytes in memory; name (NULL: "<memory>") is for the
    messages. */
 NNDEF nn_status nn_csv_read_mem(const void *data, size_t size, const char *name,
                                 nn_csv_opts opts, nn_dataset *out);
-/* A float dataset from copies of x [n, nfeatures], labels y [n] (or NULL)
-   and targets [n, ntargets] (or NULL, ntargets 0); nclasses is max(y) + 1.
-   Like torch.utils.data.TensorDataset.  Free it with nn_dataset_free. */
+/* A float dataset copying x [n,nfeatures], labels y [n] (or NULL) and targets
+   [n,ntargets] (or NULL and 0); nclasses = max(y)+1 (TensorDataset). */
 NNDEF nn_status nn_dataset_tabular(int n, int nfeatures, const float *x, const int *y,
                                    const float *targets, int ntargets, nn_dataset *out);
 /* A new dataset of the m samples idx[0..m) of ds, copied, in that order
    (torch.utils.data.Subset, but owning its data). */
 NNDEF nn_status nn_dataset_subset(const nn_dataset *ds, const int *idx, int m, nn_dataset *out);
-/* Split ds at random (a private stream seeded by seed) into train, val and
-   test copies of round(val_frac*n) and round(test_frac*n) samples, train
-   holding the rest; each keeps ds's order shuffled.  stratified: every class
-   gets the same fractions, within one sample.  val may be NULL when
-   val_frac is 0.  Like sklearn's train_test_split. */
+/* Seeded random split into copies: round(val_frac*n) to val (NULL if 0),
+   round(test_frac*n) to test, the rest to train, each shuffled; stratified
+   keeps every class's proportions (sklearn's train_test_split). */
 NNDEF nn_status nn_dataset_split(const nn_dataset *ds, float val_frac, float test_frac,
                                  uint64_t seed, int stratified, nn_dataset *train,
                                  nn_dataset *val, nn_dataset *test);
@@ -1133,8 +1127,8 @@ NNDEF void nn_standardize_apply(const nn_standardizer *s, nn_dataset *ds);
 /* Standardize rows [rows, s->n] of data in place; inverse: x*std + mean
    (predictions back in the targets' units). */
 NNDEF void nn_standardize_rows(const nn_standardizer *s, float *data, size_t rows, int inverse);
-/* An identity standardizer of n columns (mean 0, std 1), to fill from a
-   model file: nn_standardize_keep it in the module, then load the module. */
+/* An identity standardizer (mean 0, std 1) of n columns: keep it in a
+   module, then load the module's file to fill it. */
 NNDEF nn_status nn_standardizer_init(int n, int targets, nn_standardizer *out);
 /* Register mean and std as buffers "<name>.mean" and "<name>.std" of m so
    the model file stores them; m owns them from then on (s stays usable
@@ -9992,7 +9986,7 @@ static nn_status nn__csv_parse(const char *who, const void *data, size_t size,
             goto done;
         }
         xr = (float *)X + rows * (size_t)nfc;
-        tr = (float *)T + rows * (size_t)ntc;
+        tr = T ? (float *)T + rows * (size_t)ntc : NULL; /* no float targets: none */
         for (k = 0; k < nfc + ntc; k++) {
             int tgt = k >= nfc;
             const nn__csv_field *fd = &c.f[j = tgt ? tcols[k - nfc] : fcols[k]];
@@ -10132,7 +10126,7 @@ static nn_status nn__dup_array(void **dst, const void *src, size_t count, size_t
 
 NNDEF nn_status nn_dataset_tabular(int n, int nfeatures, const float *x, const int *y,
                                    const float *targets, int ntargets, nn_dataset *out) {
-    void *a, *b, *t;
+    void *a = NULL, *b = NULL, *t = NULL;
     int i;
     if (!out) {
         nn__misuse("nn_dataset_tabular: NULL output");
