@@ -524,6 +524,81 @@ static void test_loader(void) {
     nn_graph_free(g);
 }
 
+/* More: splits of byte datasets, the global RNG left alone, accuracy over a
+   float dataset, subset misuse. */
+static void test_more(void) {
+    nn_dataset img, tr, te, ds;
+    float r1, r2;
+    int i, ok = 1;
+    NN_TEST_CHECK(nn_dataset_synthetic(100, 3, &img) == NN_OK, "synthetic");
+    nn_seed(5);
+    r1 = nn_rand_uniform();
+    nn_seed(5);
+    NN_TEST_CHECK(nn_dataset_split(&img, 0.0f, 0.3f, 9, 1, &tr, NULL, &te) == NN_OK && tr.n == 70 &&
+                  te.n == 30 && tr.x && !tr.features && tr.sample_size == 784 && tr.shape[1] == 28,
+                  "stratified split of a byte dataset");
+    r2 = nn_rand_uniform();
+    NN_TEST_CHECK(r1 == r2, "the split does not draw from the global RNG");
+    {
+        int per[10] = {0};
+        for (i = 0; i < te.n; i++) per[te.y[i]]++;
+        for (i = 0; i < 10; i++) ok &= per[i] == 3; /* 10 per class in the synthetic set */
+        NN_TEST_CHECK(ok, "3 test images of each class");
+        /* The bytes travel with their labels: find each test image in the source. */
+        ok = 1;
+        for (i = 0; i < te.n; i++) {
+            int k, found = 0;
+            for (k = 0; k < img.n && !found; k++)
+                found = img.y[k] == te.y[i] && !memcmp(img.x + (size_t)k * 784, te.x + (size_t)i * 784, 784);
+            ok &= found;
+        }
+        NN_TEST_CHECK(ok, "split images keep their labels");
+    }
+    nn_dataset_free(&tr);
+    nn_dataset_free(&te);
+    nn_dataset_free(&img);
+    /* nn_accuracy on a float dataset: a linear layer that predicts x0 > x1. */
+    {
+        float x[8] = {1, 0, 0, 1, 2, 3, 5, 4};
+        int y[4] = {0, 1, 0, 0}; /* the third is "wrong" on purpose: 3/4 */
+        nn_module *m = nn_sequential(nn_linear(2, 2), NULL);
+        nn_param *p;
+        int np;
+        nn_graph *g = nn_graph_new();
+        nn_loader_opts lo;
+        memset(&lo, 0, sizeof lo);
+        p = nn_parameters(m, &np);
+        for (i = 0; i < np; i++) {
+            nn_tensor *t = p[i].tensor;
+            if (t->ndim == 2) { t->data[0] = 1; t->data[1] = 0; t->data[2] = 0; t->data[3] = 1; }
+            else memset(t->data, 0, sizeof(float) * t->numel);
+        }
+        NN_TEST_CHECK(nn_dataset_tabular(4, 2, x, y, NULL, 0, &ds) == NN_OK, "tabular classes");
+        NN_TEST_CHECK(nn_accuracy(m, &ds, g, lo) == 0.75f, "accuracy over a float dataset: %g",
+                      (double)nn_accuracy(m, &ds, g, lo));
+        nn_dataset_free(&ds);
+        nn_graph_free(g);
+        nn_module_free(m);
+    }
+    /* Subset misuse names the bad index. */
+    {
+        float x[2] = {1, 2};
+        int idx[2] = {0, 2};
+        nn_dataset sub;
+        nn_dataset_tabular(2, 1, x, NULL, x, 1, &ds);
+        nn_set_error_hook(record_hook, NULL);
+        NN_TEST_CHECK(nn_dataset_subset(&ds, idx, 2, &sub) == NN_ERR_ARG &&
+                      !strcmp(last_misuse, "nn_dataset_subset: index 2 at position 1 is outside [0,2)"),
+                      "subset index out of range: %s", last_misuse);
+        nn_set_error_hook(NULL, NULL);
+        idx[1] = 1;
+        NN_TEST_CHECK(nn_dataset_subset(&ds, idx, 2, &sub) == NN_OK && sub.n == 2 && sub.features[1] == 2.0f &&
+                      sub.targets[0] == 1.0f, "subset copies");
+        nn_dataset_free(&sub);
+        nn_dataset_free(&ds);
+    }
+}
+
 int main(void) {
     test_parse_basic();
     test_columns();
@@ -532,5 +607,6 @@ int main(void) {
     test_split();
     test_standardize();
     test_loader();
+    test_more();
     return nn_test_summary("test_csv");
 }
