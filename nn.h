@@ -1093,15 +1093,20 @@ NNDEF nn_status nn_idx_read(const char *path, nn_idx *out);
 /* Free an IDX file's data. */
 NNDEF void nn_idx_free(nn_idx *idx);
 
-/* A classification dataset kept as bytes: n samples of sample_size bytes
-   (pixels 0..255) and their labels. */
+/* n samples of bytes (images, x) or floats (tabular, features; the loader
+   copies them unscaled), with class labels y and/or float regression
+   targets.  nn_csv_read and nn_dataset_tabular make float ones. */
 typedef struct nn_dataset {
     int n;                 /* number of samples */
-    int sample_size;       /* bytes per sample (784 for 28x28) */
-    int shape[3];          /* per-sample shape (C, H, W) */
-    int nclasses;
-    unsigned char *x;      /* n * sample_size bytes */
-    int *y;                /* n labels */
+    int sample_size;       /* bytes per sample (784 for 28x28); for a float
+                              dataset, features per sample */
+    int shape[3];          /* per-sample shape (C, H, W); {1,1,features} */
+    int nclasses;          /* 0 when there are no labels */
+    unsigned char *x;      /* n * sample_size bytes, or NULL */
+    int *y;                /* n labels, or NULL (regression only) */
+    float *features;       /* n * sample_size floats when x is NULL */
+    float *targets;        /* n * ntargets float targets, or NULL */
+    int ntargets;          /* regression outputs per sample */
 } nn_dataset;
 
 /* Load MNIST or Fashion-MNIST from dir: train=1 reads train-images-idx3-ubyte
@@ -1140,6 +1145,89 @@ NNDEF void nn_loader_set_batch_size(nn_loader *l, int batch_size);
 /* Batches in one epoch. */
 NNDEF int nn_loader_batches(const nn_loader *l);
 NNDEF void nn_loader_free(nn_loader *l);
+
+/* --- tabular data: CSV files, float datasets, splits, standardization ---
+   docs/tabular.md is the guide.  Column lists (nn_csv_opts.features and
+   .target) are comma-separated items, each a header name, a 0-based column
+   index (negative counts from the end: "-1" is the last column) or a range
+   "a:b" of indexes (half-open, either end may be left out: "2:"). */
+
+#ifndef NN_CSV_MAX_LINE
+#define NN_CSV_MAX_LINE (1 << 20)      /* bytes in one CSV record */
+#endif
+#ifndef NN_CSV_MAX_FIELDS
+#define NN_CSV_MAX_FIELDS 65536        /* fields in one CSV record */
+#endif
+#ifndef NN_CSV_MAX_BYTES
+#define NN_CSV_MAX_BYTES ((size_t)1 << 30) /* bytes nn_csv_read reads */
+#endif
+
+typedef struct nn_csv_opts {
+    char delimiter;        /* 0 means ','; ' ' splits on runs of spaces/tabs */
+    int header;            /* the first row (after skip_rows) names the columns */
+    int skip_rows;         /* lines to skip before the header or the data */
+    const char *features;  /* feature columns; NULL: every non-target column */
+    const char *target;    /* target columns; NULL: the last column; "": none */
+    int classes;           /* the target is one integer class label (into y);
+                              else float regression targets (into targets) */
+    int fill_missing;      /* a missing feature (empty, NA, N/A, NaN, nan, ?)
+                              becomes fill_value instead of an error */
+    float fill_value;
+} nn_csv_opts;
+
+/* Read a CSV file (RFC 4180 quoting, CRLF; gzipped or not) into a float
+   dataset.  NN_ERR_FORMAT with "file:line:column: ..." for a bad number, row
+   length or missing value, NN_ERR_ARG for unfit column lists; *out zeroed. */
+NNDEF nn_status nn_csv_read(const char *path, nn_csv_opts opts, nn_dataset *out);
+/* nn_csv_read on size bytes in memory; name (NULL: "<memory>") is for the
+   messages. */
+NNDEF nn_status nn_csv_read_mem(const void *data, size_t size, const char *name,
+                                nn_csv_opts opts, nn_dataset *out);
+/* A float dataset copying x [n,nfeatures], labels y [n] (or NULL) and targets
+   [n,ntargets] (or NULL and 0); nclasses = max(y)+1 (TensorDataset). */
+NNDEF nn_status nn_dataset_tabular(int n, int nfeatures, const float *x, const int *y,
+                                   const float *targets, int ntargets, nn_dataset *out);
+/* A new dataset of the m samples idx[0..m) of ds, copied, in that order
+   (torch.utils.data.Subset, but owning its data). */
+NNDEF nn_status nn_dataset_subset(const nn_dataset *ds, const int *idx, int m, nn_dataset *out);
+/* Seeded random split into copies: round(val_frac*n) to val (NULL if 0),
+   round(test_frac*n) to test, the rest to train, each shuffled; stratified
+   keeps every class's proportions (sklearn's train_test_split). */
+NNDEF nn_status nn_dataset_split(const nn_dataset *ds, float val_frac, float test_frac,
+                                 uint64_t seed, int stratified, nn_dataset *train,
+                                 nn_dataset *val, nn_dataset *test);
+
+/* Per-column mean and standard deviation (sklearn's StandardScaler):
+   x' = (x - mean) / std, over the features or the float targets. */
+typedef struct nn_standardizer {
+    int n;                 /* columns: features, or targets */
+    int targets;           /* fitted on the targets instead of the features */
+    nn_tensor *mean;       /* [n] persistent */
+    nn_tensor *std;        /* [n] persistent; a constant column gets 1 */
+    int kept;              /* nn_standardize_keep gave them to a module */
+} nn_standardizer;
+
+/* Fit on ds's features (targets = 0) or float targets (targets = 1); the
+   population std (divides by n).  Fit on the training split only. */
+NNDEF nn_status nn_standardize_fit(const nn_dataset *ds, int targets, nn_standardizer *out);
+/* Standardize ds's features (or targets) in place with s. */
+NNDEF void nn_standardize_apply(const nn_standardizer *s, nn_dataset *ds);
+/* Standardize rows [rows, s->n] of data in place; inverse: x*std + mean
+   (predictions back in the targets' units). */
+NNDEF void nn_standardize_rows(const nn_standardizer *s, float *data, size_t rows, int inverse);
+/* An identity standardizer (mean 0, std 1) of n columns: keep it in a
+   module, then load the module's file to fill it. */
+NNDEF nn_status nn_standardizer_init(int n, int targets, nn_standardizer *out);
+/* Register mean and std as buffers "<name>.mean" and "<name>.std" of m so
+   the model file stores them; m owns them from then on (s stays usable
+   while m lives). */
+NNDEF nn_status nn_standardize_keep(nn_standardizer *s, nn_module *m, const char *name);
+/* Free s's tensors (unless a module keeps them). */
+NNDEF void nn_standardizer_free(nn_standardizer *s);
+/* nn_loader_next plus the batch's float targets as t [B, ntargets] in g
+   (NULL when ds has none); y may be NULL, *y is NULL without labels. */
+NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor **t,
+                            const int **y);
 
 /* ===== >>io ============================================================== */
 /* Model files in the safetensors format (PyTorch's and Hugging Face's): an
@@ -9832,6 +9920,8 @@ NNDEF void nn_dataset_free(nn_dataset *ds) {
     if (!ds) return;
     nn__free(ds->x);
     nn__free(ds->y);
+    nn__free(ds->features);
+    nn__free(ds->targets);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -9892,7 +9982,8 @@ struct nn_loader {
 NNDEF nn_loader *nn_loader_new(const nn_dataset *ds, nn_loader_opts opts) {
     nn_loader *l;
     int i;
-    if (!ds || ds->n < 1 || !ds->x || !ds->y || opts.batch_size < 0) {
+    if (!ds || ds->n < 1 || (!ds->x && !ds->features) || (!ds->y && !ds->targets) ||
+        opts.batch_size < 0) {
         nn__misuse("nn_loader_new: needs a non-empty dataset and batch_size >= 0");
         return NULL;
     }
@@ -9966,22 +10057,28 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
     NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
     for (i = 0; i < b; i++) {
         int k = l->order[l->pos + i];
-        const unsigned char *src = ds->x + (size_t)k * (size_t)ds->sample_size;
         float *dst = t->data + (size_t)i * (size_t)ds->sample_size;
+        const unsigned char *src;
+        if (ds->y) l->labels[i] = ds->y[k];
+        if (!ds->x) { /* a float dataset: features as they are */
+            memcpy(dst, ds->features + (size_t)k * (size_t)ds->sample_size,
+                   sizeof(float) * (size_t)ds->sample_size);
+            continue;
+        }
+        src = ds->x + (size_t)k * (size_t)ds->sample_size;
         if (i + NN__LOADER_AHEAD < b) {
             /* Samples sit at random places: fetch one a few rows ahead. */
             int ka = l->order[l->pos + i + NN__LOADER_AHEAD], c;
             const char *ahead = (const char *)(ds->x + (size_t)ka * (size_t)ds->sample_size);
             for (c = 0; c < ds->sample_size; c += 64) NN__PREFETCH(ahead + c);
             NN__PREFETCH(ahead + ds->sample_size - 1);
-            NN__PREFETCH(ds->y + ka);
+            if (ds->y) NN__PREFETCH(ds->y + ka);
         }
         nn__bytes_to_floats(src, (size_t)ds->sample_size, l->o.scale, dst);
-        l->labels[i] = ds->y[k];
     }
     l->pos += b;
     *x = t;
-    *y = l->labels;
+    *y = ds->y ? l->labels : NULL;
     return b;
 }
 
@@ -10005,6 +10102,874 @@ NNDEF void nn_loader_free(nn_loader *l) {
     nn__free(l->order);
     nn__free(l->labels);
     nn__free(l);
+}
+
+/* --- tabular data: CSV, float datasets, splits, standardization --------- */
+
+/* One field of the current record: its text at buf + off (NUL-terminated,
+   quotes undone), where it starts, and whether it was quoted. */
+typedef struct nn__csv_field {
+    size_t off, len;
+    int line, col, quoted;
+} nn__csv_field;
+
+typedef struct nn__csv {
+    const char *who, *name;     /* the function called; the file's name */
+    const unsigned char *s;
+    size_t size, pos;
+    int line;                   /* the line pos is on (1-based) */
+    size_t line_start;          /* offset of that line's first byte */
+    int end_line, end_col;      /* where the last record ended */
+    char delim;
+    char *buf;                  /* field texts of the current record */
+    size_t buf_len, buf_cap;
+    nn__csv_field *f;
+    int nf, f_cap;
+} nn__csv;
+
+/* Grow *p (elements of elem bytes, capacity *cap) to hold need elements. */
+static int nn__csv_grow(void **p, size_t *cap, size_t need, size_t elem) {
+    size_t ncap = *cap ? *cap : 64;
+    void *np;
+    if (need <= *cap) return 1;
+    while (ncap < need) {
+        if (ncap > ((size_t)-1 / 2) / elem) {
+            nn__error(NN_ERR_OOM, "size overflow growing a buffer of %zu elements", *cap);
+            return 0;
+        }
+        ncap *= 2;
+    }
+    if (ncap > (size_t)-1 / elem) {
+        nn__error(NN_ERR_OOM, "size overflow: %zu x %zu bytes", ncap, elem);
+        return 0;
+    }
+    if (!(np = NN_REALLOC(*p, ncap * elem))) {
+        nn__error(NN_ERR_OOM, "out of memory allocating %zu bytes", ncap * elem);
+        return 0;
+    }
+    *p = np;
+    *cap = ncap;
+    return 1;
+}
+
+static int nn__csv_push(nn__csv *c, int ch) {
+    void *b = c->buf;
+    if (c->buf_len == c->buf_cap && !nn__csv_grow(&b, &c->buf_cap, c->buf_len + 1, 1)) return 0;
+    c->buf = (char *)b;
+    c->buf[c->buf_len++] = (char)ch;
+    return 1;
+}
+
+/* A "file:line:column: message" error (column 0: none). */
+static nn_status nn__csv_fail(const nn__csv *c, int line, int col, const char *fmt, ...) {
+    char msg[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (col > 0) return nn__error(NN_ERR_FORMAT, "%s: %s:%d:%d: %s", c->who, c->name, line, col, msg);
+    return nn__error(NN_ERR_FORMAT, "%s: %s:%d: %s", c->who, c->name, line, msg);
+}
+
+static int nn__csv_col(const nn__csv *c) { return (int)(c->pos - c->line_start) + 1; }
+
+/* Past a line end at pos ("\n", "\r\n", or "\r" as the last byte): 1. */
+static int nn__csv_eol(nn__csv *c) {
+    const unsigned char *s = c->s;
+    size_t p = c->pos;
+    if (p < c->size && s[p] == '\n') p++;
+    else if (p + 1 < c->size && s[p] == '\r' && s[p + 1] == '\n') p += 2;
+    else if (p + 1 == c->size && s[p] == '\r') p++;
+    else return 0;
+    c->end_line = c->line;
+    c->end_col = nn__csv_col(c);
+    c->pos = p;
+    if (p < c->size || s[p - 1] == '\n') {
+        c->line++;
+        c->line_start = p;
+    }
+    return 1;
+}
+
+static int nn__csv_blank(int ch, char delim) {
+    return ch == ' ' || (ch == '\t' && delim != '\t');
+}
+
+/* The next record into c->f / c->buf: 1, 0 at the end of the input, or a
+   negative status. */
+static int nn__csv_record(nn__csv *c) {
+    size_t rec_start = c->pos;
+    const unsigned char *s = c->s;
+    char d = c->delim;
+    c->nf = 0;
+    c->buf_len = 0;
+    if (c->pos >= c->size) return 0;
+    for (;;) {
+        nn__csv_field *fd;
+        void *fp = c->f;
+        size_t fcap = (size_t)c->f_cap;
+        while (c->pos < c->size && nn__csv_blank(s[c->pos], d)) c->pos++;
+        if (c->nf == NN_CSV_MAX_FIELDS)
+            return nn__csv_fail(c, c->line, nn__csv_col(c), "more than %d fields in a row",
+                                NN_CSV_MAX_FIELDS);
+        if (!nn__csv_grow(&fp, &fcap, (size_t)c->nf + 1, sizeof(nn__csv_field))) return NN_ERR_OOM;
+        c->f = (nn__csv_field *)fp;
+        c->f_cap = (int)fcap;
+        fd = &c->f[c->nf++];
+        fd->off = c->buf_len;
+        fd->line = c->line;
+        fd->col = nn__csv_col(c);
+        fd->quoted = 0;
+        if (c->pos < c->size && s[c->pos] == '"') {
+            fd->quoted = 1;
+            c->pos++;
+            for (;;) {
+                int ch;
+                if (c->pos >= c->size)
+                    return nn__csv_fail(c, fd->line, fd->col, "unterminated quoted field");
+                if (c->pos - rec_start > (size_t)NN_CSV_MAX_LINE)
+                    return nn__csv_fail(c, fd->line, 0, "row longer than %d bytes", NN_CSV_MAX_LINE);
+                ch = s[c->pos++];
+                if (ch == '"') {
+                    if (c->pos < c->size && s[c->pos] == '"') c->pos++;
+                    else break;
+                } else if (ch == '\n') {
+                    c->line++;
+                    c->line_start = c->pos;
+                }
+                if (!nn__csv_push(c, ch)) return NN_ERR_OOM;
+            }
+            if (d != ' ')
+                while (c->pos < c->size && nn__csv_blank(s[c->pos], d)) c->pos++;
+        } else {
+            while (c->pos < c->size) {
+                int ch = s[c->pos];
+                if (ch == d || ch == '\n' || (d == ' ' && ch == '\t')) break;
+                if (ch == '\r' && (c->pos + 1 == c->size || s[c->pos + 1] == '\n')) break;
+                if (c->pos - rec_start > (size_t)NN_CSV_MAX_LINE)
+                    return nn__csv_fail(c, fd->line, 0, "row longer than %d bytes", NN_CSV_MAX_LINE);
+                if (!nn__csv_push(c, ch)) return NN_ERR_OOM;
+                c->pos++;
+            }
+            while (c->buf_len > fd->off && nn__csv_blank((unsigned char)c->buf[c->buf_len - 1], d))
+                c->buf_len--;
+        }
+        fd->len = c->buf_len - fd->off;
+        if (!nn__csv_push(c, '\0')) return NN_ERR_OOM;
+        /* What ends the field: the end, a line end, or a delimiter. */
+        if (c->pos >= c->size) {
+            c->end_line = c->line;
+            c->end_col = nn__csv_col(c);
+            return 1;
+        }
+        if (nn__csv_eol(c)) return 1;
+        if (d == ' ' && (s[c->pos] == ' ' || s[c->pos] == '\t')) {
+            while (c->pos < c->size && (s[c->pos] == ' ' || s[c->pos] == '\t')) c->pos++;
+            if (c->pos >= c->size) {
+                c->end_line = c->line;
+                c->end_col = nn__csv_col(c);
+                return 1;
+            }
+            if (nn__csv_eol(c)) return 1;
+            continue;
+        }
+        if (s[c->pos] == (unsigned char)d) {
+            c->pos++;
+            continue;
+        }
+        return nn__csv_fail(c, c->line, nn__csv_col(c), "unexpected '%c' after a closing quote",
+                            s[c->pos] >= 32 && s[c->pos] < 127 ? s[c->pos] : '?');
+    }
+}
+
+/* The next record that is not blank (one empty unquoted field). */
+static int nn__csv_next(nn__csv *c) {
+    int r;
+    while ((r = nn__csv_record(c)) == 1 && c->nf == 1 && c->f[0].len == 0 && !c->f[0].quoted) {}
+    return r;
+}
+
+/* A missing value: empty, NA, N/A, NaN, nan or ?. */
+static int nn__csv_missing(const char *t, size_t len) {
+    return len == 0 || !strcmp(t, "NA") || !strcmp(t, "N/A") || !strcmp(t, "NaN") ||
+           !strcmp(t, "nan") || !strcmp(t, "?");
+}
+
+/* A decimal number (no hex, inf or nan) that fits a float: 1. */
+static int nn__csv_number(const char *t, size_t len, float *v) {
+    size_t i;
+    int digits = 0;
+    char *end;
+    double x;
+    for (i = 0; i < len; i++) {
+        char ch = t[i];
+        if (ch >= '0' && ch <= '9') digits = 1;
+        else if (ch != '+' && ch != '-' && ch != '.' && ch != 'e' && ch != 'E') return 0;
+    }
+    if (!digits) return 0;
+    x = strtod(t, &end);
+    if (end != t + len || !(fabs(x) <= (double)FLT_MAX)) return 0;
+    *v = (float)x;
+    return 1;
+}
+
+/* An optionally signed decimal integer of at most 9 digits: 1. */
+static int nn__csv_int(const char *t, size_t len, int *v) {
+    size_t i = 0;
+    int neg = 0, x = 0;
+    if (i < len && (t[i] == '-' || t[i] == '+')) neg = t[i++] == '-';
+    if (i == len || len - i > 9) return 0;
+    for (; i < len; i++) {
+        if (t[i] < '0' || t[i] > '9') return 0;
+        x = x * 10 + (t[i] - '0');
+    }
+    *v = neg ? -x : x;
+    return 1;
+}
+
+/* Resolve a column list into cols (ncols columns, names or NULL). */
+static nn_status nn__csv_cols(const nn__csv *c, const char *what, const char *spec, int ncols,
+                              char *const *names, int **cols, int *n) {
+    const char *p = spec;
+    void *cp = NULL;
+    size_t cap = 0;
+    *cols = NULL;
+    *n = 0;
+    while (*p) {
+        const char *e = p, *a, *b;
+        int j, lo, hi, k = -1;
+        size_t len;
+        while (*e && *e != ',') e++;
+        a = p;
+        b = e;
+        while (a < b && (*a == ' ' || *a == '\t')) a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+        len = (size_t)(b - a);
+        p = *e ? e + 1 : e;
+        if (!len) {
+            nn__free(cp);
+            return nn__error(NN_ERR_ARG, "%s: %s: empty item in the %s column list \"%s\"", c->who,
+                             c->name, what, spec);
+        }
+        for (j = 0; names && j < ncols; j++)
+            if (strlen(names[j]) == len && !memcmp(names[j], a, len)) { k = j; break; }
+        if (k >= 0) {
+            lo = k;
+            hi = k + 1;
+        } else {
+            const char *colon = (const char *)memchr(a, ':', len);
+            int ok;
+            if (colon) {
+                lo = 0;
+                hi = ncols;
+                ok = (colon == a || nn__csv_int(a, (size_t)(colon - a), &lo)) &&
+                     (colon + 1 == b || nn__csv_int(colon + 1, (size_t)(b - colon - 1), &hi));
+                if (lo < 0) lo += ncols;
+                if (hi < 0) hi += ncols;
+                ok = ok && lo >= 0 && hi <= ncols && lo <= hi;
+            } else {
+                ok = nn__csv_int(a, len, &lo);
+                if (lo < 0) lo += ncols;
+                hi = lo + 1;
+                ok = ok && lo >= 0 && lo < ncols;
+            }
+            if (!ok) {
+                nn__free(cp);
+                return nn__error(NN_ERR_ARG, "%s: %s: %s column \"%.*s\" is %s (the file has %d "
+                                 "columns)", c->who, c->name, what, (int)len, a,
+                                 names ? "not in the header nor a valid index" :
+                                 "not a valid index (no header)", ncols);
+            }
+        }
+        if (!nn__csv_grow(&cp, &cap, (size_t)(*n + hi - lo), sizeof(int))) {
+            nn__free(cp);
+            return NN_ERR_OOM;
+        }
+        for (j = lo; j < hi; j++) ((int *)cp)[(*n)++] = j;
+    }
+    *cols = (int *)cp;
+    return NN_OK;
+}
+
+/* "field 3" or "field 3 (\"age\")" for messages. */
+static const char *nn__csv_fname(char *b, size_t bs, int j, char *const *names) {
+    if (names) snprintf(b, bs, "field %d (\"%.40s\")", j + 1, names[j]);
+    else snprintf(b, bs, "field %d", j + 1);
+    return b;
+}
+
+static nn_status nn__csv_parse(const char *who, const void *data, size_t size,
+                               const char *name, nn_csv_opts opts, nn_dataset *out) {
+    nn__csv c;
+    nn_status st = NN_OK;
+    char **names = NULL, *hdr = NULL, fb[80];
+    int *fcols = NULL, *tcols = NULL, *role = NULL, nfc = 0, ntc = 0, ncols = -1, r, j, k;
+    void *X = NULL, *T = NULL, *Y = NULL;
+    size_t xcap = 0, tcap = 0, ycap = 0, rows = 0;
+    int maxlabel = -1;
+    memset(out, 0, sizeof *out);
+    memset(&c, 0, sizeof c);
+    c.who = who;
+    c.name = name ? name : "<memory>";
+    if (!data && size) return nn__error(NN_ERR_ARG, "%s: NULL data", c.who);
+    if (opts.skip_rows < 0)
+        return nn__error(NN_ERR_ARG, "%s: %s: skip_rows = %d is negative", c.who, c.name, opts.skip_rows);
+    if (opts.delimiter == '"' || opts.delimiter == '\n' || opts.delimiter == '\r')
+        return nn__error(NN_ERR_ARG, "%s: %s: the delimiter cannot be a quote or a line end",
+                         c.who, c.name);
+    c.s = (const unsigned char *)data;
+    c.size = size;
+    c.line = 1;
+    c.delim = opts.delimiter ? opts.delimiter : ',';
+    if (size >= 3 && c.s[0] == 0xEF && c.s[1] == 0xBB && c.s[2] == 0xBF) c.pos = c.line_start = 3;
+    for (k = 0; k < opts.skip_rows && c.pos < c.size; k++) {
+        while (c.pos < c.size && c.s[c.pos] != '\n') c.pos++;
+        if (c.pos < c.size) {
+            c.pos++;
+            c.line++;
+            c.line_start = c.pos;
+        }
+    }
+    if (opts.header) {
+        size_t hl;
+        if ((r = nn__csv_next(&c)) <= 0) {
+            st = r < 0 ? (nn_status)r : nn__csv_fail(&c, c.line, 0, "no header row");
+            goto done;
+        }
+        ncols = c.nf;
+        hl = c.buf_len;
+        names = (char **)nn__calloc((size_t)ncols, sizeof(char *));
+        hdr = (char *)nn__malloc(hl);
+        if (!names || !hdr) { st = NN_ERR_OOM; goto done; }
+        memcpy(hdr, c.buf, hl);
+        for (j = 0; j < ncols; j++) names[j] = hdr + c.f[j].off;
+    }
+    while ((r = nn__csv_next(&c)) == 1) {
+        float *xr, *tr;
+        if (ncols < 0) ncols = c.nf;
+        if (!role) { /* the first data row: resolve the column lists */
+            if (opts.target && (st = nn__csv_cols(&c, "target", opts.target, ncols, names, &tcols, &ntc)) != NN_OK)
+                goto done;
+            if (!opts.target) {
+                if (!(tcols = (int *)nn__malloc(sizeof(int)))) { st = NN_ERR_OOM; goto done; }
+                tcols[0] = ncols - 1;
+                ntc = ncols > 1 ? 1 : 0;
+            }
+            if (!(role = (int *)nn__calloc((size_t)ncols, sizeof(int)))) { st = NN_ERR_OOM; goto done; }
+            for (j = 0; j < ntc; j++) {
+                if (role[tcols[j]]) {
+                    st = nn__error(NN_ERR_ARG, "%s: %s: column %d is listed twice", c.who, c.name, tcols[j]);
+                    goto done;
+                }
+                role[tcols[j]] = 2;
+            }
+            if (opts.features) {
+                if ((st = nn__csv_cols(&c, "feature", opts.features, ncols, names, &fcols, &nfc)) != NN_OK)
+                    goto done;
+                for (j = 0; j < nfc; j++) {
+                    if (role[fcols[j]]) {
+                        st = nn__error(NN_ERR_ARG, "%s: %s: column %d is %s", c.who, c.name, fcols[j],
+                                       role[fcols[j]] == 2 ? "both a feature and a target"
+                                                           : "listed twice");
+                        goto done;
+                    }
+                    role[fcols[j]] = 1;
+                }
+            } else {
+                if (!(fcols = (int *)nn__calloc((size_t)ncols, sizeof(int)))) { st = NN_ERR_OOM; goto done; }
+                for (j = 0; j < ncols; j++)
+                    if (!role[j]) fcols[nfc++] = j;
+            }
+            if (nfc == 0) {
+                st = nn__error(NN_ERR_ARG, "%s: %s: no feature columns (the file has %d columns)",
+                               c.who, c.name, ncols);
+                goto done;
+            }
+            if (opts.classes && ntc != 1) {
+                st = nn__error(NN_ERR_ARG, "%s: %s: class labels need exactly one target column, "
+                               "got %d", c.who, c.name, ntc);
+                goto done;
+            }
+        }
+        if (c.nf != ncols) {
+            if (c.nf > ncols)
+                st = nn__csv_fail(&c, c.f[ncols].line, c.f[ncols].col, "%d fields, expected %d",
+                                  c.nf, ncols);
+            else
+                st = nn__csv_fail(&c, c.end_line, c.end_col, "%d fields, expected %d", c.nf, ncols);
+            goto done;
+        }
+        if (rows == 0x7fffffff) {
+            st = nn__csv_fail(&c, c.f[0].line, 0, "more than %d rows", 0x7fffffff);
+            goto done;
+        }
+        if (rows + 1 > (size_t)-1 / sizeof(float) / (size_t)(nfc + ntc)) {
+            st = nn__error(NN_ERR_OOM, "%s: %s: size overflow at %zu rows", c.who, c.name, rows);
+            goto done;
+        }
+        if (!nn__csv_grow(&X, &xcap, (rows + 1) * (size_t)nfc, sizeof(float)) ||
+            (ntc && !opts.classes && !nn__csv_grow(&T, &tcap, (rows + 1) * (size_t)ntc, sizeof(float))) ||
+            (opts.classes && !nn__csv_grow(&Y, &ycap, rows + 1, sizeof(int)))) {
+            st = NN_ERR_OOM;
+            goto done;
+        }
+        xr = (float *)X + rows * (size_t)nfc;
+        tr = T ? (float *)T + rows * (size_t)ntc : NULL; /* no float targets: none */
+        for (k = 0; k < nfc + ntc; k++) {
+            int tgt = k >= nfc;
+            const nn__csv_field *fd = &c.f[j = tgt ? tcols[k - nfc] : fcols[k]];
+            const char *t = c.buf + fd->off;
+            float v;
+            if (nn__csv_missing(t, fd->len)) {
+                if (!opts.fill_missing || tgt) {
+                    st = nn__csv_fail(&c, fd->line, fd->col, "%s is missing%s",
+                                      nn__csv_fname(fb, sizeof fb, j, names),
+                                      tgt ? " (a target)" : " (set fill_missing to fill it)");
+                    goto done;
+                }
+                v = opts.fill_value;
+            } else if (!nn__csv_number(t, fd->len, &v)) {
+                st = nn__csv_fail(&c, fd->line, fd->col, "%s: \"%.40s\" is not a number",
+                                  nn__csv_fname(fb, sizeof fb, j, names), t);
+                goto done;
+            }
+            if (!tgt) xr[k] = v;
+            else if (!opts.classes) tr[k - nfc] = v;
+            else {
+                if (!(v >= 0.0f && v <= 1e6f && v == floorf(v))) {
+                    st = nn__csv_fail(&c, fd->line, fd->col, "%s: \"%.40s\" is not a class label "
+                                      "(an integer in [0, 1000000])",
+                                      nn__csv_fname(fb, sizeof fb, j, names), t);
+                    goto done;
+                }
+                ((int *)Y)[rows] = (int)v;
+                if ((int)v > maxlabel) maxlabel = (int)v;
+            }
+        }
+        rows++;
+    }
+    if (r < 0) { st = (nn_status)r; goto done; }
+    if (rows == 0) {
+        st = nn__csv_fail(&c, c.line, 0, "no data rows");
+        goto done;
+    }
+    out->n = (int)rows;
+    out->sample_size = nfc;
+    out->shape[0] = 1;
+    out->shape[1] = 1;
+    out->shape[2] = nfc;
+    out->features = (float *)X;
+    X = NULL;
+    if (opts.classes) {
+        out->y = (int *)Y;
+        Y = NULL;
+        out->nclasses = maxlabel + 1;
+    } else if (ntc) {
+        out->targets = (float *)T;
+        T = NULL;
+        out->ntargets = ntc;
+    }
+done:
+    nn__free(X);
+    nn__free(T);
+    nn__free(Y);
+    nn__free(c.buf);
+    nn__free(c.f);
+    nn__free(names);
+    nn__free(hdr);
+    nn__free(fcols);
+    nn__free(tcols);
+    nn__free(role);
+    return st;
+}
+
+NNDEF nn_status nn_csv_read_mem(const void *data, size_t size, const char *name,
+                                nn_csv_opts opts, nn_dataset *out) {
+    if (!out) return nn__error(NN_ERR_ARG, "nn_csv_read_mem: NULL output");
+    return nn__csv_parse("nn_csv_read_mem", data, size, name, opts, out);
+}
+
+NNDEF nn_status nn_csv_read(const char *path, nn_csv_opts opts, nn_dataset *out) {
+    FILE *f;
+    unsigned char *buf;
+    size_t size = 0, got;
+    long len;
+    nn_status st;
+    if (!out) return nn__error(NN_ERR_ARG, "nn_csv_read: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!path) return nn__error(NN_ERR_ARG, "nn_csv_read: NULL path");
+    if (!(f = fopen(path, "rb")))
+        return nn__error(NN_ERR_IO, "nn_csv_read: %s: cannot open (%s)", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return nn__error(NN_ERR_IO, "nn_csv_read: %s: cannot seek (not a regular file?)", path);
+    }
+    if ((unsigned long)len > (unsigned long)NN_CSV_MAX_BYTES) {
+        fclose(f);
+        return nn__error(NN_ERR_FORMAT, "nn_csv_read: %s: %ld bytes, more than NN_CSV_MAX_BYTES "
+                         "(%zu)", path, len, (size_t)NN_CSV_MAX_BYTES);
+    }
+    if (!(buf = (unsigned char *)nn__malloc((size_t)len + 1))) {
+        fclose(f);
+        return NN_ERR_OOM;
+    }
+    while (size < (size_t)len && (got = fread(buf + size, 1, (size_t)len - size, f)) > 0) size += got;
+    if (ferror(f) || size != (size_t)len) {
+        fclose(f);
+        nn__free(buf);
+        return nn__error(NN_ERR_IO, "nn_csv_read: %s: read error", path);
+    }
+    fclose(f);
+    if (size >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) { /* gzip: ".csv.gz" */
+        unsigned char *raw = NULL;
+        size_t rawn = 0;
+        st = nn_gunzip(buf, size, &raw, &rawn);
+        nn__free(buf);
+        if (st != NN_OK) {
+            char m[sizeof nn__errbuf];
+            memcpy(m, nn__errbuf, sizeof m); /* nn__error writes over nn__errbuf */
+            return nn__error(st, "nn_csv_read: %s: %s", path, m);
+        }
+        if (rawn > (size_t)NN_CSV_MAX_BYTES) {
+            nn__free(raw);
+            return nn__error(NN_ERR_FORMAT, "nn_csv_read: %s: %zu bytes uncompressed, more than "
+                             "NN_CSV_MAX_BYTES (%zu)", path, rawn, (size_t)NN_CSV_MAX_BYTES);
+        }
+        buf = raw;
+        size = rawn;
+    }
+    st = nn__csv_parse("nn_csv_read", buf, size, path, opts, out);
+    nn__free(buf);
+    return st;
+}
+
+/* Copy count elements of elem bytes into a new buffer (NULL src: NULL). */
+static nn_status nn__dup_array(void **dst, const void *src, size_t count, size_t elem) {
+    *dst = NULL;
+    if (!src) return NN_OK;
+    if (!(*dst = nn__calloc(count ? count : 1, elem))) return NN_ERR_OOM;
+    if (count) memcpy(*dst, src, count * elem);
+    return NN_OK;
+}
+
+NNDEF nn_status nn_dataset_tabular(int n, int nfeatures, const float *x, const int *y,
+                                   const float *targets, int ntargets, nn_dataset *out) {
+    void *a = NULL, *b = NULL, *t = NULL;
+    int i;
+    if (!out) {
+        nn__misuse("nn_dataset_tabular: NULL output");
+        return NN_ERR_ARG;
+    }
+    memset(out, 0, sizeof *out);
+    if (n < 0 || nfeatures < 1 || !x || ntargets < 0 || (ntargets > 0) != (targets != NULL)) {
+        nn__misuse("nn_dataset_tabular: needs n >= 0, nfeatures >= 1, x, and targets with "
+                   "ntargets >= 1 or neither (got n=%d nfeatures=%d ntargets=%d)", n, nfeatures,
+                   ntargets);
+        return NN_ERR_ARG;
+    }
+    if (nn__dup_array(&a, x, (size_t)n * (size_t)nfeatures, sizeof(float)) ||
+        nn__dup_array(&b, y, (size_t)n, sizeof(int)) ||
+        nn__dup_array(&t, targets, (size_t)n * (size_t)ntargets, sizeof(float))) {
+        nn__free(a);
+        nn__free(b);
+        return NN_ERR_OOM;
+    }
+    out->n = n;
+    out->sample_size = nfeatures;
+    out->shape[0] = out->shape[1] = 1;
+    out->shape[2] = nfeatures;
+    out->features = (float *)a;
+    out->y = (int *)b;
+    out->targets = (float *)t;
+    out->ntargets = ntargets;
+    for (i = 0; y && i < n; i++)
+        if (y[i] + 1 > out->nclasses) out->nclasses = y[i] + 1;
+    return NN_OK;
+}
+
+NNDEF nn_status nn_dataset_subset(const nn_dataset *ds, const int *idx, int m, nn_dataset *out) {
+    size_t ss, nt;
+    int i;
+    if (!out) {
+        nn__misuse("nn_dataset_subset: NULL output");
+        return NN_ERR_ARG;
+    }
+    memset(out, 0, sizeof *out);
+    if (!ds || (!ds->x && !ds->features) || m < 0 || (m > 0 && !idx)) {
+        nn__misuse("nn_dataset_subset: needs a dataset with samples and m >= 0 indexes (m=%d)", m);
+        return NN_ERR_ARG;
+    }
+    for (i = 0; i < m; i++)
+        if (idx[i] < 0 || idx[i] >= ds->n) {
+            nn__misuse("nn_dataset_subset: index %d at position %d is outside [0,%d)", idx[i], i, ds->n);
+            return NN_ERR_ARG;
+        }
+    *out = *ds;
+    out->n = m;
+    out->x = NULL;
+    out->y = NULL;
+    out->features = NULL;
+    out->targets = NULL;
+    ss = (size_t)ds->sample_size;
+    nt = (size_t)ds->ntargets;
+    if ((ds->x && !(out->x = (unsigned char *)nn__calloc((size_t)m ? (size_t)m : 1, ss ? ss : 1))) ||
+        (ds->features && !(out->features = (float *)nn__calloc((size_t)m ? (size_t)m : 1, (ss ? ss : 1) * sizeof(float)))) ||
+        (ds->y && !(out->y = (int *)nn__calloc((size_t)m ? (size_t)m : 1, sizeof(int)))) ||
+        (ds->targets && !(out->targets = (float *)nn__calloc((size_t)m ? (size_t)m : 1, (nt ? nt : 1) * sizeof(float))))) {
+        nn_dataset_free(out);
+        return NN_ERR_OOM;
+    }
+    for (i = 0; i < m; i++) {
+        size_t k = (size_t)idx[i];
+        if (ds->x) memcpy(out->x + (size_t)i * ss, ds->x + k * ss, ss);
+        if (ds->features) memcpy(out->features + (size_t)i * ss, ds->features + k * ss, ss * sizeof(float));
+        if (ds->y) out->y[i] = ds->y[k];
+        if (ds->targets) memcpy(out->targets + (size_t)i * nt, ds->targets + k * nt, nt * sizeof(float));
+    }
+    return NN_OK;
+}
+
+NNDEF nn_status nn_dataset_split(const nn_dataset *ds, float val_frac, float test_frac,
+                                 uint64_t seed, int stratified, nn_dataset *train,
+                                 nn_dataset *val, nn_dataset *test) {
+    nn__pcg rng;
+    int *perm = NULL, *order = NULL, *split = NULL, *idx = NULL, *start = NULL;
+    int n, i, k, want[3], got[3];
+    nn_dataset *outs[3];
+    nn_status st = NN_OK;
+    if (train) memset(train, 0, sizeof *train);
+    if (val) memset(val, 0, sizeof *val);
+    if (test) memset(test, 0, sizeof *test);
+    if (!ds || !train || !test || (!val && val_frac != 0.0f) || ds->n < 0 ||
+        !(val_frac >= 0.0f && test_frac >= 0.0f && (double)val_frac + (double)test_frac <= 1.0)) {
+        nn__misuse("nn_dataset_split: needs a dataset, train and test outputs (val too when "
+                   "val_frac > 0) and fractions >= 0 summing to at most 1, got val_frac=%g "
+                   "test_frac=%g", (double)val_frac, (double)test_frac);
+        return NN_ERR_ARG;
+    }
+    if (stratified && (!ds->y || ds->nclasses < 1)) {
+        nn__misuse("nn_dataset_split: stratified needs class labels (the dataset has none)");
+        return NN_ERR_ARG;
+    }
+    n = ds->n;
+    want[2] = (int)((double)test_frac * n + 0.5);
+    want[1] = (int)((double)val_frac * n + 0.5);
+    if (want[1] + want[2] > n) want[1] = n - want[2];
+    want[0] = n - want[1] - want[2];
+    perm = (int *)nn__calloc((size_t)n + 1, sizeof(int));
+    order = (int *)nn__calloc((size_t)n + 1, sizeof(int));
+    split = (int *)nn__calloc((size_t)n + 1, sizeof(int));
+    idx = (int *)nn__calloc((size_t)n + 1, sizeof(int));
+    if (!perm || !order || !split || !idx) { st = NN_ERR_OOM; goto done; }
+    nn__pcg_seed(&rng, seed, 0x2545f4914f6cdd1dULL); /* a private stream */
+    for (i = 0; i < n; i++) perm[i] = i;
+    for (i = n - 1; i > 0; i--) { /* Fisher-Yates */
+        int r = (int)(((uint64_t)nn__pcg_next(&rng) * (uint64_t)(i + 1)) >> 32), t = perm[i];
+        perm[i] = perm[r];
+        perm[r] = t;
+    }
+    if (stratified) { /* the shuffled order grouped by class (counting sort) */
+        int C = ds->nclasses;
+        if (!(start = (int *)nn__calloc((size_t)C + 1, sizeof(int)))) { st = NN_ERR_OOM; goto done; }
+        for (i = 0; i < n; i++) {
+            if (ds->y[i] < 0 || ds->y[i] >= C) {
+                nn__misuse("nn_dataset_split: label %d of sample %d is outside [0,%d)", ds->y[i], i, C);
+                st = NN_ERR_ARG;
+                goto done;
+            }
+            start[ds->y[i] + 1]++;
+        }
+        for (k = 0; k < C; k++) start[k + 1] += start[k];
+        for (i = 0; i < n; i++) order[start[ds->y[perm[i]]]++] = perm[i];
+    } else {
+        memcpy(order, perm, sizeof(int) * (size_t)n);
+    }
+    /* Walk the order giving each sample to the split furthest behind its
+       share: every prefix, so every class block, is within a sample of its
+       fractions, and the totals come out exact. */
+    got[0] = got[1] = got[2] = 0;
+    for (i = 0; i < n; i++) {
+        int best = 0;
+        int64_t bd = 0;
+        for (k = 0; k < 3; k++) {
+            int64_t dk = (int64_t)want[k] * (i + 1) - (int64_t)n * got[k];
+            if (k == 0 || dk > bd) { best = k; bd = dk; }
+        }
+        split[order[i]] = best;
+        got[best]++;
+    }
+    outs[0] = train;
+    outs[1] = val;
+    outs[2] = test;
+    for (k = 0; k < 3; k++) {
+        int m = 0;
+        if (!outs[k]) continue;
+        for (i = 0; i < n; i++)
+            if (split[perm[i]] == k) idx[m++] = perm[i];
+        if ((st = nn_dataset_subset(ds, idx, m, outs[k])) != NN_OK) goto done;
+    }
+done:
+    if (st != NN_OK) {
+        nn_dataset_free(train);
+        if (val) nn_dataset_free(val);
+        nn_dataset_free(test);
+    }
+    nn__free(perm);
+    nn__free(order);
+    nn__free(split);
+    nn__free(idx);
+    nn__free(start);
+    return st;
+}
+
+NNDEF nn_status nn_standardizer_init(int n, int targets, nn_standardizer *out) {
+    if (!out || n < 1) {
+        nn__misuse("nn_standardizer_init: needs an output and n >= 1, got n=%d", n);
+        return NN_ERR_ARG;
+    }
+    memset(out, 0, sizeof *out);
+    out->n = n;
+    out->targets = targets != 0;
+    out->mean = nn_zeros(NULL, NN_SHAPE(n));
+    out->std = nn_ones(NULL, NN_SHAPE(n));
+    if (!out->mean || !out->std) {
+        nn_standardizer_free(out);
+        return NN_ERR_OOM;
+    }
+    return NN_OK;
+}
+
+/* ds's float columns the standardizer covers: rows of *cols values. */
+static float *nn__std_data(const char *op, const nn_dataset *ds, int targets, int *cols) {
+    float *d = ds ? (targets ? ds->targets : ds->features) : NULL;
+    *cols = ds ? (targets ? ds->ntargets : ds->sample_size) : 0;
+    if (!d)
+        nn__misuse("%s: the dataset has no float %s", op, targets ? "targets" : "features "
+                   "(byte datasets are scaled by the loader)");
+    return d;
+}
+
+NNDEF nn_status nn_standardize_fit(const nn_dataset *ds, int targets, nn_standardizer *out) {
+    const float *d;
+    int n, i, j;
+    nn_status st;
+    if (!out) {
+        nn__misuse("nn_standardize_fit: NULL output");
+        return NN_ERR_ARG;
+    }
+    memset(out, 0, sizeof *out);
+    if (!(d = nn__std_data("nn_standardize_fit", ds, targets, &n))) return NN_ERR_ARG;
+    if (ds->n < 1) {
+        nn__misuse("nn_standardize_fit: the dataset is empty");
+        return NN_ERR_ARG;
+    }
+    if ((st = nn_standardizer_init(n, targets, out)) != NN_OK) return st;
+    for (j = 0; j < n; j++) { /* two passes in double */
+        double m = 0.0, v = 0.0, sd;
+        for (i = 0; i < ds->n; i++) m += (double)d[(size_t)i * (size_t)n + (size_t)j];
+        m /= (double)ds->n;
+        for (i = 0; i < ds->n; i++) {
+            double e = (double)d[(size_t)i * (size_t)n + (size_t)j] - m;
+            v += e * e;
+        }
+        sd = sqrt(v / (double)ds->n);
+        /* Constant to float precision: leave the column's scale alone. */
+        if (!(sd > 4.0 * (double)FLT_EPSILON * fabs(m)) || !(sd > 0.0)) sd = 1.0;
+        out->mean->data[j] = (float)m;
+        out->std->data[j] = (float)sd;
+    }
+    return NN_OK;
+}
+
+NNDEF void nn_standardize_rows(const nn_standardizer *s, float *data, size_t rows, int inverse) {
+    size_t i;
+    int j;
+    if (!s || !s->mean || !s->std || (rows && !data)) {
+        nn__misuse("nn_standardize_rows: needs a fitted standardizer and data");
+        return;
+    }
+    for (i = 0; i < rows; i++) {
+        float *r = data + i * (size_t)s->n;
+        for (j = 0; j < s->n; j++)
+            r[j] = inverse ? r[j] * s->std->data[j] + s->mean->data[j]
+                           : (r[j] - s->mean->data[j]) / s->std->data[j];
+    }
+}
+
+NNDEF void nn_standardize_apply(const nn_standardizer *s, nn_dataset *ds) {
+    float *d;
+    int n;
+    if (!s || !s->mean) {
+        nn__misuse("nn_standardize_apply: needs a fitted standardizer");
+        return;
+    }
+    if (!(d = nn__std_data("nn_standardize_apply", ds, s->targets, &n))) return;
+    if (n != s->n) {
+        nn__misuse("nn_standardize_apply: the standardizer has %d columns, the dataset's %s %d",
+                   s->n, s->targets ? "targets" : "features", n);
+        return;
+    }
+    nn_standardize_rows(s, d, (size_t)ds->n, 0);
+}
+
+NNDEF nn_status nn_standardize_keep(nn_standardizer *s, nn_module *m, const char *name) {
+    char *b;
+    size_t len;
+    nn_status st = NN_OK;
+    if (!s || !s->mean || !s->std || s->kept || !m || !name) {
+        nn__misuse("nn_standardize_keep: needs a standardizer a module does not keep yet, a module "
+                   "and a name");
+        return NN_ERR_ARG;
+    }
+    len = strlen(name);
+    if (!(b = (char *)nn__malloc(len + 6))) return NN_ERR_OOM;
+    memcpy(b, name, len);
+    memcpy(b + len, ".mean", 6);
+    s->kept = 1; /* from here on the module frees them, even when adding fails */
+    if (!nn_module_add_buffer(m, b, s->mean)) {
+        nn_tensor_free(s->std);
+        st = NN_ERR_OOM;
+    } else {
+        memcpy(b + len, ".std", 5);
+        if (!nn_module_add_buffer(m, b, s->std)) st = NN_ERR_OOM;
+    }
+    if (st != NN_OK) s->mean = s->std = NULL;
+    nn__free(b);
+    return st;
+}
+
+NNDEF void nn_standardizer_free(nn_standardizer *s) {
+    if (!s) return;
+    if (!s->kept) {
+        nn_tensor_free(s->mean);
+        nn_tensor_free(s->std);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor **t,
+                            const int **y) {
+    const nn_dataset *ds;
+    const int *lab = NULL;
+    nn_tensor *tt;
+    int b, i;
+    size_t nt;
+    if (!l || !g || !x || !t) {
+        nn__misuse("nn_loader_next_xy: NULL argument");
+        return 0;
+    }
+    *t = NULL;
+    b = nn_loader_next(l, g, x, &lab);
+    if (y) *y = lab;
+    ds = l->ds;
+    if (b <= 0 || !ds->targets) return b;
+    nt = (size_t)ds->ntargets;
+    if (!(tt = nn__tensor_new("nn_loader_next_xy", g, NN_SHAPE(b, ds->ntargets), 0))) return NN_ERR_OOM;
+    for (i = 0; i < b; i++) /* the samples nn_loader_next just gave */
+        memcpy(tt->data + (size_t)i * nt, ds->targets + (size_t)l->order[l->pos - b + i] * nt,
+               nt * sizeof(float));
+    *t = tt;
+    return b;
 }
 
 /* ===== >>io (implementation) ============================================= */
@@ -11170,6 +12135,10 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
     nn_graph *cur;
     if (!m || !ds || !g) {
         nn__misuse("nn_accuracy: NULL %s", !m ? "module" : !ds ? "dataset" : "graph");
+        return -1.0f;
+    }
+    if (!ds->y) {
+        nn__misuse("nn_accuracy: the dataset has no class labels (regression targets only)");
         return -1.0f;
     }
     opts.shuffle = 0;
