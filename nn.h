@@ -192,7 +192,9 @@ NNDEF double nn_time(void);
 
 /* C = alpha * op(A) op(B) + beta * C, row-major, BLAS semantics: op(A) is
    M x K (A^T when transA), op(B) is K x N, C is M x N; lda/ldb/ldc are row
-   strides.  beta == 0 overwrites C without reading it. */
+   strides.  beta == 0 overwrites C without reading it.  Zero sizes do
+   nothing; a negative size, a NULL operand that would be read, or a leading
+   dimension below its row length (lda < K, or M when transA) is misuse. */
 NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc);
@@ -1081,6 +1083,7 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
 #include <string.h>
 #include <math.h>
 #include <float.h>
+#include <limits.h>
 
 /* ===== >>config (implementation) ========================================= */
 
@@ -1196,11 +1199,30 @@ NNDEF void nn_set_error_hook(nn_error_hook hook, void *user) {
     nn__hook_user = user;
 }
 
-/* API misuse: format the message, call the hook (default: print, abort). */
-static void nn__misuse(const char *fmt, ...) {
+/* Shape strings in misuse messages (nn__ts, below) live in NN__TS_SLOTS
+   buffers handed out afresh for every message: the nn__misuse macro empties
+   the pool before the message's arguments are evaluated, so every shape of
+   one message has its own buffer, and a message with more shapes than slots
+   prints "[...]" for the extra ones, never another argument's shape. */
+#define NN__TS_SLOTS 8
+static NN__THREAD_LOCAL char nn__ts_buf[NN__TS_SLOTS][96];
+static NN__THREAD_LOCAL int nn__ts_used = 0;
+static void nn__ts_reset(void) { nn__ts_used = 0; }
+/* The type of the module whose forward is running (set by nn_forward), so a
+   misuse inside it reads "nn_forward(Conv2d): nn_conv2d_op: ...". */
+static NN__THREAD_LOCAL const char *nn__fwd_type = NULL;
+
+/* API misuse: format the message, call the hook (default: print, abort).
+   Every call is `nn__misuse("fn: ...", ...)` with fn the public function the
+   user called. */
+#define nn__misuse(...) (nn__ts_reset(), nn__misuse_(__VA_ARGS__))
+static void nn__misuse_(const char *fmt, ...) {
     va_list ap;
+    int n = 0;
+    if (nn__fwd_type) n = snprintf(nn__errbuf, sizeof nn__errbuf, "nn_forward(%s): ", nn__fwd_type);
+    if (n < 0 || (size_t)n >= sizeof nn__errbuf) n = 0;
     va_start(ap, fmt);
-    vsnprintf(nn__errbuf, sizeof nn__errbuf, fmt, ap);
+    vsnprintf(nn__errbuf + n, sizeof nn__errbuf - (size_t)n, fmt, ap);
     va_end(ap);
     if (nn__hook) {
         nn__hook(nn__errbuf, nn__hook_user);
@@ -1389,10 +1411,37 @@ static void nn__ew_share(size_t n, size_t unit, size_t *lo, size_t *hi) {
     *hi = NN__MIN(units * (t + 1) / nt * unit, n);
 }
 
+/* The sizes and leading dimensions of a public GEMM call; 0 after a report.
+   Zero sizes are fine (nothing to do); C may be NULL only when it is empty,
+   A and B only when K == 0. */
+static int nn__sgemm_check(const char *op, int transA, int transB, int M, int N, int K,
+                           const float *A, int lda, const float *B, int ldb,
+                           const float *C, int ldc) {
+    int ac = transA ? M : K, bc = transB ? K : N;
+    int reads = M > 0 && N > 0 && K > 0;
+    if (M < 0 || N < 0 || K < 0) {
+        nn__misuse("%s: negative size M=%d N=%d K=%d", op, M, N, K);
+        return 0;
+    }
+    if (M && N && (!C || ldc < N)) {
+        nn__misuse("%s: C is %s with ldc=%d for %d x %d (ldc must be at least N)", op,
+                   C ? "given" : "NULL", ldc, M, N);
+        return 0;
+    }
+    if (reads && (!A || !B || lda < ac || ldb < bc)) {
+        nn__misuse("%s: op(A) %d x %d with A %s, lda=%d (at least %d) and op(B) %d x %d with "
+                   "B %s, ldb=%d (at least %d)", op, M, K, A ? "given" : "NULL", lda, ac, K, N,
+                   B ? "given" : "NULL", ldb, bc);
+        return 0;
+    }
+    return 1;
+}
+
 NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc) {
     int i, j, k;
+    if (!nn__sgemm_check("nn_sgemm_ref", transA, transB, M, N, K, A, lda, B, ldb, C, ldc)) return;
     for (i = 0; i < M; i++) {
         for (j = 0; j < N; j++) {
             float acc = 0.0f;
@@ -2173,8 +2222,9 @@ static void nn__gemm_grid(int M, int N, int K, int nt, int *pm, int *pn) {
 /* The K block for a depth of K: even blocks, so K = 784 runs as 4 x 196,
    not 3 x 256 + 16. */
 static int nn__gemm_kc(int K) {
-    int nkb = (K + NN__GEMM_KC - 1) / NN__GEMM_KC;
-    return (K + nkb - 1) / nkb;
+    int nkb = K / NN__GEMM_KC + (K % NN__GEMM_KC != 0); /* (no overflow near INT_MAX) */
+    if (nkb < 1) return 1; /* K <= 0: nothing to accumulate */
+    return K / nkb + (K % nkb != 0);
 }
 
 /* Run a prepared job (g->kc is set here), threaded when big enough.
@@ -2218,6 +2268,7 @@ NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc) {
     nn__gemm_job g;
+    if (!nn__sgemm_check("nn_sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc)) return;
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         nn__gemm_scale(M, N, beta, C, ldc);
@@ -2627,13 +2678,12 @@ NNDEF nn_shape nn_shape_of(const nn_tensor *t) {
     return s;
 }
 
-/* A tensor's shape as "[2,3]" in a rotating static buffer, for messages. */
+/* A tensor's shape as "[2,3]", for misuse messages only (the buffer pool
+   above nn__misuse). */
 static const char *nn__ts(const nn_tensor *t) {
-    static NN__THREAD_LOCAL char bufs[4][96];
-    static NN__THREAD_LOCAL int k = 0;
-    char *b = bufs[k++ & 3];
     if (!t) return "NULL";
-    return nn_shape_str(nn_shape_of(t), b, 96);
+    if (nn__ts_used >= NN__TS_SLOTS) return "[...]";
+    return nn_shape_str(nn_shape_of(t), nn__ts_buf[nn__ts_used++], sizeof nn__ts_buf[0]);
 }
 
 /* Elements of a shape; 0 with a misuse report when invalid. */
@@ -2752,11 +2802,12 @@ NNDEF float nn_item(const nn_tensor *t) {
 
 NNDEF void nn_print(const char *label, const nn_tensor *t) {
     size_t rows, cols, r, c;
+    char b[96];
     if (!t) {
         printf("%s: NULL\n", label ? label : "tensor");
         return;
     }
-    printf("%s %s\n", label ? label : "tensor", nn__ts(t));
+    printf("%s %s\n", label ? label : "tensor", nn_shape_str(nn_shape_of(t), b, sizeof b));
     cols = t->ndim ? (size_t)t->shape[t->ndim - 1] : 1;
     rows = cols ? t->numel / cols : 0;
     for (r = 0; r < rows; r++) {
@@ -4111,11 +4162,17 @@ NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *
 }
 
 NNDEF nn_tensor *nn_forward(nn_module *m, nn_tensor *x) {
-    if (!m || !x) {
-        nn__misuse("nn_forward: NULL %s", m ? "input" : "module");
+    const char *outer = nn__fwd_type;
+    nn_tensor *y;
+    if (!m || !x || !m->forward) {
+        nn__misuse("nn_forward: %s", !m ? "NULL module" : !x ? "NULL input" :
+                   "the module has no forward function (nn_module_new with NULL forward)");
         return NULL;
     }
-    return m->forward(m, x);
+    nn__fwd_type = m->type ? m->type : "module";
+    y = m->forward(m, x);
+    nn__fwd_type = outer;
+    return y;
 }
 
 NNDEF void nn_train_mode(nn_module *m, int on) {
@@ -5461,12 +5518,57 @@ static void nn__conv_backward(nn__node *n) {
     }
 }
 
+/* The one validator of the convolution family, called by the modules (with
+   their in_ch, out_ch and kernel) and by the op forms (with the sizes read
+   from x and w): channels, groups, kernel and every option.  The products
+   are taken in 64 bits, so extreme values are reported, never overflowed.
+   0 after a report. */
+static int nn__conv_check(const char *op, int kind, int dims, long long in_ch, long long out_ch,
+                          long long KH, long long KW, nn_conv_opts o) {
+    long long S = o.stride ? o.stride : 1, D = o.dilation ? o.dilation : 1,
+              G = o.groups ? o.groups : 1, K = KW;
+    if (in_ch < 1 || out_ch < 1 || out_ch > INT_MAX) {
+        nn__misuse("%s: in_ch=%lld and out_ch=%lld must be positive ints", op, in_ch, out_ch);
+        return 0;
+    }
+    if (KW < 1 || KH < 1 || (dims == 2 && KH != KW) ||
+        (o.kernel && (o.kernel != KW || (dims == 2 && o.kernel != KH)))) {
+        nn__misuse("%s: kernel=%d, weight kernel %lld x %lld (kernel is required, at least 1, "
+                   "square, and agrees with the weight)", op, o.kernel, KH, KW);
+        return 0;
+    }
+    if (o.stride < 0 || o.padding < 0 || o.dilation < 0 || o.groups < 0 || o.output_padding < 0 ||
+        o.stride > INT_MAX / 4 || o.padding > INT_MAX / 4 || D * (K - 1) + 1 > INT_MAX / 4) {
+        nn__misuse("%s: invalid options stride=%d padding=%d dilation=%d groups=%d "
+                   "output_padding=%d for kernel %lld (none negative; the stride, the padding "
+                   "and the dilated kernel at most INT_MAX/4)", op, o.stride, o.padding, o.dilation, o.groups,
+                   o.output_padding, K);
+        return 0;
+    }
+    if (in_ch % G || out_ch % G) {
+        nn__misuse("%s: groups=%lld must divide in_ch=%lld and out_ch=%lld", op, G, in_ch, out_ch);
+        return 0;
+    }
+    if (kind == NN__CONV && o.output_padding) {
+        nn__misuse("%s: output_padding=%d applies to transposed convolutions only", op,
+                   o.output_padding);
+        return 0;
+    }
+    if (kind == NN__CONV_T && o.output_padding >= S && o.output_padding >= D) {
+        nn__misuse("%s: output_padding %d must be smaller than the stride %lld or the dilation %lld",
+                   op, o.output_padding, S, D);
+        return 0;
+    }
+    return 1;
+}
+
 /* Check the arguments of a convolution of `dims` (1 or 2) spatial
    dimensions, fill the geometry and the output shape.  0 after a report. */
 static int nn__conv_setup(const char *op, int kind, int dims, const nn_tensor *x,
                           const nn_tensor *w, const nn_tensor *b, nn_conv_opts o,
                           nn__convg *q, nn_shape *s) {
-    int d = dims + 2, K, KH, KW, S, P, D, G, OP, inC, outC, H, W, OH, OW, eff;
+    int d = dims + 2, K, KH, KW, S, P, D, G, OP, inC, outC, H, W, OH, OW;
+    long long eff, oh, ow;
     const char *lay = dims == 2 ? "[N,C,H,W]" : "[N,C,L]";
     memset(q, 0, sizeof *q);
     if (!x || !w || x->ndim != d || w->ndim != d) {
@@ -5482,34 +5584,21 @@ static int nn__conv_setup(const char *op, int kind, int dims, const nn_tensor *x
     KW = w->shape[d - 1];
     KH = dims == 2 ? w->shape[2] : 1;
     K = KW;
-    if (S < 1 || D < 1 || G < 1 || P < 0 || OP < 0 || (o.kernel && (o.kernel != KW || (dims == 2 && o.kernel != KH))) ||
-        (dims == 2 && KH != KW)) {
-        nn__misuse("%s: invalid options kernel=%d stride=%d padding=%d dilation=%d groups=%d "
-                   "output_padding=%d for weight %s", op, o.kernel, o.stride, o.padding,
-                   o.dilation, o.groups, o.output_padding, nn__ts(w));
-        return 0;
-    }
-    if (kind == NN__CONV && OP) {
-        nn__misuse("%s: output_padding=%d applies to transposed convolutions only", op, OP);
-        return 0;
-    }
-    if (kind == NN__CONV_T && OP >= S && OP >= D) {
-        nn__misuse("%s: output_padding %d must be smaller than the stride %d or the dilation %d",
-                   op, OP, S, D);
-        return 0;
-    }
     inC = x->shape[1];
+    if (!nn__conv_check(op, kind, dims, inC,
+                        kind == NN__CONV ? (long long)w->shape[0] : (long long)w->shape[1] * G,
+                        dims == 2 ? KH : KW, KW, o))
+        return 0;
     if (kind == NN__CONV) {
         outC = w->shape[0];
-        if (inC % G || outC % G || w->shape[1] * G != inC) {
-            nn__misuse("%s: input %s has %d channels, but weight %s with groups=%d expects %d "
-                       "(and out channels %d divisible by groups)", op, nn__ts(x), inC, nn__ts(w),
-                       G, w->shape[1] * G, outC);
+        if ((long long)w->shape[1] * G != inC) {
+            nn__misuse("%s: input %s has %d channels, but weight %s with groups=%d expects %lld",
+                       op, nn__ts(x), inC, nn__ts(w), G, (long long)w->shape[1] * G);
             return 0;
         }
     } else {
         outC = w->shape[1] * G;
-        if (inC % G || w->shape[0] != inC) {
+        if (w->shape[0] != inC) {
             nn__misuse("%s: input %s has %d channels, but weight %s (in, out/groups, ...) with "
                        "groups=%d expects %d", op, nn__ts(x), inC, nn__ts(w), G, w->shape[0]);
             return 0;
@@ -5522,25 +5611,35 @@ static int nn__conv_setup(const char *op, int kind, int dims, const nn_tensor *x
     }
     H = dims == 2 ? x->shape[2] : 1;
     W = x->shape[d - 1];
-    eff = D * (K - 1) + 1;
+    eff = (long long)D * (K - 1) + 1; /* <= INT_MAX / 4 (nn__conv_check) */
     if (kind == NN__CONV) {
-        if (eff > W + 2 * P || (dims == 2 && eff > H + 2 * P) || H < 1 || W < 1) {
-            nn__misuse("%s: kernel %d (dilation %d: extent %d) is larger than the padded input "
+        if (eff > W + 2LL * P || (dims == 2 && eff > H + 2LL * P) || H < 1 || W < 1) {
+            nn__misuse("%s: kernel %d (dilation %d: extent %lld) is larger than the padded input "
                        "(x %s, padding %d)", op, K, D, eff, nn__ts(x), P);
             return 0;
         }
-        OH = dims == 2 ? (H + 2 * P - eff) / S + 1 : 1;
-        OW = (W + 2 * P - eff) / S + 1;
-        q->N = x->shape[0]; q->C = inC; q->H = H; q->W = W;
-        q->F = outC; q->OH = OH; q->OW = OW;
+        oh = dims == 2 ? (H + 2LL * P - eff) / S + 1 : 1;
+        ow = (W + 2LL * P - eff) / S + 1;
     } else {
-        OH = dims == 2 ? (H - 1) * S - 2 * P + eff + OP : 1;
-        OW = (W - 1) * S - 2 * P + eff + OP;
-        if (OH < 1 || OW < 1 || H < 1 || W < 1) {
+        oh = dims == 2 ? (H - 1LL) * S - 2LL * P + eff + OP : 1;
+        ow = (W - 1LL) * S - 2LL * P + eff + OP;
+        if (oh < 1 || ow < 1 || H < 1 || W < 1) {
             nn__misuse("%s: padding %d leaves no output for input %s and weight %s", op, P,
                        nn__ts(x), nn__ts(w));
             return 0;
         }
+    }
+    if (oh > INT_MAX || ow > INT_MAX) {
+        nn__misuse("%s: the output would be %lld x %lld for input %s and weight %s (stride %d, "
+                   "padding %d): too large", op, oh, ow, nn__ts(x), nn__ts(w), S, P);
+        return 0;
+    }
+    OH = (int)oh;
+    OW = (int)ow;
+    if (kind == NN__CONV) {
+        q->N = x->shape[0]; q->C = inC; q->H = H; q->W = W;
+        q->F = outC; q->OH = OH; q->OW = OW;
+    } else {
         /* The image is the output; the other side is the input. */
         q->N = x->shape[0]; q->C = outC; q->H = OH; q->W = OW;
         q->F = inC; q->OH = H; q->OW = W;
@@ -5636,14 +5735,14 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
 }
 
 NNDEF nn_tensor *nn_conv2d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, nn_conv_opts opts) {
-    return nn__conv("nn_conv2d", NN__CONV, 2, x, w, b, opts);
+    return nn__conv("nn_conv2d_op", NN__CONV, 2, x, w, b, opts);
 }
 NNDEF nn_tensor *nn_conv1d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, nn_conv_opts opts) {
-    return nn__conv("nn_conv1d", NN__CONV, 1, x, w, b, opts);
+    return nn__conv("nn_conv1d_op", NN__CONV, 1, x, w, b, opts);
 }
 NNDEF nn_tensor *nn_conv_transpose2d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b,
                                         nn_conv_opts opts) {
-    return nn__conv("nn_conv_transpose2d", NN__CONV_T, 2, x, w, b, opts);
+    return nn__conv("nn_conv_transpose2d_op", NN__CONV_T, 2, x, w, b, opts);
 }
 
 /* Conv modules keep their options in `user`. */
@@ -5662,17 +5761,10 @@ static nn_module *nn__conv_make(const char *op, const char *type, int dims, int 
     nn_module *m;
     nn_conv_opts *keep;
     nn_shape ws;
-    int G = o.groups ? o.groups : 1, K = o.kernel, fan_in;
+    int G = o.groups ? o.groups : 1, K = o.kernel;
     float bound;
-    if (in_ch < 1 || out_ch < 1 || K < 1 || G < 1 || in_ch % G || out_ch % G || o.stride < 0 ||
-        o.padding < 0 || o.dilation < 0 || o.output_padding < 0 ||
-        (!transposed && o.output_padding)) {
-        nn__misuse("%s: invalid in_ch=%d out_ch=%d kernel=%d stride=%d padding=%d dilation=%d "
-                   "groups=%d output_padding=%d (kernel is required; groups must divide both "
-                   "channel counts)", op, in_ch, out_ch, o.kernel, o.stride, o.padding,
-                   o.dilation, o.groups, o.output_padding);
+    if (!nn__conv_check(op, transposed ? NN__CONV_T : NN__CONV, dims, in_ch, out_ch, K, K, o))
         return NULL;
-    }
     if (!(m = nn_module_new(type, nn__conv_forward))) return NULL;
     m->fopt[0] = (float)dims;
     m->fopt[1] = (float)transposed;
@@ -5686,8 +5778,7 @@ static nn_module *nn__conv_make(const char *op, const char *type, int dims, int 
     /* PyTorch: fan_in = weight.size(1) * kernel elements. */
     if (dims == 2) ws = transposed ? NN_SHAPE(in_ch, out_ch / G, K, K) : NN_SHAPE(out_ch, in_ch / G, K, K);
     else ws = NN_SHAPE(out_ch, in_ch / G, K);
-    fan_in = ws.d[1] * K * (dims == 2 ? K : 1);
-    bound = 1.0f / sqrtf((float)fan_in);
+    bound = 1.0f / sqrtf((float)ws.d[1] * (float)K * (float)(dims == 2 ? K : 1)); /* (float: no int overflow) */
     if (!nn_module_add_param(m, "weight", nn__uniform_param(ws, bound)) ||
         (!o.no_bias && !nn_module_add_param(m, "bias", nn__uniform_param(NN_SHAPE(out_ch), bound)))) {
         nn_module_free(m);
@@ -5737,7 +5828,7 @@ static void nn__pool_backward(nn__node *n) {
     NN__OMP(parallel for schedule(static) if((double)q->planes * (double)P > NN__PAR_MIN))
     for (pl = 0; pl < q->planes; pl++) {
         int oh, ow, ih, iw;
-        float inv = 1.0f / (float)(q->KH * q->KW), *g = gx + (size_t)pl * HW;
+        float inv = 1.0f / ((float)q->KH * (float)q->KW), *g = gx + (size_t)pl * HW;
         const float *d = dy + (size_t)pl * P;
         if (fresh) memset(g, 0, HW * sizeof(float));
         for (oh = 0; oh < q->OH; oh++) {
@@ -5752,6 +5843,17 @@ static void nn__pool_backward(nn__node *n) {
     }
 }
 
+/* The one validator of the pooling options, for the modules and the op
+   forms.  0 after a report. */
+static int nn__pool_check(const char *op, nn_pool_opts o) {
+    if (o.kernel < 1 || o.stride < 0 || o.padding < 0 || o.padding > o.kernel / 2) {
+        nn__misuse("%s: invalid kernel=%d stride=%d padding=%d (kernel is required; padding at "
+                   "most kernel/2)", op, o.kernel, o.stride, o.padding);
+        return 0;
+    }
+    return 1;
+}
+
 static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_pool_opts o) {
     nn_tensor *out;
     nn__poolg q, *sq;
@@ -5762,24 +5864,20 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
         nn__misuse("%s: needs x %s, got %s", op, dims == 2 ? "[N,C,H,W]" : "[N,C,L]", nn__ts(x));
         return NULL;
     }
-    if (K < 1 || S < 1 || P < 0 || P > K / 2) {
-        nn__misuse("%s: invalid kernel=%d stride=%d padding=%d (padding at most kernel/2)", op,
-                   o.kernel, o.stride, o.padding);
-        return NULL;
-    }
+    if (!nn__pool_check(op, o)) return NULL;
     q.planes = x->shape[0] * x->shape[1];
     q.H = dims == 2 ? x->shape[2] : 1;
     q.W = x->shape[d - 1];
     q.KH = dims == 2 ? K : 1; q.KW = K;
     q.SH = dims == 2 ? S : 1; q.SW = S;
     q.PH = dims == 2 ? P : 0; q.PW = P;
-    if (q.KH > q.H + 2 * q.PH || q.KW > q.W + 2 * q.PW) {
+    if (q.KH > q.H + 2LL * q.PH || q.KW > q.W + 2LL * q.PW || q.H < 1 || q.W < 1) {
         nn__misuse("%s: kernel %d is larger than the padded input (x %s, padding %d)", op, K,
                    nn__ts(x), P);
         return NULL;
     }
-    q.OH = (q.H + 2 * q.PH - q.KH) / q.SH + 1;
-    q.OW = (q.W + 2 * q.PW - q.KW) / q.SW + 1;
+    q.OH = (int)((q.H + 2LL * q.PH - q.KH) / q.SH + 1); /* <= H + P: fits (P <= K/2 <= (H+2P)/2) */
+    q.OW = (int)((q.W + 2LL * q.PW - q.KW) / q.SW + 1);
     s = nn_shape_of(x);
     if (dims == 2) s.d[2] = q.OH;
     s.d[d - 1] = q.OW;
@@ -5918,7 +6016,7 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
                     float acc = 0.0f;
                     for (ih = NN__MAX(h0, 0); ih < h1; ih++)
                         for (iw = NN__MAX(w0, 0); iw < w1; iw++) acc += xp[(size_t)ih * q.W + iw];
-                    y[(size_t)oh * q.OW + ow] = acc / (float)(q.KH * q.KW);
+                    y[(size_t)oh * q.OW + ow] = acc / ((float)q.KH * (float)q.KW);
                 }
             }
         }
@@ -5926,10 +6024,10 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
     return out;
 }
 
-NNDEF nn_tensor *nn_maxpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool2d", NN__POOL_MAX, 2, x, opts); }
-NNDEF nn_tensor *nn_avgpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool2d", NN__POOL_AVG, 2, x, opts); }
-NNDEF nn_tensor *nn_maxpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool1d", NN__POOL_MAX, 1, x, opts); }
-NNDEF nn_tensor *nn_avgpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool1d", NN__POOL_AVG, 1, x, opts); }
+NNDEF nn_tensor *nn_maxpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool2d_op", NN__POOL_MAX, 2, x, opts); }
+NNDEF nn_tensor *nn_avgpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool2d_op", NN__POOL_AVG, 2, x, opts); }
+NNDEF nn_tensor *nn_maxpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool1d_op", NN__POOL_MAX, 1, x, opts); }
+NNDEF nn_tensor *nn_avgpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool1d_op", NN__POOL_AVG, 1, x, opts); }
 
 static void nn__gap_backward(nn__node *n) {
     float *gx = nn__in_grad(n, 0);
@@ -5949,7 +6047,7 @@ NNDEF nn_tensor *nn_global_avgpool_op(nn_tensor *x) {
     size_t S = 1;
     int i, pl, planes;
     if (!x || x->ndim < 3) {
-        nn__misuse("nn_global_avgpool: needs x [N,C,H,W] or [N,C,L], got %s", nn__ts(x));
+        nn__misuse("nn_global_avgpool_op: needs x [N,C,H,W] or [N,C,L], got %s", nn__ts(x));
         return NULL;
     }
     s = nn_shape_of(x);
@@ -5958,10 +6056,10 @@ NNDEF nn_tensor *nn_global_avgpool_op(nn_tensor *x) {
         s.d[i] = 1;
     }
     if (S == 0) {
-        nn__misuse("nn_global_avgpool: empty spatial size in %s", nn__ts(x));
+        nn__misuse("nn_global_avgpool_op: empty spatial size in %s", nn__ts(x));
         return NULL;
     }
-    out = nn__op("nn_global_avgpool", &x, 1, s, nn__gap_backward);
+    out = nn__op("nn_global_avgpool_op", &x, 1, s, nn__gap_backward);
     if (!out) return NULL;
     planes = (int)out->numel;
     NN__OMP(parallel for schedule(static) if((double)x->numel > NN__PAR_MIN))
@@ -5989,16 +6087,20 @@ NNDEF nn_tensor *nn_upsample_nearest2d_op(nn_tensor *x, int scale) {
     nn_shape s;
     int H, W, planes, pl;
     if (!x || x->ndim != 4 || scale < 1) {
-        nn__misuse("nn_upsample_nearest2d: needs x [N,C,H,W] and scale >= 1, got %s and %d",
+        nn__misuse("nn_upsample_nearest2d_op: needs x [N,C,H,W] and scale >= 1, got %s and %d",
                    nn__ts(x), scale);
         return NULL;
     }
     H = x->shape[2];
     W = x->shape[3];
+    if ((long long)H * scale > INT_MAX || (long long)W * scale > INT_MAX) {
+        nn__misuse("nn_upsample_nearest2d_op: scale %d makes x %s too large", scale, nn__ts(x));
+        return NULL;
+    }
     s = nn_shape_of(x);
     s.d[2] = H * scale;
     s.d[3] = W * scale;
-    out = nn__op("nn_upsample_nearest2d", &x, 1, s, nn__upsample_backward);
+    out = nn__op("nn_upsample_nearest2d_op", &x, 1, s, nn__upsample_backward);
     if (!out) return NULL;
     if (out->node) out->node->iarg[0] = scale;
     planes = x->shape[0] * x->shape[1];
@@ -6031,11 +6133,7 @@ static nn_tensor *nn__upsample_forward(nn_module *m, nn_tensor *x) { return nn_u
 
 static nn_module *nn__pool_make(const char *op, const char *type, nn_forward_fn fwd, nn_pool_opts o) {
     nn_module *m;
-    if (o.kernel < 1 || o.stride < 0 || o.padding < 0 || o.padding > o.kernel / 2) {
-        nn__misuse("%s: invalid kernel=%d stride=%d padding=%d (kernel is required; padding at "
-                   "most kernel/2)", op, o.kernel, o.stride, o.padding);
-        return NULL;
-    }
+    if (!nn__pool_check(op, o)) return NULL;
     if ((m = nn_module_new(type, fwd))) {
         m->fopt[0] = (float)o.kernel;
         m->fopt[1] = (float)o.stride;
@@ -6111,7 +6209,7 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
     size_t S;
     double M;
     if (!x || x->ndim < 2 || x->shape[1] < 1) {
-        nn__misuse("nn_batch_norm: needs x [N,C,...], got %s", nn__ts(x));
+        nn__misuse("nn_batch_norm_op: needs x [N,C,...], got %s", nn__ts(x));
         return NULL;
     }
     N = x->shape[0];
@@ -6121,24 +6219,25 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
         (running_mean && (running_mean->ndim != 1 || running_mean->shape[0] != C)) ||
         (running_var && (running_var->ndim != 1 || running_var->shape[0] != C)) ||
         (!training && (!running_mean || !running_var)) || !(eps >= 0.0f)) {
-        nn__misuse("nn_batch_norm: x %s has %d channels; weight %s, bias %s, running_mean %s, "
-                   "running_var %s must be [%d] (running statistics are required in evaluation)",
+        nn__misuse("nn_batch_norm_op: x %s has %d channels; weight %s, bias %s, running_mean %s, "
+                   "running_var %s must be [%d] (running statistics are required in evaluation; "
+                   "eps=%g must be >= 0)",
                    nn__ts(x), C, weight ? nn__ts(weight) : "none", bias ? nn__ts(bias) : "none",
                    running_mean ? nn__ts(running_mean) : "none",
-                   running_var ? nn__ts(running_var) : "none", C);
+                   running_var ? nn__ts(running_var) : "none", C, (double)eps);
         return NULL;
     }
     S = N && C ? x->numel / ((size_t)N * (size_t)C) : 0;
     M = (double)N * (double)S;
     if (training && M < 2.0) {
-        nn__misuse("nn_batch_norm: training needs more than one value per channel, got x %s",
+        nn__misuse("nn_batch_norm_op: training needs more than one value per channel, got x %s",
                    nn__ts(x));
         return NULL;
     }
     in[0] = x;
     if (weight) iw = nin, in[nin++] = weight;
     if (bias) ib = nin, in[nin++] = bias;
-    out = nn__op("nn_batch_norm", in, nin, nn_shape_of(x), nn__bn_backward);
+    out = nn__op("nn_batch_norm_op", in, nin, nn_shape_of(x), nn__bn_backward);
     if (!out) return NULL;
     if (!(mean = (float *)nn__scratch(out, 2 * (size_t)C * sizeof(float)))) return NULL;
     invstd = mean + C;
@@ -6187,8 +6286,7 @@ static nn_tensor *nn__bn_forward(nn_module *m, nn_tensor *x) {
     nn_tensor *y;
     int want2d = (int)m->fopt[2];
     if (!x || (want2d ? x->ndim != 4 : (x->ndim != 2 && x->ndim != 3))) {
-        nn__misuse("%s: needs x %s, got %s", want2d ? "nn_batchnorm2d" : "nn_batchnorm1d",
-                   want2d ? "[N,C,H,W]" : "[N,C] or [N,C,L]", nn__ts(x));
+        nn__misuse("needs x %s, got %s", want2d ? "[N,C,H,W]" : "[N,C] or [N,C,L]", nn__ts(x));
         return NULL;
     }
     y = nn_batch_norm_op(x, m->buffers[0].tensor, m->buffers[1].tensor, m->params[0].tensor,
@@ -6291,10 +6389,10 @@ static nn_tensor *nn__act(const char *op, int kind, nn_tensor *x, float p) {
     return out;
 }
 
-NNDEF nn_tensor *nn_leaky_relu_op(nn_tensor *x, float slope) { return nn__act("nn_leaky_relu", NN__A_LEAKY, x, slope); }
-NNDEF nn_tensor *nn_elu_op(nn_tensor *x, float alpha) { return nn__act("nn_elu", NN__A_ELU, x, alpha); }
-NNDEF nn_tensor *nn_gelu_op(nn_tensor *x) { return nn__act("nn_gelu", NN__A_GELU, x, 0.0f); }
-NNDEF nn_tensor *nn_silu_op(nn_tensor *x) { return nn__act("nn_silu", NN__A_SILU, x, 0.0f); }
+NNDEF nn_tensor *nn_leaky_relu_op(nn_tensor *x, float slope) { return nn__act("nn_leaky_relu_op", NN__A_LEAKY, x, slope); }
+NNDEF nn_tensor *nn_elu_op(nn_tensor *x, float alpha) { return nn__act("nn_elu_op", NN__A_ELU, x, alpha); }
+NNDEF nn_tensor *nn_gelu_op(nn_tensor *x) { return nn__act("nn_gelu_op", NN__A_GELU, x, 0.0f); }
+NNDEF nn_tensor *nn_silu_op(nn_tensor *x) { return nn__act("nn_silu_op", NN__A_SILU, x, 0.0f); }
 
 static nn_tensor *nn__leaky_forward(nn_module *m, nn_tensor *x) { return nn_leaky_relu_op(x, m->fopt[0]); }
 static nn_tensor *nn__elu_forward(nn_module *m, nn_tensor *x) { return nn_elu_op(x, m->fopt[0]); }
