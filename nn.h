@@ -3605,7 +3605,17 @@ NNDEF nn_tensor *nn_flatten_batch(nn_tensor *a) {
         nn__misuse("nn_flatten_batch: needs a tensor with a batch dimension, got %s", nn__ts(a));
         return NULL;
     }
-    return nn_reshape(a, NN_SHAPE(a->shape[0], -1));
+    {
+        size_t rest = 1;
+        int i;
+        for (i = 1; i < a->ndim; i++) rest *= (size_t)a->shape[i];
+        if (rest > (size_t)INT_MAX) {
+            nn__misuse("nn_flatten_batch: %s has more than INT_MAX elements per sample", nn__ts(a));
+            return NULL;
+        }
+        /* (the size is given, not -1: [0,3,4] flattens to [0,12]) */
+        return nn_reshape(a, NN_SHAPE(a->shape[0], (int)rest));
+    }
 }
 
 /* --- reductions --- */
@@ -3764,7 +3774,7 @@ static void nn__softmax_backward(nn__node *n) {
     float *ga = nn__in_grad(n, 0);
     size_t outer, inner, o, j, base;
     int len, k, logp = n->iarg[1];
-    if (!ga) return;
+    if (!ga || !y->numel) return;
     nn__split_axis(y, n->iarg[0], &outer, &len, &inner);
     for (o = 0; o < outer; o++) {
         for (j = 0; j < inner; j++) {
@@ -3803,6 +3813,7 @@ static nn_tensor *nn__softmax(const char *op, nn_tensor *a, int axis, int logp) 
         out->node->iarg[0] = ax;
         out->node->iarg[1] = logp;
     }
+    if (!out->numel) return out; /* (no loop over the rows of an empty tensor) */
     nn__split_axis(a, ax, &outer, &len, &inner);
     for (o = 0; o < outer; o++)
         for (j = 0; j < inner; j++)
@@ -4312,7 +4323,8 @@ static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
     nn_tensor *w, *b = NULL;
     float bound;
     if (in_f < 1 || out_f < 1) {
-        nn__misuse("nn_linear: sizes must be positive, got in=%d out=%d", in_f, out_f);
+        nn__misuse("%s: sizes must be positive, got in=%d out=%d",
+                   bias ? "nn_linear" : "nn_linear_nobias", in_f, out_f);
         return NULL;
     }
     if (!(m = nn_module_new("Linear", nn__linear_forward))) return NULL;
@@ -5865,7 +5877,7 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
         return NULL;
     }
     if (!nn__pool_check(op, o)) return NULL;
-    q.planes = x->shape[0] * x->shape[1];
+    q.planes = x->numel ? x->shape[0] * x->shape[1] : 0; /* (empty inputs are refused below) */
     q.H = dims == 2 ? x->shape[2] : 1;
     q.W = x->shape[d - 1];
     q.KH = dims == 2 ? K : 1; q.KW = K;
@@ -6070,8 +6082,9 @@ NNDEF nn_tensor *nn_global_avgpool_op(nn_tensor *x) {
 static void nn__upsample_backward(nn__node *n) {
     nn_tensor *x = n->in[0];
     float *gx = nn__in_grad(n, 0);
-    int s = n->iarg[0], H = x->shape[2], W = x->shape[3], planes = x->shape[0] * x->shape[1], pl;
-    if (!gx) return;
+    int s = n->iarg[0], H = x->shape[2], W = x->shape[3], planes, pl;
+    if (!gx || !x->numel) return;
+    planes = x->shape[0] * x->shape[1];
     NN__OMP(parallel for schedule(static) if((double)n->out->numel > NN__PAR_MIN))
     for (pl = 0; pl < planes; pl++) {
         const float *d = n->out->grad + (size_t)pl * H * W * s * s;
@@ -6103,6 +6116,7 @@ NNDEF nn_tensor *nn_upsample_nearest2d_op(nn_tensor *x, int scale) {
     out = nn__op("nn_upsample_nearest2d_op", &x, 1, s, nn__upsample_backward);
     if (!out) return NULL;
     if (out->node) out->node->iarg[0] = scale;
+    if (!out->numel) return out; /* (no loop over the planes of an empty tensor) */
     planes = x->shape[0] * x->shape[1];
     NN__OMP(parallel for schedule(static) if((double)out->numel > NN__PAR_MIN))
     for (pl = 0; pl < planes; pl++) {
@@ -6681,15 +6695,25 @@ NNDEF nn_optim *nn_lamb(nn_module *m, nn_lamb_opts opts) {
                                           1e-6, 0.0));
 }
 
+/* The lookahead options, for nn_lookahead and nn_ranger.  0 after a report. */
+static int nn__lookahead_check(const char *op, nn_lookahead_opts opts) {
+    if (opts.k < 0 || !(opts.alpha >= 0.0f && opts.alpha <= 1.0f)) {
+        nn__misuse("%s: needs k >= 0 and alpha in [0,1] (got k=%d alpha=%g)", op, opts.k,
+                   (double)opts.alpha);
+        return 0;
+    }
+    return 1;
+}
+
 NNDEF nn_optim *nn_lookahead(nn_optim *inner, nn_lookahead_opts opts) {
     nn_optim *o;
     int i, k;
     size_t c;
-    if (!inner || opts.k < 0 || opts.alpha < 0.0f || opts.alpha > 1.0f) {
-        nn__misuse("nn_lookahead: needs an optimizer, k >= 0 and alpha in [0,1] (got k=%d alpha=%g)",
-                   opts.k, (double)opts.alpha);
+    if (!inner) {
+        nn__misuse("nn_lookahead: needs an optimizer to wrap, got NULL");
         return NULL;
     }
+    if (!nn__lookahead_check("nn_lookahead", opts)) return NULL;
     if (!(o = (nn_optim *)nn__calloc(1, sizeof(nn_optim)))) return NULL;
     o->kind = NN__OPT_LOOKAHEAD;
     o->n = inner->n;
@@ -6724,7 +6748,12 @@ NNDEF nn_optim *nn_ranger(nn_module *m, nn_ranger_opts opts) {
     r.weight_decay = opts.weight_decay;
     la.k = opts.k > 0 ? opts.k : 6;
     la.alpha = opts.alpha;
-    if (!(inner = nn_radam(m, r))) return NULL;
+    if (!nn__lookahead_check("nn_ranger", la)) return NULL;
+    /* nn_radam's body, so that its reports name nn_ranger */
+    if (!(inner = nn__optim_finish(nn__adam_like("nn_ranger", m, NN__OPT_RADAM, 3u, r.lr, r.beta1,
+                                                 r.beta2, r.eps, r.weight_decay, 1e-3, 0.9, 1e-8,
+                                                 0.0))))
+        return NULL;
     if (!(o = nn_lookahead(inner, la))) nn_optim_free(inner);
     return o;
 }
