@@ -8409,7 +8409,7 @@ NNDEF nn_status nn_lr_find_write_svg(const nn_lr_find_result *r, const char *pat
 
 struct nn_snapshots {
     nn_module *m;
-    int max, count, next;
+    int max, count, next, cap; /* cap: slots of snap allocated (they grow to max as needed) */
     size_t nfloats;
     float **snap;
     float *backup;
@@ -8450,7 +8450,8 @@ NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count) {
     s->m = m;
     s->max = max_count ? max_count : 8;
     s->nfloats = nn__snapshot_copy(m, NULL, 0);
-    s->snap = (float **)nn__calloc((size_t)s->max, sizeof(float *));
+    s->cap = NN__MIN(s->max, 8); /* a huge max_count costs nothing until used */
+    s->snap = (float **)nn__calloc((size_t)s->cap, sizeof(float *));
     s->backup = nn__alloc_floats(s->nfloats, 0);
     if (!s->snap || !s->backup) {
         nn_snapshots_free(s);
@@ -8466,6 +8467,14 @@ NNDEF nn_status nn_snapshot_take(nn_snapshots *s) {
         return NN_ERR_ARG;
     }
     k = s->next;
+    if (k >= s->cap) { /* only while filling: then next == count == cap */
+        int cap = s->cap > s->max / 2 ? s->max : 2 * s->cap;
+        float **grown = (float **)NN_REALLOC(s->snap, (size_t)cap * sizeof(float *));
+        if (!grown) return nn__error(NN_ERR_OOM, "nn_snapshot_take: out of memory");
+        memset(grown + s->cap, 0, (size_t)(cap - s->cap) * sizeof(float *));
+        s->snap = grown;
+        s->cap = cap;
+    }
     if (!s->snap[k] && !(s->snap[k] = nn__alloc_floats(s->nfloats, 0))) return NN_ERR_OOM;
     nn__snapshot_copy(s->m, s->snap[k], 0);
     s->next = (k + 1) % s->max;
@@ -8511,7 +8520,7 @@ NNDEF void nn_snapshots_free(nn_snapshots *s) {
     int k;
     if (!s) return;
     if (s->snap)
-        for (k = 0; k < s->max; k++) nn__free_floats(s->snap[k]);
+        for (k = 0; k < s->cap; k++) nn__free_floats(s->snap[k]);
     nn__free(s->snap);
     nn__free_floats(s->backup);
     nn__free(s);

@@ -59,7 +59,9 @@ static void judge(const char *fn, int ok, const char *what, double v) {
     } else if (hook_calls) {
         const char *m = last_msg;
         size_t n = strlen(fn);
-        if (strncmp(m, "nn_forward(", 11) == 0 && strstr(m, "): ")) m = strstr(m, "): ") + 3;
+        if (strncmp(m, "nn_forward(", 11) == 0 && strstr(m, "): ") && strcmp(fn, "nn_forward") != 0)
+            m = strstr(m, "): ") + 3;
+        if (strcmp(fn, "nn_forward") == 0 && strncmp(m, "nn_forward(", 11) == 0) n = 10, m = "nn_forward:";
         NN_TEST_CHECK(hook_calls == 1 && strncmp(m, fn, n) == 0 && m[n] == ':',
                       "%s(%s=%g): %d reports, message \"%s\" does not start with \"%s:\"", fn, what, v,
                       hook_calls, last_msg, fn);
@@ -676,6 +678,68 @@ static void sched_sweep(void) {
     nn_optim_free(SGD);
 }
 
+/* parameter groups (on an SGD with momentum), snapshot ensembles, and the
+   activation and pooling modules without options */
+static int g_run(const void *p) {
+    nn_sgd_opts so;
+    nn_optim *o;
+    int n;
+    memset(&so, 0, sizeof so);
+    so.momentum = 0.9f;
+    if (!(o = nn_sgd(NET, so))) return 0;
+    n = nn_optim_group(o, "*", *(const nn_group_opts *)p);
+    if (n > 0) step_twice(o);
+    hook_calls = n > 0 ? 0 : hook_calls;
+    nn_optim_free(o);
+    return n > 0;
+}
+static const field GROUP_F[] = {FF(nn_group_opts, lr), FF(nn_group_opts, lr_scale), FF(nn_group_opts, weight_decay),
+                                FI(nn_group_opts, frozen), FI(nn_group_opts, max_ndim)};
+static void group_and_module_sweep(void) {
+    unsigned char zero[256];
+    int i;
+    nn_module *(*plain[])(void) = {nn_relu, nn_sigmoid, nn_tanh, nn_gelu, nn_silu, nn_flatten, nn_global_avgpool};
+    memset(zero, 0, sizeof zero);
+    sweep_fields("nn_optim_group", GROUP_F, NF(GROUP_F), sizeof(nn_group_opts), zero, g_run);
+    for (i = 0; i < NIV; i++) {
+        nn_snapshots *sn = nn_snapshots_new(NET, IV[i]);
+        judge("nn_snapshots_new", sn != NULL, "max_count", (double)IV[i]);
+        if (sn) {
+            int k;
+            for (k = 0; k < 3; k++) (void)nn_snapshot_take(sn);
+            nn_graph_reset(G);
+            (void)nn_snapshot_predict(sn, T(2, 3, 0, 0, 2));
+            hook_calls = 0;
+            nn_snapshots_free(sn);
+        }
+    }
+    for (i = 0; i < (int)(sizeof plain / sizeof plain[0]); i++) {
+        int k;
+        nn_tensor *xs[4];
+        nn_graph_reset(G);
+        xs[0] = T(2, 3, 0, 0, 2); xs[1] = T(2, 3, 4, 0, 3); xs[2] = nn_zeros(G, NN_SHAPE(0, 3, 4, 5));
+        xs[3] = nn_full(G, NN_SHAPE(1, 2, 2, 2), NAN);
+        for (k = 0; k < 4; k++) {
+            nn_module *m = plain[i]();
+            nn_tensor *y = nn_forward(m, xs[k]);
+            judge("nn_forward", y != NULL, "input", (double)k);
+            nn_module_free(m);
+        }
+    }
+    {
+        nn_sgd_opts so;
+        nn_optim *o;
+        memset(&so, 0, sizeof so);
+        so.momentum = 0.5f;
+        o = nn_sgd(NET, so);
+        for (i = 0; i < NFV && o; i++) {
+            nn_set_momentum(o, FV[i]);
+            judge("nn_set_momentum", hook_calls == 0, "momentum", (double)FV[i]);
+        }
+        nn_optim_free(o);
+    }
+}
+
 /* the loader: its options and the batch size */
 static nn_dataset DS;
 static int l_run(const void *p) {
@@ -789,6 +853,7 @@ int main(void) {
     optim_sweep();
     sched_sweep();
     loader_sweep();
+    group_and_module_sweep();
     misc_sweep();
     nn_module_free(NET);
     nn_set_error_hook(NULL, NULL);
