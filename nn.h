@@ -79,13 +79,24 @@
         returns an nn_status and sets nn_error_string().  Misuse of the API
         (shapes that do not fit, NULL tensors) calls the error hook with a
         message naming the op and the shapes; the default hook prints it and
-        aborts.  If an installed hook returns, the op returns NULL.
+        aborts.  If an installed hook returns, the op returns NULL.  Every
+        argument is checked before it is used, extreme values included (0,
+        negative, INT_MAX, NaN): bad input is reported, never a crash, an
+        overflow or a hang.
      4. Threads.  Different threads must use different graphs.  The RNG and
         the error hook are global; nn_error_string() is per thread.  Each
         thread that runs kernels keeps a scratch buffer; nn_thread_cleanup()
         frees it before the thread exits.
      5. Determinism.  The same seed gives bitwise the same run, at any number
         of threads.
+     6. Names.  nn_relu() is the module, nn_relu_op(x) the function on
+        tensors; every layer has both where both make sense (nn_conv2d and
+        nn_conv2d_op, nn_maxpool2d and nn_maxpool2d_op, ...), and both check
+        their arguments with the same validator.  A misuse message starts
+        with the public function the user called: "nn_conv2d: ..." from the
+        constructor, "nn_conv2d_op: ..." from the function, and inside a
+        module's forward "nn_forward(Conv2d): nn_conv2d_op: ...", naming the
+        innermost module running.
 
    TABLE OF CONTENTS (each name is a grep tag: search for ">>name")
 

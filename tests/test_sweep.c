@@ -59,9 +59,9 @@ static void judge(const char *fn, int ok, const char *what, double v) {
     } else if (hook_calls) {
         const char *m = last_msg;
         size_t n = strlen(fn);
-        if (strncmp(m, "nn_forward(", 11) == 0 && strstr(m, "): ") && strcmp(fn, "nn_forward") != 0)
-            m = strstr(m, "): ") + 3;
-        if (strcmp(fn, "nn_forward") == 0 && strncmp(m, "nn_forward(", 11) == 0) n = 10, m = "nn_forward:";
+        int in_forward = strncmp(m, "nn_forward(", 11) == 0 && strstr(m, "): ") != NULL;
+        if (in_forward && strcmp(fn, "nn_forward") == 0) m = "nn_forward:"; /* a module's forward */
+        else if (in_forward) m = strstr(m, "): ") + 3;                     /* the op inside it */
         NN_TEST_CHECK(hook_calls == 1 && strncmp(m, fn, n) == 0 && m[n] == ':',
                       "%s(%s=%g): %d reports, message \"%s\" does not start with \"%s:\"", fn, what, v,
                       hook_calls, last_msg, fn);
