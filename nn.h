@@ -3943,12 +3943,22 @@ static void nn__mask_backward(nn__node *n) {
         for (i = 0; i < n->out->numel; i++) ga[i] += g[i] * m[i];
 }
 
+/* The one validator of dropout's p, for nn_dropout and nn_dropout_op. */
+static int nn__dropout_check(const char *op, float p) {
+    if (!(p >= 0.0f && p <= 1.0f)) {
+        nn__misuse("%s: p must be in [0,1], got %g", op, (double)p);
+        return 0;
+    }
+    return 1;
+}
+
 NNDEF nn_tensor *nn_dropout_op(nn_tensor *a, float p, int training) {
     nn_tensor *out;
     float *mask, scale;
     size_t i;
-    if (!a || !(p >= 0.0f && p <= 1.0f)) {
-        nn__misuse("nn_dropout_op: needs a tensor and 0 <= p <= 1, got %s and p=%g", nn__ts(a), (double)p);
+    if (!nn__dropout_check("nn_dropout_op", p)) return NULL;
+    if (!a) {
+        nn__misuse("nn_dropout_op: NULL input");
         return NULL;
     }
     if (!training || p == 0.0f) return a;
@@ -4365,10 +4375,7 @@ NNDEF nn_module *nn_flatten(void) { return nn_module_new("Flatten", nn__flatten_
 
 NNDEF nn_module *nn_dropout(float p) {
     nn_module *m;
-    if (!(p >= 0.0f && p <= 1.0f)) {
-        nn__misuse("nn_dropout: p must be in [0,1], got %g", (double)p);
-        return NULL;
-    }
+    if (!nn__dropout_check("nn_dropout", p)) return NULL;
     if ((m = nn_module_new("Dropout", nn__dropout_forward))) m->fopt[0] = p;
     return m;
 }
@@ -6106,13 +6113,22 @@ static void nn__upsample_backward(nn__node *n) {
     }
 }
 
+/* The one validator of the upsampling scale, for the module and the op. */
+static int nn__upsample_check(const char *op, int scale) {
+    if (scale < 1) {
+        nn__misuse("%s: scale must be >= 1, got %d", op, scale);
+        return 0;
+    }
+    return 1;
+}
+
 NNDEF nn_tensor *nn_upsample_nearest2d_op(nn_tensor *x, int scale) {
     nn_tensor *out;
     nn_shape s;
     int H, W, planes, pl;
-    if (!x || x->ndim != 4 || scale < 1) {
-        nn__misuse("nn_upsample_nearest2d_op: needs x [N,C,H,W] and scale >= 1, got %s and %d",
-                   nn__ts(x), scale);
+    if (!nn__upsample_check("nn_upsample_nearest2d_op", scale)) return NULL;
+    if (!x || x->ndim != 4) {
+        nn__misuse("nn_upsample_nearest2d_op: needs x [N,C,H,W], got %s", nn__ts(x));
         return NULL;
     }
     H = x->shape[2];
@@ -6173,10 +6189,7 @@ NNDEF nn_module *nn_avgpool1d(nn_pool_opts opts) { return nn__pool_make("nn_avgp
 NNDEF nn_module *nn_global_avgpool(void) { return nn_module_new("AdaptiveAvgPool2d", nn__gap_forward); }
 NNDEF nn_module *nn_upsample_nearest2d(int scale) {
     nn_module *m;
-    if (scale < 1) {
-        nn__misuse("nn_upsample_nearest2d: scale must be >= 1, got %d", scale);
-        return NULL;
-    }
+    if (!nn__upsample_check("nn_upsample_nearest2d", scale)) return NULL;
     if ((m = nn_module_new("Upsample", nn__upsample_forward))) m->fopt[0] = (float)scale;
     return m;
 }

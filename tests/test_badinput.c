@@ -241,6 +241,13 @@ static void shared_validators(nn_graph *g) {
     NN_TEST_CHECK(nn_maxpool2d(po) == NULL && reported("pool module", "nn_maxpool2d: ", "padding=2") &&
                       nn_maxpool2d_op(x, po) == NULL && reported("pool op", "nn_maxpool2d_op: ", "padding=2"),
                   "pool module and op share the check");
+    NN_TEST_CHECK(nn_dropout(NAN) == NULL && reported("dropout module", "nn_dropout: ", "p must be in [0,1]") &&
+                      nn_dropout_op(x, NAN, 1) == NULL && reported("dropout op", "nn_dropout_op: ", "p must be in [0,1]"),
+                  "dropout module and op share the check (NaN p)");
+    NN_TEST_CHECK(nn_upsample_nearest2d(0) == NULL && reported("upsample module", "nn_upsample_nearest2d: ", "scale must be >= 1") &&
+                      nn_upsample_nearest2d_op(x, 0) == NULL &&
+                      reported("upsample op", "nn_upsample_nearest2d_op: ", "scale must be >= 1"),
+                  "upsample module and op share the check");
 }
 
 static void op_names(nn_graph *g) {
