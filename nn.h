@@ -84,13 +84,24 @@
         returns an nn_status and sets nn_error_string().  Misuse of the API
         (shapes that do not fit, NULL tensors) calls the error hook with a
         message naming the op and the shapes; the default hook prints it and
-        aborts.  If an installed hook returns, the op returns NULL.
+        aborts.  If an installed hook returns, the op returns NULL.  Every
+        argument is checked before it is used, extreme values included (0,
+        negative, INT_MAX, NaN): bad input is reported, never a crash, an
+        overflow or a hang.
      4. Threads.  Different threads must use different graphs.  The RNG and
         the error hook are global; nn_error_string() is per thread.  Each
         thread that runs kernels keeps a scratch buffer; nn_thread_cleanup()
         frees it before the thread exits.
      5. Determinism.  The same seed gives bitwise the same run, at any number
         of threads.
+     6. Names.  nn_relu() is the module, nn_relu_op(x) the function on
+        tensors; every layer has both where both make sense (nn_conv2d and
+        nn_conv2d_op, nn_maxpool2d and nn_maxpool2d_op, ...), and both check
+        their arguments with the same validator.  A misuse message starts
+        with the public function the user called: "nn_conv2d: ..." from the
+        constructor, "nn_conv2d_op: ..." from the function, and inside a
+        module's forward "nn_forward(Conv2d): nn_conv2d_op: ...", naming the
+        innermost module running.
 
    TABLE OF CONTENTS (each name is a grep tag: search for ">>name")
 
@@ -197,7 +208,9 @@ NNDEF double nn_time(void);
 
 /* C = alpha * op(A) op(B) + beta * C, row-major, BLAS semantics: op(A) is
    M x K (A^T when transA), op(B) is K x N, C is M x N; lda/ldb/ldc are row
-   strides.  beta == 0 overwrites C without reading it. */
+   strides.  beta == 0 overwrites C without reading it.  Zero sizes do
+   nothing; a negative size, a NULL operand that would be read, or a leading
+   dimension below its row length (lda < K, or M when transA) is misuse. */
 NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc);
@@ -1311,6 +1324,7 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
 #include <string.h>
 #include <math.h>
 #include <float.h>
+#include <limits.h>
 
 /* ===== >>config (implementation) ========================================= */
 
@@ -1426,11 +1440,30 @@ NNDEF void nn_set_error_hook(nn_error_hook hook, void *user) {
     nn__hook_user = user;
 }
 
-/* API misuse: format the message, call the hook (default: print, abort). */
-static void nn__misuse(const char *fmt, ...) {
+/* Shape strings in misuse messages (nn__ts, below) live in NN__TS_SLOTS
+   buffers handed out afresh for every message: the nn__misuse macro empties
+   the pool before the message's arguments are evaluated, so every shape of
+   one message has its own buffer, and a message with more shapes than slots
+   prints "[...]" for the extra ones, never another argument's shape. */
+#define NN__TS_SLOTS 8
+static NN__THREAD_LOCAL char nn__ts_buf[NN__TS_SLOTS][96];
+static NN__THREAD_LOCAL int nn__ts_used = 0;
+static void nn__ts_reset(void) { nn__ts_used = 0; }
+/* The type of the module whose forward is running (set by nn_forward), so a
+   misuse inside it reads "nn_forward(Conv2d): nn_conv2d_op: ...". */
+static NN__THREAD_LOCAL const char *nn__fwd_type = NULL;
+
+/* API misuse: format the message, call the hook (default: print, abort).
+   Every call is `nn__misuse("fn: ...", ...)` with fn the public function the
+   user called. */
+#define nn__misuse(...) (nn__ts_reset(), nn__misuse_(__VA_ARGS__))
+static void nn__misuse_(const char *fmt, ...) {
     va_list ap;
+    int n = 0;
+    if (nn__fwd_type) n = snprintf(nn__errbuf, sizeof nn__errbuf, "nn_forward(%s): ", nn__fwd_type);
+    if (n < 0 || (size_t)n >= sizeof nn__errbuf) n = 0;
     va_start(ap, fmt);
-    vsnprintf(nn__errbuf, sizeof nn__errbuf, fmt, ap);
+    vsnprintf(nn__errbuf + n, sizeof nn__errbuf - (size_t)n, fmt, ap);
     va_end(ap);
     if (nn__hook) {
         nn__hook(nn__errbuf, nn__hook_user);
@@ -1619,10 +1652,37 @@ static void nn__ew_share(size_t n, size_t unit, size_t *lo, size_t *hi) {
     *hi = NN__MIN(units * (t + 1) / nt * unit, n);
 }
 
+/* The sizes and leading dimensions of a public GEMM call; 0 after a report.
+   Zero sizes are fine (nothing to do); C may be NULL only when it is empty,
+   A and B only when K == 0. */
+static int nn__sgemm_check(const char *op, int transA, int transB, int M, int N, int K,
+                           const float *A, int lda, const float *B, int ldb,
+                           const float *C, int ldc) {
+    int ac = transA ? M : K, bc = transB ? K : N;
+    int reads = M > 0 && N > 0 && K > 0;
+    if (M < 0 || N < 0 || K < 0) {
+        nn__misuse("%s: negative size M=%d N=%d K=%d", op, M, N, K);
+        return 0;
+    }
+    if (M && N && (!C || ldc < N)) {
+        nn__misuse("%s: C is %s with ldc=%d for %d x %d (ldc must be at least N)", op,
+                   C ? "given" : "NULL", ldc, M, N);
+        return 0;
+    }
+    if (reads && (!A || !B || lda < ac || ldb < bc)) {
+        nn__misuse("%s: op(A) %d x %d with A %s, lda=%d (at least %d) and op(B) %d x %d with "
+                   "B %s, ldb=%d (at least %d)", op, M, K, A ? "given" : "NULL", lda, ac, K, N,
+                   B ? "given" : "NULL", ldb, bc);
+        return 0;
+    }
+    return 1;
+}
+
 NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc) {
     int i, j, k;
+    if (!nn__sgemm_check("nn_sgemm_ref", transA, transB, M, N, K, A, lda, B, ldb, C, ldc)) return;
     for (i = 0; i < M; i++) {
         for (j = 0; j < N; j++) {
             float acc = 0.0f;
@@ -2403,8 +2463,9 @@ static void nn__gemm_grid(int M, int N, int K, int nt, int *pm, int *pn) {
 /* The K block for a depth of K: even blocks, so K = 784 runs as 4 x 196,
    not 3 x 256 + 16. */
 static int nn__gemm_kc(int K) {
-    int nkb = (K + NN__GEMM_KC - 1) / NN__GEMM_KC;
-    return (K + nkb - 1) / nkb;
+    int nkb = K / NN__GEMM_KC + (K % NN__GEMM_KC != 0); /* (no overflow near INT_MAX) */
+    if (nkb < 1) return 1; /* K <= 0: nothing to accumulate */
+    return K / nkb + (K % nkb != 0);
 }
 
 /* Run a prepared job (g->kc is set here), threaded when big enough.
@@ -2448,6 +2509,7 @@ NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc) {
     nn__gemm_job g;
+    if (!nn__sgemm_check("nn_sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc)) return;
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         nn__gemm_scale(M, N, beta, C, ldc);
@@ -2860,13 +2922,12 @@ NNDEF nn_shape nn_shape_of(const nn_tensor *t) {
     return s;
 }
 
-/* A tensor's shape as "[2,3]" in a rotating static buffer, for messages. */
+/* A tensor's shape as "[2,3]", for misuse messages only (the buffer pool
+   above nn__misuse). */
 static const char *nn__ts(const nn_tensor *t) {
-    static NN__THREAD_LOCAL char bufs[4][96];
-    static NN__THREAD_LOCAL int k = 0;
-    char *b = bufs[k++ & 3];
     if (!t) return "NULL";
-    return nn_shape_str(nn_shape_of(t), b, 96);
+    if (nn__ts_used >= NN__TS_SLOTS) return "[...]";
+    return nn_shape_str(nn_shape_of(t), nn__ts_buf[nn__ts_used++], sizeof nn__ts_buf[0]);
 }
 
 /* Elements of a shape; 0 with a misuse report when invalid. */
@@ -2997,11 +3058,12 @@ NNDEF float nn_item(const nn_tensor *t) {
 
 NNDEF void nn_print(const char *label, const nn_tensor *t) {
     size_t rows, cols, r, c;
+    char b[96];
     if (!t) {
         printf("%s: NULL\n", label ? label : "tensor");
         return;
     }
-    printf("%s %s\n", label ? label : "tensor", nn__ts(t));
+    printf("%s %s\n", label ? label : "tensor", nn_shape_str(nn_shape_of(t), b, sizeof b));
     cols = t->ndim ? (size_t)t->shape[t->ndim - 1] : 1;
     rows = cols ? t->numel / cols : 0;
     for (r = 0; r < rows; r++) {
@@ -3896,7 +3958,17 @@ NNDEF nn_tensor *nn_flatten_batch(nn_tensor *a) {
         nn__misuse("nn_flatten_batch: needs a tensor with a batch dimension, got %s", nn__ts(a));
         return NULL;
     }
-    return nn_reshape(a, NN_SHAPE(a->shape[0], -1));
+    {
+        size_t rest = 1;
+        int i;
+        for (i = 1; i < a->ndim; i++) rest *= (size_t)a->shape[i];
+        if (rest > (size_t)INT_MAX) {
+            nn__misuse("nn_flatten_batch: %s has more than INT_MAX elements per sample", nn__ts(a));
+            return NULL;
+        }
+        /* (the size is given, not -1: [0,3,4] flattens to [0,12]) */
+        return nn_reshape(a, NN_SHAPE(a->shape[0], (int)rest));
+    }
 }
 
 /* --- reductions --- */
@@ -4057,7 +4129,7 @@ static void nn__softmax_backward(nn__node *n) {
     float *ga = nn__in_grad(n, 0);
     size_t outer, inner, o, j, base;
     int len, k, logp = n->iarg[1];
-    if (!ga) return;
+    if (!ga || !y->numel) return;
     nn__split_axis(y, n->iarg[0], &outer, &len, &inner);
     for (o = 0; o < outer; o++) {
         for (j = 0; j < inner; j++) {
@@ -4096,6 +4168,7 @@ static nn_tensor *nn__softmax(const char *op, nn_tensor *a, int axis, int logp) 
         out->node->iarg[0] = ax;
         out->node->iarg[1] = logp;
     }
+    if (!out->numel) return out; /* (no loop over the rows of an empty tensor) */
     nn__split_axis(a, ax, &outer, &len, &inner);
     for (o = 0; o < outer; o++)
         for (j = 0; j < inner; j++)
@@ -4214,12 +4287,22 @@ static void nn__mask_backward(nn__node *n) {
         for (i = 0; i < n->out->numel; i++) ga[i] += g[i] * m[i];
 }
 
+/* The one validator of dropout's p, for nn_dropout and nn_dropout_op. */
+static int nn__dropout_check(const char *op, float p) {
+    if (!(p >= 0.0f && p <= 1.0f)) {
+        nn__misuse("%s: p must be in [0,1], got %g", op, (double)p);
+        return 0;
+    }
+    return 1;
+}
+
 NNDEF nn_tensor *nn_dropout_op(nn_tensor *a, float p, int training) {
     nn_tensor *out;
     float *mask, scale;
     size_t i;
-    if (!a || !(p >= 0.0f && p <= 1.0f)) {
-        nn__misuse("nn_dropout_op: needs a tensor and 0 <= p <= 1, got %s and p=%g", nn__ts(a), (double)p);
+    if (!nn__dropout_check("nn_dropout_op", p)) return NULL;
+    if (!a) {
+        nn__misuse("nn_dropout_op: NULL input");
         return NULL;
     }
     if (!training || p == 0.0f) return a;
@@ -4488,11 +4571,17 @@ NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *
 }
 
 NNDEF nn_tensor *nn_forward(nn_module *m, nn_tensor *x) {
-    if (!m || !x) {
-        nn__misuse("nn_forward: NULL %s", m ? "input" : "module");
+    const char *outer = nn__fwd_type;
+    nn_tensor *y;
+    if (!m || !x || !m->forward) {
+        nn__misuse("nn_forward: %s", !m ? "NULL module" : !x ? "NULL input" :
+                   "the module has no forward function (nn_module_new with NULL forward)");
         return NULL;
     }
-    return m->forward(m, x);
+    nn__fwd_type = m->type ? m->type : "module";
+    y = m->forward(m, x);
+    nn__fwd_type = outer;
+    return y;
 }
 
 NNDEF void nn_train_mode(nn_module *m, int on) {
@@ -4795,7 +4884,8 @@ static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
     nn_tensor *w, *b = NULL;
     float bound;
     if (in_f < 1 || out_f < 1) {
-        nn__misuse("nn_linear: sizes must be positive, got in=%d out=%d", in_f, out_f);
+        nn__misuse("%s: sizes must be positive, got in=%d out=%d",
+                   bias ? "nn_linear" : "nn_linear_nobias", in_f, out_f);
         return NULL;
     }
     if (!(m = nn__module_with_state("Linear", nn__linear_forward, sizeof(nn__linear_state)))) return NULL;
@@ -4830,10 +4920,7 @@ NNDEF nn_module *nn_flatten(void) { return nn_module_new("Flatten", nn__flatten_
 
 NNDEF nn_module *nn_dropout(float p) {
     nn_module *m;
-    if (!(p >= 0.0f && p <= 1.0f)) {
-        nn__misuse("nn_dropout: p must be in [0,1], got %g", (double)p);
-        return NULL;
-    }
+    if (!nn__dropout_check("nn_dropout", p)) return NULL;
     m = nn__module_with_state("Dropout", nn__dropout_forward, sizeof(nn__scalar_state));
     if (m) ((nn__scalar_state *)m->user)->value = p;
     return m;
@@ -5999,12 +6086,57 @@ static void nn__conv_backward(nn__node *n) {
     }
 }
 
+/* The one validator of the convolution family, called by the modules (with
+   their in_ch, out_ch and kernel) and by the op forms (with the sizes read
+   from x and w): channels, groups, kernel and every option.  The products
+   are taken in 64 bits, so extreme values are reported, never overflowed.
+   0 after a report. */
+static int nn__conv_check(const char *op, int kind, int dims, long long in_ch, long long out_ch,
+                          long long KH, long long KW, nn_conv_opts o) {
+    long long S = o.stride ? o.stride : 1, D = o.dilation ? o.dilation : 1,
+              G = o.groups ? o.groups : 1, K = KW;
+    if (in_ch < 1 || out_ch < 1 || out_ch > INT_MAX) {
+        nn__misuse("%s: in_ch=%lld and out_ch=%lld must be positive ints", op, in_ch, out_ch);
+        return 0;
+    }
+    if (KW < 1 || KH < 1 || (dims == 2 && KH != KW) ||
+        (o.kernel && (o.kernel != KW || (dims == 2 && o.kernel != KH)))) {
+        nn__misuse("%s: kernel=%d, weight kernel %lld x %lld (kernel is required, at least 1, "
+                   "square, and agrees with the weight)", op, o.kernel, KH, KW);
+        return 0;
+    }
+    if (o.stride < 0 || o.padding < 0 || o.dilation < 0 || o.groups < 0 || o.output_padding < 0 ||
+        o.stride > INT_MAX / 4 || o.padding > INT_MAX / 4 || D * (K - 1) + 1 > INT_MAX / 4) {
+        nn__misuse("%s: invalid options stride=%d padding=%d dilation=%d groups=%d "
+                   "output_padding=%d for kernel %lld (none negative; the stride, the padding "
+                   "and the dilated kernel at most INT_MAX/4)", op, o.stride, o.padding, o.dilation, o.groups,
+                   o.output_padding, K);
+        return 0;
+    }
+    if (in_ch % G || out_ch % G) {
+        nn__misuse("%s: groups=%lld must divide in_ch=%lld and out_ch=%lld", op, G, in_ch, out_ch);
+        return 0;
+    }
+    if (kind == NN__CONV && o.output_padding) {
+        nn__misuse("%s: output_padding=%d applies to transposed convolutions only", op,
+                   o.output_padding);
+        return 0;
+    }
+    if (kind == NN__CONV_T && o.output_padding >= S && o.output_padding >= D) {
+        nn__misuse("%s: output_padding %d must be smaller than the stride %lld or the dilation %lld",
+                   op, o.output_padding, S, D);
+        return 0;
+    }
+    return 1;
+}
+
 /* Check the arguments of a convolution of `dims` (1 or 2) spatial
    dimensions, fill the geometry and the output shape.  0 after a report. */
 static int nn__conv_setup(const char *op, int kind, int dims, const nn_tensor *x,
                           const nn_tensor *w, const nn_tensor *b, nn_conv_opts o,
                           nn__convg *q, nn_shape *s) {
-    int d = dims + 2, K, KH, KW, S, P, D, G, OP, inC, outC, H, W, OH, OW, eff;
+    int d = dims + 2, K, KH, KW, S, P, D, G, OP, inC, outC, H, W, OH, OW;
+    long long eff, oh, ow;
     const char *lay = dims == 2 ? "[N,C,H,W]" : "[N,C,L]";
     memset(q, 0, sizeof *q);
     if (!x || !w || x->ndim != d || w->ndim != d) {
@@ -6020,34 +6152,21 @@ static int nn__conv_setup(const char *op, int kind, int dims, const nn_tensor *x
     KW = w->shape[d - 1];
     KH = dims == 2 ? w->shape[2] : 1;
     K = KW;
-    if (S < 1 || D < 1 || G < 1 || P < 0 || OP < 0 || (o.kernel && (o.kernel != KW || (dims == 2 && o.kernel != KH))) ||
-        (dims == 2 && KH != KW)) {
-        nn__misuse("%s: invalid options kernel=%d stride=%d padding=%d dilation=%d groups=%d "
-                   "output_padding=%d for weight %s", op, o.kernel, o.stride, o.padding,
-                   o.dilation, o.groups, o.output_padding, nn__ts(w));
-        return 0;
-    }
-    if (kind == NN__CONV && OP) {
-        nn__misuse("%s: output_padding=%d applies to transposed convolutions only", op, OP);
-        return 0;
-    }
-    if (kind == NN__CONV_T && OP >= S && OP >= D) {
-        nn__misuse("%s: output_padding %d must be smaller than the stride %d or the dilation %d",
-                   op, OP, S, D);
-        return 0;
-    }
     inC = x->shape[1];
+    if (!nn__conv_check(op, kind, dims, inC,
+                        kind == NN__CONV ? (long long)w->shape[0] : (long long)w->shape[1] * G,
+                        dims == 2 ? KH : KW, KW, o))
+        return 0;
     if (kind == NN__CONV) {
         outC = w->shape[0];
-        if (inC % G || outC % G || w->shape[1] * G != inC) {
-            nn__misuse("%s: input %s has %d channels, but weight %s with groups=%d expects %d "
-                       "(and out channels %d divisible by groups)", op, nn__ts(x), inC, nn__ts(w),
-                       G, w->shape[1] * G, outC);
+        if ((long long)w->shape[1] * G != inC) {
+            nn__misuse("%s: input %s has %d channels, but weight %s with groups=%d expects %lld",
+                       op, nn__ts(x), inC, nn__ts(w), G, (long long)w->shape[1] * G);
             return 0;
         }
     } else {
         outC = w->shape[1] * G;
-        if (inC % G || w->shape[0] != inC) {
+        if (w->shape[0] != inC) {
             nn__misuse("%s: input %s has %d channels, but weight %s (in, out/groups, ...) with "
                        "groups=%d expects %d", op, nn__ts(x), inC, nn__ts(w), G, w->shape[0]);
             return 0;
@@ -6060,25 +6179,35 @@ static int nn__conv_setup(const char *op, int kind, int dims, const nn_tensor *x
     }
     H = dims == 2 ? x->shape[2] : 1;
     W = x->shape[d - 1];
-    eff = D * (K - 1) + 1;
+    eff = (long long)D * (K - 1) + 1; /* <= INT_MAX / 4 (nn__conv_check) */
     if (kind == NN__CONV) {
-        if (eff > W + 2 * P || (dims == 2 && eff > H + 2 * P) || H < 1 || W < 1) {
-            nn__misuse("%s: kernel %d (dilation %d: extent %d) is larger than the padded input "
+        if (eff > W + 2LL * P || (dims == 2 && eff > H + 2LL * P) || H < 1 || W < 1) {
+            nn__misuse("%s: kernel %d (dilation %d: extent %lld) is larger than the padded input "
                        "(x %s, padding %d)", op, K, D, eff, nn__ts(x), P);
             return 0;
         }
-        OH = dims == 2 ? (H + 2 * P - eff) / S + 1 : 1;
-        OW = (W + 2 * P - eff) / S + 1;
-        q->N = x->shape[0]; q->C = inC; q->H = H; q->W = W;
-        q->F = outC; q->OH = OH; q->OW = OW;
+        oh = dims == 2 ? (H + 2LL * P - eff) / S + 1 : 1;
+        ow = (W + 2LL * P - eff) / S + 1;
     } else {
-        OH = dims == 2 ? (H - 1) * S - 2 * P + eff + OP : 1;
-        OW = (W - 1) * S - 2 * P + eff + OP;
-        if (OH < 1 || OW < 1 || H < 1 || W < 1) {
+        oh = dims == 2 ? (H - 1LL) * S - 2LL * P + eff + OP : 1;
+        ow = (W - 1LL) * S - 2LL * P + eff + OP;
+        if (oh < 1 || ow < 1 || H < 1 || W < 1) {
             nn__misuse("%s: padding %d leaves no output for input %s and weight %s", op, P,
                        nn__ts(x), nn__ts(w));
             return 0;
         }
+    }
+    if (oh > INT_MAX || ow > INT_MAX) {
+        nn__misuse("%s: the output would be %lld x %lld for input %s and weight %s (stride %d, "
+                   "padding %d): too large", op, oh, ow, nn__ts(x), nn__ts(w), S, P);
+        return 0;
+    }
+    OH = (int)oh;
+    OW = (int)ow;
+    if (kind == NN__CONV) {
+        q->N = x->shape[0]; q->C = inC; q->H = H; q->W = W;
+        q->F = outC; q->OH = OH; q->OW = OW;
+    } else {
         /* The image is the output; the other side is the input. */
         q->N = x->shape[0]; q->C = outC; q->H = OH; q->W = OW;
         q->F = inC; q->OH = H; q->OW = W;
@@ -6174,14 +6303,14 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
 }
 
 NNDEF nn_tensor *nn_conv2d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, nn_conv_opts opts) {
-    return nn__conv("nn_conv2d", NN__CONV, 2, x, w, b, opts);
+    return nn__conv("nn_conv2d_op", NN__CONV, 2, x, w, b, opts);
 }
 NNDEF nn_tensor *nn_conv1d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, nn_conv_opts opts) {
-    return nn__conv("nn_conv1d", NN__CONV, 1, x, w, b, opts);
+    return nn__conv("nn_conv1d_op", NN__CONV, 1, x, w, b, opts);
 }
 NNDEF nn_tensor *nn_conv_transpose2d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b,
                                         nn_conv_opts opts) {
-    return nn__conv("nn_conv_transpose2d", NN__CONV_T, 2, x, w, b, opts);
+    return nn__conv("nn_conv_transpose2d_op", NN__CONV_T, 2, x, w, b, opts);
 }
 
 typedef struct nn__conv_state {
@@ -6201,17 +6330,10 @@ static nn_module *nn__conv_make(const char *op, const char *type, int dims, int 
     nn_module *m;
     nn__conv_state *st;
     nn_shape ws;
-    int G = o.groups ? o.groups : 1, K = o.kernel, fan_in;
+    int G = o.groups ? o.groups : 1, K = o.kernel;
     float bound;
-    if (in_ch < 1 || out_ch < 1 || K < 1 || G < 1 || in_ch % G || out_ch % G || o.stride < 0 ||
-        o.padding < 0 || o.dilation < 0 || o.output_padding < 0 ||
-        (!transposed && o.output_padding)) {
-        nn__misuse("%s: invalid in_ch=%d out_ch=%d kernel=%d stride=%d padding=%d dilation=%d "
-                   "groups=%d output_padding=%d (kernel is required; groups must divide both "
-                   "channel counts)", op, in_ch, out_ch, o.kernel, o.stride, o.padding,
-                   o.dilation, o.groups, o.output_padding);
+    if (!nn__conv_check(op, transposed ? NN__CONV_T : NN__CONV, dims, in_ch, out_ch, K, K, o))
         return NULL;
-    }
     if (!(m = nn__module_with_state(type, nn__conv_forward, sizeof(nn__conv_state)))) return NULL;
     st = (nn__conv_state *)m->user;
     st->opts = o;
@@ -6220,8 +6342,7 @@ static nn_module *nn__conv_make(const char *op, const char *type, int dims, int 
     /* PyTorch: fan_in = weight.size(1) * kernel elements. */
     if (dims == 2) ws = transposed ? NN_SHAPE(in_ch, out_ch / G, K, K) : NN_SHAPE(out_ch, in_ch / G, K, K);
     else ws = NN_SHAPE(out_ch, in_ch / G, K);
-    fan_in = ws.d[1] * K * (dims == 2 ? K : 1);
-    bound = 1.0f / sqrtf((float)fan_in);
+    bound = 1.0f / sqrtf((float)ws.d[1] * (float)K * (float)(dims == 2 ? K : 1)); /* (float: no int overflow) */
     if (!(st->weight = nn_module_add_param(m, "weight", nn__uniform_param(ws, bound))) ||
         (!o.no_bias && !(st->bias = nn_module_add_param(m, "bias", nn__uniform_param(NN_SHAPE(out_ch), bound))))) {
         nn_module_free(m);
@@ -6271,7 +6392,7 @@ static void nn__pool_backward(nn__node *n) {
     NN__OMP(parallel for schedule(static) if((double)q->planes * (double)P > NN__PAR_MIN))
     for (pl = 0; pl < q->planes; pl++) {
         int oh, ow, ih, iw;
-        float inv = 1.0f / (float)(q->KH * q->KW), *g = gx + (size_t)pl * HW;
+        float inv = 1.0f / ((float)q->KH * (float)q->KW), *g = gx + (size_t)pl * HW;
         const float *d = dy + (size_t)pl * P;
         if (fresh) memset(g, 0, HW * sizeof(float));
         for (oh = 0; oh < q->OH; oh++) {
@@ -6286,6 +6407,17 @@ static void nn__pool_backward(nn__node *n) {
     }
 }
 
+/* The one validator of the pooling options, for the modules and the op
+   forms.  0 after a report. */
+static int nn__pool_check(const char *op, nn_pool_opts o) {
+    if (o.kernel < 1 || o.stride < 0 || o.padding < 0 || o.padding > o.kernel / 2) {
+        nn__misuse("%s: invalid kernel=%d stride=%d padding=%d (kernel is required; padding at "
+                   "most kernel/2)", op, o.kernel, o.stride, o.padding);
+        return 0;
+    }
+    return 1;
+}
+
 static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_pool_opts o) {
     nn_tensor *out;
     nn__poolg q, *sq;
@@ -6296,24 +6428,20 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
         nn__misuse("%s: needs x %s, got %s", op, dims == 2 ? "[N,C,H,W]" : "[N,C,L]", nn__ts(x));
         return NULL;
     }
-    if (K < 1 || S < 1 || P < 0 || P > K / 2) {
-        nn__misuse("%s: invalid kernel=%d stride=%d padding=%d (padding at most kernel/2)", op,
-                   o.kernel, o.stride, o.padding);
-        return NULL;
-    }
-    q.planes = x->shape[0] * x->shape[1];
+    if (!nn__pool_check(op, o)) return NULL;
+    q.planes = x->numel ? x->shape[0] * x->shape[1] : 0; /* (empty inputs are refused below) */
     q.H = dims == 2 ? x->shape[2] : 1;
     q.W = x->shape[d - 1];
     q.KH = dims == 2 ? K : 1; q.KW = K;
     q.SH = dims == 2 ? S : 1; q.SW = S;
     q.PH = dims == 2 ? P : 0; q.PW = P;
-    if (q.KH > q.H + 2 * q.PH || q.KW > q.W + 2 * q.PW) {
+    if (q.KH > q.H + 2LL * q.PH || q.KW > q.W + 2LL * q.PW || q.H < 1 || q.W < 1) {
         nn__misuse("%s: kernel %d is larger than the padded input (x %s, padding %d)", op, K,
                    nn__ts(x), P);
         return NULL;
     }
-    q.OH = (q.H + 2 * q.PH - q.KH) / q.SH + 1;
-    q.OW = (q.W + 2 * q.PW - q.KW) / q.SW + 1;
+    q.OH = (int)((q.H + 2LL * q.PH - q.KH) / q.SH + 1); /* <= H + P: fits (P <= K/2 <= (H+2P)/2) */
+    q.OW = (int)((q.W + 2LL * q.PW - q.KW) / q.SW + 1);
     s = nn_shape_of(x);
     if (dims == 2) s.d[2] = q.OH;
     s.d[d - 1] = q.OW;
@@ -6452,7 +6580,7 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
                     float acc = 0.0f;
                     for (ih = NN__MAX(h0, 0); ih < h1; ih++)
                         for (iw = NN__MAX(w0, 0); iw < w1; iw++) acc += xp[(size_t)ih * q.W + iw];
-                    y[(size_t)oh * q.OW + ow] = acc / (float)(q.KH * q.KW);
+                    y[(size_t)oh * q.OW + ow] = acc / ((float)q.KH * (float)q.KW);
                 }
             }
         }
@@ -6460,10 +6588,10 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
     return out;
 }
 
-NNDEF nn_tensor *nn_maxpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool2d", NN__POOL_MAX, 2, x, opts); }
-NNDEF nn_tensor *nn_avgpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool2d", NN__POOL_AVG, 2, x, opts); }
-NNDEF nn_tensor *nn_maxpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool1d", NN__POOL_MAX, 1, x, opts); }
-NNDEF nn_tensor *nn_avgpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool1d", NN__POOL_AVG, 1, x, opts); }
+NNDEF nn_tensor *nn_maxpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool2d_op", NN__POOL_MAX, 2, x, opts); }
+NNDEF nn_tensor *nn_avgpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool2d_op", NN__POOL_AVG, 2, x, opts); }
+NNDEF nn_tensor *nn_maxpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool1d_op", NN__POOL_MAX, 1, x, opts); }
+NNDEF nn_tensor *nn_avgpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool1d_op", NN__POOL_AVG, 1, x, opts); }
 
 static void nn__gap_backward(nn__node *n) {
     float *gx = nn__in_grad(n, 0);
@@ -6483,7 +6611,7 @@ NNDEF nn_tensor *nn_global_avgpool_op(nn_tensor *x) {
     size_t S = 1;
     int i, pl, planes;
     if (!x || x->ndim < 3) {
-        nn__misuse("nn_global_avgpool: needs x [N,C,H,W] or [N,C,L], got %s", nn__ts(x));
+        nn__misuse("nn_global_avgpool_op: needs x [N,C,H,W] or [N,C,L], got %s", nn__ts(x));
         return NULL;
     }
     s = nn_shape_of(x);
@@ -6492,10 +6620,10 @@ NNDEF nn_tensor *nn_global_avgpool_op(nn_tensor *x) {
         s.d[i] = 1;
     }
     if (S == 0) {
-        nn__misuse("nn_global_avgpool: empty spatial size in %s", nn__ts(x));
+        nn__misuse("nn_global_avgpool_op: empty spatial size in %s", nn__ts(x));
         return NULL;
     }
-    out = nn__op("nn_global_avgpool", &x, 1, s, nn__gap_backward);
+    out = nn__op("nn_global_avgpool_op", &x, 1, s, nn__gap_backward);
     if (!out) return NULL;
     planes = (int)out->numel;
     NN__OMP(parallel for schedule(static) if((double)x->numel > NN__PAR_MIN))
@@ -6507,8 +6635,9 @@ NNDEF nn_tensor *nn_global_avgpool_op(nn_tensor *x) {
 static void nn__upsample_backward(nn__node *n) {
     nn_tensor *x = n->in[0];
     float *gx = nn__in_grad(n, 0);
-    int s = n->iarg[0], H = x->shape[2], W = x->shape[3], planes = x->shape[0] * x->shape[1], pl;
-    if (!gx) return;
+    int s = n->iarg[0], H = x->shape[2], W = x->shape[3], planes, pl;
+    if (!gx || !x->numel) return;
+    planes = x->shape[0] * x->shape[1];
     NN__OMP(parallel for schedule(static) if((double)n->out->numel > NN__PAR_MIN))
     for (pl = 0; pl < planes; pl++) {
         const float *d = n->out->grad + (size_t)pl * H * W * s * s;
@@ -6519,23 +6648,37 @@ static void nn__upsample_backward(nn__node *n) {
     }
 }
 
+/* The one validator of the upsampling scale, for the module and the op. */
+static int nn__upsample_check(const char *op, int scale) {
+    if (scale < 1) {
+        nn__misuse("%s: scale must be >= 1, got %d", op, scale);
+        return 0;
+    }
+    return 1;
+}
+
 NNDEF nn_tensor *nn_upsample_nearest2d_op(nn_tensor *x, int scale) {
     nn_tensor *out;
     nn_shape s;
     int H, W, planes, pl;
-    if (!x || x->ndim != 4 || scale < 1) {
-        nn__misuse("nn_upsample_nearest2d: needs x [N,C,H,W] and scale >= 1, got %s and %d",
-                   nn__ts(x), scale);
+    if (!nn__upsample_check("nn_upsample_nearest2d_op", scale)) return NULL;
+    if (!x || x->ndim != 4) {
+        nn__misuse("nn_upsample_nearest2d_op: needs x [N,C,H,W], got %s", nn__ts(x));
         return NULL;
     }
     H = x->shape[2];
     W = x->shape[3];
+    if ((long long)H * scale > INT_MAX || (long long)W * scale > INT_MAX) {
+        nn__misuse("nn_upsample_nearest2d_op: scale %d makes x %s too large", scale, nn__ts(x));
+        return NULL;
+    }
     s = nn_shape_of(x);
     s.d[2] = H * scale;
     s.d[3] = W * scale;
-    out = nn__op("nn_upsample_nearest2d", &x, 1, s, nn__upsample_backward);
+    out = nn__op("nn_upsample_nearest2d_op", &x, 1, s, nn__upsample_backward);
     if (!out) return NULL;
     if (out->node) out->node->iarg[0] = scale;
+    if (!out->numel) return out; /* (no loop over the planes of an empty tensor) */
     planes = x->shape[0] * x->shape[1];
     NN__OMP(parallel for schedule(static) if((double)out->numel > NN__PAR_MIN))
     for (pl = 0; pl < planes; pl++) {
@@ -6566,11 +6709,7 @@ static nn_tensor *nn__upsample_forward(nn_module *m, nn_tensor *x) {
 
 static nn_module *nn__pool_make(const char *op, const char *type, nn_forward_fn fwd, nn_pool_opts o) {
     nn_module *m;
-    if (o.kernel < 1 || o.stride < 0 || o.padding < 0 || o.padding > o.kernel / 2) {
-        nn__misuse("%s: invalid kernel=%d stride=%d padding=%d (kernel is required; padding at "
-                   "most kernel/2)", op, o.kernel, o.stride, o.padding);
-        return NULL;
-    }
+    if (!nn__pool_check(op, o)) return NULL;
     if ((m = nn__module_with_state(type, fwd, sizeof(nn__pool_state)))) ((nn__pool_state *)m->user)->opts = o;
     return m;
 }
@@ -6581,10 +6720,7 @@ NNDEF nn_module *nn_avgpool1d(nn_pool_opts opts) { return nn__pool_make("nn_avgp
 NNDEF nn_module *nn_global_avgpool(void) { return nn_module_new("AdaptiveAvgPool2d", nn__gap_forward); }
 NNDEF nn_module *nn_upsample_nearest2d(int scale) {
     nn_module *m;
-    if (scale < 1) {
-        nn__misuse("nn_upsample_nearest2d: scale must be >= 1, got %d", scale);
-        return NULL;
-    }
+    if (!nn__upsample_check("nn_upsample_nearest2d", scale)) return NULL;
     m = nn__module_with_state("Upsample", nn__upsample_forward, sizeof(nn__pool_state));
     if (m) ((nn__pool_state *)m->user)->scale = scale;
     return m;
@@ -6643,7 +6779,7 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
     size_t S;
     double M;
     if (!x || x->ndim < 2 || x->shape[1] < 1) {
-        nn__misuse("nn_batch_norm: needs x [N,C,...], got %s", nn__ts(x));
+        nn__misuse("nn_batch_norm_op: needs x [N,C,...], got %s", nn__ts(x));
         return NULL;
     }
     N = x->shape[0];
@@ -6653,24 +6789,25 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
         (running_mean && (running_mean->ndim != 1 || running_mean->shape[0] != C)) ||
         (running_var && (running_var->ndim != 1 || running_var->shape[0] != C)) ||
         (!training && (!running_mean || !running_var)) || !(eps >= 0.0f)) {
-        nn__misuse("nn_batch_norm: x %s has %d channels; weight %s, bias %s, running_mean %s, "
-                   "running_var %s must be [%d] (running statistics are required in evaluation)",
+        nn__misuse("nn_batch_norm_op: x %s has %d channels; weight %s, bias %s, running_mean %s, "
+                   "running_var %s must be [%d] (running statistics are required in evaluation; "
+                   "eps=%g must be >= 0)",
                    nn__ts(x), C, weight ? nn__ts(weight) : "none", bias ? nn__ts(bias) : "none",
                    running_mean ? nn__ts(running_mean) : "none",
-                   running_var ? nn__ts(running_var) : "none", C);
+                   running_var ? nn__ts(running_var) : "none", C, (double)eps);
         return NULL;
     }
     S = N && C ? x->numel / ((size_t)N * (size_t)C) : 0;
     M = (double)N * (double)S;
     if (training && M < 2.0) {
-        nn__misuse("nn_batch_norm: training needs more than one value per channel, got x %s",
+        nn__misuse("nn_batch_norm_op: training needs more than one value per channel, got x %s",
                    nn__ts(x));
         return NULL;
     }
     in[0] = x;
     if (weight) iw = nin, in[nin++] = weight;
     if (bias) ib = nin, in[nin++] = bias;
-    out = nn__op("nn_batch_norm", in, nin, nn_shape_of(x), nn__bn_backward);
+    out = nn__op("nn_batch_norm_op", in, nin, nn_shape_of(x), nn__bn_backward);
     if (!out) return NULL;
     if (!(mean = (float *)nn__scratch(out, 2 * (size_t)C * sizeof(float)))) return NULL;
     invstd = mean + C;
@@ -6727,8 +6864,7 @@ static nn_tensor *nn__bn_forward(nn_module *m, nn_tensor *x) {
     nn_tensor *y;
     int want2d = st->twod;
     if (!x || (want2d ? x->ndim != 4 : (x->ndim != 2 && x->ndim != 3))) {
-        nn__misuse("%s: needs x %s, got %s", want2d ? "nn_batchnorm2d" : "nn_batchnorm1d",
-                   want2d ? "[N,C,H,W]" : "[N,C] or [N,C,L]", nn__ts(x));
+        nn__misuse("needs x %s, got %s", want2d ? "[N,C,H,W]" : "[N,C] or [N,C,L]", nn__ts(x));
         return NULL;
     }
     y = nn_batch_norm_op(x, st->running_mean, st->running_var, st->weight, st->bias, m->training,
@@ -6861,10 +6997,10 @@ static nn_tensor *nn__act(const char *op, int kind, nn_tensor *x, float p) {
     return out;
 }
 
-NNDEF nn_tensor *nn_leaky_relu_op(nn_tensor *x, float slope) { return nn__act("nn_leaky_relu", NN__A_LEAKY, x, slope); }
-NNDEF nn_tensor *nn_elu_op(nn_tensor *x, float alpha) { return nn__act("nn_elu", NN__A_ELU, x, alpha); }
-NNDEF nn_tensor *nn_gelu_op(nn_tensor *x) { return nn__act("nn_gelu", NN__A_GELU, x, 0.0f); }
-NNDEF nn_tensor *nn_silu_op(nn_tensor *x) { return nn__act("nn_silu", NN__A_SILU, x, 0.0f); }
+NNDEF nn_tensor *nn_leaky_relu_op(nn_tensor *x, float slope) { return nn__act("nn_leaky_relu_op", NN__A_LEAKY, x, slope); }
+NNDEF nn_tensor *nn_elu_op(nn_tensor *x, float alpha) { return nn__act("nn_elu_op", NN__A_ELU, x, alpha); }
+NNDEF nn_tensor *nn_gelu_op(nn_tensor *x) { return nn__act("nn_gelu_op", NN__A_GELU, x, 0.0f); }
+NNDEF nn_tensor *nn_silu_op(nn_tensor *x) { return nn__act("nn_silu_op", NN__A_SILU, x, 0.0f); }
 
 static nn_tensor *nn__leaky_forward(nn_module *m, nn_tensor *x) {
     return nn_leaky_relu_op(x, ((const nn__scalar_state *)m->user)->value);
@@ -7164,15 +7300,25 @@ NNDEF nn_optim *nn_lamb(nn_module *m, nn_lamb_opts opts) {
                                           1e-6, 0.0));
 }
 
+/* The lookahead options, for nn_lookahead and nn_ranger.  0 after a report. */
+static int nn__lookahead_check(const char *op, nn_lookahead_opts opts) {
+    if (opts.k < 0 || !(opts.alpha >= 0.0f && opts.alpha <= 1.0f)) {
+        nn__misuse("%s: needs k >= 0 and alpha in [0,1] (got k=%d alpha=%g)", op, opts.k,
+                   (double)opts.alpha);
+        return 0;
+    }
+    return 1;
+}
+
 NNDEF nn_optim *nn_lookahead(nn_optim *inner, nn_lookahead_opts opts) {
     nn_optim *o;
     int i, k;
     size_t c;
-    if (!inner || opts.k < 0 || opts.alpha < 0.0f || opts.alpha > 1.0f) {
-        nn__misuse("nn_lookahead: needs an optimizer, k >= 0 and alpha in [0,1] (got k=%d alpha=%g)",
-                   opts.k, (double)opts.alpha);
+    if (!inner) {
+        nn__misuse("nn_lookahead: needs an optimizer to wrap, got NULL");
         return NULL;
     }
+    if (!nn__lookahead_check("nn_lookahead", opts)) return NULL;
     if (!(o = (nn_optim *)nn__calloc(1, sizeof(nn_optim)))) return NULL;
     o->kind = NN__OPT_LOOKAHEAD;
     o->n = inner->n;
@@ -7207,7 +7353,12 @@ NNDEF nn_optim *nn_ranger(nn_module *m, nn_ranger_opts opts) {
     r.weight_decay = opts.weight_decay;
     la.k = opts.k > 0 ? opts.k : 6;
     la.alpha = opts.alpha;
-    if (!(inner = nn_radam(m, r))) return NULL;
+    if (!nn__lookahead_check("nn_ranger", la)) return NULL;
+    /* nn_radam's body, so that its reports name nn_ranger */
+    if (!(inner = nn__optim_finish(nn__adam_like("nn_ranger", m, NN__OPT_RADAM, 3u, r.lr, r.beta1,
+                                                 r.beta2, r.eps, r.weight_decay, 1e-3, 0.9, 1e-8,
+                                                 0.0))))
+        return NULL;
     if (!(o = nn_lookahead(inner, la))) nn_optim_free(inner);
     return o;
 }
@@ -8866,7 +9017,7 @@ NNDEF nn_status nn_lr_find_write_svg(const nn_lr_find_result *r, const char *pat
 
 struct nn_snapshots {
     nn_module *m;
-    int max, count, next;
+    int max, count, next, cap; /* cap: slots of snap allocated (they grow to max as needed) */
     size_t nbytes;
     unsigned char **snap;
     unsigned char *backup;
@@ -8911,7 +9062,8 @@ NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count) {
     s->m = m;
     s->max = max_count ? max_count : 8;
     s->nbytes = nn__snapshot_copy(m, NULL, 0);
-    s->snap = (unsigned char **)nn__calloc((size_t)s->max, sizeof(unsigned char *));
+    s->cap = NN__MIN(s->max, 8); /* a huge max_count costs nothing until used */
+    s->snap = (unsigned char **)nn__calloc((size_t)s->cap, sizeof(unsigned char *));
     s->backup = (unsigned char *)nn__malloc(s->nbytes);
     if (!s->snap || !s->backup) {
         nn_snapshots_free(s);
@@ -8931,6 +9083,14 @@ NNDEF nn_status nn_snapshot_take(nn_snapshots *s) {
         return NN_ERR_ARG;
     }
     k = s->next;
+    if (k >= s->cap) { /* only while filling: then next == count == cap */
+        int cap = s->cap > s->max / 2 ? s->max : 2 * s->cap;
+        unsigned char **grown = (unsigned char **)NN_REALLOC(s->snap, (size_t)cap * sizeof(unsigned char *));
+        if (!grown) return nn__error(NN_ERR_OOM, "nn_snapshot_take: out of memory");
+        memset(grown + s->cap, 0, (size_t)(cap - s->cap) * sizeof(unsigned char *));
+        s->snap = grown;
+        s->cap = cap;
+    }
     if (!s->snap[k] && !(s->snap[k] = (unsigned char *)nn__malloc(s->nbytes))) return NN_ERR_OOM;
     nn__snapshot_copy(s->m, s->snap[k], 0);
     s->next = (k + 1) % s->max;
@@ -8980,7 +9140,7 @@ NNDEF void nn_snapshots_free(nn_snapshots *s) {
     int k;
     if (!s) return;
     if (s->snap)
-        for (k = 0; k < s->max; k++) nn__free(s->snap[k]);
+        for (k = 0; k < s->cap; k++) nn__free(s->snap[k]);
     nn__free(s->snap);
     nn__free(s->backup);
     nn__free(s);

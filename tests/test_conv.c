@@ -349,7 +349,7 @@ static void shape_errors(nn_graph *g) {
     expect_error(nn_batch_norm_op(nn_zeros(g, NN_SHAPE(1, 3)), NULL, NULL, NULL, NULL, 1, 0.1f, 1e-5f),
                  "batch norm of one value per channel", "nn_batch_norm", "more than one value");
     bn = nn_batchnorm2d(3);
-    expect_error(nn_forward(bn, nn_zeros(g, NN_SHAPE(2, 3))), "2-D input to batchnorm2d", "nn_batchnorm2d", "[2,3]");
+    expect_error(nn_forward(bn, nn_zeros(g, NN_SHAPE(2, 3))), "2-D input to batchnorm2d", "nn_forward(BatchNorm2d): needs x", "[2,3]");
     nn_module_free(bn);
     o.kernel = 0;
     NN_TEST_CHECK(nn_conv2d(3, 4, o) == NULL && strstr(last_error, "kernel is required"),
