@@ -4,7 +4,9 @@
    shared validators of the layer families, and the naming rule of messages
    (the _op forms report under their own names, module forwards as
    "nn_forward(Type): ..."). */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include <limits.h>

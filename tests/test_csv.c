@@ -2,7 +2,9 @@
    missing values, exact error messages), float datasets through the loader,
    nn_dataset_split (sizes, seeds, stratification, no sample lost) and the
    standardizer. */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include <string.h>

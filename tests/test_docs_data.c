@@ -3,7 +3,9 @@
    stand-in comes only when asked for by name ("synthetic", as dir or as
    $NN_DATA). */
 #define _POSIX_C_SOURCE 200112L /* setenv */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include <stdlib.h>

@@ -7,7 +7,9 @@
    inside a module's forward) or with a status; the sanitizer builds catch
    crashes and overflows.  Table driven: one row per public function and
    argument slot. */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include <float.h>
