@@ -1504,9 +1504,77 @@ static int nn__team(int big) {
     return nt;
 }
 
+/* Contention control.  A team is only as fast as its slowest thread: when
+   other processes take a core, the thread that shares it arrives late, the
+   caller waits at the region's end, and libgomp's default spin-waiting
+   (about 3 ms after each region) takes time from everyone, so a 2-thread
+   run can be several times slower than a 1-thread one.  The GEMM, most of
+   the work, times every call: for products of similar size (a power of 2
+   of multiply-adds) it keeps a running rate alone and with the team, runs
+   the faster way, and tries the other one after NN__PROBE seconds, the
+   wait doubling up to NN__PROBE_MAX while the tries lose.  The other
+   regions follow the GEMM's last choice.  Results do not depend on
+   the team size, so this changes only speed.  Per calling thread. */
+#ifndef NN__PROBE
+#define NN__PROBE 0.1
+#endif
+static NN__THREAD_LOCAL int nn__solo = 0;     /* 1: regions run on one thread */
+static NN__THREAD_LOCAL int nn__solo_off = 0; /* tests: 1 keeps every team */
+
+/* The team to run a region with that was planned for nt threads. */
+static int nn__run(int nt) { return nt > 1 && nn__solo && !nn__solo_off ? 1 : nt; }
+
+#ifdef NN__OMP_ON
+#ifndef NN__PROBE_MAX
+#define NN__PROBE_MAX 10.0
+#endif
+#define NN__RATE_BINS 12
+/* multiply-adds per second of each size class: alone, with the team (0: not
+   measured); when to try the way not taken next (in any class), and the
+   current wait between tries */
+static NN__THREAD_LOCAL double nn__rates[NN__RATE_BINS][2], nn__probe_at = 0.0, nn__probe_wait = 0.0;
+
+/* The size class of a product of macs multiply-adds (2^20 and up). */
+static int nn__rate_bin(double macs) {
+    int b = 0;
+    while (b < NN__RATE_BINS - 1 && macs >= (double)(1 << 21) * (double)(1 << b)) b++;
+    return b;
+}
+
+/* Whether a product in bin b runs with the team (1) or alone (0) now; sets
+   *probe when that is a try of the way not preferred. */
+static int nn__rate_pick(int b, double now, int *probe) {
+    double *q = nn__rates[b];
+    int team = q[1] >= q[0];
+    *probe = 0;
+    if (nn__solo_off || q[1] == 0.0) return 1;
+    if (q[0] == 0.0) return 0;
+    if (now >= nn__probe_at) {
+        *probe = 1;
+        return !team;
+    }
+    return team;
+}
+
+/* Record that a product of macs multiply-adds in bin b took secs, alone or
+   with the team; a try that lost waits twice as long before the next one
+   (so a loaded machine pays for few slow tries), one that won resets it. */
+static void nn__rate_note(int b, int team, int probe, double macs, double secs, double now) {
+    double *q = nn__rates[b], r = macs / NN__MAX(secs, 1e-7);
+    int pref;
+    q[team] = q[team] > 0.0 && !probe ? 0.75 * q[team] + 0.25 * r : r;
+    pref = q[1] >= q[0];
+    if (probe || nn__probe_wait == 0.0) {
+        nn__probe_wait = probe && pref != team ? NN__MIN(2.0 * nn__probe_wait, NN__PROBE_MAX) : NN__PROBE;
+        nn__probe_at = now + nn__probe_wait;
+    }
+    nn__solo = !pref;
+}
+#endif
+
 /* Threads for an element-wise loop over n floats: 1 below the threshold or
    inside a parallel region. */
-static int nn__ew_threads(double n) { return nn__team(n >= (double)NN__EW_MT_MIN); }
+static int nn__ew_threads(double n) { return nn__run(nn__team(n >= (double)NN__EW_MT_MIN)); }
 
 #ifdef NN__OMP_ON
 #define NN__TID omp_get_thread_num()
@@ -2323,9 +2391,20 @@ static int nn__gemm_run(nn__gemm_job *g) {
     if ((double)g->M * g->N * g->K >= (double)NN__GEMM_MT_MIN && !omp_in_parallel()) {
         int nt = nn__team(1), pm, pn;
         nn__gemm_grid(g->M, g->N, g->K, nt, &pm, &pn);
+        /* the buffer is sized for the planned team even when the call runs
+           alone, so its size does not follow the machine's load */
         if (pm * pn > 1 && (bpack = nn__gemm_buffer(slice * (size_t)(pm * pn))) != NULL) {
             int npm = (g->M + NN__GEMM_MR - 1) / NN__GEMM_MR;
             int npn = (g->N + NN__GEMM_NR - 1) / NN__GEMM_NR;
+            double macs = (double)g->M * g->N * g->K, t0 = omp_get_wtime();
+            int bin = nn__rate_bin(macs), probe;
+            if (!nn__rate_pick(bin, t0, &probe)) {
+                double t1;
+                nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
+                t1 = omp_get_wtime();
+                nn__rate_note(bin, 0, probe, macs, t1 - t0, t1);
+                return 1;
+            }
             NN__OMP(parallel num_threads(pm * pn))
             {
                 int tid = omp_get_thread_num(), team = omp_get_num_threads();
@@ -2338,6 +2417,10 @@ static int nn__gemm_run(nn__gemm_job *g) {
                 } else if (tid == 0) { /* fewer threads than asked for */
                     nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
                 }
+            }
+            {
+                double t1 = omp_get_wtime();
+                nn__rate_note(bin, 1, probe, macs, t1 - t0, t1);
             }
             return 1;
         }
@@ -4488,7 +4571,7 @@ static float nn__dotdev16(const float *g, const float *x, float m, size_t n) {
 /* out[n, c, :] += b[c] for N x C planes of S values. */
 static void nn__add_channel_bias(float *out, const float *b, int N, int C, size_t S) {
     int p, planes = N * C;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)planes * (double)S > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)planes * (double)S > NN__PAR_MIN))))
     for (p = 0; p < planes; p++) {
         float v = b[p % C], *o = out + (size_t)p * S;
         size_t i;
@@ -4499,7 +4582,7 @@ static void nn__add_channel_bias(float *out, const float *b, int N, int C, size_
 /* gb[c] += sum over n and the S values of g[n, c, :]. */
 static void nn__channel_sum(const float *g, int N, int C, size_t S, float *gb) {
     int c;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)N * (double)C * (double)S > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)N * (double)C * (double)S > NN__PAR_MIN))))
     for (c = 0; c < C; c++) {
         double acc = 0.0;
         int n;
@@ -4561,7 +4644,7 @@ static void nn__conv_range(int out, int s, int off, int size, int *lo, int *hi) 
 static void nn__im2col(const nn__convg *q, const float *img, int n0, int cn, float *col) {
     int rows = q->C * q->KH * q->KW, r;
     size_t P = (size_t)q->OH * (size_t)q->OW, ld = (size_t)cn * P, HW = (size_t)q->H * (size_t)q->W;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)rows * (double)ld > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)rows * (double)ld > NN__PAR_MIN))))
     for (r = 0; r < rows; r++) {
         int c = r / (q->KH * q->KW), kh = r / q->KW % q->KH, kw = r % q->KW;
         int off = kw * q->DW - q->PW, lo, hi, j, oh, ow;
@@ -4600,7 +4683,7 @@ static void nn__im2col(const nn__convg *q, const float *img, int n0, int cn, flo
 static void nn__col2im(const nn__convg *q, const float *col, int n0, int cn, float *img) {
     int planes = cn * q->C, pl;
     size_t P = (size_t)q->OH * (size_t)q->OW, ld = (size_t)cn * P, HW = (size_t)q->H * (size_t)q->W;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)planes * (double)HW * q->KH * q->KW > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)planes * (double)HW * q->KH * q->KW > NN__PAR_MIN))))
     for (pl = 0; pl < planes; pl++) {
         int j = pl / q->C, c = pl % q->C, kh, kw, oh, ow;
         float *dst = img + ((size_t)(n0 + j) * q->C + (size_t)c) * HW;
@@ -4630,7 +4713,7 @@ static void nn__col2im(const nn__convg *q, const float *col, int n0, int cn, flo
 static void nn__conv_gather(const nn__convg *q, const float *other, int n0, int cn, float *tmp) {
     int f;
     size_t P = (size_t)q->OH * (size_t)q->OW;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q->F * (double)cn * (double)P > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)q->F * (double)cn * (double)P > NN__PAR_MIN))))
     for (f = 0; f < q->F; f++) {
         int j;
         for (j = 0; j < cn; j++)
@@ -4642,7 +4725,7 @@ static void nn__conv_scatter(const nn__convg *q, const float *tmp, int n0, int c
                              int accumulate) {
     int f;
     size_t P = (size_t)q->OH * (size_t)q->OW;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q->F * (double)cn * (double)P > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)q->F * (double)cn * (double)P > NN__PAR_MIN))))
     for (f = 0; f < q->F; f++) {
         int j;
         size_t i;
@@ -4878,7 +4961,7 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                     }
         }
     }
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
         int n;
@@ -5009,7 +5092,7 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
        them and transposes their dy into its own buffers, then runs every tile
        over them.  No barrier, and a thread reads the samples it wrote in the
        layers before (element-wise loops split the batch the same way). */
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         float *xb = buf + per * (size_t)NN__TID, *dyb = xb + (size_t)S * xper;
         int ch;
@@ -5163,7 +5246,7 @@ static void nn__conv_to_image(const nn__convg *q, const float *other, const floa
 static void nn__dw_forward_loops(const nn__convg *q, const float *img, const float *w, float *out) {
     int planes = q->N * q->F, pl, Fg = q->F / q->G;
     size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)planes * (double)P * q->KH * q->KW > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)planes * (double)P * q->KH * q->KW > NN__PAR_MIN))))
     for (pl = 0; pl < planes; pl++) {
         int n = pl / q->F, f = pl % q->F, c = f / Fg, kh, kw, oh, ow;
         const float *x = img + ((size_t)n * q->C + (size_t)c) * HW;
@@ -5200,7 +5283,7 @@ static void nn__dw_backward_loops(const nn__convg *q, const float *img, const fl
     (void)work; /* only the OpenMP clauses read it */
     if (gimg) {
         int planes = q->N * q->C, pl;
-        NN__OMP(parallel for schedule(static) num_threads(nn__team(work > NN__PAR_MIN)))
+        NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team(work > NN__PAR_MIN))))
         for (pl = 0; pl < planes; pl++) {
             int n = pl / q->C, c = pl % q->C, f, kh, kw, oh, ow;
             float *gx = gimg + (size_t)pl * HW;
@@ -5230,7 +5313,7 @@ static void nn__dw_backward_loops(const nn__convg *q, const float *img, const fl
     }
     if (gw) {
         int f;
-        NN__OMP(parallel for schedule(static) num_threads(nn__team(work > NN__PAR_MIN)))
+        NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team(work > NN__PAR_MIN))))
         for (f = 0; f < q->F; f++) {
             int c = f / Fg, n, kh, kw, oh, ow;
             for (kh = 0; kh < q->KH; kh++) {
@@ -5436,7 +5519,7 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
     }
     for (t = 0; t < KK; t++)
         off[t] = (size_t)(t / q->KW * q->DH) * cols + (size_t)(t % q->KW * q->DW);
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         float *xp = buf + per * (size_t)nn__dw_thread(), *tail = xp + (size_t)rows * cols;
         int pl, clear = 1;
@@ -5499,7 +5582,7 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
     }
     flip = buf + per * (size_t)nt;
     for (t = 0; t < (int)FK; t++) flip[t] = w[t / KK * KK + KK - 1 - t % KK];
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         int tid = nn__dw_thread(), team = nn__dw_team(), xclear = 1, gclear = 1, n;
         int c0 = (int)((long long)q->C * tid / team);
@@ -5861,7 +5944,7 @@ static void nn__pool_backward(nn__node *n) {
     if (!gx) return;
     if (n->iarg[0] == NN__POOL_MAX) {
         const int *arg = (const int *)(q + 1);
-        NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q->planes * (double)P > NN__PAR_MIN)))
+        NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)q->planes * (double)P > NN__PAR_MIN))))
         for (pl = 0; pl < q->planes; pl++) {
             size_t i;
             float *g = gx + (size_t)pl * HW;
@@ -5872,7 +5955,7 @@ static void nn__pool_backward(nn__node *n) {
         }
         return;
     }
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q->planes * (double)P > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)q->planes * (double)P > NN__PAR_MIN))))
     for (pl = 0; pl < q->planes; pl++) {
         int oh, ow, ih, iw;
         float inv = 1.0f / (float)(q->KH * q->KW), *g = gx + (size_t)pl * HW;
@@ -5936,7 +6019,7 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
     if (kind == NN__POOL_MAX && q.KH == 2 && q.KW == 2 && q.SH == 2 && q.SW == 2 && q.PH == 0 &&
         q.PW == 0) {
         /* The common 2x2 / stride 2 case: no bounds to check. */
-        NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q.planes * (double)PP * K > NN__PAR_MIN)))
+        NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)q.planes * (double)PP * K > NN__PAR_MIN))))
         for (pl = 0; pl < q.planes; pl++) {
             const float *xp = x->data + (size_t)pl * HW;
             float *y = out->data + (size_t)pl * PP;
@@ -6027,7 +6110,7 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
         }
         return out;
     }
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q.planes * (double)PP * K > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)q.planes * (double)PP * K > NN__PAR_MIN))))
     for (pl = 0; pl < q.planes; pl++) {
         const float *xp = x->data + (size_t)pl * HW;
         float *y = out->data + (size_t)pl * PP;
@@ -6074,7 +6157,7 @@ static void nn__gap_backward(nn__node *n) {
     size_t S = n->in[0]->numel / (n->out->numel ? n->out->numel : 1), i;
     int pl, planes = (int)n->out->numel;
     if (!gx) return;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)n->in[0]->numel > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)n->in[0]->numel > NN__PAR_MIN))))
     for (pl = 0; pl < planes; pl++) {
         float v = n->out->grad[pl] / (float)S, *g = gx + (size_t)pl * S;
         for (i = 0; i < S; i++) g[i] += v;
@@ -6102,7 +6185,7 @@ NNDEF nn_tensor *nn_global_avgpool_op(nn_tensor *x) {
     out = nn__op("nn_global_avgpool", &x, 1, s, nn__gap_backward);
     if (!out) return NULL;
     planes = (int)out->numel;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)x->numel > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)x->numel > NN__PAR_MIN))))
     for (pl = 0; pl < planes; pl++) out->data[pl] = nn__sum16(x->data + (size_t)pl * S, S) / (float)S;
     return out;
 }
@@ -6112,7 +6195,7 @@ static void nn__upsample_backward(nn__node *n) {
     float *gx = nn__in_grad(n, 0);
     int s = n->iarg[0], H = x->shape[2], W = x->shape[3], planes = x->shape[0] * x->shape[1], pl;
     if (!gx) return;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)n->out->numel > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)n->out->numel > NN__PAR_MIN))))
     for (pl = 0; pl < planes; pl++) {
         const float *d = n->out->grad + (size_t)pl * H * W * s * s;
         float *g = gx + (size_t)pl * H * W;
@@ -6140,7 +6223,7 @@ NNDEF nn_tensor *nn_upsample_nearest2d_op(nn_tensor *x, int scale) {
     if (!out) return NULL;
     if (out->node) out->node->iarg[0] = scale;
     planes = x->shape[0] * x->shape[1];
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)out->numel > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)out->numel > NN__PAR_MIN))))
     for (pl = 0; pl < planes; pl++) {
         const float *xp = x->data + (size_t)pl * H * W;
         float *y = out->data + (size_t)pl * H * W * scale * scale;
@@ -6209,7 +6292,7 @@ static void nn__bn_backward(nn__node *n) {
     float gxbeta, *gx = nn__in_grad_w(n, 0, &gxbeta), *gw = iw ? nn__in_grad(n, iw) : NULL;
     float *gb = ib ? nn__in_grad(n, ib) : NULL;
     double M = (double)N * (double)S;
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)x->numel > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)x->numel > NN__PAR_MIN))))
     for (c = 0; c < C; c++) {
         double sdy = 0.0, sdyx = 0.0;
         float m = mean[c], is = invstd[c], k, a, bcoef;
@@ -6286,7 +6369,7 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
         out->node->iarg[1] = iw;
         out->node->iarg[2] = ib;
     }
-    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)x->numel > NN__PAR_MIN)))
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)x->numel > NN__PAR_MIN))))
     for (c = 0; c < C; c++) {
         float m, is, g = weight ? weight->data[c] : 1.0f, b = bias ? bias->data[c] : 0.0f, scale, shift;
         int i;

@@ -2,7 +2,8 @@
    was, state save/restore, per-thread generators (two threads training with
    dropout match the same runs alone), the loader's own generator, misuse
    messages, and every parallel region taking its team size from
-   nn_set_threads. */
+   nn_set_threads, and the contention control (one thread when the team is
+   slower). */
 #define NN_IMPLEMENTATION
 #include "nn.h"
 #include "harness.h"
@@ -319,6 +320,7 @@ static int layers_team(int threads) {
                         nn_avgpool2d(po), nn_flatten(), nn_linear(16 * 8 * 8, 10), NULL);
     mlp = nn_sequential(nn_linear(512, 256), nn_relu(), nn_linear(256, 10), NULL);
     nn_set_threads(threads);
+    nn__solo_off = 1; /* the team planned, whatever the machine's load */
 #ifdef _OPENMP
     omp_set_num_threads(2); /* the caller's own OpenMP setting, ignored */
 #endif
@@ -329,6 +331,7 @@ static int layers_team(int threads) {
     x = nn_randn(g, NN_SHAPE(256, 512));
     loss = nn_cross_entropy(nn_forward(mlp, x), labels, ce);
     (void)loss;
+    nn__solo_off = 0;
     nn_set_threads(0);
     nn_graph_free(g);
     nn_module_free(cnn);
@@ -371,6 +374,51 @@ static void test_thread_setting(void) {
     test_regions_name_team();
 }
 
+/* Contention control: the GEMM runs alone when that measured faster, tries
+   the team again later (waiting longer after each lost try), and the other
+   regions follow its choice.  Driven here with made-up timings. */
+static void test_contention_policy(void) {
+#ifdef _OPENMP
+    int b = nn__rate_bin(4.0e6), probe, t;
+    double now = 1000.0;
+    memset(nn__rates, 0, sizeof nn__rates);
+    nn__probe_at = 0.0;
+    nn__probe_wait = 0.0;
+    nn_set_threads(2);
+    t = nn__rate_pick(b, now, &probe);
+    NN_TEST_CHECK(t == 1, "a size class starts with the team");
+    nn__rate_note(b, 1, probe, 4.0e6, 1e-3, now); /* the team: 4 GMAC/s, late */
+    t = nn__rate_pick(b, now, &probe);
+    NN_TEST_CHECK(t == 0, "then measures alone");
+    nn__rate_note(b, 0, probe, 4.0e6, 1e-4, now); /* alone: 40 GMAC/s */
+    NN_TEST_CHECK(nn__solo == 1 && nn__run(2) == 1 && nn__ew_threads(1e7) == 1,
+                  "alone was faster: regions run on one thread");
+    t = nn__rate_pick(b, now + 0.5 * NN__PROBE, &probe);
+    NN_TEST_CHECK(t == 0 && !probe, "no try of the team before NN__PROBE seconds");
+    t = nn__rate_pick(b, now + 1.5 * NN__PROBE, &probe);
+    NN_TEST_CHECK(t == 1 && probe, "after NN__PROBE the team is tried again");
+    nn__rate_note(b, 1, probe, 4.0e6, 1e-3, now + 1.5 * NN__PROBE); /* still late */
+    NN_TEST_CHECK(nn__solo == 1 && nn__probe_wait == 2.0 * NN__PROBE, "a lost try doubles the wait (%g)",
+                  nn__probe_wait);
+    t = nn__rate_pick(b, now + 3.0 * NN__PROBE, &probe);
+    NN_TEST_CHECK(t == 0 && !probe, "and the next try waits for it");
+    t = nn__rate_pick(b, now + 4.0 * NN__PROBE, &probe);
+    nn__rate_note(b, 1, probe, 4.0e6, 5e-5, now + 4.0 * NN__PROBE); /* the other core is free again */
+    NN_TEST_CHECK(t == 1 && nn__solo == 0 && nn__run(2) == 2 && nn__probe_wait == NN__PROBE,
+                  "a won try brings the team back");
+    nn__solo_off = 1;
+    nn__solo = 1;
+    NN_TEST_CHECK(nn__run(2) == 2, "nn__solo_off keeps every team");
+    nn__solo_off = 0;
+    nn__solo = 0;
+    memset(nn__rates, 0, sizeof nn__rates);
+    nn__probe_at = nn__probe_wait = 0.0;
+    nn_set_threads(0);
+#else
+    NN_TEST_CHECK(nn__run(2) == 2 && nn__team(1) == 1, "without OpenMP one thread, no policy");
+#endif
+}
+
 int main(void) {
     test_global_stream_unchanged();
     test_state_roundtrip();
@@ -379,5 +427,6 @@ int main(void) {
     test_two_threads();
     test_misuse();
     test_thread_setting();
+    test_contention_policy();
     return nn_test_summary("test_rng");
 }
