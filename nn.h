@@ -80,10 +80,12 @@
         (shapes that do not fit, NULL tensors) calls the error hook with a
         message naming the op and the shapes; the default hook prints it and
         aborts.  If an installed hook returns, the op returns NULL.
-     4. Threads.  Different threads must use different graphs.  The RNG and
-        the error hook are global; nn_error_string() is per thread.  Each
+     4. Threads.  Different threads must use different graphs.  The error
+        hook and the default RNG are global; nn_set_thread_rng gives a thread
+        its own generator, and nn_error_string() is per thread.  Each
         thread that runs kernels keeps a scratch buffer; nn_thread_cleanup()
-        frees it before the thread exits.
+        frees it before the thread exits.  nn_set_threads sets the size of
+        every parallel region.
      5. Determinism.  The same seed gives bitwise the same run, at any number
         of threads.
 

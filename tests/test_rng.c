@@ -152,12 +152,13 @@ static void test_thread_override(void) {
 /* The loader's own generator: its order does not depend on other draws. */
 static void loader_order(nn_rng *r, int disturb, int *labels, int n) {
     nn_dataset ds;
-    nn_loader_opts lo = {0};
+    nn_loader_opts lo;
     nn_loader *ld;
     nn_graph *g = nn_graph_new();
     nn_tensor *x;
     const int *y;
     int k = 0, e, i, b;
+    memset(&lo, 0, sizeof lo);
     nn_dataset_synthetic(50, 9, &ds);
     lo.batch_size = 16;
     lo.shuffle = 1;
@@ -199,11 +200,13 @@ static void train_dropout(uint64_t seed, float *out) {
     nn_graph *g = nn_graph_new();
     nn_module *net;
     nn_optim *opt;
-    nn_sgd_opts so = {0};
-    nn_ce_opts ce = {0};
+    nn_sgd_opts so;
+    nn_ce_opts ce;
     nn_param *ps;
     int labels[64], s, i, np;
     size_t n = 0;
+    memset(&so, 0, sizeof so);
+    memset(&ce, 0, sizeof ce);
     nn_seed(seed);
     net = nn_sequential(nn_linear(96, 160), nn_relu(), nn_dropout(0.3f), nn_linear(160, 10), NULL);
     so.lr = 0.05f;
@@ -307,10 +310,13 @@ static int layers_team(int threads) {
     nn_graph *g = nn_graph_new();
     nn_module *cnn, *mlp;
     nn_tensor *x, *loss;
-    nn_ce_opts ce = {0};
+    nn_ce_opts ce;
     int labels[256], i;
-    nn_conv_opts co = {0};
-    nn_pool_opts po = {0};
+    nn_conv_opts co;
+    nn_pool_opts po;
+    memset(&ce, 0, sizeof ce);
+    memset(&co, 0, sizeof co);
+    memset(&po, 0, sizeof po);
     co.kernel = 3;
     co.padding = 1;
     po.kernel = 2;
