@@ -1544,14 +1544,14 @@ static int nn__rate_bin(double macs) {
 }
 
 /* Whether a product in bin b runs with the team (1) or alone (0) now; sets
-   *probe when that is a try of the way not preferred. */
+   *probe when that is a try of the way not preferred.  A class measured
+   neither way starts the way the other classes prefer. */
 static int nn__rate_pick(int b, double now, int *probe) {
     double *q = nn__rates[b];
-    int team = q[1] >= q[0];
+    int team = q[0] == 0.0 && q[1] == 0.0 ? !nn__solo : q[1] > 0.0 && q[1] >= q[0];
     *probe = 0;
-    if (nn__solo_off || q[1] == 0.0) return 1;
-    if (q[0] == 0.0) return 0;
-    if (now >= nn__probe_at) {
+    if (nn__solo_off) return 1;
+    if ((q[0] > 0.0 || q[1] > 0.0) && now >= nn__probe_at) {
         *probe = 1;
         return !team;
     }
@@ -1565,7 +1565,7 @@ static void nn__rate_note(int b, int team, int probe, double macs, double secs, 
     double *q = nn__rates[b], r = macs / NN__MAX(secs, 1e-7);
     int pref;
     q[team] = q[team] > 0.0 && !probe ? 0.75 * q[team] + 0.25 * r : r;
-    pref = q[1] >= q[0];
+    pref = q[1] >= q[0]; /* an unmeasured way rates 0 */
     if (probe || nn__probe_wait == 0.0) {
         nn__probe_wait = probe && pref != team ? NN__MIN(2.0 * nn__probe_wait, NN__PROBE_MAX) : NN__PROBE;
         nn__probe_at = now + nn__probe_wait;

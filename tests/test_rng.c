@@ -385,20 +385,26 @@ static void test_thread_setting(void) {
    regions follow its choice.  Driven here with made-up timings. */
 static void test_contention_policy(void) {
 #ifdef _OPENMP
-    int b = nn__rate_bin(4.0e6), probe, t;
+    int b = nn__rate_bin(4.0e6), b2 = nn__rate_bin(3.0e7), probe, t;
     double now = 1000.0;
     memset(nn__rates, 0, sizeof nn__rates);
     nn__probe_at = 0.0;
     nn__probe_wait = 0.0;
+    nn__solo = 0; /* as at the start of a program */
     nn_set_threads(2);
     t = nn__rate_pick(b, now, &probe);
-    NN_TEST_CHECK(t == 1, "a size class starts with the team");
+    NN_TEST_CHECK(t == 1 && !probe, "a size class starts with the team");
     nn__rate_note(b, 1, probe, 4.0e6, 1e-3, now); /* the team: 4 GMAC/s, late */
-    t = nn__rate_pick(b, now, &probe);
-    NN_TEST_CHECK(t == 0, "then measures alone");
+    t = nn__rate_pick(b, now + 0.5 * NN__PROBE, &probe);
+    NN_TEST_CHECK(t == 1 && !probe, "and keeps it until NN__PROBE seconds have passed");
+    t = nn__rate_pick(b, now + 1.5 * NN__PROBE, &probe);
+    NN_TEST_CHECK(t == 0 && probe, "then tries alone");
+    now += 1.5 * NN__PROBE;
     nn__rate_note(b, 0, probe, 4.0e6, 1e-4, now); /* alone: 40 GMAC/s */
     NN_TEST_CHECK(nn__solo == 1 && nn__run(2) == 1 && nn__ew_threads(1e7) == 1,
                   "alone was faster: regions run on one thread");
+    t = nn__rate_pick(b2, now, &probe);
+    NN_TEST_CHECK(t == 0 && !probe, "a new size class starts alone too");
     t = nn__rate_pick(b, now + 0.5 * NN__PROBE, &probe);
     NN_TEST_CHECK(t == 0 && !probe, "no try of the team before NN__PROBE seconds");
     t = nn__rate_pick(b, now + 1.5 * NN__PROBE, &probe);
