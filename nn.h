@@ -1518,7 +1518,7 @@ static int nn__team(int big) {
    regions follow the GEMM's last choice.  Results do not depend on
    the team size, so this changes only speed.  Per calling thread. */
 #ifndef NN__PROBE
-#define NN__PROBE 0.1
+#define NN__PROBE 0.25
 #endif
 static NN__THREAD_LOCAL int nn__solo = 0;     /* 1: regions run on one thread */
 static NN__THREAD_LOCAL int nn__solo_off = 0; /* tests: 1 keeps every team */
@@ -1545,13 +1545,14 @@ static int nn__rate_bin(double macs) {
 
 /* Whether a product in bin b runs with the team (1) or alone (0) now; sets
    *probe when that is a try of the way not preferred.  A class measured
-   neither way starts the way the other classes prefer. */
+   neither way starts the way the other classes prefer, and its next
+   product tries the other way. */
 static int nn__rate_pick(int b, double now, int *probe) {
     double *q = nn__rates[b];
     int team = q[0] == 0.0 && q[1] == 0.0 ? !nn__solo : q[1] > 0.0 && q[1] >= q[0];
     *probe = 0;
     if (nn__solo_off) return 1;
-    if ((q[0] > 0.0 || q[1] > 0.0) && now >= nn__probe_at) {
+    if ((q[0] > 0.0) != (q[1] > 0.0) || ((q[0] > 0.0 || q[1] > 0.0) && now >= nn__probe_at)) {
         *probe = 1;
         return !team;
     }
@@ -1560,7 +1561,8 @@ static int nn__rate_pick(int b, double now, int *probe) {
 
 /* Record that a product of macs multiply-adds in bin b took secs, alone or
    with the team; a try that lost waits twice as long before the next one
-   (so a loaded machine pays for few slow tries), one that won resets it. */
+   (so a loaded machine pays for few slow tries), one that won resets the
+   wait to NN__PROBE. */
 static void nn__rate_note(int b, int team, int probe, double macs, double secs, double now) {
     double *q = nn__rates[b], r = macs / NN__MAX(secs, 1e-7);
     int pref;
