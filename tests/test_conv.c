@@ -427,7 +427,7 @@ static void modules(nn_graph *g) {
     nn_module_free(net);
 }
 
-#ifdef NN__OMP_ON
+#if defined(_OPENMP) && !defined(NN_NO_OPENMP) /* the library runs OpenMP threads */
 /* The same conv step at 1 and 2 threads gives bitwise the same numbers. */
 static void thread_determinism(nn_graph *g) {
     nn_conv_opts o;
@@ -629,7 +629,7 @@ int main(int argc, char **argv) {
     maxpool_edges(g);
     direct_engine_sweep(g);
     modules(g);
-#ifdef NN__OMP_ON
+#if defined(_OPENMP) && !defined(NN_NO_OPENMP) /* the library runs OpenMP threads */
     thread_determinism(g);
 #endif
     nn_graph_free(g);

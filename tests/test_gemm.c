@@ -85,7 +85,7 @@ static int pick_dim(void) {
     return 1 + (int)nn_rand_below(300);
 }
 
-#ifdef NN__OMP_ON
+#if defined(_OPENMP) && !defined(NN_NO_OPENMP) /* the library runs OpenMP threads */
 /* Same inputs at 1, 2 and 3 threads: the outputs must be bitwise equal. */
 static void check_threads(int ta, int tb, int M, int N, int K, float beta) {
     int lda = ta ? M : K, ldb = tb ? K : N, ldc = N + 3, nthr;
@@ -157,7 +157,7 @@ int main(void) {
     printf("max |nn_sgemm - nn_sgemm_ref| / (|alpha| K max|a| max|b| + |beta|) = %.3g\n",
            max_rel_err);
 
-#ifdef NN__OMP_ON
+#if defined(_OPENMP) && !defined(NN_NO_OPENMP) /* the library runs OpenMP threads */
     for (ta = 0; ta < 2; ta++)
         for (tb = 0; tb < 2; tb++) {
             check_threads(ta, tb, 128, 256, 784, 0.0f);
