@@ -59,6 +59,9 @@
      NN_MEM_ALIGN          64                  alignment of tensor data (bytes; a
                                                multiple of 64)
      NN_GRAPH_BLOCK        1 MiB               smallest graph-arena block (bytes)
+     NN_CSV_MAX_LINE       1 MiB               most bytes in one CSV record
+     NN_CSV_MAX_FIELDS     65536               most fields in one CSV record
+     NN_CSV_MAX_BYTES      1 GiB               largest CSV file nn_csv_read reads
 
    CONCEPTS (chapters)
 
@@ -79,7 +82,12 @@
      2. Autograd is define-by-run.  Each op computes its value at once and,
         when an input requires a gradient and the graph's gradient mode is on,
         records a node.  nn_backward(loss) runs the nodes in reverse and
-        accumulates into ->grad.  Parameters accumulate until nn_zero_grad.
+        accumulates into ->grad; it returns an nn_status (out of memory is
+        reported, never a silently missing gradient).  Parameters accumulate
+        until nn_zero_grad, which leaves them with no gradient (PyTorch's
+        set_to_none): nn_step updates only the parameters that require a
+        gradient and received one since.  A module or parameter may be shared
+        (used twice, tied weights): it is listed, updated and freed once.
      3. Errors.  What can fail because of the outside world (files, memory)
         returns an nn_status and sets nn_error_string().  Misuse of the API
         (shapes that do not fit, NULL tensors) calls the error hook with a
@@ -105,24 +113,42 @@
         module's forward "nn_forward(Conv2d): nn_conv2d_op: ...", naming the
         innermost module running.
 
-   TABLE OF CONTENTS (each name is a grep tag: search for ">>name")
+   TABLE OF CONTENTS (each name is a grep tag: search for ">>name"; the
+   declarations and the implementation follow this order, and no section
+   calls one below it)
 
      >>config      portability, allocator hooks, SIMD and OpenMP selection
-     >>core        status codes, errors, RNG, timing
-     >>kernels     nn_sgemm and the element-wise kernels
+     >>core        status codes, errors, random generators (nn_rng, the
+                   global default, per-thread override, state get/set), timing
+     >>kernels     nn_sgemm, thread teams, the element-wise kernels and the
+                   one sum reduction
+       >>kernels.conv  im2col/col2im, the direct and depthwise convolution
+                   engines (scratch memory comes from the caller)
+     >>graph       nn_graph: the per-step arena and the tape, generations
+                   (stale tensors), the per-thread current graph
      >>tensor      nn_tensor, shapes, creation, views, printing
-     >>graph       nn_graph: the per-step arena and the tape
-     >>autograd    nn_backward, anomaly detection, every differentiable op
+     >>autograd    nn_backward (returns an nn_status), anomaly detection,
+                   every differentiable op
      >>losses      cross-entropy, MSE
-     >>modules     the module interface, sequential, linear, activations
-     >>layers      conv1d/2d, transposed conv, pooling, upsampling, batch
-                   norm, leaky ReLU, ELU, GELU, SiLU
+     >>modules     the module interface, lookups by name (nn_child,
+                   nn_param), shared modules and weights, sequential,
+                   linear, ReLU/sigmoid/tanh, dropout, flatten
+     >>layers      convolutional and normalization layers, by sub-tag:
+       >>layers.conv   conv1d/2d, transposed conv (ops and modules)
+       >>layers.pool   max/average pooling, global pooling, upsampling
+       >>layers.norm   batch norm
+       >>layers.act    leaky ReLU, ELU, GELU, SiLU
+     >>data        gzip inflate, IDX files, datasets (byte images and
+                   float/tabular), CSV files, train/val/test splits,
+                   standardization, minibatch loader
      >>optim       SGD, AdaGrad, RMSprop, Adadelta, Adam(W), AMSGrad, Adamax,
                    NAdam, RAdam, LARS, LAMB, Lookahead, Ranger; parameter
-                   groups; clipping; LR, momentum and batch-size schedules;
-                   LR range test; snapshot ensembles; saving optimizer state
-     >>data        gzip inflate, IDX files, datasets, minibatch loader
-     >>train       evaluation (accuracy)
+                   groups; clipping; LR, momentum and batch-size schedules
+     >>io          optimizer and schedule state; safetensors model files
+                   (nn_save/nn_load, memory buffers, atomic writes);
+                   checkpoints
+     >>train       evaluation (accuracy), SVG plots, the LR range test,
+                   snapshot ensembles
      >>license
 */
 #ifndef NN_H
