@@ -217,6 +217,7 @@ NNDEF const char *nn_version_string(void);
    naming the op and its shapes.  The default prints to stderr and aborts.  If a
    hook returns, the failing op returns NULL.  NULL restores the default. */
 typedef void (*nn_error_hook)(const char *message, void *user);
+/* Install the misuse hook (see nn_error_hook above); NULL restores the default. */
 NNDEF void nn_set_error_hook(nn_error_hook hook, void *user);
 
 /* Seed the current random generator (PCG32): this thread's override from
@@ -1132,6 +1133,7 @@ typedef struct nn_plot_opts {
     int width, height;   /* 0 means 720 x 440 */
     float mark_x;        /* a dashed vertical line there when > 0 */
 } nn_plot_opts;
+/* Write nseries line series to an SVG file at path (axes, ticks, legend). */
 NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int nseries,
                             nn_plot_opts opts);
 
