@@ -11731,6 +11731,17 @@ static int nn__io_write(nn__io_out *o, const void *src, size_t n) {
 }
 
 /* Write the file to a temporary next to path, then rename it over path. */
+
+/* The temporary file of an atomic write could not be made (tmp NULL: out of
+   memory); frees tmp. */
+static nn_status nn__io_create_failed(const char *who, const char *path, char *tmp, int e) {
+    nn_status st;
+    if (!tmp) return nn__error(NN_ERR_OOM, "%s: %s: out of memory", who, path);
+    st = nn__error(NN_ERR_IO, "%s: %s: cannot create %s (%s)", who, path, tmp, strerror(e));
+    nn__free(tmp);
+    return st;
+}
+
 static nn_status nn__io_save_file(const char *who, nn_module *m, const char *path, nn_save_opts opts) {
     nn__io_list l;
     unsigned char *head, chunk[16384];
@@ -11762,21 +11773,16 @@ static nn_status nn__io_save_file(const char *who, nn_module *m, const char *pat
             int e = errno;
             nn__free(head);
             nn__io_list_free(&l);
-            if (!tmp) return nn__error(NN_ERR_OOM, "%s: %s: out of memory", who, path);
-            st = nn__error(NN_ERR_IO, "%s: %s: cannot create %s (%s)", who, path, tmp, strerror(e));
-            nn__free(tmp);
-            return st;
+            return nn__io_create_failed(who, path, tmp, e);
         }
     }
 #else
     tmp = nn__io_concat(path, ".tmp", "");
     if (!tmp || !(o.f = fopen(tmp, "wb"))) {
+        int e = errno;
         nn__free(head);
         nn__io_list_free(&l);
-        if (!tmp) return nn__error(NN_ERR_OOM, "%s: %s: out of memory", who, path);
-        st = nn__error(NN_ERR_IO, "%s: %s: cannot create %s (%s)", who, path, tmp, strerror(errno));
-        nn__free(tmp);
-        return st;
+        return nn__io_create_failed(who, path, tmp, e);
     }
 #endif
     nn__io_write(&o, head, hsize);
