@@ -20,8 +20,14 @@
    3. Unfreeze and fine-tune everything at a tenth of the learning rate.
    Against: the same architecture trained from scratch on the same 500
    images for the same number of steps (phases 2+3) and the same learning
-   rates.  The argument changes the 100: with less data the frozen features
-   win by more, and fine-tuning everything stops helping.  Test accuracy is on all 5000 test images of classes 5-9.
+   rates.  Test accuracy is on all 5000 test images of classes 5-9.  The
+   argument changes the 100; the less data, the more the features are worth.
+   Measured (AMD EPYC, 2 threads shared with other jobs; the figures are the
+   same on every run, the times are not):
+       per class  head only  then all  scratch (same steps)  wall time
+       100        94.36%     94.58%    93.78%                140 s
+       20         90.72%     90.98%    86.82%                197 s
+   (pretraining: 91.54% on classes 0-4, most of the time).
 
    Build and run (from the repository root):
        cc -std=c99 -O3 -march=native -fopenmp -I. examples/transfer.c -o transfer -lm
@@ -72,6 +78,10 @@ static nn_dataset select_classes(const nn_dataset *ds, int lo, int per_class) {
     nn_dataset out;
     int *idx = (int *)calloc((size_t)ds->n, sizeof(int)), count[5] = {0, 0, 0, 0, 0};
     int i, m = 0;
+    if (!idx) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
     for (i = 0; i < ds->n; i++) {
         int c = ds->y[i] - lo;
         if (c >= 0 && c < 5 && (per_class == 0 || count[c] < per_class)) {
