@@ -25,7 +25,7 @@
    Measured (AMD EPYC, 2 threads shared with other jobs; the figures are the
    same on every run, the times are not):
        per class  head only  then all  scratch (same steps)  wall time
-       100        94.36%     94.58%    93.78%                140 s
+       100        94.36%     94.58%    93.78%                102-140 s
        20         90.72%     90.98%    86.82%                197 s
    (pretraining: 91.54% on classes 0-4, most of the time).
 
