@@ -882,8 +882,8 @@ NNDEF nn_optim *nn_ranger(nn_module *m, nn_ranger_opts opts);
 
 /* Clear the gradients of the optimizer's parameters: each has none (nn_grad
    NULL) until a backward reaches it, as zero_grad(set_to_none=True); the
-   buffers are zeroed and kept.  Parameters frozen with nn_optim_freeze are
-   left alone. */
+   buffers are zeroed and kept.  Frozen parameters are cleared too, so no
+   gradient piles up while they are frozen. */
 NNDEF void nn_zero_grad(nn_optim *o);
 /* Apply one update from the accumulated gradients.  Parameters frozen (by
    nn_optim_freeze or requires_grad off) and those no gradient reached since
@@ -910,7 +910,7 @@ typedef struct nn_group_opts {
     float lr;            /* absolute rate: scale = lr / current base lr */
     float lr_scale;      /* group rate = base lr * lr_scale, so schedules move it too */
     float weight_decay;  /* the group's weight decay; < 0 means none */
-    int frozen;          /* 1: never updated (nor zeroed, nor clipped); -1 unfreezes */
+    int frozen;          /* 1: never updated nor clipped; -1 unfreezes */
     int max_ndim;        /* > 0: only tensors with at most this many dims (1: biases, norms) */
 } nn_group_opts;
 
