@@ -180,16 +180,56 @@ NNDEF const char *nn_version_string(void);
 typedef void (*nn_error_hook)(const char *message, void *user);
 NNDEF void nn_set_error_hook(nn_error_hook hook, void *user);
 
-/* Seed the global random generator (PCG32).  Same seed, same run. */
+/* Seed the current random generator (PCG32): this thread's override from
+   nn_set_thread_rng, else the global one.  Same seed, same run. */
 NNDEF void nn_seed(uint64_t seed);
-/* Uniform float in [0, 1). */
+/* Uniform float in [0, 1), from the current generator. */
 NNDEF float nn_rand_uniform(void);
-/* Standard normal float (Box-Muller). */
+/* Standard normal float (Box-Muller), from the current generator. */
 NNDEF float nn_rand_normal(void);
-/* 1 with probability p, else 0. */
+/* 1 with probability p, else 0, from the current generator. */
 NNDEF int nn_rand_bernoulli(float p);
-/* Uniform integer in [0, n). */
+/* Uniform integer in [0, n), from the current generator. */
 NNDEF uint32_t nn_rand_below(uint32_t n);
+/* A random generator object (PCG32), e.g. so data order, initialisation and
+   dropout each draw from their own stream, or so threads draw independently.
+   The nn_rand_* functions and nn_seed use the current generator: this
+   thread's override (nn_set_thread_rng), else the global one.  PyTorch:
+   torch.Generator. */
+typedef struct nn_rng nn_rng;
+/* Everything needed to resume a generator's stream exactly (words[0] the
+   PCG state, words[1] its odd increment, words[2..3] zero: nn_rng_normal
+   keeps no cached value).  Plain data: save it anywhere. */
+typedef struct nn_rng_state {
+    uint64_t words[4];
+} nn_rng_state;
+/* A new generator seeded with seed: the same stream nn_seed(seed) gives the
+   global one.  Free it with nn_rng_free; NULL when out of memory. */
+NNDEF nn_rng *nn_rng_new(uint64_t seed);
+/* Free a generator from nn_rng_new (NULL is ignored).  Not the default one;
+   a thread still using it as its override must set another first. */
+NNDEF void nn_rng_free(nn_rng *r);
+/* Restart r's stream from seed (torch.Generator.manual_seed). */
+NNDEF void nn_rng_seed(nn_rng *r, uint64_t seed);
+/* Uniform float in [0, 1) from r (24 random bits). */
+NNDEF float nn_rng_uniform(nn_rng *r);
+/* Standard normal float from r (Box-Muller, two uniforms per call). */
+NNDEF float nn_rng_normal(nn_rng *r);
+/* 1 with probability p, else 0, from r. */
+NNDEF int nn_rng_bernoulli(nn_rng *r, float p);
+/* Uniform integer in [0, n) from r, unbiased; 0 when n is 0. */
+NNDEF uint32_t nn_rng_below(nn_rng *r, uint32_t n);
+/* The global generator that nn_seed seeds (owned by the library). */
+NNDEF nn_rng *nn_default_rng(void);
+/* Copy r's state to *out; nn_rng_set_state(r2, out) then makes r2 continue
+   r's stream bitwise (torch.Generator.get_state / set_state). */
+NNDEF void nn_rng_get_state(const nn_rng *r, nn_rng_state *out);
+/* Make r resume the stream saved in *st (an even increment is misuse). */
+NNDEF void nn_rng_set_state(nn_rng *r, const nn_rng_state *st);
+/* Make this thread's draws (initialisation, dropout, nn_randn, nn_rand_*,
+   loader shuffles) use r instead of the global generator; NULL restores the
+   global.  Returns this thread's previous override (NULL if none). */
+NNDEF nn_rng *nn_set_thread_rng(nn_rng *r);
 /* Wall-clock seconds from an arbitrary origin, for timing. */
 NNDEF double nn_time(void);
 
@@ -1127,10 +1167,13 @@ NNDEF int nn_fashion_mnist(const char *dir, nn_dataset *train, nn_dataset *test)
 typedef struct nn_loader nn_loader;
 typedef struct nn_loader_opts {
     int batch_size;        /* 0 means 64 */
-    int shuffle;           /* reshuffle every epoch (with the global RNG) */
+    int shuffle;           /* reshuffle every epoch (with rng) */
     int drop_last;         /* skip the last partial batch */
     float scale;           /* pixel multiplier, 0 means 1/255 */
     int image_shape;       /* batches as [B,C,H,W] instead of [B,C*H*W] */
+    nn_rng *rng;           /* the shuffles' generator (not owned; must outlive
+                              the loader); NULL: the current one at each
+                              epoch's start (torch DataLoader's generator) */
 } nn_loader_opts;
 
 /* A minibatch iterator over ds (which must outlive it). */
@@ -1487,9 +1530,9 @@ static char *nn__strdup(const char *s) {
     return d;
 }
 
-/* PCG32 (O'Neill): 64-bit LCG state, permuted 32-bit output.  The global
-   stream serves nn_seed and the nn_rand_* draws; private streams (the
-   synthetic dataset) use their own increment so they never disturb it. */
+/* PCG32 (O'Neill): 64-bit LCG state, permuted 32-bit output.  nn_rng objects
+   and the global stream wrap one each; private streams (the synthetic
+   dataset) use their own increment so they never disturb them. */
 typedef struct nn__pcg {
     uint64_t state, inc;
 } nn__pcg;
@@ -1516,38 +1559,120 @@ static float nn__pcg_uniform(nn__pcg *r) {
     return (float)(nn__pcg_next(r) >> 8) * (1.0f / 16777216.0f);
 }
 
-static nn__pcg nn__rng = {0x853c49e6748fea9bULL, 0xda3e39cb94b95bdbULL};
+/* The increment of the global stream and of nn_rng_new's streams. */
+#define NN__RNG_INC 0xda3e39cb94b95bdbULL
 
-static uint32_t nn__rand_u32(void) { return nn__pcg_next(&nn__rng); }
+struct nn_rng {
+    nn__pcg pcg;
+};
 
-NNDEF void nn_seed(uint64_t seed) { nn__pcg_seed(&nn__rng, seed, 0xda3e39cb94b95bdbULL); }
+static nn_rng nn__rng_global = {{0x853c49e6748fea9bULL, NN__RNG_INC}};
+static NN__THREAD_LOCAL nn_rng *nn__rng_thread = NULL;
 
-NNDEF float nn_rand_uniform(void) { return nn__pcg_uniform(&nn__rng); }
+/* The current generator: every draw in the library goes through this. */
+static nn_rng *nn__rng(void) { return nn__rng_thread ? nn__rng_thread : &nn__rng_global; }
 
-NNDEF float nn_rand_normal(void) {
+/* Misuse check shared by the nn_rng_* functions. */
+static int nn__rng_ok(const void *r, const char *fn) {
+    if (r) return 1;
+    nn__misuse("%s: NULL generator", fn);
+    return 0;
+}
+
+static float nn__rng_normal(nn__pcg *r) {
     /* Box-Muller with one draw per call: deterministic and simple. */
-    float u1 = ((float)(nn__rand_u32() >> 8) + 1.0f) * (1.0f / 16777217.0f);
-    float u2 = nn_rand_uniform();
+    float u1 = ((float)(nn__pcg_next(r) >> 8) + 1.0f) * (1.0f / 16777217.0f);
+    float u2 = nn__pcg_uniform(r);
     return sqrtf(-2.0f * logf(u1)) * cosf(2.0f * NN_PI * u2);
 }
 
-NNDEF int nn_rand_bernoulli(float p) { return nn_rand_uniform() < p; }
-
-NNDEF uint32_t nn_rand_below(uint32_t n) {
+static uint32_t nn__rng_below(nn__pcg *r, uint32_t n) {
     /* Lemire's multiply-shift with rejection: unbiased. */
     uint64_t m;
     uint32_t l, t;
     if (n == 0) return 0;
-    m = (uint64_t)nn__rand_u32() * n;
+    m = (uint64_t)nn__pcg_next(r) * n;
     l = (uint32_t)m;
     if (l < n) {
         t = (uint32_t)(-n) % n;
         while (l < t) {
-            m = (uint64_t)nn__rand_u32() * n;
+            m = (uint64_t)nn__pcg_next(r) * n;
             l = (uint32_t)m;
         }
     }
     return (uint32_t)(m >> 32);
+}
+
+NNDEF void nn_seed(uint64_t seed) { nn__pcg_seed(&nn__rng()->pcg, seed, NN__RNG_INC); }
+NNDEF float nn_rand_uniform(void) { return nn__pcg_uniform(&nn__rng()->pcg); }
+NNDEF float nn_rand_normal(void) { return nn__rng_normal(&nn__rng()->pcg); }
+NNDEF int nn_rand_bernoulli(float p) { return nn__pcg_uniform(&nn__rng()->pcg) < p; }
+NNDEF uint32_t nn_rand_below(uint32_t n) { return nn__rng_below(&nn__rng()->pcg, n); }
+
+NNDEF nn_rng *nn_rng_new(uint64_t seed) {
+    nn_rng *r = (nn_rng *)nn__malloc(sizeof *r);
+    if (r) nn__pcg_seed(&r->pcg, seed, NN__RNG_INC);
+    return r;
+}
+
+NNDEF void nn_rng_free(nn_rng *r) {
+    if (!r) return;
+    if (r == &nn__rng_global) {
+        nn__misuse("nn_rng_free: the default generator belongs to the library");
+        return;
+    }
+    if (r == nn__rng_thread) nn__rng_thread = NULL;
+    nn__free(r);
+}
+
+NNDEF void nn_rng_seed(nn_rng *r, uint64_t seed) {
+    if (nn__rng_ok(r, "nn_rng_seed")) nn__pcg_seed(&r->pcg, seed, NN__RNG_INC);
+}
+NNDEF float nn_rng_uniform(nn_rng *r) {
+    return nn__rng_ok(r, "nn_rng_uniform") ? nn__pcg_uniform(&r->pcg) : 0.0f;
+}
+NNDEF float nn_rng_normal(nn_rng *r) {
+    return nn__rng_ok(r, "nn_rng_normal") ? nn__rng_normal(&r->pcg) : 0.0f;
+}
+NNDEF int nn_rng_bernoulli(nn_rng *r, float p) {
+    return nn__rng_ok(r, "nn_rng_bernoulli") ? nn__pcg_uniform(&r->pcg) < p : 0;
+}
+NNDEF uint32_t nn_rng_below(nn_rng *r, uint32_t n) {
+    return nn__rng_ok(r, "nn_rng_below") ? nn__rng_below(&r->pcg, n) : 0;
+}
+NNDEF nn_rng *nn_default_rng(void) { return &nn__rng_global; }
+
+NNDEF void nn_rng_get_state(const nn_rng *r, nn_rng_state *out) {
+    if (!r || !out) {
+        nn__misuse("nn_rng_get_state: NULL %s", r ? "output" : "generator");
+        return;
+    }
+    out->words[0] = r->pcg.state;
+    out->words[1] = r->pcg.inc;
+    out->words[2] = 0;
+    out->words[3] = 0;
+}
+
+NNDEF void nn_rng_set_state(nn_rng *r, const nn_rng_state *st) {
+    if (!r || !st) {
+        nn__misuse("nn_rng_set_state: NULL %s", r ? "state" : "generator");
+        return;
+    }
+    if (!(st->words[1] & 1u) || st->words[2] || st->words[3]) {
+        nn__misuse("nn_rng_set_state: not a saved state (increment 0x%016llx must be odd, "
+                   "words[2..3] 0x%llx 0x%llx must be 0)",
+                   (unsigned long long)st->words[1], (unsigned long long)st->words[2],
+                   (unsigned long long)st->words[3]);
+        return;
+    }
+    r->pcg.state = st->words[0];
+    r->pcg.inc = st->words[1];
+}
+
+NNDEF nn_rng *nn_set_thread_rng(nn_rng *r) {
+    nn_rng *prev = nn__rng_thread;
+    nn__rng_thread = r == &nn__rng_global ? NULL : r;
+    return prev;
 }
 
 #if defined(NN__OMP_ON)
@@ -1591,17 +1716,27 @@ NNDEF int nn_get_threads(void) {
 #define NN__EW_MT_MIN 65536
 #endif
 
+/* The largest team this thread has asked for (tests reset and read it). */
+static NN__THREAD_LOCAL int nn__team_max = 0;
+
+/* The team size of a parallel region: nn_get_threads() when big (enough
+   work to pay for waking a team) and not already inside a parallel region,
+   else 1.  Every parallel region takes its num_threads from here, so
+   nn_set_threads is the one setting, whatever the caller's OpenMP state. */
+static int nn__team(int big) {
+#ifdef NN__OMP_ON
+    int nt = big && !omp_in_parallel() ? nn_get_threads() : 1;
+#else
+    int nt = 1;
+    (void)big;
+#endif
+    if (nt > nn__team_max) nn__team_max = nt;
+    return nt;
+}
+
 /* Threads for an element-wise loop over n floats: 1 below the threshold or
    inside a parallel region. */
-static int nn__ew_threads(double n) {
-#ifdef NN__OMP_ON
-    if (n < (double)NN__EW_MT_MIN || omp_in_parallel()) return 1;
-    return nn_get_threads();
-#else
-    (void)n;
-    return 1;
-#endif
-}
+static int nn__ew_threads(double n) { return nn__team(n >= (double)NN__EW_MT_MIN); }
 
 #ifdef NN__OMP_ON
 #define NN__TID omp_get_thread_num()
@@ -2416,7 +2551,7 @@ static int nn__gemm_run(nn__gemm_job *g) {
     slice = nn__gemm_slice(g->kc, g->N);
 #ifdef NN__OMP_ON
     if ((double)g->M * g->N * g->K >= (double)NN__GEMM_MT_MIN && !omp_in_parallel()) {
-        int nt = nn_get_threads(), pm, pn;
+        int nt = nn__team(1), pm, pn;
         nn__gemm_grid(g->M, g->N, g->K, nt, &pm, &pn);
         if (pm * pn > 1 && (bpack = nn__gemm_buffer(slice * (size_t)(pm * pn))) != NULL) {
             int npm = (g->M + NN__GEMM_MR - 1) / NN__GEMM_MR;
@@ -2948,17 +3083,19 @@ NNDEF nn_tensor *nn_ones(nn_graph *g, nn_shape shape) { return nn_full(g, shape,
 
 NNDEF nn_tensor *nn_randn(nn_graph *g, nn_shape shape) {
     nn_tensor *t = nn__tensor_new("nn_randn", g, shape, 0);
+    nn__pcg *r = &nn__rng()->pcg;
     size_t i;
     if (!t) return NULL;
-    for (i = 0; i < t->numel; i++) t->data[i] = nn_rand_normal();
+    for (i = 0; i < t->numel; i++) t->data[i] = nn__rng_normal(r);
     return t;
 }
 
 NNDEF nn_tensor *nn_rand(nn_graph *g, nn_shape shape, float lo, float hi) {
     nn_tensor *t = nn__tensor_new("nn_rand", g, shape, 0);
+    nn__pcg *r = &nn__rng()->pcg;
     size_t i;
     if (!t) return NULL;
-    for (i = 0; i < t->numel; i++) t->data[i] = lo + (hi - lo) * nn_rand_uniform();
+    for (i = 0; i < t->numel; i++) t->data[i] = lo + (hi - lo) * nn__pcg_uniform(r);
     return t;
 }
 
@@ -4216,6 +4353,7 @@ static void nn__mask_backward(nn__node *n) {
 
 NNDEF nn_tensor *nn_dropout_op(nn_tensor *a, float p, int training) {
     nn_tensor *out;
+    nn__pcg *r;
     float *mask, scale;
     size_t i;
     if (!a || !(p >= 0.0f && p <= 1.0f)) {
@@ -4228,8 +4366,9 @@ NNDEF nn_tensor *nn_dropout_op(nn_tensor *a, float p, int training) {
     mask = (float *)nn__scratch(out, a->numel * sizeof(float));
     if (!mask) return NULL;
     scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    r = &nn__rng()->pcg;
     for (i = 0; i < a->numel; i++) {
-        mask[i] = nn_rand_uniform() < p ? 0.0f : scale;
+        mask[i] = nn__pcg_uniform(r) < p ? 0.0f : scale;
         out->data[i] = a->data[i] * mask[i];
     }
     if (out->node) out->node->saved = mask;
@@ -4887,7 +5026,7 @@ static float nn__dotdev16(const float *g, const float *x, float m, size_t n) {
 /* out[n, c, :] += b[c] for N x C planes of S values. */
 static void nn__add_channel_bias(float *out, const float *b, int N, int C, size_t S) {
     int p, planes = N * C;
-    NN__OMP(parallel for schedule(static) if((double)planes * (double)S > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)planes * (double)S > NN__PAR_MIN)))
     for (p = 0; p < planes; p++) {
         float v = b[p % C], *o = out + (size_t)p * S;
         size_t i;
@@ -4898,7 +5037,7 @@ static void nn__add_channel_bias(float *out, const float *b, int N, int C, size_
 /* gb[c] += sum over n and the S values of g[n, c, :]. */
 static void nn__channel_sum(const float *g, int N, int C, size_t S, float *gb) {
     int c;
-    NN__OMP(parallel for schedule(static) if((double)N * (double)C * (double)S > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)N * (double)C * (double)S > NN__PAR_MIN)))
     for (c = 0; c < C; c++) {
         double acc = 0.0;
         int n;
@@ -4960,7 +5099,7 @@ static void nn__conv_range(int out, int s, int off, int size, int *lo, int *hi) 
 static void nn__im2col(const nn__convg *q, const float *img, int n0, int cn, float *col) {
     int rows = q->C * q->KH * q->KW, r;
     size_t P = (size_t)q->OH * (size_t)q->OW, ld = (size_t)cn * P, HW = (size_t)q->H * (size_t)q->W;
-    NN__OMP(parallel for schedule(static) if((double)rows * (double)ld > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)rows * (double)ld > NN__PAR_MIN)))
     for (r = 0; r < rows; r++) {
         int c = r / (q->KH * q->KW), kh = r / q->KW % q->KH, kw = r % q->KW;
         int off = kw * q->DW - q->PW, lo, hi, j, oh, ow;
@@ -4999,7 +5138,7 @@ static void nn__im2col(const nn__convg *q, const float *img, int n0, int cn, flo
 static void nn__col2im(const nn__convg *q, const float *col, int n0, int cn, float *img) {
     int planes = cn * q->C, pl;
     size_t P = (size_t)q->OH * (size_t)q->OW, ld = (size_t)cn * P, HW = (size_t)q->H * (size_t)q->W;
-    NN__OMP(parallel for schedule(static) if((double)planes * (double)HW * q->KH * q->KW > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)planes * (double)HW * q->KH * q->KW > NN__PAR_MIN)))
     for (pl = 0; pl < planes; pl++) {
         int j = pl / q->C, c = pl % q->C, kh, kw, oh, ow;
         float *dst = img + ((size_t)(n0 + j) * q->C + (size_t)c) * HW;
@@ -5029,7 +5168,7 @@ static void nn__col2im(const nn__convg *q, const float *col, int n0, int cn, flo
 static void nn__conv_gather(const nn__convg *q, const float *other, int n0, int cn, float *tmp) {
     int f;
     size_t P = (size_t)q->OH * (size_t)q->OW;
-    NN__OMP(parallel for schedule(static) if((double)q->F * (double)cn * (double)P > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q->F * (double)cn * (double)P > NN__PAR_MIN)))
     for (f = 0; f < q->F; f++) {
         int j;
         for (j = 0; j < cn; j++)
@@ -5041,7 +5180,7 @@ static void nn__conv_scatter(const nn__convg *q, const float *tmp, int n0, int c
                              int accumulate) {
     int f;
     size_t P = (size_t)q->OH * (size_t)q->OW;
-    NN__OMP(parallel for schedule(static) if((double)q->F * (double)cn * (double)P > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q->F * (double)cn * (double)P > NN__PAR_MIN)))
     for (f = 0; f < q->F; f++) {
         int j;
         size_t i;
@@ -5388,7 +5527,7 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
     float *buf, *acc;
     int *koff;
     if ((double)q->C * (double)plane >= 2147483647.0) return 0; /* koff is an int */
-    if ((double)q->N * P * q->F * (double)CgK > NN__PAR_MIN) nt = nn_get_threads();
+    nt = nn__team((double)q->N * P * q->F * (double)CgK > NN__PAR_MIN);
     /* samples per round: about 512 KB of padded images and transposed dy */
     if (nopad) xper = 0; /* the image is read in place */
     S = (int)NN__MAX((size_t)1, NN__MIN((size_t)q->N, ((size_t)1 << 17) / (xper + dyper)));
@@ -5562,7 +5701,7 @@ static void nn__conv_to_image(const nn__convg *q, const float *other, const floa
 static void nn__dw_forward_loops(const nn__convg *q, const float *img, const float *w, float *out) {
     int planes = q->N * q->F, pl, Fg = q->F / q->G;
     size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
-    NN__OMP(parallel for schedule(static) if((double)planes * (double)P * q->KH * q->KW > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)planes * (double)P * q->KH * q->KW > NN__PAR_MIN)))
     for (pl = 0; pl < planes; pl++) {
         int n = pl / q->F, f = pl % q->F, c = f / Fg, kh, kw, oh, ow;
         const float *x = img + ((size_t)n * q->C + (size_t)c) * HW;
@@ -5599,7 +5738,7 @@ static void nn__dw_backward_loops(const nn__convg *q, const float *img, const fl
     (void)work; /* only the OpenMP clauses read it */
     if (gimg) {
         int planes = q->N * q->C, pl;
-        NN__OMP(parallel for schedule(static) if(work > NN__PAR_MIN))
+        NN__OMP(parallel for schedule(static) num_threads(nn__team(work > NN__PAR_MIN)))
         for (pl = 0; pl < planes; pl++) {
             int n = pl / q->C, c = pl % q->C, f, kh, kw, oh, ow;
             float *gx = gimg + (size_t)pl * HW;
@@ -5629,7 +5768,7 @@ static void nn__dw_backward_loops(const nn__convg *q, const float *img, const fl
     }
     if (gw) {
         int f;
-        NN__OMP(parallel for schedule(static) if(work > NN__PAR_MIN))
+        NN__OMP(parallel for schedule(static) num_threads(nn__team(work > NN__PAR_MIN)))
         for (f = 0; f < q->F; f++) {
             int c = f / Fg, n, kh, kw, oh, ow;
             for (kh = 0; kh < q->KH; kh++) {
@@ -5826,7 +5965,7 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
     size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
     size_t per = (size_t)rows * (size_t)cols + NN__VL, *off;
     float *buf;
-    if ((double)planes * (double)P * KK > NN__PAR_MIN) nt = nn_get_threads();
+    nt = nn__team((double)planes * (double)P * KK > NN__PAR_MIN);
     off = (size_t *)nn__arena_alloc(graph, (size_t)KK * sizeof(size_t));
     buf = off ? (float *)nn__arena_alloc(graph, per * (size_t)nt * sizeof(float)) : NULL;
     if (!buf) {
@@ -5883,7 +6022,7 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
     double *sums;
     float *buf, *flip;
     if (!gimg && !gw) return;
-    if ((double)q->N * q->F * (double)P * KK > NN__PAR_MIN) nt = nn_get_threads();
+    nt = nn__team((double)q->N * q->F * (double)P * KK > NN__PAR_MIN);
     off = (size_t *)nn__arena_alloc(graph, 2 * (size_t)KK * sizeof(size_t));
     sums = off ? (double *)nn__arena_alloc(graph, FK * sizeof(double)) : NULL;
     buf = sums ? (float *)nn__arena_alloc(graph, (per * (size_t)nt + FK) * sizeof(float)) : NULL;
@@ -6119,8 +6258,7 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
         /* the direct engine for the forward and (stride 1) the input gradient */
         nn__convg t;
         size_t need = 0;
-        q.cb_nt = (double)q.N * (double)P * (double)q.F * (double)colrow / q.G > NN__PAR_MIN
-                      ? nn_get_threads() : 1;
+        q.cb_nt = nn__team((double)q.N * (double)P * (double)q.F * (double)colrow / q.G > NN__PAR_MIN);
         q.cb_fwd = nn__conv_bcast_ok(&q, q.cb_nt);
         /* (the flipped convolution also multiplies the zeros left and right
            of dy: on small images with big kernels that can be most of the
@@ -6257,7 +6395,7 @@ static void nn__pool_backward(nn__node *n) {
     if (!gx) return;
     if (n->iarg[0] == NN__POOL_MAX) {
         const int *arg = (const int *)(q + 1);
-        NN__OMP(parallel for schedule(static) if((double)q->planes * (double)P > NN__PAR_MIN))
+        NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q->planes * (double)P > NN__PAR_MIN)))
         for (pl = 0; pl < q->planes; pl++) {
             size_t i;
             float *g = gx + (size_t)pl * HW;
@@ -6268,7 +6406,7 @@ static void nn__pool_backward(nn__node *n) {
         }
         return;
     }
-    NN__OMP(parallel for schedule(static) if((double)q->planes * (double)P > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q->planes * (double)P > NN__PAR_MIN)))
     for (pl = 0; pl < q->planes; pl++) {
         int oh, ow, ih, iw;
         float inv = 1.0f / (float)(q->KH * q->KW), *g = gx + (size_t)pl * HW;
@@ -6332,7 +6470,7 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
     if (kind == NN__POOL_MAX && q.KH == 2 && q.KW == 2 && q.SH == 2 && q.SW == 2 && q.PH == 0 &&
         q.PW == 0) {
         /* The common 2x2 / stride 2 case: no bounds to check. */
-        NN__OMP(parallel for schedule(static) if((double)q.planes * (double)PP * K > NN__PAR_MIN))
+        NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q.planes * (double)PP * K > NN__PAR_MIN)))
         for (pl = 0; pl < q.planes; pl++) {
             const float *xp = x->data + (size_t)pl * HW;
             float *y = out->data + (size_t)pl * PP;
@@ -6423,7 +6561,7 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
         }
         return out;
     }
-    NN__OMP(parallel for schedule(static) if((double)q.planes * (double)PP * K > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)q.planes * (double)PP * K > NN__PAR_MIN)))
     for (pl = 0; pl < q.planes; pl++) {
         const float *xp = x->data + (size_t)pl * HW;
         float *y = out->data + (size_t)pl * PP;
@@ -6470,7 +6608,7 @@ static void nn__gap_backward(nn__node *n) {
     size_t S = n->in[0]->numel / (n->out->numel ? n->out->numel : 1), i;
     int pl, planes = (int)n->out->numel;
     if (!gx) return;
-    NN__OMP(parallel for schedule(static) if((double)n->in[0]->numel > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)n->in[0]->numel > NN__PAR_MIN)))
     for (pl = 0; pl < planes; pl++) {
         float v = n->out->grad[pl] / (float)S, *g = gx + (size_t)pl * S;
         for (i = 0; i < S; i++) g[i] += v;
@@ -6498,7 +6636,7 @@ NNDEF nn_tensor *nn_global_avgpool_op(nn_tensor *x) {
     out = nn__op("nn_global_avgpool", &x, 1, s, nn__gap_backward);
     if (!out) return NULL;
     planes = (int)out->numel;
-    NN__OMP(parallel for schedule(static) if((double)x->numel > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)x->numel > NN__PAR_MIN)))
     for (pl = 0; pl < planes; pl++)
         out->data[pl] = (float)(nn__sum_array(x->data + (size_t)pl * S, S) / (double)S);
     return out;
@@ -6509,7 +6647,7 @@ static void nn__upsample_backward(nn__node *n) {
     float *gx = nn__in_grad(n, 0);
     int s = n->iarg[0], H = x->shape[2], W = x->shape[3], planes = x->shape[0] * x->shape[1], pl;
     if (!gx) return;
-    NN__OMP(parallel for schedule(static) if((double)n->out->numel > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)n->out->numel > NN__PAR_MIN)))
     for (pl = 0; pl < planes; pl++) {
         const float *d = n->out->grad + (size_t)pl * H * W * s * s;
         float *g = gx + (size_t)pl * H * W;
@@ -6537,7 +6675,7 @@ NNDEF nn_tensor *nn_upsample_nearest2d_op(nn_tensor *x, int scale) {
     if (!out) return NULL;
     if (out->node) out->node->iarg[0] = scale;
     planes = x->shape[0] * x->shape[1];
-    NN__OMP(parallel for schedule(static) if((double)out->numel > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)out->numel > NN__PAR_MIN)))
     for (pl = 0; pl < planes; pl++) {
         const float *xp = x->data + (size_t)pl * H * W;
         float *y = out->data + (size_t)pl * H * W * scale * scale;
@@ -6603,7 +6741,7 @@ static void nn__bn_backward(nn__node *n) {
     float gxbeta, *gx = nn__in_grad_w(n, 0, &gxbeta), *gw = iw ? nn__in_grad(n, iw) : NULL;
     float *gb = ib ? nn__in_grad(n, ib) : NULL;
     double M = (double)N * (double)S;
-    NN__OMP(parallel for schedule(static) if((double)x->numel > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)x->numel > NN__PAR_MIN)))
     for (c = 0; c < C; c++) {
         double sdy = 0.0, sdyx = 0.0;
         float m = mean[c], is = invstd[c], k, a, bcoef;
@@ -6680,7 +6818,7 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
         out->node->iarg[1] = iw;
         out->node->iarg[2] = ib;
     }
-    NN__OMP(parallel for schedule(static) if((double)x->numel > NN__PAR_MIN))
+    NN__OMP(parallel for schedule(static) num_threads(nn__team((double)x->numel > NN__PAR_MIN)))
     for (c = 0; c < C; c++) {
         float m, is, g = weight ? weight->data[c] : 1.0f, b = bias ? bias->data[c] : 0.0f, scale, shift;
         int i;
@@ -10024,12 +10162,14 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
         l->in_epoch = 1;
         l->pos = 0;
         l->batch = l->next_batch;
-        if (l->o.shuffle)
+        if (l->o.shuffle) {
+            nn__pcg *r = &(l->o.rng ? l->o.rng : nn__rng())->pcg;
             for (i = n - 1; i > 0; i--) { /* Fisher-Yates */
-                int k = (int)nn_rand_below((uint32_t)i + 1u), tmp = l->order[i];
+                int k = (int)nn__rng_below(r, (uint32_t)i + 1u), tmp = l->order[i];
                 l->order[i] = l->order[k];
                 l->order[k] = tmp;
             }
+        }
     }
     b = NN__MIN(l->batch, n - l->pos);
     if (b <= 0 || (l->o.drop_last && b < l->batch)) {
