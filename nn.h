@@ -12429,6 +12429,19 @@ static char *nn__ck_fmt(const char *fmt, ...) {
     return s;
 }
 
+/* A double as the shortest of %.15g, %.16g, %.17g that reads back bitwise
+   (0.999 stays "0.999"); a new string, NULL when out of memory. */
+static char *nn__ck_dbl(double v) {
+    char b[40];
+    int prec;
+    for (prec = 15; prec < 17; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, v);
+        if (strtod(b, NULL) == v) break;
+    }
+    if (prec == 17 || v != v) snprintf(b, sizeof b, "%.17g", v);
+    return nn__ck_fmt("%s", b);
+}
+
 /* --- writing: the metadata pairs and the extra tensors (views of the
    optimizer's buffers and of the loader's order) --- */
 
@@ -12499,7 +12512,7 @@ static void nn__ck_put_optim(nn__ck_w *w, const nn_optim *o, const char *pre, in
     if (o->kind == NN__OPT_LOOKAHEAD) {
         char *sub = nn__ck_fmt("%sinner.", pre);
         nn__ck_meta(w, nn__ck_fmt("%sk", pre), nn__ck_fmt("%d", o->la_k));
-        nn__ck_meta(w, nn__ck_fmt("%salpha", pre), nn__ck_fmt("%.17g", o->la_alpha));
+        nn__ck_meta(w, nn__ck_fmt("%salpha", pre), nn__ck_dbl(o->la_alpha));
         nn__ck_meta(w, nn__ck_fmt("%scount", pre), nn__ck_fmt("%ld", o->la_count));
         for (i = 0; i < o->n; i++)
             nn__ck_view(w, depth ? nn__ck_fmt("optim.%s.slow_buffer.%d", b->names[i], depth)
@@ -12512,15 +12525,15 @@ static void nn__ck_put_optim(nn__ck_w *w, const nn_optim *o, const char *pre, in
     }
     for (k = 0; k < NN__CK_NHYPER; k++)
         nn__ck_meta(w, nn__ck_fmt("%s%s", pre, nn__ck_hyper[k].key),
-                    nn__ck_fmt("%.17g", *nn__ck_dfield((nn_optim *)o, k)));
+                    nn__ck_dbl(*nn__ck_dfield((nn_optim *)o, k)));
     nn__ck_meta(w, nn__ck_fmt("%snesterov", pre), nn__ck_fmt("%d", o->nesterov));
     nn__ck_meta(w, nn__ck_fmt("%scentered", pre), nn__ck_fmt("%d", o->centered));
     nn__ck_meta(w, nn__ck_fmt("%samsgrad", pre), nn__ck_fmt("%d", o->amsgrad));
     for (i = 0; i < o->n; i++) {
         const char *name = o->names[i];
         nn__ck_meta(w, nn__ck_fmt("optim.%s.step", name), nn__ck_fmt("%ld", o->steps[i]));
-        nn__ck_meta(w, nn__ck_fmt("optim.%s.lr_scale", name), nn__ck_fmt("%.17g", o->lr_scale[i]));
-        nn__ck_meta(w, nn__ck_fmt("optim.%s.weight_decay", name), nn__ck_fmt("%.17g", o->wd[i]));
+        nn__ck_meta(w, nn__ck_fmt("optim.%s.lr_scale", name), nn__ck_dbl(o->lr_scale[i]));
+        nn__ck_meta(w, nn__ck_fmt("optim.%s.weight_decay", name), nn__ck_dbl(o->wd[i]));
         nn__ck_meta(w, nn__ck_fmt("optim.%s.frozen", name), nn__ck_fmt("%d", (int)o->frozen[i]));
         for (k = 0; k < NN__SLOTS; k++)
             if (o->slot[k][i] && nn__ck_slots[o->kind][k])
@@ -12534,9 +12547,9 @@ static void nn__ck_put_optim(nn__ck_w *w, const nn_optim *o, const char *pre, in
 static void nn__ck_put_sched(nn__ck_w *w, const nn_sched *s, const char *pre) {
     nn__ck_meta(w, nn__ck_fmt("%stype", pre), nn__ck_fmt("%s", nn__sched_names[s->kind]));
     nn__ck_meta(w, nn__ck_fmt("%st", pre), nn__ck_fmt("%ld", s->t));
-    nn__ck_meta(w, nn__ck_fmt("%sbase_lr", pre), nn__ck_fmt("%.17g", s->base_lr));
-    nn__ck_meta(w, nn__ck_fmt("%sbest", pre), nn__ck_fmt("%.17g", s->best));
-    nn__ck_meta(w, nn__ck_fmt("%slo_lr", pre), nn__ck_fmt("%.17g", s->lo_lr));
+    nn__ck_meta(w, nn__ck_fmt("%sbase_lr", pre), nn__ck_dbl(s->base_lr));
+    nn__ck_meta(w, nn__ck_fmt("%sbest", pre), nn__ck_dbl(s->best));
+    nn__ck_meta(w, nn__ck_fmt("%slo_lr", pre), nn__ck_dbl(s->lo_lr));
     nn__ck_meta(w, nn__ck_fmt("%snum_bad", pre), nn__ck_fmt("%d", s->num_bad));
     nn__ck_meta(w, nn__ck_fmt("%scooldown_left", pre), nn__ck_fmt("%d", s->cooldown_left));
     nn__ck_meta(w, nn__ck_fmt("%srestarted", pre), nn__ck_fmt("%d", s->restarted));
