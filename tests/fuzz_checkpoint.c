@@ -5,7 +5,8 @@
    with batch norm (an int64 buffer).  Every input must return a status
    without a crash, leak or out-of-bounds access; a failed load must leave
    module, optimizer, schedule, loader and generators byte for byte as they
-   were, and after a successful one a training step must run.
+   were, and after a successful one a training step (batch norm in
+   evaluation mode, as a loaded batch may hold one sample) must run.
 
      clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
          tests/fuzz_checkpoint.c -o fuzz_checkpoint -lm
@@ -174,7 +175,10 @@ static void fz_one(int which, const uint8_t *data, size_t size) {
     fz_take(s, &before);
     st = nn__ckpt_load_buf(data, size, &c, 1, "fuzz");
     if (st == NN_OK) {
-        fz_step(s, which);         /* whatever it loaded, training goes on */
+        /* whatever it loaded, training goes on; in evaluation mode, as a
+           loaded batch size may be 1, which batch norm refuses in training */
+        nn_train_mode(s->net, 0);
+        fz_step(s, which);
         fz_free(s);                /* and the next input starts from the same state */
         fz_build(s, which);
         fz_step(s, which);
