@@ -1356,10 +1356,9 @@ typedef struct nn_checkpoint {
    generator's) state, to path: atomic like nn_save.  A module tensor named
    "optim..." or "loader..." is a misuse (the names would clash). */
 NNDEF nn_status nn_checkpoint_save(const char *path, const nn_checkpoint *c);
-/* Restore the parts of c that are not NULL from a checkpoint file, made the
-   same way (same module, optimizer and schedule kinds, same dataset size);
+/* Restore c's non-NULL parts from a checkpoint of a run built the same way;
    hyperparameters come from the file (load_state_dict).  All or nothing: on
-   failure nothing is changed and nn_error_string() says why (NN_ERR_FORMAT). */
+   failure nothing changes and nn_error_string() says why (NN_ERR_FORMAT). */
 NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c);
 
 /* ===== >>train =========================================================== */
