@@ -1079,15 +1079,19 @@ NNDEF void nn_sched_free(nn_sched *s);
 
 /* ----- saving and restoring state ----- */
 /* Write the optimizer's state (step counts, moments, lr, momentum, groups)
-   and, when s is not NULL, the schedule's, into buf.  Returns the bytes
-   needed; writes only when buf is not NULL and cap is enough. */
+   and, when s is not NULL, the schedule's, into buf: an in-memory snapshot
+   (files are checkpoints, >>io).  Returns the bytes needed; writes only
+   when buf is not NULL and cap is enough. */
 NNDEF size_t nn_optim_state_write(const nn_optim *o, const nn_sched *s, void *buf, size_t cap);
 /* Restore what nn_optim_state_write wrote into an optimizer (and schedule)
    made the same way over the same model.  NN_ERR_FORMAT names the mismatch;
    all or nothing: after a failure o and s are as they were. */
 NNDEF nn_status nn_optim_state_read(nn_optim *o, nn_sched *s, const void *buf, size_t size);
-/* The same through a file (magic "nnoptim", version 1, little-endian). */
+/* A checkpoint file (nn_checkpoint_save) holding only o's and s's state (s
+   may be NULL): no module, loader or generator. */
 NNDEF nn_status nn_optim_save(const nn_optim *o, const nn_sched *s, const char *path);
+/* Restore o (and s) from any checkpoint file holding their state (the
+   rest of the file is ignored); all or nothing, like nn_checkpoint_load. */
 NNDEF nn_status nn_optim_load(nn_optim *o, nn_sched *s, const char *path);
 
 /* ----- the LR range test ----- */
@@ -1367,6 +1371,38 @@ NNDEF nn_status nn_save_mem(nn_module *m, nn_save_opts opts, void **buf, size_t 
 NNDEF nn_status nn_load(nn_module *m, const char *path, nn_load_opts opts);
 /* nn_load from size bytes at buf (e.g. a file embedded as a C array). */
 NNDEF nn_status nn_load_mem(nn_module *m, const void *buf, size_t size, nn_load_opts opts);
+
+/* ----- checkpoints: resume a run exactly -----
+   One safetensors file holding what a run needs to go on as if it had never
+   stopped: the module's tensors (nn_save's names), the optimizer's moments
+   as tensors "optim.<param>.<buffer>" (PyTorch's buffer names: exp_avg,
+   momentum_buffer, ...), step counts, hyperparameters and the schedule in
+   the metadata, the loader's order "loader.order" and position, the random
+   generator's state and the caller's pairs "user.<key>".  docs/io.md. */
+typedef struct nn_checkpoint {
+    nn_module *module;     /* parameters and buffers; NULL: none */
+    nn_optim *optim;       /* optimizer state (Lookahead's inner one too); NULL: none */
+    nn_sched *sched;       /* schedule state; NULL: none */
+    nn_loader *loader;     /* sample order and position in the epoch; NULL: none */
+    nn_rng *rng;           /* generator saved and restored; NULL: the global one
+                              (nn_default_rng) */
+    long epoch, step;      /* the caller's counters: saved, and set by a load */
+    const nn_meta *user;   /* nuser pairs saved (as "user.<key>"), or NULL */
+    int nuser;
+    /* A successful load calls this for every user pair in the file (key
+       without "user."), or not at all when NULL. */
+    void (*on_user)(const char *key, const char *value, void *arg);
+    void *arg;             /* passed to on_user */
+} nn_checkpoint;
+
+/* Write the parts of c that are not NULL, with c->rng's (or the global
+   generator's) state, to path: atomic like nn_save.  A module tensor named
+   "optim..." or "loader..." is a misuse (the names would clash). */
+NNDEF nn_status nn_checkpoint_save(const char *path, const nn_checkpoint *c);
+/* Restore c's non-NULL parts from a checkpoint of a run built the same way;
+   hyperparameters come from the file (load_state_dict).  All or nothing: on
+   failure nothing changes and nn_error_string() says why (NN_ERR_FORMAT). */
+NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c);
 
 /* ===== >>train =========================================================== */
 
@@ -8964,57 +9000,33 @@ NNDEF nn_status nn_optim_state_read(nn_optim *o, nn_sched *s, const void *buf, s
     return nn__state_read(o, s, buf, size, "nn_optim_state_read");
 }
 
+/* Files are checkpoints now (>>io); these two write and read one holding
+   only the optimizer and the schedule. */
+static nn_status nn__ckpt_save(const char *who, const char *path, const nn_checkpoint *c, int with_rng);
+static nn_status nn__ckpt_load_file(const char *who, const char *path, nn_checkpoint *c, int with_rng);
+
 NNDEF nn_status nn_optim_save(const nn_optim *o, const nn_sched *s, const char *path) {
-    size_t size;
-    void *buf;
-    FILE *f;
-    int ok;
+    nn_checkpoint c;
     if (!o || !path) {
         nn__misuse("nn_optim_save: NULL optimizer or path");
         return NN_ERR_ARG;
     }
-    size = nn_optim_state_write(o, s, NULL, 0);
-    if (!(buf = nn__malloc(size))) return NN_ERR_OOM;
-    nn_optim_state_write(o, s, buf, size);
-    if (!(f = fopen(path, "wb"))) {
-        nn__free(buf);
-        return nn__error(NN_ERR_IO, "nn_optim_save: %s: cannot open for writing", path);
-    }
-    ok = fwrite(buf, 1, size, f) == size;
-    ok = (fclose(f) == 0) && ok;
-    nn__free(buf);
-    return ok ? NN_OK : nn__error(NN_ERR_IO, "nn_optim_save: %s: write failed", path);
+    memset(&c, 0, sizeof c);
+    c.optim = (nn_optim *)o;   /* only read */
+    c.sched = (nn_sched *)s;
+    return nn__ckpt_save("nn_optim_save", path, &c, 0);
 }
 
 NNDEF nn_status nn_optim_load(nn_optim *o, nn_sched *s, const char *path) {
-    FILE *f;
-    long size;
-    unsigned char *buf;
-    nn_status st;
-    char where[300];
+    nn_checkpoint c;
     if (!o || !path) {
         nn__misuse("nn_optim_load: NULL optimizer or path");
         return NN_ERR_ARG;
     }
-    if (!(f = fopen(path, "rb"))) return nn__error(NN_ERR_IO, "nn_optim_load: %s: cannot open", path);
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return nn__error(NN_ERR_IO, "nn_optim_load: %s: cannot read", path);
-    }
-    if (!(buf = (unsigned char *)nn__malloc((size_t)size))) {
-        fclose(f);
-        return NN_ERR_OOM;
-    }
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        fclose(f);
-        nn__free(buf);
-        return nn__error(NN_ERR_IO, "nn_optim_load: %s: read failed", path);
-    }
-    fclose(f);
-    snprintf(where, sizeof where, "nn_optim_load: %s", path);
-    st = nn__state_read(o, s, buf, (size_t)size, where);
-    nn__free(buf);
-    return st;
+    memset(&c, 0, sizeof c);
+    c.optim = o;
+    c.sched = s;
+    return nn__ckpt_load_file("nn_optim_load", path, &c, 0);
 }
 
 /* ----- SVG line plots ----- */
@@ -10519,6 +10531,44 @@ NNDEF void nn_loader_free(nn_loader *l) {
     nn__free(l);
 }
 
+/* A checkpoint's view of a loader (>>io saves and restores it): v[] = the
+   dataset's size, the position in the epoch, this epoch's and the next
+   epochs' batch sizes, and whether an epoch is under way; order is the
+   epoch's sample order (v[0] entries); rng the loader's own generator. */
+static void nn__loader_get(const nn_loader *l, int v[5], const int **order, nn_rng **rng) {
+    v[0] = l->ds->n;
+    v[1] = l->pos;
+    v[2] = l->batch;
+    v[3] = l->next_batch;
+    v[4] = l->in_epoch;
+    *order = l->order;
+    *rng = l->o.rng;
+}
+/* NULL when v and order (a saved state) fit l, else what does not;
+   seen is scratch of v[0] bytes. */
+static const char *nn__loader_check(const nn_loader *l, const int v[5], const int64_t *order,
+                                    unsigned char *seen) {
+    int i;
+    if (v[0] != l->ds->n) return "it was saved for a dataset of another size";
+    if (v[1] < 0 || v[1] > v[0] || v[2] < 1 || v[3] < 1 || (v[4] != 0 && v[4] != 1))
+        return "its position or batch size is out of range";
+    memset(seen, 0, (size_t)v[0]);
+    for (i = 0; i < v[0]; i++) {
+        if (order[i] < 0 || order[i] >= v[0] || seen[order[i]]) return "its sample order is not a permutation";
+        seen[order[i]] = 1;
+    }
+    return NULL;
+}
+/* Restore a state nn__loader_check accepted. */
+static void nn__loader_set(nn_loader *l, const int v[5], const int64_t *order) {
+    int i;
+    for (i = 0; i < v[0]; i++) l->order[i] = (int)order[i];
+    l->pos = v[1];
+    l->batch = v[2];
+    l->next_batch = v[3];
+    l->in_epoch = v[4];
+}
+
 /* --- tabular data: CSV, float datasets, splits, standardization --------- */
 
 /* One field of the current record: its text at buf + off (NUL-terminated,
@@ -11389,6 +11439,7 @@ NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor 
 
 /* ===== >>io (implementation) ============================================= */
 
+#include <limits.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
 #include <unistd.h>
@@ -11581,14 +11632,15 @@ static void nn__io_put_data(nn__st_wbuf *w, const nn_tensor *t, size_t from, siz
 }
 
 /* Checks shared by the savers, then the padded header (8-byte length
-   included) in a new buffer. */
-static nn_status nn__io_prepare(const char *who, nn_module *m, nn_save_opts o, nn__io_list *l,
-                                unsigned char **head, size_t *hsize, size_t *total) {
+   included) in a new buffer.  m may be NULL when extra (tensors written
+   after the module's: a checkpoint's optimizer and loader state) is not. */
+static nn_status nn__io_prepare(const char *who, nn_module *m, nn_save_opts o, const nn__io_list *extra,
+                                nn__io_list *l, unsigned char **head, size_t *hsize, size_t *total) {
     nn__st_wbuf w;
     const char **names;
     const char *dup;
     size_t hlen, data = 0;
-    int i, j;
+    int i;
     nn_status st;
     *head = NULL;
     if (o.nmetadata < 0 || (o.nmetadata > 0 && !o.metadata)) {
@@ -11605,13 +11657,33 @@ static nn_status nn__io_prepare(const char *who, nn_module *m, nn_save_opts o, n
             nn__misuse("%s: metadata key \"%s\" is reserved for nn.h", who, k);
             return NN_ERR_ARG;
         }
-        for (j = 0; j < i; j++)
-            if (strcmp(o.metadata[j].key, k) == 0) {
-                nn__misuse("%s: metadata key \"%s\" is given twice", who, k);
+    }
+    if (o.nmetadata > 1) { /* repeated keys, sorting a copy: O(n log n) for a checkpoint's many */
+        if (!(names = (const char **)nn__malloc(sizeof(char *) * (size_t)o.nmetadata)))
+            return nn__error(NN_ERR_OOM, "%s: out of memory", who);
+        for (i = 0; i < o.nmetadata; i++) names[i] = o.metadata[i].key;
+        dup = nn__io_duplicate(names, o.nmetadata);
+        if (dup) nn__misuse("%s: metadata key \"%s\" is given twice", who, dup);
+        nn__free((void *)names);
+        if (dup) return NN_ERR_ARG;
+    }
+    memset(l, 0, sizeof *l);
+    if (m && (st = nn__io_collect(who, m, l)) != NN_OK) return st;
+    if (extra) {
+        for (i = 0; i < l->n; i++)
+            if (strncmp(l->v[i].name, "optim.", 6) == 0 || strncmp(l->v[i].name, "loader.", 7) == 0) {
+                nn__misuse("%s: the module's tensor \"%s\" would clash with the checkpoint's own "
+                           "\"optim.\" and \"loader.\" tensors (rename that child module)", who,
+                           l->v[i].name);
+                nn__io_list_free(l);
                 return NN_ERR_ARG;
             }
+        for (i = 0; i < extra->n; i++)
+            if (!nn__io_add(l, "", extra->v[i].name, extra->v[i].t)) {
+                nn__io_list_free(l);
+                return nn__error(NN_ERR_OOM, "%s: out of memory", who);
+            }
     }
-    if ((st = nn__io_collect(who, m, l)) != NN_OK) return st;
     if (!(names = (const char **)nn__malloc(sizeof(char *) * (size_t)(l->n ? l->n : 1)))) {
         nn__io_list_free(l);
         return nn__error(NN_ERR_OOM, "%s: out of memory", who);
@@ -11671,7 +11743,7 @@ NNDEF nn_status nn_save_mem(nn_module *m, nn_save_opts opts, void **buf, size_t 
         nn__misuse("nn_save_mem: NULL %s", !m ? "module" : !buf ? "buf" : "size");
         return NN_ERR_ARG;
     }
-    if ((st = nn__io_prepare("nn_save_mem", m, opts, &l, &head, &hsize, &total)) != NN_OK) return st;
+    if ((st = nn__io_prepare("nn_save_mem", m, opts, NULL, &l, &head, &hsize, &total)) != NN_OK) return st;
     if (!(out = (unsigned char *)nn__malloc(total))) {
         nn__free(head);
         nn__io_list_free(&l);
@@ -11730,8 +11802,6 @@ static int nn__io_write(nn__io_out *o, const void *src, size_t n) {
     return 1;
 }
 
-/* Write the file to a temporary next to path, then rename it over path. */
-
 /* The temporary file of an atomic write could not be made (tmp NULL: out of
    memory); frees tmp. */
 static nn_status nn__io_create_failed(const char *who, const char *path, char *tmp, int e) {
@@ -11742,7 +11812,10 @@ static nn_status nn__io_create_failed(const char *who, const char *path, char *t
     return st;
 }
 
-static nn_status nn__io_save_file(const char *who, nn_module *m, const char *path, nn_save_opts opts) {
+/* Write the file to a temporary next to path, then rename it over path.
+   extra: tensors after m's (a checkpoint's), or NULL; then m may be NULL. */
+static nn_status nn__io_save_file(const char *who, nn_module *m, const char *path, nn_save_opts opts,
+                                  const nn__io_list *extra) {
     nn__io_list l;
     unsigned char *head, chunk[16384];
     size_t hsize, total;
@@ -11750,11 +11823,11 @@ static nn_status nn__io_save_file(const char *who, nn_module *m, const char *pat
     nn_status st;
     char *tmp;
     int i, ok;
-    if (!m || !path) {
-        nn__misuse("%s: NULL %s", who, !m ? "module" : "path");
+    if ((!m && !extra) || !path) {
+        nn__misuse("%s: NULL %s", who, !m && !extra ? "module" : "path");
         return NN_ERR_ARG;
     }
-    if ((st = nn__io_prepare(who, m, opts, &l, &head, &hsize, &total)) != NN_OK) return st;
+    if ((st = nn__io_prepare(who, m, opts, extra, &l, &head, &hsize, &total)) != NN_OK) return st;
     memset(&o, 0, sizeof o);
     tmp = NULL;
 #ifdef NN__IO_POSIX
@@ -11863,13 +11936,13 @@ static nn_status nn__io_save_file(const char *who, nn_module *m, const char *pat
 }
 
 NNDEF nn_status nn_save_ex(nn_module *m, const char *path, nn_save_opts opts) {
-    return nn__io_save_file("nn_save_ex", m, path, opts);
+    return nn__io_save_file("nn_save_ex", m, path, opts, NULL);
 }
 
 NNDEF nn_status nn_save(nn_module *m, const char *path) {
     nn_save_opts opts;
     memset(&opts, 0, sizeof opts);
-    return nn__io_save_file("nn_save", m, path, opts);
+    return nn__io_save_file("nn_save", m, path, opts, NULL);
 }
 
 /* --- reading --- */
@@ -12395,9 +12468,14 @@ static void nn__io_list_names(char *b, size_t cap, const char *name) {
         snprintf(b + len, cap - len, "%s...", len ? ", " : "");
 }
 
-static nn_status nn__io_load(nn_module *m, const unsigned char *buf, size_t size, nn_load_opts o,
-                             const char *where) {
-    nn__sft f;
+/* The module side of a load, on a parsed file f: match names, check shapes
+   and dtypes, and convert the matched tensors into *tmp (entry i at
+   (*offs)[i]), changing nothing yet.  Entries with match -2 belong to
+   someone else (a checkpoint's optimizer) and are skipped.  On success
+   nn__io_commit writes them; on failure nothing is left to free. */
+static nn_status nn__io_match(nn__sft *fp, nn_module *m, nn_load_opts o, const char *where, nn__io_list *lp,
+                              unsigned char **tmpp, size_t **offsp) {
+    nn__sft f = *fp;   /* a copy to read from; entries are written through fp->e */
     nn__io_list l;
     nn_status st;
     int *used = NULL, i, k, nmissing = 0, nunexp = 0;
@@ -12405,10 +12483,10 @@ static nn_status nn__io_load(nn_module *m, const unsigned char *buf, size_t size
     size_t lstrip = strlen(strip), ladd = strlen(add), total = 0, *offs = NULL;
     unsigned char *tmp = NULL;
     char missing[200], unexp[200];
-    memset(&f, 0, sizeof f);
-    f.where = where;
-    if ((st = nn__sft_parse(&f, buf, size)) != NN_OK) goto done;
-    if ((st = nn__io_collect(where, m, &l)) != NN_OK) goto done;
+    *tmpp = NULL;
+    *offsp = NULL;
+    memset(lp, 0, sizeof *lp);
+    if ((st = nn__io_collect(where, m, &l)) != NN_OK) return st;
     if (!(used = (int *)nn__calloc((size_t)l.n + 1, sizeof(int))) ||
         !(offs = (size_t *)nn__calloc((size_t)f.n + 1, sizeof(size_t)))) {
         st = nn__error(NN_ERR_OOM, "%s: out of memory", where);
@@ -12418,6 +12496,7 @@ static nn_status nn__io_load(nn_module *m, const unsigned char *buf, size_t size
     missing[0] = unexp[0] = '\0';
     for (i = 0; i < f.n; i++) {
         nn__sft_entry *e = &f.e[i];
+        if (e->match == -2) continue;
         if (strncmp(e->name, strip, lstrip) == 0)
             for (k = 0; k < l.n; k++) {
                 const char *mn = l.v[k].name;
@@ -12499,21 +12578,49 @@ static nn_status nn__io_load(nn_module *m, const unsigned char *buf, size_t size
         if (f.e[i].match >= 0 &&
             (st = nn__sft_convert(&f, &f.e[i], nn__io_is_int64(l.v[f.e[i].match].t), tmp + offs[i])) != NN_OK)
             goto done_list;
-    /* Everything is valid and converted: commit. */
-    for (i = 0; i < f.n; i++)
-        if (f.e[i].match >= 0) {
-            nn_tensor *t = l.v[f.e[i].match].t;
-            memcpy(t->data, tmp + offs[i], nn__io_bytes(t));
-        }
-    if (o.on_metadata)
-        for (i = 0; i + 1 < f.nmeta; i += 2) o.on_metadata(f.meta[i], f.meta[i + 1], o.user);
-    st = NN_OK;
+    nn__free(used);
+    *lp = l;
+    *tmpp = tmp;
+    *offsp = offs;
+    return NN_OK;
 done_list:
     nn__io_list_free(&l);
-done:
     nn__free(tmp);
     nn__free(used);
     nn__free(offs);
+    return st;
+}
+
+/* Everything is valid and converted: write what nn__io_match staged, and
+   free it. */
+static void nn__io_commit(const nn__sft *f, nn__io_list *l, unsigned char *tmp, size_t *offs) {
+    int i;
+    for (i = 0; i < f->n; i++)
+        if (f->e[i].match >= 0) {
+            nn_tensor *t = l->v[f->e[i].match].t;
+            memcpy(t->data, tmp + offs[i], nn__io_bytes(t));
+        }
+    nn__io_list_free(l);
+    nn__free(tmp);
+    nn__free(offs);
+}
+
+static nn_status nn__io_load(nn_module *m, const unsigned char *buf, size_t size, nn_load_opts o,
+                             const char *where) {
+    nn__sft f;
+    nn__io_list l;
+    nn_status st;
+    unsigned char *tmp;
+    size_t *offs;
+    int i;
+    memset(&f, 0, sizeof f);
+    f.where = where;
+    if ((st = nn__sft_parse(&f, buf, size)) == NN_OK &&
+        (st = nn__io_match(&f, m, o, where, &l, &tmp, &offs)) == NN_OK) {
+        nn__io_commit(&f, &l, tmp, offs);
+        if (o.on_metadata)
+            for (i = 0; i + 1 < f.nmeta; i += 2) o.on_metadata(f.meta[i], f.meta[i + 1], o.user);
+    }
     nn__sft_free(&f);
     return st;
 }
@@ -12544,6 +12651,710 @@ NNDEF nn_status nn_load(nn_module *m, const char *path, nn_load_opts opts) {
     nn__free(where);
     nn__free(buf);
     return st;
+}
+
+/* --- checkpoints --- */
+
+static const char *const nn__sched_names[NN__S_KINDS] = {
+    "ConstantLR", "StepLR", "MultiStepLR", "ExponentialLR", "InverseTimeLR", "PolynomialLR",
+    "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR", "Warmup",
+    "ReduceLROnPlateau", "IncreaseBatch"};
+
+/* Each optimizer's per-parameter buffers (slot 0, 1, 2) under PyTorch's names. */
+static const char *const nn__ck_slots[NN__OPT_KINDS][NN__SLOTS] = {
+    {"momentum_buffer", NULL, NULL},              /* SGD */
+    {"sum", NULL, NULL},                          /* Adagrad */
+    {"square_avg", "grad_avg", "momentum_buffer"},/* RMSprop */
+    {"square_avg", "acc_delta", NULL},            /* Adadelta */
+    {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},  /* Adam */
+    {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},  /* AdamW */
+    {"exp_avg", "exp_inf", NULL},                 /* Adamax */
+    {"exp_avg", "exp_avg_sq", NULL},              /* NAdam */
+    {"exp_avg", "exp_avg_sq", NULL},              /* RAdam */
+    {"momentum_buffer", NULL, NULL},              /* LARS */
+    {"exp_avg", "exp_avg_sq", NULL},              /* LAMB */
+    {"slow_buffer", NULL, NULL}};                 /* Lookahead */
+
+/* The optimizers' double hyperparameters under their metadata keys. */
+typedef struct nn__ck_field {
+    const char *key;
+    size_t off;
+} nn__ck_field;
+static const nn__ck_field nn__ck_hyper[] = {
+    {"lr", offsetof(nn_optim, lr)}, {"momentum", offsetof(nn_optim, momentum)},
+    {"dampening", offsetof(nn_optim, dampening)}, {"weight_decay", offsetof(nn_optim, weight_decay)},
+    {"beta1", offsetof(nn_optim, beta1)}, {"beta2", offsetof(nn_optim, beta2)},
+    {"eps", offsetof(nn_optim, eps)}, {"alpha", offsetof(nn_optim, alpha)},
+    {"rho", offsetof(nn_optim, rho)}, {"lr_decay", offsetof(nn_optim, lr_decay)},
+    {"momentum_decay", offsetof(nn_optim, momentum_decay)},
+    {"trust_coefficient", offsetof(nn_optim, trust)},
+    {"initial_accumulator_value", offsetof(nn_optim, init_acc)}};
+#define NN__CK_NHYPER ((int)(sizeof nn__ck_hyper / sizeof nn__ck_hyper[0]))
+
+static double *nn__ck_dfield(nn_optim *o, int k) { return (double *)(void *)((char *)o + nn__ck_hyper[k].off); }
+
+/* A new string: fmt formatted (NULL when out of memory). */
+static char *nn__ck_fmt(const char *fmt, ...) {
+    va_list ap;
+    int n;
+    char *s;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !(s = (char *)nn__malloc((size_t)n + 1))) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* A double as the shortest of %.15g, %.16g, %.17g that reads back bitwise
+   (0.999 stays "0.999"); a new string, NULL when out of memory. */
+static char *nn__ck_dbl(double v) {
+    char b[40];
+    int prec;
+    for (prec = 15; prec < 17; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, v);
+        if (strtod(b, NULL) == v) break;
+    }
+    if (prec == 17 || v != v) snprintf(b, sizeof b, "%.17g", v);
+    return nn__ck_fmt("%s", b);
+}
+
+/* --- writing: the metadata pairs and the extra tensors (views of the
+   optimizer's buffers and of the loader's order) --- */
+
+typedef struct nn__ck_w {
+    nn__io_list tens;            /* names owned; tensors point into views */
+    nn_tensor *views;
+    int nviews, capviews;
+    nn_meta *meta;               /* keys and values owned */
+    int nmeta, capmeta;
+    int64_t *order;              /* the loader's order as I64 */
+    int oom;
+} nn__ck_w;
+
+/* Add the pair (key, value), taking both strings. */
+static void nn__ck_meta(nn__ck_w *w, char *key, char *value) {
+    if (key && value && w->nmeta == w->capmeta) {
+        int ncap = w->capmeta ? 2 * w->capmeta : 64;
+        nn_meta *nm = (nn_meta *)NN_REALLOC(w->meta, sizeof(nn_meta) * (size_t)ncap);
+        if (nm) {
+            w->meta = nm;
+            w->capmeta = ncap;
+        }
+    }
+    if (!key || !value || w->nmeta == w->capmeta) {
+        nn__free(key);
+        nn__free(value);
+        w->oom = 1;
+        return;
+    }
+    w->meta[w->nmeta].key = key;
+    w->meta[w->nmeta].value = value;
+    w->nmeta++;
+}
+
+/* Add a tensor named name (taken) over data, shaped like `like` (NULL: a
+   scalar); int64: I64 elements. */
+static void nn__ck_view(nn__ck_w *w, char *name, const void *data, const nn_tensor *like, int int64, size_t n) {
+    nn_tensor *v;
+    if (!name || w->nviews == w->capviews) {
+        nn__free(name);
+        w->oom = 1;
+        return;
+    }
+    v = &w->views[w->nviews++];
+    memset(v, 0, sizeof *v);
+    v->data = (float *)(void *)data;   /* only read */
+    if (like) {
+        v->ndim = like->ndim;
+        memcpy(v->shape, like->shape, sizeof v->shape);
+        v->numel = like->numel;
+    } else {
+        v->ndim = n ? 1 : 0;
+        v->shape[0] = (int)n;
+        v->numel = n ? n : 1;
+    }
+    if (int64) v->flags = NN_TENSOR_INT64;
+    if (!nn__io_add(&w->tens, "", name, v)) w->oom = 1;
+    nn__free(name);
+}
+
+static int nn__ck_nviews(const nn_optim *o) { return o ? o->n * (NN__SLOTS + 1) + nn__ck_nviews(o->inner) : 0; }
+
+static void nn__ck_put_optim(nn__ck_w *w, const nn_optim *o, const char *pre, int depth) {
+    const nn_optim *b = nn__optim_cbase(o);
+    int i, k;
+    nn__ck_meta(w, nn__ck_fmt("%stype", pre), nn__ck_fmt("%s", nn__optim_names[o->kind]));
+    nn__ck_meta(w, nn__ck_fmt("%sparams", pre), nn__ck_fmt("%d", o->n));
+    if (o->kind == NN__OPT_LOOKAHEAD) {
+        char *sub = nn__ck_fmt("%sinner.", pre);
+        nn__ck_meta(w, nn__ck_fmt("%sk", pre), nn__ck_fmt("%d", o->la_k));
+        nn__ck_meta(w, nn__ck_fmt("%salpha", pre), nn__ck_dbl(o->la_alpha));
+        nn__ck_meta(w, nn__ck_fmt("%scount", pre), nn__ck_fmt("%ld", o->la_count));
+        for (i = 0; i < o->n; i++)
+            nn__ck_view(w, depth ? nn__ck_fmt("optim.%s.slow_buffer.%d", b->names[i], depth)
+                                 : nn__ck_fmt("optim.%s.slow_buffer", b->names[i]),
+                        o->slot[0][i], o->params[i], 0, 0);
+        if (sub) nn__ck_put_optim(w, o->inner, sub, depth + 1);
+        else w->oom = 1;
+        nn__free(sub);
+        return;
+    }
+    for (k = 0; k < NN__CK_NHYPER; k++)
+        nn__ck_meta(w, nn__ck_fmt("%s%s", pre, nn__ck_hyper[k].key),
+                    nn__ck_dbl(*nn__ck_dfield((nn_optim *)o, k)));
+    nn__ck_meta(w, nn__ck_fmt("%snesterov", pre), nn__ck_fmt("%d", o->nesterov));
+    nn__ck_meta(w, nn__ck_fmt("%scentered", pre), nn__ck_fmt("%d", o->centered));
+    nn__ck_meta(w, nn__ck_fmt("%samsgrad", pre), nn__ck_fmt("%d", o->amsgrad));
+    for (i = 0; i < o->n; i++) {
+        const char *name = o->names[i];
+        nn__ck_meta(w, nn__ck_fmt("optim.%s.step", name), nn__ck_fmt("%ld", o->steps[i]));
+        nn__ck_meta(w, nn__ck_fmt("optim.%s.lr_scale", name), nn__ck_dbl(o->lr_scale[i]));
+        nn__ck_meta(w, nn__ck_fmt("optim.%s.weight_decay", name), nn__ck_dbl(o->wd[i]));
+        nn__ck_meta(w, nn__ck_fmt("optim.%s.frozen", name), nn__ck_fmt("%d", (int)o->frozen[i]));
+        for (k = 0; k < NN__SLOTS; k++)
+            if (o->slot[k][i] && nn__ck_slots[o->kind][k])
+                nn__ck_view(w, nn__ck_fmt("optim.%s.%s", name, nn__ck_slots[o->kind][k]), o->slot[k][i],
+                            o->params[i], 0, 0);
+        if (o->kind == NN__OPT_NADAM)
+            nn__ck_view(w, nn__ck_fmt("optim.%s.mu_product", name), &o->mu_prod[i], NULL, 0, 0);
+    }
+}
+
+static void nn__ck_put_sched(nn__ck_w *w, const nn_sched *s, const char *pre) {
+    nn__ck_meta(w, nn__ck_fmt("%stype", pre), nn__ck_fmt("%s", nn__sched_names[s->kind]));
+    nn__ck_meta(w, nn__ck_fmt("%st", pre), nn__ck_fmt("%ld", s->t));
+    nn__ck_meta(w, nn__ck_fmt("%sbase_lr", pre), nn__ck_dbl(s->base_lr));
+    nn__ck_meta(w, nn__ck_fmt("%sbest", pre), nn__ck_dbl(s->best));
+    nn__ck_meta(w, nn__ck_fmt("%slo_lr", pre), nn__ck_dbl(s->lo_lr));
+    nn__ck_meta(w, nn__ck_fmt("%snum_bad", pre), nn__ck_fmt("%d", s->num_bad));
+    nn__ck_meta(w, nn__ck_fmt("%scooldown_left", pre), nn__ck_fmt("%d", s->cooldown_left));
+    nn__ck_meta(w, nn__ck_fmt("%srestarted", pre), nn__ck_fmt("%d", s->restarted));
+    nn__ck_meta(w, nn__ck_fmt("%sbatch", pre), nn__ck_fmt("%d", s->batch));
+    if (s->then) {
+        char *sub = nn__ck_fmt("%sthen.", pre);
+        if (sub) nn__ck_put_sched(w, s->then, sub);
+        else w->oom = 1;
+        nn__free(sub);
+    }
+}
+
+static char *nn__ck_rng_str(const nn_rng *r) {
+    nn_rng_state st;
+    nn_rng_get_state(r, &st);
+    return nn__ck_fmt("%016llx %016llx %016llx %016llx", (unsigned long long)st.words[0],
+                      (unsigned long long)st.words[1], (unsigned long long)st.words[2],
+                      (unsigned long long)st.words[3]);
+}
+
+static void nn__ck_put_loader(nn__ck_w *w, const nn_loader *l) {
+    static const char *const keys[5] = {"loader.samples", "loader.pos", "loader.batch", "loader.next_batch",
+                                        "loader.in_epoch"};
+    int v[5], i;
+    const int *order;
+    nn_rng *r;
+    nn__loader_get(l, v, &order, &r);
+    for (i = 0; i < 5; i++) nn__ck_meta(w, nn__ck_fmt("%s", keys[i]), nn__ck_fmt("%d", v[i]));
+    if (!(w->order = (int64_t *)nn__malloc(sizeof(int64_t) * (size_t)v[0]))) {
+        w->oom = 1;
+        return;
+    }
+    for (i = 0; i < v[0]; i++) w->order[i] = order[i];
+    nn__ck_view(w, nn__ck_fmt("loader.order"), w->order, NULL, 1, (size_t)v[0]);
+    if (r) nn__ck_meta(w, nn__ck_fmt("loader.rng"), nn__ck_rng_str(r));
+}
+
+static nn_status nn__ckpt_save(const char *who, const char *path, const nn_checkpoint *c, int with_rng) {
+    nn__ck_w w;
+    nn_save_opts so;
+    nn_status st;
+    int i;
+    if (!c || !path) {
+        nn__misuse("%s: NULL %s", who, !c ? "checkpoint" : "path");
+        return NN_ERR_ARG;
+    }
+    if (c->nuser < 0 || (c->nuser > 0 && !c->user)) {
+        nn__misuse("%s: user is NULL with nuser %d", who, c->nuser);
+        return NN_ERR_ARG;
+    }
+    for (i = 0; i < c->nuser; i++)
+        if (!c->user[i].key || !c->user[i].value) {
+            nn__misuse("%s: user pair %d has a NULL %s", who, i, c->user[i].key ? "value" : "key");
+            return NN_ERR_ARG;
+        }
+    memset(&w, 0, sizeof w);
+    w.capviews = nn__ck_nviews(c->optim) + 1;
+    if (!(w.views = (nn_tensor *)nn__calloc((size_t)w.capviews, sizeof(nn_tensor)))) w.oom = 1;
+    nn__ck_meta(&w, nn__ck_fmt("nn.checkpoint"), nn__ck_fmt("1"));
+    nn__ck_meta(&w, nn__ck_fmt("epoch"), nn__ck_fmt("%ld", c->epoch));
+    nn__ck_meta(&w, nn__ck_fmt("step"), nn__ck_fmt("%ld", c->step));
+    if (c->optim && !w.oom) nn__ck_put_optim(&w, c->optim, "optim.", 0);
+    if (c->sched) nn__ck_put_sched(&w, c->sched, "sched.");
+    if (c->loader && !w.oom) nn__ck_put_loader(&w, c->loader);
+    if (with_rng) nn__ck_meta(&w, nn__ck_fmt("rng.state"), nn__ck_rng_str(c->rng ? c->rng : nn_default_rng()));
+    for (i = 0; i < c->nuser; i++)
+        nn__ck_meta(&w, nn__ck_fmt("user.%s", c->user[i].key), nn__ck_fmt("%s", c->user[i].value));
+    if (w.oom) {
+        st = nn__error(NN_ERR_OOM, "%s: %s: out of memory", who, path);
+    } else {
+        memset(&so, 0, sizeof so);
+        so.metadata = w.meta;
+        so.nmetadata = w.nmeta;
+        st = nn__io_save_file(who, c->module, path, so, &w.tens);
+    }
+    for (i = 0; i < w.nmeta; i++) {
+        nn__free((void *)w.meta[i].key);
+        nn__free((void *)w.meta[i].value);
+    }
+    nn__free(w.meta);
+    nn__io_list_free(&w.tens);
+    nn__free(w.views);
+    nn__free(w.order);
+    return st;
+}
+
+NNDEF nn_status nn_checkpoint_save(const char *path, const nn_checkpoint *c) {
+    return nn__ckpt_save("nn_checkpoint_save", path, c, 1);
+}
+
+/* --- reading: every part is checked first (nothing written), then applied
+   by the same code with apply = 1, which cannot fail by then --- */
+
+typedef struct nn__ck_r {
+    nn__sft f;
+    const char ***mk;            /* metadata key slots (&f.meta[2i]) sorted by key */
+    nn__sft_entry **tk;          /* tensors sorted by name */
+    char *key;                   /* the key being looked up */
+    size_t keycap;
+} nn__ck_r;
+
+static int nn__ck_cmp_meta(const void *a, const void *b) {
+    return strcmp((*(const char *const *const *)a)[0], (*(const char *const *const *)b)[0]);
+}
+static int nn__ck_cmp_entry(const void *a, const void *b) {
+    return strcmp((*(const nn__sft_entry *const *)a)->name, (*(const nn__sft_entry *const *)b)->name);
+}
+
+/* r->key = a b c (NULL when out of memory, with the error set). */
+static const char *nn__ck_key(nn__ck_r *r, const char *a, const char *b, const char *c) {
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+    if (la + lb + lc + 1 > r->keycap) {
+        size_t ncap = 2 * (la + lb + lc + 1);
+        char *nk = (char *)NN_REALLOC(r->key, ncap);
+        if (!nk) {
+            nn__error(NN_ERR_OOM, "%s: out of memory", r->f.where);
+            return NULL;
+        }
+        r->key = nk;
+        r->keycap = ncap;
+    }
+    memcpy(r->key, a, la);
+    memcpy(r->key + la, b, lb);
+    memcpy(r->key + la + lb, c, lc + 1);
+    return r->key;
+}
+
+static const char *nn__ck_get(const nn__ck_r *r, const char *key) {
+    const char *k = key, **kp = &k;
+    const char ***hit;
+    if (!key || !r->f.nmeta) return NULL;
+    hit = (const char ***)bsearch((const void *)&kp, (const void *)r->mk, (size_t)(r->f.nmeta / 2),
+                                  sizeof *r->mk, nn__ck_cmp_meta);
+    return hit ? (*hit)[1] : NULL;
+}
+
+static const nn__sft_entry *nn__ck_tensor(const nn__ck_r *r, const char *name) {
+    nn__sft_entry probe, *pp = &probe, **hit;
+    if (!name || !r->f.n) return NULL;
+    probe.name = name;
+    hit = (nn__sft_entry **)bsearch((const void *)&pp, (const void *)r->tk, (size_t)r->f.n, sizeof *r->tk,
+                                    nn__ck_cmp_entry);
+    return hit ? *hit : NULL;
+}
+
+static nn_status nn__ck_missing(const nn__ck_r *r, const char *key, const char *what) {
+    if (!key) return NN_ERR_OOM;
+    return nn__error(NN_ERR_FORMAT, "%s: %s: no \"%s\" in the file", r->f.where, what, key);
+}
+
+/* The value of key as a number in [lo, hi]. */
+static nn_status nn__ck_long(const nn__ck_r *r, const char *key, long lo, long hi, const char *what, long *out) {
+    const char *v = nn__ck_get(r, key);
+    char *end;
+    long x;
+    if (!v) return nn__ck_missing(r, key, what);
+    errno = 0;
+    x = strtol(v, &end, 10);
+    if (end == v || *end || errno || x < lo || x > hi || !((*v >= '0' && *v <= '9') || *v == '-'))
+        return nn__error(NN_ERR_FORMAT, "%s: %s: \"%s\" is \"%.40s\", not an integer in [%ld, %ld]", r->f.where,
+                         what, key, v, lo, hi);
+    *out = x;
+    return NN_OK;
+}
+
+static nn_status nn__ck_double(const nn__ck_r *r, const char *key, const char *what, double *out) {
+    const char *v = nn__ck_get(r, key);
+    char *end;
+    if (!v) return nn__ck_missing(r, key, what);
+    *out = strtod(v, &end);
+    if (end == v || *end || *v == ' ')
+        return nn__error(NN_ERR_FORMAT, "%s: %s: \"%s\" is \"%.40s\", not a number", r->f.where, what, key, v);
+    return NN_OK;
+}
+
+/* Four hex words "x x x x" of a generator state, its increment odd. */
+static nn_status nn__ck_rng(const nn__ck_r *r, const char *key, const char *v, nn_rng_state *st) {
+    const char *p = v;
+    int i, d;
+    for (i = 0; i < 4; i++) {
+        uint64_t x = 0;
+        if (i && *p++ != ' ') break;
+        for (d = 0; d < 16; d++) {
+            int c = *p, h = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (h < 0) break;
+            x = x << 4 | (uint64_t)h;
+            p++;
+        }
+        if (!d) break;
+        st->words[i] = x;
+    }
+    if (i < 4 || *p || !(st->words[1] & 1u) || st->words[2] || st->words[3])
+        return nn__error(NN_ERR_FORMAT, "%s: \"%s\" is \"%.80s\", not a generator state (four hex words, the "
+                         "second odd, the last two 0)", r->f.where, key, v);
+    return NN_OK;
+}
+
+/* A float state tensor: present, shaped like `like` (NULL: one element),
+   of a float or integer dtype; converted into dst when it is not NULL. */
+static nn_status nn__ck_floats(const nn__ck_r *r, const char *name, const nn_tensor *like, float *dst) {
+    const nn__sft_entry *e = nn__ck_tensor(r, name);
+    int d, same;
+    if (!name) return NN_ERR_OOM;
+    if (!e) return nn__error(NN_ERR_FORMAT, "%s: optimizer: tensor \"%s\" is missing", r->f.where, name);
+    same = like ? e->ndim == like->ndim : e->numel == 1;
+    for (d = 0; like && same && d < e->ndim; d++) same = e->shape[d] == (uint64_t)like->shape[d];
+    if (!same) {
+        char a[200], b[200];
+        uint64_t want[NN_MAX_DIMS];
+        for (d = 0; like && d < like->ndim; d++) want[d] = (uint64_t)like->shape[d];
+        nn__io_shape_str(a, sizeof a, e->shape, e->ndim);
+        nn__io_shape_str(b, sizeof b, want, like ? like->ndim : 0);
+        return nn__error(NN_ERR_FORMAT, "%s: optimizer: tensor \"%s\" has shape %s, expected %s", r->f.where,
+                         name, a, b);
+    }
+    if (e->dtype >= NN__DT_F8_E5M2)
+        return nn__error(NN_ERR_FORMAT, "%s: optimizer: tensor \"%s\" has dtype %s", r->f.where, name,
+                         nn__dt_name[e->dtype]);
+    return dst ? nn__sft_convert(&r->f, e, 0, dst) : NN_OK;
+}
+
+#define NN__CK_TRY(x) do { if ((st = (x)) != NN_OK) goto fail; } while (0)
+
+static nn_status nn__ck_get_optim(nn__ck_r *r, nn_optim *o, const char *pre, int depth, int apply) {
+    nn_optim *b = nn__optim_base(o);
+    const char *v;
+    nn_status st = NN_OK;
+    char *sub = NULL, dep[24];
+    long x;
+    double d;
+    int i, k;
+    if (!(v = nn__ck_get(r, nn__ck_key(r, pre, "type", ""))))
+        return r->key ? nn__error(NN_ERR_FORMAT, "%s: the file holds no optimizer state (no \"%stype\")",
+                                  r->f.where, pre)
+                      : NN_ERR_OOM;
+    if (strcmp(v, nn__optim_names[o->kind]) != 0)
+        return nn__error(NN_ERR_FORMAT, "%s: the file holds the state of an optimizer of type %.40s, this one "
+                         "is %s", r->f.where, v, nn__optim_names[o->kind]);
+    NN__CK_TRY(nn__ck_long(r, nn__ck_key(r, pre, "params", ""), 0, INT_MAX, "optimizer", &x));
+    if (x != o->n)
+        return nn__error(NN_ERR_FORMAT, "%s: the file's optimizer state is for %ld parameters, this optimizer "
+                         "has %d", r->f.where, x, o->n);
+    if (o->kind == NN__OPT_LOOKAHEAD) {
+        long kk, count;
+        double alpha;
+        NN__CK_TRY(nn__ck_long(r, nn__ck_key(r, pre, "k", ""), 1, INT_MAX, "Lookahead", &kk));
+        NN__CK_TRY(nn__ck_double(r, nn__ck_key(r, pre, "alpha", ""), "Lookahead", &alpha));
+        NN__CK_TRY(nn__ck_long(r, nn__ck_key(r, pre, "count", ""), 0, LONG_MAX, "Lookahead", &count));
+        snprintf(dep, sizeof dep, depth ? ".slow_buffer.%d" : ".slow_buffer", depth);
+        for (i = 0; i < o->n; i++)
+            NN__CK_TRY(nn__ck_floats(r, nn__ck_key(r, "optim.", b->names[i], dep), o->params[i],
+                                     apply ? o->slot[0][i] : NULL));
+        if (apply) {
+            o->la_k = (int)kk;
+            o->la_alpha = alpha;
+            o->la_count = count;
+        }
+        if (!(sub = nn__ck_fmt("%sinner.", pre))) return nn__error(NN_ERR_OOM, "%s: out of memory", r->f.where);
+        st = nn__ck_get_optim(r, o->inner, sub, depth + 1, apply);
+        nn__free(sub);
+        return st;
+    }
+    for (k = 0; k < NN__CK_NHYPER; k++) {
+        NN__CK_TRY(nn__ck_double(r, nn__ck_key(r, pre, nn__ck_hyper[k].key, ""), "optimizer", &d));
+        if (apply) *nn__ck_dfield(o, k) = d;
+    }
+    NN__CK_TRY(nn__ck_long(r, nn__ck_key(r, pre, "nesterov", ""), 0, 1, "optimizer", &x));
+    if (apply) o->nesterov = (int)x;
+    NN__CK_TRY(nn__ck_long(r, nn__ck_key(r, pre, "centered", ""), 0, 1, "optimizer", &x));
+    if (apply) o->centered = (int)x;
+    NN__CK_TRY(nn__ck_long(r, nn__ck_key(r, pre, "amsgrad", ""), 0, 1, "optimizer", &x));
+    if (apply) o->amsgrad = (int)x;
+    for (i = 0; i < o->n; i++) {
+        const char *name = o->names[i];
+        long step, frozen;
+        double scale, wd;
+        if (!nn__ck_get(r, nn__ck_key(r, "optim.", name, ".step")))
+            return r->key ? nn__error(NN_ERR_FORMAT, "%s: the optimizer's parameter \"%s\" has no state in the "
+                                      "file (it was saved for other parameters)", r->f.where, name)
+                          : NN_ERR_OOM;
+        NN__CK_TRY(nn__ck_long(r, nn__ck_key(r, "optim.", name, ".step"), 0, LONG_MAX, "optimizer", &step));
+        NN__CK_TRY(nn__ck_double(r, nn__ck_key(r, "optim.", name, ".lr_scale"), "optimizer", &scale));
+        NN__CK_TRY(nn__ck_double(r, nn__ck_key(r, "optim.", name, ".weight_decay"), "optimizer", &wd));
+        NN__CK_TRY(nn__ck_long(r, nn__ck_key(r, "optim.", name, ".frozen"), 0, 1, "optimizer", &frozen));
+        for (k = 0; k < NN__SLOTS; k++) {
+            const char *sn = nn__ck_slots[o->kind][k], *tn;
+            int has = o->slot[k][i] != NULL, in_file;
+            char suffix[24];
+            if (!sn) continue;
+            snprintf(suffix, sizeof suffix, ".%s", sn);
+            if (!(tn = nn__ck_key(r, "optim.", name, suffix))) return NN_ERR_OOM;
+            in_file = nn__ck_tensor(r, tn) != NULL;
+            if (has != in_file)
+                return nn__error(NN_ERR_FORMAT, "%s: parameter \"%s\": the file %s \"%s\", this %s optimizer %s "
+                                 "(an option such as momentum, centered or amsgrad differs)", r->f.where, name,
+                                 in_file ? "has" : "lacks", sn, nn__optim_names[o->kind],
+                                 has ? "keeps one" : "keeps none");
+            if (has) NN__CK_TRY(nn__ck_floats(r, tn, o->params[i], apply ? o->slot[k][i] : NULL));
+        }
+        if (o->kind == NN__OPT_NADAM)
+            NN__CK_TRY(nn__ck_floats(r, nn__ck_key(r, "optim.", name, ".mu_product"), NULL,
+                                     apply ? &o->mu_prod[i] : NULL));
+        if (apply) {
+            o->steps[i] = step;
+            o->lr_scale[i] = scale;
+            o->wd[i] = wd;
+            o->frozen[i] = (unsigned char)frozen;
+        }
+    }
+    (void)b;
+fail:
+    return st;
+}
+
+static nn_status nn__ck_get_sched(nn__ck_r *r, nn_sched *s, const char *pre, int apply) {
+    const char *v;
+    nn_status st = NN_OK;
+    long t, ints[4];
+    double base_lr, best, lo_lr;
+    static const char *const ik[4] = {"num_bad", "cooldown_left", "restarted", "batch"};
+    int k, has_then;
+    if (!(v = nn__ck_get(r, nn__ck_key(r, pre, "type", ""))))
+        return r->key ? nn__error(NN_ERR_FORMAT, "%s: the file holds no schedule state (no \"%stype\")",
+                                  r->f.where, pre)
+                      : NN_ERR_OOM;
+    if (strcmp(v, nn__sched_names[s->kind]) != 0)
+        return nn__error(NN_ERR_FORMAT, "%s: the file holds the state of a %.40s schedule, this one is %s",
+                         r->f.where, v, nn__sched_names[s->kind]);
+    NN__CK_TRY(nn__ck_long(r, nn__ck_key(r, pre, "t", ""), 0, LONG_MAX, "schedule", &t));
+    NN__CK_TRY(nn__ck_double(r, nn__ck_key(r, pre, "base_lr", ""), "schedule", &base_lr));
+    NN__CK_TRY(nn__ck_double(r, nn__ck_key(r, pre, "best", ""), "schedule", &best));
+    NN__CK_TRY(nn__ck_double(r, nn__ck_key(r, pre, "lo_lr", ""), "schedule", &lo_lr));
+    for (k = 0; k < 4; k++)
+        NN__CK_TRY(nn__ck_long(r, nn__ck_key(r, pre, ik[k], ""), k == 3 && s->kind == NN__S_BATCH ? 1 : 0,
+                               k == 2 ? 1 : INT_MAX, "schedule", &ints[k]));
+    if (!nn__ck_key(r, pre, "then.type", "")) return NN_ERR_OOM;
+    has_then = nn__ck_get(r, r->key) != NULL;
+    if (has_then != (s->then != NULL))
+        return nn__error(NN_ERR_FORMAT, "%s: the warmup's inner schedule differs (the file %s one)", r->f.where,
+                         has_then ? "has" : "lacks");
+    if (s->then) {
+        char *sub = nn__ck_fmt("%sthen.", pre);
+        if (!sub) return nn__error(NN_ERR_OOM, "%s: out of memory", r->f.where);
+        st = nn__ck_get_sched(r, s->then, sub, apply);
+        nn__free(sub);
+        if (st != NN_OK) return st;
+    }
+    if (apply) {
+        s->t = t;
+        s->base_lr = base_lr;
+        s->best = best;
+        s->lo_lr = lo_lr;
+        s->num_bad = (int)ints[0];
+        s->cooldown_left = (int)ints[1];
+        s->restarted = (int)ints[2];
+        s->batch = (int)ints[3];
+        if (s->kind == NN__S_BATCH) nn_loader_set_batch_size(s->loader, s->batch);
+    }
+fail:
+    return st;
+}
+
+/* The loader's saved state into v and a new *order (checked against l). */
+static nn_status nn__ck_get_loader(nn__ck_r *r, const nn_loader *l, int v[5], int64_t **order,
+                                   nn_rng_state *lrng) {
+    static const char *const keys[5] = {"loader.samples", "loader.pos", "loader.batch", "loader.next_batch",
+                                        "loader.in_epoch"};
+    const nn__sft_entry *e;
+    const int *cur;
+    nn_rng *own;
+    unsigned char *seen;
+    const char *why, *rv;
+    nn_status st = NN_OK;
+    long x;
+    int k, cv[5];
+    *order = NULL;
+    if (!nn__ck_get(r, "loader.samples"))
+        return nn__error(NN_ERR_FORMAT, "%s: the file holds no loader state (no \"loader.samples\")", r->f.where);
+    for (k = 0; k < 5; k++) {
+        NN__CK_TRY(nn__ck_long(r, keys[k], 0, INT_MAX, "loader", &x));
+        v[k] = (int)x;
+    }
+    nn__loader_get(l, cv, &cur, &own);
+    if (v[0] != cv[0])
+        return nn__error(NN_ERR_FORMAT, "%s: the loader's state is for %d samples, this loader's dataset has %d",
+                         r->f.where, v[0], cv[0]);
+    e = nn__ck_tensor(r, "loader.order");
+    if (!e || e->ndim != 1 || e->shape[0] != (uint64_t)v[0] || !nn__dt_is_int(e->dtype))
+        return nn__error(NN_ERR_FORMAT, "%s: loader: \"loader.order\" is %s, expected %d integers", r->f.where,
+                         e ? "of another shape or dtype" : "missing", v[0]);
+    if (own) {
+        if (!(rv = nn__ck_get(r, "loader.rng")))
+            return nn__error(NN_ERR_FORMAT, "%s: this loader has its own generator but the file holds no "
+                             "\"loader.rng\"", r->f.where);
+        if ((st = nn__ck_rng(r, "loader.rng", rv, lrng)) != NN_OK) return st;
+    }
+    *order = (int64_t *)nn__malloc(sizeof(int64_t) * (size_t)(v[0] ? v[0] : 1));
+    seen = (unsigned char *)nn__malloc((size_t)(v[0] ? v[0] : 1));
+    if (!*order || !seen) {
+        st = nn__error(NN_ERR_OOM, "%s: out of memory", r->f.where);
+    } else if ((st = nn__sft_convert(&r->f, e, 1, *order)) == NN_OK &&
+               (why = nn__loader_check(l, v, *order, seen)) != NULL) {
+        st = nn__error(NN_ERR_FORMAT, "%s: the loader's state does not fit: %s", r->f.where, why);
+    }
+    nn__free(seen);
+fail:
+    if (st != NN_OK) {
+        nn__free(*order);
+        *order = NULL;
+    }
+    return st;
+}
+
+static nn_status nn__ckpt_load_buf(const unsigned char *buf, size_t size, nn_checkpoint *c, int with_rng,
+                                   const char *where) {
+    nn__ck_r r;
+    nn__io_list l;
+    unsigned char *tmp = NULL;
+    size_t *offs = NULL;
+    int64_t *order = NULL;
+    int staged = 0, has_rng = 0, lv[5], i;
+    long epoch, step;
+    nn_rng_state rs, lrs;
+    const char *v;
+    nn_status st;
+    memset(&r, 0, sizeof r);
+    memset(&lrs, 0, sizeof lrs);
+    r.f.where = where;
+    if ((st = nn__sft_parse(&r.f, buf, size)) != NN_OK) goto done;
+    r.mk = (const char ***)nn__malloc(sizeof(char **) * (size_t)(r.f.nmeta / 2 + 1));
+    r.tk = (nn__sft_entry **)nn__malloc(sizeof(nn__sft_entry *) * (size_t)(r.f.n + 1));
+    if (!r.mk || !r.tk) {
+        st = nn__error(NN_ERR_OOM, "%s: out of memory", where);
+        goto done;
+    }
+    for (i = 0; i < r.f.nmeta / 2; i++) r.mk[i] = &r.f.meta[2 * i];
+    for (i = 0; i < r.f.n; i++) r.tk[i] = &r.f.e[i];
+    qsort((void *)r.mk, (size_t)(r.f.nmeta / 2), sizeof *r.mk, nn__ck_cmp_meta);
+    qsort((void *)r.tk, (size_t)r.f.n, sizeof *r.tk, nn__ck_cmp_entry);
+    if (!(v = nn__ck_get(&r, "nn.checkpoint"))) {
+        st = nn__error(NN_ERR_FORMAT, "%s: not a checkpoint (no \"nn.checkpoint\" in its metadata; a model "
+                       "file from nn_save loads with nn_load)", where);
+        goto done;
+    }
+    if (strcmp(v, "1") != 0) {
+        st = nn__error(NN_ERR_FORMAT, "%s: checkpoint version \"%.20s\", this nn.h reads version 1", where, v);
+        goto done;
+    }
+    if ((st = nn__ck_long(&r, "epoch", LONG_MIN, LONG_MAX, "checkpoint", &epoch)) != NN_OK ||
+        (st = nn__ck_long(&r, "step", LONG_MIN, LONG_MAX, "checkpoint", &step)) != NN_OK)
+        goto done;
+    /* the checkpoint's own tensors are no module's */
+    for (i = 0; i < r.f.n; i++)
+        if (strncmp(r.f.e[i].name, "optim.", 6) == 0 || strncmp(r.f.e[i].name, "loader.", 7) == 0)
+            r.f.e[i].match = -2;
+    if (c->module) {
+        nn_load_opts lo;
+        memset(&lo, 0, sizeof lo);
+        if ((st = nn__io_match(&r.f, c->module, lo, where, &l, &tmp, &offs)) != NN_OK) goto done;
+        staged = 1;
+    }
+    if (c->optim && (st = nn__ck_get_optim(&r, c->optim, "optim.", 0, 0)) != NN_OK) goto done;
+    if (c->sched && (st = nn__ck_get_sched(&r, c->sched, "sched.", 0)) != NN_OK) goto done;
+    if (c->loader && (st = nn__ck_get_loader(&r, c->loader, lv, &order, &lrs)) != NN_OK) goto done;
+    if (with_rng && (v = nn__ck_get(&r, "rng.state")) != NULL) {
+        if ((st = nn__ck_rng(&r, "rng.state", v, &rs)) != NN_OK) goto done;
+        has_rng = 1;
+    }
+    /* Everything fits: apply (the checks pass again, nothing allocates). */
+    if (staged) {
+        nn__io_commit(&r.f, &l, tmp, offs);
+        staged = 0;
+    }
+    if (c->optim) st = nn__ck_get_optim(&r, c->optim, "optim.", 0, 1);
+    if (c->sched && st == NN_OK) st = nn__ck_get_sched(&r, c->sched, "sched.", 1);
+    NN_ASSERT(st == NN_OK);
+    if (c->loader) {
+        nn_rng *own;
+        const int *cur;
+        int cv[5];
+        nn__loader_set(c->loader, lv, order);
+        nn__loader_get(c->loader, cv, &cur, &own);
+        if (own) nn_rng_set_state(own, &lrs);
+    }
+    if (has_rng) nn_rng_set_state(c->rng ? c->rng : nn_default_rng(), &rs);
+    c->epoch = epoch;
+    c->step = step;
+    if (c->on_user)
+        for (i = 0; i + 1 < r.f.nmeta; i += 2)
+            if (strncmp(r.f.meta[i], "user.", 5) == 0) c->on_user(r.f.meta[i] + 5, r.f.meta[i + 1], c->arg);
+done:
+    if (staged) {
+        nn__io_list_free(&l);
+        nn__free(tmp);
+        nn__free(offs);
+    }
+    nn__free(order);
+    nn__free((void *)r.mk);
+    nn__free(r.tk);
+    nn__free(r.key);
+    nn__sft_free(&r.f);
+    return st;
+}
+
+static nn_status nn__ckpt_load_file(const char *who, const char *path, nn_checkpoint *c, int with_rng) {
+    unsigned char *buf;
+    size_t size;
+    nn_status st;
+    char *where;
+    if (!c || !path) {
+        nn__misuse("%s: NULL %s", who, !c ? "checkpoint" : "path");
+        return NN_ERR_ARG;
+    }
+    if ((st = nn__read_file(path, who, &buf, &size)) != NN_OK) return st;
+    if (!(where = nn__ck_fmt("%s: %s", who, path))) {
+        nn__free(buf);
+        return nn__error(NN_ERR_OOM, "%s: %s: out of memory", who, path);
+    }
+    st = nn__ckpt_load_buf(buf, size, c, with_rng, where);
+    nn__free(where);
+    nn__free(buf);
+    return st;
+}
+
+NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c) {
+    return nn__ckpt_load_file("nn_checkpoint_load", path, c, 1);
 }
 
 /* ===== >>train (implementation) ========================================== */

@@ -2,6 +2,8 @@
    missing values, exact error messages), float datasets through the loader,
    nn_dataset_split (sizes, seeds, stratification, no sample lost) and the
    standardizer. */
+#define _POSIX_C_SOURCE 200809L /* getpid: a temporary file per process */
+#include <unistd.h>
 #ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
 #endif
@@ -243,10 +245,11 @@ static void test_fill_and_delims(void) {
             0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, /* header */
             1, 8, 0, 0xf7, 0xff, '1', ',', '2', '\n', '3', ',', '4', '\n', /* stored block */
             0, 0, 0, 0, 8, 0, 0, 0}; /* CRC32 (filled in below), size */
-        const char *path = "/tmp/nn_test_csv.csv.gz";
+        char path[64]; /* per process: tests/run.sh runs configurations at once */
         unsigned char buf[sizeof gz];
         uint32_t crc = 0xffffffffu;
         int i, b;
+        snprintf(path, sizeof path, "/tmp/nn_test_csv_%ld.csv.gz", (long)getpid());
         FILE *f;
         memcpy(buf, gz, sizeof gz);
         for (i = 15; i < 23; i++) {
