@@ -297,11 +297,40 @@ NNDEF int nn_get_threads(void);
    that used nn.h exits; the next call simply allocates again. */
 NNDEF void nn_thread_cleanup(void);
 
-/* ===== >>tensor ========================================================== */
+/* ===== >>graph =========================================================== */
 
 typedef struct nn_graph nn_graph;
 typedef struct nn_tensor nn_tensor;
 typedef struct nn__node nn__node;
+
+/* A new empty graph: the arena for one step's tensors and the tape.  It
+   becomes the calling thread's current graph.  NULL when out of memory. */
+NNDEF nn_graph *nn_graph_new(void);
+/* Forget every tensor and node of g in O(1), keeping the memory for reuse,
+   and make g the calling thread's current graph.  A tensor of g made before
+   the reset is stale: an op or nn_backward given one reports misuse. */
+NNDEF void nn_graph_reset(nn_graph *g);
+/* Free g and all its tensors (if g is the thread's current graph, the thread
+   has none after).  NULL is ignored. */
+NNDEF void nn_graph_free(nn_graph *g);
+/* The calling thread's current graph (NULL if none): where an op whose inputs
+   are all persistent (an expression over parameters, say) puts its result. */
+NNDEF nn_graph *nn_current_graph(void);
+/* Make g (or NULL: none) the calling thread's current graph; nn_graph_new and
+   nn_graph_reset do it implicitly.  Per thread (thread-local). */
+NNDEF void nn_set_current_graph(nn_graph *g);
+/* Turn recording of gradient nodes on or off for g (torch.no_grad); returns
+   the previous setting.  Off saves memory and time in evaluation. */
+NNDEF int nn_set_grad_enabled(nn_graph *g, int on);
+/* Anomaly detection for g (torch.autograd.detect_anomaly): every op checks
+   that its inputs are finite and every backward step that the gradients it
+   produced are; the first NaN or inf is reported through the error hook,
+   naming the op that made it.  Slow; for debugging.  Returns the previous. */
+NNDEF int nn_set_anomaly_detection(nn_graph *g, int on);
+/* Bytes the graph's arena holds (its high-water mark). */
+NNDEF size_t nn_graph_capacity(const nn_graph *g);
+
+/* ===== >>tensor ========================================================== */
 
 /* A shape: ndim sizes.  Build one with NN_SHAPE(2, 3). */
 typedef struct nn_shape {
@@ -373,35 +402,6 @@ NNDEF nn_shape nn_shape_of(const nn_tensor *t);
 NNDEF void nn_print(const char *label, const nn_tensor *t);
 /* Write "[2,3]" into buf (always NUL-terminated); returns buf. */
 NNDEF char *nn_shape_str(nn_shape s, char *buf, size_t size);
-
-/* ===== >>graph =========================================================== */
-
-/* A new empty graph: the arena for one step's tensors and the tape.  It
-   becomes the calling thread's current graph.  NULL when out of memory. */
-NNDEF nn_graph *nn_graph_new(void);
-/* Forget every tensor and node of g in O(1), keeping the memory for reuse,
-   and make g the calling thread's current graph.  A tensor of g made before
-   the reset is stale: an op or nn_backward given one reports misuse. */
-NNDEF void nn_graph_reset(nn_graph *g);
-/* Free g and all its tensors (if g is the thread's current graph, the thread
-   has none after).  NULL is ignored. */
-NNDEF void nn_graph_free(nn_graph *g);
-/* The calling thread's current graph (NULL if none): where an op whose inputs
-   are all persistent (an expression over parameters, say) puts its result. */
-NNDEF nn_graph *nn_current_graph(void);
-/* Make g (or NULL: none) the calling thread's current graph; nn_graph_new and
-   nn_graph_reset do it implicitly.  Per thread (thread-local). */
-NNDEF void nn_set_current_graph(nn_graph *g);
-/* Turn recording of gradient nodes on or off for g (torch.no_grad); returns
-   the previous setting.  Off saves memory and time in evaluation. */
-NNDEF int nn_set_grad_enabled(nn_graph *g, int on);
-/* Anomaly detection for g (torch.autograd.detect_anomaly): every op checks
-   that its inputs are finite and every backward step that the gradients it
-   produced are; the first NaN or inf is reported through the error hook,
-   naming the op that made it.  Slow; for debugging.  Returns the previous. */
-NNDEF int nn_set_anomaly_detection(nn_graph *g, int on);
-/* Bytes the graph's arena holds (its high-water mark). */
-NNDEF size_t nn_graph_capacity(const nn_graph *g);
 
 /* ===== >>autograd ======================================================== */
 
@@ -621,6 +621,8 @@ NNDEF nn_module *nn_flatten(void);
    NCHW ([N,C,H,W]) for 2-D layers and NCL ([N,C,L]) for 1-D layers; in the
    shape comments OH = (H + 2P - D(K-1) - 1)/S + 1 (rounded down). */
 
+/* ----- >>layers.conv: convolutions --------------------------------------- */
+
 /* Options of the convolutions; zero means the default in every field. */
 typedef struct nn_conv_opts {
     int kernel;          /* kernel size K (square), required by the modules */
@@ -656,6 +658,8 @@ NNDEF nn_module *nn_conv1d(int in_ch, int out_ch, nn_conv_opts opts);
    fan_in = out_ch/G*K*K as PyTorch computes it for this layer. */
 NNDEF nn_module *nn_conv_transpose2d(int in_ch, int out_ch, nn_conv_opts opts);
 
+/* ----- >>layers.pool: pooling and upsampling ----------------------------- */
+
 /* Options of the pooling layers; zero means the default. */
 typedef struct nn_pool_opts {
     int kernel;          /* window size K (square), required */
@@ -690,6 +694,8 @@ NNDEF nn_module *nn_avgpool1d(nn_pool_opts opts);
 NNDEF nn_module *nn_global_avgpool(void);
 NNDEF nn_module *nn_upsample_nearest2d(int scale);
 
+/* ----- >>layers.norm: normalization -------------------------------------- */
+
 /* Batch normalization (F.batch_norm) of x [N,C], [N,C,L] or [N,C,H,W] per
    channel: y = (x - mean) / sqrt(var + eps) * weight + bias.  Training: batch
    mean and biased variance, and running_mean/var (persistent [C] tensors, or
@@ -709,6 +715,8 @@ NNDEF nn_module *nn_batchnorm2d(int channels);
    any other module or value (BatchNorm's momentum= and eps=). */
 NNDEF void nn_batchnorm_set(nn_module *m, float momentum, float eps);
 
+/* ----- >>layers.act: activations ----------------------------------------- */
+
 /* x > 0 ? x : slope x (F.leaky_relu). */
 NNDEF nn_tensor *nn_leaky_relu_op(nn_tensor *x, float slope);
 /* x > 0 ? x : alpha (e^x - 1) (F.elu). */
@@ -723,6 +731,168 @@ NNDEF nn_module *nn_leaky_relu(float slope);
 NNDEF nn_module *nn_elu(float alpha);
 NNDEF nn_module *nn_gelu(void);
 NNDEF nn_module *nn_silu(void);
+
+/* ===== >>data ============================================================ */
+
+/* An IDX file's contents (the MNIST format): dims and the raw bytes. */
+typedef struct nn_idx {
+    int type;              /* 0x08 ubyte, 0x09 byte, 0x0B short, 0x0C int,
+                              0x0D float, 0x0E double */
+    int ndim;
+    int dims[NN_MAX_DIMS];
+    size_t count;          /* product of dims */
+    unsigned char *data;   /* count elements, big-endian values converted to
+                              host order */
+} nn_idx;
+
+/* Decompress a gzip stream (RFC 1952 with RFC 1951 deflate) into a new
+   buffer *out of *out_size bytes (free with NN_FREE).  Fails with
+   NN_ERR_FORMAT on a corrupt or truncated stream. */
+NNDEF nn_status nn_gunzip(const unsigned char *in, size_t in_size,
+                          unsigned char **out, size_t *out_size);
+/* Read an IDX file, gzip-compressed (".gz", detected by its magic) or not. */
+NNDEF nn_status nn_idx_read(const char *path, nn_idx *out);
+/* Free an IDX file's data. */
+NNDEF void nn_idx_free(nn_idx *idx);
+
+/* n samples of bytes (images, x) or floats (tabular, features; the loader
+   copies them unscaled), with class labels y and/or float regression
+   targets.  nn_csv_read and nn_dataset_tabular make float ones. */
+typedef struct nn_dataset {
+    int n;                 /* number of samples */
+    int sample_size;       /* bytes per sample (784 for 28x28); for a float
+                              dataset, features per sample */
+    int shape[3];          /* per-sample shape (C, H, W); {1,1,features} */
+    int nclasses;          /* 0 when there are no labels */
+    unsigned char *x;      /* n * sample_size bytes, or NULL */
+    int *y;                /* n labels, or NULL (regression only) */
+    float *features;       /* n * sample_size floats when x is NULL */
+    float *targets;        /* n * ntargets float targets, or NULL */
+    int ntargets;          /* regression outputs per sample */
+} nn_dataset;
+
+/* Load MNIST or Fashion-MNIST from dir: train=1 reads train-images-idx3-ubyte
+   and train-labels-idx1-ubyte (".gz" or not), train=0 the t10k files. */
+NNDEF nn_status nn_mnist_load(const char *dir, int train, nn_dataset *out);
+/* A generated 10-class dataset of n 28x28 images (a stand-in when the real
+   data is missing): each class is a distinct stroke pattern plus noise. */
+NNDEF nn_status nn_dataset_synthetic(int n, uint64_t seed, nn_dataset *out);
+/* Free a dataset's buffers. */
+NNDEF void nn_dataset_free(nn_dataset *ds);
+/* Fashion-MNIST's train and test sets from dir (NULL: $NN_DATA, else
+   /usr/share/datasets/fashion-mnist).  Returns 1 for the real data; missing
+   files give NN_ERR_IO, nn_error_string() saying how to get them (apt-get
+   install dataset-fashion-mnist).  dir (or NN_DATA) "synthetic" asks for the
+   generated stand-in (nn_dataset_synthetic, 12000 and 2000 samples): returns 0. */
+NNDEF int nn_fashion_mnist(const char *dir, nn_dataset *train, nn_dataset *test);
+
+typedef struct nn_loader nn_loader;
+typedef struct nn_loader_opts {
+    int batch_size;        /* 0 means 64 */
+    int shuffle;           /* reshuffle every epoch (with rng) */
+    int drop_last;         /* skip the last partial batch */
+    float scale;           /* pixel multiplier, 0 means 1/255 */
+    int image_shape;       /* batches as [B,C,H,W] instead of [B,C*H*W] */
+    nn_rng *rng;           /* the shuffles' generator (not owned; must outlive
+                              the loader); NULL: the current one at each
+                              epoch's start (torch DataLoader's generator) */
+} nn_loader_opts;
+
+/* A minibatch iterator over ds (which must outlive it). */
+NNDEF nn_loader *nn_loader_new(const nn_dataset *ds, nn_loader_opts opts);
+/* The next batch as a tensor in g (pixels times scale) and its labels.
+   Returns the batch's size (> 0); 0 at the end of an epoch (the next call
+   starts a new, reshuffled epoch); < 0, an nn_status, on error: NN_ERR_OOM
+   (nn_error_string says what) or NN_ERR_ARG after a misuse report. */
+NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y);
+/* Change the batch size from the next epoch on. */
+NNDEF void nn_loader_set_batch_size(nn_loader *l, int batch_size);
+/* Batches in one epoch. */
+NNDEF int nn_loader_batches(const nn_loader *l);
+NNDEF void nn_loader_free(nn_loader *l);
+
+/* --- tabular data: CSV files, float datasets, splits, standardization ---
+   docs/tabular.md is the guide.  Column lists (nn_csv_opts.features and
+   .target) are comma-separated items, each a header name, a 0-based column
+   index (negative counts from the end: "-1" is the last column) or a range
+   "a:b" of indexes (half-open, either end may be left out: "2:"). */
+
+#ifndef NN_CSV_MAX_LINE
+#define NN_CSV_MAX_LINE (1 << 20)      /* bytes in one CSV record */
+#endif
+#ifndef NN_CSV_MAX_FIELDS
+#define NN_CSV_MAX_FIELDS 65536        /* fields in one CSV record */
+#endif
+#ifndef NN_CSV_MAX_BYTES
+#define NN_CSV_MAX_BYTES ((size_t)1 << 30) /* bytes nn_csv_read reads */
+#endif
+
+typedef struct nn_csv_opts {
+    char delimiter;        /* 0 means ','; ' ' splits on runs of spaces/tabs */
+    int header;            /* the first row (after skip_rows) names the columns */
+    int skip_rows;         /* lines to skip before the header or the data */
+    const char *features;  /* feature columns; NULL: every non-target column */
+    const char *target;    /* target columns; NULL: the last column; "": none */
+    int classes;           /* the target is one integer class label (into y);
+                              else float regression targets (into targets) */
+    int fill_missing;      /* a missing feature (empty, NA, N/A, NaN, nan, ?)
+                              becomes fill_value instead of an error */
+    float fill_value;
+} nn_csv_opts;
+
+/* Read a CSV file (RFC 4180 quoting, CRLF; gzipped or not) into a float
+   dataset.  NN_ERR_FORMAT with "file:line:column: ..." for a bad number, row
+   length or missing value, NN_ERR_ARG for unfit column lists; *out zeroed. */
+NNDEF nn_status nn_csv_read(const char *path, nn_csv_opts opts, nn_dataset *out);
+/* nn_csv_read on size bytes in memory; name (NULL: "<memory>") is for the
+   messages. */
+NNDEF nn_status nn_csv_read_mem(const void *data, size_t size, const char *name,
+                                nn_csv_opts opts, nn_dataset *out);
+/* A float dataset copying x [n,nfeatures], labels y [n] (or NULL) and targets
+   [n,ntargets] (or NULL and 0); nclasses = max(y)+1 (TensorDataset). */
+NNDEF nn_status nn_dataset_tabular(int n, int nfeatures, const float *x, const int *y,
+                                   const float *targets, int ntargets, nn_dataset *out);
+/* A new dataset of the m samples idx[0..m) of ds, copied, in that order
+   (torch.utils.data.Subset, but owning its data). */
+NNDEF nn_status nn_dataset_subset(const nn_dataset *ds, const int *idx, int m, nn_dataset *out);
+/* Seeded random split into copies: round(val_frac*n) to val (NULL if 0),
+   round(test_frac*n) to test, the rest to train, each shuffled; stratified
+   keeps every class's proportions (sklearn's train_test_split). */
+NNDEF nn_status nn_dataset_split(const nn_dataset *ds, float val_frac, float test_frac,
+                                 uint64_t seed, int stratified, nn_dataset *train,
+                                 nn_dataset *val, nn_dataset *test);
+
+/* Per-column mean and standard deviation (sklearn's StandardScaler):
+   x' = (x - mean) / std, over the features or the float targets. */
+typedef struct nn_standardizer {
+    int n;                 /* columns: features, or targets */
+    int targets;           /* fitted on the targets instead of the features */
+    nn_tensor *mean;       /* [n] persistent */
+    nn_tensor *std;        /* [n] persistent; a constant column gets 1 */
+    int kept;              /* nn_standardize_keep gave them to a module */
+} nn_standardizer;
+
+/* Fit on ds's features (targets = 0) or float targets (targets = 1); the
+   population std (divides by n).  Fit on the training split only. */
+NNDEF nn_status nn_standardize_fit(const nn_dataset *ds, int targets, nn_standardizer *out);
+/* Standardize ds's features (or targets) in place with s. */
+NNDEF void nn_standardize_apply(const nn_standardizer *s, nn_dataset *ds);
+/* Standardize rows [rows, s->n] of data in place; inverse: x*std + mean
+   (predictions back in the targets' units). */
+NNDEF void nn_standardize_rows(const nn_standardizer *s, float *data, size_t rows, int inverse);
+/* An identity standardizer (mean 0, std 1) of n columns: keep it in a
+   module, then load the module's file to fill it. */
+NNDEF nn_status nn_standardizer_init(int n, int targets, nn_standardizer *out);
+/* Register mean and std as buffers "<name>.mean" and "<name>.std" of m so
+   the model file stores them; m owns them from then on (s stays usable
+   while m lives). */
+NNDEF nn_status nn_standardize_keep(nn_standardizer *s, nn_module *m, const char *name);
+/* Free s's tensors (unless a module keeps them). */
+NNDEF void nn_standardizer_free(nn_standardizer *s);
+/* nn_loader_next plus the batch's float targets as t [B, ntargets] in g
+   (NULL when ds has none); y may be NULL, *y is NULL without labels. */
+NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor **t,
+                            const int **y);
 
 /* ===== >>optim =========================================================== */
 /* Optimizers, parameter groups, gradient clipping, learning-rate and
@@ -1077,6 +1247,8 @@ NNDEF float nn_sched_noise_scale(const nn_sched *s);
 /* Free a schedule (and a warmup's inner one).  NULL is ignored. */
 NNDEF void nn_sched_free(nn_sched *s);
 
+/* ===== >>io ============================================================== */
+
 /* ----- saving and restoring state ----- */
 /* Write the optimizer's state (step counts, moments, lr, momentum, groups)
    and, when s is not NULL, the schedule's, into buf: an in-memory snapshot
@@ -1094,232 +1266,6 @@ NNDEF nn_status nn_optim_save(const nn_optim *o, const nn_sched *s, const char *
    rest of the file is ignored); all or nothing, like nn_checkpoint_load. */
 NNDEF nn_status nn_optim_load(nn_optim *o, nn_sched *s, const char *path);
 
-/* ----- the LR range test ----- */
-/* Runs a forward and backward pass on the next batch and returns the loss
-   (the finder zeroes the gradients before and steps after). */
-typedef float (*nn_lr_find_fn)(void *user);
-typedef struct nn_lr_find_opts {
-    float start_lr;      /* 0 means 1e-7 */
-    float end_lr;        /* 0 means 10 */
-    int num_steps;       /* 0 means 100 */
-    float smoothing;     /* beta of the loss average, 0 means 0.98 */
-    float diverge;       /* stop when smoothed > diverge * best; 0 means 4 */
-} nn_lr_find_opts;
-typedef struct nn_lr_find_result {
-    int n;               /* steps recorded */
-    float *lr, *loss, *smoothed;  /* n each */
-    int best;            /* index of the smallest smoothed loss */
-    float suggestion;    /* lr of the steepest fall of the smoothed loss */
-    float lr_min_div10;  /* lr at the minimum / 10 (fastai's other hint) */
-} nn_lr_find_result;
-/* Sweep the lr exponentially from start_lr to end_lr, one step each,
-   recording the bias-corrected smoothed loss; stop at divergence.  The
-   parameters, buffers (running statistics) and optimizer state are
-   restored afterwards.  Free the result
-   with nn_lr_find_free. */
-NNDEF nn_status nn_lr_find(nn_optim *o, nn_lr_find_fn fn, void *user,
-                           nn_lr_find_opts opts, nn_lr_find_result *out);
-NNDEF void nn_lr_find_free(nn_lr_find_result *r);
-/* Write "lr,loss,smoothed" rows. */
-NNDEF nn_status nn_lr_find_write_csv(const nn_lr_find_result *r, const char *path);
-/* Plot the smoothed loss against log lr, marking the suggestion. */
-NNDEF nn_status nn_lr_find_write_svg(const nn_lr_find_result *r, const char *path);
-
-/* A line plot in an SVG file: one polyline per series, axes, ticks, legend. */
-typedef struct nn_plot_series {
-    const char *name;
-    const float *x, *y;
-    int n;
-} nn_plot_series;
-typedef struct nn_plot_opts {
-    const char *title, *xlabel, *ylabel;
-    int logx, logy;      /* logarithmic axes */
-    int width, height;   /* 0 means 720 x 440 */
-    float mark_x;        /* a dashed vertical line there when > 0 */
-} nn_plot_opts;
-/* Write nseries line series to an SVG file at path (axes, ticks, legend). */
-NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int nseries,
-                            nn_plot_opts opts);
-
-/* ----- snapshot ensembles ----- */
-/* Copies of a module's parameters and buffers (Huang et al. 2017: take one
-   at the end of each warm-restart period) and their averaged predictions. */
-typedef struct nn_snapshots nn_snapshots;
-/* Keep at most max_count snapshots of m (0 means 8); the oldest goes first. */
-NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count);
-/* Copy the module's current parameters and buffers in. */
-NNDEF nn_status nn_snapshot_take(nn_snapshots *s);
-NNDEF int nn_snapshot_count(const nn_snapshots *s);
-/* The mean over snapshots of softmax(forward(x)) along the last axis, [N,C]
-   in x's graph (no gradient).  The module's own weights, buffers and each
-   module's training flag are put back after. */
-NNDEF nn_tensor *nn_snapshot_predict(nn_snapshots *s, nn_tensor *x);
-NNDEF void nn_snapshots_free(nn_snapshots *s);
-
-
-/* ===== >>data ============================================================ */
-
-/* An IDX file's contents (the MNIST format): dims and the raw bytes. */
-typedef struct nn_idx {
-    int type;              /* 0x08 ubyte, 0x09 byte, 0x0B short, 0x0C int,
-                              0x0D float, 0x0E double */
-    int ndim;
-    int dims[NN_MAX_DIMS];
-    size_t count;          /* product of dims */
-    unsigned char *data;   /* count elements, big-endian values converted to
-                              host order */
-} nn_idx;
-
-/* Decompress a gzip stream (RFC 1952 with RFC 1951 deflate) into a new
-   buffer *out of *out_size bytes (free with NN_FREE).  Fails with
-   NN_ERR_FORMAT on a corrupt or truncated stream. */
-NNDEF nn_status nn_gunzip(const unsigned char *in, size_t in_size,
-                          unsigned char **out, size_t *out_size);
-/* Read an IDX file, gzip-compressed (".gz", detected by its magic) or not. */
-NNDEF nn_status nn_idx_read(const char *path, nn_idx *out);
-/* Free an IDX file's data. */
-NNDEF void nn_idx_free(nn_idx *idx);
-
-/* n samples of bytes (images, x) or floats (tabular, features; the loader
-   copies them unscaled), with class labels y and/or float regression
-   targets.  nn_csv_read and nn_dataset_tabular make float ones. */
-typedef struct nn_dataset {
-    int n;                 /* number of samples */
-    int sample_size;       /* bytes per sample (784 for 28x28); for a float
-                              dataset, features per sample */
-    int shape[3];          /* per-sample shape (C, H, W); {1,1,features} */
-    int nclasses;          /* 0 when there are no labels */
-    unsigned char *x;      /* n * sample_size bytes, or NULL */
-    int *y;                /* n labels, or NULL (regression only) */
-    float *features;       /* n * sample_size floats when x is NULL */
-    float *targets;        /* n * ntargets float targets, or NULL */
-    int ntargets;          /* regression outputs per sample */
-} nn_dataset;
-
-/* Load MNIST or Fashion-MNIST from dir: train=1 reads train-images-idx3-ubyte
-   and train-labels-idx1-ubyte (".gz" or not), train=0 the t10k files. */
-NNDEF nn_status nn_mnist_load(const char *dir, int train, nn_dataset *out);
-/* A generated 10-class dataset of n 28x28 images (a stand-in when the real
-   data is missing): each class is a distinct stroke pattern plus noise. */
-NNDEF nn_status nn_dataset_synthetic(int n, uint64_t seed, nn_dataset *out);
-/* Free a dataset's buffers. */
-NNDEF void nn_dataset_free(nn_dataset *ds);
-/* Fashion-MNIST's train and test sets from dir (NULL: $NN_DATA, else
-   /usr/share/datasets/fashion-mnist).  Returns 1 for the real data; missing
-   files give NN_ERR_IO, nn_error_string() saying how to get them (apt-get
-   install dataset-fashion-mnist).  dir (or NN_DATA) "synthetic" asks for the
-   generated stand-in (nn_dataset_synthetic, 12000 and 2000 samples): returns 0. */
-NNDEF int nn_fashion_mnist(const char *dir, nn_dataset *train, nn_dataset *test);
-
-typedef struct nn_loader nn_loader;
-typedef struct nn_loader_opts {
-    int batch_size;        /* 0 means 64 */
-    int shuffle;           /* reshuffle every epoch (with rng) */
-    int drop_last;         /* skip the last partial batch */
-    float scale;           /* pixel multiplier, 0 means 1/255 */
-    int image_shape;       /* batches as [B,C,H,W] instead of [B,C*H*W] */
-    nn_rng *rng;           /* the shuffles' generator (not owned; must outlive
-                              the loader); NULL: the current one at each
-                              epoch's start (torch DataLoader's generator) */
-} nn_loader_opts;
-
-/* A minibatch iterator over ds (which must outlive it). */
-NNDEF nn_loader *nn_loader_new(const nn_dataset *ds, nn_loader_opts opts);
-/* The next batch as a tensor in g (pixels times scale) and its labels.
-   Returns the batch's size (> 0); 0 at the end of an epoch (the next call
-   starts a new, reshuffled epoch); < 0, an nn_status, on error: NN_ERR_OOM
-   (nn_error_string says what) or NN_ERR_ARG after a misuse report. */
-NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y);
-/* Change the batch size from the next epoch on. */
-NNDEF void nn_loader_set_batch_size(nn_loader *l, int batch_size);
-/* Batches in one epoch. */
-NNDEF int nn_loader_batches(const nn_loader *l);
-NNDEF void nn_loader_free(nn_loader *l);
-
-/* --- tabular data: CSV files, float datasets, splits, standardization ---
-   docs/tabular.md is the guide.  Column lists (nn_csv_opts.features and
-   .target) are comma-separated items, each a header name, a 0-based column
-   index (negative counts from the end: "-1" is the last column) or a range
-   "a:b" of indexes (half-open, either end may be left out: "2:"). */
-
-#ifndef NN_CSV_MAX_LINE
-#define NN_CSV_MAX_LINE (1 << 20)      /* bytes in one CSV record */
-#endif
-#ifndef NN_CSV_MAX_FIELDS
-#define NN_CSV_MAX_FIELDS 65536        /* fields in one CSV record */
-#endif
-#ifndef NN_CSV_MAX_BYTES
-#define NN_CSV_MAX_BYTES ((size_t)1 << 30) /* bytes nn_csv_read reads */
-#endif
-
-typedef struct nn_csv_opts {
-    char delimiter;        /* 0 means ','; ' ' splits on runs of spaces/tabs */
-    int header;            /* the first row (after skip_rows) names the columns */
-    int skip_rows;         /* lines to skip before the header or the data */
-    const char *features;  /* feature columns; NULL: every non-target column */
-    const char *target;    /* target columns; NULL: the last column; "": none */
-    int classes;           /* the target is one integer class label (into y);
-                              else float regression targets (into targets) */
-    int fill_missing;      /* a missing feature (empty, NA, N/A, NaN, nan, ?)
-                              becomes fill_value instead of an error */
-    float fill_value;
-} nn_csv_opts;
-
-/* Read a CSV file (RFC 4180 quoting, CRLF; gzipped or not) into a float
-   dataset.  NN_ERR_FORMAT with "file:line:column: ..." for a bad number, row
-   length or missing value, NN_ERR_ARG for unfit column lists; *out zeroed. */
-NNDEF nn_status nn_csv_read(const char *path, nn_csv_opts opts, nn_dataset *out);
-/* nn_csv_read on size bytes in memory; name (NULL: "<memory>") is for the
-   messages. */
-NNDEF nn_status nn_csv_read_mem(const void *data, size_t size, const char *name,
-                                nn_csv_opts opts, nn_dataset *out);
-/* A float dataset copying x [n,nfeatures], labels y [n] (or NULL) and targets
-   [n,ntargets] (or NULL and 0); nclasses = max(y)+1 (TensorDataset). */
-NNDEF nn_status nn_dataset_tabular(int n, int nfeatures, const float *x, const int *y,
-                                   const float *targets, int ntargets, nn_dataset *out);
-/* A new dataset of the m samples idx[0..m) of ds, copied, in that order
-   (torch.utils.data.Subset, but owning its data). */
-NNDEF nn_status nn_dataset_subset(const nn_dataset *ds, const int *idx, int m, nn_dataset *out);
-/* Seeded random split into copies: round(val_frac*n) to val (NULL if 0),
-   round(test_frac*n) to test, the rest to train, each shuffled; stratified
-   keeps every class's proportions (sklearn's train_test_split). */
-NNDEF nn_status nn_dataset_split(const nn_dataset *ds, float val_frac, float test_frac,
-                                 uint64_t seed, int stratified, nn_dataset *train,
-                                 nn_dataset *val, nn_dataset *test);
-
-/* Per-column mean and standard deviation (sklearn's StandardScaler):
-   x' = (x - mean) / std, over the features or the float targets. */
-typedef struct nn_standardizer {
-    int n;                 /* columns: features, or targets */
-    int targets;           /* fitted on the targets instead of the features */
-    nn_tensor *mean;       /* [n] persistent */
-    nn_tensor *std;        /* [n] persistent; a constant column gets 1 */
-    int kept;              /* nn_standardize_keep gave them to a module */
-} nn_standardizer;
-
-/* Fit on ds's features (targets = 0) or float targets (targets = 1); the
-   population std (divides by n).  Fit on the training split only. */
-NNDEF nn_status nn_standardize_fit(const nn_dataset *ds, int targets, nn_standardizer *out);
-/* Standardize ds's features (or targets) in place with s. */
-NNDEF void nn_standardize_apply(const nn_standardizer *s, nn_dataset *ds);
-/* Standardize rows [rows, s->n] of data in place; inverse: x*std + mean
-   (predictions back in the targets' units). */
-NNDEF void nn_standardize_rows(const nn_standardizer *s, float *data, size_t rows, int inverse);
-/* An identity standardizer (mean 0, std 1) of n columns: keep it in a
-   module, then load the module's file to fill it. */
-NNDEF nn_status nn_standardizer_init(int n, int targets, nn_standardizer *out);
-/* Register mean and std as buffers "<name>.mean" and "<name>.std" of m so
-   the model file stores them; m owns them from then on (s stays usable
-   while m lives). */
-NNDEF nn_status nn_standardize_keep(nn_standardizer *s, nn_module *m, const char *name);
-/* Free s's tensors (unless a module keeps them). */
-NNDEF void nn_standardizer_free(nn_standardizer *s);
-/* nn_loader_next plus the batch's float targets as t [B, ntargets] in g
-   (NULL when ds has none); y may be NULL, *y is NULL without labels. */
-NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor **t,
-                            const int **y);
-
-/* ===== >>io ============================================================== */
 /* Model files in the safetensors format (PyTorch's and Hugging Face's): an
    8-byte little-endian header length, a JSON header naming every tensor with
    its dtype, shape and byte range, then the raw little-endian tensors.  Names
@@ -1405,6 +1351,70 @@ NNDEF nn_status nn_checkpoint_save(const char *path, const nn_checkpoint *c);
 NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c);
 
 /* ===== >>train =========================================================== */
+
+/* ----- the LR range test ----- */
+/* Runs a forward and backward pass on the next batch and returns the loss
+   (the finder zeroes the gradients before and steps after). */
+typedef float (*nn_lr_find_fn)(void *user);
+typedef struct nn_lr_find_opts {
+    float start_lr;      /* 0 means 1e-7 */
+    float end_lr;        /* 0 means 10 */
+    int num_steps;       /* 0 means 100 */
+    float smoothing;     /* beta of the loss average, 0 means 0.98 */
+    float diverge;       /* stop when smoothed > diverge * best; 0 means 4 */
+} nn_lr_find_opts;
+typedef struct nn_lr_find_result {
+    int n;               /* steps recorded */
+    float *lr, *loss, *smoothed;  /* n each */
+    int best;            /* index of the smallest smoothed loss */
+    float suggestion;    /* lr of the steepest fall of the smoothed loss */
+    float lr_min_div10;  /* lr at the minimum / 10 (fastai's other hint) */
+} nn_lr_find_result;
+/* Sweep the lr exponentially from start_lr to end_lr, one step each,
+   recording the bias-corrected smoothed loss; stop at divergence.  The
+   parameters, buffers (running statistics) and optimizer state are
+   restored afterwards.  Free the result
+   with nn_lr_find_free. */
+NNDEF nn_status nn_lr_find(nn_optim *o, nn_lr_find_fn fn, void *user,
+                           nn_lr_find_opts opts, nn_lr_find_result *out);
+NNDEF void nn_lr_find_free(nn_lr_find_result *r);
+/* Write "lr,loss,smoothed" rows. */
+NNDEF nn_status nn_lr_find_write_csv(const nn_lr_find_result *r, const char *path);
+/* Plot the smoothed loss against log lr, marking the suggestion. */
+NNDEF nn_status nn_lr_find_write_svg(const nn_lr_find_result *r, const char *path);
+
+/* A line plot in an SVG file: one polyline per series, axes, ticks, legend. */
+typedef struct nn_plot_series {
+    const char *name;
+    const float *x, *y;
+    int n;
+} nn_plot_series;
+typedef struct nn_plot_opts {
+    const char *title, *xlabel, *ylabel;
+    int logx, logy;      /* logarithmic axes */
+    int width, height;   /* 0 means 720 x 440 */
+    float mark_x;        /* a dashed vertical line there when > 0 */
+} nn_plot_opts;
+/* Write nseries line series to an SVG file at path (axes, ticks, legend). */
+NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int nseries,
+                            nn_plot_opts opts);
+
+/* ----- snapshot ensembles ----- */
+/* Copies of a module's parameters and buffers (Huang et al. 2017: take one
+   at the end of each warm-restart period) and their averaged predictions. */
+typedef struct nn_snapshots nn_snapshots;
+/* Keep at most max_count snapshots of m (0 means 8); the oldest goes first. */
+NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count);
+/* Copy the module's current parameters and buffers in. */
+NNDEF nn_status nn_snapshot_take(nn_snapshots *s);
+NNDEF int nn_snapshot_count(const nn_snapshots *s);
+/* The mean over snapshots of softmax(forward(x)) along the last axis, [N,C]
+   in x's graph (no gradient).  The module's own weights, buffers and each
+   module's training flag are put back after. */
+NNDEF nn_tensor *nn_snapshot_predict(nn_snapshots *s, nn_tensor *x);
+NNDEF void nn_snapshots_free(nn_snapshots *s);
+
+
 
 /* Fraction of ds that m classifies correctly (argmax of its output), in
    evaluation mode with gradients off; afterwards every module gets its own
@@ -3163,6 +3173,1289 @@ static void nn__relu_backward_array(const float *x, const float *g, float *gx, s
     }
 }
 
+/* ----- >>kernels.conv: convolution engines (im2col, direct, depthwise) ----- */
+
+/* Scratch memory a kernel asks its caller for (in practice the graph arena:
+   this section knows no graphs, so the caller passes an allocator). */
+typedef struct nn__kscratch {
+    void *(*alloc)(void *ctx, size_t bytes);
+    void *ctx;
+} nn__kscratch;
+static void *nn__scratch_alloc(nn__kscratch s, size_t bytes) { return s.alloc(s.ctx, bytes); }
+
+
+/* Reductions with 16 independent partial sums: the compiler can vectorize
+   them, and the order is fixed, so results do not depend on threads (the
+   plain sum is nn__sum_array). */
+static float nn__dot16(const float *a, const float *b, size_t n) {
+    float acc[16] = {0}, s = 0.0f;
+    size_t i = 0, j;
+    for (; i + 16 <= n; i += 16)
+        for (j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
+    for (; i < n; i++) acc[0] += a[i] * b[i];
+    for (j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+/* sum (x - m)^2 and sum g (x - m). */
+static float nn__sqdev16(const float *x, float m, size_t n) {
+    float acc[16] = {0}, s = 0.0f;
+    size_t i = 0, j;
+    for (; i + 16 <= n; i += 16)
+        for (j = 0; j < 16; j++) acc[j] += (x[i + j] - m) * (x[i + j] - m);
+    for (; i < n; i++) acc[0] += (x[i] - m) * (x[i] - m);
+    for (j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+static float nn__dotdev16(const float *g, const float *x, float m, size_t n) {
+    float acc[16] = {0}, s = 0.0f;
+    size_t i = 0, j;
+    for (; i + 16 <= n; i += 16)
+        for (j = 0; j < 16; j++) acc[j] += g[i + j] * (x[i + j] - m);
+    for (; i < n; i++) acc[0] += g[i] * (x[i] - m);
+    for (j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+#if defined(__cplusplus)
+#define NN__RESTRICT __restrict
+#else
+#define NN__RESTRICT restrict
+#endif
+
+/* dst[i] = src[i] and dst[i] += src[i] for short rows that do not overlap. */
+
+/* Below this many floats of work a loop stays on one thread. */
+#define NN__PAR_MIN 32768.0
+
+/* out[n, c, :] += b[c] for N x C planes of S values. */
+static void nn__add_channel_bias(float *out, const float *b, int N, int C, size_t S) {
+    int p, planes = N * C;
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)planes * (double)S > NN__PAR_MIN))))
+    for (p = 0; p < planes; p++) {
+        float v = b[p % C], *o = out + (size_t)p * S;
+        size_t i;
+        for (i = 0; i < S; i++) o[i] += v;
+    }
+}
+
+/* gb[c] += sum over n and the S values of g[n, c, :]. */
+static void nn__channel_sum(const float *g, int N, int C, size_t S, float *gb) {
+    int c;
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)N * (double)C * (double)S > NN__PAR_MIN))))
+    for (c = 0; c < C; c++) {
+        double acc = 0.0;
+        int n;
+        for (n = 0; n < N; n++) acc += nn__sum_array(g + ((size_t)n * C + c) * S, S);
+        gb[c] += (float)acc;
+    }
+}
+
+/* --- convolution lowered to GEMM ---
+
+   One geometry serves conv and transposed conv.  The "image" has C channels
+   of H x W (a conv's input, a transposed conv's output).  The "other" side
+   has F channels of P = OH x OW positions (a conv's output, a transposed
+   conv's input).  im2col turns image samples into col, a matrix of C*KH*KW
+   rows and (samples x P) columns:
+       col[(c KH + kh) KW + kw][j P + oh OW + ow]
+           = image[n0 + j][c][oh SH - PH + kh DH][ow SW - PW + kw DW]  (0 outside).
+   The weight, read as a matrix [F, C/G*KH*KW] (conv: [OC, C/G, KH, KW];
+   transposed: [C_in, OC/G, KH, KW], same view), links them per group g:
+       other_g = W_g col_g,   dcol_g = W_g^T dother_g,   dW_g += dother_g col_g^T.
+   Samples are processed in chunks folded into the GEMM's N dimension; the
+   col buffer (one chunk) and a buffer for the chunk of the other side come
+   from the graph arena and are kept for the backward pass. */
+
+#ifndef NN__CONV_COLS
+#define NN__CONV_COLS 512 /* GEMMs at least this wide (measured: 1 to 512 are
+                             equally fast at 1 thread, 2048+ slower; wider
+                             GEMMs split better over threads) */
+#endif
+#ifndef NN__CONV_COL_FLOATS
+#define NN__CONV_COL_FLOATS (4u << 20) /* at most 16 MB of col per layer */
+#endif
+
+enum { NN__CONV, NN__CONV_T };
+
+typedef struct nn__convg {
+    int N, C, H, W;          /* image */
+    int F, OH, OW;           /* other side */
+    int KH, KW, SH, SW, PH, PW, DH, DW, G;
+    int chunk;               /* samples per GEMM */
+    int direct;              /* 1x1, stride 1, no padding: the image is its own col */
+    int depthwise;           /* one image channel per group: direct loops, no GEMM */
+    float *col;              /* C*KH*KW x chunk*P, or NULL when not needed */
+    float *tmp;              /* F x chunk*P, or NULL when chunk == 1 */
+    float *cb;               /* scratch of the direct engine (nn__conv_bcast), or NULL */
+    int cb_nt;               /* its threads */
+    int cb_fwd, cb_bwd;      /* it runs the forward / the input gradient */
+} nn__convg;
+
+/* The valid output range [lo, hi) of positions o with o*s + off in [0, size). */
+static void nn__conv_range(int out, int s, int off, int size, int *lo, int *hi) {
+    int a = 0, b = out;
+    while (a < b && a * s + off < 0) a++;
+    while (b > a && (b - 1) * s + off >= size) b--;
+    *lo = a;
+    *hi = b;
+}
+
+static void nn__im2col(const nn__convg *q, const float *img, int n0, int cn, float *col) {
+    int rows = q->C * q->KH * q->KW, r;
+    size_t P = (size_t)q->OH * (size_t)q->OW, ld = (size_t)cn * P, HW = (size_t)q->H * (size_t)q->W;
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)rows * (double)ld > NN__PAR_MIN))))
+    for (r = 0; r < rows; r++) {
+        int c = r / (q->KH * q->KW), kh = r / q->KW % q->KH, kw = r % q->KW;
+        int off = kw * q->DW - q->PW, lo, hi, j, oh, ow;
+        nn__conv_range(q->OW, q->SW, off, q->W, &lo, &hi);
+        for (j = 0; j < cn; j++) {
+            const float *src = img + ((size_t)(n0 + j) * q->C + (size_t)c) * HW;
+            float *dst = col + (size_t)r * ld + (size_t)j * P;
+            if (q->direct) {
+                memcpy(dst, src, P * sizeof(float));
+                continue;
+            }
+            for (oh = 0; oh < q->OH; oh++, dst += q->OW) {
+                int ih = oh * q->SH - q->PH + kh * q->DH;
+                const float *s;
+                if (ih < 0 || ih >= q->H) {
+                    memset(dst, 0, sizeof(float) * (size_t)q->OW);
+                    continue;
+                }
+                s = src + (size_t)ih * q->W;
+                if (q->SW == 1) {
+                    /* rows are short (often < 32 floats): inline loops, no calls */
+                    for (ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
+                    nn__short_copy(dst + lo, s + lo + off, hi - lo);
+                    for (ow = hi; ow < q->OW; ow++) dst[ow] = 0.0f;
+                } else {
+                    for (ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
+                    for (ow = lo; ow < hi; ow++) dst[ow] = s[ow * q->SW + off];
+                    for (ow = hi; ow < q->OW; ow++) dst[ow] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* img[n0 + j] += the col entries that came from it (the adjoint of im2col). */
+static void nn__col2im(const nn__convg *q, const float *col, int n0, int cn, float *img) {
+    int planes = cn * q->C, pl;
+    size_t P = (size_t)q->OH * (size_t)q->OW, ld = (size_t)cn * P, HW = (size_t)q->H * (size_t)q->W;
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)planes * (double)HW * q->KH * q->KW > NN__PAR_MIN))))
+    for (pl = 0; pl < planes; pl++) {
+        int j = pl / q->C, c = pl % q->C, kh, kw, oh, ow;
+        float *dst = img + ((size_t)(n0 + j) * q->C + (size_t)c) * HW;
+        for (kh = 0; kh < q->KH; kh++) {
+            for (kw = 0; kw < q->KW; kw++) {
+                int r = (c * q->KH + kh) * q->KW + kw, off = kw * q->DW - q->PW, lo, hi;
+                const float *src = col + (size_t)r * ld + (size_t)j * P;
+                nn__conv_range(q->OW, q->SW, off, q->W, &lo, &hi);
+                for (oh = 0; oh < q->OH; oh++) {
+                    int ih = oh * q->SH - q->PH + kh * q->DH;
+                    const float *s = src + (size_t)oh * q->OW;
+                    float *d;
+                    if (ih < 0 || ih >= q->H) continue;
+                    d = dst + (size_t)ih * q->W;
+                    if (q->SW == 1) {
+                        nn__short_add(d + lo + off, s + lo, hi - lo);
+                    } else {
+                        for (ow = lo; ow < hi; ow++) d[ow * q->SW + off] += s[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Between the tensor layout [N][F][P] and a chunk's GEMM layout [F][cn P]. */
+static void nn__conv_gather(const nn__convg *q, const float *other, int n0, int cn, float *tmp) {
+    int f;
+    size_t P = (size_t)q->OH * (size_t)q->OW;
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)q->F * (double)cn * (double)P > NN__PAR_MIN))))
+    for (f = 0; f < q->F; f++) {
+        int j;
+        for (j = 0; j < cn; j++)
+            memcpy(tmp + ((size_t)f * cn + (size_t)j) * P,
+                   other + ((size_t)(n0 + j) * q->F + (size_t)f) * P, P * sizeof(float));
+    }
+}
+static void nn__conv_scatter(const nn__convg *q, const float *tmp, int n0, int cn, float *other,
+                             int accumulate) {
+    int f;
+    size_t P = (size_t)q->OH * (size_t)q->OW;
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)q->F * (double)cn * (double)P > NN__PAR_MIN))))
+    for (f = 0; f < q->F; f++) {
+        int j;
+        size_t i;
+        for (j = 0; j < cn; j++) {
+            const float *s = tmp + ((size_t)f * cn + (size_t)j) * P;
+            float *d = other + ((size_t)(n0 + j) * q->F + (size_t)f) * P;
+            if (accumulate) for (i = 0; i < P; i++) d[i] += s[i];
+            else memcpy(d, s, P * sizeof(float));
+        }
+    }
+}
+
+/* out (= or +=) W im2col(img) (+ bias[f] when given) for the whole batch in
+   one GEMM per group, B packed straight from the image and C written in
+   [N][F][P] layout: no col buffer, no copies.  Returns 0 when out of memory. */
+static int nn__conv_implicit(const nn__convg *q, const float *img, const float *w,
+                             const float *bias, float *out, int accumulate) {
+    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, gi;
+    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
+    nn__gemm_image im;
+    nn__gemm_job job;
+    if ((double)q->N * (double)P > 2147483647.0) return 0; /* GEMM sizes are ints: chunks */
+    im.H = q->H; im.W = q->W; im.OH = q->OH; im.OW = q->OW; im.KH = q->KH; im.KW = q->KW;
+    im.SH = q->SH; im.SW = q->SW; im.PH = q->PH; im.PW = q->PW; im.DH = q->DH; im.DW = q->DW;
+    im.sample = (size_t)q->C * HW;
+    memset(&job, 0, sizeof job);
+    job.M = Fg; job.N = q->N * (int)P; job.K = CgK;
+    job.alpha = 1.0f; job.beta = accumulate ? 1.0f : 0.0f;
+    job.lda = CgK; job.bimg = &im; job.cP = (int)P; job.csample = (size_t)q->F * P;
+    for (gi = 0; gi < q->G; gi++) {
+        job.A = w + (size_t)gi * Fg * CgK;
+        job.B = img + (size_t)gi * Cg * HW;
+        job.C = out + (size_t)gi * Fg * P;
+        job.ldc = (int)P;
+        job.bias = bias ? bias + (size_t)gi * Fg : NULL;
+        if (!nn__gemm_run(&job)) return 0;
+    }
+    return 1;
+}
+
+/* dst (rows x cols) = src (h x w) shifted down by top and right by left
+   (either may be negative), zero elsewhere.  The zeros stay put from plane to
+   plane, so only the first call (clear) writes them; rows are short, so they
+   go through nn__short_copy rather than memcpy calls. */
+static void nn__pad_plane(const float *src, int h, int w, int top, int left, float *dst, int rows,
+                          int cols, int clear) {
+    int i0 = NN__MAX(top, 0), i1 = NN__MIN(top + h, rows), i;
+    int j0 = NN__MIN(NN__MAX(left, 0), cols), j1 = NN__MIN(NN__MAX(left + w, j0), cols);
+    if (clear) memset(dst, 0, (size_t)rows * (size_t)cols * sizeof(float));
+    for (i = i0; i < i1; i++)
+        nn__short_copy(dst + (size_t)i * cols + j0, src + (size_t)(i - top) * w + (j0 - left), j1 - j0);
+}
+
+/* ---- direct convolution at stride 1 -------------------------------------
+   Output positions are the broadcast rows and output channels the vectors:
+   a tile is up to NN__CB_MR positions along one output row times NN__CB_NR
+   (two vectors of) output channels, summed over k = (kh, input channel, kw).
+   Each sample is first copied into a zero-padded buffer, so position i of
+   the row reads x[koff[k] + i]: one address per k, the rows at fixed
+   offsets.  Nothing is packed per tile (the weights once per call), which
+   beats the implicit GEMM when output channels are few: there each packed
+   image element served only F multiply-adds.  The same engine computes the
+   input gradient, a convolution of the padded dy with the flipped filters. */
+#if defined(NN__AVX512)
+#define NN__CB_MR 12 /* 24 accumulators of 32 zmm */
+#elif defined(NN__NEON)
+#define NN__CB_MR 8  /* 16 of 32 q registers */
+#elif defined(NN__AVX2)
+#define NN__CB_MR 6  /* 12 of 16 ymm */
+#else
+#define NN__CB_MR 4
+#endif
+#define NN__CB_NR (2 * NN__VL)
+#ifndef NN__CB_WASTE
+#define NN__CB_WASTE 1.6 /* at most this many products per useful one */
+#endif
+#ifndef NN__CW_CHUNKS
+#define NN__CW_CHUNKS 8 /* the weight gradient's fixed cut of the batch */
+#endif
+#ifndef NN__CB_MIN_K
+#define NN__CB_MIN_K 64 /* shorter sums: the tile's transposed write dominates */
+#endif
+
+/* BLOCK(rows) for the first register block (4, 6, 8 or 12 rows, as the
+   instruction set has registers for) that holds mr; the rows past mr compute
+   values nobody stores.  NN__CB_BLOCKOF(r) is that block's size. */
+#if NN__CB_MR == 12
+#define NN__CB_BY_ROWS(BLOCK) \
+    if (mr <= 4) BLOCK(NN__REP4) else if (mr <= 8) BLOCK(NN__REP8) else BLOCK(NN__REP12)
+#define NN__CB_BLOCKOF(r) ((r) <= 4 ? 4 : (r) <= 8 ? 8 : 12)
+#elif NN__CB_MR == 8
+#define NN__CB_BY_ROWS(BLOCK) \
+    if (mr <= 4) BLOCK(NN__REP4) else BLOCK(NN__REP8)
+#define NN__CB_BLOCKOF(r) ((r) <= 4 ? 4 : 8)
+#elif NN__CB_MR == 6
+#define NN__CB_BY_ROWS(BLOCK) \
+    if (mr <= 4) BLOCK(NN__REP4) else BLOCK(NN__REP6)
+#define NN__CB_BLOCKOF(r) ((r) <= 4 ? 4 : 6)
+#else
+#define NN__CB_BLOCKOF(r) 4
+#define NN__CB_BY_ROWS(BLOCK) \
+    (void)mr;                    \
+    BLOCK(NN__REP4)
+#endif
+
+#define NN__CB_DECL(i) nn__v c##i##a = nn__vset1(0.0f), c##i##b = nn__vset1(0.0f)
+#define NN__CB_FMA(i)                           \
+    av = nn__vset1(xk[i]);                      \
+    c##i##a = nn__vfma(av, b0, c##i##a);        \
+    c##i##b = nn__vfma(av, b1, c##i##b)
+#define NN__CB_PUT(i)                           \
+    nn__vstore(t + i * NN__CB_NR, c##i##a);     \
+    nn__vstore(t + i * NN__CB_NR + NN__VL, c##i##b)
+#define NN__CB_BLOCK(ROWS)                                                   \
+    {                                                                        \
+        ROWS(NN__CB_DECL);                                                   \
+        for (k = 0; k < K; k++) {                                            \
+            const float *xk = x + koff[k];                                   \
+            nn__v b0 = nn__vload(wp), b1 = nn__vload(wp + NN__VL), av;       \
+            ROWS(NN__CB_FMA);                                                \
+            wp += NN__CB_NR;                                                 \
+        }                                                                    \
+        ROWS(NN__CB_PUT);                                                    \
+    }
+
+/* t[i][j] = sum_k x[koff[k] + i] wp[k][j] for the rows i of the register
+   block that holds mr (NN__CB_BY_ROWS), j < NN__CB_NR. */
+static NN__GEMM_NOINLINE void nn__conv_bcast_tile(int K, const float *x, const int *koff,
+                                                  const float *wp, float *t, int mr) {
+    int k;
+    NN__CB_BY_ROWS(NN__CB_BLOCK);
+}
+#undef NN__CB_DECL
+#undef NN__CB_FMA
+#undef NN__CB_PUT
+#undef NN__CB_BLOCK
+
+/* The width of the next tile of a row with `left` positions to go: the
+   widest register block, except that 8 left with blocks of 6 and 4 go as
+   4 + 4 rather than 6 + 2 (a 2-wide tile costs a 4-wide one). */
+static int nn__conv_bcast_next(int left) {
+    if (left <= NN__CB_MR) return left;
+    return NN__CB_MR == 6 && left == 8 ? 4 : NN__CB_MR;
+}
+
+/* Can the direct engine run geometry q?  Stride 1 along rows (the rows of a
+   tile are consecutive floats), a sum long enough, offsets that fit an int,
+   and a sample per thread (threads take whole samples). */
+static int nn__conv_bcast_ok(const nn__convg *q, int nt) {
+    double plane = (double)(q->H + 2 * q->PH) * (double)(q->W + 2 * q->PW);
+    return q->SW == 1 && !q->depthwise && q->C / q->G * q->KH * q->KW >= NN__CB_MIN_K &&
+           (double)q->C * plane + NN__CB_MR < 2147483647.0 && q->N >= nt;
+}
+
+/* Floats of scratch for nn__conv_bcast: nt padded samples (plus slack for
+   the rows a short tile computes past the row's end), the packed weights,
+   and the k offsets (ints). */
+static size_t nn__conv_bcast_per(const nn__convg *q) {
+    size_t n = (size_t)q->C * (size_t)(q->H + 2 * q->PH) * (size_t)(q->W + 2 * q->PW) + NN__CB_MR;
+    return (n + 15) / 16 * 16;
+}
+static size_t nn__conv_bcast_wsize(const nn__convg *q) {
+    size_t Fg = (size_t)(q->F / q->G), CgK = (size_t)(q->C / q->G * q->KH * q->KW);
+    return (size_t)q->G * ((Fg + NN__CB_NR - 1) / NN__CB_NR) * CgK * NN__CB_NR;
+}
+static size_t nn__conv_bcast_size(const nn__convg *q, int nt) {
+    return nn__conv_bcast_per(q) * (size_t)nt + nn__conv_bcast_wsize(q) +
+           (size_t)(q->C / q->G * q->KH * q->KW);
+}
+
+/* The kernel rows [*kh0, *kh0 + *khn) whose taps meet the image (not the
+   top or bottom padding) for output row oh. */
+static void nn__conv_bcast_rows(const nn__convg *q, int oh, int *kh0, int *khn) {
+    int top = oh * q->SH - q->PH, lo = 0, hi = q->KH; /* image row of tap kh: top + kh*DH */
+    while (lo < hi && top + lo * q->DH < 0) lo++;
+    while (hi > lo && top + (hi - 1) * q->DH >= q->H) hi--;
+    *kh0 = lo;
+    *khn = hi - lo;
+}
+
+/* Products the direct engine computes for geometry q, per (channel, filter)
+   pair and sample: the skipped padding rows are not counted. */
+static double nn__conv_bcast_work(const nn__convg *q) {
+    double work = 0.0;
+    int oh, kh0, khn;
+    for (oh = 0; oh < q->OH; oh++) {
+        nn__conv_bcast_rows(q, oh, &kh0, &khn);
+        work += (double)khn * q->KW * q->OW;
+    }
+    return work;
+}
+
+/* out (= or +=, plus bias[f] when given) the convolution of img by the
+   filters w under geometry q (stride 1 along rows).  flip: w is the forward
+   filter bank [C][F/G][KH][KW] of the layer whose input gradient this is, so
+   filter f, channel c, tap (kh, kw) is w[c][f][KH-1-kh][KW-1-kw].  buf holds
+   nn__conv_bcast_size(q, nt) floats.  Bitwise the same at any thread count:
+   each output is one tile's sum, in k order. */
+static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w, int flip,
+                           const float *bias, float *out, int accumulate, float *buf, int nt) {
+    int Cg = q->C / q->G, Fg = q->F / q->G, KK = q->KH * q->KW, CgK = Cg * KK;
+    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
+    /* Without padding, and with rows whose tiles are whole register blocks
+       (so no tile reads past its row), the image is read in place. */
+    int k, g, f, last = q->OW, inplace;
+    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the row's last tile */
+    inplace = q->PH == 0 && q->PW == 0 && NN__CB_BLOCKOF(last) == last;
+    size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
+    float *wpack = buf + per * (size_t)nt;
+    int *koff = (int *)(wpack + nn__conv_bcast_wsize(q));
+    P = (size_t)q->OH * (size_t)q->OW;
+    HW = (size_t)q->H * (size_t)q->W;
+    /* k runs (kh, c, kw), so the taps of one kernel row are a contiguous
+       range of k: rows of the output whose window hangs over the top or
+       bottom padding skip those taps instead of multiplying zeros */
+    for (k = 0; k < CgK; k++)
+        koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
+                        (size_t)(k % q->KW * q->DW));
+    /* weights as [group][panel of NR filters][k][NR], zero past the last filter */
+    for (g = 0; g < q->G; g++) {
+        for (f = 0; f < npan * NN__CB_NR; f += NN__CB_NR) {
+            float *d = wpack + ((size_t)g * npan + (size_t)(f / NN__CB_NR)) * CgK * NN__CB_NR;
+            int nr = NN__MIN(NN__CB_NR, Fg - f), kh, c, kw, j;
+            for (kh = 0; kh < q->KH; kh++)
+                for (c = 0; c < Cg; c++)
+                    for (kw = 0; kw < q->KW; kw++, d += NN__CB_NR) {
+                        int t = kh * q->KW + kw;
+                        for (j = 0; j < nr; j++)
+                            d[j] = flip ? w[(((size_t)g * Cg + (size_t)c) * Fg + (size_t)(f + j)) * KK +
+                                            (size_t)(KK - 1 - t)] /* the flipped tap */
+                                        : w[((size_t)g * Fg + (size_t)(f + j)) * CgK + (size_t)c * KK + (size_t)t];
+                        for (; j < NN__CB_NR; j++) d[j] = 0.0f;
+                    }
+        }
+    }
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
+    {
+        float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
+        int n;
+        if (!inplace) memset(xp, 0, per * sizeof(float));
+        NN__OMP(for schedule(static))
+        for (n = 0; n < q->N; n++) {
+            int c, gi, oh, ow, pn, i, j;
+            const float *xs = img + (size_t)n * q->C * HW;
+            if (!inplace) {
+                for (c = 0; c < q->C; c++)
+                    nn__pad_plane(xs + (size_t)c * HW, q->H, q->W, q->PH, q->PW, xp + (size_t)c * plane,
+                                  Hp, Wp, 0);
+                xs = xp;
+            }
+            for (gi = 0; gi < q->G; gi++) {
+                for (oh = 0; oh < q->OH; oh++) {
+                    int k0, kn;
+                    nn__conv_bcast_rows(q, oh, &k0, &kn);
+                    k0 *= Cg * q->KW;
+                    kn *= Cg * q->KW;
+                    for (ow = 0; ow < q->OW; ow += nn__conv_bcast_next(q->OW - ow)) {
+                        int mr = nn__conv_bcast_next(q->OW - ow);
+                        const float *x = xs + (size_t)gi * Cg * plane + (size_t)oh * q->SH * Wp + ow;
+                        for (pn = 0; pn < npan; pn++) {
+                            int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
+                            float *y = out + ((size_t)n * q->F + (size_t)f0) * P + (size_t)oh * q->OW + ow;
+                            nn__conv_bcast_tile(kn, x, koff + k0,
+                                                wpack + (((size_t)gi * npan + (size_t)pn) * CgK + (size_t)k0) *
+                                                            NN__CB_NR,
+                                                t, mr);
+                            /* transposed write: a tile row is one position's channels */
+                            for (j = 0; j < nr; j++) {
+                                float *yj = y + (size_t)j * P, bj = bias ? bias[f0 + j] : 0.0f;
+                                if (accumulate) for (i = 0; i < mr; i++) yj[i] += t[i * NN__CB_NR + j];
+                                else for (i = 0; i < mr; i++) yj[i] = t[i * NN__CB_NR + j] + bj;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* The weight gradient at stride 1 without im2col:
+     gw[f][k] += sum over samples and positions p of dy[f][p] x[koff[k] + roff[p]]
+   A tile is up to NN__CB_MR taps k (broadcast from the padded sample) times
+   NN__CB_NR filters (dy transposed to [p][f], so a position's filters are
+   two vectors), summed over positions in registers.  Threads take tiles,
+   never positions, and samples are added in order, so the result is bitwise
+   the same at any thread count. */
+#define NN__CW_DECL(i)                                          \
+    const float *r##i = x + kof[i < mr ? i : 0];                \
+    nn__v c##i##a = nn__vload(acc + i * NN__CB_NR), c##i##b = nn__vload(acc + i * NN__CB_NR + NN__VL)
+#define NN__CW_FMA(i)                           \
+    av = nn__vset1(r##i[idx]);                  \
+    c##i##a = nn__vfma(av, b0, c##i##a);        \
+    c##i##b = nn__vfma(av, b1, c##i##b)
+#define NN__CW_PUT(i)                           \
+    nn__vstore(acc + i * NN__CB_NR, c##i##a);   \
+    nn__vstore(acc + i * NN__CB_NR + NN__VL, c##i##b)
+#define NN__CW_NEXT(i) r##i += xs
+#define NN__CW_BLOCK(ROWS)                                                         \
+    {                                                                              \
+        ROWS(NN__CW_DECL);                                                         \
+        for (sm = 0; sm < ns; sm++, dyt += dys) {                                  \
+            const float *d = dyt;                                                  \
+            for (oh = 0; oh < q->OH; oh++) {                                       \
+                size_t idx = (size_t)oh * q->SH * Wp, end = idx + (size_t)q->OW;   \
+                for (; idx < end; idx++) {                                         \
+                    nn__v b0 = nn__vload(d), b1 = nn__vload(d + NN__VL), av;       \
+                    ROWS(NN__CW_FMA);                                              \
+                    d += NN__CB_NR;                                                \
+                }                                                                  \
+            }                                                                      \
+            ROWS(NN__CW_NEXT);                                                     \
+        }                                                                          \
+        ROWS(NN__CW_PUT);                                                          \
+    }
+
+/* acc[i][j] += sum over the positions of ns samples of x[kof[i] + roff[p]]
+   dyt[p][j] for i < mr (in a register block, NN__CB_BY_ROWS), j < NN__CB_NR; sample s
+   is at x + s xs and dyt + s dys. */
+static NN__GEMM_NOINLINE void nn__conv_wgrad_tile(const nn__convg *q, int Wp, const float *x,
+                                                  size_t xs, const int *kof, const float *dyt,
+                                                  size_t dys, int ns, float *acc, int mr) {
+    int oh, sm;
+    NN__CB_BY_ROWS(NN__CW_BLOCK);
+}
+#undef NN__CW_DECL
+#undef NN__CW_FMA
+#undef NN__CW_PUT
+#undef NN__CW_NEXT
+#undef NN__CW_BLOCK
+
+/* gw += the weight gradient of geometry q (stride 1 along rows) for image
+   img and output gradient dy, with scratch from graph g.  0 when the scratch
+   cannot be had (nothing is changed then). */
+static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy, float *gw,
+                          nn__kscratch sc) {
+    int Cg = q->C / q->G, Fg = q->F / q->G, KK = q->KH * q->KW, CgK = Cg * KK;
+    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
+    int kblocks = (CgK + NN__CB_MR - 1) / NN__CB_MR, tiles = q->G * npan * kblocks;
+    int nt = 1, S, k, c, nopad = q->PH == 0 && q->PW == 0, nch = NN__MIN(q->N, NN__CW_CHUNKS);
+    size_t plane = (size_t)Hp * (size_t)Wp, P = (size_t)q->OH * (size_t)q->OW;
+    size_t HW = (size_t)q->H * (size_t)q->W, xper = nn__conv_bcast_per(q);
+    size_t dyper = (size_t)q->G * npan * P * NN__CB_NR, tsize = (size_t)NN__CB_MR * NN__CB_NR, per, need;
+    float *buf, *acc;
+    int *koff;
+    if ((double)q->C * (double)plane >= 2147483647.0) return 0; /* koff is an int */
+    nt = nn__team((double)q->N * P * q->F * (double)CgK > NN__PAR_MIN);
+    /* samples per round: about 512 KB of padded images and transposed dy */
+    if (nopad) xper = 0; /* the image is read in place */
+    S = (int)NN__MAX((size_t)1, NN__MIN((size_t)q->N, ((size_t)1 << 17) / (xper + dyper)));
+    per = (size_t)S * (xper + dyper);
+    need = per * (size_t)nt + (size_t)nch * tiles * tsize + (size_t)CgK;
+    buf = (float *)nn__scratch_alloc(sc, need * sizeof(float));
+    if (!buf) return 0;
+    acc = buf + per * (size_t)nt;
+    koff = (int *)(acc + (size_t)nch * tiles * tsize);
+    for (k = 0; k < CgK; k++)
+        koff[k] = (int)((size_t)(k / KK) * plane + (size_t)(k / q->KW % q->KH * q->DH) * (size_t)Wp +
+                        (size_t)(k % q->KW * q->DW));
+    memset(acc, 0, (size_t)nch * tiles * tsize * sizeof(float));
+    /* The batch is cut into nch fixed chunks (not one per thread: their sums
+       are added in chunk order, so the result does not depend on the thread
+       count).  A thread takes whole chunks, in rounds of S samples: it pads
+       them and transposes their dy into its own buffers, then runs every tile
+       over them.  No barrier, and a thread reads the samples it wrote in the
+       layers before (element-wise loops split the batch the same way). */
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
+    {
+        float *xb = buf + per * (size_t)NN__TID, *dyb = xb + (size_t)S * xper;
+        int ch;
+        memset(xb, 0, (size_t)S * xper * sizeof(float));
+        NN__OMP(for schedule(static))
+        for (ch = 0; ch < nch; ch++) {
+            int e = (int)((long long)q->N * (ch + 1) / nch), n0, it;
+            for (n0 = (int)((long long)q->N * ch / nch); n0 < e; n0 += S) {
+                int cs = NN__MIN(S, e - n0);
+                for (it = 0; it < (nopad ? 0 : cs * q->C); it++)
+                    nn__pad_plane(img + ((size_t)(n0 + it / q->C) * q->C + (size_t)(it % q->C)) * HW, q->H,
+                                  q->W, q->PH, q->PW,
+                                  xb + (size_t)(it / q->C) * xper + (size_t)(it % q->C) * plane, Hp, Wp, 0);
+                /* dy as [sample][group][panel][p][NR] */
+                for (it = 0; it < cs * q->G * npan; it++) {
+                    int sm = it / (q->G * npan), gi = it / npan % q->G, pn = it % npan;
+                    int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
+                    float *d = dyb + (size_t)sm * dyper + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR;
+                    const float *src = dy + ((size_t)(n0 + sm) * q->F + (size_t)f0) * P;
+#if NN__CB_NR == NN__GEMM_NR
+                    /* the GEMM's B^T micro-panel (16 x 16 register transposes on AVX-512) */
+                    nn__gemm_pack_bt(src, (int)P, 0, (int)P, 0, nr, d);
+#else /* the scalar build's panels are 2 wide, the GEMM's 8 */
+                    size_t p;
+                    int j;
+                    for (p = 0; p < P; p++)
+                        for (j = 0; j < NN__CB_NR; j++)
+                            d[p * NN__CB_NR + j] = j < nr ? src[(size_t)j * P + p] : 0.0f;
+#endif
+                }
+                for (it = 0; it < tiles; it++) {
+                    int gi = it / (npan * kblocks), pn = it / kblocks % npan, k0 = it % kblocks * NN__CB_MR;
+                    nn__conv_wgrad_tile(q, Wp,
+                                        (nopad ? img + (size_t)n0 * q->C * HW : xb) + (size_t)gi * Cg * plane,
+                                        nopad ? (size_t)q->C * HW : xper, koff + k0,
+                                        dyb + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR, dyper, cs,
+                                        acc + ((size_t)ch * tiles + (size_t)it) * tsize,
+                                        NN__MIN(NN__CB_MR, CgK - k0));
+                }
+            }
+        }
+    }
+    /* the chunks' sums in chunk order, then into gw (transposed) */
+    for (c = 1; c < nch; c++)
+        nn__axpy((size_t)tiles * tsize, 1.0f, acc + (size_t)c * tiles * tsize, acc);
+    for (k = 0; k < tiles; k++) {
+        int gi = k / (npan * kblocks), pn = k / kblocks % npan, k0 = k % kblocks * NN__CB_MR, i, j;
+        int mr = NN__MIN(NN__CB_MR, CgK - k0), nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
+        const float *a = acc + (size_t)k * tsize;
+        for (j = 0; j < nr; j++) {
+            float *d = gw + ((size_t)gi * Fg + (size_t)pn * NN__CB_NR + (size_t)j) * CgK + (size_t)k0;
+            for (i = 0; i < mr; i++) d[i] += a[i * NN__CB_NR + j];
+        }
+    }
+    return 1;
+}
+
+/* The geometry of a stride-1 convolution's input gradient as a convolution:
+   dy (padded by the kernel's extent less the padding) correlated with the
+   flipped filters gives an output the size of x.  0 when it is not one. */
+static int nn__conv_flip_geom(const nn__convg *q, nn__convg *t) {
+    if (q->SH != 1 || q->SW != 1 || q->PH > (q->KH - 1) * q->DH || q->PW > (q->KW - 1) * q->DW)
+        return 0;
+    *t = *q;
+    t->C = q->F; t->H = q->OH; t->W = q->OW;
+    t->F = q->C; t->OH = q->H; t->OW = q->W;
+    t->PH = (q->KH - 1) * q->DH - q->PH;
+    t->PW = (q->KW - 1) * q->DW - q->PW;
+    return 1;
+}
+
+/* Per chunk, col = im2col(img), then
+     out (if given):  out = W col   (accumulate: out += W col)
+     gw  (if given):  gw += src col^T   with src the other side (e.g. dy). */
+static void nn__conv_from_image(const nn__convg *q, const float *img, const float *w,
+                                float *out, int accumulate, const float *src, float *gw) {
+    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, n0, g;
+    size_t P = (size_t)q->OH * (size_t)q->OW;
+    for (n0 = 0; n0 < q->N; n0 += q->chunk) {
+        int cn = NN__MIN(q->chunk, q->N - n0), cols = cn * (int)P;
+        const float *col;
+        if (q->direct && cn == 1) {
+            col = img + (size_t)n0 * q->C * P;
+        } else {
+            nn__im2col(q, img, n0, cn, q->col);
+            col = q->col;
+        }
+        if (out) {
+            float *dst = cn == 1 ? out + (size_t)n0 * q->F * P : q->tmp;
+            float beta = cn == 1 && accumulate ? 1.0f : 0.0f;
+            for (g = 0; g < q->G; g++)
+                nn_sgemm(0, 0, Fg, cols, CgK, 1.0f, w + (size_t)g * Fg * CgK, CgK,
+                         col + (size_t)g * CgK * cols, cols, beta, dst + (size_t)g * Fg * cols, cols);
+            if (cn > 1) nn__conv_scatter(q, q->tmp, n0, cn, out, accumulate);
+        }
+        if (gw) {
+            const float *s = src + (size_t)n0 * q->F * P;
+            if (cn > 1) {
+                nn__conv_gather(q, src, n0, cn, q->tmp);
+                s = q->tmp;
+            }
+            for (g = 0; g < q->G; g++)
+                nn_sgemm(0, 1, Fg, CgK, cols, 1.0f, s + (size_t)g * Fg * cols, cols,
+                         col + (size_t)g * CgK * cols, cols, 1.0f, gw + (size_t)g * Fg * CgK, CgK);
+        }
+    }
+}
+
+/* img += col2im(W^T other), per chunk.  With gw (and x, the image of the
+   forward pass), also gw += other im2col(x)^T in the same pass: `other` is
+   gathered once and still in cache for the second product, and the col
+   buffer serves both (im2col(x) first, then W^T other). */
+static void nn__conv_to_image(const nn__convg *q, const float *other, const float *w, float *img,
+                              const float *x, float *gw) {
+    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, n0, g;
+    size_t P = (size_t)q->OH * (size_t)q->OW;
+    for (n0 = 0; n0 < q->N; n0 += q->chunk) {
+        int cn = NN__MIN(q->chunk, q->N - n0), cols = cn * (int)P;
+        const float *s = other + (size_t)n0 * q->F * P;
+        if (cn > 1) {
+            nn__conv_gather(q, other, n0, cn, q->tmp);
+            s = q->tmp;
+        }
+        if (gw) {
+            const float *col = x + (size_t)n0 * q->C * P;
+            if (!(q->direct && cn == 1)) {
+                nn__im2col(q, x, n0, cn, q->col);
+                col = q->col;
+            }
+            for (g = 0; g < q->G; g++)
+                nn_sgemm(0, 1, Fg, CgK, cols, 1.0f, s + (size_t)g * Fg * cols, cols,
+                         col + (size_t)g * CgK * cols, cols, 1.0f, gw + (size_t)g * Fg * CgK, CgK);
+        }
+        if (q->direct && cn == 1) {
+            float *d = img + (size_t)n0 * q->C * P;
+            for (g = 0; g < q->G; g++)
+                nn_sgemm(1, 0, CgK, cols, Fg, 1.0f, w + (size_t)g * Fg * CgK, CgK,
+                         s + (size_t)g * Fg * cols, cols, 1.0f, d + (size_t)g * CgK * cols, cols);
+            continue;
+        }
+        for (g = 0; g < q->G; g++)
+            nn_sgemm(1, 0, CgK, cols, Fg, 1.0f, w + (size_t)g * Fg * CgK, CgK,
+                     s + (size_t)g * Fg * cols, cols, 0.0f, q->col + (size_t)g * CgK * cols, cols);
+        nn__col2im(q, q->col, n0, cn, img);
+    }
+}
+
+/* Depthwise conv (one image channel per group, F/G filters each) without a
+   GEMM, whose K = KH*KW would be mostly overhead.  These plain loops are the
+   fallback when the padded buffers of the kernels below cannot be allocated. */
+static void nn__dw_forward_loops(const nn__convg *q, const float *img, const float *w, float *out) {
+    int planes = q->N * q->F, pl, Fg = q->F / q->G;
+    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)planes * (double)P * q->KH * q->KW > NN__PAR_MIN))))
+    for (pl = 0; pl < planes; pl++) {
+        int n = pl / q->F, f = pl % q->F, c = f / Fg, kh, kw, oh, ow;
+        const float *x = img + ((size_t)n * q->C + (size_t)c) * HW;
+        const float *wf = w + (size_t)f * q->KH * q->KW;
+        float *y = out + (size_t)pl * P;
+        memset(y, 0, P * sizeof(float));
+        /* tap by tap: the valid column range is computed once per tap */
+        for (kh = 0; kh < q->KH; kh++) {
+            for (kw = 0; kw < q->KW; kw++) {
+                int off = kw * q->DW - q->PW, lo, hi;
+                float wv = wf[kh * q->KW + kw];
+                nn__conv_range(q->OW, q->SW, off, q->W, &lo, &hi);
+                for (oh = 0; oh < q->OH; oh++) {
+                    int ih = oh * q->SH - q->PH + kh * q->DH;
+                    const float *xr;
+                    float *yr = y + (size_t)oh * q->OW;
+                    if (ih < 0 || ih >= q->H) continue;
+                    xr = x + (size_t)ih * q->W;
+                    if (q->SW == 1)
+                        for (ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow + off];
+                    else
+                        for (ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * q->SW + off];
+                }
+            }
+        }
+    }
+}
+
+static void nn__dw_backward_loops(const nn__convg *q, const float *img, const float *w,
+                                  const float *dy, float *gimg, float *gw) {
+    int Fg = q->F / q->G, KK = q->KH * q->KW;
+    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
+    double work = (double)q->N * q->F * (double)P * KK;
+    (void)work; /* only the OpenMP clauses read it */
+    if (gimg) {
+        int planes = q->N * q->C, pl;
+        NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team(work > NN__PAR_MIN))))
+        for (pl = 0; pl < planes; pl++) {
+            int n = pl / q->C, c = pl % q->C, f, kh, kw, oh, ow;
+            float *gx = gimg + (size_t)pl * HW;
+            for (f = c * Fg; f < (c + 1) * Fg; f++) {
+                const float *g = dy + ((size_t)n * q->F + (size_t)f) * P;
+                const float *wf = w + (size_t)f * KK;
+                for (kh = 0; kh < q->KH; kh++) {
+                    for (kw = 0; kw < q->KW; kw++) {
+                        int off = kw * q->DW - q->PW, lo, hi;
+                        float wv = wf[kh * q->KW + kw];
+                        nn__conv_range(q->OW, q->SW, off, q->W, &lo, &hi);
+                        for (oh = 0; oh < q->OH; oh++) {
+                            int ih = oh * q->SH - q->PH + kh * q->DH;
+                            const float *gr = g + (size_t)oh * q->OW;
+                            float *xr;
+                            if (ih < 0 || ih >= q->H) continue;
+                            xr = gx + (size_t)ih * q->W;
+                            if (q->SW == 1)
+                                for (ow = lo; ow < hi; ow++) xr[ow + off] += wv * gr[ow];
+                            else
+                                for (ow = lo; ow < hi; ow++) xr[ow * q->SW + off] += wv * gr[ow];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (gw) {
+        int f;
+        NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team(work > NN__PAR_MIN))))
+        for (f = 0; f < q->F; f++) {
+            int c = f / Fg, n, kh, kw, oh, ow;
+            for (kh = 0; kh < q->KH; kh++) {
+                for (kw = 0; kw < q->KW; kw++) {
+                    int off = kw * q->DW - q->PW, lo, hi;
+                    double acc = 0.0;
+                    nn__conv_range(q->OW, q->SW, off, q->W, &lo, &hi);
+                    for (n = 0; n < q->N; n++) {
+                        const float *g = dy + ((size_t)n * q->F + (size_t)f) * P;
+                        const float *x = img + ((size_t)n * q->C + (size_t)c) * HW;
+                        float part = 0.0f;
+                        for (oh = 0; oh < q->OH; oh++) {
+                            int ih = oh * q->SH - q->PH + kh * q->DH;
+                            const float *gr = g + (size_t)oh * q->OW, *xr;
+                            if (ih < 0 || ih >= q->H || hi <= lo) continue;
+                            xr = x + (size_t)ih * q->W;
+                            if (q->SW == 1) {
+                                part += nn__dot16(gr + lo, xr + lo + off, (size_t)(hi - lo));
+                            } else {
+                                for (ow = lo; ow < hi; ow++) part += gr[ow] * xr[ow * q->SW + off];
+                            }
+                        }
+                        acc += (double)part;
+                    }
+                    gw[(size_t)f * KK + kh * q->KW + kw] += (float)acc;
+                }
+            }
+        }
+    }
+}
+
+/* The fast depthwise path: each plane is first copied into a zero-padded
+   per-thread buffer, so the inner loops have no bounds.  Taps are offsets into
+   that buffer (tap t = (a, b) at a*DH*cols + b*DW).  At stride 1 an output
+   vector takes all KH*KW taps in a register and is stored once. */
+#define NN__DW_RUP(n) (((n) + NN__VL - 1) / NN__VL * NN__VL)
+
+static int nn__dw_thread(void) {
+#ifdef NN__OMP_ON
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+static int nn__dw_team(void) {
+#ifdef NN__OMP_ON
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* y[j] = sum_t k[t] x[off[t] + j] for from <= j < n, or y[j] += that
+   (accumulate).  Whole vectors are read from x; a last partial one is stored
+   through tail (NN__VL floats).  Four accumulators hide the FMA latency. */
+static void nn__dw_corr_row(const float *x, const size_t *off, const float *k, int taps, float *y,
+                            int from, int n, int accumulate, float *tail) {
+    int j = from, t;
+    for (; j + 4 * NN__VL <= n; j += 4 * NN__VL) {
+        nn__v s0 = nn__vset1(0.0f), s1 = s0, s2 = s0, s3 = s0;
+        if (accumulate) {
+            s0 = nn__vload(y + j);
+            s1 = nn__vload(y + j + NN__VL);
+            s2 = nn__vload(y + j + 2 * NN__VL);
+            s3 = nn__vload(y + j + 3 * NN__VL);
+        }
+        for (t = 0; t < taps; t++) {
+            const float *p = x + off[t] + j;
+            nn__v kv = nn__vset1(k[t]);
+            s0 = nn__vfma(kv, nn__vload(p), s0);
+            s1 = nn__vfma(kv, nn__vload(p + NN__VL), s1);
+            s2 = nn__vfma(kv, nn__vload(p + 2 * NN__VL), s2);
+            s3 = nn__vfma(kv, nn__vload(p + 3 * NN__VL), s3);
+        }
+        nn__vstore(y + j, s0);
+        nn__vstore(y + j + NN__VL, s1);
+        nn__vstore(y + j + 2 * NN__VL, s2);
+        nn__vstore(y + j + 3 * NN__VL, s3);
+    }
+    for (; j < n; j += NN__VL) {
+        int i, rest = n - j;
+        float *d = rest >= NN__VL ? y + j : tail;
+        nn__v s = nn__vset1(0.0f);
+        if (accumulate) {
+            if (d == tail)
+                for (i = 0; i < NN__VL; i++) tail[i] = i < rest ? y[j + i] : 0.0f;
+            s = nn__vload(d);
+        }
+        for (t = 0; t < taps; t++) s = nn__vfma(nn__vset1(k[t]), nn__vload(x + off[t] + j), s);
+        nn__vstore(d, s);
+        if (d == tail)
+            for (i = 0; i < rest; i++) y[j + i] = tail[i];
+    }
+}
+
+/* Two rows at once, (x0 -> y0) and (x1 -> y1): for narrow planes (two
+   vectors a row) this still gives four independent accumulators. */
+static void nn__dw_corr_row2(const float *x0, const float *x1, const size_t *off, const float *k,
+                             int taps, float *y0, float *y1, int n, int accumulate, float *tail) {
+    int j = 0, t;
+    for (; j + 2 * NN__VL <= n; j += 2 * NN__VL) {
+        nn__v s0 = nn__vset1(0.0f), s1 = s0, s2 = s0, s3 = s0;
+        if (accumulate) {
+            s0 = nn__vload(y0 + j);
+            s1 = nn__vload(y0 + j + NN__VL);
+            s2 = nn__vload(y1 + j);
+            s3 = nn__vload(y1 + j + NN__VL);
+        }
+        for (t = 0; t < taps; t++) {
+            const float *p = x0 + off[t] + j, *r = x1 + off[t] + j;
+            nn__v kv = nn__vset1(k[t]);
+            s0 = nn__vfma(kv, nn__vload(p), s0);
+            s1 = nn__vfma(kv, nn__vload(p + NN__VL), s1);
+            s2 = nn__vfma(kv, nn__vload(r), s2);
+            s3 = nn__vfma(kv, nn__vload(r + NN__VL), s3);
+        }
+        nn__vstore(y0 + j, s0);
+        nn__vstore(y0 + j + NN__VL, s1);
+        nn__vstore(y1 + j, s2);
+        nn__vstore(y1 + j + NN__VL, s3);
+    }
+    if (j < n) {
+        nn__dw_corr_row(x0, off, k, taps, y0, j, n, accumulate, tail);
+        nn__dw_corr_row(x1, off, k, taps, y1, j, n, accumulate, tail);
+    }
+}
+
+/* Rows [0, rows) of a plane: row i reads x + i*xstep, writes y + i*n. */
+static void nn__dw_corr_plane(const float *x, size_t xstep, const size_t *off, const float *k,
+                              int taps, float *y, int rows, int n, int accumulate, float *tail) {
+    int i;
+    for (i = 0; i + 2 <= rows; i += 2)
+        nn__dw_corr_row2(x + (size_t)i * xstep, x + (size_t)(i + 1) * xstep, off, k, taps,
+                         y + (size_t)i * n, y + (size_t)(i + 1) * n, n, accumulate, tail);
+    if (i < rows)
+        nn__dw_corr_row(x + (size_t)i * xstep, off, k, taps, y + (size_t)i * n, 0, n, accumulate,
+                        tail);
+}
+
+/* part[t] = sum_{oh, ow} g[oh*OW + ow] x[oh*SH*ld + off[t] + ow*SW]: one
+   plane's share of the weight gradient, summed in an order fixed by the
+   shape alone.  Taps go four at a time (four accumulators, dy loaded once),
+   then one at a time; in each, lanes over whole vectors, then the tail. */
+static void nn__dw_gw_plane(const float *x, size_t ld, int SH, int SW, const size_t *off, int taps,
+                            const float *g, int OH, int OW, float *part) {
+    int t = 0, oh, ow, whole = SW == 1 ? OW / NN__VL * NN__VL : 0;
+    for (; t + 4 <= taps; t += 4) {
+        nn__v a0 = nn__vset1(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        float r0 = 0.0f, r1 = 0.0f, r2 = 0.0f, r3 = 0.0f;
+        size_t o0 = off[t], o1 = off[t + 1], o2 = off[t + 2], o3 = off[t + 3];
+        for (oh = 0; oh < OH; oh++) {
+            const float *gr = g + (size_t)oh * OW, *xr = x + (size_t)oh * SH * ld;
+            for (ow = 0; ow < whole; ow += NN__VL) {
+                nn__v d = nn__vload(gr + ow);
+                a0 = nn__vfma(d, nn__vload(xr + o0 + ow), a0);
+                a1 = nn__vfma(d, nn__vload(xr + o1 + ow), a1);
+                a2 = nn__vfma(d, nn__vload(xr + o2 + ow), a2);
+                a3 = nn__vfma(d, nn__vload(xr + o3 + ow), a3);
+            }
+            for (; ow < OW; ow++) {
+                size_t i = (size_t)ow * SW;
+                r0 += gr[ow] * xr[o0 + i];
+                r1 += gr[ow] * xr[o1 + i];
+                r2 += gr[ow] * xr[o2 + i];
+                r3 += gr[ow] * xr[o3 + i];
+            }
+        }
+        part[t] = nn__vhsum(a0) + r0;
+        part[t + 1] = nn__vhsum(a1) + r1;
+        part[t + 2] = nn__vhsum(a2) + r2;
+        part[t + 3] = nn__vhsum(a3) + r3;
+    }
+    for (; t < taps; t++) {
+        nn__v a0 = nn__vset1(0.0f), a1 = a0;
+        float r0 = 0.0f;
+        for (oh = 0; oh < OH; oh++) {
+            const float *gr = g + (size_t)oh * OW, *xr = x + (size_t)oh * SH * ld + off[t];
+            for (ow = 0; ow + 2 * NN__VL <= whole; ow += 2 * NN__VL) {
+                a0 = nn__vfma(nn__vload(gr + ow), nn__vload(xr + ow), a0);
+                a1 = nn__vfma(nn__vload(gr + ow + NN__VL), nn__vload(xr + ow + NN__VL), a1);
+            }
+            if (ow < whole) a0 = nn__vfma(nn__vload(gr + ow), nn__vload(xr + ow), a0);
+            for (ow = whole; ow < OW; ow++) r0 += gr[ow] * xr[(size_t)ow * SW];
+        }
+        part[t] = nn__vhsum(nn__vadd(a0, a1)) + r0;
+    }
+}
+
+static void nn__dw_forward(const nn__convg *q, const float *img, const float *w, float *out,
+                           nn__kscratch sc) {
+    int planes = q->N * q->F, Fg = q->F / q->G, KK = q->KH * q->KW, nt = 1, t;
+    int rows = (q->OH - 1) * q->SH + (q->KH - 1) * q->DH + 1;
+    int cols = (q->SW == 1 ? NN__DW_RUP(q->OW) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
+    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
+    size_t per = (size_t)rows * (size_t)cols + NN__VL, *off;
+    float *buf;
+    nt = nn__team((double)planes * (double)P * KK > NN__PAR_MIN);
+    off = (size_t *)nn__scratch_alloc(sc, (size_t)KK * sizeof(size_t));
+    buf = off ? (float *)nn__scratch_alloc(sc, per * (size_t)nt * sizeof(float)) : NULL;
+    if (!buf) {
+        nn__dw_forward_loops(q, img, w, out);
+        return;
+    }
+    for (t = 0; t < KK; t++)
+        off[t] = (size_t)(t / q->KW * q->DH) * cols + (size_t)(t % q->KW * q->DW);
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
+    {
+        float *xp = buf + per * (size_t)nn__dw_thread(), *tail = xp + (size_t)rows * cols;
+        int pl, clear = 1;
+        NN__OMP(for schedule(static))
+        for (pl = 0; pl < planes; pl++) {
+            int n = pl / q->F, f = pl % q->F, c = f / Fg, oh, ow, tt;
+            const float *wf = w + (size_t)f * KK;
+            float *y = out + (size_t)pl * P;
+            nn__pad_plane(img + ((size_t)n * q->C + (size_t)c) * HW, q->H, q->W, q->PH, q->PW, xp,
+                       rows, cols, clear);
+            clear = 0;
+            if (q->SW == 1) {
+                nn__dw_corr_plane(xp, (size_t)q->SH * cols, off, wf, KK, y, q->OH, q->OW, 0, tail);
+                continue;
+            }
+            for (oh = 0; oh < q->OH; oh++) {
+                const float *xr = xp + (size_t)oh * q->SH * cols;
+                float *yr = y + (size_t)oh * q->OW;
+                for (ow = 0; ow < q->OW; ow++) {
+                    float s = 0.0f;
+                    for (tt = 0; tt < KK; tt++) s += wf[tt] * xr[off[tt] + (size_t)ow * q->SW];
+                    yr[ow] = s;
+                }
+            }
+        }
+    }
+}
+
+/* Each thread owns a contiguous range of channels: their image gradients and
+   their filters' weight gradients, summed over samples in order, so the
+   result does not depend on the thread count.  Samples go in the outer loop
+   so memory is walked in order.  At stride 1 the image gradient is the
+   correlation of the padded dy with the flipped kernel; otherwise dy is
+   scattered into a padded plane that is then added. */
+static void nn__dw_backward(const nn__convg *q, const float *img, const float *w, const float *dy,
+                            float *gimg, float *gw, nn__kscratch sc) {
+    int Fg = q->F / q->G, KK = q->KH * q->KW, nt = 1, t, unit = q->SH == 1 && q->SW == 1;
+    int rows = (q->OH - 1) * q->SH + (q->KH - 1) * q->DH + 1;
+    int cols = (q->SW == 1 ? NN__DW_RUP(q->OW) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
+    int grows = unit ? q->H + (q->KH - 1) * q->DH : rows;
+    int gcols = (unit ? NN__DW_RUP(q->W) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
+    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
+    size_t FK = (size_t)q->F * KK, xsize = gw ? (size_t)rows * cols : 0;
+    size_t gsize = gimg ? (size_t)grows * gcols : 0, per = xsize + gsize + (size_t)KK + NN__VL, *off;
+    double *sums;
+    float *buf, *flip;
+    if (!gimg && !gw) return;
+    nt = nn__team((double)q->N * q->F * (double)P * KK > NN__PAR_MIN);
+    off = (size_t *)nn__scratch_alloc(sc, 2 * (size_t)KK * sizeof(size_t));
+    sums = off ? (double *)nn__scratch_alloc(sc, FK * sizeof(double)) : NULL;
+    buf = sums ? (float *)nn__scratch_alloc(sc, (per * (size_t)nt + FK) * sizeof(float)) : NULL;
+    if (!buf) {
+        nn__dw_backward_loops(q, img, w, dy, gimg, gw);
+        return;
+    }
+    memset(sums, 0, FK * sizeof(double));
+    for (t = 0; t < KK; t++) {
+        off[t] = (size_t)(t / q->KW * q->DH) * cols + (size_t)(t % q->KW * q->DW);
+        off[KK + t] = (size_t)(t / q->KW * q->DH) * gcols + (size_t)(t % q->KW * q->DW);
+    }
+    flip = buf + per * (size_t)nt;
+    for (t = 0; t < (int)FK; t++) flip[t] = w[t / KK * KK + KK - 1 - t % KK];
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
+    {
+        int tid = nn__dw_thread(), team = nn__dw_team(), xclear = 1, gclear = 1, n;
+        int c0 = (int)((long long)q->C * tid / team);
+        int c1 = (int)((long long)q->C * (tid + 1) / team);
+        float *xp = buf + per * (size_t)tid, *gp = xp + xsize, *part = gp + gsize;
+        float *tail = part + KK;
+        for (n = 0; n < q->N; n++) {
+            int c, f, i, oh, ow, a, b, tt;
+            for (c = c0; c < c1; c++) {
+                size_t plane = (size_t)n * q->C + (size_t)c;
+                float *gx = gimg ? gimg + plane * HW : NULL;
+                if (gw) {
+                    nn__pad_plane(img + plane * HW, q->H, q->W, q->PH, q->PW, xp, rows, cols, xclear);
+                    xclear = 0;
+                }
+                for (f = c * Fg; f < (c + 1) * Fg; f++) {
+                    const float *g = dy + ((size_t)n * q->F + (size_t)f) * P;
+                    const float *wf = w + (size_t)f * KK;
+                    if (gw) {
+                        nn__dw_gw_plane(xp, cols, q->SH, q->SW, off, KK, g, q->OH, q->OW, part);
+                        for (tt = 0; tt < KK; tt++)
+                            sums[(size_t)f * KK + tt] += (double)part[tt];
+                    }
+                    if (gx && unit) {
+                        nn__pad_plane(g, q->OH, q->OW, (q->KH - 1) * q->DH - q->PH,
+                                   (q->KW - 1) * q->DW - q->PW, gp, grows, gcols, gclear);
+                        gclear = 0;
+                        nn__dw_corr_plane(gp, gcols, off + KK, flip + (size_t)f * KK, KK, gx, q->H,
+                                          q->W, 1, tail);
+                    } else if (gx) {
+                        memset(gp, 0, gsize * sizeof(float));
+                        for (oh = 0; oh < q->OH; oh++) {
+                            const float *gr = g + (size_t)oh * q->OW;
+                            for (a = 0; a < q->KH; a++)
+                                for (b = 0; b < q->KW; b++) {
+                                    float k = wf[a * q->KW + b];
+                                    float *d = gp + (size_t)(oh * q->SH + a * q->DH) * gcols
+                                               + b * q->DW;
+                                    for (ow = 0; ow < q->OW; ow++)
+                                        d[(size_t)ow * q->SW] += k * gr[ow];
+                                }
+                        }
+                        for (i = 0; i < q->H && i + q->PH < grows; i++)
+                            for (ow = 0; ow < q->W && ow + q->PW < gcols; ow++)
+                                gx[(size_t)i * q->W + ow] +=
+                                    gp[(size_t)(i + q->PH) * gcols + ow + q->PW];
+                    }
+                }
+            }
+        }
+    }
+    if (gw)
+        for (t = 0; t < (int)FK; t++) gw[t] += (float)sums[t];
+}
+
+/* ===== >>graph (implementation) ========================================== */
+
+typedef struct nn__block {
+    struct nn__block *next;
+    void *raw;       /* what malloc returned */
+    size_t cap;      /* usable bytes after the aligned header */
+} nn__block;
+
+#define NN__ALIGN_UP(n) (((n) + (size_t)NN_MEM_ALIGN - 1) / (size_t)NN_MEM_ALIGN * (size_t)NN_MEM_ALIGN)
+#define NN__BLOCK_HDR NN__ALIGN_UP(sizeof(nn__block))
+
+typedef void (*nn__backward_fn)(nn__node *n);
+
+/* One recorded op: its output, inputs, backward function and saved values. */
+struct nn__node {
+    nn__node *prev;
+    const char *op;
+    nn_tensor *out;
+    nn_tensor **in;
+    int nin;
+    nn__backward_fn backward;
+    int iarg[4];
+    float farg[2];
+    void *saved;
+};
+
+struct nn_graph {
+    nn__block *first, *cur;
+    size_t used;         /* bytes used in cur */
+    size_t capacity;     /* bytes in all blocks */
+    nn__node *tail;      /* the last recorded node */
+    int grad_enabled;
+    int anomaly;         /* check values and gradients for NaN/inf */
+    unsigned gen;        /* generation: one more after each reset */
+};
+
+/* The calling thread's current graph (nn_current_graph). */
+static NN__THREAD_LOCAL nn_graph *nn__cur_graph = NULL;
+
+static unsigned nn__graph_gen(const nn_graph *g) { return g->gen; }
+
+NNDEF nn_graph *nn_current_graph(void) { return nn__cur_graph; }
+NNDEF void nn_set_current_graph(nn_graph *g) { nn__cur_graph = g; }
+
+NNDEF nn_graph *nn_graph_new(void) {
+    nn_graph *g = (nn_graph *)nn__calloc(1, sizeof(nn_graph));
+    if (g) {
+        g->grad_enabled = 1;
+        nn__cur_graph = g;
+    }
+    return g;
+}
+
+NNDEF void nn_graph_reset(nn_graph *g) {
+    if (!g) return;
+    g->cur = g->first;
+    g->used = 0;
+    g->tail = NULL;
+    g->gen++;
+    nn__cur_graph = g;
+}
+
+NNDEF void nn_graph_free(nn_graph *g) {
+    nn__block *b, *next;
+    if (!g) return;
+    if (nn__cur_graph == g) nn__cur_graph = NULL;
+    for (b = g->first; b; b = next) {
+        next = b->next;
+        NN_FREE(b->raw);
+    }
+    nn__free(g);
+}
+
+NNDEF int nn_set_grad_enabled(nn_graph *g, int on) {
+    int old;
+    if (!g) {
+        nn__misuse("nn_set_grad_enabled: NULL graph");
+        return 0;
+    }
+    old = g->grad_enabled;
+    g->grad_enabled = on != 0;
+    return old;
+}
+
+NNDEF int nn_set_anomaly_detection(nn_graph *g, int on) {
+    int old;
+    if (!g) {
+        nn__misuse("nn_set_anomaly_detection: NULL graph");
+        return 0;
+    }
+    old = g->anomaly;
+    g->anomaly = on != 0;
+    return old;
+}
+
+NNDEF size_t nn_graph_capacity(const nn_graph *g) { return g ? g->capacity : 0; }
+
+/* Index of the first non-finite of n floats, or -1. */
+static long nn__first_nonfinite(const float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!(x[i] - x[i] == 0.0f)) return (long)i;
+    return -1;
+}
+
+/* Bump allocation, NN_MEM_ALIGN-aligned.  After a reset the same sequence of
+   requests walks the same blocks, so a steady-state step never mallocs. */
+static void *nn__arena_alloc(nn_graph *g, size_t size) {
+    NN_ASSERT(g != NULL);
+    if (size > (size_t)-1 - NN__BLOCK_HDR - 2 * (size_t)NN_MEM_ALIGN) {
+        nn__error(NN_ERR_OOM, "nn_graph: request of %zu bytes is too large", size);
+        return NULL;
+    }
+    size = NN__ALIGN_UP(size ? size : 1);
+    for (;;) {
+        nn__block *b;
+        size_t cap;
+        unsigned char *raw, *p;
+        if (g->cur && g->used + size <= g->cur->cap) {
+            p = (unsigned char *)g->cur + NN__BLOCK_HDR + g->used;
+            g->used += size;
+            return p;
+        }
+        if (g->cur && g->cur->next) {
+            g->cur = g->cur->next;
+            g->used = 0;
+            continue;
+        }
+        cap = NN__MAX((size_t)NN_GRAPH_BLOCK, NN__MAX(size, g->capacity));
+        if (cap > (size_t)-1 - NN__BLOCK_HDR - NN_MEM_ALIGN) {
+            nn__error(NN_ERR_OOM, "nn_graph: request of %zu bytes is too large", size);
+            return NULL;
+        }
+        raw = (unsigned char *)nn__malloc(cap + NN__BLOCK_HDR + NN_MEM_ALIGN);
+        if (!raw) return NULL;
+        p = raw + (NN_MEM_ALIGN - ((uintptr_t)raw % NN_MEM_ALIGN)) % NN_MEM_ALIGN;
+        b = (nn__block *)(void *)p;
+        b->next = NULL;
+        b->raw = raw;
+        b->cap = cap;
+        if (g->cur) g->cur->next = b;
+        else g->first = b;
+        g->cur = b;
+        g->used = 0;
+        g->capacity += cap;
+    }
+}
+
+/* The graph's arena as a kernel's scratch allocator. */
+static void *nn__graph_scratch_alloc(void *ctx, size_t bytes) {
+    return nn__arena_alloc((nn_graph *)ctx, bytes);
+}
+static nn__kscratch nn__graph_scratch(nn_graph *g) {
+    nn__kscratch s;
+    s.alloc = nn__graph_scratch_alloc;
+    s.ctx = g;
+    return s;
+}
+
 /* ===== >>tensor (implementation) ========================================= */
 
 NNDEF nn_shape nn_shape_make(int ndim, ...) {
@@ -3368,154 +4661,6 @@ NNDEF void nn_print(const char *label, const nn_tensor *t) {
             printf(" %10.5g", (double)t->data[r * cols + c]);
         }
         printf("\n");
-    }
-}
-
-/* ===== >>graph (implementation) ========================================== */
-
-typedef struct nn__block {
-    struct nn__block *next;
-    void *raw;       /* what malloc returned */
-    size_t cap;      /* usable bytes after the aligned header */
-} nn__block;
-
-#define NN__ALIGN_UP(n) (((n) + (size_t)NN_MEM_ALIGN - 1) / (size_t)NN_MEM_ALIGN * (size_t)NN_MEM_ALIGN)
-#define NN__BLOCK_HDR NN__ALIGN_UP(sizeof(nn__block))
-
-typedef void (*nn__backward_fn)(nn__node *n);
-
-/* One recorded op: its output, inputs, backward function and saved values. */
-struct nn__node {
-    nn__node *prev;
-    const char *op;
-    nn_tensor *out;
-    nn_tensor **in;
-    int nin;
-    nn__backward_fn backward;
-    int iarg[4];
-    float farg[2];
-    void *saved;
-};
-
-struct nn_graph {
-    nn__block *first, *cur;
-    size_t used;         /* bytes used in cur */
-    size_t capacity;     /* bytes in all blocks */
-    nn__node *tail;      /* the last recorded node */
-    int grad_enabled;
-    int anomaly;         /* check values and gradients for NaN/inf */
-    unsigned gen;        /* generation: one more after each reset */
-};
-
-/* The calling thread's current graph (nn_current_graph). */
-static NN__THREAD_LOCAL nn_graph *nn__cur_graph = NULL;
-
-static unsigned nn__graph_gen(const nn_graph *g) { return g->gen; }
-
-NNDEF nn_graph *nn_current_graph(void) { return nn__cur_graph; }
-NNDEF void nn_set_current_graph(nn_graph *g) { nn__cur_graph = g; }
-
-NNDEF nn_graph *nn_graph_new(void) {
-    nn_graph *g = (nn_graph *)nn__calloc(1, sizeof(nn_graph));
-    if (g) {
-        g->grad_enabled = 1;
-        nn__cur_graph = g;
-    }
-    return g;
-}
-
-NNDEF void nn_graph_reset(nn_graph *g) {
-    if (!g) return;
-    g->cur = g->first;
-    g->used = 0;
-    g->tail = NULL;
-    g->gen++;
-    nn__cur_graph = g;
-}
-
-NNDEF void nn_graph_free(nn_graph *g) {
-    nn__block *b, *next;
-    if (!g) return;
-    if (nn__cur_graph == g) nn__cur_graph = NULL;
-    for (b = g->first; b; b = next) {
-        next = b->next;
-        NN_FREE(b->raw);
-    }
-    nn__free(g);
-}
-
-NNDEF int nn_set_grad_enabled(nn_graph *g, int on) {
-    int old;
-    if (!g) {
-        nn__misuse("nn_set_grad_enabled: NULL graph");
-        return 0;
-    }
-    old = g->grad_enabled;
-    g->grad_enabled = on != 0;
-    return old;
-}
-
-NNDEF int nn_set_anomaly_detection(nn_graph *g, int on) {
-    int old;
-    if (!g) {
-        nn__misuse("nn_set_anomaly_detection: NULL graph");
-        return 0;
-    }
-    old = g->anomaly;
-    g->anomaly = on != 0;
-    return old;
-}
-
-NNDEF size_t nn_graph_capacity(const nn_graph *g) { return g ? g->capacity : 0; }
-
-/* Index of the first non-finite of n floats, or -1. */
-static long nn__first_nonfinite(const float *x, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++)
-        if (!(x[i] - x[i] == 0.0f)) return (long)i;
-    return -1;
-}
-
-/* Bump allocation, NN_MEM_ALIGN-aligned.  After a reset the same sequence of
-   requests walks the same blocks, so a steady-state step never mallocs. */
-static void *nn__arena_alloc(nn_graph *g, size_t size) {
-    NN_ASSERT(g != NULL);
-    if (size > (size_t)-1 - NN__BLOCK_HDR - 2 * (size_t)NN_MEM_ALIGN) {
-        nn__error(NN_ERR_OOM, "nn_graph: request of %zu bytes is too large", size);
-        return NULL;
-    }
-    size = NN__ALIGN_UP(size ? size : 1);
-    for (;;) {
-        nn__block *b;
-        size_t cap;
-        unsigned char *raw, *p;
-        if (g->cur && g->used + size <= g->cur->cap) {
-            p = (unsigned char *)g->cur + NN__BLOCK_HDR + g->used;
-            g->used += size;
-            return p;
-        }
-        if (g->cur && g->cur->next) {
-            g->cur = g->cur->next;
-            g->used = 0;
-            continue;
-        }
-        cap = NN__MAX((size_t)NN_GRAPH_BLOCK, NN__MAX(size, g->capacity));
-        if (cap > (size_t)-1 - NN__BLOCK_HDR - NN_MEM_ALIGN) {
-            nn__error(NN_ERR_OOM, "nn_graph: request of %zu bytes is too large", size);
-            return NULL;
-        }
-        raw = (unsigned char *)nn__malloc(cap + NN__BLOCK_HDR + NN_MEM_ALIGN);
-        if (!raw) return NULL;
-        p = raw + (NN_MEM_ALIGN - ((uintptr_t)raw % NN_MEM_ALIGN)) % NN_MEM_ALIGN;
-        b = (nn__block *)(void *)p;
-        b->next = NULL;
-        b->raw = raw;
-        b->cap = cap;
-        if (g->cur) g->cur->next = b;
-        else g->first = b;
-        g->cur = b;
-        g->used = 0;
-        g->capacity += cap;
     }
 }
 
@@ -5217,1119 +6362,7 @@ NNDEF nn_module *nn_dropout(float p) {
 }
 
 /* ===== >>layers (implementation) ========================================= */
-
-/* Reductions with 16 independent partial sums: the compiler can vectorize
-   them, and the order is fixed, so results do not depend on threads (the
-   plain sum is nn__sum_array). */
-static float nn__dot16(const float *a, const float *b, size_t n) {
-    float acc[16] = {0}, s = 0.0f;
-    size_t i = 0, j;
-    for (; i + 16 <= n; i += 16)
-        for (j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
-    for (; i < n; i++) acc[0] += a[i] * b[i];
-    for (j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
-/* sum (x - m)^2 and sum g (x - m). */
-static float nn__sqdev16(const float *x, float m, size_t n) {
-    float acc[16] = {0}, s = 0.0f;
-    size_t i = 0, j;
-    for (; i + 16 <= n; i += 16)
-        for (j = 0; j < 16; j++) acc[j] += (x[i + j] - m) * (x[i + j] - m);
-    for (; i < n; i++) acc[0] += (x[i] - m) * (x[i] - m);
-    for (j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
-static float nn__dotdev16(const float *g, const float *x, float m, size_t n) {
-    float acc[16] = {0}, s = 0.0f;
-    size_t i = 0, j;
-    for (; i + 16 <= n; i += 16)
-        for (j = 0; j < 16; j++) acc[j] += g[i + j] * (x[i + j] - m);
-    for (; i < n; i++) acc[0] += g[i] * (x[i] - m);
-    for (j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
-
-#if defined(__cplusplus)
-#define NN__RESTRICT __restrict
-#else
-#define NN__RESTRICT restrict
-#endif
-
-/* dst[i] = src[i] and dst[i] += src[i] for short rows that do not overlap. */
-
-/* Below this many floats of work a loop stays on one thread. */
-#define NN__PAR_MIN 32768.0
-
-/* out[n, c, :] += b[c] for N x C planes of S values. */
-static void nn__add_channel_bias(float *out, const float *b, int N, int C, size_t S) {
-    int p, planes = N * C;
-    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)planes * (double)S > NN__PAR_MIN))))
-    for (p = 0; p < planes; p++) {
-        float v = b[p % C], *o = out + (size_t)p * S;
-        size_t i;
-        for (i = 0; i < S; i++) o[i] += v;
-    }
-}
-
-/* gb[c] += sum over n and the S values of g[n, c, :]. */
-static void nn__channel_sum(const float *g, int N, int C, size_t S, float *gb) {
-    int c;
-    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)N * (double)C * (double)S > NN__PAR_MIN))))
-    for (c = 0; c < C; c++) {
-        double acc = 0.0;
-        int n;
-        for (n = 0; n < N; n++) acc += nn__sum_array(g + ((size_t)n * C + c) * S, S);
-        gb[c] += (float)acc;
-    }
-}
-
-/* --- convolution lowered to GEMM ---
-
-   One geometry serves conv and transposed conv.  The "image" has C channels
-   of H x W (a conv's input, a transposed conv's output).  The "other" side
-   has F channels of P = OH x OW positions (a conv's output, a transposed
-   conv's input).  im2col turns image samples into col, a matrix of C*KH*KW
-   rows and (samples x P) columns:
-       col[(c KH + kh) KW + kw][j P + oh OW + ow]
-           = image[n0 + j][c][oh SH - PH + kh DH][ow SW - PW + kw DW]  (0 outside).
-   The weight, read as a matrix [F, C/G*KH*KW] (conv: [OC, C/G, KH, KW];
-   transposed: [C_in, OC/G, KH, KW], same view), links them per group g:
-       other_g = W_g col_g,   dcol_g = W_g^T dother_g,   dW_g += dother_g col_g^T.
-   Samples are processed in chunks folded into the GEMM's N dimension; the
-   col buffer (one chunk) and a buffer for the chunk of the other side come
-   from the graph arena and are kept for the backward pass. */
-
-#ifndef NN__CONV_COLS
-#define NN__CONV_COLS 512 /* GEMMs at least this wide (measured: 1 to 512 are
-                             equally fast at 1 thread, 2048+ slower; wider
-                             GEMMs split better over threads) */
-#endif
-#ifndef NN__CONV_COL_FLOATS
-#define NN__CONV_COL_FLOATS (4u << 20) /* at most 16 MB of col per layer */
-#endif
-
-enum { NN__CONV, NN__CONV_T };
-
-typedef struct nn__convg {
-    int N, C, H, W;          /* image */
-    int F, OH, OW;           /* other side */
-    int KH, KW, SH, SW, PH, PW, DH, DW, G;
-    int chunk;               /* samples per GEMM */
-    int direct;              /* 1x1, stride 1, no padding: the image is its own col */
-    int depthwise;           /* one image channel per group: direct loops, no GEMM */
-    float *col;              /* C*KH*KW x chunk*P, or NULL when not needed */
-    float *tmp;              /* F x chunk*P, or NULL when chunk == 1 */
-    float *cb;               /* scratch of the direct engine (nn__conv_bcast), or NULL */
-    int cb_nt;               /* its threads */
-    int cb_fwd, cb_bwd;      /* it runs the forward / the input gradient */
-} nn__convg;
-
-/* The valid output range [lo, hi) of positions o with o*s + off in [0, size). */
-static void nn__conv_range(int out, int s, int off, int size, int *lo, int *hi) {
-    int a = 0, b = out;
-    while (a < b && a * s + off < 0) a++;
-    while (b > a && (b - 1) * s + off >= size) b--;
-    *lo = a;
-    *hi = b;
-}
-
-static void nn__im2col(const nn__convg *q, const float *img, int n0, int cn, float *col) {
-    int rows = q->C * q->KH * q->KW, r;
-    size_t P = (size_t)q->OH * (size_t)q->OW, ld = (size_t)cn * P, HW = (size_t)q->H * (size_t)q->W;
-    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)rows * (double)ld > NN__PAR_MIN))))
-    for (r = 0; r < rows; r++) {
-        int c = r / (q->KH * q->KW), kh = r / q->KW % q->KH, kw = r % q->KW;
-        int off = kw * q->DW - q->PW, lo, hi, j, oh, ow;
-        nn__conv_range(q->OW, q->SW, off, q->W, &lo, &hi);
-        for (j = 0; j < cn; j++) {
-            const float *src = img + ((size_t)(n0 + j) * q->C + (size_t)c) * HW;
-            float *dst = col + (size_t)r * ld + (size_t)j * P;
-            if (q->direct) {
-                memcpy(dst, src, P * sizeof(float));
-                continue;
-            }
-            for (oh = 0; oh < q->OH; oh++, dst += q->OW) {
-                int ih = oh * q->SH - q->PH + kh * q->DH;
-                const float *s;
-                if (ih < 0 || ih >= q->H) {
-                    memset(dst, 0, sizeof(float) * (size_t)q->OW);
-                    continue;
-                }
-                s = src + (size_t)ih * q->W;
-                if (q->SW == 1) {
-                    /* rows are short (often < 32 floats): inline loops, no calls */
-                    for (ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
-                    nn__short_copy(dst + lo, s + lo + off, hi - lo);
-                    for (ow = hi; ow < q->OW; ow++) dst[ow] = 0.0f;
-                } else {
-                    for (ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
-                    for (ow = lo; ow < hi; ow++) dst[ow] = s[ow * q->SW + off];
-                    for (ow = hi; ow < q->OW; ow++) dst[ow] = 0.0f;
-                }
-            }
-        }
-    }
-}
-
-/* img[n0 + j] += the col entries that came from it (the adjoint of im2col). */
-static void nn__col2im(const nn__convg *q, const float *col, int n0, int cn, float *img) {
-    int planes = cn * q->C, pl;
-    size_t P = (size_t)q->OH * (size_t)q->OW, ld = (size_t)cn * P, HW = (size_t)q->H * (size_t)q->W;
-    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)planes * (double)HW * q->KH * q->KW > NN__PAR_MIN))))
-    for (pl = 0; pl < planes; pl++) {
-        int j = pl / q->C, c = pl % q->C, kh, kw, oh, ow;
-        float *dst = img + ((size_t)(n0 + j) * q->C + (size_t)c) * HW;
-        for (kh = 0; kh < q->KH; kh++) {
-            for (kw = 0; kw < q->KW; kw++) {
-                int r = (c * q->KH + kh) * q->KW + kw, off = kw * q->DW - q->PW, lo, hi;
-                const float *src = col + (size_t)r * ld + (size_t)j * P;
-                nn__conv_range(q->OW, q->SW, off, q->W, &lo, &hi);
-                for (oh = 0; oh < q->OH; oh++) {
-                    int ih = oh * q->SH - q->PH + kh * q->DH;
-                    const float *s = src + (size_t)oh * q->OW;
-                    float *d;
-                    if (ih < 0 || ih >= q->H) continue;
-                    d = dst + (size_t)ih * q->W;
-                    if (q->SW == 1) {
-                        nn__short_add(d + lo + off, s + lo, hi - lo);
-                    } else {
-                        for (ow = lo; ow < hi; ow++) d[ow * q->SW + off] += s[ow];
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* Between the tensor layout [N][F][P] and a chunk's GEMM layout [F][cn P]. */
-static void nn__conv_gather(const nn__convg *q, const float *other, int n0, int cn, float *tmp) {
-    int f;
-    size_t P = (size_t)q->OH * (size_t)q->OW;
-    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)q->F * (double)cn * (double)P > NN__PAR_MIN))))
-    for (f = 0; f < q->F; f++) {
-        int j;
-        for (j = 0; j < cn; j++)
-            memcpy(tmp + ((size_t)f * cn + (size_t)j) * P,
-                   other + ((size_t)(n0 + j) * q->F + (size_t)f) * P, P * sizeof(float));
-    }
-}
-static void nn__conv_scatter(const nn__convg *q, const float *tmp, int n0, int cn, float *other,
-                             int accumulate) {
-    int f;
-    size_t P = (size_t)q->OH * (size_t)q->OW;
-    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)q->F * (double)cn * (double)P > NN__PAR_MIN))))
-    for (f = 0; f < q->F; f++) {
-        int j;
-        size_t i;
-        for (j = 0; j < cn; j++) {
-            const float *s = tmp + ((size_t)f * cn + (size_t)j) * P;
-            float *d = other + ((size_t)(n0 + j) * q->F + (size_t)f) * P;
-            if (accumulate) for (i = 0; i < P; i++) d[i] += s[i];
-            else memcpy(d, s, P * sizeof(float));
-        }
-    }
-}
-
-/* out (= or +=) W im2col(img) (+ bias[f] when given) for the whole batch in
-   one GEMM per group, B packed straight from the image and C written in
-   [N][F][P] layout: no col buffer, no copies.  Returns 0 when out of memory. */
-static int nn__conv_implicit(const nn__convg *q, const float *img, const float *w,
-                             const float *bias, float *out, int accumulate) {
-    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, gi;
-    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
-    nn__gemm_image im;
-    nn__gemm_job job;
-    if ((double)q->N * (double)P > 2147483647.0) return 0; /* GEMM sizes are ints: chunks */
-    im.H = q->H; im.W = q->W; im.OH = q->OH; im.OW = q->OW; im.KH = q->KH; im.KW = q->KW;
-    im.SH = q->SH; im.SW = q->SW; im.PH = q->PH; im.PW = q->PW; im.DH = q->DH; im.DW = q->DW;
-    im.sample = (size_t)q->C * HW;
-    memset(&job, 0, sizeof job);
-    job.M = Fg; job.N = q->N * (int)P; job.K = CgK;
-    job.alpha = 1.0f; job.beta = accumulate ? 1.0f : 0.0f;
-    job.lda = CgK; job.bimg = &im; job.cP = (int)P; job.csample = (size_t)q->F * P;
-    for (gi = 0; gi < q->G; gi++) {
-        job.A = w + (size_t)gi * Fg * CgK;
-        job.B = img + (size_t)gi * Cg * HW;
-        job.C = out + (size_t)gi * Fg * P;
-        job.ldc = (int)P;
-        job.bias = bias ? bias + (size_t)gi * Fg : NULL;
-        if (!nn__gemm_run(&job)) return 0;
-    }
-    return 1;
-}
-
-/* dst (rows x cols) = src (h x w) shifted down by top and right by left
-   (either may be negative), zero elsewhere.  The zeros stay put from plane to
-   plane, so only the first call (clear) writes them; rows are short, so they
-   go through nn__short_copy rather than memcpy calls. */
-static void nn__pad_plane(const float *src, int h, int w, int top, int left, float *dst, int rows,
-                          int cols, int clear) {
-    int i0 = NN__MAX(top, 0), i1 = NN__MIN(top + h, rows), i;
-    int j0 = NN__MIN(NN__MAX(left, 0), cols), j1 = NN__MIN(NN__MAX(left + w, j0), cols);
-    if (clear) memset(dst, 0, (size_t)rows * (size_t)cols * sizeof(float));
-    for (i = i0; i < i1; i++)
-        nn__short_copy(dst + (size_t)i * cols + j0, src + (size_t)(i - top) * w + (j0 - left), j1 - j0);
-}
-
-/* ---- direct convolution at stride 1 -------------------------------------
-   Output positions are the broadcast rows and output channels the vectors:
-   a tile is up to NN__CB_MR positions along one output row times NN__CB_NR
-   (two vectors of) output channels, summed over k = (kh, input channel, kw).
-   Each sample is first copied into a zero-padded buffer, so position i of
-   the row reads x[koff[k] + i]: one address per k, the rows at fixed
-   offsets.  Nothing is packed per tile (the weights once per call), which
-   beats the implicit GEMM when output channels are few: there each packed
-   image element served only F multiply-adds.  The same engine computes the
-   input gradient, a convolution of the padded dy with the flipped filters. */
-#if defined(NN__AVX512)
-#define NN__CB_MR 12 /* 24 accumulators of 32 zmm */
-#elif defined(NN__NEON)
-#define NN__CB_MR 8  /* 16 of 32 q registers */
-#elif defined(NN__AVX2)
-#define NN__CB_MR 6  /* 12 of 16 ymm */
-#else
-#define NN__CB_MR 4
-#endif
-#define NN__CB_NR (2 * NN__VL)
-#ifndef NN__CB_WASTE
-#define NN__CB_WASTE 1.6 /* at most this many products per useful one */
-#endif
-#ifndef NN__CW_CHUNKS
-#define NN__CW_CHUNKS 8 /* the weight gradient's fixed cut of the batch */
-#endif
-#ifndef NN__CB_MIN_K
-#define NN__CB_MIN_K 64 /* shorter sums: the tile's transposed write dominates */
-#endif
-
-/* BLOCK(rows) for the first register block (4, 6, 8 or 12 rows, as the
-   instruction set has registers for) that holds mr; the rows past mr compute
-   values nobody stores.  NN__CB_BLOCKOF(r) is that block's size. */
-#if NN__CB_MR == 12
-#define NN__CB_BY_ROWS(BLOCK) \
-    if (mr <= 4) BLOCK(NN__REP4) else if (mr <= 8) BLOCK(NN__REP8) else BLOCK(NN__REP12)
-#define NN__CB_BLOCKOF(r) ((r) <= 4 ? 4 : (r) <= 8 ? 8 : 12)
-#elif NN__CB_MR == 8
-#define NN__CB_BY_ROWS(BLOCK) \
-    if (mr <= 4) BLOCK(NN__REP4) else BLOCK(NN__REP8)
-#define NN__CB_BLOCKOF(r) ((r) <= 4 ? 4 : 8)
-#elif NN__CB_MR == 6
-#define NN__CB_BY_ROWS(BLOCK) \
-    if (mr <= 4) BLOCK(NN__REP4) else BLOCK(NN__REP6)
-#define NN__CB_BLOCKOF(r) ((r) <= 4 ? 4 : 6)
-#else
-#define NN__CB_BLOCKOF(r) 4
-#define NN__CB_BY_ROWS(BLOCK) \
-    (void)mr;                    \
-    BLOCK(NN__REP4)
-#endif
-
-#define NN__CB_DECL(i) nn__v c##i##a = nn__vset1(0.0f), c##i##b = nn__vset1(0.0f)
-#define NN__CB_FMA(i)                           \
-    av = nn__vset1(xk[i]);                      \
-    c##i##a = nn__vfma(av, b0, c##i##a);        \
-    c##i##b = nn__vfma(av, b1, c##i##b)
-#define NN__CB_PUT(i)                           \
-    nn__vstore(t + i * NN__CB_NR, c##i##a);     \
-    nn__vstore(t + i * NN__CB_NR + NN__VL, c##i##b)
-#define NN__CB_BLOCK(ROWS)                                                   \
-    {                                                                        \
-        ROWS(NN__CB_DECL);                                                   \
-        for (k = 0; k < K; k++) {                                            \
-            const float *xk = x + koff[k];                                   \
-            nn__v b0 = nn__vload(wp), b1 = nn__vload(wp + NN__VL), av;       \
-            ROWS(NN__CB_FMA);                                                \
-            wp += NN__CB_NR;                                                 \
-        }                                                                    \
-        ROWS(NN__CB_PUT);                                                    \
-    }
-
-/* t[i][j] = sum_k x[koff[k] + i] wp[k][j] for the rows i of the register
-   block that holds mr (NN__CB_BY_ROWS), j < NN__CB_NR. */
-static NN__GEMM_NOINLINE void nn__conv_bcast_tile(int K, const float *x, const int *koff,
-                                                  const float *wp, float *t, int mr) {
-    int k;
-    NN__CB_BY_ROWS(NN__CB_BLOCK);
-}
-#undef NN__CB_DECL
-#undef NN__CB_FMA
-#undef NN__CB_PUT
-#undef NN__CB_BLOCK
-
-/* The width of the next tile of a row with `left` positions to go: the
-   widest register block, except that 8 left with blocks of 6 and 4 go as
-   4 + 4 rather than 6 + 2 (a 2-wide tile costs a 4-wide one). */
-static int nn__conv_bcast_next(int left) {
-    if (left <= NN__CB_MR) return left;
-    return NN__CB_MR == 6 && left == 8 ? 4 : NN__CB_MR;
-}
-
-/* Can the direct engine run geometry q?  Stride 1 along rows (the rows of a
-   tile are consecutive floats), a sum long enough, offsets that fit an int,
-   and a sample per thread (threads take whole samples). */
-static int nn__conv_bcast_ok(const nn__convg *q, int nt) {
-    double plane = (double)(q->H + 2 * q->PH) * (double)(q->W + 2 * q->PW);
-    return q->SW == 1 && !q->depthwise && q->C / q->G * q->KH * q->KW >= NN__CB_MIN_K &&
-           (double)q->C * plane + NN__CB_MR < 2147483647.0 && q->N >= nt;
-}
-
-/* Floats of scratch for nn__conv_bcast: nt padded samples (plus slack for
-   the rows a short tile computes past the row's end), the packed weights,
-   and the k offsets (ints). */
-static size_t nn__conv_bcast_per(const nn__convg *q) {
-    size_t n = (size_t)q->C * (size_t)(q->H + 2 * q->PH) * (size_t)(q->W + 2 * q->PW) + NN__CB_MR;
-    return (n + 15) / 16 * 16;
-}
-static size_t nn__conv_bcast_wsize(const nn__convg *q) {
-    size_t Fg = (size_t)(q->F / q->G), CgK = (size_t)(q->C / q->G * q->KH * q->KW);
-    return (size_t)q->G * ((Fg + NN__CB_NR - 1) / NN__CB_NR) * CgK * NN__CB_NR;
-}
-static size_t nn__conv_bcast_size(const nn__convg *q, int nt) {
-    return nn__conv_bcast_per(q) * (size_t)nt + nn__conv_bcast_wsize(q) +
-           (size_t)(q->C / q->G * q->KH * q->KW);
-}
-
-/* The kernel rows [*kh0, *kh0 + *khn) whose taps meet the image (not the
-   top or bottom padding) for output row oh. */
-static void nn__conv_bcast_rows(const nn__convg *q, int oh, int *kh0, int *khn) {
-    int top = oh * q->SH - q->PH, lo = 0, hi = q->KH; /* image row of tap kh: top + kh*DH */
-    while (lo < hi && top + lo * q->DH < 0) lo++;
-    while (hi > lo && top + (hi - 1) * q->DH >= q->H) hi--;
-    *kh0 = lo;
-    *khn = hi - lo;
-}
-
-/* Products the direct engine computes for geometry q, per (channel, filter)
-   pair and sample: the skipped padding rows are not counted. */
-static double nn__conv_bcast_work(const nn__convg *q) {
-    double work = 0.0;
-    int oh, kh0, khn;
-    for (oh = 0; oh < q->OH; oh++) {
-        nn__conv_bcast_rows(q, oh, &kh0, &khn);
-        work += (double)khn * q->KW * q->OW;
-    }
-    return work;
-}
-
-/* out (= or +=, plus bias[f] when given) the convolution of img by the
-   filters w under geometry q (stride 1 along rows).  flip: w is the forward
-   filter bank [C][F/G][KH][KW] of the layer whose input gradient this is, so
-   filter f, channel c, tap (kh, kw) is w[c][f][KH-1-kh][KW-1-kw].  buf holds
-   nn__conv_bcast_size(q, nt) floats.  Bitwise the same at any thread count:
-   each output is one tile's sum, in k order. */
-static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w, int flip,
-                           const float *bias, float *out, int accumulate, float *buf, int nt) {
-    int Cg = q->C / q->G, Fg = q->F / q->G, KK = q->KH * q->KW, CgK = Cg * KK;
-    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
-    /* Without padding, and with rows whose tiles are whole register blocks
-       (so no tile reads past its row), the image is read in place. */
-    int k, g, f, last = q->OW, inplace;
-    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the row's last tile */
-    inplace = q->PH == 0 && q->PW == 0 && NN__CB_BLOCKOF(last) == last;
-    size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
-    float *wpack = buf + per * (size_t)nt;
-    int *koff = (int *)(wpack + nn__conv_bcast_wsize(q));
-    P = (size_t)q->OH * (size_t)q->OW;
-    HW = (size_t)q->H * (size_t)q->W;
-    /* k runs (kh, c, kw), so the taps of one kernel row are a contiguous
-       range of k: rows of the output whose window hangs over the top or
-       bottom padding skip those taps instead of multiplying zeros */
-    for (k = 0; k < CgK; k++)
-        koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
-                        (size_t)(k % q->KW * q->DW));
-    /* weights as [group][panel of NR filters][k][NR], zero past the last filter */
-    for (g = 0; g < q->G; g++) {
-        for (f = 0; f < npan * NN__CB_NR; f += NN__CB_NR) {
-            float *d = wpack + ((size_t)g * npan + (size_t)(f / NN__CB_NR)) * CgK * NN__CB_NR;
-            int nr = NN__MIN(NN__CB_NR, Fg - f), kh, c, kw, j;
-            for (kh = 0; kh < q->KH; kh++)
-                for (c = 0; c < Cg; c++)
-                    for (kw = 0; kw < q->KW; kw++, d += NN__CB_NR) {
-                        int t = kh * q->KW + kw;
-                        for (j = 0; j < nr; j++)
-                            d[j] = flip ? w[(((size_t)g * Cg + (size_t)c) * Fg + (size_t)(f + j)) * KK +
-                                            (size_t)(KK - 1 - t)] /* the flipped tap */
-                                        : w[((size_t)g * Fg + (size_t)(f + j)) * CgK + (size_t)c * KK + (size_t)t];
-                        for (; j < NN__CB_NR; j++) d[j] = 0.0f;
-                    }
-        }
-    }
-    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
-    {
-        float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
-        int n;
-        if (!inplace) memset(xp, 0, per * sizeof(float));
-        NN__OMP(for schedule(static))
-        for (n = 0; n < q->N; n++) {
-            int c, gi, oh, ow, pn, i, j;
-            const float *xs = img + (size_t)n * q->C * HW;
-            if (!inplace) {
-                for (c = 0; c < q->C; c++)
-                    nn__pad_plane(xs + (size_t)c * HW, q->H, q->W, q->PH, q->PW, xp + (size_t)c * plane,
-                                  Hp, Wp, 0);
-                xs = xp;
-            }
-            for (gi = 0; gi < q->G; gi++) {
-                for (oh = 0; oh < q->OH; oh++) {
-                    int k0, kn;
-                    nn__conv_bcast_rows(q, oh, &k0, &kn);
-                    k0 *= Cg * q->KW;
-                    kn *= Cg * q->KW;
-                    for (ow = 0; ow < q->OW; ow += nn__conv_bcast_next(q->OW - ow)) {
-                        int mr = nn__conv_bcast_next(q->OW - ow);
-                        const float *x = xs + (size_t)gi * Cg * plane + (size_t)oh * q->SH * Wp + ow;
-                        for (pn = 0; pn < npan; pn++) {
-                            int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
-                            float *y = out + ((size_t)n * q->F + (size_t)f0) * P + (size_t)oh * q->OW + ow;
-                            nn__conv_bcast_tile(kn, x, koff + k0,
-                                                wpack + (((size_t)gi * npan + (size_t)pn) * CgK + (size_t)k0) *
-                                                            NN__CB_NR,
-                                                t, mr);
-                            /* transposed write: a tile row is one position's channels */
-                            for (j = 0; j < nr; j++) {
-                                float *yj = y + (size_t)j * P, bj = bias ? bias[f0 + j] : 0.0f;
-                                if (accumulate) for (i = 0; i < mr; i++) yj[i] += t[i * NN__CB_NR + j];
-                                else for (i = 0; i < mr; i++) yj[i] = t[i * NN__CB_NR + j] + bj;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* The weight gradient at stride 1 without im2col:
-     gw[f][k] += sum over samples and positions p of dy[f][p] x[koff[k] + roff[p]]
-   A tile is up to NN__CB_MR taps k (broadcast from the padded sample) times
-   NN__CB_NR filters (dy transposed to [p][f], so a position's filters are
-   two vectors), summed over positions in registers.  Threads take tiles,
-   never positions, and samples are added in order, so the result is bitwise
-   the same at any thread count. */
-#define NN__CW_DECL(i)                                          \
-    const float *r##i = x + kof[i < mr ? i : 0];                \
-    nn__v c##i##a = nn__vload(acc + i * NN__CB_NR), c##i##b = nn__vload(acc + i * NN__CB_NR + NN__VL)
-#define NN__CW_FMA(i)                           \
-    av = nn__vset1(r##i[idx]);                  \
-    c##i##a = nn__vfma(av, b0, c##i##a);        \
-    c##i##b = nn__vfma(av, b1, c##i##b)
-#define NN__CW_PUT(i)                           \
-    nn__vstore(acc + i * NN__CB_NR, c##i##a);   \
-    nn__vstore(acc + i * NN__CB_NR + NN__VL, c##i##b)
-#define NN__CW_NEXT(i) r##i += xs
-#define NN__CW_BLOCK(ROWS)                                                         \
-    {                                                                              \
-        ROWS(NN__CW_DECL);                                                         \
-        for (sm = 0; sm < ns; sm++, dyt += dys) {                                  \
-            const float *d = dyt;                                                  \
-            for (oh = 0; oh < q->OH; oh++) {                                       \
-                size_t idx = (size_t)oh * q->SH * Wp, end = idx + (size_t)q->OW;   \
-                for (; idx < end; idx++) {                                         \
-                    nn__v b0 = nn__vload(d), b1 = nn__vload(d + NN__VL), av;       \
-                    ROWS(NN__CW_FMA);                                              \
-                    d += NN__CB_NR;                                                \
-                }                                                                  \
-            }                                                                      \
-            ROWS(NN__CW_NEXT);                                                     \
-        }                                                                          \
-        ROWS(NN__CW_PUT);                                                          \
-    }
-
-/* acc[i][j] += sum over the positions of ns samples of x[kof[i] + roff[p]]
-   dyt[p][j] for i < mr (in a register block, NN__CB_BY_ROWS), j < NN__CB_NR; sample s
-   is at x + s xs and dyt + s dys. */
-static NN__GEMM_NOINLINE void nn__conv_wgrad_tile(const nn__convg *q, int Wp, const float *x,
-                                                  size_t xs, const int *kof, const float *dyt,
-                                                  size_t dys, int ns, float *acc, int mr) {
-    int oh, sm;
-    NN__CB_BY_ROWS(NN__CW_BLOCK);
-}
-#undef NN__CW_DECL
-#undef NN__CW_FMA
-#undef NN__CW_PUT
-#undef NN__CW_NEXT
-#undef NN__CW_BLOCK
-
-/* gw += the weight gradient of geometry q (stride 1 along rows) for image
-   img and output gradient dy, with scratch from graph g.  0 when the scratch
-   cannot be had (nothing is changed then). */
-static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy, float *gw,
-                          nn_graph *g) {
-    int Cg = q->C / q->G, Fg = q->F / q->G, KK = q->KH * q->KW, CgK = Cg * KK;
-    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
-    int kblocks = (CgK + NN__CB_MR - 1) / NN__CB_MR, tiles = q->G * npan * kblocks;
-    int nt = 1, S, k, c, nopad = q->PH == 0 && q->PW == 0, nch = NN__MIN(q->N, NN__CW_CHUNKS);
-    size_t plane = (size_t)Hp * (size_t)Wp, P = (size_t)q->OH * (size_t)q->OW;
-    size_t HW = (size_t)q->H * (size_t)q->W, xper = nn__conv_bcast_per(q);
-    size_t dyper = (size_t)q->G * npan * P * NN__CB_NR, tsize = (size_t)NN__CB_MR * NN__CB_NR, per, need;
-    float *buf, *acc;
-    int *koff;
-    if ((double)q->C * (double)plane >= 2147483647.0) return 0; /* koff is an int */
-    nt = nn__team((double)q->N * P * q->F * (double)CgK > NN__PAR_MIN);
-    /* samples per round: about 512 KB of padded images and transposed dy */
-    if (nopad) xper = 0; /* the image is read in place */
-    S = (int)NN__MAX((size_t)1, NN__MIN((size_t)q->N, ((size_t)1 << 17) / (xper + dyper)));
-    per = (size_t)S * (xper + dyper);
-    need = per * (size_t)nt + (size_t)nch * tiles * tsize + (size_t)CgK;
-    buf = (float *)nn__arena_alloc(g, need * sizeof(float));
-    if (!buf) return 0;
-    acc = buf + per * (size_t)nt;
-    koff = (int *)(acc + (size_t)nch * tiles * tsize);
-    for (k = 0; k < CgK; k++)
-        koff[k] = (int)((size_t)(k / KK) * plane + (size_t)(k / q->KW % q->KH * q->DH) * (size_t)Wp +
-                        (size_t)(k % q->KW * q->DW));
-    memset(acc, 0, (size_t)nch * tiles * tsize * sizeof(float));
-    /* The batch is cut into nch fixed chunks (not one per thread: their sums
-       are added in chunk order, so the result does not depend on the thread
-       count).  A thread takes whole chunks, in rounds of S samples: it pads
-       them and transposes their dy into its own buffers, then runs every tile
-       over them.  No barrier, and a thread reads the samples it wrote in the
-       layers before (element-wise loops split the batch the same way). */
-    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
-    {
-        float *xb = buf + per * (size_t)NN__TID, *dyb = xb + (size_t)S * xper;
-        int ch;
-        memset(xb, 0, (size_t)S * xper * sizeof(float));
-        NN__OMP(for schedule(static))
-        for (ch = 0; ch < nch; ch++) {
-            int e = (int)((long long)q->N * (ch + 1) / nch), n0, it;
-            for (n0 = (int)((long long)q->N * ch / nch); n0 < e; n0 += S) {
-                int cs = NN__MIN(S, e - n0);
-                for (it = 0; it < (nopad ? 0 : cs * q->C); it++)
-                    nn__pad_plane(img + ((size_t)(n0 + it / q->C) * q->C + (size_t)(it % q->C)) * HW, q->H,
-                                  q->W, q->PH, q->PW,
-                                  xb + (size_t)(it / q->C) * xper + (size_t)(it % q->C) * plane, Hp, Wp, 0);
-                /* dy as [sample][group][panel][p][NR] */
-                for (it = 0; it < cs * q->G * npan; it++) {
-                    int sm = it / (q->G * npan), gi = it / npan % q->G, pn = it % npan;
-                    int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
-                    float *d = dyb + (size_t)sm * dyper + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR;
-                    const float *src = dy + ((size_t)(n0 + sm) * q->F + (size_t)f0) * P;
-#if NN__CB_NR == NN__GEMM_NR
-                    /* the GEMM's B^T micro-panel (16 x 16 register transposes on AVX-512) */
-                    nn__gemm_pack_bt(src, (int)P, 0, (int)P, 0, nr, d);
-#else /* the scalar build's panels are 2 wide, the GEMM's 8 */
-                    size_t p;
-                    int j;
-                    for (p = 0; p < P; p++)
-                        for (j = 0; j < NN__CB_NR; j++)
-                            d[p * NN__CB_NR + j] = j < nr ? src[(size_t)j * P + p] : 0.0f;
-#endif
-                }
-                for (it = 0; it < tiles; it++) {
-                    int gi = it / (npan * kblocks), pn = it / kblocks % npan, k0 = it % kblocks * NN__CB_MR;
-                    nn__conv_wgrad_tile(q, Wp,
-                                        (nopad ? img + (size_t)n0 * q->C * HW : xb) + (size_t)gi * Cg * plane,
-                                        nopad ? (size_t)q->C * HW : xper, koff + k0,
-                                        dyb + ((size_t)gi * npan + (size_t)pn) * P * NN__CB_NR, dyper, cs,
-                                        acc + ((size_t)ch * tiles + (size_t)it) * tsize,
-                                        NN__MIN(NN__CB_MR, CgK - k0));
-                }
-            }
-        }
-    }
-    /* the chunks' sums in chunk order, then into gw (transposed) */
-    for (c = 1; c < nch; c++)
-        nn__axpy((size_t)tiles * tsize, 1.0f, acc + (size_t)c * tiles * tsize, acc);
-    for (k = 0; k < tiles; k++) {
-        int gi = k / (npan * kblocks), pn = k / kblocks % npan, k0 = k % kblocks * NN__CB_MR, i, j;
-        int mr = NN__MIN(NN__CB_MR, CgK - k0), nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
-        const float *a = acc + (size_t)k * tsize;
-        for (j = 0; j < nr; j++) {
-            float *d = gw + ((size_t)gi * Fg + (size_t)pn * NN__CB_NR + (size_t)j) * CgK + (size_t)k0;
-            for (i = 0; i < mr; i++) d[i] += a[i * NN__CB_NR + j];
-        }
-    }
-    return 1;
-}
-
-/* The geometry of a stride-1 convolution's input gradient as a convolution:
-   dy (padded by the kernel's extent less the padding) correlated with the
-   flipped filters gives an output the size of x.  0 when it is not one. */
-static int nn__conv_flip_geom(const nn__convg *q, nn__convg *t) {
-    if (q->SH != 1 || q->SW != 1 || q->PH > (q->KH - 1) * q->DH || q->PW > (q->KW - 1) * q->DW)
-        return 0;
-    *t = *q;
-    t->C = q->F; t->H = q->OH; t->W = q->OW;
-    t->F = q->C; t->OH = q->H; t->OW = q->W;
-    t->PH = (q->KH - 1) * q->DH - q->PH;
-    t->PW = (q->KW - 1) * q->DW - q->PW;
-    return 1;
-}
-
-/* Per chunk, col = im2col(img), then
-     out (if given):  out = W col   (accumulate: out += W col)
-     gw  (if given):  gw += src col^T   with src the other side (e.g. dy). */
-static void nn__conv_from_image(const nn__convg *q, const float *img, const float *w,
-                                float *out, int accumulate, const float *src, float *gw) {
-    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, n0, g;
-    size_t P = (size_t)q->OH * (size_t)q->OW;
-    for (n0 = 0; n0 < q->N; n0 += q->chunk) {
-        int cn = NN__MIN(q->chunk, q->N - n0), cols = cn * (int)P;
-        const float *col;
-        if (q->direct && cn == 1) {
-            col = img + (size_t)n0 * q->C * P;
-        } else {
-            nn__im2col(q, img, n0, cn, q->col);
-            col = q->col;
-        }
-        if (out) {
-            float *dst = cn == 1 ? out + (size_t)n0 * q->F * P : q->tmp;
-            float beta = cn == 1 && accumulate ? 1.0f : 0.0f;
-            for (g = 0; g < q->G; g++)
-                nn_sgemm(0, 0, Fg, cols, CgK, 1.0f, w + (size_t)g * Fg * CgK, CgK,
-                         col + (size_t)g * CgK * cols, cols, beta, dst + (size_t)g * Fg * cols, cols);
-            if (cn > 1) nn__conv_scatter(q, q->tmp, n0, cn, out, accumulate);
-        }
-        if (gw) {
-            const float *s = src + (size_t)n0 * q->F * P;
-            if (cn > 1) {
-                nn__conv_gather(q, src, n0, cn, q->tmp);
-                s = q->tmp;
-            }
-            for (g = 0; g < q->G; g++)
-                nn_sgemm(0, 1, Fg, CgK, cols, 1.0f, s + (size_t)g * Fg * cols, cols,
-                         col + (size_t)g * CgK * cols, cols, 1.0f, gw + (size_t)g * Fg * CgK, CgK);
-        }
-    }
-}
-
-/* img += col2im(W^T other), per chunk.  With gw (and x, the image of the
-   forward pass), also gw += other im2col(x)^T in the same pass: `other` is
-   gathered once and still in cache for the second product, and the col
-   buffer serves both (im2col(x) first, then W^T other). */
-static void nn__conv_to_image(const nn__convg *q, const float *other, const float *w, float *img,
-                              const float *x, float *gw) {
-    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, n0, g;
-    size_t P = (size_t)q->OH * (size_t)q->OW;
-    for (n0 = 0; n0 < q->N; n0 += q->chunk) {
-        int cn = NN__MIN(q->chunk, q->N - n0), cols = cn * (int)P;
-        const float *s = other + (size_t)n0 * q->F * P;
-        if (cn > 1) {
-            nn__conv_gather(q, other, n0, cn, q->tmp);
-            s = q->tmp;
-        }
-        if (gw) {
-            const float *col = x + (size_t)n0 * q->C * P;
-            if (!(q->direct && cn == 1)) {
-                nn__im2col(q, x, n0, cn, q->col);
-                col = q->col;
-            }
-            for (g = 0; g < q->G; g++)
-                nn_sgemm(0, 1, Fg, CgK, cols, 1.0f, s + (size_t)g * Fg * cols, cols,
-                         col + (size_t)g * CgK * cols, cols, 1.0f, gw + (size_t)g * Fg * CgK, CgK);
-        }
-        if (q->direct && cn == 1) {
-            float *d = img + (size_t)n0 * q->C * P;
-            for (g = 0; g < q->G; g++)
-                nn_sgemm(1, 0, CgK, cols, Fg, 1.0f, w + (size_t)g * Fg * CgK, CgK,
-                         s + (size_t)g * Fg * cols, cols, 1.0f, d + (size_t)g * CgK * cols, cols);
-            continue;
-        }
-        for (g = 0; g < q->G; g++)
-            nn_sgemm(1, 0, CgK, cols, Fg, 1.0f, w + (size_t)g * Fg * CgK, CgK,
-                     s + (size_t)g * Fg * cols, cols, 0.0f, q->col + (size_t)g * CgK * cols, cols);
-        nn__col2im(q, q->col, n0, cn, img);
-    }
-}
-
-/* Depthwise conv (one image channel per group, F/G filters each) without a
-   GEMM, whose K = KH*KW would be mostly overhead.  These plain loops are the
-   fallback when the padded buffers of the kernels below cannot be allocated. */
-static void nn__dw_forward_loops(const nn__convg *q, const float *img, const float *w, float *out) {
-    int planes = q->N * q->F, pl, Fg = q->F / q->G;
-    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
-    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)planes * (double)P * q->KH * q->KW > NN__PAR_MIN))))
-    for (pl = 0; pl < planes; pl++) {
-        int n = pl / q->F, f = pl % q->F, c = f / Fg, kh, kw, oh, ow;
-        const float *x = img + ((size_t)n * q->C + (size_t)c) * HW;
-        const float *wf = w + (size_t)f * q->KH * q->KW;
-        float *y = out + (size_t)pl * P;
-        memset(y, 0, P * sizeof(float));
-        /* tap by tap: the valid column range is computed once per tap */
-        for (kh = 0; kh < q->KH; kh++) {
-            for (kw = 0; kw < q->KW; kw++) {
-                int off = kw * q->DW - q->PW, lo, hi;
-                float wv = wf[kh * q->KW + kw];
-                nn__conv_range(q->OW, q->SW, off, q->W, &lo, &hi);
-                for (oh = 0; oh < q->OH; oh++) {
-                    int ih = oh * q->SH - q->PH + kh * q->DH;
-                    const float *xr;
-                    float *yr = y + (size_t)oh * q->OW;
-                    if (ih < 0 || ih >= q->H) continue;
-                    xr = x + (size_t)ih * q->W;
-                    if (q->SW == 1)
-                        for (ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow + off];
-                    else
-                        for (ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * q->SW + off];
-                }
-            }
-        }
-    }
-}
-
-static void nn__dw_backward_loops(const nn__convg *q, const float *img, const float *w,
-                                  const float *dy, float *gimg, float *gw) {
-    int Fg = q->F / q->G, KK = q->KH * q->KW;
-    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
-    double work = (double)q->N * q->F * (double)P * KK;
-    (void)work; /* only the OpenMP clauses read it */
-    if (gimg) {
-        int planes = q->N * q->C, pl;
-        NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team(work > NN__PAR_MIN))))
-        for (pl = 0; pl < planes; pl++) {
-            int n = pl / q->C, c = pl % q->C, f, kh, kw, oh, ow;
-            float *gx = gimg + (size_t)pl * HW;
-            for (f = c * Fg; f < (c + 1) * Fg; f++) {
-                const float *g = dy + ((size_t)n * q->F + (size_t)f) * P;
-                const float *wf = w + (size_t)f * KK;
-                for (kh = 0; kh < q->KH; kh++) {
-                    for (kw = 0; kw < q->KW; kw++) {
-                        int off = kw * q->DW - q->PW, lo, hi;
-                        float wv = wf[kh * q->KW + kw];
-                        nn__conv_range(q->OW, q->SW, off, q->W, &lo, &hi);
-                        for (oh = 0; oh < q->OH; oh++) {
-                            int ih = oh * q->SH - q->PH + kh * q->DH;
-                            const float *gr = g + (size_t)oh * q->OW;
-                            float *xr;
-                            if (ih < 0 || ih >= q->H) continue;
-                            xr = gx + (size_t)ih * q->W;
-                            if (q->SW == 1)
-                                for (ow = lo; ow < hi; ow++) xr[ow + off] += wv * gr[ow];
-                            else
-                                for (ow = lo; ow < hi; ow++) xr[ow * q->SW + off] += wv * gr[ow];
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if (gw) {
-        int f;
-        NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team(work > NN__PAR_MIN))))
-        for (f = 0; f < q->F; f++) {
-            int c = f / Fg, n, kh, kw, oh, ow;
-            for (kh = 0; kh < q->KH; kh++) {
-                for (kw = 0; kw < q->KW; kw++) {
-                    int off = kw * q->DW - q->PW, lo, hi;
-                    double acc = 0.0;
-                    nn__conv_range(q->OW, q->SW, off, q->W, &lo, &hi);
-                    for (n = 0; n < q->N; n++) {
-                        const float *g = dy + ((size_t)n * q->F + (size_t)f) * P;
-                        const float *x = img + ((size_t)n * q->C + (size_t)c) * HW;
-                        float part = 0.0f;
-                        for (oh = 0; oh < q->OH; oh++) {
-                            int ih = oh * q->SH - q->PH + kh * q->DH;
-                            const float *gr = g + (size_t)oh * q->OW, *xr;
-                            if (ih < 0 || ih >= q->H || hi <= lo) continue;
-                            xr = x + (size_t)ih * q->W;
-                            if (q->SW == 1) {
-                                part += nn__dot16(gr + lo, xr + lo + off, (size_t)(hi - lo));
-                            } else {
-                                for (ow = lo; ow < hi; ow++) part += gr[ow] * xr[ow * q->SW + off];
-                            }
-                        }
-                        acc += (double)part;
-                    }
-                    gw[(size_t)f * KK + kh * q->KW + kw] += (float)acc;
-                }
-            }
-        }
-    }
-}
-
-/* The fast depthwise path: each plane is first copied into a zero-padded
-   per-thread buffer, so the inner loops have no bounds.  Taps are offsets into
-   that buffer (tap t = (a, b) at a*DH*cols + b*DW).  At stride 1 an output
-   vector takes all KH*KW taps in a register and is stored once. */
-#define NN__DW_RUP(n) (((n) + NN__VL - 1) / NN__VL * NN__VL)
-
-static int nn__dw_thread(void) {
-#ifdef NN__OMP_ON
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-static int nn__dw_team(void) {
-#ifdef NN__OMP_ON
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
-/* y[j] = sum_t k[t] x[off[t] + j] for from <= j < n, or y[j] += that
-   (accumulate).  Whole vectors are read from x; a last partial one is stored
-   through tail (NN__VL floats).  Four accumulators hide the FMA latency. */
-static void nn__dw_corr_row(const float *x, const size_t *off, const float *k, int taps, float *y,
-                            int from, int n, int accumulate, float *tail) {
-    int j = from, t;
-    for (; j + 4 * NN__VL <= n; j += 4 * NN__VL) {
-        nn__v s0 = nn__vset1(0.0f), s1 = s0, s2 = s0, s3 = s0;
-        if (accumulate) {
-            s0 = nn__vload(y + j);
-            s1 = nn__vload(y + j + NN__VL);
-            s2 = nn__vload(y + j + 2 * NN__VL);
-            s3 = nn__vload(y + j + 3 * NN__VL);
-        }
-        for (t = 0; t < taps; t++) {
-            const float *p = x + off[t] + j;
-            nn__v kv = nn__vset1(k[t]);
-            s0 = nn__vfma(kv, nn__vload(p), s0);
-            s1 = nn__vfma(kv, nn__vload(p + NN__VL), s1);
-            s2 = nn__vfma(kv, nn__vload(p + 2 * NN__VL), s2);
-            s3 = nn__vfma(kv, nn__vload(p + 3 * NN__VL), s3);
-        }
-        nn__vstore(y + j, s0);
-        nn__vstore(y + j + NN__VL, s1);
-        nn__vstore(y + j + 2 * NN__VL, s2);
-        nn__vstore(y + j + 3 * NN__VL, s3);
-    }
-    for (; j < n; j += NN__VL) {
-        int i, rest = n - j;
-        float *d = rest >= NN__VL ? y + j : tail;
-        nn__v s = nn__vset1(0.0f);
-        if (accumulate) {
-            if (d == tail)
-                for (i = 0; i < NN__VL; i++) tail[i] = i < rest ? y[j + i] : 0.0f;
-            s = nn__vload(d);
-        }
-        for (t = 0; t < taps; t++) s = nn__vfma(nn__vset1(k[t]), nn__vload(x + off[t] + j), s);
-        nn__vstore(d, s);
-        if (d == tail)
-            for (i = 0; i < rest; i++) y[j + i] = tail[i];
-    }
-}
-
-/* Two rows at once, (x0 -> y0) and (x1 -> y1): for narrow planes (two
-   vectors a row) this still gives four independent accumulators. */
-static void nn__dw_corr_row2(const float *x0, const float *x1, const size_t *off, const float *k,
-                             int taps, float *y0, float *y1, int n, int accumulate, float *tail) {
-    int j = 0, t;
-    for (; j + 2 * NN__VL <= n; j += 2 * NN__VL) {
-        nn__v s0 = nn__vset1(0.0f), s1 = s0, s2 = s0, s3 = s0;
-        if (accumulate) {
-            s0 = nn__vload(y0 + j);
-            s1 = nn__vload(y0 + j + NN__VL);
-            s2 = nn__vload(y1 + j);
-            s3 = nn__vload(y1 + j + NN__VL);
-        }
-        for (t = 0; t < taps; t++) {
-            const float *p = x0 + off[t] + j, *r = x1 + off[t] + j;
-            nn__v kv = nn__vset1(k[t]);
-            s0 = nn__vfma(kv, nn__vload(p), s0);
-            s1 = nn__vfma(kv, nn__vload(p + NN__VL), s1);
-            s2 = nn__vfma(kv, nn__vload(r), s2);
-            s3 = nn__vfma(kv, nn__vload(r + NN__VL), s3);
-        }
-        nn__vstore(y0 + j, s0);
-        nn__vstore(y0 + j + NN__VL, s1);
-        nn__vstore(y1 + j, s2);
-        nn__vstore(y1 + j + NN__VL, s3);
-    }
-    if (j < n) {
-        nn__dw_corr_row(x0, off, k, taps, y0, j, n, accumulate, tail);
-        nn__dw_corr_row(x1, off, k, taps, y1, j, n, accumulate, tail);
-    }
-}
-
-/* Rows [0, rows) of a plane: row i reads x + i*xstep, writes y + i*n. */
-static void nn__dw_corr_plane(const float *x, size_t xstep, const size_t *off, const float *k,
-                              int taps, float *y, int rows, int n, int accumulate, float *tail) {
-    int i;
-    for (i = 0; i + 2 <= rows; i += 2)
-        nn__dw_corr_row2(x + (size_t)i * xstep, x + (size_t)(i + 1) * xstep, off, k, taps,
-                         y + (size_t)i * n, y + (size_t)(i + 1) * n, n, accumulate, tail);
-    if (i < rows)
-        nn__dw_corr_row(x + (size_t)i * xstep, off, k, taps, y + (size_t)i * n, 0, n, accumulate,
-                        tail);
-}
-
-/* part[t] = sum_{oh, ow} g[oh*OW + ow] x[oh*SH*ld + off[t] + ow*SW]: one
-   plane's share of the weight gradient, summed in an order fixed by the
-   shape alone.  Taps go four at a time (four accumulators, dy loaded once),
-   then one at a time; in each, lanes over whole vectors, then the tail. */
-static void nn__dw_gw_plane(const float *x, size_t ld, int SH, int SW, const size_t *off, int taps,
-                            const float *g, int OH, int OW, float *part) {
-    int t = 0, oh, ow, whole = SW == 1 ? OW / NN__VL * NN__VL : 0;
-    for (; t + 4 <= taps; t += 4) {
-        nn__v a0 = nn__vset1(0.0f), a1 = a0, a2 = a0, a3 = a0;
-        float r0 = 0.0f, r1 = 0.0f, r2 = 0.0f, r3 = 0.0f;
-        size_t o0 = off[t], o1 = off[t + 1], o2 = off[t + 2], o3 = off[t + 3];
-        for (oh = 0; oh < OH; oh++) {
-            const float *gr = g + (size_t)oh * OW, *xr = x + (size_t)oh * SH * ld;
-            for (ow = 0; ow < whole; ow += NN__VL) {
-                nn__v d = nn__vload(gr + ow);
-                a0 = nn__vfma(d, nn__vload(xr + o0 + ow), a0);
-                a1 = nn__vfma(d, nn__vload(xr + o1 + ow), a1);
-                a2 = nn__vfma(d, nn__vload(xr + o2 + ow), a2);
-                a3 = nn__vfma(d, nn__vload(xr + o3 + ow), a3);
-            }
-            for (; ow < OW; ow++) {
-                size_t i = (size_t)ow * SW;
-                r0 += gr[ow] * xr[o0 + i];
-                r1 += gr[ow] * xr[o1 + i];
-                r2 += gr[ow] * xr[o2 + i];
-                r3 += gr[ow] * xr[o3 + i];
-            }
-        }
-        part[t] = nn__vhsum(a0) + r0;
-        part[t + 1] = nn__vhsum(a1) + r1;
-        part[t + 2] = nn__vhsum(a2) + r2;
-        part[t + 3] = nn__vhsum(a3) + r3;
-    }
-    for (; t < taps; t++) {
-        nn__v a0 = nn__vset1(0.0f), a1 = a0;
-        float r0 = 0.0f;
-        for (oh = 0; oh < OH; oh++) {
-            const float *gr = g + (size_t)oh * OW, *xr = x + (size_t)oh * SH * ld + off[t];
-            for (ow = 0; ow + 2 * NN__VL <= whole; ow += 2 * NN__VL) {
-                a0 = nn__vfma(nn__vload(gr + ow), nn__vload(xr + ow), a0);
-                a1 = nn__vfma(nn__vload(gr + ow + NN__VL), nn__vload(xr + ow + NN__VL), a1);
-            }
-            if (ow < whole) a0 = nn__vfma(nn__vload(gr + ow), nn__vload(xr + ow), a0);
-            for (ow = whole; ow < OW; ow++) r0 += gr[ow] * xr[(size_t)ow * SW];
-        }
-        part[t] = nn__vhsum(nn__vadd(a0, a1)) + r0;
-    }
-}
-
-static void nn__dw_forward(const nn__convg *q, const float *img, const float *w, float *out,
-                           nn_graph *graph) {
-    int planes = q->N * q->F, Fg = q->F / q->G, KK = q->KH * q->KW, nt = 1, t;
-    int rows = (q->OH - 1) * q->SH + (q->KH - 1) * q->DH + 1;
-    int cols = (q->SW == 1 ? NN__DW_RUP(q->OW) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
-    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
-    size_t per = (size_t)rows * (size_t)cols + NN__VL, *off;
-    float *buf;
-    nt = nn__team((double)planes * (double)P * KK > NN__PAR_MIN);
-    off = (size_t *)nn__arena_alloc(graph, (size_t)KK * sizeof(size_t));
-    buf = off ? (float *)nn__arena_alloc(graph, per * (size_t)nt * sizeof(float)) : NULL;
-    if (!buf) {
-        nn__dw_forward_loops(q, img, w, out);
-        return;
-    }
-    for (t = 0; t < KK; t++)
-        off[t] = (size_t)(t / q->KW * q->DH) * cols + (size_t)(t % q->KW * q->DW);
-    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
-    {
-        float *xp = buf + per * (size_t)nn__dw_thread(), *tail = xp + (size_t)rows * cols;
-        int pl, clear = 1;
-        NN__OMP(for schedule(static))
-        for (pl = 0; pl < planes; pl++) {
-            int n = pl / q->F, f = pl % q->F, c = f / Fg, oh, ow, tt;
-            const float *wf = w + (size_t)f * KK;
-            float *y = out + (size_t)pl * P;
-            nn__pad_plane(img + ((size_t)n * q->C + (size_t)c) * HW, q->H, q->W, q->PH, q->PW, xp,
-                       rows, cols, clear);
-            clear = 0;
-            if (q->SW == 1) {
-                nn__dw_corr_plane(xp, (size_t)q->SH * cols, off, wf, KK, y, q->OH, q->OW, 0, tail);
-                continue;
-            }
-            for (oh = 0; oh < q->OH; oh++) {
-                const float *xr = xp + (size_t)oh * q->SH * cols;
-                float *yr = y + (size_t)oh * q->OW;
-                for (ow = 0; ow < q->OW; ow++) {
-                    float s = 0.0f;
-                    for (tt = 0; tt < KK; tt++) s += wf[tt] * xr[off[tt] + (size_t)ow * q->SW];
-                    yr[ow] = s;
-                }
-            }
-        }
-    }
-}
-
-/* Each thread owns a contiguous range of channels: their image gradients and
-   their filters' weight gradients, summed over samples in order, so the
-   result does not depend on the thread count.  Samples go in the outer loop
-   so memory is walked in order.  At stride 1 the image gradient is the
-   correlation of the padded dy with the flipped kernel; otherwise dy is
-   scattered into a padded plane that is then added. */
-static void nn__dw_backward(const nn__convg *q, const float *img, const float *w, const float *dy,
-                            float *gimg, float *gw, nn_graph *graph) {
-    int Fg = q->F / q->G, KK = q->KH * q->KW, nt = 1, t, unit = q->SH == 1 && q->SW == 1;
-    int rows = (q->OH - 1) * q->SH + (q->KH - 1) * q->DH + 1;
-    int cols = (q->SW == 1 ? NN__DW_RUP(q->OW) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
-    int grows = unit ? q->H + (q->KH - 1) * q->DH : rows;
-    int gcols = (unit ? NN__DW_RUP(q->W) : (q->OW - 1) * q->SW + 1) + (q->KW - 1) * q->DW;
-    size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
-    size_t FK = (size_t)q->F * KK, xsize = gw ? (size_t)rows * cols : 0;
-    size_t gsize = gimg ? (size_t)grows * gcols : 0, per = xsize + gsize + (size_t)KK + NN__VL, *off;
-    double *sums;
-    float *buf, *flip;
-    if (!gimg && !gw) return;
-    nt = nn__team((double)q->N * q->F * (double)P * KK > NN__PAR_MIN);
-    off = (size_t *)nn__arena_alloc(graph, 2 * (size_t)KK * sizeof(size_t));
-    sums = off ? (double *)nn__arena_alloc(graph, FK * sizeof(double)) : NULL;
-    buf = sums ? (float *)nn__arena_alloc(graph, (per * (size_t)nt + FK) * sizeof(float)) : NULL;
-    if (!buf) {
-        nn__dw_backward_loops(q, img, w, dy, gimg, gw);
-        return;
-    }
-    memset(sums, 0, FK * sizeof(double));
-    for (t = 0; t < KK; t++) {
-        off[t] = (size_t)(t / q->KW * q->DH) * cols + (size_t)(t % q->KW * q->DW);
-        off[KK + t] = (size_t)(t / q->KW * q->DH) * gcols + (size_t)(t % q->KW * q->DW);
-    }
-    flip = buf + per * (size_t)nt;
-    for (t = 0; t < (int)FK; t++) flip[t] = w[t / KK * KK + KK - 1 - t % KK];
-    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
-    {
-        int tid = nn__dw_thread(), team = nn__dw_team(), xclear = 1, gclear = 1, n;
-        int c0 = (int)((long long)q->C * tid / team);
-        int c1 = (int)((long long)q->C * (tid + 1) / team);
-        float *xp = buf + per * (size_t)tid, *gp = xp + xsize, *part = gp + gsize;
-        float *tail = part + KK;
-        for (n = 0; n < q->N; n++) {
-            int c, f, i, oh, ow, a, b, tt;
-            for (c = c0; c < c1; c++) {
-                size_t plane = (size_t)n * q->C + (size_t)c;
-                float *gx = gimg ? gimg + plane * HW : NULL;
-                if (gw) {
-                    nn__pad_plane(img + plane * HW, q->H, q->W, q->PH, q->PW, xp, rows, cols, xclear);
-                    xclear = 0;
-                }
-                for (f = c * Fg; f < (c + 1) * Fg; f++) {
-                    const float *g = dy + ((size_t)n * q->F + (size_t)f) * P;
-                    const float *wf = w + (size_t)f * KK;
-                    if (gw) {
-                        nn__dw_gw_plane(xp, cols, q->SH, q->SW, off, KK, g, q->OH, q->OW, part);
-                        for (tt = 0; tt < KK; tt++)
-                            sums[(size_t)f * KK + tt] += (double)part[tt];
-                    }
-                    if (gx && unit) {
-                        nn__pad_plane(g, q->OH, q->OW, (q->KH - 1) * q->DH - q->PH,
-                                   (q->KW - 1) * q->DW - q->PW, gp, grows, gcols, gclear);
-                        gclear = 0;
-                        nn__dw_corr_plane(gp, gcols, off + KK, flip + (size_t)f * KK, KK, gx, q->H,
-                                          q->W, 1, tail);
-                    } else if (gx) {
-                        memset(gp, 0, gsize * sizeof(float));
-                        for (oh = 0; oh < q->OH; oh++) {
-                            const float *gr = g + (size_t)oh * q->OW;
-                            for (a = 0; a < q->KH; a++)
-                                for (b = 0; b < q->KW; b++) {
-                                    float k = wf[a * q->KW + b];
-                                    float *d = gp + (size_t)(oh * q->SH + a * q->DH) * gcols
-                                               + b * q->DW;
-                                    for (ow = 0; ow < q->OW; ow++)
-                                        d[(size_t)ow * q->SW] += k * gr[ow];
-                                }
-                        }
-                        for (i = 0; i < q->H && i + q->PH < grows; i++)
-                            for (ow = 0; ow < q->W && ow + q->PW < gcols; ow++)
-                                gx[(size_t)i * q->W + ow] +=
-                                    gp[(size_t)(i + q->PH) * gcols + ow + q->PW];
-                    }
-                }
-            }
-        }
-    }
-    if (gw)
-        for (t = 0; t < (int)FK; t++) gw[t] += (float)sums[t];
-}
+/* ----- >>layers.conv: convolutions --------------------------------------- */
 
 /* What the backward pass needs: the geometry, its buffers, the kind. */
 typedef struct nn__conv_saved {
@@ -6355,15 +6388,15 @@ static void nn__conv_backward(nn__node *n) {
             gx = nn__in_grad_w(n, 0, &beta);
             nn__conv_flip_geom(q, &t);
             nn__conv_bcast(&t, dy, w->data, 1, NULL, gx, beta != 0.0f, q->cb, q->cb_nt);
-            if (gw && !nn__conv_wgrad(q, x->data, dy, gw, n->out->graph))
+            if (gw && !nn__conv_wgrad(q, x->data, dy, gw, nn__graph_scratch(n->out->graph)))
                 nn__conv_from_image(q, x->data, w->data, NULL, 0, dy, gw);
             return;
         }
         gx = nn__in_grad(n, 0);
-        if (gw && q->SW == 1 && !q->depthwise && !q->direct && nn__conv_wgrad(q, x->data, dy, gw, n->out->graph))
+        if (gw && q->SW == 1 && !q->depthwise && !q->direct && nn__conv_wgrad(q, x->data, dy, gw, nn__graph_scratch(n->out->graph)))
             gw = NULL; /* done */
         if (q->depthwise) {
-            nn__dw_backward(q, x->data, w->data, dy, gx, gw, n->out->graph);
+            nn__dw_backward(q, x->data, w->data, dy, gx, gw, nn__graph_scratch(n->out->graph));
             return;
         }
         if (gx) nn__conv_to_image(q, dy, w->data, gx, x->data, gw);
@@ -6573,7 +6606,7 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
     if (kind == NN__CONV) {
         const float *bias = b ? b->data : NULL; /* the kernels add it while writing */
         if (q.depthwise) {
-            nn__dw_forward(&q, x->data, w->data, out->data, out->graph);
+            nn__dw_forward(&q, x->data, w->data, out->data, nn__graph_scratch(out->graph));
             if (b) nn__add_channel_bias(out->data, b->data, q.N, q.F, P);
         } else if (q.cb_fwd) {
             nn__conv_bcast(&q, x->data, w->data, 0, bias, out->data, 0, q.cb, q.cb_nt);
@@ -6650,7 +6683,7 @@ NNDEF nn_module *nn_conv_transpose2d(int in_ch, int out_ch, nn_conv_opts opts) {
     return nn__conv_make("nn_conv_transpose2d", "ConvTranspose2d", 2, 1, in_ch, out_ch, opts);
 }
 
-/* --- pooling --- */
+/* ----- >>layers.pool: pooling and upsampling ----------------------------- */
 
 typedef struct nn__poolg {
     int planes, H, W, OH, OW, KH, KW, SH, SW, PH, PW;
@@ -7015,7 +7048,7 @@ NNDEF nn_module *nn_upsample_nearest2d(int scale) {
     return m;
 }
 
-/* --- batch normalization --- */
+/* ----- >>layers.norm: normalization -------------------------------------- */
 
 /* Saved for backward: per channel mean and 1/sqrt(var + eps) (batch
    statistics in training, running ones in evaluation). */
@@ -7215,7 +7248,7 @@ NNDEF void nn_batchnorm_set(nn_module *m, float momentum, float eps) {
 NNDEF nn_module *nn_batchnorm1d(int features) { return nn__bn_make("nn_batchnorm1d", "BatchNorm1d", features, 0); }
 NNDEF nn_module *nn_batchnorm2d(int channels) { return nn__bn_make("nn_batchnorm2d", "BatchNorm2d", channels, 1); }
 
-/* --- activations --- */
+/* ----- >>layers.act: activations ----------------------------------------- */
 
 enum { NN__A_LEAKY, NN__A_ELU, NN__A_GELU, NN__A_SILU };
 
@@ -7312,2105 +7345,6 @@ NNDEF nn_module *nn_elu(float alpha) {
 }
 NNDEF nn_module *nn_gelu(void) { return nn_module_new("GELU", nn__gelu_forward); }
 NNDEF nn_module *nn_silu(void) { return nn_module_new("SiLU", nn__silu_forward); }
-
-/* ===== >>optim (implementation) ========================================== */
-
-enum {
-    NN__OPT_SGD, NN__OPT_ADAGRAD, NN__OPT_RMSPROP, NN__OPT_ADADELTA, NN__OPT_ADAM,
-    NN__OPT_ADAMW, NN__OPT_ADAMAX, NN__OPT_NADAM, NN__OPT_RADAM, NN__OPT_LARS,
-    NN__OPT_LAMB, NN__OPT_LOOKAHEAD, NN__OPT_KINDS
-};
-static const char *const nn__optim_names[NN__OPT_KINDS] = {
-    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam",
-    "RAdam", "LARS", "LAMB", "Lookahead"
-};
-
-#define NN__SLOTS 3   /* per-parameter float state buffers, at most */
-#define NN__PI_D 3.14159265358979323846   /* pi in double, as Python's math.pi */
-
-struct nn_optim {
-    int kind;
-    /* Hyperparameters in double, like PyTorch's Python floats; the kernels
-       cast them to float where PyTorch's float32 kernels do. */
-    double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
-    double alpha, rho, lr_decay, momentum_decay, trust, init_acc;
-    int nesterov, centered, amsgrad;
-    int n;                      /* parameters */
-    nn_tensor **params;
-    char **names;               /* dotted names, for groups and state files */
-    double *lr_scale, *wd;      /* per parameter: group lr scale, weight decay */
-    unsigned char *frozen;
-    long *steps;                /* per parameter, like torch's state["step"] */
-    float *mu_prod;             /* NAdam's running product of mu_t */
-    float **slot[NN__SLOTS];    /* slot[k][i]: buffer k of parameter i, or NULL */
-    nn_optim *inner;            /* Lookahead: the fast optimizer */
-    nn_module *module;          /* the module it was made for (not owned) */
-    int la_k;
-    double la_alpha;
-    long la_count;
-};
-
-/* The decimal a user wrote for a float option (0.999f -> 0.999), so double
-   arithmetic on it agrees with PyTorch's Python float. */
-static double nn__f2d(float f) {
-    char buf[32];
-    int prec;
-    for (prec = 6; prec <= 9; prec++) {
-        double d;
-        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
-        d = strtod(buf, NULL);
-        if ((float)d == f) return d;
-    }
-    return (double)f;
-}
-/* Option value: > 0 itself, < 0 a literal 0, 0 the default. */
-static double nn__optv(float v, double dflt) {
-    return v > 0.0f ? nn__f2d(v) : v < 0.0f ? 0.0 : dflt;
-}
-
-/* The optimizer that owns the parameters and hyperparameters (under Lookahead). */
-static nn_optim *nn__optim_base(nn_optim *o) {
-    while (o && o->kind == NN__OPT_LOOKAHEAD) o = o->inner;
-    return o;
-}
-static const nn_optim *nn__optim_cbase(const nn_optim *o) {
-    while (o && o->kind == NN__OPT_LOOKAHEAD) o = o->inner;
-    return o;
-}
-
-/* An optimizer over m's parameters with the state buffers in slot_mask
-   (bit k: slot k) allocated and zeroed now, so nn_step never allocates. */
-static nn_optim *nn__optim_new(const char *op, nn_module *m, int kind, unsigned slot_mask) {
-    nn_optim *o;
-    nn_param *ps;
-    int count, i, k, trainable = 0;
-    size_t c;
-    if (!m) {
-        nn__misuse("%s: NULL module", op);
-        return NULL;
-    }
-    /* The module's cached list: the user's nn_parameters array stays valid. */
-    ps = nn_parameters(m, &count);
-    if (!ps && m->all_sig == 0) return NULL;   /* out of memory */
-    for (i = 0; i < count; i++) trainable += nn_needs_grad(ps[i].tensor);
-    if (!trainable) {
-        nn__misuse("%s: the %s has no trainable parameters (%d parameters, none requires a "
-                   "gradient)", op, m->type, count);
-        return NULL;
-    }
-    if (!(o = (nn_optim *)nn__calloc(1, sizeof(nn_optim)))) return NULL;
-    o->kind = kind;
-    o->module = m;
-    o->n = count;
-    c = (size_t)(count ? count : 1);
-    o->params = (nn_tensor **)nn__calloc(c, sizeof(nn_tensor *));
-    o->names = (char **)nn__calloc(c, sizeof(char *));
-    o->lr_scale = (double *)nn__calloc(c, sizeof(double));
-    o->wd = (double *)nn__calloc(c, sizeof(double));
-    o->frozen = (unsigned char *)nn__calloc(c, 1);
-    o->steps = (long *)nn__calloc(c, sizeof(long));
-    o->mu_prod = (float *)nn__calloc(c, sizeof(float));
-    for (k = 0; k < NN__SLOTS; k++) o->slot[k] = (float **)nn__calloc(c, sizeof(float *));
-    if (!o->params || !o->names || !o->lr_scale || !o->wd || !o->frozen || !o->steps ||
-        !o->mu_prod || !o->slot[0] || !o->slot[1] || !o->slot[2])
-        goto oom;
-    for (i = 0; i < count; i++) {
-        o->params[i] = ps[i].tensor;
-        o->lr_scale[i] = 1.0;
-        o->mu_prod[i] = 1.0f;
-        if (!(o->names[i] = nn__strdup(ps[i].name))) goto oom;
-        for (k = 0; k < NN__SLOTS; k++)
-            if ((slot_mask >> k) & 1u)
-                if (!(o->slot[k][i] = nn__alloc_floats(ps[i].tensor->numel, 1))) goto oom;
-    }
-    return o;
-oom:
-    nn_optim_free(o);
-    return NULL;
-}
-
-/* Copy the optimizer-wide weight decay into every parameter (groups may
-   override it later). */
-static nn_optim *nn__optim_finish(nn_optim *o) {
-    int i;
-    if (o)
-        for (i = 0; i < o->n; i++) o->wd[i] = o->weight_decay;
-    return o;
-}
-
-static int nn__optim_bad(float v) { return !(v == v) || v > 3.0e38f || v < -3.0e38f; }
-
-NNDEF nn_optim *nn_sgd(nn_module *m, nn_sgd_opts opts) {
-    nn_optim *o;
-    if (nn__optim_bad(opts.lr) || opts.lr < 0.0f || opts.momentum < 0.0f || opts.weight_decay < 0.0f ||
-        (opts.nesterov && (opts.momentum <= 0.0f || opts.dampening != 0.0f))) {
-        nn__misuse("nn_sgd: invalid options lr=%g momentum=%g weight_decay=%g nesterov=%d "
-                   "dampening=%g (Nesterov needs momentum > 0 and dampening 0)",
-                   (double)opts.lr, (double)opts.momentum, (double)opts.weight_decay,
-                   opts.nesterov, (double)opts.dampening);
-        return NULL;
-    }
-    if (!(o = nn__optim_new("nn_sgd", m, NN__OPT_SGD, opts.momentum > 0.0f ? 1u : 0u))) return NULL;
-    o->lr = nn__optv(opts.lr, 0.01);
-    o->momentum = nn__optv(opts.momentum, 0.0);
-    o->dampening = nn__f2d(opts.dampening);
-    o->weight_decay = nn__optv(opts.weight_decay, 0.0);
-    o->nesterov = opts.nesterov;
-    return nn__optim_finish(o);
-}
-
-NNDEF nn_optim *nn_adagrad(nn_module *m, nn_adagrad_opts opts) {
-    nn_optim *o;
-    int i;
-    size_t j;
-    if (opts.lr < 0.0f || opts.lr_decay < 0.0f || opts.initial_accumulator_value < 0.0f) {
-        nn__misuse("nn_adagrad: invalid options lr=%g lr_decay=%g initial_accumulator_value=%g",
-                   (double)opts.lr, (double)opts.lr_decay, (double)opts.initial_accumulator_value);
-        return NULL;
-    }
-    if (!(o = nn__optim_new("nn_adagrad", m, NN__OPT_ADAGRAD, 1u))) return NULL;
-    o->lr = nn__optv(opts.lr, 1e-2);
-    o->lr_decay = nn__optv(opts.lr_decay, 0.0);
-    o->weight_decay = nn__optv(opts.weight_decay, 0.0);
-    o->init_acc = nn__optv(opts.initial_accumulator_value, 0.0);
-    o->eps = nn__optv(opts.eps, 1e-10);
-    for (i = 0; i < o->n; i++)
-        for (j = 0; j < o->params[i]->numel; j++) o->slot[0][i][j] = (float)o->init_acc;
-    return nn__optim_finish(o);
-}
-
-NNDEF nn_optim *nn_rmsprop(nn_module *m, nn_rmsprop_opts opts) {
-    nn_optim *o;
-    unsigned mask = 1u;
-    if (opts.lr < 0.0f || opts.alpha >= 1.0f || opts.momentum < 0.0f) {
-        nn__misuse("nn_rmsprop: invalid options lr=%g alpha=%g momentum=%g", (double)opts.lr,
-                   (double)opts.alpha, (double)opts.momentum);
-        return NULL;
-    }
-    if (opts.centered) mask |= 2u;
-    if (opts.momentum > 0.0f) mask |= 4u;
-    if (!(o = nn__optim_new("nn_rmsprop", m, NN__OPT_RMSPROP, mask))) return NULL;
-    o->lr = nn__optv(opts.lr, 1e-2);
-    o->alpha = nn__optv(opts.alpha, 0.99);
-    o->eps = nn__optv(opts.eps, 1e-8);
-    o->weight_decay = nn__optv(opts.weight_decay, 0.0);
-    o->momentum = nn__optv(opts.momentum, 0.0);
-    o->centered = opts.centered;
-    return nn__optim_finish(o);
-}
-
-NNDEF nn_optim *nn_adadelta(nn_module *m, nn_adadelta_opts opts) {
-    nn_optim *o;
-    if (opts.lr < 0.0f || opts.rho > 1.0f) {
-        nn__misuse("nn_adadelta: invalid options lr=%g rho=%g", (double)opts.lr, (double)opts.rho);
-        return NULL;
-    }
-    if (!(o = nn__optim_new("nn_adadelta", m, NN__OPT_ADADELTA, 3u))) return NULL;
-    o->lr = nn__optv(opts.lr, 1.0);
-    o->rho = nn__optv(opts.rho, 0.9);
-    o->eps = nn__optv(opts.eps, 1e-6);
-    o->weight_decay = nn__optv(opts.weight_decay, 0.0);
-    return nn__optim_finish(o);
-}
-
-/* Shared by the Adam family: validate and fill lr, betas, eps, weight decay. */
-static nn_optim *nn__adam_like(const char *op, nn_module *m, int kind, unsigned mask, float lr,
-                               float b1, float b2, float eps, float wd, double lr0, double b10,
-                               double eps0, double wd0) {
-    nn_optim *o;
-    if (nn__optim_bad(lr) || lr < 0.0f || b1 >= 1.0f || b2 >= 1.0f) {
-        nn__misuse("%s: invalid options lr=%g beta1=%g beta2=%g (betas must be < 1)", op,
-                   (double)lr, (double)b1, (double)b2);
-        return NULL;
-    }
-    if (!(o = nn__optim_new(op, m, kind, mask))) return NULL;
-    o->lr = nn__optv(lr, lr0);
-    o->beta1 = nn__optv(b1, b10);
-    o->beta2 = nn__optv(b2, 0.999);
-    o->eps = nn__optv(eps, eps0);
-    o->weight_decay = nn__optv(wd, wd0);
-    return o;
-}
-
-NNDEF nn_optim *nn_adam(nn_module *m, nn_adam_opts opts) {
-    nn_optim *o = nn__adam_like("nn_adam", m, NN__OPT_ADAM, opts.amsgrad ? 7u : 3u, opts.lr,
-                                opts.beta1, opts.beta2, opts.eps, opts.weight_decay, 1e-3, 0.9,
-                                1e-8, 0.0);
-    if (o) o->amsgrad = opts.amsgrad;
-    return nn__optim_finish(o);
-}
-
-NNDEF nn_optim *nn_adamw(nn_module *m, nn_adamw_opts opts) {
-    nn_optim *o = nn__adam_like("nn_adamw", m, NN__OPT_ADAMW, opts.amsgrad ? 7u : 3u, opts.lr,
-                                opts.beta1, opts.beta2, opts.eps, opts.weight_decay, 1e-3, 0.9,
-                                1e-8, 1e-2);
-    if (o) o->amsgrad = opts.amsgrad;
-    return nn__optim_finish(o);
-}
-
-NNDEF nn_optim *nn_adamax(nn_module *m, nn_adamax_opts opts) {
-    return nn__optim_finish(nn__adam_like("nn_adamax", m, NN__OPT_ADAMAX, 3u, opts.lr, opts.beta1,
-                                          opts.beta2, opts.eps, opts.weight_decay, 2e-3, 0.9,
-                                          1e-8, 0.0));
-}
-
-NNDEF nn_optim *nn_nadam(nn_module *m, nn_nadam_opts opts) {
-    nn_optim *o = nn__adam_like("nn_nadam", m, NN__OPT_NADAM, 3u, opts.lr, opts.beta1, opts.beta2,
-                                opts.eps, opts.weight_decay, 2e-3, 0.9, 1e-8, 0.0);
-    if (o) o->momentum_decay = nn__optv(opts.momentum_decay, 4e-3);
-    return nn__optim_finish(o);
-}
-
-NNDEF nn_optim *nn_radam(nn_module *m, nn_radam_opts opts) {
-    return nn__optim_finish(nn__adam_like("nn_radam", m, NN__OPT_RADAM, 3u, opts.lr, opts.beta1,
-                                          opts.beta2, opts.eps, opts.weight_decay, 1e-3, 0.9,
-                                          1e-8, 0.0));
-}
-
-NNDEF nn_optim *nn_lars(nn_module *m, nn_lars_opts opts) {
-    nn_optim *o;
-    if (nn__optim_bad(opts.lr) || opts.lr < 0.0f || opts.momentum >= 1.0f || opts.trust_coefficient < 0.0f) {
-        nn__misuse("nn_lars: invalid options lr=%g momentum=%g trust_coefficient=%g",
-                   (double)opts.lr, (double)opts.momentum, (double)opts.trust_coefficient);
-        return NULL;
-    }
-    if (!(o = nn__optim_new("nn_lars", m, NN__OPT_LARS, opts.momentum >= 0.0f ? 1u : 0u))) return NULL;
-    o->lr = nn__optv(opts.lr, 1.0);
-    o->momentum = nn__optv(opts.momentum, 0.9);
-    o->weight_decay = nn__optv(opts.weight_decay, 0.0);
-    o->trust = nn__optv(opts.trust_coefficient, 1e-3);
-    o->eps = nn__optv(opts.eps, 1e-8);
-    return nn__optim_finish(o);
-}
-
-NNDEF nn_optim *nn_lamb(nn_module *m, nn_lamb_opts opts) {
-    return nn__optim_finish(nn__adam_like("nn_lamb", m, NN__OPT_LAMB, 3u, opts.lr, opts.beta1,
-                                          opts.beta2, opts.eps, opts.weight_decay, 1e-3, 0.9,
-                                          1e-6, 0.0));
-}
-
-/* The lookahead options, for nn_lookahead and nn_ranger.  0 after a report. */
-static int nn__lookahead_check(const char *op, nn_lookahead_opts opts) {
-    if (opts.k < 0 || !(opts.alpha >= 0.0f && opts.alpha <= 1.0f)) {
-        nn__misuse("%s: needs k >= 0 and alpha in [0,1] (got k=%d alpha=%g)", op, opts.k,
-                   (double)opts.alpha);
-        return 0;
-    }
-    return 1;
-}
-
-NNDEF nn_optim *nn_lookahead(nn_optim *inner, nn_lookahead_opts opts) {
-    nn_optim *o;
-    int i, k;
-    size_t c;
-    if (!inner) {
-        nn__misuse("nn_lookahead: needs an optimizer to wrap, got NULL");
-        return NULL;
-    }
-    if (!nn__lookahead_check("nn_lookahead", opts)) return NULL;
-    if (!(o = (nn_optim *)nn__calloc(1, sizeof(nn_optim)))) return NULL;
-    o->kind = NN__OPT_LOOKAHEAD;
-    o->n = inner->n;
-    o->la_k = opts.k > 0 ? opts.k : 5;
-    o->la_alpha = nn__optv(opts.alpha, 0.5);
-    c = (size_t)(o->n ? o->n : 1);
-    for (k = 0; k < NN__SLOTS; k++) o->slot[k] = (float **)nn__calloc(c, sizeof(float *));
-    o->params = (nn_tensor **)nn__calloc(c, sizeof(nn_tensor *));
-    if (!o->params || !o->slot[0] || !o->slot[1] || !o->slot[2]) goto oom;
-    for (i = 0; i < o->n; i++) {
-        nn_tensor *t = inner->params ? inner->params[i] : nn__optim_base(inner)->params[i];
-        o->params[i] = t;
-        if (!(o->slot[0][i] = nn__alloc_floats(t->numel, 0))) goto oom;
-        memcpy(o->slot[0][i], t->data, t->numel * sizeof(float));
-    }
-    o->inner = inner;
-    return o;
-oom:
-    nn_optim_free(o);   /* does not free inner: o->inner is still NULL */
-    return NULL;
-}
-
-NNDEF nn_optim *nn_ranger(nn_module *m, nn_ranger_opts opts) {
-    nn_radam_opts r;
-    nn_lookahead_opts la;
-    nn_optim *inner, *o;
-    memset(&r, 0, sizeof r);
-    r.lr = opts.lr;
-    r.beta1 = opts.beta1 != 0.0f ? opts.beta1 : 0.95f;
-    r.beta2 = opts.beta2;
-    r.eps = opts.eps != 0.0f ? opts.eps : 1e-5f;
-    r.weight_decay = opts.weight_decay;
-    la.k = opts.k > 0 ? opts.k : 6;
-    la.alpha = opts.alpha;
-    if (!nn__lookahead_check("nn_ranger", la)) return NULL;
-    /* nn_radam's body, so that its reports name nn_ranger */
-    if (!(inner = nn__optim_finish(nn__adam_like("nn_ranger", m, NN__OPT_RADAM, 3u, r.lr, r.beta1,
-                                                 r.beta2, r.eps, r.weight_decay, 1e-3, 0.9, 1e-8,
-                                                 0.0))))
-        return NULL;
-    if (!(o = nn_lookahead(inner, la))) nn_optim_free(inner);
-    return o;
-}
-
-NNDEF void nn_zero_grad(nn_optim *o) {
-    size_t total = 0;
-    int i, nt;
-    o = nn__optim_base(o);
-    if (!o) return;
-    /* set_to_none: no gradient until the next backward reaches it */
-    for (i = 0; i < o->n; i++)
-        if (o->params[i]->grad) { /* frozen ones too: nothing piles up until unfrozen */
-            total += o->params[i]->numel;
-            o->params[i]->flags &= ~NN_TENSOR_HAS_GRAD;
-        }
-    nt = nn__ew_threads((double)total);
-    (void)nt;
-    /* One team for all tensors: each thread zeroes its share of each. */
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
-    {
-        int j;
-        for (j = 0; j < o->n; j++) {
-            float *g = o->params[j]->grad;
-            size_t lo, hi;
-            if (!g) continue;
-            nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
-            if (hi > lo) memset(g + lo, 0, (hi - lo) * sizeof(float));
-        }
-    }
-}
-
-/* ----- update rules: one parameter tensor p (n floats) with gradient g,
-   its rate lr and weight decay wd, after its step count became t.  The
-   float expressions follow PyTorch's single-tensor code line by line. */
-
-/* SGD on NN__VL elements at p, g, buf (buf NULL without momentum). */
-static void nn__sgd_vec(float *p, const float *g, float *buf, float lrn, float wd, float mu,
-                        float damp, int first, int nesterov) {
-    nn__v pv = nn__vload(p), d = nn__vload(g);
-    if (wd != 0.0f) d = nn__vfma(nn__vset1(wd), pv, d);
-    if (buf) {
-        nn__v b = first ? d : nn__vfma(nn__vload(buf), nn__vset1(mu), nn__vmul(nn__vset1(damp), d));
-        nn__vstore(buf, b);
-        d = nesterov ? nn__vfma(nn__vset1(mu), b, d) : b;
-    }
-    nn__vstore(p, nn__vfma(nn__vset1(lrn), d, pv));
-}
-
-/* SGD on elements [lo, hi) of parameter i (lo a multiple of NN__VL). */
-static void nn__sgd_range(nn_optim *o, int i, size_t lo, size_t hi) {
-    nn_tensor *t = o->params[i];
-    double lr = o->lr * o->lr_scale[i], wd = o->wd[i];
-    float lrn = (float)-lr, wdf = (float)wd, mu = (float)o->momentum;
-    float damp = (float)(1.0 - o->dampening);
-    float *p = t->data, *g = t->grad, *buf = o->slot[0][i];
-    int first = o->steps[i] == 1;
-    size_t j = lo;
-    for (; j + NN__VL <= hi; j += NN__VL)
-        nn__sgd_vec(p + j, g + j, buf ? buf + j : NULL, lrn, wdf, mu, damp, first, o->nesterov);
-    if (j < hi) {
-        /* The tail through the same vector code, so every element is
-           computed the same way wherever it sits. */
-        float tp[NN__VL] = {0}, tg[NN__VL] = {0}, tb[NN__VL] = {0};
-        size_t r = hi - j;
-        memcpy(tp, p + j, r * sizeof(float));
-        memcpy(tg, g + j, r * sizeof(float));
-        if (buf) memcpy(tb, buf + j, r * sizeof(float));
-        nn__sgd_vec(tp, tg, buf ? tb : NULL, lrn, wdf, mu, damp, first, o->nesterov);
-        memcpy(p + j, tp, r * sizeof(float));
-        if (buf) memcpy(buf + j, tb, r * sizeof(float));
-    }
-}
-
-static void nn__adagrad_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
-    float wdf = (float)wd, eps = (float)o->eps;
-    float clr = (float)-(lr / (1.0 + (double)(o->steps[i] - 1) * o->lr_decay));
-    float *s = o->slot[0][i];
-    size_t j;
-    for (j = 0; j < n; j++) {
-        float d = g[j];
-        if (wd != 0.0) d = d + wdf * p[j];
-        s[j] = s[j] + d * d;
-        p[j] = p[j] + clr * (d / (sqrtf(s[j]) + eps));
-    }
-}
-
-static void nn__rmsprop_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
-    float wdf = (float)wd, a = (float)o->alpha, oma = (float)(1.0 - o->alpha), eps = (float)o->eps;
-    float mu = (float)o->momentum, lrn = (float)-lr;
-    float *sq = o->slot[0][i], *ga = o->slot[1][i], *buf = o->slot[2][i];
-    size_t j;
-    for (j = 0; j < n; j++) {
-        float d = g[j], avg;
-        if (wd != 0.0) d = d + wdf * p[j];
-        sq[j] = sq[j] * a + oma * d * d;
-        if (ga) {
-            ga[j] = ga[j] * a + oma * d;
-            avg = sqrtf(sq[j] - ga[j] * ga[j]);
-        } else {
-            avg = sqrtf(sq[j]);
-        }
-        avg = avg + eps;
-        if (buf) {
-            buf[j] = buf[j] * mu + d / avg;
-            p[j] = p[j] + lrn * buf[j];
-        } else {
-            p[j] = p[j] + lrn * (d / avg);
-        }
-    }
-}
-
-static void nn__adadelta_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
-    float wdf = (float)wd, rho = (float)o->rho, omr = (float)(1.0 - o->rho), eps = (float)o->eps;
-    float lrn = (float)-lr;
-    float *sq = o->slot[0][i], *acc = o->slot[1][i];
-    size_t j;
-    for (j = 0; j < n; j++) {
-        float d = g[j], std, delta;
-        if (wd != 0.0) d = d + wdf * p[j];
-        sq[j] = sq[j] * rho + omr * d * d;
-        std = sqrtf(sq[j] + eps);
-        delta = sqrtf(acc[j] + eps) / std * d;
-        acc[j] = acc[j] * rho + omr * delta * delta;
-        p[j] = p[j] + lrn * delta;
-    }
-}
-
-/* Adam / AdamW on NN__VL elements (vmax NULL without AMSGrad). */
-static void nn__adam_vec(float *p, const float *g, float *m, float *v, float *vmax, int decoupled,
-                         float decay, float wd, float b1, float omb1, float b2, float omb2,
-                         float bc2s, float eps, float step) {
-    nn__v pv = nn__vload(p), d = nn__vload(g), mv, vv, denom;
-    if (decoupled) pv = nn__vmul(pv, nn__vset1(decay));
-    else if (wd != 0.0f) d = nn__vfma(nn__vset1(wd), pv, d);
-    mv = nn__vfma(nn__vload(m), nn__vset1(b1), nn__vmul(nn__vset1(omb1), d));
-    vv = nn__vfma(nn__vload(v), nn__vset1(b2), nn__vmul(nn__vmul(nn__vset1(omb2), d), d));
-    nn__vstore(m, mv);
-    nn__vstore(v, vv);
-    if (vmax) {
-        vv = nn__vmax(vv, nn__vload(vmax));
-        nn__vstore(vmax, vv);
-    }
-    denom = nn__vadd(nn__vdiv(nn__vsqrt(vv), nn__vset1(bc2s)), nn__vset1(eps));
-    nn__vstore(p, nn__vfma(nn__vset1(step), nn__vdiv(mv, denom), pv));
-}
-
-/* Adam and AdamW (decoupled = 1), with AMSGrad when slot 2 exists. */
-static void nn__adam_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr,
-                            double wd, int decoupled) {
-    double t = (double)o->steps[i];
-    double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
-    float b1 = (float)o->beta1, omb1 = (float)(1.0 - o->beta1);
-    float b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
-    float step = (float)-(lr / bc1), bc2s = (float)sqrt(bc2), eps = (float)o->eps;
-    float decay = (float)(1.0 - lr * wd), wdf = (float)wd;
-    float *m = o->slot[0][i], *v = o->slot[1][i], *vmax = o->slot[2][i];
-    size_t j = n / NN__VL * NN__VL;
-    int nt = nn__ew_threads((double)n);
-    (void)nt;
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
-    {
-        size_t k, hi;
-        nn__ew_share(j, 16, &k, &hi);
-        for (; k < hi; k += NN__VL)
-            nn__adam_vec(p + k, g + k, m + k, v + k, vmax ? vmax + k : NULL, decoupled, decay,
-                         wdf, b1, omb1, b2, omb2, bc2s, eps, step);
-    }
-    if (j < n) {
-        float tp[NN__VL] = {0}, tg[NN__VL] = {0}, tm[NN__VL] = {0}, tv[NN__VL] = {0},
-              tx[NN__VL] = {0};
-        size_t r = n - j;
-        memcpy(tp, p + j, r * sizeof(float));
-        memcpy(tg, g + j, r * sizeof(float));
-        memcpy(tm, m + j, r * sizeof(float));
-        memcpy(tv, v + j, r * sizeof(float));
-        if (vmax) memcpy(tx, vmax + j, r * sizeof(float));
-        nn__adam_vec(tp, tg, tm, tv, vmax ? tx : NULL, decoupled, decay, wdf, b1, omb1, b2,
-                     omb2, bc2s, eps, step);
-        memcpy(p + j, tp, r * sizeof(float));
-        memcpy(m + j, tm, r * sizeof(float));
-        memcpy(v + j, tv, r * sizeof(float));
-        if (vmax) memcpy(vmax + j, tx, r * sizeof(float));
-    }
-}
-
-static void nn__adamax_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
-    double t = (double)o->steps[i];
-    float b1 = (float)o->beta1, omb1 = (float)(1.0 - o->beta1), b2 = (float)o->beta2;
-    float eps = (float)o->eps, wdf = (float)wd, clr = (float)-(lr / (1.0 - pow(o->beta1, t)));
-    float *m = o->slot[0][i], *u = o->slot[1][i];
-    size_t j;
-    for (j = 0; j < n; j++) {
-        float d = g[j], a, b;
-        if (wd != 0.0) d = d + wdf * p[j];
-        m[j] = m[j] * b1 + omb1 * d;
-        a = u[j] * b2;
-        b = fabsf(d) + eps;
-        u[j] = a > b ? a : b;
-        p[j] = p[j] + clr * (m[j] / u[j]);
-    }
-}
-
-static void nn__nadam_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
-    double t = (double)o->steps[i];
-    double bc2 = 1.0 - pow(o->beta2, t);
-    double mu = o->beta1 * (1.0 - 0.5 * pow(0.96, t * o->momentum_decay));
-    double mu_next = o->beta1 * (1.0 - 0.5 * pow(0.96, (t + 1.0) * o->momentum_decay));
-    float mp, mpn, cg, cm, b1 = (float)o->beta1, omb1 = (float)(1.0 - o->beta1);
-    float b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2), bc2f = (float)bc2;
-    float eps = (float)o->eps, wdf = (float)wd;
-    float *m = o->slot[0][i], *v = o->slot[1][i];
-    size_t j;
-    /* torch keeps mu_product as a float32 tensor */
-    o->mu_prod[i] = o->mu_prod[i] * (float)mu;
-    mp = o->mu_prod[i];
-    mpn = mp * (float)mu * (float)mu_next;
-    cg = (float)(-lr * (1.0 - mu) / (1.0 - (double)mp));
-    cm = (float)(-lr * mu_next / (1.0 - (double)mpn));
-    for (j = 0; j < n; j++) {
-        float d = g[j], denom;
-        if (wd != 0.0) d = d + wdf * p[j];
-        m[j] = m[j] * b1 + omb1 * d;
-        v[j] = v[j] * b2 + omb2 * d * d;
-        denom = sqrtf(v[j] / bc2f) + eps;
-        p[j] = p[j] + cg * (d / denom);
-        p[j] = p[j] + cm * (m[j] / denom);
-    }
-}
-
-static void nn__radam_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
-    double t = (double)o->steps[i];
-    double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
-    double rho_inf = 2.0 / (1.0 - o->beta2) - 1.0;
-    double rho_t = rho_inf - 2.0 * t * pow(o->beta2, t) / bc2;
-    float b1 = (float)o->beta1, omb1 = (float)(1.0 - o->beta1);
-    float b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
-    float bc1f = (float)bc1, lrf = (float)lr, eps = (float)o->eps, wdf = (float)wd;
-    float *m = o->slot[0][i], *v = o->slot[1][i];
-    int rectify = rho_t > 5.0;
-    float rect = 0.0f, bc2s = (float)sqrt(bc2);
-    size_t j;
-    if (rectify)
-        rect = (float)sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf /
-                           ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t));
-    for (j = 0; j < n; j++) {
-        float d = g[j], mhat;
-        if (wd != 0.0) d = d + wdf * p[j];
-        m[j] = m[j] * b1 + omb1 * d;
-        v[j] = v[j] * b2 + omb2 * d * d;
-        mhat = m[j] / bc1f;
-        if (rectify) p[j] = p[j] - mhat * lrf * (bc2s / (sqrtf(v[j]) + eps)) * rect;
-        else p[j] = p[j] - mhat * lrf;   /* SGD with momentum while rho_t <= 5 */
-    }
-}
-
-static double nn__optim_norm2(const float *x, size_t n) {
-    double s = 0.0;
-    size_t j;
-    for (j = 0; j < n; j++) s += (double)x[j] * (double)x[j];
-    return sqrt(s);
-}
-
-static void nn__lars_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
-    double wn = nn__optim_norm2(p, n), gn = nn__optim_norm2(g, n);
-    double local = (wn > 0.0 && gn > 0.0) ? o->trust * wn / (gn + wd * wn + o->eps) : o->trust;
-    float scale = (float)(lr * local), wdf = (float)wd, mu = (float)o->momentum;
-    float *buf = o->slot[0][i];
-    size_t j;
-    for (j = 0; j < n; j++) {
-        float u = scale * (g[j] + wdf * p[j]);
-        if (buf) {
-            buf[j] = mu * buf[j] + u;
-            u = buf[j];
-        }
-        p[j] -= u;
-    }
-}
-
-static void nn__lamb_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
-    double t = (double)o->steps[i];
-    float b1 = (float)o->beta1, omb1 = (float)(1.0 - o->beta1);
-    float b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
-    float bc1 = (float)(1.0 - pow(o->beta1, t)), bc2 = (float)(1.0 - pow(o->beta2, t));
-    float eps = (float)o->eps, wdf = (float)wd, step;
-    float *m = o->slot[0][i], *v = o->slot[1][i];
-    double pn = nn__optim_norm2(p, n), rn = 0.0, ratio;
-    size_t j;
-    for (j = 0; j < n; j++) { /* moments, and the norm of the update r */
-        float r;
-        m[j] = m[j] * b1 + omb1 * g[j];
-        v[j] = v[j] * b2 + omb2 * g[j] * g[j];
-        r = (m[j] / bc1) / (sqrtf(v[j] / bc2) + eps) + wdf * p[j];
-        rn += (double)r * (double)r;
-    }
-    rn = sqrt(rn);
-    ratio = (pn > 0.0 && rn > 0.0) ? pn / rn : 1.0;
-    step = (float)(lr * ratio);
-    for (j = 0; j < n; j++) {
-        float r = (m[j] / bc1) / (sqrtf(v[j] / bc2) + eps) + wdf * p[j];
-        p[j] -= step * r;
-    }
-}
-
-NNDEF void nn_step(nn_optim *o) {
-    int i;
-    if (!o) return;
-    if (o->kind == NN__OPT_LOOKAHEAD) {
-        const nn_optim *b = nn__optim_cbase(o->inner);
-        nn_step(o->inner);
-        if (++o->la_count % o->la_k) return;
-        for (i = 0; i < o->n; i++) {
-            nn_tensor *t = o->params[i];
-            float *slow = o->slot[0][i], a = (float)o->la_alpha;
-            size_t j;
-            if (b->frozen[i] || !nn_needs_grad(t)) continue;
-            for (j = 0; j < t->numel; j++) {
-                slow[j] = slow[j] + a * (t->data[j] - slow[j]);
-                t->data[j] = slow[j];
-            }
-        }
-        return;
-    }
-    if (o->kind == NN__OPT_SGD) {
-        size_t total = 0;
-        int nt;
-        for (i = 0; i < o->n; i++) {
-            if (!nn__grad_live(o->params[i]) || o->frozen[i]) continue;
-            o->steps[i]++;
-            total += o->params[i]->numel;
-        }
-        nt = nn__ew_threads((double)total);
-        (void)nt;
-        /* One team for all tensors: each thread updates its share of each. */
-        NN__OMP(parallel num_threads(nt) if(nt > 1))
-        {
-            int j;
-            for (j = 0; j < o->n; j++) {
-                size_t lo, hi;
-                if (!nn__grad_live(o->params[j]) || o->frozen[j]) continue;
-                nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
-                if (hi > lo) nn__sgd_range(o, j, lo, hi);
-            }
-        }
-        return;
-    }
-    for (i = 0; i < o->n; i++) {
-        nn_tensor *t = o->params[i];
-        double lr = o->lr * o->lr_scale[i], wd = o->wd[i];
-        if (!nn__grad_live(t) || o->frozen[i]) continue;
-        o->steps[i]++;
-        switch (o->kind) {
-        case NN__OPT_ADAGRAD: nn__adagrad_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
-        case NN__OPT_RMSPROP: nn__rmsprop_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
-        case NN__OPT_ADADELTA: nn__adadelta_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
-        case NN__OPT_ADAM: nn__adam_update(o, i, t->data, t->grad, t->numel, lr, wd, 0); break;
-        case NN__OPT_ADAMW: nn__adam_update(o, i, t->data, t->grad, t->numel, lr, wd, 1); break;
-        case NN__OPT_ADAMAX: nn__adamax_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
-        case NN__OPT_NADAM: nn__nadam_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
-        case NN__OPT_RADAM: nn__radam_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
-        case NN__OPT_LARS: nn__lars_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
-        case NN__OPT_LAMB: nn__lamb_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
-        default: break;
-        }
-    }
-}
-
-static void nn__optim_set_lr_d(nn_optim *o, double lr) {
-    o = nn__optim_base(o);
-    if (o) o->lr = lr;
-}
-static double nn__optim_lr_d(const nn_optim *o) {
-    o = nn__optim_cbase(o);
-    return o ? o->lr : 0.0;
-}
-NNDEF float nn_get_lr(const nn_optim *o) { return (float)nn__optim_lr_d(o); }
-NNDEF void nn_set_lr(nn_optim *o, float lr) {
-    if (!o || nn__optim_bad(lr) || lr < 0.0f) {
-        nn__misuse("nn_set_lr: needs an optimizer and a finite lr >= 0, got %g", (double)lr);
-        return;
-    }
-    nn__optim_set_lr_d(o, nn__f2d(lr));
-}
-
-/* 1 for the momentum-like hyperparameter a schedule may cycle: 1 = momentum,
-   2 = beta1, 0 = none. */
-static int nn__momentum_kind(const nn_optim *o) {
-    o = nn__optim_cbase(o);
-    if (!o) return 0;
-    switch (o->kind) {
-    case NN__OPT_SGD: case NN__OPT_LARS: return o->slot[0][0] || o->n == 0 ? 1 : 0;
-    case NN__OPT_RMSPROP: return o->slot[2][0] || o->n == 0 ? 1 : 0;
-    case NN__OPT_ADAM: case NN__OPT_ADAMW: case NN__OPT_ADAMAX: case NN__OPT_NADAM:
-    case NN__OPT_RADAM: case NN__OPT_LAMB: return 2;
-    default: return 0;
-    }
-}
-static double nn__optim_mom_d(const nn_optim *o) {
-    int k = nn__momentum_kind(o);
-    o = nn__optim_cbase(o);
-    return k == 1 ? o->momentum : k == 2 ? o->beta1 : 0.0;
-}
-static void nn__optim_set_mom_d(nn_optim *o, double mom) {
-    int k = nn__momentum_kind(o);
-    o = nn__optim_base(o);
-    if (k == 1) o->momentum = mom;
-    else if (k == 2) o->beta1 = mom;
-}
-NNDEF float nn_get_momentum(const nn_optim *o) { return (float)nn__optim_mom_d(o); }
-NNDEF void nn_set_momentum(nn_optim *o, float momentum) {
-    if (!o || !nn__momentum_kind(o) || !(momentum >= 0.0f && momentum < 1.0f)) {
-        nn__misuse("nn_set_momentum: %s has no momentum to set (or %g is not in [0,1)); make SGD, "
-                   "RMSprop or LARS with momentum > 0", o ? nn__optim_names[nn__optim_cbase(o)->kind] : "NULL",
-                   (double)momentum);
-        return;
-    }
-    nn__optim_set_mom_d(o, nn__f2d(momentum));
-}
-
-NNDEF void nn_optim_free(nn_optim *o) {
-    int i, k;
-    if (!o) return;
-    for (i = 0; i < o->n; i++) {
-        for (k = 0; k < NN__SLOTS; k++)
-            if (o->slot[k]) nn__free_floats(o->slot[k][i]);
-        if (o->names) nn__free(o->names[i]);
-    }
-    for (k = 0; k < NN__SLOTS; k++) nn__free(o->slot[k]);
-    nn__free(o->params);
-    nn__free(o->names);
-    nn__free(o->lr_scale);
-    nn__free(o->wd);
-    nn__free(o->frozen);
-    nn__free(o->steps);
-    nn__free(o->mu_prod);
-    nn_optim_free(o->inner);
-    nn__free(o);
-}
-
-/* ----- parameter groups ----- */
-
-static int nn__name_matches(const char *name, const char *pattern) {
-    size_t ln = strlen(name), lp = strlen(pattern);
-    if (pattern[0] == '*') {   /* "*" or "*suffix" */
-        lp--;
-        return lp <= ln && memcmp(name + ln - lp, pattern + 1, lp) == 0;
-    }
-    return lp <= ln && memcmp(name, pattern, lp) == 0;
-}
-
-NNDEF int nn_optim_group(nn_optim *o, const char *pattern, nn_group_opts g) {
-    int i, count = 0;
-    double scale;
-    nn_optim *b = nn__optim_base(o);
-    if (!b || !pattern || g.lr < 0.0f || g.lr_scale < 0.0f) {
-        nn__misuse("nn_optim_group: needs an optimizer, a pattern and lr, lr_scale >= 0");
-        return 0;
-    }
-    if (g.lr > 0.0f && b->lr <= 0.0) {
-        nn__misuse("nn_optim_group: an absolute lr needs the optimizer's lr > 0");
-        return 0;
-    }
-    /* zero fields keep each parameter's current setting, so groups compose */
-    scale = g.lr > 0.0f ? nn__f2d(g.lr) / b->lr : g.lr_scale > 0.0f ? nn__f2d(g.lr_scale) : -1.0;
-    for (i = 0; i < b->n; i++) {
-        if (!nn__name_matches(b->names[i], pattern)) continue;
-        if (g.max_ndim > 0 && b->params[i]->ndim > g.max_ndim) continue;
-        if (scale >= 0.0) b->lr_scale[i] = scale;
-        if (g.weight_decay != 0.0f) b->wd[i] = nn__optv(g.weight_decay, 0.0);
-        if (g.frozen) b->frozen[i] = (unsigned char)(g.frozen > 0);
-        count++;
-    }
-    if (!count)
-        nn__misuse("nn_optim_group: pattern \"%s\" matches no parameter (the first is \"%s\")",
-                   pattern, b->n ? b->names[0] : "");
-    return count;
-}
-
-NNDEF int nn_optim_freeze(nn_optim *o, const char *pattern, int on) {
-    int i, count = 0;
-    nn_optim *b = nn__optim_base(o);
-    if (!b || !pattern) {
-        nn__misuse("nn_optim_freeze: needs an optimizer and a pattern");
-        return 0;
-    }
-    for (i = 0; i < b->n; i++)
-        if (nn__name_matches(b->names[i], pattern)) {
-            b->frozen[i] = (unsigned char)(on != 0);
-            count++;
-        }
-    if (!count) nn__misuse("nn_optim_freeze: pattern \"%s\" matches no parameter", pattern);
-    return count;
-}
-
-/* ----- gradient clipping ----- */
-
-/* Clipping works per tensor, so optimizers (a list) and modules (a walk)
-   share it: pass 1 sums squared norms, pass 2 scales or clamps. */
-typedef struct nn__clip_ctx {
-    double sq;      /* sum of squared norms */
-    float coef;     /* scale for pass 2 */
-    float clip;     /* clamp bound */
-} nn__clip_ctx;
-
-static void nn__clip_sq(nn_tensor *t, void *u) {
-    if (nn__grad_live(t)) {
-        double s = nn__optim_norm2(t->grad, t->numel);
-        ((nn__clip_ctx *)u)->sq += s * s;
-    }
-}
-static void nn__clip_scale(nn_tensor *t, void *u) {
-    float c = ((nn__clip_ctx *)u)->coef;
-    size_t j;
-    if (nn__grad_live(t))
-        for (j = 0; j < t->numel; j++) t->grad[j] *= c;
-}
-static void nn__clip_clamp(nn_tensor *t, void *u) {
-    float c = ((nn__clip_ctx *)u)->clip;
-    size_t j;
-    if (nn__grad_live(t))
-        for (j = 0; j < t->numel; j++) {
-            float v = t->grad[j];
-            t->grad[j] = v > c ? c : v < -c ? -c : v;
-        }
-}
-/* torch.nn.utils.clip_grad_norm_'s coefficient: max_norm / (total + 1e-6). */
-static float nn__clip_coef(nn__clip_ctx *c, float max_norm) {
-    float total = (float)sqrt(c->sq);
-    c->coef = max_norm / (total + 1e-6f);
-    return total;
-}
-
-static void nn__clip_each(nn_tensor **ts, const unsigned char *frozen, int n,
-                          void (*fn)(nn_tensor *, void *), nn__clip_ctx *c) {
-    int i;
-    for (i = 0; i < n; i++)
-        if (!(frozen && frozen[i])) fn(ts[i], c);
-}
-
-static float nn__clip_norm(nn_tensor **ts, const unsigned char *frozen, int n, float max_norm) {
-    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
-    float total;
-    nn__clip_each(ts, frozen, n, nn__clip_sq, &c);
-    total = nn__clip_coef(&c, max_norm);
-    if (c.coef < 1.0f) nn__clip_each(ts, frozen, n, nn__clip_scale, &c);
-    return total;
-}
-
-static void nn__clip_value(nn_tensor **ts, const unsigned char *frozen, int n, float clip) {
-    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
-    c.clip = clip;
-    nn__clip_each(ts, frozen, n, nn__clip_clamp, &c);
-}
-
-NNDEF float nn_clip_grad_norm(nn_optim *o, float max_norm) {
-    nn_optim *b = nn__optim_base(o);
-    if (!b || !(max_norm > 0.0f)) {
-        nn__misuse("nn_clip_grad_norm: needs an optimizer and max_norm > 0, got %g", (double)max_norm);
-        return 0.0f;
-    }
-    return nn__clip_norm(b->params, b->frozen, b->n, max_norm);
-}
-
-NNDEF void nn_clip_grad_value(nn_optim *o, float clip) {
-    nn_optim *b = nn__optim_base(o);
-    if (!b || !(clip >= 0.0f)) {
-        nn__misuse("nn_clip_grad_value: needs an optimizer and clip >= 0, got %g", (double)clip);
-        return;
-    }
-    nn__clip_value(b->params, b->frozen, b->n, clip);
-}
-
-NNDEF float nn_clip_grad_norm_module(nn_module *m, float max_norm) {
-    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
-    float total;
-    if (!m || !(max_norm > 0.0f)) {
-        nn__misuse("nn_clip_grad_norm_module: needs a module and max_norm > 0, got %g", (double)max_norm);
-        return 0.0f;
-    }
-    nn__each_tensor(m, 0, nn__clip_sq, &c);
-    total = nn__clip_coef(&c, max_norm);
-    if (c.coef < 1.0f) nn__each_tensor(m, 0, nn__clip_scale, &c);
-    return total;
-}
-
-NNDEF void nn_clip_grad_value_module(nn_module *m, float clip) {
-    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
-    if (!m || !(clip >= 0.0f)) {
-        nn__misuse("nn_clip_grad_value_module: needs a module and clip >= 0, got %g", (double)clip);
-        return;
-    }
-    c.clip = clip;
-    nn__each_tensor(m, 0, nn__clip_clamp, &c);
-}
-
-/* ----- schedules ----- */
-
-enum {
-    NN__S_CONSTANT, NN__S_STEP, NN__S_MULTISTEP, NN__S_EXP, NN__S_INVTIME, NN__S_POLY,
-    NN__S_COSINE, NN__S_SGDR, NN__S_CYCLIC, NN__S_ONECYCLE, NN__S_WARMUP, NN__S_PLATEAU,
-    NN__S_BATCH, NN__S_KINDS
-};
-
-struct nn_sched {
-    int kind;
-    nn_optim *opt;
-    long t;                    /* steps taken */
-    double base_lr;            /* the optimizer's lr at creation */
-    double gamma, factor, eta_min, power, end_lr;          /* decay shapes */
-    double lo_lr, hi_lr, lo_mom, hi_mom, min_lr, pct;      /* cycles, plateau */
-    double threshold, eps, best;
-    int period, period2, mult, mode, threshold_mode, patience, cooldown;
-    int cycle_mom, anneal, three_phase, staircase;
-    int milestones[NN_MAX_MILESTONES];
-    int num_bad, cooldown_left, restarted;
-    int batch, max_batch, dataset_size;
-    struct nn_loader *loader;
-    nn_sched *then;            /* warmup: the schedule after it */
-};
-
-static void nn__sched_apply(nn_sched *s);
-
-static nn_sched *nn__sched_new(const char *op, nn_optim *o, int kind) {
-    nn_sched *s;
-    if (!o) {
-        nn__misuse("%s: NULL optimizer", op);
-        return NULL;
-    }
-    if (!(s = (nn_sched *)nn__calloc(1, sizeof(nn_sched)))) return NULL;
-    s->kind = kind;
-    s->opt = o;
-    s->base_lr = nn__optim_lr_d(o);
-    return s;
-}
-
-/* Set t = 0's values and return s. */
-static nn_sched *nn__sched_start(nn_sched *s) {
-    if (s) nn__sched_apply(s);
-    return s;
-}
-
-NNDEF nn_sched *nn_constant_lr(nn_optim *o, nn_constant_lr_opts opts) {
-    nn_sched *s;
-    if (opts.factor < 0.0f || opts.factor > 1.0f || opts.total_iters < 0) {
-        nn__misuse("nn_constant_lr: needs factor in [0,1] and total_iters >= 0");
-        return NULL;
-    }
-    if (!(s = nn__sched_new("nn_constant_lr", o, NN__S_CONSTANT))) return NULL;
-    s->factor = nn__optv(opts.factor, 1.0 / 3.0);
-    s->period = opts.total_iters ? opts.total_iters : 5;
-    return nn__sched_start(s);
-}
-
-NNDEF nn_sched *nn_step_lr(nn_optim *o, nn_step_lr_opts opts) {
-    nn_sched *s;
-    if (opts.step_size < 1 || opts.gamma < 0.0f) {
-        nn__misuse("nn_step_lr: needs step_size >= 1 (got %d) and gamma >= 0", opts.step_size);
-        return NULL;
-    }
-    if (!(s = nn__sched_new("nn_step_lr", o, NN__S_STEP))) return NULL;
-    s->period = opts.step_size;
-    s->gamma = nn__optv(opts.gamma, 0.1);
-    return nn__sched_start(s);
-}
-
-NNDEF nn_sched *nn_multistep_lr(nn_optim *o, nn_multistep_lr_opts opts) {
-    nn_sched *s;
-    int i;
-    for (i = 1; i < NN_MAX_MILESTONES && opts.milestones[i]; i++)
-        if (opts.milestones[i] < opts.milestones[i - 1]) {
-            nn__misuse("nn_multistep_lr: milestones must increase (%d after %d)",
-                       opts.milestones[i], opts.milestones[i - 1]);
-            return NULL;
-        }
-    if (!(s = nn__sched_new("nn_multistep_lr", o, NN__S_MULTISTEP))) return NULL;
-    memcpy(s->milestones, opts.milestones, sizeof s->milestones);
-    s->gamma = nn__optv(opts.gamma, 0.1);
-    return nn__sched_start(s);
-}
-
-NNDEF nn_sched *nn_exponential_lr(nn_optim *o, nn_exponential_lr_opts opts) {
-    nn_sched *s;
-    if (!(opts.gamma > 0.0f)) {
-        nn__misuse("nn_exponential_lr: gamma must be > 0, got %g", (double)opts.gamma);
-        return NULL;
-    }
-    if (!(s = nn__sched_new("nn_exponential_lr", o, NN__S_EXP))) return NULL;
-    s->gamma = nn__f2d(opts.gamma);
-    return nn__sched_start(s);
-}
-
-NNDEF nn_sched *nn_inverse_time_lr(nn_optim *o, nn_inverse_time_lr_opts opts) {
-    nn_sched *s;
-    if (!(opts.decay_rate >= 0.0f) || opts.decay_steps < 0) {
-        nn__misuse("nn_inverse_time_lr: needs decay_rate >= 0 and decay_steps >= 0");
-        return NULL;
-    }
-    if (!(s = nn__sched_new("nn_inverse_time_lr", o, NN__S_INVTIME))) return NULL;
-    s->gamma = nn__f2d(opts.decay_rate);
-    s->period = opts.decay_steps ? opts.decay_steps : 1;
-    s->staircase = opts.staircase;
-    return nn__sched_start(s);
-}
-
-NNDEF nn_sched *nn_polynomial_lr(nn_optim *o, nn_polynomial_lr_opts opts) {
-    nn_sched *s;
-    if (opts.total_iters < 0 || opts.power < 0.0f) {
-        nn__misuse("nn_polynomial_lr: needs total_iters >= 0 and power >= 0");
-        return NULL;
-    }
-    if (!(s = nn__sched_new("nn_polynomial_lr", o, NN__S_POLY))) return NULL;
-    s->period = opts.total_iters ? opts.total_iters : 5;
-    s->power = nn__optv(opts.power, 1.0);
-    s->end_lr = nn__optv(opts.end_lr, 0.0);
-    return nn__sched_start(s);
-}
-
-NNDEF nn_sched *nn_cosine_annealing(nn_optim *o, nn_cosine_annealing_opts opts) {
-    nn_sched *s;
-    if (opts.T_max < 1) {
-        nn__misuse("nn_cosine_annealing: T_max must be >= 1, got %d", opts.T_max);
-        return NULL;
-    }
-    if (!(s = nn__sched_new("nn_cosine_annealing", o, NN__S_COSINE))) return NULL;
-    s->period = opts.T_max;
-    s->eta_min = nn__optv(opts.eta_min, 0.0);
-    return nn__sched_start(s);
-}
-
-NNDEF nn_sched *nn_warm_restarts(nn_optim *o, nn_warm_restarts_opts opts) {
-    nn_sched *s;
-    if (opts.T_0 < 1 || opts.T_mult < 0) {
-        nn__misuse("nn_warm_restarts: needs T_0 >= 1 (got %d) and T_mult >= 1", opts.T_0);
-        return NULL;
-    }
-    if (!(s = nn__sched_new("nn_warm_restarts", o, NN__S_SGDR))) return NULL;
-    s->period = opts.T_0;
-    s->mult = opts.T_mult ? opts.T_mult : 1;
-    s->eta_min = nn__optv(opts.eta_min, 0.0);
-    return nn__sched_start(s);
-}
-
-/* Whether to cycle momentum: 0 = when the optimizer has one. */
-static int nn__want_cycle(const char *op, nn_optim *o, int setting) {
-    if (setting < 0) return 0;
-    if (setting > 0 && !nn__momentum_kind(o)) {
-        nn__misuse("%s: cycle_momentum needs an optimizer with momentum (SGD/RMSprop/LARS "
-                   "with momentum > 0, or the Adam family)", op);
-        return -1;
-    }
-    return nn__momentum_kind(o) != 0;
-}
-
-NNDEF nn_sched *nn_cyclic_lr(nn_optim *o, nn_cyclic_lr_opts opts) {
-    nn_sched *s;
-    int cyc;
-    if (!(opts.max_lr > 0.0f) || opts.base_lr < 0.0f || opts.step_size_up < 0 ||
-        opts.step_size_down < 0 || opts.mode < 0 || opts.mode > 2) {
-        nn__misuse("nn_cyclic_lr: needs max_lr > 0, base_lr >= 0, step sizes >= 0 and a mode");
-        return NULL;
-    }
-    if ((cyc = nn__want_cycle("nn_cyclic_lr", o, opts.cycle_momentum)) < 0) return NULL;
-    if (!(s = nn__sched_new("nn_cyclic_lr", o, NN__S_CYCLIC))) return NULL;
-    s->lo_lr = opts.base_lr > 0.0f ? nn__f2d(opts.base_lr) : s->base_lr;
-    s->hi_lr = nn__f2d(opts.max_lr);
-    s->period = opts.step_size_up ? opts.step_size_up : 2000;
-    s->period2 = opts.step_size_down ? opts.step_size_down : s->period;
-    s->mode = opts.mode;
-    s->gamma = nn__optv(opts.gamma, 1.0);
-    s->cycle_mom = cyc;
-    s->lo_mom = nn__optv(opts.base_momentum, 0.8);
-    s->hi_mom = nn__optv(opts.max_momentum, 0.9);
-    return nn__sched_start(s);
-}
-
-NNDEF nn_sched *nn_onecycle(nn_optim *o, nn_onecycle_opts opts) {
-    nn_sched *s;
-    int cyc, total = opts.total_steps > 0 ? opts.total_steps : opts.epochs * opts.steps_per_epoch;
-    if (!(opts.max_lr > 0.0f) || total < 1 || opts.pct_start < 0.0f || opts.pct_start > 1.0f) {
-        nn__misuse("nn_onecycle: needs max_lr > 0, total_steps (or epochs and steps_per_epoch) "
-                   ">= 1 and pct_start in [0,1]; got max_lr=%g total=%d", (double)opts.max_lr, total);
-        return NULL;
-    }
-    if ((cyc = nn__want_cycle("nn_onecycle", o, opts.cycle_momentum)) < 0) return NULL;
-    if (!(s = nn__sched_new("nn_onecycle", o, NN__S_ONECYCLE))) return NULL;
-    s->hi_lr = nn__f2d(opts.max_lr);
-    s->lo_lr = s->hi_lr / nn__optv(opts.div_factor, 25.0);           /* initial lr */
-    s->min_lr = s->lo_lr / nn__optv(opts.final_div_factor, 1e4);
-    s->period = total;
-    s->pct = nn__optv(opts.pct_start, 0.3);
-    s->anneal = opts.anneal_strategy;
-    s->cycle_mom = cyc;
-    s->lo_mom = nn__optv(opts.base_momentum, 0.85);
-    s->hi_mom = nn__optv(opts.max_momentum, 0.95);
-    s->three_phase = opts.three_phase;
-    return nn__sched_start(s);
-}
-
-NNDEF nn_sched *nn_warmup(nn_optim *o, nn_warmup_opts opts) {
-    nn_sched *s;
-    if (opts.warmup_steps < 1 || opts.start_factor < 0.0f || opts.start_factor > 1.0f ||
-        (opts.then && opts.then->opt != o)) {
-        nn__misuse("nn_warmup: needs warmup_steps >= 1, start_factor in [0,1] and a `then` "
-                   "schedule on the same optimizer");
-        return NULL;
-    }
-    if (!(s = nn__sched_new("nn_warmup", o, NN__S_WARMUP))) return NULL;
-    s->period = opts.warmup_steps;
-    s->factor = nn__optv(opts.start_factor, 1.0 / 3.0);
-    s->then = opts.then;
-    return nn__sched_start(s);
-}
-
-NNDEF nn_sched *nn_reduce_on_plateau(nn_optim *o, nn_reduce_on_plateau_opts opts) {
-    nn_sched *s;
-    if (opts.factor < 0.0f || opts.factor >= 1.0f || opts.cooldown < 0 || opts.min_lr < 0.0f) {
-        nn__misuse("nn_reduce_on_plateau: needs factor in (0,1), cooldown >= 0 and min_lr >= 0");
-        return NULL;
-    }
-    if (!(s = nn__sched_new("nn_reduce_on_plateau", o, NN__S_PLATEAU))) return NULL;
-    s->mode = opts.mode;
-    s->factor = nn__optv(opts.factor, 0.1);
-    s->patience = opts.patience > 0 ? opts.patience : opts.patience < 0 ? 0 : 10;
-    s->threshold = nn__optv(opts.threshold, 1e-4);
-    s->threshold_mode = opts.threshold_mode;
-    s->cooldown = opts.cooldown;
-    s->min_lr = nn__optv(opts.min_lr, 0.0);
-    s->eps = nn__optv(opts.eps, 1e-8);
-    s->best = opts.mode == NN_MODE_MAX ? -HUGE_VAL : HUGE_VAL;
-    return s;
-}
-
-NNDEF nn_sched *nn_increase_batch(nn_optim *o, nn_increase_batch_opts opts) {
-    nn_sched *s;
-    if (!opts.loader || opts.batch_size < 1 || opts.dataset_size < 1 || opts.factor < 0.0f ||
-        (opts.factor > 0.0f && opts.factor <= 1.0f) || opts.max_batch_size < 0) {
-        nn__misuse("nn_increase_batch: needs a loader, its batch_size >= 1, dataset_size >= 1 "
-                   "and factor > 1 (got batch_size=%d dataset_size=%d factor=%g)",
-                   opts.batch_size, opts.dataset_size, (double)opts.factor);
-        return NULL;
-    }
-    if (!(s = nn__sched_new("nn_increase_batch", o, NN__S_BATCH))) return NULL;
-    s->loader = opts.loader;
-    s->batch = opts.batch_size;
-    s->dataset_size = opts.dataset_size;
-    s->max_batch = opts.max_batch_size;
-    s->factor = nn__optv(opts.factor, 5.0);
-    memcpy(s->milestones, opts.milestones, sizeof s->milestones);
-    nn_loader_set_batch_size(opts.loader, opts.batch_size);
-    return s;
-}
-
-static double nn__sched_anneal(int linear, double start, double end, double pct) {
-    return linear ? (end - start) * pct + start : end + (start - end) / 2.0 * (cos(NN__PI_D * pct) + 1.0);
-}
-
-/* The lr (and momentum) at step t for the stateless schedules. */
-static void nn__sched_apply(nn_sched *s) {
-    double lr = s->base_lr, t = (double)s->t, mom = -1.0;
-    int i, k;
-    switch (s->kind) {
-    case NN__S_CONSTANT:
-        lr = s->base_lr * (s->t < s->period ? s->factor : 1.0);
-        break;
-    case NN__S_STEP:
-        lr = s->base_lr * pow(s->gamma, (double)(s->t / s->period));
-        break;
-    case NN__S_MULTISTEP:
-        for (k = 0, i = 0; i < NN_MAX_MILESTONES && s->milestones[i]; i++) k += s->milestones[i] <= s->t;
-        lr = s->base_lr * pow(s->gamma, (double)k);
-        break;
-    case NN__S_EXP:
-        lr = s->base_lr * pow(s->gamma, t);
-        break;
-    case NN__S_INVTIME: {
-        double p = s->staircase ? (double)(s->t / s->period) : t / (double)s->period;
-        lr = s->base_lr / (1.0 + s->gamma * p);
-        break;
-    }
-    case NN__S_POLY: {
-        double frac = 1.0 - (double)NN__MIN(s->t, (long)s->period) / (double)s->period;
-        lr = (s->base_lr - s->end_lr) * pow(frac, s->power) + s->end_lr;
-        break;
-    }
-    case NN__S_COSINE:
-        lr = s->eta_min + (s->base_lr - s->eta_min) *
-             (1.0 + cos(NN__PI_D * t / (double)s->period)) / 2.0;
-        break;
-    case NN__S_SGDR: {
-        long cur = s->t, ti = s->period;
-        if (s->mult == 1) cur = s->t % s->period; /* O(1); the loop below is O(log t) */
-        else
-            while (cur >= ti) {
-                cur -= ti;
-                ti *= s->mult;
-            }
-        s->restarted = s->t > 0 && cur == 0;
-        lr = s->eta_min + (s->base_lr - s->eta_min) *
-             (1.0 + cos(NN__PI_D * (double)cur / (double)ti)) / 2.0;
-        break;
-    }
-    case NN__S_CYCLIC: {
-        double total = (double)s->period + (double)s->period2;
-        double ratio = (double)s->period / total;
-        double cycle = floor(1.0 + t / total), x = 1.0 + t / total - cycle;
-        double sf = x <= ratio ? x / ratio : (x - 1.0) / (ratio - 1.0), amp;
-        if (s->mode == NN_CYCLIC_TRIANGULAR) amp = 1.0;
-        else if (s->mode == NN_CYCLIC_TRIANGULAR2) amp = 1.0 / pow(2.0, cycle - 1.0);
-        else amp = pow(s->gamma, t);
-        lr = s->lo_lr + (s->hi_lr - s->lo_lr) * sf * amp;
-        if (s->cycle_mom) mom = s->hi_mom - (s->hi_mom - s->lo_mom) * sf * amp;
-        break;
-    }
-    case NN__S_ONECYCLE: {
-        /* phases: (end step, start lr, end lr, start momentum, end momentum) */
-        double ph[3][5];
-        int nph = s->three_phase ? 3 : 2;
-        double start = 0.0, step = (double)NN__MIN(s->t, (long)s->period);
-        double T = (double)s->period;
-        ph[0][0] = s->pct * T - 1.0; ph[0][1] = s->lo_lr; ph[0][2] = s->hi_lr;
-        ph[0][3] = s->hi_mom; ph[0][4] = s->lo_mom;
-        if (s->three_phase) {
-            ph[1][0] = 2.0 * s->pct * T - 2.0; ph[1][1] = s->hi_lr; ph[1][2] = s->lo_lr;
-            ph[1][3] = s->lo_mom; ph[1][4] = s->hi_mom;
-            ph[2][0] = T - 1.0; ph[2][1] = s->lo_lr; ph[2][2] = s->min_lr;
-            ph[2][3] = s->hi_mom; ph[2][4] = s->hi_mom;
-        } else {
-            ph[1][0] = T - 1.0; ph[1][1] = s->hi_lr; ph[1][2] = s->min_lr;
-            ph[1][3] = s->lo_mom; ph[1][4] = s->hi_mom;
-        }
-        for (i = 0; i < nph; i++) {
-            if (step <= ph[i][0] || i == nph - 1) {
-                double span = ph[i][0] - start;
-                double pct = span != 0.0 ? (step - start) / span : 1.0;
-                lr = nn__sched_anneal(s->anneal == NN_ANNEAL_LINEAR, ph[i][1], ph[i][2], pct);
-                if (s->cycle_mom) mom = nn__sched_anneal(s->anneal == NN_ANNEAL_LINEAR, ph[i][3], ph[i][4], pct);
-                break;
-            }
-            start = ph[i][0];
-        }
-        break;
-    }
-    case NN__S_WARMUP:
-        if (s->t < s->period || !s->then) {
-            double f = (double)NN__MIN(s->t, (long)s->period) / (double)s->period;
-            lr = s->base_lr * (s->factor + (1.0 - s->factor) * f);
-        } else {
-            s->then->t = s->t - s->period;
-            if (s->then->kind == NN__S_PLATEAU || s->then->kind == NN__S_BATCH) {
-                if (s->then->t == 0) nn__optim_set_lr_d(s->opt, s->base_lr);
-            } else {
-                nn__sched_apply(s->then);
-            }
-            return;
-        }
-        break;
-    default:
-        return;   /* plateau and batch schedules act in nn_sched_step */
-    }
-    nn__optim_set_lr_d(s->opt, lr);
-    if (mom >= 0.0) nn__optim_set_mom_d(s->opt, mom);
-}
-
-static void nn__plateau_step(nn_sched *s, double v) {
-    int better;
-    s->t++;
-    if (s->mode == NN_MODE_MIN)
-        better = s->threshold_mode == NN_THRESHOLD_REL ? v < s->best * (1.0 - s->threshold)
-                                                       : v < s->best - s->threshold;
-    else
-        better = s->threshold_mode == NN_THRESHOLD_REL ? v > s->best * (1.0 + s->threshold)
-                                                       : v > s->best + s->threshold;
-    if (better) {
-        s->best = v;
-        s->num_bad = 0;
-    } else {
-        s->num_bad++;
-    }
-    if (s->cooldown_left > 0) {
-        s->cooldown_left--;
-        s->num_bad = 0;
-    }
-    if (s->num_bad > s->patience) {
-        double old = nn__optim_lr_d(s->opt), lr = old * s->factor;
-        if (lr < s->min_lr) lr = s->min_lr;
-        if (old - lr > s->eps) nn__optim_set_lr_d(s->opt, lr);
-        s->cooldown_left = s->cooldown;
-        s->num_bad = 0;
-    }
-}
-
-static void nn__batch_step(nn_sched *s) {
-    int i;
-    s->t++;
-    for (i = 0; i < NN_MAX_MILESTONES && s->milestones[i]; i++) {
-        if (s->milestones[i] != s->t) continue;
-        {
-            double grown = (double)s->batch * s->factor;
-            if (!s->max_batch || grown <= (double)s->max_batch + 1e-9) {
-                s->batch = (int)(grown + 0.5);
-                nn_loader_set_batch_size(s->loader, s->batch);
-            } else {
-                nn__optim_set_lr_d(s->opt, nn__optim_lr_d(s->opt) / s->factor);
-            }
-        }
-    }
-}
-
-static void nn__sched_advance(nn_sched *s, int has_metric, double v) {
-    if (!s) {
-        nn__misuse("nn_sched_step: NULL schedule");
-        return;
-    }
-    if (s->kind == NN__S_PLATEAU) {
-        if (!has_metric) {
-            nn__misuse("nn_sched_step: reduce-on-plateau is stepped with nn_sched_step_metric(s, value)");
-            return;
-        }
-        nn__plateau_step(s, v);
-        return;
-    }
-    if (s->kind == NN__S_BATCH) {
-        nn__batch_step(s);
-        return;
-    }
-    if (s->kind == NN__S_WARMUP && s->then && s->t >= s->period &&
-        (s->then->kind == NN__S_PLATEAU || s->then->kind == NN__S_BATCH)) {
-        s->t++;
-        nn__sched_advance(s->then, has_metric, v);
-        return;
-    }
-    s->t++;
-    nn__sched_apply(s);
-}
-
-NNDEF void nn_sched_step(nn_sched *s) { nn__sched_advance(s, 0, 0.0); }
-NNDEF void nn_sched_step_metric(nn_sched *s, float value) { nn__sched_advance(s, 1, (double)value); }
-NNDEF long nn_sched_get_step(const nn_sched *s) { return s ? s->t : 0; }
-
-NNDEF int nn_sched_restarted(const nn_sched *s) {
-    if (!s) return 0;
-    if (s->kind == NN__S_WARMUP) return s->then && s->t > s->period ? nn_sched_restarted(s->then) : 0;
-    return s->kind == NN__S_SGDR ? s->restarted : 0;
-}
-
-NNDEF int nn_sched_batch_size(const nn_sched *s) {
-    if (s && s->kind == NN__S_WARMUP) return nn_sched_batch_size(s->then);
-    return s && s->kind == NN__S_BATCH ? s->batch : 0;
-}
-
-NNDEF float nn_sched_noise_scale(const nn_sched *s) {
-    double m;
-    if (s && s->kind == NN__S_WARMUP) return nn_sched_noise_scale(s->then);
-    if (!s || s->kind != NN__S_BATCH) return 0.0f;
-    m = nn__optim_mom_d(s->opt);
-    return (float)(nn__optim_lr_d(s->opt) * (double)s->dataset_size / ((double)s->batch * (1.0 - m)));
-}
-
-NNDEF void nn_sched_free(nn_sched *s) {
-    if (!s) return;
-    nn_sched_free(s->then);
-    nn__free(s);
-}
-
-/* ----- saving and restoring state -----
-   Little-endian records: "nnoptim\0", u32 version, the optimizer record
-   (recursive for Lookahead), u32 has_schedule, the schedule record. */
-
-#define NN__STATE_VERSION 1u
-
-typedef struct nn__st_wbuf {
-    unsigned char *p;
-    size_t cap, pos;
-} nn__st_wbuf;
-typedef struct nn__st_rbuf {
-    const unsigned char *p;
-    size_t size, pos;
-    int bad;
-} nn__st_rbuf;
-
-static void nn__st_put(nn__st_wbuf *w, const void *src, size_t n) {
-    if (w->p && w->pos + n <= w->cap) memcpy(w->p + w->pos, src, n);
-    w->pos += n;
-}
-static void nn__st_put_u64(nn__st_wbuf *w, uint64_t v) {
-    unsigned char b[8];
-    int i;
-    for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-    nn__st_put(w, b, 8);
-}
-static void nn__st_put_u32(nn__st_wbuf *w, uint32_t v) {
-    unsigned char b[4];
-    int i;
-    for (i = 0; i < 4; i++) b[i] = (unsigned char)(v >> (8 * i));
-    nn__st_put(w, b, 4);
-}
-static void nn__st_put_f64(nn__st_wbuf *w, double v) {
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    nn__st_put_u64(w, u);
-}
-static void nn__st_put_floats(nn__st_wbuf *w, const float *f, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &f[i], 4);
-        nn__st_put_u32(w, u);
-    }
-}
-static int nn__st_get(nn__st_rbuf *r, void *dst, size_t n) {
-    if (r->bad || r->pos + n > r->size) {
-        r->bad = 1;
-        memset(dst, 0, n);
-        return 0;
-    }
-    memcpy(dst, r->p + r->pos, n);
-    r->pos += n;
-    return 1;
-}
-static uint64_t nn__st_get_u64(nn__st_rbuf *r) {
-    unsigned char b[8];
-    uint64_t v = 0;
-    int i;
-    nn__st_get(r, b, 8);
-    for (i = 7; i >= 0; i--) v = (v << 8) | b[i];
-    return v;
-}
-static uint32_t nn__st_get_u32(nn__st_rbuf *r) {
-    unsigned char b[4];
-    uint32_t v = 0;
-    int i;
-    nn__st_get(r, b, 4);
-    for (i = 3; i >= 0; i--) v = (v << 8) | b[i];
-    return v;
-}
-static double nn__st_get_f64(nn__st_rbuf *r) {
-    uint64_t u = nn__st_get_u64(r);
-    double v;
-    memcpy(&v, &u, 8);
-    return v;
-}
-static void nn__st_get_floats(nn__st_rbuf *r, float *f, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        uint32_t u = nn__st_get_u32(r);
-        memcpy(&f[i], &u, 4);
-    }
-}
-
-static void nn__optim_write(nn__st_wbuf *w, const nn_optim *o) {
-    int i, k;
-    nn__st_put_u32(w, (uint32_t)o->kind);
-    nn__st_put_u32(w, (uint32_t)o->n);
-    if (o->kind == NN__OPT_LOOKAHEAD) {
-        nn__st_put_u64(w, (uint64_t)o->la_count);
-        for (i = 0; i < o->n; i++) nn__st_put_floats(w, o->slot[0][i], o->params[i]->numel);
-        nn__optim_write(w, o->inner);
-        return;
-    }
-    nn__st_put_f64(w, o->lr);
-    nn__st_put_f64(w, o->momentum);
-    nn__st_put_f64(w, o->beta1);
-    for (i = 0; i < o->n; i++) {
-        uint32_t len = (uint32_t)strlen(o->names[i]), mask = 0;
-        nn__st_put_u32(w, len);
-        nn__st_put(w, o->names[i], len);
-        nn__st_put_u64(w, (uint64_t)o->params[i]->numel);
-        nn__st_put_f64(w, o->lr_scale[i]);
-        nn__st_put_f64(w, o->wd[i]);
-        nn__st_put_u32(w, o->frozen[i]);
-        nn__st_put_u64(w, (uint64_t)o->steps[i]);
-        nn__st_put_floats(w, &o->mu_prod[i], 1);
-        for (k = 0; k < NN__SLOTS; k++)
-            if (o->slot[k][i]) mask |= 1u << k;
-        nn__st_put_u32(w, mask);
-        for (k = 0; k < NN__SLOTS; k++)
-            if (o->slot[k][i]) nn__st_put_floats(w, o->slot[k][i], o->params[i]->numel);
-    }
-}
-
-static nn_status nn__optim_read(nn__st_rbuf *r, nn_optim *o, const char *where) {
-    int i, k;
-    uint32_t kind = nn__st_get_u32(r), n = nn__st_get_u32(r);
-    if (r->bad) return nn__error(NN_ERR_FORMAT, "%s: truncated optimizer record", where);
-    if (kind != (uint32_t)o->kind)
-        return nn__error(NN_ERR_FORMAT, "%s: state of a %s optimizer, this one is %s", where,
-                         kind < NN__OPT_KINDS ? nn__optim_names[kind] : "unknown",
-                         nn__optim_names[o->kind]);
-    if (n != (uint32_t)o->n)
-        return nn__error(NN_ERR_FORMAT, "%s: state for %u parameters, this optimizer has %d",
-                         where, (unsigned)n, o->n);
-    if (o->kind == NN__OPT_LOOKAHEAD) {
-        o->la_count = (long)nn__st_get_u64(r);
-        for (i = 0; i < o->n; i++) nn__st_get_floats(r, o->slot[0][i], o->params[i]->numel);
-        if (r->bad) return nn__error(NN_ERR_FORMAT, "%s: truncated Lookahead record", where);
-        return nn__optim_read(r, o->inner, where);
-    }
-    o->lr = nn__st_get_f64(r);
-    o->momentum = nn__st_get_f64(r);
-    o->beta1 = nn__st_get_f64(r);
-    for (i = 0; i < o->n; i++) {
-        uint32_t len = nn__st_get_u32(r), mask;
-        uint64_t numel;
-        const char *name = o->names[i], *stored;
-        /* the stored name is compared where it lies: any length works */
-        if (r->bad || len > r->size - r->pos || len > 0x7fffffffu)
-            return nn__error(NN_ERR_FORMAT, "%s: bad or truncated name of parameter %d", where, i);
-        stored = (const char *)r->p + r->pos;
-        r->pos += len;
-        numel = nn__st_get_u64(r);
-        if (strlen(name) != len || memcmp(stored, name, len) != 0 ||
-            numel != (uint64_t)o->params[i]->numel)
-            return nn__error(NN_ERR_FORMAT,
-                             "%s: parameter %d is \"%.*s\" with %llu elements in the state, "
-                             "\"%s\" with %zu here", where, i, (int)len, stored,
-                             (unsigned long long)numel, name, o->params[i]->numel);
-        o->lr_scale[i] = nn__st_get_f64(r);
-        o->wd[i] = nn__st_get_f64(r);
-        o->frozen[i] = (unsigned char)(nn__st_get_u32(r) != 0);
-        o->steps[i] = (long)nn__st_get_u64(r);
-        nn__st_get_floats(r, &o->mu_prod[i], 1);
-        mask = nn__st_get_u32(r);
-        for (k = 0; k < NN__SLOTS; k++) {
-            if (((mask >> k) & 1u) != (o->slot[k][i] != NULL))
-                return nn__error(NN_ERR_FORMAT, "%s: parameter \"%s\": the state buffers differ "
-                                 "(an option such as momentum, centered or amsgrad changed)",
-                                 where, name);
-            if (o->slot[k][i]) nn__st_get_floats(r, o->slot[k][i], o->params[i]->numel);
-        }
-        if (r->bad) return nn__error(NN_ERR_FORMAT, "%s: truncated optimizer state", where);
-    }
-    return NN_OK;
-}
-
-static void nn__sched_write(nn__st_wbuf *w, const nn_sched *s) {
-    nn__st_put_u32(w, (uint32_t)s->kind);
-    nn__st_put_u64(w, (uint64_t)s->t);
-    nn__st_put_f64(w, s->base_lr);
-    nn__st_put_f64(w, s->best);
-    nn__st_put_u32(w, (uint32_t)s->num_bad);
-    nn__st_put_u32(w, (uint32_t)s->cooldown_left);
-    nn__st_put_u32(w, (uint32_t)s->restarted);
-    nn__st_put_u32(w, (uint32_t)s->batch);
-    nn__st_put_f64(w, s->lo_lr);
-    nn__st_put_u32(w, s->then != NULL);
-    if (s->then) nn__sched_write(w, s->then);
-}
-
-static nn_status nn__sched_read(nn__st_rbuf *r, nn_sched *s, const char *where) {
-    uint32_t kind = nn__st_get_u32(r), has_then;
-    if (!r->bad && kind != (uint32_t)s->kind)
-        return nn__error(NN_ERR_FORMAT, "%s: the state holds a different kind of schedule", where);
-    s->t = (long)nn__st_get_u64(r);
-    s->base_lr = nn__st_get_f64(r);
-    s->best = nn__st_get_f64(r);
-    s->num_bad = (int)nn__st_get_u32(r);
-    s->cooldown_left = (int)nn__st_get_u32(r);
-    s->restarted = (int)nn__st_get_u32(r);
-    s->batch = (int)nn__st_get_u32(r);
-    s->lo_lr = nn__st_get_f64(r);
-    has_then = nn__st_get_u32(r);
-    if (r->bad) return nn__error(NN_ERR_FORMAT, "%s: truncated schedule record", where);
-    if ((has_then != 0) != (s->then != NULL))
-        return nn__error(NN_ERR_FORMAT, "%s: the warmup's inner schedule differs", where);
-    if (s->kind == NN__S_BATCH && s->batch > 0) nn_loader_set_batch_size(s->loader, s->batch);
-    return s->then ? nn__sched_read(r, s->then, where) : NN_OK;
-}
-
-static void nn__state_emit(nn__st_wbuf *w, const nn_optim *o, const nn_sched *s) {
-    nn__st_put(w, "nnoptim", 8);
-    nn__st_put_u32(w, NN__STATE_VERSION);
-    nn__optim_write(w, o);
-    nn__st_put_u32(w, s != NULL);
-    if (s) nn__sched_write(w, s);
-}
-
-NNDEF size_t nn_optim_state_write(const nn_optim *o, const nn_sched *s, void *buf, size_t cap) {
-    nn__st_wbuf w;
-    if (!o) {
-        nn__misuse("nn_optim_state_write: NULL optimizer");
-        return 0;
-    }
-    /* A dry run measures; the buffer is written only when all of it fits. */
-    w.p = NULL;
-    w.cap = 0;
-    w.pos = 0;
-    nn__state_emit(&w, o, s);
-    if (buf && w.pos <= cap) {
-        size_t size = w.pos;
-        w.p = (unsigned char *)buf;
-        w.cap = cap;
-        w.pos = 0;
-        nn__state_emit(&w, o, s);
-        NN_ASSERT(w.pos == size);
-    }
-    return w.pos;
-}
-
-/* Parse buf into o (and s), storing as it goes: on failure part of the
-   state may have changed, so nn__state_read keeps a backup. */
-static nn_status nn__state_apply(nn_optim *o, nn_sched *s, const void *buf, size_t size,
-                                 const char *where) {
-    nn__st_rbuf r;
-    char magic[8];
-    uint32_t version, has_sched;
-    nn_status st;
-    r.p = (const unsigned char *)buf;
-    r.size = size;
-    r.pos = 0;
-    r.bad = 0;
-    if (!nn__st_get(&r, magic, 8) || memcmp(magic, "nnoptim", 8) != 0)
-        return nn__error(NN_ERR_FORMAT, "%s: not an nn.h optimizer state (wrong magic)", where);
-    version = nn__st_get_u32(&r);
-    if (version != NN__STATE_VERSION)
-        return nn__error(NN_ERR_FORMAT, "%s: state version %u, this nn.h reads %u", where,
-                         (unsigned)version, NN__STATE_VERSION);
-    if ((st = nn__optim_read(&r, o, where)) != NN_OK) return st;
-    has_sched = nn__st_get_u32(&r);
-    if (r.bad) return nn__error(NN_ERR_FORMAT, "%s: truncated", where);
-    if (s && !has_sched) return nn__error(NN_ERR_FORMAT, "%s: holds no schedule state", where);
-    if (s && (st = nn__sched_read(&r, s, where)) != NN_OK) return st;
-    return NN_OK;
-}
-
-/* All or nothing: the current state is saved first and put back if buf
-   turns out to be bad, so a failed load leaves o and s as they were. */
-static nn_status nn__state_read(nn_optim *o, nn_sched *s, const void *buf, size_t size,
-                                const char *where) {
-    size_t bsize;
-    void *backup;
-    nn_status st;
-    if (!o || !buf) {
-        nn__misuse("%s: NULL optimizer or buffer", where);
-        return NN_ERR_ARG;
-    }
-    bsize = nn_optim_state_write(o, s, NULL, 0);
-    if (!(backup = nn__malloc(bsize))) return NN_ERR_OOM;
-    nn_optim_state_write(o, s, backup, bsize);
-    st = nn__state_apply(o, s, buf, size, where);
-    if (st != NN_OK) {
-        char msg[sizeof nn__errbuf];
-        memcpy(msg, nn__errbuf, sizeof msg); /* keep the first error's message */
-        nn__state_apply(o, s, backup, bsize, where);
-        memcpy(nn__errbuf, msg, sizeof msg);
-    }
-    nn__free(backup);
-    return st;
-}
-
-NNDEF nn_status nn_optim_state_read(nn_optim *o, nn_sched *s, const void *buf, size_t size) {
-    return nn__state_read(o, s, buf, size, "nn_optim_state_read");
-}
-
-/* Files are checkpoints now (>>io); these two write and read one holding
-   only the optimizer and the schedule. */
-static nn_status nn__ckpt_save(const char *who, const char *path, const nn_checkpoint *c, int with_rng);
-static nn_status nn__ckpt_load_file(const char *who, const char *path, nn_checkpoint *c, int with_rng);
-
-NNDEF nn_status nn_optim_save(const nn_optim *o, const nn_sched *s, const char *path) {
-    nn_checkpoint c;
-    if (!o || !path) {
-        nn__misuse("nn_optim_save: NULL optimizer or path");
-        return NN_ERR_ARG;
-    }
-    memset(&c, 0, sizeof c);
-    c.optim = (nn_optim *)o;   /* only read */
-    c.sched = (nn_sched *)s;
-    return nn__ckpt_save("nn_optim_save", path, &c, 0);
-}
-
-NNDEF nn_status nn_optim_load(nn_optim *o, nn_sched *s, const char *path) {
-    nn_checkpoint c;
-    if (!o || !path) {
-        nn__misuse("nn_optim_load: NULL optimizer or path");
-        return NN_ERR_ARG;
-    }
-    memset(&c, 0, sizeof c);
-    c.optim = o;
-    c.sched = s;
-    return nn__ckpt_load_file("nn_optim_load", path, &c, 0);
-}
-
-/* ----- SVG line plots ----- */
-
-static double nn__plot_axis(double v, int logscale) { return logscale ? log10(v > 1e-30 ? v : 1e-30) : v; }
-
-/* Round tick spacing (1, 2 or 5 times a power of ten) for a linear span. */
-static double nn__plot_tick(double span) {
-    double raw = span / 5.0, p = pow(10.0, floor(log10(raw))), f = raw / p;
-    return (f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0) * p;
-}
-
-NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int nseries,
-                            nn_plot_opts opts) {
-    static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-    int W = opts.width > 0 ? opts.width : 720, H = opts.height > 0 ? opts.height : 440;
-    double L = 70.0, R = 160.0, T = 40.0, B = 50.0, x0 = HUGE_VAL, x1 = -HUGE_VAL, y0v = HUGE_VAL,
-           y1v = -HUGE_VAL, pw, ph, v, st;
-    int i, j;
-    FILE *f;
-    if (!path || (nseries && !series)) {
-        nn__misuse("nn_plot_svg: NULL path or series");
-        return NN_ERR_ARG;
-    }
-    for (i = 0; i < nseries; i++)
-        for (j = 0; j < series[i].n; j++) {
-            double xv = (double)series[i].x[j], yv = (double)series[i].y[j];
-            if (!(xv == xv) || !(yv == yv) || fabs(yv) > 1e30 || (opts.logx && xv <= 0.0) ||
-                (opts.logy && yv <= 0.0))
-                continue;
-            xv = nn__plot_axis(xv, opts.logx);
-            yv = nn__plot_axis(yv, opts.logy);
-            if (xv < x0) x0 = xv;
-            if (xv > x1) x1 = xv;
-            if (yv < y0v) y0v = yv;
-            if (yv > y1v) y1v = yv;
-        }
-    if (x0 > x1) { x0 = 0.0; x1 = 1.0; y0v = 0.0; y1v = 1.0; }
-    if (x1 - x0 < 1e-12) { x0 -= 0.5; x1 += 0.5; }
-    if (y1v - y0v < 1e-12) { y0v -= 0.5; y1v += 0.5; }
-    v = (y1v - y0v) * 0.05;
-    y0v -= v;
-    y1v += v;
-    if (!(f = fopen(path, "w"))) return nn__error(NN_ERR_IO, "nn_plot_svg: %s: cannot open for writing", path);
-    pw = (double)W - L - R;
-    ph = (double)H - T - B;
-#define NN__PX(xv) (L + ((xv) - x0) / (x1 - x0) * pw)
-#define NN__PY(yv) (T + ph - ((yv) - y0v) / (y1v - y0v) * ph)
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    if (opts.title)
-        fprintf(f, "<text x=\"%g\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">%s</text>\n",
-                L + pw / 2.0, opts.title);
-    /* grid and ticks */
-    st = opts.logx ? 1.0 : nn__plot_tick(x1 - x0);
-    if (opts.logx && x1 - x0 > 12.0) st = ceil((x1 - x0) / 10.0);
-    for (v = ceil(x0 / st) * st; v <= x1 + 1e-9 * st; v += st) {
-        double px = NN__PX(v);
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", px, T, px, T + ph);
-        if (opts.logx) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">1e%d</text>\n", px, T + ph + 16.0, (int)floor(v + 0.5));
-        else fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", px, T + ph + 16.0, fabs(v) < 1e-12 * st ? 0.0 : v);
-    }
-    st = opts.logy ? 1.0 : nn__plot_tick(y1v - y0v);
-    if (opts.logy && y1v - y0v > 12.0) st = ceil((y1v - y0v) / 10.0);
-    for (v = ceil(y0v / st) * st; v <= y1v + 1e-9 * st; v += st) {
-        double py = NN__PY(v);
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, py, L + pw, py);
-        if (opts.logy) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", L - 6.0, py + 4.0, (int)floor(v + 0.5));
-        else fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", L - 6.0, py + 4.0, fabs(v) < 1e-12 * st ? 0.0 : v);
-    }
-    fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", L, T, pw, ph);
-    if (opts.xlabel)
-        fprintf(f, "<text x=\"%g\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", L + pw / 2.0, H - 12, opts.xlabel);
-    if (opts.ylabel)
-        fprintf(f, "<text transform=\"translate(16,%g) rotate(-90)\" text-anchor=\"middle\">%s</text>\n",
-                T + ph / 2.0, opts.ylabel);
-    if (opts.mark_x > 0.0f && (!opts.logx || opts.mark_x > 0.0f)) {
-        double px = NN__PX(nn__plot_axis((double)opts.mark_x, opts.logx));
-        if (px >= L && px <= L + pw)
-            fprintf(f, "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"black\" "
-                       "stroke-dasharray=\"5,4\"/>\n", px, T, px, T + ph);
-    }
-    for (i = 0; i < nseries; i++) {
-        const char *col = colors[i % 10];
-        int open = 0;
-        for (j = 0; j < series[i].n; j++) {
-            double xv = (double)series[i].x[j], yv = (double)series[i].y[j];
-            int ok = xv == xv && yv == yv && fabs(yv) <= 1e30 && (!opts.logx || xv > 0.0) &&
-                     (!opts.logy || yv > 0.0);
-            if (ok) {
-                double py = NN__PY(nn__plot_axis(yv, opts.logy));
-                if (py < T) py = T;   /* clip what leaves the box upward */
-                if (!open) fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", col);
-                fprintf(f, "%.1f,%.1f ", NN__PX(nn__plot_axis(xv, opts.logx)), py);
-                open = 1;
-            } else if (open) {
-                fprintf(f, "\"/>\n");
-                open = 0;
-            }
-        }
-        if (open) fprintf(f, "\"/>\n");
-        fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"3\"/>\n",
-                L + pw + 12.0, T + 10.0 + 18.0 * i, L + pw + 32.0, T + 10.0 + 18.0 * i, col);
-        fprintf(f, "<text x=\"%g\" y=\"%g\">%s</text>\n", L + pw + 38.0, T + 14.0 + 18.0 * i,
-                series[i].name ? series[i].name : "");
-    }
-#undef NN__PX
-#undef NN__PY
-    fprintf(f, "</svg>\n");
-    if (fclose(f) != 0) return nn__error(NN_ERR_IO, "nn_plot_svg: %s: write failed", path);
-    return NN_OK;
-}
-
-/* ----- the LR range test ----- */
-
-static size_t nn__snapshot_copy(nn_module *m, unsigned char *buf, int to_module);
-
-NNDEF nn_status nn_lr_find(nn_optim *o, nn_lr_find_fn fn, void *user, nn_lr_find_opts opts,
-                           nn_lr_find_result *out) {
-    nn_optim *b = nn__optim_base(o);
-    double start, end, beta, diverge, avg = 0.0, best = HUGE_VAL, lr0;
-    size_t state_size, total;
-    unsigned char *state = NULL, *saved = NULL;
-    int n, i, k;
-    if (!b || !fn || !out) {
-        nn__misuse("nn_lr_find: needs an optimizer, a function and a result");
-        return NN_ERR_ARG;
-    }
-    memset(out, 0, sizeof *out);
-    start = nn__optv(opts.start_lr, 1e-7);
-    end = nn__optv(opts.end_lr, 10.0);
-    n = opts.num_steps > 0 ? opts.num_steps : 100;
-    beta = nn__optv(opts.smoothing, 0.98);
-    diverge = nn__optv(opts.diverge, 4.0);
-    if (!(end > start) || n < 2 || beta >= 1.0) {
-        nn__misuse("nn_lr_find: needs end_lr > start_lr > 0, num_steps >= 2 and smoothing < 1");
-        return NN_ERR_ARG;
-    }
-    /* Save the weights, buffers (running statistics) and optimizer state:
-       the test must not train the model. */
-    total = nn__snapshot_copy(b->module, NULL, 0);
-    state_size = nn_optim_state_write(o, NULL, NULL, 0);
-    state = (unsigned char *)nn__malloc(state_size);
-    saved = (unsigned char *)nn__malloc(total);
-    out->lr = (float *)nn__calloc((size_t)n, sizeof(float));
-    out->loss = (float *)nn__calloc((size_t)n, sizeof(float));
-    out->smoothed = (float *)nn__calloc((size_t)n, sizeof(float));
-    if (!state || !saved || !out->lr || !out->loss || !out->smoothed) {
-        nn__free(state);
-        nn__free(saved);
-        nn_lr_find_free(out);
-        return NN_ERR_OOM;
-    }
-    nn_optim_state_write(o, NULL, state, state_size);
-    nn__snapshot_copy(b->module, saved, 0);
-    lr0 = b->lr;
-    for (i = 0; i < n; i++) {
-        double lr = start * pow(end / start, (double)i / (double)(n - 1)), loss, sm;
-        nn__optim_set_lr_d(o, lr);
-        nn_zero_grad(o);
-        loss = (double)fn(user);
-        if (!(loss == loss) || fabs(loss) > 1e30) break;
-        nn_step(o);
-        avg = beta * avg + (1.0 - beta) * loss;
-        sm = avg / (1.0 - pow(beta, (double)(i + 1)));
-        out->lr[i] = (float)lr;
-        out->loss[i] = (float)loss;
-        out->smoothed[i] = (float)sm;
-        out->n = i + 1;
-        if (sm < best) {
-            best = sm;
-            out->best = i;
-        }
-        if (i > 0 && sm > diverge * best) break;
-    }
-    /* restore */
-    nn__snapshot_copy(b->module, saved, 1);
-    nn_optim_state_read(o, NULL, state, state_size);
-    b->lr = lr0;
-    nn_zero_grad(o);
-    nn__free(state);
-    nn__free(saved);
-    if (out->n == 0) return nn__error(NN_ERR_ARG, "nn_lr_find: the first loss was not finite");
-    /* the steepest fall of the smoothed loss per log-lr, up to the minimum */
-    out->lr_min_div10 = out->lr[out->best] / 10.0f;
-    out->suggestion = out->lr_min_div10;
-    {
-        double steepest = HUGE_VAL;
-        for (k = 1; k <= out->best && k + 1 < out->n; k++) {
-            double slope = ((double)out->smoothed[k + 1] - (double)out->smoothed[k - 1]) /
-                           (log((double)out->lr[k + 1]) - log((double)out->lr[k - 1]));
-            if (slope < steepest) {
-                steepest = slope;
-                out->suggestion = out->lr[k];
-            }
-        }
-    }
-    return NN_OK;
-}
-
-NNDEF void nn_lr_find_free(nn_lr_find_result *r) {
-    if (!r) return;
-    nn__free(r->lr);
-    nn__free(r->loss);
-    nn__free(r->smoothed);
-    memset(r, 0, sizeof *r);
-}
-
-NNDEF nn_status nn_lr_find_write_csv(const nn_lr_find_result *r, const char *path) {
-    FILE *f;
-    int i;
-    if (!r || !path) {
-        nn__misuse("nn_lr_find_write_csv: NULL result or path");
-        return NN_ERR_ARG;
-    }
-    if (!(f = fopen(path, "w"))) return nn__error(NN_ERR_IO, "nn_lr_find_write_csv: %s: cannot open", path);
-    fprintf(f, "lr,loss,smoothed\n");
-    for (i = 0; i < r->n; i++)
-        fprintf(f, "%.6g,%.6g,%.6g\n", (double)r->lr[i], (double)r->loss[i], (double)r->smoothed[i]);
-    if (fclose(f) != 0) return nn__error(NN_ERR_IO, "nn_lr_find_write_csv: %s: write failed", path);
-    return NN_OK;
-}
-
-NNDEF nn_status nn_lr_find_write_svg(const nn_lr_find_result *r, const char *path) {
-    nn_plot_series s[2];
-    nn_plot_opts po;
-    char title[128];
-    if (!r || !path) {
-        nn__misuse("nn_lr_find_write_svg: NULL result or path");
-        return NN_ERR_ARG;
-    }
-    s[0].name = "smoothed";
-    s[0].x = r->lr;
-    s[0].y = r->smoothed;
-    s[0].n = r->n;
-    s[1].name = "raw loss";
-    s[1].x = r->lr;
-    s[1].y = r->loss;
-    s[1].n = r->n;
-    memset(&po, 0, sizeof po);
-    snprintf(title, sizeof title, "LR range test (suggested lr %.3g)", (double)r->suggestion);
-    po.title = title;
-    po.xlabel = "learning rate";
-    po.ylabel = "training loss";
-    po.logx = 1;
-    po.mark_x = r->suggestion;
-    return nn_plot_svg(path, s, 2, po);
-}
-
-/* ----- snapshot ensembles ----- */
-
-struct nn_snapshots {
-    nn_module *m;
-    int max, count, next, cap; /* cap: slots of snap allocated (they grow to max as needed) */
-    size_t nbytes;
-    unsigned char **snap;
-    unsigned char *backup;
-};
-
-/* Copy the module's parameters and buffers into a flat buffer, or back. */
-typedef struct nn__copy_ctx {
-    unsigned char *buf;
-    size_t off;
-    int to_module;
-} nn__copy_ctx;
-
-static void nn__copy_tensor(nn_tensor *t, void *u) {
-    nn__copy_ctx *c = (nn__copy_ctx *)u;
-    size_t nb = nn__tensor_nbytes(t);
-    if (c->to_module) memcpy(t->data, c->buf + c->off, nb);
-    else if (c->buf) memcpy(c->buf + c->off, t->data, nb);
-    c->off += nb;
-}
-
-/* Copy every parameter and buffer of m (each shared one once) into buf, or
-   back into m (to_module); lr_find and snapshots share it.  Returns the
-   bytes (buf NULL: just counts). */
-static size_t nn__snapshot_copy(nn_module *m, unsigned char *buf, int to_module) {
-    nn__copy_ctx c;
-    c.buf = buf;
-    c.off = 0;
-    c.to_module = to_module;
-    if (!m) return 0;
-    nn__each_tensor(m, 0, nn__copy_tensor, &c);
-    nn__each_tensor(m, 1, nn__copy_tensor, &c);
-    return c.off;
-}
-
-NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count) {
-    nn_snapshots *s;
-    if (!m || max_count < 0) {
-        nn__misuse("nn_snapshots_new: needs a module and max_count >= 0");
-        return NULL;
-    }
-    if (!(s = (nn_snapshots *)nn__calloc(1, sizeof(nn_snapshots)))) return NULL;
-    s->m = m;
-    s->max = max_count ? max_count : 8;
-    s->nbytes = nn__snapshot_copy(m, NULL, 0);
-    s->cap = NN__MIN(s->max, 8); /* a huge max_count costs nothing until used */
-    s->snap = (unsigned char **)nn__calloc((size_t)s->cap, sizeof(unsigned char *));
-    s->backup = (unsigned char *)nn__malloc(s->nbytes);
-    if (!s->snap || !s->backup) {
-        nn_snapshots_free(s);
-        return NULL;
-    }
-    return s;
-}
-
-NNDEF nn_status nn_snapshot_take(nn_snapshots *s) {
-    int k;
-    if (!s) {
-        nn__misuse("nn_snapshot_take: NULL snapshots");
-        return NN_ERR_ARG;
-    }
-    if (nn__snapshot_copy(s->m, NULL, 0) != s->nbytes) {
-        nn__misuse("nn_snapshot_take: the module's parameters or buffers changed since nn_snapshots_new");
-        return NN_ERR_ARG;
-    }
-    k = s->next;
-    if (k >= s->cap) { /* only while filling: then next == count == cap */
-        int cap = s->cap > s->max / 2 ? s->max : 2 * s->cap;
-        unsigned char **grown = (unsigned char **)NN_REALLOC(s->snap, (size_t)cap * sizeof(unsigned char *));
-        if (!grown) return nn__error(NN_ERR_OOM, "nn_snapshot_take: out of memory");
-        memset(grown + s->cap, 0, (size_t)(cap - s->cap) * sizeof(unsigned char *));
-        s->snap = grown;
-        s->cap = cap;
-    }
-    if (!s->snap[k] && !(s->snap[k] = (unsigned char *)nn__malloc(s->nbytes))) return NN_ERR_OOM;
-    nn__snapshot_copy(s->m, s->snap[k], 0);
-    s->next = (k + 1) % s->max;
-    if (s->count < s->max) s->count++;
-    return NN_OK;
-}
-
-NNDEF int nn_snapshot_count(const nn_snapshots *s) { return s ? s->count : 0; }
-
-NNDEF nn_tensor *nn_snapshot_predict(nn_snapshots *s, nn_tensor *x) {
-    nn_tensor *avg = NULL;
-    int k, was = 1;
-    if (!s || !x || !s->count || !x->graph) {
-        nn__misuse("nn_snapshot_predict: needs snapshots (take at least one) and an input in a graph");
-        return NULL;
-    }
-    if (nn__snapshot_copy(s->m, NULL, 0) != s->nbytes) {
-        nn__misuse("nn_snapshot_predict: the module's parameters or buffers changed since nn_snapshots_new");
-        return NULL;
-    }
-    was = nn_set_grad_enabled(x->graph, 0);
-    nn__train_save(s->m);
-    nn_train_mode(s->m, 0); /* evaluation: no dropout, running statistics */
-    nn__snapshot_copy(s->m, s->backup, 0);
-    for (k = 0; k < s->count; k++) {
-        nn_tensor *y;
-        size_t rows, cols, r, c;
-        nn__snapshot_copy(s->m, s->snap[k], 1);
-        y = nn_forward(s->m, x);
-        if (!y) break;
-        if (!avg && !(avg = nn_zeros(x->graph, nn_shape_of(y)))) break;
-        cols = y->ndim ? (size_t)y->shape[y->ndim - 1] : 1;
-        rows = cols ? y->numel / cols : 0;
-        for (r = 0; r < rows; r++) { /* softmax of the row (in place), averaged in */
-            float *yr = y->data + r * cols, *ar = avg->data + r * cols;
-            nn__softmax_line(yr, yr, (int)cols, 1, 0);
-            for (c = 0; c < cols; c++) ar[c] += yr[c] / (float)s->count;
-        }
-    }
-    nn__snapshot_copy(s->m, s->backup, 1);
-    nn__train_restore(s->m);
-    nn_set_grad_enabled(x->graph, was);
-    return avg;
-}
-
-NNDEF void nn_snapshots_free(nn_snapshots *s) {
-    int k;
-    if (!s) return;
-    if (s->snap)
-        for (k = 0; k < s->cap; k++) nn__free(s->snap[k]);
-    nn__free(s->snap);
-    nn__free(s->backup);
-    nn__free(s);
-}
-
 
 /* ===== >>data (implementation) =========================================== */
 
@@ -11437,7 +9371,1724 @@ NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor 
     return b;
 }
 
+/* ===== >>optim (implementation) ========================================== */
+
+enum {
+    NN__OPT_SGD, NN__OPT_ADAGRAD, NN__OPT_RMSPROP, NN__OPT_ADADELTA, NN__OPT_ADAM,
+    NN__OPT_ADAMW, NN__OPT_ADAMAX, NN__OPT_NADAM, NN__OPT_RADAM, NN__OPT_LARS,
+    NN__OPT_LAMB, NN__OPT_LOOKAHEAD, NN__OPT_KINDS
+};
+static const char *const nn__optim_names[NN__OPT_KINDS] = {
+    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam",
+    "RAdam", "LARS", "LAMB", "Lookahead"
+};
+
+#define NN__SLOTS 3   /* per-parameter float state buffers, at most */
+#define NN__PI_D 3.14159265358979323846   /* pi in double, as Python's math.pi */
+
+struct nn_optim {
+    int kind;
+    /* Hyperparameters in double, like PyTorch's Python floats; the kernels
+       cast them to float where PyTorch's float32 kernels do. */
+    double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
+    double alpha, rho, lr_decay, momentum_decay, trust, init_acc;
+    int nesterov, centered, amsgrad;
+    int n;                      /* parameters */
+    nn_tensor **params;
+    char **names;               /* dotted names, for groups and state files */
+    double *lr_scale, *wd;      /* per parameter: group lr scale, weight decay */
+    unsigned char *frozen;
+    long *steps;                /* per parameter, like torch's state["step"] */
+    float *mu_prod;             /* NAdam's running product of mu_t */
+    float **slot[NN__SLOTS];    /* slot[k][i]: buffer k of parameter i, or NULL */
+    nn_optim *inner;            /* Lookahead: the fast optimizer */
+    nn_module *module;          /* the module it was made for (not owned) */
+    int la_k;
+    double la_alpha;
+    long la_count;
+};
+
+/* The decimal a user wrote for a float option (0.999f -> 0.999), so double
+   arithmetic on it agrees with PyTorch's Python float. */
+static double nn__f2d(float f) {
+    char buf[32];
+    int prec;
+    for (prec = 6; prec <= 9; prec++) {
+        double d;
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        d = strtod(buf, NULL);
+        if ((float)d == f) return d;
+    }
+    return (double)f;
+}
+/* Option value: > 0 itself, < 0 a literal 0, 0 the default. */
+static double nn__optv(float v, double dflt) {
+    return v > 0.0f ? nn__f2d(v) : v < 0.0f ? 0.0 : dflt;
+}
+
+/* The optimizer that owns the parameters and hyperparameters (under Lookahead). */
+static nn_optim *nn__optim_base(nn_optim *o) {
+    while (o && o->kind == NN__OPT_LOOKAHEAD) o = o->inner;
+    return o;
+}
+static const nn_optim *nn__optim_cbase(const nn_optim *o) {
+    while (o && o->kind == NN__OPT_LOOKAHEAD) o = o->inner;
+    return o;
+}
+
+/* An optimizer over m's parameters with the state buffers in slot_mask
+   (bit k: slot k) allocated and zeroed now, so nn_step never allocates. */
+static nn_optim *nn__optim_new(const char *op, nn_module *m, int kind, unsigned slot_mask) {
+    nn_optim *o;
+    nn_param *ps;
+    int count, i, k, trainable = 0;
+    size_t c;
+    if (!m) {
+        nn__misuse("%s: NULL module", op);
+        return NULL;
+    }
+    /* The module's cached list: the user's nn_parameters array stays valid. */
+    ps = nn_parameters(m, &count);
+    if (!ps && m->all_sig == 0) return NULL;   /* out of memory */
+    for (i = 0; i < count; i++) trainable += nn_needs_grad(ps[i].tensor);
+    if (!trainable) {
+        nn__misuse("%s: the %s has no trainable parameters (%d parameters, none requires a "
+                   "gradient)", op, m->type, count);
+        return NULL;
+    }
+    if (!(o = (nn_optim *)nn__calloc(1, sizeof(nn_optim)))) return NULL;
+    o->kind = kind;
+    o->module = m;
+    o->n = count;
+    c = (size_t)(count ? count : 1);
+    o->params = (nn_tensor **)nn__calloc(c, sizeof(nn_tensor *));
+    o->names = (char **)nn__calloc(c, sizeof(char *));
+    o->lr_scale = (double *)nn__calloc(c, sizeof(double));
+    o->wd = (double *)nn__calloc(c, sizeof(double));
+    o->frozen = (unsigned char *)nn__calloc(c, 1);
+    o->steps = (long *)nn__calloc(c, sizeof(long));
+    o->mu_prod = (float *)nn__calloc(c, sizeof(float));
+    for (k = 0; k < NN__SLOTS; k++) o->slot[k] = (float **)nn__calloc(c, sizeof(float *));
+    if (!o->params || !o->names || !o->lr_scale || !o->wd || !o->frozen || !o->steps ||
+        !o->mu_prod || !o->slot[0] || !o->slot[1] || !o->slot[2])
+        goto oom;
+    for (i = 0; i < count; i++) {
+        o->params[i] = ps[i].tensor;
+        o->lr_scale[i] = 1.0;
+        o->mu_prod[i] = 1.0f;
+        if (!(o->names[i] = nn__strdup(ps[i].name))) goto oom;
+        for (k = 0; k < NN__SLOTS; k++)
+            if ((slot_mask >> k) & 1u)
+                if (!(o->slot[k][i] = nn__alloc_floats(ps[i].tensor->numel, 1))) goto oom;
+    }
+    return o;
+oom:
+    nn_optim_free(o);
+    return NULL;
+}
+
+/* Copy the optimizer-wide weight decay into every parameter (groups may
+   override it later). */
+static nn_optim *nn__optim_finish(nn_optim *o) {
+    int i;
+    if (o)
+        for (i = 0; i < o->n; i++) o->wd[i] = o->weight_decay;
+    return o;
+}
+
+static int nn__optim_bad(float v) { return !(v == v) || v > 3.0e38f || v < -3.0e38f; }
+
+NNDEF nn_optim *nn_sgd(nn_module *m, nn_sgd_opts opts) {
+    nn_optim *o;
+    if (nn__optim_bad(opts.lr) || opts.lr < 0.0f || opts.momentum < 0.0f || opts.weight_decay < 0.0f ||
+        (opts.nesterov && (opts.momentum <= 0.0f || opts.dampening != 0.0f))) {
+        nn__misuse("nn_sgd: invalid options lr=%g momentum=%g weight_decay=%g nesterov=%d "
+                   "dampening=%g (Nesterov needs momentum > 0 and dampening 0)",
+                   (double)opts.lr, (double)opts.momentum, (double)opts.weight_decay,
+                   opts.nesterov, (double)opts.dampening);
+        return NULL;
+    }
+    if (!(o = nn__optim_new("nn_sgd", m, NN__OPT_SGD, opts.momentum > 0.0f ? 1u : 0u))) return NULL;
+    o->lr = nn__optv(opts.lr, 0.01);
+    o->momentum = nn__optv(opts.momentum, 0.0);
+    o->dampening = nn__f2d(opts.dampening);
+    o->weight_decay = nn__optv(opts.weight_decay, 0.0);
+    o->nesterov = opts.nesterov;
+    return nn__optim_finish(o);
+}
+
+NNDEF nn_optim *nn_adagrad(nn_module *m, nn_adagrad_opts opts) {
+    nn_optim *o;
+    int i;
+    size_t j;
+    if (opts.lr < 0.0f || opts.lr_decay < 0.0f || opts.initial_accumulator_value < 0.0f) {
+        nn__misuse("nn_adagrad: invalid options lr=%g lr_decay=%g initial_accumulator_value=%g",
+                   (double)opts.lr, (double)opts.lr_decay, (double)opts.initial_accumulator_value);
+        return NULL;
+    }
+    if (!(o = nn__optim_new("nn_adagrad", m, NN__OPT_ADAGRAD, 1u))) return NULL;
+    o->lr = nn__optv(opts.lr, 1e-2);
+    o->lr_decay = nn__optv(opts.lr_decay, 0.0);
+    o->weight_decay = nn__optv(opts.weight_decay, 0.0);
+    o->init_acc = nn__optv(opts.initial_accumulator_value, 0.0);
+    o->eps = nn__optv(opts.eps, 1e-10);
+    for (i = 0; i < o->n; i++)
+        for (j = 0; j < o->params[i]->numel; j++) o->slot[0][i][j] = (float)o->init_acc;
+    return nn__optim_finish(o);
+}
+
+NNDEF nn_optim *nn_rmsprop(nn_module *m, nn_rmsprop_opts opts) {
+    nn_optim *o;
+    unsigned mask = 1u;
+    if (opts.lr < 0.0f || opts.alpha >= 1.0f || opts.momentum < 0.0f) {
+        nn__misuse("nn_rmsprop: invalid options lr=%g alpha=%g momentum=%g", (double)opts.lr,
+                   (double)opts.alpha, (double)opts.momentum);
+        return NULL;
+    }
+    if (opts.centered) mask |= 2u;
+    if (opts.momentum > 0.0f) mask |= 4u;
+    if (!(o = nn__optim_new("nn_rmsprop", m, NN__OPT_RMSPROP, mask))) return NULL;
+    o->lr = nn__optv(opts.lr, 1e-2);
+    o->alpha = nn__optv(opts.alpha, 0.99);
+    o->eps = nn__optv(opts.eps, 1e-8);
+    o->weight_decay = nn__optv(opts.weight_decay, 0.0);
+    o->momentum = nn__optv(opts.momentum, 0.0);
+    o->centered = opts.centered;
+    return nn__optim_finish(o);
+}
+
+NNDEF nn_optim *nn_adadelta(nn_module *m, nn_adadelta_opts opts) {
+    nn_optim *o;
+    if (opts.lr < 0.0f || opts.rho > 1.0f) {
+        nn__misuse("nn_adadelta: invalid options lr=%g rho=%g", (double)opts.lr, (double)opts.rho);
+        return NULL;
+    }
+    if (!(o = nn__optim_new("nn_adadelta", m, NN__OPT_ADADELTA, 3u))) return NULL;
+    o->lr = nn__optv(opts.lr, 1.0);
+    o->rho = nn__optv(opts.rho, 0.9);
+    o->eps = nn__optv(opts.eps, 1e-6);
+    o->weight_decay = nn__optv(opts.weight_decay, 0.0);
+    return nn__optim_finish(o);
+}
+
+/* Shared by the Adam family: validate and fill lr, betas, eps, weight decay. */
+static nn_optim *nn__adam_like(const char *op, nn_module *m, int kind, unsigned mask, float lr,
+                               float b1, float b2, float eps, float wd, double lr0, double b10,
+                               double eps0, double wd0) {
+    nn_optim *o;
+    if (nn__optim_bad(lr) || lr < 0.0f || b1 >= 1.0f || b2 >= 1.0f) {
+        nn__misuse("%s: invalid options lr=%g beta1=%g beta2=%g (betas must be < 1)", op,
+                   (double)lr, (double)b1, (double)b2);
+        return NULL;
+    }
+    if (!(o = nn__optim_new(op, m, kind, mask))) return NULL;
+    o->lr = nn__optv(lr, lr0);
+    o->beta1 = nn__optv(b1, b10);
+    o->beta2 = nn__optv(b2, 0.999);
+    o->eps = nn__optv(eps, eps0);
+    o->weight_decay = nn__optv(wd, wd0);
+    return o;
+}
+
+NNDEF nn_optim *nn_adam(nn_module *m, nn_adam_opts opts) {
+    nn_optim *o = nn__adam_like("nn_adam", m, NN__OPT_ADAM, opts.amsgrad ? 7u : 3u, opts.lr,
+                                opts.beta1, opts.beta2, opts.eps, opts.weight_decay, 1e-3, 0.9,
+                                1e-8, 0.0);
+    if (o) o->amsgrad = opts.amsgrad;
+    return nn__optim_finish(o);
+}
+
+NNDEF nn_optim *nn_adamw(nn_module *m, nn_adamw_opts opts) {
+    nn_optim *o = nn__adam_like("nn_adamw", m, NN__OPT_ADAMW, opts.amsgrad ? 7u : 3u, opts.lr,
+                                opts.beta1, opts.beta2, opts.eps, opts.weight_decay, 1e-3, 0.9,
+                                1e-8, 1e-2);
+    if (o) o->amsgrad = opts.amsgrad;
+    return nn__optim_finish(o);
+}
+
+NNDEF nn_optim *nn_adamax(nn_module *m, nn_adamax_opts opts) {
+    return nn__optim_finish(nn__adam_like("nn_adamax", m, NN__OPT_ADAMAX, 3u, opts.lr, opts.beta1,
+                                          opts.beta2, opts.eps, opts.weight_decay, 2e-3, 0.9,
+                                          1e-8, 0.0));
+}
+
+NNDEF nn_optim *nn_nadam(nn_module *m, nn_nadam_opts opts) {
+    nn_optim *o = nn__adam_like("nn_nadam", m, NN__OPT_NADAM, 3u, opts.lr, opts.beta1, opts.beta2,
+                                opts.eps, opts.weight_decay, 2e-3, 0.9, 1e-8, 0.0);
+    if (o) o->momentum_decay = nn__optv(opts.momentum_decay, 4e-3);
+    return nn__optim_finish(o);
+}
+
+NNDEF nn_optim *nn_radam(nn_module *m, nn_radam_opts opts) {
+    return nn__optim_finish(nn__adam_like("nn_radam", m, NN__OPT_RADAM, 3u, opts.lr, opts.beta1,
+                                          opts.beta2, opts.eps, opts.weight_decay, 1e-3, 0.9,
+                                          1e-8, 0.0));
+}
+
+NNDEF nn_optim *nn_lars(nn_module *m, nn_lars_opts opts) {
+    nn_optim *o;
+    if (nn__optim_bad(opts.lr) || opts.lr < 0.0f || opts.momentum >= 1.0f || opts.trust_coefficient < 0.0f) {
+        nn__misuse("nn_lars: invalid options lr=%g momentum=%g trust_coefficient=%g",
+                   (double)opts.lr, (double)opts.momentum, (double)opts.trust_coefficient);
+        return NULL;
+    }
+    if (!(o = nn__optim_new("nn_lars", m, NN__OPT_LARS, opts.momentum >= 0.0f ? 1u : 0u))) return NULL;
+    o->lr = nn__optv(opts.lr, 1.0);
+    o->momentum = nn__optv(opts.momentum, 0.9);
+    o->weight_decay = nn__optv(opts.weight_decay, 0.0);
+    o->trust = nn__optv(opts.trust_coefficient, 1e-3);
+    o->eps = nn__optv(opts.eps, 1e-8);
+    return nn__optim_finish(o);
+}
+
+NNDEF nn_optim *nn_lamb(nn_module *m, nn_lamb_opts opts) {
+    return nn__optim_finish(nn__adam_like("nn_lamb", m, NN__OPT_LAMB, 3u, opts.lr, opts.beta1,
+                                          opts.beta2, opts.eps, opts.weight_decay, 1e-3, 0.9,
+                                          1e-6, 0.0));
+}
+
+/* The lookahead options, for nn_lookahead and nn_ranger.  0 after a report. */
+static int nn__lookahead_check(const char *op, nn_lookahead_opts opts) {
+    if (opts.k < 0 || !(opts.alpha >= 0.0f && opts.alpha <= 1.0f)) {
+        nn__misuse("%s: needs k >= 0 and alpha in [0,1] (got k=%d alpha=%g)", op, opts.k,
+                   (double)opts.alpha);
+        return 0;
+    }
+    return 1;
+}
+
+NNDEF nn_optim *nn_lookahead(nn_optim *inner, nn_lookahead_opts opts) {
+    nn_optim *o;
+    int i, k;
+    size_t c;
+    if (!inner) {
+        nn__misuse("nn_lookahead: needs an optimizer to wrap, got NULL");
+        return NULL;
+    }
+    if (!nn__lookahead_check("nn_lookahead", opts)) return NULL;
+    if (!(o = (nn_optim *)nn__calloc(1, sizeof(nn_optim)))) return NULL;
+    o->kind = NN__OPT_LOOKAHEAD;
+    o->n = inner->n;
+    o->la_k = opts.k > 0 ? opts.k : 5;
+    o->la_alpha = nn__optv(opts.alpha, 0.5);
+    c = (size_t)(o->n ? o->n : 1);
+    for (k = 0; k < NN__SLOTS; k++) o->slot[k] = (float **)nn__calloc(c, sizeof(float *));
+    o->params = (nn_tensor **)nn__calloc(c, sizeof(nn_tensor *));
+    if (!o->params || !o->slot[0] || !o->slot[1] || !o->slot[2]) goto oom;
+    for (i = 0; i < o->n; i++) {
+        nn_tensor *t = inner->params ? inner->params[i] : nn__optim_base(inner)->params[i];
+        o->params[i] = t;
+        if (!(o->slot[0][i] = nn__alloc_floats(t->numel, 0))) goto oom;
+        memcpy(o->slot[0][i], t->data, t->numel * sizeof(float));
+    }
+    o->inner = inner;
+    return o;
+oom:
+    nn_optim_free(o);   /* does not free inner: o->inner is still NULL */
+    return NULL;
+}
+
+NNDEF nn_optim *nn_ranger(nn_module *m, nn_ranger_opts opts) {
+    nn_radam_opts r;
+    nn_lookahead_opts la;
+    nn_optim *inner, *o;
+    memset(&r, 0, sizeof r);
+    r.lr = opts.lr;
+    r.beta1 = opts.beta1 != 0.0f ? opts.beta1 : 0.95f;
+    r.beta2 = opts.beta2;
+    r.eps = opts.eps != 0.0f ? opts.eps : 1e-5f;
+    r.weight_decay = opts.weight_decay;
+    la.k = opts.k > 0 ? opts.k : 6;
+    la.alpha = opts.alpha;
+    if (!nn__lookahead_check("nn_ranger", la)) return NULL;
+    /* nn_radam's body, so that its reports name nn_ranger */
+    if (!(inner = nn__optim_finish(nn__adam_like("nn_ranger", m, NN__OPT_RADAM, 3u, r.lr, r.beta1,
+                                                 r.beta2, r.eps, r.weight_decay, 1e-3, 0.9, 1e-8,
+                                                 0.0))))
+        return NULL;
+    if (!(o = nn_lookahead(inner, la))) nn_optim_free(inner);
+    return o;
+}
+
+NNDEF void nn_zero_grad(nn_optim *o) {
+    size_t total = 0;
+    int i, nt;
+    o = nn__optim_base(o);
+    if (!o) return;
+    /* set_to_none: no gradient until the next backward reaches it */
+    for (i = 0; i < o->n; i++)
+        if (o->params[i]->grad) { /* frozen ones too: nothing piles up until unfrozen */
+            total += o->params[i]->numel;
+            o->params[i]->flags &= ~NN_TENSOR_HAS_GRAD;
+        }
+    nt = nn__ew_threads((double)total);
+    (void)nt;
+    /* One team for all tensors: each thread zeroes its share of each. */
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        int j;
+        for (j = 0; j < o->n; j++) {
+            float *g = o->params[j]->grad;
+            size_t lo, hi;
+            if (!g) continue;
+            nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
+            if (hi > lo) memset(g + lo, 0, (hi - lo) * sizeof(float));
+        }
+    }
+}
+
+/* ----- update rules: one parameter tensor p (n floats) with gradient g,
+   its rate lr and weight decay wd, after its step count became t.  The
+   float expressions follow PyTorch's single-tensor code line by line. */
+
+/* SGD on NN__VL elements at p, g, buf (buf NULL without momentum). */
+static void nn__sgd_vec(float *p, const float *g, float *buf, float lrn, float wd, float mu,
+                        float damp, int first, int nesterov) {
+    nn__v pv = nn__vload(p), d = nn__vload(g);
+    if (wd != 0.0f) d = nn__vfma(nn__vset1(wd), pv, d);
+    if (buf) {
+        nn__v b = first ? d : nn__vfma(nn__vload(buf), nn__vset1(mu), nn__vmul(nn__vset1(damp), d));
+        nn__vstore(buf, b);
+        d = nesterov ? nn__vfma(nn__vset1(mu), b, d) : b;
+    }
+    nn__vstore(p, nn__vfma(nn__vset1(lrn), d, pv));
+}
+
+/* SGD on elements [lo, hi) of parameter i (lo a multiple of NN__VL). */
+static void nn__sgd_range(nn_optim *o, int i, size_t lo, size_t hi) {
+    nn_tensor *t = o->params[i];
+    double lr = o->lr * o->lr_scale[i], wd = o->wd[i];
+    float lrn = (float)-lr, wdf = (float)wd, mu = (float)o->momentum;
+    float damp = (float)(1.0 - o->dampening);
+    float *p = t->data, *g = t->grad, *buf = o->slot[0][i];
+    int first = o->steps[i] == 1;
+    size_t j = lo;
+    for (; j + NN__VL <= hi; j += NN__VL)
+        nn__sgd_vec(p + j, g + j, buf ? buf + j : NULL, lrn, wdf, mu, damp, first, o->nesterov);
+    if (j < hi) {
+        /* The tail through the same vector code, so every element is
+           computed the same way wherever it sits. */
+        float tp[NN__VL] = {0}, tg[NN__VL] = {0}, tb[NN__VL] = {0};
+        size_t r = hi - j;
+        memcpy(tp, p + j, r * sizeof(float));
+        memcpy(tg, g + j, r * sizeof(float));
+        if (buf) memcpy(tb, buf + j, r * sizeof(float));
+        nn__sgd_vec(tp, tg, buf ? tb : NULL, lrn, wdf, mu, damp, first, o->nesterov);
+        memcpy(p + j, tp, r * sizeof(float));
+        if (buf) memcpy(buf + j, tb, r * sizeof(float));
+    }
+}
+
+static void nn__adagrad_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
+    float wdf = (float)wd, eps = (float)o->eps;
+    float clr = (float)-(lr / (1.0 + (double)(o->steps[i] - 1) * o->lr_decay));
+    float *s = o->slot[0][i];
+    size_t j;
+    for (j = 0; j < n; j++) {
+        float d = g[j];
+        if (wd != 0.0) d = d + wdf * p[j];
+        s[j] = s[j] + d * d;
+        p[j] = p[j] + clr * (d / (sqrtf(s[j]) + eps));
+    }
+}
+
+static void nn__rmsprop_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
+    float wdf = (float)wd, a = (float)o->alpha, oma = (float)(1.0 - o->alpha), eps = (float)o->eps;
+    float mu = (float)o->momentum, lrn = (float)-lr;
+    float *sq = o->slot[0][i], *ga = o->slot[1][i], *buf = o->slot[2][i];
+    size_t j;
+    for (j = 0; j < n; j++) {
+        float d = g[j], avg;
+        if (wd != 0.0) d = d + wdf * p[j];
+        sq[j] = sq[j] * a + oma * d * d;
+        if (ga) {
+            ga[j] = ga[j] * a + oma * d;
+            avg = sqrtf(sq[j] - ga[j] * ga[j]);
+        } else {
+            avg = sqrtf(sq[j]);
+        }
+        avg = avg + eps;
+        if (buf) {
+            buf[j] = buf[j] * mu + d / avg;
+            p[j] = p[j] + lrn * buf[j];
+        } else {
+            p[j] = p[j] + lrn * (d / avg);
+        }
+    }
+}
+
+static void nn__adadelta_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
+    float wdf = (float)wd, rho = (float)o->rho, omr = (float)(1.0 - o->rho), eps = (float)o->eps;
+    float lrn = (float)-lr;
+    float *sq = o->slot[0][i], *acc = o->slot[1][i];
+    size_t j;
+    for (j = 0; j < n; j++) {
+        float d = g[j], std, delta;
+        if (wd != 0.0) d = d + wdf * p[j];
+        sq[j] = sq[j] * rho + omr * d * d;
+        std = sqrtf(sq[j] + eps);
+        delta = sqrtf(acc[j] + eps) / std * d;
+        acc[j] = acc[j] * rho + omr * delta * delta;
+        p[j] = p[j] + lrn * delta;
+    }
+}
+
+/* Adam / AdamW on NN__VL elements (vmax NULL without AMSGrad). */
+static void nn__adam_vec(float *p, const float *g, float *m, float *v, float *vmax, int decoupled,
+                         float decay, float wd, float b1, float omb1, float b2, float omb2,
+                         float bc2s, float eps, float step) {
+    nn__v pv = nn__vload(p), d = nn__vload(g), mv, vv, denom;
+    if (decoupled) pv = nn__vmul(pv, nn__vset1(decay));
+    else if (wd != 0.0f) d = nn__vfma(nn__vset1(wd), pv, d);
+    mv = nn__vfma(nn__vload(m), nn__vset1(b1), nn__vmul(nn__vset1(omb1), d));
+    vv = nn__vfma(nn__vload(v), nn__vset1(b2), nn__vmul(nn__vmul(nn__vset1(omb2), d), d));
+    nn__vstore(m, mv);
+    nn__vstore(v, vv);
+    if (vmax) {
+        vv = nn__vmax(vv, nn__vload(vmax));
+        nn__vstore(vmax, vv);
+    }
+    denom = nn__vadd(nn__vdiv(nn__vsqrt(vv), nn__vset1(bc2s)), nn__vset1(eps));
+    nn__vstore(p, nn__vfma(nn__vset1(step), nn__vdiv(mv, denom), pv));
+}
+
+/* Adam and AdamW (decoupled = 1), with AMSGrad when slot 2 exists. */
+static void nn__adam_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr,
+                            double wd, int decoupled) {
+    double t = (double)o->steps[i];
+    double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
+    float b1 = (float)o->beta1, omb1 = (float)(1.0 - o->beta1);
+    float b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
+    float step = (float)-(lr / bc1), bc2s = (float)sqrt(bc2), eps = (float)o->eps;
+    float decay = (float)(1.0 - lr * wd), wdf = (float)wd;
+    float *m = o->slot[0][i], *v = o->slot[1][i], *vmax = o->slot[2][i];
+    size_t j = n / NN__VL * NN__VL;
+    int nt = nn__ew_threads((double)n);
+    (void)nt;
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        size_t k, hi;
+        nn__ew_share(j, 16, &k, &hi);
+        for (; k < hi; k += NN__VL)
+            nn__adam_vec(p + k, g + k, m + k, v + k, vmax ? vmax + k : NULL, decoupled, decay,
+                         wdf, b1, omb1, b2, omb2, bc2s, eps, step);
+    }
+    if (j < n) {
+        float tp[NN__VL] = {0}, tg[NN__VL] = {0}, tm[NN__VL] = {0}, tv[NN__VL] = {0},
+              tx[NN__VL] = {0};
+        size_t r = n - j;
+        memcpy(tp, p + j, r * sizeof(float));
+        memcpy(tg, g + j, r * sizeof(float));
+        memcpy(tm, m + j, r * sizeof(float));
+        memcpy(tv, v + j, r * sizeof(float));
+        if (vmax) memcpy(tx, vmax + j, r * sizeof(float));
+        nn__adam_vec(tp, tg, tm, tv, vmax ? tx : NULL, decoupled, decay, wdf, b1, omb1, b2,
+                     omb2, bc2s, eps, step);
+        memcpy(p + j, tp, r * sizeof(float));
+        memcpy(m + j, tm, r * sizeof(float));
+        memcpy(v + j, tv, r * sizeof(float));
+        if (vmax) memcpy(vmax + j, tx, r * sizeof(float));
+    }
+}
+
+static void nn__adamax_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
+    double t = (double)o->steps[i];
+    float b1 = (float)o->beta1, omb1 = (float)(1.0 - o->beta1), b2 = (float)o->beta2;
+    float eps = (float)o->eps, wdf = (float)wd, clr = (float)-(lr / (1.0 - pow(o->beta1, t)));
+    float *m = o->slot[0][i], *u = o->slot[1][i];
+    size_t j;
+    for (j = 0; j < n; j++) {
+        float d = g[j], a, b;
+        if (wd != 0.0) d = d + wdf * p[j];
+        m[j] = m[j] * b1 + omb1 * d;
+        a = u[j] * b2;
+        b = fabsf(d) + eps;
+        u[j] = a > b ? a : b;
+        p[j] = p[j] + clr * (m[j] / u[j]);
+    }
+}
+
+static void nn__nadam_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
+    double t = (double)o->steps[i];
+    double bc2 = 1.0 - pow(o->beta2, t);
+    double mu = o->beta1 * (1.0 - 0.5 * pow(0.96, t * o->momentum_decay));
+    double mu_next = o->beta1 * (1.0 - 0.5 * pow(0.96, (t + 1.0) * o->momentum_decay));
+    float mp, mpn, cg, cm, b1 = (float)o->beta1, omb1 = (float)(1.0 - o->beta1);
+    float b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2), bc2f = (float)bc2;
+    float eps = (float)o->eps, wdf = (float)wd;
+    float *m = o->slot[0][i], *v = o->slot[1][i];
+    size_t j;
+    /* torch keeps mu_product as a float32 tensor */
+    o->mu_prod[i] = o->mu_prod[i] * (float)mu;
+    mp = o->mu_prod[i];
+    mpn = mp * (float)mu * (float)mu_next;
+    cg = (float)(-lr * (1.0 - mu) / (1.0 - (double)mp));
+    cm = (float)(-lr * mu_next / (1.0 - (double)mpn));
+    for (j = 0; j < n; j++) {
+        float d = g[j], denom;
+        if (wd != 0.0) d = d + wdf * p[j];
+        m[j] = m[j] * b1 + omb1 * d;
+        v[j] = v[j] * b2 + omb2 * d * d;
+        denom = sqrtf(v[j] / bc2f) + eps;
+        p[j] = p[j] + cg * (d / denom);
+        p[j] = p[j] + cm * (m[j] / denom);
+    }
+}
+
+static void nn__radam_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
+    double t = (double)o->steps[i];
+    double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
+    double rho_inf = 2.0 / (1.0 - o->beta2) - 1.0;
+    double rho_t = rho_inf - 2.0 * t * pow(o->beta2, t) / bc2;
+    float b1 = (float)o->beta1, omb1 = (float)(1.0 - o->beta1);
+    float b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
+    float bc1f = (float)bc1, lrf = (float)lr, eps = (float)o->eps, wdf = (float)wd;
+    float *m = o->slot[0][i], *v = o->slot[1][i];
+    int rectify = rho_t > 5.0;
+    float rect = 0.0f, bc2s = (float)sqrt(bc2);
+    size_t j;
+    if (rectify)
+        rect = (float)sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf /
+                           ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t));
+    for (j = 0; j < n; j++) {
+        float d = g[j], mhat;
+        if (wd != 0.0) d = d + wdf * p[j];
+        m[j] = m[j] * b1 + omb1 * d;
+        v[j] = v[j] * b2 + omb2 * d * d;
+        mhat = m[j] / bc1f;
+        if (rectify) p[j] = p[j] - mhat * lrf * (bc2s / (sqrtf(v[j]) + eps)) * rect;
+        else p[j] = p[j] - mhat * lrf;   /* SGD with momentum while rho_t <= 5 */
+    }
+}
+
+static double nn__optim_norm2(const float *x, size_t n) {
+    double s = 0.0;
+    size_t j;
+    for (j = 0; j < n; j++) s += (double)x[j] * (double)x[j];
+    return sqrt(s);
+}
+
+static void nn__lars_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
+    double wn = nn__optim_norm2(p, n), gn = nn__optim_norm2(g, n);
+    double local = (wn > 0.0 && gn > 0.0) ? o->trust * wn / (gn + wd * wn + o->eps) : o->trust;
+    float scale = (float)(lr * local), wdf = (float)wd, mu = (float)o->momentum;
+    float *buf = o->slot[0][i];
+    size_t j;
+    for (j = 0; j < n; j++) {
+        float u = scale * (g[j] + wdf * p[j]);
+        if (buf) {
+            buf[j] = mu * buf[j] + u;
+            u = buf[j];
+        }
+        p[j] -= u;
+    }
+}
+
+static void nn__lamb_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
+    double t = (double)o->steps[i];
+    float b1 = (float)o->beta1, omb1 = (float)(1.0 - o->beta1);
+    float b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
+    float bc1 = (float)(1.0 - pow(o->beta1, t)), bc2 = (float)(1.0 - pow(o->beta2, t));
+    float eps = (float)o->eps, wdf = (float)wd, step;
+    float *m = o->slot[0][i], *v = o->slot[1][i];
+    double pn = nn__optim_norm2(p, n), rn = 0.0, ratio;
+    size_t j;
+    for (j = 0; j < n; j++) { /* moments, and the norm of the update r */
+        float r;
+        m[j] = m[j] * b1 + omb1 * g[j];
+        v[j] = v[j] * b2 + omb2 * g[j] * g[j];
+        r = (m[j] / bc1) / (sqrtf(v[j] / bc2) + eps) + wdf * p[j];
+        rn += (double)r * (double)r;
+    }
+    rn = sqrt(rn);
+    ratio = (pn > 0.0 && rn > 0.0) ? pn / rn : 1.0;
+    step = (float)(lr * ratio);
+    for (j = 0; j < n; j++) {
+        float r = (m[j] / bc1) / (sqrtf(v[j] / bc2) + eps) + wdf * p[j];
+        p[j] -= step * r;
+    }
+}
+
+NNDEF void nn_step(nn_optim *o) {
+    int i;
+    if (!o) return;
+    if (o->kind == NN__OPT_LOOKAHEAD) {
+        const nn_optim *b = nn__optim_cbase(o->inner);
+        nn_step(o->inner);
+        if (++o->la_count % o->la_k) return;
+        for (i = 0; i < o->n; i++) {
+            nn_tensor *t = o->params[i];
+            float *slow = o->slot[0][i], a = (float)o->la_alpha;
+            size_t j;
+            if (b->frozen[i] || !nn_needs_grad(t)) continue;
+            for (j = 0; j < t->numel; j++) {
+                slow[j] = slow[j] + a * (t->data[j] - slow[j]);
+                t->data[j] = slow[j];
+            }
+        }
+        return;
+    }
+    if (o->kind == NN__OPT_SGD) {
+        size_t total = 0;
+        int nt;
+        for (i = 0; i < o->n; i++) {
+            if (!nn__grad_live(o->params[i]) || o->frozen[i]) continue;
+            o->steps[i]++;
+            total += o->params[i]->numel;
+        }
+        nt = nn__ew_threads((double)total);
+        (void)nt;
+        /* One team for all tensors: each thread updates its share of each. */
+        NN__OMP(parallel num_threads(nt) if(nt > 1))
+        {
+            int j;
+            for (j = 0; j < o->n; j++) {
+                size_t lo, hi;
+                if (!nn__grad_live(o->params[j]) || o->frozen[j]) continue;
+                nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
+                if (hi > lo) nn__sgd_range(o, j, lo, hi);
+            }
+        }
+        return;
+    }
+    for (i = 0; i < o->n; i++) {
+        nn_tensor *t = o->params[i];
+        double lr = o->lr * o->lr_scale[i], wd = o->wd[i];
+        if (!nn__grad_live(t) || o->frozen[i]) continue;
+        o->steps[i]++;
+        switch (o->kind) {
+        case NN__OPT_ADAGRAD: nn__adagrad_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
+        case NN__OPT_RMSPROP: nn__rmsprop_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
+        case NN__OPT_ADADELTA: nn__adadelta_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
+        case NN__OPT_ADAM: nn__adam_update(o, i, t->data, t->grad, t->numel, lr, wd, 0); break;
+        case NN__OPT_ADAMW: nn__adam_update(o, i, t->data, t->grad, t->numel, lr, wd, 1); break;
+        case NN__OPT_ADAMAX: nn__adamax_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
+        case NN__OPT_NADAM: nn__nadam_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
+        case NN__OPT_RADAM: nn__radam_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
+        case NN__OPT_LARS: nn__lars_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
+        case NN__OPT_LAMB: nn__lamb_update(o, i, t->data, t->grad, t->numel, lr, wd); break;
+        default: break;
+        }
+    }
+}
+
+static void nn__optim_set_lr_d(nn_optim *o, double lr) {
+    o = nn__optim_base(o);
+    if (o) o->lr = lr;
+}
+static double nn__optim_lr_d(const nn_optim *o) {
+    o = nn__optim_cbase(o);
+    return o ? o->lr : 0.0;
+}
+NNDEF float nn_get_lr(const nn_optim *o) { return (float)nn__optim_lr_d(o); }
+NNDEF void nn_set_lr(nn_optim *o, float lr) {
+    if (!o || nn__optim_bad(lr) || lr < 0.0f) {
+        nn__misuse("nn_set_lr: needs an optimizer and a finite lr >= 0, got %g", (double)lr);
+        return;
+    }
+    nn__optim_set_lr_d(o, nn__f2d(lr));
+}
+
+/* 1 for the momentum-like hyperparameter a schedule may cycle: 1 = momentum,
+   2 = beta1, 0 = none. */
+static int nn__momentum_kind(const nn_optim *o) {
+    o = nn__optim_cbase(o);
+    if (!o) return 0;
+    switch (o->kind) {
+    case NN__OPT_SGD: case NN__OPT_LARS: return o->slot[0][0] || o->n == 0 ? 1 : 0;
+    case NN__OPT_RMSPROP: return o->slot[2][0] || o->n == 0 ? 1 : 0;
+    case NN__OPT_ADAM: case NN__OPT_ADAMW: case NN__OPT_ADAMAX: case NN__OPT_NADAM:
+    case NN__OPT_RADAM: case NN__OPT_LAMB: return 2;
+    default: return 0;
+    }
+}
+static double nn__optim_mom_d(const nn_optim *o) {
+    int k = nn__momentum_kind(o);
+    o = nn__optim_cbase(o);
+    return k == 1 ? o->momentum : k == 2 ? o->beta1 : 0.0;
+}
+static void nn__optim_set_mom_d(nn_optim *o, double mom) {
+    int k = nn__momentum_kind(o);
+    o = nn__optim_base(o);
+    if (k == 1) o->momentum = mom;
+    else if (k == 2) o->beta1 = mom;
+}
+NNDEF float nn_get_momentum(const nn_optim *o) { return (float)nn__optim_mom_d(o); }
+NNDEF void nn_set_momentum(nn_optim *o, float momentum) {
+    if (!o || !nn__momentum_kind(o) || !(momentum >= 0.0f && momentum < 1.0f)) {
+        nn__misuse("nn_set_momentum: %s has no momentum to set (or %g is not in [0,1)); make SGD, "
+                   "RMSprop or LARS with momentum > 0", o ? nn__optim_names[nn__optim_cbase(o)->kind] : "NULL",
+                   (double)momentum);
+        return;
+    }
+    nn__optim_set_mom_d(o, nn__f2d(momentum));
+}
+
+NNDEF void nn_optim_free(nn_optim *o) {
+    int i, k;
+    if (!o) return;
+    for (i = 0; i < o->n; i++) {
+        for (k = 0; k < NN__SLOTS; k++)
+            if (o->slot[k]) nn__free_floats(o->slot[k][i]);
+        if (o->names) nn__free(o->names[i]);
+    }
+    for (k = 0; k < NN__SLOTS; k++) nn__free(o->slot[k]);
+    nn__free(o->params);
+    nn__free(o->names);
+    nn__free(o->lr_scale);
+    nn__free(o->wd);
+    nn__free(o->frozen);
+    nn__free(o->steps);
+    nn__free(o->mu_prod);
+    nn_optim_free(o->inner);
+    nn__free(o);
+}
+
+/* ----- parameter groups ----- */
+
+static int nn__name_matches(const char *name, const char *pattern) {
+    size_t ln = strlen(name), lp = strlen(pattern);
+    if (pattern[0] == '*') {   /* "*" or "*suffix" */
+        lp--;
+        return lp <= ln && memcmp(name + ln - lp, pattern + 1, lp) == 0;
+    }
+    return lp <= ln && memcmp(name, pattern, lp) == 0;
+}
+
+NNDEF int nn_optim_group(nn_optim *o, const char *pattern, nn_group_opts g) {
+    int i, count = 0;
+    double scale;
+    nn_optim *b = nn__optim_base(o);
+    if (!b || !pattern || g.lr < 0.0f || g.lr_scale < 0.0f) {
+        nn__misuse("nn_optim_group: needs an optimizer, a pattern and lr, lr_scale >= 0");
+        return 0;
+    }
+    if (g.lr > 0.0f && b->lr <= 0.0) {
+        nn__misuse("nn_optim_group: an absolute lr needs the optimizer's lr > 0");
+        return 0;
+    }
+    /* zero fields keep each parameter's current setting, so groups compose */
+    scale = g.lr > 0.0f ? nn__f2d(g.lr) / b->lr : g.lr_scale > 0.0f ? nn__f2d(g.lr_scale) : -1.0;
+    for (i = 0; i < b->n; i++) {
+        if (!nn__name_matches(b->names[i], pattern)) continue;
+        if (g.max_ndim > 0 && b->params[i]->ndim > g.max_ndim) continue;
+        if (scale >= 0.0) b->lr_scale[i] = scale;
+        if (g.weight_decay != 0.0f) b->wd[i] = nn__optv(g.weight_decay, 0.0);
+        if (g.frozen) b->frozen[i] = (unsigned char)(g.frozen > 0);
+        count++;
+    }
+    if (!count)
+        nn__misuse("nn_optim_group: pattern \"%s\" matches no parameter (the first is \"%s\")",
+                   pattern, b->n ? b->names[0] : "");
+    return count;
+}
+
+NNDEF int nn_optim_freeze(nn_optim *o, const char *pattern, int on) {
+    int i, count = 0;
+    nn_optim *b = nn__optim_base(o);
+    if (!b || !pattern) {
+        nn__misuse("nn_optim_freeze: needs an optimizer and a pattern");
+        return 0;
+    }
+    for (i = 0; i < b->n; i++)
+        if (nn__name_matches(b->names[i], pattern)) {
+            b->frozen[i] = (unsigned char)(on != 0);
+            count++;
+        }
+    if (!count) nn__misuse("nn_optim_freeze: pattern \"%s\" matches no parameter", pattern);
+    return count;
+}
+
+/* ----- gradient clipping ----- */
+
+/* Clipping works per tensor, so optimizers (a list) and modules (a walk)
+   share it: pass 1 sums squared norms, pass 2 scales or clamps. */
+typedef struct nn__clip_ctx {
+    double sq;      /* sum of squared norms */
+    float coef;     /* scale for pass 2 */
+    float clip;     /* clamp bound */
+} nn__clip_ctx;
+
+static void nn__clip_sq(nn_tensor *t, void *u) {
+    if (nn__grad_live(t)) {
+        double s = nn__optim_norm2(t->grad, t->numel);
+        ((nn__clip_ctx *)u)->sq += s * s;
+    }
+}
+static void nn__clip_scale(nn_tensor *t, void *u) {
+    float c = ((nn__clip_ctx *)u)->coef;
+    size_t j;
+    if (nn__grad_live(t))
+        for (j = 0; j < t->numel; j++) t->grad[j] *= c;
+}
+static void nn__clip_clamp(nn_tensor *t, void *u) {
+    float c = ((nn__clip_ctx *)u)->clip;
+    size_t j;
+    if (nn__grad_live(t))
+        for (j = 0; j < t->numel; j++) {
+            float v = t->grad[j];
+            t->grad[j] = v > c ? c : v < -c ? -c : v;
+        }
+}
+/* torch.nn.utils.clip_grad_norm_'s coefficient: max_norm / (total + 1e-6). */
+static float nn__clip_coef(nn__clip_ctx *c, float max_norm) {
+    float total = (float)sqrt(c->sq);
+    c->coef = max_norm / (total + 1e-6f);
+    return total;
+}
+
+static void nn__clip_each(nn_tensor **ts, const unsigned char *frozen, int n,
+                          void (*fn)(nn_tensor *, void *), nn__clip_ctx *c) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (!(frozen && frozen[i])) fn(ts[i], c);
+}
+
+static float nn__clip_norm(nn_tensor **ts, const unsigned char *frozen, int n, float max_norm) {
+    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
+    float total;
+    nn__clip_each(ts, frozen, n, nn__clip_sq, &c);
+    total = nn__clip_coef(&c, max_norm);
+    if (c.coef < 1.0f) nn__clip_each(ts, frozen, n, nn__clip_scale, &c);
+    return total;
+}
+
+static void nn__clip_value(nn_tensor **ts, const unsigned char *frozen, int n, float clip) {
+    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
+    c.clip = clip;
+    nn__clip_each(ts, frozen, n, nn__clip_clamp, &c);
+}
+
+NNDEF float nn_clip_grad_norm(nn_optim *o, float max_norm) {
+    nn_optim *b = nn__optim_base(o);
+    if (!b || !(max_norm > 0.0f)) {
+        nn__misuse("nn_clip_grad_norm: needs an optimizer and max_norm > 0, got %g", (double)max_norm);
+        return 0.0f;
+    }
+    return nn__clip_norm(b->params, b->frozen, b->n, max_norm);
+}
+
+NNDEF void nn_clip_grad_value(nn_optim *o, float clip) {
+    nn_optim *b = nn__optim_base(o);
+    if (!b || !(clip >= 0.0f)) {
+        nn__misuse("nn_clip_grad_value: needs an optimizer and clip >= 0, got %g", (double)clip);
+        return;
+    }
+    nn__clip_value(b->params, b->frozen, b->n, clip);
+}
+
+NNDEF float nn_clip_grad_norm_module(nn_module *m, float max_norm) {
+    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
+    float total;
+    if (!m || !(max_norm > 0.0f)) {
+        nn__misuse("nn_clip_grad_norm_module: needs a module and max_norm > 0, got %g", (double)max_norm);
+        return 0.0f;
+    }
+    nn__each_tensor(m, 0, nn__clip_sq, &c);
+    total = nn__clip_coef(&c, max_norm);
+    if (c.coef < 1.0f) nn__each_tensor(m, 0, nn__clip_scale, &c);
+    return total;
+}
+
+NNDEF void nn_clip_grad_value_module(nn_module *m, float clip) {
+    nn__clip_ctx c = {0.0, 1.0f, 0.0f};
+    if (!m || !(clip >= 0.0f)) {
+        nn__misuse("nn_clip_grad_value_module: needs a module and clip >= 0, got %g", (double)clip);
+        return;
+    }
+    c.clip = clip;
+    nn__each_tensor(m, 0, nn__clip_clamp, &c);
+}
+
+/* ----- schedules ----- */
+
+enum {
+    NN__S_CONSTANT, NN__S_STEP, NN__S_MULTISTEP, NN__S_EXP, NN__S_INVTIME, NN__S_POLY,
+    NN__S_COSINE, NN__S_SGDR, NN__S_CYCLIC, NN__S_ONECYCLE, NN__S_WARMUP, NN__S_PLATEAU,
+    NN__S_BATCH, NN__S_KINDS
+};
+
+struct nn_sched {
+    int kind;
+    nn_optim *opt;
+    long t;                    /* steps taken */
+    double base_lr;            /* the optimizer's lr at creation */
+    double gamma, factor, eta_min, power, end_lr;          /* decay shapes */
+    double lo_lr, hi_lr, lo_mom, hi_mom, min_lr, pct;      /* cycles, plateau */
+    double threshold, eps, best;
+    int period, period2, mult, mode, threshold_mode, patience, cooldown;
+    int cycle_mom, anneal, three_phase, staircase;
+    int milestones[NN_MAX_MILESTONES];
+    int num_bad, cooldown_left, restarted;
+    int batch, max_batch, dataset_size;
+    struct nn_loader *loader;
+    nn_sched *then;            /* warmup: the schedule after it */
+};
+
+static void nn__sched_apply(nn_sched *s);
+
+static nn_sched *nn__sched_new(const char *op, nn_optim *o, int kind) {
+    nn_sched *s;
+    if (!o) {
+        nn__misuse("%s: NULL optimizer", op);
+        return NULL;
+    }
+    if (!(s = (nn_sched *)nn__calloc(1, sizeof(nn_sched)))) return NULL;
+    s->kind = kind;
+    s->opt = o;
+    s->base_lr = nn__optim_lr_d(o);
+    return s;
+}
+
+/* Set t = 0's values and return s. */
+static nn_sched *nn__sched_start(nn_sched *s) {
+    if (s) nn__sched_apply(s);
+    return s;
+}
+
+NNDEF nn_sched *nn_constant_lr(nn_optim *o, nn_constant_lr_opts opts) {
+    nn_sched *s;
+    if (opts.factor < 0.0f || opts.factor > 1.0f || opts.total_iters < 0) {
+        nn__misuse("nn_constant_lr: needs factor in [0,1] and total_iters >= 0");
+        return NULL;
+    }
+    if (!(s = nn__sched_new("nn_constant_lr", o, NN__S_CONSTANT))) return NULL;
+    s->factor = nn__optv(opts.factor, 1.0 / 3.0);
+    s->period = opts.total_iters ? opts.total_iters : 5;
+    return nn__sched_start(s);
+}
+
+NNDEF nn_sched *nn_step_lr(nn_optim *o, nn_step_lr_opts opts) {
+    nn_sched *s;
+    if (opts.step_size < 1 || opts.gamma < 0.0f) {
+        nn__misuse("nn_step_lr: needs step_size >= 1 (got %d) and gamma >= 0", opts.step_size);
+        return NULL;
+    }
+    if (!(s = nn__sched_new("nn_step_lr", o, NN__S_STEP))) return NULL;
+    s->period = opts.step_size;
+    s->gamma = nn__optv(opts.gamma, 0.1);
+    return nn__sched_start(s);
+}
+
+NNDEF nn_sched *nn_multistep_lr(nn_optim *o, nn_multistep_lr_opts opts) {
+    nn_sched *s;
+    int i;
+    for (i = 1; i < NN_MAX_MILESTONES && opts.milestones[i]; i++)
+        if (opts.milestones[i] < opts.milestones[i - 1]) {
+            nn__misuse("nn_multistep_lr: milestones must increase (%d after %d)",
+                       opts.milestones[i], opts.milestones[i - 1]);
+            return NULL;
+        }
+    if (!(s = nn__sched_new("nn_multistep_lr", o, NN__S_MULTISTEP))) return NULL;
+    memcpy(s->milestones, opts.milestones, sizeof s->milestones);
+    s->gamma = nn__optv(opts.gamma, 0.1);
+    return nn__sched_start(s);
+}
+
+NNDEF nn_sched *nn_exponential_lr(nn_optim *o, nn_exponential_lr_opts opts) {
+    nn_sched *s;
+    if (!(opts.gamma > 0.0f)) {
+        nn__misuse("nn_exponential_lr: gamma must be > 0, got %g", (double)opts.gamma);
+        return NULL;
+    }
+    if (!(s = nn__sched_new("nn_exponential_lr", o, NN__S_EXP))) return NULL;
+    s->gamma = nn__f2d(opts.gamma);
+    return nn__sched_start(s);
+}
+
+NNDEF nn_sched *nn_inverse_time_lr(nn_optim *o, nn_inverse_time_lr_opts opts) {
+    nn_sched *s;
+    if (!(opts.decay_rate >= 0.0f) || opts.decay_steps < 0) {
+        nn__misuse("nn_inverse_time_lr: needs decay_rate >= 0 and decay_steps >= 0");
+        return NULL;
+    }
+    if (!(s = nn__sched_new("nn_inverse_time_lr", o, NN__S_INVTIME))) return NULL;
+    s->gamma = nn__f2d(opts.decay_rate);
+    s->period = opts.decay_steps ? opts.decay_steps : 1;
+    s->staircase = opts.staircase;
+    return nn__sched_start(s);
+}
+
+NNDEF nn_sched *nn_polynomial_lr(nn_optim *o, nn_polynomial_lr_opts opts) {
+    nn_sched *s;
+    if (opts.total_iters < 0 || opts.power < 0.0f) {
+        nn__misuse("nn_polynomial_lr: needs total_iters >= 0 and power >= 0");
+        return NULL;
+    }
+    if (!(s = nn__sched_new("nn_polynomial_lr", o, NN__S_POLY))) return NULL;
+    s->period = opts.total_iters ? opts.total_iters : 5;
+    s->power = nn__optv(opts.power, 1.0);
+    s->end_lr = nn__optv(opts.end_lr, 0.0);
+    return nn__sched_start(s);
+}
+
+NNDEF nn_sched *nn_cosine_annealing(nn_optim *o, nn_cosine_annealing_opts opts) {
+    nn_sched *s;
+    if (opts.T_max < 1) {
+        nn__misuse("nn_cosine_annealing: T_max must be >= 1, got %d", opts.T_max);
+        return NULL;
+    }
+    if (!(s = nn__sched_new("nn_cosine_annealing", o, NN__S_COSINE))) return NULL;
+    s->period = opts.T_max;
+    s->eta_min = nn__optv(opts.eta_min, 0.0);
+    return nn__sched_start(s);
+}
+
+NNDEF nn_sched *nn_warm_restarts(nn_optim *o, nn_warm_restarts_opts opts) {
+    nn_sched *s;
+    if (opts.T_0 < 1 || opts.T_mult < 0) {
+        nn__misuse("nn_warm_restarts: needs T_0 >= 1 (got %d) and T_mult >= 1", opts.T_0);
+        return NULL;
+    }
+    if (!(s = nn__sched_new("nn_warm_restarts", o, NN__S_SGDR))) return NULL;
+    s->period = opts.T_0;
+    s->mult = opts.T_mult ? opts.T_mult : 1;
+    s->eta_min = nn__optv(opts.eta_min, 0.0);
+    return nn__sched_start(s);
+}
+
+/* Whether to cycle momentum: 0 = when the optimizer has one. */
+static int nn__want_cycle(const char *op, nn_optim *o, int setting) {
+    if (setting < 0) return 0;
+    if (setting > 0 && !nn__momentum_kind(o)) {
+        nn__misuse("%s: cycle_momentum needs an optimizer with momentum (SGD/RMSprop/LARS "
+                   "with momentum > 0, or the Adam family)", op);
+        return -1;
+    }
+    return nn__momentum_kind(o) != 0;
+}
+
+NNDEF nn_sched *nn_cyclic_lr(nn_optim *o, nn_cyclic_lr_opts opts) {
+    nn_sched *s;
+    int cyc;
+    if (!(opts.max_lr > 0.0f) || opts.base_lr < 0.0f || opts.step_size_up < 0 ||
+        opts.step_size_down < 0 || opts.mode < 0 || opts.mode > 2) {
+        nn__misuse("nn_cyclic_lr: needs max_lr > 0, base_lr >= 0, step sizes >= 0 and a mode");
+        return NULL;
+    }
+    if ((cyc = nn__want_cycle("nn_cyclic_lr", o, opts.cycle_momentum)) < 0) return NULL;
+    if (!(s = nn__sched_new("nn_cyclic_lr", o, NN__S_CYCLIC))) return NULL;
+    s->lo_lr = opts.base_lr > 0.0f ? nn__f2d(opts.base_lr) : s->base_lr;
+    s->hi_lr = nn__f2d(opts.max_lr);
+    s->period = opts.step_size_up ? opts.step_size_up : 2000;
+    s->period2 = opts.step_size_down ? opts.step_size_down : s->period;
+    s->mode = opts.mode;
+    s->gamma = nn__optv(opts.gamma, 1.0);
+    s->cycle_mom = cyc;
+    s->lo_mom = nn__optv(opts.base_momentum, 0.8);
+    s->hi_mom = nn__optv(opts.max_momentum, 0.9);
+    return nn__sched_start(s);
+}
+
+NNDEF nn_sched *nn_onecycle(nn_optim *o, nn_onecycle_opts opts) {
+    nn_sched *s;
+    int cyc, total = opts.total_steps > 0 ? opts.total_steps : opts.epochs * opts.steps_per_epoch;
+    if (!(opts.max_lr > 0.0f) || total < 1 || opts.pct_start < 0.0f || opts.pct_start > 1.0f) {
+        nn__misuse("nn_onecycle: needs max_lr > 0, total_steps (or epochs and steps_per_epoch) "
+                   ">= 1 and pct_start in [0,1]; got max_lr=%g total=%d", (double)opts.max_lr, total);
+        return NULL;
+    }
+    if ((cyc = nn__want_cycle("nn_onecycle", o, opts.cycle_momentum)) < 0) return NULL;
+    if (!(s = nn__sched_new("nn_onecycle", o, NN__S_ONECYCLE))) return NULL;
+    s->hi_lr = nn__f2d(opts.max_lr);
+    s->lo_lr = s->hi_lr / nn__optv(opts.div_factor, 25.0);           /* initial lr */
+    s->min_lr = s->lo_lr / nn__optv(opts.final_div_factor, 1e4);
+    s->period = total;
+    s->pct = nn__optv(opts.pct_start, 0.3);
+    s->anneal = opts.anneal_strategy;
+    s->cycle_mom = cyc;
+    s->lo_mom = nn__optv(opts.base_momentum, 0.85);
+    s->hi_mom = nn__optv(opts.max_momentum, 0.95);
+    s->three_phase = opts.three_phase;
+    return nn__sched_start(s);
+}
+
+NNDEF nn_sched *nn_warmup(nn_optim *o, nn_warmup_opts opts) {
+    nn_sched *s;
+    if (opts.warmup_steps < 1 || opts.start_factor < 0.0f || opts.start_factor > 1.0f ||
+        (opts.then && opts.then->opt != o)) {
+        nn__misuse("nn_warmup: needs warmup_steps >= 1, start_factor in [0,1] and a `then` "
+                   "schedule on the same optimizer");
+        return NULL;
+    }
+    if (!(s = nn__sched_new("nn_warmup", o, NN__S_WARMUP))) return NULL;
+    s->period = opts.warmup_steps;
+    s->factor = nn__optv(opts.start_factor, 1.0 / 3.0);
+    s->then = opts.then;
+    return nn__sched_start(s);
+}
+
+NNDEF nn_sched *nn_reduce_on_plateau(nn_optim *o, nn_reduce_on_plateau_opts opts) {
+    nn_sched *s;
+    if (opts.factor < 0.0f || opts.factor >= 1.0f || opts.cooldown < 0 || opts.min_lr < 0.0f) {
+        nn__misuse("nn_reduce_on_plateau: needs factor in (0,1), cooldown >= 0 and min_lr >= 0");
+        return NULL;
+    }
+    if (!(s = nn__sched_new("nn_reduce_on_plateau", o, NN__S_PLATEAU))) return NULL;
+    s->mode = opts.mode;
+    s->factor = nn__optv(opts.factor, 0.1);
+    s->patience = opts.patience > 0 ? opts.patience : opts.patience < 0 ? 0 : 10;
+    s->threshold = nn__optv(opts.threshold, 1e-4);
+    s->threshold_mode = opts.threshold_mode;
+    s->cooldown = opts.cooldown;
+    s->min_lr = nn__optv(opts.min_lr, 0.0);
+    s->eps = nn__optv(opts.eps, 1e-8);
+    s->best = opts.mode == NN_MODE_MAX ? -HUGE_VAL : HUGE_VAL;
+    return s;
+}
+
+NNDEF nn_sched *nn_increase_batch(nn_optim *o, nn_increase_batch_opts opts) {
+    nn_sched *s;
+    if (!opts.loader || opts.batch_size < 1 || opts.dataset_size < 1 || opts.factor < 0.0f ||
+        (opts.factor > 0.0f && opts.factor <= 1.0f) || opts.max_batch_size < 0) {
+        nn__misuse("nn_increase_batch: needs a loader, its batch_size >= 1, dataset_size >= 1 "
+                   "and factor > 1 (got batch_size=%d dataset_size=%d factor=%g)",
+                   opts.batch_size, opts.dataset_size, (double)opts.factor);
+        return NULL;
+    }
+    if (!(s = nn__sched_new("nn_increase_batch", o, NN__S_BATCH))) return NULL;
+    s->loader = opts.loader;
+    s->batch = opts.batch_size;
+    s->dataset_size = opts.dataset_size;
+    s->max_batch = opts.max_batch_size;
+    s->factor = nn__optv(opts.factor, 5.0);
+    memcpy(s->milestones, opts.milestones, sizeof s->milestones);
+    nn_loader_set_batch_size(opts.loader, opts.batch_size);
+    return s;
+}
+
+static double nn__sched_anneal(int linear, double start, double end, double pct) {
+    return linear ? (end - start) * pct + start : end + (start - end) / 2.0 * (cos(NN__PI_D * pct) + 1.0);
+}
+
+/* The lr (and momentum) at step t for the stateless schedules. */
+static void nn__sched_apply(nn_sched *s) {
+    double lr = s->base_lr, t = (double)s->t, mom = -1.0;
+    int i, k;
+    switch (s->kind) {
+    case NN__S_CONSTANT:
+        lr = s->base_lr * (s->t < s->period ? s->factor : 1.0);
+        break;
+    case NN__S_STEP:
+        lr = s->base_lr * pow(s->gamma, (double)(s->t / s->period));
+        break;
+    case NN__S_MULTISTEP:
+        for (k = 0, i = 0; i < NN_MAX_MILESTONES && s->milestones[i]; i++) k += s->milestones[i] <= s->t;
+        lr = s->base_lr * pow(s->gamma, (double)k);
+        break;
+    case NN__S_EXP:
+        lr = s->base_lr * pow(s->gamma, t);
+        break;
+    case NN__S_INVTIME: {
+        double p = s->staircase ? (double)(s->t / s->period) : t / (double)s->period;
+        lr = s->base_lr / (1.0 + s->gamma * p);
+        break;
+    }
+    case NN__S_POLY: {
+        double frac = 1.0 - (double)NN__MIN(s->t, (long)s->period) / (double)s->period;
+        lr = (s->base_lr - s->end_lr) * pow(frac, s->power) + s->end_lr;
+        break;
+    }
+    case NN__S_COSINE:
+        lr = s->eta_min + (s->base_lr - s->eta_min) *
+             (1.0 + cos(NN__PI_D * t / (double)s->period)) / 2.0;
+        break;
+    case NN__S_SGDR: {
+        long cur = s->t, ti = s->period;
+        if (s->mult == 1) cur = s->t % s->period; /* O(1); the loop below is O(log t) */
+        else
+            while (cur >= ti) {
+                cur -= ti;
+                ti *= s->mult;
+            }
+        s->restarted = s->t > 0 && cur == 0;
+        lr = s->eta_min + (s->base_lr - s->eta_min) *
+             (1.0 + cos(NN__PI_D * (double)cur / (double)ti)) / 2.0;
+        break;
+    }
+    case NN__S_CYCLIC: {
+        double total = (double)s->period + (double)s->period2;
+        double ratio = (double)s->period / total;
+        double cycle = floor(1.0 + t / total), x = 1.0 + t / total - cycle;
+        double sf = x <= ratio ? x / ratio : (x - 1.0) / (ratio - 1.0), amp;
+        if (s->mode == NN_CYCLIC_TRIANGULAR) amp = 1.0;
+        else if (s->mode == NN_CYCLIC_TRIANGULAR2) amp = 1.0 / pow(2.0, cycle - 1.0);
+        else amp = pow(s->gamma, t);
+        lr = s->lo_lr + (s->hi_lr - s->lo_lr) * sf * amp;
+        if (s->cycle_mom) mom = s->hi_mom - (s->hi_mom - s->lo_mom) * sf * amp;
+        break;
+    }
+    case NN__S_ONECYCLE: {
+        /* phases: (end step, start lr, end lr, start momentum, end momentum) */
+        double ph[3][5];
+        int nph = s->three_phase ? 3 : 2;
+        double start = 0.0, step = (double)NN__MIN(s->t, (long)s->period);
+        double T = (double)s->period;
+        ph[0][0] = s->pct * T - 1.0; ph[0][1] = s->lo_lr; ph[0][2] = s->hi_lr;
+        ph[0][3] = s->hi_mom; ph[0][4] = s->lo_mom;
+        if (s->three_phase) {
+            ph[1][0] = 2.0 * s->pct * T - 2.0; ph[1][1] = s->hi_lr; ph[1][2] = s->lo_lr;
+            ph[1][3] = s->lo_mom; ph[1][4] = s->hi_mom;
+            ph[2][0] = T - 1.0; ph[2][1] = s->lo_lr; ph[2][2] = s->min_lr;
+            ph[2][3] = s->hi_mom; ph[2][4] = s->hi_mom;
+        } else {
+            ph[1][0] = T - 1.0; ph[1][1] = s->hi_lr; ph[1][2] = s->min_lr;
+            ph[1][3] = s->lo_mom; ph[1][4] = s->hi_mom;
+        }
+        for (i = 0; i < nph; i++) {
+            if (step <= ph[i][0] || i == nph - 1) {
+                double span = ph[i][0] - start;
+                double pct = span != 0.0 ? (step - start) / span : 1.0;
+                lr = nn__sched_anneal(s->anneal == NN_ANNEAL_LINEAR, ph[i][1], ph[i][2], pct);
+                if (s->cycle_mom) mom = nn__sched_anneal(s->anneal == NN_ANNEAL_LINEAR, ph[i][3], ph[i][4], pct);
+                break;
+            }
+            start = ph[i][0];
+        }
+        break;
+    }
+    case NN__S_WARMUP:
+        if (s->t < s->period || !s->then) {
+            double f = (double)NN__MIN(s->t, (long)s->period) / (double)s->period;
+            lr = s->base_lr * (s->factor + (1.0 - s->factor) * f);
+        } else {
+            s->then->t = s->t - s->period;
+            if (s->then->kind == NN__S_PLATEAU || s->then->kind == NN__S_BATCH) {
+                if (s->then->t == 0) nn__optim_set_lr_d(s->opt, s->base_lr);
+            } else {
+                nn__sched_apply(s->then);
+            }
+            return;
+        }
+        break;
+    default:
+        return;   /* plateau and batch schedules act in nn_sched_step */
+    }
+    nn__optim_set_lr_d(s->opt, lr);
+    if (mom >= 0.0) nn__optim_set_mom_d(s->opt, mom);
+}
+
+static void nn__plateau_step(nn_sched *s, double v) {
+    int better;
+    s->t++;
+    if (s->mode == NN_MODE_MIN)
+        better = s->threshold_mode == NN_THRESHOLD_REL ? v < s->best * (1.0 - s->threshold)
+                                                       : v < s->best - s->threshold;
+    else
+        better = s->threshold_mode == NN_THRESHOLD_REL ? v > s->best * (1.0 + s->threshold)
+                                                       : v > s->best + s->threshold;
+    if (better) {
+        s->best = v;
+        s->num_bad = 0;
+    } else {
+        s->num_bad++;
+    }
+    if (s->cooldown_left > 0) {
+        s->cooldown_left--;
+        s->num_bad = 0;
+    }
+    if (s->num_bad > s->patience) {
+        double old = nn__optim_lr_d(s->opt), lr = old * s->factor;
+        if (lr < s->min_lr) lr = s->min_lr;
+        if (old - lr > s->eps) nn__optim_set_lr_d(s->opt, lr);
+        s->cooldown_left = s->cooldown;
+        s->num_bad = 0;
+    }
+}
+
+static void nn__batch_step(nn_sched *s) {
+    int i;
+    s->t++;
+    for (i = 0; i < NN_MAX_MILESTONES && s->milestones[i]; i++) {
+        if (s->milestones[i] != s->t) continue;
+        {
+            double grown = (double)s->batch * s->factor;
+            if (!s->max_batch || grown <= (double)s->max_batch + 1e-9) {
+                s->batch = (int)(grown + 0.5);
+                nn_loader_set_batch_size(s->loader, s->batch);
+            } else {
+                nn__optim_set_lr_d(s->opt, nn__optim_lr_d(s->opt) / s->factor);
+            }
+        }
+    }
+}
+
+static void nn__sched_advance(nn_sched *s, int has_metric, double v) {
+    if (!s) {
+        nn__misuse("nn_sched_step: NULL schedule");
+        return;
+    }
+    if (s->kind == NN__S_PLATEAU) {
+        if (!has_metric) {
+            nn__misuse("nn_sched_step: reduce-on-plateau is stepped with nn_sched_step_metric(s, value)");
+            return;
+        }
+        nn__plateau_step(s, v);
+        return;
+    }
+    if (s->kind == NN__S_BATCH) {
+        nn__batch_step(s);
+        return;
+    }
+    if (s->kind == NN__S_WARMUP && s->then && s->t >= s->period &&
+        (s->then->kind == NN__S_PLATEAU || s->then->kind == NN__S_BATCH)) {
+        s->t++;
+        nn__sched_advance(s->then, has_metric, v);
+        return;
+    }
+    s->t++;
+    nn__sched_apply(s);
+}
+
+NNDEF void nn_sched_step(nn_sched *s) { nn__sched_advance(s, 0, 0.0); }
+NNDEF void nn_sched_step_metric(nn_sched *s, float value) { nn__sched_advance(s, 1, (double)value); }
+NNDEF long nn_sched_get_step(const nn_sched *s) { return s ? s->t : 0; }
+
+NNDEF int nn_sched_restarted(const nn_sched *s) {
+    if (!s) return 0;
+    if (s->kind == NN__S_WARMUP) return s->then && s->t > s->period ? nn_sched_restarted(s->then) : 0;
+    return s->kind == NN__S_SGDR ? s->restarted : 0;
+}
+
+NNDEF int nn_sched_batch_size(const nn_sched *s) {
+    if (s && s->kind == NN__S_WARMUP) return nn_sched_batch_size(s->then);
+    return s && s->kind == NN__S_BATCH ? s->batch : 0;
+}
+
+NNDEF float nn_sched_noise_scale(const nn_sched *s) {
+    double m;
+    if (s && s->kind == NN__S_WARMUP) return nn_sched_noise_scale(s->then);
+    if (!s || s->kind != NN__S_BATCH) return 0.0f;
+    m = nn__optim_mom_d(s->opt);
+    return (float)(nn__optim_lr_d(s->opt) * (double)s->dataset_size / ((double)s->batch * (1.0 - m)));
+}
+
+NNDEF void nn_sched_free(nn_sched *s) {
+    if (!s) return;
+    nn_sched_free(s->then);
+    nn__free(s);
+}
+
 /* ===== >>io (implementation) ============================================= */
+
+/* ----- saving and restoring state -----
+   Little-endian records: "nnoptim\0", u32 version, the optimizer record
+   (recursive for Lookahead), u32 has_schedule, the schedule record. */
+
+#define NN__STATE_VERSION 1u
+
+typedef struct nn__st_wbuf {
+    unsigned char *p;
+    size_t cap, pos;
+} nn__st_wbuf;
+typedef struct nn__st_rbuf {
+    const unsigned char *p;
+    size_t size, pos;
+    int bad;
+} nn__st_rbuf;
+
+static void nn__st_put(nn__st_wbuf *w, const void *src, size_t n) {
+    if (w->p && w->pos + n <= w->cap) memcpy(w->p + w->pos, src, n);
+    w->pos += n;
+}
+static void nn__st_put_u64(nn__st_wbuf *w, uint64_t v) {
+    unsigned char b[8];
+    int i;
+    for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+    nn__st_put(w, b, 8);
+}
+static void nn__st_put_u32(nn__st_wbuf *w, uint32_t v) {
+    unsigned char b[4];
+    int i;
+    for (i = 0; i < 4; i++) b[i] = (unsigned char)(v >> (8 * i));
+    nn__st_put(w, b, 4);
+}
+static void nn__st_put_f64(nn__st_wbuf *w, double v) {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    nn__st_put_u64(w, u);
+}
+static void nn__st_put_floats(nn__st_wbuf *w, const float *f, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &f[i], 4);
+        nn__st_put_u32(w, u);
+    }
+}
+static int nn__st_get(nn__st_rbuf *r, void *dst, size_t n) {
+    if (r->bad || r->pos + n > r->size) {
+        r->bad = 1;
+        memset(dst, 0, n);
+        return 0;
+    }
+    memcpy(dst, r->p + r->pos, n);
+    r->pos += n;
+    return 1;
+}
+static uint64_t nn__st_get_u64(nn__st_rbuf *r) {
+    unsigned char b[8];
+    uint64_t v = 0;
+    int i;
+    nn__st_get(r, b, 8);
+    for (i = 7; i >= 0; i--) v = (v << 8) | b[i];
+    return v;
+}
+static uint32_t nn__st_get_u32(nn__st_rbuf *r) {
+    unsigned char b[4];
+    uint32_t v = 0;
+    int i;
+    nn__st_get(r, b, 4);
+    for (i = 3; i >= 0; i--) v = (v << 8) | b[i];
+    return v;
+}
+static double nn__st_get_f64(nn__st_rbuf *r) {
+    uint64_t u = nn__st_get_u64(r);
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+static void nn__st_get_floats(nn__st_rbuf *r, float *f, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        uint32_t u = nn__st_get_u32(r);
+        memcpy(&f[i], &u, 4);
+    }
+}
+
+static void nn__optim_write(nn__st_wbuf *w, const nn_optim *o) {
+    int i, k;
+    nn__st_put_u32(w, (uint32_t)o->kind);
+    nn__st_put_u32(w, (uint32_t)o->n);
+    if (o->kind == NN__OPT_LOOKAHEAD) {
+        nn__st_put_u64(w, (uint64_t)o->la_count);
+        for (i = 0; i < o->n; i++) nn__st_put_floats(w, o->slot[0][i], o->params[i]->numel);
+        nn__optim_write(w, o->inner);
+        return;
+    }
+    nn__st_put_f64(w, o->lr);
+    nn__st_put_f64(w, o->momentum);
+    nn__st_put_f64(w, o->beta1);
+    for (i = 0; i < o->n; i++) {
+        uint32_t len = (uint32_t)strlen(o->names[i]), mask = 0;
+        nn__st_put_u32(w, len);
+        nn__st_put(w, o->names[i], len);
+        nn__st_put_u64(w, (uint64_t)o->params[i]->numel);
+        nn__st_put_f64(w, o->lr_scale[i]);
+        nn__st_put_f64(w, o->wd[i]);
+        nn__st_put_u32(w, o->frozen[i]);
+        nn__st_put_u64(w, (uint64_t)o->steps[i]);
+        nn__st_put_floats(w, &o->mu_prod[i], 1);
+        for (k = 0; k < NN__SLOTS; k++)
+            if (o->slot[k][i]) mask |= 1u << k;
+        nn__st_put_u32(w, mask);
+        for (k = 0; k < NN__SLOTS; k++)
+            if (o->slot[k][i]) nn__st_put_floats(w, o->slot[k][i], o->params[i]->numel);
+    }
+}
+
+static nn_status nn__optim_read(nn__st_rbuf *r, nn_optim *o, const char *where) {
+    int i, k;
+    uint32_t kind = nn__st_get_u32(r), n = nn__st_get_u32(r);
+    if (r->bad) return nn__error(NN_ERR_FORMAT, "%s: truncated optimizer record", where);
+    if (kind != (uint32_t)o->kind)
+        return nn__error(NN_ERR_FORMAT, "%s: state of a %s optimizer, this one is %s", where,
+                         kind < NN__OPT_KINDS ? nn__optim_names[kind] : "unknown",
+                         nn__optim_names[o->kind]);
+    if (n != (uint32_t)o->n)
+        return nn__error(NN_ERR_FORMAT, "%s: state for %u parameters, this optimizer has %d",
+                         where, (unsigned)n, o->n);
+    if (o->kind == NN__OPT_LOOKAHEAD) {
+        o->la_count = (long)nn__st_get_u64(r);
+        for (i = 0; i < o->n; i++) nn__st_get_floats(r, o->slot[0][i], o->params[i]->numel);
+        if (r->bad) return nn__error(NN_ERR_FORMAT, "%s: truncated Lookahead record", where);
+        return nn__optim_read(r, o->inner, where);
+    }
+    o->lr = nn__st_get_f64(r);
+    o->momentum = nn__st_get_f64(r);
+    o->beta1 = nn__st_get_f64(r);
+    for (i = 0; i < o->n; i++) {
+        uint32_t len = nn__st_get_u32(r), mask;
+        uint64_t numel;
+        const char *name = o->names[i], *stored;
+        /* the stored name is compared where it lies: any length works */
+        if (r->bad || len > r->size - r->pos || len > 0x7fffffffu)
+            return nn__error(NN_ERR_FORMAT, "%s: bad or truncated name of parameter %d", where, i);
+        stored = (const char *)r->p + r->pos;
+        r->pos += len;
+        numel = nn__st_get_u64(r);
+        if (strlen(name) != len || memcmp(stored, name, len) != 0 ||
+            numel != (uint64_t)o->params[i]->numel)
+            return nn__error(NN_ERR_FORMAT,
+                             "%s: parameter %d is \"%.*s\" with %llu elements in the state, "
+                             "\"%s\" with %zu here", where, i, (int)len, stored,
+                             (unsigned long long)numel, name, o->params[i]->numel);
+        o->lr_scale[i] = nn__st_get_f64(r);
+        o->wd[i] = nn__st_get_f64(r);
+        o->frozen[i] = (unsigned char)(nn__st_get_u32(r) != 0);
+        o->steps[i] = (long)nn__st_get_u64(r);
+        nn__st_get_floats(r, &o->mu_prod[i], 1);
+        mask = nn__st_get_u32(r);
+        for (k = 0; k < NN__SLOTS; k++) {
+            if (((mask >> k) & 1u) != (o->slot[k][i] != NULL))
+                return nn__error(NN_ERR_FORMAT, "%s: parameter \"%s\": the state buffers differ "
+                                 "(an option such as momentum, centered or amsgrad changed)",
+                                 where, name);
+            if (o->slot[k][i]) nn__st_get_floats(r, o->slot[k][i], o->params[i]->numel);
+        }
+        if (r->bad) return nn__error(NN_ERR_FORMAT, "%s: truncated optimizer state", where);
+    }
+    return NN_OK;
+}
+
+static void nn__sched_write(nn__st_wbuf *w, const nn_sched *s) {
+    nn__st_put_u32(w, (uint32_t)s->kind);
+    nn__st_put_u64(w, (uint64_t)s->t);
+    nn__st_put_f64(w, s->base_lr);
+    nn__st_put_f64(w, s->best);
+    nn__st_put_u32(w, (uint32_t)s->num_bad);
+    nn__st_put_u32(w, (uint32_t)s->cooldown_left);
+    nn__st_put_u32(w, (uint32_t)s->restarted);
+    nn__st_put_u32(w, (uint32_t)s->batch);
+    nn__st_put_f64(w, s->lo_lr);
+    nn__st_put_u32(w, s->then != NULL);
+    if (s->then) nn__sched_write(w, s->then);
+}
+
+static nn_status nn__sched_read(nn__st_rbuf *r, nn_sched *s, const char *where) {
+    uint32_t kind = nn__st_get_u32(r), has_then;
+    if (!r->bad && kind != (uint32_t)s->kind)
+        return nn__error(NN_ERR_FORMAT, "%s: the state holds a different kind of schedule", where);
+    s->t = (long)nn__st_get_u64(r);
+    s->base_lr = nn__st_get_f64(r);
+    s->best = nn__st_get_f64(r);
+    s->num_bad = (int)nn__st_get_u32(r);
+    s->cooldown_left = (int)nn__st_get_u32(r);
+    s->restarted = (int)nn__st_get_u32(r);
+    s->batch = (int)nn__st_get_u32(r);
+    s->lo_lr = nn__st_get_f64(r);
+    has_then = nn__st_get_u32(r);
+    if (r->bad) return nn__error(NN_ERR_FORMAT, "%s: truncated schedule record", where);
+    if ((has_then != 0) != (s->then != NULL))
+        return nn__error(NN_ERR_FORMAT, "%s: the warmup's inner schedule differs", where);
+    if (s->kind == NN__S_BATCH && s->batch > 0) nn_loader_set_batch_size(s->loader, s->batch);
+    return s->then ? nn__sched_read(r, s->then, where) : NN_OK;
+}
+
+static void nn__state_emit(nn__st_wbuf *w, const nn_optim *o, const nn_sched *s) {
+    nn__st_put(w, "nnoptim", 8);
+    nn__st_put_u32(w, NN__STATE_VERSION);
+    nn__optim_write(w, o);
+    nn__st_put_u32(w, s != NULL);
+    if (s) nn__sched_write(w, s);
+}
+
+NNDEF size_t nn_optim_state_write(const nn_optim *o, const nn_sched *s, void *buf, size_t cap) {
+    nn__st_wbuf w;
+    if (!o) {
+        nn__misuse("nn_optim_state_write: NULL optimizer");
+        return 0;
+    }
+    /* A dry run measures; the buffer is written only when all of it fits. */
+    w.p = NULL;
+    w.cap = 0;
+    w.pos = 0;
+    nn__state_emit(&w, o, s);
+    if (buf && w.pos <= cap) {
+        size_t size = w.pos;
+        w.p = (unsigned char *)buf;
+        w.cap = cap;
+        w.pos = 0;
+        nn__state_emit(&w, o, s);
+        NN_ASSERT(w.pos == size);
+    }
+    return w.pos;
+}
+
+/* Parse buf into o (and s), storing as it goes: on failure part of the
+   state may have changed, so nn__state_read keeps a backup. */
+static nn_status nn__state_apply(nn_optim *o, nn_sched *s, const void *buf, size_t size,
+                                 const char *where) {
+    nn__st_rbuf r;
+    char magic[8];
+    uint32_t version, has_sched;
+    nn_status st;
+    r.p = (const unsigned char *)buf;
+    r.size = size;
+    r.pos = 0;
+    r.bad = 0;
+    if (!nn__st_get(&r, magic, 8) || memcmp(magic, "nnoptim", 8) != 0)
+        return nn__error(NN_ERR_FORMAT, "%s: not an nn.h optimizer state (wrong magic)", where);
+    version = nn__st_get_u32(&r);
+    if (version != NN__STATE_VERSION)
+        return nn__error(NN_ERR_FORMAT, "%s: state version %u, this nn.h reads %u", where,
+                         (unsigned)version, NN__STATE_VERSION);
+    if ((st = nn__optim_read(&r, o, where)) != NN_OK) return st;
+    has_sched = nn__st_get_u32(&r);
+    if (r.bad) return nn__error(NN_ERR_FORMAT, "%s: truncated", where);
+    if (s && !has_sched) return nn__error(NN_ERR_FORMAT, "%s: holds no schedule state", where);
+    if (s && (st = nn__sched_read(&r, s, where)) != NN_OK) return st;
+    return NN_OK;
+}
+
+/* All or nothing: the current state is saved first and put back if buf
+   turns out to be bad, so a failed load leaves o and s as they were. */
+static nn_status nn__state_read(nn_optim *o, nn_sched *s, const void *buf, size_t size,
+                                const char *where) {
+    size_t bsize;
+    void *backup;
+    nn_status st;
+    if (!o || !buf) {
+        nn__misuse("%s: NULL optimizer or buffer", where);
+        return NN_ERR_ARG;
+    }
+    bsize = nn_optim_state_write(o, s, NULL, 0);
+    if (!(backup = nn__malloc(bsize))) return NN_ERR_OOM;
+    nn_optim_state_write(o, s, backup, bsize);
+    st = nn__state_apply(o, s, buf, size, where);
+    if (st != NN_OK) {
+        char msg[sizeof nn__errbuf];
+        memcpy(msg, nn__errbuf, sizeof msg); /* keep the first error's message */
+        nn__state_apply(o, s, backup, bsize, where);
+        memcpy(nn__errbuf, msg, sizeof msg);
+    }
+    nn__free(backup);
+    return st;
+}
+
+NNDEF nn_status nn_optim_state_read(nn_optim *o, nn_sched *s, const void *buf, size_t size) {
+    return nn__state_read(o, s, buf, size, "nn_optim_state_read");
+}
+
+/* Files are checkpoints now (>>io); these two write and read one holding
+   only the optimizer and the schedule. */
+static nn_status nn__ckpt_save(const char *who, const char *path, const nn_checkpoint *c, int with_rng);
+static nn_status nn__ckpt_load_file(const char *who, const char *path, nn_checkpoint *c, int with_rng);
+
+NNDEF nn_status nn_optim_save(const nn_optim *o, const nn_sched *s, const char *path) {
+    nn_checkpoint c;
+    if (!o || !path) {
+        nn__misuse("nn_optim_save: NULL optimizer or path");
+        return NN_ERR_ARG;
+    }
+    memset(&c, 0, sizeof c);
+    c.optim = (nn_optim *)o;   /* only read */
+    c.sched = (nn_sched *)s;
+    return nn__ckpt_save("nn_optim_save", path, &c, 0);
+}
+
+NNDEF nn_status nn_optim_load(nn_optim *o, nn_sched *s, const char *path) {
+    nn_checkpoint c;
+    if (!o || !path) {
+        nn__misuse("nn_optim_load: NULL optimizer or path");
+        return NN_ERR_ARG;
+    }
+    memset(&c, 0, sizeof c);
+    c.optim = o;
+    c.sched = s;
+    return nn__ckpt_load_file("nn_optim_load", path, &c, 0);
+}
+
 
 #include <limits.h>
 #if defined(__unix__) || defined(__APPLE__)
@@ -13358,6 +13009,390 @@ NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c) {
 }
 
 /* ===== >>train (implementation) ========================================== */
+
+/* ----- SVG line plots ----- */
+
+static double nn__plot_axis(double v, int logscale) { return logscale ? log10(v > 1e-30 ? v : 1e-30) : v; }
+
+/* Round tick spacing (1, 2 or 5 times a power of ten) for a linear span. */
+static double nn__plot_tick(double span) {
+    double raw = span / 5.0, p = pow(10.0, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0) * p;
+}
+
+NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int nseries,
+                            nn_plot_opts opts) {
+    static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+    int W = opts.width > 0 ? opts.width : 720, H = opts.height > 0 ? opts.height : 440;
+    double L = 70.0, R = 160.0, T = 40.0, B = 50.0, x0 = HUGE_VAL, x1 = -HUGE_VAL, y0v = HUGE_VAL,
+           y1v = -HUGE_VAL, pw, ph, v, st;
+    int i, j;
+    FILE *f;
+    if (!path || (nseries && !series)) {
+        nn__misuse("nn_plot_svg: NULL path or series");
+        return NN_ERR_ARG;
+    }
+    for (i = 0; i < nseries; i++)
+        for (j = 0; j < series[i].n; j++) {
+            double xv = (double)series[i].x[j], yv = (double)series[i].y[j];
+            if (!(xv == xv) || !(yv == yv) || fabs(yv) > 1e30 || (opts.logx && xv <= 0.0) ||
+                (opts.logy && yv <= 0.0))
+                continue;
+            xv = nn__plot_axis(xv, opts.logx);
+            yv = nn__plot_axis(yv, opts.logy);
+            if (xv < x0) x0 = xv;
+            if (xv > x1) x1 = xv;
+            if (yv < y0v) y0v = yv;
+            if (yv > y1v) y1v = yv;
+        }
+    if (x0 > x1) { x0 = 0.0; x1 = 1.0; y0v = 0.0; y1v = 1.0; }
+    if (x1 - x0 < 1e-12) { x0 -= 0.5; x1 += 0.5; }
+    if (y1v - y0v < 1e-12) { y0v -= 0.5; y1v += 0.5; }
+    v = (y1v - y0v) * 0.05;
+    y0v -= v;
+    y1v += v;
+    if (!(f = fopen(path, "w"))) return nn__error(NN_ERR_IO, "nn_plot_svg: %s: cannot open for writing", path);
+    pw = (double)W - L - R;
+    ph = (double)H - T - B;
+#define NN__PX(xv) (L + ((xv) - x0) / (x1 - x0) * pw)
+#define NN__PY(yv) (T + ph - ((yv) - y0v) / (y1v - y0v) * ph)
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    if (opts.title)
+        fprintf(f, "<text x=\"%g\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">%s</text>\n",
+                L + pw / 2.0, opts.title);
+    /* grid and ticks */
+    st = opts.logx ? 1.0 : nn__plot_tick(x1 - x0);
+    if (opts.logx && x1 - x0 > 12.0) st = ceil((x1 - x0) / 10.0);
+    for (v = ceil(x0 / st) * st; v <= x1 + 1e-9 * st; v += st) {
+        double px = NN__PX(v);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", px, T, px, T + ph);
+        if (opts.logx) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">1e%d</text>\n", px, T + ph + 16.0, (int)floor(v + 0.5));
+        else fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", px, T + ph + 16.0, fabs(v) < 1e-12 * st ? 0.0 : v);
+    }
+    st = opts.logy ? 1.0 : nn__plot_tick(y1v - y0v);
+    if (opts.logy && y1v - y0v > 12.0) st = ceil((y1v - y0v) / 10.0);
+    for (v = ceil(y0v / st) * st; v <= y1v + 1e-9 * st; v += st) {
+        double py = NN__PY(v);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, py, L + pw, py);
+        if (opts.logy) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", L - 6.0, py + 4.0, (int)floor(v + 0.5));
+        else fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", L - 6.0, py + 4.0, fabs(v) < 1e-12 * st ? 0.0 : v);
+    }
+    fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", L, T, pw, ph);
+    if (opts.xlabel)
+        fprintf(f, "<text x=\"%g\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", L + pw / 2.0, H - 12, opts.xlabel);
+    if (opts.ylabel)
+        fprintf(f, "<text transform=\"translate(16,%g) rotate(-90)\" text-anchor=\"middle\">%s</text>\n",
+                T + ph / 2.0, opts.ylabel);
+    if (opts.mark_x > 0.0f && (!opts.logx || opts.mark_x > 0.0f)) {
+        double px = NN__PX(nn__plot_axis((double)opts.mark_x, opts.logx));
+        if (px >= L && px <= L + pw)
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"black\" "
+                       "stroke-dasharray=\"5,4\"/>\n", px, T, px, T + ph);
+    }
+    for (i = 0; i < nseries; i++) {
+        const char *col = colors[i % 10];
+        int open = 0;
+        for (j = 0; j < series[i].n; j++) {
+            double xv = (double)series[i].x[j], yv = (double)series[i].y[j];
+            int ok = xv == xv && yv == yv && fabs(yv) <= 1e30 && (!opts.logx || xv > 0.0) &&
+                     (!opts.logy || yv > 0.0);
+            if (ok) {
+                double py = NN__PY(nn__plot_axis(yv, opts.logy));
+                if (py < T) py = T;   /* clip what leaves the box upward */
+                if (!open) fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", col);
+                fprintf(f, "%.1f,%.1f ", NN__PX(nn__plot_axis(xv, opts.logx)), py);
+                open = 1;
+            } else if (open) {
+                fprintf(f, "\"/>\n");
+                open = 0;
+            }
+        }
+        if (open) fprintf(f, "\"/>\n");
+        fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"3\"/>\n",
+                L + pw + 12.0, T + 10.0 + 18.0 * i, L + pw + 32.0, T + 10.0 + 18.0 * i, col);
+        fprintf(f, "<text x=\"%g\" y=\"%g\">%s</text>\n", L + pw + 38.0, T + 14.0 + 18.0 * i,
+                series[i].name ? series[i].name : "");
+    }
+#undef NN__PX
+#undef NN__PY
+    fprintf(f, "</svg>\n");
+    if (fclose(f) != 0) return nn__error(NN_ERR_IO, "nn_plot_svg: %s: write failed", path);
+    return NN_OK;
+}
+
+/* ----- the LR range test ----- */
+
+static size_t nn__snapshot_copy(nn_module *m, unsigned char *buf, int to_module);
+
+NNDEF nn_status nn_lr_find(nn_optim *o, nn_lr_find_fn fn, void *user, nn_lr_find_opts opts,
+                           nn_lr_find_result *out) {
+    nn_optim *b = nn__optim_base(o);
+    double start, end, beta, diverge, avg = 0.0, best = HUGE_VAL, lr0;
+    size_t state_size, total;
+    unsigned char *state = NULL, *saved = NULL;
+    int n, i, k;
+    if (!b || !fn || !out) {
+        nn__misuse("nn_lr_find: needs an optimizer, a function and a result");
+        return NN_ERR_ARG;
+    }
+    memset(out, 0, sizeof *out);
+    start = nn__optv(opts.start_lr, 1e-7);
+    end = nn__optv(opts.end_lr, 10.0);
+    n = opts.num_steps > 0 ? opts.num_steps : 100;
+    beta = nn__optv(opts.smoothing, 0.98);
+    diverge = nn__optv(opts.diverge, 4.0);
+    if (!(end > start) || n < 2 || beta >= 1.0) {
+        nn__misuse("nn_lr_find: needs end_lr > start_lr > 0, num_steps >= 2 and smoothing < 1");
+        return NN_ERR_ARG;
+    }
+    /* Save the weights, buffers (running statistics) and optimizer state:
+       the test must not train the model. */
+    total = nn__snapshot_copy(b->module, NULL, 0);
+    state_size = nn_optim_state_write(o, NULL, NULL, 0);
+    state = (unsigned char *)nn__malloc(state_size);
+    saved = (unsigned char *)nn__malloc(total);
+    out->lr = (float *)nn__calloc((size_t)n, sizeof(float));
+    out->loss = (float *)nn__calloc((size_t)n, sizeof(float));
+    out->smoothed = (float *)nn__calloc((size_t)n, sizeof(float));
+    if (!state || !saved || !out->lr || !out->loss || !out->smoothed) {
+        nn__free(state);
+        nn__free(saved);
+        nn_lr_find_free(out);
+        return NN_ERR_OOM;
+    }
+    nn_optim_state_write(o, NULL, state, state_size);
+    nn__snapshot_copy(b->module, saved, 0);
+    lr0 = b->lr;
+    for (i = 0; i < n; i++) {
+        double lr = start * pow(end / start, (double)i / (double)(n - 1)), loss, sm;
+        nn__optim_set_lr_d(o, lr);
+        nn_zero_grad(o);
+        loss = (double)fn(user);
+        if (!(loss == loss) || fabs(loss) > 1e30) break;
+        nn_step(o);
+        avg = beta * avg + (1.0 - beta) * loss;
+        sm = avg / (1.0 - pow(beta, (double)(i + 1)));
+        out->lr[i] = (float)lr;
+        out->loss[i] = (float)loss;
+        out->smoothed[i] = (float)sm;
+        out->n = i + 1;
+        if (sm < best) {
+            best = sm;
+            out->best = i;
+        }
+        if (i > 0 && sm > diverge * best) break;
+    }
+    /* restore */
+    nn__snapshot_copy(b->module, saved, 1);
+    nn_optim_state_read(o, NULL, state, state_size);
+    b->lr = lr0;
+    nn_zero_grad(o);
+    nn__free(state);
+    nn__free(saved);
+    if (out->n == 0) return nn__error(NN_ERR_ARG, "nn_lr_find: the first loss was not finite");
+    /* the steepest fall of the smoothed loss per log-lr, up to the minimum */
+    out->lr_min_div10 = out->lr[out->best] / 10.0f;
+    out->suggestion = out->lr_min_div10;
+    {
+        double steepest = HUGE_VAL;
+        for (k = 1; k <= out->best && k + 1 < out->n; k++) {
+            double slope = ((double)out->smoothed[k + 1] - (double)out->smoothed[k - 1]) /
+                           (log((double)out->lr[k + 1]) - log((double)out->lr[k - 1]));
+            if (slope < steepest) {
+                steepest = slope;
+                out->suggestion = out->lr[k];
+            }
+        }
+    }
+    return NN_OK;
+}
+
+NNDEF void nn_lr_find_free(nn_lr_find_result *r) {
+    if (!r) return;
+    nn__free(r->lr);
+    nn__free(r->loss);
+    nn__free(r->smoothed);
+    memset(r, 0, sizeof *r);
+}
+
+NNDEF nn_status nn_lr_find_write_csv(const nn_lr_find_result *r, const char *path) {
+    FILE *f;
+    int i;
+    if (!r || !path) {
+        nn__misuse("nn_lr_find_write_csv: NULL result or path");
+        return NN_ERR_ARG;
+    }
+    if (!(f = fopen(path, "w"))) return nn__error(NN_ERR_IO, "nn_lr_find_write_csv: %s: cannot open", path);
+    fprintf(f, "lr,loss,smoothed\n");
+    for (i = 0; i < r->n; i++)
+        fprintf(f, "%.6g,%.6g,%.6g\n", (double)r->lr[i], (double)r->loss[i], (double)r->smoothed[i]);
+    if (fclose(f) != 0) return nn__error(NN_ERR_IO, "nn_lr_find_write_csv: %s: write failed", path);
+    return NN_OK;
+}
+
+NNDEF nn_status nn_lr_find_write_svg(const nn_lr_find_result *r, const char *path) {
+    nn_plot_series s[2];
+    nn_plot_opts po;
+    char title[128];
+    if (!r || !path) {
+        nn__misuse("nn_lr_find_write_svg: NULL result or path");
+        return NN_ERR_ARG;
+    }
+    s[0].name = "smoothed";
+    s[0].x = r->lr;
+    s[0].y = r->smoothed;
+    s[0].n = r->n;
+    s[1].name = "raw loss";
+    s[1].x = r->lr;
+    s[1].y = r->loss;
+    s[1].n = r->n;
+    memset(&po, 0, sizeof po);
+    snprintf(title, sizeof title, "LR range test (suggested lr %.3g)", (double)r->suggestion);
+    po.title = title;
+    po.xlabel = "learning rate";
+    po.ylabel = "training loss";
+    po.logx = 1;
+    po.mark_x = r->suggestion;
+    return nn_plot_svg(path, s, 2, po);
+}
+
+/* ----- snapshot ensembles ----- */
+
+struct nn_snapshots {
+    nn_module *m;
+    int max, count, next, cap; /* cap: slots of snap allocated (they grow to max as needed) */
+    size_t nbytes;
+    unsigned char **snap;
+    unsigned char *backup;
+};
+
+/* Copy the module's parameters and buffers into a flat buffer, or back. */
+typedef struct nn__copy_ctx {
+    unsigned char *buf;
+    size_t off;
+    int to_module;
+} nn__copy_ctx;
+
+static void nn__copy_tensor(nn_tensor *t, void *u) {
+    nn__copy_ctx *c = (nn__copy_ctx *)u;
+    size_t nb = nn__tensor_nbytes(t);
+    if (c->to_module) memcpy(t->data, c->buf + c->off, nb);
+    else if (c->buf) memcpy(c->buf + c->off, t->data, nb);
+    c->off += nb;
+}
+
+/* Copy every parameter and buffer of m (each shared one once) into buf, or
+   back into m (to_module); lr_find and snapshots share it.  Returns the
+   bytes (buf NULL: just counts). */
+static size_t nn__snapshot_copy(nn_module *m, unsigned char *buf, int to_module) {
+    nn__copy_ctx c;
+    c.buf = buf;
+    c.off = 0;
+    c.to_module = to_module;
+    if (!m) return 0;
+    nn__each_tensor(m, 0, nn__copy_tensor, &c);
+    nn__each_tensor(m, 1, nn__copy_tensor, &c);
+    return c.off;
+}
+
+NNDEF nn_snapshots *nn_snapshots_new(nn_module *m, int max_count) {
+    nn_snapshots *s;
+    if (!m || max_count < 0) {
+        nn__misuse("nn_snapshots_new: needs a module and max_count >= 0");
+        return NULL;
+    }
+    if (!(s = (nn_snapshots *)nn__calloc(1, sizeof(nn_snapshots)))) return NULL;
+    s->m = m;
+    s->max = max_count ? max_count : 8;
+    s->nbytes = nn__snapshot_copy(m, NULL, 0);
+    s->cap = NN__MIN(s->max, 8); /* a huge max_count costs nothing until used */
+    s->snap = (unsigned char **)nn__calloc((size_t)s->cap, sizeof(unsigned char *));
+    s->backup = (unsigned char *)nn__malloc(s->nbytes);
+    if (!s->snap || !s->backup) {
+        nn_snapshots_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+NNDEF nn_status nn_snapshot_take(nn_snapshots *s) {
+    int k;
+    if (!s) {
+        nn__misuse("nn_snapshot_take: NULL snapshots");
+        return NN_ERR_ARG;
+    }
+    if (nn__snapshot_copy(s->m, NULL, 0) != s->nbytes) {
+        nn__misuse("nn_snapshot_take: the module's parameters or buffers changed since nn_snapshots_new");
+        return NN_ERR_ARG;
+    }
+    k = s->next;
+    if (k >= s->cap) { /* only while filling: then next == count == cap */
+        int cap = s->cap > s->max / 2 ? s->max : 2 * s->cap;
+        unsigned char **grown = (unsigned char **)NN_REALLOC(s->snap, (size_t)cap * sizeof(unsigned char *));
+        if (!grown) return nn__error(NN_ERR_OOM, "nn_snapshot_take: out of memory");
+        memset(grown + s->cap, 0, (size_t)(cap - s->cap) * sizeof(unsigned char *));
+        s->snap = grown;
+        s->cap = cap;
+    }
+    if (!s->snap[k] && !(s->snap[k] = (unsigned char *)nn__malloc(s->nbytes))) return NN_ERR_OOM;
+    nn__snapshot_copy(s->m, s->snap[k], 0);
+    s->next = (k + 1) % s->max;
+    if (s->count < s->max) s->count++;
+    return NN_OK;
+}
+
+NNDEF int nn_snapshot_count(const nn_snapshots *s) { return s ? s->count : 0; }
+
+NNDEF nn_tensor *nn_snapshot_predict(nn_snapshots *s, nn_tensor *x) {
+    nn_tensor *avg = NULL;
+    int k, was = 1;
+    if (!s || !x || !s->count || !x->graph) {
+        nn__misuse("nn_snapshot_predict: needs snapshots (take at least one) and an input in a graph");
+        return NULL;
+    }
+    if (nn__snapshot_copy(s->m, NULL, 0) != s->nbytes) {
+        nn__misuse("nn_snapshot_predict: the module's parameters or buffers changed since nn_snapshots_new");
+        return NULL;
+    }
+    was = nn_set_grad_enabled(x->graph, 0);
+    nn__train_save(s->m);
+    nn_train_mode(s->m, 0); /* evaluation: no dropout, running statistics */
+    nn__snapshot_copy(s->m, s->backup, 0);
+    for (k = 0; k < s->count; k++) {
+        nn_tensor *y;
+        size_t rows, cols, r, c;
+        nn__snapshot_copy(s->m, s->snap[k], 1);
+        y = nn_forward(s->m, x);
+        if (!y) break;
+        if (!avg && !(avg = nn_zeros(x->graph, nn_shape_of(y)))) break;
+        cols = y->ndim ? (size_t)y->shape[y->ndim - 1] : 1;
+        rows = cols ? y->numel / cols : 0;
+        for (r = 0; r < rows; r++) { /* softmax of the row (in place), averaged in */
+            float *yr = y->data + r * cols, *ar = avg->data + r * cols;
+            nn__softmax_line(yr, yr, (int)cols, 1, 0);
+            for (c = 0; c < cols; c++) ar[c] += yr[c] / (float)s->count;
+        }
+    }
+    nn__snapshot_copy(s->m, s->backup, 1);
+    nn__train_restore(s->m);
+    nn_set_grad_enabled(x->graph, was);
+    return avg;
+}
+
+NNDEF void nn_snapshots_free(nn_snapshots *s) {
+    int k;
+    if (!s) return;
+    if (s->snap)
+        for (k = 0; k < s->cap; k++) nn__free(s->snap[k]);
+    nn__free(s->snap);
+    nn__free(s->backup);
+    nn__free(s);
+}
+
+
 
 NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_loader_opts opts) {
     nn_loader *ld;
