@@ -12494,6 +12494,7 @@ static void nn__ck_put_sched(nn__ck_w *w, const nn_sched *s, const char *pre) {
 
 static char *nn__ck_rng_str(const nn_rng *r) {
     nn_rng_state st;
+    memset(&st, 0, sizeof st); /* nn_rng_get_state leaves it alone after a misuse report */
     nn_rng_get_state(r, &st);
     return nn__ck_fmt("%016llx %016llx %016llx %016llx", (unsigned long long)st.words[0],
                       (unsigned long long)st.words[1], (unsigned long long)st.words[2],
