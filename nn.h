@@ -1867,7 +1867,19 @@ static int nn__run(int nt) { return nt > 1 && nn__solo && !nn__solo_off ? 1 : nt
 #ifndef NN__PROBE_MAX
 #define NN__PROBE_MAX 10.0
 #endif
+#ifndef NN__SOLO_MARGIN
+#define NN__SOLO_MARGIN 1.3
+#endif
 #define NN__RATE_BINS 12
+static NN__THREAD_LOCAL int nn__team_warm = 0; /* a team product has run once */
+#ifndef NN__IMB_RATIO
+#define NN__IMB_RATIO 1.5 /* one thread this much slower than another: contention */
+#endif
+#define NN__IMB_THREADS 64
+/* 1 when the last team product's threads ran at clearly different speeds
+   (one shares its core with another process).  Until then running alone is
+   never tried, so an idle machine pays nothing for this control. */
+static NN__THREAD_LOCAL int nn__imbalanced = 0;
 /* multiply-adds per second of each size class: alone, with the team (0: not
    measured); when to try the way not taken next (in any class), and the
    current wait between tries */
@@ -1888,7 +1900,7 @@ static int nn__rate_pick(int b, double now, int *probe) {
     double *q = nn__rates[b];
     int team = q[0] == 0.0 && q[1] == 0.0 ? !nn__solo : q[1] > 0.0 && q[1] >= q[0];
     *probe = 0;
-    if (nn__solo_off) return 1;
+    if (nn__solo_off || (!nn__solo && !nn__imbalanced)) return 1;
     if ((q[0] > 0.0) != (q[1] > 0.0) || ((q[0] > 0.0 || q[1] > 0.0) && now >= nn__probe_at)) {
         *probe = 1;
         return !team;
@@ -1903,8 +1915,15 @@ static int nn__rate_pick(int b, double now, int *probe) {
 static void nn__rate_note(int b, int team, int probe, double macs, double secs, double now) {
     double *q = nn__rates[b], r = macs / NN__MAX(secs, 1e-7);
     int pref;
+    if (team && !nn__team_warm) { /* the first team run wakes the thread pool: not a rate */
+        nn__team_warm = 1;
+        return;
+    }
     q[team] = q[team] > 0.0 && !probe ? 0.75 * q[team] + 0.25 * r : r;
-    pref = q[1] >= q[0]; /* an unmeasured way rates 0 */
+    /* an unmeasured way rates 0; the team is left only when running alone is
+       clearly faster (NN__SOLO_MARGIN), so timing noise on an idle machine
+       never costs the second core */
+    pref = nn__solo ? q[1] >= q[0] : !(q[0] > NN__SOLO_MARGIN * q[1]);
     if (probe || nn__probe_wait == 0.0) {
         nn__probe_wait = probe && pref != team ? NN__MIN(2.0 * nn__probe_wait, NN__PROBE_MAX) : NN__PROBE;
         nn__probe_at = now + nn__probe_wait;
@@ -2774,6 +2793,9 @@ static int nn__gemm_run(nn__gemm_job *g) {
                 nn__rate_note(bin, 0, probe, macs, t1 - t0, t1);
                 return 1;
             }
+            double rate[NN__IMB_THREADS]; /* each thread's multiply-adds per second */
+            int nrate = NN__MIN(pm * pn, NN__IMB_THREADS);
+            memset(rate, 0, sizeof rate);
             NN__OMP(parallel num_threads(pm * pn))
             {
                 int tid = omp_get_thread_num(), team = omp_get_num_threads();
@@ -2781,14 +2803,25 @@ static int nn__gemm_run(nn__gemm_job *g) {
                     int r = tid / pn, c = tid % pn;
                     int i0 = (r * npm / pm) * NN__GEMM_MR, i1 = ((r + 1) * npm / pm) * NN__GEMM_MR;
                     int j0 = (c * npn / pn) * NN__GEMM_NR, j1 = ((c + 1) * npn / pn) * NN__GEMM_NR;
-                    nn__gemm_block(g, i0, NN__MIN(i1, g->M) - i0, j0, NN__MIN(j1, g->N) - j0,
-                                   bpack + slice * (size_t)tid);
+                    int rows = NN__MIN(i1, g->M) - i0, cols = NN__MIN(j1, g->N) - j0;
+                    double ts = omp_get_wtime();
+                    nn__gemm_block(g, i0, rows, j0, cols, bpack + slice * (size_t)tid);
+                    if (tid < NN__IMB_THREADS)
+                        rate[tid] = (double)rows * cols / NN__MAX(omp_get_wtime() - ts, 1e-7);
                 } else if (tid == 0) { /* fewer threads than asked for */
                     nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
                 }
             }
             {
-                double t1 = omp_get_wtime();
+                double t1 = omp_get_wtime(), lo = 0.0, hi = 0.0;
+                int i;
+                for (i = 0; i < nrate; i++)
+                    if (rate[i] > 0.0) {
+                        lo = lo == 0.0 ? rate[i] : NN__MIN(lo, rate[i]);
+                        hi = NN__MAX(hi, rate[i]);
+                    }
+                /* threads that keep pace with each other: no sign of another process */
+                nn__imbalanced = lo > 0.0 && hi > NN__IMB_RATIO * lo;
                 nn__rate_note(bin, 1, probe, macs, t1 - t0, t1);
             }
             return 1;

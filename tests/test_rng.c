@@ -391,6 +391,7 @@ static void test_contention_policy(void) {
     nn__probe_at = 0.0;
     nn__probe_wait = 0.0;
     nn__solo = 0; /* as at the start of a program */
+    nn__imbalanced = 1; /* the team's threads ran at different speeds */
     nn_set_threads(2);
     t = nn__rate_pick(b, now, &probe);
     NN_TEST_CHECK(t == 1 && !probe, "a size class starts with the team");
@@ -420,6 +421,9 @@ static void test_contention_policy(void) {
     NN_TEST_CHECK(nn__run(2) == 2, "nn__solo_off keeps every team");
     nn__solo_off = 0;
     nn__solo = 0;
+    nn__imbalanced = 0;
+    NN_TEST_CHECK(nn__rate_pick(b, now + 100.0, &probe) == 1 && !probe,
+                  "threads that keep pace: running alone is never tried");
     memset(nn__rates, 0, sizeof nn__rates);
     nn__probe_at = nn__probe_wait = 0.0;
     nn_set_threads(0);
