@@ -292,6 +292,11 @@ NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha
 NNDEF void nn_set_threads(int n);
 /* Threads the kernels use now (1 without OpenMP). */
 NNDEF int nn_get_threads(void);
+/* Adaptive teams for the calling thread (off by default): the GEMM times its
+   products and runs alone while a thread team is clearly slower, as when
+   another process holds a core (docs/performance.md, "Threads on a busy
+   machine").  Results are the same bits either way.  Returns the previous. */
+NNDEF int nn_set_adaptive_threads(int on);
 /* Free the calling thread's kernel scratch memory (sgemm's packing buffer,
    kept between calls so training never allocates).  Call it before a thread
    that used nn.h exits; the next call simply allocates again. */
@@ -1858,10 +1863,17 @@ static int nn__team(int big) {
 #define NN__PROBE 0.25
 #endif
 static NN__THREAD_LOCAL int nn__solo = 0;     /* 1: regions run on one thread */
-static NN__THREAD_LOCAL int nn__solo_off = 0; /* tests: 1 keeps every team */
+static NN__THREAD_LOCAL int nn__solo_off = 1; /* 1 keeps every team (the default) */
 
 /* The team to run a region with that was planned for nt threads. */
 static int nn__run(int nt) { return nt > 1 && nn__solo && !nn__solo_off ? 1 : nt; }
+
+NNDEF int nn_set_adaptive_threads(int on) {
+    int was = !nn__solo_off;
+    nn__solo_off = !on;
+    if (!on) nn__solo = 0;
+    return was;
+}
 
 #ifdef NN__OMP_ON
 #ifndef NN__PROBE_MAX

@@ -337,7 +337,7 @@ static int layers_team(int threads) {
     x = nn_randn(g, NN_SHAPE(256, 512));
     loss = nn_cross_entropy(nn_forward(mlp, x), labels, ce);
     (void)loss;
-    nn__solo_off = 0;
+    nn__solo_off = 1; /* back to the default */
     nn_set_threads(0);
     nn_graph_free(g);
     nn_module_free(cnn);
@@ -390,6 +390,7 @@ static void test_contention_policy(void) {
     memset(nn__rates, 0, sizeof nn__rates);
     nn__probe_at = 0.0;
     nn__probe_wait = 0.0;
+    NN_TEST_CHECK(nn_set_adaptive_threads(1) == 0, "adaptive teams are off by default");
     nn__solo = 0; /* as at the start of a program */
     nn__imbalanced = 1; /* the team's threads ran at different speeds */
     nn_set_threads(2);
@@ -420,6 +421,8 @@ static void test_contention_policy(void) {
     nn__solo = 1;
     NN_TEST_CHECK(nn__run(2) == 2, "nn__solo_off keeps every team");
     nn__solo_off = 0;
+    NN_TEST_CHECK(nn_set_adaptive_threads(0) == 1 && nn__solo_off == 1 && nn__run(2) == 2,
+                  "nn_set_adaptive_threads(0) keeps every team");
     nn__solo = 0;
     nn__imbalanced = 0;
     NN_TEST_CHECK(nn__rate_pick(b, now + 100.0, &probe) == 1 && !probe,
