@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds every tests/test_*.c in each configuration this machine can run
 # (scalar, native SIMD, AVX2, OpenMP, AddressSanitizer+UBSan, clang, NEON under
-# qemu), plus the hygiene builds, runs them, and ends with "N passed, N failed".
+# qemu, the file formats big-endian under qemu-s390x), plus the hygiene builds, runs them, and ends with "N passed, N failed".
 # Usage: tests/run.sh [build-dir]   (run from the repository root)
 B=${1:-build/test}
 mkdir -p "$B"
@@ -37,7 +37,7 @@ build_run() {
         echo "FAIL impl.$cfg: build failed or warned"; head -n 20 "$impl.build"; failed=$((failed + 1))
         echo "$passed $failed" > "$B/$cfg.res"; return
     fi
-    for src in tests/test_*.c; do
+    for src in ${SRCS:-tests/test_*.c}; do
         name=$(basename "$src" .c)
         exe="$B/$name.$cfg"
         # A test that guards its NN_IMPLEMENTATION links the shared object.
@@ -68,6 +68,15 @@ rm -f "$B"/*.res
         build_run neon "qemu-aarch64 -L /usr/aarch64-linux-gnu" aarch64-linux-gnu-gcc $W -O2
     else
         echo "== NEON skipped (needs gcc-aarch64-linux-gnu and qemu-user)"
+    fi
+    # Big-endian: the file readers and writers (safetensors, checkpoints, CSV, IDX)
+    # must read and write the same bytes on either byte order.
+    if have s390x-linux-gnu-gcc && have qemu-s390x; then
+        SRCS="tests/test_io.c tests/test_checkpoint.c tests/test_csv.c tests/test_data.c"
+        build_run bigendian "qemu-s390x -L /usr/s390x-linux-gnu" s390x-linux-gnu-gcc $W -O2
+        SRCS=
+    else
+        echo "== big-endian skipped (needs gcc-s390x-linux-gnu and qemu-user)"
     fi
 ) > "$B/job_neon.log" 2>&1 &
 (
