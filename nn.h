@@ -2976,8 +2976,11 @@ typedef float nn__v;
 #define nn__vhsum(v) (v)
 #define nn__vhmax(v) (v)
 static float nn__vpow2i(float n) {
-    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    uint32_t bits;
     float f;
+    if (!(n >= -127.0f)) n = -127.0f; /* NaN too: casting NaN to int is undefined */
+    if (n > 128.0f) n = 128.0f;
+    bits = (uint32_t)((int32_t)n + 127) << 23;
     memcpy(&f, &bits, sizeof f);
     return f;
 }
