@@ -124,6 +124,7 @@
                    one sum reduction
        >>kernels.conv  im2col/col2im, the direct and depthwise convolution
                    engines (scratch memory comes from the caller)
+       >>kernels.norm  normalization statistics and the scale-and-shift pass
      >>graph       nn_graph: the per-step arena and the tape, generations
                    (stale tensors), the per-thread current graph
      >>tensor      nn_tensor, shapes, creation, views, printing
@@ -138,17 +139,27 @@
        >>layers.pool   max/average pooling, global pooling, upsampling
        >>layers.norm   batch norm
        >>layers.act    leaky ReLU, ELU, GELU, SiLU
+       >>layers.seq    embeddings, index ops, recurrent layers, attention
+     >>regularizers  the dropout family, residual blocks and their
+                   regularizers, penalties, mixup
+     >>init        initializers (torch.nn.init), LSUV, Fixup
      >>data        gzip inflate, IDX files, datasets (byte images and
                    float/tabular), CSV files, train/val/test splits,
                    standardization, minibatch loader
+       >>data.augment  image augmentation pipelines
      >>optim       SGD, AdaGrad, RMSprop, Adadelta, Adam(W), AMSGrad, Adamax,
                    NAdam, RAdam, LARS, LAMB, Lookahead, Ranger; parameter
                    groups; clipping; LR, momentum and batch-size schedules
      >>io          optimizer and schedule state; safetensors model files
                    (nn_save/nn_load, memory buffers, atomic writes);
                    checkpoints
+       >>io.png        PNG images
      >>train       evaluation (accuracy), SVG plots, the LR range test,
                    snapshot ensembles
+       >>train.fit     nn_fit: the training loop, progress, early stopping
+       >>train.metrics metrics, the model summary
+       >>train.tools   hyper-parameter search, pruning, interactions,
+                   sanity checks
      >>license
 */
 #ifndef NN_H
@@ -737,6 +748,12 @@ NNDEF nn_module *nn_elu(float alpha);
 NNDEF nn_module *nn_gelu(void);
 NNDEF nn_module *nn_silu(void);
 
+/* ----- >>layers.seq: sequences: embeddings, recurrent layers, attention --- */
+
+/* ===== >>regularizers ===================================================== */
+
+/* ===== >>init ============================================================= */
+
 /* ===== >>data ============================================================ */
 
 /* An IDX file's contents (the MNIST format): dims and the raw bytes. */
@@ -898,6 +915,8 @@ NNDEF void nn_standardizer_free(nn_standardizer *s);
    (NULL when ds has none); y may be NULL, *y is NULL without labels. */
 NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor **t,
                             const int **y);
+
+/* ----- >>data.augment: image augmentation --------------------------------- */
 
 /* ===== >>optim =========================================================== */
 /* Optimizers, parameter groups, gradient clipping, learning-rate and
@@ -1355,6 +1374,8 @@ NNDEF nn_status nn_checkpoint_save(const char *path, const nn_checkpoint *c);
    failure nothing changes and nn_error_string() says why (NN_ERR_FORMAT). */
 NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c);
 
+/* ----- >>io.png: PNG images ----------------------------------------------- */
+
 /* ===== >>train =========================================================== */
 
 /* ----- the LR range test ----- */
@@ -1427,6 +1448,12 @@ NNDEF void nn_snapshots_free(nn_snapshots *s);
    Batches come as opts says (batch_size 0 means 1000; image_shape for
    convolutional nets); g is scratch and is reset.  -1 on failure. */
 NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_loader_opts opts);
+
+/* ----- >>train.fit: the training loop, progress, early stopping, logs ----- */
+
+/* ----- >>train.metrics: metrics and the model summary --------------------- */
+
+/* ----- >>train.tools: search, pruning, interactions, sanity checks -------- */
 
 #ifdef __cplusplus
 }
@@ -4344,6 +4371,8 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
     if (gw)
         for (t = 0; t < (int)FK; t++) gw[t] += (float)sums[t];
 }
+
+/* ----- >>kernels.norm: normalization statistics and the affine pass ------- */
 
 /* ===== >>graph (implementation) ========================================== */
 
@@ -7394,6 +7423,12 @@ NNDEF nn_module *nn_elu(float alpha) {
 NNDEF nn_module *nn_gelu(void) { return nn_module_new("GELU", nn__gelu_forward); }
 NNDEF nn_module *nn_silu(void) { return nn_module_new("SiLU", nn__silu_forward); }
 
+/* ----- >>layers.seq: sequences: embeddings, recurrent layers, attention --- */
+
+/* ===== >>regularizers (implementation) ==================================== */
+
+/* ===== >>init (implementation) ============================================ */
+
 /* ===== >>data (implementation) =========================================== */
 
 /* inflate, gzip, IDX, MNIST, synthetic dataset; the minibatch loader follows. */
@@ -9418,6 +9453,8 @@ NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor 
     *t = tt;
     return b;
 }
+
+/* ----- >>data.augment: image augmentation --------------------------------- */
 
 /* ===== >>optim (implementation) ========================================== */
 
@@ -13057,6 +13094,8 @@ NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c) {
     return nn__ckpt_load_file("nn_checkpoint_load", path, c, 1);
 }
 
+/* ----- >>io.png: PNG images ----------------------------------------------- */
+
 /* ===== >>train (implementation) ========================================== */
 
 /* ----- SVG line plots ----- */
@@ -13490,6 +13529,12 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
     nn_loader_free(ld);
     return total ? (float)correct / (float)total : -1.0f;
 }
+
+/* ----- >>train.fit: the training loop, progress, early stopping, logs ----- */
+
+/* ----- >>train.metrics: metrics and the model summary --------------------- */
+
+/* ----- >>train.tools: search, pruning, interactions, sanity checks -------- */
 
 #endif /* NN__IMPLEMENTATION_DONE */
 #endif /* NN_IMPLEMENTATION */
