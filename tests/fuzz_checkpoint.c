@@ -20,6 +20,7 @@
    nn_checkpoint_load runs on the file's bytes). */
 #define NN_IMPLEMENTATION
 #include "nn.h"
+#include "fuzz.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,28 +120,11 @@ static void fz_init(void) {
     fz_ready = 1;
 }
 
-/* Everything a load may change, as bytes. */
-typedef struct fz_snap {
-    unsigned char b[8192];
-    size_t n;
-} fz_snap;
-
-static void fz_put(fz_snap *p, const void *src, size_t k) {
-    if (p->n + k > sizeof p->b) abort();
-    memcpy(p->b + p->n, src, k);
-    p->n += k;
-}
-
 static void fz_take(fz_state *s, fz_snap *p) {
-    int n, i, pass;
     nn_rng_state rs;
     size_t k;
     p->n = 0;
-    for (pass = 0; pass < 2; pass++) {
-        nn_param *q = pass ? nn_buffers(s->net, &n) : nn_parameters(s->net, &n);
-        for (i = 0; i < n; i++)
-            fz_put(p, q[i].tensor->data, q[i].tensor->numel * ((q[i].tensor->flags & NN_TENSOR_INT64) ? 8 : 4));
-    }
+    fz_put_module(p, s->net);
     k = nn_optim_state_write(s->opt, s->sched, p->b + p->n, sizeof p->b - p->n);
     if (p->n + k > sizeof p->b) abort();
     p->n += k;
@@ -189,7 +173,7 @@ static void fz_one(int which, const uint8_t *data, size_t size) {
     if (st != NN_ERR_FORMAT && st != NN_ERR_OOM) abort();
     if (strncmp(nn_error_string(), "fuzz", 4) != 0) abort();
     fz_take(s, &after);
-    if (before.n != after.n || memcmp(before.b, after.b, before.n) != 0) abort(); /* all or nothing */
+    fz_same(&before, &after); /* all or nothing */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

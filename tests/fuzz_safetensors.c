@@ -16,6 +16,7 @@
    line through the same function (to replay a crash). */
 #define NN_IMPLEMENTATION
 #include "nn.h"
+#include "fuzz.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,26 +43,12 @@ static void fz_init(void) {
     fz_int = fz_int_module();
 }
 
-/* All of m's bytes, for the unchanged-after-failure check. */
-static size_t fz_snapshot(nn_module *m, unsigned char *out, size_t cap) {
-    int n, i, pass;
-    size_t at = 0;
-    for (pass = 0; pass < 2; pass++) {
-        nn_param *p = pass ? nn_buffers(m, &n) : nn_parameters(m, &n);
-        for (i = 0; i < n; i++) {
-            size_t k = p[i].tensor->numel * ((p[i].tensor->flags & NN_TENSOR_INT64) ? 8 : 4);
-            if (at + k > cap) abort();
-            memcpy(out + at, p[i].tensor->data, k);
-            at += k;
-        }
-    }
-    return at;
-}
-
 static void fz_one(nn_module *m, const uint8_t *data, size_t size, nn_load_opts o) {
-    unsigned char before[512], after[512];
-    size_t nb = fz_snapshot(m, before, sizeof before), na;
-    nn_status st = nn_load_mem(m, data, size, o);
+    static fz_snap before, after, again;
+    nn_status st;
+    before.n = 0;
+    fz_put_module(&before, m);
+    st = nn_load_mem(m, data, size, o);
     if (st == NN_OK) {
         void *buf;
         size_t bs;
@@ -69,17 +56,21 @@ static void fz_one(nn_module *m, const uint8_t *data, size_t size, nn_load_opts 
         nn_load_opts strict;
         memset(&so, 0, sizeof so);
         memset(&strict, 0, sizeof strict);
+        after.n = 0;
+        fz_put_module(&after, m);
         if (nn_save_mem(m, so, &buf, &bs) != NN_OK) abort();
         if (nn_load_mem(m, buf, bs, strict) != NN_OK) abort(); /* what it writes, it reads */
-        na = fz_snapshot(m, after, sizeof after);
         NN_FREE(buf);
-        if (fz_snapshot(m, before, sizeof before) != na || memcmp(before, after, na) != 0) abort();
+        again.n = 0;
+        fz_put_module(&again, m);
+        fz_same(&after, &again); /* and gets the same values back */
         return;
     }
     if (st != NN_ERR_FORMAT && st != NN_ERR_OOM) abort();
     if (!strstr(nn_error_string(), "nn_load_mem")) abort();
-    na = fz_snapshot(m, after, sizeof after);
-    if (na != nb || memcmp(before, after, nb) != 0) abort(); /* all or nothing */
+    after.n = 0;
+    fz_put_module(&after, m);
+    fz_same(&before, &after); /* all or nothing */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

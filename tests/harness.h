@@ -45,6 +45,42 @@ NN_TEST_UNUSED static int nn_test_close(const float *a, const float *b, size_t n
     return ok;
 }
 
+/* A recording error hook for tests of misuse reports: install it with
+   nn_set_error_hook(nn_test_record_hook, NULL); it counts the reports in
+   nn_test_msgs and keeps the last message in nn_test_msg. */
+NN_TEST_UNUSED static char nn_test_msg[512];
+NN_TEST_UNUSED static int nn_test_msgs = 0;
+NN_TEST_UNUSED static void nn_test_record_hook(const char *msg, void *user) {
+    (void)user;
+    nn_test_msgs++;
+    snprintf(nn_test_msg, sizeof nn_test_msg, "%s", msg);
+}
+/* Forget the recorded reports. */
+NN_TEST_UNUSED static void nn_test_clear_msgs(void) {
+    nn_test_msg[0] = '\0';
+    nn_test_msgs = 0;
+}
+
+/* A test that defines NN_TEST_OOM_RETURNS_NULL before this header gets
+   requests too big for memory back as NULL under AddressSanitizer too (an
+   NN_ERR_OOM, as without it), instead of a stopped program. */
+#ifdef NN_TEST_OOM_RETURNS_NULL
+#if defined(__SANITIZE_ADDRESS__)
+#define NN_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NN_TEST_ASAN 1
+#endif
+#endif
+#ifdef NN_TEST_ASAN
+#ifdef __cplusplus
+extern "C"
+#endif
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+#endif
+#endif
+
 static int nn_test_summary(const char *program) {
 #ifdef NN_H
     nn_thread_cleanup(); /* the kernels' kept scratch buffer: leak checkers see it freed */

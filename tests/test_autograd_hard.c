@@ -22,20 +22,12 @@ static void *count_realloc(void *p, size_t n) { return ++alloc_calls == fail_at 
 #define HAVE_PTHREAD 1
 #endif
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    strncpy(last_msg, msg, sizeof last_msg - 1);
-    last_msg[sizeof last_msg - 1] = '\0';
-}
 static void clear_msg(void) {
-    last_msg[0] = '\0';
-    hook_calls = 0;
+    nn_test_msg[0] = '\0';
+    nn_test_msgs = 0;
 }
 
-static int has(const char *s) { return strstr(last_msg, s) != NULL; }
+static int has(const char *s) { return strstr(nn_test_msg, s) != NULL; }
 
 /* An op whose inputs come from two graphs is misuse naming the op and both
    graphs, in every op that takes two or more tensors. */
@@ -55,34 +47,34 @@ static void test_two_graphs(void) {
     r = nn_add(a, b);
     NN_TEST_CHECK(r == NULL && has("nn_add:") && has(p1) && has(p2) && has("input 0") &&
                       has("input 1") && has("share one graph"),
-                  "nn_add of two graphs: %s", last_msg);
+                  "nn_add of two graphs: %s", nn_test_msg);
     clear_msg();
     r = nn_mul(b, a);
     NN_TEST_CHECK(r == NULL && has("nn_mul:") && has("input 0 is in graph") && has(p2) && has(p1),
-                  "nn_mul of two graphs: %s", last_msg);
+                  "nn_mul of two graphs: %s", nn_test_msg);
     clear_msg();
     r = nn_matmul(a, m);
-    NN_TEST_CHECK(r == NULL && has("nn_matmul:") && has(p1) && has(p2), "nn_matmul: %s", last_msg);
+    NN_TEST_CHECK(r == NULL && has("nn_matmul:") && has(p1) && has(p2), "nn_matmul: %s", nn_test_msg);
     clear_msg();
     r = nn_mse(a, b);
-    NN_TEST_CHECK(r == NULL && has("nn_mse:") && has(p1) && has(p2), "nn_mse: %s", last_msg);
+    NN_TEST_CHECK(r == NULL && has("nn_mse:") && has(p1) && has(p2), "nn_mse: %s", nn_test_msg);
     clear_msg();
     /* A persistent input between them does not hide the mismatch. */
     r = nn_linear_op(a, w, bias);
     NN_TEST_CHECK(r == NULL && has("nn_linear_op:") && has("input 0") && has("input 2"),
-                  "nn_linear_op: %s", last_msg);
+                  "nn_linear_op: %s", nn_test_msg);
     clear_msg();
     ts[0] = a;
     ts[1] = w;
     ts[2] = b;
     r = nn_concat(ts, 3, 0);
-    NN_TEST_CHECK(r == NULL && has("nn_concat:") && has("input 2"), "nn_concat: %s", last_msg);
+    NN_TEST_CHECK(r == NULL && has("nn_concat:") && has("input 2"), "nn_concat: %s", nn_test_msg);
     /* The same graph, or one input persistent, is fine. */
     clear_msg();
     r = nn_add(a, w);
-    NN_TEST_CHECK(r != NULL && r->graph == g1 && hook_calls == 0, "graph + persistent: %s", last_msg);
+    NN_TEST_CHECK(r != NULL && r->graph == g1 && nn_test_msgs == 0, "graph + persistent: %s", nn_test_msg);
     r = nn_add(b, nn_reshape(m, NN_SHAPE(2, 3)));
-    NN_TEST_CHECK(r != NULL && r->graph == g2 && hook_calls == 0, "same graph: %s", last_msg);
+    NN_TEST_CHECK(r != NULL && r->graph == g2 && nn_test_msgs == 0, "same graph: %s", nn_test_msg);
     nn_tensor_free(w);
     nn_graph_free(g1);
     nn_graph_free(g2);
@@ -111,25 +103,25 @@ static void test_stale(void) {
     r = nn_add(x, kept);
     NN_TEST_CHECK(r == NULL && has("nn_add: input 1") && has("generation 3") &&
                       has("now generation 5") && has("reset"),
-                  "stale input: %s", last_msg);
+                  "stale input: %s", nn_test_msg);
     clear_msg();
     r = nn_exp(kept);
     NN_TEST_CHECK(r == NULL && has("nn_exp: input 0") && has("generation 3"), "stale unary: %s",
-                  last_msg);
+                  nn_test_msg);
     clear_msg();
     NN_TEST_CHECK(nn_backward(loss) == NN_ERR_ARG && has("nn_backward: the loss") &&
                       has("generation 3") && has("now generation 5"),
-                  "stale backward: %s", last_msg);
+                  "stale backward: %s", nn_test_msg);
     clear_msg();
     nn_argmax_rows(nn_reshape(x, NN_SHAPE(1, 4)), arg); /* current: fine */
-    NN_TEST_CHECK(hook_calls == 0 && arg[0] == 3, "argmax of a live tensor");
+    NN_TEST_CHECK(nn_test_msgs == 0 && arg[0] == 3, "argmax of a live tensor");
     /* Persistent tensors are never stale, over many resets. */
     for (k = 0; k < 3; k++) {
         nn_graph_reset(g);
         x = nn_tensor_from(g, d, NN_SHAPE(4));
         r = nn_sum(nn_mul(x, w));
-        NN_TEST_CHECK(r != NULL && nn_backward(r) == NN_OK && hook_calls == 0,
-                      "persistent after reset %d: %s", k, last_msg);
+        NN_TEST_CHECK(r != NULL && nn_backward(r) == NN_OK && nn_test_msgs == 0,
+                      "persistent after reset %d: %s", k, nn_test_msg);
     }
     NN_TEST_CHECK(w->grad[3] == 2.0f * 4.0f + 3.0f * 4.0f, "w's gradient accumulated %g",
                   (double)w->grad[3]);
@@ -329,8 +321,8 @@ static void test_current_graph(void) {
     nn_graph_reset(g);
     clear_msg();
     pen = nn_sum(nn_mul(w, w));
-    NN_TEST_CHECK(pen != NULL && pen->graph == g && hook_calls == 0,
-                  "sum(w*w) lands in the current graph: %s", last_msg);
+    NN_TEST_CHECK(pen != NULL && pen->graph == g && nn_test_msgs == 0,
+                  "sum(w*w) lands in the current graph: %s", nn_test_msg);
     x = nn_tensor_from(g, xd, NN_SHAPE(5, 4));
     loss = nn_add(nn_cross_entropy(nn_linear_op(x, w, NULL), y, ce), nn_mul_scalar(pen, lambda));
     NN_TEST_CHECK(loss != NULL && nn_backward(loss) == NN_OK, "penalized backward");
@@ -361,7 +353,7 @@ static void test_current_graph(void) {
     pen = nn_mul(w, w);
     NN_TEST_CHECK(pen == NULL && has("nn_mul: no input belongs to a graph") &&
                       has("nn_set_current_graph"),
-                  "no current graph: %s", last_msg);
+                  "no current graph: %s", nn_test_msg);
     nn_set_current_graph(g2);
     pen = nn_mul(w, w);
     NN_TEST_CHECK(pen != NULL && pen->graph == g2, "nn_set_current_graph(g2)");
@@ -481,12 +473,12 @@ static void test_ce_reduction(void) {
     clear_msg();
     r = nn_cross_entropy(x, y, ce);
     NN_TEST_CHECK(r == NULL && has("nn_cross_entropy") && has("reduction 7"), "bad reduction: %s",
-                  last_msg);
+                  nn_test_msg);
     nn_graph_free(g);
 }
 
 int main(void) {
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     test_two_graphs();
     test_stale();
     test_backward_oom();

@@ -8,43 +8,19 @@
 #define NN_IMPLEMENTATION
 #endif
 #include "nn.h"
+#define NN_TEST_OOM_RETURNS_NULL /* huge requests come back NULL under ASan too */
 #include "harness.h"
 #include <limits.h>
 #include <string.h>
 
-/* Requests too big for memory must come back NULL (an NN_ERR_OOM), as they do
-   without AddressSanitizer, instead of stopping the program. */
-#if defined(__SANITIZE_ADDRESS__)
-#define NN_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NN_TEST_ASAN 1
-#endif
-#endif
-#ifdef NN_TEST_ASAN
-#ifdef __cplusplus
-extern "C"
-#endif
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
-#endif
-
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    snprintf(last_msg, sizeof last_msg, "%s", msg);
-}
-
 /* The call must have reported exactly once through the hook, with a message
    holding s1 and (when given) s2; then the record is cleared. */
 static int reported(const char *what, const char *s1, const char *s2) {
-    int ok = hook_calls == 1 && strstr(last_msg, s1) && (!s2 || strstr(last_msg, s2));
-    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, hook_calls, last_msg, s1,
+    int ok = nn_test_msgs == 1 && strstr(nn_test_msg, s1) && (!s2 || strstr(nn_test_msg, s2));
+    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, nn_test_msgs, nn_test_msg, s1,
                   s2 ? s2 : "");
-    hook_calls = 0;
-    last_msg[0] = 0;
+    nn_test_msgs = 0;
+    nn_test_msg[0] = 0;
     return ok;
 }
 
@@ -78,7 +54,7 @@ static void gemm_block_choice(void) {
     float a[4] = {1, 2, 3, 4}, b[4] = {1, 0, 0, 1}, c[4] = {9, 9, 9, 9};
     /* K = 0: C = beta C, no division by a zero block count */
     nn_sgemm(0, 0, 2, 2, 0, 1.0f, a, 1, b, 2, 0.5f, c, 2);
-    NN_TEST_CHECK(c[0] == 4.5f && c[3] == 4.5f && hook_calls == 0, "sgemm K=0 scales C: %g", (double)c[0]);
+    NN_TEST_CHECK(c[0] == 4.5f && c[3] == 4.5f && nn_test_msgs == 0, "sgemm K=0 scales C: %g", (double)c[0]);
     nn_sgemm(0, 0, 2, 2, 2, 1.0f, a, 1, b, 2, 0.0f, c, 2);
     reported("sgemm lda < K", "nn_sgemm: ", "lda=1");
     nn_sgemm(0, 0, -1, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
@@ -90,7 +66,7 @@ static void gemm_block_choice(void) {
     nn_sgemm(0, 0, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 1);
     reported("sgemm ldc < N", "nn_sgemm: ", "ldc=1");
     nn_sgemm(0, 0, 0, 0, 0, 1.0f, NULL, 0, NULL, 0, 0.0f, NULL, 0);
-    NN_TEST_CHECK(hook_calls == 0, "empty sgemm with NULLs: no report");
+    NN_TEST_CHECK(nn_test_msgs == 0, "empty sgemm with NULLs: no report");
 }
 
 static void upsample_huge(nn_graph *g) {
@@ -100,7 +76,7 @@ static void upsample_huge(nn_graph *g) {
                   "upsample INT_MAX/2: NULL");
     reported("upsample huge scale", "nn_upsample_nearest2d_op: ", "too large");
     /* 2 (2^30 - 1) fits an int: a shape of 2^62 elements, more than memory */
-    NN_TEST_CHECK(nn_upsample_nearest2d_op(x, INT_MAX / 2) == NULL && hook_calls == 0 &&
+    NN_TEST_CHECK(nn_upsample_nearest2d_op(x, INT_MAX / 2) == NULL && nn_test_msgs == 0 &&
                       strstr(nn_error_string(), "memory") != NULL,
                   "upsample to 2^62 elements: out of memory (%s)", nn_error_string());
     NN_TEST_CHECK(nn_upsample_nearest2d_op(x, INT_MAX) == NULL, "upsample INT_MAX: NULL");
@@ -143,7 +119,7 @@ static void conv_padding_overflow(nn_graph *g) {
     o = conv_opts(3, INT_MAX / 4, 0);
     {
         nn_tensor *y = nn_conv2d_op(x, w, NULL, o);
-        NN_TEST_CHECK(y && y->shape[2] == 1 && y->shape[3] == 1 && hook_calls == 0, "stride INT_MAX/4");
+        NN_TEST_CHECK(y && y->shape[2] == 1 && y->shape[3] == 1 && nn_test_msgs == 0, "stride INT_MAX/4");
     }
     /* the pools: padding up to kernel/2 with a kernel near INT_MAX */
     {
@@ -152,10 +128,10 @@ static void conv_padding_overflow(nn_graph *g) {
         po.kernel = INT_MAX;
         po.padding = INT_MAX / 2;
         nn_tensor *y = nn_maxpool2d_op(x, po);
-        NN_TEST_CHECK(y && y->shape[2] == 1 && y->shape[3] == 1 && y->data[0] == 0.0f && hook_calls == 0,
+        NN_TEST_CHECK(y && y->shape[2] == 1 && y->shape[3] == 1 && y->data[0] == 0.0f && nn_test_msgs == 0,
                       "max pool with kernel INT_MAX, padding INT_MAX/2: one window");
         y = nn_avgpool2d_op(x, po);
-        NN_TEST_CHECK(y && y->shape[2] == 1 && y->data[0] == 0.0f && hook_calls == 0,
+        NN_TEST_CHECK(y && y->shape[2] == 1 && y->data[0] == 0.0f && nn_test_msgs == 0,
                       "avg pool with kernel INT_MAX, padding INT_MAX/2: one window");
         po.padding = INT_MAX / 2 - 3; /* 4 + 2P < K */
         NN_TEST_CHECK(nn_maxpool2d_op(x, po) == NULL, "pool kernel over the padded input: NULL");
@@ -184,7 +160,7 @@ static void forward_checks(nn_graph *g) {
     reported("Sequential forward", "nn_forward(Conv2d): nn_conv2d_op: ", "[2,3,8,8]");
     NN_TEST_CHECK(nn_conv2d_op(x, NULL, NULL, conv_opts(0, 0, 0)) == NULL, "op after forward");
     reported("op after a forward", "nn_conv2d_op: ", NULL);
-    NN_TEST_CHECK(strncmp(last_msg, "nn_forward", 10) != 0, "prefix cleared");
+    NN_TEST_CHECK(strncmp(nn_test_msg, "nn_forward", 10) != 0, "prefix cleared");
     m = nn_module_new("MyNet", no_forward_dummy);
     NN_TEST_CHECK(nn_forward(m, x) == NULL, "user module");
     reported("user module forward", "nn_forward(MyNet): nn_conv2d_op: ", NULL);
@@ -198,10 +174,10 @@ static void many_shapes(nn_graph *g) {
     nn_tensor *x = nn_zeros(g, NN_SHAPE(2, 3, 4)), *w = nn_zeros(g, NN_SHAPE(5));
     nn_tensor *b = nn_zeros(g, NN_SHAPE(6)), *rm = nn_zeros(g, NN_SHAPE(7)), *rv = nn_zeros(g, NN_SHAPE(8));
     NN_TEST_CHECK(nn_batch_norm_op(x, rm, rv, w, b, 1, 0.1f, 1e-5f) == NULL, "bn: NULL");
-    NN_TEST_CHECK(strstr(last_msg, "x [2,3,4]") && strstr(last_msg, "weight [5]") &&
-                      strstr(last_msg, "bias [6]") && strstr(last_msg, "running_mean [7]") &&
-                      strstr(last_msg, "running_var [8]"),
-                  "batch norm message names the five shapes: %s", last_msg);
+    NN_TEST_CHECK(strstr(nn_test_msg, "x [2,3,4]") && strstr(nn_test_msg, "weight [5]") &&
+                      strstr(nn_test_msg, "bias [6]") && strstr(nn_test_msg, "running_mean [7]") &&
+                      strstr(nn_test_msg, "running_var [8]"),
+                  "batch norm message names the five shapes: %s", nn_test_msg);
     reported("bn message", "nn_batch_norm_op: ", NULL);
     /* the pool of shape strings starts afresh for every message: many
        messages in a row keep printing the right shapes */
@@ -209,10 +185,10 @@ static void many_shapes(nn_graph *g) {
         int i, ok = 1;
         for (i = 0; i < 20; i++) {
             nn_batch_norm_op(x, rm, rv, w, b, 1, 0.1f, 1e-5f);
-            ok &= strstr(last_msg, "x [2,3,4]") && strstr(last_msg, "running_var [8]");
+            ok &= strstr(nn_test_msg, "x [2,3,4]") && strstr(nn_test_msg, "running_var [8]");
         }
-        NN_TEST_CHECK(ok && hook_calls == 20, "twenty messages, right shapes: %s", last_msg);
-        hook_calls = 0;
+        NN_TEST_CHECK(ok && nn_test_msgs == 20, "twenty messages, right shapes: %s", nn_test_msg);
+        nn_test_msgs = 0;
     }
 }
 
@@ -271,7 +247,7 @@ static void op_names(nn_graph *g) {
 
 int main(void) {
     nn_graph *g = nn_graph_new();
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     zero_kernel(g);
     gemm_block_choice();
     upsample_huge(g);

@@ -19,14 +19,6 @@
 #define CK_PID 0L
 #endif
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    strncpy(last_msg, msg, sizeof last_msg - 1);
-}
-
 static char path_a[256], path_b[256];
 
 #define NS 45        /* samples: 6 batches of 8 then 5 (no drop_last) */
@@ -648,15 +640,15 @@ static void test_misuse(void) {
     nn_meta user[2];
     nn_status st;
     build(&r, OPT_SGD, SCH_SGDR, 0, 3);
-    nn_set_error_hook(record_hook, NULL);
-    hook_calls = 0;
+    nn_set_error_hook(nn_test_record_hook, NULL);
+    nn_test_msgs = 0;
     st = nn_checkpoint_save(path_a, NULL);
-    NN_TEST_CHECK(st == NN_ERR_ARG && hook_calls == 1 && strstr(last_msg, "nn_checkpoint_save: NULL checkpoint"),
-                  "NULL checkpoint: %s", last_msg);
+    NN_TEST_CHECK(st == NN_ERR_ARG && nn_test_msgs == 1 && strstr(nn_test_msg, "nn_checkpoint_save: NULL checkpoint"),
+                  "NULL checkpoint: %s", nn_test_msg);
     c = ck_of(&r, 0, 0);
     st = nn_checkpoint_load(NULL, &c);
-    NN_TEST_CHECK(st == NN_ERR_ARG && strstr(last_msg, "nn_checkpoint_load: NULL path"), "NULL path: %s",
-                  last_msg);
+    NN_TEST_CHECK(st == NN_ERR_ARG && strstr(nn_test_msg, "nn_checkpoint_load: NULL path"), "NULL path: %s",
+                  nn_test_msg);
     user[0].key = "a";
     user[0].value = "1";
     user[1].key = NULL;
@@ -664,10 +656,10 @@ static void test_misuse(void) {
     c.user = user;
     c.nuser = 2;
     st = nn_checkpoint_save(path_a, &c);
-    NN_TEST_CHECK(st == NN_ERR_ARG && strstr(last_msg, "user pair 1 has a NULL key"), "NULL key: %s", last_msg);
+    NN_TEST_CHECK(st == NN_ERR_ARG && strstr(nn_test_msg, "user pair 1 has a NULL key"), "NULL key: %s", nn_test_msg);
     user[1].key = "a";
     st = nn_checkpoint_save(path_a, &c);
-    NN_TEST_CHECK(st == NN_ERR_ARG && strstr(last_msg, "\"user.a\" is given twice"), "repeated key: %s", last_msg);
+    NN_TEST_CHECK(st == NN_ERR_ARG && strstr(nn_test_msg, "\"user.a\" is given twice"), "repeated key: %s", nn_test_msg);
     c.nuser = 0;
     {
         nn_module *m = nn_module_new("Holder", NULL);
@@ -675,7 +667,7 @@ static void test_misuse(void) {
         memset(&c, 0, sizeof c);
         c.module = m;
         st = nn_checkpoint_save(path_a, &c);
-        NN_TEST_CHECK(st == NN_ERR_ARG && strstr(last_msg, "\"optim.weight\" would clash"), "clash: %s", last_msg);
+        NN_TEST_CHECK(st == NN_ERR_ARG && strstr(nn_test_msg, "\"optim.weight\" would clash"), "clash: %s", nn_test_msg);
         nn_module_free(m);
     }
     nn_set_error_hook(NULL, NULL);

@@ -12,14 +12,6 @@
 #include <string.h>
 #include <stdlib.h>
 
-static char last_misuse[512];
-static int misuse_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    misuse_calls++;
-    snprintf(last_misuse, sizeof last_misuse, "%s", msg);
-}
-
 static nn_csv_opts defaults(void) {
     nn_csv_opts o;
     memset(&o, 0, sizeof o);
@@ -359,18 +351,18 @@ static void test_split(void) {
         NN_TEST_CHECK(ok, "split sizes are round(fraction * n) for n = 1..60");
     }
     /* Misuse. */
-    nn_set_error_hook(record_hook, NULL);
-    misuse_calls = 0;
-    NN_TEST_CHECK(nn_dataset_split(&ds, 0.6f, 0.5f, 1, 0, &tr, &va, &te) == NN_ERR_ARG && misuse_calls == 1 &&
-                  !strcmp(last_misuse, "nn_dataset_split: needs a dataset, train and test outputs (val too "
+    nn_set_error_hook(nn_test_record_hook, NULL);
+    nn_test_msgs = 0;
+    NN_TEST_CHECK(nn_dataset_split(&ds, 0.6f, 0.5f, 1, 0, &tr, &va, &te) == NN_ERR_ARG && nn_test_msgs == 1 &&
+                  !strcmp(nn_test_msg, "nn_dataset_split: needs a dataset, train and test outputs (val too "
                           "when val_frac > 0) and fractions >= 0 summing to at most 1, got val_frac=0.6 "
-                          "test_frac=0.5"), "fractions over 1: %s", last_misuse);
+                          "test_frac=0.5"), "fractions over 1: %s", nn_test_msg);
     {
         nn_dataset reg = ds;
         reg.y = NULL;
         NN_TEST_CHECK(nn_dataset_split(&reg, 0.0f, 0.5f, 1, 1, &tr, NULL, &te) == NN_ERR_ARG &&
-                      !strcmp(last_misuse, "nn_dataset_split: stratified needs class labels (the dataset has none)"),
-                      "stratified without labels: %s", last_misuse);
+                      !strcmp(nn_test_msg, "nn_dataset_split: stratified needs class labels (the dataset has none)"),
+                      "stratified without labels: %s", nn_test_msg);
     }
     nn_set_error_hook(NULL, NULL);
     nn_dataset_free(&ds);
@@ -419,13 +411,13 @@ static void test_standardize(void) {
     nn_standardizer_free(&s2);
     nn_standardizer_free(&st);
     /* Misuse: a byte dataset has no float features. */
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     {
         nn_dataset img;
         NN_TEST_CHECK(nn_dataset_synthetic(10, 1, &img) == NN_OK, "synthetic");
         NN_TEST_CHECK(nn_standardize_fit(&img, 0, &s) == NN_ERR_ARG &&
-                      !strcmp(last_misuse, "nn_standardize_fit: the dataset has no float features (byte datasets "
-                              "are scaled by the loader)"), "fit on bytes: %s", last_misuse);
+                      !strcmp(nn_test_msg, "nn_standardize_fit: the dataset has no float features (byte datasets "
+                              "are scaled by the loader)"), "fit on bytes: %s", nn_test_msg);
         nn_dataset_free(&img);
     }
     nn_set_error_hook(NULL, NULL);
@@ -498,12 +490,12 @@ static void test_loader(void) {
     nn_loader_free(l);
     nn_graph_reset(g);
     /* nn_accuracy refuses a dataset without labels. */
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     {
         nn_module *m = nn_sequential(nn_linear(2, 2), NULL);
         NN_TEST_CHECK(nn_accuracy(m, &ds, g, lo) == -1.0f &&
-                      !strcmp(last_misuse, "nn_accuracy: the dataset has no class labels (regression targets only)"),
-                      "accuracy on regression data: %s", last_misuse);
+                      !strcmp(nn_test_msg, "nn_accuracy: the dataset has no class labels (regression targets only)"),
+                      "accuracy on regression data: %s", nn_test_msg);
         nn_module_free(m);
     }
     nn_set_error_hook(NULL, NULL);
@@ -591,10 +583,10 @@ static void test_more(void) {
         int idx[2] = {0, 2};
         nn_dataset sub;
         nn_dataset_tabular(2, 1, x, NULL, x, 1, &ds);
-        nn_set_error_hook(record_hook, NULL);
+        nn_set_error_hook(nn_test_record_hook, NULL);
         NN_TEST_CHECK(nn_dataset_subset(&ds, idx, 2, &sub) == NN_ERR_ARG &&
-                      !strcmp(last_misuse, "nn_dataset_subset: index 2 at position 1 is outside [0,2)"),
-                      "subset index out of range: %s", last_misuse);
+                      !strcmp(nn_test_msg, "nn_dataset_subset: index 2 at position 1 is outside [0,2)"),
+                      "subset index out of range: %s", nn_test_msg);
         nn_set_error_hook(NULL, NULL);
         idx[1] = 1;
         NN_TEST_CHECK(nn_dataset_subset(&ds, idx, 2, &sub) == NN_OK && sub.n == 2 && sub.features[1] == 2.0f &&

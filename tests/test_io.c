@@ -47,14 +47,6 @@ static int test_write_ok(size_t n) {
 #include <unistd.h>
 #endif
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    strncpy(last_msg, msg, sizeof last_msg - 1);
-}
-
 static char tmpdir[256];
 
 static const char *tpath(const char *name) {
@@ -972,30 +964,30 @@ static void test_options(void) {
                       "nn_save_ex metadata");
         remove(tpath("meta.safetensors"));
         /* misuse */
-        nn_set_error_hook(record_hook, NULL);
+        nn_set_error_hook(nn_test_record_hook, NULL);
         md[0].key = "format";
-        hook_calls = 0;
+        nn_test_msgs = 0;
         st = nn_save_mem(net, so, &mem, &size);
-        NN_TEST_CHECK(st == NN_ERR_ARG && hook_calls == 1 && mem == NULL &&
-                          !strcmp(last_msg, "nn_save_mem: metadata key \"format\" is reserved for nn.h"),
-                      "reserved key: %s", last_msg);
+        NN_TEST_CHECK(st == NN_ERR_ARG && nn_test_msgs == 1 && mem == NULL &&
+                          !strcmp(nn_test_msg, "nn_save_mem: metadata key \"format\" is reserved for nn.h"),
+                      "reserved key: %s", nn_test_msg);
         md[0].key = "note \xc3\xa9";
         st = nn_save_ex(net, tpath("x"), so);
-        NN_TEST_CHECK(st == NN_ERR_ARG && !strcmp(last_msg, "nn_save_ex: metadata key \"note \xc3\xa9\" is given twice"),
-                      "duplicate key: %s", last_msg);
+        NN_TEST_CHECK(st == NN_ERR_ARG && !strcmp(nn_test_msg, "nn_save_ex: metadata key \"note \xc3\xa9\" is given twice"),
+                      "duplicate key: %s", nn_test_msg);
         st = nn_load(NULL, "x", strict());
-        NN_TEST_CHECK(st == NN_ERR_ARG && !strcmp(last_msg, "nn_load: NULL module"), "NULL module: %s", last_msg);
+        NN_TEST_CHECK(st == NN_ERR_ARG && !strcmp(nn_test_msg, "nn_load: NULL module"), "NULL module: %s", nn_test_msg);
         st = nn_save(net, NULL);
-        NN_TEST_CHECK(st == NN_ERR_ARG && !strcmp(last_msg, "nn_save: NULL path"), "NULL path: %s", last_msg);
+        NN_TEST_CHECK(st == NN_ERR_ARG && !strcmp(nn_test_msg, "nn_save: NULL path"), "NULL path: %s", nn_test_msg);
         {
             nn_module *d = nn_module_new("Dup", NULL);
             nn_module_add_child(d, "a", nn_linear(1, 1));
             nn_module_add_child(d, "a", nn_linear(1, 1));
             st = nn_save_mem(d, no_save_opts(), &mem, &size);
             NN_TEST_CHECK(st == NN_ERR_ARG &&
-                              (!strcmp(last_msg, "nn_save_mem: two tensors of the module are named \"a.bias\"") ||
-                               !strcmp(last_msg, "nn_save_mem: two tensors of the module are named \"a.weight\"")),
-                          "duplicate names: %s", last_msg);
+                              (!strcmp(nn_test_msg, "nn_save_mem: two tensors of the module are named \"a.bias\"") ||
+                               !strcmp(nn_test_msg, "nn_save_mem: two tensors of the module are named \"a.weight\"")),
+                          "duplicate names: %s", nn_test_msg);
             nn_module_free(d);
         }
         nn_set_error_hook(NULL, NULL);

@@ -18,18 +18,10 @@ static void *count_realloc(void *p, size_t n) { return ++alloc_calls == fail_at 
 #include "harness.h"
 #include <string.h>
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    strncpy(last_msg, msg, sizeof last_msg - 1);
-    last_msg[sizeof last_msg - 1] = 0;
-}
 static void hook_on(void) {
-    hook_calls = 0;
-    last_msg[0] = 0;
-    nn_set_error_hook(record_hook, NULL);
+    nn_test_msgs = 0;
+    nn_test_msg[0] = 0;
+    nn_set_error_hook(nn_test_record_hook, NULL);
 }
 static void hook_off(void) { nn_set_error_hook(NULL, NULL); }
 
@@ -224,13 +216,13 @@ static void test_no_trainable_parameters(void) {
     memset(&ao, 0, sizeof ao);
     hook_on();
     o = nn_sgd(m, so);
-    NN_TEST_CHECK(o == NULL && hook_calls == 1 && strstr(last_msg, "nn_sgd") &&
-                      strstr(last_msg, "no trainable parameters"),
-                  "nn_sgd on a module without parameters is reported: \"%s\"", last_msg);
+    NN_TEST_CHECK(o == NULL && nn_test_msgs == 1 && strstr(nn_test_msg, "nn_sgd") &&
+                      strstr(nn_test_msg, "no trainable parameters"),
+                  "nn_sgd on a module without parameters is reported: \"%s\"", nn_test_msg);
     for (i = 0; i < n; i++) nn_requires_grad(ps[i].tensor, 0);
     o = nn_adam(l, ao);
-    NN_TEST_CHECK(o == NULL && hook_calls == 2 && strstr(last_msg, "nn_adam"),
-                  "nn_adam with every parameter frozen is reported: \"%s\"", last_msg);
+    NN_TEST_CHECK(o == NULL && nn_test_msgs == 2 && strstr(nn_test_msg, "nn_adam"),
+                  "nn_adam with every parameter frozen is reported: \"%s\"", nn_test_msg);
     hook_off();
     nn_module_free(m);
     nn_module_free(l);
@@ -302,15 +294,15 @@ static void test_shared_modules_and_weights(void) {
     hook_on();
     b = nn_linear(2, 2);
     seq = nn_sequential(b, NULL);
-    NN_TEST_CHECK(nn_module_add_child(b, "loop", seq) == NULL && hook_calls == 1 &&
-                      strstr(last_msg, "own descendant"),
-                  "a cycle is reported: \"%s\"", last_msg);
+    NN_TEST_CHECK(nn_module_add_child(b, "loop", seq) == NULL && nn_test_msgs == 1 &&
+                      strstr(nn_test_msg, "own descendant"),
+                  "a cycle is reported: \"%s\"", nn_test_msg);
     nn_module_free(b);
-    NN_TEST_CHECK(hook_calls == 2 && strstr(last_msg, "nn_module_free") && strstr(last_msg, "root"),
-                  "freeing a child is reported: \"%s\"", last_msg);
+    NN_TEST_CHECK(nn_test_msgs == 2 && strstr(nn_test_msg, "nn_module_free") && strstr(nn_test_msg, "root"),
+                  "freeing a child is reported: \"%s\"", nn_test_msg);
     nn_tensor_free(nn_param(b, "weight"));
-    NN_TEST_CHECK(hook_calls == 3 && strstr(last_msg, "nn_tensor_free"),
-                  "freeing a parameter is reported: \"%s\"", last_msg);
+    NN_TEST_CHECK(nn_test_msgs == 3 && strstr(nn_test_msg, "nn_tensor_free"),
+                  "freeing a parameter is reported: \"%s\"", nn_test_msg);
     hook_off();
     nn_module_free(seq);
     nn_graph_free(g);
@@ -326,15 +318,15 @@ static void test_sequential_failed_child(void) {
     c = counted();
     m = nn_sequential(a, (nn_module *)NULL, c, NULL);
     NN_TEST_CHECK(m == NULL, "a NULL child fails nn_sequential");
-    NN_TEST_CHECK(hook_calls == 1 && strstr(last_msg, "nn_sequential") && strstr(last_msg, "child 1"),
-                  "the report names the position: \"%s\"", last_msg);
+    NN_TEST_CHECK(nn_test_msgs == 1 && strstr(nn_test_msg, "nn_sequential") && strstr(nn_test_msg, "child 1"),
+                  "the report names the position: \"%s\"", nn_test_msg);
     NN_TEST_CHECK(destroyed == 2, "the other children are freed (%d of 2)", destroyed);
     /* a child given twice and a failure: freed once */
     destroyed = 0;
     a = counted();
     m = nn_sequential(a, a, (nn_module *)NULL, NULL);
-    NN_TEST_CHECK(m == NULL && destroyed == 1 && hook_calls == 2 && strstr(last_msg, "child 2"),
-                  "a repeated child is freed once (%d): \"%s\"", destroyed, last_msg);
+    NN_TEST_CHECK(m == NULL && destroyed == 1 && nn_test_msgs == 2 && strstr(nn_test_msg, "child 2"),
+                  "a repeated child is freed once (%d): \"%s\"", destroyed, nn_test_msg);
     hook_off();
     /* many children */
     m = nn_sequential(nn_relu(), nn_relu(), nn_relu(), nn_relu(), nn_relu(), nn_relu(), nn_relu(),
@@ -440,9 +432,9 @@ static void test_num_batches_tracked_int64(void) {
     nn_forward(bn, nn_tensor_from(g, xv, NN_SHAPE(2, 2)));
     NN_TEST_CHECK(c[0] == ((int64_t)1 << 24) + 1, "counts past 2^24 exactly: %lld", (long long)c[0]);
     hook_on();
-    NN_TEST_CHECK(nn_add_scalar(t, 1.0f) == NULL && hook_calls == 1 &&
-                      strstr(last_msg, "nn_add_scalar: input 0 holds int64 values") != NULL,
-                  "an int64 buffer never enters a float op: %s", last_msg);
+    NN_TEST_CHECK(nn_add_scalar(t, 1.0f) == NULL && nn_test_msgs == 1 &&
+                      strstr(nn_test_msg, "nn_add_scalar: input 0 holds int64 values") != NULL,
+                  "an int64 buffer never enters a float op: %s", nn_test_msg);
     hook_off();
     nn_graph_free(g);
     nn_module_free(bn);
@@ -523,10 +515,10 @@ static void test_lookups_and_options(void) {
                   "momentum 0.5 applies: running mean %g", (double)nn_param(bn, "running_mean")->data[0]);
     hook_on();
     nn_batchnorm_set(lin, 0.1f, 1e-5f);
-    NN_TEST_CHECK(hook_calls == 1 && strstr(last_msg, "nn_batchnorm_set") && strstr(last_msg, "Linear"),
-                  "nn_batchnorm_set on a Linear is reported: \"%s\"", last_msg);
+    NN_TEST_CHECK(nn_test_msgs == 1 && strstr(nn_test_msg, "nn_batchnorm_set") && strstr(nn_test_msg, "Linear"),
+                  "nn_batchnorm_set on a Linear is reported: \"%s\"", nn_test_msg);
     nn_grad_buffer(x);
-    NN_TEST_CHECK(hook_calls == 2 && strstr(last_msg, "nn_grad_buffer"), "nn_grad_buffer on a graph tensor");
+    NN_TEST_CHECK(nn_test_msgs == 2 && strstr(nn_test_msg, "nn_grad_buffer"), "nn_grad_buffer on a graph tensor");
     hook_off();
     nn_module_free(bn);
     nn_module_free(lin);

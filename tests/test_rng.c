@@ -10,14 +10,6 @@
 #include <string.h>
 #include <stdlib.h>
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    strncpy(last_msg, msg, sizeof last_msg - 1);
-}
-
 static uint32_t bits(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
@@ -282,22 +274,22 @@ static void test_misuse(void) {
     nn_rng_state st;
     nn_rng *r = nn_rng_new(1);
     float f;
-    nn_set_error_hook(record_hook, NULL);
-    hook_calls = 0;
+    nn_set_error_hook(nn_test_record_hook, NULL);
+    nn_test_msgs = 0;
     f = nn_rng_uniform(NULL);
-    NN_TEST_CHECK(f == 0.0f && hook_calls == 1 && strcmp(last_msg, "nn_rng_uniform: NULL generator") == 0,
-                  "NULL generator reported (%s)", last_msg);
+    NN_TEST_CHECK(f == 0.0f && nn_test_msgs == 1 && strcmp(nn_test_msg, "nn_rng_uniform: NULL generator") == 0,
+                  "NULL generator reported (%s)", nn_test_msg);
     nn_rng_get_state(r, &st);
     st.words[1] = 2;
     nn_rng_set_state(r, &st);
-    NN_TEST_CHECK(hook_calls == 2 && strstr(last_msg, "nn_rng_set_state: not a saved state") != NULL &&
-                      strstr(last_msg, "0x0000000000000002") != NULL,
-                  "an even increment is refused (%s)", last_msg);
+    NN_TEST_CHECK(nn_test_msgs == 2 && strstr(nn_test_msg, "nn_rng_set_state: not a saved state") != NULL &&
+                      strstr(nn_test_msg, "0x0000000000000002") != NULL,
+                  "an even increment is refused (%s)", nn_test_msg);
     nn_rng_free(nn_default_rng());
-    NN_TEST_CHECK(hook_calls == 3 && strcmp(last_msg, "nn_rng_free: the default generator belongs to the library") == 0,
-                  "freeing the default generator is refused (%s)", last_msg);
+    NN_TEST_CHECK(nn_test_msgs == 3 && strcmp(nn_test_msg, "nn_rng_free: the default generator belongs to the library") == 0,
+                  "freeing the default generator is refused (%s)", nn_test_msg);
     nn_rng_free(NULL);
-    NN_TEST_CHECK(hook_calls == 3, "nn_rng_free(NULL) is ignored");
+    NN_TEST_CHECK(nn_test_msgs == 3, "nn_rng_free(NULL) is ignored");
     nn_set_error_hook(NULL, NULL);
     nn_rng_free(r);
 }

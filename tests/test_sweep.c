@@ -11,35 +11,12 @@
 #define NN_IMPLEMENTATION
 #endif
 #include "nn.h"
+#define NN_TEST_OOM_RETURNS_NULL /* huge requests come back NULL under ASan too */
 #include "harness.h"
 #include <float.h>
 #include <limits.h>
 #include <stddef.h>
 #include <string.h>
-
-/* Requests too big for memory come back NULL under AddressSanitizer too. */
-#if defined(__SANITIZE_ADDRESS__)
-#define NN_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NN_TEST_ASAN 1
-#endif
-#endif
-#ifdef NN_TEST_ASAN
-#ifdef __cplusplus
-extern "C"
-#endif
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
-#endif
-
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    snprintf(last_msg, sizeof last_msg, "%s", msg);
-}
 
 static const int IV[] = {0, -1, 1, 2, 7, INT_MAX, INT_MIN, INT_MAX / 2 + 1, -INT_MAX};
 #define NIV ((int)(sizeof IV / sizeof IV[0]))
@@ -57,21 +34,21 @@ static int judged = 0;
 static void judge(const char *fn, int ok, const char *what, double v) {
     judged++;
     if (ok) {
-        NN_TEST_CHECK(hook_calls == 0, "%s(%s=%g): worked but reported \"%s\"", fn, what, v, last_msg);
-    } else if (hook_calls) {
-        const char *m = last_msg;
+        NN_TEST_CHECK(nn_test_msgs == 0, "%s(%s=%g): worked but reported \"%s\"", fn, what, v, nn_test_msg);
+    } else if (nn_test_msgs) {
+        const char *m = nn_test_msg;
         size_t n = strlen(fn);
         int in_forward = strncmp(m, "nn_forward(", 11) == 0 && strstr(m, "): ") != NULL;
         if (in_forward && strcmp(fn, "nn_forward") == 0) m = "nn_forward:"; /* a module's forward */
         else if (in_forward) m = strstr(m, "): ") + 3;                     /* the op inside it */
-        NN_TEST_CHECK(hook_calls == 1 && strncmp(m, fn, n) == 0 && m[n] == ':',
+        NN_TEST_CHECK(nn_test_msgs == 1 && strncmp(m, fn, n) == 0 && m[n] == ':',
                       "%s(%s=%g): %d reports, message \"%s\" does not start with \"%s:\"", fn, what, v,
-                      hook_calls, last_msg, fn);
+                      nn_test_msgs, nn_test_msg, fn);
     } else {
         NN_TEST_CHECK(nn_error_string()[0] != 0, "%s(%s=%g): failed silently", fn, what, v);
     }
-    hook_calls = 0;
-    last_msg[0] = 0;
+    nn_test_msgs = 0;
+    nn_test_msg[0] = 0;
 }
 
 static nn_graph *G;
@@ -294,7 +271,7 @@ static void shape_sweep(void) {
                         ta = nn_zeros(G, a);
                         tb = nn_zeros(G, b);
                         if (!ta || !tb) {
-                            if (hook_calls == 2) hook_calls = 1; /* (both operands bad) */
+                            if (nn_test_msgs == 2) nn_test_msgs = 1; /* (both operands bad) */
                             judge("nn_zeros", 0, "dim", (double)DV[j]);
                             continue;
                         }
@@ -325,9 +302,9 @@ static void creation_sweep(void) {
         }
         r = nn_ones(NULL, NN_SHAPE(IV[i], 3, 5, 7, 11, 13, 17, 19)); /* 8 dimensions */
         if (r) nn_tensor_free(r);
-        else if (hook_calls) judge("nn_ones", 0, "dim", (double)IV[i]);
+        else if (nn_test_msgs) judge("nn_ones", 0, "dim", (double)IV[i]);
         else judge("nn_ones", 0, "dim", (double)IV[i]);
-        hook_calls = 0;
+        nn_test_msgs = 0;
     }
     {
         nn_shape s = nn_shape_make(NN_MAX_DIMS + 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -393,9 +370,9 @@ static int module_runs(nn_module *m, nn_tensor *x) {
     y = nn_forward(m, x);
     if (!y) {
         /* judged here: the forward's report must name the module */
-        NN_TEST_CHECK(hook_calls == 1 && strncmp(last_msg, "nn_forward(", 11) == 0,
-                      "forward of %s: \"%s\"", m->type, last_msg);
-        hook_calls = 0;
+        NN_TEST_CHECK(nn_test_msgs == 1 && strncmp(nn_test_msg, "nn_forward(", 11) == 0,
+                      "forward of %s: \"%s\"", m->type, nn_test_msg);
+        nn_test_msgs = 0;
     }
     nn_module_free(m);
     return 1;
@@ -483,11 +460,11 @@ static void sgemm_sweep(void) {
                     for (ref = 0; ref < 2; ref++) {
                         if (ref) nn_sgemm_ref(ta, tb, p[0], p[1], p[2], 1.0f, A, p[3], B, p[4], 0.0f, C, p[5]);
                         else nn_sgemm(ta, tb, p[0], p[1], p[2], 1.0f, A, p[3], B, p[4], 0.0f, C, p[5]);
-                        judge(ref ? "nn_sgemm_ref" : "nn_sgemm", hook_calls == 0, "size", (double)SV[i]);
+                        judge(ref ? "nn_sgemm_ref" : "nn_sgemm", nn_test_msgs == 0, "size", (double)SV[i]);
                     }
                     /* NULL operands where they would be read */
                     nn_sgemm(ta, tb, p[0], p[1], p[2], 1.0f, NULL, p[3], B, p[4], 0.0f, C, p[5]);
-                    judge("nn_sgemm", hook_calls == 0 && (p[0] <= 0 || p[1] <= 0 || p[2] <= 0), "A NULL", (double)SV[i]);
+                    judge("nn_sgemm", nn_test_msgs == 0 && (p[0] <= 0 || p[1] <= 0 || p[2] <= 0), "A NULL", (double)SV[i]);
                 }
 }
 
@@ -506,7 +483,7 @@ static nn_optim *step_twice(nn_optim *o) {
         if (y) nn_backward(y);
         nn_step(o);
     }
-    hook_calls = 0; /* steps with NaN rates may trip anomaly checks: no crash is the point */
+    nn_test_msgs = 0; /* steps with NaN rates may trip anomaly checks: no crash is the point */
     return o;
 }
 #define OPT_CALL(name, ctor, T_) \
@@ -578,7 +555,7 @@ static int sched_runs(nn_sched *s) {
         (void)nn_get_lr(SGD);
     }
     nn_sched_step_metric(s, 1.0f);
-    hook_calls = 0;
+    nn_test_msgs = 0;
     nn_sched_free(s);
     return 1;
 }
@@ -668,14 +645,14 @@ static void sched_sweep(void) {
         int i;
         for (i = 0; i < NFV; i++) {
             nn_set_lr(SGD, FV[i]);
-            judge("nn_set_lr", hook_calls == 0, "lr", (double)FV[i]);
+            judge("nn_set_lr", nn_test_msgs == 0, "lr", (double)FV[i]);
             (void)nn_clip_grad_norm(SGD, FV[i]);
-            judge("nn_clip_grad_norm", hook_calls == 0, "max_norm", (double)FV[i]);
+            judge("nn_clip_grad_norm", nn_test_msgs == 0, "max_norm", (double)FV[i]);
             nn_clip_grad_value(SGD, FV[i]);
-            judge("nn_clip_grad_value", hook_calls == 0, "clip", (double)FV[i]);
+            judge("nn_clip_grad_value", nn_test_msgs == 0, "clip", (double)FV[i]);
         }
         nn_set_lr(SGD, 0.01f);
-        hook_calls = 0;
+        nn_test_msgs = 0;
     }
     nn_optim_free(SGD);
 }
@@ -691,7 +668,7 @@ static int g_run(const void *p) {
     if (!(o = nn_sgd(NET, so))) return 0;
     n = nn_optim_group(o, "*", *(const nn_group_opts *)p);
     if (n > 0) step_twice(o);
-    hook_calls = n > 0 ? 0 : hook_calls;
+    nn_test_msgs = n > 0 ? 0 : nn_test_msgs;
     nn_optim_free(o);
     return n > 0;
 }
@@ -711,7 +688,7 @@ static void group_and_module_sweep(void) {
             for (k = 0; k < 3; k++) (void)nn_snapshot_take(sn);
             nn_graph_reset(G);
             (void)nn_snapshot_predict(sn, T(2, 3, 0, 0, 2));
-            hook_calls = 0;
+            nn_test_msgs = 0;
             nn_snapshots_free(sn);
         }
     }
@@ -736,7 +713,7 @@ static void group_and_module_sweep(void) {
         o = nn_sgd(NET, so);
         for (i = 0; i < NFV && o; i++) {
             nn_set_momentum(o, FV[i]);
-            judge("nn_set_momentum", hook_calls == 0, "momentum", (double)FV[i]);
+            judge("nn_set_momentum", nn_test_msgs == 0, "momentum", (double)FV[i]);
         }
         nn_optim_free(o);
     }
@@ -772,10 +749,10 @@ static void loader_sweep(void) {
         nn_tensor *x;
         const int *y;
         nn_loader_set_batch_size(l, IV[i]);
-        judge("nn_loader_set_batch_size", hook_calls == 0, "batch_size", (double)IV[i]);
+        judge("nn_loader_set_batch_size", nn_test_msgs == 0, "batch_size", (double)IV[i]);
         nn_graph_reset(G);
         while (nn_loader_next(l, G, &x, &y) > 0) nn_graph_reset(G);
-        hook_calls = 0;
+        nn_test_msgs = 0;
     }
     nn_loader_free(l);
     for (i = 0; i < 4; i++) {
@@ -825,13 +802,13 @@ static void misc_sweep(void) {
     int i;
     for (i = 0; i < NFV; i++) {
         (void)nn_rand_bernoulli(FV[i]);
-        judge("nn_rand_bernoulli", hook_calls == 0, "p", (double)FV[i]);
+        judge("nn_rand_bernoulli", nn_test_msgs == 0, "p", (double)FV[i]);
     }
     (void)nn_rand_below(0);
-    judge("nn_rand_below", hook_calls == 0, "n", 0);
+    judge("nn_rand_below", nn_test_msgs == 0, "n", 0);
     for (i = 0; i < NIV; i++) {
         nn_set_threads(IV[i]);
-        judge("nn_set_threads", hook_calls == 0 && nn_get_threads() >= 1, "n", (double)IV[i]);
+        judge("nn_set_threads", nn_test_msgs == 0 && nn_get_threads() >= 1, "n", (double)IV[i]);
     }
     nn_set_threads(0);
 }
@@ -842,7 +819,7 @@ int main(void) {
     init_shape_ops();
     G = nn_graph_new();
     nn_seed(1);
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     NET = nn_sequential(nn_linear(3, 2), nn_relu(), NULL);
     int_op_sweep();
     float_op_sweep();
