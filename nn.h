@@ -4400,9 +4400,24 @@ struct nn__node {
     void *saved;
 };
 
-struct nn_graph {
+/* A chain of blocks bump-allocated from the start after each rewind. */
+typedef struct nn__arena {
     nn__block *first, *cur;
     size_t used;         /* bytes used in cur */
+    size_t capacity;     /* bytes in this chain's blocks */
+} nn__arena;
+
+/* Tensor headers live apart from the data, in one of two chains by the
+   generation's parity: a reset rewinds only the chain the new step will
+   use, so a tensor kept from the step before still holds its old
+   generation and is reported, not mistaken for a new one. */
+#ifndef NN__HEAD_BLOCK
+#define NN__HEAD_BLOCK (64u << 10)
+#endif
+
+struct nn_graph {
+    nn__arena mem;       /* tensor data, node records, scratch */
+    nn__arena heads[2];  /* tensor headers of even and odd generations */
     size_t capacity;     /* bytes in all blocks */
     nn__node *tail;      /* the last recorded node */
     int grad_enabled;
@@ -4429,21 +4444,25 @@ NNDEF nn_graph *nn_graph_new(void) {
 
 NNDEF void nn_graph_reset(nn_graph *g) {
     if (!g) return;
-    g->cur = g->first;
-    g->used = 0;
+    g->mem.cur = g->mem.first;
+    g->mem.used = 0;
     g->tail = NULL;
     g->gen++;
+    g->heads[g->gen & 1u].cur = g->heads[g->gen & 1u].first;
+    g->heads[g->gen & 1u].used = 0;
     nn__cur_graph = g;
 }
 
 NNDEF void nn_graph_free(nn_graph *g) {
     nn__block *b, *next;
+    int k;
     if (!g) return;
     if (nn__cur_graph == g) nn__cur_graph = NULL;
-    for (b = g->first; b; b = next) {
-        next = b->next;
-        NN_FREE(b->raw);
-    }
+    for (k = 0; k < 3; k++)
+        for (b = k ? g->heads[k - 1].first : g->mem.first; b; b = next) {
+            next = b->next;
+            NN_FREE(b->raw);
+        }
     nn__free(g);
 }
 
@@ -4480,8 +4499,10 @@ static long nn__first_nonfinite(const float *x, size_t n) {
 }
 
 /* Bump allocation, NN_MEM_ALIGN-aligned.  After a reset the same sequence of
-   requests walks the same blocks, so a steady-state step never mallocs. */
-static void *nn__arena_alloc(nn_graph *g, size_t size) {
+   requests walks the same blocks, so a steady-state step never mallocs.
+   A new block is at least min_block and the chain's size so far (so the
+   chain doubles), and no smaller than the request. */
+static void *nn__arena_take(nn_graph *g, nn__arena *a, size_t size, size_t min_block) {
     NN_ASSERT(g != NULL);
     if (size > (size_t)-1 - NN__BLOCK_HDR - 2 * (size_t)NN_MEM_ALIGN) {
         nn__error(NN_ERR_OOM, "nn_graph: request of %zu bytes is too large", size);
@@ -4492,17 +4513,17 @@ static void *nn__arena_alloc(nn_graph *g, size_t size) {
         nn__block *b;
         size_t cap;
         unsigned char *raw, *p;
-        if (g->cur && g->used + size <= g->cur->cap) {
-            p = (unsigned char *)g->cur + NN__BLOCK_HDR + g->used;
-            g->used += size;
+        if (a->cur && a->used + size <= a->cur->cap) {
+            p = (unsigned char *)a->cur + NN__BLOCK_HDR + a->used;
+            a->used += size;
             return p;
         }
-        if (g->cur && g->cur->next) {
-            g->cur = g->cur->next;
-            g->used = 0;
+        if (a->cur && a->cur->next) {
+            a->cur = a->cur->next;
+            a->used = 0;
             continue;
         }
-        cap = NN__MAX((size_t)NN_GRAPH_BLOCK, NN__MAX(size, g->capacity));
+        cap = NN__MAX(min_block, NN__MAX(size, a->capacity));
         if (cap > (size_t)-1 - NN__BLOCK_HDR - NN_MEM_ALIGN) {
             nn__error(NN_ERR_OOM, "nn_graph: request of %zu bytes is too large", size);
             return NULL;
@@ -4514,12 +4535,23 @@ static void *nn__arena_alloc(nn_graph *g, size_t size) {
         b->next = NULL;
         b->raw = raw;
         b->cap = cap;
-        if (g->cur) g->cur->next = b;
-        else g->first = b;
-        g->cur = b;
-        g->used = 0;
+        if (a->cur) a->cur->next = b;
+        else a->first = b;
+        a->cur = b;
+        a->used = 0;
+        a->capacity += cap;
         g->capacity += cap;
     }
+}
+
+/* Bytes from the graph's data arena. */
+static void *nn__arena_alloc(nn_graph *g, size_t size) {
+    return nn__arena_take(g, &g->mem, size, (size_t)NN_GRAPH_BLOCK);
+}
+
+/* A tensor header for the graph's current generation. */
+static nn_tensor *nn__graph_head(nn_graph *g) {
+    return (nn_tensor *)nn__arena_take(g, &g->heads[g->gen & 1u], sizeof(nn_tensor), (size_t)NN__HEAD_BLOCK);
 }
 
 /* The graph's arena as a kernel's scratch allocator. */
@@ -4611,6 +4643,7 @@ static int nn__shape_numel(const char *op, nn_shape s, size_t *numel) {
 }
 
 static void *nn__arena_alloc(nn_graph *g, size_t size);
+static nn_tensor *nn__graph_head(nn_graph *g);
 static unsigned nn__graph_gen(const nn_graph *g);
 
 /* A new tensor of shape s in g (or persistent when g is NULL); data
@@ -4621,7 +4654,7 @@ static nn_tensor *nn__tensor_new(const char *op, nn_graph *g, nn_shape s, int ze
     size_t n;
     if (!nn__shape_numel(op, s, &n)) return NULL;
     if (g) {
-        t = (nn_tensor *)nn__arena_alloc(g, sizeof(nn_tensor));
+        t = nn__graph_head(g);
         if (!t) return NULL;
         memset(t, 0, sizeof *t);
         t->data = (float *)nn__arena_alloc(g, n * sizeof(float));

@@ -80,6 +80,45 @@ static void test_two_graphs(void) {
     nn_graph_free(g2);
 }
 
+/* The case a generation alone missed: the step after the reset makes the
+   same tensors in the same order, so the kept pointer's memory would hold
+   one of the new step's tensors.  A tensor from the step just before is
+   always reported; nn_graph_reset keeps its header intact for one step. */
+static void test_stale_reused(void) {
+    float d[4] = {1, 2, 3, 4};
+    nn_graph *g = nn_graph_new();
+    nn_tensor *w = nn_requires_grad(nn_tensor_from(NULL, d, NN_SHAPE(4)), 1);
+    nn_tensor *loss, *prev = NULL, *prev_x = NULL, *r;
+    int step, reported_all = 1, quiet = 1;
+    for (step = 0; step < 6; step++) {
+        nn_tensor *x;
+        nn_graph_reset(g);
+        x = nn_tensor_from(g, d, NN_SHAPE(4));
+        clear_msg();
+        if (prev) { /* last step's first tensor (made exactly where x is
+                       made now) and its loss, used in this step */
+            r = nn_mul(x, prev_x);
+            reported_all &= r == NULL && nn_test_msgs == 1 && has("nn_mul: input 1") && has("reset");
+            clear_msg();
+            r = nn_add(x, prev);
+            reported_all &= r == NULL && nn_test_msgs == 1 && has("nn_add: input 1") && has("reset");
+        }
+        clear_msg();
+        loss = nn_sum(nn_mul(x, w));
+        quiet &= loss != NULL && nn_backward(loss) == NN_OK && nn_test_msgs == 0;
+        prev = loss;
+        prev_x = x;
+    }
+    NN_TEST_CHECK(reported_all, "last step's tensor is reported in the next step: %s", nn_test_msg);
+    NN_TEST_CHECK(quiet, "the current step's tensors work: %s", nn_test_msg);
+    clear_msg();
+    nn_graph_reset(g);
+    NN_TEST_CHECK(nn_backward(prev) == NN_ERR_ARG && has("nn_backward: the loss"),
+                  "backward of last step's loss: %s", nn_test_msg);
+    nn_tensor_free(w);
+    nn_graph_free(g);
+}
+
 /* A tensor kept past nn_graph_reset is stale: an op or nn_backward given it
    is misuse naming the generations.  Persistent tensors never are. */
 static void test_stale(void) {
@@ -481,6 +520,7 @@ int main(void) {
     nn_set_error_hook(nn_test_record_hook, NULL);
     test_two_graphs();
     test_stale();
+    test_stale_reused();
     test_backward_oom();
     test_loader_oom();
     test_current_graph();
