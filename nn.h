@@ -2177,6 +2177,25 @@ static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float 
 
 #else /* AVX2, NEON, scalar: a full-tile kernel plus a temporary tile for edges */
 
+/* Row i of the tile (two vectors, c##i##a and c##i##b) to C: stored (beta 0),
+   added (beta 1) or added to beta C (fused where the ISA has it).  Each ISA
+   below defines its vector load, store, add, scale-add and width, then
+   NN__K_PUT. */
+#define NN__K_PUT(i)                                                              \
+    do {                                                                          \
+        float *cr = c + (size_t)i * ldc;                                          \
+        if (mode == 0) {                                                          \
+            NN__K_ST(cr, c##i##a);                                                \
+            NN__K_ST(cr + NN__K_W, c##i##b);                                      \
+        } else if (mode == 1) {                                                   \
+            NN__K_ST(cr, NN__K_ADD(NN__K_LD(cr), c##i##a));                       \
+            NN__K_ST(cr + NN__K_W, NN__K_ADD(NN__K_LD(cr + NN__K_W), c##i##b));    \
+        } else {                                                                  \
+            NN__K_ST(cr, NN__K_SCALE(NN__K_LD(cr), vbeta, c##i##a));              \
+            NN__K_ST(cr + NN__K_W, NN__K_SCALE(NN__K_LD(cr + NN__K_W), vbeta, c##i##b)); \
+        }                                                                         \
+    } while (0)
+
 #if defined(NN__AVX2)
 /* 6 x 16: 12 accumulators, 2 B vectors, 1 broadcast = 15 of 16 ymm. */
 #define NN__K_DECL(i) __m256 c##i##a = _mm256_setzero_ps(), c##i##b = _mm256_setzero_ps()
@@ -2184,21 +2203,11 @@ static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float 
     av = _mm256_broadcast_ss(a + i);                  \
     c##i##a = _mm256_fmadd_ps(av, b0, c##i##a);       \
     c##i##b = _mm256_fmadd_ps(av, b1, c##i##b)
-#define NN__K_PUT(i)                                                              \
-    do {                                                                          \
-        float *cr = c + (size_t)i * ldc;                                          \
-        if (mode == 0) {                                                          \
-            _mm256_storeu_ps(cr, c##i##a);                                        \
-            _mm256_storeu_ps(cr + 8, c##i##b);                                    \
-        } else if (mode == 1) {                                                   \
-            _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), c##i##a));    \
-            _mm256_storeu_ps(cr + 8, _mm256_add_ps(_mm256_loadu_ps(cr + 8), c##i##b)); \
-        } else {                                                                  \
-            _mm256_storeu_ps(cr, _mm256_fmadd_ps(_mm256_loadu_ps(cr), vbeta, c##i##a)); \
-            _mm256_storeu_ps(cr + 8,                                              \
-                             _mm256_fmadd_ps(_mm256_loadu_ps(cr + 8), vbeta, c##i##b)); \
-        }                                                                         \
-    } while (0)
+#define NN__K_LD(p) _mm256_loadu_ps(p)
+#define NN__K_ST(p, v) _mm256_storeu_ps(p, v)
+#define NN__K_ADD(x, y) _mm256_add_ps(x, y)
+#define NN__K_SCALE(cv, vb, acc) _mm256_fmadd_ps(cv, vb, acc)
+#define NN__K_W 8
 static NN__GEMM_NOINLINE void nn__gemm_full(int kc, const float *a, const float *b,
                                             size_t bstep, float *c, int ldc, float beta) {
     int k, mode = beta == 0.0f ? 0 : beta == 1.0f ? 1 : 2;
@@ -2214,7 +2223,11 @@ static NN__GEMM_NOINLINE void nn__gemm_full(int kc, const float *a, const float 
 }
 #undef NN__K_DECL
 #undef NN__K_FMA
-#undef NN__K_PUT
+#undef NN__K_LD
+#undef NN__K_ST
+#undef NN__K_ADD
+#undef NN__K_SCALE
+#undef NN__K_W
 /* The edge merge repeats the kernel's last step exactly (fused for beta). */
 #define NN__GEMM_MERGE(c, t, beta) fmaf((c), (beta), (t))
 
@@ -2234,20 +2247,10 @@ static NN__GEMM_NOINLINE void nn__gemm_full(int kc, const float *a, const float 
     NN__K_MLA(c##i##a, b0, av, lane);                             \
     NN__K_MLA(c##i##b, b1, av, lane)
 #define NN__K_DECL(i) float32x4_t c##i##a = vdupq_n_f32(0.0f), c##i##b = vdupq_n_f32(0.0f)
-#define NN__K_PUT(i)                                                           \
-    do {                                                                       \
-        float *cr = c + (size_t)i * ldc;                                       \
-        if (mode == 0) {                                                       \
-            vst1q_f32(cr, c##i##a);                                            \
-            vst1q_f32(cr + 4, c##i##b);                                        \
-        } else if (mode == 1) {                                                \
-            vst1q_f32(cr, vaddq_f32(vld1q_f32(cr), c##i##a));                  \
-            vst1q_f32(cr + 4, vaddq_f32(vld1q_f32(cr + 4), c##i##b));          \
-        } else {                                                               \
-            vst1q_f32(cr, NN__K_SCALE(vld1q_f32(cr), vbeta, c##i##a));         \
-            vst1q_f32(cr + 4, NN__K_SCALE(vld1q_f32(cr + 4), vbeta, c##i##b)); \
-        }                                                                      \
-    } while (0)
+#define NN__K_LD(p) vld1q_f32(p)
+#define NN__K_ST(p, v) vst1q_f32(p, v)
+#define NN__K_ADD(x, y) vaddq_f32(x, y)
+#define NN__K_W 4
 static NN__GEMM_NOINLINE void nn__gemm_full(int kc, const float *a, const float *b,
                                             size_t bstep, float *c, int ldc, float beta) {
     int k, mode = beta == 0.0f ? 0 : beta == 1.0f ? 1 : 2;
@@ -2269,7 +2272,10 @@ static NN__GEMM_NOINLINE void nn__gemm_full(int kc, const float *a, const float 
 #undef NN__K_SCALE
 #undef NN__K_ROW
 #undef NN__K_DECL
-#undef NN__K_PUT
+#undef NN__K_LD
+#undef NN__K_ST
+#undef NN__K_ADD
+#undef NN__K_W
 
 #else /* portable scalar */
 /* 4 x 8 in plain C; compilers keep acc in registers and may vectorize j. */
@@ -2296,6 +2302,7 @@ static NN__GEMM_NOINLINE void nn__gemm_full(int kc, const float *a, const float 
 }
 #define NN__GEMM_MERGE(c, t, beta) ((c) * (beta) + (t))
 #endif
+#undef NN__K_PUT
 
 /* dst[0..n) += v for a row of an edge tile (a conv's bias). */
 static void nn__short_addc(float *dst, float v, int n) {
