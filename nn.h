@@ -303,10 +303,11 @@ NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha
 NNDEF void nn_set_threads(int n);
 /* Threads the kernels use now (1 without OpenMP). */
 NNDEF int nn_get_threads(void);
-/* Adaptive teams for the calling thread (off by default): the GEMM times its
-   products and runs alone while a thread team is clearly slower, as when
-   another process holds a core (docs/performance.md, "Threads on a busy
-   machine").  Results are the same bits either way.  Returns the previous. */
+/* Adaptive teams for the calling thread (on by default, off on Windows): the
+   calling thread's regions run alone while its team gets clearly less CPU
+   time than it asked for, as when another process holds a core
+   (docs/performance.md, "Threads on a busy machine").  Same bits either
+   way.  Returns the previous setting. */
 NNDEF int nn_set_adaptive_threads(int on);
 /* Free the calling thread's kernel scratch memory (sgemm's packing buffer,
    kept between calls so training never allocates).  Call it before a thread
@@ -1473,6 +1474,7 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <math.h>
 #include <float.h>
 #include <limits.h>
@@ -1826,7 +1828,6 @@ NNDEF double nn_time(void) {
     return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
 }
 #else
-#include <time.h>
 NNDEF double nn_time(void) { return (double)clock() / (double)CLOCKS_PER_SEC; }
 #endif
 
@@ -1876,21 +1877,40 @@ static int nn__team(int big) {
 }
 
 /* Contention control.  A team is only as fast as its slowest thread: when
-   other processes take a core, the thread that shares it arrives late, the
-   caller waits at the region's end, and libgomp's default spin-waiting
-   (about 3 ms after each region) takes time from everyone, so a 2-thread
-   run can be several times slower than a 1-thread one.  The GEMM, most of
-   the work, times every call: for products of similar size (a power of 2
-   of multiply-adds) it keeps a running rate alone and with the team, runs
-   the faster way, and tries the other one after NN__PROBE seconds, the
-   wait doubling up to NN__PROBE_MAX while the tries lose.  The other
-   regions follow the GEMM's last choice.  Results do not depend on
-   the team size, so this changes only speed.  Per calling thread. */
+   another process takes a core, the thread that shares it runs late (it
+   waits a scheduler slice, milliseconds, for its turn), the caller waits at
+   every region's end, and libgomp's spin-waiting takes time from everyone,
+   so a 2-thread run can be several times slower than a 1-thread one.
+   The GEMM (most of the work) measures, around each team product, the CPU
+   time the whole process got (clock()) against the wall time times the
+   team size: about 1 when the team has its cores, about 0.7 or less when
+   another process shares one.  Over a window of NN__EFF_WINDOW seconds of
+   team products, a share under NN__EFF_MIN makes the calling thread's
+   regions run alone; after NN__PROBE seconds the team runs one window
+   again and stays if it got its cores, and each try that did not doubles
+   the wait, up to NN__PROBE_MAX.  Results do not depend on the team size,
+   so this changes only speed.  Per calling thread.  On by default except
+   on Windows, whose clock() is wall time. */
 #ifndef NN__PROBE
 #define NN__PROBE 0.25
 #endif
+#ifndef NN__PROBE_MAX
+#define NN__PROBE_MAX 10.0
+#endif
+#ifndef NN__EFF_WINDOW
+#define NN__EFF_WINDOW 0.02
+#endif
+#ifndef NN__EFF_MIN
+#define NN__EFF_MIN 0.8
+#endif
+#if defined(_WIN32)
+#define NN__ADAPTIVE_DEFAULT 0
+#else
+#define NN__ADAPTIVE_DEFAULT 1
+#endif
 static NN__THREAD_LOCAL int nn__solo = 0;     /* 1: regions run on one thread */
-static NN__THREAD_LOCAL int nn__solo_off = 1; /* 1 keeps every team (the default) */
+static NN__THREAD_LOCAL int nn__solo_off = !NN__ADAPTIVE_DEFAULT; /* 1 keeps every team */
+static NN__THREAD_LOCAL int nn__probing = 0;  /* the team is on trial for a window */
 
 /* The team to run a region with that was planned for nt threads. */
 static int nn__run(int nt) { return nt > 1 && nn__solo && !nn__solo_off ? 1 : nt; }
@@ -1898,76 +1918,52 @@ static int nn__run(int nt) { return nt > 1 && nn__solo && !nn__solo_off ? 1 : nt
 NNDEF int nn_set_adaptive_threads(int on) {
     int was = !nn__solo_off;
     nn__solo_off = !on;
-    if (!on) nn__solo = 0;
+    if (!on) nn__solo = nn__probing = 0;
     return was;
 }
 
 #ifdef NN__OMP_ON
-#ifndef NN__PROBE_MAX
-#define NN__PROBE_MAX 10.0
-#endif
-#ifndef NN__SOLO_MARGIN
-#define NN__SOLO_MARGIN 1.3
-#endif
-#define NN__RATE_BINS 12
-static NN__THREAD_LOCAL int nn__team_warm = 0; /* a team product has run once */
-#ifndef NN__IMB_RATIO
-#define NN__IMB_RATIO 1.5 /* one thread this much slower than another: contention */
-#endif
-#define NN__IMB_THREADS 64
-/* 1 when the last team product's threads ran at clearly different speeds
-   (one shares its core with another process).  Until then running alone is
-   never tried, so an idle machine pays nothing for this control. */
-static NN__THREAD_LOCAL int nn__imbalanced = 0;
-/* multiply-adds per second of each size class: alone, with the team (0: not
-   measured); when to try the way not taken next (in any class), and the
-   current wait between tries */
-static NN__THREAD_LOCAL double nn__rates[NN__RATE_BINS][2], nn__probe_at = 0.0, nn__probe_wait = 0.0;
+static NN__THREAD_LOCAL int nn__team_warm = 0; /* the first team product (it starts the pool) is not measured */
+/* the current window's process CPU seconds, wall seconds times team size, and
+   wall seconds; when to try the team next, and the current wait */
+static NN__THREAD_LOCAL double nn__eff_cpu = 0.0, nn__eff_span = 0.0, nn__eff_wall = 0.0;
+static NN__THREAD_LOCAL double nn__probe_at = 0.0, nn__probe_wait = 0.0;
 
-/* The size class of a product of macs multiply-adds (2^20 and up). */
-static int nn__rate_bin(double macs) {
-    int b = 0;
-    while (b < NN__RATE_BINS - 1 && macs >= (double)(1 << 21) * (double)(1 << b)) b++;
-    return b;
+/* Whether a team-sized product at time now runs with the team (1) or alone:
+   alone while contended, except that once the wait is over the team is
+   tried for a window. */
+static int nn__team_pick(double now) {
+    if (nn__solo_off || !nn__solo) return 1;
+    if (now < nn__probe_at) return 0;
+    nn__solo = 0; /* the trial window: every region gets the team */
+    nn__probing = 1;
+    return 1;
 }
 
-/* Whether a product in bin b runs with the team (1) or alone (0) now; sets
-   *probe when that is a try of the way not preferred.  A class measured
-   neither way starts the way the other classes prefer, and its next
-   product tries the other way. */
-static int nn__rate_pick(int b, double now, int *probe) {
-    double *q = nn__rates[b];
-    int team = q[0] == 0.0 && q[1] == 0.0 ? !nn__solo : q[1] > 0.0 && q[1] >= q[0];
-    *probe = 0;
-    if (nn__solo_off || (!nn__solo && !nn__imbalanced)) return 1;
-    if ((q[0] > 0.0) != (q[1] > 0.0) || ((q[0] > 0.0 || q[1] > 0.0) && now >= nn__probe_at)) {
-        *probe = 1;
-        return !team;
-    }
-    return team;
-}
-
-/* Record that a product of macs multiply-adds in bin b took secs, alone or
-   with the team; a try that lost waits twice as long before the next one
-   (so a loaded machine pays for few slow tries), one that won resets the
-   wait to NN__PROBE. */
-static void nn__rate_note(int b, int team, int probe, double macs, double secs, double now) {
-    double *q = nn__rates[b], r = macs / NN__MAX(secs, 1e-7);
-    int pref;
-    if (team && !nn__team_warm) { /* the first team run wakes the thread pool: not a rate */
+/* Record a team product of wall seconds with nt threads, during which the
+   process used cpu seconds; at the end of a window, decide. */
+static void nn__team_note(double cpu, double wall, int nt, double now) {
+    int contended;
+    if (nn__solo_off) return;
+    if (!nn__team_warm) { /* the first team run starts the thread pool: not a measure */
         nn__team_warm = 1;
         return;
     }
-    q[team] = q[team] > 0.0 && !probe ? 0.75 * q[team] + 0.25 * r : r;
-    /* an unmeasured way rates 0; the team is left only when running alone is
-       clearly faster (NN__SOLO_MARGIN), so timing noise on an idle machine
-       never costs the second core */
-    pref = nn__solo ? q[1] >= q[0] : !(q[0] > NN__SOLO_MARGIN * q[1]);
-    if (probe || nn__probe_wait == 0.0) {
-        nn__probe_wait = probe && pref != team ? NN__MIN(2.0 * nn__probe_wait, NN__PROBE_MAX) : NN__PROBE;
+    nn__eff_cpu += cpu;
+    nn__eff_span += wall * nt;
+    nn__eff_wall += wall;
+    if (nn__eff_wall < NN__EFF_WINDOW) return;
+    contended = nn__eff_cpu < NN__EFF_MIN * nn__eff_span;
+    nn__eff_cpu = nn__eff_span = nn__eff_wall = 0.0;
+    if (contended) {
+        nn__probe_wait = nn__probing && nn__probe_wait > 0.0 ? NN__MIN(2.0 * nn__probe_wait, NN__PROBE_MAX)
+                                                               : NN__PROBE;
         nn__probe_at = now + nn__probe_wait;
+        nn__solo = 1;
+    } else {
+        nn__probe_wait = 0.0;
     }
-    nn__solo = !pref;
+    nn__probing = 0;
 }
 #endif
 
@@ -2830,18 +2826,13 @@ static int nn__gemm_run(nn__gemm_job *g) {
         if (pm * pn > 1 && (bpack = nn__gemm_buffer(slice * (size_t)(pm * pn))) != NULL) {
             int npm = (g->M + NN__GEMM_MR - 1) / NN__GEMM_MR;
             int npn = (g->N + NN__GEMM_NR - 1) / NN__GEMM_NR;
-            double macs = (double)g->M * g->N * g->K, t0 = omp_get_wtime();
-            int bin = nn__rate_bin(macs), probe;
-            if (!nn__rate_pick(bin, t0, &probe)) {
-                double t1;
+            double t0 = omp_get_wtime(), t1;
+            clock_t c0;
+            if (!nn__team_pick(t0)) {
                 nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
-                t1 = omp_get_wtime();
-                nn__rate_note(bin, 0, probe, macs, t1 - t0, t1);
                 return 1;
             }
-            double rate[NN__IMB_THREADS]; /* each thread's multiply-adds per second */
-            int nrate = NN__MIN(pm * pn, NN__IMB_THREADS);
-            memset(rate, 0, sizeof rate);
+            c0 = clock();
             NN__OMP(parallel num_threads(pm * pn))
             {
                 int tid = omp_get_thread_num(), team = omp_get_num_threads();
@@ -2849,27 +2840,14 @@ static int nn__gemm_run(nn__gemm_job *g) {
                     int r = tid / pn, c = tid % pn;
                     int i0 = (r * npm / pm) * NN__GEMM_MR, i1 = ((r + 1) * npm / pm) * NN__GEMM_MR;
                     int j0 = (c * npn / pn) * NN__GEMM_NR, j1 = ((c + 1) * npn / pn) * NN__GEMM_NR;
-                    int rows = NN__MIN(i1, g->M) - i0, cols = NN__MIN(j1, g->N) - j0;
-                    double ts = omp_get_wtime();
-                    nn__gemm_block(g, i0, rows, j0, cols, bpack + slice * (size_t)tid);
-                    if (tid < NN__IMB_THREADS)
-                        rate[tid] = (double)rows * cols / NN__MAX(omp_get_wtime() - ts, 1e-7);
+                    nn__gemm_block(g, i0, NN__MIN(i1, g->M) - i0, j0, NN__MIN(j1, g->N) - j0,
+                                   bpack + slice * (size_t)tid);
                 } else if (tid == 0) { /* fewer threads than asked for */
                     nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
                 }
             }
-            {
-                double t1 = omp_get_wtime(), lo = 0.0, hi = 0.0;
-                int i;
-                for (i = 0; i < nrate; i++)
-                    if (rate[i] > 0.0) {
-                        lo = lo == 0.0 ? rate[i] : NN__MIN(lo, rate[i]);
-                        hi = NN__MAX(hi, rate[i]);
-                    }
-                /* threads that keep pace with each other: no sign of another process */
-                nn__imbalanced = lo > 0.0 && hi > NN__IMB_RATIO * lo;
-                nn__rate_note(bin, 1, probe, macs, t1 - t0, t1);
-            }
+            t1 = omp_get_wtime();
+            nn__team_note((double)(clock() - c0) / (double)CLOCKS_PER_SEC, t1 - t0, pm * pn, t1);
             return 1;
         }
     }

@@ -303,7 +303,7 @@ static int layers_team(int threads) {
     nn_module *cnn, *mlp;
     nn_tensor *x, *loss;
     nn_ce_opts ce;
-    int labels[256], i;
+    int labels[256], i, was;
     nn_conv_opts co;
     nn_pool_opts po;
     memset(&ce, 0, sizeof ce);
@@ -318,7 +318,7 @@ static int layers_team(int threads) {
                         nn_avgpool2d(po), nn_flatten(), nn_linear(16 * 8 * 8, 10), NULL);
     mlp = nn_sequential(nn_linear(512, 256), nn_relu(), nn_linear(256, 10), NULL);
     nn_set_threads(threads);
-    nn__solo_off = 1; /* the team planned, whatever the machine's load */
+    was = nn_set_adaptive_threads(0); /* the team planned, whatever the machine's load */
 #ifdef _OPENMP
     omp_set_num_threads(2); /* the caller's own OpenMP setting, ignored */
 #endif
@@ -329,7 +329,7 @@ static int layers_team(int threads) {
     x = nn_randn(g, NN_SHAPE(256, 512));
     loss = nn_cross_entropy(nn_forward(mlp, x), labels, ce);
     (void)loss;
-    nn__solo_off = 1; /* back to the default */
+    nn_set_adaptive_threads(was); /* back to the default */
     nn_set_threads(0);
     nn_graph_free(g);
     nn_module_free(cnn);
@@ -372,54 +372,48 @@ static void test_thread_setting(void) {
     test_regions_name_team();
 }
 
-/* Contention control: the GEMM runs alone when that measured faster, tries
-   the team again later (waiting longer after each lost try), and the other
-   regions follow its choice.  Driven here with made-up timings. */
+/* Contention control: when the team's products get clearly less CPU time
+   than wall time times the team (another process shares a core), regions
+   run alone; the team is tried again for a window later (waiting longer
+   after each lost try).  Driven here with made-up timings. */
 static void test_contention_policy(void) {
 #ifdef _OPENMP
-    int b = nn__rate_bin(4.0e6), b2 = nn__rate_bin(3.0e7), probe, t;
-    double now = 1000.0;
-    memset(nn__rates, 0, sizeof nn__rates);
-    nn__probe_at = 0.0;
-    nn__probe_wait = 0.0;
-    NN_TEST_CHECK(nn_set_adaptive_threads(1) == 0, "adaptive teams are off by default");
-    nn__solo = 0; /* as at the start of a program */
-    nn__imbalanced = 1; /* the team's threads ran at different speeds */
+    double now = 1000.0, w = NN__EFF_WINDOW;
+    NN_TEST_CHECK(nn_set_adaptive_threads(1) == 1, "adaptive teams are on by default");
+    nn__solo = nn__probing = 0;
+    nn__team_warm = 1;
+    nn__eff_cpu = nn__eff_span = nn__eff_wall = 0.0;
+    nn__probe_at = nn__probe_wait = 0.0;
     nn_set_threads(2);
-    t = nn__rate_pick(b, now, &probe);
-    NN_TEST_CHECK(t == 1 && !probe, "a size class starts with the team");
-    nn__rate_note(b, 1, probe, 4.0e6, 1e-3, now); /* the team: 4 GMAC/s, late */
-    t = nn__rate_pick(b, now, &probe);
-    NN_TEST_CHECK(t == 0 && probe, "the next product tries alone at once");
-    nn__rate_note(b, 0, probe, 4.0e6, 1e-4, now); /* alone: 40 GMAC/s */
-    NN_TEST_CHECK(nn__solo == 1 && nn__run(2) == 1 && nn__ew_threads(1e7) == 1,
-                  "alone was faster: regions run on one thread");
-    t = nn__rate_pick(b2, now, &probe);
-    NN_TEST_CHECK(t == 0 && !probe, "a new size class starts alone too");
-    t = nn__rate_pick(b, now + 0.5 * NN__PROBE, &probe);
-    NN_TEST_CHECK(t == 0 && !probe, "no try of the team before NN__PROBE seconds");
-    t = nn__rate_pick(b, now + 1.5 * NN__PROBE, &probe);
-    NN_TEST_CHECK(t == 1 && probe, "after NN__PROBE the team is tried again");
-    nn__rate_note(b, 1, probe, 4.0e6, 1e-3, now + 1.5 * NN__PROBE); /* still late */
-    NN_TEST_CHECK(nn__solo == 1 && nn__probe_wait == 2.0 * NN__PROBE, "a lost try doubles the wait (%g)",
-                  nn__probe_wait);
-    t = nn__rate_pick(b, now + 3.0 * NN__PROBE, &probe);
-    NN_TEST_CHECK(t == 0 && !probe, "and the next try waits for it");
-    t = nn__rate_pick(b, now + 4.0 * NN__PROBE, &probe);
-    nn__rate_note(b, 1, probe, 4.0e6, 5e-5, now + 4.0 * NN__PROBE); /* the other core is free again */
-    NN_TEST_CHECK(t == 1 && nn__solo == 0 && nn__run(2) == 2 && nn__probe_wait == NN__PROBE,
-                  "a won try brings the team back");
-    nn__solo_off = 1;
+    NN_TEST_CHECK(nn__team_pick(now) == 1, "the team runs at first");
+    nn__team_note(2.0 * 0.5 * w, 0.5 * w, 2, now); /* half a window, full share */
+    nn__team_note(2.0 * 0.35 * w, 0.5 * w, 2, now); /* then 0.7: the window's share is 0.85 */
+    NN_TEST_CHECK(nn__solo == 0 && nn__run(2) == 2, "a share of 0.85 keeps the team");
+    nn__team_note(2.0 * 0.3 * w, 0.5 * w, 2, now);
+    NN_TEST_CHECK(nn__solo == 0, "no verdict before the window is full");
+    nn__team_note(2.0 * 0.35 * w, 0.5 * w, 2, now); /* share 0.65: another process has a core */
+    NN_TEST_CHECK(nn__solo == 1 && nn__run(2) == 1 && nn__ew_threads(1e7) == 1 &&
+                      nn__probe_wait == NN__PROBE,
+                  "contended: regions run on one thread (wait %g)", nn__probe_wait);
+    NN_TEST_CHECK(nn__team_pick(now + 0.5 * NN__PROBE) == 0, "no try of the team before NN__PROBE seconds");
+    NN_TEST_CHECK(nn__team_pick(now + 1.5 * NN__PROBE) == 1 && nn__probing && nn__run(2) == 2,
+                  "after NN__PROBE the team is tried for a window");
+    nn__team_note(2.0 * 0.6 * w, w, 2, now + 1.5 * NN__PROBE); /* still contended */
+    NN_TEST_CHECK(nn__solo == 1 && nn__probe_wait == 2.0 * NN__PROBE && !nn__probing,
+                  "a lost try doubles the wait (%g)", nn__probe_wait);
+    NN_TEST_CHECK(nn__team_pick(now + 3.0 * NN__PROBE) == 0, "and the next try waits for it");
+    NN_TEST_CHECK(nn__team_pick(now + 4.0 * NN__PROBE) == 1, "then tries");
+    nn__team_note(2.0 * 0.97 * w, w, 2, now + 4.0 * NN__PROBE); /* the other core is free again */
+    NN_TEST_CHECK(nn__solo == 0 && nn__run(2) == 2 && nn__probe_wait == 0.0,
+                  "a won try keeps the team");
     nn__solo = 1;
-    NN_TEST_CHECK(nn__run(2) == 2, "nn__solo_off keeps every team");
-    nn__solo_off = 0;
-    NN_TEST_CHECK(nn_set_adaptive_threads(0) == 1 && nn__solo_off == 1 && nn__run(2) == 2,
+    NN_TEST_CHECK(nn_set_adaptive_threads(0) == 1 && nn__solo == 0 && nn__run(2) == 2 &&
+                      nn__team_pick(now) == 1,
                   "nn_set_adaptive_threads(0) keeps every team");
-    nn__solo = 0;
-    nn__imbalanced = 0;
-    NN_TEST_CHECK(nn__rate_pick(b, now + 100.0, &probe) == 1 && !probe,
-                  "threads that keep pace: running alone is never tried");
-    memset(nn__rates, 0, sizeof nn__rates);
+    nn__team_note(0.0, 10.0 * w, 2, now);
+    NN_TEST_CHECK(nn__solo == 0, "and measures nothing");
+    NN_TEST_CHECK(nn_set_adaptive_threads(1) == 0, "back on");
+    nn__eff_cpu = nn__eff_span = nn__eff_wall = 0.0;
     nn__probe_at = nn__probe_wait = 0.0;
     nn_set_threads(0);
 #else
