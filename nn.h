@@ -14228,7 +14228,7 @@ static void nn__macc_reg(nn__macc *a, const float *pred, const float *target, in
 static double nn__macc_value(const nn__macc *a, nn_metric metric) {
     double tot = a->n * (double)a->k, r2 = 0.0;
     int j;
-    if (a->n <= 0.0) return NAN;
+    if (a->n <= 0.0) return (double)NAN;
     switch (metric) {
     case NN_METRIC_ACCURACY:
     case NN_METRIC_TOPK: return a->correct / a->n;
@@ -14241,7 +14241,7 @@ static double nn__macc_value(const nn__macc *a, nn_metric metric) {
             else r2 += a->sse[j] == 0.0 ? 1.0 : 0.0;
         }
         return r2 / (double)a->k;
-    default: return NAN;
+    default: return (double)NAN;
     }
 }
 
@@ -14336,14 +14336,14 @@ static nn_status nn__fit_eval(nn__fit *F, const nn_dataset *ds, nn_graph *g, flo
 }
 
 static void nn__fit_clock(char *buf, size_t size, double s) {
-    long t = s > 0.0 && s < 3.6e7 ? (long)(s + 0.5) : 0;
-    if (t >= 3600) snprintf(buf, size, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, size, "%02ld:%02ld", t / 60, t % 60);
+    int t = s > 0.0 && s < 359999.0 ? (int)(s + 0.5) : 0; /* under 100 hours */
+    if (t >= 3600) snprintf(buf, size, "%d:%02d:%02d", t / 3600 % 100, t / 60 % 60, t % 60);
+    else snprintf(buf, size, "%02d:%02d", t / 60 % 60, t % 60);
 }
 
 /* The live line: epoch, bar, batches, running loss and metric, speed, time. */
 static void nn__fit_draw(nn__fit *F, const nn_fit_state *s, double samples) {
-    char bar[32], el[16], eta[16];
+    char bar[32], el[32], eta[32];
     double now = nn_time(), dt = now - F->t_epoch;
     int i, w = 20, fill = s->batches > 0 ? (int)((double)w * s->batch / s->batches) : 0;
     for (i = 0; i < w; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : '.');

@@ -216,7 +216,7 @@ static void test_metrics_hand(void) {
     f = tmpfile();
     if (f) {
         static const char *const names[] = {"cat", "dog", "hamster"};
-        char *line, *save;
+        char *line, *save = NULL;
         size_t len = 0;
         int same = 1, lines = 0;
         nn_confusion_print(cm, 3, names, f);
