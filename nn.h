@@ -1551,7 +1551,7 @@ NNDEF int nn_best_epoch(const float *values, int n, int mode, float min_delta);
 
 /* What nn_fit returns: per epoch (index e is epoch e+1) the mean training
    loss and metric over the epoch's batches, the validation loss and metric
-   (NaN without validation), the lr at the epoch's end and its seconds. */
+   (NaN without validation), the lr of its last step and its seconds. */
 typedef struct nn_history {
     int epochs;              /* epochs recorded (resumed ones included) */
     float *train_loss, *val_loss, *train_metric, *val_metric, *lr, *seconds;
@@ -13603,7 +13603,7 @@ NNDEF nn_status nn_heatmap_svg(const char *path, const float *values, int rows, 
     if (lo > hi) { lo = 0.0; hi = 1.0; }
     if (hi - lo < 1e-30) hi = lo + 1.0;
     W = L + cell * cols + 90.0;
-    H = T + cell * rows + 60.0;
+    H = T + cell * rows + (opts.col_names ? 100.0 : 60.0); /* room for slanted names */
     if (!(f = nn__svg_open("nn_heatmap_svg", path, (int)W, (int)H))) return NN_ERR_IO;
     if (opts.title) {
         fprintf(f, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", L + cell * cols / 2.0);
@@ -14160,6 +14160,7 @@ NNDEF nn_status nn_history_write_svg(const nn_history *h, const char *path) {
     p[np].series = s; p[np].nseries = has_val ? 2 : 1;
     p[np].opts.title = "loss"; p[np].opts.xlabel = "epoch"; p[np].opts.ylabel = "loss";
     p[np].opts.dashed = 2u; p[np].opts.markers = n <= 40; p[np].opts.width = 520; p[np].opts.height = 360;
+    p[np].opts.mark_x = h->best_epoch >= 0 ? (float)(h->best_epoch + 1) : 0.0f; /* the best epoch */
     np++;
     if (has_metric) {
         snprintf(ml, sizeof ml, "%s", h->metric);
@@ -14713,8 +14714,8 @@ NNDEF nn_history *nn_fit(nn_module *m, nn_optim *o, const nn_dataset *train, nn_
         h->seconds[e] = (float)(nn_time() - F.t_epoch);
         h->epochs = e + 1;
         mon = nn__fit_monitor(&F, h);
+        h->lr[e] = nn_get_lr(o); /* the rate of the epoch's last step */
         if (opts.sched && F.sched_epoch) nn_sched_step_metric(opts.sched, mon[e]);
-        h->lr[e] = nn_get_lr(o);
         {
             int bi = nn_best_epoch(mon, h->epochs, F.mode, rule.rule == NN_STOP_PATIENCE ? rule.min_delta : 0.0f);
             if (bi == e) {
