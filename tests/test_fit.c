@@ -648,6 +648,73 @@ static void test_fit_restore_and_callbacks(void) {
     nn_dataset_free(&val);
 }
 
+/* A user loss (cross-entropy with label smoothing through nn_cross_entropy)
+   and top-1 accuracy; a plateau schedule fed the validation loss. */
+static nn_tensor *user_loss(nn_tensor *out, const int *labels, nn_tensor *targets, void *user) {
+    nn_ce_opts ce;
+    (void)targets;
+    memset(&ce, 0, sizeof ce);
+    ce.label_smoothing = *(const float *)user;
+    return nn_cross_entropy(out, labels, ce);
+}
+
+static void test_fit_user_loss_and_plateau(void) {
+    nn_dataset ds, val;
+    nn_optim *opt;
+    nn_module *net;
+    nn_fit_opts fo;
+    nn_history *h;
+    nn_reduce_on_plateau_opts rp;
+    nn_sched *plateau;
+    float smooth = 0.1f;
+    int e, ok = 1, calls = 0;
+    double best = 1e30;
+    blobs(64, 51, &ds);
+    blobs(32, 52, &val);
+    for (e = 0; e < 32; e += 3) val.y[e] = 1 - val.y[e];
+    net = mlp(13, &opt);
+    memset(&rp, 0, sizeof rp);
+    rp.factor = 0.5f;
+    rp.patience = -1; /* a literal 0: cut after every epoch that does not improve */
+    plateau = nn_reduce_on_plateau(opt, rp);
+    memset(&fo, 0, sizeof fo);
+    fo.epochs = 8;
+    fo.batch_size = 8;
+    fo.val = &val;
+    fo.loss_fn = user_loss;
+    fo.loss_user = &smooth;
+    fo.metric = NN_METRIC_TOPK;
+    fo.topk = 1;
+    fo.sched = plateau; /* stepped per epoch with the validation loss, by itself */
+    fo.progress = NN_PROGRESS_QUIET;
+    h = nn_fit(net, opt, &ds, fo);
+    NN_TEST_CHECK(h && strcmp(h->metric, "topk") == 0, "a user loss and top-k");
+    if (h) {
+        nn_loader_opts lo;
+        nn_graph *g = nn_graph_new();
+        float acc;
+        memset(&lo, 0, sizeof lo);
+        acc = nn_accuracy(net, &val, g, lo);
+        NN_TEST_CHECK(h->epochs == 8 && fabsf(h->val_metric[7] - acc) < 1e-6f,
+                      "validation top-1 %g is nn_accuracy %g", (double)h->val_metric[7], (double)acc);
+        nn_graph_free(g);
+        for (e = 0; e + 1 < h->epochs; e++) {
+            int better = (double)h->val_loss[e] < best * (1.0 - 1e-4);
+            if (better) best = (double)h->val_loss[e];
+            else calls++;
+            ok &= fabsf(h->lr[e + 1] - (better ? h->lr[e] : 0.5f * h->lr[e])) <= 1e-7f;
+        }
+        NN_TEST_CHECK(ok && calls > 0, "the plateau schedule halves the lr after each epoch the "
+                                       "validation loss did not improve (%d cuts)", calls);
+    }
+    nn_history_free(h);
+    nn_sched_free(plateau);
+    nn_optim_free(opt);
+    nn_module_free(net);
+    nn_dataset_free(&ds);
+    nn_dataset_free(&val);
+}
+
 static void test_fit_resume(void) {
     nn_dataset ds;
     nn_optim *o1, *o2;
@@ -671,6 +738,7 @@ static void test_fit_resume(void) {
     n2 = mlp(5, &o2);
     fo.epochs = 2;
     fo.checkpoint = tmp("run.ckpt");
+    fo.checkpoint_every = 2; /* and at the end: one file write per run (each is fsync'd) */
     fo.resume = 1;
     h2 = nn_fit(n2, o2, &ds, fo);
     nn_optim_free(o2);
@@ -769,6 +837,7 @@ int main(int argc, char **argv) {
     test_fit_learns();
     test_fit_regression();
     test_fit_restore_and_callbacks();
+    test_fit_user_loss_and_plateau();
     test_fit_resume();
     test_progress_bar();
     return nn_test_summary("test_fit");
