@@ -13640,8 +13640,8 @@ NNDEF nn_status nn_heatmap_svg(const char *path, const float *values, int rows, 
         fprintf(f, "</text>\n");
     }
     for (c = 0; c < cols; c++) {
-        fprintf(f, "<text transform=\"translate(%g,%g) rotate(-45)\" text-anchor=\"start\">",
-                L + cell * (c + 0.5) - 3.0, T + cell * rows + 14.0);
+        fprintf(f, "<text transform=\"translate(%g,%g) rotate(-45)\" text-anchor=\"end\">",
+                L + cell * (c + 0.5) + 4.0, T + cell * rows + 12.0); /* slanted down-left */
         if (opts.col_names) nn__svg_text(f, opts.col_names[c]);
         else fprintf(f, "%d", c);
         fprintf(f, "</text>\n");
