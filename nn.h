@@ -14537,8 +14537,11 @@ NNDEF nn_history *nn_fit(nn_module *m, nn_optim *o, const nn_dataset *train, nn_
     rule.mode = F.mode;
     if (rule.rule < NN_STOP_NONE || rule.rule > NN_STOP_UP ||
         (rule.rule >= NN_STOP_GL && F.mode == NN_MODE_MAX)) {
-        nn__misuse("nn_fit: stop rule %d %s", rule.rule, rule.rule >= NN_STOP_GL && rule.rule <= NN_STOP_UP
-                   ? "(Prechelt's GL, PQ, UP) needs a monitor to minimize, not the metric " : "is unknown");
+        if (rule.rule >= NN_STOP_GL && rule.rule <= NN_STOP_UP)
+            nn__misuse("nn_fit: stop rule %d (Prechelt's GL, PQ, UP) needs a monitor to minimize, "
+                       "not %s", rule.rule, F.mname);
+        else
+            nn__misuse("nn_fit: stop rule %d is unknown", rule.rule);
         return NULL;
     }
     F.sched_epoch = opts.sched_per_epoch;

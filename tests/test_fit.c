@@ -633,7 +633,7 @@ static void test_fit_restore_and_callbacks(void) {
     fo.monitor = NN_MONITOR_VAL_METRIC;
     fo.stop.rule = NN_STOP_GL;
     NN_TEST_CHECK(nn_fit(net, opt, &ds, fo) == NULL && hook_calls == 2 &&
-                      strstr(last_msg, "needs a monitor to minimize"),
+                      strstr(last_msg, "needs a monitor to minimize, not accuracy"),
                   "GL on accuracy: %s", last_msg);
     fo.monitor = 0;
     fo.stop.rule = 0;
