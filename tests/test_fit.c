@@ -353,6 +353,23 @@ static void test_summary(void) {
     if (f) fclose(f);
     nn_summary_free(&r);
     nn_module_free(net);
+    /* nested: dotted names and depths; max_depth hides the deeper rows */
+    net = nn_sequential(nn_sequential(nn_linear(3, 4), nn_relu(), NULL), nn_linear(4, 2), NULL);
+    f = tmpfile();
+    so.stream = f;
+    so.max_depth = 1;
+    NN_TEST_CHECK(nn_summary_ex(net, NN_SHAPE(5, 3), so, &r) == NN_OK && r.nrows == 5 &&
+                      strcmp(r.rows[2].name, "0.0") == 0 && r.rows[2].depth == 2 &&
+                      strcmp(r.rows[4].name, "1") == 0 && r.rows[1].params == 16 &&
+                      r.rows[2].out.d[1] == 4 && r.total_params == 26,
+                  "nested names 0.0, depth 2, subtree counts");
+    s = f ? slurp_stream(f) : NULL;
+    NN_TEST_CHECK(s && strstr(s, "  0 (Sequential)") && !strstr(s, "0.0 (Linear)") && strstr(s, "  1 (Linear)"),
+                  "max_depth 1 prints the first level only:\n%s", s ? s : "");
+    free(s);
+    if (f) fclose(f);
+    nn_summary_free(&r);
+    nn_module_free(net);
 }
 
 /* --- plots --- */
