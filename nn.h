@@ -1421,10 +1421,39 @@ typedef struct nn_plot_opts {
     int logx, logy;      /* logarithmic axes */
     int width, height;   /* 0 means 720 x 440 */
     float mark_x;        /* a dashed vertical line there when > 0 */
+    unsigned dashed;     /* bit i set: series i is drawn dashed */
+    int markers;         /* a dot at every point */
+    float ymin, ymax;    /* a fixed y range when ymax > ymin; else fitted */
 } nn_plot_opts;
-/* Write nseries line series to an SVG file at path (axes, ticks, legend). */
+/* Write nseries line series to an SVG file at path (axes, ticks, legend
+   right of the plot; NaN points break a line).  NN_ERR_IO when the file
+   cannot be written (matplotlib's plot + legend + savefig). */
 NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int nseries,
                             nn_plot_opts opts);
+/* One panel of a figure: its series and options (size from opts). */
+typedef struct nn_plot_panel {
+    const nn_plot_series *series;
+    int nseries;
+    nn_plot_opts opts;
+} nn_plot_panel;
+/* Several line plots side by side in one SVG file, columns per row (0: all
+   in one row), each cell as large as the largest panel (plt.subplots). */
+NNDEF nn_status nn_plot_figure_svg(const char *path, const nn_plot_panel *panels, int npanels,
+                                   int columns);
+/* Options of nn_heatmap_svg; zero is the default. */
+typedef struct nn_heatmap_opts {
+    const char *title, *xlabel, *ylabel;
+    const char *const *row_names;  /* rows names, or NULL: 0, 1, ... */
+    const char *const *col_names;  /* cols names, or NULL */
+    float vmin, vmax;    /* colour range when vmax > vmin; else the data's */
+    int cell;            /* cell size in pixels, 0 means 40 */
+    int no_values;       /* do not print each value in its cell */
+    const char *format;  /* printf format of a value (a double), NULL: "%.3g" */
+} nn_heatmap_opts;
+/* A heat map of values [rows, cols] (row-major) in an SVG file: white to
+   dark blue, each value in its cell, a colour scale (matplotlib's imshow). */
+NNDEF nn_status nn_heatmap_svg(const char *path, const float *values, int rows, int cols,
+                               nn_heatmap_opts opts);
 
 /* ----- snapshot ensembles ----- */
 /* Copies of a module's parameters and buffers (Huang et al. 2017: take one
@@ -1451,8 +1480,246 @@ NNDEF void nn_snapshots_free(nn_snapshots *s);
 NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_loader_opts opts);
 
 /* ----- >>train.fit: the training loop, progress, early stopping, logs ----- */
+/* nn_fit runs the whole training loop of a classifier or regressor:
+   batches, loss, backward, clipping, accumulation, optimizer and schedule
+   steps, validation, metrics, progress, early stopping, checkpoints, a CSV
+   log and SVG curves.  docs/training.md is the guide. */
+
+/* The loss nn_fit minimizes (nn_fit_opts.loss). */
+typedef enum nn_fit_loss {
+    NN_FIT_CROSS_ENTROPY = 0,  /* nn_cross_entropy(out, labels, opts.ce) (default) */
+    NN_FIT_MSE = 1             /* nn_mse(out, targets): regression */
+} nn_fit_loss;
+/* A user loss: the scalar loss of the module's output on a batch with its
+   labels (NULL without) and float targets [B, ntargets] (NULL without). */
+typedef nn_tensor *(*nn_fit_loss_fn)(nn_tensor *out, const int *labels, nn_tensor *targets,
+                                     void *user);
+/* The metric nn_fit reports next to the loss (nn_fit_opts.metric). */
+typedef enum nn_metric {
+    NN_METRIC_AUTO = 0,   /* accuracy with labels, else RMSE */
+    NN_METRIC_NONE = 1,
+    NN_METRIC_ACCURACY = 2,
+    NN_METRIC_TOPK = 3,   /* top-k accuracy, k = opts.topk (0 means 5) */
+    NN_METRIC_MAE = 4,
+    NN_METRIC_RMSE = 5,
+    NN_METRIC_R2 = 6
+} nn_metric;
+/* Progress output (nn_fit_opts.progress). */
+enum {
+    NN_PROGRESS_AUTO = 0,   /* a live bar when the stream is a terminal, else plain */
+    NN_PROGRESS_BAR = 1,    /* the live bar (tqdm/Keras style) on any stream */
+    NN_PROGRESS_PLAIN = 2,  /* one line per epoch */
+    NN_PROGRESS_QUIET = 3   /* nothing */
+};
+/* What early stopping, the best checkpoint and plateau schedules watch. */
+enum {
+    NN_MONITOR_VAL_LOSS = 0,     /* default (the training loss without validation) */
+    NN_MONITOR_VAL_METRIC = 1,
+    NN_MONITOR_TRAIN_LOSS = 2,
+    NN_MONITOR_TRAIN_METRIC = 3
+};
+/* Early-stopping rules (nn_early_stop.rule). */
+enum {
+    NN_STOP_NONE = 0,
+    NN_STOP_PATIENCE = 1,  /* no improvement > min_delta for patience epochs (Keras) */
+    NN_STOP_GL = 2,        /* Prechelt's GL_alpha: GL(t) = 100 (E_va(t)/E_opt(t) - 1) > alpha */
+    NN_STOP_PQ = 3,        /* PQ_alpha: GL(t)/P_k(t) > alpha at the end of a strip of k */
+    NN_STOP_UP = 4         /* UP_s: E_va grew over s successive strips of k epochs */
+};
+
+/* An early-stopping rule (Prechelt, "Early stopping - but when?", 1998, for
+   GL, PQ, UP; epochs t count from 1, strips end where t % strip == 0;
+   P_k(t) = 1000 (sum of the strip's E_tr / (k min of the strip's E_tr) - 1)). */
+typedef struct nn_early_stop {
+    int rule;            /* NN_STOP_NONE (default), _PATIENCE, _GL, _PQ, _UP */
+    int patience;        /* NN_STOP_PATIENCE: 0 means 10 */
+    float min_delta;     /* NN_STOP_PATIENCE: smaller changes are no improvement */
+    int mode;            /* NN_MODE_MIN or NN_MODE_MAX (nn_fit sets it from the monitor);
+                            GL, PQ and UP need NN_MODE_MIN and positive values */
+    float alpha;         /* GL: 0 means 5 (percent); PQ: 0 means 0.5 */
+    int strip;           /* k of PQ and UP: 0 means 5 */
+    int strips;          /* s of UP: 0 means 3 */
+} nn_early_stop;
+/* Whether rule r stops after epoch n, given the monitored values monitor[0..n)
+   (E_va) and, for PQ, the training losses train[0..n) (E_tr): 1 stop, 0 go
+   on.  A pure function of the curves (nn_fit calls it once per epoch). */
+NNDEF int nn_early_stop_check(const nn_early_stop *r, const float *monitor, const float *train,
+                              int n);
+/* The 0-based index of the best of values[0..n) for mode (NN_MODE_MIN or
+   _MAX): the last one that beat the previous best by more than min_delta
+   (the epoch whose weights nn_fit restores); -1 when n < 1. */
+NNDEF int nn_best_epoch(const float *values, int n, int mode, float min_delta);
+
+/* What nn_fit returns: per epoch (index e is epoch e+1) the mean training
+   loss and metric over the epoch's batches, the validation loss and metric
+   (NaN without validation), the lr of its last step and its seconds. */
+typedef struct nn_history {
+    int epochs;              /* epochs recorded (resumed ones included) */
+    float *train_loss, *val_loss, *train_metric, *val_metric, *lr, *seconds;
+    const char *metric;      /* its name: "accuracy", "top5", "mae", "rmse", "r2", "" */
+    int best_epoch;          /* index of the best monitored value (-1: none) */
+    int stopped_epoch;       /* the epoch (from 1) after which a rule stopped, else 0 */
+    int stopped_by_callback; /* 1 when a callback ended the run */
+    int restored;            /* 1 when the best weights were put back */
+    int cap;                 /* private */
+} nn_history;
+/* Free a history from nn_fit (NULL is ignored). */
+NNDEF void nn_history_free(nn_history *h);
+/* Write "epoch,train_loss,val_loss,train_<metric>,val_<metric>,lr,seconds"
+   rows (Keras's CSVLogger).  NN_ERR_IO on failure. */
+NNDEF nn_status nn_history_write_csv(const nn_history *h, const char *path);
+/* Learning curves in one SVG: loss (train solid, validation dashed), the
+   metric the same way, and the lr on a log axis, against the epoch. */
+NNDEF nn_status nn_history_write_svg(const nn_history *h, const char *path);
+
+/* What a callback sees: where the run is and what it has done. */
+typedef struct nn_fit_state {
+    int epoch, epochs;       /* the current epoch (from 1) and the total */
+    int batch, batches;      /* the batch in the epoch (from 1) and the count */
+    long step;               /* optimizer steps so far */
+    float loss;              /* the last batch's loss */
+    float running_loss;      /* the epoch's mean loss so far */
+    float running_metric;    /* the epoch's metric so far (NaN: none) */
+    const nn_history *history;  /* the finished epochs */
+    nn_module *module;
+    nn_optim *optim;
+} nn_fit_state;
+/* A per-batch or per-epoch callback; a nonzero return stops the run. */
+typedef int (*nn_fit_callback)(const nn_fit_state *s, void *user);
+
+/* Options of nn_fit; zero is the default everywhere. */
+typedef struct nn_fit_opts {
+    int epochs;              /* 0 means 10 */
+    int batch_size;          /* 0 means 64 */
+    int no_shuffle;          /* keep the dataset's order (default: reshuffle each epoch) */
+    nn_loader_opts loader;   /* scale, image_shape, rng of the batches (batch_size,
+                                shuffle and drop_last come from the fields here) */
+    int drop_last;
+    int eval_batch_size;     /* validation batches; 0 means 1000 */
+    nn_fit_loss loss;        /* NN_FIT_CROSS_ENTROPY (default) or NN_FIT_MSE */
+    nn_ce_opts ce;           /* cross-entropy options (label smoothing) */
+    nn_fit_loss_fn loss_fn;  /* a user loss instead of .loss, or NULL */
+    void *loss_user;         /* passed to loss_fn */
+    nn_metric metric;        /* NN_METRIC_AUTO: accuracy with labels, else RMSE */
+    int topk;                /* k of NN_METRIC_TOPK, 0 means 5 */
+    nn_sched *sched;         /* stepped after every optimizer step, or NULL; */
+    int sched_per_epoch;     /* 1: once per epoch instead (reduce-on-plateau and
+                                increase-batch always are, fed the monitor) */
+    const nn_dataset *val;   /* the validation set, or NULL */
+    float val_split;         /* no .val: this fraction of train held out (0: none) */
+    uint64_t split_seed;     /* the split's seed (0 is a seed too) */
+    int stratified;          /* keep each class's share in the split */
+    float clip_norm;         /* > 0: clip the global gradient norm (nn_clip_grad_norm) */
+    float clip_value;        /* > 0: clamp each gradient (nn_clip_grad_value) */
+    int accumulate;          /* batches per optimizer step (loss / accumulate); 0 means 1 */
+    int progress;            /* NN_PROGRESS_AUTO (default), _BAR, _PLAIN, _QUIET */
+    void *stream;            /* a FILE * for the progress; NULL: stderr */
+    int monitor;             /* NN_MONITOR_VAL_LOSS (default), ... */
+    nn_early_stop stop;      /* the early-stopping rule (mode set from the monitor) */
+    int restore_best;        /* 0: put the best weights back when a rule or
+                                best_checkpoint is set; 1 always; -1 never */
+    const char *checkpoint;  /* a checkpoint file (nn_checkpoint_save) every
+                                checkpoint_every epochs (0 means 1), or NULL */
+    int checkpoint_every;
+    const char *best_checkpoint; /* the best model so far (a checkpoint of the module) */
+    int resume;              /* continue from .checkpoint if the file exists */
+    const char *csv_log;     /* nn_history_write_csv after every epoch, or NULL */
+    const char *svg;         /* nn_history_write_svg after every epoch, or NULL */
+    nn_fit_callback on_batch;  /* after every batch, or NULL */
+    nn_fit_callback on_epoch;  /* after every epoch (its history row is in), or NULL */
+    void *user;              /* passed to both */
+} nn_fit_opts;
+
+/* Train m with optimizer o on train (Keras's model.fit).  Returns the history
+   (free it with nn_history_free); NULL on failure (a file, memory, a loss
+   that is not finite: nn_error_string says what) or misuse.  The module is
+   left in training mode, with the best weights when they are restored. */
+NNDEF nn_history *nn_fit(nn_module *m, nn_optim *o, const nn_dataset *train, nn_fit_opts opts);
 
 /* ----- >>train.metrics: metrics and the model summary --------------------- */
+/* Classification metrics over arrays of labels and predictions (sklearn's
+   sklearn.metrics), regression metrics, and a model summary (torchinfo). */
+
+/* Fraction of rows of scores [n, C] whose label is among the k largest
+   (ties: fewer than k scores strictly above the label's); k = 1 is accuracy. */
+NNDEF float nn_topk_accuracy(const float *scores, const int *labels, int n, int C, int k);
+/* Add n (label, prediction) pairs to cm [C, C] (row: true class, column:
+   predicted), which the caller zeroes first; pairs out of [0, C) are misuse. */
+NNDEF void nn_confusion_add(int *cm, int C, const int *labels, const int *pred, int n);
+/* The confusion matrix cm [C, C] of m's argmax predictions on ds (nn_accuracy's
+   evaluation: eval mode, no gradients, g reset); C = ds->nclasses. */
+NNDEF nn_status nn_confusion_matrix(nn_module *m, const nn_dataset *ds, nn_graph *g,
+                                    nn_loader_opts opts, int *cm);
+/* Print cm as an aligned table with row and column names (NULL: 0, 1, ...)
+   to stream (a FILE *; NULL: stdout). */
+NNDEF void nn_confusion_print(const int *cm, int C, const char *const *names, void *stream);
+/* cm as an SVG heat map (nn_heatmap_svg) with counts in the cells. */
+NNDEF nn_status nn_confusion_svg(const char *path, const int *cm, int C,
+                                 const char *const *names, const char *title);
+
+/* Precision, recall, F1 and support of one class or an average. */
+typedef struct nn_prf {
+    float precision, recall, f1;
+    int support;             /* true samples of the class (all, for averages) */
+} nn_prf;
+/* From cm [C, C]: per class (per_class[C], or NULL) p = tp/(tp+fp),
+   r = tp/(tp+fn), f1 = 2pr/(p+r), 0 where a denominator is 0 (sklearn's
+   zero_division=0); macro (NULL or not) the unweighted mean over classes,
+   micro (NULL or not) from the summed counts (equal to accuracy). */
+NNDEF void nn_precision_recall_f1(const int *cm, int C, nn_prf *per_class, nn_prf *macro,
+                                  nn_prf *micro);
+/* Print sklearn's classification_report: per class, accuracy, macro avg
+   and weighted avg, to stream (a FILE *; NULL: stdout). */
+NNDEF void nn_classification_report(const int *cm, int C, const char *const *names, void *stream);
+
+/* Regression metrics of pred against target, [n, k] each (k outputs). */
+typedef struct nn_regression_metrics {
+    float mae;               /* mean |pred - target| over all n k values */
+    float rmse;              /* sqrt(mean (pred - target)^2) over all values */
+    float r2;                /* 1 - SS_res/SS_tot per output, averaged over outputs
+                                (sklearn's r2_score, multioutput="uniform_average") */
+} nn_regression_metrics;
+/* MAE, RMSE and R^2 of n rows of k outputs; a constant target column gives
+   R^2 1 when predicted exactly, else 0 (sklearn's convention). */
+NNDEF nn_regression_metrics nn_regression_eval(const float *pred, const float *target, int n, int k);
+
+/* One row of a model summary: a module of the tree, in pre-order. */
+typedef struct nn_summary_row {
+    const char *name;        /* dotted path ("features.0"; "" for the root); owned
+                                by the result */
+    const char *type;        /* "Conv2d" */
+    int depth;               /* 0 for the root */
+    nn_shape out;            /* its output shape (ndim -1: it did not run) */
+    size_t params;           /* its own and its children's parameter elements */
+    int trainable;           /* 1 all need a gradient, 0 none, 2 some; -1 no parameters */
+} nn_summary_row;
+/* The summary's numbers (nn_summary_ex). */
+typedef struct nn_summary_result {
+    int nrows;
+    nn_summary_row *rows;    /* nrows, pre-order */
+    size_t total_params, trainable_params;
+    size_t param_bytes;      /* parameters and buffers */
+    size_t output_bytes;     /* the sum of every leaf module's output, one forward */
+    size_t forward_bytes;    /* the graph arena one forward pass with gradients used */
+} nn_summary_result;
+/* Options of nn_summary_ex; zero is the default. */
+typedef struct nn_summary_opts {
+    void *stream;            /* a FILE *; NULL: stdout */
+    int max_depth;           /* deepest level printed, 0 means all */
+    int quiet;               /* fill the result without printing */
+} nn_summary_opts;
+/* Print m's layer tree with each module's output shape for an input of
+   input_shape (the batch included), its parameters and trainable flag, the
+   totals and the memory of one forward pass (torchinfo.summary).  One
+   forward pass of a constant input runs in evaluation mode in a graph of
+   its own; the module's state and training flags are as before. */
+NNDEF nn_status nn_summary(nn_module *m, nn_shape input_shape);
+/* nn_summary with options, filling *out (may be NULL; free it with
+   nn_summary_free). */
+NNDEF nn_status nn_summary_ex(nn_module *m, nn_shape input_shape, nn_summary_opts opts,
+                              nn_summary_result *out);
+/* Free a summary's rows. */
+NNDEF void nn_summary_free(nn_summary_result *r);
 
 /* ----- >>train.tools: search, pruning, interactions, sanity checks -------- */
 
@@ -13116,7 +13383,7 @@ NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c) {
 
 /* ===== >>train (implementation) ========================================== */
 
-/* ----- SVG line plots ----- */
+/* ----- SVG plots: line panels, figures of several panels, heat maps ----- */
 
 static double nn__plot_axis(double v, int logscale) { return logscale ? log10(v > 1e-30 ? v : 1e-30) : v; }
 
@@ -13126,27 +13393,49 @@ static double nn__plot_tick(double span) {
     return (f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0) * p;
 }
 
-NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int nseries,
-                            nn_plot_opts opts) {
+/* Write text escaped for XML (titles and names may hold < & "). */
+static void nn__svg_text(FILE *f, const char *s) {
+    for (; s && *s; s++) {
+        if (*s == '<') fputs("&lt;", f);
+        else if (*s == '>') fputs("&gt;", f);
+        else if (*s == '&') fputs("&amp;", f);
+        else if (*s == '"') fputs("&quot;", f);
+        else fputc(*s, f);
+    }
+}
+
+static int nn__plot_check(const char *fn, const nn_plot_series *series, int nseries) {
+    int i;
+    if (nseries < 0 || (nseries && !series)) {
+        nn__misuse("%s: NULL series or a negative count (%d)", fn, nseries);
+        return 0;
+    }
+    for (i = 0; i < nseries; i++)
+        if (series[i].n < 0 || (series[i].n > 0 && (!series[i].x || !series[i].y))) {
+            nn__misuse("%s: series %d has n = %d and a NULL x or y", fn, i, series[i].n);
+            return 0;
+        }
+    return 1;
+}
+
+/* One line plot drawn into f in the box (ox, oy, W, H): axes, ticks, grid,
+   polylines (NaN and out-of-axis points break a line), the legend on the
+   right.  nn_plot_svg and nn_plot_figure_svg share it. */
+static void nn__plot_panel(FILE *f, double ox, double oy, int W, int H, const nn_plot_series *series,
+                           int nseries, const nn_plot_opts *o) {
     static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                          "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-    int W = opts.width > 0 ? opts.width : 720, H = opts.height > 0 ? opts.height : 440;
-    double L = 70.0, R = 160.0, T = 40.0, B = 50.0, x0 = HUGE_VAL, x1 = -HUGE_VAL, y0v = HUGE_VAL,
-           y1v = -HUGE_VAL, pw, ph, v, st;
-    int i, j;
-    FILE *f;
-    if (!path || (nseries && !series)) {
-        nn__misuse("nn_plot_svg: NULL path or series");
-        return NN_ERR_ARG;
-    }
+    double L = ox + 70.0, R = 160.0, T = oy + 40.0, B = 50.0, x0 = HUGE_VAL, x1 = -HUGE_VAL,
+           y0v = HUGE_VAL, y1v = -HUGE_VAL, pw, ph, v, st;
+    int i, j, fixed = o->ymax > o->ymin;
     for (i = 0; i < nseries; i++)
         for (j = 0; j < series[i].n; j++) {
             double xv = (double)series[i].x[j], yv = (double)series[i].y[j];
-            if (!(xv == xv) || !(yv == yv) || fabs(yv) > 1e30 || (opts.logx && xv <= 0.0) ||
-                (opts.logy && yv <= 0.0))
+            if (!(xv == xv) || !(yv == yv) || fabs(yv) > 1e30 || (o->logx && xv <= 0.0) ||
+                (o->logy && yv <= 0.0))
                 continue;
-            xv = nn__plot_axis(xv, opts.logx);
-            yv = nn__plot_axis(yv, opts.logy);
+            xv = nn__plot_axis(xv, o->logx);
+            yv = nn__plot_axis(yv, o->logy);
             if (xv < x0) x0 = xv;
             if (xv > x1) x1 = xv;
             if (yv < y0v) y0v = yv;
@@ -13158,58 +13447,70 @@ NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int 
     v = (y1v - y0v) * 0.05;
     y0v -= v;
     y1v += v;
-    if (!(f = fopen(path, "w"))) return nn__error(NN_ERR_IO, "nn_plot_svg: %s: cannot open for writing", path);
-    pw = (double)W - L - R;
-    ph = (double)H - T - B;
+    if (fixed) {
+        y0v = nn__plot_axis((double)o->ymin, o->logy);
+        y1v = nn__plot_axis((double)o->ymax, o->logy);
+        if (!(y1v > y0v)) { y0v = 0.0; y1v = 1.0; }
+    }
+    pw = (double)W - 70.0 - R;
+    ph = (double)H - 40.0 - B;
 #define NN__PX(xv) (L + ((xv) - x0) / (x1 - x0) * pw)
 #define NN__PY(yv) (T + ph - ((yv) - y0v) / (y1v - y0v) * ph)
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    if (opts.title)
-        fprintf(f, "<text x=\"%g\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">%s</text>\n",
-                L + pw / 2.0, opts.title);
+    if (o->title) {
+        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\" font-size=\"15\">", L + pw / 2.0, oy + 22.0);
+        nn__svg_text(f, o->title);
+        fprintf(f, "</text>\n");
+    }
     /* grid and ticks */
-    st = opts.logx ? 1.0 : nn__plot_tick(x1 - x0);
-    if (opts.logx && x1 - x0 > 12.0) st = ceil((x1 - x0) / 10.0);
+    st = o->logx ? 1.0 : nn__plot_tick(x1 - x0);
+    if (o->logx && x1 - x0 > 12.0) st = ceil((x1 - x0) / 10.0);
     for (v = ceil(x0 / st) * st; v <= x1 + 1e-9 * st; v += st) {
         double px = NN__PX(v);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", px, T, px, T + ph);
-        if (opts.logx) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">1e%d</text>\n", px, T + ph + 16.0, (int)floor(v + 0.5));
+        if (o->logx) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">1e%d</text>\n", px, T + ph + 16.0, (int)floor(v + 0.5));
         else fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", px, T + ph + 16.0, fabs(v) < 1e-12 * st ? 0.0 : v);
     }
-    st = opts.logy ? 1.0 : nn__plot_tick(y1v - y0v);
-    if (opts.logy && y1v - y0v > 12.0) st = ceil((y1v - y0v) / 10.0);
+    st = o->logy ? 1.0 : nn__plot_tick(y1v - y0v);
+    if (o->logy && y1v - y0v > 12.0) st = ceil((y1v - y0v) / 10.0);
+    if (o->logy && y1v - y0v < 1.0) st = nn__plot_tick(y1v - y0v); /* under a decade: 10^(fractions) */
     for (v = ceil(y0v / st) * st; v <= y1v + 1e-9 * st; v += st) {
         double py = NN__PY(v);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, py, L + pw, py);
-        if (opts.logy) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", L - 6.0, py + 4.0, (int)floor(v + 0.5));
+        if (o->logy && st >= 1.0) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", L - 6.0, py + 4.0, (int)floor(v + 0.5));
+        else if (o->logy) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n", L - 6.0, py + 4.0, pow(10.0, v));
         else fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", L - 6.0, py + 4.0, fabs(v) < 1e-12 * st ? 0.0 : v);
     }
     fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", L, T, pw, ph);
-    if (opts.xlabel)
-        fprintf(f, "<text x=\"%g\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", L + pw / 2.0, H - 12, opts.xlabel);
-    if (opts.ylabel)
-        fprintf(f, "<text transform=\"translate(16,%g) rotate(-90)\" text-anchor=\"middle\">%s</text>\n",
-                T + ph / 2.0, opts.ylabel);
-    if (opts.mark_x > 0.0f && (!opts.logx || opts.mark_x > 0.0f)) {
-        double px = NN__PX(nn__plot_axis((double)opts.mark_x, opts.logx));
+    if (o->xlabel) {
+        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">", L + pw / 2.0, oy + (double)H - 12.0);
+        nn__svg_text(f, o->xlabel);
+        fprintf(f, "</text>\n");
+    }
+    if (o->ylabel) {
+        fprintf(f, "<text transform=\"translate(%g,%g) rotate(-90)\" text-anchor=\"middle\">", ox + 16.0, T + ph / 2.0);
+        nn__svg_text(f, o->ylabel);
+        fprintf(f, "</text>\n");
+    }
+    if (o->mark_x > 0.0f) {
+        double px = NN__PX(nn__plot_axis((double)o->mark_x, o->logx));
         if (px >= L && px <= L + pw)
             fprintf(f, "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"black\" "
                        "stroke-dasharray=\"5,4\"/>\n", px, T, px, T + ph);
     }
     for (i = 0; i < nseries; i++) {
         const char *col = colors[i % 10];
+        const char *dash = i < 32 && (o->dashed >> i & 1u) ? " stroke-dasharray=\"6,4\"" : "";
         int open = 0;
         for (j = 0; j < series[i].n; j++) {
             double xv = (double)series[i].x[j], yv = (double)series[i].y[j];
-            int ok = xv == xv && yv == yv && fabs(yv) <= 1e30 && (!opts.logx || xv > 0.0) &&
-                     (!opts.logy || yv > 0.0);
+            int ok = xv == xv && yv == yv && fabs(yv) <= 1e30 && (!o->logx || xv > 0.0) &&
+                     (!o->logy || yv > 0.0);
             if (ok) {
-                double py = NN__PY(nn__plot_axis(yv, opts.logy));
-                if (py < T) py = T;   /* clip what leaves the box upward */
-                if (!open) fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", col);
-                fprintf(f, "%.1f,%.1f ", NN__PX(nn__plot_axis(xv, opts.logx)), py);
+                double py = NN__PY(nn__plot_axis(yv, o->logy));
+                if (py < T) py = T;   /* clip what leaves the box */
+                if (py > T + ph) py = T + ph;
+                if (!open) fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"%s points=\"", col, dash);
+                fprintf(f, "%.1f,%.1f ", NN__PX(nn__plot_axis(xv, o->logx)), py);
                 open = 1;
             } else if (open) {
                 fprintf(f, "\"/>\n");
@@ -13217,16 +13518,172 @@ NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int 
             }
         }
         if (open) fprintf(f, "\"/>\n");
-        fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"3\"/>\n",
-                L + pw + 12.0, T + 10.0 + 18.0 * i, L + pw + 32.0, T + 10.0 + 18.0 * i, col);
-        fprintf(f, "<text x=\"%g\" y=\"%g\">%s</text>\n", L + pw + 38.0, T + 14.0 + 18.0 * i,
-                series[i].name ? series[i].name : "");
+        if (o->markers)
+            for (j = 0; j < series[i].n; j++) {
+                double xv = (double)series[i].x[j], yv = (double)series[i].y[j];
+                if (!(xv == xv && yv == yv && fabs(yv) <= 1e30 && (!o->logx || xv > 0.0) &&
+                      (!o->logy || yv > 0.0)))
+                    continue;
+                yv = NN__PY(nn__plot_axis(yv, o->logy));
+                if (yv >= T && yv <= T + ph)
+                    fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n",
+                            NN__PX(nn__plot_axis(xv, o->logx)), yv, col);
+            }
+        fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"3\"%s/>\n",
+                L + pw + 12.0, T + 10.0 + 18.0 * i, L + pw + 32.0, T + 10.0 + 18.0 * i, col, dash);
+        fprintf(f, "<text x=\"%g\" y=\"%g\">", L + pw + 38.0, T + 14.0 + 18.0 * i);
+        nn__svg_text(f, series[i].name ? series[i].name : "");
+        fprintf(f, "</text>\n");
     }
 #undef NN__PX
 #undef NN__PY
+}
+
+static FILE *nn__svg_open(const char *fn, const char *path, int W, int H) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        nn__error(NN_ERR_IO, "%s: %s: cannot open for writing", fn, path);
+        return NULL;
+    }
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    return f;
+}
+
+static nn_status nn__svg_close(const char *fn, const char *path, FILE *f) {
+    int bad;
     fprintf(f, "</svg>\n");
-    if (fclose(f) != 0) return nn__error(NN_ERR_IO, "nn_plot_svg: %s: write failed", path);
+    bad = ferror(f);
+    if ((fclose(f) != 0) | bad) return nn__error(NN_ERR_IO, "%s: %s: write failed", fn, path);
     return NN_OK;
+}
+
+NNDEF nn_status nn_plot_svg(const char *path, const nn_plot_series *series, int nseries,
+                            nn_plot_opts opts) {
+    int W = opts.width > 0 ? opts.width : 720, H = opts.height > 0 ? opts.height : 440;
+    FILE *f;
+    if (!path) {
+        nn__misuse("nn_plot_svg: NULL path");
+        return NN_ERR_ARG;
+    }
+    if (!nn__plot_check("nn_plot_svg", series, nseries)) return NN_ERR_ARG;
+    if (!(f = nn__svg_open("nn_plot_svg", path, W, H))) return NN_ERR_IO;
+    nn__plot_panel(f, 0.0, 0.0, W, H, series, nseries, &opts);
+    return nn__svg_close("nn_plot_svg", path, f);
+}
+
+NNDEF nn_status nn_plot_figure_svg(const char *path, const nn_plot_panel *panels, int npanels,
+                                   int columns) {
+    int i, W = 0, H = 0, rows, cw = 0, ch = 0;
+    FILE *f;
+    if (!path || npanels < 1 || !panels) {
+        nn__misuse("nn_plot_figure_svg: needs a path and npanels >= 1 panels (got %d)", npanels);
+        return NN_ERR_ARG;
+    }
+    for (i = 0; i < npanels; i++) {
+        if (!nn__plot_check("nn_plot_figure_svg", panels[i].series, panels[i].nseries)) return NN_ERR_ARG;
+        cw = NN__MAX(cw, panels[i].opts.width > 0 ? panels[i].opts.width : 720);
+        ch = NN__MAX(ch, panels[i].opts.height > 0 ? panels[i].opts.height : 440);
+    }
+    if (columns < 1 || columns > npanels) columns = npanels;
+    rows = (npanels + columns - 1) / columns;
+    W = cw * columns;
+    H = ch * rows;
+    if (!(f = nn__svg_open("nn_plot_figure_svg", path, W, H))) return NN_ERR_IO;
+    for (i = 0; i < npanels; i++)
+        nn__plot_panel(f, (double)(cw * (i % columns)), (double)(ch * (i / columns)), cw, ch,
+                       panels[i].series, panels[i].nseries, &panels[i].opts);
+    return nn__svg_close("nn_plot_figure_svg", path, f);
+}
+
+NNDEF nn_status nn_heatmap_svg(const char *path, const float *values, int rows, int cols,
+                               nn_heatmap_opts opts) {
+    double cell = opts.cell > 0 ? (double)opts.cell : 40.0, L = 110.0, T = 60.0, lo, hi, W, H;
+    int r, c, i;
+    size_t n;
+    FILE *f;
+    if (!path || !values || rows < 1 || cols < 1 || rows > 65536 || cols > 65536) {
+        nn__misuse("nn_heatmap_svg: needs a path, values and 1..65536 rows and columns (got %d x %d)",
+                   rows, cols);
+        return NN_ERR_ARG;
+    }
+    n = (size_t)rows * (size_t)cols;
+    lo = opts.vmax > opts.vmin ? (double)opts.vmin : HUGE_VAL;
+    hi = opts.vmax > opts.vmin ? (double)opts.vmax : -HUGE_VAL;
+    if (!(opts.vmax > opts.vmin))
+        for (i = 0; (size_t)i < n; i++) {
+            double v = (double)values[i];
+            if (!(v == v) || fabs(v) > 1e30) continue;
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+        }
+    if (lo > hi) { lo = 0.0; hi = 1.0; }
+    if (hi - lo < 1e-30) hi = lo + 1.0;
+    W = L + cell * cols + 90.0;
+    H = T + cell * rows + (opts.col_names ? 100.0 : 60.0); /* room for slanted names */
+    if (!(f = nn__svg_open("nn_heatmap_svg", path, (int)W, (int)H))) return NN_ERR_IO;
+    if (opts.title) {
+        fprintf(f, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", L + cell * cols / 2.0);
+        nn__svg_text(f, opts.title);
+        fprintf(f, "</text>\n");
+    }
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++) {
+            double v = (double)values[(size_t)r * cols + c], t = (v - lo) / (hi - lo);
+            int R, G, B;
+            if (!(v == v)) t = 0.0;
+            t = t < 0.0 ? 0.0 : t > 1.0 ? 1.0 : t;
+            /* white to dark blue */
+            R = (int)(247.0 - t * (247.0 - 8.0));
+            G = (int)(251.0 - t * (251.0 - 48.0));
+            B = (int)(255.0 - t * (255.0 - 107.0));
+            fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"rgb(%d,%d,%d)\"/>\n",
+                    L + cell * c, T + cell * r, cell, cell, R, G, B);
+            if (!opts.no_values && cell >= 16.0) {
+                char num[32];
+                if (opts.format) snprintf(num, sizeof num, opts.format, v);
+                else snprintf(num, sizeof num, "%.3g", v);
+                fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\" font-size=\"%g\" fill=\"%s\">%s</text>\n",
+                        L + cell * (c + 0.5), T + cell * (r + 0.5) + 4.0, cell < 36.0 ? cell / 3.2 : 11.0,
+                        t > 0.5 ? "white" : "black", num);
+            }
+        }
+    fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n",
+            L, T, cell * cols, cell * rows);
+    for (r = 0; r < rows; r++) {
+        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">", L - 6.0, T + cell * (r + 0.5) + 4.0);
+        if (opts.row_names) nn__svg_text(f, opts.row_names[r]);
+        else fprintf(f, "%d", r);
+        fprintf(f, "</text>\n");
+    }
+    for (c = 0; c < cols; c++) {
+        fprintf(f, "<text transform=\"translate(%g,%g) rotate(-45)\" text-anchor=\"end\">",
+                L + cell * (c + 0.5) + 4.0, T + cell * rows + 12.0); /* slanted down-left */
+        if (opts.col_names) nn__svg_text(f, opts.col_names[c]);
+        else fprintf(f, "%d", c);
+        fprintf(f, "</text>\n");
+    }
+    if (opts.ylabel) {
+        fprintf(f, "<text transform=\"translate(16,%g) rotate(-90)\" text-anchor=\"middle\">", T + cell * rows / 2.0);
+        nn__svg_text(f, opts.ylabel);
+        fprintf(f, "</text>\n");
+    }
+    if (opts.xlabel) {
+        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">", L + cell * cols / 2.0, H - 8.0);
+        nn__svg_text(f, opts.xlabel);
+        fprintf(f, "</text>\n");
+    }
+    /* the colour scale */
+    for (i = 0; i < 10; i++) {
+        double t = (9 - i) / 9.0;
+        fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"14\" height=\"%g\" fill=\"rgb(%d,%d,%d)\"/>\n",
+                L + cell * cols + 20.0, T + i * cell * rows / 10.0, cell * rows / 10.0,
+                (int)(247.0 - t * 239.0), (int)(251.0 - t * 203.0), (int)(255.0 - t * 148.0));
+    }
+    fprintf(f, "<text x=\"%g\" y=\"%g\">%.3g</text>\n", L + cell * cols + 38.0, T + 10.0, hi);
+    fprintf(f, "<text x=\"%g\" y=\"%g\">%.3g</text>\n", L + cell * cols + 38.0, T + cell * rows, lo);
+    return nn__svg_close("nn_heatmap_svg", path, f);
 }
 
 /* ----- the LR range test ----- */
@@ -13550,7 +14007,1262 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
 
 /* ----- >>train.fit: the training loop, progress, early stopping, logs ----- */
 
+/* Is the stream a terminal?  POSIX and Windows; elsewhere never. */
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#if !defined(__cplusplus) && !defined(fileno)
+extern int fileno(FILE *); /* POSIX; <stdio.h> hides it under -std=c99 */
+#endif
+#define NN__ISATTY(f) isatty(fileno(f))
+#elif defined(_WIN32)
+#include <io.h>
+#define NN__ISATTY(f) _isatty(_fileno(f))
+#else
+#define NN__ISATTY(f) 0
+#endif
+
+/* --- early stopping: pure functions of the curves --- */
+
+/* v beats best by more than delta in mode (NN_MODE_MIN or _MAX). */
+static int nn__es_better(double v, double best, int mode, double delta) {
+    return mode == NN_MODE_MAX ? v > best + delta : v < best - delta;
+}
+
+NNDEF int nn_best_epoch(const float *values, int n, int mode, float min_delta) {
+    int i, best = -1;
+    double d = fabs((double)min_delta);
+    if (n < 1 || !values) return -1;
+    for (i = 0; i < n; i++) {
+        double v = (double)values[i];
+        if (!(v == v)) continue;
+        if (best < 0 || nn__es_better(v, (double)values[best], mode, d)) best = i;
+    }
+    return best;
+}
+
+/* Prechelt's generalization loss at epoch n (1-based): 100 (E(n)/min E - 1). */
+static double nn__es_gl(const float *e, int n) {
+    double opt = HUGE_VAL;
+    int i;
+    for (i = 0; i < n; i++)
+        if ((double)e[i] < opt) opt = (double)e[i];
+    return opt > 0.0 && opt < HUGE_VAL ? 100.0 * ((double)e[n - 1] / opt - 1.0) : 0.0;
+}
+
+NNDEF int nn_early_stop_check(const nn_early_stop *r, const float *monitor, const float *train,
+                              int n) {
+    int k, s, j;
+    if (!r || (n > 0 && !monitor)) {
+        nn__misuse("nn_early_stop_check: NULL rule or monitor values");
+        return 0;
+    }
+    if (r->rule < NN_STOP_NONE || r->rule > NN_STOP_UP) {
+        nn__misuse("nn_early_stop_check: unknown rule %d", r->rule);
+        return 0;
+    }
+    if (r->rule >= NN_STOP_GL && r->mode == NN_MODE_MAX) {
+        nn__misuse("nn_early_stop_check: Prechelt's GL, PQ and UP watch an error to minimize "
+                   "(mode NN_MODE_MAX given)");
+        return 0;
+    }
+    if (r->rule == NN_STOP_PQ && n > 0 && !train) {
+        nn__misuse("nn_early_stop_check: PQ needs the training losses");
+        return 0;
+    }
+    if (n < 1 || r->rule == NN_STOP_NONE) return 0;
+    k = r->strip > 0 ? r->strip : 5;
+    switch (r->rule) {
+    case NN_STOP_PATIENCE: {
+        int best = nn_best_epoch(monitor, n, r->mode, r->min_delta);
+        int patience = r->patience > 0 ? r->patience : r->patience < 0 ? 0 : 10;
+        return best >= 0 && n - 1 - best >= patience;
+    }
+    case NN_STOP_GL:
+        return nn__es_gl(monitor, n) > nn__optv(r->alpha, 5.0);
+    case NN_STOP_PQ: {
+        double sum = 0.0, mn = HUGE_VAL, p, gl;
+        if (n % k != 0) return 0;
+        for (j = n - k; j < n; j++) {
+            sum += (double)train[j];
+            if ((double)train[j] < mn) mn = (double)train[j];
+        }
+        gl = nn__es_gl(monitor, n);
+        p = mn > 0.0 ? 1000.0 * (sum / ((double)k * mn) - 1.0) : 0.0;
+        if (!(p > 0.0)) return gl > 0.0; /* no training progress: any loss of generalization */
+        return gl / p > nn__optv(r->alpha, 0.5);
+    }
+    default: /* NN_STOP_UP */
+        s = r->strips > 0 ? r->strips : 3;
+        if (n % k != 0 || n - s * k < 1) return 0;
+        for (j = 0; j < s; j++) {
+            int t = n - j * k; /* 1-based strip end */
+            if (!(monitor[t - 1] > monitor[t - k - 1])) return 0;
+        }
+        return 1;
+    }
+}
+
+/* --- the history --- */
+
+static nn_status nn__history_grow(nn_history *h, int cap) {
+    float **arr[6];
+    int i;
+    if (cap <= h->cap) return NN_OK;
+    arr[0] = &h->train_loss; arr[1] = &h->val_loss; arr[2] = &h->train_metric;
+    arr[3] = &h->val_metric; arr[4] = &h->lr; arr[5] = &h->seconds;
+    for (i = 0; i < 6; i++) {
+        float *p = (float *)NN_REALLOC(*arr[i], (size_t)cap * sizeof(float));
+        if (!p) return nn__error(NN_ERR_OOM, "nn_fit: out of memory for the history");
+        *arr[i] = p;
+    }
+    h->cap = cap;
+    return NN_OK;
+}
+
+NNDEF void nn_history_free(nn_history *h) {
+    if (!h) return;
+    nn__free(h->train_loss);
+    nn__free(h->val_loss);
+    nn__free(h->train_metric);
+    nn__free(h->val_metric);
+    nn__free(h->lr);
+    nn__free(h->seconds);
+    nn__free(h);
+}
+
+NNDEF nn_status nn_history_write_csv(const nn_history *h, const char *path) {
+    FILE *f;
+    int e, bad;
+    const char *mn;
+    if (!h || !path) {
+        nn__misuse("nn_history_write_csv: NULL history or path");
+        return NN_ERR_ARG;
+    }
+    mn = h->metric && h->metric[0] ? h->metric : "metric";
+    if (!(f = fopen(path, "w"))) return nn__error(NN_ERR_IO, "nn_history_write_csv: %s: cannot open", path);
+    fprintf(f, "epoch,train_loss,val_loss,train_%s,val_%s,lr,seconds\n", mn, mn);
+    for (e = 0; e < h->epochs; e++)
+        fprintf(f, "%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.3f\n", e + 1, (double)h->train_loss[e],
+                (double)h->val_loss[e], (double)h->train_metric[e], (double)h->val_metric[e],
+                (double)h->lr[e], (double)h->seconds[e]);
+    bad = ferror(f);
+    if ((fclose(f) != 0) | bad) return nn__error(NN_ERR_IO, "nn_history_write_csv: %s: write failed", path);
+    return NN_OK;
+}
+
+NNDEF nn_status nn_history_write_svg(const nn_history *h, const char *path) {
+    nn_plot_series s[5];
+    nn_plot_panel p[3];
+    float *ep;
+    int e, np = 0, n, has_val = 0, has_metric;
+    nn_status st;
+    char ml[64];
+    if (!h || !path) {
+        nn__misuse("nn_history_write_svg: NULL history or path");
+        return NN_ERR_ARG;
+    }
+    n = h->epochs;
+    if (!(ep = (float *)nn__malloc(sizeof(float) * (size_t)(n > 0 ? n : 1)))) return NN_ERR_OOM;
+    for (e = 0; e < n; e++) {
+        ep[e] = (float)(e + 1);
+        has_val |= h->val_loss[e] == h->val_loss[e];
+    }
+    has_metric = h->metric && h->metric[0];
+    memset(s, 0, sizeof s);
+    memset(p, 0, sizeof p);
+    s[0].name = "train"; s[0].x = ep; s[0].y = h->train_loss; s[0].n = n;
+    s[1].name = "validation"; s[1].x = ep; s[1].y = h->val_loss; s[1].n = n;
+    s[2].name = "train"; s[2].x = ep; s[2].y = h->train_metric; s[2].n = n;
+    s[3].name = "validation"; s[3].x = ep; s[3].y = h->val_metric; s[3].n = n;
+    s[4].name = "lr"; s[4].x = ep; s[4].y = h->lr; s[4].n = n;
+    p[np].series = s; p[np].nseries = has_val ? 2 : 1;
+    p[np].opts.title = "loss"; p[np].opts.xlabel = "epoch"; p[np].opts.ylabel = "loss";
+    p[np].opts.dashed = 2u; p[np].opts.markers = n <= 40; p[np].opts.width = 520; p[np].opts.height = 360;
+    p[np].opts.mark_x = h->best_epoch >= 0 ? (float)(h->best_epoch + 1) : 0.0f; /* the best epoch */
+    np++;
+    if (has_metric) {
+        snprintf(ml, sizeof ml, "%s", h->metric);
+        p[np] = p[0];
+        p[np].series = s + 2;
+        p[np].opts.title = ml;
+        p[np].opts.ylabel = ml;
+        np++;
+    }
+    p[np] = p[0];
+    p[np].series = s + 4;
+    p[np].nseries = 1;
+    p[np].opts.title = "learning rate";
+    p[np].opts.ylabel = "lr";
+    p[np].opts.logy = 1;
+    p[np].opts.dashed = 0u;
+    np++;
+    st = nn_plot_figure_svg(path, p, np, np);
+    nn__free(ep);
+    return st;
+}
+
+/* --- metric accumulators (nn_fit's running metrics; >>train.metrics too) --- */
+
+typedef struct nn__macc {
+    double n, correct, abs, sq;  /* samples, hits; |e| and e^2 sums over all values */
+    double *st, *st2, *sse;      /* per output: sum t, sum t^2, sum e^2 */
+    int k;                       /* outputs */
+} nn__macc;
+
+static void nn__macc_reset(nn__macc *a) {
+    int j;
+    a->n = a->correct = a->abs = a->sq = 0.0;
+    for (j = 0; j < a->k; j++) a->st[j] = a->st2[j] = a->sse[j] = 0.0;
+}
+
+/* Hits of rows of scores [n, C]: the label among the k largest (fewer than k
+   scores strictly above it). */
+static int nn__topk_hits(const float *scores, const int *labels, int n, int C, int k) {
+    int i, c, hits = 0;
+    for (i = 0; i < n; i++) {
+        const float *r = scores + (size_t)i * (size_t)C;
+        int above = 0, y = labels[i];
+        if (y < 0 || y >= C) continue;
+        for (c = 0; c < C; c++) above += r[c] > r[y];
+        hits += above < k;
+    }
+    return hits;
+}
+
+/* Regression sums of n rows of k outputs. */
+static void nn__macc_reg(nn__macc *a, const float *pred, const float *target, int n) {
+    int i, j;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < a->k; j++) {
+            double t = (double)target[(size_t)i * a->k + j], e = (double)pred[(size_t)i * a->k + j] - t;
+            a->abs += fabs(e);
+            a->sq += e * e;
+            a->st[j] += t;
+            a->st2[j] += t * t;
+            a->sse[j] += e * e;
+        }
+    a->n += n;
+}
+
+static double nn__macc_value(const nn__macc *a, nn_metric metric) {
+    double tot = a->n * (double)a->k, r2 = 0.0;
+    int j;
+    if (a->n <= 0.0) return (double)NAN;
+    switch (metric) {
+    case NN_METRIC_ACCURACY:
+    case NN_METRIC_TOPK: return a->correct / a->n;
+    case NN_METRIC_MAE: return a->abs / tot;
+    case NN_METRIC_RMSE: return sqrt(a->sq / tot);
+    case NN_METRIC_R2:
+        for (j = 0; j < a->k; j++) {
+            double sst = a->st2[j] - a->st[j] * a->st[j] / a->n;
+            if (sst > 1e-12 * (a->st2[j] + 1e-30)) r2 += 1.0 - a->sse[j] / sst;
+            else r2 += a->sse[j] == 0.0 ? 1.0 : 0.0;
+        }
+        return r2 / (double)a->k;
+    default: return (double)NAN;
+    }
+}
+
+/* --- nn_fit --- */
+
+typedef struct nn__fit {
+    nn_fit_opts o;
+    nn_module *m;
+    nn_optim *opt;
+    FILE *f;                 /* progress stream */
+    int bar;                 /* the live bar */
+    int topk, has_val, sched_epoch, mode;
+    nn_metric metric;
+    char mname[16];
+    nn__macc acc;
+    double t_epoch, t_draw;
+} nn__fit;
+
+static nn_tensor *nn__fit_loss(nn__fit *F, nn_tensor *out, const int *y, nn_tensor *t) {
+    if (F->o.loss_fn) return F->o.loss_fn(out, y, t, F->o.loss_user);
+    if (F->o.loss == NN_FIT_MSE) {
+        if (!t) {
+            nn__misuse("nn_fit: NN_FIT_MSE needs float targets in the dataset");
+            return NULL;
+        }
+        return nn_mse(out, t);
+    }
+    if (!y) {
+        nn__misuse("nn_fit: cross-entropy needs class labels in the dataset");
+        return NULL;
+    }
+    return nn_cross_entropy(out, y, F->o.ce);
+}
+
+/* Add a batch's outputs to the running metric. */
+static int nn__fit_metric_add(nn__fit *F, nn_tensor *out, const int *y, nn_tensor *t, int n) {
+    nn__macc *a = &F->acc;
+    if (F->metric == NN_METRIC_NONE) return 1;
+    if (F->metric == NN_METRIC_ACCURACY || F->metric == NN_METRIC_TOPK) {
+        int C = out->ndim == 2 ? out->shape[1] : 0;
+        if (!y || out->ndim != 2 || out->shape[0] != n) {
+            nn__misuse("nn_fit: the %s metric needs labels and an output [batch, classes] (got %s)",
+                       F->mname, nn__ts(out));
+            return 0;
+        }
+        a->correct += nn__topk_hits(out->data, y, n, C, F->metric == NN_METRIC_TOPK ? F->topk : 1);
+        a->n += n;
+        return 1;
+    }
+    if (!t || out->numel != t->numel || (int)(t->numel / (size_t)n) != a->k) {
+        nn__misuse("nn_fit: the %s metric needs the output %s to match the targets %s",
+                   F->mname, nn__ts(out), nn__ts(t));
+        return 0;
+    }
+    nn__macc_reg(a, out->data, t->data, n);
+    return 1;
+}
+
+/* Loss and metric of m on ds in evaluation mode, no gradients. */
+static nn_status nn__fit_eval(nn__fit *F, const nn_dataset *ds, nn_graph *g, float *loss, float *metric) {
+    nn_loader_opts lo = F->o.loader;
+    nn_loader *ld;
+    nn_tensor *x, *t, *out, *l;
+    const int *y;
+    double sum = 0.0, cnt = 0.0;
+    int n, had, ok = 1;
+    lo.batch_size = F->o.eval_batch_size > 0 ? F->o.eval_batch_size : 1000;
+    lo.shuffle = 0;
+    lo.drop_last = 0;
+    if (!(ld = nn_loader_new(ds, lo))) return NN_ERR_ARG;
+    nn__train_save(F->m);
+    nn_train_mode(F->m, 0);
+    had = nn_set_grad_enabled(g, 0);
+    nn__macc_reset(&F->acc);
+    while (nn_graph_reset(g), (n = nn_loader_next_xy(ld, g, &x, &t, &y)) > 0) {
+        if (!(out = nn_forward(F->m, x)) || !(l = nn__fit_loss(F, out, y, t)) ||
+            !nn__fit_metric_add(F, out, y, t, n)) {
+            ok = 0;
+            break;
+        }
+        sum += (double)nn_item(l) * n;
+        cnt += n;
+    }
+    nn_graph_reset(g);
+    nn_set_grad_enabled(g, had);
+    nn__train_restore(F->m);
+    nn_loader_free(ld);
+    if (!ok || n < 0) return n < 0 ? (nn_status)n : NN_ERR_ARG;
+    *loss = cnt > 0.0 ? (float)(sum / cnt) : NAN;
+    *metric = (float)nn__macc_value(&F->acc, F->metric);
+    return NN_OK;
+}
+
+static void nn__fit_clock(char *buf, size_t size, double s) {
+    int t = s > 0.0 && s < 359999.0 ? (int)(s + 0.5) : 0; /* under 100 hours */
+    if (t >= 3600) snprintf(buf, size, "%d:%02d:%02d", t / 3600 % 100, t / 60 % 60, t % 60);
+    else snprintf(buf, size, "%02d:%02d", t / 60 % 60, t % 60);
+}
+
+/* The live line: epoch, bar, batches, running loss and metric, speed, time. */
+static void nn__fit_draw(nn__fit *F, const nn_fit_state *s, double samples) {
+    char bar[32], el[32], eta[32];
+    double now = nn_time(), dt = now - F->t_epoch;
+    int i, w = 20, fill = s->batches > 0 ? (int)((double)w * s->batch / s->batches) : 0;
+    for (i = 0; i < w; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : '.');
+    bar[w] = '\0';
+    nn__fit_clock(el, sizeof el, dt);
+    nn__fit_clock(eta, sizeof eta, s->batch > 0 ? dt / s->batch * (s->batches - s->batch) : 0.0);
+    fprintf(F->f, "\repoch %d/%d [%s] %d/%d  loss %.4f", s->epoch, s->epochs, bar, s->batch,
+            s->batches, (double)s->running_loss);
+    if (F->metric != NN_METRIC_NONE) fprintf(F->f, "  %s %.4f", F->mname, (double)s->running_metric);
+    fprintf(F->f, "  %.0f samples/s  %s<%s\033[K", dt > 0.0 ? samples / dt : 0.0, el, eta);
+    fflush(F->f);
+    F->t_draw = now;
+}
+
+/* The epoch's final line (the bar's last state, or a plain line). */
+static void nn__fit_epoch_line(nn__fit *F, const nn_history *h, int e, int epochs) {
+    int i = e - 1;
+    if (F->bar) fprintf(F->f, "\repoch %d/%d [====================]", e, epochs);
+    else fprintf(F->f, "epoch %d/%d", e, epochs);
+    fprintf(F->f, "  loss %.4f", (double)h->train_loss[i]);
+    if (F->metric != NN_METRIC_NONE) fprintf(F->f, "  %s %.4f", F->mname, (double)h->train_metric[i]);
+    if (F->has_val) {
+        fprintf(F->f, "  val_loss %.4f", (double)h->val_loss[i]);
+        if (F->metric != NN_METRIC_NONE) fprintf(F->f, "  val_%s %.4f", F->mname, (double)h->val_metric[i]);
+    }
+    fprintf(F->f, "  lr %.3g  %.2fs%s\n", (double)h->lr[i], (double)h->seconds[i], F->bar ? "\033[K" : "");
+    fflush(F->f);
+}
+
+/* The monitored curve (a column of the history). */
+static const float *nn__fit_monitor(const nn__fit *F, const nn_history *h) {
+    int val = F->has_val && (F->o.monitor == NN_MONITOR_VAL_LOSS || F->o.monitor == NN_MONITOR_VAL_METRIC);
+    int metric = F->o.monitor == NN_MONITOR_VAL_METRIC || F->o.monitor == NN_MONITOR_TRAIN_METRIC;
+    return metric ? (val ? h->val_metric : h->train_metric) : (val ? h->val_loss : h->train_loss);
+}
+
+/* Checkpoint pairs: the history as text, the best epoch. */
+typedef struct nn__fit_resume {
+    nn_history *h;
+    int ok;
+} nn__fit_resume;
+
+static void nn__fit_on_user(const char *key, const char *value, void *arg) {
+    nn__fit_resume *r = (nn__fit_resume *)arg;
+    nn_history *h = r->h;
+    if (strcmp(key, "fit.history") == 0) {
+        const char *p = value;
+        int rows = 0, j;
+        char *end;
+        for (j = 0; value[j]; j++) rows += value[j] == ';';
+        if (nn__history_grow(h, h->cap > rows ? h->cap : rows) != NN_OK) return;
+        h->epochs = 0;
+        while (*p && h->epochs < rows) {
+            float *col[6];
+            int e = h->epochs;
+            col[0] = h->train_loss; col[1] = h->val_loss; col[2] = h->train_metric;
+            col[3] = h->val_metric; col[4] = h->lr; col[5] = h->seconds;
+            for (j = 0; j < 6; j++) {
+                col[j][e] = strtof(p, &end);
+                if (end == p) return;
+                p = end;
+                if (*p == ',' || *p == ';') p++;
+            }
+            h->epochs++;
+        }
+        r->ok = h->epochs == rows;
+    } else if (strcmp(key, "fit.best") == 0) {
+        h->best_epoch = atoi(value);
+    }
+}
+
+static nn_status nn__fit_save(nn__fit *F, const char *path, nn_history *h, nn_sched *s, nn_loader *ld,
+                              long step, int module_only) {
+    nn_checkpoint c;
+    nn_meta meta[2];
+    char best[32], *txt;
+    size_t cap = (size_t)h->epochs * 6 * 18 + 2, off = 0;
+    int e, j;
+    nn_status st;
+    memset(&c, 0, sizeof c);
+    c.module = F->m;
+    c.rng = F->o.loader.rng;
+    c.epoch = h->epochs;
+    if (module_only) return nn_checkpoint_save(path, &c);
+    if (!(txt = (char *)nn__malloc(cap))) return NN_ERR_OOM;
+    txt[0] = '\0';
+    for (e = 0; e < h->epochs; e++) {
+        const float *col[6];
+        col[0] = h->train_loss; col[1] = h->val_loss; col[2] = h->train_metric;
+        col[3] = h->val_metric; col[4] = h->lr; col[5] = h->seconds;
+        for (j = 0; j < 6; j++)
+            off += (size_t)snprintf(txt + off, cap - off, "%.9g%c", (double)col[j][e], j == 5 ? ';' : ',');
+    }
+    snprintf(best, sizeof best, "%d", h->best_epoch);
+    meta[0].key = "fit.history";
+    meta[0].value = txt;
+    meta[1].key = "fit.best";
+    meta[1].value = best;
+    c.optim = F->opt;
+    c.sched = s;
+    c.loader = ld;
+    c.step = step;
+    c.user = meta;
+    c.nuser = 2;
+    st = nn_checkpoint_save(path, &c);
+    nn__free(txt);
+    return st;
+}
+
+static int nn__fit_file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+NNDEF nn_history *nn_fit(nn_module *m, nn_optim *o, const nn_dataset *train, nn_fit_opts opts) {
+    nn__fit F;
+    nn_history *h = NULL;
+    nn_dataset tr_split, va_split, te_split;
+    const nn_dataset *tr = train, *va = opts.val;
+    nn_loader *ld = NULL;
+    nn_graph *g = NULL, *cur = nn_current_graph();
+    nn_loader_opts lo;
+    nn_early_stop rule;
+    unsigned char *best = NULL;
+    size_t best_bytes = 0;
+    nn_status st = NN_OK;
+    nn_fit_state fs;
+    int epochs, epoch, acc_n, restore, split = 0, stop = 0, ntargets;
+    long step = 0;
+    double *sums = NULL;
+
+    memset(&F, 0, sizeof F);
+    memset(&tr_split, 0, sizeof tr_split);
+    memset(&va_split, 0, sizeof va_split);
+    if (!m || !o || !train) {
+        nn__misuse("nn_fit: NULL %s", !m ? "module" : !o ? "optimizer" : "training set");
+        return NULL;
+    }
+    if (opts.epochs < 0 || opts.batch_size < 0 || opts.accumulate < 0 || opts.val_split < 0.0f ||
+        opts.val_split >= 1.0f || !(opts.val_split == opts.val_split) || opts.checkpoint_every < 0 ||
+        opts.progress < NN_PROGRESS_AUTO || opts.progress > NN_PROGRESS_QUIET ||
+        opts.monitor < NN_MONITOR_VAL_LOSS || opts.monitor > NN_MONITOR_TRAIN_METRIC ||
+        (unsigned)opts.metric > (unsigned)NN_METRIC_R2 || opts.topk < 0 ||
+        (opts.loss != NN_FIT_CROSS_ENTROPY && opts.loss != NN_FIT_MSE)) {
+        nn__misuse("nn_fit: bad options (epochs %d, batch_size %d, accumulate %d, val_split %g, "
+                   "checkpoint_every %d, progress %d, monitor %d, metric %d, topk %d, loss %d)",
+                   opts.epochs, opts.batch_size, opts.accumulate, (double)opts.val_split,
+                   opts.checkpoint_every, opts.progress, opts.monitor, (int)opts.metric, opts.topk,
+                   (int)opts.loss);
+        return NULL;
+    }
+    F.o = opts;
+    F.m = m;
+    F.opt = o;
+    epochs = opts.epochs > 0 ? opts.epochs : 10;
+    acc_n = opts.accumulate > 0 ? opts.accumulate : 1;
+    F.topk = opts.topk > 0 ? opts.topk : 5;
+    F.metric = opts.metric;
+    if (F.metric == NN_METRIC_AUTO)
+        F.metric = train->y && opts.loss != NN_FIT_MSE ? NN_METRIC_ACCURACY
+                 : train->targets ? NN_METRIC_RMSE : NN_METRIC_NONE;
+    if ((F.metric == NN_METRIC_ACCURACY || F.metric == NN_METRIC_TOPK) && !train->y) {
+        nn__misuse("nn_fit: the accuracy metrics need class labels in the dataset");
+        return NULL;
+    }
+    if (F.metric >= NN_METRIC_MAE && !train->targets) {
+        nn__misuse("nn_fit: the regression metrics need float targets in the dataset");
+        return NULL;
+    }
+    switch (F.metric) {
+    case NN_METRIC_ACCURACY: strcpy(F.mname, "accuracy"); break;
+    case NN_METRIC_TOPK: snprintf(F.mname, sizeof F.mname, "top%d", F.topk); break;
+    case NN_METRIC_MAE: strcpy(F.mname, "mae"); break;
+    case NN_METRIC_RMSE: strcpy(F.mname, "rmse"); break;
+    case NN_METRIC_R2: strcpy(F.mname, "r2"); break;
+    default: F.mname[0] = '\0'; break;
+    }
+    /* the monitor's direction */
+    F.mode = NN_MODE_MIN;
+    if ((opts.monitor == NN_MONITOR_VAL_METRIC || opts.monitor == NN_MONITOR_TRAIN_METRIC)) {
+        if (F.metric == NN_METRIC_NONE) {
+            nn__misuse("nn_fit: the monitor is a metric but the metric is NN_METRIC_NONE");
+            return NULL;
+        }
+        if (F.metric == NN_METRIC_ACCURACY || F.metric == NN_METRIC_TOPK || F.metric == NN_METRIC_R2)
+            F.mode = NN_MODE_MAX;
+    }
+    rule = opts.stop;
+    rule.mode = F.mode;
+    if (rule.rule < NN_STOP_NONE || rule.rule > NN_STOP_UP ||
+        (rule.rule >= NN_STOP_GL && F.mode == NN_MODE_MAX)) {
+        if (rule.rule >= NN_STOP_GL && rule.rule <= NN_STOP_UP)
+            nn__misuse("nn_fit: stop rule %d (Prechelt's GL, PQ, UP) needs a monitor to minimize, "
+                       "not %s", rule.rule, F.mname);
+        else
+            nn__misuse("nn_fit: stop rule %d is unknown", rule.rule);
+        return NULL;
+    }
+    F.sched_epoch = opts.sched_per_epoch;
+    if (opts.sched) {
+        const nn_sched *s = opts.sched;
+        if (s->kind == NN__S_WARMUP && s->then) s = s->then;
+        if (s->kind == NN__S_PLATEAU || s->kind == NN__S_BATCH) F.sched_epoch = 1;
+    }
+    /* the validation set */
+    if (!va && opts.val_split > 0.0f) {
+        if (opts.stratified && !train->y) {
+            nn__misuse("nn_fit: a stratified split needs class labels");
+            return NULL;
+        }
+        if ((st = nn_dataset_split(train, opts.val_split, 0.0f, opts.split_seed, opts.stratified,
+                                   &tr_split, &va_split, &te_split)) != NN_OK)
+            return NULL;
+        nn_dataset_free(&te_split); /* empty: test_frac 0 */
+        split = 1;
+        tr = &tr_split;
+        va = va_split.n > 0 ? &va_split : NULL;
+    }
+    F.has_val = va != NULL;
+    /* progress */
+    F.f = opts.stream ? (FILE *)opts.stream : stderr;
+    F.bar = opts.progress == NN_PROGRESS_BAR ||
+            (opts.progress == NN_PROGRESS_AUTO && NN__ISATTY(F.f));
+    /* state */
+    ntargets = tr->targets ? tr->ntargets : 0;
+    F.acc.k = ntargets;
+    lo = opts.loader;
+    lo.batch_size = opts.batch_size > 0 ? opts.batch_size : 64;
+    lo.shuffle = !opts.no_shuffle;
+    lo.drop_last = opts.drop_last;
+    restore = opts.restore_best > 0 ||
+              (opts.restore_best == 0 && (rule.rule != NN_STOP_NONE || opts.best_checkpoint));
+    if (!(h = (nn_history *)nn__calloc(1, sizeof(nn_history))) || nn__history_grow(h, epochs) != NN_OK ||
+        !(sums = (double *)nn__calloc((size_t)(3 * ntargets + 1), sizeof(double))) ||
+        !(g = nn_graph_new()) || !(ld = nn_loader_new(tr, lo))) {
+        st = NN_ERR_OOM;
+        goto fail;
+    }
+    F.acc.st = sums;
+    F.acc.st2 = sums + ntargets;
+    F.acc.sse = sums + 2 * ntargets;
+    h->metric = F.metric == NN_METRIC_ACCURACY ? "accuracy" : F.metric == NN_METRIC_TOPK ? "topk"
+              : F.metric == NN_METRIC_MAE ? "mae" : F.metric == NN_METRIC_RMSE ? "rmse"
+              : F.metric == NN_METRIC_R2 ? "r2" : "";
+    h->best_epoch = -1;
+    if (restore) {
+        best_bytes = nn__snapshot_copy(m, NULL, 0);
+        if (!(best = (unsigned char *)nn__malloc(best_bytes))) {
+            st = NN_ERR_OOM;
+            goto fail;
+        }
+    }
+    /* resume */
+    if (opts.resume && opts.checkpoint && nn__fit_file_exists(opts.checkpoint)) {
+        nn_checkpoint c;
+        nn__fit_resume r;
+        if (best && opts.best_checkpoint && nn__fit_file_exists(opts.best_checkpoint)) {
+            memset(&c, 0, sizeof c);
+            c.module = m;
+            if ((st = nn_checkpoint_load(opts.best_checkpoint, &c)) != NN_OK) goto fail;
+            nn__snapshot_copy(m, best, 0);
+        }
+        memset(&c, 0, sizeof c);
+        r.h = h;
+        r.ok = 0;
+        c.module = m;
+        c.optim = o;
+        c.sched = opts.sched;
+        c.loader = ld;
+        c.rng = opts.loader.rng;
+        c.on_user = nn__fit_on_user;
+        c.arg = &r;
+        if ((st = nn_checkpoint_load(opts.checkpoint, &c)) != NN_OK) goto fail;
+        if (!r.ok || h->epochs != (int)c.epoch) {
+            st = nn__error(NN_ERR_FORMAT, "nn_fit: %s: not a checkpoint written by nn_fit (no history)",
+                           opts.checkpoint);
+            goto fail;
+        }
+        step = c.step;
+        if (best && !(opts.best_checkpoint && nn__fit_file_exists(opts.best_checkpoint)))
+            nn__snapshot_copy(m, best, 0);
+    }
+    if (nn__history_grow(h, epochs) != NN_OK) {
+        st = NN_ERR_OOM;
+        goto fail;
+    }
+    memset(&fs, 0, sizeof fs);
+    fs.epochs = epochs;
+    fs.history = h;
+    fs.module = m;
+    fs.optim = o;
+    nn_train_mode(m, 1);
+    for (epoch = h->epochs + 1; epoch <= epochs && !stop; epoch++) {
+        double loss_sum = 0.0, seen = 0.0;
+        int n, b = 0, pending = 0, e;
+        nn_tensor *x, *t, *out, *loss;
+        const int *y;
+        const float *mon;
+        F.t_epoch = nn_time();
+        F.t_draw = -1.0;
+        nn__macc_reset(&F.acc);
+        fs.epoch = epoch;
+        while (nn_graph_reset(g), (n = nn_loader_next_xy(ld, g, &x, &t, &y)) > 0) {
+            float lv;
+            if (b == 0) fs.batches = nn_loader_batches(ld);
+            b++;
+            if (pending == 0) nn_zero_grad(o);
+            if (!(out = nn_forward(m, x)) || !(loss = nn__fit_loss(&F, out, y, t))) {
+                st = NN_ERR_ARG;
+                goto fail;
+            }
+            if (loss->numel != 1) {
+                nn__misuse("nn_fit: the loss %s is not a scalar", nn__ts(loss));
+                st = NN_ERR_ARG;
+                goto fail;
+            }
+            lv = nn_item(loss);
+            if (!(lv == lv) || fabsf(lv) > 3e38f) {
+                st = nn__error(NN_ERR_ARG, "nn_fit: the loss is %g at epoch %d, batch %d", (double)lv, epoch, b);
+                goto fail;
+            }
+            if (acc_n > 1) loss = nn_mul_scalar(loss, 1.0f / (float)acc_n);
+            if ((st = nn_backward(loss)) != NN_OK) goto fail;
+            if (!nn__fit_metric_add(&F, out, y, t, n)) {
+                st = NN_ERR_ARG;
+                goto fail;
+            }
+            if (++pending == acc_n) {
+                if (opts.clip_value > 0.0f) nn_clip_grad_value(o, opts.clip_value);
+                if (opts.clip_norm > 0.0f) nn_clip_grad_norm(o, opts.clip_norm);
+                nn_step(o);
+                step++;
+                pending = 0;
+                if (opts.sched && !F.sched_epoch) nn_sched_step(opts.sched);
+            }
+            loss_sum += (double)lv * n;
+            seen += n;
+            fs.batch = b;
+            fs.step = step;
+            fs.loss = lv;
+            fs.running_loss = (float)(loss_sum / seen);
+            fs.running_metric = (float)nn__macc_value(&F.acc, F.metric);
+            if (F.bar && opts.progress != NN_PROGRESS_QUIET &&
+                (F.t_draw < 0.0 || nn_time() - F.t_draw >= 0.1 || b == fs.batches))
+                nn__fit_draw(&F, &fs, seen);
+            if (opts.on_batch && opts.on_batch(&fs, opts.user)) {
+                stop = 1;
+                h->stopped_by_callback = 1;
+                break;
+            }
+        }
+        if (n < 0) {
+            st = (nn_status)n;
+            goto fail;
+        }
+        if (pending > 0) { /* the epoch's last, partial accumulation */
+            if (opts.clip_value > 0.0f) nn_clip_grad_value(o, opts.clip_value);
+            if (opts.clip_norm > 0.0f) nn_clip_grad_norm(o, opts.clip_norm);
+            nn_step(o);
+            step++;
+            if (opts.sched && !F.sched_epoch) nn_sched_step(opts.sched);
+        }
+        if (seen == 0.0) break; /* a callback stopped before the first batch ended */
+        e = h->epochs;
+        h->train_loss[e] = (float)(loss_sum / seen);
+        h->train_metric[e] = (float)nn__macc_value(&F.acc, F.metric);
+        h->val_loss[e] = h->val_metric[e] = NAN;
+        if (va && (st = nn__fit_eval(&F, va, g, &h->val_loss[e], &h->val_metric[e])) != NN_OK) goto fail;
+        h->seconds[e] = (float)(nn_time() - F.t_epoch);
+        h->epochs = e + 1;
+        mon = nn__fit_monitor(&F, h);
+        h->lr[e] = nn_get_lr(o); /* the rate of the epoch's last step */
+        if (opts.sched && F.sched_epoch) nn_sched_step_metric(opts.sched, mon[e]);
+        {
+            int bi = nn_best_epoch(mon, h->epochs, F.mode, rule.rule == NN_STOP_PATIENCE ? rule.min_delta : 0.0f);
+            if (bi == e) {
+                if (best) nn__snapshot_copy(m, best, 0);
+                if (opts.best_checkpoint && (st = nn__fit_save(&F, opts.best_checkpoint, h, NULL, NULL, step, 1)) != NN_OK)
+                    goto fail;
+            }
+            h->best_epoch = bi;
+        }
+        if (opts.progress != NN_PROGRESS_QUIET) nn__fit_epoch_line(&F, h, epoch, epochs);
+        if (rule.rule != NN_STOP_NONE && nn_early_stop_check(&rule, mon, h->train_loss, h->epochs)) {
+            stop = 1;
+            h->stopped_epoch = epoch;
+        }
+        if (opts.on_epoch && opts.on_epoch(&fs, opts.user)) {
+            stop = 1;
+            h->stopped_by_callback = 1;
+        }
+        if ((opts.csv_log && (st = nn_history_write_csv(h, opts.csv_log)) != NN_OK) ||
+            (opts.svg && (st = nn_history_write_svg(h, opts.svg)) != NN_OK))
+            goto fail;
+        if (opts.checkpoint && (epoch % (opts.checkpoint_every > 0 ? opts.checkpoint_every : 1) == 0 ||
+                                epoch == epochs || stop) &&
+            (st = nn__fit_save(&F, opts.checkpoint, h, opts.sched, ld, step, 0)) != NN_OK)
+            goto fail;
+    }
+    if (best && h->best_epoch >= 0 && h->best_epoch != h->epochs - 1) {
+        nn__snapshot_copy(m, best, 1);
+        h->restored = 1;
+    }
+    if (opts.progress != NN_PROGRESS_QUIET) {
+        const char *names[] = {"", "patience", "GL", "PQ", "UP"};
+        if (h->stopped_epoch)
+            fprintf(F.f, "early stopping (%s) after epoch %d\n", names[rule.rule], h->stopped_epoch);
+        if (h->restored)
+            fprintf(F.f, "restored the best weights: epoch %d\n", h->best_epoch + 1);
+        fflush(F.f);
+    }
+    nn_train_mode(m, 1);
+    nn_loader_free(ld);
+    nn_graph_free(g);
+    nn_set_current_graph(cur);
+    nn__free(best);
+    nn__free(sums);
+    if (split) {
+        nn_dataset_free(&tr_split);
+        nn_dataset_free(&va_split);
+    }
+    return h;
+fail:
+    if (F.bar && opts.progress != NN_PROGRESS_QUIET) fprintf(F.f, "\n");
+    nn_loader_free(ld);
+    nn_graph_free(g);
+    nn_set_current_graph(cur);
+    nn__free(best);
+    nn__free(sums);
+    nn_history_free(h);
+    if (split) {
+        nn_dataset_free(&tr_split);
+        nn_dataset_free(&va_split);
+    }
+    (void)st;
+    return NULL;
+}
+
 /* ----- >>train.metrics: metrics and the model summary --------------------- */
+
+NNDEF float nn_topk_accuracy(const float *scores, const int *labels, int n, int C, int k) {
+    if (!scores || !labels || n < 1 || C < 1 || k < 1) {
+        nn__misuse("nn_topk_accuracy: needs scores, labels, n >= 1, C >= 1 and k >= 1 "
+                   "(got n %d, C %d, k %d)", n, C, k);
+        return -1.0f;
+    }
+    return (float)nn__topk_hits(scores, labels, n, C, k) / (float)n;
+}
+
+NNDEF void nn_confusion_add(int *cm, int C, const int *labels, const int *pred, int n) {
+    int i;
+    if (!cm || C < 1 || n < 0 || (n > 0 && (!labels || !pred))) {
+        nn__misuse("nn_confusion_add: needs a matrix, C >= 1 and n >= 0 labels and predictions "
+                   "(got C %d, n %d)", C, n);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= C || pred[i] < 0 || pred[i] >= C) {
+            nn__misuse("nn_confusion_add: pair %d (label %d, prediction %d) is outside [0, %d)", i,
+                       labels[i], pred[i], C);
+            return;
+        }
+        cm[(size_t)labels[i] * (size_t)C + (size_t)pred[i]]++;
+    }
+}
+
+NNDEF nn_status nn_confusion_matrix(nn_module *m, const nn_dataset *ds, nn_graph *g,
+                                    nn_loader_opts opts, int *cm) {
+    nn_loader *ld;
+    nn_tensor *x, *out;
+    const int *y;
+    int *pred, n, had, C, ok = 1;
+    nn_graph *cur;
+    if (!m || !ds || !g || !cm || !ds->y || ds->nclasses < 1) {
+        nn__misuse("nn_confusion_matrix: needs a module, a labelled dataset, a graph and a matrix");
+        return NN_ERR_ARG;
+    }
+    C = ds->nclasses;
+    memset(cm, 0, sizeof(int) * (size_t)C * (size_t)C);
+    opts.shuffle = 0;
+    opts.drop_last = 0;
+    if (opts.batch_size == 0) opts.batch_size = 1000;
+    if (!(ld = nn_loader_new(ds, opts))) return NN_ERR_ARG;
+    if (!(pred = (int *)nn__malloc(sizeof(int) * (size_t)opts.batch_size))) {
+        nn_loader_free(ld);
+        return NN_ERR_OOM;
+    }
+    nn__train_save(m);
+    cur = nn_current_graph();
+    nn_train_mode(m, 0);
+    had = nn_set_grad_enabled(g, 0);
+    while (nn_graph_reset(g), (n = nn_loader_next(ld, g, &x, &y)) > 0) {
+        out = nn_forward(m, x);
+        if (!out || out->ndim != 2 || out->shape[0] != n || out->shape[1] > C) {
+            nn__misuse("nn_confusion_matrix: the module's output %s is not [batch, classes <= %d] "
+                       "for batch %d", nn__ts(out), C, n);
+            ok = 0;
+            break;
+        }
+        nn_argmax_rows(out, pred);
+        nn_confusion_add(cm, C, y, pred, n);
+    }
+    nn_graph_reset(g);
+    nn_set_grad_enabled(g, had);
+    nn_set_current_graph(cur);
+    nn__train_restore(m);
+    nn__free(pred);
+    nn_loader_free(ld);
+    return !ok ? NN_ERR_ARG : n < 0 ? (nn_status)n : NN_OK;
+}
+
+static int nn__digits(long v) {
+    int d = v < 0 ? 2 : 1;
+    for (v = v < 0 ? -v : v; v >= 10; v /= 10) d++;
+    return d;
+}
+
+NNDEF void nn_confusion_print(const int *cm, int C, const char *const *names, void *stream) {
+    FILE *f = stream ? (FILE *)stream : stdout;
+    int i, j, w = 4, wn = 10;
+    char buf[32];
+    if (!cm || C < 1) {
+        nn__misuse("nn_confusion_print: needs a matrix and C >= 1 (got %d)", C);
+        return;
+    }
+    for (i = 0; i < C * C; i++) w = NN__MAX(w, nn__digits(cm[i]));
+    for (i = 0; i < C; i++) {
+        int l = names ? (int)strlen(names[i]) : nn__digits(i);
+        wn = NN__MAX(wn, l);
+        w = NN__MAX(w, NN__MIN(l, 12));
+    }
+    fprintf(f, "%*s", wn, "true\\pred");
+    for (j = 0; j < C; j++) {
+        if (names) snprintf(buf, sizeof buf, "%.12s", names[j]);
+        else snprintf(buf, sizeof buf, "%d", j);
+        fprintf(f, " %*s", w, buf);
+    }
+    fprintf(f, "\n");
+    for (i = 0; i < C; i++) {
+        if (names) fprintf(f, "%*s", wn, names[i]);
+        else fprintf(f, "%*d", wn, i);
+        for (j = 0; j < C; j++) fprintf(f, " %*d", w, cm[(size_t)i * C + j]);
+        fprintf(f, "\n");
+    }
+}
+
+NNDEF nn_status nn_confusion_svg(const char *path, const int *cm, int C,
+                                 const char *const *names, const char *title) {
+    nn_heatmap_opts ho;
+    float *v;
+    int i;
+    nn_status st;
+    if (!path || !cm || C < 1) {
+        nn__misuse("nn_confusion_svg: needs a path, a matrix and C >= 1 (got %d)", C);
+        return NN_ERR_ARG;
+    }
+    if (!(v = (float *)nn__malloc(sizeof(float) * (size_t)C * (size_t)C))) return NN_ERR_OOM;
+    for (i = 0; i < C * C; i++) v[i] = (float)cm[i];
+    memset(&ho, 0, sizeof ho);
+    ho.title = title ? title : "confusion matrix";
+    ho.xlabel = "predicted";
+    ho.ylabel = "true";
+    ho.row_names = names;
+    ho.col_names = names;
+    ho.format = "%.0f";
+    st = nn_heatmap_svg(path, v, C, C, ho);
+    nn__free(v);
+    return st;
+}
+
+NNDEF void nn_precision_recall_f1(const int *cm, int C, nn_prf *per_class, nn_prf *macro,
+                                  nn_prf *micro) {
+    double sp = 0.0, sr = 0.0, sf = 0.0, tp_all = 0.0, total = 0.0;
+    int i, j;
+    if (!cm || C < 1) {
+        nn__misuse("nn_precision_recall_f1: needs a matrix and C >= 1 (got %d)", C);
+        return;
+    }
+    for (i = 0; i < C; i++) {
+        double tp = (double)cm[(size_t)i * C + i], col = 0.0, row = 0.0, p, r, f1;
+        for (j = 0; j < C; j++) {
+            col += (double)cm[(size_t)j * C + i];
+            row += (double)cm[(size_t)i * C + j];
+        }
+        p = col > 0.0 ? tp / col : 0.0;
+        r = row > 0.0 ? tp / row : 0.0;
+        f1 = p + r > 0.0 ? 2.0 * p * r / (p + r) : 0.0;
+        if (per_class) {
+            per_class[i].precision = (float)p;
+            per_class[i].recall = (float)r;
+            per_class[i].f1 = (float)f1;
+            per_class[i].support = (int)row;
+        }
+        sp += p;
+        sr += r;
+        sf += f1;
+        tp_all += tp;
+        total += row;
+    }
+    if (macro) {
+        macro->precision = (float)(sp / C);
+        macro->recall = (float)(sr / C);
+        macro->f1 = (float)(sf / C);
+        macro->support = (int)total;
+    }
+    if (micro) { /* every error is one false positive and one false negative */
+        float a = total > 0.0 ? (float)(tp_all / total) : 0.0f;
+        micro->precision = micro->recall = micro->f1 = a;
+        micro->support = (int)total;
+    }
+}
+
+NNDEF void nn_classification_report(const int *cm, int C, const char *const *names, void *stream) {
+    FILE *f = stream ? (FILE *)stream : stdout;
+    nn_prf *pc, mac, mic;
+    double wp = 0.0, wr = 0.0, wf = 0.0;
+    int i, wn = 12;
+    if (!cm || C < 1) {
+        nn__misuse("nn_classification_report: needs a matrix and C >= 1 (got %d)", C);
+        return;
+    }
+    if (!(pc = (nn_prf *)nn__malloc(sizeof(nn_prf) * (size_t)C))) return;
+    nn_precision_recall_f1(cm, C, pc, &mac, &mic);
+    for (i = 0; i < C; i++) {
+        if (names) wn = NN__MAX(wn, (int)strlen(names[i]));
+        wp += (double)pc[i].precision * pc[i].support;
+        wr += (double)pc[i].recall * pc[i].support;
+        wf += (double)pc[i].f1 * pc[i].support;
+    }
+    fprintf(f, "%*s %10s %10s %10s %10s\n\n", wn, "", "precision", "recall", "f1-score", "support");
+    for (i = 0; i < C; i++) {
+        if (names) fprintf(f, "%*s", wn, names[i]);
+        else fprintf(f, "%*d", wn, i);
+        fprintf(f, " %10.4f %10.4f %10.4f %10d\n", (double)pc[i].precision, (double)pc[i].recall,
+                (double)pc[i].f1, pc[i].support);
+    }
+    fprintf(f, "\n%*s %10s %10s %10.4f %10d\n", wn, "accuracy", "", "", (double)mic.f1, mic.support);
+    fprintf(f, "%*s %10.4f %10.4f %10.4f %10d\n", wn, "macro avg", (double)mac.precision,
+            (double)mac.recall, (double)mac.f1, mac.support);
+    if (mic.support > 0)
+        fprintf(f, "%*s %10.4f %10.4f %10.4f %10d\n", wn, "weighted avg", wp / mic.support,
+                wr / mic.support, wf / mic.support, mic.support);
+    nn__free(pc);
+}
+
+NNDEF nn_regression_metrics nn_regression_eval(const float *pred, const float *target, int n, int k) {
+    nn_regression_metrics r;
+    nn__macc a;
+    double *sums;
+    r.mae = r.rmse = r.r2 = NAN;
+    if (!pred || !target || n < 1 || k < 1) {
+        nn__misuse("nn_regression_eval: needs predictions, targets, n >= 1 and k >= 1 (got n %d, k %d)",
+                   n, k);
+        return r;
+    }
+    if (!(sums = (double *)nn__calloc((size_t)k * 3, sizeof(double)))) return r;
+    memset(&a, 0, sizeof a);
+    a.k = k;
+    a.st = sums;
+    a.st2 = sums + k;
+    a.sse = sums + 2 * k;
+    nn__macc_reg(&a, pred, target, n);
+    r.mae = (float)nn__macc_value(&a, NN_METRIC_MAE);
+    r.rmse = (float)nn__macc_value(&a, NN_METRIC_RMSE);
+    r.r2 = (float)nn__macc_value(&a, NN_METRIC_R2);
+    nn__free(sums);
+    return r;
+}
+
+/* --- the model summary --- */
+
+typedef struct nn__summary {
+    nn_module **mods;        /* per row */
+    nn_summary_row *rows;
+    int n, cap;
+    nn_module **uniq;        /* each module once, with its own forward */
+    nn_forward_fn *orig;
+    int nu;
+    size_t output_bytes;
+} nn__summary;
+static NN__THREAD_LOCAL nn__summary *nn__sum_ctx = NULL;
+
+static nn_tensor *nn__summary_fwd(nn_module *self, nn_tensor *x) {
+    nn__summary *S = nn__sum_ctx;
+    nn_tensor *y;
+    int i, u = -1;
+    for (i = 0; i < S->nu; i++)
+        if (S->uniq[i] == self) u = i;
+    if (u < 0) return NULL; /* cannot happen: every module of the tree is listed */
+    y = S->orig[u](self, x);
+    if (y)
+        for (i = 0; i < S->n; i++)
+            if (S->mods[i] == self && S->rows[i].out.ndim < 0) {
+                int d;
+                S->rows[i].out.ndim = y->ndim;
+                for (d = 0; d < y->ndim; d++) S->rows[i].out.d[d] = y->shape[d];
+                if (self->nchildren == 0) S->output_bytes += y->numel * sizeof(float);
+            }
+    return y;
+}
+
+/* Add m and its subtree in pre-order under the dotted name. */
+static int nn__summary_walk(nn__summary *S, nn_module *m, const char *name, int depth) {
+    nn_summary_row *r;
+    nn_param *ps;
+    int i, np, req = 0, all = 0;
+    size_t len = strlen(name);
+    if (S->n == S->cap) {
+        int cap = S->cap ? 2 * S->cap : 16;
+        nn_summary_row *nr = (nn_summary_row *)NN_REALLOC(S->rows, sizeof(nn_summary_row) * (size_t)cap);
+        nn_module **nm;
+        if (!nr) return 0;
+        S->rows = nr;
+        if (!(nm = (nn_module **)NN_REALLOC(S->mods, sizeof(nn_module *) * (size_t)cap))) return 0;
+        S->mods = nm;
+        S->cap = cap;
+    }
+    r = &S->rows[S->n];
+    memset(r, 0, sizeof *r);
+    if (!(r->name = (char *)nn__malloc(len + 1))) return 0;
+    memcpy((char *)r->name, name, len + 1);
+    S->mods[S->n++] = m;
+    r->type = m->type ? m->type : "module";
+    r->depth = depth;
+    r->out.ndim = -1;
+    r->params = nn_parameter_count(m);
+    ps = nn_parameters(m, &np);
+    for (i = 0; i < np; i++) {
+        all++;
+        req += nn_needs_grad(ps[i].tensor) != 0;
+    }
+    r->trainable = all == 0 ? -1 : req == all ? 1 : req == 0 ? 0 : 2;
+    for (i = 0; i < S->nu; i++)
+        if (S->uniq[i] == m) break;
+    if (i == S->nu) {
+        nn_module **nu = (nn_module **)NN_REALLOC(S->uniq, sizeof(nn_module *) * (size_t)(S->nu + 1));
+        nn_forward_fn *no;
+        if (!nu) return 0;
+        S->uniq = nu;
+        if (!(no = (nn_forward_fn *)NN_REALLOC(S->orig, sizeof(nn_forward_fn) * (size_t)(S->nu + 1)))) return 0;
+        S->orig = no;
+        S->uniq[S->nu] = m;
+        S->orig[S->nu++] = m->forward;
+    }
+    for (i = 0; i < m->nchildren; i++) {
+        char *child;
+        size_t cl = strlen(m->child_names[i]);
+        int ok;
+        if (!(child = (char *)nn__malloc(len + cl + 2))) return 0;
+        if (len) {
+            memcpy(child, name, len);
+            child[len] = '.';
+            memcpy(child + len + 1, m->child_names[i], cl + 1);
+        } else {
+            memcpy(child, m->child_names[i], cl + 1);
+        }
+        ok = nn__summary_walk(S, m->children[i], child, depth + 1);
+        nn__free(child);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+/* Bytes the graph's arena holds in use now (the blocks before the current
+   one, plus what the current one used). */
+static size_t nn__graph_used(const nn_graph *g) {
+    const nn__block *b;
+    size_t used = g->used;
+    for (b = g->first; b && b != g->cur; b = b->next) used += b->cap;
+    return used;
+}
+
+static void nn__fmt_count(char *buf, size_t size, size_t v) {
+    char tmp[32];
+    int len, i, o = 0;
+    snprintf(tmp, sizeof tmp, "%lu", (unsigned long)v);
+    len = (int)strlen(tmp);
+    for (i = 0; i < len && (size_t)o + 2 < size; i++) {
+        if (i > 0 && (len - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = '\0';
+}
+
+NNDEF nn_status nn_summary_ex(nn_module *m, nn_shape input_shape, nn_summary_opts opts,
+                              nn_summary_result *out) {
+    nn__summary S;
+    nn__summary *outer = nn__sum_ctx;
+    nn_graph *g, *cur = nn_current_graph();
+    nn_tensor *x, *y = NULL;
+    FILE *f = opts.stream ? (FILE *)opts.stream : stdout;
+    nn_param *ps;
+    int i, np;
+    size_t trainable = 0, fwd = 0, in_numel = 0;
+    nn_status st = NN_OK;
+    if (out) memset(out, 0, sizeof *out);
+    if (!m) {
+        nn__misuse("nn_summary: NULL module");
+        return NN_ERR_ARG;
+    }
+    memset(&S, 0, sizeof S);
+    if (!nn__summary_walk(&S, m, "", 0)) {
+        st = NN_ERR_OOM;
+        goto done;
+    }
+    if (!(g = nn_graph_new())) {
+        st = NN_ERR_OOM;
+        goto done;
+    }
+    x = nn_full(g, input_shape, 0.5f);
+    if (x) {
+        in_numel = x->numel;
+        nn__train_save(m);
+        nn_train_mode(m, 0);
+        for (i = 0; i < S.nu; i++) S.uniq[i]->forward = nn__summary_fwd;
+        nn__sum_ctx = &S;
+        y = nn_forward(m, x);
+        nn__sum_ctx = outer;
+        for (i = 0; i < S.nu; i++) S.uniq[i]->forward = S.orig[i];
+        nn__train_restore(m);
+        fwd = nn__graph_used(g);
+    }
+    nn_graph_free(g);
+    nn_set_current_graph(cur);
+    if (!y) {
+        st = NN_ERR_ARG; /* the misuse was reported by the op that failed */
+        goto done;
+    }
+    ps = nn_parameters(m, &np);
+    for (i = 0; i < np; i++)
+        if (nn_needs_grad(ps[i].tensor)) trainable += ps[i].tensor->numel;
+    if (!opts.quiet) {
+        char sh[96], cnt[32], label[160];
+        int wl = 28;
+        for (i = 0; i < S.n; i++) {
+            int l = 2 * S.rows[i].depth + (int)strlen(S.rows[i].name) + (int)strlen(S.rows[i].type) + 3;
+            if (opts.max_depth <= 0 || S.rows[i].depth <= opts.max_depth) wl = NN__MAX(wl, NN__MIN(l, 60));
+        }
+        fprintf(f, "%-*s %-20s %12s  %s\n", wl, "Layer (type)", "Output shape", "Param #", "Trainable");
+        for (i = 0; i < wl + 47; i++) fputc('=', f);
+        fputc('\n', f);
+        for (i = 0; i < S.n; i++) {
+            const nn_summary_row *r = &S.rows[i];
+            if (opts.max_depth > 0 && r->depth > opts.max_depth) continue;
+            if (r->depth == 0) snprintf(label, sizeof label, "%s", r->type);
+            else snprintf(label, sizeof label, "%*s%s (%s)", 2 * r->depth, "", r->name, r->type);
+            if (r->out.ndim >= 0) nn_shape_str(r->out, sh, sizeof sh);
+            else snprintf(sh, sizeof sh, "--");
+            nn__fmt_count(cnt, sizeof cnt, r->params);
+            fprintf(f, "%-*s %-20s %12s  %s\n", wl, label, sh, cnt,
+                    r->trainable < 0 ? "--" : r->trainable == 1 ? "yes" : r->trainable == 0 ? "no" : "partly");
+        }
+        for (i = 0; i < wl + 47; i++) fputc('=', f);
+        fputc('\n', f);
+        nn__fmt_count(cnt, sizeof cnt, S.rows[0].params);
+        fprintf(f, "Total params: %s\n", cnt);
+        nn__fmt_count(cnt, sizeof cnt, trainable);
+        fprintf(f, "Trainable params: %s\n", cnt);
+        nn__fmt_count(cnt, sizeof cnt, S.rows[0].params - trainable);
+        fprintf(f, "Non-trainable params: %s\n", cnt);
+        fprintf(f, "Input size: %.3f MB\n", (double)in_numel * 4.0 / 1e6);
+        fprintf(f, "Params and buffers size: %.3f MB\n", (double)nn__snapshot_copy(m, NULL, 0) / 1e6);
+        fprintf(f, "Forward pass outputs (leaf layers): %.3f MB\n", (double)S.output_bytes / 1e6);
+        fprintf(f, "Forward pass graph arena (with gradient records): %.3f MB\n", (double)fwd / 1e6);
+    }
+    if (out) {
+        out->nrows = S.n;
+        out->rows = S.rows;
+        out->total_params = S.rows[0].params;
+        S.rows = NULL;
+        out->trainable_params = trainable;
+        out->param_bytes = nn__snapshot_copy(m, NULL, 0);
+        out->output_bytes = S.output_bytes;
+        out->forward_bytes = fwd;
+    }
+done:
+    if (S.rows) {
+        for (i = 0; i < S.n; i++) nn__free((void *)S.rows[i].name);
+        nn__free(S.rows);
+    }
+    nn__free(S.mods);
+    nn__free(S.uniq);
+    nn__free(S.orig);
+    return st;
+}
+
+NNDEF nn_status nn_summary(nn_module *m, nn_shape input_shape) {
+    nn_summary_opts o;
+    memset(&o, 0, sizeof o);
+    return nn_summary_ex(m, input_shape, o, NULL);
+}
+
+NNDEF void nn_summary_free(nn_summary_result *r) {
+    int i;
+    if (!r) return;
+    for (i = 0; i < r->nrows; i++) nn__free((void *)r->rows[i].name);
+    nn__free(r->rows);
+    memset(r, 0, sizeof *r);
+}
 
 /* ----- >>train.tools: search, pruning, interactions, sanity checks -------- */
 

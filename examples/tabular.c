@@ -3,9 +3,9 @@
    set (442 samples, 10 features, a disease-progression target).  Each gets a
    seeded train/validation/test split (60/20/20; stratified for the
    classes), standardization fit on the training split and applied to the
-   others, and a small ReLU MLP trained with Adam.  Prints validation and
-   test accuracy, and validation and test MSE (in the target's units, after
-   undoing its standardization).
+   others, and a small ReLU MLP trained with Adam through nn_fit.  Prints
+   validation and test accuracy, and validation and test MSE (in the
+   target's units, after undoing its standardization).
 
    Build and run (from the repository root):
        cc -std=c99 -O2 -I. examples/tabular.c -o tabular -lm
@@ -61,26 +61,6 @@ static float eval_mse(nn_module *m, const nn_dataset *ds, const nn_standardizer 
     return (float)(se / count);
 }
 
-/* One epoch of minibatch training; returns the mean training loss. */
-static float epoch(nn_module *m, nn_optim *opt, nn_loader *l, nn_graph *g, int classes) {
-    nn_tensor *x, *t;
-    const int *y;
-    nn_ce_opts ce;
-    double total = 0.0;
-    int b, batches = 0;
-    memset(&ce, 0, sizeof ce);
-    while (nn_graph_reset(g), (b = nn_loader_next_xy(l, g, &x, &t, &y)) > 0) {
-        nn_tensor *out = nn_forward(m, x);
-        nn_tensor *loss = classes ? nn_cross_entropy(out, y, ce) : nn_mse(out, t);
-        nn_zero_grad(opt);
-        nn_backward(loss);
-        nn_step(opt);
-        total += (double)nn_item(loss);
-        batches++;
-    }
-    return (float)(total / batches);
-}
-
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : DEFAULT_DIR;
     nn_csv_opts o;
@@ -88,12 +68,11 @@ int main(int argc, char **argv) {
     nn_standardizer fs, ts;
     nn_loader_opts lo;
     nn_adam_opts ao;
+    nn_fit_opts fo;
+    nn_history *h;
     nn_graph *g = nn_graph_new();
     nn_module *net;
     nn_optim *opt;
-    nn_loader *l;
-    int e;
-    float loss = 0.0f;
 
     /* --- classification: breast_cancer.csv ---------------------------------
        Its first line holds counts and class names ("569,30,malignant,benign"),
@@ -116,15 +95,18 @@ int main(int argc, char **argv) {
     memset(&ao, 0, sizeof ao);
     ao.lr = 1e-3f;
     opt = nn_adam(net, ao);
+    /* 50 epochs of minibatches of 32 (cross-entropy, accuracy), validated on va */
+    memset(&fo, 0, sizeof fo);
+    fo.epochs = 50;
+    fo.batch_size = 32;
+    fo.val = &va;
+    fo.progress = NN_PROGRESS_QUIET;
+    if (!(h = nn_fit(net, opt, &tr, fo))) return 1;
     memset(&lo, 0, sizeof lo);
-    lo.batch_size = 32;
-    lo.shuffle = 1;
-    l = nn_loader_new(&tr, lo);
-    for (e = 1; e <= 50; e++) loss = epoch(net, opt, l, g, 1);
-    memset(&lo, 0, sizeof lo);
-    printf("  after %d epochs: train loss %.4f, val accuracy %.4f, test accuracy %.4f\n", e - 1,
-           (double)loss, (double)nn_accuracy(net, &va, g, lo), (double)nn_accuracy(net, &te, g, lo));
-    nn_loader_free(l);
+    printf("  after %d epochs: train loss %.4f, val accuracy %.4f, test accuracy %.4f\n", h->epochs,
+           (double)h->train_loss[h->epochs - 1], (double)h->val_metric[h->epochs - 1],
+           (double)nn_accuracy(net, &te, g, lo));
+    nn_history_free(h);
     nn_optim_free(opt);
     nn_module_free(net); /* frees the kept standardizer tensors too */
     nn_standardizer_free(&fs);
@@ -165,14 +147,14 @@ int main(int argc, char **argv) {
     ao.lr = 1e-3f;
     ao.weight_decay = 1e-3f;
     opt = nn_adam(net, ao);
-    memset(&lo, 0, sizeof lo);
-    lo.batch_size = 32;
-    lo.shuffle = 1;
-    l = nn_loader_new(&tr, lo);
-    for (e = 1; e <= 100; e++) loss = epoch(net, opt, l, g, 0);
+    /* 100 epochs, mean squared error on the standardized target */
+    fo.epochs = 100;
+    fo.loss = NN_FIT_MSE;
+    if (!(h = nn_fit(net, opt, &tr, fo))) return 1;
     printf("  after %d epochs: train loss %.4f (standardized), val MSE %.1f, test MSE %.1f\n",
-           e - 1, (double)loss, (double)eval_mse(net, &va, &ts, g), (double)eval_mse(net, &te, &ts, g));
-    nn_loader_free(l);
+           h->epochs, (double)h->train_loss[h->epochs - 1], (double)eval_mse(net, &va, &ts, g),
+           (double)eval_mse(net, &te, &ts, g));
+    nn_history_free(h);
     nn_optim_free(opt);
     nn_module_free(net);
     nn_standardizer_free(&fs);
