@@ -278,8 +278,242 @@ static void test_golden(const char *dir) {
     nn_graph_free(g);
 }
 
+/* ---- misuse: the message names the loss and the shapes ---- */
+
+static char last_msg[512];
+static int hook_calls = 0;
+static void record_hook(const char *msg, void *user) {
+    (void)user;
+    hook_calls++;
+    snprintf(last_msg, sizeof last_msg, "%s", msg);
+}
+
+/* r must be NULL after exactly one report holding s1, s2 and s3 (when given). */
+static void misuse(const char *what, const nn_tensor *r, const char *s1, const char *s2,
+                   const char *s3) {
+    int ok = r == NULL && hook_calls == 1 && strstr(last_msg, s1) && (!s2 || strstr(last_msg, s2)) &&
+             (!s3 || strstr(last_msg, s3));
+    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" \"%s\" \"%s\")", what, hook_calls,
+                  last_msg, s1, s2 ? s2 : "", s3 ? s3 : "");
+    hook_calls = 0;
+    last_msg[0] = 0;
+}
+
+static void test_misuse(void) {
+    nn_graph *g = nn_graph_new();
+    nn_tensor *x = nn_randn(g, NN_SHAPE(3, 4)), *t43 = nn_randn(g, NN_SHAPE(4, 3));
+    nn_tensor *p = nn_full(g, NN_SHAPE(3, 4), 0.5f), *v3 = nn_ones(g, NN_SHAPE(3));
+    nn_tensor *v2 = nn_ones(g, NN_SHAPE(2)), *v34 = nn_ones(g, NN_SHAPE(3, 4));
+    nn_tensor *x1 = nn_randn(g, NN_SHAPE(4)), *w5 = nn_ones(g, NN_SHAPE(5));
+    int lab[3] = {0, 3, 1}, bad[3] = {0, 4, 1}, neg[3] = {0, -1, 1}, ign[3] = {0, -100, 1};
+    nn_ce_opts ce = {0};
+    nn_nll_opts nll;
+    nn_bce_opts bce;
+    nn_smooth_l1_opts sl;
+    nn_huber_opts hu;
+    nn_kl_div_opts kl;
+    nn_gaussian_nll_opts gn;
+    nn_multi_margin_opts mm;
+    nn_margin_opts mo;
+    nn_triplet_opts tr;
+    memset(&nll, 0, sizeof nll);
+    memset(&bce, 0, sizeof bce);
+    memset(&sl, 0, sizeof sl);
+    memset(&hu, 0, sizeof hu);
+    memset(&kl, 0, sizeof kl);
+    memset(&gn, 0, sizeof gn);
+    memset(&mm, 0, sizeof mm);
+    memset(&mo, 0, sizeof mo);
+    memset(&tr, 0, sizeof tr);
+    nn_set_error_hook(record_hook, NULL);
+
+    /* Class losses: labels out of range (and -100, ignored by default, is fine). */
+    misuse("ce label", nn_cross_entropy(x, bad, ce), "nn_cross_entropy", "label 4", "[3,4]");
+    misuse("ce negative label", nn_cross_entropy(x, neg, ce), "nn_cross_entropy", "label -1",
+           "ignore_index -100");
+    NN_TEST_CHECK(nn_cross_entropy(x, ign, ce) != NULL && hook_calls == 0, "-100 is ignored");
+    ce.use_ignore_index = 1;   /* ignore_index 0 now: -100 is out of range */
+    misuse("ce set ignore_index", nn_cross_entropy(x, ign, ce), "nn_cross_entropy", "label -100",
+           "ignore_index 0");
+    ce.use_ignore_index = 0;
+    misuse("ce 1-D logits", nn_cross_entropy(x1, lab, ce), "nn_cross_entropy", "[4]", "[N,C]");
+    misuse("ce NULL labels", nn_cross_entropy(x, NULL, ce), "nn_cross_entropy", "NULL", "[3,4]");
+    ce.label_smoothing = 1.5f;
+    misuse("ce smoothing", nn_cross_entropy(x, lab, ce), "nn_cross_entropy", "label_smoothing",
+           "1.5");
+    ce.label_smoothing = 0.0f;
+    ce.reduction = NN_REDUCE_BATCHMEAN;
+    misuse("ce batchmean", nn_cross_entropy(x, lab, ce), "nn_cross_entropy", "reduction 3", NULL);
+    ce.reduction = NN_REDUCE_MEAN;
+    misuse("soft target shape", nn_cross_entropy_soft(x, t43, ce), "nn_cross_entropy_soft",
+           "[4,3]", "[3,4]");
+    misuse("nll label", nn_nll_loss(x, bad, nll), "nn_nll_loss", "label 4", "[3,4]");
+    misuse("nll shape", nn_nll_loss(v3, lab, nll), "nn_nll_loss", "log_probs", "[3]");
+    misuse("multi-margin label", nn_multi_margin_loss(x, bad, mm), "nn_multi_margin_loss",
+           "label 4", "[3,4]");
+    misuse("multi-margin -100", nn_multi_margin_loss(x, ign, mm), "nn_multi_margin_loss",
+           "label -100", "[3,4]");
+    mm.p = 3;
+    misuse("multi-margin p", nn_multi_margin_loss(x, lab, mm), "nn_multi_margin_loss", "p == 1",
+           "p 3");
+    mm.p = 0;
+    misuse("multi-margin shape", nn_multi_margin_loss(x1, lab, mm), "nn_multi_margin_loss", "[4]",
+           "[N,C]");
+
+    /* Element-wise losses: the target's shape. */
+    misuse("mse", nn_mse(x, t43), "nn_mse", "[3,4]", "[4,3]");
+    misuse("mse_loss", nn_mse_loss(x, t43, NN_REDUCE_SUM), "nn_mse_loss", "[3,4]", "[4,3]");
+    misuse("mse_loss reduction", nn_mse_loss(x, x, (nn_reduction)7), "nn_mse_loss", "reduction 7",
+           NULL);
+    misuse("l1", nn_l1_loss(x, t43, NN_REDUCE_MEAN), "nn_l1_loss", "[3,4]", "[4,3]");
+    misuse("smooth l1", nn_smooth_l1_loss(x, t43, sl), "nn_smooth_l1_loss", "[3,4]", "[4,3]");
+    sl.beta = -1.0f;
+    misuse("smooth l1 beta", nn_smooth_l1_loss(x, x, sl), "nn_smooth_l1_loss", "beta", "-1");
+    misuse("huber", nn_huber_loss(x, t43, hu), "nn_huber_loss", "[3,4]", "[4,3]");
+    hu.delta = -0.5f;
+    misuse("huber delta", nn_huber_loss(x, x, hu), "nn_huber_loss", "delta", "-0.5");
+    misuse("kl", nn_kl_div(x, t43, kl), "nn_kl_div", "[3,4]", "[4,3]");
+    misuse("bce", nn_binary_cross_entropy(p, t43, bce), "nn_binary_cross_entropy", "[3,4]",
+           "[4,3]");
+    misuse("bce range", nn_binary_cross_entropy(x, x, bce), "nn_binary_cross_entropy", "[0,1]",
+           "[3,4]");
+    bce.pos_weight = v3;
+    misuse("bce pos_weight", nn_binary_cross_entropy(p, p, bce), "nn_binary_cross_entropy",
+           "pos_weight", NULL);
+    misuse("bce logits pos_weight shape", nn_binary_cross_entropy_with_logits(x, p, bce),
+           "nn_binary_cross_entropy_with_logits", "pos_weight [3]", "[3,4]");
+    bce.pos_weight = NULL;
+    bce.weight = w5;
+    misuse("bce weight shape", nn_binary_cross_entropy_with_logits(x, p, bce),
+           "nn_binary_cross_entropy_with_logits", "weight [5]", "[3,4]");
+    bce.weight = NULL;
+    misuse("bce logits target", nn_binary_cross_entropy_with_logits(x, t43, bce),
+           "nn_binary_cross_entropy_with_logits", "[3,4]", "[4,3]");
+
+    /* Gaussian NLL: var's shape and sign. */
+    misuse("gnll target", nn_gaussian_nll_loss(x, t43, v34, gn), "nn_gaussian_nll_loss", "[3,4]",
+           "[4,3]");
+    misuse("gnll var shape", nn_gaussian_nll_loss(x, x, v2, gn), "nn_gaussian_nll_loss", "var [2]",
+           "[3,4]");
+    NN_TEST_CHECK(nn_gaussian_nll_loss(x, x, v3, gn) != NULL && hook_calls == 0, "var [3] for [3,4]");
+    v34->data[5] = -0.25f;
+    misuse("gnll negative var", nn_gaussian_nll_loss(x, x, v34, gn), "nn_gaussian_nll_loss",
+           "negative", "-0.25");
+
+    /* Pair and triplet losses. */
+    misuse("cosine target", nn_cosine_embedding_loss(x, x, v2, mo), "nn_cosine_embedding_loss",
+           "[3,4]", "target [2]");
+    misuse("cosine x2", nn_cosine_embedding_loss(x, t43, v3, mo), "nn_cosine_embedding_loss",
+           "x2 [4,3]", NULL);
+    misuse("ranking", nn_margin_ranking_loss(x, x, t43, mo), "nn_margin_ranking_loss",
+           "target [4,3]", "[3,4]");
+    misuse("triplet", nn_triplet_margin_loss(x, x, t43, tr), "nn_triplet_margin_loss",
+           "negative [4,3]", "[3,4]");
+    tr.p = -1.0f;
+    misuse("triplet p", nn_triplet_margin_loss(x, x, x, tr), "nn_triplet_margin_loss", "p must",
+           "-1");
+    nn_set_error_hook(NULL, NULL);
+    nn_graph_free(g);
+}
+
+/* ---- semantics beyond the golden cases ---- */
+
+static void test_semantics(void) {
+    nn_graph *g = nn_graph_new();
+    float xd[12] = {0.3f, -1.2f, 2.0f, 0.1f, 1.5f, 0.2f, -0.7f, 0.9f, -2.0f, 0.4f, 1.1f, 0.0f};
+    float yd[12] = {1, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0};
+    int lab[3] = {0, 3, 1}, all_ign[3] = {-100, -100, -100};
+    nn_tensor *x = nn_requires_grad(nn_tensor_from(g, xd, NN_SHAPE(3, 4)), 1);
+    nn_tensor *onehot = nn_tensor_from(g, yd, NN_SHAPE(3, 4)), *a, *b;
+    nn_ce_opts ce = {0};
+    float ga[12];
+    int i, same;
+
+    /* Soft targets that are one-hot give the integer-label loss and gradient. */
+    ce.label_smoothing = 0.1f;
+    a = nn_cross_entropy(x, lab, ce);
+    nn_backward(a);
+    memcpy(ga, nn_grad(x), sizeof ga);
+    b = nn_cross_entropy_soft(x, onehot, ce);
+    memset(nn_grad(x), 0, sizeof ga);
+    nn_backward(b);
+    NN_TEST_CHECK(fabsf(nn_item(a) - nn_item(b)) < 1e-6f, "soft one-hot = labels: %g vs %g",
+                  (double)nn_item(a), (double)nn_item(b));
+    nn_test_close(nn_grad(x), ga, 12, 1e-5f, 1e-6f, "soft one-hot gradient = labels'");
+
+    /* All labels ignored: the mean is 0/0 (NaN, as PyTorch), the sum 0. */
+    ce.label_smoothing = 0.0f;
+    a = nn_cross_entropy(x, all_ign, ce);
+    NN_TEST_CHECK(a && nn_item(a) != nn_item(a), "all ignored: mean NaN, got %g",
+                  (double)nn_item(a));
+    ce.reduction = NN_REDUCE_SUM;
+    a = nn_cross_entropy(x, all_ign, ce);
+    NN_TEST_CHECK(a && nn_item(a) == 0.0f, "all ignored: sum 0, got %g", (double)nn_item(a));
+    ce.reduction = NN_REDUCE_NONE;
+    a = nn_cross_entropy(x, lab, ce);
+    NN_TEST_CHECK(a && a->ndim == 1 && a->shape[0] == 3, "none: one loss per sample");
+
+    /* nn_mse is nn_mse_loss with the mean; reductions relate as they should. */
+    a = nn_mse(x, onehot);
+    b = nn_mse_loss(x, onehot, NN_REDUCE_SUM);
+    NN_TEST_CHECK(fabsf(nn_item(a) * 12.0f - nn_item(b)) < 1e-5f, "mse mean x 12 = sum");
+    b = nn_mse_loss(x, onehot, NN_REDUCE_NONE);
+    for (i = 0, same = 1; i < 12; i++)
+        same &= fabsf(b->data[i] - (xd[i] - yd[i]) * (xd[i] - yd[i])) < 1e-6f;
+    NN_TEST_CHECK(same && b->ndim == 2, "mse none: the squared errors");
+
+    /* The margin defaults: 0 means 1 unless zero_margin. */
+    {
+        nn_triplet_opts t0, t1;
+        nn_multi_margin_opts m0, m1;
+        nn_tensor *p = nn_tensor_from(g, yd, NN_SHAPE(3, 4));
+        memset(&t0, 0, sizeof t0);
+        t1 = t0;
+        t1.margin = 1.0f;
+        NN_TEST_CHECK(nn_item(nn_triplet_margin_loss(x, p, x, t0)) ==
+                          nn_item(nn_triplet_margin_loss(x, p, x, t1)), "triplet margin 0 -> 1");
+        t0.zero_margin = 1;
+        a = nn_triplet_margin_loss(x, x, x, t0);
+        NN_TEST_CHECK(nn_item(a) == 0.0f, "zero_margin: identical triplets cost 0, got %g",
+                      (double)nn_item(a));
+        memset(&m0, 0, sizeof m0);
+        m1 = m0;
+        m1.margin = 1.0f;
+        m1.p = 1;
+        NN_TEST_CHECK(nn_item(nn_multi_margin_loss(x, lab, m0)) ==
+                          nn_item(nn_multi_margin_loss(x, lab, m1)), "multi-margin defaults");
+    }
+
+    /* KL batchmean = sum / N. */
+    {
+        nn_kl_div_opts k;
+        float s;
+        memset(&k, 0, sizeof k);
+        k.reduction = NN_REDUCE_SUM;
+        s = nn_item(nn_kl_div(x, onehot, k));
+        k.reduction = NN_REDUCE_BATCHMEAN;
+        NN_TEST_CHECK(fabsf(nn_item(nn_kl_div(x, onehot, k)) - s / 3.0f) < 1e-6f, "batchmean");
+    }
+
+    /* A batch of one and huge logits stay finite. */
+    {
+        float big[3] = {1e30f, -1e30f, 0.0f};
+        int l1[1] = {1};
+        nn_tensor *xb = nn_requires_grad(nn_tensor_from(g, big, NN_SHAPE(1, 3)), 1);
+        ce.reduction = NN_REDUCE_MEAN;
+        a = nn_cross_entropy(xb, l1, ce);
+        nn_backward(a);
+        NN_TEST_CHECK(nn_item(a) == 2e30f && nn_grad(xb)[0] == 1.0f && nn_grad(xb)[1] == -1.0f,
+                      "huge logits: loss %g, grads %g %g", (double)nn_item(a),
+                      (double)nn_grad(xb)[0], (double)nn_grad(xb)[1]);
+    }
+    nn_graph_free(g);
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "tests/golden";
     test_golden(dir);
+    test_misuse();
+    test_semantics();
     return nn_test_summary("test_loss");
 }
