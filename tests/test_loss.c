@@ -306,7 +306,7 @@ static void test_misuse(void) {
     nn_tensor *v2 = nn_ones(g, NN_SHAPE(2)), *v34 = nn_ones(g, NN_SHAPE(3, 4));
     nn_tensor *x1 = nn_randn(g, NN_SHAPE(4)), *w5 = nn_ones(g, NN_SHAPE(5));
     int lab[3] = {0, 3, 1}, bad[3] = {0, 4, 1}, neg[3] = {0, -1, 1}, ign[3] = {0, -100, 1};
-    nn_ce_opts ce = {0};
+    nn_ce_opts ce;
     nn_nll_opts nll;
     nn_bce_opts bce;
     nn_smooth_l1_opts sl;
@@ -316,6 +316,7 @@ static void test_misuse(void) {
     nn_multi_margin_opts mm;
     nn_margin_opts mo;
     nn_triplet_opts tr;
+    memset(&ce, 0, sizeof ce);
     memset(&nll, 0, sizeof nll);
     memset(&bce, 0, sizeof bce);
     memset(&sl, 0, sizeof sl);
@@ -425,9 +426,10 @@ static void test_semantics(void) {
     int lab[3] = {0, 3, 1}, all_ign[3] = {-100, -100, -100};
     nn_tensor *x = nn_requires_grad(nn_tensor_from(g, xd, NN_SHAPE(3, 4)), 1);
     nn_tensor *onehot = nn_tensor_from(g, yd, NN_SHAPE(3, 4)), *a, *b;
-    nn_ce_opts ce = {0};
+    nn_ce_opts ce;
     float ga[12];
     int i, same;
+    memset(&ce, 0, sizeof ce);
 
     /* Soft targets that are one-hot give the integer-label loss and gradient. */
     ce.label_smoothing = 0.1f;
