@@ -6013,6 +6013,10 @@ static void nn__loss_backward(nn__node *n) {
         if (!pt->J) continue;
         gx = nn__in_grad_w(n, k, &beta);
         if (!gx) continue;
+        if (beta == 0.0f && !s->none && pt->b == 1) {
+            for (q = 0; q < pt->P; q++) gx[q] = g0 * pt->J[q];
+            continue;
+        }
         if (beta == 0.0f) memset(gx, 0, n->in[k]->numel * sizeof(float));
         if (!s->none && pt->b == 1) {
             nn__axpy(pt->P, g0, pt->J, gx);
@@ -6168,7 +6172,7 @@ static nn_tensor *nn__class_loss(const char *op, nn_tensor *x, const int *labels
     nn__loss L;
     nn_shape ls;
     nn_tensor *in[1];
-    float *J, *row, *lq, *q;
+    float *J, *row, *q;
     double W = 0.0, wsum = 0.0;
     size_t S, s, cnt;
     int N, C, n, c, fail = 0;
@@ -6192,10 +6196,9 @@ static nn_tensor *nn__class_loss(const char *op, nn_tensor *x, const int *labels
     if (!nn__labels_ok(op, labels, cnt, C, 1, ignore, x)) return NULL;
     if (!nn__loss_begin(&L, op, in, 1, ls, red)) return NULL;
     J = nn__loss_J(&L, 0, x->numel, (size_t)C, S, 1, &fail);
-    row = (float *)nn__scratch(L.out, 3 * (size_t)C * sizeof(float));
+    row = (float *)nn__scratch(L.out, 2 * (size_t)C * sizeof(float));
     if (fail || !row) return NULL;
-    lq = row + C;
-    q = lq + C;
+    q = row + C;
     if (w)
         for (c = 0; c < C; c++) wsum += (double)w[c];
     else
@@ -6222,22 +6225,41 @@ static nn_tensor *nn__class_loss(const char *op, nn_tensor *x, const int *labels
                 }
                 continue;
             }
-            nn__loss_logsoftmax(xr, S, C, row, lq, q);
-            /* l = -a lq[y] - b sum_c w_c lq[c], a = (1-eps) w[y], b = eps/C. */
-            a = (1.0f - eps) * wy;
-            b = eps / (float)C;
-            l = -a * lq[y];
-            if (eps > 0.0f) {
-                double sm = 0.0;
-                for (c = 0; c < C; c++) sm += (double)(w ? w[c] : 1.0f) * (double)lq[c];
-                l -= b * (float)sm;
-            }
-            L.l[o] = l;
-            if (J) {
+            /* l = -a lq[y] - b sum_c w_c lq[c], a = (1-eps) w[y], b = eps/C, with
+               lq = x - lse, lse = max + log sum e^(x - max) (stable). */
+            {
+                const float *r = xr;
+                float *e = (J && S == 1) ? J + base : q, mx, sum, lse, f;
+                if (S != 1) {
+                    for (c = 0; c < C; c++) row[c] = xr[(size_t)c * S];
+                    r = row;
+                }
+                mx = nn__max_array(r, (size_t)C);
+                sum = nn__exp_shift_sum(r, mx, e, (size_t)C);
+                lse = mx + logf(sum);
+                a = (1.0f - eps) * wy;
+                b = eps / (float)C;
+                l = -a * (r[y] - lse);
+                if (eps > 0.0f) {
+                    double wr = 0.0;
+                    if (w)
+                        for (c = 0; c < C; c++) wr += (double)w[c] * (double)r[c];
+                    else
+                        wr = nn__sum_array(r, (size_t)C);
+                    l -= b * (float)(wr - (double)lse * wsum);
+                }
+                L.l[o] = l;
+                if (!J) continue;
                 /* d l / d x_c = a (q_c - [c = y]) + b (sum w) q_c - b w_c. */
-                float aq = a + b * (float)wsum;
-                for (c = 0; c < C; c++)
-                    J[base + (size_t)c * S] = aq * q[c] - b * (w ? w[c] : 1.0f);
+                f = (a + b * (float)wsum) / sum;
+                if (S == 1) {
+                    for (c = 0; c < C; c++) e[c] *= f;
+                    if (eps > 0.0f)
+                        for (c = 0; c < C; c++) e[c] -= b * (w ? w[c] : 1.0f);
+                } else {
+                    for (c = 0; c < C; c++)
+                        J[base + (size_t)c * S] = e[c] * f - b * (w ? w[c] : 1.0f);
+                }
                 J[base + (size_t)y * S] -= a;
             }
         }
