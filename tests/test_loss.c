@@ -512,10 +512,57 @@ static void test_semantics(void) {
     nn_graph_free(g);
 }
 
+/* Gradients accumulate: an input used twice, a persistent parameter over
+   two backward passes, and an intermediate tensor from another op. */
+static void test_accumulate(void) {
+    nn_graph *g = nn_graph_new();
+    float xd[6] = {0.3f, -1.2f, 2.0f, 0.1f, 1.5f, -0.4f}, yd[6] = {1, 0, 0.5f, 0, -1, 2};
+    nn_tensor *w = nn_requires_grad(nn_tensor_from(NULL, xd, NN_SHAPE(2, 3)), 1);
+    nn_tensor *y, *x, *l;
+    nn_huber_opts hu;
+    int i, ok;
+    memset(&hu, 0, sizeof hu);
+    /* d/dw sum_i (w_i - y_i)^2 twice (two passes) = 4 (w - y). */
+    for (i = 0; i < 2; i++) {
+        nn_graph_reset(g);
+        y = nn_tensor_from(g, yd, NN_SHAPE(2, 3));
+        nn_backward(nn_sum(nn_mse_loss(w, y, NN_REDUCE_NONE)));
+    }
+    for (i = 0, ok = 1; i < 6; i++) ok &= fabsf(nn_grad(w)[i] - 4.0f * (xd[i] - yd[i])) < 1e-5f;
+    NN_TEST_CHECK(ok, "persistent: two passes accumulate");
+    /* An input used twice: kl(x, x) with a log target is exp(x)(x - x) = 0, whose
+       gradient is -e^x + e^x (x - x + 1) = 0 in total. */
+    nn_graph_reset(g);
+    x = nn_requires_grad(nn_tensor_from(g, xd, NN_SHAPE(2, 3)), 1);
+    {
+        nn_kl_div_opts k;
+        memset(&k, 0, sizeof k);
+        k.log_target = 1;
+        k.reduction = NN_REDUCE_SUM;
+        nn_backward(nn_kl_div(x, x, k));
+    }
+    for (i = 0, ok = 1; i < 6; i++) ok &= fabsf(nn_grad(x)[i]) < 1e-5f;
+    NN_TEST_CHECK(ok, "the same tensor as input and target: the parts add up");
+    /* Through another op: huber(2 x, y) with delta 1. */
+    nn_graph_reset(g);
+    x = nn_requires_grad(nn_tensor_from(g, xd, NN_SHAPE(2, 3)), 1);
+    y = nn_tensor_from(g, yd, NN_SHAPE(2, 3));
+    l = nn_huber_loss(nn_mul_scalar(x, 2.0f), y, hu);
+    nn_backward(l);
+    for (i = 0, ok = 1; i < 6; i++) {
+        float d = 2.0f * xd[i] - yd[i], gd = d > 1.0f ? 1.0f : (d < -1.0f ? -1.0f : d);
+        ok &= fabsf(nn_grad(x)[i] - 2.0f * gd / 6.0f) < 1e-6f;
+    }
+    NN_TEST_CHECK(ok, "huber through nn_mul_scalar");
+    nn_tensor_free(w);
+    nn_graph_free(g);
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "tests/golden";
     test_golden(dir);
     test_misuse();
     test_semantics();
+    test_accumulate();
     return nn_test_summary("test_loss");
 }
