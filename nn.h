@@ -600,7 +600,8 @@ NNDEF nn_tensor *nn_cross_entropy(nn_tensor *logits, const int *labels, nn_ce_op
    -sum_c w_c t_c log_softmax(logits)_c, t = (1-eps) target_probs + eps/C, same
    shape as logits; mean over samples (F.cross_entropy with probability
    targets).  Differentiable in both; ignore_index does not apply. */
-NNDEF nn_tensor *nn_cross_entropy_soft(nn_tensor *logits, nn_tensor *target_probs, nn_ce_opts opts);
+NNDEF nn_tensor *nn_cross_entropy_soft(nn_tensor *logits, nn_tensor *target_probs,
+                                       nn_ce_opts opts);
 /* Negative log-likelihood -w[y] log_probs[y] of log_probs [N,C] ([N,C,d...])
    at integer labels; weighted mean as nn_cross_entropy (F.nll_loss). */
 NNDEF nn_tensor *nn_nll_loss(nn_tensor *log_probs, const int *labels, nn_nll_opts opts);
@@ -6278,7 +6279,8 @@ NNDEF nn_tensor *nn_nll_loss(nn_tensor *log_probs, const int *labels, nn_nll_opt
                           opts.use_ignore_index ? opts.ignore_index : -100, 0);
 }
 
-NNDEF nn_tensor *nn_cross_entropy_soft(nn_tensor *logits, nn_tensor *target_probs, nn_ce_opts opts) {
+NNDEF nn_tensor *nn_cross_entropy_soft(nn_tensor *logits, nn_tensor *target_probs,
+                                       nn_ce_opts opts) {
     const char *op = "nn_cross_entropy_soft";
     nn__loss L;
     nn_shape ls;
@@ -6484,7 +6486,8 @@ bad:
     return 0;
 }
 
-static nn_tensor *nn__bce(const char *op, nn_tensor *x, nn_tensor *y, nn_bce_opts opts, int logits) {
+static nn_tensor *nn__bce(const char *op, nn_tensor *x, nn_tensor *y, nn_bce_opts opts,
+                          int logits) {
     nn__loss L;
     nn_tensor *in[2];
     const float *w, *pw;
@@ -6780,8 +6783,8 @@ NNDEF nn_tensor *nn_triplet_margin_loss(nn_tensor *anchor, nn_tensor *positive,
     in[0] = anchor;
     in[1] = positive;
     in[2] = negative;
-    if (!anchor || !positive || !negative || anchor->ndim < 1 || !nn__same_shape(anchor, positive) ||
-        !nn__same_shape(anchor, negative)) {
+    if (!anchor || !positive || !negative || anchor->ndim < 1 ||
+        !nn__same_shape(anchor, positive) || !nn__same_shape(anchor, negative)) {
         nn__misuse("%s: anchor %s, positive %s and negative %s must have the same shape [N,D] "
                    "(or [D])", op, nn__ts(anchor), nn__ts(positive), nn__ts(negative));
         return NULL;
