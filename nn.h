@@ -633,11 +633,11 @@ NNDEF nn_tensor *nn_kl_div(nn_tensor *input, nn_tensor *target, nn_kl_div_opts o
 NNDEF nn_tensor *nn_gaussian_nll_loss(nn_tensor *input, nn_tensor *target, nn_tensor *var,
                                       nn_gaussian_nll_opts opts);
 /* Multi-class hinge sum_{i != y} w[y] max(0, margin - x_y + x_i)^p / C of
-   input [N,C] at integer labels[N] (F.multi_margin_loss). */
+   input [N,C] (or [C]) at integer labels[N] (F.multi_margin_loss). */
 NNDEF nn_tensor *nn_multi_margin_loss(nn_tensor *input, const int *labels,
                                       nn_multi_margin_opts opts);
 /* 1 - cos(x1, x2) where target is 1, max(0, cos - margin) where it is -1,
-   else 0; x1, x2 [N,D], target [N] (F.cosine_embedding_loss). */
+   else 0; x1, x2 [N,D], target [N] (or [D] and a scalar) (F.cosine_embedding_loss). */
 NNDEF nn_tensor *nn_cosine_embedding_loss(nn_tensor *x1, nn_tensor *x2, nn_tensor *target,
                                           nn_margin_opts opts);
 /* max(0, -y (x1 - x2) + margin), equal shapes (F.margin_ranking_loss). */
@@ -6619,12 +6619,13 @@ NNDEF nn_tensor *nn_multi_margin_loss(nn_tensor *input, const int *labels,
     float *J, margin = (opts.margin == 0.0f && !opts.zero_margin) ? 1.0f : opts.margin;
     int p = opts.p ? opts.p : 1, N, C, n, c, fail = 0;
     in[0] = input;
-    if (!input || input->ndim != 2 || input->shape[1] < 1) {
-        nn__misuse("%s: input must be [N,C] with C >= 1, got %s", op, nn__ts(input));
+    if (!input || input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] < 1) {
+        nn__misuse("%s: input must be [N,C] (or [C], one sample) with C >= 1, got %s", op,
+                   nn__ts(input));
         return NULL;
     }
-    N = input->shape[0];
-    C = input->shape[1];
+    N = input->ndim == 2 ? input->shape[0] : 1;
+    C = input->shape[input->ndim - 1];
     if (!labels) {
         nn__misuse("%s: labels is NULL for input %s", op, nn__ts(input));
         return NULL;
@@ -6670,14 +6671,15 @@ NNDEF nn_tensor *nn_cosine_embedding_loss(nn_tensor *x1, nn_tensor *x2, nn_tenso
     in[0] = x1;
     in[1] = x2;
     in[2] = target;
-    if (!x1 || !x2 || !target || x1->ndim != 2 || !nn__same_shape(x1, x2) || target->ndim != 1 ||
-        target->shape[0] != x1->shape[0]) {
-        nn__misuse("%s: needs x1 and x2 [N,D] and target [N], got x1 %s, x2 %s, target %s", op,
-                   nn__ts(x1), nn__ts(x2), nn__ts(target));
+    if (!x1 || !x2 || !target || !nn__same_shape(x1, x2) ||
+        !((x1->ndim == 2 && target->ndim == 1 && target->shape[0] == x1->shape[0]) ||
+          (x1->ndim == 1 && target->ndim == 0))) {
+        nn__misuse("%s: needs x1 and x2 [N,D] and target [N] (or [D] and a scalar), got x1 %s, "
+                   "x2 %s, target %s", op, nn__ts(x1), nn__ts(x2), nn__ts(target));
         return NULL;
     }
-    N = x1->shape[0];
-    D = x1->shape[1];
+    N = x1->ndim == 2 ? x1->shape[0] : 1;
+    D = x1->shape[x1->ndim - 1];
     if (!nn__loss_red_ok(op, opts.reduction, 0) ||
         !nn__loss_begin(&L, op, in, 3, nn_shape_of(target), opts.reduction))
         return NULL;

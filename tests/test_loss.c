@@ -272,7 +272,7 @@ static void test_golden(const char *dir) {
         lcase_free(&c);
     }
     gold_close(&gf);
-    NN_TEST_CHECK(cases >= 300, "golden: %d cases read", cases);
+    NN_TEST_CHECK(cases >= 363, "golden: %d cases read", cases);
     NN_TEST_CHECK(bad_fd == 0, "finite differences: %d of %d gradients disagree", bad_fd, fd_cases);
     printf("golden: %d cases, %d finite-difference gradient checks\n", cases, fd_cases);
     nn_graph_free(g);
@@ -305,6 +305,7 @@ static void test_misuse(void) {
     nn_tensor *p = nn_full(g, NN_SHAPE(3, 4), 0.5f), *v3 = nn_ones(g, NN_SHAPE(3));
     nn_tensor *v2 = nn_ones(g, NN_SHAPE(2)), *v34 = nn_ones(g, NN_SHAPE(3, 4));
     nn_tensor *x1 = nn_randn(g, NN_SHAPE(4)), *w5 = nn_ones(g, NN_SHAPE(5));
+    nn_tensor *x3 = nn_randn(g, NN_SHAPE(2, 3, 4)), *v1 = nn_ones(g, NN_SHAPE(1));
     int lab[3] = {0, 3, 1}, bad[3] = {0, 4, 1}, neg[3] = {0, -1, 1}, ign[3] = {0, -100, 1};
     nn_ce_opts ce;
     nn_nll_opts nll;
@@ -358,8 +359,8 @@ static void test_misuse(void) {
     misuse("multi-margin p", nn_multi_margin_loss(x, lab, mm), "nn_multi_margin_loss", "p == 1",
            "p 3");
     mm.p = 0;
-    misuse("multi-margin shape", nn_multi_margin_loss(x1, lab, mm), "nn_multi_margin_loss", "[4]",
-           "[N,C]");
+    misuse("multi-margin shape", nn_multi_margin_loss(x3, lab, mm), "nn_multi_margin_loss",
+           "[2,3,4]", "[N,C]");
 
     /* Element-wise losses: the target's shape. */
     misuse("mse", nn_mse(x, t43), "nn_mse", "[3,4]", "[4,3]");
@@ -404,6 +405,8 @@ static void test_misuse(void) {
     /* Pair and triplet losses. */
     misuse("cosine target", nn_cosine_embedding_loss(x, x, v2, mo), "nn_cosine_embedding_loss",
            "[3,4]", "target [2]");
+    misuse("cosine unbatched target", nn_cosine_embedding_loss(x1, x1, v1, mo),
+           "nn_cosine_embedding_loss", "x1 [4]", "target [1]");
     misuse("cosine x2", nn_cosine_embedding_loss(x, t43, v3, mo), "nn_cosine_embedding_loss",
            "x2 [4,3]", NULL);
     misuse("ranking", nn_margin_ranking_loss(x, x, t43, mo), "nn_margin_ranking_loss",

@@ -219,6 +219,17 @@ for red in REDS:
             case("mmw_p%d_%s_%s" % (p, nm, red), "multi_margin", red, [p, 1], [0.7], lab, [x],
                  [wc], lambda a: F.multi_margin_loss(a, lt, p=p, margin=0.7, weight=wc,
                                                      reduction=red))
+    x = rnd(5)
+    lt0 = torch.tensor(2)
+    for p in [1, 2]:
+        case("mm_p%d_unbatched_%s" % (p, red), "multi_margin", red, [p, 0], [0.6], [2], [x], [],
+             lambda a: F.multi_margin_loss(a, lt0, p=p, margin=0.6, reduction=red))
+    x1, x2 = rnd(4), rnd(4)
+    for yv in [1.0, -1.0]:
+        case("cos_unbatched_y%g_%s" % (yv, red), "cosine", red, [], [-0.5], [],
+             [x1, x2, torch.tensor(yv)], [],
+             lambda a, b, c: F.cosine_embedding_loss(a, b, c, margin=-0.5, reduction=red),
+             nograd=(2,))
     for N, D in [(4, 5), (1, 3)]:
         nm = "%dx%d" % (N, D)
         x1, x2 = rnd(N, D), rnd(N, D)
