@@ -504,21 +504,151 @@ NNDEF void nn_argmax_rows(const nn_tensor *a, int *out);
 
 /* ===== >>losses ========================================================== */
 
+/* How a loss reduces its per-element (or per-sample) values.  0 is the
+   default, PyTorch's reduction='mean'. */
 typedef enum nn_reduction {
-    NN_REDUCE_MEAN = 0,   /* the mean over the batch (default) */
-    NN_REDUCE_SUM = 1     /* the sum over the batch */
+    NN_REDUCE_MEAN = 0,      /* the mean (weighted where the loss says so; default) */
+    NN_REDUCE_SUM = 1,       /* the sum */
+    NN_REDUCE_NONE = 2,      /* no reduction: the per-element / per-sample tensor */
+    NN_REDUCE_BATCHMEAN = 3  /* nn_kl_div only: the sum / the batch size (input's dim 0) */
 } nn_reduction;
 
+/* Options of nn_cross_entropy and nn_cross_entropy_soft; {0} is PyTorch's
+   default.  The first two fields keep their place ({eps, reduction}). */
 typedef struct nn_ce_opts {
-    float label_smoothing;    /* eps: target = (1-eps) one_hot + eps/C */
-    nn_reduction reduction;   /* NN_REDUCE_MEAN (default) or NN_REDUCE_SUM */
+    float label_smoothing;    /* eps in [0,1]: target = (1-eps) target + eps/C */
+    nn_reduction reduction;   /* mean (default), sum or none */
+    const float *weight;      /* C class weights (not differentiated), or NULL: all 1 */
+    int ignore_index;         /* labels equal to it are skipped (integer labels only) ... */
+    int use_ignore_index;     /* ... when this is nonzero; else PyTorch's default -100 */
 } nn_ce_opts;
 
-/* Cross-entropy of logits [N,C] against integer labels[N] in [0,C), through a
-   stable log-softmax (torch.nn.functional.cross_entropy). A scalar. */
+/* Options of nn_nll_loss; {0} is PyTorch's default. */
+typedef struct nn_nll_opts {
+    nn_reduction reduction;   /* mean (sum of w[y] l / sum of w[y]), sum or none */
+    const float *weight;      /* C class weights (not differentiated), or NULL: all 1 */
+    int ignore_index;         /* labels equal to it are skipped ... */
+    int use_ignore_index;     /* ... when this is nonzero; else PyTorch's default -100 */
+} nn_nll_opts;
+
+/* Options of nn_binary_cross_entropy(_with_logits); {0} is PyTorch's default. */
+typedef struct nn_bce_opts {
+    nn_reduction reduction;   /* mean (default), sum or none */
+    nn_tensor *weight;        /* broadcastable to the input: scales each element, or NULL */
+    nn_tensor *pos_weight;    /* with logits only: broadcastable (e.g. [C]) weight of the
+                                 positive term, or NULL (neither is differentiated) */
+} nn_bce_opts;
+
+/* Options of nn_smooth_l1_loss; {0} is PyTorch's default. */
+typedef struct nn_smooth_l1_opts {
+    nn_reduction reduction;
+    float beta;               /* 0 means 1; > 0 (beta 0 is nn_l1_loss) */
+} nn_smooth_l1_opts;
+
+/* Options of nn_huber_loss; {0} is PyTorch's default. */
+typedef struct nn_huber_opts {
+    nn_reduction reduction;
+    float delta;              /* 0 means 1; > 0 */
+} nn_huber_opts;
+
+/* Options of nn_kl_div; {0} is PyTorch's default (reduction 'mean', which
+   averages over elements; NN_REDUCE_BATCHMEAN is the true KL divergence). */
+typedef struct nn_kl_div_opts {
+    nn_reduction reduction;
+    int log_target;           /* nonzero: target holds log-probabilities */
+} nn_kl_div_opts;
+
+/* Options of nn_gaussian_nll_loss; {0} is PyTorch's default. */
+typedef struct nn_gaussian_nll_opts {
+    nn_reduction reduction;
+    int full;                 /* nonzero: add the constant 0.5 log(2 pi) */
+    float eps;                /* var is clamped to >= eps: 0 means 1e-6, < 0 means no clamp */
+} nn_gaussian_nll_opts;
+
+/* Options of nn_multi_margin_loss; {0} is PyTorch's default. */
+typedef struct nn_multi_margin_opts {
+    nn_reduction reduction;
+    int p;                    /* 1 or 2; 0 means 1 */
+    float margin;             /* 0 means 1, unless zero_margin */
+    int zero_margin;          /* nonzero: a margin of exactly 0 */
+    const float *weight;      /* C class weights (not differentiated), or NULL */
+} nn_multi_margin_opts;
+
+/* Options of nn_cosine_embedding_loss and nn_margin_ranking_loss; {0} is
+   PyTorch's default. */
+typedef struct nn_margin_opts {
+    nn_reduction reduction;
+    float margin;             /* default 0 */
+} nn_margin_opts;
+
+/* Options of nn_triplet_margin_loss; {0} is PyTorch's default. */
+typedef struct nn_triplet_opts {
+    nn_reduction reduction;
+    float margin;             /* 0 means 1, unless zero_margin */
+    int zero_margin;          /* nonzero: a margin of exactly 0 */
+    float p;                  /* the norm's degree, > 0; 0 means 2 */
+    float eps;                /* added to the difference: 0 means 1e-6, < 0 means 0 */
+    int swap;                 /* nonzero: the distance swap (Balntas et al. 2016) */
+} nn_triplet_opts;
+
+/* Cross-entropy of logits [N,C] (or [N,C,d...]) against integer labels[N]
+   ([N,d...] flattened) in [0,C), through a stable log-softmax, with class
+   weights, ignore_index and label smoothing as F.cross_entropy.  Weighted
+   mean: divided by the sum of w[label] over the kept labels.  A scalar, or
+   [N] ([N,d...]) with NN_REDUCE_NONE. */
 NNDEF nn_tensor *nn_cross_entropy(nn_tensor *logits, const int *labels, nn_ce_opts opts);
+/* Cross-entropy against class probabilities (soft labels, e.g. mixup):
+   -sum_c w_c t_c log_softmax(logits)_c, t = (1-eps) target_probs + eps/C, same
+   shape as logits; mean over samples (F.cross_entropy with probability
+   targets).  Differentiable in both; ignore_index does not apply. */
+NNDEF nn_tensor *nn_cross_entropy_soft(nn_tensor *logits, nn_tensor *target_probs,
+                                       nn_ce_opts opts);
+/* Negative log-likelihood -w[y] log_probs[y] of log_probs [N,C] ([N,C,d...])
+   at integer labels; weighted mean as nn_cross_entropy (F.nll_loss). */
+NNDEF nn_tensor *nn_nll_loss(nn_tensor *log_probs, const int *labels, nn_nll_opts opts);
 /* Mean squared error mean((pred - target)^2), equal shapes (F.mse_loss). */
 NNDEF nn_tensor *nn_mse(nn_tensor *pred, nn_tensor *target);
+/* (pred - target)^2 with a reduction; equal shapes, differentiable in both
+   (F.mse_loss). */
+NNDEF nn_tensor *nn_mse_loss(nn_tensor *pred, nn_tensor *target, nn_reduction reduction);
+/* |pred - target| with a reduction; equal shapes (F.l1_loss). */
+NNDEF nn_tensor *nn_l1_loss(nn_tensor *pred, nn_tensor *target, nn_reduction reduction);
+/* 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, d = pred - target
+   (F.smooth_l1_loss). */
+NNDEF nn_tensor *nn_smooth_l1_loss(nn_tensor *pred, nn_tensor *target, nn_smooth_l1_opts opts);
+/* 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta) (F.huber_loss). */
+NNDEF nn_tensor *nn_huber_loss(nn_tensor *pred, nn_tensor *target, nn_huber_opts opts);
+/* Binary cross-entropy -w (y log x + (1-y) log(1-x)) of probabilities x in
+   [0,1], each log clamped at -100 (F.binary_cross_entropy). */
+NNDEF nn_tensor *nn_binary_cross_entropy(nn_tensor *probs, nn_tensor *target, nn_bce_opts opts);
+/* -w (p y log s(x) + (1-y) log(1-s(x))), s the sigmoid, p = pos_weight,
+   computed stably from logits (F.binary_cross_entropy_with_logits). */
+NNDEF nn_tensor *nn_binary_cross_entropy_with_logits(nn_tensor *logits, nn_tensor *target,
+                                                     nn_bce_opts opts);
+/* KL divergence t (log t - x) of log-probabilities x against target t
+   (exp(t) (t - x) with log_target); equal shapes (F.kl_div). */
+NNDEF nn_tensor *nn_kl_div(nn_tensor *input, nn_tensor *target, nn_kl_div_opts opts);
+/* 0.5 (log v + (x - y)^2 / v) (+ 0.5 log 2 pi when full), v = max(var, eps);
+   var has x's shape, or it without (or with size 1 in) the last dimension;
+   var >= 0 (F.gaussian_nll_loss). */
+NNDEF nn_tensor *nn_gaussian_nll_loss(nn_tensor *input, nn_tensor *target, nn_tensor *var,
+                                      nn_gaussian_nll_opts opts);
+/* Multi-class hinge sum_{i != y} w[y] max(0, margin - x_y + x_i)^p / C of
+   input [N,C] (or [C]) at integer labels[N] (F.multi_margin_loss). */
+NNDEF nn_tensor *nn_multi_margin_loss(nn_tensor *input, const int *labels,
+                                      nn_multi_margin_opts opts);
+/* 1 - cos(x1, x2) where target is 1, max(0, cos - margin) where it is -1,
+   else 0; x1, x2 [N,D], target [N] (or [D] and a scalar) (F.cosine_embedding_loss). */
+NNDEF nn_tensor *nn_cosine_embedding_loss(nn_tensor *x1, nn_tensor *x2, nn_tensor *target,
+                                          nn_margin_opts opts);
+/* max(0, -y (x1 - x2) + margin), equal shapes (F.margin_ranking_loss). */
+NNDEF nn_tensor *nn_margin_ranking_loss(nn_tensor *x1, nn_tensor *x2, nn_tensor *target,
+                                        nn_margin_opts opts);
+/* max(0, margin + d(a, p) - d(a, n)), d(u, v) = ||u - v + eps||_p over the last
+   dimension, equal shapes [N,D] ([D]); swap uses min(d(a,n), d(p,n))
+   (F.triplet_margin_loss). */
+NNDEF nn_tensor *nn_triplet_margin_loss(nn_tensor *anchor, nn_tensor *positive,
+                                        nn_tensor *negative, nn_triplet_opts opts);
 
 /* ===== >>modules ========================================================= */
 
@@ -6131,124 +6261,864 @@ NNDEF void nn_argmax_rows(const nn_tensor *a, int *out) {
 
 /* ===== >>losses (implementation) ========================================= */
 
-static void nn__ce_backward(nn__node *n) {
-    nn_tensor *x = n->in[0];
-    float beta, *gx = nn__in_grad_w(n, 0, &beta);
-    const float *prob = (const float *)n->saved;
-    const int *labels = (const int *)(prob + x->numel);
-    int N = x->shape[0], C = x->shape[1], i, c;
-    float eps = n->farg[0];
-    float scale = n->out->grad[0] * (n->iarg[0] == NN_REDUCE_MEAN ? 1.0f / (float)N : 1.0f);
-    if (!gx) return;
-    /* d loss / d logits = scale (softmax - target), target = (1-eps) onehot + eps/C. */
-    for (i = 0; i < N; i++) {
-        float *gr = gx + (size_t)i * C;
-        if (beta == 0.0f)
-            for (c = 0; c < C; c++) gr[c] = scale * prob[(size_t)i * C + c];
-        else
-            nn__axpy((size_t)C, scale, prob + (size_t)i * C, gr);
-        if (eps > 0.0f)
-            for (c = 0; c < C; c++) gr[c] -= scale * eps / (float)C;
-        gr[labels[i]] -= scale * (1.0f - eps);
+/* Every loss goes through one engine.  The forward computes each output
+   value l[o] and the local derivatives J of l with respect to each input
+   that needs a gradient; the backward scales them by the output's gradient.
+   An input's J holds P pairs q: q's output is o(q) = q / (a S) * S + q % S
+   and its input element is e(q) = q / b.  Element-wise: a = S = b = 1.  A
+   class-indexed input [N,C,S] whose loss is [N,S]: a = C.  A broadcast var
+   (one value per b outputs): P = outputs, b > 1. */
+typedef struct nn__lpart {
+    float *J;
+    size_t P, a, S, b;
+} nn__lpart;
+
+typedef struct nn__lsave {
+    nn__lpart part[3];
+    float scale;   /* reduced output: d out / d l[o] */
+    int none;      /* no reduction: d out[o] / d l[o] = 1 */
+} nn__lsave;
+
+typedef struct nn__loss {
+    nn_tensor *out;
+    nn__lsave *s;  /* NULL when no gradient is recorded */
+    float *l;      /* M per-output values (out->data without reduction) */
+    size_t M;
+    nn_reduction red;
+} nn__loss;
+
+static void nn__loss_backward(nn__node *n) {
+    const nn__lsave *s = (const nn__lsave *)n->saved;
+    const float *go = n->out->grad;
+    float g0 = s->none ? 0.0f : go[0] * s->scale;
+    int k;
+    for (k = 0; k < n->nin; k++) {
+        const nn__lpart *pt = &s->part[k];
+        float beta, *gx;
+        size_t q;
+        if (!pt->J) continue;
+        gx = nn__in_grad_w(n, k, &beta);
+        if (!gx) continue;
+        if (beta == 0.0f && !s->none && pt->b == 1) {
+            for (q = 0; q < pt->P; q++) gx[q] = g0 * pt->J[q];
+            continue;
+        }
+        if (beta == 0.0f) memset(gx, 0, n->in[k]->numel * sizeof(float));
+        if (!s->none && pt->b == 1) {
+            nn__axpy(pt->P, g0, pt->J, gx);
+        } else if (!s->none) {
+            for (q = 0; q < pt->P; q++) gx[q / pt->b] += g0 * pt->J[q];
+        } else if (pt->a == 1 && pt->S == 1 && pt->b == 1) {
+            for (q = 0; q < pt->P; q++) gx[q] += go[q] * pt->J[q];
+        } else {
+            size_t aS = pt->a * pt->S;
+            for (q = 0; q < pt->P; q++)
+                gx[q / pt->b] += go[q / aS * pt->S + q % pt->S] * pt->J[q];
+        }
     }
 }
 
-NNDEF nn_tensor *nn_cross_entropy(nn_tensor *logits, const int *labels, nn_ce_opts opts) {
-    nn_tensor *out;
-    float *prob, eps = opts.label_smoothing;
-    int *lab, N, C, i;
+/* Misuse unless red is a reduction the loss takes; 0 then. */
+static int nn__loss_red_ok(const char *op, nn_reduction red, int batchmean) {
+    if (red == NN_REDUCE_MEAN || red == NN_REDUCE_SUM || red == NN_REDUCE_NONE ||
+        (batchmean && red == NN_REDUCE_BATCHMEAN))
+        return 1;
+    nn__misuse("%s: reduction %d is not NN_REDUCE_MEAN (0), NN_REDUCE_SUM (1) or NN_REDUCE_NONE "
+               "(2)%s", op, (int)red, batchmean ? " or NN_REDUCE_BATCHMEAN (3)" : "");
+    return 0;
+}
+
+/* Make the output (the per-output shape ls without reduction, else a
+   scalar) and the per-output values; 0 after a report. */
+static int nn__loss_begin(nn__loss *L, const char *op, nn_tensor **in, int nin, nn_shape ls,
+                          nn_reduction red) {
+    int none = red == NN_REDUCE_NONE;
+    memset(L, 0, sizeof *L);
+    L->red = red;
+    L->out = nn__op(op, in, nin, none ? ls : nn_shape_scalar(), nn__loss_backward);
+    if (!L->out) return 0;
+    if (!nn__shape_numel(op, ls, &L->M)) return 0;
+    L->l = none ? L->out->data : (float *)nn__scratch(L->out, L->M * sizeof(float));
+    if (!L->l) return 0;
+    if (L->out->node) {
+        L->s = (nn__lsave *)nn__scratch(L->out, sizeof(nn__lsave));
+        if (!L->s) return 0;
+        memset(L->s, 0, sizeof *L->s);
+        L->s->none = none;
+        L->out->node->saved = L->s;
+    }
+    return 1;
+}
+
+/* Input k's J of P pairs (layout a, S, b), or NULL when no gradient flows
+   to it.  *fail is set when memory runs out. */
+static float *nn__loss_J(nn__loss *L, int k, size_t P, size_t a, size_t S, size_t b, int *fail) {
+    nn__lpart *pt;
+    if (!L->s || !(L->out->node->in[k]->flags & NN_TENSOR_REQUIRES_GRAD)) return NULL;
+    pt = &L->s->part[k];
+    pt->J = (float *)nn__scratch(L->out, P * sizeof(float));
+    if (!pt->J) *fail = 1;
+    pt->P = P;
+    pt->a = a;
+    pt->S = S;
+    pt->b = b;
+    return pt->J;
+}
+
+/* Reduce: the sum of l, divided by denom for a mean.  Returns the output. */
+static nn_tensor *nn__loss_end(nn__loss *L, double denom) {
     double total = 0.0;
-    if (!logits || logits->ndim != 2 || !labels || logits->shape[0] < 1 || logits->shape[1] < 1) {
-        nn__misuse("nn_cross_entropy: needs logits [N,C] with N, C >= 1 and labels, got %s%s",
-                   nn__ts(logits), labels ? "" : " and NULL labels");
+    size_t i;
+    if (L->red == NN_REDUCE_NONE) return L->out;
+    for (i = 0; i < L->M; i++) total += (double)L->l[i];
+    if (L->red == NN_REDUCE_SUM) denom = 1.0;
+    L->out->data[0] = (float)(total / denom);
+    if (L->s) L->s->scale = (float)(1.0 / denom);
+    return L->out;
+}
+
+static int nn__same_shape(const nn_tensor *a, const nn_tensor *b) {
+    int d;
+    if (a->ndim != b->ndim) return 0;
+    for (d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return 0;
+    return 1;
+}
+
+/* x's shape without its last dimension (a scalar's shape for 1-D). */
+static nn_shape nn__shape_drop_last(const nn_tensor *x) {
+    nn_shape s = nn_shape_of(x);
+    if (s.ndim > 0) s.ndim--;
+    return s;
+}
+
+/* A class-indexed input [N,C,d...]: N, C, S = prod(d...) and the per-sample
+   loss shape [N,d...]; 0 after a report. */
+static int nn__class_layout(const char *op, const char *what, const nn_tensor *x, int *N, int *C,
+                            size_t *S, nn_shape *ls) {
+    int d;
+    if (x->ndim < 2 || x->shape[1] < 1) {
+        nn__misuse("%s: %s must be [N,C] or [N,C,d...] with C >= 1, got %s", op, what, nn__ts(x));
+        return 0;
+    }
+    *N = x->shape[0];
+    *C = x->shape[1];
+    *S = 1;
+    ls->ndim = x->ndim - 1;
+    ls->d[0] = x->shape[0];
+    for (d = 2; d < x->ndim; d++) {
+        *S *= (size_t)x->shape[d];
+        ls->d[d - 1] = x->shape[d];
+    }
+    return 1;
+}
+
+/* Labels (n of them) in [0,C) or equal to ignore (when allowed); 0 after a
+   report naming the label, its position and x's shape. */
+static int nn__labels_ok(const char *op, const int *labels, size_t n, int C, int allow_ignore,
+                         int ignore, const nn_tensor *x) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        int y = labels[i];
+        if ((y < 0 || y >= C) && !(allow_ignore && y == ignore)) {
+            if (allow_ignore)
+                nn__misuse("%s: label %d at %zu is outside [0,%d) and is not ignore_index %d, "
+                           "for input %s", op, y, i, C, ignore, nn__ts(x));
+            else
+                nn__misuse("%s: label %d at %zu is outside [0,%d) for input %s", op, y, i, C,
+                           nn__ts(x));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The log-softmax of one class row (C values, stride S) into lq, and its
+   softmax into q. */
+static void nn__loss_logsoftmax(const float *x, size_t S, int C, float *row, float *lq, float *q) {
+    const float *r = x;
+    float mx, sum, lse;
+    int c;
+    if (S != 1) {
+        for (c = 0; c < C; c++) row[c] = x[(size_t)c * S];
+        r = row;
+    }
+    mx = nn__max_array(r, (size_t)C);
+    sum = nn__exp_shift_sum(r, mx, q, (size_t)C);
+    lse = mx + logf(sum);
+    for (c = 0; c < C; c++) {
+        lq[c] = r[c] - lse;
+        q[c] /= sum;
+    }
+}
+
+/* Cross-entropy (logsoftmax 1) or NLL (0) at integer labels. */
+static nn_tensor *nn__class_loss(const char *op, nn_tensor *x, const int *labels, float eps,
+                                 nn_reduction red, const float *w, int ignore, int logsoftmax) {
+    nn__loss L;
+    nn_shape ls;
+    nn_tensor *in[1];
+    float *J, *row, *q;
+    double W = 0.0, wsum = 0.0;
+    size_t S, s, cnt;
+    int N, C, n, c, fail = 0;
+    in[0] = x;
+    if (!x) {
+        nn__misuse("%s: input is NULL", op);
+        return NULL;
+    }
+    if (!nn__class_layout(op, logsoftmax ? "logits" : "log_probs", x, &N, &C, &S, &ls) ||
+        !nn__loss_red_ok(op, red, 0))
+        return NULL;
+    if (!labels) {
+        nn__misuse("%s: labels is NULL for input %s", op, nn__ts(x));
         return NULL;
     }
     if (!(eps >= 0.0f && eps <= 1.0f)) {
-        nn__misuse("nn_cross_entropy: label_smoothing must be in [0,1], got %g", (double)eps);
+        nn__misuse("%s: label_smoothing must be in [0,1], got %g", op, (double)eps);
         return NULL;
     }
-    if (opts.reduction != NN_REDUCE_MEAN && opts.reduction != NN_REDUCE_SUM) {
-        nn__misuse("nn_cross_entropy: reduction %d is neither NN_REDUCE_MEAN (0) nor "
-                   "NN_REDUCE_SUM (1)", (int)opts.reduction);
-        return NULL;
-    }
-    N = logits->shape[0];
-    C = logits->shape[1];
-    for (i = 0; i < N; i++) {
-        if (labels[i] < 0 || labels[i] >= C) {
-            nn__misuse("nn_cross_entropy: label %d of sample %d is outside [0,%d) for logits %s",
-                       labels[i], i, C, nn__ts(logits));
-            return NULL;
+    cnt = (size_t)N * S;
+    if (!nn__labels_ok(op, labels, cnt, C, 1, ignore, x)) return NULL;
+    if (!nn__loss_begin(&L, op, in, 1, ls, red)) return NULL;
+    J = nn__loss_J(&L, 0, x->numel, (size_t)C, S, 1, &fail);
+    row = (float *)nn__scratch(L.out, 2 * (size_t)C * sizeof(float));
+    if (fail || !row) return NULL;
+    q = row + C;
+    if (w)
+        for (c = 0; c < C; c++) wsum += (double)w[c];
+    else
+        wsum = (double)C;
+    for (n = 0; n < N; n++) {
+        for (s = 0; s < S; s++) {
+            size_t o = (size_t)n * S + s, base = (size_t)n * C * S + s;
+            const float *xr = x->data + base;
+            int y = labels[o];
+            float wy, a, b, l;
+            if (y == ignore) {
+                L.l[o] = 0.0f;
+                if (J)
+                    for (c = 0; c < C; c++) J[base + (size_t)c * S] = 0.0f;
+                continue;
+            }
+            wy = w ? w[y] : 1.0f;
+            W += (double)wy;
+            if (!logsoftmax) {
+                L.l[o] = -wy * xr[(size_t)y * S];
+                if (J) {
+                    for (c = 0; c < C; c++) J[base + (size_t)c * S] = 0.0f;
+                    J[base + (size_t)y * S] = -wy;
+                }
+                continue;
+            }
+            /* l = -a lq[y] - b sum_c w_c lq[c], a = (1-eps) w[y], b = eps/C, with
+               lq = x - lse, lse = max + log sum e^(x - max) (stable). */
+            {
+                const float *r = xr;
+                float *e = (J && S == 1) ? J + base : q, mx, sum, lse, f;
+                if (S != 1) {
+                    for (c = 0; c < C; c++) row[c] = xr[(size_t)c * S];
+                    r = row;
+                }
+                mx = nn__max_array(r, (size_t)C);
+                sum = nn__exp_shift_sum(r, mx, e, (size_t)C);
+                lse = mx + logf(sum);
+                a = (1.0f - eps) * wy;
+                b = eps / (float)C;
+                l = -a * (r[y] - lse);
+                if (eps > 0.0f) {
+                    double wr = 0.0;
+                    if (w)
+                        for (c = 0; c < C; c++) wr += (double)w[c] * (double)r[c];
+                    else
+                        wr = nn__sum_array(r, (size_t)C);
+                    l -= b * (float)(wr - (double)lse * wsum);
+                }
+                L.l[o] = l;
+                if (!J) continue;
+                /* d l / d x_c = a (q_c - [c = y]) + b (sum w) q_c - b w_c. */
+                f = (a + b * (float)wsum) / sum;
+                if (S == 1) {
+                    for (c = 0; c < C; c++) e[c] *= f;
+                    if (eps > 0.0f)
+                        for (c = 0; c < C; c++) e[c] -= b * (w ? w[c] : 1.0f);
+                } else {
+                    for (c = 0; c < C; c++)
+                        J[base + (size_t)c * S] = e[c] * f - b * (w ? w[c] : 1.0f);
+                }
+                J[base + (size_t)y * S] -= a;
+            }
         }
     }
-    out = nn__op("nn_cross_entropy", &logits, 1, nn_shape_scalar(), nn__ce_backward);
-    if (!out) return NULL;
-    /* Probabilities and a copy of the labels, saved for backward. */
-    prob = (float *)nn__scratch(out, logits->numel * sizeof(float) + (size_t)N * sizeof(int));
-    if (!prob) return NULL;
-    lab = (int *)(prob + logits->numel);
-    memcpy(lab, labels, (size_t)N * sizeof(int));
-    for (i = 0; i < N; i++) {
-        const float *x = logits->data + (size_t)i * C;
-        float *p = prob + (size_t)i * C;
-        /* log p_c = x_c - lse with lse = max + log sum e^(x - max): stable. */
-        float mx = nn__max_array(x, (size_t)C);
-        float sum = nn__exp_shift_sum(x, mx, p, (size_t)C), lse = mx + logf(sum), row;
-        row = -(x[labels[i]] - lse);
-        if (eps > 0.0f) {
-            float mean_logp = (float)(nn__sum_array(x, (size_t)C) / (double)C) - lse;
-            row = (1.0f - eps) * row - eps * mean_logp;
-        }
-        {
-            float inv = 1.0f / sum;
-            int c;
-            for (c = 0; c < C; c++) p[c] *= inv;
-        }
-        total += (double)row;
-    }
-    if (opts.reduction == NN_REDUCE_MEAN) total /= (double)N;
-    out->data[0] = (float)total;
-    if (out->node) {
-        out->node->saved = prob;
-        out->node->farg[0] = eps;
-        out->node->iarg[0] = (int)opts.reduction;
-    }
-    return out;
+    return nn__loss_end(&L, W);
 }
 
-static void nn__mse_backward(nn__node *n) {
-    nn_tensor *p = n->in[0], *t = n->in[1];
-    float *gp = nn__in_grad(n, 0), *gt = nn__in_grad(n, 1);
-    float s = n->out->grad[0] * 2.0f / (float)(p->numel ? p->numel : 1);
-    size_t i;
-    for (i = 0; i < p->numel; i++) {
-        float d = s * (p->data[i] - t->data[i]);
-        if (gp) gp[i] += d;
-        if (gt) gt[i] -= d;
+NNDEF nn_tensor *nn_cross_entropy(nn_tensor *logits, const int *labels, nn_ce_opts opts) {
+    return nn__class_loss("nn_cross_entropy", logits, labels, opts.label_smoothing,
+                          opts.reduction, opts.weight,
+                          opts.use_ignore_index ? opts.ignore_index : -100, 1);
+}
+
+NNDEF nn_tensor *nn_nll_loss(nn_tensor *log_probs, const int *labels, nn_nll_opts opts) {
+    return nn__class_loss("nn_nll_loss", log_probs, labels, 0.0f, opts.reduction, opts.weight,
+                          opts.use_ignore_index ? opts.ignore_index : -100, 0);
+}
+
+NNDEF nn_tensor *nn_cross_entropy_soft(nn_tensor *logits, nn_tensor *target_probs,
+                                       nn_ce_opts opts) {
+    const char *op = "nn_cross_entropy_soft";
+    nn__loss L;
+    nn_shape ls;
+    nn_tensor *in[2];
+    float *Jx, *Jt, *row, *lq, *q, eps = opts.label_smoothing;
+    const float *w = opts.weight;
+    size_t S, s;
+    int N, C, n, c, fail = 0;
+    in[0] = logits;
+    in[1] = target_probs;
+    if (!logits || !target_probs) {
+        nn__misuse("%s: logits %s and target_probs %s must not be NULL", op, nn__ts(logits),
+                   nn__ts(target_probs));
+        return NULL;
     }
+    if (!nn__class_layout(op, "logits", logits, &N, &C, &S, &ls) ||
+        !nn__loss_red_ok(op, opts.reduction, 0))
+        return NULL;
+    if (!nn__same_shape(logits, target_probs)) {
+        nn__misuse("%s: target_probs %s must have the logits' shape %s", op,
+                   nn__ts(target_probs), nn__ts(logits));
+        return NULL;
+    }
+    if (!(eps >= 0.0f && eps <= 1.0f)) {
+        nn__misuse("%s: label_smoothing must be in [0,1], got %g", op, (double)eps);
+        return NULL;
+    }
+    if (!nn__loss_begin(&L, op, in, 2, ls, opts.reduction)) return NULL;
+    Jx = nn__loss_J(&L, 0, logits->numel, (size_t)C, S, 1, &fail);
+    Jt = nn__loss_J(&L, 1, logits->numel, (size_t)C, S, 1, &fail);
+    row = (float *)nn__scratch(L.out, 3 * (size_t)C * sizeof(float));
+    if (fail || !row) return NULL;
+    lq = row + C;
+    q = lq + C;
+    for (n = 0; n < N; n++) {
+        for (s = 0; s < S; s++) {
+            size_t base = (size_t)n * C * S + s;
+            const float *t = target_probs->data + base;
+            double l = 0.0, wt = 0.0;
+            nn__loss_logsoftmax(logits->data + base, S, C, row, lq, q);
+            /* l = -sum_c w_c t'_c lq_c, t' = (1-eps) t + eps/C. */
+            for (c = 0; c < C; c++) {
+                float wc = w ? w[c] : 1.0f;
+                float tc = (1.0f - eps) * t[(size_t)c * S] + eps / (float)C;
+                l -= (double)(wc * tc) * (double)lq[c];
+                wt += (double)(wc * tc);
+            }
+            L.l[(size_t)n * S + s] = (float)l;
+            for (c = 0; c < C && (Jx || Jt); c++) {
+                size_t e = base + (size_t)c * S;
+                float wc = w ? w[c] : 1.0f;
+                float tc = (1.0f - eps) * t[(size_t)c * S] + eps / (float)C;
+                if (Jx) Jx[e] = q[c] * (float)wt - wc * tc;
+                if (Jt) Jt[e] = -(1.0f - eps) * wc * lq[c];
+            }
+        }
+    }
+    return nn__loss_end(&L, (double)N * (double)S);
+}
+
+/* --- element-wise losses of (input, target) --- */
+
+enum { NN__L_MSE, NN__L_L1, NN__L_SMOOTH_L1, NN__L_HUBER, NN__L_KL, NN__L_KL_LOG };
+
+static float nn__signf(float d) { return d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : 0.0f); }
+
+static nn_tensor *nn__pointwise_loss(const char *op, int kind, nn_tensor *x, nn_tensor *y,
+                                     float par, nn_reduction red) {
+    nn__loss L;
+    nn_tensor *in[2];
+    float *Jx, *Jy;
+    size_t i;
+    int fail = 0;
+    in[0] = x;
+    in[1] = y;
+    if (!x || !y || !nn__same_shape(x, y)) {
+        nn__misuse("%s: input %s and target %s must have the same shape", op, nn__ts(x), nn__ts(y));
+        return NULL;
+    }
+    if (!nn__loss_red_ok(op, red, kind == NN__L_KL || kind == NN__L_KL_LOG)) return NULL;
+    if (!nn__loss_begin(&L, op, in, 2, nn_shape_of(x), red)) return NULL;
+    Jx = nn__loss_J(&L, 0, x->numel, 1, 1, 1, &fail);
+    Jy = nn__loss_J(&L, 1, x->numel, 1, 1, 1, &fail);
+    if (fail) return NULL;
+    for (i = 0; i < x->numel; i++) {
+        float a = x->data[i], t = y->data[i], d = a - t, ad = fabsf(d), l, gx, gy;
+        switch (kind) {
+        case NN__L_MSE: l = d * d; gx = 2.0f * d; gy = -gx; break;
+        case NN__L_L1: l = ad; gx = nn__signf(d); gy = -gx; break;
+        case NN__L_SMOOTH_L1: /* par = beta */
+            if (ad < par) {
+                l = 0.5f * d * d / par;
+                gx = d / par;
+            } else {
+                l = ad - 0.5f * par;
+                gx = nn__signf(d);
+            }
+            gy = -gx;
+            break;
+        case NN__L_HUBER: /* par = delta */
+            if (ad < par) {
+                l = 0.5f * d * d;
+                gx = d;
+            } else {
+                l = par * (ad - 0.5f * par);
+                gx = par * nn__signf(d);
+            }
+            gy = -gx;
+            break;
+        case NN__L_KL: /* xlogy(t, t) - t a */
+            l = (t == 0.0f ? 0.0f : t * logf(t)) - t * a;
+            gx = -t;
+            gy = (t == 0.0f ? 0.0f : logf(t) + 1.0f) - a;
+            break;
+        default: { /* log target: e^t (t - a) */
+            float et = expf(t);
+            l = et * (t - a);
+            gx = -et;
+            gy = l + et;
+            break;
+        }
+        }
+        L.l[i] = l;
+        if (Jx) Jx[i] = gx;
+        if (Jy) Jy[i] = gy;
+    }
+    return nn__loss_end(&L, red == NN_REDUCE_BATCHMEAN ? (double)(x->ndim ? x->shape[0] : 1)
+                                                        : (double)x->numel);
 }
 
 NNDEF nn_tensor *nn_mse(nn_tensor *pred, nn_tensor *target) {
-    nn_tensor *in[2], *out;
-    double acc = 0.0;
-    size_t i;
-    int d;
-    in[0] = pred;
-    in[1] = target;
-    if (!pred || !target || pred->ndim != target->ndim) goto bad;
-    for (d = 0; d < pred->ndim; d++)
-        if (pred->shape[d] != target->shape[d]) goto bad;
-    out = nn__op("nn_mse", in, 2, nn_shape_scalar(), nn__mse_backward);
-    if (!out) return NULL;
-    for (i = 0; i < pred->numel; i++) {
-        double e = (double)pred->data[i] - (double)target->data[i];
-        acc += e * e;
+    return nn__pointwise_loss("nn_mse", NN__L_MSE, pred, target, 0.0f, NN_REDUCE_MEAN);
+}
+
+NNDEF nn_tensor *nn_mse_loss(nn_tensor *pred, nn_tensor *target, nn_reduction reduction) {
+    return nn__pointwise_loss("nn_mse_loss", NN__L_MSE, pred, target, 0.0f, reduction);
+}
+
+NNDEF nn_tensor *nn_l1_loss(nn_tensor *pred, nn_tensor *target, nn_reduction reduction) {
+    return nn__pointwise_loss("nn_l1_loss", NN__L_L1, pred, target, 0.0f, reduction);
+}
+
+NNDEF nn_tensor *nn_smooth_l1_loss(nn_tensor *pred, nn_tensor *target, nn_smooth_l1_opts opts) {
+    float beta = opts.beta == 0.0f ? 1.0f : opts.beta;
+    if (!(beta > 0.0f)) {
+        nn__misuse("nn_smooth_l1_loss: beta must be > 0 (0 means 1; beta 0 is nn_l1_loss), got %g",
+                   (double)opts.beta);
+        return NULL;
     }
-    out->data[0] = (float)(acc / (double)(pred->numel ? pred->numel : 1));
-    return out;
+    return nn__pointwise_loss("nn_smooth_l1_loss", NN__L_SMOOTH_L1, pred, target, beta,
+                              opts.reduction);
+}
+
+NNDEF nn_tensor *nn_huber_loss(nn_tensor *pred, nn_tensor *target, nn_huber_opts opts) {
+    float delta = opts.delta == 0.0f ? 1.0f : opts.delta;
+    if (!(delta > 0.0f)) {
+        nn__misuse("nn_huber_loss: delta must be > 0 (0 means 1), got %g", (double)opts.delta);
+        return NULL;
+    }
+    return nn__pointwise_loss("nn_huber_loss", NN__L_HUBER, pred, target, delta, opts.reduction);
+}
+
+NNDEF nn_tensor *nn_kl_div(nn_tensor *input, nn_tensor *target, nn_kl_div_opts opts) {
+    return nn__pointwise_loss("nn_kl_div", opts.log_target ? NN__L_KL_LOG : NN__L_KL, input,
+                              target, 0.0f, opts.reduction);
+}
+
+/* --- binary cross-entropy --- */
+
+/* w broadcast to x's shape (NumPy rules, w not larger than x) into scratch of
+   out's graph: *dst, or NULL for a NULL w.  0 after a report (out NULL: only
+   check the shapes). */
+static int nn__loss_expand(const char *op, const char *what, const nn_tensor *w,
+                           const nn_tensor *x, nn_tensor *out, const float **dst) {
+    size_t stride[NN_MAX_DIMS], st = 1, i;
+    float *e;
+    int d;
+    if (dst) *dst = NULL;
+    if (!w) return 1;
+    if (w->ndim > x->ndim || (w->flags & NN_TENSOR_INT64)) goto bad;
+    for (d = x->ndim - 1; d >= 0; d--) {
+        int dw = d - (x->ndim - w->ndim), sz = dw >= 0 ? w->shape[dw] : 1;
+        if (sz != 1 && sz != x->shape[d]) goto bad;
+        stride[d] = sz == 1 ? 0 : st;
+        st *= (size_t)sz;
+    }
+    if (!out) return 1;
+    e = (float *)nn__scratch(out, x->numel * sizeof(float));
+    if (!e) return 0;
+    for (i = 0; i < x->numel; i++) {
+        size_t rem = i, off = 0;
+        for (d = x->ndim - 1; d >= 0; d--) {
+            off += (rem % (size_t)x->shape[d]) * stride[d];
+            rem /= (size_t)x->shape[d];
+        }
+        e[i] = w->data[off];
+    }
+    *dst = e;
+    return 1;
 bad:
-    nn__misuse("nn_mse: pred %s and target %s must have the same shape", nn__ts(pred), nn__ts(target));
-    return NULL;
+    nn__misuse("%s: %s %s does not broadcast to the input's shape %s", op, what, nn__ts(w),
+               nn__ts(x));
+    return 0;
+}
+
+static nn_tensor *nn__bce(const char *op, nn_tensor *x, nn_tensor *y, nn_bce_opts opts,
+                          int logits) {
+    nn__loss L;
+    nn_tensor *in[2];
+    const float *w, *pw;
+    float *Jx, *Jy;
+    size_t i;
+    int fail = 0;
+    in[0] = x;
+    in[1] = y;
+    if (!x || !y || !nn__same_shape(x, y)) {
+        nn__misuse("%s: input %s and target %s must have the same shape", op, nn__ts(x), nn__ts(y));
+        return NULL;
+    }
+    if (!nn__loss_red_ok(op, opts.reduction, 0) ||
+        !nn__loss_expand(op, "weight", opts.weight, x, NULL, NULL) ||
+        !nn__loss_expand(op, "pos_weight", opts.pos_weight, x, NULL, NULL))
+        return NULL;
+    if (!logits && opts.pos_weight) {
+        nn__misuse("%s: pos_weight is for nn_binary_cross_entropy_with_logits only", op);
+        return NULL;
+    }
+    for (i = 0; !logits && i < x->numel; i++) {
+        if (!(x->data[i] >= 0.0f && x->data[i] <= 1.0f)) {
+            nn__misuse("%s: input %s must hold probabilities in [0,1], element %zu is %g", op,
+                       nn__ts(x), i, (double)x->data[i]);
+            return NULL;
+        }
+    }
+    if (!nn__loss_begin(&L, op, in, 2, nn_shape_of(x), opts.reduction)) return NULL;
+    if (!nn__loss_expand(op, "weight", opts.weight, x, L.out, &w) ||
+        !nn__loss_expand(op, "pos_weight", opts.pos_weight, x, L.out, &pw))
+        return NULL;
+    Jx = nn__loss_J(&L, 0, x->numel, 1, 1, 1, &fail);
+    Jy = nn__loss_J(&L, 1, x->numel, 1, 1, 1, &fail);
+    if (fail) return NULL;
+    for (i = 0; i < x->numel; i++) {
+        float a = x->data[i], t = y->data[i], wi = w ? w[i] : 1.0f, l, gx, gy;
+        if (!logits) {
+            /* -(t log a + (1-t) log(1-a)), logs clamped at -100. */
+            float la = NN__MAX(logf(a), -100.0f), lb = NN__MAX(logf(1.0f - a), -100.0f);
+            l = -(t * la + (1.0f - t) * lb);
+            gx = (a - t) / NN__MAX((1.0f - a) * a, 1e-12f);
+            gy = logf(1.0f - a) - logf(a);
+        } else {
+            /* (1-t) a + (1 + (p-1) t) softplus(-a); softplus(-a) stably. */
+            float p = pw ? pw[i] : 1.0f, sp = log1pf(expf(-fabsf(a))) + NN__MAX(-a, 0.0f);
+            float sg = a >= 0.0f ? 1.0f / (1.0f + expf(-a)) : expf(a) / (1.0f + expf(a));
+            l = (1.0f - t) * a + ((p - 1.0f) * t + 1.0f) * sp;
+            gx = (p * t + 1.0f - t) * sg - p * t;
+            gy = -a + (p - 1.0f) * sp;
+        }
+        L.l[i] = wi * l;
+        if (Jx) Jx[i] = wi * gx;
+        if (Jy) Jy[i] = wi * gy;
+    }
+    return nn__loss_end(&L, (double)x->numel);
+}
+
+NNDEF nn_tensor *nn_binary_cross_entropy(nn_tensor *probs, nn_tensor *target, nn_bce_opts opts) {
+    return nn__bce("nn_binary_cross_entropy", probs, target, opts, 0);
+}
+
+NNDEF nn_tensor *nn_binary_cross_entropy_with_logits(nn_tensor *logits, nn_tensor *target,
+                                                     nn_bce_opts opts) {
+    return nn__bce("nn_binary_cross_entropy_with_logits", logits, target, opts, 1);
+}
+
+/* --- Gaussian negative log-likelihood --- */
+
+NNDEF nn_tensor *nn_gaussian_nll_loss(nn_tensor *input, nn_tensor *target, nn_tensor *var,
+                                      nn_gaussian_nll_opts opts) {
+    const char *op = "nn_gaussian_nll_loss";
+    nn__loss L;
+    nn_tensor *in[3];
+    float *Jx, *Jy, *Jv, eps = opts.eps == 0.0f ? 1e-6f : NN__MAX(opts.eps, 0.0f);
+    float cst = opts.full ? 0.5f * logf(2.0f * (float)NN_PI) : 0.0f;
+    size_t i, per = 1;
+    int fail = 0;
+    in[0] = input;
+    in[1] = target;
+    in[2] = var;
+    if (!input || !target || !var || !nn__same_shape(input, target)) {
+        nn__misuse("%s: input %s and target %s must have the same shape (var %s)", op,
+                   nn__ts(input), nn__ts(target), nn__ts(var));
+        return NULL;
+    }
+    if (!nn__same_shape(input, var)) {
+        /* var without the last dimension, or with size 1 there. */
+        int d, k = input->ndim - 1, ok = input->ndim >= 1 && (var->ndim == k || var->ndim == k + 1);
+        for (d = 0; ok && d < k; d++) ok = var->shape[d] == input->shape[d];
+        if (ok && var->ndim == k + 1) ok = var->shape[k] == 1;
+        if (!ok) {
+            nn__misuse("%s: var %s must have the input's shape %s, or it without (or with size 1 "
+                       "in) the last dimension", op, nn__ts(var), nn__ts(input));
+            return NULL;
+        }
+        per = (size_t)input->shape[k];
+    }
+    if (!nn__loss_red_ok(op, opts.reduction, 0)) return NULL;
+    for (i = 0; i < var->numel; i++) {
+        if (var->data[i] < 0.0f) {
+            nn__misuse("%s: var %s has a negative entry (%g at element %zu)", op, nn__ts(var),
+                       (double)var->data[i], i);
+            return NULL;
+        }
+    }
+    if (!nn__loss_begin(&L, op, in, 3, nn_shape_of(input), opts.reduction)) return NULL;
+    Jx = nn__loss_J(&L, 0, input->numel, 1, 1, 1, &fail);
+    Jy = nn__loss_J(&L, 1, input->numel, 1, 1, 1, &fail);
+    Jv = nn__loss_J(&L, 2, input->numel, 1, 1, per, &fail);
+    if (fail) return NULL;
+    for (i = 0; i < input->numel; i++) {
+        /* The clamp is outside autograd (PyTorch clamps under no_grad). */
+        float v = NN__MAX(var->data[i / per], eps), d = input->data[i] - target->data[i];
+        L.l[i] = 0.5f * (logf(v) + d * d / v) + cst;
+        if (Jx) Jx[i] = d / v;
+        if (Jy) Jy[i] = -d / v;
+        if (Jv) Jv[i] = 0.5f * (1.0f / v - d * d / (v * v));
+    }
+    return nn__loss_end(&L, (double)input->numel);
+}
+
+/* --- margin losses --- */
+
+NNDEF nn_tensor *nn_multi_margin_loss(nn_tensor *input, const int *labels,
+                                      nn_multi_margin_opts opts) {
+    const char *op = "nn_multi_margin_loss";
+    nn__loss L;
+    nn_tensor *in[1];
+    float *J, margin = (opts.margin == 0.0f && !opts.zero_margin) ? 1.0f : opts.margin;
+    int p = opts.p ? opts.p : 1, N, C, n, c, fail = 0;
+    in[0] = input;
+    if (!input || input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] < 1) {
+        nn__misuse("%s: input must be [N,C] (or [C], one sample) with C >= 1, got %s", op,
+                   nn__ts(input));
+        return NULL;
+    }
+    N = input->ndim == 2 ? input->shape[0] : 1;
+    C = input->shape[input->ndim - 1];
+    if (!labels) {
+        nn__misuse("%s: labels is NULL for input %s", op, nn__ts(input));
+        return NULL;
+    }
+    if (p != 1 && p != 2) {
+        nn__misuse("%s: only p == 1 and p == 2 are supported, got p %d", op, opts.p);
+        return NULL;
+    }
+    if (!nn__loss_red_ok(op, opts.reduction, 0) ||
+        !nn__labels_ok(op, labels, (size_t)N, C, 0, 0, input) ||
+        !nn__loss_begin(&L, op, in, 1, nn__shape_drop_last(input), opts.reduction))
+        return NULL;
+    J = nn__loss_J(&L, 0, input->numel, (size_t)C, 1, 1, &fail);
+    if (fail) return NULL;
+    for (n = 0; n < N; n++) {
+        const float *x = input->data + (size_t)n * C;
+        float *Jr = J ? J + (size_t)n * C : NULL;
+        int y = labels[n];
+        float wy = (opts.weight ? opts.weight[y] : 1.0f) / (float)C, gy = 0.0f;
+        double l = 0.0;
+        for (c = 0; c < C; c++) {
+            float z = margin - x[y] + x[c], g = 0.0f;
+            if (c != y && z > 0.0f) {
+                l += (double)(wy * (p == 1 ? z : z * z));
+                g = wy * (p == 1 ? 1.0f : 2.0f * z);
+            }
+            if (Jr) Jr[c] = g;
+            gy -= g;
+        }
+        if (Jr) Jr[y] = gy;
+        L.l[n] = (float)l;
+    }
+    return nn__loss_end(&L, (double)N);
+}
+
+NNDEF nn_tensor *nn_cosine_embedding_loss(nn_tensor *x1, nn_tensor *x2, nn_tensor *target,
+                                          nn_margin_opts opts) {
+    const char *op = "nn_cosine_embedding_loss";
+    nn__loss L;
+    nn_tensor *in[3];
+    float *J1, *J2;
+    int N, D, n, d, fail = 0;
+    in[0] = x1;
+    in[1] = x2;
+    in[2] = target;
+    if (!x1 || !x2 || !target || !nn__same_shape(x1, x2) ||
+        !((x1->ndim == 2 && target->ndim == 1 && target->shape[0] == x1->shape[0]) ||
+          (x1->ndim == 1 && target->ndim == 0))) {
+        nn__misuse("%s: needs x1 and x2 [N,D] and target [N] (or [D] and a scalar), got x1 %s, "
+                   "x2 %s, target %s", op, nn__ts(x1), nn__ts(x2), nn__ts(target));
+        return NULL;
+    }
+    N = x1->ndim == 2 ? x1->shape[0] : 1;
+    D = x1->shape[x1->ndim - 1];
+    if (!nn__loss_red_ok(op, opts.reduction, 0) ||
+        !nn__loss_begin(&L, op, in, 3, nn_shape_of(target), opts.reduction))
+        return NULL;
+    J1 = nn__loss_J(&L, 0, x1->numel, (size_t)D, 1, 1, &fail);
+    J2 = nn__loss_J(&L, 1, x2->numel, (size_t)D, 1, 1, &fail);
+    if (fail) return NULL;
+    for (n = 0; n < N; n++) {
+        const float *a = x1->data + (size_t)n * D, *b = x2->data + (size_t)n * D;
+        float y = target->data[n], cs, den, m1, m2, l = 0.0f, g = 0.0f;
+        double s = 0.0, q1 = 0.0, q2 = 0.0;
+        for (d = 0; d < D; d++) {
+            s += (double)a[d] * (double)b[d];
+            q1 += (double)a[d] * (double)a[d];
+            q2 += (double)b[d] * (double)b[d];
+        }
+        m1 = (float)q1 + 1e-12f;   /* PyTorch's EPSILON */
+        m2 = (float)q2 + 1e-12f;
+        den = sqrtf(m1 * m2);
+        cs = (float)s / den;
+        if (y == 1.0f) {
+            l = 1.0f - cs;
+            g = -1.0f;
+        } else if (y == -1.0f && cs - opts.margin >= 0.0f) {
+            l = cs - opts.margin;
+            g = 1.0f;
+        }
+        L.l[n] = l;
+        /* d cos / d x1 = x2 / den - cos x1 / m1, and the same for x2. */
+        for (d = 0; d < D; d++) {
+            if (J1) J1[(size_t)n * D + d] = g * (b[d] / den - cs * a[d] / m1);
+            if (J2) J2[(size_t)n * D + d] = g * (a[d] / den - cs * b[d] / m2);
+        }
+    }
+    return nn__loss_end(&L, (double)N);
+}
+
+NNDEF nn_tensor *nn_margin_ranking_loss(nn_tensor *x1, nn_tensor *x2, nn_tensor *target,
+                                        nn_margin_opts opts) {
+    const char *op = "nn_margin_ranking_loss";
+    nn__loss L;
+    nn_tensor *in[3];
+    float *J1, *J2, *Jy;
+    size_t i;
+    int fail = 0;
+    in[0] = x1;
+    in[1] = x2;
+    in[2] = target;
+    if (!x1 || !x2 || !target || !nn__same_shape(x1, x2) || !nn__same_shape(x1, target)) {
+        nn__misuse("%s: x1 %s, x2 %s and target %s must have the same shape", op, nn__ts(x1),
+                   nn__ts(x2), nn__ts(target));
+        return NULL;
+    }
+    if (!nn__loss_red_ok(op, opts.reduction, 0) ||
+        !nn__loss_begin(&L, op, in, 3, nn_shape_of(x1), opts.reduction))
+        return NULL;
+    J1 = nn__loss_J(&L, 0, x1->numel, 1, 1, 1, &fail);
+    J2 = nn__loss_J(&L, 1, x1->numel, 1, 1, 1, &fail);
+    Jy = nn__loss_J(&L, 2, x1->numel, 1, 1, 1, &fail);
+    if (fail) return NULL;
+    for (i = 0; i < x1->numel; i++) {
+        float y = target->data[i], d = x1->data[i] - x2->data[i], v = -y * d + opts.margin;
+        float on = v >= 0.0f ? 1.0f : 0.0f;   /* clamp_min(0) passes the gradient at 0 */
+        L.l[i] = NN__MAX(v, 0.0f);
+        if (J1) J1[i] = -y * on;
+        if (J2) J2[i] = y * on;
+        if (Jy) Jy[i] = -d * on;
+    }
+    return nn__loss_end(&L, (double)x1->numel);
+}
+
+/* ||u - v + eps||_p over D values, and (when g) its gradient w.r.t. u. */
+static float nn__pdist(const float *u, const float *v, int D, float p, float eps, float *g) {
+    double acc = 0.0;
+    float nrm;
+    int d;
+    for (d = 0; d < D; d++) {
+        float z = u[d] - v[d] + eps;
+        acc += p == 2.0f ? (double)z * (double)z
+                         : (p == 1.0f ? fabs((double)z) : pow(fabs((double)z), (double)p));
+    }
+    nrm = (float)(p == 2.0f ? sqrt(acc) : (p == 1.0f ? acc : pow(acc, 1.0 / (double)p)));
+    for (d = 0; g && d < D; d++) {
+        float z = u[d] - v[d] + eps;
+        if (p == 1.0f) g[d] = nn__signf(z);
+        else if (nrm == 0.0f) g[d] = 0.0f;
+        else if (p == 2.0f) g[d] = z / nrm;
+        else g[d] = nn__signf(z) * powf(fabsf(z), p - 1.0f) / powf(nrm, p - 1.0f);
+    }
+    return nrm;
+}
+
+NNDEF nn_tensor *nn_triplet_margin_loss(nn_tensor *anchor, nn_tensor *positive,
+                                        nn_tensor *negative, nn_triplet_opts opts) {
+    const char *op = "nn_triplet_margin_loss";
+    nn__loss L;
+    nn_tensor *in[3];
+    float *J[3], *gap, *gan, *gpn;
+    float margin = (opts.margin == 0.0f && !opts.zero_margin) ? 1.0f : opts.margin;
+    float p = opts.p == 0.0f ? 2.0f : opts.p;
+    float eps = opts.eps == 0.0f ? 1e-6f : NN__MAX(opts.eps, 0.0f);
+    size_t R, r;
+    int D, d, k, fail = 0;
+    in[0] = anchor;
+    in[1] = positive;
+    in[2] = negative;
+    if (!anchor || !positive || !negative || anchor->ndim < 1 ||
+        !nn__same_shape(anchor, positive) || !nn__same_shape(anchor, negative)) {
+        nn__misuse("%s: anchor %s, positive %s and negative %s must have the same shape [N,D] "
+                   "(or [D])", op, nn__ts(anchor), nn__ts(positive), nn__ts(negative));
+        return NULL;
+    }
+    if (!(p > 0.0f) || p != p || p > 1e30f) {
+        nn__misuse("%s: p must be finite and > 0 (0 means 2), got %g", op, (double)opts.p);
+        return NULL;
+    }
+    if (!nn__loss_red_ok(op, opts.reduction, 0) ||
+        !nn__loss_begin(&L, op, in, 3, nn__shape_drop_last(anchor), opts.reduction))
+        return NULL;
+    D = anchor->shape[anchor->ndim - 1];
+    R = D ? anchor->numel / (size_t)D : 0;
+    for (k = 0; k < 3; k++) J[k] = nn__loss_J(&L, k, anchor->numel, (size_t)D, 1, 1, &fail);
+    gap = (float *)nn__scratch(L.out, 3 * (size_t)D * sizeof(float));
+    if (fail || !gap) return NULL;
+    gan = gap + D;
+    gpn = gan + D;
+    for (r = 0; r < R; r++) {
+        const float *a = anchor->data + r * D, *ps = positive->data + r * D,
+                    *ng = negative->data + r * D;
+        int g = J[0] || J[1] || J[2];
+        float dap = nn__pdist(a, ps, D, p, eps, g ? gap : NULL);
+        float dan = nn__pdist(a, ng, D, p, eps, g ? gan : NULL), dn = dan, cn = 1.0f, cs = 0.0f;
+        float v, on;
+        if (opts.swap) {
+            /* min(d(a,n), d(p,n)); a tie splits the gradient (torch.minimum). */
+            float dpn = nn__pdist(ps, ng, D, p, eps, g ? gpn : NULL);
+            if (dpn < dan) {
+                dn = dpn;
+                cn = 0.0f;
+                cs = 1.0f;
+            } else if (dpn == dan) {
+                cn = cs = 0.5f;
+            }
+        }
+        v = margin + dap - dn;
+        on = v >= 0.0f ? 1.0f : 0.0f;
+        L.l[r] = NN__MAX(v, 0.0f);
+        for (d = 0; g && d < D; d++) {
+            float sw = cs != 0.0f ? cs * gpn[d] : 0.0f;
+            if (J[0]) J[0][r * D + d] = on * (gap[d] - cn * gan[d]);
+            if (J[1]) J[1][r * D + d] = on * (-gap[d] - sw);
+            if (J[2]) J[2][r * D + d] = on * (cn * gan[d] + sw);
+        }
+    }
+    return nn__loss_end(&L, (double)R);
 }
 
 /* ===== >>modules (implementation) ======================================== */

@@ -17,7 +17,8 @@ static void *count_realloc(void *p, size_t n) { return ++alloc_calls == fail_at 
 static float run_steps(nn_module *net, nn_optim *opt, nn_loader *ld, nn_graph *g, int steps) {
     float loss_value = 0.0f;
     int s;
-    nn_ce_opts ce = {0.1f, NN_REDUCE_MEAN};
+    nn_ce_opts ce = {0};
+    ce.label_smoothing = 0.1f;
     for (s = 0; s < steps; s++) {
         nn_tensor *x, *loss;
         const int *y;
@@ -80,7 +81,7 @@ static void check_cnn(void) {
     nn_conv_opts c1 = {0}, c2 = {0}, dw = {0};
     nn_pool_opts po = {0};
     nn_adam_opts ao = {0};
-    nn_ce_opts ce = {0.0f, NN_REDUCE_MEAN};
+    nn_ce_opts ce = {0};
     nn_module *net;
     nn_optim *opt;
     nn_graph *g = nn_graph_new();

@@ -179,7 +179,7 @@ typedef struct mlp {
 } mlp;
 
 static nn_tensor *mlp_loss(mlp *m, nn_graph *g) {
-    nn_ce_opts ce = {0.0f, NN_REDUCE_MEAN};
+    nn_ce_opts ce = {0};
     nn_tensor *h, *t;
     m->x = nn_requires_grad(nn_tensor_from(g, m->xd, NN_SHAPE(32, MLP_IN)), 1);
     h = nn_relu_op(nn_linear_op(m->x, m->w1, m->b1));
@@ -336,7 +336,7 @@ static void test_loader_oom(void) {
 static void test_current_graph(void) {
     float wd[12], xd[20];
     int y[5] = {0, 2, 1, 2, 0}, i, step;
-    nn_ce_opts ce = {0.0f, NN_REDUCE_MEAN};
+    nn_ce_opts ce = {0};
     nn_graph *g, *g2;
     nn_tensor *w, *x, *loss, *pen;
     float *ce_grad, first = 0.0f, last = 0.0f;
@@ -505,7 +505,8 @@ static void test_ce_reduction(void) {
     int y[2] = {0, 2};
     nn_graph *g = nn_graph_new();
     nn_tensor *x = nn_tensor_from(g, d, NN_SHAPE(2, 3)), *r;
-    nn_ce_opts ce = {0.0f, NN_REDUCE_SUM};
+    nn_ce_opts ce = {0};
+    ce.reduction = NN_REDUCE_SUM;
     r = nn_cross_entropy(x, y, ce);
     NN_TEST_CHECK(r != NULL, "sum is valid");
     ce.reduction = (nn_reduction)7;
