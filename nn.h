@@ -4936,6 +4936,21 @@ static nn_tensor *nn__graph_head(nn_graph *g) {
     return (nn_tensor *)nn__arena_take(g, &g->heads[g->gen & 1u], sizeof(nn_tensor), (size_t)NN__HEAD_BLOCK);
 }
 
+/* Bytes of a chain in use now: the blocks before the current one, whole,
+   plus what the current one used. */
+static size_t nn__arena_used(const nn__arena *a) {
+    const nn__block *b;
+    size_t used = a->used;
+    for (b = a->first; b && b != a->cur; b = b->next) used += b->cap;
+    return used;
+}
+
+/* Bytes the graph holds in use now: data, records and scratch, and this
+   generation's tensor headers. */
+static size_t nn__graph_used(const nn_graph *g) {
+    return nn__arena_used(&g->mem) + nn__arena_used(&g->heads[g->gen & 1u]);
+}
+
 /* The graph's arena as a kernel's scratch allocator. */
 static void *nn__graph_scratch_alloc(void *ctx, size_t bytes) {
     return nn__arena_alloc((nn_graph *)ctx, bytes);
@@ -15995,15 +16010,6 @@ static int nn__summary_walk(nn__summary *S, nn_module *m, const char *name, int 
         if (!ok) return 0;
     }
     return 1;
-}
-
-/* Bytes the graph's arena holds in use now (the blocks before the current
-   one, plus what the current one used). */
-static size_t nn__graph_used(const nn_graph *g) {
-    const nn__block *b;
-    size_t used = g->used;
-    for (b = g->first; b && b != g->cur; b = b->next) used += b->cap;
-    return used;
 }
 
 static void nn__fmt_count(char *buf, size_t size, size_t v) {
