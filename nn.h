@@ -7851,7 +7851,7 @@ NNDEF nn_tensor *nn_init_orthogonal(nn_tensor *t, float gain, nn_rng *rng) {
     }
     for (i = 0; i < rows; i++)
         for (j = 0; j < cols; j++)
-            t->data[i * cols + j] = (float)(gain * (rows >= cols ? q[j * m + i] : q[i * m + j]));
+            t->data[i * cols + j] = (float)((double)gain * (rows >= cols ? q[j * m + i] : q[i * m + j]));
     nn__free(q);
     return t;
 }
@@ -7894,7 +7894,7 @@ static double nn__erfinv(double y) {
 
 NNDEF nn_tensor *nn_init_trunc_normal(nn_tensor *t, float mean, float std, float a, float b,
                                       nn_rng *rng) {
-    double lo, hi, s;
+    double lo, hi, s, mu = (double)mean, da = (double)a, db = (double)b;
     size_t i;
     nn_rng *r;
     if (!nn__init_ok(t, "nn_init_trunc_normal")) return NULL;
@@ -7907,12 +7907,12 @@ NNDEF nn_tensor *nn_init_trunc_normal(nn_tensor *t, float mean, float std, float
     s = std > 0.0f ? (double)std : 1.0;
     /* u ~ U(2 Phi(alpha) - 1, 2 Phi(beta) - 1), x = mean + std sqrt 2 erfinv(u);
        2 Phi(z) - 1 = erf(z / sqrt 2) */
-    lo = erf(((double)a - mean) / s / 1.4142135623730951);
-    hi = erf(((double)b - mean) / s / 1.4142135623730951);
+    lo = erf((da - mu) / s / 1.4142135623730951);
+    hi = erf((db - mu) / s / 1.4142135623730951);
     for (i = 0; i < t->numel; i++) {
         double u = lo + (hi - lo) * (double)nn_rng_uniform(r);
-        double x = std > 0.0f ? mean + (double)std * 1.4142135623730951 * nn__erfinv(u) : (double)mean;
-        t->data[i] = (float)(x < a ? a : x > b ? b : x);
+        double x = std > 0.0f ? mu + (double)std * 1.4142135623730951 * nn__erfinv(u) : mu;
+        t->data[i] = (float)(x < da ? da : x > db ? db : x);
     }
     return t;
 }
@@ -8051,9 +8051,9 @@ static void nn__lsuv_hook(nn_module *m, nn_tensor *x, nn_tensor *y, void *user) 
     size_t i;
     (void)x;
     if (m != c->target || c->seen || !y) return;
-    for (i = 0; i < y->numel; i++) s += y->data[i];
+    for (i = 0; i < y->numel; i++) s += (double)y->data[i];
     c->mean = y->numel ? s / (double)y->numel : 0.0;
-    for (i = 0; i < y->numel; i++) ss += (y->data[i] - c->mean) * (y->data[i] - c->mean);
+    for (i = 0; i < y->numel; i++) ss += ((double)y->data[i] - c->mean) * ((double)y->data[i] - c->mean);
     c->var = y->numel > 1 ? ss / (double)(y->numel - 1) : 0.0;
     c->seen = 1;
 }
@@ -8155,17 +8155,17 @@ NNDEF int nn_lsuv(nn_module *m, nn_tensor *batch, nn_lsuv_opts opts, nn_rng *rng
             }
             res.var_after = (float)cap.var;
             res.mean_after = (float)cap.mean;
-            if (fabs(cap.var - 1.0) < tol && (!opts.zero_mean || fabs(cap.mean) < tol)) {
+            if (fabs(cap.var - 1.0) < (double)tol && (!opts.zero_mean || fabs(cap.mean) < (double)tol)) {
                 res.converged = 1;
                 break;
             }
             if (it == max_iter || !(cap.var > 1e-30)) break;
             /* y' = (y - mean)/std when the mean goes too, else W x / std + b */
             s = 1.0 / sqrt(cap.var);
-            for (k = 0; k < w->numel; k++) w->data[k] = (float)(w->data[k] * s);
+            for (k = 0; k < w->numel; k++) w->data[k] = (float)((double)w->data[k] * s);
             if (opts.zero_mean && b)
-                for (k = 0; k < b->numel; k++) b->data[k] = (float)((b->data[k] - cap.mean) * s);
-            res.scale = (float)(res.scale * s);
+                for (k = 0; k < b->numel; k++) b->data[k] = (float)(((double)b->data[k] - cap.mean) * s);
+            res.scale = (float)((double)res.scale * s);
             it++;
         }
         res.iterations = it;

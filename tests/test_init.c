@@ -150,7 +150,7 @@ static void golden(const char *dir, nn_rng *r) {
             param = rdbl();
             want = rdbl();
             got = nn_calculate_gain(name, (float)param);
-            NN_TEST_CHECK(fabs(got - want) < 1e-6 * want, "calculate_gain(%s, %g) = %.9g, torch %.9g",
+            NN_TEST_CHECK(fabs((double)got - want) < 1e-6 * want, "calculate_gain(%s, %g) = %.9g, torch %.9g",
                           name, param, (double)got, want);
             gains++;
         } else if (!strcmp(kind, "kaiming")) {
@@ -208,14 +208,14 @@ static void golden(const char *dir, nn_rng *r) {
             mom_add(&m, &s, &ss, t);
             mom_done(&m, s, ss);
             for (i = 0; i < t->numel; i++) {
-                if (t->data[i] < lo) lo = t->data[i];
-                if (t->data[i] > hi) hi = t->data[i];
+                if ((double)t->data[i] < lo) lo = t->data[i];
+                if ((double)t->data[i] > hi) hi = t->data[i];
             }
             NN_TEST_CHECK(fabs(m.mean - wm) < 5.0 * ws / sqrt(m.n) &&
                           fabs(m.std / ws - 1.0) < 5.0 * sqrt(0.5 / m.n) * 1.5,
                           "trunc_normal(%g, %g, %g, %g): mean %.5g std %.5g, want %.5g %.5g",
                           (double)p[0], (double)p[1], (double)p[2], (double)p[3], m.mean, m.std, wm, ws);
-            NN_TEST_CHECK(lo >= p[2] && hi <= p[3], "trunc_normal within [%g, %g]: [%g, %g]",
+            NN_TEST_CHECK(lo >= (double)p[2] && hi <= (double)p[3], "trunc_normal within [%g, %g]: [%g, %g]",
                           (double)p[2], (double)p[3], lo, hi);
             nn_tensor_free(t);
             tns++;
@@ -331,9 +331,9 @@ static void orthogonal(void) {
             for (j = 0; j < n; j++) {
                 double d = 0.0;
                 for (l = 0; l < (tall ? rows : cols); l++)
-                    d += tall ? (double)w->data[l * cols + i] * w->data[l * cols + j]
-                              : (double)w->data[i * cols + l] * w->data[j * cols + l];
-                d = d / (gain * gain) - (i == j);
+                    d += tall ? (double)w->data[l * cols + i] * (double)w->data[l * cols + j]
+                              : (double)w->data[i * cols + l] * (double)w->data[j * cols + l];
+                d = d / ((double)gain * (double)gain) - (i == j);
                 if (fabs(d) > worst) worst = fabs(d);
             }
         NN_TEST_CHECK(worst < 1e-5, "orthogonal %dx%d: |W^T W / gain^2 - I| = %.3g", rows, cols, worst);
@@ -344,8 +344,8 @@ static void orthogonal(void) {
             for (j = 0; j < n; j++) {
                 double d = 0.0; /* (Q^T A)[i][j] */
                 for (l = 0; l < (tall ? rows : cols); l++)
-                    d += tall ? (double)w->data[l * cols + i] / gain * G[l * cols + j]
-                              : (double)w->data[i * cols + l] / gain * G[j * cols + l];
+                    d += tall ? (double)w->data[l * cols + i] / (double)gain * (double)G[l * cols + j]
+                              : (double)w->data[i * cols + l] / (double)gain * (double)G[j * cols + l];
                 if (i > j && fabs(d) > below) below = fabs(d);
                 if (i == j && d < mindiag) mindiag = d;
             }
@@ -478,9 +478,9 @@ static void cap_hook(nn_module *m, nn_tensor *x, nn_tensor *y, void *user) {
     double s = 0, ss = 0;
     (void)x;
     if (m != c->target) return;
-    for (i = 0; i < y->numel; i++) s += y->data[i];
+    for (i = 0; i < y->numel; i++) s += (double)y->data[i];
     c->mean = s / (double)y->numel;
-    for (i = 0; i < y->numel; i++) ss += (y->data[i] - c->mean) * (y->data[i] - c->mean);
+    for (i = 0; i < y->numel; i++) ss += ((double)y->data[i] - c->mean) * ((double)y->data[i] - c->mean);
     c->var = ss / (double)(y->numel - 1);
 }
 static void lsuv_case(nn_module *net, nn_tensor *batch, int zero_mean, const char *const *names, int nl) {
@@ -506,7 +506,7 @@ static void lsuv_case(nn_module *net, nn_tensor *batch, int zero_mean, const cha
         nn_set_forward_hook(NULL, NULL, NULL);
         ok = !strcmp(res[i].name, names[i]) && res[i].converged && res[i].iterations >= 1 &&
              fabs(c.var - 1.0) < 0.02 && (!zero_mean || fabs(c.mean) < 0.02) &&
-             fabs(res[i].var_after - c.var) < 1e-4;
+             fabs((double)res[i].var_after - c.var) < 1e-4;
         NN_TEST_CHECK(ok, "lsuv%s layer %s (%s): var %.5f mean %.5f (reported %.5f, before %.4g, %d its, "
                       "scale %.4g)", zero_mean ? " zero_mean" : "", res[i].name, res[i].type, c.var, c.mean,
                       (double)res[i].var_after, (double)res[i].var_before, res[i].iterations,
@@ -536,9 +536,9 @@ static void lsuv(void) {
         memset(&o, 0, sizeof o);
         NN_TEST_CHECK(nn_lsuv(mlp, x, o, NULL, res, 1) == 3 && res[0].converged, "lsuv: max_out 1");
         for (k = 0; k < 16; k++) {
-            d01 += (double)w->data[k] * w->data[16 + k];
-            d00 += (double)w->data[k] * w->data[k];
-            d11 += (double)w->data[16 + k] * w->data[16 + k];
+            d01 += (double)w->data[k] * (double)w->data[16 + k];
+            d00 += (double)w->data[k] * (double)w->data[k];
+            d11 += (double)w->data[16 + k] * (double)w->data[16 + k];
         }
         NN_TEST_CHECK(fabs(d01) < 1e-5 * d00 && fabs(d00 / d11 - 1) < 1e-5 && b->data[3] == 0.0f,
                       "lsuv's pre-init: orthogonal rows (%.3g, %.3g vs %.3g), zero biases", d01, d00, d11);
@@ -616,15 +616,15 @@ static void fixup(void) {
         nn_init_kaiming_normal(ref, he, r2); /* the same draws, in the same order */
         for (j = 0; j < F * F; j++) {
             ok &= w1->data[j] == ref->data[j] * f && w2->data[j] == 0.0f;
-            ss += (double)w1->data[j] * w1->data[j];
+            ss += (double)w1->data[j] * (double)w1->data[j];
         }
         for (j = 0; j < 4; j++) ok &= nn_param(net, bs[i][j])->data[0] == 0.0f;
         ok &= nn_param(net, sc[i])->data[0] == 1.0f;
     }
     NN_TEST_CHECK(ok, "fixup: first layers He * L^-1/2 exactly, last layers 0, scalar biases 0, multipliers 1");
     /* std sqrt(2/fan_out) / sqrt(3) over 3 * 1024 draws: within 5 standard errors */
-    NN_TEST_CHECK(fabs(sqrt(ss / (L * F * F)) / (sqrt(2.0 / F) * f) - 1) < 5 * sqrt(0.5 / (L * F * F)),
-                  "fixup: std %.5g, want %.5g", sqrt(ss / (L * F * F)), sqrt(2.0 / F) * f);
+    NN_TEST_CHECK(fabs(sqrt(ss / (L * F * F)) / (sqrt(2.0 / F) * (double)f) - 1) < 5 * sqrt(0.5 / (L * F * F)),
+                  "fixup: std %.5g, want %.5g", sqrt(ss / (L * F * F)), sqrt(2.0 / F) * (double)f);
     for (ok = 1, j = 0; j < 3 * F; j++) ok &= nn_param(net, "4.weight")->data[j] == 0.0f;
     for (j = 0; j < 3; j++) ok &= nn_param(net, "4.bias")->data[j] == 0.0f;
     NN_TEST_CHECK(ok && stem0->data[0] == stem_before, "fixup: classifier 0, stem untouched");
