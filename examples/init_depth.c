@@ -11,6 +11,16 @@
    accuracy.  init_depth_tanh.svg and init_depth_relu.svg plot the per-layer
    activation std of the four (log scale).
 
+   Measured (10000 training images, seed 42): at init N(0, 0.01^2)'s
+   activation std falls ~6-10x per layer (7.9e-17 at the tanh logits, 1.3e-19
+   with ReLU) and every weight gradient is ~1e-15 (tanh) / ~1e-18 (ReLU);
+   Xavier decays slowly under tanh (0.43 -> 0.16) and ~1.5x per layer under
+   ReLU (0.33 -> 5e-4); He and LSUV hold steady (tanh ~0.55 / ~0.63, ReLU ~0.4
+   / ~0.6).  Test accuracy after 2 epochs, tanh: 10.0 / 78.2 / 79.7 / 81.1%;
+   ReLU: 10.0 / 20.5 / 76.7 / 73.1% (N(0,0.01^2) / Xavier / He / LSUV).
+   The eight runs took 36 minutes of wall time on a shared 2-core machine
+   (load ~13; the process got ~12% of a core), about 4 CPU-minutes per four.
+
    Build and run (from the repository root):
        cc -std=c99 -O3 -march=native -fopenmp -I. examples/init_depth.c -o init_depth -lm
        ./init_depth [train_samples]
