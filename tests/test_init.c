@@ -48,14 +48,14 @@ static void mom_done(moments *m, double s, double ss) {
     m->std = sqrt(ss / m->n - m->mean * m->mean);
 }
 
-/* Draw into a tensor of shape until at least 20000 values, with init(t). */
+/* Draw into a tensor of shape until at least 12000 values, with init(t). */
 typedef nn_tensor *(*draw_fn)(nn_tensor *t, const void *arg, nn_rng *r);
 static moments draws(nn_shape shape, draw_fn fn, const void *arg, nn_rng *r) {
     moments m;
     double s = 0.0, ss = 0.0;
     nn_tensor *t = nn_zeros(NULL, shape);
     memset(&m, 0, sizeof m);
-    while (m.n < 20000.0) {
+    while (m.n < 12000.0) {
         fn(t, arg, r);
         mom_add(&m, &s, &ss, t);
     }
