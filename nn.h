@@ -710,6 +710,13 @@ NNDEF nn_tensor *nn_module_add_buffer(nn_module *m, const char *name, nn_tensor 
 NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *c);
 /* Run the module on x (its forward function). */
 NNDEF nn_tensor *nn_forward(nn_module *m, nn_tensor *x);
+/* Called by nn_forward on this thread after every module's forward, with the
+   module, its input and its output (NULL after a misuse): one hook for all
+   modules (filter on m), as PyTorch's register_forward_hook on each. */
+typedef void (*nn_forward_hook)(nn_module *m, nn_tensor *x, nn_tensor *y, void *user);
+/* Install this thread's forward hook (NULL removes it); returns the previous
+   one and puts its user pointer in *prev_user (if not NULL). */
+NNDEF nn_forward_hook nn_set_forward_hook(nn_forward_hook hook, void *user, void **prev_user);
 /* Training mode on (dropout active, batch statistics) or off (evaluation),
    for m and all its children. */
 NNDEF void nn_train_mode(nn_module *m, int on);
@@ -884,6 +891,158 @@ NNDEF nn_module *nn_silu(void);
 /* ===== >>regularizers ===================================================== */
 
 /* ===== >>init ============================================================= */
+
+/* torch.nn.init on tensors, the same rules applied to a model's parameters
+   by name, and the data-based LSUV and the residual-network Fixup.  Every
+   draw comes from the generator rng, NULL meaning the current one (nn_seed's:
+   this thread's override, else the global).  Each returns its tensor, or NULL
+   after a misuse report (a tensor of the wrong rank, a bad argument). */
+
+/* Which fan the Kaiming rules divide by (PyTorch mode="fan_in"/"fan_out"). */
+typedef enum nn_fan_mode {
+    NN_FAN_IN = 0,    /* preserves the forward variance (the default) */
+    NN_FAN_OUT = 1    /* preserves the backward variance */
+} nn_fan_mode;
+
+/* Options of the Kaiming (He) rules; zero means PyTorch's defaults. */
+typedef struct nn_init_opts {
+    float a;                   /* negative slope of the leaky ReLU after the layer, 0 */
+    nn_fan_mode mode;          /* NN_FAN_IN (default) or NN_FAN_OUT */
+    const char *nonlinearity;  /* NULL means "leaky_relu"; "relu", "tanh", "linear", ... */
+} nn_init_opts;
+
+/* The recommended gain for a nonlinearity (torch.nn.init.calculate_gain):
+   1 for "linear", "conv1d/2d/3d", "conv_transpose1d/2d/3d" and "sigmoid";
+   5/3 "tanh"; sqrt 2 "relu"; sqrt(2/(1+param^2)) "leaky_relu" (param the
+   negative slope, used as given: PyTorch's None is 0.01); 3/4 "selu".
+   Any other name is a misuse (returns 0). */
+NNDEF float nn_calculate_gain(const char *nonlinearity, float param);
+/* fan_in = size(1) * receptive, fan_out = size(0) * receptive, receptive the
+   product of the sizes after the second: [out,in] linear and [OC,C/G,K,K]
+   conv weights (torch.nn.init._calculate_fan_in_and_fan_out).  Returns 0,
+   or -1 for fewer than 2 dimensions (misuse). */
+NNDEF int nn_calculate_fan(const nn_tensor *t, int *fan_in, int *fan_out);
+
+/* U(a, b) (torch.nn.init.uniform_); a > b is misuse. */
+NNDEF nn_tensor *nn_init_uniform(nn_tensor *t, float a, float b, nn_rng *rng);
+/* N(mean, std^2) (torch.nn.init.normal_); std < 0 is misuse. */
+NNDEF nn_tensor *nn_init_normal(nn_tensor *t, float mean, float std, nn_rng *rng);
+/* Every element val, zeros, ones (constant_, zeros_, ones_). */
+NNDEF nn_tensor *nn_init_constant(nn_tensor *t, float val);
+NNDEF nn_tensor *nn_init_zeros(nn_tensor *t);
+NNDEF nn_tensor *nn_init_ones(nn_tensor *t);
+/* The identity matrix of a 2-D tensor, ones on the leading diagonal of a
+   rectangular one (torch.nn.init.eye_). */
+NNDEF nn_tensor *nn_init_eye(nn_tensor *t);
+/* The Dirac delta of a 3-, 4- or 5-D conv weight [OC,C,K...] in groups
+   groups: w[g*OC/G + d, d, centre] = 1 for d < min(OC/G, C), else 0, so the
+   convolution keeps its input channels (torch.nn.init.dirac_). */
+NNDEF nn_tensor *nn_init_dirac(nn_tensor *t, int groups);
+/* Glorot: U(-r, r), r = gain sqrt(6/(fan_in+fan_out)) (xavier_uniform_). */
+NNDEF nn_tensor *nn_init_xavier_uniform(nn_tensor *t, float gain, nn_rng *rng);
+/* Glorot: N(0, std^2), std = gain sqrt(2/(fan_in+fan_out)) (xavier_normal_). */
+NNDEF nn_tensor *nn_init_xavier_normal(nn_tensor *t, float gain, nn_rng *rng);
+/* He: U(-r, r), r = sqrt 3 gain/sqrt(fan), gain = calculate_gain(
+   nonlinearity, a), fan by mode (torch.nn.init.kaiming_uniform_). */
+NNDEF nn_tensor *nn_init_kaiming_uniform(nn_tensor *t, nn_init_opts opts, nn_rng *rng);
+/* He: N(0, std^2), std = gain/sqrt(fan) (torch.nn.init.kaiming_normal_). */
+NNDEF nn_tensor *nn_init_kaiming_normal(nn_tensor *t, nn_init_opts opts, nn_rng *rng);
+/* LeCun (1998): N(0, 1/fan_in) and U(-sqrt(3/fan_in), sqrt(3/fan_in)), i.e.
+   kaiming_normal_/kaiming_uniform_ with nonlinearity="linear" (Keras's
+   lecun_normal truncates at 2 std; this does not). */
+NNDEF nn_tensor *nn_init_lecun_normal(nn_tensor *t, nn_rng *rng);
+NNDEF nn_tensor *nn_init_lecun_uniform(nn_tensor *t, nn_rng *rng);
+/* gain times a (semi-)orthogonal matrix: t viewed as [size(0), numel/size(0)]
+   is the Q of the QR of a Gaussian matrix (of its transpose when wider than
+   tall) with R's diagonal made positive, as torch.nn.init.orthogonal_ does
+   (Saxe et al. 2013).  Fewer than 2 dimensions is misuse; NULL when out of
+   memory (nn_error_string). */
+NNDEF nn_tensor *nn_init_orthogonal(nn_tensor *t, float gain, nn_rng *rng);
+/* N(mean, std^2) conditioned on [a, b], by the inverse CDF, then clamped to
+   [a, b] (torch.nn.init.trunc_normal_; PyTorch's defaults 0, 1, -2, 2).
+   std < 0 or a >= b is misuse. */
+NNDEF nn_tensor *nn_init_trunc_normal(nn_tensor *t, float mean, float std, float a, float b,
+                                      nn_rng *rng);
+/* A 2-D t of N(0, std^2) draws with ceil(sparsity * rows) random zeros in
+   every column (Martens 2010; torch.nn.init.sparse_, std 0.01 there).
+   sparsity outside [0, 1] or another rank is misuse. */
+NNDEF nn_tensor *nn_init_sparse(nn_tensor *t, float sparsity, float std, nn_rng *rng);
+
+/* ----- applied to a model by parameter name ----- */
+typedef enum nn_init_kind {
+    NN_INIT_ZEROS = 0, NN_INIT_ONES, NN_INIT_CONSTANT, NN_INIT_UNIFORM, NN_INIT_NORMAL,
+    NN_INIT_TRUNC_NORMAL, NN_INIT_EYE, NN_INIT_DIRAC, NN_INIT_XAVIER_UNIFORM,
+    NN_INIT_XAVIER_NORMAL, NN_INIT_KAIMING_UNIFORM, NN_INIT_KAIMING_NORMAL,
+    NN_INIT_LECUN_UNIFORM, NN_INIT_LECUN_NORMAL, NN_INIT_ORTHOGONAL, NN_INIT_SPARSE,
+    NN_INIT_CUSTOM,   /* rule.fn(t, rule.user, rng) */
+    NN_INIT_KIND_COUNT
+} nn_init_kind;
+/* One initializer and its arguments, for nn_init_apply.  Zero means the
+   PyTorch default of that initializer in every field. */
+typedef struct nn_init_rule {
+    nn_init_kind kind;
+    float a, b;          /* uniform bounds, trunc_normal cutoffs; both 0: [0,1) / [-2,2] */
+    float mean, std;     /* normal, trunc_normal (std 0 means 1), sparse (0 means 0.01) */
+    float gain;          /* xavier, orthogonal; 0 means 1 */
+    float value;         /* constant */
+    float sparsity;      /* sparse */
+    int groups;          /* dirac; 0 means 1 */
+    nn_init_opts kaiming;                          /* kaiming's a, mode, nonlinearity */
+    nn_tensor *(*fn)(nn_tensor *t, void *user, nn_rng *rng);  /* NN_INIT_CUSTOM */
+    void *user;
+} nn_init_rule;
+/* Initialize every parameter of m whose dotted name (nn_parameters) matches
+   the glob pattern ('*' any run of characters, dots included; '?' one) with
+   rule: nn_init_apply(net, "*.bias", zeros, NULL).  Returns how many matched,
+   -1 after a misuse (the rule's own, e.g. eye on a bias, is followed by a
+   report naming the parameter).  PyTorch: named_parameters with fnmatch. */
+NNDEF int nn_init_apply(nn_module *m, const char *pattern, nn_init_rule rule, nn_rng *rng);
+
+/* ----- LSUV: layer-sequential unit-variance (Mishkin & Matas 2016) ----- */
+typedef struct nn_lsuv_opts {
+    float tol;           /* stop when |var - 1| < tol (and |mean| < tol); 0 means 0.1 */
+    int max_iter;        /* scalings per layer at most; 0 means 10 */
+    int zero_mean;       /* 1: also shift each layer's bias so its output mean is 0 */
+    int keep_init;       /* 1: skip the orthonormal pre-init (and zero biases) */
+    int verbose;         /* 1: print one line per layer */
+} nn_lsuv_opts;
+/* What LSUV did to one layer. */
+typedef struct nn_lsuv_result {
+    char name[64];       /* the layer's dotted path in the model ("3"), truncated */
+    const char *type;    /* its module type ("Linear", "Conv2d") */
+    float var_before, mean_before;  /* its output's statistics after the pre-init */
+    float var_after, mean_after;    /* and after LSUV */
+    float scale;         /* the product of the factors its weight was multiplied by */
+    int iterations;      /* scalings applied */
+    int converged;       /* 1 when the tolerance was met */
+} nn_lsuv_result;
+/* LSUV: orthonormal weights (nn_init_orthogonal) and zero biases for every
+   layer with a >= 2-D "weight" of its own, then layer by layer, in model
+   order, divide its weight by the std of its output on batch (variance over
+   all output elements, unbiased), until that variance is 1 within tol.  The
+   forwards run in evaluation mode, gradients off, in a private graph.  Writes
+   min(layers, max_out) results to out (may be NULL); returns the number of
+   layers, -1 on misuse or out of memory (nn_error_string). */
+NNDEF int nn_lsuv(nn_module *m, nn_tensor *batch, nn_lsuv_opts opts, nn_rng *rng,
+                  nn_lsuv_result *out, int max_out);
+
+/* ----- Fixup (Zhang, Dauphin and Ma 2019) ----- */
+/* One residual branch, by the dotted parameter names in the model: its m
+   weight-bearing layers in order, its scalar biases, its scalar multiplier. */
+typedef struct nn_fixup_branch {
+    const char *const *weights;  /* the m layers' weights, in forward order */
+    int m;
+    const char *const *biases;   /* its scalar biases (set to 0); may be NULL */
+    int nbiases;
+    const char *scale;           /* its scalar multiplier (set to 1), or NULL */
+} nn_fixup_branch;
+/* Fixup for n branches (L = n): each branch's last weight at 0, its other
+   weights He-initialized (nn_init_kaiming_normal with he; the paper's code
+   uses NN_FAN_OUT) and multiplied by L^(-1/(2m-2)); its scalar biases 0 and
+   multiplier 1; the classifier module's (a path, or NULL) "weight" and "bias"
+   at 0.  NN_OK, or NN_ERR_ARG after a misuse report (a name not found). */
+NNDEF nn_status nn_fixup(nn_module *m, const nn_fixup_branch *branches, int n,
+                         const char *classifier, nn_init_opts he, nn_rng *rng);
 
 /* ===== >>data ============================================================ */
 
@@ -7252,6 +7411,10 @@ NNDEF nn_module *nn_module_add_child(nn_module *m, const char *name, nn_module *
     return c;
 }
 
+/* This thread's forward hook (nn_set_forward_hook) and its user pointer. */
+static NN__THREAD_LOCAL nn_forward_hook nn__fwd_hook = NULL;
+static NN__THREAD_LOCAL void *nn__fwd_hook_user = NULL;
+
 NNDEF nn_tensor *nn_forward(nn_module *m, nn_tensor *x) {
     const char *outer = nn__fwd_type;
     nn_tensor *y;
@@ -7263,7 +7426,16 @@ NNDEF nn_tensor *nn_forward(nn_module *m, nn_tensor *x) {
     nn__fwd_type = m->type ? m->type : "module";
     y = m->forward(m, x);
     nn__fwd_type = outer;
+    if (nn__fwd_hook) nn__fwd_hook(m, x, y, nn__fwd_hook_user);
     return y;
+}
+
+NNDEF nn_forward_hook nn_set_forward_hook(nn_forward_hook hook, void *user, void **prev_user) {
+    nn_forward_hook prev = nn__fwd_hook;
+    if (prev_user) *prev_user = nn__fwd_hook_user;
+    nn__fwd_hook = hook;
+    nn__fwd_hook_user = user;
+    return prev;
 }
 
 NNDEF void nn_train_mode(nn_module *m, int on) {
@@ -8598,6 +8770,651 @@ NNDEF nn_module *nn_silu(void) { return nn_module_new("SiLU", nn__silu_forward);
 /* ===== >>regularizers (implementation) ==================================== */
 
 /* ===== >>init (implementation) ============================================ */
+
+/* Fan-in/fan-out, gains, the tensor initializers, nn_init_apply, LSUV, Fixup.
+   Sizes are PyTorch's: fan_in = size(1) * receptive, fan_out = size(0) *
+   receptive.  Random numbers come from nn__init_rng(rng). */
+
+/* The generator to draw from: rng, else the current one. */
+static nn_rng *nn__init_rng(nn_rng *rng) { return rng ? rng : nn__rng(); }
+
+/* Misuse check shared by the initializers: t must be a float tensor. */
+static int nn__init_ok(const nn_tensor *t, const char *fn) {
+    if (!t) {
+        nn__misuse("%s: NULL tensor", fn);
+        return 0;
+    }
+    if (t->flags & NN_TENSOR_INT64) {
+        nn__misuse("%s: %s holds int64 values (a counter buffer), not floats", fn, nn__ts(t));
+        return 0;
+    }
+    return 1;
+}
+
+/* nn_calculate_fan with the name of the user's function in the message. */
+static int nn__fan(const nn_tensor *t, const char *fn, int *fan_in, int *fan_out) {
+    int i;
+    double rf = 1.0;
+    if (!nn__init_ok(t, fn)) return -1;
+    if (t->ndim < 2) {
+        nn__misuse("%s: fan in and fan out can not be computed for %s (fewer than 2 dimensions)",
+                   fn, nn__ts(t));
+        return -1;
+    }
+    for (i = 2; i < t->ndim; i++) rf *= t->shape[i];
+    if (fan_in) *fan_in = (int)(t->shape[1] * rf);
+    if (fan_out) *fan_out = (int)(t->shape[0] * rf);
+    return 0;
+}
+
+NNDEF int nn_calculate_fan(const nn_tensor *t, int *fan_in, int *fan_out) {
+    return nn__fan(t, "nn_calculate_fan", fan_in, fan_out);
+}
+
+/* calculate_gain; fn names the caller; -1 for an unknown name (reported). */
+static float nn__gain(const char *name, float param, const char *fn) {
+    static const char *const ones[] = {"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                                       "conv_transpose2d", "conv_transpose3d", "sigmoid"};
+    size_t i;
+    if (name) {
+        for (i = 0; i < sizeof ones / sizeof ones[0]; i++)
+            if (strcmp(name, ones[i]) == 0) return 1.0f;
+        if (strcmp(name, "tanh") == 0) return 5.0f / 3.0f;
+        if (strcmp(name, "relu") == 0) return sqrtf(2.0f);
+        if (strcmp(name, "leaky_relu") == 0) return sqrtf(2.0f / (1.0f + param * param));
+        if (strcmp(name, "selu") == 0) return 0.75f;
+    }
+    nn__misuse("%s: unsupported nonlinearity \"%s\" (linear, conv1d/2d/3d, "
+               "conv_transpose1d/2d/3d, sigmoid, tanh, relu, leaky_relu, selu)", fn,
+               name ? name : "(null)");
+    return -1.0f;
+}
+
+NNDEF float nn_calculate_gain(const char *nonlinearity, float param) {
+    float g = nn__gain(nonlinearity, param, "nn_calculate_gain");
+    return g < 0.0f ? 0.0f : g;
+}
+
+/* Fill t with U(a, b) or N(mean, std^2) from r (no checks). */
+static void nn__fill_uniform(nn_tensor *t, float a, float b, nn_rng *r) {
+    size_t i;
+    for (i = 0; i < t->numel; i++) t->data[i] = a + (b - a) * nn_rng_uniform(r);
+}
+static void nn__fill_normal(nn_tensor *t, float mean, float std, nn_rng *r) {
+    size_t i;
+    for (i = 0; i < t->numel; i++) t->data[i] = mean + std * nn_rng_normal(r);
+}
+
+NNDEF nn_tensor *nn_init_uniform(nn_tensor *t, float a, float b, nn_rng *rng) {
+    if (!nn__init_ok(t, "nn_init_uniform")) return NULL;
+    if (!(a <= b)) {
+        nn__misuse("nn_init_uniform: needs a <= b, got a=%g b=%g", (double)a, (double)b);
+        return NULL;
+    }
+    nn__fill_uniform(t, a, b, nn__init_rng(rng));
+    return t;
+}
+
+NNDEF nn_tensor *nn_init_normal(nn_tensor *t, float mean, float std, nn_rng *rng) {
+    if (!nn__init_ok(t, "nn_init_normal")) return NULL;
+    if (!(std >= 0.0f)) {
+        nn__misuse("nn_init_normal: needs std >= 0, got %g", (double)std);
+        return NULL;
+    }
+    nn__fill_normal(t, mean, std, nn__init_rng(rng));
+    return t;
+}
+
+NNDEF nn_tensor *nn_init_constant(nn_tensor *t, float val) {
+    size_t i;
+    if (!nn__init_ok(t, "nn_init_constant")) return NULL;
+    for (i = 0; i < t->numel; i++) t->data[i] = val;
+    return t;
+}
+NNDEF nn_tensor *nn_init_zeros(nn_tensor *t) { return nn_init_constant(t, 0.0f); }
+NNDEF nn_tensor *nn_init_ones(nn_tensor *t) { return nn_init_constant(t, 1.0f); }
+
+NNDEF nn_tensor *nn_init_eye(nn_tensor *t) {
+    int i;
+    if (!nn__init_ok(t, "nn_init_eye")) return NULL;
+    if (t->ndim != 2) {
+        nn__misuse("nn_init_eye: needs a 2-D tensor, got %s", nn__ts(t));
+        return NULL;
+    }
+    memset(t->data, 0, t->numel * sizeof(float));
+    for (i = 0; i < t->shape[0] && i < t->shape[1]; i++) t->data[(size_t)i * t->shape[1] + i] = 1.0f;
+    return t;
+}
+
+NNDEF nn_tensor *nn_init_dirac(nn_tensor *t, int groups) {
+    int g, d, k, per, mind;
+    size_t centre = 0, inner = 1;
+    if (!nn__init_ok(t, "nn_init_dirac")) return NULL;
+    if (t->ndim < 3 || t->ndim > 5) {
+        nn__misuse("nn_init_dirac: needs a 3-, 4- or 5-D tensor, got %s", nn__ts(t));
+        return NULL;
+    }
+    if (groups < 1 || t->shape[0] % groups != 0) {
+        nn__misuse("nn_init_dirac: dim 0 of %s must be divisible by groups=%d", nn__ts(t), groups);
+        return NULL;
+    }
+    /* the offset of the centre tap inside one [K...] kernel */
+    for (k = 2; k < t->ndim; k++) {
+        centre = centre * (size_t)t->shape[k] + (size_t)(t->shape[k] / 2);
+        inner *= (size_t)t->shape[k];
+    }
+    per = t->shape[0] / groups;
+    mind = per < t->shape[1] ? per : t->shape[1];
+    memset(t->data, 0, t->numel * sizeof(float));
+    for (g = 0; g < groups; g++)
+        for (d = 0; d < mind; d++)
+            t->data[((size_t)(g * per + d) * (size_t)t->shape[1] + (size_t)d) * inner + centre] = 1.0f;
+    return t;
+}
+
+NNDEF nn_tensor *nn_init_xavier_uniform(nn_tensor *t, float gain, nn_rng *rng) {
+    int fi, fo;
+    float r;
+    if (nn__fan(t, "nn_init_xavier_uniform", &fi, &fo) < 0) return NULL;
+    r = gain * sqrtf(6.0f / (float)(fi + fo));
+    nn__fill_uniform(t, -r, r, nn__init_rng(rng));
+    return t;
+}
+
+NNDEF nn_tensor *nn_init_xavier_normal(nn_tensor *t, float gain, nn_rng *rng) {
+    int fi, fo;
+    if (nn__fan(t, "nn_init_xavier_normal", &fi, &fo) < 0) return NULL;
+    nn__fill_normal(t, 0.0f, gain * sqrtf(2.0f / (float)(fi + fo)), nn__init_rng(rng));
+    return t;
+}
+
+/* Kaiming's std gain/sqrt(fan), or -1 after a misuse report. */
+static float nn__kaiming_std(nn_tensor *t, nn_init_opts o, const char *fn) {
+    int fi, fo;
+    float gain;
+    if (o.mode != NN_FAN_IN && o.mode != NN_FAN_OUT) {
+        nn__misuse("%s: mode %d is neither NN_FAN_IN nor NN_FAN_OUT", fn, (int)o.mode);
+        return -1.0f;
+    }
+    if (nn__fan(t, fn, &fi, &fo) < 0) return -1.0f;
+    gain = nn__gain(o.nonlinearity ? o.nonlinearity : "leaky_relu", o.a, fn);
+    if (gain < 0.0f) return -1.0f;
+    return gain / sqrtf((float)(o.mode == NN_FAN_IN ? fi : fo));
+}
+
+NNDEF nn_tensor *nn_init_kaiming_uniform(nn_tensor *t, nn_init_opts opts, nn_rng *rng) {
+    float std;
+    if (t && t->numel == 0) return t;   /* PyTorch: "Initializing zero-element tensors is a no-op" */
+    if ((std = nn__kaiming_std(t, opts, "nn_init_kaiming_uniform")) < 0.0f) return NULL;
+    nn__fill_uniform(t, -sqrtf(3.0f) * std, sqrtf(3.0f) * std, nn__init_rng(rng));
+    return t;
+}
+
+NNDEF nn_tensor *nn_init_kaiming_normal(nn_tensor *t, nn_init_opts opts, nn_rng *rng) {
+    float std;
+    if (t && t->numel == 0) return t;
+    if ((std = nn__kaiming_std(t, opts, "nn_init_kaiming_normal")) < 0.0f) return NULL;
+    nn__fill_normal(t, 0.0f, std, nn__init_rng(rng));
+    return t;
+}
+
+NNDEF nn_tensor *nn_init_lecun_normal(nn_tensor *t, nn_rng *rng) {
+    int fi;
+    if (nn__fan(t, "nn_init_lecun_normal", &fi, NULL) < 0) return NULL;
+    nn__fill_normal(t, 0.0f, 1.0f / sqrtf((float)fi), nn__init_rng(rng));
+    return t;
+}
+
+NNDEF nn_tensor *nn_init_lecun_uniform(nn_tensor *t, nn_rng *rng) {
+    int fi;
+    float r;
+    if (nn__fan(t, "nn_init_lecun_uniform", &fi, NULL) < 0) return NULL;
+    r = sqrtf(3.0f / (float)fi);
+    nn__fill_uniform(t, -r, r, nn__init_rng(rng));
+    return t;
+}
+
+NNDEF nn_tensor *nn_init_orthogonal(nn_tensor *t, float gain, nn_rng *rng) {
+    size_t rows, cols, m, n, i, j, k;
+    double *q;
+    int pass;
+    nn_rng *r;
+    if (!nn__init_ok(t, "nn_init_orthogonal")) return NULL;
+    if (t->ndim < 2) {
+        nn__misuse("nn_init_orthogonal: only tensors with 2 or more dimensions are supported, "
+                   "got %s", nn__ts(t));
+        return NULL;
+    }
+    if (t->numel == 0) return t;
+    rows = (size_t)t->shape[0];
+    cols = t->numel / rows;
+    /* A = G (rows x cols) when tall, else G^T: m x n with m >= n, kept as n
+       columns of length m.  Column j of A is column j of G (tall) or row j
+       of G (wide); G is drawn row by row, as torch draws its flattened view. */
+    m = rows >= cols ? rows : cols;
+    n = rows >= cols ? cols : rows;
+    if (!(q = (double *)nn__calloc(m * n, sizeof(double)))) {
+        nn__error(NN_ERR_OOM, "nn_init_orthogonal: out of memory for %s", nn__ts(t));
+        return NULL;
+    }
+    r = nn__init_rng(rng);
+    for (i = 0; i < rows; i++)
+        for (j = 0; j < cols; j++) {
+            double v = (double)nn_rng_normal(r);
+            if (rows >= cols) q[j * m + i] = v;
+            else q[i * m + j] = v;
+        }
+    /* Modified Gram-Schmidt, twice over ("twice is enough"), in double: the
+       Q of A = QR with R's diagonal positive, which is torch's Q * sign(diag R). */
+    for (j = 0; j < n; j++) {
+        double *c = q + j * m, nrm = 0.0;
+        for (pass = 0; pass < 2; pass++)
+            for (k = 0; k < j; k++) {
+                const double *p = q + k * m;
+                double d = 0.0;
+                for (i = 0; i < m; i++) d += p[i] * c[i];
+                for (i = 0; i < m; i++) c[i] -= d * p[i];
+            }
+        for (i = 0; i < m; i++) nrm += c[i] * c[i];
+        nrm = sqrt(nrm);
+        for (i = 0; i < m; i++) c[i] = nrm > 0.0 ? c[i] / nrm : 0.0;
+    }
+    for (i = 0; i < rows; i++)
+        for (j = 0; j < cols; j++)
+            t->data[i * cols + j] = (float)((double)gain * (rows >= cols ? q[j * m + i] : q[i * m + j]));
+    nn__free(q);
+    return t;
+}
+
+/* The inverse error function in double: Giles' single-precision
+   approximation refined by two Newton steps on erf. */
+static double nn__erfinv(double y) {
+    double w, p, x;
+    int it;
+    if (y <= -1.0) return -HUGE_VAL;
+    if (y >= 1.0) return HUGE_VAL;
+    w = -log((1.0 - y) * (1.0 + y));
+    if (w < 5.0) {
+        w -= 2.5;
+        p = 2.81022636e-08;
+        p = 3.43273939e-07 + p * w;
+        p = -3.5233877e-06 + p * w;
+        p = -4.39150654e-06 + p * w;
+        p = 0.00021858087 + p * w;
+        p = -0.00125372503 + p * w;
+        p = -0.00417768164 + p * w;
+        p = 0.246640727 + p * w;
+        p = 1.50140941 + p * w;
+    } else {
+        w = sqrt(w) - 3.0;
+        p = -0.000200214257;
+        p = 0.000100950558 + p * w;
+        p = 0.00134934322 + p * w;
+        p = -0.00367342844 + p * w;
+        p = 0.00573950773 + p * w;
+        p = -0.0076224613 + p * w;
+        p = 0.00943887047 + p * w;
+        p = 1.00167406 + p * w;
+        p = 2.83297682 + p * w;
+    }
+    x = p * y;
+    for (it = 0; it < 2; it++) x -= (erf(x) - y) / (1.1283791670955126 * exp(-x * x));
+    return x;
+}
+
+NNDEF nn_tensor *nn_init_trunc_normal(nn_tensor *t, float mean, float std, float a, float b,
+                                      nn_rng *rng) {
+    double lo, hi, s, mu = (double)mean, da = (double)a, db = (double)b;
+    size_t i;
+    nn_rng *r;
+    if (!nn__init_ok(t, "nn_init_trunc_normal")) return NULL;
+    if (!(std >= 0.0f) || !(a < b)) {
+        nn__misuse("nn_init_trunc_normal: needs std >= 0 and a < b, got std=%g a=%g b=%g",
+                   (double)std, (double)a, (double)b);
+        return NULL;
+    }
+    r = nn__init_rng(rng);
+    s = std > 0.0f ? (double)std : 1.0;
+    /* u ~ U(2 Phi(alpha) - 1, 2 Phi(beta) - 1), x = mean + std sqrt 2 erfinv(u);
+       2 Phi(z) - 1 = erf(z / sqrt 2) */
+    lo = erf((da - mu) / s / 1.4142135623730951);
+    hi = erf((db - mu) / s / 1.4142135623730951);
+    for (i = 0; i < t->numel; i++) {
+        double u = lo + (hi - lo) * (double)nn_rng_uniform(r);
+        double x = std > 0.0f ? mu + (double)std * 1.4142135623730951 * nn__erfinv(u) : mu;
+        t->data[i] = (float)(x < da ? da : x > db ? db : x);
+    }
+    return t;
+}
+
+NNDEF nn_tensor *nn_init_sparse(nn_tensor *t, float sparsity, float std, nn_rng *rng) {
+    int rows, cols, nz, c, i, *perm;
+    nn_rng *r;
+    if (!nn__init_ok(t, "nn_init_sparse")) return NULL;
+    if (t->ndim != 2) {
+        nn__misuse("nn_init_sparse: only 2-D tensors are supported, got %s", nn__ts(t));
+        return NULL;
+    }
+    if (!(sparsity >= 0.0f && sparsity <= 1.0f) || !(std >= 0.0f)) {
+        nn__misuse("nn_init_sparse: needs sparsity in [0, 1] and std >= 0, got sparsity=%g std=%g",
+                   (double)sparsity, (double)std);
+        return NULL;
+    }
+    rows = t->shape[0];
+    cols = t->shape[1];
+    nz = (int)ceil((double)sparsity * rows);
+    if (nz > rows) nz = rows;
+    if (!(perm = (int *)nn__malloc(sizeof(int) * (size_t)(rows > 0 ? rows : 1)))) return NULL;
+    r = nn__init_rng(rng);
+    nn__fill_normal(t, 0.0f, std, r);
+    for (c = 0; c < cols; c++) {
+        /* the first nz entries of a random permutation of the rows */
+        for (i = 0; i < rows; i++) perm[i] = i;
+        for (i = 0; i < nz; i++) {
+            int j = i + (int)nn_rng_below(r, (uint32_t)(rows - i)), tmp = perm[i];
+            perm[i] = perm[j];
+            perm[j] = tmp;
+            t->data[(size_t)perm[i] * (size_t)cols + (size_t)c] = 0.0f;
+        }
+    }
+    nn__free(perm);
+    return t;
+}
+
+/* ----- applied to a model ----- */
+
+/* fnmatch-style: '*' any run of characters (dots too), '?' any one. */
+static int nn__glob(const char *p, const char *s) {
+    const char *star = NULL, *resume = NULL;
+    while (*s) {
+        if (*p == '*') {
+            star = p++;
+            resume = s;
+        } else if (*p == '?' || *p == *s) {
+            p++;
+            s++;
+        } else if (star) {
+            p = star + 1;
+            s = ++resume;
+        } else {
+            return 0;
+        }
+    }
+    while (*p == '*') p++;
+    return *p == '\0';
+}
+
+/* Run one rule on t (zero fields read as the initializer's default). */
+static nn_tensor *nn__init_rule(nn_tensor *t, const nn_init_rule *u, nn_rng *rng) {
+    float gain = u->gain != 0.0f ? u->gain : 1.0f;
+    int bounds = u->a != 0.0f || u->b != 0.0f;
+    switch (u->kind) {
+    case NN_INIT_ZEROS: return nn_init_zeros(t);
+    case NN_INIT_ONES: return nn_init_ones(t);
+    case NN_INIT_CONSTANT: return nn_init_constant(t, u->value);
+    case NN_INIT_UNIFORM: return nn_init_uniform(t, bounds ? u->a : 0.0f, bounds ? u->b : 1.0f, rng);
+    case NN_INIT_NORMAL: return nn_init_normal(t, u->mean, u->std != 0.0f ? u->std : 1.0f, rng);
+    case NN_INIT_TRUNC_NORMAL:
+        return nn_init_trunc_normal(t, u->mean, u->std != 0.0f ? u->std : 1.0f,
+                                    bounds ? u->a : -2.0f, bounds ? u->b : 2.0f, rng);
+    case NN_INIT_EYE: return nn_init_eye(t);
+    case NN_INIT_DIRAC: return nn_init_dirac(t, u->groups ? u->groups : 1);
+    case NN_INIT_XAVIER_UNIFORM: return nn_init_xavier_uniform(t, gain, rng);
+    case NN_INIT_XAVIER_NORMAL: return nn_init_xavier_normal(t, gain, rng);
+    case NN_INIT_KAIMING_UNIFORM: return nn_init_kaiming_uniform(t, u->kaiming, rng);
+    case NN_INIT_KAIMING_NORMAL: return nn_init_kaiming_normal(t, u->kaiming, rng);
+    case NN_INIT_LECUN_UNIFORM: return nn_init_lecun_uniform(t, rng);
+    case NN_INIT_LECUN_NORMAL: return nn_init_lecun_normal(t, rng);
+    case NN_INIT_ORTHOGONAL: return nn_init_orthogonal(t, gain, rng);
+    case NN_INIT_SPARSE: return nn_init_sparse(t, u->sparsity, u->std != 0.0f ? u->std : 0.01f, rng);
+    case NN_INIT_CUSTOM:
+        if (u->fn) return u->fn(t, u->user, rng);
+        nn__misuse("nn_init_apply: NN_INIT_CUSTOM without a function");
+        return NULL;
+    default: break;
+    }
+    nn__misuse("nn_init_apply: unknown rule kind %d", (int)u->kind);
+    return NULL;
+}
+
+NNDEF int nn_init_apply(nn_module *m, const char *pattern, nn_init_rule rule, nn_rng *rng) {
+    nn_param *p;
+    int i, n, done = 0;
+    if (!m || !pattern) {
+        nn__misuse("nn_init_apply: needs a module and a pattern");
+        return -1;
+    }
+    p = nn_parameters(m, &n);
+    for (i = 0; i < n; i++) {
+        if (!nn__glob(pattern, p[i].name)) continue;
+        if (!nn__init_rule(p[i].tensor, &rule, rng)) {
+            /* the initializer reported (the default hook aborted there); a
+               second report names the parameter */
+            nn__misuse("nn_init_apply: \"%s\" matched parameter \"%s\" %s, which the rule "
+                       "cannot initialize (previous message)", pattern, p[i].name,
+                       nn__ts(p[i].tensor));
+            return -1;
+        }
+        done++;
+    }
+    return done;
+}
+
+/* ----- LSUV ----- */
+
+/* A weight-bearing layer: its module and dotted path. */
+typedef struct nn__lsuv_layer {
+    nn_module *mod;
+    char name[64];
+} nn__lsuv_layer;
+
+/* What the forward hook gathers: the statistics of target's first output. */
+typedef struct nn__lsuv_capture {
+    nn_module *target;
+    int seen;
+    double mean, var;
+} nn__lsuv_capture;
+
+static void nn__lsuv_hook(nn_module *m, nn_tensor *x, nn_tensor *y, void *user) {
+    nn__lsuv_capture *c = (nn__lsuv_capture *)user;
+    double s = 0.0, ss = 0.0;
+    size_t i;
+    (void)x;
+    if (m != c->target || c->seen || !y) return;
+    for (i = 0; i < y->numel; i++) s += (double)y->data[i];
+    c->mean = y->numel ? s / (double)y->numel : 0.0;
+    for (i = 0; i < y->numel; i++) ss += ((double)y->data[i] - c->mean) * ((double)y->data[i] - c->mean);
+    c->var = y->numel > 1 ? ss / (double)(y->numel - 1) : 0.0;
+    c->seen = 1;
+}
+
+/* m's own tensor parameter called name, or NULL. */
+static nn_tensor *nn__own_param(nn_module *m, const char *name) {
+    int i;
+    for (i = 0; i < m->nparams; i++)
+        if (strcmp(m->params[i].name, name) == 0) return m->params[i].tensor;
+    return NULL;
+}
+
+/* Append the weight-bearing modules of m's tree (first occurrence) to *ls. */
+static int nn__lsuv_collect(nn_module *m, const char *path, nn__lsuv_layer **ls, int *n, int *cap) {
+    nn_tensor *w = nn__own_param(m, "weight");
+    int i, j;
+    for (j = 0; j < *n && (*ls)[j].mod != m; j++) {}
+    if (j < *n) return 1;
+    if (w && w->ndim >= 2) {
+        if (*n == *cap) {
+            int nc = *cap ? 2 * *cap : 16;
+            nn__lsuv_layer *g = (nn__lsuv_layer *)NN_REALLOC(*ls, sizeof(nn__lsuv_layer) * (size_t)nc);
+            if (!g) return 0;
+            *ls = g;
+            *cap = nc;
+        }
+        (*ls)[*n].mod = m;
+        snprintf((*ls)[*n].name, sizeof (*ls)[*n].name, "%s", path[0] ? path : "(root)");
+        (*n)++;
+    }
+    for (i = 0; i < m->nchildren; i++) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", m->child_names[i]);
+        if (!nn__lsuv_collect(m->children[i], sub, ls, n, cap)) return 0;
+    }
+    return 1;
+}
+
+/* One forward of batch through m in g, capturing target's output. */
+static int nn__lsuv_pass(nn_module *m, nn_graph *g, nn_tensor *batch, nn__lsuv_capture *c) {
+    nn_tensor *x;
+    nn_graph_reset(g);
+    c->seen = 0;
+    x = nn_tensor_from(g, batch->data, nn_shape_of(batch));
+    return x && nn_forward(m, x) != NULL;
+}
+
+NNDEF int nn_lsuv(nn_module *m, nn_tensor *batch, nn_lsuv_opts opts, nn_rng *rng,
+                  nn_lsuv_result *out, int max_out) {
+    nn__lsuv_layer *ls = NULL;
+    nn__lsuv_capture cap;
+    nn_graph *g, *outer = nn_current_graph();
+    nn_forward_hook prev;
+    void *prev_user;
+    float tol = opts.tol > 0.0f ? opts.tol : 0.1f;
+    int max_iter = opts.max_iter > 0 ? opts.max_iter : 10, n = 0, capn = 0, i, ok = 1;
+    if (!m || !batch || (batch->flags & NN_TENSOR_INT64) || max_out < 0 || (max_out > 0 && !out)) {
+        nn__misuse("nn_lsuv: needs a module, a float batch and room for max_out=%d results, got %s",
+                   max_out, nn__ts(batch));
+        return -1;
+    }
+    if (!nn__lsuv_collect(m, "", &ls, &n, &capn)) {
+        nn__free(ls);
+        nn__error(NN_ERR_OOM, "nn_lsuv: out of memory");
+        return -1;
+    }
+    if (!opts.keep_init)
+        for (i = 0; i < n; i++) {
+            nn_tensor *b = nn__own_param(ls[i].mod, "bias");
+            if (!nn_init_orthogonal(nn__own_param(ls[i].mod, "weight"), 1.0f, rng)) ok = 0;
+            if (b) nn_init_zeros(b);
+        }
+    if (!ok || !(g = nn_graph_new())) {
+        nn__free(ls);
+        nn_set_current_graph(outer);
+        return -1;
+    }
+    nn_set_grad_enabled(g, 0);
+    nn__train_save(m);
+    nn_train_mode(m, 0);
+    prev = nn_set_forward_hook(nn__lsuv_hook, &cap, &prev_user);
+    for (i = 0; i < n && ok; i++) {
+        nn_tensor *w = nn__own_param(ls[i].mod, "weight"), *b = nn__own_param(ls[i].mod, "bias");
+        nn_lsuv_result res;
+        int it = 0;
+        size_t k;
+        memset(&res, 0, sizeof res);
+        memcpy(res.name, ls[i].name, sizeof res.name);
+        res.type = ls[i].mod->type;
+        res.scale = 1.0f;
+        cap.target = ls[i].mod;
+        for (;;) {
+            double s;
+            if (!(ok = nn__lsuv_pass(m, g, batch, &cap))) break;
+            if (!cap.seen) break;   /* the layer is not on batch's path */
+            if (it == 0) {
+                res.var_before = (float)cap.var;
+                res.mean_before = (float)cap.mean;
+            }
+            res.var_after = (float)cap.var;
+            res.mean_after = (float)cap.mean;
+            if (fabs(cap.var - 1.0) < (double)tol && (!opts.zero_mean || fabs(cap.mean) < (double)tol)) {
+                res.converged = 1;
+                break;
+            }
+            if (it == max_iter || !(cap.var > 1e-30)) break;
+            /* y' = (y - mean)/std when the mean goes too, else W x / std + b */
+            s = 1.0 / sqrt(cap.var);
+            for (k = 0; k < w->numel; k++) w->data[k] = (float)((double)w->data[k] * s);
+            if (opts.zero_mean && b)
+                for (k = 0; k < b->numel; k++) b->data[k] = (float)(((double)b->data[k] - cap.mean) * s);
+            res.scale = (float)((double)res.scale * s);
+            it++;
+        }
+        res.iterations = it;
+        if (opts.verbose)
+            printf("lsuv: %-12s %-8s var %9.4g -> %.4f  mean %8.4f -> %7.4f  %d iteration%s, "
+                   "scale %.4g%s\n", res.name, res.type ? res.type : "?", (double)res.var_before,
+                   (double)res.var_after, (double)res.mean_before, (double)res.mean_after, it,
+                   it == 1 ? "" : "s", (double)res.scale,
+                   res.converged ? "" : cap.seen ? "  (not converged)" : "  (not reached by the batch)");
+        if (i < max_out) out[i] = res;
+    }
+    nn_set_forward_hook(prev, prev_user, NULL);
+    nn__train_restore(m);
+    nn_graph_free(g);
+    nn_set_current_graph(outer);
+    nn__free(ls);
+    return ok ? n : -1;
+}
+
+/* ----- Fixup ----- */
+
+/* The tensor at a dotted name, or a misuse report naming it. */
+static nn_tensor *nn__fixup_get(nn_module *m, const char *name, const char *what) {
+    nn_tensor *t = name ? nn_param_get(m, name) : NULL;
+    if (!t) nn__misuse("nn_fixup: %s \"%s\" is not a parameter of this %s", what,
+                       name ? name : "(null)", m->type);
+    return t;
+}
+
+NNDEF nn_status nn_fixup(nn_module *m, const nn_fixup_branch *branches, int n,
+                         const char *classifier, nn_init_opts he, nn_rng *rng) {
+    int i, j;
+    if (!m || n < 0 || (n > 0 && !branches)) {
+        nn__misuse("nn_fixup: needs a module and %d branches", n);
+        return NN_ERR_ARG;
+    }
+    /* check every name before changing anything */
+    for (i = 0; i < n; i++) {
+        const nn_fixup_branch *br = branches + i;
+        if (br->m < 1 || !br->weights || (br->nbiases > 0 && !br->biases)) {
+            nn__misuse("nn_fixup: branch %d has m=%d weight names and %d biases", i, br->m,
+                       br->nbiases);
+            return NN_ERR_ARG;
+        }
+        for (j = 0; j < br->m; j++)
+            if (!nn__fixup_get(m, br->weights[j], "weight")) return NN_ERR_ARG;
+        for (j = 0; j < br->nbiases; j++)
+            if (!nn__fixup_get(m, br->biases[j], "scalar bias")) return NN_ERR_ARG;
+        if (br->scale && !nn__fixup_get(m, br->scale, "multiplier")) return NN_ERR_ARG;
+    }
+    if (classifier && !nn_child(m, classifier)) {
+        nn__misuse("nn_fixup: classifier \"%s\" is not a child of this %s", classifier, m->type);
+        return NN_ERR_ARG;
+    }
+    for (i = 0; i < n; i++) {
+        const nn_fixup_branch *br = branches + i;
+        /* L^(-1/(2m-2)): the branch's output variance then stays O(1/L) */
+        float f = br->m > 1 ? powf((float)n, -1.0f / (float)(2 * br->m - 2)) : 1.0f;
+        for (j = 0; j < br->m; j++) {
+            nn_tensor *w = nn_param_get(m, br->weights[j]);
+            size_t k;
+            if (j == br->m - 1) {
+                nn_init_zeros(w);
+                continue;
+            }
+            if (!nn_init_kaiming_normal(w, he, rng)) return NN_ERR_ARG;
+            for (k = 0; k < w->numel; k++) w->data[k] *= f;
+        }
+        for (j = 0; j < br->nbiases; j++) nn_init_zeros(nn_param_get(m, br->biases[j]));
+        if (br->scale) nn_init_ones(nn_param_get(m, br->scale));
+    }
+    if (classifier) {
+        nn_module *c = nn_child(m, classifier);
+        nn_tensor *w = nn__own_param(c, "weight"), *b = nn__own_param(c, "bias");
+        if (w) nn_init_zeros(w);
+        if (b) nn_init_zeros(b);
+    }
+    return NN_OK;
+}
 
 /* ===== >>data (implementation) =========================================== */
 
