@@ -1375,6 +1375,32 @@ NNDEF nn_status nn_checkpoint_save(const char *path, const nn_checkpoint *c);
 NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c);
 
 /* ----- >>io.png: PNG images ----------------------------------------------- */
+/* PNG files without a compression library: 8-bit samples in one IDAT chunk
+   holding a zlib stream of stored (uncompressed) deflate blocks, with the
+   PNG chunks' CRC-32 and zlib's Adler-32.  Any PNG viewer reads them. */
+
+/* Write width x height pixels, rows top first, channels bytes per pixel:
+   1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.  NN_ERR_IO if the file cannot be
+   written; bad sizes (0, or a file over 2 GiB) are NN_ERR_ARG. */
+NNDEF nn_status nn_png_write(const char *path, const unsigned char *pixels, int width,
+                             int height, int channels);
+/* nn_png_write into a new buffer *buf of *size bytes (free it with NN_FREE);
+   on failure *buf is NULL and *size 0. */
+NNDEF nn_status nn_png_write_mem(const unsigned char *pixels, int width, int height,
+                                 int channels, void **buf, size_t *size);
+/* Options of nn_png_write_grid (torchvision.utils.save_image); zero is the
+   default. */
+typedef struct nn_png_grid_opts {
+    int nrow;           /* images per row of the grid; 0 means 8 */
+    int padding;        /* pixels between and around images; 0 means 2, < 0 none */
+    float pad_value;    /* value of the padding, in the images' units */
+    int normalize;      /* map the batch's min..max (or lo..hi if lo < hi) to 0..255 */
+    float lo, hi;       /* range for normalize; else values are taken in [0,1] */
+} nn_png_grid_opts;
+/* Write a batch [N,C,H,W] (C 1 or 3; or [N,H,W], gray) as one PNG grid of
+   min(N,nrow) x ceil(N/nrow) images; values are clamped to [0,1] (after
+   normalize) and scaled to 0..255 (torchvision.utils.save_image). */
+NNDEF nn_status nn_png_write_grid(const char *path, const nn_tensor *batch, nn_png_grid_opts opts);
 
 /* ===== >>train =========================================================== */
 
@@ -13095,6 +13121,217 @@ NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c) {
 }
 
 /* ----- >>io.png: PNG images ----------------------------------------------- */
+
+static void nn__png_be32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* Adler-32 (RFC 1950) continued over n more bytes: a = 1 + sum, b = sum of
+   the a's, mod 65521; start with adler = 1. */
+static uint32_t nn__adler32(uint32_t adler, const unsigned char *p, size_t n) {
+    uint32_t a = adler & 0xffffu, b = adler >> 16;
+    while (n) {
+        size_t k = n < 5552 ? n : 5552;   /* the most bytes before b can overflow */
+        n -= k;
+        while (k--) {
+            a += *p++;
+            b += a;
+        }
+        a %= 65521u;
+        b %= 65521u;
+    }
+    return b << 16 | a;
+}
+
+/* A chunk at p: length, type, the data already at p + 8, then the CRC-32 of
+   type and data.  Returns the bytes written (12 + len). */
+static size_t nn__png_chunk(unsigned char *p, const char *type, size_t len) {
+    nn__png_be32(p, (uint32_t)len);
+    memcpy(p + 4, type, 4);
+    nn__png_be32(p + 8 + len, nn__crc32(p + 4, len + 4));
+    return 12 + len;
+}
+
+NNDEF nn_status nn_png_write_mem(const unsigned char *pixels, int width, int height,
+                                 int channels, void **buf, size_t *size) {
+    static const unsigned char sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    static const unsigned char color[5] = {0, 0, 4, 2, 6};
+    size_t row, raw, blocks, zlen, total, pos, left, y;
+    unsigned char *out, *z;
+    if (buf) *buf = NULL;
+    if (size) *size = 0;
+    if (!pixels || !buf || !size || width < 1 || height < 1 || channels < 1 || channels > 4) {
+        nn__misuse("nn_png_write: needs pixels, an output and width, height >= 1 and 1..4 "
+                   "channels, got %dx%d with %d channels", width, height, channels);
+        return NN_ERR_ARG;
+    }
+    row = (size_t)width * (size_t)channels + 1;   /* a filter byte (0: none), then the samples */
+    raw = row * (size_t)height;
+    if ((size_t)width > 0x7fffffffu / 4u || (size_t)height > 0x7fffffffu / row ||
+        raw > 0x7fff0000u)
+        return nn__error(NN_ERR_ARG, "nn_png_write: %dx%d with %d channels is over the 2 GiB "
+                         "of one PNG chunk", width, height, channels);
+    blocks = (raw + 65534) / 65535;
+    zlen = 2 + raw + 5 * blocks + 4;
+    total = 8 + (12 + 13) + (12 + zlen) + 12;
+    if (!(out = (unsigned char *)nn__malloc(total))) return NN_ERR_OOM;
+    memcpy(out, sig, 8);
+    pos = 8;
+    nn__png_be32(out + pos + 8, (uint32_t)width);
+    nn__png_be32(out + pos + 12, (uint32_t)height);
+    out[pos + 16] = 8;                          /* bit depth */
+    out[pos + 17] = color[channels];            /* color type */
+    out[pos + 18] = out[pos + 19] = out[pos + 20] = 0;  /* deflate, adaptive filter, no interlace */
+    pos += nn__png_chunk(out + pos, "IHDR", 13);
+    z = out + pos + 8;
+    z[0] = 0x78;   /* deflate, 32 KiB window */
+    z[1] = 0x01;   /* no dictionary, fastest; 0x7801 is a multiple of 31 */
+    {
+        unsigned char *q = z + 2, *data;
+        for (left = raw; left > 0;) {
+            size_t k = left < 65535 ? left : 65535;
+            left -= k;
+            q[0] = (unsigned char)(left == 0);  /* BFINAL, BTYPE 00 (stored) */
+            q[1] = (unsigned char)k;
+            q[2] = (unsigned char)(k >> 8);
+            q[3] = (unsigned char)~k;
+            q[4] = (unsigned char)(~k >> 8);
+            q += 5 + k;
+        }
+        /* Fill the blocks' payloads with the scanlines, crossing block headers. */
+        q = z + 2;
+        data = q + 5;
+        left = 0;
+        for (y = 0; y < (size_t)height; y++) {
+            const unsigned char *src = pixels + y * (row - 1);
+            size_t j;
+            for (j = 0; j < row; j++) {
+                if (left == 0) {
+                    left = (size_t)q[1] | (size_t)q[2] << 8;
+                    data = q + 5;
+                    q += 5 + left;
+                }
+                *data++ = j ? src[j - 1] : 0;
+                left--;
+            }
+        }
+    }
+    /* The Adler-32 is over the uncompressed scanlines: sum them block by block. */
+    {
+        uint32_t adler = 1;
+        unsigned char *q = z + 2;
+        for (left = raw; left > 0;) {
+            size_t k = (size_t)q[1] | (size_t)q[2] << 8;
+            adler = nn__adler32(adler, q + 5, k);
+            left -= k;
+            q += 5 + k;
+        }
+        nn__png_be32(z + zlen - 4, adler);
+    }
+    pos += nn__png_chunk(out + pos, "IDAT", zlen);
+    pos += nn__png_chunk(out + pos, "IEND", 0);
+    NN_ASSERT(pos == total);
+    *buf = out;
+    *size = total;
+    return NN_OK;
+}
+
+/* Write size bytes to path ("who" names the caller in the message). */
+static nn_status nn__write_bytes(const char *who, const char *path, const void *p, size_t size) {
+    FILE *f = fopen(path, "wb");
+    int ok;
+    if (!f) return nn__error(NN_ERR_IO, "%s: %s: cannot open for writing (%s)", who, path, strerror(errno));
+    ok = fwrite(p, 1, size, f) == size;
+    ok &= fclose(f) == 0;
+    if (!ok) {
+        remove(path);
+        return nn__error(NN_ERR_IO, "%s: %s: write failed", who, path);
+    }
+    return NN_OK;
+}
+
+NNDEF nn_status nn_png_write(const char *path, const unsigned char *pixels, int width,
+                             int height, int channels) {
+    void *buf;
+    size_t size;
+    nn_status st;
+    if (!path) {
+        nn__misuse("nn_png_write: NULL path");
+        return NN_ERR_ARG;
+    }
+    if ((st = nn_png_write_mem(pixels, width, height, channels, &buf, &size)) != NN_OK) return st;
+    st = nn__write_bytes("nn_png_write", path, buf, size);
+    nn__free(buf);
+    return st;
+}
+
+NNDEF nn_status nn_png_write_grid(const char *path, const nn_tensor *batch, nn_png_grid_opts opts) {
+    int N, C, H, W, nrow, ncol, pad, GW, GH, i, c, y, x;
+    float lo = 0.0f, hi = 1.0f, scale;
+    unsigned char *img;
+    size_t k;
+    nn_status st;
+    if (!path || !batch || !(batch->ndim == 3 || batch->ndim == 4) ||
+        (batch->ndim == 4 && batch->shape[1] != 1 && batch->shape[1] != 3) || batch->numel == 0 ||
+        (batch->flags & NN_TENSOR_INT64)) {
+        nn__misuse("nn_png_write_grid: needs a path and a float batch [N,1,H,W], [N,3,H,W] or "
+                   "[N,H,W], got %s", nn__ts(batch));
+        return NN_ERR_ARG;
+    }
+    N = batch->shape[0];
+    C = batch->ndim == 4 ? batch->shape[1] : 1;
+    H = batch->shape[batch->ndim - 2];
+    W = batch->shape[batch->ndim - 1];
+    nrow = opts.nrow > 0 ? opts.nrow : 8;
+    if (nrow > N) nrow = N;
+    ncol = (N + nrow - 1) / nrow;
+    pad = opts.padding > 0 ? opts.padding : opts.padding < 0 ? 0 : 2;
+    if ((double)nrow * (W + pad) + pad > 1e6 || (double)ncol * (H + pad) + pad > 1e6)
+        return nn__error(NN_ERR_ARG, "nn_png_write_grid: a grid of %dx%d images of %dx%d is too "
+                         "large", nrow, ncol, W, H);
+    GW = nrow * (W + pad) + pad;
+    GH = ncol * (H + pad) + pad;
+    if (opts.normalize) {
+        if (opts.lo < opts.hi) {
+            lo = opts.lo;
+            hi = opts.hi;
+        } else {
+            lo = HUGE_VALF;
+            hi = -HUGE_VALF;
+            for (k = 0; k < batch->numel; k++) {
+                float v = batch->data[k];
+                if (v < lo) lo = v;
+                if (v > hi) hi = v;
+            }
+            if (!(lo < hi)) hi = lo + 1.0f;   /* constant (or NaN) batch */
+        }
+    }
+    scale = 1.0f / (hi - lo);
+    if (!(img = (unsigned char *)nn__malloc((size_t)GW * (size_t)GH * (size_t)C))) return NN_ERR_OOM;
+#define NN__PNG_BYTE(v) (t = ((v) - lo) * scale, \
+                         (unsigned char)(t > 0.0f ? (t < 1.0f ? t * 255.0f + 0.5f : 255.0f) : 0.0f))
+    {
+        float t;
+        unsigned char pv = NN__PNG_BYTE(opts.pad_value);
+        memset(img, pv, (size_t)GW * (size_t)GH * (size_t)C);
+        for (i = 0; i < N; i++) {
+            int ox = pad + (i % nrow) * (W + pad), oy = pad + (i / nrow) * (H + pad);
+            for (c = 0; c < C; c++)
+                for (y = 0; y < H; y++) {
+                    const float *src = batch->data + (((size_t)i * C + c) * H + y) * W;
+                    unsigned char *dst = img + ((size_t)(oy + y) * GW + ox) * C + c;
+                    for (x = 0; x < W; x++) dst[(size_t)x * C] = NN__PNG_BYTE(src[x]);
+                }
+        }
+    }
+#undef NN__PNG_BYTE
+    st = nn_png_write(path, img, GW, GH, C);
+    nn__free(img);
+    return st;
+}
 
 /* ===== >>train (implementation) ========================================== */
 
