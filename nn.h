@@ -631,6 +631,14 @@ NNDEF nn_module *nn_tanh(void);
 NNDEF nn_module *nn_dropout(float p);
 /* [N, ...] -> [N, prod(...)] (torch.nn.Flatten). */
 NNDEF nn_module *nn_flatten(void);
+/* Fixed Hadamard classifier (Hoffer et al. 2018, "Fix your classifier"):
+   y = scale (x/|x|) H^T (+ bias), x [N,in], H [out,in] the top-left block of
+   the +-1 Sylvester Hadamard matrix of order 2^ceil(log2 max(in,out)): fixed,
+   no gradient, neither a parameter nor in the state dict.  Parameters
+   "scale" [1] (1/sqrt(out) at first) and, when bias, "bias" [out]. */
+NNDEF nn_module *nn_hadamard_linear(int in_features, int out_features, int bias);
+/* The fixed matrix H [out,in] of an nn_hadamard_linear module (owned by it). */
+NNDEF const nn_tensor *nn_hadamard_matrix(const nn_module *m);
 
 /* ===== >>layers ========================================================== */
 /* Convolution, pooling, batch norm and the activations CNNs use.  Tensors are
@@ -1084,6 +1092,12 @@ NNDEF void nn_zero_grad(nn_optim *o);
    the last nn_zero_grad are skipped, their state (moments, step count)
    untouched. */
 NNDEF void nn_step(nn_optim *o);
+/* A function nn_step(o) calls after every update, e.g. to re-apply pruning
+   masks (torch.optim.Optimizer.register_step_post_hook). */
+typedef void (*nn_step_hook)(nn_optim *o, void *user);
+/* Make fn(o, user) run at the end of every nn_step(o); one hook per
+   optimizer, the last set wins; NULL removes it. */
+NNDEF void nn_optim_set_step_hook(nn_optim *o, nn_step_hook fn, void *user);
 /* The current (base) learning rate; a group's rate is this times its scale. */
 NNDEF float nn_get_lr(const nn_optim *o);
 /* Set the base learning rate (schedules call this). */
@@ -1480,6 +1494,63 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
 /* ----- >>train.metrics: metrics and the model summary --------------------- */
 
 /* ----- >>train.tools: search, pruning, interactions, sanity checks -------- */
+/* docs/tools.md is the guide to everything below. */
+
+/* ----- lottery-ticket pruning (Frankle & Carbin 2019) -----
+   A pruner keeps a 0/1 mask beside each pruned weight, as a buffer
+   "<name>_mask" of the weight's module (torch.nn.utils.prune's
+   "weight_mask"), so nn_save writes the masks with the model and nn_load
+   reads them back into a model given a pruner first.  Attached to an
+   optimizer, it zeroes the masked weights after every nn_step (no
+   allocation).  It also keeps a copy of every parameter, the rewind point,
+   taken at creation (the initial weights) or later (iteration k). */
+typedef struct nn_pruner nn_pruner;
+typedef struct nn_prune_opts {
+    const char *pattern;  /* parameters to prune, as nn_optim_group's patterns
+                             ("0.", "*.weight", "*"); NULL: every parameter
+                             named "weight" with at least 2 dimensions */
+    int global;           /* rank |w| over all pruned tensors together;
+                             0: each tensor (layer) separately */
+} nn_prune_opts;
+/* A pruner over m's parameters selected by opts: masks of ones (an existing
+   "<name>_mask" buffer is reused), rewind point = the current weights.
+   Adding the buffers invalidates arrays nn_parameters/nn_buffers returned.
+   NULL when out of memory or when the pattern matches nothing (misuse). */
+NNDEF nn_pruner *nn_pruner_new(nn_module *m, nn_prune_opts opts);
+/* Free the pruner (the masks stay in the module).  NULL is ignored; detach
+   it (nn_optim_set_step_hook(o, NULL, NULL)) from optimizers that outlive it. */
+NNDEF void nn_pruner_free(nn_pruner *p);
+/* Apply the masks after every nn_step(o) (o's step hook). */
+NNDEF void nn_pruner_attach(nn_pruner *p, nn_optim *o);
+/* w = 0 wherever mask = 0. */
+NNDEF void nn_prune_apply(nn_pruner *p);
+/* Magnitude pruning: mask out the fraction amount (in [0,1]) of each pruned
+   tensor's still-unmasked weights with the smallest |w| (opts.global: of
+   all of them together), then apply (prune.l1_unstructured, iterated as
+   PyTorch's PruningContainer does).  Ties go to the lower index. */
+NNDEF void nn_prune_magnitude(nn_pruner *p, float amount);
+/* Magnitude pruning of pruned tensor i alone (e.g. the output layer at half
+   the rate, as Frankle & Carbin do). */
+NNDEF void nn_prune_magnitude_layer(nn_pruner *p, int i, float amount);
+/* Take the rewind point now: a copy of every parameter (rewinding to
+   iteration k, Frankle et al. 2020). */
+NNDEF void nn_prune_set_rewind(nn_pruner *p);
+/* Every parameter back to the rewind point, then the masks applied: the
+   winning ticket's weights.  Make a new optimizer (or reset its state). */
+NNDEF void nn_prune_rewind(nn_pruner *p);
+/* The control: the rewind point of each pruned tensor is replaced by a
+   seeded random permutation of itself (a fresh draw from the same
+   initializer's distribution), then nn_prune_rewind.  Masks are kept. */
+NNDEF void nn_prune_reinit(nn_pruner *p, uint64_t seed);
+/* Number of pruned tensors. */
+NNDEF int nn_prune_count(const nn_pruner *p);
+/* Dotted name of pruned tensor i ("0.weight"). */
+NNDEF const char *nn_prune_name(const nn_pruner *p, int i);
+/* Fraction of pruned tensor i's entries masked out; i = -1: over all. */
+NNDEF float nn_prune_sparsity(const nn_pruner *p, int i);
+/* Print one line per pruned tensor (name, shape, kept, sparsity) and the
+   total to stdout. */
+NNDEF void nn_prune_print(const nn_pruner *p);
 
 #ifdef __cplusplus
 }
@@ -6464,6 +6535,79 @@ NNDEF nn_module *nn_dropout(float p) {
     return m;
 }
 
+/* nn_hadamard_linear: the fixed matrix is the module's own (not a
+   parameter), freed with its state. */
+typedef struct nn__hadamard_state {
+    nn_tensor *h, *scale, *bias;   /* h [out,in] fixed; bias NULL without one */
+} nn__hadamard_state;
+
+static void nn__hadamard_destroy(nn_module *m) {
+    nn__hadamard_state *st = (nn__hadamard_state *)m->user;
+    if (st) nn_tensor_free(st->h);
+    nn__free(st);
+}
+
+static nn_tensor *nn__hadamard_forward(nn_module *m, nn_tensor *x) {
+    const nn__hadamard_state *st = (const nn__hadamard_state *)m->user;
+    nn_tensor *norm, *y;
+    if (!x || x->ndim != 2 || x->shape[1] != st->h->shape[1]) {
+        nn__misuse("nn_hadamard_linear: input %s is not [batch, %d]", nn__ts(x), st->h->shape[1]);
+        return NULL;
+    }
+    /* |x| per row, with a floor so a zero row has a finite gradient. */
+    norm = nn_sqrt(nn_add_scalar(nn_sum_axis(nn_mul(x, x), 1, 1), 1e-12f));
+    y = nn_mul(nn_linear_op(nn_div(x, norm), st->h, NULL), st->scale);
+    return st->bias ? nn_add(y, st->bias) : y;
+}
+
+NNDEF nn_module *nn_hadamard_linear(int in_features, int out_features, int bias) {
+    nn_module *m;
+    nn__hadamard_state *st;
+    int i, j;
+    if (in_features < 1 || out_features < 1 || in_features > (1 << 24) || out_features > (1 << 24)) {
+        nn__misuse("nn_hadamard_linear: sizes must be in 1..2^24, got in=%d out=%d", in_features,
+                   out_features);
+        return NULL;
+    }
+    if (!(m = nn__module_with_state("HadamardLinear", nn__hadamard_forward,
+                                    sizeof(nn__hadamard_state))))
+        return NULL;
+    m->destroy = nn__hadamard_destroy;
+    st = (nn__hadamard_state *)m->user;
+    if (!(st->h = nn_zeros(NULL, NN_SHAPE(out_features, in_features)))) goto fail;
+    /* Sylvester's H[i][j] = (-1)^popcount(i & j): the same entries at every
+       order above i and j, so no matrix of the full order is built. */
+    for (i = 0; i < out_features; i++)
+        for (j = 0; j < in_features; j++) {
+            unsigned v = (unsigned)(i & j), parity = 0;
+            while (v) {
+                parity ^= v & 1u;
+                v >>= 1;
+            }
+            st->h->data[(size_t)i * in_features + j] = parity ? -1.0f : 1.0f;
+        }
+    st->scale = nn_full(NULL, NN_SHAPE(1), 1.0f / sqrtf((float)out_features));
+    if (!st->scale || !nn_module_add_param(m, "scale", st->scale)) goto fail;
+    if (bias) {
+        float bound = 1.0f / sqrtf((float)out_features);
+        st->bias = nn__uniform_param(NN_SHAPE(out_features), bound);
+        if (!st->bias || !nn_module_add_param(m, "bias", st->bias)) goto fail;
+    }
+    return m;
+fail:
+    nn_module_free(m);
+    return NULL;
+}
+
+NNDEF const nn_tensor *nn_hadamard_matrix(const nn_module *m) {
+    if (!m || !m->type || strcmp(m->type, "HadamardLinear") != 0 || !m->user) {
+        nn__misuse("nn_hadamard_matrix: %s is not an nn_hadamard_linear module",
+                   m && m->type ? m->type : "NULL");
+        return NULL;
+    }
+    return ((const nn__hadamard_state *)m->user)->h;
+}
+
 /* ===== >>layers (implementation) ========================================= */
 /* ----- >>layers.conv: convolutions --------------------------------------- */
 
@@ -9517,6 +9661,8 @@ struct nn_optim {
     int la_k;
     double la_alpha;
     long la_count;
+    nn_step_hook hook;          /* run after every nn_step (pruning masks) */
+    void *hook_user;
 };
 
 /* The decimal a user wrote for a float option (0.999f -> 0.999), so double
@@ -10120,9 +10266,8 @@ static void nn__lamb_update(nn_optim *o, int i, float *p, const float *g, size_t
     }
 }
 
-NNDEF void nn_step(nn_optim *o) {
+static void nn__step_run(nn_optim *o) {
     int i;
-    if (!o) return;
     if (o->kind == NN__OPT_LOOKAHEAD) {
         const nn_optim *b = nn__optim_cbase(o->inner);
         nn_step(o->inner);
@@ -10181,6 +10326,21 @@ NNDEF void nn_step(nn_optim *o) {
         default: break;
         }
     }
+}
+
+NNDEF void nn_step(nn_optim *o) {
+    if (!o) return;
+    nn__step_run(o);
+    if (o->hook) o->hook(o, o->hook_user);
+}
+
+NNDEF void nn_optim_set_step_hook(nn_optim *o, nn_step_hook fn, void *user) {
+    if (!o) {
+        nn__misuse("nn_optim_set_step_hook: NULL optimizer");
+        return;
+    }
+    o->hook = fn;
+    o->hook_user = user;
 }
 
 static void nn__optim_set_lr_d(nn_optim *o, double lr) {
@@ -13772,6 +13932,280 @@ NNDEF float nn_accuracy(nn_module *m, const nn_dataset *ds, nn_graph *g, nn_load
 /* ----- >>train.metrics: metrics and the model summary --------------------- */
 
 /* ----- >>train.tools: search, pruning, interactions, sanity checks -------- */
+
+/* ----- lottery-ticket pruning ----- */
+
+struct nn_pruner {
+    nn_module *module;
+    int n;                 /* pruned tensors */
+    nn_tensor **w, **mask; /* n each; the masks are buffers of the module */
+    char **names;          /* n dotted names */
+    int nall;              /* every parameter, for the rewind point */
+    nn_tensor **all;
+    float **rewind;        /* nall copies */
+    int global;
+};
+
+NNDEF void nn_pruner_free(nn_pruner *p) {
+    int i;
+    if (!p) return;
+    for (i = 0; i < p->n; i++) nn__free(p->names ? p->names[i] : NULL);
+    for (i = 0; i < p->nall; i++) nn__free(p->rewind ? p->rewind[i] : NULL);
+    nn__free(p->w);
+    nn__free(p->mask);
+    nn__free(p->names);
+    nn__free(p->all);
+    nn__free(p->rewind);
+    nn__free(p);
+}
+
+/* The mask buffer of parameter `name` (dotted) of m: the existing
+   "<name>_mask" or a new one of ones on the owning module.  NULL on OOM. */
+static nn_tensor *nn__prune_mask_for(nn_module *m, const char *name, nn_tensor *w) {
+    const char *dot = strrchr(name, '.');
+    char *full = nn__io_concat(name, "_mask", "");
+    nn_module *owner = m;
+    nn_tensor *mk;
+    if (!full) return NULL;
+    mk = nn_param_get(m, full);
+    if (mk) {
+        nn__free(full);
+        if (mk->numel != w->numel || (mk->flags & NN_TENSOR_INT64)) {
+            nn__misuse("nn_pruner_new: buffer \"%s_mask\" %s does not fit weight %s", name,
+                       nn__ts(mk), nn__ts(w));
+            return NULL;
+        }
+        return mk;
+    }
+    if (dot) {
+        char *path = nn__io_concat(name, "", "");
+        if (!path) {
+            nn__free(full);
+            return NULL;
+        }
+        path[dot - name] = 0;
+        owner = nn_child(m, path);
+        nn__free(path);
+    }
+    mk = owner ? nn_ones(NULL, nn_shape_of(w)) : NULL;
+    if (mk && !nn_module_add_buffer(owner, full + (dot ? (size_t)(dot - name) + 1 : 0), mk)) mk = NULL;
+    nn__free(full);
+    return mk;
+}
+
+NNDEF nn_pruner *nn_pruner_new(nn_module *m, nn_prune_opts opts) {
+    nn_pruner *p;
+    nn_param *ps;
+    int count, i, k;
+    if (!m) {
+        nn__misuse("nn_pruner_new: NULL module");
+        return NULL;
+    }
+    ps = nn_parameters(m, &count);
+    if (!(p = (nn_pruner *)nn__calloc(1, sizeof *p))) return NULL;
+    p->module = m;
+    p->global = opts.global;
+    if (count > 0) {
+        p->w = (nn_tensor **)nn__calloc((size_t)count, sizeof(nn_tensor *));
+        p->mask = (nn_tensor **)nn__calloc((size_t)count, sizeof(nn_tensor *));
+        p->names = (char **)nn__calloc((size_t)count, sizeof(char *));
+        p->all = (nn_tensor **)nn__calloc((size_t)count, sizeof(nn_tensor *));
+        p->rewind = (float **)nn__calloc((size_t)count, sizeof(float *));
+        if (!p->w || !p->mask || !p->names || !p->all || !p->rewind) goto fail;
+    }
+    for (i = 0; i < count; i++) {
+        const char *nm = ps[i].name, *dot = strrchr(nm, '.');
+        nn_tensor *t = ps[i].tensor;
+        int pick = opts.pattern ? nn__name_matches(nm, opts.pattern)
+                                : t->ndim >= 2 && strcmp(dot ? dot + 1 : nm, "weight") == 0;
+        p->all[p->nall] = t;
+        if (!(p->rewind[p->nall] = (float *)nn__malloc(t->numel * sizeof(float)))) goto fail;
+        memcpy(p->rewind[p->nall], t->data, t->numel * sizeof(float));
+        p->nall++;
+        if (pick) {
+            p->w[p->n] = t;
+            if (!(p->names[p->n] = nn__strdup(nm))) goto fail;
+            p->n++;
+        }
+    }
+    if (p->n == 0) {
+        nn__misuse("nn_pruner_new: pattern \"%s\" matches no parameter of the %s (%d parameters)",
+                   opts.pattern ? opts.pattern : "(weights with >= 2 dims)", m->type, count);
+        goto fail;
+    }
+    /* The buffers go in after the loop: adding one rebuilds the list ps. */
+    for (k = 0; k < p->n; k++)
+        if (!(p->mask[k] = nn__prune_mask_for(m, p->names[k], p->w[k]))) goto fail;
+    nn_prune_apply(p);
+    return p;
+fail:
+    nn_pruner_free(p);
+    return NULL;
+}
+
+NNDEF void nn_prune_apply(nn_pruner *p) {
+    int i;
+    size_t j;
+    if (!p) return;
+    for (i = 0; i < p->n; i++) {
+        float *w = p->w[i]->data;
+        const float *mk = p->mask[i]->data;
+        for (j = 0; j < p->w[i]->numel; j++)
+            if (mk[j] == 0.0f) w[j] = 0.0f;
+    }
+}
+
+static void nn__prune_hook(nn_optim *o, void *user) {
+    (void)o;
+    nn_prune_apply((nn_pruner *)user);
+}
+
+NNDEF void nn_pruner_attach(nn_pruner *p, nn_optim *o) {
+    if (!p || !o) {
+        nn__misuse("nn_pruner_attach: needs a pruner and an optimizer");
+        return;
+    }
+    nn_optim_set_step_hook(o, nn__prune_hook, p);
+}
+
+/* A candidate for pruning: |w|, then its place (tensor, index) for ties. */
+typedef struct nn__prune_key {
+    float a;
+    int t;
+    size_t j;
+} nn__prune_key;
+static int nn__prune_cmp(const void *x, const void *y) {
+    const nn__prune_key *a = (const nn__prune_key *)x, *b = (const nn__prune_key *)y;
+    if (a->a != b->a) return a->a < b->a ? -1 : 1;
+    if (a->t != b->t) return a->t < b->t ? -1 : 1;
+    return a->j < b->j ? -1 : a->j > b->j;
+}
+
+/* Mask out round(amount * unmasked) of the unmasked entries of tensors
+   lo..hi-1 together, smallest |w| first. */
+static void nn__prune_range(nn_pruner *p, int lo, int hi, float amount) {
+    size_t total = 0, n = 0, k, c;
+    nn__prune_key *keys;
+    int i;
+    for (i = lo; i < hi; i++)
+        for (c = 0; c < p->mask[i]->numel; c++) total += p->mask[i]->data[c] != 0.0f;
+    k = (size_t)((double)amount * (double)total + 0.5);
+    if (k == 0) return;
+    if (!(keys = (nn__prune_key *)nn__malloc(total * sizeof *keys))) {
+        nn__misuse("nn_prune_magnitude: out of memory ranking %zu weights", total);
+        return;
+    }
+    for (i = lo; i < hi; i++)
+        for (c = 0; c < p->mask[i]->numel; c++)
+            if (p->mask[i]->data[c] != 0.0f) {
+                float v = p->w[i]->data[c];
+                keys[n].a = v == v ? fabsf(v) : -1.0f;   /* a NaN goes first */
+                keys[n].t = i;
+                keys[n].j = c;
+                n++;
+            }
+    qsort(keys, n, sizeof *keys, nn__prune_cmp);
+    for (c = 0; c < k; c++) p->mask[keys[c].t]->data[keys[c].j] = 0.0f;
+    nn__free(keys);
+    nn_prune_apply(p);
+}
+
+static int nn__prune_amount_ok(const char *fn, const nn_pruner *p, float amount) {
+    if (!p || !(amount >= 0.0f && amount <= 1.0f)) {
+        nn__misuse("%s: needs a pruner and an amount in [0,1], got %g", fn, (double)amount);
+        return 0;
+    }
+    return 1;
+}
+
+NNDEF void nn_prune_magnitude(nn_pruner *p, float amount) {
+    int i;
+    if (!nn__prune_amount_ok("nn_prune_magnitude", p, amount)) return;
+    if (p->global) nn__prune_range(p, 0, p->n, amount);
+    else
+        for (i = 0; i < p->n; i++) nn__prune_range(p, i, i + 1, amount);
+}
+
+NNDEF void nn_prune_magnitude_layer(nn_pruner *p, int i, float amount) {
+    if (!nn__prune_amount_ok("nn_prune_magnitude_layer", p, amount)) return;
+    if (i < 0 || i >= p->n) {
+        nn__misuse("nn_prune_magnitude_layer: tensor %d of %d", i, p->n);
+        return;
+    }
+    nn__prune_range(p, i, i + 1, amount);
+}
+
+NNDEF void nn_prune_set_rewind(nn_pruner *p) {
+    int i;
+    if (!p) return;
+    for (i = 0; i < p->nall; i++) memcpy(p->rewind[i], p->all[i]->data, p->all[i]->numel * sizeof(float));
+}
+
+NNDEF void nn_prune_rewind(nn_pruner *p) {
+    int i;
+    if (!p) return;
+    for (i = 0; i < p->nall; i++) memcpy(p->all[i]->data, p->rewind[i], p->all[i]->numel * sizeof(float));
+    nn_prune_apply(p);
+}
+
+NNDEF void nn_prune_reinit(nn_pruner *p, uint64_t seed) {
+    nn_rng *r;
+    int i, k;
+    if (!p) return;
+    if (!(r = nn_rng_new(seed))) return;
+    for (k = 0; k < p->n; k++)
+        for (i = 0; i < p->nall; i++)
+            if (p->all[i] == p->w[k]) {
+                float *v = p->rewind[i];
+                size_t j, n = p->all[i]->numel;
+                for (j = n; j > 1; j--) {   /* Fisher-Yates */
+                    size_t s = (size_t)nn_rng_below(r, (uint32_t)j);
+                    float t = v[j - 1];
+                    v[j - 1] = v[s];
+                    v[s] = t;
+                }
+            }
+    nn_rng_free(r);
+    nn_prune_rewind(p);
+}
+
+NNDEF int nn_prune_count(const nn_pruner *p) { return p ? p->n : 0; }
+
+NNDEF const char *nn_prune_name(const nn_pruner *p, int i) {
+    if (!p || i < 0 || i >= p->n) {
+        nn__misuse("nn_prune_name: tensor %d of %d", i, p ? p->n : 0);
+        return NULL;
+    }
+    return p->names[i];
+}
+
+NNDEF float nn_prune_sparsity(const nn_pruner *p, int i) {
+    size_t zero = 0, all = 0, j;
+    int k;
+    if (!p || i < -1 || i >= p->n) {
+        nn__misuse("nn_prune_sparsity: tensor %d of %d", i, p ? p->n : 0);
+        return -1.0f;
+    }
+    for (k = i < 0 ? 0 : i; k < (i < 0 ? p->n : i + 1); k++) {
+        for (j = 0; j < p->mask[k]->numel; j++) zero += p->mask[k]->data[j] == 0.0f;
+        all += p->mask[k]->numel;
+    }
+    return all ? (float)((double)zero / (double)all) : 0.0f;
+}
+
+NNDEF void nn_prune_print(const nn_pruner *p) {
+    int i;
+    char buf[64];
+    if (!p) return;
+    printf("%-24s %-14s %10s %9s\n", "tensor", "shape", "kept", "sparsity");
+    for (i = 0; i < p->n; i++) {
+        size_t n = p->mask[i]->numel;
+        float s = nn_prune_sparsity(p, i);
+        printf("%-24s %-14s %10zu %8.2f%%\n", p->names[i], nn_shape_str(nn_shape_of(p->w[i]), buf, sizeof buf),
+               n - (size_t)((double)s * (double)n + 0.5), 100.0 * (double)s);
+    }
+    printf("%-24s %-14s %10s %8.2f%%\n", "total", "", "", 100.0 * (double)nn_prune_sparsity(p, -1));
+}
 
 #endif /* NN__IMPLEMENTATION_DONE */
 #endif /* NN_IMPLEMENTATION */

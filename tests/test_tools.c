@@ -211,7 +211,263 @@ static void test_png(void) {
     }
 }
 
+/* ----- pruning ----- */
+
+static nn_module *tiny_mlp(uint64_t seed) {
+    nn_seed(seed);
+    return nn_sequential(nn_linear(4, 6), nn_relu(), nn_linear(6, 3), NULL);
+}
+
+/* A few steps of cross-entropy on fixed random data. */
+static void train_steps(nn_module *net, nn_optim *opt, int steps) {
+    float x[8 * 4];
+    int y[8], i, s;
+    nn_graph *g = nn_graph_new();
+    nn_ce_opts ce;
+    memset(&ce, 0, sizeof ce);
+    for (i = 0; i < 32; i++) x[i] = (float)((i * 7) % 11) / 5.0f - 1.0f;
+    for (i = 0; i < 8; i++) y[i] = i % 3;
+    for (s = 0; s < steps; s++) {
+        nn_tensor *loss;
+        nn_graph_reset(g);
+        loss = nn_cross_entropy(nn_forward(net, nn_tensor_from(g, x, NN_SHAPE(8, 4))), y, ce);
+        nn_zero_grad(opt);
+        nn_backward(loss);
+        nn_step(opt);
+    }
+    nn_graph_free(g);
+}
+
+static nn_optim *make_optim(int k, nn_module *net, const char **name) {
+    nn_sgd_opts sg; nn_adagrad_opts ag; nn_rmsprop_opts rm; nn_adadelta_opts ad;
+    nn_adam_opts am; nn_adamw_opts aw; nn_adamax_opts ax; nn_nadam_opts na;
+    nn_radam_opts ra; nn_lars_opts la; nn_lamb_opts lb; nn_lookahead_opts lk;
+    nn_ranger_opts rg;
+    memset(&sg, 0, sizeof sg); memset(&ag, 0, sizeof ag); memset(&rm, 0, sizeof rm);
+    memset(&ad, 0, sizeof ad); memset(&am, 0, sizeof am); memset(&aw, 0, sizeof aw);
+    memset(&ax, 0, sizeof ax); memset(&na, 0, sizeof na); memset(&ra, 0, sizeof ra);
+    memset(&la, 0, sizeof la); memset(&lb, 0, sizeof lb); memset(&lk, 0, sizeof lk);
+    memset(&rg, 0, sizeof rg);
+    switch (k) {
+    case 0: *name = "SGD"; sg.lr = 0.1f; return nn_sgd(net, sg);
+    case 1: *name = "SGD momentum nesterov wd"; sg.lr = 0.1f; sg.momentum = 0.9f; sg.nesterov = 1;
+        sg.weight_decay = 0.01f; return nn_sgd(net, sg);
+    case 2: *name = "Adagrad"; return nn_adagrad(net, ag);
+    case 3: *name = "RMSprop centered momentum"; rm.centered = 1; rm.momentum = 0.5f; return nn_rmsprop(net, rm);
+    case 4: *name = "Adadelta"; return nn_adadelta(net, ad);
+    case 5: *name = "Adam amsgrad"; am.amsgrad = 1; am.lr = 0.01f; return nn_adam(net, am);
+    case 6: *name = "AdamW"; aw.lr = 0.01f; aw.weight_decay = 0.1f; return nn_adamw(net, aw);
+    case 7: *name = "Adamax"; return nn_adamax(net, ax);
+    case 8: *name = "NAdam"; return nn_nadam(net, na);
+    case 9: *name = "RAdam"; return nn_radam(net, ra);
+    case 10: *name = "LARS"; la.weight_decay = 0.01f; return nn_lars(net, la);
+    case 11: *name = "LAMB"; lb.weight_decay = 0.01f; return nn_lamb(net, lb);
+    case 12: *name = "Lookahead(Adam)"; lk.k = 2; am.lr = 0.01f; return nn_lookahead(nn_adam(net, am), lk);
+    case 13: *name = "Ranger"; rg.k = 2; return nn_ranger(net, rg);
+    default: return NULL;
+    }
+}
+
+static void test_pruning(void) {
+    int k;
+    for (k = 0; k < 14; k++) {
+        const char *name = "";
+        nn_module *net = tiny_mlp(3);
+        nn_optim *opt = make_optim(k, net, &name);
+        nn_prune_opts po;
+        nn_pruner *p;
+        int i, zero_ok = 1, moved = 0;
+        float before[18];
+        memset(&po, 0, sizeof po);
+        po.global = k % 2;
+        p = nn_pruner_new(net, po);
+        NN_TEST_CHECK(p && nn_prune_count(p) == 2 && !strcmp(nn_prune_name(p, 1), "2.weight"),
+                      "%s: pruner over the two weights", name);
+        nn_pruner_attach(p, opt);
+        train_steps(net, opt, 2);   /* optimizer state with unmasked values */
+        nn_prune_magnitude(p, 0.5f);
+        NN_TEST_CHECK(fabsf(nn_prune_sparsity(p, -1) - 0.5f) < 0.03f, "%s: half pruned (%g)", name,
+                      (double)nn_prune_sparsity(p, -1));
+        memcpy(before, nn_param(net, "2.weight")->data, sizeof before);
+        train_steps(net, opt, 5);
+        for (i = 0; i < 2; i++) {
+            const nn_tensor *w = nn_param(net, i ? "2.weight" : "0.weight");
+            const nn_tensor *mk = nn_param(net, i ? "2.weight_mask" : "0.weight_mask");
+            size_t j;
+            for (j = 0; j < w->numel; j++) {
+                if (mk->data[j] == 0.0f && w->data[j] != 0.0f) zero_ok = 0;
+                if (i == 1 && mk->data[j] != 0.0f && w->data[j] != before[j]) moved++;
+            }
+        }
+        NN_TEST_CHECK(zero_ok, "%s: masked weights stay exactly 0 through steps", name);
+        NN_TEST_CHECK(moved > 0, "%s: unmasked weights train", name);
+        nn_optim_free(opt);
+        nn_pruner_free(p);
+        nn_module_free(net);
+    }
+    {
+        /* Per-layer pruning, rewinding, the re-init control, masks in the model file. */
+        nn_module *net = tiny_mlp(5), *net2;
+        nn_prune_opts po;
+        nn_pruner *p, *p2;
+        nn_sgd_opts so;
+        nn_optim *opt;
+        float init0[24], initb[6];
+        int ok = 1, perm_ok;
+        size_t j;
+        void *buf;
+        size_t size;
+        nn_load_opts lo;
+        nn_save_opts sv;
+        memset(&sv, 0, sizeof sv);
+        memset(&po, 0, sizeof po);
+        memset(&so, 0, sizeof so);
+        memset(&lo, 0, sizeof lo);
+        memcpy(init0, nn_param(net, "0.weight")->data, sizeof init0);
+        memcpy(initb, nn_param(net, "0.bias")->data, sizeof initb);
+        p = nn_pruner_new(net, po);
+        so.lr = 0.2f;
+        opt = nn_sgd(net, so);
+        nn_pruner_attach(p, opt);
+        train_steps(net, opt, 10);
+        nn_prune_magnitude(p, 0.25f);
+        NN_TEST_CHECK(nn_prune_sparsity(p, 0) == 6.0f / 24.0f && nn_prune_sparsity(p, 1) == 5.0f / 18.0f,
+                      "per layer: round(25%%) of each (%g %g)", (double)nn_prune_sparsity(p, 0),
+                      (double)nn_prune_sparsity(p, 1));
+        nn_prune_magnitude(p, 0.5f);   /* half of the remaining 18 */
+        NN_TEST_CHECK(nn_prune_sparsity(p, 0) == 15.0f / 24.0f, "iterated: of the remaining (%g)",
+                      (double)nn_prune_sparsity(p, 0));
+        nn_prune_rewind(p);
+        for (j = 0; j < 24; j++) {
+            float w = nn_param(net, "0.weight")->data[j], m = nn_param(net, "0.weight_mask")->data[j];
+            if (m != 0.0f ? w != init0[j] : w != 0.0f) ok = 0;
+        }
+        NN_TEST_CHECK(ok && !memcmp(initb, nn_param(net, "0.bias")->data, sizeof initb),
+                      "rewind: initial weights on unmasked entries, zero elsewhere, biases too");
+        nn_prune_reinit(p, 9);
+        {
+            /* The kept entries are a permutation of the initial weights. */
+            int diff = 0;
+            for (j = 0; j < 24; j++) {
+                float w = nn_param(net, "0.weight")->data[j];
+                if (nn_param(net, "0.weight_mask")->data[j] == 0.0f) { if (w != 0.0f) diff = -1000; }
+                else diff += w != init0[j];
+            }
+            perm_ok = diff > 0;
+        }
+        NN_TEST_CHECK(perm_ok, "reinit: other weights, masked ones zero");
+        NN_TEST_CHECK(nn_save_mem(net, sv, &buf, &size) == NN_OK, "save with masks");
+        net2 = tiny_mlp(6);
+        p2 = nn_pruner_new(net2, po);
+        NN_TEST_CHECK(p2 && nn_load_mem(net2, buf, size, lo) == NN_OK, "load into a pruned model");
+        NN_TEST_CHECK(p2 && !memcmp(nn_param(net2, "0.weight_mask")->data, nn_param(net, "0.weight_mask")->data,
+                                    24 * sizeof(float)) && nn_prune_sparsity(p2, -1) == nn_prune_sparsity(p, -1),
+                      "masks come back from the file");
+        NN_FREE(buf);
+        nn_pruner_free(p2);
+        nn_module_free(net2);
+        nn_optim_free(opt);
+        nn_pruner_free(p);
+        nn_module_free(net);
+    }
+    {
+        nn_module *net = tiny_mlp(1);
+        nn_prune_opts po;
+        memset(&po, 0, sizeof po);
+        po.pattern = "nope.";
+        hook_calls = 0;
+        nn_set_error_hook(record_hook, NULL);
+        NN_TEST_CHECK(nn_pruner_new(net, po) == NULL && hook_calls == 1 &&
+                      strstr(last_msg, "nn_pruner_new: pattern \"nope.\" matches no parameter"),
+                      "bad pattern: %s", last_msg);
+        nn_set_error_hook(NULL, NULL);
+        nn_module_free(net);
+    }
+}
+
+/* ----- the fixed Hadamard classifier ----- */
+
+static void test_hadamard(void) {
+    nn_module *h = nn_hadamard_linear(8, 5, 0), *net;
+    const nn_tensor *H = nn_hadamard_matrix(h);
+    float Hc[40], x[16], want[10];
+    int i, j, k, count, orth = 1, pm1 = 1;
+    nn_param *ps;
+    nn_graph *g = nn_graph_new();
+    nn_tensor *y;
+    for (i = 0; i < 40; i++) pm1 &= H->data[i] == 1.0f || H->data[i] == -1.0f;
+    for (i = 0; i < 5; i++)
+        for (j = 0; j < 5; j++) {
+            float d = 0;
+            for (k = 0; k < 8; k++) d += H->data[i * 8 + k] * H->data[j * 8 + k];
+            orth &= d == (i == j ? 8.0f : 0.0f);
+        }
+    NN_TEST_CHECK(pm1 && orth && H->shape[0] == 5 && H->shape[1] == 8, "H [5,8] of +-1, H H^T = 8 I");
+    ps = nn_parameters(h, &count);
+    NN_TEST_CHECK(count == 1 && !strcmp(ps[0].name, "scale") && !nn_needs_grad(H), "only \"scale\" is a parameter");
+    /* y = scale (x/|x|) H^T */
+    for (i = 0; i < 16; i++) x[i] = (float)(i % 5) - 1.5f;
+    for (i = 0; i < 2; i++) {
+        double n = 0;
+        for (k = 0; k < 8; k++) n += (double)x[i * 8 + k] * x[i * 8 + k];
+        for (j = 0; j < 5; j++) {
+            double d = 0;
+            for (k = 0; k < 8; k++) d += x[i * 8 + k] * H->data[j * 8 + k];
+            want[i * 5 + j] = (float)(d / sqrt(n) / sqrt(5.0));
+        }
+    }
+    y = nn_forward(h, nn_tensor_from(g, x, NN_SHAPE(2, 8)));
+    nn_test_close(y->data, want, 10, 1e-5f, 1e-6f, "hadamard forward");
+    nn_graph_free(g);
+    memcpy(Hc, H->data, sizeof Hc);
+    {
+        nn_adam_opts ao;
+        nn_optim *opt;
+        float s0;
+        int nbuf;
+        memset(&ao, 0, sizeof ao);
+        ao.lr = 0.05f;
+        nn_seed(2);
+        net = nn_sequential(nn_linear(4, 8), nn_relu(), nn_hadamard_linear(8, 3, 1), NULL);
+        opt = nn_adam(net, ao);
+        s0 = nn_param(net, "2.scale")->data[0];
+        train_steps(net, opt, 5);
+        NN_TEST_CHECK(nn_param(net, "2.scale")->data[0] != s0, "the scale trains");
+        nn_buffers(net, &nbuf);
+        NN_TEST_CHECK(nn_parameter_count(net) == 4 * 8 + 8 + 1 + 3 && nbuf == 0,
+                      "H is neither a parameter nor a buffer (%zu)", nn_parameter_count(net));
+        nn_optim_free(opt);
+        nn_module_free(net);
+    }
+    {
+        /* Untrained: H is the same after steps that train the scale. */
+        nn_adam_opts ao;
+        nn_optim *opt;
+        float x2[32];
+        int y2[8];
+        nn_ce_opts ce;
+        memset(&ao, 0, sizeof ao);
+        memset(&ce, 0, sizeof ce);
+        opt = nn_adam(h, ao);
+        g = nn_graph_new();
+        for (i = 0; i < 32; i++) x2[i] = (float)((i * 3) % 7) - 3.0f;
+        for (i = 0; i < 8; i++) y2[i] = i % 5;
+        for (i = 0; i < 5; i++) {
+            nn_graph_reset(g);
+            nn_zero_grad(opt);
+            nn_backward(nn_cross_entropy(nn_forward(h, nn_tensor_from(g, x2, NN_SHAPE(4, 8))), y2, ce));
+            nn_step(opt);
+        }
+        NN_TEST_CHECK(!memcmp(H->data, Hc, sizeof Hc), "H unchanged after steps");
+        nn_graph_free(g);
+        nn_optim_free(opt);
+    }
+    nn_module_free(h);
+}
+
 int main(void) {
     test_png();
+    test_pruning();
+    test_hadamard();
     return nn_test_summary("test_tools");
 }
