@@ -635,7 +635,8 @@ NNDEF nn_module *nn_flatten(void);
    y = scale (x/|x|) H^T (+ bias), x [N,in], H [out,in] the top-left block of
    the +-1 Sylvester Hadamard matrix of order 2^ceil(log2 max(in,out)): fixed,
    no gradient, neither a parameter nor in the state dict.  Parameters
-   "scale" [1] (1/sqrt(out) at first) and, when bias, "bias" [out]. */
+   "scale" [1] (1/sqrt(out) at first) and, when bias, "bias" [out].  H's
+   first row is all ones: give it features that can be negative (no ReLU). */
 NNDEF nn_module *nn_hadamard_linear(int in_features, int out_features, int bias);
 /* The fixed matrix H [out,in] of an nn_hadamard_linear module (owned by it). */
 NNDEF const nn_tensor *nn_hadamard_matrix(const nn_module *m);
@@ -1538,9 +1539,10 @@ NNDEF void nn_prune_set_rewind(nn_pruner *p);
 /* Every parameter back to the rewind point, then the masks applied: the
    winning ticket's weights.  Make a new optimizer (or reset its state). */
 NNDEF void nn_prune_rewind(nn_pruner *p);
-/* The control: the rewind point of each pruned tensor is replaced by a
-   seeded random permutation of itself (a fresh draw from the same
-   initializer's distribution), then nn_prune_rewind.  Masks are kept. */
+/* The control (random re-initialization): nn_prune_rewind, except that each
+   pruned tensor gets a seeded random permutation of its rewind values (a
+   fresh draw from its initializer's distribution).  Masks and the rewind
+   point are kept. */
 NNDEF void nn_prune_reinit(nn_pruner *p, uint64_t seed);
 /* Number of pruned tensors. */
 NNDEF int nn_prune_count(const nn_pruner *p);
@@ -1551,6 +1553,77 @@ NNDEF float nn_prune_sparsity(const nn_pruner *p, int i);
 /* Print one line per pruned tensor (name, shape, kept, sparsity) and the
    total to stdout. */
 NNDEF void nn_prune_print(const nn_pruner *p);
+
+/* ----- hyper-parameter search -----
+   Random search (Bergstra & Bengio 2012) and grid search over a space of
+   named ranges, each configuration scored by the caller's objective; an
+   optional finer second round around the best (coarse to fine) and an
+   optional early cut of bad configurations by successive halving (Jamieson
+   & Talwalkar 2016): all are first run at a small budget (epochs, say),
+   the best 1/eta go on at eta times the budget, up to the full budget. */
+enum { NN_HP_UNIFORM = 0, NN_HP_LOG_UNIFORM, NN_HP_INT, NN_HP_CHOICE };
+#define NN_HP_MAX 16   /* most parameters in one space */
+/* One named range of a search space. */
+typedef struct nn_hparam {
+    const char *name;       /* "lr" */
+    int kind;               /* NN_HP_UNIFORM, _LOG_UNIFORM (lo > 0), _INT, _CHOICE */
+    double lo, hi;          /* the range, ends included (integers for NN_HP_INT) */
+    const double *choices;  /* NN_HP_CHOICE: nchoices values */
+    int nchoices;
+} nn_hparam;
+/* Scores one configuration: values[i] is space[i]'s value, budget the
+   effort to spend (opts.budget, less under successive halving).  Returns the
+   score; NaN marks a failed trial (it ranks last). */
+typedef double (*nn_objective_fn)(const double *values, int budget, void *user);
+/* Options of nn_random_search and nn_grid_search; zero is the default. */
+typedef struct nn_search_opts {
+    int trials;             /* random: configurations, 0 means 16; grid: the
+                               budget for grid_points when that is 0 */
+    int grid_points;        /* grid: points per uniform, log or int range; 0:
+                               the most g with g^ranges * choices <= trials */
+    uint64_t seed;          /* sampling seed (random search, refinement) */
+    int maximize;           /* 1: higher is better (accuracy); 0: lower (loss) */
+    int refine_trials;      /* > 0: a second round of that many random
+                               configurations around the best */
+    float refine_width;     /* the refined box spans this fraction of each
+                               (log) range around the best; 0 means 0.25 */
+    int budget;             /* the full budget given to the objective; 0 means 1 */
+    int halving;            /* successive halving over the first round */
+    int eta;                /* halving's keep-1/eta factor; 0 means 3 */
+    int quiet;              /* do not print the results table */
+    const char *csv_path;   /* write the results table there (NULL: no file) */
+} nn_search_opts;
+/* The trials of a search (free with nn_search_free). */
+typedef struct nn_search_result {
+    int nparams, ntrials;
+    double *values;         /* ntrials x nparams */
+    double *scores;         /* each trial's score at its last budget */
+    int *budgets;           /* that budget (below opts.budget: cut early) */
+    int *rounds;            /* 0: first round, 1: refinement */
+    int best;               /* the best trial at the full budget */
+    double best_score;
+    double best_values[NN_HP_MAX];
+} nn_search_result;
+/* Random search: opts.trials configurations drawn (seeded) from space[0..n),
+   then the refinement round if asked.  NN_ERR_ARG for a bad space (misuse),
+   NN_ERR_OOM, NN_ERR_IO for the CSV; *out holds every trial. */
+NNDEF nn_status nn_random_search(const nn_hparam *space, int n, nn_objective_fn f, void *user,
+                                 nn_search_opts opts, nn_search_result *out);
+/* Grid search: every combination of grid_points values of each range
+   (evenly spaced, geometrically for log ranges) and of every choice, the
+   first parameter varying slowest; then the refinement round if asked. */
+NNDEF nn_status nn_grid_search(const nn_hparam *space, int n, nn_objective_fn f, void *user,
+                               nn_search_opts opts, nn_search_result *out);
+/* Print the results table (one row per trial, best marked) to stdout. */
+NNDEF void nn_search_print(const nn_hparam *space, const nn_search_result *r);
+/* Write "trial,round,budget,<names...>,score" rows to path. */
+NNDEF nn_status nn_search_write_csv(const nn_hparam *space, const nn_search_result *r,
+                                    const char *path);
+/* The value of the parameter called name in values (a trial's or
+   best_values); misuse (NaN) when the space has none. */
+NNDEF double nn_search_value(const nn_hparam *space, int n, const double *values, const char *name);
+/* Free a result's arrays. */
+NNDEF void nn_search_free(nn_search_result *r);
 
 #ifdef __cplusplus
 }
@@ -14153,20 +14226,21 @@ NNDEF void nn_prune_reinit(nn_pruner *p, uint64_t seed) {
     int i, k;
     if (!p) return;
     if (!(r = nn_rng_new(seed))) return;
-    for (k = 0; k < p->n; k++)
-        for (i = 0; i < p->nall; i++)
-            if (p->all[i] == p->w[k]) {
-                float *v = p->rewind[i];
-                size_t j, n = p->all[i]->numel;
-                for (j = n; j > 1; j--) {   /* Fisher-Yates */
-                    size_t s = (size_t)nn_rng_below(r, (uint32_t)j);
-                    float t = v[j - 1];
-                    v[j - 1] = v[s];
-                    v[s] = t;
-                }
+    for (i = 0; i < p->nall; i++) {
+        float *v = p->all[i]->data;
+        size_t j, n = p->all[i]->numel;
+        memcpy(v, p->rewind[i], n * sizeof(float));
+        for (k = 0; k < p->n && p->w[k] != p->all[i]; k++) {}
+        if (k < p->n)
+            for (j = n; j > 1; j--) {   /* Fisher-Yates */
+                size_t s = (size_t)nn_rng_below(r, (uint32_t)j);
+                float t = v[j - 1];
+                v[j - 1] = v[s];
+                v[s] = t;
             }
+    }
     nn_rng_free(r);
-    nn_prune_rewind(p);
+    nn_prune_apply(p);
 }
 
 NNDEF int nn_prune_count(const nn_pruner *p) { return p ? p->n : 0; }
@@ -14205,6 +14279,359 @@ NNDEF void nn_prune_print(const nn_pruner *p) {
                n - (size_t)((double)s * (double)n + 0.5), 100.0 * (double)s);
     }
     printf("%-24s %-14s %10s %8.2f%%\n", "total", "", "", 100.0 * (double)nn_prune_sparsity(p, -1));
+}
+
+/* ----- hyper-parameter search ----- */
+
+NNDEF void nn_search_free(nn_search_result *r) {
+    if (!r) return;
+    nn__free(r->values);
+    nn__free(r->scores);
+    nn__free(r->budgets);
+    nn__free(r->rounds);
+    memset(r, 0, sizeof *r);
+}
+
+static int nn__search_check(const char *fn, const nn_hparam *space, int n, nn_objective_fn f,
+                            nn_search_result *out) {
+    int i, j;
+    if (!space || n < 1 || n > NN_HP_MAX || !f || !out) {
+        nn__misuse("%s: needs a space of 1..%d parameters, an objective and a result, got %d "
+                   "parameters", fn, NN_HP_MAX, n);
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        const nn_hparam *h = space + i;
+        const char *nm = h->name ? h->name : "(unnamed)";
+        int ok = h->name != NULL;
+        switch (h->kind) {
+        case NN_HP_UNIFORM: ok &= h->lo <= h->hi && isfinite(h->lo) && isfinite(h->hi); break;
+        case NN_HP_LOG_UNIFORM: ok &= h->lo > 0.0 && h->lo <= h->hi && isfinite(h->hi); break;
+        case NN_HP_INT:
+            ok &= h->lo <= h->hi && h->lo == floor(h->lo) && h->hi == floor(h->hi) &&
+                  h->hi - h->lo < 2147483647.0;
+            break;
+        case NN_HP_CHOICE: ok &= h->choices != NULL && h->nchoices >= 1; break;
+        default: ok = 0;
+        }
+        for (j = 0; j < i && ok; j++) ok = strcmp(space[j].name, h->name) != 0;
+        if (!ok) {
+            nn__misuse("%s: parameter %d \"%s\" (kind %d, range %g..%g, %d choices) is not a valid "
+                       "range (or its name repeats)", fn, i, nm, h->kind, h->lo, h->hi, h->nchoices);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A value of h at position u in [0,1] of its range (log ranges in log space). */
+static double nn__hp_at(const nn_hparam *h, double u) {
+    switch (h->kind) {
+    case NN_HP_LOG_UNIFORM: return exp(log(h->lo) + u * (log(h->hi) - log(h->lo)));
+    case NN_HP_INT: {
+        double v = floor(h->lo + u * (h->hi - h->lo + 1.0));
+        return v > h->hi ? h->hi : v;
+    }
+    case NN_HP_CHOICE: {
+        int k = (int)(u * h->nchoices);
+        return h->choices[k >= h->nchoices ? h->nchoices - 1 : k];
+    }
+    default: return h->lo + u * (h->hi - h->lo);
+    }
+}
+
+/* The position in [0,1] of value v in h's range (inverse of nn__hp_at). */
+static double nn__hp_pos(const nn_hparam *h, double v) {
+    double span;
+    switch (h->kind) {
+    case NN_HP_LOG_UNIFORM:
+        span = log(h->hi) - log(h->lo);
+        return span > 0.0 ? (log(v) - log(h->lo)) / span : 0.5;
+    case NN_HP_INT: return (v - h->lo + 0.5) / (h->hi - h->lo + 1.0);
+    default:
+        span = h->hi - h->lo;
+        return span > 0.0 ? (v - h->lo) / span : 0.5;
+    }
+}
+
+/* Whether score a beats b (NaN never beats anything; anything beats NaN). */
+static int nn__search_better(double a, double b, int maximize) {
+    if (a != a) return 0;
+    if (b != b) return 1;
+    return maximize ? a > b : a < b;
+}
+
+typedef struct nn__search_ctx {
+    const nn_hparam *space;
+    int n;
+    nn_objective_fn f;
+    void *user;
+    nn_search_opts opts;
+    nn_search_result *r;
+    int cap;
+} nn__search_ctx;
+
+/* Room for m more trials. */
+static nn_status nn__search_grow(nn__search_ctx *c, int m) {
+    nn_search_result *r = c->r;
+    int need = r->ntrials + m, cap;
+    void *p;
+    if (need <= c->cap) return NN_OK;
+    cap = need > 2 * c->cap ? need : 2 * c->cap;
+#define NN__SEARCH_RE(field, type, per)                                                     \
+    if (!(p = NN_REALLOC(r->field, (size_t)cap * (per) * sizeof(type))))                    \
+        return nn__error(NN_ERR_OOM, "nn_search: out of memory for %d trials", cap);        \
+    r->field = (type *)p;
+    NN__SEARCH_RE(values, double, (size_t)c->n)
+    NN__SEARCH_RE(scores, double, 1)
+    NN__SEARCH_RE(budgets, int, 1)
+    NN__SEARCH_RE(rounds, int, 1)
+#undef NN__SEARCH_RE
+    c->cap = cap;
+    return NN_OK;
+}
+
+/* Evaluate trials first..first+count-1 (values already set), with
+   successive halving when asked: every trial at the smallest budget, the
+   best 1/eta of them at eta times that, ..., the survivors at the full one. */
+static nn_status nn__search_run(nn__search_ctx *c, int first, int count, int halving) {
+    nn_search_result *r = c->r;
+    int budget = c->opts.budget > 0 ? c->opts.budget : 1, eta = c->opts.eta > 1 ? c->opts.eta : 3;
+    int rungs = 0, alive = count, i, k, b;
+    int *order;
+    if (count <= 0) return NN_OK;
+    if (halving) {
+        long cnt = count, bud = budget;
+        while (cnt >= eta && bud >= eta) {
+            cnt = (cnt + eta - 1) / eta;
+            bud /= eta;
+            rungs++;
+        }
+    }
+    if (!(order = (int *)nn__malloc((size_t)count * sizeof(int)))) return NN_ERR_OOM;
+    for (i = 0; i < count; i++) order[i] = first + i;
+    for (k = rungs; k >= 0; k--) {
+        long div = 1;
+        for (i = 0; i < k; i++) div *= eta;
+        b = (int)(budget / div);
+        if (b < 1) b = 1;
+        for (i = 0; i < alive; i++) {
+            int t = order[i];
+            r->scores[t] = c->f(r->values + (size_t)t * c->n, b, c->user);
+            r->budgets[t] = b;
+        }
+        if (k == 0) break;
+        /* Keep the best ceil(alive / eta): a stable insertion sort by score. */
+        for (i = 1; i < alive; i++) {
+            int t = order[i], j = i;
+            while (j > 0 && nn__search_better(r->scores[t], r->scores[order[j - 1]], c->opts.maximize)) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = t;
+        }
+        alive = (alive + eta - 1) / eta;
+    }
+    nn__free(order);
+    return NN_OK;
+}
+
+/* The best trial at the full budget (the first of equals), into r->best. */
+static void nn__search_pick(nn__search_ctx *c) {
+    nn_search_result *r = c->r;
+    int budget = c->opts.budget > 0 ? c->opts.budget : 1, i, best = -1;
+    for (i = 0; i < r->ntrials; i++)
+        if (r->budgets[i] == budget && (best < 0 || nn__search_better(r->scores[i], r->scores[best],
+                                                                      c->opts.maximize)))
+            best = i;
+    r->best = best;
+    r->best_score = best >= 0 ? r->scores[best] : NAN;
+    for (i = 0; i < c->n; i++) r->best_values[i] = best >= 0 ? r->values[(size_t)best * c->n + i] : NAN;
+}
+
+/* The refinement round and the report, after the first round's trials. */
+static nn_status nn__search_finish(nn__search_ctx *c) {
+    nn_search_result *r = c->r;
+    nn_status st;
+    nn__search_pick(c);
+    if (c->opts.refine_trials > 0 && r->best >= 0) {
+        double w = c->opts.refine_width > 0.0f ? (double)c->opts.refine_width : 0.25;
+        int first = r->ntrials, t, i;
+        nn_rng *rng;
+        if ((st = nn__search_grow(c, c->opts.refine_trials)) != NN_OK) return st;
+        if (!(rng = nn_rng_new(c->opts.seed ^ 0x9e3779b97f4a7c15ull))) return NN_ERR_OOM;
+        for (t = 0; t < c->opts.refine_trials; t++) {
+            double *v = r->values + (size_t)(first + t) * c->n;
+            for (i = 0; i < c->n; i++) {
+                const nn_hparam *h = c->space + i;
+                double mid = nn__hp_pos(h, r->best_values[i]), lo = mid - w / 2, hi = mid + w / 2;
+                if (h->kind == NN_HP_CHOICE) {
+                    v[i] = r->best_values[i];
+                    continue;
+                }
+                if (lo < 0.0) lo = 0.0;
+                if (hi > 1.0) hi = 1.0;
+                v[i] = nn__hp_at(h, lo + (hi - lo) * (double)nn_rng_uniform(rng));
+            }
+            r->rounds[first + t] = 1;
+        }
+        nn_rng_free(rng);
+        r->ntrials += c->opts.refine_trials;
+        if ((st = nn__search_run(c, first, c->opts.refine_trials, 0)) != NN_OK) return st;
+        nn__search_pick(c);
+    }
+    if (!c->opts.quiet) nn_search_print(c->space, r);
+    if (c->opts.csv_path) return nn_search_write_csv(c->space, r, c->opts.csv_path);
+    return NN_OK;
+}
+
+static nn_status nn__search_start(nn__search_ctx *c, const char *fn, const nn_hparam *space, int n,
+                                  nn_objective_fn f, void *user, nn_search_opts opts,
+                                  nn_search_result *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!nn__search_check(fn, space, n, f, out)) return NN_ERR_ARG;
+    memset(c, 0, sizeof *c);
+    c->space = space;
+    c->n = n;
+    c->f = f;
+    c->user = user;
+    c->opts = opts;
+    c->r = out;
+    out->nparams = n;
+    out->best = -1;
+    return NN_OK;
+}
+
+NNDEF nn_status nn_random_search(const nn_hparam *space, int n, nn_objective_fn f, void *user,
+                                 nn_search_opts opts, nn_search_result *out) {
+    nn__search_ctx c;
+    nn_rng *rng;
+    int trials = opts.trials > 0 ? opts.trials : 16, t, i;
+    nn_status st = nn__search_start(&c, "nn_random_search", space, n, f, user, opts, out);
+    if (st != NN_OK) return st;
+    if ((st = nn__search_grow(&c, trials)) != NN_OK) goto fail;
+    if (!(rng = nn_rng_new(opts.seed))) {
+        st = NN_ERR_OOM;
+        goto fail;
+    }
+    for (t = 0; t < trials; t++) {
+        for (i = 0; i < n; i++)
+            out->values[(size_t)t * n + i] = nn__hp_at(space + i, (double)nn_rng_uniform(rng));
+        out->rounds[t] = 0;
+    }
+    nn_rng_free(rng);
+    out->ntrials = trials;
+    if ((st = nn__search_run(&c, 0, trials, opts.halving)) != NN_OK) goto fail;
+    if ((st = nn__search_finish(&c)) != NN_OK) goto fail;
+    return NN_OK;
+fail:
+    nn_search_free(out);
+    return st;
+}
+
+/* Points of range h in a grid of g points per range. */
+static int nn__grid_count(const nn_hparam *h, int g) {
+    if (h->kind == NN_HP_CHOICE) return h->nchoices;
+    if (h->kind == NN_HP_INT && h->hi - h->lo + 1.0 < (double)g) return (int)(h->hi - h->lo + 1.0);
+    return g;
+}
+
+NNDEF nn_status nn_grid_search(const nn_hparam *space, int n, nn_objective_fn f, void *user,
+                               nn_search_opts opts, nn_search_result *out) {
+    nn__search_ctx c;
+    int g = opts.grid_points, cnt[NN_HP_MAX], idx[NN_HP_MAX], i, t;
+    double total = 1.0;
+    nn_status st = nn__search_start(&c, "nn_grid_search", space, n, f, user, opts, out);
+    if (st != NN_OK) return st;
+    if (g <= 0) {   /* the largest grid within opts.trials (16 by default) */
+        int budget = opts.trials > 0 ? opts.trials : 16;
+        for (g = 1;; g++) {
+            double tot = 1.0;
+            for (i = 0; i < n; i++) tot *= nn__grid_count(space + i, g + 1);
+            if (tot > budget || g >= budget) break;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        cnt[i] = nn__grid_count(space + i, g);
+        total *= cnt[i];
+        idx[i] = 0;
+    }
+    if (total > 1e7) {
+        nn__misuse("nn_grid_search: the grid has %g points (%d per range)", total, g);
+        nn_search_free(out);
+        return NN_ERR_ARG;
+    }
+    if ((st = nn__search_grow(&c, (int)total)) != NN_OK) goto fail;
+    for (t = 0; t < (int)total; t++) {
+        for (i = 0; i < n; i++) {
+            const nn_hparam *h = space + i;
+            double v;
+            if (h->kind == NN_HP_CHOICE) v = h->choices[idx[i]];
+            else if (h->kind == NN_HP_INT && cnt[i] == (int)(h->hi - h->lo + 1.0)) v = h->lo + idx[i];
+            else {
+                double u = cnt[i] > 1 ? (double)idx[i] / (cnt[i] - 1) : 0.5;
+                v = h->kind == NN_HP_INT ? floor(h->lo + u * (h->hi - h->lo) + 0.5) : nn__hp_at(h, u);
+            }
+            out->values[(size_t)t * n + i] = v;
+        }
+        out->rounds[t] = 0;
+        for (i = n - 1; i >= 0; i--) {   /* the last parameter varies fastest */
+            if (++idx[i] < cnt[i]) break;
+            idx[i] = 0;
+        }
+    }
+    out->ntrials = (int)total;
+    if ((st = nn__search_run(&c, 0, (int)total, opts.halving)) != NN_OK) goto fail;
+    if ((st = nn__search_finish(&c)) != NN_OK) goto fail;
+    return NN_OK;
+fail:
+    nn_search_free(out);
+    return st;
+}
+
+NNDEF double nn_search_value(const nn_hparam *space, int n, const double *values, const char *name) {
+    int i;
+    for (i = 0; space && values && name && i < n; i++)
+        if (space[i].name && strcmp(space[i].name, name) == 0) return values[i];
+    nn__misuse("nn_search_value: no parameter \"%s\" in the space", name ? name : "(NULL)");
+    return NAN;
+}
+
+NNDEF void nn_search_print(const nn_hparam *space, const nn_search_result *r) {
+    int t, i;
+    if (!space || !r) return;
+    printf("%5s %5s %6s", "trial", "round", "budget");
+    for (i = 0; i < r->nparams; i++) printf(" %12.12s", space[i].name);
+    printf(" %12s\n", "score");
+    for (t = 0; t < r->ntrials; t++) {
+        printf("%5d %5d %6d", t, r->rounds[t], r->budgets[t]);
+        for (i = 0; i < r->nparams; i++) printf(" %12.5g", r->values[(size_t)t * r->nparams + i]);
+        printf(" %12.6g%s\n", r->scores[t], t == r->best ? "  <- best" : "");
+    }
+}
+
+NNDEF nn_status nn_search_write_csv(const nn_hparam *space, const nn_search_result *r,
+                                    const char *path) {
+    FILE *f;
+    int t, i, ok;
+    if (!space || !r || !path) {
+        nn__misuse("nn_search_write_csv: NULL argument");
+        return NN_ERR_ARG;
+    }
+    if (!(f = fopen(path, "w")))
+        return nn__error(NN_ERR_IO, "nn_search_write_csv: %s: cannot open for writing (%s)", path,
+                         strerror(errno));
+    fprintf(f, "trial,round,budget");
+    for (i = 0; i < r->nparams; i++) fprintf(f, ",%s", space[i].name);
+    fprintf(f, ",score\n");
+    for (t = 0; t < r->ntrials; t++) {
+        fprintf(f, "%d,%d,%d", t, r->rounds[t], r->budgets[t]);
+        for (i = 0; i < r->nparams; i++) fprintf(f, ",%.17g", r->values[(size_t)t * r->nparams + i]);
+        fprintf(f, ",%.17g\n", r->scores[t]);
+    }
+    ok = !ferror(f);
+    ok &= fclose(f) == 0;
+    return ok ? NN_OK : nn__error(NN_ERR_IO, "nn_search_write_csv: %s: write failed", path);
 }
 
 #endif /* NN__IMPLEMENTATION_DONE */

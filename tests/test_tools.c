@@ -465,9 +465,147 @@ static void test_hadamard(void) {
     nn_module_free(h);
 }
 
+/* ----- hyper-parameter search ----- */
+
+static int calls, budget_calls[64];
+/* A quadratic bowl with its optimum at lr = 1e-2 (log10 -2), x = 0.3, the
+   choice 2 and n = 4; higher is better.  The budget adds a small penalty
+   below the full one, so the halving sees worse scores early. */
+static double bowl(const double *v, int budget, void *user) {
+    double l = log10(v[0]) + 2.0, x = v[1] - 0.3, c = v[2] == 2.0 ? 0.0 : 1.0, k = v[3] - 4.0;
+    (void)user;
+    calls++;
+    if (budget < 64) budget_calls[budget]++;
+    return -(l * l + x * x + c + 0.01 * k * k) - 0.01 / budget;
+}
+
+static void test_search(void) {
+    static const double choices[3] = {1.0, 2.0, 3.0};
+    nn_hparam sp[4];
+    nn_search_opts so;
+    nn_search_result a, b, gr;
+    int i, same = 1, t, seen[3] = {0, 0, 0};
+    memset(sp, 0, sizeof sp);
+    memset(&so, 0, sizeof so);
+    sp[0].name = "lr"; sp[0].kind = NN_HP_LOG_UNIFORM; sp[0].lo = 1e-4; sp[0].hi = 1.0;
+    sp[1].name = "x"; sp[1].kind = NN_HP_UNIFORM; sp[1].lo = -1.0; sp[1].hi = 1.0;
+    sp[2].name = "c"; sp[2].kind = NN_HP_CHOICE; sp[2].choices = choices; sp[2].nchoices = 3;
+    sp[3].name = "n"; sp[3].kind = NN_HP_INT; sp[3].lo = 1; sp[3].hi = 8;
+    so.trials = 60;
+    so.seed = 11;
+    so.maximize = 1;
+    so.quiet = 1;
+    so.refine_trials = 60;
+    so.refine_width = 0.1f;
+    so.budget = 1;
+    calls = 0;
+    NN_TEST_CHECK(nn_random_search(sp, 4, bowl, NULL, so, &a) == NN_OK && a.ntrials == 120 && calls == 120,
+                  "random search: 60 + 60 trials (%d calls)", calls);
+    NN_TEST_CHECK(nn_random_search(sp, 4, bowl, NULL, so, &b) == NN_OK, "again");
+    for (i = 0; i < 480; i++) same &= a.values[i] == b.values[i];
+    NN_TEST_CHECK(same && a.best == b.best && a.best_score == b.best_score, "same seed, same trials");
+    for (t = 0; t < 60; t++)
+        for (i = 0; i < 4; i++) {
+            double v = a.values[t * 4 + i];
+            if (i == 0 && !(v >= 1e-4 && v <= 1.0)) same = 0;
+            if (i == 1 && !(v >= -1.0 && v <= 1.0)) same = 0;
+            if (i == 2) seen[(int)v - 1]++;
+            if (i == 3 && !(v == floor(v) && v >= 1 && v <= 8)) same = 0;
+        }
+    NN_TEST_CHECK(same && seen[0] && seen[1] && seen[2], "draws inside their ranges");
+    NN_TEST_CHECK(fabs(log10(a.best_values[0]) + 2.0) < 0.25 && fabs(a.best_values[1] - 0.3) < 0.1 &&
+                  a.best_values[2] == 2.0 && fabs(a.best_values[3] - 4.0) <= 1.0,
+                  "finds the optimum: lr %g x %g c %g n %g", a.best_values[0], a.best_values[1],
+                  a.best_values[2], a.best_values[3]);
+    NN_TEST_CHECK(a.rounds[a.best] == 1 && a.best_score >= b.scores[0], "the refinement round helps");
+    NN_TEST_CHECK(nn_search_value(sp, 4, a.best_values, "x") == a.best_values[1], "value by name");
+    nn_search_free(&b);
+    so.seed = 12;
+    NN_TEST_CHECK(nn_random_search(sp, 4, bowl, NULL, so, &b) == NN_OK && b.values[0] != a.values[0],
+                  "another seed, other trials");
+    nn_search_free(&a);
+    nn_search_free(&b);
+
+    /* Grid: 3 log points x 5 uniform points x 3 choices x 5 ints (of 1..8). */
+    memset(&so, 0, sizeof so);
+    so.grid_points = 5;
+    so.quiet = 1;
+    so.maximize = 1;
+    so.csv_path = "/tmp/nn_test_tools_grid.csv";
+    sp[0].lo = 1e-4; sp[0].hi = 1.0;
+    calls = 0;
+    NN_TEST_CHECK(nn_grid_search(sp, 4, bowl, NULL, so, &gr) == NN_OK && gr.ntrials == 5 * 5 * 3 * 5 &&
+                  calls == gr.ntrials, "grid: %d points", gr.ntrials);
+    {
+        int ok = 1, lr_i, x_i, c_i, n_i;
+        static const double lrs[5] = {1e-4, 1e-3, 1e-2, 1e-1, 1.0}, ns[5] = {1, 3, 5, 6, 8};
+        t = 0;
+        for (lr_i = 0; lr_i < 5; lr_i++)
+            for (x_i = 0; x_i < 5; x_i++)
+                for (c_i = 0; c_i < 3; c_i++)
+                    for (n_i = 0; n_i < 5; n_i++, t++) {
+                        const double *v = gr.values + t * 4;
+                        ok &= fabs(v[0] / lrs[lr_i] - 1.0) < 1e-12 && fabs(v[1] - (-1.0 + 0.5 * x_i)) < 1e-12 &&
+                              v[2] == choices[c_i] && v[3] == ns[n_i];
+                    }
+        NN_TEST_CHECK(ok, "the grid covers every combination, the last parameter fastest");
+        NN_TEST_CHECK(fabs(gr.best_values[0] - 1e-2) < 1e-12 && fabs(gr.best_values[1] - 0.5) < 1e-12 &&
+                      gr.best_values[2] == 2.0 && gr.best_values[3] == 3.0, "grid best: the nearest point (the first of ties)");
+    }
+    {
+        size_t n;
+        unsigned char *csv = read_file("/tmp/nn_test_tools_grid.csv", &n);
+        int lines = 0;
+        size_t j;
+        for (j = 0; csv && j < n; j++) lines += csv[j] == '\n';
+        NN_TEST_CHECK(csv && !strncmp((const char *)csv, "trial,round,budget,lr,x,c,n,score\n", 34) &&
+                      lines == 1 + gr.ntrials, "CSV: a header and one row per trial");
+        free(csv);
+        remove("/tmp/nn_test_tools_grid.csv");
+    }
+    nn_search_free(&gr);
+
+    /* Successive halving: 27 trials, budget 9, eta 3: 27 at 1, 9 at 3, 3 at 9. */
+    memset(&so, 0, sizeof so);
+    so.trials = 27;
+    so.budget = 9;
+    so.halving = 1;
+    so.maximize = 1;
+    so.quiet = 1;
+    so.seed = 3;
+    calls = 0;
+    memset(budget_calls, 0, sizeof budget_calls);
+    NN_TEST_CHECK(nn_random_search(sp, 4, bowl, NULL, so, &a) == NN_OK && budget_calls[1] == 27 &&
+                  budget_calls[3] == 9 && budget_calls[9] == 3 && calls == 39,
+                  "halving: 27 x 1, 9 x 3, 3 x 9 (%d %d %d)", budget_calls[1], budget_calls[3], budget_calls[9]);
+    {
+        /* The best at the full budget is the best of the first rung. */
+        int best1 = -1, ok;
+        double bs = -1e300;
+        for (t = 0; t < 27; t++) {
+            double v = bowl(a.values + t * 4, 1, NULL);
+            if (v > bs) { bs = v; best1 = t; }
+        }
+        ok = a.best == best1 && a.budgets[a.best] == 9;
+        for (t = 0; t < 27; t++) ok &= a.budgets[t] == 1 || a.budgets[t] == 3 || a.budgets[t] == 9;
+        NN_TEST_CHECK(ok, "halving keeps the best (trial %d, want %d)", a.best, best1);
+    }
+    nn_search_free(&a);
+    {
+        nn_search_result r;
+        sp[1].lo = 2.0;   /* lo > hi */
+        hook_calls = 0;
+        nn_set_error_hook(record_hook, NULL);
+        NN_TEST_CHECK(nn_random_search(sp, 4, bowl, NULL, so, &r) == NN_ERR_ARG && hook_calls == 1 &&
+                      strstr(last_msg, "nn_random_search: parameter 1 \"x\""), "bad range: %s", last_msg);
+        nn_set_error_hook(NULL, NULL);
+    }
+}
+
 int main(void) {
     test_png();
     test_pruning();
     test_hadamard();
+    test_search();
     return nn_test_summary("test_tools");
 }
