@@ -1625,6 +1625,40 @@ NNDEF double nn_search_value(const nn_hparam *space, int n, const double *values
 /* Free a result's arrays. */
 NNDEF void nn_search_free(nn_search_result *r);
 
+/* ----- interaction detection from weights (Tsang, Cheng, Liu 2018) -----
+   NID: for a trained MLP with first-layer weights W1 [h1,p], each hidden unit
+   u of the first layer has an influence z_u = (|w_out|^T |W_L| ... |W_2|)_u
+   (absolute weights multiplied from the output down; several outputs are
+   summed), and a set of features I gets w(I) = sum_u z_u min_{j in I} |W1[u,j]|.
+   Train the MLP with an L1 penalty on its weights, as the paper does. */
+/* One candidate interaction: a set of features (bit j for feature j) and
+   its strength. */
+typedef struct nn_interaction {
+    uint64_t features;   /* bit j set: feature j is in the set */
+    int i, j;            /* the two lowest features of the set */
+    int order;           /* number of features in the set */
+    float strength;      /* w(I) */
+} nn_interaction;
+/* Pairwise NID: every pair i < j of the p inputs of mlp (a module whose
+   parameters named "*weight" with 2 dimensions are its linear layers in
+   order, nn_sequential of nn_linear and activations), ranked by w({i,j}),
+   strongest first.  Writes min(p(p-1)/2, max_out) entries to out; returns
+   p(p-1)/2, or -1 after a misuse report.  For an nn_nid_mlp_m model pass
+   nn_child(model, "mlp"). */
+NNDEF int nn_nid_pairwise(nn_module *mlp, nn_interaction *out, int max_out);
+/* Higher-order NID (the paper's greedy ranking, p <= 64 inputs): for each
+   first-layer unit, the sets of its top-2, top-3, ... features by |W1|
+   are candidates, each gaining z_u times its weakest weight; the distinct
+   sets ranked by strength.  Writes at most max_out; returns how many
+   distinct sets there are, -1 after a misuse report. */
+NNDEF int nn_nid_rank(nn_module *mlp, nn_interaction *out, int max_out);
+/* An MLP-M (the paper's main-effects model): y = mlp(x) + sum_j g_j(x_j),
+   mlp = nn_sequential of linear layers p -> hidden[0] -> ... -> 1 with ReLU
+   between (child "mlp"), and g_j a univariate ReLU net 1 -> main_hidden -> 1
+   per feature (child "main", parameters "w1", "b1" [p,main_hidden], "w2"
+   [p,main_hidden], "b2" [1]).  x [N,p] -> [N,1].  NULL on a bad size. */
+NNDEF nn_module *nn_nid_mlp_m(int p, const int *hidden, int nhidden, int main_hidden);
+
 #ifdef __cplusplus
 }
 #endif
@@ -14632,6 +14666,258 @@ NNDEF nn_status nn_search_write_csv(const nn_hparam *space, const nn_search_resu
     ok = !ferror(f);
     ok &= fclose(f) == 0;
     return ok ? NN_OK : nn__error(NN_ERR_IO, "nn_search_write_csv: %s: write failed", path);
+}
+
+/* ----- interaction detection from weights (NID) ----- */
+
+/* The linear layers' weights of mlp in order, checked to chain: W1 [h1,p],
+   W2 [h2,h1], ..., W_out [o,hL].  Returns the number of layers (>= 2), 0
+   after a misuse report. */
+static int nn__nid_weights(const char *fn, nn_module *mlp, nn_tensor **ws, int cap) {
+    nn_param *ps;
+    int count, i, n = 0;
+    if (!mlp) {
+        nn__misuse("%s: NULL module", fn);
+        return 0;
+    }
+    ps = nn_parameters(mlp, &count);
+    for (i = 0; i < count; i++) {
+        size_t ln = strlen(ps[i].name);
+        if (ps[i].tensor->ndim != 2 || ln < 6 || strcmp(ps[i].name + ln - 6, "weight") != 0) continue;
+        if (n == cap) {
+            nn__misuse("%s: more than %d linear layers", fn, cap);
+            return 0;
+        }
+        if (n > 0 && ps[i].tensor->shape[1] != ws[n - 1]->shape[0]) {
+            nn__misuse("%s: weight \"%s\" %s does not follow the previous layer's %s", fn, ps[i].name,
+                       nn__ts(ps[i].tensor), nn__ts(ws[n - 1]));
+            return 0;
+        }
+        ws[n++] = ps[i].tensor;
+    }
+    if (n < 2) {
+        nn__misuse("%s: the %s has %d linear layer(s); NID needs a hidden layer", fn, mlp->type, n);
+        return 0;
+    }
+    return n;
+}
+
+/* z [h1]: each first-layer unit's influence on the output. */
+static float *nn__nid_influence(nn_tensor **ws, int n) {
+    int L = n - 1, k, a, b;
+    const nn_tensor *wo = ws[L];
+    float *z = (float *)nn__calloc((size_t)wo->shape[1], sizeof(float)), *nz;
+    if (!z) return NULL;
+    for (a = 0; a < wo->shape[0]; a++)
+        for (b = 0; b < wo->shape[1]; b++) z[b] += fabsf(wo->data[(size_t)a * wo->shape[1] + b]);
+    for (k = L - 1; k >= 1; k--) {   /* z <- z |W_k|, from [h_k] to [h_{k-1}] */
+        const nn_tensor *w = ws[k];
+        if (!(nz = (float *)nn__calloc((size_t)w->shape[1], sizeof(float)))) {
+            nn__free(z);
+            return NULL;
+        }
+        for (a = 0; a < w->shape[0]; a++)
+            for (b = 0; b < w->shape[1]; b++) nz[b] += z[a] * fabsf(w->data[(size_t)a * w->shape[1] + b]);
+        nn__free(z);
+        z = nz;
+    }
+    return z;
+}
+
+static int nn__nid_cmp(const void *x, const void *y) {
+    const nn_interaction *a = (const nn_interaction *)x, *b = (const nn_interaction *)y;
+    if (a->strength != b->strength) return a->strength > b->strength ? -1 : 1;
+    if (a->order != b->order) return a->order < b->order ? -1 : 1;
+    return a->features < b->features ? -1 : a->features > b->features;
+}
+
+/* Fill the derived fields of a set. */
+static void nn__nid_fill(nn_interaction *it) {
+    int j, k = 0;
+    it->i = it->j = -1;
+    for (j = 0; j < 64; j++)
+        if ((it->features >> j) & 1u) {
+            if (k == 0) it->i = j;
+            else if (k == 1) it->j = j;
+            k++;
+        }
+    it->order = k;
+}
+
+NNDEF int nn_nid_pairwise(nn_module *mlp, nn_interaction *out, int max_out) {
+    nn_tensor *ws[64];
+    int n = nn__nid_weights("nn_nid_pairwise", mlp, ws, 64), p, h, i, j, u, total, k = 0;
+    nn_interaction *all;
+    float *z;
+    if (!n) return -1;
+    if (max_out > 0 && !out) {
+        nn__misuse("nn_nid_pairwise: NULL output for %d entries", max_out);
+        return -1;
+    }
+    h = ws[0]->shape[0];
+    p = ws[0]->shape[1];
+    if (p > 64 || p < 2) {
+        nn__misuse("nn_nid_pairwise: %d inputs; 2..64 are supported", p);
+        return -1;
+    }
+    total = p * (p - 1) / 2;
+    if (!(z = nn__nid_influence(ws, n))) return -1;
+    if (!(all = (nn_interaction *)nn__calloc((size_t)total, sizeof *all))) {
+        nn__free(z);
+        return -1;
+    }
+    for (i = 0; i < p; i++)
+        for (j = i + 1; j < p; j++, k++) {
+            double s = 0.0;
+            for (u = 0; u < h; u++) {
+                float a = fabsf(ws[0]->data[(size_t)u * p + i]), b = fabsf(ws[0]->data[(size_t)u * p + j]);
+                s += (double)z[u] * (double)(a < b ? a : b);
+            }
+            all[k].features = (uint64_t)1 << i | (uint64_t)1 << j;
+            all[k].strength = (float)s;
+            nn__nid_fill(all + k);
+        }
+    qsort(all, (size_t)total, sizeof *all, nn__nid_cmp);
+    if (max_out > 0) memcpy(out, all, (size_t)(max_out < total ? max_out : total) * sizeof *all);
+    nn__free(all);
+    nn__free(z);
+    return total;
+}
+
+NNDEF int nn_nid_rank(nn_module *mlp, nn_interaction *out, int max_out) {
+    nn_tensor *ws[64];
+    int n = nn__nid_weights("nn_nid_rank", mlp, ws, 64), p, h, u, k, m = 0, c, order[64];
+    nn_interaction *all;
+    float *z;
+    if (!n) return -1;
+    if (max_out > 0 && !out) {
+        nn__misuse("nn_nid_rank: NULL output for %d entries", max_out);
+        return -1;
+    }
+    h = ws[0]->shape[0];
+    p = ws[0]->shape[1];
+    if (p > 64 || p < 2) {
+        nn__misuse("nn_nid_rank: %d inputs; 2..64 are supported", p);
+        return -1;
+    }
+    if (!(z = nn__nid_influence(ws, n))) return -1;
+    if (!(all = (nn_interaction *)nn__calloc((size_t)h * (size_t)(p - 1), sizeof *all))) {
+        nn__free(z);
+        return -1;
+    }
+    for (u = 0; u < h; u++) {
+        const float *w = ws[0]->data + (size_t)u * p;
+        uint64_t set;
+        for (k = 0; k < p; k++) order[k] = k;
+        for (k = 1; k < p; k++) {   /* features by |w| descending (stable) */
+            int t = order[k], j = k;
+            while (j > 0 && fabsf(w[t]) > fabsf(w[order[j - 1]])) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = t;
+        }
+        set = (uint64_t)1 << order[0];
+        for (k = 1; k < p; k++) {
+            set |= (uint64_t)1 << order[k];
+            for (c = 0; c < m && all[c].features != set; c++) {}
+            if (c == m) {
+                all[m].features = set;
+                all[m].strength = 0.0f;
+                m++;
+            }
+            all[c].strength += z[u] * fabsf(w[order[k]]);
+        }
+    }
+    for (c = 0; c < m; c++) nn__nid_fill(all + c);
+    qsort(all, (size_t)m, sizeof *all, nn__nid_cmp);
+    if (max_out > 0) memcpy(out, all, (size_t)(max_out < m ? max_out : m) * sizeof *all);
+    nn__free(all);
+    nn__free(z);
+    return m;
+}
+
+/* MLP-M: the univariate nets of every feature at once, as [N,p,h] tensors. */
+typedef struct nn__mlpm_state {
+    int p, h;
+} nn__mlpm_state;
+
+static nn_tensor *nn__mlpm_main_forward(nn_module *m, nn_tensor *x) {
+    const nn__mlpm_state *st = (const nn__mlpm_state *)m->user;
+    nn_tensor *w1 = nn_param_get(m, "w1"), *b1 = nn_param_get(m, "b1"), *w2 = nn_param_get(m, "w2"),
+              *b2 = nn_param_get(m, "b2"), *t;
+    if (!x || x->ndim != 2 || x->shape[1] != st->p) {
+        nn__misuse("nn_nid_mlp_m: input %s is not [batch, %d]", nn__ts(x), st->p);
+        return NULL;
+    }
+    /* g_j(x_j) = sum_k w2[j,k] relu(x_j w1[j,k] + b1[j,k]); summed over j, + b2. */
+    t = nn_reshape(x, NN_SHAPE(x->shape[0], st->p, 1));
+    t = nn_relu_op(nn_add(nn_mul(t, w1), b1));
+    t = nn_sum_axis(nn_sum_axis(nn_mul(t, w2), 2, 0), 1, 1);
+    return nn_add(t, b2);
+}
+
+static nn_tensor *nn__mlpm_forward(nn_module *m, nn_tensor *x) {
+    return nn_add(nn_forward(m->children[0], x), nn_forward(m->children[1], x));
+}
+
+NNDEF nn_module *nn_nid_mlp_m(int p, const int *hidden, int nhidden, int main_hidden) {
+    nn_module *mlp, *mm, *main;
+    nn__mlpm_state *st;
+    int i, k = 0, prev = p, ok = 1;
+    float bound;
+    if (p < 1 || !hidden || nhidden < 1 || nhidden > 30 || main_hidden < 1) {
+        nn__misuse("nn_nid_mlp_m: needs p >= 1, 1..30 hidden sizes and main_hidden >= 1, got p=%d, "
+                   "%d hidden, main_hidden=%d", p, nhidden, main_hidden);
+        return NULL;
+    }
+    for (i = 0; i < nhidden; i++)
+        if (hidden[i] < 1) {
+            nn__misuse("nn_nid_mlp_m: hidden[%d] = %d", i, hidden[i]);
+            return NULL;
+        }
+    if (!(mlp = nn_module_new("Sequential", nn__sequential_forward))) return NULL;
+    for (i = 0; i <= nhidden && ok; i++) {   /* "0" linear, "1" ReLU, ..., the last linear */
+        char name[16];
+        int next = i < nhidden ? hidden[i] : 1;
+        snprintf(name, sizeof name, "%d", k++);
+        ok = nn_module_add_child(mlp, name, nn_linear(prev, next)) != NULL;
+        prev = next;
+        if (i == nhidden || !ok) break;
+        snprintf(name, sizeof name, "%d", k++);
+        ok = nn_module_add_child(mlp, name, nn_relu()) != NULL;
+    }
+    if (!ok) {
+        nn_module_free(mlp);
+        return NULL;
+    }
+    if (!(main = nn__module_with_state("MainEffects", nn__mlpm_main_forward, sizeof(nn__mlpm_state)))) {
+        nn_module_free(mlp);
+        return NULL;
+    }
+    st = (nn__mlpm_state *)main->user;
+    st->p = p;
+    st->h = main_hidden;
+    bound = 1.0f / sqrtf((float)main_hidden);
+    if (!nn_module_add_param(main, "w1", nn__uniform_param(NN_SHAPE(p, main_hidden), 1.0f)) ||
+        !nn_module_add_param(main, "b1", nn__uniform_param(NN_SHAPE(p, main_hidden), 1.0f)) ||
+        !nn_module_add_param(main, "w2", nn__uniform_param(NN_SHAPE(p, main_hidden), bound)) ||
+        !nn_module_add_param(main, "b2", nn__uniform_param(NN_SHAPE(1), bound)) ||
+        !(mm = nn_module_new("MLP-M", nn__mlpm_forward))) {
+        nn_module_free(mlp);
+        nn_module_free(main);
+        return NULL;
+    }
+    if (!nn_module_add_child(mm, "mlp", mlp)) {
+        nn_module_free(main);
+        nn_module_free(mm);
+        return NULL;
+    }
+    if (!nn_module_add_child(mm, "main", main)) {
+        nn_module_free(mm);
+        return NULL;
+    }
+    return mm;
 }
 
 #endif /* NN__IMPLEMENTATION_DONE */

@@ -602,10 +602,88 @@ static void test_search(void) {
     }
 }
 
+/* ----- NID ----- */
+
+static void test_nid(void) {
+    /* Hand-set 4-3-2-1 MLP: unit 0 reads x0 and x1 (the interaction), unit 1
+       x2, unit 2 x3 and a little x1. */
+    float w1[12] = {2, -3, 0, 0.1f,   0, 0.2f, 4, 0,   0, 0.5f, 0, 5};
+    float w2[6] = {1, 0.5f, -1, 2, 0, 1};
+    float w3[2] = {1, -2};
+    nn_module *net = nn_sequential(nn_linear(4, 3), nn_relu(), nn_linear(3, 2), nn_relu(), nn_linear(2, 1), NULL);
+    nn_interaction it[6], hi[16];
+    double z[3], want01;
+    int n, i;
+    memcpy(nn_param(net, "0.weight")->data, w1, sizeof w1);
+    memcpy(nn_param(net, "2.weight")->data, w2, sizeof w2);
+    memcpy(nn_param(net, "4.weight")->data, w3, sizeof w3);
+    /* z = |w3| |W2| = [1*1 + 2*2, 1*0.5 + 2*0, 1*1 + 2*1] */
+    z[0] = 5; z[1] = 0.5; z[2] = 3;
+    want01 = z[0] * 2 + z[1] * 0 + z[2] * 0;   /* min(|2|,|-3|), min(0,.2), min(0,.5) */
+    n = nn_nid_pairwise(net, it, 6);
+    NN_TEST_CHECK(n == 6 && it[0].i == 0 && it[0].j == 1 && it[0].order == 2 &&
+                  fabs(it[0].strength - want01) < 1e-5, "NID: (0,1) first with w = %g (got %d,%d %g)",
+                  want01, it[0].i, it[0].j, (double)it[0].strength);
+    /* (1,3): min(3,.1) z0 + min(.5,5) z2 = 0.5 + 1.5 = 2 */
+    NN_TEST_CHECK(it[1].i == 1 && it[1].j == 3 && fabs(it[1].strength - 2.0) < 1e-5, "NID: (1,3) second");
+    for (i = 1; i < 6; i++) NN_TEST_CHECK(it[i].strength <= it[i - 1].strength, "sorted");
+    n = nn_nid_rank(net, hi, 16);
+    NN_TEST_CHECK(n > 0 && hi[0].features == 3u && hi[0].order == 2, "higher-order: {0,1} first");
+    nn_module_free(net);
+    {
+        /* Trained: y = x0 x1 + x2 + x3 (one planted interaction), on MLP-M. */
+        int hidden[2] = {16, 8}, s, j, first_ok;
+        nn_module *m;
+        nn_adam_opts ao;
+        nn_optim *opt;
+        nn_graph *g = nn_graph_new();
+        float xs[64 * 4], ys[64];
+        nn_interaction r[6];
+        memset(&ao, 0, sizeof ao);
+        ao.lr = 1e-2f;
+        nn_seed(4);
+        m = nn_nid_mlp_m(4, hidden, 2, 4);
+        NN_TEST_CHECK(m && nn_child(m, "mlp") && nn_param(m, "main.w1") &&
+                      nn_param(m, "main.w1")->shape[0] == 4, "MLP-M children");
+        opt = nn_adam(m, ao);
+        for (s = 0; s < 300; s++) {
+            nn_tensor *out;
+            for (j = 0; j < 64; j++) {
+                for (i = 0; i < 4; i++) xs[j * 4 + i] = nn_rand_uniform() * 2.0f - 1.0f;
+                ys[j] = 2.0f * xs[j * 4] * xs[j * 4 + 1] + xs[j * 4 + 2] + xs[j * 4 + 3];
+            }
+            nn_graph_reset(g);
+            out = nn_forward(m, nn_tensor_from(g, xs, NN_SHAPE(64, 4)));
+            nn_zero_grad(opt);
+            nn_backward(nn_mse(out, nn_tensor_from(g, ys, NN_SHAPE(64, 1))));
+            nn_step(opt);
+        }
+        n = nn_nid_pairwise(nn_child(m, "mlp"), r, 6);
+        first_ok = n == 6 && r[0].i == 0 && r[0].j == 1;
+        NN_TEST_CHECK(first_ok, "trained MLP-M: NID ranks (0,1) first (got %d,%d %g; next %d,%d %g)",
+                      r[0].i, r[0].j, (double)r[0].strength, r[1].i, r[1].j, (double)r[1].strength);
+        nn_graph_free(g);
+        nn_optim_free(opt);
+        nn_module_free(m);
+    }
+    {
+        nn_module *one = nn_sequential(nn_linear(3, 1), NULL);
+        nn_interaction r[3];
+        hook_calls = 0;
+        nn_set_error_hook(record_hook, NULL);
+        NN_TEST_CHECK(nn_nid_pairwise(one, r, 3) == -1 && hook_calls == 1 &&
+                      strstr(last_msg, "nn_nid_pairwise: the Sequential has 1 linear layer(s)"),
+                      "no hidden layer: %s", last_msg);
+        nn_set_error_hook(NULL, NULL);
+        nn_module_free(one);
+    }
+}
+
 int main(void) {
     test_png();
     test_pruning();
     test_hadamard();
     test_search();
+    test_nid();
     return nn_test_summary("test_tools");
 }
