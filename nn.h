@@ -1659,6 +1659,33 @@ NNDEF int nn_nid_rank(nn_module *mlp, nn_interaction *out, int max_out);
    [p,main_hidden], "b2" [1]).  x [N,p] -> [N,1].  NULL on a bad size. */
 NNDEF nn_module *nn_nid_mlp_m(int p, const int *hidden, int nhidden, int main_hidden);
 
+/* ----- sanity checks (Karpathy's "recipe"; seed 001's debugging notes) ----- */
+/* The loss of a model's output on a batch (nn_sanity_opts.loss). */
+typedef nn_tensor *(*nn_sanity_loss_fn)(nn_tensor *output, const int *labels,
+                                        const nn_tensor *targets, void *user);
+/* Options of nn_sanity_check; zero is the default. */
+typedef struct nn_sanity_opts {
+    nn_sanity_loss_fn loss;   /* NULL: cross-entropy on labels, or MSE on targets */
+    void *user;               /* passed to loss */
+    const nn_tensor *targets; /* float targets (regression), or NULL */
+    int nclasses;             /* C for the log C check; 0: the output's last size */
+    int steps;                /* overfitting steps (Adam); 0 means 300 */
+    float lr;                 /* their learning rate; 0 means 1e-3 */
+    float overfit_loss;       /* pass when the loss ends below it; 0 means 0.05
+                                 for cross-entropy, else 5% of the first loss */
+    float dead_fraction;      /* flag a ReLU layer with more dead units; 0 means 0.25 */
+    int quiet;                /* print nothing (the return value still counts) */
+} nn_sanity_opts;
+/* Four checks of m on one small batch x [N,...] (labels for classification),
+   one line each on stdout, "PASS" or "FAIL": the loss at initialization
+   against log C (cross-entropy); that the batch can be overfitted in a few
+   hundred steps; a finite-difference check of the gradient on the first two
+   samples (evaluation mode); dead ReLU units (zero on the whole batch)
+   after each ReLU child of the model's Sequential parts.  Parameters,
+   buffers, training flags and the current graph are restored.  Returns the
+   number of failed checks, -1 after a misuse report. */
+NNDEF int nn_sanity_check(nn_module *m, const nn_tensor *x, const int *labels, nn_sanity_opts opts);
+
 #ifdef __cplusplus
 }
 #endif
@@ -14918,6 +14945,242 @@ NNDEF nn_module *nn_nid_mlp_m(int p, const int *hidden, int nhidden, int main_hi
         return NULL;
     }
     return mm;
+}
+
+/* ----- sanity checks ----- */
+
+static nn_tensor *nn__sanity_loss(nn_tensor *out, const int *labels, const nn_tensor *targets,
+                                  const nn_sanity_opts *o, int rows) {
+    if (o->loss) return o->loss(out, labels, targets, o->user);
+    if (targets) {
+        nn_tensor *t = nn_tensor_from(out ? out->graph : NULL, targets->data, nn_shape_of(targets));
+        if (rows < targets->shape[0]) t = nn_slice(t, 0, 0, rows);
+        return nn_mse(out, t);
+    } else {
+        nn_ce_opts ce;
+        memset(&ce, 0, sizeof ce);
+        return nn_cross_entropy(out, labels, ce);
+    }
+}
+
+/* The first rows samples of x as a tensor of g. */
+static nn_tensor *nn__sanity_batch(nn_graph *g, const nn_tensor *x, int rows) {
+    nn_shape s = nn_shape_of(x);
+    s.d[0] = rows;
+    return nn_tensor_from(g, x->data, s);
+}
+
+/* Run x through m, counting dead units after every ReLU child of every
+   Sequential (recursively); prints one line per ReLU.  Returns the output. */
+static nn_tensor *nn__sanity_dead(nn_module *m, nn_tensor *x, const char *prefix, float limit,
+                                  int quiet, int *flagged) {
+    int i;
+    if (!m->type || strcmp(m->type, "Sequential") != 0) return nn_forward(m, x);
+    for (i = 0; i < m->nchildren && x; i++) {
+        nn_module *c = m->children[i];
+        char name[256];
+        snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "." : "", m->child_names[i]);
+        x = nn__sanity_dead(c, x, name, limit, quiet, flagged);
+        if (x && c->type && strcmp(c->type, "ReLU") == 0 && x->ndim >= 2) {
+            int N = x->shape[0], F = x->shape[1], f, dead = 0, n;
+            size_t inner = x->numel / ((size_t)N * (size_t)F), k;
+            for (f = 0; f < F; f++) {
+                int alive = 0;
+                for (n = 0; n < N && !alive; n++)
+                    for (k = 0; k < inner && !alive; k++)
+                        alive = x->data[((size_t)n * F + f) * inner + k] > 0.0f;
+                dead += !alive;
+            }
+            if ((float)dead > limit * (float)F) (*flagged)++;
+            if (!quiet)
+                printf("nn_sanity_check: %s dead ReLU units after \"%s\": %d of %d %s (%.0f%%) never "
+                       "active on the batch\n", (float)dead > limit * (float)F ? "FAIL" : "PASS", name,
+                       dead, F, inner > 1 ? "channels" : "units", 100.0 * dead / F);
+        }
+    }
+    return x;
+}
+
+NNDEF int nn_sanity_check(nn_module *m, const nn_tensor *x, const int *labels, nn_sanity_opts opts) {
+    nn_graph *g, *cur;
+    nn_param *ps, *bs;
+    int np, nb, i, N, fails = 0, steps = opts.steps > 0 ? opts.steps : 300, C, flagged = 0;
+    float **save = NULL, init_loss, loss = 0.0f, limit;
+    nn_tensor *out;
+    const char *P = "nn_sanity_check:";
+    if (!m || !x || x->ndim < 2 || x->shape[0] < 1 || (!labels && !opts.targets && !opts.loss) ||
+        (opts.targets && opts.targets->shape[0] != x->shape[0])) {
+        nn__misuse("nn_sanity_check: needs a module, a batch x [N,...] (got %s) and labels, targets "
+                   "[N,...] (got %s) or a loss", nn__ts(x), nn__ts(opts.targets));
+        return -1;
+    }
+    N = x->shape[0];
+    ps = nn_parameters(m, &np);
+    bs = nn_buffers(m, &nb);
+    if (!(save = (float **)nn__calloc((size_t)(np + nb) + 1, sizeof(float *)))) return -1;
+    for (i = 0; i < np + nb; i++) {
+        nn_tensor *t = i < np ? ps[i].tensor : bs[i - np].tensor;
+        size_t bytes = t->numel * ((t->flags & NN_TENSOR_INT64) ? 8u : 4u);
+        if (!(save[i] = (float *)nn__malloc(bytes))) goto oom;
+        memcpy(save[i], t->data, bytes);
+    }
+    cur = nn_current_graph();
+    if (!(g = nn_graph_new())) goto oom;
+    nn__train_save(m);
+
+    /* 1. The loss at initialization (evaluation mode: no dropout noise). */
+    nn_train_mode(m, 0);
+    out = nn_forward(m, nn__sanity_batch(g, x, N));
+    C = opts.nclasses > 0 ? opts.nclasses : out && out->ndim >= 1 ? out->shape[out->ndim - 1] : 0;
+    init_loss = out ? nn_item(nn__sanity_loss(out, labels, opts.targets, &opts, N)) : NAN;
+    if (!opts.loss && !opts.targets && C > 1) {
+        double want = log((double)C), r = (double)init_loss / want;
+        int ok = r > 0.75 && r < 1.25;
+        fails += !ok;
+        if (!opts.quiet)
+            printf("%s %s loss at init %.4f, expected log(%d) = %.4f for uniform predictions%s\n", P,
+                   ok ? "PASS" : "FAIL", (double)init_loss, C, want,
+                   ok ? "" : " (initial logits too large? the last layer's scale or bias)");
+    } else if (!opts.quiet) {
+        printf("%s INFO loss at init %.6g (no expected value for this loss)\n", P, (double)init_loss);
+    }
+
+    /* 2. Overfit the batch. */
+    {
+        nn_adam_opts ao;
+        nn_optim *o;
+        int s, correct = -1;
+        memset(&ao, 0, sizeof ao);
+        ao.lr = opts.lr > 0.0f ? opts.lr : 1e-3f;
+        nn__train_restore(m);
+        if ((o = nn_adam(m, ao)) != NULL) {
+            for (s = 0; s < steps; s++) {
+                nn_graph_reset(g);
+                out = nn_forward(m, nn__sanity_batch(g, x, N));
+                if (!out) break;
+                nn_zero_grad(o);
+                {
+                    nn_tensor *l = nn__sanity_loss(out, labels, opts.targets, &opts, N);
+                    if (!l) break;
+                    loss = nn_item(l);
+                    nn_backward(l);
+                }
+                nn_step(o);
+            }
+            nn_zero_grad(o);
+            nn_optim_free(o);
+            if (labels && out && out->ndim == 2) {
+                int *pred = (int *)nn__malloc((size_t)N * sizeof(int));
+                if (pred) {
+                    nn_argmax_rows(out, pred);
+                    for (correct = 0, s = 0; s < N; s++) correct += pred[s] == labels[s];
+                    nn__free(pred);
+                }
+            }
+        }
+        limit = opts.overfit_loss > 0.0f ? opts.overfit_loss
+                : (!opts.loss && !opts.targets) ? 0.05f : 0.05f * init_loss;
+        {
+            int ok = loss < limit;
+            fails += !ok;
+            if (!opts.quiet) {
+                printf("%s %s overfit one batch of %d: loss %.4g -> %.4g after %d Adam steps (want < %.3g)",
+                       P, ok ? "PASS" : "FAIL", N, (double)init_loss, (double)loss, steps, (double)limit);
+                if (correct >= 0) printf(", %d/%d right", correct, N);
+                printf("%s\n", ok ? "" : "; a bug in the model or the loss, or too small a model/lr");
+            }
+        }
+        for (i = 0; i < np + nb; i++) {   /* back to the initial weights */
+            nn_tensor *t = i < np ? ps[i].tensor : bs[i - np].tensor;
+            memcpy(t->data, save[i], t->numel * ((t->flags & NN_TENSOR_INT64) ? 8u : 4u));
+        }
+    }
+
+    /* 3. Gradient check on (at most) two samples, in evaluation mode. */
+    {
+        int rows = N < 2 ? N : 2, checked = 0;
+        double worst = 0.0;
+        const char *worst_name = "";
+        nn_optim *o;
+        nn_sgd_opts so;
+        memset(&so, 0, sizeof so);
+        nn_train_mode(m, 0);
+        o = nn_sgd(m, so);   /* only for nn_zero_grad over the parameters */
+        nn_graph_reset(g);
+        if (o) nn_zero_grad(o);
+        out = nn_forward(m, nn__sanity_batch(g, x, rows));
+        if (out) nn_backward(nn__sanity_loss(out, labels, opts.targets, &opts, rows));
+        for (i = 0; i < np && out; i++) {
+            nn_tensor *t = ps[i].tensor;
+            const float *gr = nn_grad(t);
+            size_t picks[3], k, j, big = 0;
+            if (!nn_needs_grad(t) || t->numel == 0) continue;
+            for (j = 1; gr && j < t->numel; j++) if (fabsf(gr[j]) > fabsf(gr[big])) big = j;
+            picks[0] = big;
+            picks[1] = 0;
+            picks[2] = t->numel / 2;
+            for (k = 0; k < 3; k++) {
+                size_t e = picks[k];
+                float keep = t->data[e], h = 1e-2f * (fabsf(keep) > 1.0f ? fabsf(keep) : 1.0f), lp, lm;
+                double num, ana = gr ? (double)gr[e] : 0.0, err;
+                int had = nn_set_grad_enabled(g, 0);
+                t->data[e] = keep + h;
+                nn_graph_reset(g);
+                lp = nn_item(nn__sanity_loss(nn_forward(m, nn__sanity_batch(g, x, rows)), labels,
+                                             opts.targets, &opts, rows));
+                t->data[e] = keep - h;
+                nn_graph_reset(g);
+                lm = nn_item(nn__sanity_loss(nn_forward(m, nn__sanity_batch(g, x, rows)), labels,
+                                             opts.targets, &opts, rows));
+                t->data[e] = keep;
+                nn_set_grad_enabled(g, had);
+                num = ((double)lp - (double)lm) / (2.0 * (double)h);
+                err = fabs(num - ana) / (fabs(num) + fabs(ana) > 1e-3 ? fabs(num) + fabs(ana) : 1e-3);
+                if (err > worst) {
+                    worst = err;
+                    worst_name = ps[i].name;
+                }
+                checked++;
+            }
+        }
+        if (o) nn_zero_grad(o);
+        nn_optim_free(o);
+        {
+            int ok = out != NULL && worst < 0.05;
+            fails += !ok;
+            if (!opts.quiet)
+                printf("%s %s gradient check on %d sample(s): %d entries, worst relative error %.2e%s%s\n",
+                       P, ok ? "PASS" : "FAIL", rows, checked, worst, *worst_name ? " at " : "",
+                       worst_name);
+        }
+    }
+
+    /* 4. Dead ReLU units, at the initial weights, in training mode. */
+    nn__train_restore(m);
+    nn_graph_reset(g);
+    {
+        int had = nn_set_grad_enabled(g, 0);
+        float lim = opts.dead_fraction > 0.0f ? opts.dead_fraction : 0.25f;
+        nn__sanity_dead(m, nn__sanity_batch(g, x, N), "", lim, opts.quiet, &flagged);
+        nn_set_grad_enabled(g, had);
+        fails += flagged > 0;
+    }
+
+    for (i = 0; i < np + nb; i++) {
+        nn_tensor *t = i < np ? ps[i].tensor : bs[i - np].tensor;
+        memcpy(t->data, save[i], t->numel * ((t->flags & NN_TENSOR_INT64) ? 8u : 4u));
+        nn__free(save[i]);
+    }
+    nn__free(save);
+    nn__train_restore(m);
+    nn_graph_free(g);
+    nn_set_current_graph(cur);
+    return fails;
+oom:
+    for (i = 0; i < np + nb; i++) nn__free(save[i]);
+    nn__free(save);
+    nn__misuse("nn_sanity_check: out of memory");
+    return -1;
 }
 
 #endif /* NN__IMPLEMENTATION_DONE */

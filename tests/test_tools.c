@@ -679,11 +679,52 @@ static void test_nid(void) {
     }
 }
 
+/* ----- sanity checks ----- */
+
+static void test_sanity(void) {
+    float x[8 * 4], before[4 * 16 + 16];
+    int y[8], i, f;
+    nn_module *net;
+    nn_tensor *xt;
+    nn_sanity_opts so;
+    for (i = 0; i < 32; i++) x[i] = (float)((i * 7) % 11) / 5.0f - 1.0f;
+    for (i = 0; i < 8; i++) y[i] = i % 3;
+    xt = nn_tensor_from(NULL, x, NN_SHAPE(8, 4));
+    memset(&so, 0, sizeof so);
+    so.lr = 1e-2f;
+    so.steps = 150;
+    so.quiet = 1;
+    nn_seed(8);
+    net = nn_sequential(nn_linear(4, 16), nn_relu(), nn_linear(16, 3), NULL);
+    memcpy(before, nn_param(net, "0.weight")->data, 64 * sizeof(float));
+    memcpy(before + 64, nn_param(net, "0.bias")->data, 16 * sizeof(float));
+    printf("  nn_sanity_check on a good model:\n");
+    so.quiet = 0;
+    f = nn_sanity_check(net, xt, y, so);
+    so.quiet = 1;
+    NN_TEST_CHECK(f == 0, "a good model passes (%d failed)", f);
+    NN_TEST_CHECK(!memcmp(before, nn_param(net, "0.weight")->data, 64 * sizeof(float)) &&
+                  !memcmp(before + 64, nn_param(net, "0.bias")->data, 16 * sizeof(float)) &&
+                  nn_is_training(net), "weights and mode restored");
+    /* A last layer 50x too large: the loss at init is far from log 3. */
+    for (i = 0; i < 48; i++) nn_param(net, "2.weight")->data[i] *= 50.0f;
+    f = nn_sanity_check(net, xt, y, so);
+    NN_TEST_CHECK(f >= 1, "large initial logits are flagged (%d)", f);
+    for (i = 0; i < 48; i++) nn_param(net, "2.weight")->data[i] /= 50.0f;
+    /* Every hidden unit dead: flagged, and the batch cannot be overfitted. */
+    for (i = 0; i < 16; i++) nn_param(net, "0.bias")->data[i] = -100.0f;
+    f = nn_sanity_check(net, xt, y, so);
+    NN_TEST_CHECK(f >= 2, "dead ReLUs flagged and no overfitting (%d)", f);
+    nn_module_free(net);
+    nn_tensor_free(xt);
+}
+
 int main(void) {
     test_png();
     test_pruning();
     test_hadamard();
     test_search();
     test_nid();
+    test_sanity();
     return nn_test_summary("test_tools");
 }
