@@ -14506,8 +14506,8 @@ static void nn__search_pick(nn__search_ctx *c) {
                                                                       c->opts.maximize)))
             best = i;
     r->best = best;
-    r->best_score = best >= 0 ? r->scores[best] : NAN;
-    for (i = 0; i < c->n; i++) r->best_values[i] = best >= 0 ? r->values[(size_t)best * c->n + i] : NAN;
+    r->best_score = best >= 0 ? r->scores[best] : (double)NAN;
+    for (i = 0; i < c->n; i++) r->best_values[i] = best >= 0 ? r->values[(size_t)best * c->n + i] : (double)NAN;
 }
 
 /* The refinement round and the report, after the first round's trials. */
@@ -14655,7 +14655,7 @@ NNDEF double nn_search_value(const nn_hparam *space, int n, const double *values
     for (i = 0; space && values && name && i < n; i++)
         if (space[i].name && strcmp(space[i].name, name) == 0) return values[i];
     nn__misuse("nn_search_value: no parameter \"%s\" in the space", name ? name : "(NULL)");
-    return NAN;
+    return (double)NAN;
 }
 
 NNDEF void nn_search_print(const nn_hparam *space, const nn_search_result *r) {

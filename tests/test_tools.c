@@ -114,13 +114,13 @@ static unsigned char *png_decode(const unsigned char *f, size_t n, int *w, int *
     ok = ok && rawn == row * (size_t)*h && t_adler32(raw, rawn) == be32(idat + idn - 4) &&
          t_crc32(raw, rawn) == want_crc;
     free(idat);
-    if (!ok) { NN_FREE(raw); return NULL; }
+    if (!ok) { free(raw); return NULL; }
     pix = (unsigned char *)malloc(rawn);
     for (y = 0; y < (size_t)*h; y++) {
         if (raw[y * row] != 0) ok = 0;
         memcpy(pix + y * (row - 1), raw + y * row + 1, row - 1);
     }
-    NN_FREE(raw);
+    free(raw);
     if (!ok) { free(pix); return NULL; }
     return pix;
 }
@@ -158,7 +158,7 @@ static void test_png(void) {
         file = read_file("/tmp/nn_test_tools.png", &fn);
         NN_TEST_CHECK(file && fn == size && memcmp(file, buf, size) == 0, "file = memory bytes");
         free(file);
-        NN_FREE(buf);
+        free(buf);
         free(pix);
     }
     {
@@ -363,7 +363,7 @@ static void test_pruning(void) {
         NN_TEST_CHECK(p2 && !memcmp(nn_param(net2, "0.weight_mask")->data, nn_param(net, "0.weight_mask")->data,
                                     24 * sizeof(float)) && nn_prune_sparsity(p2, -1) == nn_prune_sparsity(p, -1),
                       "masks come back from the file");
-        NN_FREE(buf);
+        free(buf);
         nn_pruner_free(p2);
         nn_module_free(net2);
         nn_optim_free(opt);
@@ -409,10 +409,10 @@ static void test_hadamard(void) {
     for (i = 0; i < 16; i++) x[i] = (float)(i % 5) - 1.5f;
     for (i = 0; i < 2; i++) {
         double n = 0;
-        for (k = 0; k < 8; k++) n += (double)x[i * 8 + k] * x[i * 8 + k];
+        for (k = 0; k < 8; k++) n += (double)x[i * 8 + k] * (double)x[i * 8 + k];
         for (j = 0; j < 5; j++) {
             double d = 0;
-            for (k = 0; k < 8; k++) d += x[i * 8 + k] * H->data[j * 8 + k];
+            for (k = 0; k < 8; k++) d += (double)(x[i * 8 + k] * H->data[j * 8 + k]);
             want[i * 5 + j] = (float)(d / sqrt(n) / sqrt(5.0));
         }
     }
@@ -622,10 +622,10 @@ static void test_nid(void) {
     want01 = z[0] * 2 + z[1] * 0 + z[2] * 0;   /* min(|2|,|-3|), min(0,.2), min(0,.5) */
     n = nn_nid_pairwise(net, it, 6);
     NN_TEST_CHECK(n == 6 && it[0].i == 0 && it[0].j == 1 && it[0].order == 2 &&
-                  fabs(it[0].strength - want01) < 1e-5, "NID: (0,1) first with w = %g (got %d,%d %g)",
+                  fabs((double)it[0].strength - want01) < 1e-5, "NID: (0,1) first with w = %g (got %d,%d %g)",
                   want01, it[0].i, it[0].j, (double)it[0].strength);
     /* (1,3): min(3,.1) z0 + min(.5,5) z2 = 0.5 + 1.5 = 2 */
-    NN_TEST_CHECK(it[1].i == 1 && it[1].j == 3 && fabs(it[1].strength - 2.0) < 1e-5, "NID: (1,3) second");
+    NN_TEST_CHECK(it[1].i == 1 && it[1].j == 3 && fabs((double)it[1].strength - 2.0) < 1e-5, "NID: (1,3) second");
     for (i = 1; i < 6; i++) NN_TEST_CHECK(it[i].strength <= it[i - 1].strength, "sorted");
     n = nn_nid_rank(net, hi, 16);
     NN_TEST_CHECK(n > 0 && hi[0].features == 3u && hi[0].order == 2, "higher-order: {0,1} first");
