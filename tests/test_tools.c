@@ -7,6 +7,7 @@
 #endif
 #include "nn.h"
 #include "harness.h"
+#include "golden.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -465,6 +466,62 @@ static void test_hadamard(void) {
     nn_module_free(h);
 }
 
+/* nn_hadamard_linear against PyTorch (tests/golden/make_golden_tools.py):
+   values and gradients of sum(y * r), and a finite-difference check. */
+static void test_hadamard_golden(const char *dir) {
+    golden_file gf;
+    gold_tensor gt[8];
+    int i, ok = 1;
+    memset(gt, 0, sizeof gt);
+    if (!gold_open(&gf, dir, "tools.txt")) {
+        NN_TEST_CHECK(0, "golden tools.txt");
+        return;
+    }
+    for (i = 0; i < 8 && ok; i++) ok = gold_tensor_read(&gf, &gt[i]);
+    gold_close(&gf);
+    NN_TEST_CHECK(ok, "golden tools.txt read");
+    if (ok) {
+        nn_module *h = nn_hadamard_linear(6, 5, 1);
+        nn_graph *g = nn_graph_new();
+        nn_tensor *x, *y, *loss;
+        memcpy(nn_param(h, "scale")->data, gt[1].v, sizeof(float));
+        memcpy(nn_param(h, "bias")->data, gt[2].v, 5 * sizeof(float));
+        x = nn_requires_grad(nn_tensor_from(g, gt[0].v, NN_SHAPE(3, 6)), 1);
+        y = nn_forward(h, x);
+        NN_TEST_CHECK(gold_same_shape(x, gt[0].shape) && gold_same_shape(y, gt[4].shape), "golden shapes");
+        loss = nn_sum(nn_mul(y, nn_tensor_from(g, gt[3].v, NN_SHAPE(3, 5))));
+        NN_TEST_CHECK(nn_backward(loss) == NN_OK, "backward");
+        nn_test_close(y->data, gt[4].v, 15, 1e-5f, 1e-6f, "hadamard y vs torch");
+        nn_test_close(nn_grad(x), gt[5].v, 18, 1e-4f, 1e-6f, "hadamard dx vs torch");
+        nn_test_close(nn_grad(nn_param(h, "scale")), gt[6].v, 1, 1e-5f, 1e-6f, "hadamard dscale vs torch");
+        nn_test_close(nn_grad(nn_param(h, "bias")), gt[7].v, 5, 1e-5f, 1e-6f, "hadamard dbias vs torch");
+        {
+            /* Central differences in float on x (the loss is O(1)). */
+            float fd[18], base[18];
+            int j;
+            memcpy(base, gt[0].v, sizeof base);
+            for (j = 0; j < 18; j++) {
+                float lp, lm;
+                nn_tensor *xx;
+                base[j] += 1e-2f;
+                nn_graph_reset(g);
+                xx = nn_tensor_from(g, base, NN_SHAPE(3, 6));
+                lp = nn_item(nn_sum(nn_mul(nn_forward(h, xx), nn_tensor_from(g, gt[3].v, NN_SHAPE(3, 5)))));
+                base[j] -= 2e-2f;
+                nn_graph_reset(g);
+                xx = nn_tensor_from(g, base, NN_SHAPE(3, 6));
+                lm = nn_item(nn_sum(nn_mul(nn_forward(h, xx), nn_tensor_from(g, gt[3].v, NN_SHAPE(3, 5)))));
+                base[j] += 1e-2f;
+                fd[j] = (lp - lm) / 2e-2f;
+            }
+            nn_test_close(fd, gt[5].v, 18, 2e-2f, 2e-3f, "hadamard dx vs finite differences");
+        }
+        nn_graph_free(g);
+        nn_module_free(h);
+    }
+    for (i = 0; i < 8; i++) gold_tensor_free(&gt[i]);
+}
+
 /* ----- hyper-parameter search ----- */
 
 static int calls, budget_calls[64];
@@ -658,6 +715,27 @@ static void test_nid(void) {
             nn_backward(nn_mse(out, nn_tensor_from(g, ys, NN_SHAPE(64, 1))));
             nn_step(opt);
         }
+        {
+            /* MLP-M's output = mlp(x) + sum_j sum_k w2 relu(x_j w1 + b1) + b2. */
+            float want[64];
+            const float *mw1 = nn_param(m, "main.w1")->data, *b1 = nn_param(m, "main.b1")->data;
+            const float *mw2 = nn_param(m, "main.w2")->data, b2 = nn_param(m, "main.b2")->data[0];
+            nn_tensor *full, *part;
+            int k;
+            nn_graph_reset(g);
+            full = nn_forward(m, nn_tensor_from(g, xs, NN_SHAPE(64, 4)));
+            part = nn_forward(nn_child(m, "mlp"), nn_tensor_from(g, xs, NN_SHAPE(64, 4)));
+            for (j = 0; j < 64; j++) {
+                double v = (double)part->data[j] + (double)b2;
+                for (i = 0; i < 4; i++)
+                    for (k = 0; k < 4; k++) {
+                        float a = xs[j * 4 + i] * mw1[i * 4 + k] + b1[i * 4 + k];
+                        v += (double)(mw2[i * 4 + k] * (a > 0.0f ? a : 0.0f));
+                    }
+                want[j] = (float)v;
+            }
+            nn_test_close(full->data, want, 64, 1e-5f, 1e-5f, "MLP-M forward = mlp + main effects");
+        }
         n = nn_nid_pairwise(nn_child(m, "mlp"), r, 6);
         first_ok = n == 6 && r[0].i == 0 && r[0].j == 1;
         NN_TEST_CHECK(first_ok, "trained MLP-M: NID ranks (0,1) first (got %d,%d %g; next %d,%d %g)",
@@ -719,10 +797,12 @@ static void test_sanity(void) {
     nn_tensor_free(xt);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    const char *golden = argc > 1 ? argv[1] : "tests/golden";
     test_png();
     test_pruning();
     test_hadamard();
+    test_hadamard_golden(golden);
     test_search();
     test_nid();
     test_sanity();
