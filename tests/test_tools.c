@@ -10,6 +10,21 @@
 #include "golden.h"
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
+/* Scratch files: one set per process, so parallel runs do not collide. */
+static char png_path[256], grid_path[256], csv_path[256];
+static void tmp_paths(void) {
+    long id = 0;
+#if defined(__unix__) || defined(__APPLE__)
+    id = (long)getpid();
+#endif
+    snprintf(png_path, sizeof png_path, "/tmp/nn_test_tools_%ld.png", id);
+    snprintf(grid_path, sizeof grid_path, "/tmp/nn_test_tools_grid_%ld.png", id);
+    snprintf(csv_path, sizeof csv_path, "/tmp/nn_test_tools_grid_%ld.csv", id);
+}
 
 static char last_msg[512];
 static int hook_calls = 0;
@@ -155,8 +170,8 @@ static void test_png(void) {
         NN_TEST_CHECK(dec && w == W && h == H && ch == C && memcmp(dec, pix, n) == 0,
                       "png %dx%dx%d decodes to the same pixels", W, H, C);
         free(dec);
-        NN_TEST_CHECK(nn_png_write("/tmp/nn_test_tools.png", pix, W, H, C) == NN_OK, "png file");
-        file = read_file("/tmp/nn_test_tools.png", &fn);
+        NN_TEST_CHECK(nn_png_write(png_path, pix, W, H, C) == NN_OK, "png file");
+        file = read_file(png_path, &fn);
         NN_TEST_CHECK(file && fn == size && memcmp(file, buf, size) == 0, "file = memory bytes");
         free(file);
         free(buf);
@@ -174,8 +189,8 @@ static void test_png(void) {
         go.nrow = 2;
         go.padding = 1;
         go.pad_value = 1.0f;
-        NN_TEST_CHECK(nn_png_write_grid("/tmp/nn_test_tools_grid.png", b, go) == NN_OK, "grid");
-        file = read_file("/tmp/nn_test_tools_grid.png", &fn);
+        NN_TEST_CHECK(nn_png_write_grid(grid_path, b, go) == NN_OK, "grid");
+        file = read_file(grid_path, &fn);
         dec = file ? png_decode(file, fn, &w, &h, &ch) : NULL;
         NN_TEST_CHECK(dec && w == 7 && h == 7 && ch == 1, "grid is 7x7 gray (%dx%d, %d)", w, h, ch);
         if (dec) {
@@ -188,16 +203,16 @@ static void test_png(void) {
         free(dec);
         free(file);
         go.normalize = 1;   /* min -1 .. max 2 */
-        NN_TEST_CHECK(nn_png_write_grid("/tmp/nn_test_tools_grid.png", b, go) == NN_OK, "grid");
-        file = read_file("/tmp/nn_test_tools_grid.png", &fn);
+        NN_TEST_CHECK(nn_png_write_grid(grid_path, b, go) == NN_OK, "grid");
+        file = read_file(grid_path, &fn);
         dec = file ? png_decode(file, fn, &w, &h, &ch) : NULL;
         NN_TEST_CHECK(dec && dec[1 * 7 + 1] == 85 && dec[1 * 7 + 2] == 170 && dec[4 * 7 + 1] == 0 &&
                       dec[2 * 7 + 2] == 255, "normalized grid: (v - min)/(max - min)");
         free(dec);
         free(file);
         nn_tensor_free(b);
-        remove("/tmp/nn_test_tools.png");
-        remove("/tmp/nn_test_tools_grid.png");
+        remove(png_path);
+        remove(grid_path);
     }
     {
         unsigned char px[4] = {0};
@@ -588,7 +603,7 @@ static void test_search(void) {
     so.grid_points = 5;
     so.quiet = 1;
     so.maximize = 1;
-    so.csv_path = "/tmp/nn_test_tools_grid.csv";
+    so.csv_path = csv_path;
     sp[0].lo = 1e-4; sp[0].hi = 1.0;
     calls = 0;
     NN_TEST_CHECK(nn_grid_search(sp, 4, bowl, NULL, so, &gr) == NN_OK && gr.ntrials == 5 * 5 * 3 * 5 &&
@@ -611,14 +626,14 @@ static void test_search(void) {
     }
     {
         size_t n;
-        unsigned char *csv = read_file("/tmp/nn_test_tools_grid.csv", &n);
+        unsigned char *csv = read_file(csv_path, &n);
         int lines = 0;
         size_t j;
         for (j = 0; csv && j < n; j++) lines += csv[j] == '\n';
         NN_TEST_CHECK(csv && !strncmp((const char *)csv, "trial,round,budget,lr,x,c,n,score\n", 34) &&
                       lines == 1 + gr.ntrials, "CSV: a header and one row per trial");
         free(csv);
-        remove("/tmp/nn_test_tools_grid.csv");
+        remove(csv_path);
     }
     nn_search_free(&gr);
 
@@ -799,6 +814,7 @@ static void test_sanity(void) {
 
 int main(int argc, char **argv) {
     const char *golden = argc > 1 ? argv[1] : "tests/golden";
+    tmp_paths();
     test_png();
     test_pruning();
     test_hadamard();
