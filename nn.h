@@ -1528,11 +1528,12 @@ NNDEF void nn_prune_apply(nn_pruner *p);
 /* Magnitude pruning: mask out the fraction amount (in [0,1]) of each pruned
    tensor's still-unmasked weights with the smallest |w| (opts.global: of
    all of them together), then apply (prune.l1_unstructured, iterated as
-   PyTorch's PruningContainer does).  Ties go to the lower index. */
-NNDEF void nn_prune_magnitude(nn_pruner *p, float amount);
+   PyTorch's PruningContainer does).  Ties go to the lower index.  NN_OK,
+   NN_ERR_OOM (masks unchanged) or NN_ERR_ARG after a misuse report. */
+NNDEF nn_status nn_prune_magnitude(nn_pruner *p, float amount);
 /* Magnitude pruning of pruned tensor i alone (e.g. the output layer at half
    the rate, as Frankle & Carbin do). */
-NNDEF void nn_prune_magnitude_layer(nn_pruner *p, int i, float amount);
+NNDEF nn_status nn_prune_magnitude_layer(nn_pruner *p, int i, float amount);
 /* Take the rewind point now: a copy of every parameter (rewinding to
    iteration k, Frankle et al. 2020). */
 NNDEF void nn_prune_set_rewind(nn_pruner *p);
@@ -14217,18 +14218,16 @@ static int nn__prune_cmp(const void *x, const void *y) {
 
 /* Mask out round(amount * unmasked) of the unmasked entries of tensors
    lo..hi-1 together, smallest |w| first. */
-static void nn__prune_range(nn_pruner *p, int lo, int hi, float amount) {
+static nn_status nn__prune_range(nn_pruner *p, int lo, int hi, float amount) {
     size_t total = 0, n = 0, k, c;
     nn__prune_key *keys;
     int i;
     for (i = lo; i < hi; i++)
         for (c = 0; c < p->mask[i]->numel; c++) total += p->mask[i]->data[c] != 0.0f;
     k = (size_t)((double)amount * (double)total + 0.5);
-    if (k == 0) return;
-    if (!(keys = (nn__prune_key *)nn__malloc(total * sizeof *keys))) {
-        nn__misuse("nn_prune_magnitude: out of memory ranking %zu weights", total);
-        return;
-    }
+    if (k == 0) return NN_OK;
+    if (!(keys = (nn__prune_key *)nn__malloc(total * sizeof *keys)))
+        return nn__error(NN_ERR_OOM, "nn_prune_magnitude: out of memory ranking %zu weights", total);
     for (i = lo; i < hi; i++)
         for (c = 0; c < p->mask[i]->numel; c++)
             if (p->mask[i]->data[c] != 0.0f) {
@@ -14242,6 +14241,7 @@ static void nn__prune_range(nn_pruner *p, int lo, int hi, float amount) {
     for (c = 0; c < k; c++) p->mask[keys[c].t]->data[keys[c].j] = 0.0f;
     nn__free(keys);
     nn_prune_apply(p);
+    return NN_OK;
 }
 
 static int nn__prune_amount_ok(const char *fn, const nn_pruner *p, float amount) {
@@ -14252,21 +14252,22 @@ static int nn__prune_amount_ok(const char *fn, const nn_pruner *p, float amount)
     return 1;
 }
 
-NNDEF void nn_prune_magnitude(nn_pruner *p, float amount) {
+NNDEF nn_status nn_prune_magnitude(nn_pruner *p, float amount) {
     int i;
-    if (!nn__prune_amount_ok("nn_prune_magnitude", p, amount)) return;
-    if (p->global) nn__prune_range(p, 0, p->n, amount);
-    else
-        for (i = 0; i < p->n; i++) nn__prune_range(p, i, i + 1, amount);
+    nn_status st = NN_OK;
+    if (!nn__prune_amount_ok("nn_prune_magnitude", p, amount)) return NN_ERR_ARG;
+    if (p->global) return nn__prune_range(p, 0, p->n, amount);
+    for (i = 0; i < p->n && st == NN_OK; i++) st = nn__prune_range(p, i, i + 1, amount);
+    return st;
 }
 
-NNDEF void nn_prune_magnitude_layer(nn_pruner *p, int i, float amount) {
-    if (!nn__prune_amount_ok("nn_prune_magnitude_layer", p, amount)) return;
+NNDEF nn_status nn_prune_magnitude_layer(nn_pruner *p, int i, float amount) {
+    if (!nn__prune_amount_ok("nn_prune_magnitude_layer", p, amount)) return NN_ERR_ARG;
     if (i < 0 || i >= p->n) {
         nn__misuse("nn_prune_magnitude_layer: tensor %d of %d", i, p->n);
-        return;
+        return NN_ERR_ARG;
     }
-    nn__prune_range(p, i, i + 1, amount);
+    return nn__prune_range(p, i, i + 1, amount);
 }
 
 NNDEF void nn_prune_set_rewind(nn_pruner *p) {
@@ -14334,10 +14335,10 @@ NNDEF void nn_prune_print(const nn_pruner *p) {
     if (!p) return;
     printf("%-24s %-14s %10s %9s\n", "tensor", "shape", "kept", "sparsity");
     for (i = 0; i < p->n; i++) {
-        size_t n = p->mask[i]->numel;
-        float s = nn_prune_sparsity(p, i);
+        size_t kept = 0, j;
+        for (j = 0; j < p->mask[i]->numel; j++) kept += p->mask[i]->data[j] != 0.0f;
         printf("%-24s %-14s %10zu %8.2f%%\n", p->names[i], nn_shape_str(nn_shape_of(p->w[i]), buf, sizeof buf),
-               n - (size_t)((double)s * (double)n + 0.5), 100.0 * (double)s);
+               kept, 100.0 * (double)nn_prune_sparsity(p, i));
     }
     printf("%-24s %-14s %10s %8.2f%%\n", "total", "", "", 100.0 * (double)nn_prune_sparsity(p, -1));
 }
