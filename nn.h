@@ -769,6 +769,15 @@ NNDEF nn_module *nn_tanh(void);
 NNDEF nn_module *nn_dropout(float p);
 /* [N, ...] -> [N, prod(...)] (torch.nn.Flatten). */
 NNDEF nn_module *nn_flatten(void);
+/* Fixed Hadamard classifier (Hoffer et al. 2018, "Fix your classifier"):
+   y = scale (x/|x|) H^T (+ bias), x [N,in], H [out,in] the top-left block of
+   the +-1 Sylvester Hadamard matrix of order 2^ceil(log2 max(in,out)): fixed,
+   no gradient, neither a parameter nor in the state dict.  Parameters
+   "scale" [1] (1/sqrt(out) at first) and, when bias, "bias" [out].  H's
+   first row is all ones: give it features that can be negative (no ReLU). */
+NNDEF nn_module *nn_hadamard_linear(int in_features, int out_features, int bias);
+/* The fixed matrix H [out,in] of an nn_hadamard_linear module (owned by it). */
+NNDEF const nn_tensor *nn_hadamard_matrix(const nn_module *m);
 
 /* ===== >>layers ========================================================== */
 /* Convolution, pooling, batch norm and the activations CNNs use.  Tensors are
@@ -1374,6 +1383,12 @@ NNDEF void nn_zero_grad(nn_optim *o);
    the last nn_zero_grad are skipped, their state (moments, step count)
    untouched. */
 NNDEF void nn_step(nn_optim *o);
+/* A function nn_step(o) calls after every update, e.g. to re-apply pruning
+   masks (torch.optim.Optimizer.register_step_post_hook). */
+typedef void (*nn_step_hook)(nn_optim *o, void *user);
+/* Make fn(o, user) run at the end of every nn_step(o); one hook per
+   optimizer, the last set wins; NULL removes it. */
+NNDEF void nn_optim_set_step_hook(nn_optim *o, nn_step_hook fn, void *user);
 /* The current (base) learning rate; a group's rate is this times its scale. */
 NNDEF float nn_get_lr(const nn_optim *o);
 /* Set the base learning rate (schedules call this). */
@@ -1665,6 +1680,32 @@ NNDEF nn_status nn_checkpoint_save(const char *path, const nn_checkpoint *c);
 NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c);
 
 /* ----- >>io.png: PNG images ----------------------------------------------- */
+/* PNG files without a compression library: 8-bit samples in one IDAT chunk
+   holding a zlib stream of stored (uncompressed) deflate blocks, with the
+   PNG chunks' CRC-32 and zlib's Adler-32.  Any PNG viewer reads them. */
+
+/* Write width x height pixels, rows top first, channels bytes per pixel:
+   1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.  NN_ERR_IO if the file cannot be
+   written; bad sizes (0, or a file over 2 GiB) are NN_ERR_ARG. */
+NNDEF nn_status nn_png_write(const char *path, const unsigned char *pixels, int width,
+                             int height, int channels);
+/* nn_png_write into a new buffer *buf of *size bytes (free it with NN_FREE);
+   on failure *buf is NULL and *size 0. */
+NNDEF nn_status nn_png_write_mem(const unsigned char *pixels, int width, int height,
+                                 int channels, void **buf, size_t *size);
+/* Options of nn_png_write_grid (torchvision.utils.save_image); zero is the
+   default. */
+typedef struct nn_png_grid_opts {
+    int nrow;           /* images per row of the grid; 0 means 8 */
+    int padding;        /* pixels between and around images; 0 means 2, < 0 none */
+    float pad_value;    /* value of the padding, in the images' units */
+    int normalize;      /* map the batch's min..max (or lo..hi if lo < hi) to 0..255 */
+    float lo, hi;       /* range for normalize; else values are taken in [0,1] */
+} nn_png_grid_opts;
+/* Write a batch [N,C,H,W] (C 1 or 3; or [N,H,W], gray) as one PNG grid of
+   min(N,nrow) x ceil(N/nrow) images; values are clamped to [0,1] (after
+   normalize) and scaled to 0..255 (torchvision.utils.save_image). */
+NNDEF nn_status nn_png_write_grid(const char *path, const nn_tensor *batch, nn_png_grid_opts opts);
 
 /* ===== >>train =========================================================== */
 
@@ -2011,6 +2052,197 @@ NNDEF nn_status nn_summary_ex(nn_module *m, nn_shape input_shape, nn_summary_opt
 NNDEF void nn_summary_free(nn_summary_result *r);
 
 /* ----- >>train.tools: search, pruning, interactions, sanity checks -------- */
+/* docs/tools.md is the guide to everything below. */
+
+/* ----- lottery-ticket pruning (Frankle & Carbin 2019) -----
+   A pruner keeps a 0/1 mask beside each pruned weight, as a buffer
+   "<name>_mask" of the weight's module (torch.nn.utils.prune's
+   "weight_mask"), so nn_save writes the masks with the model and nn_load
+   reads them back into a model given a pruner first.  Attached to an
+   optimizer, it zeroes the masked weights after every nn_step (no
+   allocation).  It also keeps a copy of every parameter, the rewind point,
+   taken at creation (the initial weights) or later (iteration k). */
+typedef struct nn_pruner nn_pruner;
+typedef struct nn_prune_opts {
+    const char *pattern;  /* parameters to prune, as nn_optim_group's patterns
+                             ("0.", "*.weight", "*"); NULL: every parameter
+                             named "weight" with at least 2 dimensions */
+    int global;           /* rank |w| over all pruned tensors together;
+                             0: each tensor (layer) separately */
+} nn_prune_opts;
+/* A pruner over m's parameters selected by opts: masks of ones (an existing
+   "<name>_mask" buffer is reused), rewind point = the current weights.
+   Adding the buffers invalidates arrays nn_parameters/nn_buffers returned.
+   NULL when out of memory or when the pattern matches nothing (misuse). */
+NNDEF nn_pruner *nn_pruner_new(nn_module *m, nn_prune_opts opts);
+/* Free the pruner (the masks stay in the module).  NULL is ignored; detach
+   it (nn_optim_set_step_hook(o, NULL, NULL)) from optimizers that outlive it. */
+NNDEF void nn_pruner_free(nn_pruner *p);
+/* Apply the masks after every nn_step(o) (o's step hook). */
+NNDEF void nn_pruner_attach(nn_pruner *p, nn_optim *o);
+/* w = 0 wherever mask = 0. */
+NNDEF void nn_prune_apply(nn_pruner *p);
+/* Magnitude pruning: mask out the fraction amount (in [0,1]) of each pruned
+   tensor's still-unmasked weights with the smallest |w| (opts.global: of
+   all of them together), then apply (prune.l1_unstructured, iterated as
+   PyTorch's PruningContainer does).  Ties go to the lower index.  NN_OK,
+   NN_ERR_OOM (masks unchanged) or NN_ERR_ARG after a misuse report. */
+NNDEF nn_status nn_prune_magnitude(nn_pruner *p, float amount);
+/* Magnitude pruning of pruned tensor i alone (e.g. the output layer at half
+   the rate, as Frankle & Carbin do). */
+NNDEF nn_status nn_prune_magnitude_layer(nn_pruner *p, int i, float amount);
+/* Take the rewind point now: a copy of every parameter (rewinding to
+   iteration k, Frankle et al. 2020). */
+NNDEF void nn_prune_set_rewind(nn_pruner *p);
+/* Every parameter back to the rewind point, then the masks applied: the
+   winning ticket's weights.  Make a new optimizer (or reset its state). */
+NNDEF void nn_prune_rewind(nn_pruner *p);
+/* The control (random re-initialization): nn_prune_rewind, except that each
+   pruned tensor gets a seeded random permutation of its rewind values (a
+   fresh draw from its initializer's distribution).  Masks and the rewind
+   point are kept. */
+NNDEF void nn_prune_reinit(nn_pruner *p, uint64_t seed);
+/* Number of pruned tensors. */
+NNDEF int nn_prune_count(const nn_pruner *p);
+/* Dotted name of pruned tensor i ("0.weight"). */
+NNDEF const char *nn_prune_name(const nn_pruner *p, int i);
+/* Fraction of pruned tensor i's entries masked out; i = -1: over all. */
+NNDEF float nn_prune_sparsity(const nn_pruner *p, int i);
+/* Print one line per pruned tensor (name, shape, kept, sparsity) and the
+   total to stdout. */
+NNDEF void nn_prune_print(const nn_pruner *p);
+
+/* ----- hyper-parameter search -----
+   Random search (Bergstra & Bengio 2012) and grid search over a space of
+   named ranges, each configuration scored by the caller's objective; an
+   optional finer second round around the best (coarse to fine) and an
+   optional early cut of bad configurations by successive halving (Jamieson
+   & Talwalkar 2016): all are first run at a small budget (epochs, say),
+   the best 1/eta go on at eta times the budget, up to the full budget. */
+enum { NN_HP_UNIFORM = 0, NN_HP_LOG_UNIFORM, NN_HP_INT, NN_HP_CHOICE };
+#define NN_HP_MAX 16   /* most parameters in one space */
+/* One named range of a search space. */
+typedef struct nn_hparam {
+    const char *name;       /* "lr" */
+    int kind;               /* NN_HP_UNIFORM, _LOG_UNIFORM (lo > 0), _INT, _CHOICE */
+    double lo, hi;          /* the range, ends included (integers for NN_HP_INT) */
+    const double *choices;  /* NN_HP_CHOICE: nchoices values */
+    int nchoices;
+} nn_hparam;
+/* Scores one configuration: values[i] is space[i]'s value, budget the
+   effort to spend (opts.budget, less under successive halving).  Returns the
+   score; NaN marks a failed trial (it ranks last). */
+typedef double (*nn_objective_fn)(const double *values, int budget, void *user);
+/* Options of nn_random_search and nn_grid_search; zero is the default. */
+typedef struct nn_search_opts {
+    int trials;             /* random: configurations, 0 means 16; grid: the
+                               budget for grid_points when that is 0 */
+    int grid_points;        /* grid: points per uniform, log or int range; 0:
+                               the most g with g^ranges * choices <= trials */
+    uint64_t seed;          /* sampling seed (random search, refinement) */
+    int maximize;           /* 1: higher is better (accuracy); 0: lower (loss) */
+    int refine_trials;      /* > 0: a second round of that many random
+                               configurations around the best */
+    float refine_width;     /* the refined box spans this fraction of each
+                               (log) range around the best; 0 means 0.25 */
+    int budget;             /* the full budget given to the objective; 0 means 1 */
+    int halving;            /* successive halving over the first round */
+    int eta;                /* halving's keep-1/eta factor; 0 means 3 */
+    int quiet;              /* do not print the results table */
+    const char *csv_path;   /* write the results table there (NULL: no file) */
+} nn_search_opts;
+/* The trials of a search (free with nn_search_free). */
+typedef struct nn_search_result {
+    int nparams, ntrials;
+    double *values;         /* ntrials x nparams */
+    double *scores;         /* each trial's score at its last budget */
+    int *budgets;           /* that budget (below opts.budget: cut early) */
+    int *rounds;            /* 0: first round, 1: refinement */
+    int best;               /* the best trial at the full budget */
+    double best_score;
+    double best_values[NN_HP_MAX];
+} nn_search_result;
+/* Random search: opts.trials configurations drawn (seeded) from space[0..n),
+   then the refinement round if asked.  NN_ERR_ARG for a bad space (misuse),
+   NN_ERR_OOM, NN_ERR_IO for the CSV; *out holds every trial. */
+NNDEF nn_status nn_random_search(const nn_hparam *space, int n, nn_objective_fn f, void *user,
+                                 nn_search_opts opts, nn_search_result *out);
+/* Grid search: every combination of grid_points values of each range
+   (evenly spaced, geometrically for log ranges) and of every choice, the
+   first parameter varying slowest; then the refinement round if asked. */
+NNDEF nn_status nn_grid_search(const nn_hparam *space, int n, nn_objective_fn f, void *user,
+                               nn_search_opts opts, nn_search_result *out);
+/* Print the results table (one row per trial, best marked) to stdout. */
+NNDEF void nn_search_print(const nn_hparam *space, const nn_search_result *r);
+/* Write "trial,round,budget,<names...>,score" rows to path. */
+NNDEF nn_status nn_search_write_csv(const nn_hparam *space, const nn_search_result *r,
+                                    const char *path);
+/* The value of the parameter called name in values (a trial's or
+   best_values); misuse (NaN) when the space has none. */
+NNDEF double nn_search_value(const nn_hparam *space, int n, const double *values, const char *name);
+/* Free a result's arrays. */
+NNDEF void nn_search_free(nn_search_result *r);
+
+/* ----- interaction detection from weights (Tsang, Cheng, Liu 2018) -----
+   NID: for a trained MLP with first-layer weights W1 [h1,p], each hidden unit
+   u of the first layer has an influence z_u = (|w_out|^T |W_L| ... |W_2|)_u
+   (absolute weights multiplied from the output down; several outputs are
+   summed), and a set of features I gets w(I) = sum_u z_u min_{j in I} |W1[u,j]|.
+   Train the MLP with an L1 penalty on its weights, as the paper does. */
+/* One candidate interaction: a set of features (bit j for feature j) and
+   its strength. */
+typedef struct nn_interaction {
+    uint64_t features;   /* bit j set: feature j is in the set */
+    int i, j;            /* the two lowest features of the set */
+    int order;           /* number of features in the set */
+    float strength;      /* w(I) */
+} nn_interaction;
+/* Pairwise NID: every pair i < j of the p inputs of mlp (a module whose
+   parameters named "*weight" with 2 dimensions are its linear layers in
+   order, nn_sequential of nn_linear and activations), ranked by w({i,j}),
+   strongest first.  Writes min(p(p-1)/2, max_out) entries to out; returns
+   p(p-1)/2, or -1 after a misuse report.  For an nn_nid_mlp_m model pass
+   nn_child(model, "mlp"). */
+NNDEF int nn_nid_pairwise(nn_module *mlp, nn_interaction *out, int max_out);
+/* Higher-order NID (the paper's greedy ranking, p <= 64 inputs): for each
+   first-layer unit, the sets of its top-2, top-3, ... features by |W1|
+   are candidates, each gaining z_u times its weakest weight; the distinct
+   sets ranked by strength.  Writes at most max_out; returns how many
+   distinct sets there are, -1 after a misuse report. */
+NNDEF int nn_nid_rank(nn_module *mlp, nn_interaction *out, int max_out);
+/* An MLP-M (the paper's main-effects model): y = mlp(x) + sum_j g_j(x_j),
+   mlp = nn_sequential of linear layers p -> hidden[0] -> ... -> 1 with ReLU
+   between (child "mlp"), and g_j a univariate ReLU net 1 -> main_hidden -> 1
+   per feature (child "main", parameters "w1", "b1" [p,main_hidden], "w2"
+   [p,main_hidden], "b2" [1]).  x [N,p] -> [N,1].  NULL on a bad size. */
+NNDEF nn_module *nn_nid_mlp_m(int p, const int *hidden, int nhidden, int main_hidden);
+
+/* ----- sanity checks (Karpathy's "recipe"; seed 001's debugging notes) ----- */
+/* The loss of a model's output on a batch (nn_sanity_opts.loss). */
+typedef nn_tensor *(*nn_sanity_loss_fn)(nn_tensor *output, const int *labels,
+                                        const nn_tensor *targets, void *user);
+/* Options of nn_sanity_check; zero is the default. */
+typedef struct nn_sanity_opts {
+    nn_sanity_loss_fn loss;   /* NULL: cross-entropy on labels, or MSE on targets */
+    void *user;               /* passed to loss */
+    const nn_tensor *targets; /* float targets (regression), or NULL */
+    int nclasses;             /* C for the log C check; 0: the output's last size */
+    int steps;                /* overfitting steps (Adam); 0 means 300 */
+    float lr;                 /* their learning rate; 0 means 1e-3 */
+    float overfit_loss;       /* pass when the loss ends below it; 0 means 0.05
+                                 for cross-entropy, else 5% of the first loss */
+    float dead_fraction;      /* flag a ReLU layer with more dead units; 0 means 0.25 */
+    int quiet;                /* print nothing (the return value still counts) */
+} nn_sanity_opts;
+/* Four checks of m on one small batch x [N,...] (labels for classification),
+   one line each on stdout, "PASS" or "FAIL": the loss at initialization
+   against log C (cross-entropy); that the batch can be overfitted in a few
+   hundred steps; a finite-difference check of the gradient on the first two
+   samples (evaluation mode); dead ReLU units (zero on the whole batch)
+   after each ReLU child of the model's Sequential parts.  Parameters,
+   buffers, training flags and the current graph are restored.  Returns the
+   number of failed checks, -1 after a misuse report. */
+NNDEF int nn_sanity_check(nn_module *m, const nn_tensor *x, const int *labels, nn_sanity_opts opts);
 
 #ifdef __cplusplus
 }
@@ -7780,6 +8012,79 @@ NNDEF nn_module *nn_dropout(float p) {
     return m;
 }
 
+/* nn_hadamard_linear: the fixed matrix is the module's own (not a
+   parameter), freed with its state. */
+typedef struct nn__hadamard_state {
+    nn_tensor *h, *scale, *bias;   /* h [out,in] fixed; bias NULL without one */
+} nn__hadamard_state;
+
+static void nn__hadamard_destroy(nn_module *m) {
+    nn__hadamard_state *st = (nn__hadamard_state *)m->user;
+    if (st) nn_tensor_free(st->h);
+    nn__free(st);
+}
+
+static nn_tensor *nn__hadamard_forward(nn_module *m, nn_tensor *x) {
+    const nn__hadamard_state *st = (const nn__hadamard_state *)m->user;
+    nn_tensor *norm, *y;
+    if (!x || x->ndim != 2 || x->shape[1] != st->h->shape[1]) {
+        nn__misuse("nn_hadamard_linear: input %s is not [batch, %d]", nn__ts(x), st->h->shape[1]);
+        return NULL;
+    }
+    /* |x| per row, with a floor so a zero row has a finite gradient. */
+    norm = nn_sqrt(nn_add_scalar(nn_sum_axis(nn_mul(x, x), 1, 1), 1e-12f));
+    y = nn_mul(nn_linear_op(nn_div(x, norm), st->h, NULL), st->scale);
+    return st->bias ? nn_add(y, st->bias) : y;
+}
+
+NNDEF nn_module *nn_hadamard_linear(int in_features, int out_features, int bias) {
+    nn_module *m;
+    nn__hadamard_state *st;
+    int i, j;
+    if (in_features < 1 || out_features < 1 || in_features > (1 << 24) || out_features > (1 << 24)) {
+        nn__misuse("nn_hadamard_linear: sizes must be in 1..2^24, got in=%d out=%d", in_features,
+                   out_features);
+        return NULL;
+    }
+    if (!(m = nn__module_with_state("HadamardLinear", nn__hadamard_forward,
+                                    sizeof(nn__hadamard_state))))
+        return NULL;
+    m->destroy = nn__hadamard_destroy;
+    st = (nn__hadamard_state *)m->user;
+    if (!(st->h = nn_zeros(NULL, NN_SHAPE(out_features, in_features)))) goto fail;
+    /* Sylvester's H[i][j] = (-1)^popcount(i & j): the same entries at every
+       order above i and j, so no matrix of the full order is built. */
+    for (i = 0; i < out_features; i++)
+        for (j = 0; j < in_features; j++) {
+            unsigned v = (unsigned)(i & j), parity = 0;
+            while (v) {
+                parity ^= v & 1u;
+                v >>= 1;
+            }
+            st->h->data[(size_t)i * in_features + j] = parity ? -1.0f : 1.0f;
+        }
+    st->scale = nn_full(NULL, NN_SHAPE(1), 1.0f / sqrtf((float)out_features));
+    if (!st->scale || !nn_module_add_param(m, "scale", st->scale)) goto fail;
+    if (bias) {
+        float bound = 1.0f / sqrtf((float)out_features);
+        st->bias = nn__uniform_param(NN_SHAPE(out_features), bound);
+        if (!st->bias || !nn_module_add_param(m, "bias", st->bias)) goto fail;
+    }
+    return m;
+fail:
+    nn_module_free(m);
+    return NULL;
+}
+
+NNDEF const nn_tensor *nn_hadamard_matrix(const nn_module *m) {
+    if (!m || !m->type || strcmp(m->type, "HadamardLinear") != 0 || !m->user) {
+        nn__misuse("nn_hadamard_matrix: %s is not an nn_hadamard_linear module",
+                   m && m->type ? m->type : "NULL");
+        return NULL;
+    }
+    return ((const nn__hadamard_state *)m->user)->h;
+}
+
 /* ===== >>layers (implementation) ========================================= */
 /* ----- >>layers.conv: convolutions --------------------------------------- */
 
@@ -11478,6 +11783,8 @@ struct nn_optim {
     int la_k;
     double la_alpha;
     long la_count;
+    nn_step_hook hook;          /* run after every nn_step (pruning masks) */
+    void *hook_user;
 };
 
 /* The decimal a user wrote for a float option (0.999f -> 0.999), so double
@@ -12081,9 +12388,8 @@ static void nn__lamb_update(nn_optim *o, int i, float *p, const float *g, size_t
     }
 }
 
-NNDEF void nn_step(nn_optim *o) {
+static void nn__step_run(nn_optim *o) {
     int i;
-    if (!o) return;
     if (o->kind == NN__OPT_LOOKAHEAD) {
         const nn_optim *b = nn__optim_cbase(o->inner);
         nn_step(o->inner);
@@ -12142,6 +12448,21 @@ NNDEF void nn_step(nn_optim *o) {
         default: break;
         }
     }
+}
+
+NNDEF void nn_step(nn_optim *o) {
+    if (!o) return;
+    nn__step_run(o);
+    if (o->hook) o->hook(o, o->hook_user);
+}
+
+NNDEF void nn_optim_set_step_hook(nn_optim *o, nn_step_hook fn, void *user) {
+    if (!o) {
+        nn__misuse("nn_optim_set_step_hook: NULL optimizer");
+        return;
+    }
+    o->hook = fn;
+    o->hook_user = user;
 }
 
 static void nn__optim_set_lr_d(nn_optim *o, double lr) {
@@ -15083,6 +15404,217 @@ NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c) {
 
 /* ----- >>io.png: PNG images ----------------------------------------------- */
 
+static void nn__png_be32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* Adler-32 (RFC 1950) continued over n more bytes: a = 1 + sum, b = sum of
+   the a's, mod 65521; start with adler = 1. */
+static uint32_t nn__adler32(uint32_t adler, const unsigned char *p, size_t n) {
+    uint32_t a = adler & 0xffffu, b = adler >> 16;
+    while (n) {
+        size_t k = n < 5552 ? n : 5552;   /* the most bytes before b can overflow */
+        n -= k;
+        while (k--) {
+            a += *p++;
+            b += a;
+        }
+        a %= 65521u;
+        b %= 65521u;
+    }
+    return b << 16 | a;
+}
+
+/* A chunk at p: length, type, the data already at p + 8, then the CRC-32 of
+   type and data.  Returns the bytes written (12 + len). */
+static size_t nn__png_chunk(unsigned char *p, const char *type, size_t len) {
+    nn__png_be32(p, (uint32_t)len);
+    memcpy(p + 4, type, 4);
+    nn__png_be32(p + 8 + len, nn__crc32(p + 4, len + 4));
+    return 12 + len;
+}
+
+NNDEF nn_status nn_png_write_mem(const unsigned char *pixels, int width, int height,
+                                 int channels, void **buf, size_t *size) {
+    static const unsigned char sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    static const unsigned char color[5] = {0, 0, 4, 2, 6};
+    size_t row, raw, blocks, zlen, total, pos, left, y;
+    unsigned char *out, *z;
+    if (buf) *buf = NULL;
+    if (size) *size = 0;
+    if (!pixels || !buf || !size || width < 1 || height < 1 || channels < 1 || channels > 4) {
+        nn__misuse("nn_png_write: needs pixels, an output and width, height >= 1 and 1..4 "
+                   "channels, got %dx%d with %d channels", width, height, channels);
+        return NN_ERR_ARG;
+    }
+    row = (size_t)width * (size_t)channels + 1;   /* a filter byte (0: none), then the samples */
+    raw = row * (size_t)height;
+    if ((size_t)width > 0x7fffffffu / 4u || (size_t)height > 0x7fffffffu / row ||
+        raw > 0x7fff0000u)
+        return nn__error(NN_ERR_ARG, "nn_png_write: %dx%d with %d channels is over the 2 GiB "
+                         "of one PNG chunk", width, height, channels);
+    blocks = (raw + 65534) / 65535;
+    zlen = 2 + raw + 5 * blocks + 4;
+    total = 8 + (12 + 13) + (12 + zlen) + 12;
+    if (!(out = (unsigned char *)nn__malloc(total))) return NN_ERR_OOM;
+    memcpy(out, sig, 8);
+    pos = 8;
+    nn__png_be32(out + pos + 8, (uint32_t)width);
+    nn__png_be32(out + pos + 12, (uint32_t)height);
+    out[pos + 16] = 8;                          /* bit depth */
+    out[pos + 17] = color[channels];            /* color type */
+    out[pos + 18] = out[pos + 19] = out[pos + 20] = 0;  /* deflate, adaptive filter, no interlace */
+    pos += nn__png_chunk(out + pos, "IHDR", 13);
+    z = out + pos + 8;
+    z[0] = 0x78;   /* deflate, 32 KiB window */
+    z[1] = 0x01;   /* no dictionary, fastest; 0x7801 is a multiple of 31 */
+    {
+        unsigned char *q = z + 2, *data;
+        for (left = raw; left > 0;) {
+            size_t k = left < 65535 ? left : 65535;
+            left -= k;
+            q[0] = (unsigned char)(left == 0);  /* BFINAL, BTYPE 00 (stored) */
+            q[1] = (unsigned char)k;
+            q[2] = (unsigned char)(k >> 8);
+            q[3] = (unsigned char)~k;
+            q[4] = (unsigned char)(~k >> 8);
+            q += 5 + k;
+        }
+        /* Fill the blocks' payloads with the scanlines, crossing block headers. */
+        q = z + 2;
+        data = q + 5;
+        left = 0;
+        for (y = 0; y < (size_t)height; y++) {
+            const unsigned char *src = pixels + y * (row - 1);
+            size_t j;
+            for (j = 0; j < row; j++) {
+                if (left == 0) {
+                    left = (size_t)q[1] | (size_t)q[2] << 8;
+                    data = q + 5;
+                    q += 5 + left;
+                }
+                *data++ = j ? src[j - 1] : 0;
+                left--;
+            }
+        }
+    }
+    /* The Adler-32 is over the uncompressed scanlines: sum them block by block. */
+    {
+        uint32_t adler = 1;
+        unsigned char *q = z + 2;
+        for (left = raw; left > 0;) {
+            size_t k = (size_t)q[1] | (size_t)q[2] << 8;
+            adler = nn__adler32(adler, q + 5, k);
+            left -= k;
+            q += 5 + k;
+        }
+        nn__png_be32(z + zlen - 4, adler);
+    }
+    pos += nn__png_chunk(out + pos, "IDAT", zlen);
+    pos += nn__png_chunk(out + pos, "IEND", 0);
+    NN_ASSERT(pos == total);
+    *buf = out;
+    *size = total;
+    return NN_OK;
+}
+
+/* Write size bytes to path ("who" names the caller in the message). */
+static nn_status nn__write_bytes(const char *who, const char *path, const void *p, size_t size) {
+    FILE *f = fopen(path, "wb");
+    int ok;
+    if (!f) return nn__error(NN_ERR_IO, "%s: %s: cannot open for writing (%s)", who, path, strerror(errno));
+    ok = fwrite(p, 1, size, f) == size;
+    ok &= fclose(f) == 0;
+    if (!ok) {
+        remove(path);
+        return nn__error(NN_ERR_IO, "%s: %s: write failed", who, path);
+    }
+    return NN_OK;
+}
+
+NNDEF nn_status nn_png_write(const char *path, const unsigned char *pixels, int width,
+                             int height, int channels) {
+    void *buf;
+    size_t size;
+    nn_status st;
+    if (!path) {
+        nn__misuse("nn_png_write: NULL path");
+        return NN_ERR_ARG;
+    }
+    if ((st = nn_png_write_mem(pixels, width, height, channels, &buf, &size)) != NN_OK) return st;
+    st = nn__write_bytes("nn_png_write", path, buf, size);
+    nn__free(buf);
+    return st;
+}
+
+NNDEF nn_status nn_png_write_grid(const char *path, const nn_tensor *batch, nn_png_grid_opts opts) {
+    int N, C, H, W, nrow, ncol, pad, GW, GH, i, c, y, x;
+    float lo = 0.0f, hi = 1.0f, scale;
+    unsigned char *img;
+    size_t k;
+    nn_status st;
+    if (!path || !batch || !(batch->ndim == 3 || batch->ndim == 4) ||
+        (batch->ndim == 4 && batch->shape[1] != 1 && batch->shape[1] != 3) || batch->numel == 0 ||
+        (batch->flags & NN_TENSOR_INT64)) {
+        nn__misuse("nn_png_write_grid: needs a path and a float batch [N,1,H,W], [N,3,H,W] or "
+                   "[N,H,W], got %s", nn__ts(batch));
+        return NN_ERR_ARG;
+    }
+    N = batch->shape[0];
+    C = batch->ndim == 4 ? batch->shape[1] : 1;
+    H = batch->shape[batch->ndim - 2];
+    W = batch->shape[batch->ndim - 1];
+    nrow = opts.nrow > 0 ? opts.nrow : 8;
+    if (nrow > N) nrow = N;
+    ncol = (N + nrow - 1) / nrow;
+    pad = opts.padding > 0 ? opts.padding : opts.padding < 0 ? 0 : 2;
+    if ((double)nrow * (W + pad) + pad > 1e6 || (double)ncol * (H + pad) + pad > 1e6)
+        return nn__error(NN_ERR_ARG, "nn_png_write_grid: a grid of %dx%d images of %dx%d is too "
+                         "large", nrow, ncol, W, H);
+    GW = nrow * (W + pad) + pad;
+    GH = ncol * (H + pad) + pad;
+    if (opts.normalize) {
+        if (opts.lo < opts.hi) {
+            lo = opts.lo;
+            hi = opts.hi;
+        } else {
+            lo = HUGE_VALF;
+            hi = -HUGE_VALF;
+            for (k = 0; k < batch->numel; k++) {
+                float v = batch->data[k];
+                if (v < lo) lo = v;
+                if (v > hi) hi = v;
+            }
+            if (!(lo < hi)) hi = lo + 1.0f;   /* constant (or NaN) batch */
+        }
+    }
+    scale = 1.0f / (hi - lo);
+    if (!(img = (unsigned char *)nn__malloc((size_t)GW * (size_t)GH * (size_t)C))) return NN_ERR_OOM;
+#define NN__PNG_BYTE(v) (t = ((v) - lo) * scale, \
+                         (unsigned char)(t > 0.0f ? (t < 1.0f ? t * 255.0f + 0.5f : 255.0f) : 0.0f))
+    {
+        float t;
+        unsigned char pv = NN__PNG_BYTE(opts.pad_value);
+        memset(img, pv, (size_t)GW * (size_t)GH * (size_t)C);
+        for (i = 0; i < N; i++) {
+            int ox = pad + (i % nrow) * (W + pad), oy = pad + (i / nrow) * (H + pad);
+            for (c = 0; c < C; c++)
+                for (y = 0; y < H; y++) {
+                    const float *src = batch->data + (((size_t)i * C + c) * H + y) * W;
+                    unsigned char *dst = img + ((size_t)(oy + y) * GW + ox) * C + c;
+                    for (x = 0; x < W; x++) dst[(size_t)x * C] = NN__PNG_BYTE(src[x]);
+                }
+        }
+    }
+#undef NN__PNG_BYTE
+    st = nn_png_write(path, img, GW, GH, C);
+    nn__free(img);
+    return st;
+}
+
 /* ===== >>train (implementation) ========================================== */
 
 /* ----- SVG plots: line panels, figures of several panels, heat maps ----- */
@@ -16958,6 +17490,1122 @@ NNDEF void nn_summary_free(nn_summary_result *r) {
 }
 
 /* ----- >>train.tools: search, pruning, interactions, sanity checks -------- */
+
+/* ----- lottery-ticket pruning ----- */
+
+struct nn_pruner {
+    nn_module *module;
+    int n;                 /* pruned tensors */
+    nn_tensor **w, **mask; /* n each; the masks are buffers of the module */
+    char **names;          /* n dotted names */
+    int nall;              /* every parameter, for the rewind point */
+    nn_tensor **all;
+    float **rewind;        /* nall copies */
+    int global;
+};
+
+NNDEF void nn_pruner_free(nn_pruner *p) {
+    int i;
+    if (!p) return;
+    for (i = 0; i < p->n; i++) nn__free(p->names ? p->names[i] : NULL);
+    for (i = 0; i < p->nall; i++) nn__free(p->rewind ? p->rewind[i] : NULL);
+    nn__free(p->w);
+    nn__free(p->mask);
+    nn__free(p->names);
+    nn__free(p->all);
+    nn__free(p->rewind);
+    nn__free(p);
+}
+
+/* The mask buffer of parameter `name` (dotted) of m: the existing
+   "<name>_mask" or a new one of ones on the owning module.  NULL on OOM. */
+static nn_tensor *nn__prune_mask_for(nn_module *m, const char *name, nn_tensor *w) {
+    const char *dot = strrchr(name, '.');
+    char *full = nn__io_concat(name, "_mask", "");
+    nn_module *owner = m;
+    nn_tensor *mk;
+    if (!full) return NULL;
+    mk = nn_param_get(m, full);
+    if (mk) {
+        nn__free(full);
+        if (mk->numel != w->numel || (mk->flags & NN_TENSOR_INT64)) {
+            nn__misuse("nn_pruner_new: buffer \"%s_mask\" %s does not fit weight %s", name,
+                       nn__ts(mk), nn__ts(w));
+            return NULL;
+        }
+        return mk;
+    }
+    if (dot) {
+        char *path = nn__io_concat(name, "", "");
+        if (!path) {
+            nn__free(full);
+            return NULL;
+        }
+        path[dot - name] = 0;
+        owner = nn_child(m, path);
+        nn__free(path);
+    }
+    mk = owner ? nn_ones(NULL, nn_shape_of(w)) : NULL;
+    if (mk && !nn_module_add_buffer(owner, full + (dot ? (size_t)(dot - name) + 1 : 0), mk)) mk = NULL;
+    nn__free(full);
+    return mk;
+}
+
+NNDEF nn_pruner *nn_pruner_new(nn_module *m, nn_prune_opts opts) {
+    nn_pruner *p;
+    nn_param *ps;
+    int count, i, k;
+    if (!m) {
+        nn__misuse("nn_pruner_new: NULL module");
+        return NULL;
+    }
+    ps = nn_parameters(m, &count);
+    if (!(p = (nn_pruner *)nn__calloc(1, sizeof *p))) return NULL;
+    p->module = m;
+    p->global = opts.global;
+    if (count > 0) {
+        p->w = (nn_tensor **)nn__calloc((size_t)count, sizeof(nn_tensor *));
+        p->mask = (nn_tensor **)nn__calloc((size_t)count, sizeof(nn_tensor *));
+        p->names = (char **)nn__calloc((size_t)count, sizeof(char *));
+        p->all = (nn_tensor **)nn__calloc((size_t)count, sizeof(nn_tensor *));
+        p->rewind = (float **)nn__calloc((size_t)count, sizeof(float *));
+        if (!p->w || !p->mask || !p->names || !p->all || !p->rewind) goto fail;
+    }
+    for (i = 0; i < count; i++) {
+        const char *nm = ps[i].name, *dot = strrchr(nm, '.');
+        nn_tensor *t = ps[i].tensor;
+        int pick = opts.pattern ? nn__name_matches(nm, opts.pattern)
+                                : t->ndim >= 2 && strcmp(dot ? dot + 1 : nm, "weight") == 0;
+        p->all[p->nall] = t;
+        if (!(p->rewind[p->nall] = (float *)nn__malloc(t->numel * sizeof(float)))) goto fail;
+        memcpy(p->rewind[p->nall], t->data, t->numel * sizeof(float));
+        p->nall++;
+        if (pick) {
+            p->w[p->n] = t;
+            if (!(p->names[p->n] = nn__strdup(nm))) goto fail;
+            p->n++;
+        }
+    }
+    if (p->n == 0) {
+        nn__misuse("nn_pruner_new: pattern \"%s\" matches no parameter of the %s (%d parameters)",
+                   opts.pattern ? opts.pattern : "(weights with >= 2 dims)", m->type, count);
+        goto fail;
+    }
+    /* The buffers go in after the loop: adding one rebuilds the list ps. */
+    for (k = 0; k < p->n; k++)
+        if (!(p->mask[k] = nn__prune_mask_for(m, p->names[k], p->w[k]))) goto fail;
+    nn_prune_apply(p);
+    return p;
+fail:
+    nn_pruner_free(p);
+    return NULL;
+}
+
+NNDEF void nn_prune_apply(nn_pruner *p) {
+    int i;
+    size_t j;
+    if (!p) return;
+    for (i = 0; i < p->n; i++) {
+        float *w = p->w[i]->data;
+        const float *mk = p->mask[i]->data;
+        for (j = 0; j < p->w[i]->numel; j++)
+            if (mk[j] == 0.0f) w[j] = 0.0f;
+    }
+}
+
+static void nn__prune_hook(nn_optim *o, void *user) {
+    (void)o;
+    nn_prune_apply((nn_pruner *)user);
+}
+
+NNDEF void nn_pruner_attach(nn_pruner *p, nn_optim *o) {
+    if (!p || !o) {
+        nn__misuse("nn_pruner_attach: needs a pruner and an optimizer");
+        return;
+    }
+    nn_optim_set_step_hook(o, nn__prune_hook, p);
+}
+
+/* A candidate for pruning: |w|, then its place (tensor, index) for ties. */
+typedef struct nn__prune_key {
+    float a;
+    int t;
+    size_t j;
+} nn__prune_key;
+static int nn__prune_cmp(const void *x, const void *y) {
+    const nn__prune_key *a = (const nn__prune_key *)x, *b = (const nn__prune_key *)y;
+    if (a->a != b->a) return a->a < b->a ? -1 : 1;
+    if (a->t != b->t) return a->t < b->t ? -1 : 1;
+    return a->j < b->j ? -1 : a->j > b->j;
+}
+
+/* Mask out round(amount * unmasked) of the unmasked entries of tensors
+   lo..hi-1 together, smallest |w| first. */
+static nn_status nn__prune_range(nn_pruner *p, int lo, int hi, float amount) {
+    size_t total = 0, n = 0, k, c;
+    nn__prune_key *keys;
+    int i;
+    for (i = lo; i < hi; i++)
+        for (c = 0; c < p->mask[i]->numel; c++) total += p->mask[i]->data[c] != 0.0f;
+    k = (size_t)((double)amount * (double)total + 0.5);
+    if (k == 0) return NN_OK;
+    if (!(keys = (nn__prune_key *)nn__malloc(total * sizeof *keys)))
+        return nn__error(NN_ERR_OOM, "nn_prune_magnitude: out of memory ranking %zu weights", total);
+    for (i = lo; i < hi; i++)
+        for (c = 0; c < p->mask[i]->numel; c++)
+            if (p->mask[i]->data[c] != 0.0f) {
+                float v = p->w[i]->data[c];
+                keys[n].a = v == v ? fabsf(v) : -1.0f;   /* a NaN goes first */
+                keys[n].t = i;
+                keys[n].j = c;
+                n++;
+            }
+    qsort(keys, n, sizeof *keys, nn__prune_cmp);
+    for (c = 0; c < k; c++) p->mask[keys[c].t]->data[keys[c].j] = 0.0f;
+    nn__free(keys);
+    nn_prune_apply(p);
+    return NN_OK;
+}
+
+static int nn__prune_amount_ok(const char *fn, const nn_pruner *p, float amount) {
+    if (!p || !(amount >= 0.0f && amount <= 1.0f)) {
+        nn__misuse("%s: needs a pruner and an amount in [0,1], got %g", fn, (double)amount);
+        return 0;
+    }
+    return 1;
+}
+
+NNDEF nn_status nn_prune_magnitude(nn_pruner *p, float amount) {
+    int i;
+    nn_status st = NN_OK;
+    if (!nn__prune_amount_ok("nn_prune_magnitude", p, amount)) return NN_ERR_ARG;
+    if (p->global) return nn__prune_range(p, 0, p->n, amount);
+    for (i = 0; i < p->n && st == NN_OK; i++) st = nn__prune_range(p, i, i + 1, amount);
+    return st;
+}
+
+NNDEF nn_status nn_prune_magnitude_layer(nn_pruner *p, int i, float amount) {
+    if (!nn__prune_amount_ok("nn_prune_magnitude_layer", p, amount)) return NN_ERR_ARG;
+    if (i < 0 || i >= p->n) {
+        nn__misuse("nn_prune_magnitude_layer: tensor %d of %d", i, p->n);
+        return NN_ERR_ARG;
+    }
+    return nn__prune_range(p, i, i + 1, amount);
+}
+
+NNDEF void nn_prune_set_rewind(nn_pruner *p) {
+    int i;
+    if (!p) return;
+    for (i = 0; i < p->nall; i++) memcpy(p->rewind[i], p->all[i]->data, p->all[i]->numel * sizeof(float));
+}
+
+NNDEF void nn_prune_rewind(nn_pruner *p) {
+    int i;
+    if (!p) return;
+    for (i = 0; i < p->nall; i++) memcpy(p->all[i]->data, p->rewind[i], p->all[i]->numel * sizeof(float));
+    nn_prune_apply(p);
+}
+
+NNDEF void nn_prune_reinit(nn_pruner *p, uint64_t seed) {
+    nn_rng *r;
+    int i, k;
+    if (!p) return;
+    if (!(r = nn_rng_new(seed))) return;
+    for (i = 0; i < p->nall; i++) {
+        float *v = p->all[i]->data;
+        size_t j, n = p->all[i]->numel;
+        memcpy(v, p->rewind[i], n * sizeof(float));
+        for (k = 0; k < p->n && p->w[k] != p->all[i]; k++) {}
+        if (k < p->n)
+            for (j = n; j > 1; j--) {   /* Fisher-Yates */
+                size_t s = (size_t)nn_rng_below(r, (uint32_t)j);
+                float t = v[j - 1];
+                v[j - 1] = v[s];
+                v[s] = t;
+            }
+    }
+    nn_rng_free(r);
+    nn_prune_apply(p);
+}
+
+NNDEF int nn_prune_count(const nn_pruner *p) { return p ? p->n : 0; }
+
+NNDEF const char *nn_prune_name(const nn_pruner *p, int i) {
+    if (!p || i < 0 || i >= p->n) {
+        nn__misuse("nn_prune_name: tensor %d of %d", i, p ? p->n : 0);
+        return NULL;
+    }
+    return p->names[i];
+}
+
+NNDEF float nn_prune_sparsity(const nn_pruner *p, int i) {
+    size_t zero = 0, all = 0, j;
+    int k;
+    if (!p || i < -1 || i >= p->n) {
+        nn__misuse("nn_prune_sparsity: tensor %d of %d", i, p ? p->n : 0);
+        return -1.0f;
+    }
+    for (k = i < 0 ? 0 : i; k < (i < 0 ? p->n : i + 1); k++) {
+        for (j = 0; j < p->mask[k]->numel; j++) zero += p->mask[k]->data[j] == 0.0f;
+        all += p->mask[k]->numel;
+    }
+    return all ? (float)((double)zero / (double)all) : 0.0f;
+}
+
+NNDEF void nn_prune_print(const nn_pruner *p) {
+    int i;
+    char buf[64];
+    if (!p) return;
+    printf("%-24s %-14s %10s %9s\n", "tensor", "shape", "kept", "sparsity");
+    for (i = 0; i < p->n; i++) {
+        size_t kept = 0, j;
+        for (j = 0; j < p->mask[i]->numel; j++) kept += p->mask[i]->data[j] != 0.0f;
+        printf("%-24s %-14s %10zu %8.2f%%\n", p->names[i], nn_shape_str(nn_shape_of(p->w[i]), buf, sizeof buf),
+               kept, 100.0 * (double)nn_prune_sparsity(p, i));
+    }
+    printf("%-24s %-14s %10s %8.2f%%\n", "total", "", "", 100.0 * (double)nn_prune_sparsity(p, -1));
+}
+
+/* ----- hyper-parameter search ----- */
+
+NNDEF void nn_search_free(nn_search_result *r) {
+    if (!r) return;
+    nn__free(r->values);
+    nn__free(r->scores);
+    nn__free(r->budgets);
+    nn__free(r->rounds);
+    memset(r, 0, sizeof *r);
+}
+
+static int nn__search_check(const char *fn, const nn_hparam *space, int n, nn_objective_fn f,
+                            nn_search_result *out) {
+    int i, j;
+    if (!space || n < 1 || n > NN_HP_MAX || !f || !out) {
+        nn__misuse("%s: needs a space of 1..%d parameters, an objective and a result, got %d "
+                   "parameters", fn, NN_HP_MAX, n);
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        const nn_hparam *h = space + i;
+        const char *nm = h->name ? h->name : "(unnamed)";
+        int ok = h->name != NULL;
+        switch (h->kind) {
+        case NN_HP_UNIFORM: ok &= h->lo <= h->hi && isfinite(h->lo) && isfinite(h->hi); break;
+        case NN_HP_LOG_UNIFORM: ok &= h->lo > 0.0 && h->lo <= h->hi && isfinite(h->hi); break;
+        case NN_HP_INT:
+            ok &= h->lo <= h->hi && h->lo == floor(h->lo) && h->hi == floor(h->hi) &&
+                  h->hi - h->lo < 2147483647.0;
+            break;
+        case NN_HP_CHOICE: ok &= h->choices != NULL && h->nchoices >= 1; break;
+        default: ok = 0;
+        }
+        for (j = 0; j < i && ok; j++) ok = strcmp(space[j].name, h->name) != 0;
+        if (!ok) {
+            nn__misuse("%s: parameter %d \"%s\" (kind %d, range %g..%g, %d choices) is not a valid "
+                       "range (or its name repeats)", fn, i, nm, h->kind, h->lo, h->hi, h->nchoices);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A value of h at position u in [0,1] of its range (log ranges in log space). */
+static double nn__hp_at(const nn_hparam *h, double u) {
+    switch (h->kind) {
+    case NN_HP_LOG_UNIFORM: return exp(log(h->lo) + u * (log(h->hi) - log(h->lo)));
+    case NN_HP_INT: {
+        double v = floor(h->lo + u * (h->hi - h->lo + 1.0));
+        return v > h->hi ? h->hi : v;
+    }
+    case NN_HP_CHOICE: {
+        int k = (int)(u * h->nchoices);
+        return h->choices[k >= h->nchoices ? h->nchoices - 1 : k];
+    }
+    default: return h->lo + u * (h->hi - h->lo);
+    }
+}
+
+/* The position in [0,1] of value v in h's range (inverse of nn__hp_at). */
+static double nn__hp_pos(const nn_hparam *h, double v) {
+    double span;
+    switch (h->kind) {
+    case NN_HP_LOG_UNIFORM:
+        span = log(h->hi) - log(h->lo);
+        return span > 0.0 ? (log(v) - log(h->lo)) / span : 0.5;
+    case NN_HP_INT: return (v - h->lo + 0.5) / (h->hi - h->lo + 1.0);
+    default:
+        span = h->hi - h->lo;
+        return span > 0.0 ? (v - h->lo) / span : 0.5;
+    }
+}
+
+/* Whether score a beats b (NaN never beats anything; anything beats NaN). */
+static int nn__search_better(double a, double b, int maximize) {
+    if (a != a) return 0;
+    if (b != b) return 1;
+    return maximize ? a > b : a < b;
+}
+
+typedef struct nn__search_ctx {
+    const nn_hparam *space;
+    int n;
+    nn_objective_fn f;
+    void *user;
+    nn_search_opts opts;
+    nn_search_result *r;
+    int cap;
+} nn__search_ctx;
+
+/* Room for m more trials. */
+static nn_status nn__search_grow(nn__search_ctx *c, int m) {
+    nn_search_result *r = c->r;
+    int need = r->ntrials + m, cap;
+    void *p;
+    if (need <= c->cap) return NN_OK;
+    cap = need > 2 * c->cap ? need : 2 * c->cap;
+#define NN__SEARCH_RE(field, type, per)                                                     \
+    if (!(p = NN_REALLOC(r->field, (size_t)cap * (per) * sizeof(type))))                    \
+        return nn__error(NN_ERR_OOM, "nn_search: out of memory for %d trials", cap);        \
+    r->field = (type *)p;
+    NN__SEARCH_RE(values, double, (size_t)c->n)
+    NN__SEARCH_RE(scores, double, 1)
+    NN__SEARCH_RE(budgets, int, 1)
+    NN__SEARCH_RE(rounds, int, 1)
+#undef NN__SEARCH_RE
+    c->cap = cap;
+    return NN_OK;
+}
+
+/* Evaluate trials first..first+count-1 (values already set), with
+   successive halving when asked: every trial at the smallest budget, the
+   best 1/eta of them at eta times that, ..., the survivors at the full one. */
+static nn_status nn__search_run(nn__search_ctx *c, int first, int count, int halving) {
+    nn_search_result *r = c->r;
+    int budget = c->opts.budget > 0 ? c->opts.budget : 1, eta = c->opts.eta > 1 ? c->opts.eta : 3;
+    int rungs = 0, alive = count, i, k, b;
+    int *order;
+    if (count <= 0) return NN_OK;
+    if (halving) {
+        long cnt = count, bud = budget;
+        while (cnt >= eta && bud >= eta) {
+            cnt = (cnt + eta - 1) / eta;
+            bud /= eta;
+            rungs++;
+        }
+    }
+    if (!(order = (int *)nn__malloc((size_t)count * sizeof(int)))) return NN_ERR_OOM;
+    for (i = 0; i < count; i++) order[i] = first + i;
+    for (k = rungs; k >= 0; k--) {
+        long div = 1;
+        for (i = 0; i < k; i++) div *= eta;
+        b = (int)(budget / div);
+        if (b < 1) b = 1;
+        for (i = 0; i < alive; i++) {
+            int t = order[i];
+            r->scores[t] = c->f(r->values + (size_t)t * c->n, b, c->user);
+            r->budgets[t] = b;
+        }
+        if (k == 0) break;
+        /* Keep the best ceil(alive / eta): a stable insertion sort by score. */
+        for (i = 1; i < alive; i++) {
+            int t = order[i], j = i;
+            while (j > 0 && nn__search_better(r->scores[t], r->scores[order[j - 1]], c->opts.maximize)) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = t;
+        }
+        alive = (alive + eta - 1) / eta;
+    }
+    nn__free(order);
+    return NN_OK;
+}
+
+/* The best trial at the full budget (the first of equals), into r->best. */
+static void nn__search_pick(nn__search_ctx *c) {
+    nn_search_result *r = c->r;
+    int budget = c->opts.budget > 0 ? c->opts.budget : 1, i, best = -1;
+    for (i = 0; i < r->ntrials; i++)
+        if (r->budgets[i] == budget && (best < 0 || nn__search_better(r->scores[i], r->scores[best],
+                                                                      c->opts.maximize)))
+            best = i;
+    r->best = best;
+    r->best_score = best >= 0 ? r->scores[best] : (double)NAN;
+    for (i = 0; i < c->n; i++) r->best_values[i] = best >= 0 ? r->values[(size_t)best * c->n + i] : (double)NAN;
+}
+
+/* The refinement round and the report, after the first round's trials. */
+static nn_status nn__search_finish(nn__search_ctx *c) {
+    nn_search_result *r = c->r;
+    nn_status st;
+    nn__search_pick(c);
+    if (c->opts.refine_trials > 0 && r->best >= 0) {
+        double w = c->opts.refine_width > 0.0f ? (double)c->opts.refine_width : 0.25;
+        int first = r->ntrials, t, i;
+        nn_rng *rng;
+        if ((st = nn__search_grow(c, c->opts.refine_trials)) != NN_OK) return st;
+        if (!(rng = nn_rng_new(c->opts.seed ^ 0x9e3779b97f4a7c15ull))) return NN_ERR_OOM;
+        for (t = 0; t < c->opts.refine_trials; t++) {
+            double *v = r->values + (size_t)(first + t) * c->n;
+            for (i = 0; i < c->n; i++) {
+                const nn_hparam *h = c->space + i;
+                double mid = nn__hp_pos(h, r->best_values[i]), lo = mid - w / 2, hi = mid + w / 2;
+                if (h->kind == NN_HP_CHOICE) {
+                    v[i] = r->best_values[i];
+                    continue;
+                }
+                if (lo < 0.0) lo = 0.0;
+                if (hi > 1.0) hi = 1.0;
+                v[i] = nn__hp_at(h, lo + (hi - lo) * (double)nn_rng_uniform(rng));
+            }
+            r->rounds[first + t] = 1;
+        }
+        nn_rng_free(rng);
+        r->ntrials += c->opts.refine_trials;
+        if ((st = nn__search_run(c, first, c->opts.refine_trials, 0)) != NN_OK) return st;
+        nn__search_pick(c);
+    }
+    if (!c->opts.quiet) nn_search_print(c->space, r);
+    if (c->opts.csv_path) return nn_search_write_csv(c->space, r, c->opts.csv_path);
+    return NN_OK;
+}
+
+static nn_status nn__search_start(nn__search_ctx *c, const char *fn, const nn_hparam *space, int n,
+                                  nn_objective_fn f, void *user, nn_search_opts opts,
+                                  nn_search_result *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!nn__search_check(fn, space, n, f, out)) return NN_ERR_ARG;
+    memset(c, 0, sizeof *c);
+    c->space = space;
+    c->n = n;
+    c->f = f;
+    c->user = user;
+    c->opts = opts;
+    c->r = out;
+    out->nparams = n;
+    out->best = -1;
+    return NN_OK;
+}
+
+NNDEF nn_status nn_random_search(const nn_hparam *space, int n, nn_objective_fn f, void *user,
+                                 nn_search_opts opts, nn_search_result *out) {
+    nn__search_ctx c;
+    nn_rng *rng;
+    int trials = opts.trials > 0 ? opts.trials : 16, t, i;
+    nn_status st = nn__search_start(&c, "nn_random_search", space, n, f, user, opts, out);
+    if (st != NN_OK) return st;
+    if ((st = nn__search_grow(&c, trials)) != NN_OK) goto fail;
+    if (!(rng = nn_rng_new(opts.seed))) {
+        st = NN_ERR_OOM;
+        goto fail;
+    }
+    for (t = 0; t < trials; t++) {
+        for (i = 0; i < n; i++)
+            out->values[(size_t)t * n + i] = nn__hp_at(space + i, (double)nn_rng_uniform(rng));
+        out->rounds[t] = 0;
+    }
+    nn_rng_free(rng);
+    out->ntrials = trials;
+    if ((st = nn__search_run(&c, 0, trials, opts.halving)) != NN_OK) goto fail;
+    if ((st = nn__search_finish(&c)) != NN_OK) goto fail;
+    return NN_OK;
+fail:
+    nn_search_free(out);
+    return st;
+}
+
+/* Points of range h in a grid of g points per range. */
+static int nn__grid_count(const nn_hparam *h, int g) {
+    if (h->kind == NN_HP_CHOICE) return h->nchoices;
+    if (h->kind == NN_HP_INT && h->hi - h->lo + 1.0 < (double)g) return (int)(h->hi - h->lo + 1.0);
+    return g;
+}
+
+NNDEF nn_status nn_grid_search(const nn_hparam *space, int n, nn_objective_fn f, void *user,
+                               nn_search_opts opts, nn_search_result *out) {
+    nn__search_ctx c;
+    int g = opts.grid_points, cnt[NN_HP_MAX], idx[NN_HP_MAX], i, t;
+    double total = 1.0;
+    nn_status st = nn__search_start(&c, "nn_grid_search", space, n, f, user, opts, out);
+    if (st != NN_OK) return st;
+    if (g <= 0) {   /* the largest grid within opts.trials (16 by default) */
+        int budget = opts.trials > 0 ? opts.trials : 16;
+        for (g = 1;; g++) {
+            double tot = 1.0;
+            for (i = 0; i < n; i++) tot *= nn__grid_count(space + i, g + 1);
+            if (tot > budget || g >= budget) break;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        cnt[i] = nn__grid_count(space + i, g);
+        total *= cnt[i];
+        idx[i] = 0;
+    }
+    if (total > 1e7) {
+        nn__misuse("nn_grid_search: the grid has %g points (%d per range)", total, g);
+        nn_search_free(out);
+        return NN_ERR_ARG;
+    }
+    if ((st = nn__search_grow(&c, (int)total)) != NN_OK) goto fail;
+    for (t = 0; t < (int)total; t++) {
+        for (i = 0; i < n; i++) {
+            const nn_hparam *h = space + i;
+            double v;
+            if (h->kind == NN_HP_CHOICE) v = h->choices[idx[i]];
+            else if (h->kind == NN_HP_INT && cnt[i] == (int)(h->hi - h->lo + 1.0)) v = h->lo + idx[i];
+            else {
+                double u = cnt[i] > 1 ? (double)idx[i] / (cnt[i] - 1) : 0.5;
+                v = h->kind == NN_HP_INT ? floor(h->lo + u * (h->hi - h->lo) + 0.5) : nn__hp_at(h, u);
+            }
+            out->values[(size_t)t * n + i] = v;
+        }
+        out->rounds[t] = 0;
+        for (i = n - 1; i >= 0; i--) {   /* the last parameter varies fastest */
+            if (++idx[i] < cnt[i]) break;
+            idx[i] = 0;
+        }
+    }
+    out->ntrials = (int)total;
+    if ((st = nn__search_run(&c, 0, (int)total, opts.halving)) != NN_OK) goto fail;
+    if ((st = nn__search_finish(&c)) != NN_OK) goto fail;
+    return NN_OK;
+fail:
+    nn_search_free(out);
+    return st;
+}
+
+NNDEF double nn_search_value(const nn_hparam *space, int n, const double *values, const char *name) {
+    int i;
+    for (i = 0; space && values && name && i < n; i++)
+        if (space[i].name && strcmp(space[i].name, name) == 0) return values[i];
+    nn__misuse("nn_search_value: no parameter \"%s\" in the space", name ? name : "(NULL)");
+    return (double)NAN;
+}
+
+NNDEF void nn_search_print(const nn_hparam *space, const nn_search_result *r) {
+    int t, i;
+    if (!space || !r) return;
+    printf("%5s %5s %6s", "trial", "round", "budget");
+    for (i = 0; i < r->nparams; i++) printf(" %12.12s", space[i].name);
+    printf(" %12s\n", "score");
+    for (t = 0; t < r->ntrials; t++) {
+        printf("%5d %5d %6d", t, r->rounds[t], r->budgets[t]);
+        for (i = 0; i < r->nparams; i++) printf(" %12.5g", r->values[(size_t)t * r->nparams + i]);
+        printf(" %12.6g%s\n", r->scores[t], t == r->best ? "  <- best" : "");
+    }
+}
+
+NNDEF nn_status nn_search_write_csv(const nn_hparam *space, const nn_search_result *r,
+                                    const char *path) {
+    FILE *f;
+    int t, i, ok;
+    if (!space || !r || !path) {
+        nn__misuse("nn_search_write_csv: NULL argument");
+        return NN_ERR_ARG;
+    }
+    if (!(f = fopen(path, "w")))
+        return nn__error(NN_ERR_IO, "nn_search_write_csv: %s: cannot open for writing (%s)", path,
+                         strerror(errno));
+    fprintf(f, "trial,round,budget");
+    for (i = 0; i < r->nparams; i++) fprintf(f, ",%s", space[i].name);
+    fprintf(f, ",score\n");
+    for (t = 0; t < r->ntrials; t++) {
+        fprintf(f, "%d,%d,%d", t, r->rounds[t], r->budgets[t]);
+        for (i = 0; i < r->nparams; i++) fprintf(f, ",%.17g", r->values[(size_t)t * r->nparams + i]);
+        fprintf(f, ",%.17g\n", r->scores[t]);
+    }
+    ok = !ferror(f);
+    ok &= fclose(f) == 0;
+    return ok ? NN_OK : nn__error(NN_ERR_IO, "nn_search_write_csv: %s: write failed", path);
+}
+
+/* ----- interaction detection from weights (NID) ----- */
+
+/* The linear layers' weights of mlp in order, checked to chain: W1 [h1,p],
+   W2 [h2,h1], ..., W_out [o,hL].  Returns the number of layers (>= 2), 0
+   after a misuse report. */
+static int nn__nid_weights(const char *fn, nn_module *mlp, nn_tensor **ws, int cap) {
+    nn_param *ps;
+    int count, i, n = 0;
+    if (!mlp) {
+        nn__misuse("%s: NULL module", fn);
+        return 0;
+    }
+    ps = nn_parameters(mlp, &count);
+    for (i = 0; i < count; i++) {
+        size_t ln = strlen(ps[i].name);
+        if (ps[i].tensor->ndim != 2 || ln < 6 || strcmp(ps[i].name + ln - 6, "weight") != 0) continue;
+        if (n == cap) {
+            nn__misuse("%s: more than %d linear layers", fn, cap);
+            return 0;
+        }
+        if (n > 0 && ps[i].tensor->shape[1] != ws[n - 1]->shape[0]) {
+            nn__misuse("%s: weight \"%s\" %s does not follow the previous layer's %s", fn, ps[i].name,
+                       nn__ts(ps[i].tensor), nn__ts(ws[n - 1]));
+            return 0;
+        }
+        ws[n++] = ps[i].tensor;
+    }
+    if (n < 2) {
+        nn__misuse("%s: the %s has %d linear layer(s); NID needs a hidden layer", fn, mlp->type, n);
+        return 0;
+    }
+    return n;
+}
+
+/* z [h1]: each first-layer unit's influence on the output. */
+static float *nn__nid_influence(nn_tensor **ws, int n) {
+    int L = n - 1, k, a, b;
+    const nn_tensor *wo = ws[L];
+    float *z = (float *)nn__calloc((size_t)wo->shape[1], sizeof(float)), *nz;
+    if (!z) return NULL;
+    for (a = 0; a < wo->shape[0]; a++)
+        for (b = 0; b < wo->shape[1]; b++) z[b] += fabsf(wo->data[(size_t)a * wo->shape[1] + b]);
+    for (k = L - 1; k >= 1; k--) {   /* z <- z |W_k|, from [h_k] to [h_{k-1}] */
+        const nn_tensor *w = ws[k];
+        if (!(nz = (float *)nn__calloc((size_t)w->shape[1], sizeof(float)))) {
+            nn__free(z);
+            return NULL;
+        }
+        for (a = 0; a < w->shape[0]; a++)
+            for (b = 0; b < w->shape[1]; b++) nz[b] += z[a] * fabsf(w->data[(size_t)a * w->shape[1] + b]);
+        nn__free(z);
+        z = nz;
+    }
+    return z;
+}
+
+static int nn__nid_cmp(const void *x, const void *y) {
+    const nn_interaction *a = (const nn_interaction *)x, *b = (const nn_interaction *)y;
+    if (a->strength != b->strength) return a->strength > b->strength ? -1 : 1;
+    if (a->order != b->order) return a->order < b->order ? -1 : 1;
+    return a->features < b->features ? -1 : a->features > b->features;
+}
+
+/* Fill the derived fields of a set. */
+static void nn__nid_fill(nn_interaction *it) {
+    int j, k = 0;
+    it->i = it->j = -1;
+    for (j = 0; j < 64; j++)
+        if ((it->features >> j) & 1u) {
+            if (k == 0) it->i = j;
+            else if (k == 1) it->j = j;
+            k++;
+        }
+    it->order = k;
+}
+
+NNDEF int nn_nid_pairwise(nn_module *mlp, nn_interaction *out, int max_out) {
+    nn_tensor *ws[64];
+    int n = nn__nid_weights("nn_nid_pairwise", mlp, ws, 64), p, h, i, j, u, total, k = 0;
+    nn_interaction *all;
+    float *z;
+    if (!n) return -1;
+    if (max_out > 0 && !out) {
+        nn__misuse("nn_nid_pairwise: NULL output for %d entries", max_out);
+        return -1;
+    }
+    h = ws[0]->shape[0];
+    p = ws[0]->shape[1];
+    if (p > 64 || p < 2) {
+        nn__misuse("nn_nid_pairwise: %d inputs; 2..64 are supported", p);
+        return -1;
+    }
+    total = p * (p - 1) / 2;
+    if (!(z = nn__nid_influence(ws, n))) return -1;
+    if (!(all = (nn_interaction *)nn__calloc((size_t)total, sizeof *all))) {
+        nn__free(z);
+        return -1;
+    }
+    for (i = 0; i < p; i++)
+        for (j = i + 1; j < p; j++, k++) {
+            double s = 0.0;
+            for (u = 0; u < h; u++) {
+                float a = fabsf(ws[0]->data[(size_t)u * p + i]), b = fabsf(ws[0]->data[(size_t)u * p + j]);
+                s += (double)z[u] * (double)(a < b ? a : b);
+            }
+            all[k].features = (uint64_t)1 << i | (uint64_t)1 << j;
+            all[k].strength = (float)s;
+            nn__nid_fill(all + k);
+        }
+    qsort(all, (size_t)total, sizeof *all, nn__nid_cmp);
+    if (max_out > 0) memcpy(out, all, (size_t)(max_out < total ? max_out : total) * sizeof *all);
+    nn__free(all);
+    nn__free(z);
+    return total;
+}
+
+NNDEF int nn_nid_rank(nn_module *mlp, nn_interaction *out, int max_out) {
+    nn_tensor *ws[64];
+    int n = nn__nid_weights("nn_nid_rank", mlp, ws, 64), p, h, u, k, m = 0, c, order[64];
+    nn_interaction *all;
+    float *z;
+    if (!n) return -1;
+    if (max_out > 0 && !out) {
+        nn__misuse("nn_nid_rank: NULL output for %d entries", max_out);
+        return -1;
+    }
+    h = ws[0]->shape[0];
+    p = ws[0]->shape[1];
+    if (p > 64 || p < 2) {
+        nn__misuse("nn_nid_rank: %d inputs; 2..64 are supported", p);
+        return -1;
+    }
+    if (!(z = nn__nid_influence(ws, n))) return -1;
+    if (!(all = (nn_interaction *)nn__calloc((size_t)h * (size_t)(p - 1), sizeof *all))) {
+        nn__free(z);
+        return -1;
+    }
+    for (u = 0; u < h; u++) {
+        const float *w = ws[0]->data + (size_t)u * p;
+        uint64_t set;
+        for (k = 0; k < p; k++) order[k] = k;
+        for (k = 1; k < p; k++) {   /* features by |w| descending (stable) */
+            int t = order[k], j = k;
+            while (j > 0 && fabsf(w[t]) > fabsf(w[order[j - 1]])) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = t;
+        }
+        set = (uint64_t)1 << order[0];
+        for (k = 1; k < p; k++) {
+            set |= (uint64_t)1 << order[k];
+            for (c = 0; c < m && all[c].features != set; c++) {}
+            if (c == m) {
+                all[m].features = set;
+                all[m].strength = 0.0f;
+                m++;
+            }
+            all[c].strength += z[u] * fabsf(w[order[k]]);
+        }
+    }
+    for (c = 0; c < m; c++) nn__nid_fill(all + c);
+    qsort(all, (size_t)m, sizeof *all, nn__nid_cmp);
+    if (max_out > 0) memcpy(out, all, (size_t)(max_out < m ? max_out : m) * sizeof *all);
+    nn__free(all);
+    nn__free(z);
+    return m;
+}
+
+/* MLP-M: the univariate nets of every feature at once, as [N,p,h] tensors. */
+typedef struct nn__mlpm_state {
+    int p, h;
+} nn__mlpm_state;
+
+static nn_tensor *nn__mlpm_main_forward(nn_module *m, nn_tensor *x) {
+    const nn__mlpm_state *st = (const nn__mlpm_state *)m->user;
+    nn_tensor *w1 = nn_param_get(m, "w1"), *b1 = nn_param_get(m, "b1"), *w2 = nn_param_get(m, "w2"),
+              *b2 = nn_param_get(m, "b2"), *t;
+    if (!x || x->ndim != 2 || x->shape[1] != st->p) {
+        nn__misuse("nn_nid_mlp_m: input %s is not [batch, %d]", nn__ts(x), st->p);
+        return NULL;
+    }
+    /* g_j(x_j) = sum_k w2[j,k] relu(x_j w1[j,k] + b1[j,k]); summed over j, + b2. */
+    t = nn_reshape(x, NN_SHAPE(x->shape[0], st->p, 1));
+    t = nn_relu_op(nn_add(nn_mul(t, w1), b1));
+    t = nn_sum_axis(nn_sum_axis(nn_mul(t, w2), 2, 0), 1, 1);
+    return nn_add(t, b2);
+}
+
+static nn_tensor *nn__mlpm_forward(nn_module *m, nn_tensor *x) {
+    return nn_add(nn_forward(m->children[0], x), nn_forward(m->children[1], x));
+}
+
+NNDEF nn_module *nn_nid_mlp_m(int p, const int *hidden, int nhidden, int main_hidden) {
+    nn_module *mlp, *mm, *main;
+    nn__mlpm_state *st;
+    int i, k = 0, prev = p, ok = 1;
+    float bound;
+    if (p < 1 || !hidden || nhidden < 1 || nhidden > 30 || main_hidden < 1) {
+        nn__misuse("nn_nid_mlp_m: needs p >= 1, 1..30 hidden sizes and main_hidden >= 1, got p=%d, "
+                   "%d hidden, main_hidden=%d", p, nhidden, main_hidden);
+        return NULL;
+    }
+    for (i = 0; i < nhidden; i++)
+        if (hidden[i] < 1) {
+            nn__misuse("nn_nid_mlp_m: hidden[%d] = %d", i, hidden[i]);
+            return NULL;
+        }
+    if (!(mlp = nn_module_new("Sequential", nn__sequential_forward))) return NULL;
+    for (i = 0; i <= nhidden && ok; i++) {   /* "0" linear, "1" ReLU, ..., the last linear */
+        char name[16];
+        int next = i < nhidden ? hidden[i] : 1;
+        snprintf(name, sizeof name, "%d", k++);
+        ok = nn_module_add_child(mlp, name, nn_linear(prev, next)) != NULL;
+        prev = next;
+        if (i == nhidden || !ok) break;
+        snprintf(name, sizeof name, "%d", k++);
+        ok = nn_module_add_child(mlp, name, nn_relu()) != NULL;
+    }
+    if (!ok) {
+        nn_module_free(mlp);
+        return NULL;
+    }
+    if (!(main = nn__module_with_state("MainEffects", nn__mlpm_main_forward, sizeof(nn__mlpm_state)))) {
+        nn_module_free(mlp);
+        return NULL;
+    }
+    st = (nn__mlpm_state *)main->user;
+    st->p = p;
+    st->h = main_hidden;
+    bound = 1.0f / sqrtf((float)main_hidden);
+    if (!nn_module_add_param(main, "w1", nn__uniform_param(NN_SHAPE(p, main_hidden), 1.0f)) ||
+        !nn_module_add_param(main, "b1", nn__uniform_param(NN_SHAPE(p, main_hidden), 1.0f)) ||
+        !nn_module_add_param(main, "w2", nn__uniform_param(NN_SHAPE(p, main_hidden), bound)) ||
+        !nn_module_add_param(main, "b2", nn__uniform_param(NN_SHAPE(1), bound)) ||
+        !(mm = nn_module_new("MLP-M", nn__mlpm_forward))) {
+        nn_module_free(mlp);
+        nn_module_free(main);
+        return NULL;
+    }
+    if (!nn_module_add_child(mm, "mlp", mlp)) {
+        nn_module_free(main);
+        nn_module_free(mm);
+        return NULL;
+    }
+    if (!nn_module_add_child(mm, "main", main)) {
+        nn_module_free(mm);
+        return NULL;
+    }
+    return mm;
+}
+
+/* ----- sanity checks ----- */
+
+static nn_tensor *nn__sanity_loss(nn_tensor *out, const int *labels, const nn_tensor *targets,
+                                  const nn_sanity_opts *o, int rows) {
+    if (o->loss) return o->loss(out, labels, targets, o->user);
+    if (targets) {
+        nn_tensor *t = nn_tensor_from(out ? out->graph : NULL, targets->data, nn_shape_of(targets));
+        if (rows < targets->shape[0]) t = nn_slice(t, 0, 0, rows);
+        return nn_mse(out, t);
+    } else {
+        nn_ce_opts ce;
+        memset(&ce, 0, sizeof ce);
+        return nn_cross_entropy(out, labels, ce);
+    }
+}
+
+/* The first rows samples of x as a tensor of g. */
+static nn_tensor *nn__sanity_batch(nn_graph *g, const nn_tensor *x, int rows) {
+    nn_shape s = nn_shape_of(x);
+    s.d[0] = rows;
+    return nn_tensor_from(g, x->data, s);
+}
+
+/* Run x through m, counting dead units after every ReLU child of every
+   Sequential (recursively); prints one line per ReLU.  Returns the output. */
+static nn_tensor *nn__sanity_dead(nn_module *m, nn_tensor *x, const char *prefix, float limit,
+                                  int quiet, int *flagged) {
+    int i;
+    if (!m->type || strcmp(m->type, "Sequential") != 0) return nn_forward(m, x);
+    for (i = 0; i < m->nchildren && x; i++) {
+        nn_module *c = m->children[i];
+        char name[256];
+        snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "." : "", m->child_names[i]);
+        x = nn__sanity_dead(c, x, name, limit, quiet, flagged);
+        if (x && c->type && strcmp(c->type, "ReLU") == 0 && x->ndim >= 2) {
+            int N = x->shape[0], F = x->shape[1], f, dead = 0, n;
+            size_t inner = x->numel / ((size_t)N * (size_t)F), k;
+            for (f = 0; f < F; f++) {
+                int alive = 0;
+                for (n = 0; n < N && !alive; n++)
+                    for (k = 0; k < inner && !alive; k++)
+                        alive = x->data[((size_t)n * F + f) * inner + k] > 0.0f;
+                dead += !alive;
+            }
+            if ((float)dead > limit * (float)F) (*flagged)++;
+            if (!quiet)
+                printf("nn_sanity_check: %s dead ReLU units after \"%s\": %d of %d %s (%.0f%%) never "
+                       "active on the batch\n", (float)dead > limit * (float)F ? "FAIL" : "PASS", name,
+                       dead, F, inner > 1 ? "channels" : "units", 100.0 * dead / F);
+        }
+    }
+    return x;
+}
+
+NNDEF int nn_sanity_check(nn_module *m, const nn_tensor *x, const int *labels, nn_sanity_opts opts) {
+    nn_graph *g, *cur;
+    nn_param *ps, *bs;
+    int np, nb, i, N, fails = 0, steps = opts.steps > 0 ? opts.steps : 300, C, flagged = 0;
+    float **save = NULL, init_loss, loss = 0.0f, limit;
+    nn_tensor *out;
+    const char *P = "nn_sanity_check:";
+    if (!m || !x || x->ndim < 2 || x->shape[0] < 1 || (!labels && !opts.targets && !opts.loss) ||
+        (opts.targets && opts.targets->shape[0] != x->shape[0])) {
+        nn__misuse("nn_sanity_check: needs a module, a batch x [N,...] (got %s) and labels, targets "
+                   "[N,...] (got %s) or a loss", nn__ts(x), nn__ts(opts.targets));
+        return -1;
+    }
+    N = x->shape[0];
+    ps = nn_parameters(m, &np);
+    bs = nn_buffers(m, &nb);
+    if (!(save = (float **)nn__calloc((size_t)(np + nb) + 1, sizeof(float *)))) return -1;
+    for (i = 0; i < np + nb; i++) {
+        nn_tensor *t = i < np ? ps[i].tensor : bs[i - np].tensor;
+        size_t bytes = t->numel * ((t->flags & NN_TENSOR_INT64) ? 8u : 4u);
+        if (!(save[i] = (float *)nn__malloc(bytes))) goto oom;
+        memcpy(save[i], t->data, bytes);
+    }
+    cur = nn_current_graph();
+    if (!(g = nn_graph_new())) goto oom;
+    nn__train_save(m);
+
+    /* 1. The loss at initialization (evaluation mode: no dropout noise). */
+    nn_train_mode(m, 0);
+    out = nn_forward(m, nn__sanity_batch(g, x, N));
+    C = opts.nclasses > 0 ? opts.nclasses : out && out->ndim >= 1 ? out->shape[out->ndim - 1] : 0;
+    init_loss = out ? nn_item(nn__sanity_loss(out, labels, opts.targets, &opts, N)) : NAN;
+    if (!opts.loss && !opts.targets && C > 1) {
+        double want = log((double)C), r = (double)init_loss / want;
+        int ok = r > 0.75 && r < 1.25;
+        fails += !ok;
+        if (!opts.quiet)
+            printf("%s %s loss at init %.4f, expected log(%d) = %.4f for uniform predictions%s\n", P,
+                   ok ? "PASS" : "FAIL", (double)init_loss, C, want,
+                   ok ? "" : " (initial logits too large? the last layer's scale or bias)");
+    } else if (!opts.quiet) {
+        printf("%s INFO loss at init %.6g (no expected value for this loss)\n", P, (double)init_loss);
+    }
+
+    /* 2. Overfit the batch. */
+    {
+        nn_adam_opts ao;
+        nn_optim *o;
+        int s, correct = -1;
+        memset(&ao, 0, sizeof ao);
+        ao.lr = opts.lr > 0.0f ? opts.lr : 1e-3f;
+        nn__train_restore(m);
+        if ((o = nn_adam(m, ao)) != NULL) {
+            for (s = 0; s < steps; s++) {
+                nn_graph_reset(g);
+                out = nn_forward(m, nn__sanity_batch(g, x, N));
+                if (!out) break;
+                nn_zero_grad(o);
+                {
+                    nn_tensor *l = nn__sanity_loss(out, labels, opts.targets, &opts, N);
+                    if (!l) break;
+                    loss = nn_item(l);
+                    nn_backward(l);
+                }
+                nn_step(o);
+            }
+            nn_zero_grad(o);
+            nn_optim_free(o);
+            if (labels && out && out->ndim == 2) {
+                int *pred = (int *)nn__malloc((size_t)N * sizeof(int));
+                if (pred) {
+                    nn_argmax_rows(out, pred);
+                    for (correct = 0, s = 0; s < N; s++) correct += pred[s] == labels[s];
+                    nn__free(pred);
+                }
+            }
+        }
+        limit = opts.overfit_loss > 0.0f ? opts.overfit_loss
+                : (!opts.loss && !opts.targets) ? 0.05f : 0.05f * init_loss;
+        {
+            int ok = loss < limit;
+            fails += !ok;
+            if (!opts.quiet) {
+                printf("%s %s overfit one batch of %d: loss %.4g -> %.4g after %d Adam steps (want < %.3g)",
+                       P, ok ? "PASS" : "FAIL", N, (double)init_loss, (double)loss, steps, (double)limit);
+                if (correct >= 0) printf(", %d/%d right", correct, N);
+                printf("%s\n", ok ? "" : "; a bug in the model or the loss, or too small a model/lr");
+            }
+        }
+        for (i = 0; i < np + nb; i++) {   /* back to the initial weights */
+            nn_tensor *t = i < np ? ps[i].tensor : bs[i - np].tensor;
+            memcpy(t->data, save[i], t->numel * ((t->flags & NN_TENSOR_INT64) ? 8u : 4u));
+        }
+    }
+
+    /* 3. Gradient check on (at most) two samples, in evaluation mode. */
+    {
+        int rows = N < 2 ? N : 2, checked = 0;
+        double worst = 0.0;
+        const char *worst_name = "";
+        nn_optim *o;
+        nn_sgd_opts so;
+        memset(&so, 0, sizeof so);
+        nn_train_mode(m, 0);
+        o = nn_sgd(m, so);   /* only for nn_zero_grad over the parameters */
+        nn_graph_reset(g);
+        if (o) nn_zero_grad(o);
+        out = nn_forward(m, nn__sanity_batch(g, x, rows));
+        if (out) nn_backward(nn__sanity_loss(out, labels, opts.targets, &opts, rows));
+        for (i = 0; i < np && out; i++) {
+            nn_tensor *t = ps[i].tensor;
+            const float *gr = nn_grad(t);
+            size_t picks[3], k, j, big = 0;
+            if (!nn_needs_grad(t) || t->numel == 0) continue;
+            for (j = 1; gr && j < t->numel; j++) if (fabsf(gr[j]) > fabsf(gr[big])) big = j;
+            picks[0] = big;
+            picks[1] = 0;
+            picks[2] = t->numel / 2;
+            for (k = 0; k < 3; k++) {
+                size_t e = picks[k];
+                float keep = t->data[e], h = 1e-2f * (fabsf(keep) > 1.0f ? fabsf(keep) : 1.0f), lp, lm;
+                double num, ana = gr ? (double)gr[e] : 0.0, err;
+                int had = nn_set_grad_enabled(g, 0);
+                t->data[e] = keep + h;
+                nn_graph_reset(g);
+                lp = nn_item(nn__sanity_loss(nn_forward(m, nn__sanity_batch(g, x, rows)), labels,
+                                             opts.targets, &opts, rows));
+                t->data[e] = keep - h;
+                nn_graph_reset(g);
+                lm = nn_item(nn__sanity_loss(nn_forward(m, nn__sanity_batch(g, x, rows)), labels,
+                                             opts.targets, &opts, rows));
+                t->data[e] = keep;
+                nn_set_grad_enabled(g, had);
+                num = ((double)lp - (double)lm) / (2.0 * (double)h);
+                err = fabs(num - ana) / (fabs(num) + fabs(ana) > 1e-3 ? fabs(num) + fabs(ana) : 1e-3);
+                if (err > worst) {
+                    worst = err;
+                    worst_name = ps[i].name;
+                }
+                checked++;
+            }
+        }
+        if (o) nn_zero_grad(o);
+        nn_optim_free(o);
+        {
+            int ok = out != NULL && worst < 0.05;
+            fails += !ok;
+            if (!opts.quiet)
+                printf("%s %s gradient check on %d sample(s): %d entries, worst relative error %.2e%s%s\n",
+                       P, ok ? "PASS" : "FAIL", rows, checked, worst, *worst_name ? " at " : "",
+                       worst_name);
+        }
+    }
+
+    /* 4. Dead ReLU units, at the initial weights, in training mode. */
+    nn__train_restore(m);
+    nn_graph_reset(g);
+    {
+        int had = nn_set_grad_enabled(g, 0);
+        float lim = opts.dead_fraction > 0.0f ? opts.dead_fraction : 0.25f;
+        nn__sanity_dead(m, nn__sanity_batch(g, x, N), "", lim, opts.quiet, &flagged);
+        nn_set_grad_enabled(g, had);
+        fails += flagged > 0;
+    }
+
+    for (i = 0; i < np + nb; i++) {
+        nn_tensor *t = i < np ? ps[i].tensor : bs[i - np].tensor;
+        memcpy(t->data, save[i], t->numel * ((t->flags & NN_TENSOR_INT64) ? 8u : 4u));
+        nn__free(save[i]);
+    }
+    nn__free(save);
+    nn__train_restore(m);
+    nn_graph_free(g);
+    nn_set_current_graph(cur);
+    return fails;
+oom:
+    for (i = 0; i < np + nb; i++) nn__free(save[i]);
+    nn__free(save);
+    nn__misuse("nn_sanity_check: out of memory");
+    return -1;
+}
 
 #endif /* NN__IMPLEMENTATION_DONE */
 #endif /* NN_IMPLEMENTATION */
