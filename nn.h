@@ -7994,31 +7994,8 @@ static nn_tensor *nn__bn_forward(nn_module *m, nn_tensor *x) {
     return nn__bn(st->kind == NN__NORM_RENORM ? "nn_batch_renorm_op" : "nn_batch_norm_op", x, &a);
 }
 
-static nn_module *nn__bn_make(const char *op, const char *type, int C, int twod, int kind,
-                              nn_norm_opts o) {
-    nn_module *m;
-    nn__bn_state *st;
-    if (C < 1) {
-        nn__misuse("%s: the channel count must be positive, got %d", op, C);
-        return NULL;
-    }
-    if (!nn__norm_opts_fill(op, &o, 1, 1, 1e-5f)) return NULL;
-    if (kind == NN__NORM_RENORM && !o.track_running_stats) {
-        nn__misuse("%s: batch renormalization needs track_running_stats", op);
-        return NULL;
-    }
-    if (!(m = nn__module_with_state(type, nn__bn_forward, sizeof(nn__bn_state)))) return NULL;
-    st = (nn__bn_state *)m->user;
-    st->o = o;
-    st->kind = kind;
-    st->min_dims = twod ? 4 : 2;
-    st->max_dims = twod ? 4 : 3;
-    if (!nn__norm_make_state(m, st, NN_SHAPE(C), C, 1)) {
-        nn_module_free(m);
-        return NULL;
-    }
-    return m;
-}
+static nn_module *nn__normmod_make(const char *op, const char *type, int kind, nn_shape s, int C,
+                                   int groups, int dims, nn_norm_opts o);
 
 NNDEF void nn_batchnorm_set(nn_module *m, float momentum, float eps) {
     nn__bn_state *st;
@@ -8047,24 +8024,28 @@ NNDEF void nn_batchrenorm_set(nn_module *m, float r_max, float d_max) {
 NNDEF nn_module *nn_batchnorm1d(int features) {
     nn_norm_opts o;
     memset(&o, 0, sizeof o);
-    return nn__bn_make("nn_batchnorm1d", "BatchNorm1d", features, 0, NN__NORM_BN, o);
+    return nn_batchnorm1d_ex(features, o);
 }
 NNDEF nn_module *nn_batchnorm2d(int channels) {
     nn_norm_opts o;
     memset(&o, 0, sizeof o);
-    return nn__bn_make("nn_batchnorm2d", "BatchNorm2d", channels, 1, NN__NORM_BN, o);
+    return nn_batchnorm2d_ex(channels, o);
 }
 NNDEF nn_module *nn_batchnorm1d_ex(int features, nn_norm_opts opts) {
-    return nn__bn_make("nn_batchnorm1d_ex", "BatchNorm1d", features, 0, NN__NORM_BN, opts);
+    return nn__normmod_make("nn_batchnorm1d_ex", "BatchNorm1d", NN__NORM_BN, NN_SHAPE(features), features, 1, -2,
+                            opts);
 }
 NNDEF nn_module *nn_batchnorm2d_ex(int channels, nn_norm_opts opts) {
-    return nn__bn_make("nn_batchnorm2d_ex", "BatchNorm2d", channels, 1, NN__NORM_BN, opts);
+    return nn__normmod_make("nn_batchnorm2d_ex", "BatchNorm2d", NN__NORM_BN, NN_SHAPE(channels), channels, 1, -4,
+                            opts);
 }
 NNDEF nn_module *nn_batchrenorm1d(int features, nn_norm_opts opts) {
-    return nn__bn_make("nn_batchrenorm1d", "BatchRenorm1d", features, 0, NN__NORM_RENORM, opts);
+    return nn__normmod_make("nn_batchrenorm1d", "BatchRenorm1d", NN__NORM_RENORM, NN_SHAPE(features), features, 1, -2,
+                            opts);
 }
 NNDEF nn_module *nn_batchrenorm2d(int channels, nn_norm_opts opts) {
-    return nn__bn_make("nn_batchrenorm2d", "BatchRenorm2d", channels, 1, NN__NORM_RENORM, opts);
+    return nn__normmod_make("nn_batchrenorm2d", "BatchRenorm2d", NN__NORM_RENORM, NN_SHAPE(channels), channels, 1, -4,
+                            opts);
 }
 
 /* Instance, group, layer and RMS norm modules. */
@@ -8094,11 +8075,13 @@ static nn_tensor *nn__normmod_forward(nn_module *m, nn_tensor *x) {
     }
 }
 
+/* A normalization module of the kind; dims: the ndim of x (0: any; -2:
+   2 or 3, -4: 4, batch norm's). */
 static nn_module *nn__normmod_make(const char *op, const char *type, int kind, nn_shape s, int C,
                                    int groups, int dims, nn_norm_opts o) {
     nn_module *m;
     nn__bn_state *st;
-    int i, bad = C < 1 || s.ndim < 1;
+    int i, bn = kind == NN__NORM_BN || kind == NN__NORM_RENORM, bad = C < 1 || s.ndim < 1;
     for (i = 0; i < s.ndim; i++) bad |= s.d[i] < 1;
     if (bad) {
         nn__misuse("%s: sizes must be positive, got %d channels / shape of %d dims", op, C, s.ndim);
@@ -8108,19 +8091,21 @@ static nn_module *nn__normmod_make(const char *op, const char *type, int kind, n
         nn__misuse("%s: %d groups do not divide %d channels", op, groups, C);
         return NULL;
     }
-    if (!nn__norm_opts_fill(op, &o, kind != NN__NORM_IN, 0,
-                            kind == NN__NORM_RMS ? FLT_EPSILON : 1e-5f))
+    if (!nn__norm_opts_fill(op, &o, kind != NN__NORM_IN, bn, kind == NN__NORM_RMS ? FLT_EPSILON : 1e-5f))
         return NULL;
-    if (kind != NN__NORM_IN) o.track_running_stats = 0;
-    if (o.momentum < 0.0f) {
-        nn__misuse("%s: a cumulative momentum (momentum=None) is batch norm's only", op);
+    if (kind != NN__NORM_IN && !bn) o.track_running_stats = 0;
+    if ((o.momentum < 0.0f && !bn) || (kind == NN__NORM_RENORM && !o.track_running_stats)) {
+        nn__misuse("%s: %s", op, o.momentum < 0.0f && !bn ? "a cumulative momentum (momentum=None) "
+                   "is batch norm's only" : "batch renormalization needs track_running_stats");
         return NULL;
     }
-    if (!(m = nn__module_with_state(type, nn__normmod_forward, sizeof(nn__bn_state)))) return NULL;
+    if (!(m = nn__module_with_state(type, bn ? nn__bn_forward : nn__normmod_forward, sizeof(nn__bn_state))))
+        return NULL;
     st = (nn__bn_state *)m->user;
     st->o = o;
     st->kind = kind;
-    st->min_dims = st->max_dims = dims;
+    st->min_dims = dims == -2 ? 2 : dims == -4 ? 4 : dims;
+    st->max_dims = dims == -2 ? 3 : dims == -4 ? 4 : dims;
     st->groups = groups;
     st->shape = s;
     if (!nn__norm_make_state(m, st, s, C, kind != NN__NORM_RMS)) {

@@ -224,7 +224,7 @@ stateful("in2d_plain", 2, (1, 2, 3, 3), inorm(), affine=False, track=False, step
 
 
 # --- weight norm and spectral norm ---
-def wn_case(name, mod, dim, xshape):
+def reparam_setup(name, mod):
     begin(name)
     with torch.no_grad():
         mod.weight.copy_(rnd(*mod.weight.shape, scale=0.5))
@@ -232,9 +232,10 @@ def wn_case(name, mod, dim, xshape):
     mod = mod.double()
     wt("weight", mod.weight)
     wt("bias", mod.bias)
-    m = torch.nn.utils.weight_norm(mod, "weight", dim=dim)
-    wt("weight_g", m.weight_g)
-    wt("weight_v", m.weight_v)
+    return mod
+
+
+def reparam_step(m, xshape, grads):
     x = rnd(*xshape).requires_grad_(True)
     y = m(x)
     gy = rnd(*y.shape)
@@ -243,8 +244,15 @@ def wn_case(name, mod, dim, xshape):
     wt("gy0", gy)
     wt("y0", y)
     wt("gx0", x.grad)
-    wt("gweight_g0", m.weight_g.grad)
-    wt("gweight_v0", m.weight_v.grad)
+    for g in grads:
+        wt("g%s0" % g, getattr(m, g).grad)
+
+
+def wn_case(name, mod, dim, xshape):
+    m = torch.nn.utils.weight_norm(reparam_setup(name, mod), "weight", dim=dim)
+    wt("weight_g", m.weight_g)
+    wt("weight_v", m.weight_v)
+    reparam_step(m, xshape, ["weight_g", "weight_v"])
     end()
 
 
@@ -255,28 +263,13 @@ wn_case("wn_conv_d0", torch.nn.Conv2d(2, 3, 3, padding=1), 0, (2, 2, 4, 4))
 
 
 def sn_case(name, mod, xshape, iters):
-    begin(name)
-    with torch.no_grad():
-        mod.weight.copy_(rnd(*mod.weight.shape, scale=0.5))
-        mod.bias.copy_(rnd(*mod.bias.shape, scale=0.5))
-    mod = mod.double()
-    wt("weight", mod.weight)
-    wt("bias", mod.bias)
-    m = torch.nn.utils.spectral_norm(mod, "weight", n_power_iterations=iters)
+    m = torch.nn.utils.spectral_norm(reparam_setup(name, mod), "weight", n_power_iterations=iters)
     with torch.no_grad():
         m.weight_u.copy_(F.normalize(rnd(*m.weight_u.shape), dim=0))
         m.weight_v.copy_(F.normalize(rnd(*m.weight_v.shape), dim=0))
     wt("u", m.weight_u)
     wt("v", m.weight_v)
-    x = rnd(*xshape).requires_grad_(True)
-    y = m(x)
-    gy = rnd(*y.shape)
-    (y * gy).sum().backward()
-    wt("x0", x)
-    wt("gy0", gy)
-    wt("y0", y)
-    wt("gx0", x.grad)
-    wt("gweight_orig0", m.weight_orig.grad)
+    reparam_step(m, xshape, ["weight_orig"])
     wt("u0", m.weight_u)
     wt("v0", m.weight_v)
     m.eval()
