@@ -8021,31 +8021,30 @@ NNDEF void nn_batchrenorm_set(nn_module *m, float r_max, float d_max) {
     st->o.d_max = d_max;
 }
 
+/* Batch norm (kind NN__NORM_BN) and renormalization modules over C channels. */
+static nn_module *nn__bn_new(const char *op, const char *type, int kind, int C, int twod,
+                             const nn_norm_opts *o) {
+    nn_norm_opts d;
+    memset(&d, 0, sizeof d);
+    return nn__normmod_make(op, type, kind, NN_SHAPE(C), C, 1, twod ? -4 : -2, o ? *o : d);
+}
 NNDEF nn_module *nn_batchnorm1d(int features) {
-    nn_norm_opts o;
-    memset(&o, 0, sizeof o);
-    return nn_batchnorm1d_ex(features, o);
+    return nn__bn_new("nn_batchnorm1d", "BatchNorm1d", NN__NORM_BN, features, 0, NULL);
 }
 NNDEF nn_module *nn_batchnorm2d(int channels) {
-    nn_norm_opts o;
-    memset(&o, 0, sizeof o);
-    return nn_batchnorm2d_ex(channels, o);
+    return nn__bn_new("nn_batchnorm2d", "BatchNorm2d", NN__NORM_BN, channels, 1, NULL);
 }
 NNDEF nn_module *nn_batchnorm1d_ex(int features, nn_norm_opts opts) {
-    return nn__normmod_make("nn_batchnorm1d_ex", "BatchNorm1d", NN__NORM_BN, NN_SHAPE(features), features, 1, -2,
-                            opts);
+    return nn__bn_new("nn_batchnorm1d_ex", "BatchNorm1d", NN__NORM_BN, features, 0, &opts);
 }
 NNDEF nn_module *nn_batchnorm2d_ex(int channels, nn_norm_opts opts) {
-    return nn__normmod_make("nn_batchnorm2d_ex", "BatchNorm2d", NN__NORM_BN, NN_SHAPE(channels), channels, 1, -4,
-                            opts);
+    return nn__bn_new("nn_batchnorm2d_ex", "BatchNorm2d", NN__NORM_BN, channels, 1, &opts);
 }
 NNDEF nn_module *nn_batchrenorm1d(int features, nn_norm_opts opts) {
-    return nn__normmod_make("nn_batchrenorm1d", "BatchRenorm1d", NN__NORM_RENORM, NN_SHAPE(features), features, 1, -2,
-                            opts);
+    return nn__bn_new("nn_batchrenorm1d", "BatchRenorm1d", NN__NORM_RENORM, features, 0, &opts);
 }
 NNDEF nn_module *nn_batchrenorm2d(int channels, nn_norm_opts opts) {
-    return nn__normmod_make("nn_batchrenorm2d", "BatchRenorm2d", NN__NORM_RENORM, NN_SHAPE(channels), channels, 1, -4,
-                            opts);
+    return nn__bn_new("nn_batchrenorm2d", "BatchRenorm2d", NN__NORM_RENORM, channels, 1, &opts);
 }
 
 /* Instance, group, layer and RMS norm modules. */
