@@ -4516,6 +4516,16 @@ static void nn__norm_stats(const nn__normgeo *q, const float *x, int center, flo
         int g = s % q->G, n0 = s / q->G * q->B, n1 = NN__MIN(n0 + q->B, q->N), n;
         double sum = 0.0, sq = 0.0, M = (double)(n1 - n0) * (double)L;
         float m = 0.0f;
+        if (n1 - n0 == 1 && L < 16) { /* a short run (small groups): plain loops */
+            const float *v = x + ((size_t)n0 * q->C + (size_t)g * Cg) * q->S;
+            size_t i;
+            for (i = 0; center && i < L; i++) sum += (double)v[i];
+            m = (float)(sum / M);
+            for (i = 0; i < L; i++) sq += (double)((v[i] - m) * (v[i] - m));
+            mean[s] = m;
+            var[s] = (float)(sq / M);
+            continue;
+        }
         if (center) {
             for (n = n0; n < n1; n++)
                 sum += nn__sum_array(x + ((size_t)n * q->C + (size_t)g * Cg) * q->S, L);

@@ -351,12 +351,206 @@ static void finite_differences(nn_graph *g) {
     fd_check(g, "weight norm dim 1", f_wn, NN_SHAPE(3, 4), 2, NN_SHAPE(1, 4));
 }
 
+
+/* ---- misuse messages ---- */
+
+static char last_msg[512];
+static int hook_calls;
+static void record_hook(const char *msg, void *user) {
+    (void)user;
+    snprintf(last_msg, sizeof last_msg, "%s", msg);
+    hook_calls++;
+}
+/* Exactly one report holding s1 and s2 (when given). */
+static void reported(const char *what, int returned_null, const char *s1, const char *s2) {
+    int ok = returned_null && hook_calls == 1 && strstr(last_msg, s1) && (!s2 || strstr(last_msg, s2));
+    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, hook_calls, last_msg, s1,
+                  s2 ? s2 : "");
+    hook_calls = 0;
+    last_msg[0] = 0;
+}
+
+static void misuse(nn_graph *g) {
+    nn_norm_opts o;
+    nn_module *m;
+    nn_tensor *x3, *x2;
+    memset(&o, 0, sizeof o);
+    nn_set_error_hook(record_hook, NULL);
+    nn_graph_reset(g);
+    x3 = nn_randn(g, NN_SHAPE(2, 6, 4));
+    x2 = nn_randn(g, NN_SHAPE(3, 4));
+    reported("groups", nn_group_norm_op(x3, 4, NULL, NULL, 1e-5f) == NULL,
+             "nn_group_norm_op: 4 groups do not divide the 6 channels of x [2,6,4]", NULL);
+    reported("groupnorm module", nn_groupnorm(4, 6, o) == NULL, "nn_groupnorm: 4 groups do not divide 6 channels", NULL);
+    reported("group norm weight", nn_group_norm_op(x3, 2, nn_ones(g, NN_SHAPE(4)), NULL, 1e-5f) == NULL,
+             "nn_group_norm_op: weight must be [6]", "[4]");
+    reported("layer norm weight", nn_layer_norm_op(x3, 2, nn_ones(g, NN_SHAPE(4)), NULL, 1e-5f) == NULL,
+             "nn_layer_norm_op: weight [4] and bias none must have the normalized shape [6,4]", "x [2,6,4]");
+    reported("layer norm k", nn_layer_norm_op(x2, 3, NULL, NULL, 1e-5f) == NULL, "nn_layer_norm_op:", "k=3");
+    reported("negative eps", nn_layer_norm_op(x2, 1, NULL, NULL, -1.0f) == NULL,
+             "nn_layer_norm_op: eps must be >= 0, got -1", NULL);
+    reported("rms negative eps", nn_rms_norm_op(x2, 1, NULL, -0.5f) == NULL, "nn_rms_norm_op: eps", "-0.5");
+    o.eps = -1.0f;
+    reported("module negative eps", nn_layernorm(NN_SHAPE(4), o) == NULL, "nn_layernorm: bad options: eps=-1", NULL);
+    o.eps = 0.0f;
+    m = nn_layernorm(NN_SHAPE(5), o);
+    reported("normalized shape", nn_forward(m, x2) == NULL,
+             "nn_forward(LayerNorm): normalized_shape [5] does not match the last 1 dims of x [3,4]", NULL);
+    nn_module_free(m);
+    m = nn_groupnorm(3, 6, o);
+    reported("groupnorm forward channels", nn_forward(m, x2) == NULL, "nn_forward(GroupNorm): nn_group_norm_op:",
+             "x [3,4]");
+    nn_module_free(m);
+    reported("instance norm spatial", nn_instance_norm_op(nn_randn(g, NN_SHAPE(2, 3, 1)), NULL, NULL, NULL, NULL,
+                                                          1, 0.1f, 1e-5f) == NULL,
+             "nn_instance_norm_op: needs more than one spatial element", "[2,3,1]");
+    reported("ghost last batch", nn_ghost_batch_norm_op(nn_randn(g, NN_SHAPE(5, 3)), NULL, NULL, NULL, NULL, 1,
+                                                        0.1f, 1e-5f, 2) == NULL,
+             "nn_ghost_batch_norm_op: training needs more than one value per channel in every virtual batch",
+             "[5,3]");
+    reported("renorm without running", nn_batch_renorm_op(x3, NULL, NULL, NULL, NULL, 1, 0.1f, 1e-5f, 3.0f, 5.0f) == NULL,
+             "nn_batch_renorm_op: batch renormalization needs the running statistics", NULL);
+    m = nn_batchnorm1d(3);
+    nn_batchrenorm_set(m, 2.0f, 1.0f);
+    reported("renorm set on BatchNorm", 1, "nn_batchrenorm_set: needs a batch renormalization module", "BatchNorm1d");
+    nn_module_free(m);
+    m = nn_relu();
+    reported("weight norm of ReLU", nn_weight_norm(m, "weight", 0) == NULL, "nn_weight_norm:", "ReLU");
+    nn_module_free(m);
+    m = nn_linear(3, 2);
+    reported("weight norm dim", nn_weight_norm(m, "weight", 2) == NULL, "nn_weight_norm: dim 2", "[2,3]");
+    nn_module_free(m);
+    o.momentum = NN_MOMENTUM_CUMULATIVE;
+    reported("cumulative group norm", nn_groupnorm(2, 4, o) == NULL, "nn_groupnorm: a cumulative momentum", NULL);
+    nn_set_error_hook(NULL, NULL);
+}
+
+/* ---- options ---- */
+
+static int64_t nbt_of(nn_module *m) { return ((int64_t *)(void *)nn_param(m, "num_batches_tracked")->data)[0]; }
+
+static void options(nn_graph *g) {
+    nn_norm_opts o;
+    nn_module *m;
+    nn_tensor *x, *y, *y2, *rm, *rv;
+    int n, step, same;
+    nn_param *ps;
+    memset(&o, 0, sizeof o);
+    nn_seed(5);
+    /* batch norm without affine and running statistics: no state, batch statistics in evaluation */
+    o.affine = -1;
+    o.track_running_stats = -1;
+    m = nn_batchnorm2d_ex(3, o);
+    nn_parameters(m, &n);
+    nn_buffers(m, &step);
+    NN_TEST_CHECK(m && n == 0 && step == 0, "BatchNorm2d(affine=False, track_running_stats=False): no state");
+    nn_graph_reset(g);
+    x = nn_randn(g, NN_SHAPE(4, 3, 2, 2));
+    y = nn_forward(m, x);
+    nn_train_mode(m, 0);
+    y2 = nn_forward(m, x);
+    NN_TEST_CHECK(y && y2 && memcmp(y->data, y2->data, y->numel * sizeof(float)) == 0,
+                  "no running statistics: evaluation normalizes by the batch");
+    nn_module_free(m);
+    /* instance norm state names; num_batches_tracked is never counted (PyTorch) */
+    memset(&o, 0, sizeof o);
+    o.affine = 1;
+    o.track_running_stats = 1;
+    m = nn_instancenorm2d(2, o);
+    ps = nn_parameters(m, &n);
+    NN_TEST_CHECK(n == 2 && !strcmp(ps[0].name, "weight") && !strcmp(ps[1].name, "bias"), "InstanceNorm2d params");
+    ps = nn_buffers(m, &n);
+    NN_TEST_CHECK(n == 3 && !strcmp(ps[0].name, "running_mean") && !strcmp(ps[1].name, "running_var") &&
+                  !strcmp(ps[2].name, "num_batches_tracked"), "InstanceNorm2d buffers");
+    nn_graph_reset(g);
+    nn_forward(m, nn_randn(g, NN_SHAPE(2, 2, 3, 3)));
+    NN_TEST_CHECK(nbt_of(m) == 0 && nn_param(m, "running_mean")->data[0] != 0.0f,
+                  "InstanceNorm2d: running statistics move, num_batches_tracked stays 0");
+    nn_module_free(m);
+    /* RMSNorm has a weight only; LayerNorm without elementwise_affine nothing */
+    memset(&o, 0, sizeof o);
+    m = nn_rmsnorm(NN_SHAPE(4), o);
+    ps = nn_parameters(m, &n);
+    NN_TEST_CHECK(n == 1 && !strcmp(ps[0].name, "weight"), "RMSNorm: weight");
+    nn_module_free(m);
+    o.affine = -1;
+    m = nn_layernorm(NN_SHAPE(4), o);
+    nn_parameters(m, &n);
+    NN_TEST_CHECK(n == 0, "LayerNorm(elementwise_affine=False): no parameters");
+    nn_module_free(m);
+    /* batch renormalization: plain batch norm while warming up, and with r_max 1, d_max 0 */
+    memset(&o, 0, sizeof o);
+    o.warmup = 2;
+    o.r_max = 2.0f;
+    o.d_max = 1.0f;
+    m = nn_batchrenorm1d(3, o);
+    rm = nn_zeros(NULL, NN_SHAPE(3));
+    rv = nn_ones(NULL, NN_SHAPE(3));
+    for (step = 0; step < 4; step++) {
+        nn_graph_reset(g);
+        x = nn_add_scalar(nn_mul_scalar(nn_randn(g, NN_SHAPE(6, 3)), 3.0f), 2.0f);
+        if (step == 3) nn_batchrenorm_set(m, 1.0f, 0.0f);
+        y = nn_forward(m, x);
+        y2 = nn_batch_norm_op(x, rm, rv, NULL, NULL, 1, 0.1f, 1e-5f);
+        same = memcmp(y->data, y2->data, y->numel * sizeof(float)) == 0;
+        NN_TEST_CHECK(same == (step != 2), "batch renorm step %d: %s plain batch norm", step,
+                      step != 2 ? "equals" : "differs from");
+        NN_TEST_CHECK(memcmp(rm->data, nn_param(m, "running_mean")->data, 3 * sizeof(float)) == 0 &&
+                      memcmp(rv->data, nn_param(m, "running_var")->data, 3 * sizeof(float)) == 0,
+                      "batch renorm step %d: running statistics as batch norm's", step);
+    }
+    NN_TEST_CHECK(nbt_of(m) == 4, "batch renorm counts its steps");
+    nn_tensor_free(rm);
+    nn_tensor_free(rv);
+    /* nn_batchnorm_set works on every batch-norm module */
+    nn_batchnorm_set(m, 0.5f, 1e-3f);
+    nn_module_free(m);
+}
+
+/* ---- 1 and 2 threads give the same bits ---- */
+
+static void threads(nn_graph *g) {
+    float *keep[2][4];
+    int t, c, k;
+    for (t = 0; t < 2; t++) {
+        nn_set_threads(t + 1);
+        for (c = 0; c < 4; c++) {
+            nn_tensor *x, *w, *b, *y;
+            nn_graph_reset(g);
+            nn_seed(9);
+            x = nn_requires_grad(nn_randn(g, c == 0 ? NN_SHAPE(64, 600) : NN_SHAPE(4, 8, 33, 33)), 1);
+            k = c == 0 ? 600 : 8;
+            w = nn_requires_grad(nn_rand(g, NN_SHAPE(k), 0.5f, 1.5f), 1);
+            b = nn_requires_grad(nn_randn(g, NN_SHAPE(k)), 1);
+            y = c == 0 ? nn_layer_norm_op(x, 1, w, b, 1e-5f) : c == 1 ? nn_group_norm_op(x, 2, w, b, 1e-5f) :
+                c == 2 ? nn_batch_norm_op(x, NULL, NULL, w, b, 1, 0.1f, 1e-5f)
+                       : nn_ghost_batch_norm_op(x, NULL, NULL, w, b, 1, 0.1f, 1e-5f, 3);
+            nn_backward(nn_sum(nn_mul(y, y)));
+            keep[t][c] = (float *)malloc((2 * x->numel + 2 * (size_t)k) * sizeof(float));
+            memcpy(keep[t][c], y->data, x->numel * sizeof(float));
+            memcpy(keep[t][c] + x->numel, x->grad, x->numel * sizeof(float));
+            memcpy(keep[t][c] + 2 * x->numel, w->grad, (size_t)k * sizeof(float));
+            memcpy(keep[t][c] + 2 * x->numel + k, b->grad, (size_t)k * sizeof(float));
+            if (t == 1) {
+                NN_TEST_CHECK(memcmp(keep[0][c], keep[1][c], (2 * x->numel + 2 * (size_t)k) * sizeof(float)) == 0,
+                              "case %d: 1 and 2 threads give the same values and gradients", c);
+                free(keep[0][c]);
+                free(keep[1][c]);
+            }
+        }
+    }
+    nn_set_threads(1);
+}
+
 int main(int argc, char **argv) {
     nn_graph *g = nn_graph_new();
     (void)gold_same_shape;
     const char *dir = argc > 1 ? argv[1] : "tests/golden";
     golden(g, dir);
     finite_differences(g);
+    misuse(g);
+    options(g);
+    threads(g);
     nn_graph_free(g);
     return nn_test_summary("test_norm");
 }
