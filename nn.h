@@ -4704,14 +4704,14 @@ static void nn__norm_backward_planes(const nn__normgeo *q, const nn__normgrad *a
         for (s = 0; s < ns; s++) {
             int g = s % q->G, n0 = s / q->G * q->B, n1 = NN__MIN(n0 + q->B, q->N), n, j;
             double A = 0.0, Bv = 0.0, M = nn__norm_setsize(q, s);
-            float is = a->invstd[s], r = a->r ? a->r[s] : 1.0f;
+            double is = (double)a->invstd[s], r = a->r ? (double)a->r[s] : 1.0;
             for (n = n0; n < n1; n++)
                 for (j = g * Cg; j < (g + 1) * Cg; j++) {
                     A += (double)a->w[j] * p1[(size_t)n * q->C + j];
                     Bv += (double)a->w[j] * p2[(size_t)n * q->C + j];
                 }
-            cf[2 * s] = a->batch && a->center ? (float)(-(double)is * r * A / M) : 0.0f;
-            cf[2 * s + 1] = a->batch ? (float)(-(double)is * is * is * r * Bv / M) : 0.0f;
+            cf[2 * s] = a->batch && a->center ? (float)(-is * r * A / M) : 0.0f;
+            cf[2 * s + 1] = a->batch ? (float)(-is * is * is * r * Bv / M) : 0.0f;
         }
         NN__OMP(parallel for schedule(static) num_threads(nt))
         for (p = 0; p < P; p++) {
@@ -4730,7 +4730,7 @@ static void nn__norm_backward_planes(const nn__normgeo *q, const nn__normgrad *a
             int sp = n / q->B * q->G + c / Cg;
             size_t i = (size_t)n * q->C + (size_t)c;
             sb += p1[i];
-            sw += (double)a->invstd[sp] * (a->r ? a->r[sp] : 1.0f) * p2[i] +
+            sw += (double)(a->invstd[sp] * (a->r ? a->r[sp] : 1.0f)) * p2[i] +
                   (a->d ? (double)a->d[sp] * p1[i] : 0.0);
         }
         if (a->gw) a->gw[c] += (float)sw;
