@@ -6,7 +6,8 @@
    Build and run (bench/pytorch/norm.py runs it alternately with PyTorch and
    prints the ratios):
      gcc -O3 -march=native -fopenmp -I. bench/norm.c -o build/bench_norm -lm
-     ./build/bench_norm [threads] [reps] [label substring] */
+     ./build/bench_norm [threads] [reps] [label substring]
+   On a loaded machine run the 2-thread comparison with --nn-passive. */
 #define NN_IMPLEMENTATION
 #include "nn.h"
 #include <stdio.h>

@@ -15,13 +15,19 @@ import os
 import subprocess
 
 
-def nn_env():
+def nn_env(passive=False):
     """nn.h's environment: OMP_WAIT_POLICY=passive is PyTorch's setting (its
     spinning threads otherwise fight OpenBLAS's); nn.h runs with libgomp's
-    default, each side at its best."""
+    default, each side at its best, unless --nn-passive: on a machine other
+    processes load, spinning team threads lose whole time slices at every
+    region's end (LayerNorm at 2 threads took 50-100x its idle time here), and
+    passive waiting is the fair comparison."""
     env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)
+    if not passive:
+        env.pop("OMP_WAIT_POLICY", None)
     return env
+
+
 import time
 
 import torch
@@ -65,8 +71,8 @@ def torch_round(reps):
     return res
 
 
-def nn_round(binary, threads, reps):
-    out = subprocess.run([binary, str(threads), str(reps)], capture_output=True, text=True, env=nn_env(),
+def nn_round(binary, threads, reps, passive):
+    out = subprocess.run([binary, str(threads), str(reps)], capture_output=True, text=True, env=nn_env(passive),
                          check=True).stdout
     res = {}
     for line in out.splitlines():
@@ -81,6 +87,7 @@ def main():
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--nn", help="path of the built bench/norm.c binary")
+    ap.add_argument("--nn-passive", action="store_true", help="run nn.h with OMP_WAIT_POLICY=passive too")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if not a.nn:
@@ -90,9 +97,10 @@ def main():
     tr, nr = [], []
     for _ in range(a.rounds):
         tr.append(torch_round(a.reps))
-        nr.append(nn_round(a.nn, a.threads, a.reps))
+        nr.append(nn_round(a.nn, a.threads, a.reps, a.nn_passive))
     print("threads %d, median ms over %d rounds (each a median of %d reps); "
-          "ratio = PyTorch / nn.h" % (a.threads, a.rounds, a.reps))
+          "ratio = PyTorch / nn.h%s" % (a.threads, a.rounds, a.reps,
+                                        "; nn.h waits passively" if a.nn_passive else ""))
     print("%-30s %9s %9s %6s | %9s %9s %6s" % ("case", "torch fwd", "nn fwd", "ratio",
                                                "torch f+b", "nn f+b", "ratio"))
     for label, *_ in CASES:
