@@ -4634,54 +4634,61 @@ static void nn__norm_dx(const float *x, const float *dy, const float *w, size_t 
     }
 }
 
+/* Row mode sums the weight and bias gradients over fixed chunks of rows
+   (the same chunks whatever the thread count), then the chunks in order. */
+#define NN__NORM_CHUNKS 16
+static int nn__norm_chunks(const nn__normgeo *q) { return NN__MIN(q->N, NN__NORM_CHUNKS); }
+
+/* gb += dy and gw += dy (x - m) is over a run of n channels. */
+static void nn__norm_acc(const float *x, const float *dy, size_t n, float m, float is, float *gw,
+                         float *gb) {
+    size_t i = 0;
+    nn__v vm = nn__vset1(m), vi = nn__vset1(is);
+    nn__axpy(n, 1.0f, dy, gb);
+    for (; i + NN__VL <= n; i += NN__VL)
+        nn__vstore(gw + i, nn__vfma(nn__vload(dy + i), nn__vmul(nn__vsub(nn__vload(x + i), vm), vi),
+                                    nn__vload(gw + i)));
+    for (; i < n; i++) gw[i] += dy[i] * ((x[i] - m) * is);
+}
+
 static void nn__norm_backward_rows(const nn__normgeo *q, const nn__normgrad *a) {
-    int Cg = q->C / q->G, n, nt = nn__norm_team(q);
-    if (a->gx) {
-        NN__OMP(parallel for schedule(static) num_threads(nt))
-        for (n = 0; n < q->N; n++) {
-            int g;
+    int Cg = q->C / q->G, nch = nn__norm_chunks(q), ch, nt = nn__norm_team(q), acc = a->gw || a->gb;
+    float *pw = (float *)(void *)a->work, *pb = pw + (size_t)nch * (size_t)q->C;
+    NN__OMP(parallel for schedule(static) num_threads(nt))
+    for (ch = 0; ch < nch; ch++) {
+        int n0 = (int)((double)q->N * ch / nch), n1 = (int)((double)q->N * (ch + 1) / nch), n, g;
+        float *cw = pw + (size_t)ch * q->C, *cb = pb + (size_t)ch * q->C;
+        if (acc) {
+            memset(cw, 0, (size_t)q->C * sizeof(float));
+            memset(cb, 0, (size_t)q->C * sizeof(float));
+        }
+        for (n = n0; n < n1; n++)
             for (g = 0; g < q->G; g++) {
                 size_t off = (size_t)n * q->C + (size_t)g * Cg;
                 int s = n * q->G + g;
                 float m = a->mean[s], is = a->invstd[s], sa = 0.0f, sb = 0.0f, be = 0.0f, ga = 0.0f;
-                if (a->batch) {
-                    nn__norm_wdots(a->x + off, a->dy + off, a->w + (size_t)g * Cg, (size_t)Cg, m, &sa, &sb);
-                    be = -is * is * is * sb / (float)Cg;
-                    ga = a->center ? -is * sa / (float)Cg : 0.0f;
+                if (a->gx) {
+                    if (a->batch) {
+                        nn__norm_wdots(a->x + off, a->dy + off, a->w + (size_t)g * Cg, (size_t)Cg, m, &sa, &sb);
+                        be = -is * is * is * sb / (float)Cg;
+                        ga = a->center ? -is * sa / (float)Cg : 0.0f;
+                    }
+                    nn__norm_dx(a->x + off, a->dy + off, a->w + (size_t)g * Cg, (size_t)Cg, m, is, be,
+                                ga, a->gx + off, a->gx_add);
                 }
-                nn__norm_dx(a->x + off, a->dy + off, a->w + (size_t)g * Cg, (size_t)Cg, m, is, be,
-                            ga, a->gx + off, a->gx_add);
+                if (acc) nn__norm_acc(a->x + off, a->dy + off, (size_t)Cg, m, is, cw + (size_t)g * Cg,
+                                      cb + (size_t)g * Cg);
             }
-        }
     }
-    if (!a->gw && !a->gb) return;
+    if (!acc) return;
     (void)nt;
-    /* the parameter gradients: column sums over the samples, threads split
-       the channels, each summed in sample order */
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
         size_t lo, hi;
-        int r;
         nn__ew_share((size_t)q->C, 16, &lo, &hi);
-        for (r = 0; hi > lo && r < q->N; r++) {
-            size_t c = lo;
-            while (c < hi) {
-                int g = (int)(c / (size_t)Cg), s = r * q->G + g;
-                size_t end = NN__MIN(hi, (size_t)(g + 1) * (size_t)Cg), len = end - c, i = 0;
-                const float *xv = a->x + (size_t)r * q->C + c, *dv = a->dy + (size_t)r * q->C + c;
-                float m = a->mean[s], is = a->invstd[s];
-                if (a->gb) nn__axpy(len, 1.0f, dv, a->gb + c);
-                if (a->gw) {
-                    nn__v vm = nn__vset1(m), vi = nn__vset1(is);
-                    float *gw = a->gw + c;
-                    for (; i + NN__VL <= len; i += NN__VL)
-                        nn__vstore(gw + i, nn__vfma(nn__vload(dv + i),
-                                                    nn__vmul(nn__vsub(nn__vload(xv + i), vm), vi),
-                                                    nn__vload(gw + i)));
-                    for (; i < len; i++) gw[i] += dv[i] * ((xv[i] - m) * is);
-                }
-                c = end;
-            }
+        for (ch = 0; hi > lo && ch < nch; ch++) {
+            if (a->gw) nn__axpy(hi - lo, 1.0f, pw + (size_t)ch * q->C + lo, a->gw + lo);
+            if (a->gb) nn__axpy(hi - lo, 1.0f, pb + (size_t)ch * q->C + lo, a->gb + lo);
         }
     }
 }
@@ -4740,7 +4747,8 @@ static void nn__norm_backward_planes(const nn__normgeo *q, const nn__normgrad *a
 
 /* Doubles of work memory the backward needs. */
 static size_t nn__norm_work(const nn__normgeo *q) {
-    return nn__norm_rowmode(q) ? 0 : 2 * (size_t)q->N * (size_t)q->C + (size_t)nn__norm_nsets(q);
+    if (nn__norm_rowmode(q)) return (size_t)nn__norm_chunks(q) * (size_t)q->C; /* 2 floats each */
+    return 2 * (size_t)q->N * (size_t)q->C + (size_t)nn__norm_nsets(q);
 }
 
 static void nn__norm_backward_kernel(const nn__normgeo *q, const nn__normgrad *a) {
