@@ -7870,7 +7870,7 @@ static nn__bnargs nn__bnargs_of(nn_tensor *rm, nn_tensor *rv, nn_tensor *w, nn_t
     return a;
 }
 
-/* momentum in [0,1] for the ops; 0 after a report. */
+/* momentum in [0,1] for the ghost and renormalization ops; 0 after a report. */
 static int nn__bn_momentum_ok(const char *op, float momentum) {
     if (momentum >= 0.0f && momentum <= 1.0f) return 1;
     nn__misuse("%s: momentum must be in [0,1], got %g", op, (double)momentum);
@@ -7881,7 +7881,6 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
                                   nn_tensor *running_var, nn_tensor *weight,
                                   nn_tensor *bias, int training, float momentum, float eps) {
     nn__bnargs a = nn__bnargs_of(running_mean, running_var, weight, bias, training, momentum, eps);
-    if (!nn__bn_momentum_ok("nn_batch_norm_op", momentum)) return NULL;
     return nn__bn("nn_batch_norm_op", x, &a);
 }
 
