@@ -8301,6 +8301,10 @@ static nn_tensor *nn__wn_forward(nn_module *m, nn_tensor *x) {
     nn__wn_state *st = (nn__wn_state *)m->user;
     nn_graph *was = nn__cur_graph;
     nn_tensor *w, *y;
+    if (!st->v || (st->spectral ? !st->su || !st->sv : !st->g)) {
+        nn__misuse("the weight reparameterization is incomplete (out of memory when it was made)");
+        return NULL;
+    }
     if (x->graph) nn__cur_graph = x->graph; /* the weight goes to x's graph */
     w = st->spectral ? nn__sn_op("nn_spectral_norm", st->v, st->su->data, st->sv->data, st->iters,
                                  m->training, st->eps)
