@@ -858,6 +858,29 @@ NNDEF nn_module *nn_global_avgpool(void);
 NNDEF nn_module *nn_upsample_nearest2d(int scale);
 
 /* ----- >>layers.norm: normalization -------------------------------------- */
+/* One engine normalizes every member (>>kernels.norm): the mean and variance
+   over a set of axes, then y = (x - mean) / sqrt(var + eps) * weight + bias.
+   Formulas and PyTorch names: docs/normalization.md. */
+
+/* Options of the normalization modules; zero means the default in every
+   field (C++: nn_norm_opts o = {}; o.eps = ...). */
+typedef struct nn_norm_opts {
+    float eps;            /* added to the variance: 0 means 1e-5 (RMSNorm: FLT_EPSILON,
+                             torch's eps=None); negative is misuse */
+    float momentum;       /* of the running statistics: 0 means 0.1;
+                             NN_MOMENTUM_CUMULATIVE is PyTorch's momentum=None */
+    int affine;           /* learned weight and bias: 0 the layer's default (on; off
+                             for InstanceNorm), 1 on, -1 off (elementwise_affine) */
+    int track_running_stats; /* 0 the default (on for BatchNorm, off for
+                             InstanceNorm), 1 on, -1 off */
+    int virtual_batch;    /* BatchNorm: ghost batch norm over consecutive virtual
+                             batches of this many samples; 0 the whole batch */
+    float r_max, d_max;   /* batch renormalization's clips: 0 means 3 and 5 */
+    int warmup;           /* batch renormalization: plain batch norm while
+                             num_batches_tracked < warmup */
+} nn_norm_opts;
+/* nn_norm_opts.momentum for a cumulative moving average (momentum=None). */
+#define NN_MOMENTUM_CUMULATIVE (-1.0f)
 
 /* Batch normalization (F.batch_norm) of x [N,C], [N,C,L] or [N,C,H,W] per
    channel: y = (x - mean) / sqrt(var + eps) * weight + bias.  Training: batch
@@ -867,6 +890,40 @@ NNDEF nn_module *nn_upsample_nearest2d(int scale);
 NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
                                   nn_tensor *running_var, nn_tensor *weight,
                                   nn_tensor *bias, int training, float momentum, float eps);
+/* Ghost batch norm (Hoffer et al. 2017): nn_batch_norm_op with the training
+   statistics of each run of virtual_batch consecutive samples (the last run
+   may be shorter); the running statistics take each run in turn. */
+NNDEF nn_tensor *nn_ghost_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
+                                        nn_tensor *running_var, nn_tensor *weight, nn_tensor *bias,
+                                        int training, float momentum, float eps, int virtual_batch);
+/* Batch renormalization (Ioffe 2017): in training y = ((x - mean) / sigma * r
+   + d) * weight + bias with r = clip(sigma / sigma_run, 1/r_max, r_max), d =
+   clip((mean - mean_run) / sigma_run, -d_max, d_max), constants in the
+   backward (sigma = sqrt(var + eps)); then the running statistics update as
+   batch norm's.  Needs the running statistics.  Evaluation as batch norm. */
+NNDEF nn_tensor *nn_batch_renorm_op(nn_tensor *x, nn_tensor *running_mean, nn_tensor *running_var,
+                                    nn_tensor *weight, nn_tensor *bias, int training,
+                                    float momentum, float eps, float r_max, float d_max);
+/* Layer normalization over the last k dims of x (F.layer_norm with
+   normalized_shape = those dims): y = (x - mean) / sqrt(var + eps) * weight +
+   bias; weight and bias have the normalized shape, or are NULL. */
+NNDEF nn_tensor *nn_layer_norm_op(nn_tensor *x, int k, nn_tensor *weight, nn_tensor *bias, float eps);
+/* RMS normalization over the last k dims (F.rms_norm):
+   y = x / sqrt(mean(x^2) + eps) * weight; weight has the normalized shape or is NULL. */
+NNDEF nn_tensor *nn_rms_norm_op(nn_tensor *x, int k, nn_tensor *weight, float eps);
+/* Group normalization (F.group_norm) of x [N,C,*]: mean and variance over
+   each sample's C/groups channels of a group, weight and bias [C] or NULL;
+   groups must divide C. */
+NNDEF nn_tensor *nn_group_norm_op(nn_tensor *x, int groups, nn_tensor *weight, nn_tensor *bias,
+                                  float eps);
+/* Instance normalization (F.instance_norm) of x [N,C,*] (at least one
+   spatial dim): with use_input_stats each (sample, channel) by its own
+   statistics, and running_mean/var (or NULL) move by momentum towards their
+   means over the samples; else the running statistics, as batch norm's eval. */
+NNDEF nn_tensor *nn_instance_norm_op(nn_tensor *x, nn_tensor *running_mean, nn_tensor *running_var,
+                                     nn_tensor *weight, nn_tensor *bias, int use_input_stats,
+                                     float momentum, float eps);
+
 /* BatchNorm1d over [N,features] or [N,features,L] (torch.nn.BatchNorm1d):
    parameters "weight" (ones) and "bias" (zeros), buffers "running_mean",
    "running_var" and "num_batches_tracked" (an NN_TENSOR_INT64 scalar);
@@ -874,9 +931,52 @@ NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
 NNDEF nn_module *nn_batchnorm1d(int features);
 /* BatchNorm2d over [N,channels,H,W] (torch.nn.BatchNorm2d), as nn_batchnorm1d. */
 NNDEF nn_module *nn_batchnorm2d(int channels);
+/* BatchNorm1d/2d with options: eps, momentum (NN_MOMENTUM_CUMULATIVE),
+   affine, track_running_stats (off: no buffers, batch statistics in
+   evaluation too) and virtual_batch (ghost batch norm). */
+NNDEF nn_module *nn_batchnorm1d_ex(int features, nn_norm_opts opts);
+NNDEF nn_module *nn_batchnorm2d_ex(int channels, nn_norm_opts opts);
 /* Set a batch-norm module's momentum (in [0,1]) and eps (> 0); misuse for
    any other module or value (BatchNorm's momentum= and eps=). */
 NNDEF void nn_batchnorm_set(nn_module *m, float momentum, float eps);
+/* Batch renormalization modules (nn_batch_renorm_op), named and stored as
+   BatchNorm1d/2d ("BatchRenorm1d/2d" types); opts.r_max, d_max, warmup. */
+NNDEF nn_module *nn_batchrenorm1d(int features, nn_norm_opts opts);
+NNDEF nn_module *nn_batchrenorm2d(int channels, nn_norm_opts opts);
+/* Change a batch renormalization module's r_max (>= 1) and d_max (>= 0)
+   during training (the paper ramps them from 1 and 0). */
+NNDEF void nn_batchrenorm_set(nn_module *m, float r_max, float d_max);
+/* LayerNorm over the trailing normalized_shape (torch.nn.LayerNorm):
+   "weight" (ones) and "bias" (zeros) of that shape unless opts.affine = -1
+   (elementwise_affine=False); eps 1e-5. */
+NNDEF nn_module *nn_layernorm(nn_shape normalized_shape, nn_norm_opts opts);
+/* RMSNorm (torch.nn.RMSNorm): "weight" (ones) of normalized_shape unless
+   opts.affine = -1; eps FLT_EPSILON (torch's None). */
+NNDEF nn_module *nn_rmsnorm(nn_shape normalized_shape, nn_norm_opts opts);
+/* GroupNorm(groups, channels) (torch.nn.GroupNorm): "weight", "bias" [C]
+   unless opts.affine = -1; eps 1e-5.  groups must divide channels. */
+NNDEF nn_module *nn_groupnorm(int groups, int channels, nn_norm_opts opts);
+/* InstanceNorm1d over [N,C,L] and InstanceNorm2d over [N,C,H,W]
+   (torch.nn.InstanceNorm1d/2d): affine and track_running_stats off by
+   default (on: "weight", "bias"; "running_mean", "running_var",
+   "num_batches_tracked", the last never counted, as PyTorch's). */
+NNDEF nn_module *nn_instancenorm1d(int channels, nn_norm_opts opts);
+NNDEF nn_module *nn_instancenorm2d(int channels, nn_norm_opts opts);
+
+/* Weight normalization (torch._weight_norm): w = g v / ||v||, the norm over
+   every dim of v but dim (dim -1: the whole tensor); g holds one value per
+   slice along dim.  Gradients to v and g. */
+NNDEF nn_tensor *nn_weight_norm_op(nn_tensor *v, nn_tensor *g, int dim);
+/* Reparameterize the "weight" of a Linear or convolution module m as in
+   torch.nn.utils.weight_norm(m, name, dim): parameters "weight_g" (the norms,
+   size 1 but along dim) and "weight_v" (the direction) replace "weight",
+   which each forward recomputes.  Returns m; misuse for other modules. */
+NNDEF nn_module *nn_weight_norm(nn_module *m, const char *name, int dim);
+/* torch.nn.utils.spectral_norm(m, name, n_power_iterations) on a Linear or
+   (not transposed) convolution: parameter "weight_orig", buffers "weight_u"
+   [out] and "weight_v" [in*K*K] (random unit vectors); each training forward
+   runs the power iterations, and the weight is weight_orig / (u^T W v). */
+NNDEF nn_module *nn_spectral_norm(nn_module *m, const char *name, int n_power_iterations);
 
 /* ----- >>layers.act: activations ----------------------------------------- */
 
@@ -5147,6 +5247,288 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
 
 /* ----- >>kernels.norm: normalization statistics and the affine pass ------- */
 
+/* The one normalization engine.  x is viewed as [N, C, S] (S contiguous
+   values per channel); the C channels fall in G groups of C/G and the N
+   samples in blocks of B (the last block may be shorter).  A statistics set
+   is one (block, group), numbered blk * G + g:
+     layer/RMS norm  C = the normalized elements, S = 1, G = 1, B = 1
+     group norm      G groups, B = 1      instance norm  G = C, B = 1
+     batch norm      G = C, B = N          ghost batch norm  G = C, 1 < B < N
+   The affine pass is y = ((x - mean) k + d) w[c] + b[c] with per-set mean,
+   k (1/sqrt(var + eps), times r for batch renormalization) and d (0 but in
+   batch renormalization).  "Row mode" (S == 1, B == 1: each set a run of
+   channels of one sample) runs along the channels; the rest runs along the S
+   values of each (sample, channel) plane.  Every set, plane and channel is
+   reduced in a fixed order, so results do not depend on the thread count.
+   Row mode never has r or d (batch renormalization has B = N > 1). */
+typedef struct nn__normgeo {
+    int N, C, G, B;
+    size_t S;
+} nn__normgeo;
+
+static int nn__norm_nsets(const nn__normgeo *q) { return (q->N + q->B - 1) / q->B * q->G; }
+static int nn__norm_rowmode(const nn__normgeo *q) { return q->S == 1 && q->B == 1; }
+/* Values in set s. */
+static double nn__norm_setsize(const nn__normgeo *q, int s) {
+    int blk = s / q->G, rows = NN__MIN(q->B, q->N - blk * q->B);
+    return (double)rows * (double)(q->C / q->G) * (double)q->S;
+}
+/* Threads for a pass over the whole tensor. */
+static int nn__norm_team(const nn__normgeo *q) {
+    return nn__run(nn__team((double)q->N * (double)q->C * (double)q->S > NN__PAR_MIN));
+}
+
+/* Per set: mean (0 when !center: RMS norm) and the mean square deviation
+   about it (the biased variance), two passes in double over floats. */
+static void nn__norm_stats(const nn__normgeo *q, const float *x, int center, float *mean,
+                           float *var) {
+    int ns = nn__norm_nsets(q), s, Cg = q->C / q->G;
+    size_t L = (size_t)Cg * q->S;
+    NN__OMP(parallel for schedule(static) num_threads(nn__norm_team(q)))
+    for (s = 0; s < ns; s++) {
+        int g = s % q->G, n0 = s / q->G * q->B, n1 = NN__MIN(n0 + q->B, q->N), n;
+        double sum = 0.0, sq = 0.0, M = (double)(n1 - n0) * (double)L;
+        float m = 0.0f;
+        if (n1 - n0 == 1 && L < 16) { /* a short run (small groups): plain loops */
+            const float *v = x + ((size_t)n0 * q->C + (size_t)g * Cg) * q->S;
+            size_t i;
+            for (i = 0; center && i < L; i++) sum += (double)v[i];
+            m = (float)(sum / M);
+            for (i = 0; i < L; i++) sq += (double)((v[i] - m) * (v[i] - m));
+            mean[s] = m;
+            var[s] = (float)(sq / M);
+            continue;
+        }
+        if (center) {
+            for (n = n0; n < n1; n++)
+                sum += nn__sum_array(x + ((size_t)n * q->C + (size_t)g * Cg) * q->S, L);
+            m = (float)(sum / M);
+        }
+        for (n = n0; n < n1; n++)
+            sq += (double)nn__sqdev16(x + ((size_t)n * q->C + (size_t)g * Cg) * q->S, m, L);
+        mean[s] = m;
+        var[s] = (float)(sq / M);
+    }
+}
+
+/* y = x a + c over n values (one plane). */
+static void nn__scale_shift(const float *x, float *y, size_t n, float a, float c) {
+    size_t i = 0;
+    nn__v va = nn__vset1(a), vc = nn__vset1(c);
+    for (; i + NN__VL <= n; i += NN__VL) nn__vstore(y + i, nn__vfma(nn__vload(x + i), va, vc));
+    for (; i < n; i++) y[i] = x[i] * a + c;
+}
+
+/* y = ((x - m) k + d) w + b over a run of n channels of one set. */
+static void nn__norm_run(const float *x, float *y, size_t n, float m, float k, float d,
+                         const float *w, const float *b) {
+    size_t i = 0;
+    nn__v vm = nn__vset1(m), vk = nn__vset1(k), vd = nn__vset1(d);
+    for (; i + NN__VL <= n; i += NN__VL) {
+        nn__v z = nn__vfma(nn__vsub(nn__vload(x + i), vm), vk, vd);
+        nn__vstore(y + i, nn__vfma(z, nn__vload(w + i), nn__vload(b + i)));
+    }
+    for (; i < n; i++) y[i] = ((x[i] - m) * k + d) * w[i] + b[i];
+}
+
+/* The affine pass (d may be NULL: zeros; w and b are [C]). */
+static void nn__norm_affine(const nn__normgeo *q, const float *x, float *y, const float *mean,
+                            const float *k, const float *d, const float *w, const float *b) {
+    int Cg = q->C / q->G, p, P = q->N * q->C;
+    if (nn__norm_rowmode(q)) {
+        NN__OMP(parallel for schedule(static) num_threads(nn__norm_team(q)))
+        for (p = 0; p < q->N; p++) {
+            int g;
+            for (g = 0; g < q->G; g++) {
+                size_t off = (size_t)p * q->C + (size_t)g * Cg;
+                int s = p * q->G + g;
+                nn__norm_run(x + off, y + off, (size_t)Cg, mean[s], k[s], d ? d[s] : 0.0f,
+                             w + (size_t)g * Cg, b + (size_t)g * Cg);
+            }
+        }
+        return;
+    }
+    NN__OMP(parallel for schedule(static) num_threads(nn__norm_team(q)))
+    for (p = 0; p < P; p++) {
+        int c = p % q->C, s = p / q->C / q->B * q->G + c / Cg;
+        float a = k[s] * w[c], sh = (d ? d[s] : 0.0f) * w[c] + b[c] - mean[s] * a;
+        nn__scale_shift(x + (size_t)p * q->S, y + (size_t)p * q->S, q->S, a, sh);
+    }
+}
+
+/* The backward of the affine pass.  With xhat = (x - mean) invstd and
+   z = xhat r + d: gw[c] += sum dy z, gb[c] += sum dy, and with statistics
+   taken from x (batch) dx = invstd (r w dy - mean_set(r w dy) - xhat
+   mean_set(r w dy xhat)) (without the mean term when !center), else
+   dx = invstd r w dy.  r and d are constants (NULL: 1 and 0). */
+typedef struct nn__normgrad {
+    const float *x, *dy, *mean, *invstd, *r, *d, *w;
+    int center, batch;
+    float *gx, *gw, *gb;   /* each may be NULL */
+    int gx_add;            /* add to gx instead of writing it */
+    double *work;          /* plane mode: 2 N C + nsets doubles */
+} nn__normgrad;
+
+/* sum w dy and sum w dy (x - m) over n values. */
+static void nn__norm_wdots(const float *x, const float *dy, const float *w, size_t n, float m,
+                           float *sa, float *sb) {
+    size_t i = 0;
+    nn__v a = nn__vset1(0.0f), b = nn__vset1(0.0f), vm = nn__vset1(m);
+    float ta, tb;
+    for (; i + NN__VL <= n; i += NN__VL) {
+        nn__v wd = nn__vmul(nn__vload(w + i), nn__vload(dy + i));
+        a = nn__vadd(a, wd);
+        b = nn__vfma(wd, nn__vsub(nn__vload(x + i), vm), b);
+    }
+    ta = nn__vhsum(a);
+    tb = nn__vhsum(b);
+    for (; i < n; i++) {
+        ta += w[i] * dy[i];
+        tb += w[i] * dy[i] * (x[i] - m);
+    }
+    *sa = ta;
+    *sb = tb;
+}
+
+/* o = dy al w + (x - m) be + ga over n values (w NULL: 1), added or written. */
+static void nn__norm_dx(const float *x, const float *dy, const float *w, size_t n, float m,
+                        float al, float be, float ga, float *o, int add) {
+    size_t i = 0;
+    nn__v vm = nn__vset1(m), va = nn__vset1(al), vb = nn__vset1(be), vg = nn__vset1(ga);
+    for (; i + NN__VL <= n; i += NN__VL) {
+        nn__v g = nn__vmul(nn__vload(dy + i), va), v;
+        if (w) g = nn__vmul(g, nn__vload(w + i));
+        v = nn__vadd(g, nn__vfma(nn__vsub(nn__vload(x + i), vm), vb, vg));
+        nn__vstore(o + i, add ? nn__vadd(nn__vload(o + i), v) : v);
+    }
+    for (; i < n; i++) {
+        float v = dy[i] * al * (w ? w[i] : 1.0f) + ((x[i] - m) * be + ga);
+        o[i] = add ? o[i] + v : v;
+    }
+}
+
+/* Row mode sums the weight and bias gradients over fixed chunks of rows
+   (the same chunks whatever the thread count), then the chunks in order. */
+#define NN__NORM_CHUNKS 16
+static int nn__norm_chunks(const nn__normgeo *q) { return NN__MIN(q->N, NN__NORM_CHUNKS); }
+
+/* gb += dy and gw += dy (x - m) is over a run of n channels. */
+static void nn__norm_acc(const float *x, const float *dy, size_t n, float m, float is, float *gw,
+                         float *gb) {
+    size_t i = 0;
+    nn__v vm = nn__vset1(m), vi = nn__vset1(is);
+    nn__axpy(n, 1.0f, dy, gb);
+    for (; i + NN__VL <= n; i += NN__VL)
+        nn__vstore(gw + i, nn__vfma(nn__vload(dy + i), nn__vmul(nn__vsub(nn__vload(x + i), vm), vi),
+                                    nn__vload(gw + i)));
+    for (; i < n; i++) gw[i] += dy[i] * ((x[i] - m) * is);
+}
+
+static void nn__norm_backward_rows(const nn__normgeo *q, const nn__normgrad *a) {
+    int Cg = q->C / q->G, nch = nn__norm_chunks(q), ch, nt = nn__norm_team(q), acc = a->gw || a->gb;
+    float *pw = (float *)(void *)a->work, *pb = pw + (size_t)nch * (size_t)q->C;
+    NN__OMP(parallel for schedule(static) num_threads(nt))
+    for (ch = 0; ch < nch; ch++) {
+        int n0 = (int)((double)q->N * ch / nch), n1 = (int)((double)q->N * (ch + 1) / nch), n, g;
+        float *cw = pw + (size_t)ch * q->C, *cb = pb + (size_t)ch * q->C;
+        if (acc) {
+            memset(cw, 0, (size_t)q->C * sizeof(float));
+            memset(cb, 0, (size_t)q->C * sizeof(float));
+        }
+        for (n = n0; n < n1; n++)
+            for (g = 0; g < q->G; g++) {
+                size_t off = (size_t)n * q->C + (size_t)g * Cg;
+                int s = n * q->G + g;
+                float m = a->mean[s], is = a->invstd[s], sa = 0.0f, sb = 0.0f, be = 0.0f, ga = 0.0f;
+                if (a->gx) {
+                    if (a->batch) {
+                        nn__norm_wdots(a->x + off, a->dy + off, a->w + (size_t)g * Cg, (size_t)Cg, m, &sa, &sb);
+                        be = -is * is * is * sb / (float)Cg;
+                        ga = a->center ? -is * sa / (float)Cg : 0.0f;
+                    }
+                    nn__norm_dx(a->x + off, a->dy + off, a->w + (size_t)g * Cg, (size_t)Cg, m, is, be,
+                                ga, a->gx + off, a->gx_add);
+                }
+                if (acc) nn__norm_acc(a->x + off, a->dy + off, (size_t)Cg, m, is, cw + (size_t)g * Cg,
+                                      cb + (size_t)g * Cg);
+            }
+    }
+    if (!acc) return;
+    (void)nt;
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        size_t lo, hi;
+        nn__ew_share((size_t)q->C, 16, &lo, &hi);
+        for (ch = 0; hi > lo && ch < nch; ch++) {
+            if (a->gw) nn__axpy(hi - lo, 1.0f, pw + (size_t)ch * q->C + lo, a->gw + lo);
+            if (a->gb) nn__axpy(hi - lo, 1.0f, pb + (size_t)ch * q->C + lo, a->gb + lo);
+        }
+    }
+}
+
+static void nn__norm_backward_planes(const nn__normgeo *q, const nn__normgrad *a) {
+    int Cg = q->C / q->G, P = q->N * q->C, ns = nn__norm_nsets(q), p, s, c, nt = nn__norm_team(q);
+    double *p1 = a->work, *p2 = p1 + P, *coef = p2 + P; /* coef: 2 floats per set */
+    float *cf = (float *)(void *)coef;
+    size_t S = q->S;
+    (void)nt;
+    /* per plane: sum dy and sum dy (x - mean) */
+    NN__OMP(parallel for schedule(static) num_threads(nt))
+    for (p = 0; p < P; p++) {
+        int sp = p / q->C / q->B * q->G + (p % q->C) / Cg;
+        p1[p] = nn__sum_array(a->dy + (size_t)p * S, S);
+        p2[p] = (double)nn__dotdev16(a->dy + (size_t)p * S, a->x + (size_t)p * S, a->mean[sp], S);
+    }
+    if (a->gx) {
+        NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)P > NN__PAR_MIN))))
+        for (s = 0; s < ns; s++) {
+            int g = s % q->G, n0 = s / q->G * q->B, n1 = NN__MIN(n0 + q->B, q->N), n, j;
+            double A = 0.0, Bv = 0.0, M = nn__norm_setsize(q, s);
+            double is = (double)a->invstd[s], r = a->r ? (double)a->r[s] : 1.0;
+            for (n = n0; n < n1; n++)
+                for (j = g * Cg; j < (g + 1) * Cg; j++) {
+                    A += (double)a->w[j] * p1[(size_t)n * q->C + j];
+                    Bv += (double)a->w[j] * p2[(size_t)n * q->C + j];
+                }
+            cf[2 * s] = a->batch && a->center ? (float)(-is * r * A / M) : 0.0f;
+            cf[2 * s + 1] = a->batch ? (float)(-is * is * is * r * Bv / M) : 0.0f;
+        }
+        NN__OMP(parallel for schedule(static) num_threads(nt))
+        for (p = 0; p < P; p++) {
+            int cc = p % q->C, sp = p / q->C / q->B * q->G + cc / Cg;
+            float al = a->invstd[sp] * (a->r ? a->r[sp] : 1.0f) * a->w[cc];
+            nn__norm_dx(a->x + (size_t)p * S, a->dy + (size_t)p * S, NULL, S, a->mean[sp], al,
+                        cf[2 * sp + 1], cf[2 * sp], a->gx + (size_t)p * S, a->gx_add);
+        }
+    }
+    if (!a->gw && !a->gb) return;
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)P > NN__PAR_MIN))))
+    for (c = 0; c < q->C; c++) {
+        double sw = 0.0, sb = 0.0;
+        int n;
+        for (n = 0; n < q->N; n++) {
+            int sp = n / q->B * q->G + c / Cg;
+            size_t i = (size_t)n * q->C + (size_t)c;
+            sb += p1[i];
+            sw += (double)(a->invstd[sp] * (a->r ? a->r[sp] : 1.0f)) * p2[i] +
+                  (a->d ? (double)a->d[sp] * p1[i] : 0.0);
+        }
+        if (a->gw) a->gw[c] += (float)sw;
+        if (a->gb) a->gb[c] += (float)sb;
+    }
+}
+
+/* Doubles of work memory the backward needs. */
+static size_t nn__norm_work(const nn__normgeo *q) {
+    if (nn__norm_rowmode(q)) return (size_t)nn__norm_chunks(q) * (size_t)q->C; /* 2 floats each */
+    return 2 * (size_t)q->N * (size_t)q->C + (size_t)nn__norm_nsets(q);
+}
+
+static void nn__norm_backward_kernel(const nn__normgeo *q, const nn__normgrad *a) {
+    if (nn__norm_rowmode(q)) nn__norm_backward_rows(q, a);
+    else nn__norm_backward_planes(q, a);
+}
+
 /* ===== >>graph (implementation) ========================================== */
 
 typedef struct nn__block {
@@ -8774,149 +9156,439 @@ NNDEF nn_module *nn_upsample_nearest2d(int scale) {
 
 /* ----- >>layers.norm: normalization -------------------------------------- */
 
-/* Saved for backward: per channel mean and 1/sqrt(var + eps) (batch
-   statistics in training, running ones in evaluation). */
-static void nn__bn_backward(nn__node *n) {
-    nn_tensor *x = n->in[0];
-    int training = n->iarg[0], iw = n->iarg[1], ib = n->iarg[2], C = x->shape[1], N = x->shape[0], c;
-    size_t S = x->numel / ((size_t)N * (size_t)C);
-    const float *mean = (const float *)n->saved, *invstd = mean + C, *dy = n->out->grad;
-    const float *gamma = iw ? n->in[iw]->data : NULL;
-    float gxbeta, *gx = nn__in_grad_w(n, 0, &gxbeta), *gw = iw ? nn__in_grad(n, iw) : NULL;
-    float *gb = ib ? nn__in_grad(n, ib) : NULL;
-    double M = (double)N * (double)S;
-    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)x->numel > NN__PAR_MIN))))
-    for (c = 0; c < C; c++) {
-        double sdy = 0.0, sdyx = 0.0;
-        float m = mean[c], is = invstd[c], k, a, bcoef;
-        int i;
-        size_t j;
-        for (i = 0; i < N; i++) {
-            size_t off = ((size_t)i * C + (size_t)c) * S;
-            sdy += nn__sum_array(dy + off, S);
-            sdyx += (double)nn__dotdev16(dy + off, x->data + off, m, S);
-        }
-        sdyx *= (double)is; /* sum dy * xhat */
-        if (gw) gw[c] += (float)sdyx;
-        if (gb) gb[c] += (float)sdy;
-        if (!gx) continue;
-        k = (gamma ? gamma[c] : 1.0f) * is;
-        /* training: dx = k (dy - mean(dy) - xhat mean(dy xhat)); eval: k dy */
-        a = training ? (float)(sdy / M) : 0.0f;
-        bcoef = training ? (float)(sdyx / M) * is : 0.0f;
-        for (i = 0; i < N; i++) {
-            size_t off = ((size_t)i * C + (size_t)c) * S;
-            const float *g = dy + off, *xv = x->data + off;
-            float *o = gx + off;
-            if (gxbeta == 0.0f) /* a fresh buffer: written, not zeroed and added to */
-                for (j = 0; j < S; j++) o[j] = k * (g[j] - a - (xv[j] - m) * bcoef);
-            else
-                for (j = 0; j < S; j++) o[j] += k * (g[j] - a - (xv[j] - m) * bcoef);
-        }
+/* Every normalization layer is one use of the engine in >>kernels.norm:
+   nn__norm_begin makes the op's output and node and takes the statistics,
+   the layer updates its running statistics (and batch renormalization its r
+   and d) from them, and nn__norm_end runs the affine pass.  The run record
+   is saved for the one backward, nn__norm_backward. */
+typedef struct nn__normrun {
+    nn__normgeo q;
+    int center, batch, iw, ib;
+    float *mean, *var, *invstd, *r, *d; /* per set; r, d NULL but in renormalization */
+    const float *w, *b;                 /* [C]: weight and bias, or ones and zeros */
+    double *work;                       /* the backward's work memory */
+    nn_tensor *x, *out;
+} nn__normrun;
+
+static void nn__norm_backward(nn__node *n) {
+    const nn__normrun *s = (const nn__normrun *)n->saved;
+    nn__normgrad a;
+    float beta;
+    a.x = n->in[0]->data;
+    a.dy = n->out->grad;
+    a.mean = s->mean;
+    a.invstd = s->invstd;
+    a.r = s->r;
+    a.d = s->d;
+    a.w = s->w;
+    a.center = s->center;
+    a.batch = s->batch;
+    a.gx = nn__in_grad_w(n, 0, &beta);
+    a.gx_add = beta != 0.0f;
+    a.gw = s->iw ? nn__in_grad(n, s->iw) : NULL;
+    a.gb = s->ib ? nn__in_grad(n, s->ib) : NULL;
+    a.work = s->work;
+    nn__norm_backward_kernel(&s->q, &a);
+}
+
+/* The output and node of a normalization of x with geometry q; with batch,
+   the statistics of x (mean, biased var, invstd = 1/sqrt(var + eps)); else
+   the caller fills mean and invstd.  NULL when out of memory. */
+static nn__normrun *nn__norm_begin(const char *op, nn_tensor *x, nn_tensor *w, nn_tensor *b,
+                                   nn__normgeo q, int center, int batch, float eps) {
+    nn_tensor *in[3], *out;
+    nn__normrun *s;
+    int nin = 1, iw = 0, ib = 0, ns = nn__norm_nsets(&q), i;
+    float *f;
+    in[0] = x;
+    if (w) iw = nin, in[nin++] = w;
+    if (b) ib = nin, in[nin++] = b;
+    if (!(out = nn__op(op, in, nin, nn_shape_of(x), nn__norm_backward))) return NULL;
+    s = (nn__normrun *)nn__scratch(out, sizeof *s);
+    f = (float *)nn__scratch(out, (3 * (size_t)ns + (w ? 0 : (size_t)q.C) + (b ? 0 : (size_t)q.C)) *
+                                      sizeof(float));
+    if (!s || !f) return NULL;
+    memset(s, 0, sizeof *s);
+    s->q = q;
+    s->center = center;
+    s->batch = batch;
+    s->iw = iw;
+    s->ib = ib;
+    s->mean = f;
+    s->var = f + ns;
+    s->invstd = f + 2 * ns;
+    f += 3 * (size_t)ns;
+    if (!w)
+        for (i = 0; i < q.C; i++) f[i] = 1.0f;
+    s->w = w ? w->data : f;
+    if (!w) f += q.C;
+    if (!b)
+        for (i = 0; i < q.C; i++) f[i] = 0.0f;
+    s->b = b ? b->data : f;
+    s->x = x;
+    s->out = out;
+    if (out->node) {
+        out->node->saved = s;
+        if (nn__norm_work(&q) &&
+            !(s->work = (double *)nn__scratch(out, nn__norm_work(&q) * sizeof(double))))
+            return NULL;
     }
+    if (batch) {
+        nn__norm_stats(&q, x->data, center, s->mean, s->var);
+        for (i = 0; i < ns; i++) s->invstd[i] = (float)(1.0 / sqrt((double)s->var[i] + (double)eps));
+    }
+    return s;
+}
+
+/* The affine pass of s; returns the output (NULL for a NULL s). */
+static nn_tensor *nn__norm_end(nn__normrun *s) {
+    const float *k;
+    if (!s) return NULL;
+    k = s->invstd;
+    if (s->r) {
+        int i, ns = nn__norm_nsets(&s->q);
+        float *kr = (float *)nn__scratch(s->out, (size_t)ns * sizeof(float));
+        if (!kr) return NULL;
+        for (i = 0; i < ns; i++) kr[i] = s->invstd[i] * s->r[i];
+        k = kr;
+    }
+    nn__norm_affine(&s->q, s->x->data, s->out->data, s->mean, k, s->d, s->w, s->b);
+    return s->out;
+}
+
+/* "[a,b,c]" of n dims into buf. */
+static const char *nn__dims_str(char *buf, size_t size, const int *d, int n) {
+    size_t used = 0;
+    int i;
+    buf[0] = '\0';
+    used += (size_t)snprintf(buf, size, "[");
+    for (i = 0; i < n && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, i ? ",%d" : "%d", d[i]);
+    if (used < size) snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+/* 1 when t is NULL or has exactly the n dims d. */
+static int nn__dims_match(const nn_tensor *t, const int *d, int n) {
+    int i;
+    if (!t) return 1;
+    if (t->ndim != n) return 0;
+    for (i = 0; i < n; i++)
+        if (t->shape[i] != d[i]) return 0;
+    return 1;
+}
+
+/* x [N,C,*] with C >= 1 into *q (G = C, B = 1); 0 after a report. */
+static int nn__norm_nc(const char *op, const nn_tensor *x, int min_dims, nn__normgeo *q) {
+    if (!x || x->ndim < min_dims || x->shape[1] < 1) {
+        nn__misuse("%s: needs x [N,C%s] with C >= 1, got %s", op, min_dims > 2 ? ",*" : ",...",
+                   nn__ts(x));
+        return 0;
+    }
+    q->N = x->shape[0];
+    q->C = x->shape[1];
+    q->G = q->C;
+    q->B = 1;
+    q->S = q->N ? x->numel / ((size_t)q->N * (size_t)q->C) : 0;
+    return 1;
+}
+
+/* A per-channel weight, bias, running mean or variance t must be NULL or [C]. */
+static int nn__norm_vec_ok(const char *op, const nn_tensor *x, int C, const char *what,
+                           const nn_tensor *t) {
+    if (nn__dims_match(t, &C, 1)) return 1;
+    nn__misuse("%s: %s must be [%d] (the channels of x %s), got %s", op, what, C, nn__ts(x),
+               nn__ts(t));
+    return 0;
+}
+
+static int nn__norm_eps_ok(const char *op, float eps) {
+    if (eps >= 0.0f) return 1;
+    nn__misuse("%s: eps must be >= 0, got %g", op, (double)eps);
+    return 0;
+}
+
+/* Layer norm (center) and RMS norm over the last k dims of x. */
+static nn_tensor *nn__lnorm(const char *op, nn_tensor *x, int k, nn_tensor *w, nn_tensor *b,
+                            float eps, int center) {
+    nn__normgeo q;
+    char buf[96];
+    size_t D = 1;
+    int i;
+    if (!x || k < 1 || k > x->ndim) {
+        nn__misuse("%s: normalizes the last k dims: needs 1 <= k <= ndim, got k=%d for x %s", op,
+                   k, nn__ts(x));
+        return NULL;
+    }
+    for (i = x->ndim - k; i < x->ndim; i++) D *= (size_t)x->shape[i];
+    if (!nn__dims_match(w, x->shape + x->ndim - k, k) || !nn__dims_match(b, x->shape + x->ndim - k, k)) {
+        nn__misuse("%s: weight %s and bias %s must have the normalized shape %s (the last %d dims "
+                   "of x %s)", op, w ? nn__ts(w) : "none", b ? nn__ts(b) : "none",
+                   nn__dims_str(buf, sizeof buf, x->shape + x->ndim - k, k), k, nn__ts(x));
+        return NULL;
+    }
+    if (!nn__norm_eps_ok(op, eps)) return NULL;
+    if (D < 1 || D > (size_t)INT_MAX) {
+        nn__misuse("%s: the normalized shape of x %s holds %zu values", op, nn__ts(x), D);
+        return NULL;
+    }
+    q.C = (int)D;
+    q.N = (int)(x->numel / D);
+    q.G = q.B = 1;
+    q.S = 1;
+    return nn__norm_end(nn__norm_begin(op, x, w, b, q, center, 1, eps));
+}
+
+NNDEF nn_tensor *nn_layer_norm_op(nn_tensor *x, int k, nn_tensor *weight, nn_tensor *bias, float eps) {
+    return nn__lnorm("nn_layer_norm_op", x, k, weight, bias, eps, 1);
+}
+NNDEF nn_tensor *nn_rms_norm_op(nn_tensor *x, int k, nn_tensor *weight, float eps) {
+    return nn__lnorm("nn_rms_norm_op", x, k, weight, NULL, eps, 0);
+}
+
+NNDEF nn_tensor *nn_group_norm_op(nn_tensor *x, int groups, nn_tensor *weight, nn_tensor *bias,
+                                  float eps) {
+    const char *op = "nn_group_norm_op";
+    nn__normgeo q;
+    if (!nn__norm_nc(op, x, 2, &q)) return NULL;
+    if (groups < 1 || q.C % groups != 0) {
+        nn__misuse("%s: %d groups do not divide the %d channels of x %s", op, groups, q.C, nn__ts(x));
+        return NULL;
+    }
+    if (!nn__norm_vec_ok(op, x, q.C, "weight", weight) || !nn__norm_vec_ok(op, x, q.C, "bias", bias) ||
+        !nn__norm_eps_ok(op, eps))
+        return NULL;
+    q.G = groups;
+    return nn__norm_end(nn__norm_begin(op, x, weight, bias, q, 1, 1, eps));
+}
+
+/* running = (1 - f) running + f v for c < C. */
+static void nn__norm_ema(float *running, const float *v, int C, float f) {
+    int c;
+    for (c = 0; c < C; c++) running[c] = (1.0f - f) * running[c] + f * v[c];
+}
+
+NNDEF nn_tensor *nn_instance_norm_op(nn_tensor *x, nn_tensor *running_mean, nn_tensor *running_var,
+                                     nn_tensor *weight, nn_tensor *bias, int use_input_stats,
+                                     float momentum, float eps) {
+    const char *op = "nn_instance_norm_op";
+    nn__normgeo q;
+    nn__normrun *s;
+    int c, n;
+    if (!nn__norm_nc(op, x, 3, &q)) return NULL;
+    if (!nn__norm_vec_ok(op, x, q.C, "weight", weight) || !nn__norm_vec_ok(op, x, q.C, "bias", bias) ||
+        !nn__norm_vec_ok(op, x, q.C, "running_mean", running_mean) ||
+        !nn__norm_vec_ok(op, x, q.C, "running_var", running_var) || !nn__norm_eps_ok(op, eps))
+        return NULL;
+    if (!use_input_stats && (!running_mean || !running_var)) {
+        nn__misuse("%s: without use_input_stats the running statistics are needed (x %s)", op, nn__ts(x));
+        return NULL;
+    }
+    if (use_input_stats && q.S < 2) {
+        nn__misuse("%s: needs more than one spatial element per channel, got x %s", op, nn__ts(x));
+        return NULL;
+    }
+    if (!(momentum >= 0.0f && momentum <= 1.0f)) {
+        nn__misuse("%s: momentum must be in [0,1], got %g", op, (double)momentum);
+        return NULL;
+    }
+    if (!use_input_stats) { /* the running statistics, as batch norm's evaluation */
+        q.B = NN__MAX(q.N, 1);
+        if (!(s = nn__norm_begin(op, x, weight, bias, q, 1, 0, eps))) return NULL;
+        for (c = 0; c < q.C; c++) {
+            s->mean[c] = running_mean->data[c];
+            s->invstd[c] = 1.0f / sqrtf(running_var->data[c] + eps);
+        }
+        return nn__norm_end(s);
+    }
+    if (!(s = nn__norm_begin(op, x, weight, bias, q, 1, 1, eps))) return NULL;
+    /* the running statistics move towards the mean over the samples of the
+       instance means and unbiased variances (torch.instance_norm) */
+    for (c = 0; c < q.C && q.N > 0; c++) {
+        double sm = 0.0, sv = 0.0, M = (double)q.S;
+        float am, av;
+        for (n = 0; n < q.N; n++) {
+            sm += (double)s->mean[n * q.C + c];
+            sv += (double)s->var[n * q.C + c] * M / (M - 1.0);
+        }
+        am = (float)(sm / q.N);
+        av = (float)(sv / q.N);
+        if (running_mean) nn__norm_ema(running_mean->data + c, &am, 1, momentum);
+        if (running_var) nn__norm_ema(running_var->data + c, &av, 1, momentum);
+    }
+    return nn__norm_end(s);
+}
+
+/* Batch norm and its variants.  Training: statistics over consecutive
+   virtual batches of vb samples (0: the whole batch); the running
+   statistics take each virtual batch in turn, as batch norm run on each;
+   a momentum < 0 is the cumulative average 1/num_batches_tracked (*nbt,
+   counted once per virtual batch).  renorm: r and d of each virtual batch
+   against the running statistics before its update (Ioffe 2017). */
+typedef struct nn__bnargs {
+    nn_tensor *rm, *rv, *w, *b;
+    int training, vb, renorm;
+    float momentum, eps, r_max, d_max;
+    int64_t *nbt;
+} nn__bnargs;
+
+static nn_tensor *nn__bn(const char *op, nn_tensor *x, const nn__bnargs *a) {
+    nn__normgeo q;
+    nn__normrun *s;
+    int c, blk, nblk;
+    if (!x || x->ndim < 2 || x->shape[1] < 1) {
+        nn__misuse("%s: needs x [N,C,...], got %s", op, nn__ts(x));
+        return NULL;
+    }
+    nn__norm_nc(op, x, 2, &q);
+    if (!nn__dims_match(a->w, &q.C, 1) || !nn__dims_match(a->b, &q.C, 1) ||
+        !nn__dims_match(a->rm, &q.C, 1) || !nn__dims_match(a->rv, &q.C, 1) ||
+        (!a->training && (!a->rm || !a->rv)) || !(a->eps >= 0.0f)) {
+        nn__misuse("%s: x %s has %d channels; weight %s, bias %s, running_mean %s, "
+                   "running_var %s must be [%d] (running statistics are required in evaluation; "
+                   "eps=%g must be >= 0)",
+                   op, nn__ts(x), q.C, a->w ? nn__ts(a->w) : "none", a->b ? nn__ts(a->b) : "none",
+                   a->rm ? nn__ts(a->rm) : "none", a->rv ? nn__ts(a->rv) : "none", q.C,
+                   (double)a->eps);
+        return NULL;
+    }
+    if (!a->training) {
+        q.B = NN__MAX(q.N, 1);
+        if (!(s = nn__norm_begin(op, x, a->w, a->b, q, 1, 0, a->eps))) return NULL;
+        for (c = 0; c < q.C; c++) {
+            s->mean[c] = a->rm->data[c];
+            s->invstd[c] = 1.0f / sqrtf(a->rv->data[c] + a->eps);
+        }
+        return nn__norm_end(s);
+    }
+    q.B = a->vb > 0 && a->vb < q.N ? a->vb : NN__MAX(q.N, 1);
+    nblk = (q.N + q.B - 1) / q.B;
+    if ((double)q.N * (double)q.S < 2.0 || (double)(q.N - (nblk - 1) * q.B) * (double)q.S < 2.0) {
+        nn__misuse("%s: training needs more than one value per channel%s, got x %s%s", op,
+                   q.B < q.N ? " in every virtual batch" : "", nn__ts(x),
+                   q.B < q.N ? " (the last virtual batch is too small)" : "");
+        return NULL;
+    }
+    if (a->renorm && (!a->rm || !a->rv)) {
+        nn__misuse("%s: batch renormalization needs the running statistics (x %s)", op, nn__ts(x));
+        return NULL;
+    }
+    if (!(s = nn__norm_begin(op, x, a->w, a->b, q, 1, 1, a->eps))) return NULL;
+    if (a->renorm) {
+        float *rd = (float *)nn__scratch(s->out, 2 * (size_t)nblk * (size_t)q.C * sizeof(float));
+        if (!rd) return NULL;
+        s->r = rd;
+        s->d = rd + (size_t)nblk * q.C;
+    }
+    for (blk = 0; blk < nblk; blk++) {
+        float *m = s->mean + (size_t)blk * q.C, *v = s->var + (size_t)blk * q.C, f = a->momentum;
+        double M = nn__norm_setsize(&q, blk * q.C);
+        if (a->renorm)
+            for (c = 0; c < q.C; c++) {
+                float sd = sqrtf(a->rv->data[c] + a->eps), r = 1.0f / (s->invstd[blk * q.C + c] * sd);
+                float d = (m[c] - a->rm->data[c]) / sd;
+                s->r[blk * q.C + c] = NN__MIN(NN__MAX(r, 1.0f / a->r_max), a->r_max);
+                s->d[blk * q.C + c] = NN__MIN(NN__MAX(d, -a->d_max), a->d_max);
+            }
+        if (a->nbt) {
+            *a->nbt += 1;
+            if (f < 0.0f) f = (float)(1.0 / (double)*a->nbt);
+        }
+        if (a->rm) nn__norm_ema(a->rm->data, m, q.C, f);
+        if (a->rv)
+            for (c = 0; c < q.C; c++)
+                a->rv->data[c] = (1.0f - f) * a->rv->data[c] + f * (float)((double)v[c] * M / (M - 1.0));
+    }
+    return nn__norm_end(s);
+}
+
+/* The arguments of the batch norm ops. */
+static nn__bnargs nn__bnargs_of(nn_tensor *rm, nn_tensor *rv, nn_tensor *w, nn_tensor *b,
+                                int training, float momentum, float eps) {
+    nn__bnargs a;
+    memset(&a, 0, sizeof a);
+    a.rm = rm;
+    a.rv = rv;
+    a.w = w;
+    a.b = b;
+    a.training = training != 0;
+    a.momentum = momentum;
+    a.eps = eps;
+    return a;
+}
+
+/* momentum in [0,1] for the ghost and renormalization ops; 0 after a report. */
+static int nn__bn_momentum_ok(const char *op, float momentum) {
+    if (momentum >= 0.0f && momentum <= 1.0f) return 1;
+    nn__misuse("%s: momentum must be in [0,1], got %g", op, (double)momentum);
+    return 0;
 }
 
 NNDEF nn_tensor *nn_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
                                   nn_tensor *running_var, nn_tensor *weight,
                                   nn_tensor *bias, int training, float momentum, float eps) {
-    nn_tensor *in[3], *out;
-    float *mean, *invstd;
-    int nin = 1, iw = 0, ib = 0, N, C, c;
-    size_t S;
-    double M;
-    if (!x || x->ndim < 2 || x->shape[1] < 1) {
-        nn__misuse("nn_batch_norm_op: needs x [N,C,...], got %s", nn__ts(x));
-        return NULL;
-    }
-    N = x->shape[0];
-    C = x->shape[1];
-    if ((weight && (weight->ndim != 1 || weight->shape[0] != C)) ||
-        (bias && (bias->ndim != 1 || bias->shape[0] != C)) ||
-        (running_mean && (running_mean->ndim != 1 || running_mean->shape[0] != C)) ||
-        (running_var && (running_var->ndim != 1 || running_var->shape[0] != C)) ||
-        (!training && (!running_mean || !running_var)) || !(eps >= 0.0f)) {
-        nn__misuse("nn_batch_norm_op: x %s has %d channels; weight %s, bias %s, running_mean %s, "
-                   "running_var %s must be [%d] (running statistics are required in evaluation; "
-                   "eps=%g must be >= 0)",
-                   nn__ts(x), C, weight ? nn__ts(weight) : "none", bias ? nn__ts(bias) : "none",
-                   running_mean ? nn__ts(running_mean) : "none",
-                   running_var ? nn__ts(running_var) : "none", C, (double)eps);
-        return NULL;
-    }
-    S = N && C ? x->numel / ((size_t)N * (size_t)C) : 0;
-    M = (double)N * (double)S;
-    if (training && M < 2.0) {
-        nn__misuse("nn_batch_norm_op: training needs more than one value per channel, got x %s",
-                   nn__ts(x));
-        return NULL;
-    }
-    in[0] = x;
-    if (weight) iw = nin, in[nin++] = weight;
-    if (bias) ib = nin, in[nin++] = bias;
-    out = nn__op("nn_batch_norm_op", in, nin, nn_shape_of(x), nn__bn_backward);
-    if (!out) return NULL;
-    if (!(mean = (float *)nn__scratch(out, 2 * (size_t)C * sizeof(float)))) return NULL;
-    invstd = mean + C;
-    if (out->node) {
-        out->node->saved = mean;
-        out->node->iarg[0] = training != 0;
-        out->node->iarg[1] = iw;
-        out->node->iarg[2] = ib;
-    }
-    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)x->numel > NN__PAR_MIN))))
-    for (c = 0; c < C; c++) {
-        float m, is, g = weight ? weight->data[c] : 1.0f, b = bias ? bias->data[c] : 0.0f, scale, shift;
-        int i;
-        size_t j;
-        if (training) {
-            double sum = 0.0, sq = 0.0, var;
-            for (i = 0; i < N; i++) sum += nn__sum_array(x->data + ((size_t)i * C + (size_t)c) * S, S);
-            m = (float)(sum / M);
-            for (i = 0; i < N; i++) sq += (double)nn__sqdev16(x->data + ((size_t)i * C + (size_t)c) * S, m, S);
-            var = sq / M;
-            is = (float)(1.0 / sqrt(var + (double)eps));
-            if (running_mean)
-                running_mean->data[c] = (1.0f - momentum) * running_mean->data[c] + momentum * m;
-            if (running_var)
-                running_var->data[c] = (1.0f - momentum) * running_var->data[c] +
-                                       momentum * (float)(var * M / (M - 1.0));
-        } else {
-            m = running_mean->data[c];
-            is = 1.0f / sqrtf(running_var->data[c] + eps);
-        }
-        mean[c] = m;
-        invstd[c] = is;
-        scale = g * is;
-        shift = b - m * scale;
-        for (i = 0; i < N; i++) {
-            size_t off = ((size_t)i * C + (size_t)c) * S;
-            const float *xv = x->data + off;
-            float *y = out->data + off;
-            for (j = 0; j < S; j++) y[j] = xv[j] * scale + shift;
-        }
-    }
-    return out;
+    nn__bnargs a = nn__bnargs_of(running_mean, running_var, weight, bias, training, momentum, eps);
+    return nn__bn("nn_batch_norm_op", x, &a);
 }
 
-typedef struct nn__bn_state {
-    nn_tensor *weight, *bias, *running_mean, *running_var;
-    nn_tensor *num_batches_tracked;   /* NN_TENSOR_INT64 scalar */
-    float momentum, eps;
-    int twod;
-} nn__bn_state;
-
-static nn_tensor *nn__bn_forward(nn_module *m, nn_tensor *x) {
-    const nn__bn_state *st = (const nn__bn_state *)m->user;
-    nn_tensor *y;
-    int want2d = st->twod;
-    if (!x || (want2d ? x->ndim != 4 : (x->ndim != 2 && x->ndim != 3))) {
-        nn__misuse("needs x %s, got %s", want2d ? "[N,C,H,W]" : "[N,C] or [N,C,L]", nn__ts(x));
+NNDEF nn_tensor *nn_ghost_batch_norm_op(nn_tensor *x, nn_tensor *running_mean,
+                                        nn_tensor *running_var, nn_tensor *weight, nn_tensor *bias,
+                                        int training, float momentum, float eps, int virtual_batch) {
+    const char *op = "nn_ghost_batch_norm_op";
+    nn__bnargs a = nn__bnargs_of(running_mean, running_var, weight, bias, training, momentum, eps);
+    if (!nn__bn_momentum_ok(op, momentum)) return NULL;
+    if (virtual_batch < 1) {
+        nn__misuse("%s: virtual_batch must be >= 1, got %d", op, virtual_batch);
         return NULL;
     }
-    y = nn_batch_norm_op(x, st->running_mean, st->running_var, st->weight, st->bias, m->training,
-                         st->momentum, st->eps);
-    if (y && m->training) ((int64_t *)(void *)st->num_batches_tracked->data)[0] += 1;
-    return y;
+    a.vb = virtual_batch;
+    return nn__bn(op, x, &a);
+}
+
+/* r_max >= 1 and d_max >= 0; 0 after a report. */
+static int nn__renorm_ok(const char *op, float r_max, float d_max) {
+    if (r_max >= 1.0f && d_max >= 0.0f) return 1;
+    nn__misuse("%s: needs r_max >= 1 and d_max >= 0, got r_max=%g, d_max=%g", op, (double)r_max,
+               (double)d_max);
+    return 0;
+}
+
+NNDEF nn_tensor *nn_batch_renorm_op(nn_tensor *x, nn_tensor *running_mean, nn_tensor *running_var,
+                                    nn_tensor *weight, nn_tensor *bias, int training,
+                                    float momentum, float eps, float r_max, float d_max) {
+    const char *op = "nn_batch_renorm_op";
+    nn__bnargs a = nn__bnargs_of(running_mean, running_var, weight, bias, training, momentum, eps);
+    if (!nn__bn_momentum_ok(op, momentum) || !nn__renorm_ok(op, r_max, d_max)) return NULL;
+    a.renorm = 1;
+    a.r_max = r_max;
+    a.d_max = d_max;
+    return nn__bn(op, x, &a);
+}
+
+/* --- the modules --- */
+
+/* The options with their defaults filled in; 0 after a report.  def_affine
+   and def_track are the layer's defaults (1 on, 0 off). */
+static int nn__norm_opts_fill(const char *op, nn_norm_opts *o, int def_affine, int def_track,
+                              float def_eps) {
+    if (!(o->eps >= 0.0f) || !(o->momentum <= 1.0f) ||
+        (o->momentum < 0.0f && o->momentum != NN_MOMENTUM_CUMULATIVE) || o->virtual_batch < 0 ||
+        o->warmup < 0 || (o->r_max != 0.0f && !(o->r_max >= 1.0f)) || !(o->d_max >= 0.0f) ||
+        o->affine < -1 || o->affine > 1 || o->track_running_stats < -1 || o->track_running_stats > 1) {
+        nn__misuse("%s: bad options: eps=%g (>= 0), momentum=%g (in [0,1] or "
+                   "NN_MOMENTUM_CUMULATIVE), affine=%d and track_running_stats=%d (-1, 0 or 1), "
+                   "virtual_batch=%d and warmup=%d (>= 0), r_max=%g (>= 1), d_max=%g (>= 0)",
+                   op, (double)o->eps, (double)o->momentum, o->affine, o->track_running_stats,
+                   o->virtual_batch, o->warmup, (double)o->r_max, (double)o->d_max);
+        return 0;
+    }
+    if (o->eps == 0.0f) o->eps = def_eps;
+    if (o->momentum == 0.0f) o->momentum = 0.1f;
+    if (o->r_max == 0.0f) o->r_max = 3.0f;
+    if (o->d_max == 0.0f) o->d_max = 5.0f;
+    o->affine = o->affine ? o->affine > 0 : def_affine;
+    o->track_running_stats = o->track_running_stats ? o->track_running_stats > 0 : def_track;
+    return 1;
 }
 
 /* A persistent NN_TENSOR_INT64 scalar holding 0. */
@@ -8935,28 +9607,59 @@ static nn_tensor *nn__int64_scalar(void) {
     return t;
 }
 
-static nn_module *nn__bn_make(const char *op, const char *type, int C, int twod) {
-    nn_module *m;
-    nn__bn_state *st;
-    if (C < 1) {
-        nn__misuse("%s: the channel count must be positive, got %d", op, C);
-        return NULL;
-    }
-    if (!(m = nn__module_with_state(type, nn__bn_forward, sizeof(nn__bn_state)))) return NULL;
-    st = (nn__bn_state *)m->user;
-    st->momentum = 0.1f;
-    st->eps = 1e-5f;
-    st->twod = twod;
-    if (!(st->weight = nn_module_add_param(m, "weight", nn_ones(NULL, NN_SHAPE(C)))) ||
-        !(st->bias = nn_module_add_param(m, "bias", nn_zeros(NULL, NN_SHAPE(C)))) ||
-        !(st->running_mean = nn_module_add_buffer(m, "running_mean", nn_zeros(NULL, NN_SHAPE(C)))) ||
-        !(st->running_var = nn_module_add_buffer(m, "running_var", nn_ones(NULL, NN_SHAPE(C)))) ||
-        !(st->num_batches_tracked = nn_module_add_buffer(m, "num_batches_tracked", nn__int64_scalar()))) {
-        nn_module_free(m);
-        return NULL;
-    }
-    return m;
+/* The state of every normalization module. */
+typedef struct nn__bn_state {
+    nn_tensor *weight, *bias, *running_mean, *running_var;
+    nn_tensor *num_batches_tracked;   /* NN_TENSOR_INT64 scalar */
+    nn_norm_opts o;                   /* filled in */
+    int kind;                         /* NN__NORM_* */
+    int min_dims, max_dims;           /* of x ([N,C,...] layers) */
+    int groups;                       /* group norm */
+    nn_shape shape;                   /* layer and RMS norm: the normalized shape */
+} nn__bn_state;
+
+enum { NN__NORM_BN, NN__NORM_RENORM, NN__NORM_IN, NN__NORM_GN, NN__NORM_LN, NN__NORM_RMS };
+
+/* Weight (ones) and bias (zeros) of the shape s when affine (bias only when
+   with_bias), running statistics [C] when track; 0 when out of memory. */
+static int nn__norm_make_state(nn_module *m, nn__bn_state *st, nn_shape s, int C, int with_bias) {
+    if (st->o.affine &&
+        (!(st->weight = nn_module_add_param(m, "weight", nn_ones(NULL, s))) ||
+         (with_bias && !(st->bias = nn_module_add_param(m, "bias", nn_zeros(NULL, s))))))
+        return 0;
+    if (st->o.track_running_stats &&
+        (!(st->running_mean = nn_module_add_buffer(m, "running_mean", nn_zeros(NULL, NN_SHAPE(C)))) ||
+         !(st->running_var = nn_module_add_buffer(m, "running_var", nn_ones(NULL, NN_SHAPE(C)))) ||
+         !(st->num_batches_tracked = nn_module_add_buffer(m, "num_batches_tracked", nn__int64_scalar()))))
+        return 0;
+    return 1;
 }
+
+static nn_tensor *nn__bn_forward(nn_module *m, nn_tensor *x) {
+    nn__bn_state *st = (nn__bn_state *)m->user;
+    nn__bnargs a;
+    int64_t *nbt = st->num_batches_tracked ? (int64_t *)(void *)st->num_batches_tracked->data : NULL;
+    if (!x || x->ndim < st->min_dims || x->ndim > st->max_dims) {
+        nn__misuse("needs x %s, got %s", st->min_dims == 4 ? "[N,C,H,W]" : "[N,C] or [N,C,L]",
+                   nn__ts(x));
+        return NULL;
+    }
+    /* PyTorch: batch statistics in training, and always without running ones */
+    a = nn__bnargs_of(st->running_mean, st->running_var, st->weight, st->bias,
+                      m->training || !st->running_mean, st->o.momentum, st->o.eps);
+    a.vb = st->o.virtual_batch;
+    a.nbt = m->training ? nbt : NULL;
+    if (st->kind == NN__NORM_RENORM && a.training && nbt && *nbt >= st->o.warmup) {
+        a.renorm = 1;
+        a.r_max = st->o.r_max;
+        a.d_max = st->o.d_max;
+    }
+    if (a.momentum < 0.0f && !a.nbt) a.momentum = 0.0f; /* cumulative without a count: no update */
+    return nn__bn(st->kind == NN__NORM_RENORM ? "nn_batch_renorm_op" : "nn_batch_norm_op", x, &a);
+}
+
+static nn_module *nn__normmod_make(const char *op, const char *type, int kind, nn_shape s, int C,
+                                   int groups, int dims, nn_norm_opts o);
 
 NNDEF void nn_batchnorm_set(nn_module *m, float momentum, float eps) {
     nn__bn_state *st;
@@ -8966,11 +9669,426 @@ NNDEF void nn_batchnorm_set(nn_module *m, float momentum, float eps) {
         return;
     }
     st = (nn__bn_state *)m->user;
-    st->momentum = momentum;
-    st->eps = eps;
+    st->o.momentum = momentum;
+    st->o.eps = eps;
 }
-NNDEF nn_module *nn_batchnorm1d(int features) { return nn__bn_make("nn_batchnorm1d", "BatchNorm1d", features, 0); }
-NNDEF nn_module *nn_batchnorm2d(int channels) { return nn__bn_make("nn_batchnorm2d", "BatchNorm2d", channels, 1); }
+
+NNDEF void nn_batchrenorm_set(nn_module *m, float r_max, float d_max) {
+    nn__bn_state *st = m && m->forward == nn__bn_forward ? (nn__bn_state *)m->user : NULL;
+    if (!st || st->kind != NN__NORM_RENORM) {
+        nn__misuse("nn_batchrenorm_set: needs a batch renormalization module, got %s",
+                   m ? m->type : "NULL");
+        return;
+    }
+    if (!nn__renorm_ok("nn_batchrenorm_set", r_max, d_max)) return;
+    st->o.r_max = r_max;
+    st->o.d_max = d_max;
+}
+
+/* Batch norm (kind NN__NORM_BN) and renormalization modules over C channels. */
+static nn_module *nn__bn_new(const char *op, const char *type, int kind, int C, int twod,
+                             const nn_norm_opts *o) {
+    nn_norm_opts d;
+    memset(&d, 0, sizeof d);
+    return nn__normmod_make(op, type, kind, NN_SHAPE(C), C, 1, twod ? -4 : -2, o ? *o : d);
+}
+NNDEF nn_module *nn_batchnorm1d(int features) {
+    return nn__bn_new("nn_batchnorm1d", "BatchNorm1d", NN__NORM_BN, features, 0, NULL);
+}
+NNDEF nn_module *nn_batchnorm2d(int channels) {
+    return nn__bn_new("nn_batchnorm2d", "BatchNorm2d", NN__NORM_BN, channels, 1, NULL);
+}
+NNDEF nn_module *nn_batchnorm1d_ex(int features, nn_norm_opts opts) {
+    return nn__bn_new("nn_batchnorm1d_ex", "BatchNorm1d", NN__NORM_BN, features, 0, &opts);
+}
+NNDEF nn_module *nn_batchnorm2d_ex(int channels, nn_norm_opts opts) {
+    return nn__bn_new("nn_batchnorm2d_ex", "BatchNorm2d", NN__NORM_BN, channels, 1, &opts);
+}
+NNDEF nn_module *nn_batchrenorm1d(int features, nn_norm_opts opts) {
+    return nn__bn_new("nn_batchrenorm1d", "BatchRenorm1d", NN__NORM_RENORM, features, 0, &opts);
+}
+NNDEF nn_module *nn_batchrenorm2d(int channels, nn_norm_opts opts) {
+    return nn__bn_new("nn_batchrenorm2d", "BatchRenorm2d", NN__NORM_RENORM, channels, 1, &opts);
+}
+
+/* Instance, group, layer and RMS norm modules. */
+static nn_tensor *nn__normmod_forward(nn_module *m, nn_tensor *x) {
+    const nn__bn_state *st = (const nn__bn_state *)m->user;
+    char buf[96];
+    int k = st->shape.ndim;
+    switch (st->kind) {
+    case NN__NORM_IN:
+        if (!x || x->ndim != st->min_dims) {
+            nn__misuse("needs x %s, got %s", st->min_dims == 4 ? "[N,C,H,W]" : "[N,C,L]", nn__ts(x));
+            return NULL;
+        }
+        return nn_instance_norm_op(x, st->running_mean, st->running_var, st->weight, st->bias,
+                                   m->training || !st->running_mean, st->o.momentum, st->o.eps);
+    case NN__NORM_GN:
+        return nn_group_norm_op(x, st->groups, st->weight, st->bias, st->o.eps);
+    default:
+        if (!x || x->ndim < k ||
+            memcmp(x->shape + x->ndim - k, st->shape.d, (size_t)k * sizeof(int)) != 0) {
+            nn__misuse("normalized_shape %s does not match the last %d dims of x %s",
+                       nn__dims_str(buf, sizeof buf, st->shape.d, k), k, nn__ts(x));
+            return NULL;
+        }
+        if (st->kind == NN__NORM_RMS) return nn_rms_norm_op(x, k, st->weight, st->o.eps);
+        return nn_layer_norm_op(x, k, st->weight, st->bias, st->o.eps);
+    }
+}
+
+/* A normalization module of the kind; dims: the ndim of x (0: any; -2:
+   2 or 3, -4: 4, batch norm's). */
+static nn_module *nn__normmod_make(const char *op, const char *type, int kind, nn_shape s, int C,
+                                   int groups, int dims, nn_norm_opts o) {
+    nn_module *m;
+    nn__bn_state *st;
+    int i, bn = kind == NN__NORM_BN || kind == NN__NORM_RENORM, bad = C < 1 || s.ndim < 1;
+    for (i = 0; i < s.ndim; i++) bad |= s.d[i] < 1;
+    if (bad) {
+        nn__misuse("%s: sizes must be positive, got %d channels / shape of %d dims", op, C, s.ndim);
+        return NULL;
+    }
+    if (kind == NN__NORM_GN && (groups < 1 || C % groups != 0)) {
+        nn__misuse("%s: %d groups do not divide %d channels", op, groups, C);
+        return NULL;
+    }
+    if (!nn__norm_opts_fill(op, &o, kind != NN__NORM_IN, bn, kind == NN__NORM_RMS ? FLT_EPSILON : 1e-5f))
+        return NULL;
+    if (kind != NN__NORM_IN && !bn) o.track_running_stats = 0;
+    if ((o.momentum < 0.0f && !bn) || (kind == NN__NORM_RENORM && !o.track_running_stats)) {
+        nn__misuse("%s: %s", op, o.momentum < 0.0f && !bn ? "a cumulative momentum (momentum=None) "
+                   "is batch norm's only" : "batch renormalization needs track_running_stats");
+        return NULL;
+    }
+    if (!(m = nn__module_with_state(type, bn ? nn__bn_forward : nn__normmod_forward, sizeof(nn__bn_state))))
+        return NULL;
+    st = (nn__bn_state *)m->user;
+    st->o = o;
+    st->kind = kind;
+    st->min_dims = dims == -2 ? 2 : dims == -4 ? 4 : dims;
+    st->max_dims = dims == -2 ? 3 : dims == -4 ? 4 : dims;
+    st->groups = groups;
+    st->shape = s;
+    if (!nn__norm_make_state(m, st, s, C, kind != NN__NORM_RMS)) {
+        nn_module_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+NNDEF nn_module *nn_layernorm(nn_shape normalized_shape, nn_norm_opts opts) {
+    return nn__normmod_make("nn_layernorm", "LayerNorm", NN__NORM_LN, normalized_shape, 1, 1, 0, opts);
+}
+NNDEF nn_module *nn_rmsnorm(nn_shape normalized_shape, nn_norm_opts opts) {
+    return nn__normmod_make("nn_rmsnorm", "RMSNorm", NN__NORM_RMS, normalized_shape, 1, 1, 0, opts);
+}
+NNDEF nn_module *nn_groupnorm(int groups, int channels, nn_norm_opts opts) {
+    return nn__normmod_make("nn_groupnorm", "GroupNorm", NN__NORM_GN, NN_SHAPE(channels), channels,
+                            groups, 0, opts);
+}
+NNDEF nn_module *nn_instancenorm1d(int channels, nn_norm_opts opts) {
+    return nn__normmod_make("nn_instancenorm1d", "InstanceNorm1d", NN__NORM_IN, NN_SHAPE(channels),
+                            channels, 1, 3, opts);
+}
+NNDEF nn_module *nn_instancenorm2d(int channels, nn_norm_opts opts) {
+    return nn__normmod_make("nn_instancenorm2d", "InstanceNorm2d", NN__NORM_IN, NN_SHAPE(channels),
+                            channels, 1, 4, opts);
+}
+
+/* --- weight and spectral normalization --- */
+
+/* Weight norm along dim of v: v viewed as [A, D, I]; dim -1: the whole
+   tensor (D = 1), as torch's norm_except_dim. */
+static void nn__wn_view(const nn_tensor *v, int dim, size_t *A, int *D, size_t *I) {
+    if (dim < 0) {
+        *A = 1;
+        *D = 1;
+        *I = v->numel;
+        return;
+    }
+    nn__split_axis(v, dim, A, D, I);
+}
+
+/* Saved: the norm of each slice ([D]) and dim. */
+static void nn__wn_backward(nn__node *n) {
+    nn_tensor *v = n->in[0], *g = n->in[1];
+    const float *nrm = (const float *)n->saved, *gw = n->out->grad;
+    float *gv = nn__in_grad(n, 0), *gg = nn__in_grad(n, 1);
+    size_t A, I, a, i;
+    int D, d;
+    nn__wn_view(v, n->iarg[0], &A, &D, &I);
+    for (d = 0; d < D; d++) {
+        double dot = 0.0;
+        float k, c;
+        for (a = 0; a < A; a++)
+            dot += (double)nn__dot16(gw + (a * (size_t)D + (size_t)d) * I, v->data + (a * (size_t)D + (size_t)d) * I, I);
+        if (gg) gg[d] += (float)(dot / (double)nrm[d]);
+        if (!gv) continue;
+        k = g->data[d] / nrm[d];
+        c = (float)(-(double)k * dot / ((double)nrm[d] * (double)nrm[d]));
+        for (a = 0; a < A; a++) {
+            size_t off = (a * (size_t)D + (size_t)d) * I;
+            for (i = 0; i < I; i++) gv[off + i] += k * gw[off + i] + c * v->data[off + i];
+        }
+    }
+}
+
+NNDEF nn_tensor *nn_weight_norm_op(nn_tensor *v, nn_tensor *g, int dim) {
+    const char *op = "nn_weight_norm_op";
+    nn_tensor *in[2], *out;
+    float *nrm;
+    size_t A, I, a, i;
+    int D, d;
+    if (!v || !g || dim < -1 || dim >= v->ndim) {
+        nn__misuse("%s: needs v, g and -1 <= dim < v's ndim (-1: the whole tensor), got v %s, "
+                   "g %s, dim=%d", op, nn__ts(v), nn__ts(g), dim);
+        return NULL;
+    }
+    nn__wn_view(v, dim, &A, &D, &I);
+    if (g->numel != (size_t)D) {
+        nn__misuse("%s: g %s must hold one value per slice of v %s along dim %d (%d)", op, nn__ts(g),
+                   nn__ts(v), dim, D);
+        return NULL;
+    }
+    in[0] = v;
+    in[1] = g;
+    if (!(out = nn__op(op, in, 2, nn_shape_of(v), nn__wn_backward))) return NULL;
+    if (!(nrm = (float *)nn__scratch(out, (size_t)D * sizeof(float)))) return NULL;
+    if (out->node) {
+        out->node->saved = nrm;
+        out->node->iarg[0] = dim;
+    }
+    for (d = 0; d < D; d++) {
+        double ss = 0.0;
+        float k;
+        for (a = 0; a < A; a++) ss += (double)nn__sqdev16(v->data + (a * (size_t)D + (size_t)d) * I, 0.0f, I);
+        nrm[d] = (float)sqrt(ss);
+        k = g->data[d] / nrm[d];
+        for (a = 0; a < A; a++) {
+            size_t off = (a * (size_t)D + (size_t)d) * I;
+            for (i = 0; i < I; i++) out->data[off + i] = v->data[off + i] * k;
+        }
+    }
+    return out;
+}
+
+/* W / sigma with sigma = u^T W v for W viewed as [h, w] (u [h], v [w]
+   constants); saved: sigma, then u and v. */
+static void nn__sn_backward(nn__node *n) {
+    nn_tensor *W = n->in[0];
+    const float *sv = (const float *)n->saved, *u = sv + 1, *G = n->out->grad;
+    float sigma = sv[0], *gW = nn__in_grad(n, 0), c;
+    int h = n->iarg[0], w = n->iarg[1], r, j;
+    const float *v = u + h;
+    if (!gW) return;
+    c = (float)(-(double)nn__dot16(G, W->data, W->numel) / ((double)sigma * (double)sigma));
+    for (r = 0; r < h; r++)
+        for (j = 0; j < w; j++) {
+            size_t i = (size_t)r * (size_t)w + (size_t)j;
+            gW[i] += G[i] / sigma + c * u[r] * v[j];
+        }
+}
+
+/* x / max(||x||, eps) in place. */
+static void nn__normalize_vec(float *x, size_t n, float eps) {
+    float nrm = sqrtf(nn__sqdev16(x, 0.0f, n)), k = 1.0f / NN__MAX(nrm, eps);
+    size_t i;
+    for (i = 0; i < n; i++) x[i] *= k;
+}
+
+/* The spectral-normalized weight of W [h, ...] (w = numel / h): iters power
+   iterations on u, v (in place) when update, then W / (u^T W v). */
+static nn_tensor *nn__sn_op(const char *op, nn_tensor *W, float *u, float *v, int iters, int update,
+                            float eps) {
+    nn_tensor *out;
+    float *sv, sigma;
+    int h = W->shape[0], w = (int)(W->numel / (size_t)h), it, r;
+    if (!(out = nn__op(op, &W, 1, nn_shape_of(W), nn__sn_backward))) return NULL;
+    for (it = 0; update && it < iters; it++) {
+        for (r = 0; r < w; r++) v[r] = 0.0f;
+        for (r = 0; r < h; r++) nn__axpy((size_t)w, u[r], W->data + (size_t)r * w, v); /* W^T u */
+        nn__normalize_vec(v, (size_t)w, eps);
+        for (r = 0; r < h; r++) u[r] = nn__dot16(W->data + (size_t)r * w, v, (size_t)w); /* W v */
+        nn__normalize_vec(u, (size_t)h, eps);
+    }
+    if (!(sv = (float *)nn__scratch(out, (1 + (size_t)h + (size_t)w) * sizeof(float)))) return NULL;
+    sigma = 0.0f;
+    for (r = 0; r < h; r++) sigma += u[r] * nn__dot16(W->data + (size_t)r * w, v, (size_t)w);
+    sv[0] = sigma;
+    memcpy(sv + 1, u, (size_t)h * sizeof(float));
+    memcpy(sv + 1 + h, v, (size_t)w * sizeof(float));
+    if (out->node) {
+        out->node->saved = sv;
+        out->node->iarg[0] = h;
+        out->node->iarg[1] = w;
+    }
+    for (r = 0; r < (int)W->numel; r++) out->data[r] = W->data[r] / sigma;
+    return out;
+}
+
+/* A module whose weight is recomputed before each forward from other
+   parameters (torch's forward pre-hook): the wrapped module's forward,
+   state and destroy are kept here and run with its weight pointer set to
+   the computed weight. */
+typedef struct nn__wn_state {
+    nn_forward_fn forward;
+    void *user;
+    void (*destroy)(nn_module *self);
+    nn_tensor **slot;     /* where the wrapped forward reads the weight */
+    nn_tensor *plain;     /* the former parameter: the last weight computed */
+    nn_tensor *g, *v;     /* weight norm: weight_g, weight_v; spectral: v = weight_orig */
+    nn_tensor *su, *sv;   /* spectral norm: buffers weight_u, weight_v */
+    int dim, spectral, iters;
+    float eps;
+} nn__wn_state;
+
+static nn_tensor *nn__wn_forward(nn_module *m, nn_tensor *x) {
+    nn__wn_state *st = (nn__wn_state *)m->user;
+    nn_graph *was = nn__cur_graph;
+    nn_tensor *w, *y;
+    if (!st->v || (st->spectral ? !st->su || !st->sv : !st->g)) {
+        nn__misuse("the weight reparameterization is incomplete (out of memory when it was made)");
+        return NULL;
+    }
+    if (x->graph) nn__cur_graph = x->graph; /* the weight goes to x's graph */
+    w = st->spectral ? nn__sn_op("nn_spectral_norm", st->v, st->su->data, st->sv->data, st->iters,
+                                 m->training, st->eps)
+                     : nn_weight_norm_op(st->v, st->g, st->dim);
+    nn__cur_graph = was;
+    if (!w) return NULL;
+    memcpy(st->plain->data, w->data, w->numel * sizeof(float));
+    m->user = st->user;
+    *st->slot = w;
+    y = st->forward(m, x);
+    *st->slot = st->plain;
+    m->user = st;
+    return y;
+}
+
+static void nn__wn_destroy(nn_module *m) {
+    nn__wn_state *st = (nn__wn_state *)m->user;
+    nn_tensor *plain = st->plain;
+    m->user = st->user;
+    m->destroy = st->destroy;
+    m->forward = st->forward;
+    nn__free(st);
+    if (m->destroy) m->destroy(m);
+    nn__tensor_release(plain);
+}
+
+/* Take parameter name of m out of its list (the tensor stays alive, held by
+   the caller); its index, -1 when absent. */
+static int nn__param_take(nn_module *m, const char *name) {
+    int i, j;
+    for (i = 0; i < m->nparams && strcmp(m->params[i].name, name) != 0; i++) {}
+    if (i == m->nparams) return -1;
+    nn__free((void *)m->params[i].name);
+    for (j = i; j + 1 < m->nparams; j++) m->params[j] = m->params[j + 1];
+    m->nparams--;
+    m->version++;
+    return i;
+}
+
+/* Wrap m's parameter name ("weight" of a Linear or convolution). */
+static nn__wn_state *nn__wn_wrap(const char *op, nn_module *m, const char *name, int spectral) {
+    nn__wn_state *st;
+    nn_tensor **slot = NULL, *W;
+    if (m && name && strcmp(name, "weight") == 0) {
+        if (m->forward == nn__linear_forward) slot = &((nn__linear_state *)m->user)->weight;
+        if (m->forward == nn__conv_forward && !(spectral && ((nn__conv_state *)m->user)->transposed))
+            slot = &((nn__conv_state *)m->user)->weight;
+    }
+    if (!slot) {
+        nn__misuse("%s: needs the \"weight\" of a Linear or %sconvolution module, got %s \"%s\"", op,
+                   spectral ? "(not transposed) " : "", m ? m->type : "NULL", name ? name : "NULL");
+        return NULL;
+    }
+    if (!(st = (nn__wn_state *)nn__calloc(1, sizeof *st))) return NULL;
+    W = *slot;
+    st->forward = m->forward;
+    st->user = m->user;
+    st->destroy = m->destroy;
+    st->slot = slot;
+    st->plain = W;
+    nn__param_take(m, name);
+    m->user = st;
+    m->destroy = nn__wn_destroy;
+    m->forward = nn__wn_forward;
+    return st;
+}
+
+NNDEF nn_module *nn_weight_norm(nn_module *m, const char *name, int dim) {
+    const char *op = "nn_weight_norm";
+    nn__wn_state *st;
+    nn_tensor *W, *g, *v;
+    nn_shape gs;
+    size_t A, I;
+    int D, d;
+    if (m && m->forward == nn__linear_forward &&
+        (dim < -1 || dim >= ((nn__linear_state *)m->user)->weight->ndim)) {
+        nn__misuse("%s: dim %d out of range for the weight %s (-1: the whole tensor)", op, dim,
+                   nn__ts(((nn__linear_state *)m->user)->weight));
+        return NULL;
+    }
+    if (m && m->forward == nn__conv_forward &&
+        (dim < -1 || dim >= ((nn__conv_state *)m->user)->weight->ndim)) {
+        nn__misuse("%s: dim %d out of range for the weight %s (-1: the whole tensor)", op, dim,
+                   nn__ts(((nn__conv_state *)m->user)->weight));
+        return NULL;
+    }
+    if (!(st = nn__wn_wrap(op, m, name, 0))) return NULL;
+    W = st->plain;
+    nn__wn_view(W, dim, &A, &D, &I);
+    gs = dim < 0 ? nn_shape_scalar() : nn_shape_of(W);
+    for (d = 0; dim >= 0 && d < gs.ndim; d++)
+        if (d != dim) gs.d[d] = 1;
+    st->dim = dim;
+    /* g = ||W|| per slice, v = W (torch.nn.utils.weight_norm): registered
+       after the other parameters, g first */
+    if (!(g = nn_zeros(NULL, gs)) || !(v = nn_zeros(NULL, nn_shape_of(W)))) {
+        nn_tensor_free(g);
+        return NULL;
+    }
+    memcpy(v->data, W->data, W->numel * sizeof(float));
+    for (d = 0; d < D; d++) {
+        double ss = 0.0;
+        size_t a;
+        for (a = 0; a < A; a++) ss += (double)nn__sqdev16(W->data + (a * (size_t)D + (size_t)d) * I, 0.0f, I);
+        g->data[d] = (float)sqrt(ss);
+    }
+    if (!(st->g = nn_module_add_param(m, "weight_g", g)) || !(st->v = nn_module_add_param(m, "weight_v", v)))
+        return NULL;
+    return m;
+}
+
+NNDEF nn_module *nn_spectral_norm(nn_module *m, const char *name, int n_power_iterations) {
+    const char *op = "nn_spectral_norm";
+    nn__wn_state *st;
+    nn_tensor *W, *orig;
+    int h, w;
+    if (n_power_iterations < 0) {
+        nn__misuse("%s: n_power_iterations must be >= 0, got %d", op, n_power_iterations);
+        return NULL;
+    }
+    if (!(st = nn__wn_wrap(op, m, name, 1))) return NULL;
+    W = st->plain;
+    h = W->shape[0];
+    w = (int)(W->numel / (size_t)h);
+    st->spectral = 1;
+    st->iters = n_power_iterations;
+    st->eps = 1e-12f;
+    if (!(orig = nn_zeros(NULL, nn_shape_of(W)))) return NULL;
+    memcpy(orig->data, W->data, W->numel * sizeof(float));
+    if (!(st->v = nn_module_add_param(m, "weight_orig", orig)) ||
+        !(st->su = nn_module_add_buffer(m, "weight_u", nn_randn(NULL, NN_SHAPE(h)))) ||
+        !(st->sv = nn_module_add_buffer(m, "weight_v", nn_randn(NULL, NN_SHAPE(w)))))
+        return NULL;
+    nn__normalize_vec(st->su->data, (size_t)h, st->eps);
+    nn__normalize_vec(st->sv->data, (size_t)w, st->eps);
+    return m;
+}
 
 /* ----- >>layers.act: activations ----------------------------------------- */
 
