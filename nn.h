@@ -752,6 +752,189 @@ NNDEF nn_module *nn_silu(void);
 
 /* ===== >>regularizers ===================================================== */
 
+/* Regularizers: the dropout family, information dropout, residual blocks
+   with stochastic depth, Shake-Shake and ShakeDrop, penalties and
+   constraints, mixup and CutMix (docs/regularization.md: every formula and
+   paper).  Every random draw comes from the generator given as rng (NULL:
+   the current one, nn_set_thread_rng's else the global), in one fixed order
+   on the calling thread, so a seed fixes the run at any number of threads.
+   A stochastic op is active when training is 1 and gives its paper's
+   evaluation behaviour when it is 0; its module follows nn_train_mode.  A
+   drop probability p must be in [0,1). */
+
+/* --- the dropout family --- */
+
+/* Channel dropout (F.dropout1d, F.dropout2d): zero whole channels x[n,c,...]
+   with probability p and scale the rest by 1/(1-p); x [N,C,L] for 1d,
+   [N,C,H,W] for 2d.  The identity (x itself) in evaluation or at p = 0. */
+NNDEF nn_tensor *nn_dropout1d_op(nn_tensor *x, float p, int training, nn_rng *rng);
+NNDEF nn_tensor *nn_dropout2d_op(nn_tensor *x, float p, int training, nn_rng *rng);
+/* Alpha dropout for SELU nets (Klambauer et al. 2017, F.alpha_dropout): a
+   dropped unit becomes alpha' = -1.7581 (SELU's negative saturation), then
+   y = a x~ + b, a = ((1-p)(1 + p alpha'^2))^-1/2, b = -a alpha' p, so a
+   standard normal input keeps mean 0 and variance 1.  Identity in eval. */
+NNDEF nn_tensor *nn_alpha_dropout_op(nn_tensor *x, float p, int training, nn_rng *rng);
+/* Gaussian dropout (Srivastava et al. 2014, sec. 10): y = x e with
+   e ~ N(1, p/(1-p)) per element.  Identity in evaluation. */
+NNDEF nn_tensor *nn_gaussian_dropout_op(nn_tensor *x, float p, int training, nn_rng *rng);
+/* Additive Gaussian noise y = x + sigma n, n ~ N(0,1) per element, sigma >= 0
+   (Keras GaussianNoise).  Identity in evaluation. */
+NNDEF nn_tensor *nn_gaussian_noise_op(nn_tensor *x, float sigma, int training, nn_rng *rng);
+/* Variational (locked) dropout (Gal & Ghahramani 2016; Merity et al. 2018's
+   LockedDropout): one inverted-dropout mask of x's shape with dimension
+   time_axis set to 1, shared by every time step: [T,N,H] uses time_axis 0,
+   batch-first [N,T,H] uses 1.  Identity in evaluation. */
+NNDEF nn_tensor *nn_locked_dropout_op(nn_tensor *x, float p, int time_axis, int training,
+                                      nn_rng *rng);
+/* DropConnect (Wan et al. 2013) on a linear layer: y = x (M o W)^T/(1-p) + b,
+   M ~ Bernoulli(1-p) per weight, one mask per call (per minibatch); x
+   [...,in], W [out,in], b [out] or NULL.  Evaluation: x W^T + b (the mean). */
+NNDEF nn_tensor *nn_dropconnect_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, float p,
+                                          int training, nn_rng *rng);
+
+/* The family as modules (no parameters): Dropout1d, Dropout2d, AlphaDropout,
+   GaussianDropout, GaussianNoise (sigma >= 0) and LockedDropout. */
+NNDEF nn_module *nn_dropout1d(float p);
+NNDEF nn_module *nn_dropout2d(float p);
+NNDEF nn_module *nn_alpha_dropout(float p);
+NNDEF nn_module *nn_gaussian_dropout(float p);
+NNDEF nn_module *nn_gaussian_noise(float sigma);
+NNDEF nn_module *nn_locked_dropout(float p, int time_axis);
+/* A linear layer with DropConnect on its weights: "weight" [out,in] and
+   "bias" [out] initialized and named as torch.nn.Linear's (a Linear state
+   dict loads into it); type "DropConnectLinear". */
+NNDEF nn_module *nn_dropconnect_linear(int in_features, int out_features, float p);
+/* Make every regularizer module in m's tree (this section's modules) draw
+   from r (NULL: the current generator).  Returns how many were set. */
+NNDEF int nn_module_set_rng(nn_module *m, nn_rng *r);
+
+/* --- information dropout (Achille & Soatto 2016) --- */
+
+enum { NN_INFO_RELU = 0, NN_INFO_SOFTPLUS = 1 };
+typedef struct nn_info_dropout_opts {
+    int activation;      /* NN_INFO_RELU (log-uniform prior, default) or
+                            NN_INFO_SOFTPLUS (log-normal prior) */
+    float max_alpha;     /* alpha = 0.001 + max_alpha sigmoid(s); 0 means 0.7 */
+    float prior_mu;      /* softplus: the prior of log z is N(mu, sigma^2) */
+    float prior_sigma;   /* 0 means 1 */
+} nn_info_dropout_opts;
+
+/* Information dropout: z = f(h) e, log e ~ N(0, alpha^2) per unit, alpha =
+   0.001 + max_alpha sigmoid(s), f ReLU or softplus; h (the layer's
+   pre-activation) and s (the alpha layer's output) both [N,...].  When kl is
+   not NULL *kl is the KL term, the batch mean of the sum over units of
+   -log(alpha/(max_alpha+0.001)) (ReLU) or log(sigma/alpha) + (alpha^2 +
+   (log max(f(h),1e-4) - mu)^2)/(2 sigma^2) - 1/2 (softplus): add beta *kl to
+   the loss.  Evaluation: z = f(h) (no noise), *kl as in training. */
+NNDEF nn_tensor *nn_info_dropout_op(nn_tensor *h, nn_tensor *s, int training,
+                                    nn_info_dropout_opts opts, nn_rng *rng, nn_tensor **kl);
+/* The module (type "InformationDropout"): children "layer" (h = layer(x))
+   and "alpha" (s = alpha(x)), e.g. two nn_linear(in, out) or two convs of
+   one shape; it takes both over (and frees them on a misuse). */
+NNDEF nn_module *nn_info_dropout(nn_module *layer, nn_module *alpha_layer,
+                                 nn_info_dropout_opts opts);
+/* The sum of the KL terms that the information dropout modules of m's tree
+   made in their last forward in the current graph (generation): a scalar to
+   add beta-weighted to the loss; NULL when none ran since the last reset. */
+NNDEF nn_tensor *nn_info_dropout_kl(nn_module *m);
+
+/* --- residual blocks, stochastic depth, Shake-Shake, ShakeDrop --- */
+
+enum {
+    NN_RESIDUAL_PLAIN = 0,             /* y = s(x) + F(x) */
+    NN_RESIDUAL_STOCHASTIC_DEPTH = 1,  /* Huang et al. 2016 */
+    NN_RESIDUAL_SHAKE_SHAKE = 2,       /* Gastaldi 2017, two branches */
+    NN_RESIDUAL_SHAKEDROP = 3          /* Yamada et al. 2018 */
+};
+/* Shake-Shake's backward coefficient: an independent beta ("shake-shake"),
+   0.5 ("shake-even") or the forward's alpha ("shake-keep"). */
+enum { NN_SHAKE_SHAKE = 0, NN_SHAKE_EVEN = 1, NN_SHAKE_KEEP = 2 };
+/* What one random draw covers: a sample (image), the whole batch, or one
+   channel of one sample. */
+enum { NN_GATE_SAMPLE = 0, NN_GATE_BATCH = 1, NN_GATE_CHANNEL = 2 };
+
+/* Options of the residual block and its regularizer ops; zero fields mean
+   the papers' defaults. */
+typedef struct nn_residual_opts {
+    int mode;            /* NN_RESIDUAL_PLAIN (default) ... NN_RESIDUAL_SHAKEDROP */
+    float survival;      /* p_l in (0,1] when > 0; else from the rule below */
+    int layer, layers;   /* l in 1..L and L: p_l = 1 - l/L (1 - p_L) */
+    float p_last;        /* p_L, 0 means 0.5 (also p_l when layers is 0) */
+    int shake;           /* NN_SHAKE_SHAKE (default), NN_SHAKE_EVEN, NN_SHAKE_KEEP */
+    int gate;            /* NN_GATE_SAMPLE (default), NN_GATE_BATCH, NN_GATE_CHANNEL */
+    float alpha_lo, alpha_hi;  /* ShakeDrop's alpha range; both 0 mean [-1, 1] */
+    float beta_lo, beta_hi;    /* ShakeDrop's beta range; both 0 mean [0, 1] */
+    int post_relu;       /* 1: ReLU after the addition (the original ResNet) */
+    nn_rng *rng;         /* NULL: the current generator */
+} nn_residual_opts;
+
+/* The linear decay rule of stochastic depth and ShakeDrop:
+   p_l = 1 - l/L (1 - p_L) for block l of L (l = 0 gives 1, l = L gives p_L). */
+NNDEF float nn_linear_decay_survival(int l, int L, float p_L);
+/* Stochastic depth's gate on a residual branch f [N,...]: b f with
+   b ~ Bernoulli(p_l) per gate; evaluation p_l f. */
+NNDEF nn_tensor *nn_stochastic_depth_op(nn_tensor *f, int training, nn_residual_opts opts);
+/* ShakeDrop's gate on f [N,...]: forward (b + alpha - b alpha) f, backward
+   (b + beta - b beta) times the gradient, b ~ Bernoulli(p_l), alpha ~
+   U[alpha_lo, alpha_hi], beta ~ U[beta_lo, beta_hi] per gate; evaluation
+   E[b + alpha - b alpha] f = (p_l + (1-p_l)(alpha_lo+alpha_hi)/2) f. */
+NNDEF nn_tensor *nn_shakedrop_op(nn_tensor *f, int training, nn_residual_opts opts);
+/* Shake-Shake's mix of two branches of one shape: forward alpha f1 +
+   (1-alpha) f2, alpha ~ U[0,1] per gate; backward beta and 1-beta
+   (opts.shake picks beta); evaluation 0.5 f1 + 0.5 f2. */
+NNDEF nn_tensor *nn_shake_shake_op(nn_tensor *f1, nn_tensor *f2, int training,
+                                   nn_residual_opts opts);
+/* A residual block (type "Residual"): a = preact ? preact(x) : x; y = s + G
+   where s = shortcut(a) (a projection, e.g. a 1x1 conv) or x when shortcut
+   is NULL, and G = body(a) gated by opts.mode (body2(a) is the second
+   Shake-Shake branch, NULL otherwise); then ReLU if post_relu.  Children,
+   present ones only: "preact", "body", "body2", "shortcut" (Fixup scales
+   the layers of "body").  Takes the modules over (frees them on a misuse). */
+NNDEF nn_module *nn_residual(nn_module *preact, nn_module *body, nn_module *body2,
+                             nn_module *shortcut, nn_residual_opts opts);
+
+/* --- penalties and constraints --- */
+
+/* 1 when name matches the glob pattern: '*' any run of characters (dots
+   too), '?' one character, everything else itself ("*.weight", "0.*"). */
+NNDEF int nn_name_match(const char *pattern, const char *name);
+/* l1 sum |w| + l2 sum w^2 over the parameters of m whose dotted names match
+   pattern (nn_name_match; NULL means "*"): a scalar in the current graph to
+   add to the loss.  L1: l2 = 0; L2: l1 = 0; elastic net: both (the weight
+   decay wd of SGD equals l2 = wd/2).  Matching nothing is a misuse. */
+NNDEF nn_tensor *nn_penalty(nn_module *m, const char *pattern, float l1, float l2);
+/* sum |w| over the matching parameters (nn_penalty(m, pattern, 1, 0)). */
+NNDEF nn_tensor *nn_l1_penalty(nn_module *m, const char *pattern);
+/* sum w^2 over the matching parameters (nn_penalty(m, pattern, 0, 1)). */
+NNDEF nn_tensor *nn_l2_penalty(nn_module *m, const char *pattern);
+/* Activity penalty on activations a [N,...]: (l1 sum |a| + l2 sum a^2) / N,
+   a scalar (Keras activity_regularizer, divided by the batch size). */
+NNDEF nn_tensor *nn_activity_penalty(nn_tensor *a, float l1, float l2);
+/* Max-norm constraint in place (Srivastava et al. 2014): each row w[i,...]
+   of a tensor with 2+ dims (the whole tensor for 1-D) with L2 norm above c
+   is scaled by c/(norm + 1e-7) (torch.renorm(w, 2, 0, c)); c > 0. */
+NNDEF void nn_max_norm(nn_tensor *w, float c);
+
+/* --- mixup and CutMix --- */
+
+/* A Beta(a, b) draw (a, b > 0) from rng (NULL: the current generator), as
+   X/(X+Y) of two Gamma draws (Marsaglia-Tsang). */
+NNDEF float nn_sample_beta(nn_rng *rng, float a, float b);
+/* Mixup (Zhang et al. 2018): lambda ~ Beta(alpha, alpha) (alpha > 0) and a
+   random permutation pi of the batch; returns x~ = lambda x + (1-lambda)
+   x[pi] for x [N,...] and sets *targets (if not NULL) to the soft targets
+   lambda onehot(y) + (1-lambda) onehot(y[pi]) [N,classes], *lambda (if not
+   NULL) to lambda.  Data, not differentiated; results in x's graph (or the
+   current one).  Train with nn_cross_entropy_soft(logits, *targets, ce). */
+NNDEF nn_tensor *nn_mixup(nn_tensor *x, const int *labels, int classes, float alpha,
+                          nn_rng *rng, nn_tensor **targets, float *lambda);
+/* CutMix (Yun et al. 2019) on images x [N,C,H,W]: lambda ~ Beta(alpha,
+   alpha), a box of (H sqrt(1-lambda)) x (W sqrt(1-lambda)) at a uniform
+   centre (clipped to the image) pasted from x[pi]; lambda becomes 1 - box
+   area/(HW) and the targets are mixed with it, as nn_mixup. */
+NNDEF nn_tensor *nn_cutmix(nn_tensor *x, const int *labels, int classes, float alpha,
+                           nn_rng *rng, nn_tensor **targets, float *lambda);
+
 /* ===== >>init ============================================================= */
 
 /* ===== >>data ============================================================ */
@@ -1037,6 +1220,9 @@ typedef struct nn_ranger_opts {
 /* SGD (torch.optim.SGD): g = grad + wd p; b = mu b + (1-dampening) g (b = g
    at the first step); g = nesterov ? g + mu b : b; p -= lr g. */
 NNDEF nn_optim *nn_sgd(nn_module *m, nn_sgd_opts opts);
+/* SGDW, SGD with decoupled weight decay (Loshchilov & Hutter 2019), decayed
+   as AdamW: p *= 1 - lr wd, then nn_sgd's step on the raw gradient. */
+NNDEF nn_optim *nn_sgdw(nn_module *m, nn_sgd_opts opts);
 /* AdaGrad (torch.optim.Adagrad): s += g^2; p -= lr/(1+(t-1) lr_decay) g/(sqrt(s)+eps). */
 NNDEF nn_optim *nn_adagrad(nn_module *m, nn_adagrad_opts opts);
 /* RMSprop (torch.optim.RMSprop): v = a v + (1-a) g^2; centered: d = sqrt(v - gbar^2)
@@ -1115,6 +1301,11 @@ typedef struct nn_group_opts {
 NNDEF int nn_optim_group(nn_optim *o, const char *pattern, nn_group_opts g);
 /* Freeze (on = 1) or unfreeze the parameters matching pattern; returns the count. */
 NNDEF int nn_optim_freeze(nn_optim *o, const char *pattern, int on);
+/* Max-norm constraint: after every nn_step, the parameters whose names match
+   the glob pattern (nn_name_match) are renormalized by nn_max_norm(p, c)
+   (rows of a weight to L2 norm at most c); c <= 0 removes it.  Returns the
+   count; a pattern matching nothing is a misuse. */
+NNDEF int nn_optim_max_norm(nn_optim *o, const char *pattern, float c);
 
 /* Clip the gradients of the optimizer's parameters (those nn_step would
    update) so their global L2 norm is at most max_norm; returns the norm before clipping
@@ -7427,6 +7618,1048 @@ NNDEF nn_module *nn_silu(void) { return nn_module_new("SiLU", nn__silu_forward);
 
 /* ===== >>regularizers (implementation) ==================================== */
 
+/* --- the dropout family --- */
+
+/* The generator a regularizer draws from: rng, else the current one. */
+static nn__pcg *nn__reg_pcg(nn_rng *rng) { return rng ? &rng->pcg : &nn__rng()->pcg; }
+
+/* The drop probability of the dropout family: p in [0,1).  0 after a report. */
+static int nn__reg_p_ok(const char *op, float p) {
+    if (p >= 0.0f && p < 1.0f) return 1;
+    nn__misuse("%s: p must be in [0,1), got %g", op, (double)p);
+    return 0;
+}
+
+/* Checks of the family's ops: p, a tensor, and its number of dimensions
+   (want > 0: exactly; want < 0: at least -want).  0 after a report. */
+static int nn__reg_x_ok(const char *op, nn_tensor *x, float p, int want, const char *layout) {
+    if (!nn__reg_p_ok(op, p)) return 0;
+    if (!x) {
+        nn__misuse("%s: NULL input", op);
+        return 0;
+    }
+    if ((want > 0 && x->ndim != want) || (want < 0 && x->ndim < -want)) {
+        nn__misuse("%s: needs x %s, got %s", op, layout, nn__ts(x));
+        return 0;
+    }
+    return 1;
+}
+
+/* The output of a multiplicative noise op, y = x m (+ c), whose gradient is
+   g m: *mask gets numel floats in the graph for m, saved for the backward. */
+static nn_tensor *nn__noise_out(const char *op, nn_tensor *x, float **mask) {
+    nn_tensor *out = nn__op(op, &x, 1, nn_shape_of(x), nn__mask_backward);
+    float *m;
+    if (!out) return NULL;
+    if (!(m = (float *)nn__scratch(out, (x->numel ? x->numel : 1) * sizeof(float)))) return NULL;
+    if (out->node) out->node->saved = m;
+    *mask = m;
+    return out;
+}
+
+/* Inverted dropout, x seen as outer x mid x inner: one draw per (outer,
+   inner) pair, shared along mid.  Channel dropout: outer N*C, mid H*W,
+   inner 1; locked dropout: mid is the time axis. */
+static nn_tensor *nn__shared_mask_dropout(const char *op, nn_tensor *x, float p, size_t outer,
+                                          size_t mid, size_t inner, nn_rng *rng) {
+    nn_tensor *out;
+    nn__pcg *r = nn__reg_pcg(rng);
+    float *m, *draw, scale = 1.0f / (1.0f - p);
+    size_t o, t, i;
+    if (!(out = nn__noise_out(op, x, &m))) return NULL;
+    if (!(draw = (float *)nn__scratch(out, (inner ? inner : 1) * sizeof(float)))) return NULL;
+    for (o = 0; o < outer; o++) {
+        for (i = 0; i < inner; i++) draw[i] = nn__pcg_uniform(r) < p ? 0.0f : scale;
+        for (t = 0; t < mid; t++)
+            for (i = 0; i < inner; i++) m[(o * mid + t) * inner + i] = draw[i];
+    }
+    for (i = 0; i < x->numel; i++) out->data[i] = x->data[i] * m[i];
+    return out;
+}
+
+static nn_tensor *nn__channel_dropout(const char *op, nn_tensor *x, float p, int training,
+                                      nn_rng *rng, int ndim) {
+    size_t nc;
+    if (!nn__reg_x_ok(op, x, p, ndim, ndim == 3 ? "[N,C,L]" : "[N,C,H,W]")) return NULL;
+    if (!training || p == 0.0f) return x;
+    nc = (size_t)x->shape[0] * (size_t)x->shape[1];
+    return nn__shared_mask_dropout(op, x, p, nc, nc ? x->numel / nc : 0, 1, rng);
+}
+
+NNDEF nn_tensor *nn_dropout1d_op(nn_tensor *x, float p, int training, nn_rng *rng) {
+    return nn__channel_dropout("nn_dropout1d_op", x, p, training, rng, 3);
+}
+NNDEF nn_tensor *nn_dropout2d_op(nn_tensor *x, float p, int training, nn_rng *rng) {
+    return nn__channel_dropout("nn_dropout2d_op", x, p, training, rng, 4);
+}
+
+NNDEF nn_tensor *nn_locked_dropout_op(nn_tensor *x, float p, int time_axis, int training,
+                                      nn_rng *rng) {
+    const char *op = "nn_locked_dropout_op";
+    size_t outer, inner;
+    int ax, T;
+    if (!nn__reg_x_ok(op, x, p, -1, "with at least one dimension")) return NULL;
+    if ((ax = nn__axis(op, x, time_axis)) < 0) return NULL;
+    if (!training || p == 0.0f) return x;
+    nn__split_axis(x, ax, &outer, &T, &inner);
+    return nn__shared_mask_dropout(op, x, p, outer, (size_t)T, inner, rng);
+}
+
+/* SELU's -scale*alpha, the value a dropped unit takes before the affine map. */
+#define NN__ALPHA_DROP 1.7580993408473766
+
+NNDEF nn_tensor *nn_alpha_dropout_op(nn_tensor *x, float p, int training, nn_rng *rng) {
+    const char *op = "nn_alpha_dropout_op";
+    nn_tensor *out;
+    nn__pcg *r;
+    float *m, a, kept_b, drop_b;
+    double ad;
+    size_t i;
+    if (!nn__reg_x_ok(op, x, p, 0, "")) return NULL;
+    if (!training || p == 0.0f) return x;
+    if (!(out = nn__noise_out(op, x, &m))) return NULL;
+    /* F.alpha_dropout: y = x m a + b, b = (m - 1) alpha a + alpha a p */
+    ad = 1.0 / sqrt((NN__ALPHA_DROP * NN__ALPHA_DROP * (double)p + 1.0) * (1.0 - (double)p));
+    a = (float)ad;
+    kept_b = (float)(NN__ALPHA_DROP * ad * (double)p);
+    drop_b = (float)(NN__ALPHA_DROP * ad * (double)p - NN__ALPHA_DROP * ad);
+    r = nn__reg_pcg(rng);
+    for (i = 0; i < x->numel; i++) {
+        int keep = !(nn__pcg_uniform(r) < p);
+        m[i] = keep ? a : 0.0f;
+        out->data[i] = x->data[i] * m[i] + (keep ? kept_b : drop_b);
+    }
+    return out;
+}
+
+NNDEF nn_tensor *nn_gaussian_dropout_op(nn_tensor *x, float p, int training, nn_rng *rng) {
+    const char *op = "nn_gaussian_dropout_op";
+    nn_tensor *out;
+    nn__pcg *r;
+    float *m, sd;
+    size_t i;
+    if (!nn__reg_x_ok(op, x, p, 0, "")) return NULL;
+    if (!training || p == 0.0f) return x;
+    if (!(out = nn__noise_out(op, x, &m))) return NULL;
+    sd = sqrtf(p / (1.0f - p));
+    r = nn__reg_pcg(rng);
+    for (i = 0; i < x->numel; i++) {
+        m[i] = 1.0f + sd * nn__rng_normal(r);
+        out->data[i] = x->data[i] * m[i];
+    }
+    return out;
+}
+
+NNDEF nn_tensor *nn_gaussian_noise_op(nn_tensor *x, float sigma, int training, nn_rng *rng) {
+    const char *op = "nn_gaussian_noise_op";
+    nn_tensor *out;
+    nn__pcg *r;
+    size_t i;
+    if (!(sigma >= 0.0f && sigma < 3.0e38f)) {
+        nn__misuse("%s: sigma must be finite and >= 0, got %g", op, (double)sigma);
+        return NULL;
+    }
+    if (!nn__reg_x_ok(op, x, 0.0f, 0, "")) return NULL;
+    if (!training || sigma == 0.0f) return x;
+    if (!(out = nn__op(op, &x, 1, nn_shape_of(x), nn__identity_backward))) return NULL;
+    r = nn__reg_pcg(rng);
+    for (i = 0; i < x->numel; i++) out->data[i] = x->data[i] + sigma * nn__rng_normal(r);
+    return out;
+}
+
+NNDEF nn_tensor *nn_dropconnect_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, float p,
+                                          int training, nn_rng *rng) {
+    const char *op = "nn_dropconnect_linear_op";
+    nn_tensor *in[3], *mask, *wm;
+    nn_graph *g;
+    nn__pcg *r;
+    float scale;
+    size_t i;
+    if (!nn__reg_p_ok(op, p)) return NULL;
+    if (!x || !w || w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1] ||
+        (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
+        nn__misuse("%s: x %s, weight %s and bias %s do not fit (want x [...,in], weight "
+                   "[out,in], bias [out] or NULL)", op, nn__ts(x), nn__ts(w), nn__ts(b));
+        return NULL;
+    }
+    if (!training || p == 0.0f) return nn_linear_op(x, w, b);
+    in[0] = x;
+    in[1] = w;
+    in[2] = b;
+    if (!(g = nn__graph_of(op, in, b ? 3 : 2))) return NULL;
+    if (!(mask = nn__tensor_new(op, g, nn_shape_of(w), 0))) return NULL;
+    r = nn__reg_pcg(rng);
+    scale = 1.0f / (1.0f - p);
+    for (i = 0; i < w->numel; i++) mask->data[i] = nn__pcg_uniform(r) < p ? 0.0f : scale;
+    if (!(wm = nn_mul(w, mask))) return NULL;
+    return nn_linear_op(x, wm, b);
+}
+
+/* --- modules of the family --- */
+
+/* The state of every module of this section starts with this header, so
+   nn_module_set_rng can reach the generator; they share one destroy
+   function, which is how it recognizes them. */
+typedef struct nn__reg_head {
+    nn_rng *rng;
+} nn__reg_head;
+typedef struct nn__reg_state {
+    nn__reg_head head;
+    int kind;
+    float p;
+    int axis;
+    nn_tensor *weight, *bias;      /* DropConnectLinear */
+} nn__reg_state;
+
+static void nn__reg_destroy(nn_module *m) { nn__free(m->user); }
+
+/* A module of this section with a zeroed state of size bytes. */
+static nn_module *nn__reg_module(const char *type, nn_forward_fn fwd, size_t size) {
+    nn_module *m = nn_module_new(type, fwd);
+    if (!m) return NULL;
+    if (!(m->user = nn__calloc(1, size))) {
+        nn_module_free(m);
+        return NULL;
+    }
+    m->destroy = nn__reg_destroy;
+    return m;
+}
+
+enum { NN__RD_1D, NN__RD_2D, NN__RD_ALPHA, NN__RD_GAUSS, NN__RD_NOISE, NN__RD_LOCKED, NN__RD_CONNECT };
+
+static nn_tensor *nn__reg_forward(nn_module *m, nn_tensor *x) {
+    const nn__reg_state *st = (const nn__reg_state *)m->user;
+    nn_rng *r = st->head.rng;
+    switch (st->kind) {
+    case NN__RD_1D: return nn_dropout1d_op(x, st->p, m->training, r);
+    case NN__RD_2D: return nn_dropout2d_op(x, st->p, m->training, r);
+    case NN__RD_ALPHA: return nn_alpha_dropout_op(x, st->p, m->training, r);
+    case NN__RD_GAUSS: return nn_gaussian_dropout_op(x, st->p, m->training, r);
+    case NN__RD_NOISE: return nn_gaussian_noise_op(x, st->p, m->training, r);
+    case NN__RD_LOCKED: return nn_locked_dropout_op(x, st->p, st->axis, m->training, r);
+    default: return nn_dropconnect_linear_op(x, st->weight, st->bias, st->p, m->training, r);
+    }
+}
+
+static nn_module *nn__reg_simple(const char *fn, const char *type, int kind, float p, int axis) {
+    nn_module *m;
+    nn__reg_state *st;
+    if (kind == NN__RD_NOISE) {
+        if (!(p >= 0.0f && p < 3.0e38f)) {
+            nn__misuse("%s: sigma must be finite and >= 0, got %g", fn, (double)p);
+            return NULL;
+        }
+    } else if (!nn__reg_p_ok(fn, p)) {
+        return NULL;
+    }
+    if (!(m = nn__reg_module(type, nn__reg_forward, sizeof(nn__reg_state)))) return NULL;
+    st = (nn__reg_state *)m->user;
+    st->kind = kind;
+    st->p = p;
+    st->axis = axis;
+    return m;
+}
+
+NNDEF nn_module *nn_dropout1d(float p) { return nn__reg_simple("nn_dropout1d", "Dropout1d", NN__RD_1D, p, 0); }
+NNDEF nn_module *nn_dropout2d(float p) { return nn__reg_simple("nn_dropout2d", "Dropout2d", NN__RD_2D, p, 0); }
+NNDEF nn_module *nn_alpha_dropout(float p) { return nn__reg_simple("nn_alpha_dropout", "AlphaDropout", NN__RD_ALPHA, p, 0); }
+NNDEF nn_module *nn_gaussian_dropout(float p) { return nn__reg_simple("nn_gaussian_dropout", "GaussianDropout", NN__RD_GAUSS, p, 0); }
+NNDEF nn_module *nn_gaussian_noise(float sigma) { return nn__reg_simple("nn_gaussian_noise", "GaussianNoise", NN__RD_NOISE, sigma, 0); }
+NNDEF nn_module *nn_locked_dropout(float p, int time_axis) {
+    return nn__reg_simple("nn_locked_dropout", "LockedDropout", NN__RD_LOCKED, p, time_axis);
+}
+
+NNDEF nn_module *nn_dropconnect_linear(int in_features, int out_features, float p) {
+    nn_module *m, *lin;
+    nn__reg_state *st;
+    nn_tensor *w, *b;
+    if (!nn__reg_p_ok("nn_dropconnect_linear", p)) return NULL;
+    if (in_features < 1 || out_features < 1) {
+        nn__misuse("nn_dropconnect_linear: sizes must be positive, got in=%d out=%d", in_features,
+                   out_features);
+        return NULL;
+    }
+    /* torch.nn.Linear's initialization, drawn in its order */
+    if (!(lin = nn_linear(in_features, out_features))) return NULL;
+    if (!(m = nn__reg_simple("nn_dropconnect_linear", "DropConnectLinear", NN__RD_CONNECT, p, 0))) {
+        nn_module_free(lin);
+        return NULL;
+    }
+    st = (nn__reg_state *)m->user;
+    w = nn_param_get(lin, "weight");
+    b = nn_param_get(lin, "bias");
+    if (!nn_module_add_param(m, "weight", w) || !nn_module_add_param(m, "bias", b)) {
+        nn_module_free(lin);
+        nn_module_free(m);
+        return NULL;
+    }
+    nn_module_free(lin);   /* m holds both tensors now */
+    st->weight = w;
+    st->bias = b;
+    return m;
+}
+
+NNDEF int nn_module_set_rng(nn_module *m, nn_rng *r) {
+    int i, n = 0;
+    if (!m) {
+        nn__misuse("nn_module_set_rng: NULL module");
+        return 0;
+    }
+    if (m->destroy == nn__reg_destroy && m->user) {
+        ((nn__reg_head *)m->user)->rng = r;
+        n++;
+    }
+    for (i = 0; i < m->nchildren; i++) n += nn_module_set_rng(m->children[i], r);
+    return n;
+}
+
+/* --- information dropout --- */
+
+/* 1 when a and b have the same shape. */
+static int nn__reg_same_shape(const nn_tensor *a, const nn_tensor *b) {
+    return a->ndim == b->ndim && memcmp(a->shape, b->shape, sizeof(int) * (size_t)a->ndim) == 0;
+}
+
+/* f(h) and f'(h) of information dropout's activation: ReLU or softplus. */
+static float nn__info_f(int act, float h, float *df) {
+    if (act == NN_INFO_RELU) {
+        *df = h > 0.0f ? 1.0f : 0.0f;
+        return h > 0.0f ? h : 0.0f;
+    }
+    *df = 1.0f / (1.0f + expf(-h));
+    return h > 0.0f ? h + log1pf(expf(-h)) : log1pf(expf(h));
+}
+
+/* alpha = 0.001 + M sigmoid(s), and d alpha / d s. */
+static float nn__info_alpha(float s, float M, float *dalpha) {
+    float sg = 1.0f / (1.0f + expf(-s));
+    *dalpha = M * sg * (1.0f - sg);
+    return 0.001f + M * sg;
+}
+
+/* The options resolved: in[0] activation; f[0] max_alpha, f[1] mu, f[2]
+   sigma, f[3] 1/N (the batch mean of the KL term). */
+typedef struct nn__info_args {
+    int act;
+    float M, mu, sigma, inv_n;
+    const float *noise;   /* the normal draws of z (NULL in evaluation) */
+} nn__info_args;
+
+/* z = f(h) exp(alpha n): d/dh = f'(h) e, d/ds = f(h) e n alpha'(s). */
+static void nn__info_z_backward(nn__node *n) {
+    const nn__info_args *a = (const nn__info_args *)n->saved;
+    nn_tensor *h = n->in[0], *s = n->in[1];
+    float *gh = nn__in_grad(n, 0), *gs = nn__in_grad(n, 1);
+    const float *g = n->out->grad;
+    size_t i;
+    for (i = 0; i < h->numel; i++) {
+        float df, da, f = nn__info_f(a->act, h->data[i], &df);
+        float al = nn__info_alpha(s->data[i], a->M, &da);
+        float z = a->noise ? a->noise[i] : 0.0f, e = expf(al * z);
+        if (gh) gh[i] += g[i] * df * e;
+        if (gs) gs[i] += g[i] * f * e * z * da;
+    }
+}
+
+/* The KL term per unit and its derivatives by h and by alpha. */
+static float nn__info_kl_unit(const nn__info_args *a, float h, float al, float *dh, float *dal) {
+    float df, f, L, inv_s2;
+    if (a->act == NN_INFO_RELU) {
+        *dh = 0.0f;
+        *dal = -1.0f / al;
+        return -logf(al / (a->M + 0.001f));
+    }
+    f = nn__info_f(a->act, h, &df);
+    L = logf(f > 1e-4f ? f : 1e-4f);
+    inv_s2 = 1.0f / (a->sigma * a->sigma);
+    *dh = f > 1e-4f ? (L - a->mu) * inv_s2 * df / f : 0.0f;
+    *dal = -1.0f / al + al * inv_s2;
+    return logf(a->sigma / al) + (al * al + (L - a->mu) * (L - a->mu)) * 0.5f * inv_s2 - 0.5f;
+}
+
+static void nn__info_kl_backward(nn__node *n) {
+    const nn__info_args *a = (const nn__info_args *)n->saved;
+    nn_tensor *h = n->in[0], *s = n->in[1];
+    float *gh = nn__in_grad(n, 0), *gs = nn__in_grad(n, 1);
+    float g = n->out->grad[0] * a->inv_n;
+    size_t i;
+    for (i = 0; i < h->numel; i++) {
+        float da, dh, dal, al = nn__info_alpha(s->data[i], a->M, &da);
+        nn__info_kl_unit(a, h->data[i], al, &dh, &dal);
+        if (gh) gh[i] += g * dh;
+        if (gs) gs[i] += g * dal * da;
+    }
+}
+
+NNDEF nn_tensor *nn_info_dropout_op(nn_tensor *h, nn_tensor *s, int training,
+                                    nn_info_dropout_opts opts, nn_rng *rng, nn_tensor **kl) {
+    const char *op = "nn_info_dropout_op";
+    nn_tensor *in[2], *z, *k;
+    nn__info_args *a;
+    float *noise = NULL;
+    double sum = 0.0;
+    nn__pcg *r;
+    size_t i;
+    in[0] = h;
+    in[1] = s;
+    if (kl) *kl = NULL;
+    if (!h || !s || h->ndim < 1 || !nn__reg_same_shape(h, s)) {
+        nn__misuse("%s: needs h and s of one shape [N,...], got %s and %s", op, nn__ts(h), nn__ts(s));
+        return NULL;
+    }
+    if ((opts.activation != NN_INFO_RELU && opts.activation != NN_INFO_SOFTPLUS) ||
+        !(opts.max_alpha >= 0.0f && opts.max_alpha < 3.0e38f) || !(opts.prior_sigma >= 0.0f) ||
+        !(opts.prior_mu == opts.prior_mu)) {
+        nn__misuse("%s: bad options activation=%d max_alpha=%g prior_sigma=%g (want "
+                   "NN_INFO_RELU or NN_INFO_SOFTPLUS, max_alpha >= 0, prior_sigma >= 0)", op,
+                   opts.activation, (double)opts.max_alpha, (double)opts.prior_sigma);
+        return NULL;
+    }
+    if (!(z = nn__op(op, in, 2, nn_shape_of(h), nn__info_z_backward))) return NULL;
+    if (!(a = (nn__info_args *)nn__scratch(z, sizeof *a))) return NULL;
+    a->act = opts.activation;
+    a->M = opts.max_alpha > 0.0f ? opts.max_alpha : 0.7f;
+    a->mu = opts.prior_mu;
+    a->sigma = opts.prior_sigma > 0.0f ? opts.prior_sigma : 1.0f;
+    a->inv_n = 1.0f / (float)(h->shape[0] ? h->shape[0] : 1);
+    if (training) {
+        if (!(noise = (float *)nn__scratch(z, (h->numel ? h->numel : 1) * sizeof(float)))) return NULL;
+        r = nn__reg_pcg(rng);
+        for (i = 0; i < h->numel; i++) noise[i] = nn__rng_normal(r);
+    }
+    a->noise = noise;
+    if (z->node) z->node->saved = a;
+    for (i = 0; i < h->numel; i++) {
+        float df, da, f = nn__info_f(a->act, h->data[i], &df);
+        float al = nn__info_alpha(s->data[i], a->M, &da);
+        z->data[i] = noise ? f * expf(al * noise[i]) : f;
+    }
+    if (!kl) return z;
+    if (!(k = nn__op(op, in, 2, nn_shape_scalar(), nn__info_kl_backward))) return NULL;
+    if (k->node) k->node->saved = a;
+    for (i = 0; i < h->numel; i++) {
+        float da, dh, dal, al = nn__info_alpha(s->data[i], a->M, &da);
+        sum += (double)nn__info_kl_unit(a, h->data[i], al, &dh, &dal);
+    }
+    k->data[0] = (float)(sum * (double)a->inv_n);
+    *kl = k;
+    return z;
+}
+
+typedef struct nn__info_state {
+    nn__reg_head head;
+    nn_info_dropout_opts opts;
+    nn_module *layer, *alpha;
+    nn_tensor *kl;        /* the last forward's KL term */
+    nn_graph *kl_graph;   /* and the graph and generation it lives in */
+    unsigned kl_gen;
+} nn__info_state;
+
+static nn_tensor *nn__info_forward(nn_module *m, nn_tensor *x) {
+    nn__info_state *st = (nn__info_state *)m->user;
+    nn_tensor *h = nn_forward(st->layer, x), *s, *kl = NULL, *z;
+    if (!h || !(s = nn_forward(st->alpha, x))) return NULL;
+    z = nn_info_dropout_op(h, s, m->training, st->opts, st->head.rng, &kl);
+    st->kl = kl;
+    st->kl_graph = kl ? kl->graph : NULL;
+    st->kl_gen = kl ? kl->gen : 0u;
+    return z;
+}
+
+NNDEF nn_module *nn_info_dropout(nn_module *layer, nn_module *alpha_layer,
+                                 nn_info_dropout_opts opts) {
+    nn_module *m = NULL;
+    nn__info_state *st;
+    if (!layer || !alpha_layer || layer == alpha_layer ||
+        (opts.activation != NN_INFO_RELU && opts.activation != NN_INFO_SOFTPLUS) ||
+        !(opts.max_alpha >= 0.0f && opts.max_alpha < 3.0e38f) || !(opts.prior_sigma >= 0.0f)) {
+        nn__misuse("nn_info_dropout: needs two distinct modules (got %p, %p) and activation "
+                   "NN_INFO_RELU or NN_INFO_SOFTPLUS, max_alpha >= 0, prior_sigma >= 0 (got %d, "
+                   "%g, %g)", (void *)layer, (void *)alpha_layer, opts.activation,
+                   (double)opts.max_alpha, (double)opts.prior_sigma);
+        goto fail;
+    }
+    if (!(m = nn__reg_module("InformationDropout", nn__info_forward, sizeof(nn__info_state))))
+        goto fail;
+    st = (nn__info_state *)m->user;
+    st->opts = opts;
+    st->layer = layer;
+    st->alpha = alpha_layer;
+    if (!nn_module_add_child(m, "layer", layer)) {
+        layer = NULL;   /* freed by the failed add */
+        goto fail;
+    }
+    if (!nn_module_add_child(m, "alpha", alpha_layer)) {
+        nn_module_free(m);
+        return NULL;
+    }
+    return m;
+fail:
+    if (layer && layer->refs == 0) nn_module_free(layer);
+    if (alpha_layer && alpha_layer != layer && alpha_layer->refs == 0) nn_module_free(alpha_layer);
+    nn_module_free(m);
+    return NULL;
+}
+
+/* Sum the live KL terms of m's tree into *acc. */
+static void nn__info_kl_collect(nn_module *m, nn_tensor **acc) {
+    int i;
+    if (m->forward == nn__info_forward) {
+        const nn__info_state *st = (const nn__info_state *)m->user;
+        if (st->kl && nn__cur_graph && st->kl_graph == nn__cur_graph &&
+            st->kl_gen == nn__cur_graph->gen)
+            *acc = *acc ? nn_add(*acc, st->kl) : st->kl;
+    }
+    for (i = 0; i < m->nchildren; i++) nn__info_kl_collect(m->children[i], acc);
+}
+
+NNDEF nn_tensor *nn_info_dropout_kl(nn_module *m) {
+    nn_tensor *acc = NULL;
+    if (!m) {
+        nn__misuse("nn_info_dropout_kl: NULL module");
+        return NULL;
+    }
+    nn__info_kl_collect(m, &acc);
+    return acc;
+}
+
+/* --- residual blocks, stochastic depth, Shake-Shake, ShakeDrop --- */
+
+NNDEF float nn_linear_decay_survival(int l, int L, float p_L) {
+    if (L < 1 || l < 0 || l > L || !(p_L > 0.0f && p_L <= 1.0f)) {
+        nn__misuse("nn_linear_decay_survival: needs 0 <= l <= L, L >= 1 and p_L in (0,1], got "
+                   "l=%d L=%d p_L=%g", l, L, (double)p_L);
+        return 1.0f;
+    }
+    return (float)(1.0 - (double)l / (double)L * (1.0 - (double)p_L));
+}
+
+/* The options resolved: survival p, the ranges, after checking them. */
+typedef struct nn__res_cfg {
+    float p, alo, ahi, blo, bhi;
+} nn__res_cfg;
+
+static int nn__res_check(const char *op, const nn_residual_opts *o, nn__res_cfg *c) {
+    float pL = o->p_last != 0.0f ? o->p_last : 0.5f;
+    int ranges0 = o->alpha_lo == 0.0f && o->alpha_hi == 0.0f;
+    int branges0 = o->beta_lo == 0.0f && o->beta_hi == 0.0f;
+    c->alo = ranges0 ? -1.0f : o->alpha_lo;
+    c->ahi = ranges0 ? 1.0f : o->alpha_hi;
+    c->blo = branges0 ? 0.0f : o->beta_lo;
+    c->bhi = branges0 ? 1.0f : o->beta_hi;
+    if (o->mode < NN_RESIDUAL_PLAIN || o->mode > NN_RESIDUAL_SHAKEDROP || o->shake < 0 ||
+        o->shake > NN_SHAKE_KEEP || o->gate < 0 || o->gate > NN_GATE_CHANNEL) {
+        nn__misuse("%s: unknown mode %d, shake %d or gate %d", op, o->mode, o->shake, o->gate);
+        return 0;
+    }
+    if (!(o->survival >= 0.0f && o->survival <= 1.0f) || !(pL > 0.0f && pL <= 1.0f) ||
+        o->layers < 0 || (o->layers > 0 && (o->layer < 0 || o->layer > o->layers))) {
+        nn__misuse("%s: survival %g and p_last %g must be in (0,1] (0: the default), and "
+                   "0 <= layer <= layers (got layer %d of %d)", op, (double)o->survival,
+                   (double)o->p_last, o->layer, o->layers);
+        return 0;
+    }
+    if (!(c->alo <= c->ahi) || !(c->blo <= c->bhi) || !(c->alo > -1e30f && c->ahi < 1e30f &&
+                                                       c->blo > -1e30f && c->bhi < 1e30f)) {
+        nn__misuse("%s: ranges must be finite with lo <= hi, got alpha [%g, %g] beta [%g, %g]",
+                   op, (double)c->alo, (double)c->ahi, (double)c->blo, (double)c->bhi);
+        return 0;
+    }
+    c->p = o->survival > 0.0f ? o->survival
+         : o->layers > 0 ? (float)(1.0 - (double)o->layer / (double)o->layers * (1.0 - (double)pL))
+         : pL;
+    return 1;
+}
+
+/* The gated sum sum_b cf_b[k] f_b of one or two branches, with cb_b[k] in
+   the backward: gate k covers inner contiguous elements. */
+typedef struct nn__gates {
+    float *cf[2], *cb[2];
+    size_t inner;
+    int nb;
+} nn__gates;
+
+static void nn__gated_backward(nn__node *n) {
+    const nn__gates *G = (const nn__gates *)n->saved;
+    const float *g = n->out->grad;
+    int b;
+    for (b = 0; b < G->nb; b++) {
+        float *ga = nn__in_grad(n, b);
+        size_t i;
+        if (!ga) continue;
+        for (i = 0; i < n->out->numel; i++) ga[i] += g[i] * G->cb[b][G->inner ? i / G->inner : 0];
+    }
+}
+
+enum { NN__GATE_SD, NN__GATE_SHAKEDROP, NN__GATE_SHAKE };
+
+/* The gate op of the three regularizers: checks, draws (gate by gate, in
+   order), and the forward. */
+static nn_tensor *nn__gate_op(const char *op, int kind, nn_tensor *f1, nn_tensor *f2, int training,
+                              const nn_residual_opts *o) {
+    nn_tensor *in[2], *out;
+    nn__res_cfg c;
+    nn__gates *G;
+    nn__pcg *r;
+    size_t ng, k, i;
+    int nb = f2 ? 2 : 1, b;
+    if (!nn__res_check(op, o, &c)) return NULL;
+    if (!f1 || (kind == NN__GATE_SHAKE && !f2)) {
+        nn__misuse("%s: NULL input", op);
+        return NULL;
+    }
+    if (f1->ndim < 1 || (o->gate == NN_GATE_CHANNEL && f1->ndim < 2) ||
+        (f2 && !nn__reg_same_shape(f1, f2))) {
+        nn__misuse("%s: needs branches [N,...] ([N,C,...] for channel gates) of one shape, got "
+                   "%s and %s", op, nn__ts(f1), nn__ts(f2));
+        return NULL;
+    }
+    in[0] = f1;
+    in[1] = f2;
+    if (!(out = nn__op(op, in, nb, nn_shape_of(f1), nn__gated_backward))) return NULL;
+    ng = (size_t)f1->shape[0] * (o->gate == NN_GATE_CHANNEL ? (size_t)f1->shape[1] : 1u);
+    if (!(G = (nn__gates *)nn__scratch(out, sizeof *G))) return NULL;
+    G->nb = nb;
+    G->inner = ng ? f1->numel / ng : 0;
+    for (b = 0; b < nb; b++) {
+        G->cf[b] = (float *)nn__scratch(out, (ng ? ng : 1) * sizeof(float));
+        G->cb[b] = (float *)nn__scratch(out, (ng ? ng : 1) * sizeof(float));
+        if (!G->cf[b] || !G->cb[b]) return NULL;
+    }
+    r = nn__reg_pcg(o->rng);
+    for (k = 0; k < ng; k++) {
+        float cf, cb;
+        if (k > 0 && o->gate == NN_GATE_BATCH) {
+            for (b = 0; b < nb; b++) {
+                G->cf[b][k] = G->cf[b][0];
+                G->cb[b][k] = G->cb[b][0];
+            }
+            continue;
+        }
+        if (kind == NN__GATE_SD) {
+            cf = cb = !training ? c.p : (float)(nn__pcg_uniform(r) < c.p);
+        } else if (kind == NN__GATE_SHAKEDROP) {
+            if (!training) {
+                cf = cb = c.p + (1.0f - c.p) * 0.5f * (c.alo + c.ahi);
+            } else {
+                float bl = (float)(nn__pcg_uniform(r) < c.p);
+                float al = c.alo + (c.ahi - c.alo) * nn__pcg_uniform(r);
+                float be = c.blo + (c.bhi - c.blo) * nn__pcg_uniform(r);
+                cf = bl + al - bl * al;
+                cb = bl + be - bl * be;
+            }
+        } else {
+            cf = cb = 0.5f;
+            if (training) {
+                cf = nn__pcg_uniform(r);
+                cb = o->shake == NN_SHAKE_SHAKE ? nn__pcg_uniform(r)
+                   : o->shake == NN_SHAKE_KEEP ? cf : 0.5f;
+            }
+            G->cf[1][k] = 1.0f - cf;
+            G->cb[1][k] = 1.0f - cb;
+        }
+        G->cf[0][k] = cf;
+        G->cb[0][k] = cb;
+    }
+    if (out->node) out->node->saved = G;
+    for (i = 0; i < out->numel; i++) {
+        size_t gk = G->inner ? i / G->inner : 0;
+        float v = G->cf[0][gk] * f1->data[i];
+        if (f2) v += G->cf[1][gk] * f2->data[i];
+        out->data[i] = v;
+    }
+    return out;
+}
+
+NNDEF nn_tensor *nn_stochastic_depth_op(nn_tensor *f, int training, nn_residual_opts opts) {
+    return nn__gate_op("nn_stochastic_depth_op", NN__GATE_SD, f, NULL, training, &opts);
+}
+NNDEF nn_tensor *nn_shakedrop_op(nn_tensor *f, int training, nn_residual_opts opts) {
+    return nn__gate_op("nn_shakedrop_op", NN__GATE_SHAKEDROP, f, NULL, training, &opts);
+}
+NNDEF nn_tensor *nn_shake_shake_op(nn_tensor *f1, nn_tensor *f2, int training,
+                                   nn_residual_opts opts) {
+    return nn__gate_op("nn_shake_shake_op", NN__GATE_SHAKE, f1, f2, training, &opts);
+}
+
+typedef struct nn__res_state {
+    nn__reg_head head;
+    nn_residual_opts opts;
+    nn_module *preact, *body, *body2, *shortcut;
+} nn__res_state;
+
+static nn_tensor *nn__res_forward(nn_module *m, nn_tensor *x) {
+    nn__res_state *st = (nn__res_state *)m->user;
+    nn_residual_opts o = st->opts;
+    nn_tensor *a = x, *s, *f, *f2 = NULL, *y;
+    o.rng = st->head.rng;
+    if (st->preact && !(a = nn_forward(st->preact, x))) return NULL;
+    s = st->shortcut ? nn_forward(st->shortcut, a) : x;
+    if (!s || !(f = nn_forward(st->body, a))) return NULL;
+    if (st->body2 && !(f2 = nn_forward(st->body2, a))) return NULL;
+    switch (o.mode) {
+    case NN_RESIDUAL_STOCHASTIC_DEPTH: f = nn_stochastic_depth_op(f, m->training, o); break;
+    case NN_RESIDUAL_SHAKE_SHAKE: f = nn_shake_shake_op(f, f2, m->training, o); break;
+    case NN_RESIDUAL_SHAKEDROP: f = nn_shakedrop_op(f, m->training, o); break;
+    default: break;
+    }
+    if (!f) return NULL;
+    if (!nn__reg_same_shape(s, f)) {
+        nn__misuse("nn_residual: the shortcut gives %s but the body %s (a projection shortcut "
+                   "makes them agree)", nn__ts(s), nn__ts(f));
+        return NULL;
+    }
+    y = nn_add(s, f);
+    return o.post_relu && y ? nn_relu_op(y) : y;
+}
+
+NNDEF nn_module *nn_residual(nn_module *preact, nn_module *body, nn_module *body2,
+                             nn_module *shortcut, nn_residual_opts opts) {
+    nn_module *given[4], *m = NULL;
+    static const char *const names[4] = {"preact", "body", "body2", "shortcut"};
+    nn__res_state *st;
+    nn__res_cfg c;
+    int i, j, added = 0;
+    given[0] = preact;
+    given[1] = body;
+    given[2] = body2;
+    given[3] = shortcut;
+    if (!nn__res_check("nn_residual", &opts, &c)) goto fail;
+    if (!body || (opts.mode == NN_RESIDUAL_SHAKE_SHAKE) != (body2 != NULL)) {
+        nn__misuse("nn_residual: needs a body%s (got body %p, body2 %p)",
+                   opts.mode == NN_RESIDUAL_SHAKE_SHAKE ? " and a body2 for Shake-Shake"
+                                                        : ", and a body2 only for Shake-Shake",
+                   (void *)body, (void *)body2);
+        goto fail;
+    }
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < i; j++)
+            if (given[i] && given[i] == given[j]) {
+                nn__misuse("nn_residual: %s and %s are the same module", names[j], names[i]);
+                goto fail;
+            }
+    if (!(m = nn__reg_module("Residual", nn__res_forward, sizeof(nn__res_state)))) goto fail;
+    st = (nn__res_state *)m->user;
+    st->opts = opts;
+    st->head.rng = opts.rng;
+    st->preact = preact;
+    st->body = body;
+    st->body2 = body2;
+    st->shortcut = shortcut;
+    for (added = 0; added < 4; added++) {
+        if (!given[added]) continue;
+        if (!nn_module_add_child(m, names[added], given[added])) {
+            given[added] = NULL;   /* freed by the failed add */
+            added++;
+            goto fail_added;
+        }
+    }
+    return m;
+fail_added:
+    for (i = added; i < 4; i++)
+        if (given[i] && given[i]->refs == 0) nn_module_free(given[i]);
+    nn_module_free(m);
+    return NULL;
+fail:
+    for (i = 0; i < 4; i++)
+        if (given[i] && given[i]->refs == 0) {
+            for (j = 0; j < i && given[j] != given[i]; j++) {}
+            if (j == i) nn_module_free(given[i]);
+        }
+    return NULL;
+}
+
+/* --- penalties and constraints --- */
+
+NNDEF int nn_name_match(const char *pattern, const char *name) {
+    /* iterative glob with one backtrack point for the last '*' */
+    const char *star = NULL, *resume = NULL;
+    if (!pattern || !name) return 0;
+    while (*name) {
+        if (*pattern == '*') {
+            star = pattern++;
+            resume = name;
+        } else if (*pattern == '?' || *pattern == *name) {
+            pattern++;
+            name++;
+        } else if (star) {
+            pattern = star + 1;
+            name = ++resume;
+        } else {
+            return 0;
+        }
+    }
+    while (*pattern == '*') pattern++;
+    return *pattern == 0;
+}
+
+/* d/dw of scale (l1 |w| + l2 w^2) = scale (l1 sign(w) + 2 l2 w), per input. */
+static void nn__penalty_backward(nn__node *n) {
+    const float *k = (const float *)n->saved;   /* l1, l2, scale */
+    float g = n->out->grad[0] * k[2], a = g * k[0], b = 2.0f * g * k[1];
+    int t;
+    for (t = 0; t < n->nin; t++) {
+        nn_tensor *w = n->in[t];
+        float *gw = nn__in_grad(n, t);
+        size_t i;
+        if (!gw) continue;
+        for (i = 0; i < w->numel; i++) {
+            float v = w->data[i];
+            gw[i] += a * (float)((v > 0.0f) - (v < 0.0f)) + b * v;
+        }
+    }
+}
+
+/* scale (l1 sum |w| + l2 sum w^2) over n tensors, summed in double. */
+static nn_tensor *nn__penalty_op(const char *op, nn_tensor **ts, int n, float l1, float l2,
+                                 float scale) {
+    nn_tensor *out;
+    double s1 = 0.0, s2 = 0.0;
+    float *k;
+    int t;
+    if (!(l1 >= 0.0f && l1 < 3.0e38f && l2 >= 0.0f && l2 < 3.0e38f)) {
+        nn__misuse("%s: l1 and l2 must be finite and >= 0, got %g and %g", op, (double)l1,
+                   (double)l2);
+        return NULL;
+    }
+    if (!(out = nn__op(op, ts, n, nn_shape_scalar(), nn__penalty_backward))) return NULL;
+    if (!(k = (float *)nn__scratch(out, 3 * sizeof(float)))) return NULL;
+    k[0] = l1;
+    k[1] = l2;
+    k[2] = scale;
+    if (out->node) out->node->saved = k;
+    for (t = 0; t < n; t++) {
+        size_t i;
+        for (i = 0; i < ts[t]->numel; i++) {
+            double v = (double)ts[t]->data[i];
+            s1 += fabs(v);
+            s2 += v * v;
+        }
+    }
+    out->data[0] = (float)((double)scale * ((double)l1 * s1 + (double)l2 * s2));
+    return out;
+}
+
+NNDEF nn_tensor *nn_penalty(nn_module *m, const char *pattern, float l1, float l2) {
+    const char *op = "nn_penalty";
+    nn_param *ps;
+    nn_tensor **ts;
+    int count, i, n = 0;
+    if (!pattern) pattern = "*";
+    if (!m) {
+        nn__misuse("%s: NULL module", op);
+        return NULL;
+    }
+    if (!nn__cur_graph) {
+        nn__misuse("%s: this thread has no current graph (call nn_graph_reset(g) first): the "
+                   "penalty is a step's tensor", op);
+        return NULL;
+    }
+    ps = nn_parameters(m, &count);
+    if (!(ts = (nn_tensor **)nn__arena_alloc(nn__cur_graph, sizeof(nn_tensor *) *
+                                             (size_t)(count ? count : 1))))
+        return NULL;
+    for (i = 0; i < count; i++)
+        if (nn_name_match(pattern, ps[i].name)) ts[n++] = ps[i].tensor;
+    if (!n) {
+        nn__misuse("%s: pattern \"%s\" matches no parameter (the first is \"%s\")", op, pattern,
+                   count ? ps[0].name : "");
+        return NULL;
+    }
+    return nn__penalty_op(op, ts, n, l1, l2, 1.0f);
+}
+
+NNDEF nn_tensor *nn_l1_penalty(nn_module *m, const char *pattern) { return nn_penalty(m, pattern, 1.0f, 0.0f); }
+NNDEF nn_tensor *nn_l2_penalty(nn_module *m, const char *pattern) { return nn_penalty(m, pattern, 0.0f, 1.0f); }
+
+NNDEF nn_tensor *nn_activity_penalty(nn_tensor *a, float l1, float l2) {
+    if (!a) {
+        nn__misuse("nn_activity_penalty: NULL input");
+        return NULL;
+    }
+    return nn__penalty_op("nn_activity_penalty", &a, 1, l1, l2,
+                          a->ndim > 0 && a->shape[0] > 0 ? 1.0f / (float)a->shape[0] : 1.0f);
+}
+
+NNDEF void nn_max_norm(nn_tensor *w, float c) {
+    size_t rows, len, r, i;
+    if (!w || !(c > 0.0f && c < 3.0e38f)) {
+        nn__misuse("nn_max_norm: needs a tensor and a finite c > 0, got %s and %g", nn__ts(w),
+                   (double)c);
+        return;
+    }
+    if (w->flags & NN_TENSOR_INT64) {
+        nn__misuse("nn_max_norm: %s holds int64 values, not floats", nn__ts(w));
+        return;
+    }
+    rows = w->ndim >= 2 ? (size_t)w->shape[0] : 1;
+    len = rows ? w->numel / rows : 0;
+    for (r = 0; r < rows; r++) {
+        float *row = w->data + r * len;
+        double sq = 0.0, norm;
+        for (i = 0; i < len; i++) sq += (double)row[i] * (double)row[i];
+        norm = sqrt(sq);
+        if (norm > (double)c) {
+            float s = (float)((double)c / (norm + 1e-7));
+            for (i = 0; i < len; i++) row[i] *= s;
+        }
+    }
+}
+
+/* --- mixup and CutMix --- */
+
+/* Gamma(a, 1) by Marsaglia and Tsang (a < 1 through Gamma(a+1) U^(1/a)). */
+static double nn__sample_gamma(nn__pcg *r, double a) {
+    double boost = 1.0, d, c;
+    if (a < 1.0) {
+        double u = ((double)(nn__pcg_next(r) >> 8) + 1.0) * (1.0 / 16777217.0);
+        boost = pow(u, 1.0 / a);
+        a += 1.0;
+    }
+    d = a - 1.0 / 3.0;
+    c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x, v, u;
+        do {
+            x = (double)nn__rng_normal(r);
+            v = 1.0 + c * x;
+        } while (v <= 0.0);
+        v = v * v * v;
+        u = ((double)(nn__pcg_next(r) >> 8) + 1.0) * (1.0 / 16777217.0);
+        if (u < 1.0 - 0.0331 * x * x * x * x || log(u) < 0.5 * x * x + d * (1.0 - v + log(v)))
+            return d * v * boost;
+    }
+}
+
+static int nn__beta_ok(const char *op, float a, float b) {
+    if (a > 0.0f && a < 3.0e38f && b > 0.0f && b < 3.0e38f) return 1;
+    nn__misuse("%s: alpha must be finite and > 0, got %g%s%g", op, (double)a,
+               a == b ? "" : " and ", a == b ? 0.0 : (double)b);
+    return 0;
+}
+
+NNDEF float nn_sample_beta(nn_rng *rng, float a, float b) {
+    nn__pcg *r = nn__reg_pcg(rng);
+    double x, y;
+    if (!nn__beta_ok("nn_sample_beta", a, b)) return 0.5f;
+    x = nn__sample_gamma(r, (double)a);
+    y = nn__sample_gamma(r, (double)b);
+    return x + y > 0.0 ? (float)(x / (x + y)) : 0.5f;
+}
+
+/* The shared part of mixup and CutMix: checks, lambda, the permutation (a
+   Fisher-Yates shuffle), the output tensor; NULL after a report. */
+static nn_tensor *nn__mix_begin(const char *op, nn_tensor *x, const int *labels, int classes,
+                                float alpha, nn__pcg *r, float *lam, int **perm, int images) {
+    nn_tensor *out;
+    nn_graph *g;
+    int n, i;
+    if (!nn__beta_ok(op, alpha, alpha)) return NULL;
+    if (!x || x->ndim < 1 || (images && x->ndim != 4)) {
+        nn__misuse("%s: needs x %s, got %s", op, images ? "[N,C,H,W]" : "[N,...]", nn__ts(x));
+        return NULL;
+    }
+    n = x->shape[0];
+    if (classes < 0 || (classes > 0 && !labels)) {
+        nn__misuse("%s: needs labels and classes >= 1 for the targets, got classes=%d", op, classes);
+        return NULL;
+    }
+    for (i = 0; labels && i < n; i++)
+        if (labels[i] < 0 || labels[i] >= classes) {
+            nn__misuse("%s: label %d of sample %d is outside [0,%d)", op, labels[i], i, classes);
+            return NULL;
+        }
+    if (!(g = nn__graph_of(op, &x, 1))) return NULL;
+    if (!(out = nn__tensor_new(op, g, nn_shape_of(x), 0))) return NULL;
+    if (!(*perm = (int *)nn__arena_alloc(g, sizeof(int) * (size_t)(n ? n : 1)))) return NULL;
+    {
+        double ga = nn__sample_gamma(r, (double)alpha), gb = nn__sample_gamma(r, (double)alpha);
+        *lam = ga + gb > 0.0 ? (float)(ga / (ga + gb)) : 0.5f;
+    }
+    for (i = 0; i < n; i++) (*perm)[i] = i;
+    for (i = n - 1; i > 0; i--) {
+        int j = (int)nn__rng_below(r, (uint32_t)(i + 1)), t = (*perm)[i];
+        (*perm)[i] = (*perm)[j];
+        (*perm)[j] = t;
+    }
+    return out;
+}
+
+/* The mixed one-hot targets lambda onehot(y) + (1-lambda) onehot(y[pi]). */
+static nn_tensor *nn__mix_targets(const char *op, nn_tensor *out, const int *labels, int classes,
+                                  const int *perm, float lam) {
+    nn_tensor *t;
+    int n = out->shape[0], i;
+    if (!(t = nn__tensor_new(op, out->graph, NN_SHAPE(n, classes), 1))) return NULL;
+    for (i = 0; i < n; i++) {
+        t->data[(size_t)i * (size_t)classes + (size_t)labels[i]] += lam;
+        t->data[(size_t)i * (size_t)classes + (size_t)labels[perm[i]]] += 1.0f - lam;
+    }
+    return t;
+}
+
+NNDEF nn_tensor *nn_mixup(nn_tensor *x, const int *labels, int classes, float alpha,
+                          nn_rng *rng, nn_tensor **targets, float *lambda) {
+    const char *op = "nn_mixup";
+    nn_tensor *out;
+    int *perm, n, i;
+    float lam;
+    size_t row, j;
+    if (targets) *targets = NULL;
+    if (!(out = nn__mix_begin(op, x, labels, targets ? classes : 0, alpha, nn__reg_pcg(rng), &lam,
+                              &perm, 0)))
+        return NULL;
+    n = x->shape[0];
+    row = n ? x->numel / (size_t)n : 0;
+    for (i = 0; i < n; i++) {
+        const float *a = x->data + (size_t)i * row, *b = x->data + (size_t)perm[i] * row;
+        float *o = out->data + (size_t)i * row;
+        for (j = 0; j < row; j++) o[j] = lam * a[j] + (1.0f - lam) * b[j];
+    }
+    if (lambda) *lambda = lam;
+    if (targets && !(*targets = nn__mix_targets(op, out, labels, classes, perm, lam))) return NULL;
+    return out;
+}
+
+NNDEF nn_tensor *nn_cutmix(nn_tensor *x, const int *labels, int classes, float alpha,
+                           nn_rng *rng, nn_tensor **targets, float *lambda) {
+    const char *op = "nn_cutmix";
+    nn__pcg *r = nn__reg_pcg(rng);
+    nn_tensor *out;
+    int *perm, n, C, H, W, i, ch, y, cy, cx, y0, y1, x0, x1;
+    float lam, cut;
+    size_t plane;
+    if (targets) *targets = NULL;
+    if (!(out = nn__mix_begin(op, x, labels, targets ? classes : 0, alpha, r, &lam, &perm, 1)))
+        return NULL;
+    n = x->shape[0];
+    C = x->shape[1];
+    H = x->shape[2];
+    W = x->shape[3];
+    plane = (size_t)H * (size_t)W;
+    memcpy(out->data, x->data, x->numel * sizeof(float));
+    /* the box of the reference implementation: side sqrt(1-lambda), a
+       uniform centre, clipped to the image */
+    cut = sqrtf(1.0f - lam);
+    cy = (int)nn__rng_below(r, (uint32_t)(H > 0 ? H : 1));
+    cx = (int)nn__rng_below(r, (uint32_t)(W > 0 ? W : 1));
+    y0 = NN__MAX(cy - (int)((float)H * cut) / 2, 0);
+    y1 = NN__MIN(cy + (int)((float)H * cut) / 2, H);
+    x0 = NN__MAX(cx - (int)((float)W * cut) / 2, 0);
+    x1 = NN__MIN(cx + (int)((float)W * cut) / 2, W);
+    for (i = 0; i < n; i++)
+        for (ch = 0; ch < C; ch++)
+            for (y = y0; y < y1; y++)
+                memcpy(out->data + ((size_t)i * (size_t)C + (size_t)ch) * plane + (size_t)y * (size_t)W + (size_t)x0,
+                       x->data + ((size_t)perm[i] * (size_t)C + (size_t)ch) * plane + (size_t)y * (size_t)W + (size_t)x0,
+                       (size_t)(x1 > x0 ? x1 - x0 : 0) * sizeof(float));
+    lam = plane ? 1.0f - (float)((size_t)(y1 > y0 ? y1 - y0 : 0) * (size_t)(x1 > x0 ? x1 - x0 : 0)) / (float)plane
+                : 1.0f;
+    if (lambda) *lambda = lam;
+    if (targets && !(*targets = nn__mix_targets(op, out, labels, classes, perm, lam))) return NULL;
+    return out;
+}
+
 /* ===== >>init (implementation) ============================================ */
 
 /* ===== >>data (implementation) =========================================== */
@@ -9478,6 +10711,8 @@ struct nn_optim {
     double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
     double alpha, rho, lr_decay, momentum_decay, trust, init_acc;
     int nesterov, centered, amsgrad;
+    int decoupled;              /* SGDW: weight decay p *= 1 - lr wd */
+    float *max_norm;            /* per parameter: max-norm constraint c, 0 none (or NULL) */
     int n;                      /* parameters */
     nn_tensor **params;
     char **names;               /* dotted names, for groups and state files */
@@ -9600,6 +10835,24 @@ NNDEF nn_optim *nn_sgd(nn_module *m, nn_sgd_opts opts) {
     o->weight_decay = nn__optv(opts.weight_decay, 0.0);
     o->nesterov = opts.nesterov;
     return nn__optim_finish(o);
+}
+
+NNDEF nn_optim *nn_sgdw(nn_module *m, nn_sgd_opts opts) {
+    nn_optim *o;
+    if (!m) {
+        nn__misuse("nn_sgdw: NULL module");
+        return NULL;
+    }
+    if (nn__optim_bad(opts.lr) || opts.lr < 0.0f || opts.momentum < 0.0f || opts.weight_decay < 0.0f ||
+        (opts.nesterov && (opts.momentum <= 0.0f || opts.dampening != 0.0f))) {
+        nn__misuse("nn_sgdw: invalid options lr=%g momentum=%g weight_decay=%g nesterov=%d "
+                   "dampening=%g (Nesterov needs momentum > 0 and dampening 0)",
+                   (double)opts.lr, (double)opts.momentum, (double)opts.weight_decay,
+                   opts.nesterov, (double)opts.dampening);
+        return NULL;
+    }
+    if ((o = nn_sgd(m, opts)) != NULL) o->decoupled = 1;
+    return o;
 }
 
 NNDEF nn_optim *nn_adagrad(nn_module *m, nn_adagrad_opts opts) {
@@ -9848,6 +11101,12 @@ static void nn__sgd_range(nn_optim *o, int i, size_t lo, size_t hi) {
     float *p = t->data, *g = t->grad, *buf = o->slot[0][i];
     int first = o->steps[i] == 1;
     size_t j = lo;
+    if (o->decoupled) { /* SGDW: decay as AdamW, then the step without it */
+        float decay = (float)(1.0 - lr * wd);
+        for (j = lo; j < hi; j++) p[j] *= decay;
+        j = lo;
+        wdf = 0.0f;
+    }
     for (; j + NN__VL <= hi; j += NN__VL)
         nn__sgd_vec(p + j, g + j, buf ? buf + j : NULL, lrn, wdf, mu, damp, first, o->nesterov);
     if (j < hi) {
@@ -10094,9 +11353,24 @@ static void nn__lamb_update(nn_optim *o, int i, float *p, const float *g, size_t
     }
 }
 
-NNDEF void nn_step(nn_optim *o) {
+static void nn__step_update(nn_optim *o);
+
+/* The max-norm constraints of nn_optim_max_norm, after an update. */
+static void nn__apply_max_norm(nn_optim *o) {
     int i;
+    if (!o || !o->max_norm) return;
+    for (i = 0; i < o->n; i++)
+        if (o->max_norm[i] > 0.0f && !o->frozen[i]) nn_max_norm(o->params[i], o->max_norm[i]);
+}
+
+NNDEF void nn_step(nn_optim *o) {
     if (!o) return;
+    nn__step_update(o);
+    nn__apply_max_norm(nn__optim_base(o));
+}
+
+static void nn__step_update(nn_optim *o) {
+    int i;
     if (o->kind == NN__OPT_LOOKAHEAD) {
         const nn_optim *b = nn__optim_cbase(o->inner);
         nn_step(o->inner);
@@ -10225,6 +11499,7 @@ NNDEF void nn_optim_free(nn_optim *o) {
     nn__free(o->frozen);
     nn__free(o->steps);
     nn__free(o->mu_prod);
+    nn__free(o->max_norm);
     nn_optim_free(o->inner);
     nn__free(o);
 }
@@ -10281,6 +11556,27 @@ NNDEF int nn_optim_freeze(nn_optim *o, const char *pattern, int on) {
             count++;
         }
     if (!count) nn__misuse("nn_optim_freeze: pattern \"%s\" matches no parameter", pattern);
+    return count;
+}
+
+NNDEF int nn_optim_max_norm(nn_optim *o, const char *pattern, float c) {
+    int i, count = 0;
+    nn_optim *b = nn__optim_base(o);
+    if (!b || !pattern || !(c < 3.0e38f)) {
+        nn__misuse("nn_optim_max_norm: needs an optimizer, a pattern and a finite c, got %g",
+                   (double)c);
+        return 0;
+    }
+    if (!b->max_norm && !(b->max_norm = (float *)nn__calloc((size_t)(b->n ? b->n : 1), sizeof(float))))
+        return 0;
+    for (i = 0; i < b->n; i++)
+        if (nn_name_match(pattern, b->names[i])) {
+            b->max_norm[i] = c > 0.0f ? c : 0.0f;
+            count++;
+        }
+    if (!count)
+        nn__misuse("nn_optim_max_norm: pattern \"%s\" matches no parameter (the first is \"%s\")",
+                   pattern, b->n ? b->names[0] : "");
     return count;
 }
 
