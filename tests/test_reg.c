@@ -53,7 +53,7 @@ static nn_tensor *wsum(nn_tensor *y) {
 static double mean_of(const float *v, size_t n) {
     double s = 0.0;
     size_t i;
-    for (i = 0; i < n; i++) s += v[i];
+    for (i = 0; i < n; i++) s += (double)v[i];
     return s / (double)n;
 }
 static double var_of(const float *v, size_t n) {
@@ -172,7 +172,7 @@ static void test_alpha_dropout(const char *dir) {
         }
         NN_TEST_CHECK(vals, "alpha dropout p=%g: a kept 0 gives %g and a dropped unit %g, as "
                       "F.alpha_dropout", (double)p, (double)kept0, (double)dropped);
-        NN_TEST_CHECK(fabs((double)nd / 2000.0 - p) < 4.5 * sqrt(p * (1 - p) / 2000.0),
+        NN_TEST_CHECK(fabs((double)nd / 2000.0 - (double)p) < 4.5 * sqrt((double)p * (1.0 - (double)p) / 2000.0),
                       "alpha dropout p=%g: drop rate %g", (double)p, (double)nd / 2000.0);
         y = nn_alpha_dropout_op(one, p, 1, R);
         vals = 1;
@@ -183,7 +183,7 @@ static void test_alpha_dropout(const char *dir) {
         m = mean_of(y->data, y->numel);
         v = var_of(y->data, y->numel);
         /* 40000 draws: the mean's sd is 0.005, the variance's about 0.01-0.02 */
-        NN_TEST_CHECK(fabs(m - tmean) < 0.025 && fabs(v - tvar) < 0.07,
+        NN_TEST_CHECK(fabs(m - (double)tmean) < 0.025 && fabs(v - (double)tvar) < 0.07,
                       "alpha dropout p=%g: N(0,1) keeps mean %.4f var %.4f (torch: %.4f %.4f)",
                       (double)p, m, v, (double)tmean, (double)tvar);
     }
@@ -373,7 +373,7 @@ static void test_info_dropout(void) {
                       "information dropout %s: KL %.7g against the formula in double %.7g",
                       act ? "softplus/log-normal" : "ReLU/log-uniform", (double)nn_item(kl), want);
         for (i = 0; i < 15; i++) {
-            double f = act ? softplus_d((double)h->data[i]) : (h->data[i] > 0 ? h->data[i] : 0.0);
+            double f = act ? softplus_d((double)h->data[i]) : (h->data[i] > 0 ? (double)h->data[i] : 0.0);
             ok &= fabs((double)z->data[i] - f) < 1e-6 * (1.0 + f);
         }
         NN_TEST_CHECK(ok, "information dropout: evaluation gives z = f(h)");
@@ -450,7 +450,7 @@ static void test_depth_rates(void) {
         nn_graph_reset(G);
         y = nn_stochastic_depth_op(f, 1, o);
         for (i = 0; i < 4000; i++) {
-            kept += y->data[2 * i];
+            kept += (double)y->data[2 * i];
             whole &= y->data[2 * i + 1] == y->data[2 * i] && (y->data[2 * i] == 0.0f || y->data[2 * i] == 1.0f);
         }
         kept /= 4000.0;
@@ -639,7 +639,7 @@ static void test_gate_grads(void) {
             f1->data[i] = keep - 1e-2f;
             nn_graph_reset(G);
             nn_rng_seed(R, 12);
-            fd = (fd - nn_item(wsum(nn_shakedrop_op(f1, 1, c.o)))) / 2e-2;
+            fd = (fd - (double)nn_item(wsum(nn_shakedrop_op(f1, 1, c.o)))) / 2e-2;
             f1->data[i] = keep;
             differs = fabs(fd - an) > 1e-2;
         }
@@ -726,8 +726,8 @@ static void test_penalties(void) {
     size_t i;
     int ok = 1;
     w0->data[1] = 0.0f; /* sign(0) = 0 */
-    for (i = 0; i < 6; i++) { s1 += fabs(w0->data[i]); s2 += (double)w0->data[i] * w0->data[i]; }
-    for (i = 0; i < 4; i++) { s1 += fabs(w2->data[i]); s2 += (double)w2->data[i] * w2->data[i]; }
+    for (i = 0; i < 6; i++) { s1 += fabs((double)w0->data[i]); s2 += (double)w0->data[i] * (double)w0->data[i]; }
+    for (i = 0; i < 4; i++) { s1 += fabs((double)w2->data[i]); s2 += (double)w2->data[i] * (double)w2->data[i]; }
     NN_TEST_CHECK(nn_name_match("*.weight", "0.weight") && !nn_name_match("*.weight", "0.bias") &&
                   nn_name_match("0.*", "0.bias") && nn_name_match("?.w*t", "2.weight") &&
                   !nn_name_match("0.", "0.weight") && nn_name_match("*", "") &&
@@ -793,7 +793,7 @@ static void test_max_norm(void) {
         for (r = 0; r < 4; r++) {
             double sq = 0;
             int j;
-            for (j = 0; j < 5; j++) sq += (double)wt->data[r * 5 + j] * wt->data[r * 5 + j];
+            for (j = 0; j < 5; j++) sq += (double)wt->data[r * 5 + j] * (double)wt->data[r * 5 + j];
             ok &= sqrt(sq) <= 0.5 * (1 + 1e-6);
         }
     }
