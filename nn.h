@@ -1101,6 +1101,70 @@ NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor 
 
 /* ----- >>data.augment: image augmentation --------------------------------- */
 
+/* Image augmentation of batches x [N,C,H,W] (docs/regularization.md), in
+   place, random per sample from the pipeline's generator (NULL: the current
+   one), drawn in order on the calling thread: the same seed gives the same
+   batch at any number of threads.  A pipeline is a list of transforms, run
+   in the order they were added; it keeps one image of scratch, so after the
+   first batch it allocates nothing. */
+typedef struct nn_augment nn_augment;
+
+/* Random erasing's options (Zhong et al. 2017); zero means the paper's. */
+typedef struct nn_erase_opts {
+    float p;             /* probability per sample, 0 means 0.5 */
+    float area_lo, area_hi;  /* erased share of the image, 0 means 0.02 .. 0.4 */
+    float ratio;         /* aspect ratio in [ratio, 1/ratio], 0 means 0.3 */
+    int constant;        /* 1: fill with `fill`; 0: uniform random values in [0,1) */
+    float fill;
+} nn_erase_opts;
+
+/* A new empty pipeline drawing from rng (not owned; NULL: the current
+   generator at each run).  NULL when out of memory. */
+NNDEF nn_augment *nn_augment_new(nn_rng *rng);
+/* Free a pipeline (NULL is ignored). */
+NNDEF void nn_augment_free(nn_augment *a);
+/* Flip left-right (hflip) or upside down (vflip) with probability p (0 means
+   0.5) per sample (RandomHorizontalFlip, RandomVerticalFlip). */
+NNDEF int nn_augment_hflip(nn_augment *a, float p);
+NNDEF int nn_augment_vflip(nn_augment *a, float p);
+/* Random crop of the image's own size from the image padded by `padding` on
+   every side with zeros, or by reflection (reflect = 1, padding < H and W):
+   offsets uniform in [0, 2 padding] (RandomCrop(size, padding, padding_mode)). */
+NNDEF int nn_augment_crop(nn_augment *a, int padding, int reflect);
+/* Shift by whole pixels, dx and dy uniform in [-max_shift, max_shift], fill
+   where nothing comes in. */
+NNDEF int nn_augment_translate(nn_augment *a, int max_shift, float fill);
+/* Rotate by an angle uniform in [lo_deg, hi_deg] (counterclockwise
+   positive) and scale by a factor uniform in [scale_lo, scale_hi] (both 0:
+   1) about the image centre, bilinear, fill outside (RandomAffine). */
+NNDEF int nn_augment_affine(nn_augment *a, float lo_deg, float hi_deg, float scale_lo,
+                            float scale_hi, float fill);
+/* Brightness x *= f, f ~ U[max(0, 1-amount), 1+amount] per sample; contrast
+   x = f x + (1-f) mean(x) with the sample's mean (ColorJitter's rules, not
+   clamped). */
+NNDEF int nn_augment_brightness(nn_augment *a, float amount);
+NNDEF int nn_augment_contrast(nn_augment *a, float amount);
+/* Additive Gaussian noise x += sigma n per pixel. */
+NNDEF int nn_augment_noise(nn_augment *a, float sigma);
+/* Cutout (DeVries & Taylor 2017): a size x size square at a uniform centre,
+   clipped to the image, set to fill, in every sample. */
+NNDEF int nn_augment_cutout(nn_augment *a, int size, float fill);
+/* Random erasing (Zhong et al. 2017): with probability p a rectangle of
+   area share U[area_lo, area_hi] and aspect ratio U[ratio, 1/ratio] (up to
+   10 tries to fit) at a uniform position, filled with noise or a constant. */
+NNDEF int nn_augment_erase(nn_augment *a, nn_erase_opts opts);
+/* Occlusion: count patches of size x size, wholly inside the image at
+   uniform positions, set to fill, in every sample. */
+NNDEF int nn_augment_occlude(nn_augment *a, int count, int size, float fill);
+/* Run the pipeline on x [N,C,H,W] in place.  NN_OK; NN_ERR_OOM for the
+   first batch's scratch; NN_ERR_ARG after a misuse report. */
+NNDEF nn_status nn_augment_run(nn_augment *a, nn_tensor *x);
+/* The same on n images of C x H x W floats at data. */
+NNDEF nn_status nn_augment_images(nn_augment *a, float *data, int n, int C, int H, int W);
+/* Make the loader run a on every batch it makes (the dataset's shape gives
+   C, H and W); NULL turns it off.  a must outlive the loader's use of it. */
+NNDEF void nn_loader_set_augment(nn_loader *l, nn_augment *a);
+
 /* ===== >>optim =========================================================== */
 /* Optimizers, parameter groups, gradient clipping, learning-rate and
    batch-size schedules, the LR range test, snapshot ensembles, and saving
@@ -9652,6 +9716,9 @@ struct nn_loader {
     int next_batch;     /* batch size from the next epoch on */
     int in_epoch;
     int *labels;        /* the current batch's labels */
+    /* nn_loader_set_augment's per-batch transform (NULL: none) */
+    nn_status (*augment)(void *user, float *data, int n, int C, int H, int W);
+    void *augment_user;
 };
 
 NNDEF nn_loader *nn_loader_new(const nn_dataset *ds, nn_loader_opts opts) {
@@ -9752,6 +9819,15 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
             if (ds->y) NN__PREFETCH(ds->y + ka);
         }
         nn__bytes_to_floats(src, (size_t)ds->sample_size, l->o.scale, dst);
+    }
+    if (l->augment) {
+        nn_status st = l->augment(l->augment_user, t->data, b, ds->shape[0], ds->shape[1],
+                                  ds->shape[2]);
+        if (st != NN_OK) {
+            *x = NULL;
+            *y = NULL;
+            return st;
+        }
     }
     l->pos += b;
     *x = t;
@@ -10688,6 +10764,340 @@ NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor 
 }
 
 /* ----- >>data.augment: image augmentation --------------------------------- */
+
+enum {
+    NN__AUG_HFLIP, NN__AUG_VFLIP, NN__AUG_CROP, NN__AUG_TRANSLATE, NN__AUG_AFFINE,
+    NN__AUG_BRIGHT, NN__AUG_CONTRAST, NN__AUG_NOISE, NN__AUG_CUTOUT, NN__AUG_ERASE,
+    NN__AUG_OCCLUDE
+};
+#define NN__AUG_MAX 32
+
+/* One transform: its kind, integer and float parameters. */
+typedef struct nn__aug_step {
+    int kind, i0, i1;
+    float f[5];
+    nn_erase_opts e;
+} nn__aug_step;
+
+struct nn_augment {
+    nn_rng *rng;
+    int n;
+    nn__aug_step steps[NN__AUG_MAX];
+    float *scratch;      /* one image, kept between batches */
+    size_t cap;
+};
+
+NNDEF nn_augment *nn_augment_new(nn_rng *rng) {
+    nn_augment *a = (nn_augment *)nn__calloc(1, sizeof(nn_augment));
+    if (a) a->rng = rng;
+    return a;
+}
+
+NNDEF void nn_augment_free(nn_augment *a) {
+    if (!a) return;
+    nn__free_floats(a->scratch);
+    nn__free(a);
+}
+
+/* Append a step after checking ok; 1, or 0 after a report. */
+static int nn__aug_add(const char *op, nn_augment *a, int ok, const char *why, nn__aug_step s) {
+    if (!a) {
+        nn__misuse("%s: NULL pipeline", op);
+        return 0;
+    }
+    if (!ok) {
+        nn__misuse("%s: %s", op, why);
+        return 0;
+    }
+    if (a->n >= NN__AUG_MAX) {
+        nn__misuse("%s: a pipeline holds at most %d transforms", op, NN__AUG_MAX);
+        return 0;
+    }
+    a->steps[a->n++] = s;
+    return 1;
+}
+
+/* A step of kind with integers i0, i1 and floats f0..f2. */
+static nn__aug_step nn__aug_mk(int kind, int i0, int i1, float f0, float f1, float f2) {
+    nn__aug_step s;
+    memset(&s, 0, sizeof s);
+    s.kind = kind;
+    s.i0 = i0;
+    s.i1 = i1;
+    s.f[0] = f0;
+    s.f[1] = f1;
+    s.f[2] = f2;
+    return s;
+}
+
+static int nn__aug_finite(float v) { return v > -3.0e38f && v < 3.0e38f; }
+
+NNDEF int nn_augment_hflip(nn_augment *a, float p) {
+    return nn__aug_add("nn_augment_hflip", a, p >= 0.0f && p <= 1.0f, "p must be in [0,1]",
+                       nn__aug_mk(NN__AUG_HFLIP, 0, 0, p > 0.0f ? p : 0.5f, 0, 0));
+}
+NNDEF int nn_augment_vflip(nn_augment *a, float p) {
+    return nn__aug_add("nn_augment_vflip", a, p >= 0.0f && p <= 1.0f, "p must be in [0,1]",
+                       nn__aug_mk(NN__AUG_VFLIP, 0, 0, p > 0.0f ? p : 0.5f, 0, 0));
+}
+NNDEF int nn_augment_crop(nn_augment *a, int padding, int reflect) {
+    return nn__aug_add("nn_augment_crop", a, padding >= 0 && padding <= 1 << 20,
+                       "padding must be in [0, 2^20]", nn__aug_mk(NN__AUG_CROP, padding, reflect != 0, 0, 0, 0));
+}
+NNDEF int nn_augment_translate(nn_augment *a, int max_shift, float fill) {
+    return nn__aug_add("nn_augment_translate", a, max_shift >= 0 && max_shift <= 1 << 20 && nn__aug_finite(fill),
+                       "max_shift must be in [0, 2^20] and fill finite",
+                       nn__aug_mk(NN__AUG_TRANSLATE, max_shift, 0, fill, 0, 0));
+}
+NNDEF int nn_augment_affine(nn_augment *a, float lo_deg, float hi_deg, float scale_lo,
+                            float scale_hi, float fill) {
+    nn__aug_step s;
+    int none = scale_lo == 0.0f && scale_hi == 0.0f;
+    s = nn__aug_mk(NN__AUG_AFFINE, 0, 0, lo_deg, hi_deg, fill);
+    s.f[3] = none ? 1.0f : scale_lo;
+    s.f[4] = none ? 1.0f : scale_hi;
+    return nn__aug_add("nn_augment_affine", a,
+                       lo_deg <= hi_deg && nn__aug_finite(lo_deg) && nn__aug_finite(hi_deg) &&
+                       s.f[3] > 0.0f && s.f[3] <= s.f[4] && nn__aug_finite(s.f[4]) && nn__aug_finite(fill),
+                       "needs finite lo_deg <= hi_deg, 0 < scale_lo <= scale_hi (or both 0) and a finite fill", s);
+}
+NNDEF int nn_augment_brightness(nn_augment *a, float amount) {
+    return nn__aug_add("nn_augment_brightness", a, amount >= 0.0f && nn__aug_finite(amount),
+                       "amount must be finite and >= 0", nn__aug_mk(NN__AUG_BRIGHT, 0, 0, amount, 0, 0));
+}
+NNDEF int nn_augment_contrast(nn_augment *a, float amount) {
+    return nn__aug_add("nn_augment_contrast", a, amount >= 0.0f && nn__aug_finite(amount),
+                       "amount must be finite and >= 0", nn__aug_mk(NN__AUG_CONTRAST, 0, 0, amount, 0, 0));
+}
+NNDEF int nn_augment_noise(nn_augment *a, float sigma) {
+    return nn__aug_add("nn_augment_noise", a, sigma >= 0.0f && nn__aug_finite(sigma),
+                       "sigma must be finite and >= 0", nn__aug_mk(NN__AUG_NOISE, 0, 0, sigma, 0, 0));
+}
+NNDEF int nn_augment_cutout(nn_augment *a, int size, float fill) {
+    return nn__aug_add("nn_augment_cutout", a, size >= 1 && size <= 1 << 20 && nn__aug_finite(fill),
+                       "size must be in [1, 2^20] and fill finite", nn__aug_mk(NN__AUG_CUTOUT, size, 0, fill, 0, 0));
+}
+NNDEF int nn_augment_erase(nn_augment *a, nn_erase_opts o) {
+    nn__aug_step s = nn__aug_mk(NN__AUG_ERASE, 0, 0, 0, 0, 0);
+    int areas0 = o.area_lo == 0.0f && o.area_hi == 0.0f;
+    s.e = o;
+    s.e.p = o.p > 0.0f ? o.p : 0.5f;
+    s.e.area_lo = areas0 ? 0.02f : o.area_lo;
+    s.e.area_hi = areas0 ? 0.4f : o.area_hi;
+    s.e.ratio = o.ratio > 0.0f ? o.ratio : 0.3f;
+    return nn__aug_add("nn_augment_erase", a,
+                       o.p >= 0.0f && o.p <= 1.0f && s.e.area_lo > 0.0f && s.e.area_lo <= s.e.area_hi &&
+                       s.e.area_hi <= 1.0f && s.e.ratio <= 1.0f && nn__aug_finite(o.fill),
+                       "needs p in [0,1], 0 < area_lo <= area_hi <= 1, ratio in (0,1] and a finite fill", s);
+}
+NNDEF int nn_augment_occlude(nn_augment *a, int count, int size, float fill) {
+    return nn__aug_add("nn_augment_occlude", a, count >= 1 && count <= 1 << 20 && size >= 1 &&
+                       size <= 1 << 20 && nn__aug_finite(fill),
+                       "count and size must be in [1, 2^20] and fill finite",
+                       nn__aug_mk(NN__AUG_OCCLUDE, count, size, fill, 0, 0));
+}
+
+/* Fill rows y0..y1-1, columns x0..x1-1 of every channel. */
+static void nn__aug_rect(float *img, int C, int H, int W, int y0, int y1, int x0, int x1, float v) {
+    int c, y, x;
+    for (c = 0; c < C; c++)
+        for (y = y0; y < y1; y++)
+            for (x = x0; x < x1; x++) img[((size_t)c * (size_t)H + (size_t)y) * (size_t)W + (size_t)x] = v;
+}
+
+/* Reflection of index k into [0, n) without repeating the edge (numpy's
+   and torch's "reflect"); n >= 2 or k already inside. */
+static int nn__aug_reflect(int k, int n) {
+    if (k < 0) k = -k;
+    if (k >= n) k = 2 * n - 2 - k;
+    return k;
+}
+
+/* Bilinear read of plane src (H x W) at (y, x); fill outside. */
+static float nn__aug_bilinear(const float *src, int H, int W, float y, float x, float fill) {
+    float fy = floorf(y), fx = floorf(x), wy = y - fy, wx = x - fx, v[4];
+    int y0 = (int)fy, x0 = (int)fx, k;
+    for (k = 0; k < 4; k++) {
+        int yy = y0 + (k >> 1), xx = x0 + (k & 1);
+        v[k] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? src[(size_t)yy * (size_t)W + (size_t)xx] : fill;
+    }
+    return (1.0f - wy) * ((1.0f - wx) * v[0] + wx * v[1]) + wy * ((1.0f - wx) * v[2] + wx * v[3]);
+}
+
+/* One step on one image (C planes of H x W); tmp holds C*H*W floats. */
+static void nn__aug_image(const nn__aug_step *s, nn__pcg *r, float *img, float *tmp, int C, int H, int W) {
+    size_t plane = (size_t)H * (size_t)W, n = plane * (size_t)C, i;
+    int c, y, x;
+    switch (s->kind) {
+    case NN__AUG_HFLIP:
+    case NN__AUG_VFLIP:
+        if (!(nn__pcg_uniform(r) < s->f[0])) return;
+        memcpy(tmp, img, n * sizeof(float));
+        for (c = 0; c < C; c++)
+            for (y = 0; y < H; y++)
+                for (x = 0; x < W; x++) {
+                    int sy = s->kind == NN__AUG_VFLIP ? H - 1 - y : y, sx = s->kind == NN__AUG_HFLIP ? W - 1 - x : x;
+                    img[(size_t)c * plane + (size_t)y * (size_t)W + (size_t)x] =
+                        tmp[(size_t)c * plane + (size_t)sy * (size_t)W + (size_t)sx];
+                }
+        return;
+    case NN__AUG_CROP:
+    case NN__AUG_TRANSLATE: {
+        int P = s->i0, dy, dx;
+        float fill = s->kind == NN__AUG_CROP ? 0.0f : s->f[0];
+        /* crop: offsets in [0, 2P] into the padded image = shifts in [-P, P] */
+        dy = (int)nn__rng_below(r, (uint32_t)(2 * P + 1)) - P;
+        dx = (int)nn__rng_below(r, (uint32_t)(2 * P + 1)) - P;
+        memcpy(tmp, img, n * sizeof(float));
+        for (c = 0; c < C; c++)
+            for (y = 0; y < H; y++)
+                for (x = 0; x < W; x++) {
+                    int sy = y + dy, sx = x + dx;
+                    float v = fill;
+                    if (s->kind == NN__AUG_CROP && s->i1) {
+                        sy = nn__aug_reflect(sy, H);
+                        sx = nn__aug_reflect(sx, W);
+                    }
+                    if (sy >= 0 && sy < H && sx >= 0 && sx < W)
+                        v = tmp[(size_t)c * plane + (size_t)sy * (size_t)W + (size_t)sx];
+                    img[(size_t)c * plane + (size_t)y * (size_t)W + (size_t)x] = v;
+                }
+        return;
+    }
+    case NN__AUG_AFFINE: {
+        double th = ((double)s->f[0] + (double)(s->f[1] - s->f[0]) * (double)nn__pcg_uniform(r)) * NN_PI / 180.0;
+        float sc = s->f[3] + (s->f[4] - s->f[3]) * nn__pcg_uniform(r);
+        float co = (float)cos(th) / sc, si = (float)sin(th) / sc;
+        float cy = 0.5f * (float)(H - 1), cx = 0.5f * (float)(W - 1);
+        memcpy(tmp, img, n * sizeof(float));
+        for (c = 0; c < C; c++)
+            for (y = 0; y < H; y++)
+                for (x = 0; x < W; x++) {
+                    float dy = (float)y - cy, dx = (float)x - cx;
+                    /* counterclockwise on screen: the source of (dx, dy) */
+                    float sx = co * dx - si * dy + cx, sy = si * dx + co * dy + cy;
+                    img[(size_t)c * plane + (size_t)y * (size_t)W + (size_t)x] =
+                        nn__aug_bilinear(tmp + (size_t)c * plane, H, W, sy, sx, s->f[2]);
+                }
+        return;
+    }
+    case NN__AUG_BRIGHT:
+    case NN__AUG_CONTRAST: {
+        float lo = NN__MAX(0.0f, 1.0f - s->f[0]), f = lo + (1.0f + s->f[0] - lo) * nn__pcg_uniform(r);
+        double mean = 0.0;
+        if (s->kind == NN__AUG_BRIGHT) {
+            for (i = 0; i < n; i++) img[i] *= f;
+            return;
+        }
+        for (i = 0; i < n; i++) mean += (double)img[i];
+        mean /= (double)(n ? n : 1);
+        for (i = 0; i < n; i++) img[i] = f * img[i] + (1.0f - f) * (float)mean;
+        return;
+    }
+    case NN__AUG_NOISE:
+        for (i = 0; i < n; i++) img[i] += s->f[0] * nn__rng_normal(r);
+        return;
+    case NN__AUG_CUTOUT: {
+        int cy = (int)nn__rng_below(r, (uint32_t)H), cx = (int)nn__rng_below(r, (uint32_t)W);
+        nn__aug_rect(img, C, H, W, NN__MAX(cy - s->i0 / 2, 0), NN__MIN(cy + s->i0 / 2, H),
+                     NN__MAX(cx - s->i0 / 2, 0), NN__MIN(cx + s->i0 / 2, W), s->f[0]);
+        return;
+    }
+    case NN__AUG_ERASE: {
+        int k;
+        if (!(nn__pcg_uniform(r) < s->e.p)) return;
+        for (k = 0; k < 10; k++) {
+            float area = (s->e.area_lo + (s->e.area_hi - s->e.area_lo) * nn__pcg_uniform(r)) * (float)plane;
+            float ra = s->e.ratio + (1.0f / s->e.ratio - s->e.ratio) * nn__pcg_uniform(r);
+            int h = (int)floorf(sqrtf(area * ra) + 0.5f), w = (int)floorf(sqrtf(area / ra) + 0.5f);
+            int y0, x0;
+            if (h < 1 || w < 1 || h >= H || w >= W) continue;
+            y0 = (int)nn__rng_below(r, (uint32_t)(H - h + 1));
+            x0 = (int)nn__rng_below(r, (uint32_t)(W - w + 1));
+            if (s->e.constant) {
+                nn__aug_rect(img, C, H, W, y0, y0 + h, x0, x0 + w, s->e.fill);
+            } else {
+                for (c = 0; c < C; c++)
+                    for (y = y0; y < y0 + h; y++)
+                        for (x = x0; x < x0 + w; x++)
+                            img[(size_t)c * plane + (size_t)y * (size_t)W + (size_t)x] = nn__pcg_uniform(r);
+            }
+            return;
+        }
+        return;
+    }
+    default: { /* occlusion */
+        int k;
+        for (k = 0; k < s->i0; k++) {
+            int y0 = (int)nn__rng_below(r, (uint32_t)(H - s->i1 + 1));
+            int x0 = (int)nn__rng_below(r, (uint32_t)(W - s->i1 + 1));
+            nn__aug_rect(img, C, H, W, y0, y0 + s->i1, x0, x0 + s->i1, s->f[0]);
+        }
+        return;
+    }
+    }
+}
+
+NNDEF nn_status nn_augment_images(nn_augment *a, float *data, int n, int C, int H, int W) {
+    const char *op = "nn_augment_images";
+    size_t img;
+    nn__pcg *r;
+    int i, k;
+    if (!a || (!data && n > 0) || n < 0 || C < 1 || H < 1 || W < 1) {
+        nn__misuse("%s: needs a pipeline and n >= 0 images of C, H, W >= 1, got n=%d C=%d H=%d W=%d",
+                   op, n, C, H, W);
+        return NN_ERR_ARG;
+    }
+    for (k = 0; k < a->n; k++) {
+        const nn__aug_step *s = &a->steps[k];
+        if (s->kind == NN__AUG_CROP && s->i1 && (s->i0 >= H || s->i0 >= W)) {
+            nn__misuse("%s: reflect padding %d needs images larger than it, got %d x %d", op,
+                       s->i0, H, W);
+            return NN_ERR_ARG;
+        }
+        if (s->kind == NN__AUG_OCCLUDE && (s->i1 > H || s->i1 > W)) {
+            nn__misuse("%s: occlusion patches of %d x %d do not fit in %d x %d images", op, s->i1,
+                       s->i1, H, W);
+            return NN_ERR_ARG;
+        }
+    }
+    img = (size_t)C * (size_t)H * (size_t)W;
+    if (img > a->cap) {
+        float *t = nn__alloc_floats(img, 0);
+        if (!t) return NN_ERR_OOM;
+        nn__free_floats(a->scratch);
+        a->scratch = t;
+        a->cap = img;
+    }
+    r = nn__reg_pcg(a->rng);
+    for (i = 0; i < n; i++)
+        for (k = 0; k < a->n; k++)
+            nn__aug_image(&a->steps[k], r, data + (size_t)i * img, a->scratch, C, H, W);
+    return NN_OK;
+}
+
+NNDEF nn_status nn_augment_run(nn_augment *a, nn_tensor *x) {
+    if (!x || x->ndim != 4) {
+        nn__misuse("nn_augment_run: needs x [N,C,H,W], got %s", nn__ts(x));
+        return NN_ERR_ARG;
+    }
+    if (nn__stale("nn_augment_run", "the input", -1, x)) return NN_ERR_ARG;
+    return nn_augment_images(a, x->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
+}
+
+/* The loader's per-batch hook. */
+static nn_status nn__augment_loader_cb(void *a, float *data, int n, int C, int H, int W) {
+    return nn_augment_images((nn_augment *)a, data, n, C, H, W);
+}
+
+NNDEF void nn_loader_set_augment(nn_loader *l, nn_augment *a) {
+    if (!l) {
+        nn__misuse("nn_loader_set_augment: NULL loader");
+        return;
+    }
+    l->augment = a ? nn__augment_loader_cb : NULL;
+    l->augment_user = a;
+}
 
 /* ===== >>optim (implementation) ========================================== */
 
