@@ -10965,7 +10965,7 @@ static void nn__aug_image(const nn__aug_step *s, nn__pcg *r, float *img, float *
         return;
     }
     case NN__AUG_AFFINE: {
-        double th = ((double)s->f[0] + (double)(s->f[1] - s->f[0]) * (double)nn__pcg_uniform(r)) * NN_PI / 180.0;
+        double th = ((double)s->f[0] + (double)(s->f[1] - s->f[0]) * (double)nn__pcg_uniform(r)) * (double)NN_PI / 180.0;
         float sc = s->f[3] + (s->f[4] - s->f[3]) * nn__pcg_uniform(r);
         float co = (float)cos(th) / sc, si = (float)sin(th) / sc;
         float cy = 0.5f * (float)(H - 1), cx = 0.5f * (float)(W - 1);
