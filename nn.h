@@ -1165,6 +1165,39 @@ NNDEF nn_status nn_augment_images(nn_augment *a, float *data, int n, int C, int 
    C, H and W); NULL turns it off.  a must outlive the loader's use of it. */
 NNDEF void nn_loader_set_augment(nn_loader *l, nn_augment *a);
 
+/* Adversarial examples (Goodfellow et al. 2015; Madry et al. 2018), the
+   seed's "adversarial examples as a form of data augmentation".  The model
+   runs in its current mode (nn_train_mode(m, 0) for an evaluation); its
+   parameters receive no gradient from an attack (their requires-grad flags
+   are lifted during it and restored).  Results are tensors in x's graph. */
+typedef nn_tensor *(*nn_attack_loss)(nn_tensor *output, const int *labels, void *user);
+typedef struct nn_attack_opts {
+    float eps;           /* L-inf radius, > 0 (required) */
+    int steps;           /* PGD iterations, 0 means 10 */
+    float step_size;     /* PGD step, 0 means 2.5 eps / steps (Madry et al.) */
+    int random_start;    /* PGD: start from x + U[-eps, eps] */
+    float clip_lo, clip_hi;  /* the valid input range; both 0 mean [0, 1] */
+    int no_clip;         /* 1: no range clipping */
+    nn_attack_loss loss; /* NULL: cross-entropy (mean) */
+    void *loss_user;
+    nn_rng *rng;         /* the random start's generator, NULL: the current one */
+} nn_attack_opts;
+
+/* d loss(m(x), labels) / d x, the input gradient of the attack's loss, as a
+   tensor of x's shape (x itself is not changed and needs no gradient). */
+NNDEF nn_tensor *nn_input_grad(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts);
+/* FGSM: x + eps sign(d loss / d x), clipped to the valid range. */
+NNDEF nn_tensor *nn_fgsm(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts);
+/* PGD (L-inf): from x (or a random start in the eps-ball), steps of
+   x <- proj(x + step_size sign(grad)), proj clipping to the eps-ball around
+   the clean x and to the valid range.  Adversarial training: train on
+   nn_pgd's (or nn_fgsm's) output in place of the batch. */
+NNDEF nn_tensor *nn_pgd(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts);
+/* Robust accuracy: the share of one epoch of ld's samples that m classifies
+   correctly after a PGD attack with opts (steps 1 without random start and
+   step_size eps is FGSM).  Uses its own graph; -1 on failure. */
+NNDEF float nn_robust_accuracy(nn_module *m, nn_loader *ld, nn_attack_opts opts);
+
 /* ===== >>optim =========================================================== */
 /* Optimizers, parameter groups, gradient clipping, learning-rate and
    batch-size schedules, the LR range test, snapshot ensembles, and saving
@@ -11097,6 +11130,143 @@ NNDEF void nn_loader_set_augment(nn_loader *l, nn_augment *a) {
     }
     l->augment = a ? nn__augment_loader_cb : NULL;
     l->augment_user = a;
+}
+
+/* --- adversarial examples --- */
+
+/* Resolved attack options; 0 after a report. */
+static int nn__attack_check(const char *op, nn_module *m, nn_tensor *x, const int *labels,
+                            nn_attack_opts *o) {
+    if (!m || !x || (!labels && !o->loss)) {
+        nn__misuse("%s: needs a module, an input and labels (or a loss)", op);
+        return 0;
+    }
+    if (!(o->eps > 0.0f && o->eps < 3.0e38f) || o->steps < 0 || !(o->step_size >= 0.0f) ||
+        (!o->no_clip && !(o->clip_lo <= o->clip_hi))) {
+        nn__misuse("%s: needs eps > 0, steps >= 0, step_size >= 0 and clip_lo <= clip_hi, got "
+                   "eps=%g steps=%d step_size=%g clip [%g, %g]", op, (double)o->eps, o->steps,
+                   (double)o->step_size, (double)o->clip_lo, (double)o->clip_hi);
+        return 0;
+    }
+    if (o->clip_lo == 0.0f && o->clip_hi == 0.0f) o->clip_hi = 1.0f;
+    if (o->steps == 0) o->steps = 10;
+    if (o->step_size == 0.0f) o->step_size = 2.5f * o->eps / (float)o->steps;
+    return 1;
+}
+
+static nn_tensor *nn__input_grad(const char *op, nn_module *m, nn_tensor *x, const int *labels,
+                                 const nn_attack_opts *o) {
+    nn_graph *g;
+    nn_tensor *xi, *out, *loss, *gr;
+    nn_param *ps;
+    unsigned char *had;
+    int count, i;
+    nn_status st;
+    if (!(g = nn__graph_of(op, &x, 1))) return NULL;
+    if (!(xi = nn__tensor_new(op, g, nn_shape_of(x), 0)) || !(gr = nn__tensor_new(op, g, nn_shape_of(x), 1)))
+        return NULL;
+    memcpy(xi->data, x->data, x->numel * sizeof(float));
+    nn_requires_grad(xi, 1);
+    ps = nn_parameters(m, &count);
+    if (!(had = (unsigned char *)nn__arena_alloc(g, (size_t)(count ? count : 1)))) return NULL;
+    for (i = 0; i < count; i++) {   /* the attack's backward reaches the input only */
+        had[i] = (ps[i].tensor->flags & NN_TENSOR_REQUIRES_GRAD) != 0;
+        ps[i].tensor->flags &= ~NN_TENSOR_REQUIRES_GRAD;
+    }
+    out = nn_forward(m, xi);
+    if (out) {
+        nn_ce_opts ce;
+        memset(&ce, 0, sizeof ce);
+        loss = o->loss ? o->loss(out, labels, o->loss_user) : nn_cross_entropy(out, labels, ce);
+    } else {
+        loss = NULL;
+    }
+    st = loss ? nn_backward(loss) : NN_ERR_ARG;
+    for (i = 0; i < count; i++)
+        if (had[i]) ps[i].tensor->flags |= NN_TENSOR_REQUIRES_GRAD;
+    if (st != NN_OK) return NULL;
+    if (xi->grad) memcpy(gr->data, xi->grad, x->numel * sizeof(float));
+    return gr;
+}
+
+NNDEF nn_tensor *nn_input_grad(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts) {
+    if (!nn__attack_check("nn_input_grad", m, x, labels, &opts)) return NULL;
+    return nn__input_grad("nn_input_grad", m, x, labels, &opts);
+}
+
+/* xa <- proj(xa + a sign(g)) around x0 within eps and the valid range. */
+static void nn__attack_step(float *xa, const float *g, const float *x0, size_t n, float a,
+                            const nn_attack_opts *o) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float v = xa[i] + a * (float)((g[i] > 0.0f) - (g[i] < 0.0f));
+        v = NN__MIN(NN__MAX(v, x0[i] - o->eps), x0[i] + o->eps);
+        if (!o->no_clip) v = NN__MIN(NN__MAX(v, o->clip_lo), o->clip_hi);
+        xa[i] = v;
+    }
+}
+
+static nn_tensor *nn__pgd(const char *op, nn_module *m, nn_tensor *x, const int *labels,
+                          nn_attack_opts o, int fgsm) {
+    nn_tensor *xa, *g;
+    int k;
+    if (!nn__attack_check(op, m, x, labels, &o)) return NULL;
+    if (fgsm) {
+        o.steps = 1;
+        o.step_size = o.eps;
+        o.random_start = 0;
+    }
+    if (!(xa = nn__tensor_new(op, x->graph ? x->graph : nn__cur_graph, nn_shape_of(x), 0))) return NULL;
+    memcpy(xa->data, x->data, x->numel * sizeof(float));
+    if (o.random_start) {
+        nn__pcg *r = nn__reg_pcg(o.rng);
+        size_t i;
+        float *z = xa->data;
+        for (i = 0; i < x->numel; i++) z[i] += o.eps * (2.0f * nn__pcg_uniform(r) - 1.0f);
+        for (i = 0; i < x->numel; i++)
+            if (!o.no_clip) z[i] = NN__MIN(NN__MAX(z[i], o.clip_lo), o.clip_hi);
+    }
+    for (k = 0; k < o.steps; k++) {
+        if (!(g = nn__input_grad(op, m, xa, labels, &o))) return NULL;
+        nn__attack_step(xa->data, g->data, x->data, x->numel, o.step_size, &o);
+    }
+    return xa;
+}
+
+NNDEF nn_tensor *nn_fgsm(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts) {
+    return nn__pgd("nn_fgsm", m, x, labels, opts, 1);
+}
+NNDEF nn_tensor *nn_pgd(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts) {
+    return nn__pgd("nn_pgd", m, x, labels, opts, 0);
+}
+
+NNDEF float nn_robust_accuracy(nn_module *m, nn_loader *ld, nn_attack_opts opts) {
+    nn_graph *keep = nn__cur_graph, *g;
+    long correct = 0, total = 0;
+    int b;
+    if (!m || !ld) {
+        nn__misuse("nn_robust_accuracy: needs a module and a loader");
+        return -1.0f;
+    }
+    if (!(g = nn_graph_new())) return -1.0f;
+    for (;;) {
+        nn_tensor *x, *xa, *out;
+        const int *y;
+        int *pred, i;
+        nn_graph_reset(g);
+        if ((b = nn_loader_next(ld, g, &x, &y)) <= 0) break;
+        if (!(xa = nn_pgd(m, x, y, opts)) || !(out = nn_forward(m, xa)) || out->ndim != 2 ||
+            !(pred = (int *)nn__arena_alloc(g, sizeof(int) * (size_t)b))) {
+            b = -1;
+            break;
+        }
+        nn_argmax_rows(out, pred);
+        for (i = 0; i < b; i++) correct += pred[i] == y[i];
+        total += b;
+    }
+    nn_graph_free(g);
+    nn__cur_graph = keep;
+    return b < 0 || total == 0 ? -1.0f : (float)((double)correct / (double)total);
 }
 
 /* ===== >>optim (implementation) ========================================== */

@@ -363,12 +363,100 @@ static void test_misuse(void) {
     nn_augment_occlude(a, 1, 4, 0.0f);
     nn_augment_images(a, img, 1, 1, 3, 3);
     reported("occlusion size", "nn_augment_images: occlusion patches of 4 x 4 do not fit in 3 x 3 images");
+    {
+        nn_attack_opts ao;
+        nn_module *m = nn_linear(9, 2);
+        int y[2] = {0, 1};
+        memset(&ao, 0, sizeof ao);
+        nn_fgsm(m, t, y, ao);
+        reported("fgsm eps 0", "nn_fgsm: needs eps > 0, steps >= 0, step_size >= 0");
+        nn_module_free(m);
+    }
     nn_set_error_hook(NULL, NULL);
     nn_augment_free(a);
     nn_tensor_free(t);
 }
 
+/* FGSM against the sign of the gradient computed by hand for a linear model
+   with cross-entropy: dL/dx_n = W^T (softmax(W x_n + b) - onehot(y_n)) / N. */
+static void test_adversarial(void) {
+    nn_module *m = nn_linear(4, 3);
+    nn_tensor *w = nn_param(m, "weight"), *b = nn_param(m, "bias"), *x, *xa, *gr;
+    nn_graph *g = nn_graph_new();
+    nn_attack_opts ao;
+    float xv[8] = {0.2f, 0.9f, 0.5f, 0.0f, 0.7f, 0.1f, 0.95f, 0.4f}, want[8];
+    int y[2] = {2, 0}, n, i, k, ok = 1;
+    for (n = 0; n < 2; n++) {
+        float z[3], mx = -1e30f, se = 0.0f;
+        for (k = 0; k < 3; k++) {
+            z[k] = b->data[k];
+            for (i = 0; i < 4; i++) z[k] += w->data[k * 4 + i] * xv[n * 4 + i];
+            mx = z[k] > mx ? z[k] : mx;
+        }
+        for (k = 0; k < 3; k++) se += expf(z[k] - mx);
+        for (i = 0; i < 4; i++) {
+            float gi = 0.0f;
+            for (k = 0; k < 3; k++) gi += w->data[k * 4 + i] * (expf(z[k] - mx) / se - (k == y[n])) / 2.0f;
+            want[n * 4 + i] = xv[n * 4 + i] + 0.1f * (float)((gi > 0) - (gi < 0));
+            want[n * 4 + i] = want[n * 4 + i] < 0 ? 0 : want[n * 4 + i] > 1 ? 1 : want[n * 4 + i];
+        }
+    }
+    memset(&ao, 0, sizeof ao);
+    ao.eps = 0.1f;
+    nn_graph_reset(g);
+    x = nn_tensor_from(g, xv, NN_SHAPE(2, 4));
+    xa = nn_fgsm(m, x, y, ao);
+    NN_TEST_CHECK(xa && same(xa->data, want, 8, 1e-6f) && nn_grad(w) == NULL,
+                  "FGSM: x + eps sign(grad), clipped to [0,1], against the gradient by hand; the "
+                  "weights get no gradient");
+    gr = nn_input_grad(m, x, y, ao);
+    NN_TEST_CHECK(gr && gr->numel == 8 && nn_needs_grad(w), "nn_input_grad keeps the weights trainable");
+    /* PGD: inside the eps-ball and the range, and the loss does not fall */
+    {
+        nn_ce_opts ce;
+        float l0, l1;
+        memset(&ce, 0, sizeof ce);
+        ao.steps = 5;
+        ao.random_start = 1;
+        xa = nn_pgd(m, x, y, ao);
+        for (i = 0; i < 8; i++)
+            ok &= fabsf(xa->data[i] - xv[i]) <= 0.1f + 1e-6f && xa->data[i] >= 0.0f && xa->data[i] <= 1.0f;
+        l0 = nn_item(nn_cross_entropy(nn_forward(m, x), y, ce));
+        l1 = nn_item(nn_cross_entropy(nn_forward(m, xa), y, ce));
+        NN_TEST_CHECK(ok && l1 > l0, "PGD: within the eps-ball and [0,1], loss %g -> %g", (double)l0, (double)l1);
+    }
+    nn_graph_free(g);
+    nn_module_free(m);
+}
+
+static void test_robust_accuracy(void) {
+    nn_dataset ds;
+    nn_loader_opts lo;
+    nn_loader *ld;
+    nn_module *m = nn_sequential(nn_flatten(), nn_linear(784, 10), NULL);
+    nn_attack_opts ao;
+    float clean, robust;
+    nn_dataset_synthetic(60, 2, &ds);
+    memset(&lo, 0, sizeof lo);
+    lo.batch_size = 30;
+    ld = nn_loader_new(&ds, lo);
+    memset(&ao, 0, sizeof ao);
+    ao.eps = 1e-6f;
+    ao.steps = 1;
+    clean = nn_robust_accuracy(m, ld, ao);
+    ao.eps = 0.3f;
+    ao.steps = 3;
+    robust = nn_robust_accuracy(m, ld, ao);
+    NN_TEST_CHECK(clean >= 0.0f && robust >= 0.0f && robust <= clean,
+                  "robust accuracy at eps 0.3 (%g) at most the clean one (%g)", (double)robust, (double)clean);
+    nn_loader_free(ld);
+    nn_dataset_free(&ds);
+    nn_module_free(m);
+}
+
 int main(void) {
+    test_adversarial();
+    test_robust_accuracy();
     test_geometry();
     test_patches();
     test_jitter();
