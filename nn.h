@@ -7819,7 +7819,7 @@ NNDEF nn_tensor *nn_alpha_dropout_op(nn_tensor *x, float p, int training, nn_rng
     ad = 1.0 / sqrt((NN__ALPHA_DROP * NN__ALPHA_DROP * (double)p + 1.0) * (1.0 - (double)p));
     a = (float)ad;
     kept_b = (float)(NN__ALPHA_DROP * ad * (double)p);
-    drop_b = (float)(NN__ALPHA_DROP * ad * (double)p - NN__ALPHA_DROP * ad);
+    drop_b = kept_b - (float)(NN__ALPHA_DROP * ad);   /* in float, as torch's float32 kernel */
     r = nn__reg_pcg(rng);
     for (i = 0; i < x->numel; i++) {
         int keep = !(nn__pcg_uniform(r) < p);
