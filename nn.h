@@ -8725,7 +8725,7 @@ NNDEF nn_tensor *nn_cutmix(nn_tensor *x, const int *labels, int classes, float a
     nn_tensor *out;
     int *perm, n, C, H, W, i, ch, y, cy, cx, y0, y1, x0, x1;
     float lam, cut;
-    size_t plane;
+    size_t plane, bh, bw;
     if (targets) *targets = NULL;
     if (!(out = nn__mix_begin(op, x, labels, targets ? classes : 0, alpha, r, &lam, &perm, 1)))
         return NULL;
@@ -8744,14 +8744,17 @@ NNDEF nn_tensor *nn_cutmix(nn_tensor *x, const int *labels, int classes, float a
     y1 = NN__MIN(cy + (int)((float)H * cut) / 2, H);
     x0 = NN__MAX(cx - (int)((float)W * cut) / 2, 0);
     x1 = NN__MIN(cx + (int)((float)W * cut) / 2, W);
+    bh = (size_t)(y1 > y0 ? y1 - y0 : 0);
+    bw = (size_t)(x1 > x0 ? x1 - x0 : 0);
     for (i = 0; i < n; i++)
-        for (ch = 0; ch < C; ch++)
+        for (ch = 0; ch < C; ch++) {
+            float *dst = out->data + ((size_t)i * (size_t)C + (size_t)ch) * plane;
+            const float *src = x->data + ((size_t)perm[i] * (size_t)C + (size_t)ch) * plane;
             for (y = y0; y < y1; y++)
-                memcpy(out->data + ((size_t)i * (size_t)C + (size_t)ch) * plane + (size_t)y * (size_t)W + (size_t)x0,
-                       x->data + ((size_t)perm[i] * (size_t)C + (size_t)ch) * plane + (size_t)y * (size_t)W + (size_t)x0,
-                       (size_t)(x1 > x0 ? x1 - x0 : 0) * sizeof(float));
-    lam = plane ? 1.0f - (float)((size_t)(y1 > y0 ? y1 - y0 : 0) * (size_t)(x1 > x0 ? x1 - x0 : 0)) / (float)plane
-                : 1.0f;
+                memcpy(dst + (size_t)y * (size_t)W + (size_t)x0, src + (size_t)y * (size_t)W + (size_t)x0,
+                       bw * sizeof(float));
+        }
+    lam = plane ? 1.0f - (float)(bh * bw) / (float)plane : 1.0f;
     if (lambda) *lambda = lam;
     if (targets && !(*targets = nn__mix_targets(op, out, labels, classes, perm, lam))) return NULL;
     return out;
