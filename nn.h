@@ -889,7 +889,8 @@ NNDEF nn_tensor *nn_shake_shake_op(nn_tensor *f1, nn_tensor *f2, int training,
    is NULL, and G = body(a) gated by opts.mode (body2(a) is the second
    Shake-Shake branch, NULL otherwise); then ReLU if post_relu.  Children,
    present ones only: "preact", "body", "body2", "shortcut" (Fixup scales
-   the layers of "body").  Takes the modules over (frees them on a misuse). */
+   the layers of "body").  Stochastic depth with NN_GATE_BATCH skips a
+   dropped body.  Takes the modules over (frees them on a misuse). */
 NNDEF nn_module *nn_residual(nn_module *preact, nn_module *body, nn_module *body2,
                              nn_module *shortcut, nn_residual_opts opts);
 
@@ -8392,7 +8393,16 @@ static nn_tensor *nn__res_forward(nn_module *m, nn_tensor *x) {
     o.rng = st->head.rng;
     if (st->preact && !(a = nn_forward(st->preact, x))) return NULL;
     s = st->shortcut ? nn_forward(st->shortcut, a) : x;
-    if (!s || !(f = nn_forward(st->body, a))) return NULL;
+    if (!s) return NULL;
+    if (o.mode == NN_RESIDUAL_STOCHASTIC_DEPTH && o.gate == NN_GATE_BATCH && m->training) {
+        /* the paper's form: one draw per batch, and a dropped branch is not run */
+        nn__res_cfg c;
+        if (!nn__res_check("nn_residual", &o, &c)) return NULL;
+        if (!(nn__pcg_uniform(nn__reg_pcg(o.rng)) < c.p)) y = s;
+        else if (!(f = nn_forward(st->body, a)) || !(y = nn_add(s, f))) return NULL;
+        return o.post_relu ? nn_relu_op(y) : y;
+    }
+    if (!(f = nn_forward(st->body, a))) return NULL;
     if (st->body2 && !(f2 = nn_forward(st->body2, a))) return NULL;
     switch (o.mode) {
     case NN_RESIDUAL_STOCHASTIC_DEPTH: f = nn_stochastic_depth_op(f, m->training, o); break;

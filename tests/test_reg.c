@@ -652,6 +652,13 @@ static void test_gate_grads(void) {
 
 /* ---- the residual block ---- */
 
+static int body_calls = 0;
+static nn_tensor *counting_forward(nn_module *m, nn_tensor *x) {
+    (void)m;
+    body_calls++;
+    return nn_mul_scalar(x, 1.0f);
+}
+
 static void test_residual_block(void) {
     nn_residual_opts o = ropts(NN_RESIDUAL_PLAIN);
     nn_module *body = nn_sequential(nn_linear(3, 3), nn_relu(), nn_linear(3, 3), NULL);
@@ -695,6 +702,27 @@ static void test_residual_block(void) {
     ok = 1;
     for (i = 0; i < 6; i++) ok &= fabsf(y->data[i] - (x->data[i] + 0.75f * f->data[i])) < 1e-6f;
     NN_TEST_CHECK(ok, "Residual with stochastic depth, evaluation: x + p_l F(x)");
+    nn_module_free(blk);
+
+    /* stochastic depth with batch gates: a dropped branch is not run */
+    o.gate = NN_GATE_BATCH;
+    o.survival = 0.5f;
+    body_calls = 0;
+    blk = nn_residual(NULL, nn_module_new("Counter", counting_forward), NULL, NULL, o);
+    ok = 1;
+    {
+        int runs = 0;
+        for (i = 0; i < 200; i++) {
+            int before = body_calls, j;
+            nn_graph_reset(G);
+            y = nn_forward(blk, x);
+            runs += body_calls - before;
+            for (j = 0; j < 6; j++)
+                ok &= y->data[j] == (body_calls > before ? 2.0f * x->data[j] : x->data[j]);
+        }
+        NN_TEST_CHECK(ok && runs > 70 && runs < 130, "stochastic depth, NN_GATE_BATCH: the branch "
+                      "runs in %d of 200 batches (p = 0.5), y = x when dropped", runs);
+    }
     nn_module_free(blk);
 
     /* Shake-Shake block: two bodies, eval 0.5/0.5 */
