@@ -999,6 +999,190 @@ NNDEF nn_module *nn_silu(void);
 
 /* ===== >>regularizers ===================================================== */
 
+/* Regularizers: the dropout family, information dropout, residual blocks
+   with stochastic depth, Shake-Shake and ShakeDrop, penalties and
+   constraints, mixup and CutMix (docs/regularization.md: every formula and
+   paper).  Every random draw comes from the generator given as rng (NULL:
+   the current one, nn_set_thread_rng's else the global), in one fixed order
+   on the calling thread, so a seed fixes the run at any number of threads.
+   A stochastic op is active when training is 1 and gives its paper's
+   evaluation behaviour when it is 0; its module follows nn_train_mode.  A
+   drop probability p must be in [0,1). */
+
+/* --- the dropout family --- */
+
+/* Channel dropout (F.dropout1d, F.dropout2d): zero whole channels x[n,c,...]
+   with probability p and scale the rest by 1/(1-p); x [N,C,L] for 1d,
+   [N,C,H,W] for 2d.  The identity (x itself) in evaluation or at p = 0. */
+NNDEF nn_tensor *nn_dropout1d_op(nn_tensor *x, float p, int training, nn_rng *rng);
+NNDEF nn_tensor *nn_dropout2d_op(nn_tensor *x, float p, int training, nn_rng *rng);
+/* Alpha dropout for SELU nets (Klambauer et al. 2017, F.alpha_dropout): a
+   dropped unit becomes alpha' = -1.7581 (SELU's negative saturation), then
+   y = a x~ + b, a = ((1-p)(1 + p alpha'^2))^-1/2, b = -a alpha' p, so a
+   standard normal input keeps mean 0 and variance 1.  Identity in eval. */
+NNDEF nn_tensor *nn_alpha_dropout_op(nn_tensor *x, float p, int training, nn_rng *rng);
+/* Gaussian dropout (Srivastava et al. 2014, sec. 10): y = x e with
+   e ~ N(1, p/(1-p)) per element.  Identity in evaluation. */
+NNDEF nn_tensor *nn_gaussian_dropout_op(nn_tensor *x, float p, int training, nn_rng *rng);
+/* Additive Gaussian noise y = x + sigma n, n ~ N(0,1) per element, sigma >= 0
+   (Keras GaussianNoise).  Identity in evaluation. */
+NNDEF nn_tensor *nn_gaussian_noise_op(nn_tensor *x, float sigma, int training, nn_rng *rng);
+/* Variational (locked) dropout (Gal & Ghahramani 2016; Merity et al. 2018's
+   LockedDropout): one inverted-dropout mask of x's shape with dimension
+   time_axis set to 1, shared by every time step: [T,N,H] uses time_axis 0,
+   batch-first [N,T,H] uses 1.  Identity in evaluation. */
+NNDEF nn_tensor *nn_locked_dropout_op(nn_tensor *x, float p, int time_axis, int training,
+                                      nn_rng *rng);
+/* DropConnect (Wan et al. 2013) on a linear layer: y = x (M o W)^T/(1-p) + b,
+   M ~ Bernoulli(1-p) per weight, one mask per call (per minibatch); x
+   [...,in], W [out,in], b [out] or NULL.  Evaluation: x W^T + b (the mean). */
+NNDEF nn_tensor *nn_dropconnect_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, float p,
+                                          int training, nn_rng *rng);
+
+/* The family as modules (no parameters): Dropout1d, Dropout2d, AlphaDropout,
+   GaussianDropout, GaussianNoise (sigma >= 0) and LockedDropout. */
+NNDEF nn_module *nn_dropout1d(float p);
+NNDEF nn_module *nn_dropout2d(float p);
+NNDEF nn_module *nn_alpha_dropout(float p);
+NNDEF nn_module *nn_gaussian_dropout(float p);
+NNDEF nn_module *nn_gaussian_noise(float sigma);
+NNDEF nn_module *nn_locked_dropout(float p, int time_axis);
+/* A linear layer with DropConnect on its weights: "weight" [out,in] and
+   "bias" [out] initialized and named as torch.nn.Linear's (a Linear state
+   dict loads into it); type "DropConnectLinear". */
+NNDEF nn_module *nn_dropconnect_linear(int in_features, int out_features, float p);
+/* Make every regularizer module in m's tree (this section's modules) draw
+   from r (NULL: the current generator).  Returns how many were set. */
+NNDEF int nn_module_set_rng(nn_module *m, nn_rng *r);
+
+/* --- information dropout (Achille & Soatto 2016) --- */
+
+enum { NN_INFO_RELU = 0, NN_INFO_SOFTPLUS = 1 };
+typedef struct nn_info_dropout_opts {
+    int activation;      /* NN_INFO_RELU (log-uniform prior, default) or
+                            NN_INFO_SOFTPLUS (log-normal prior) */
+    float max_alpha;     /* alpha = 0.001 + max_alpha sigmoid(s); 0 means 0.7 */
+    float prior_mu;      /* softplus: the prior of log z is N(mu, sigma^2) */
+    float prior_sigma;   /* 0 means 1 */
+} nn_info_dropout_opts;
+
+/* Information dropout: z = f(h) e, log e ~ N(0, alpha^2) per unit, alpha =
+   0.001 + max_alpha sigmoid(s), f ReLU or softplus; h (the layer's
+   pre-activation) and s (the alpha layer's output) both [N,...].  When kl is
+   not NULL *kl is the KL term, the batch mean of the sum over units of
+   -log(alpha/(max_alpha+0.001)) (ReLU) or log(sigma/alpha) + (alpha^2 +
+   (log max(f(h),1e-4) - mu)^2)/(2 sigma^2) - 1/2 (softplus): add beta *kl to
+   the loss.  Evaluation: z = f(h) (no noise), *kl as in training. */
+NNDEF nn_tensor *nn_info_dropout_op(nn_tensor *h, nn_tensor *s, int training,
+                                    nn_info_dropout_opts opts, nn_rng *rng, nn_tensor **kl);
+/* The module (type "InformationDropout"): children "layer" (h = layer(x))
+   and "alpha" (s = alpha(x)), e.g. two nn_linear(in, out) or two convs of
+   one shape; it takes both over (and frees them on a misuse). */
+NNDEF nn_module *nn_info_dropout(nn_module *layer, nn_module *alpha_layer,
+                                 nn_info_dropout_opts opts);
+/* The sum of the KL terms that the information dropout modules of m's tree
+   made in their last forward in the current graph (generation): a scalar to
+   add beta-weighted to the loss; NULL when none ran since the last reset. */
+NNDEF nn_tensor *nn_info_dropout_kl(nn_module *m);
+
+/* --- residual blocks, stochastic depth, Shake-Shake, ShakeDrop --- */
+
+enum {
+    NN_RESIDUAL_PLAIN = 0,             /* y = s(x) + F(x) */
+    NN_RESIDUAL_STOCHASTIC_DEPTH = 1,  /* Huang et al. 2016 */
+    NN_RESIDUAL_SHAKE_SHAKE = 2,       /* Gastaldi 2017, two branches */
+    NN_RESIDUAL_SHAKEDROP = 3          /* Yamada et al. 2018 */
+};
+/* Shake-Shake's backward coefficient: an independent beta ("shake-shake"),
+   0.5 ("shake-even") or the forward's alpha ("shake-keep"). */
+enum { NN_SHAKE_SHAKE = 0, NN_SHAKE_EVEN = 1, NN_SHAKE_KEEP = 2 };
+/* What one random draw covers: a sample (image), the whole batch, or one
+   channel of one sample. */
+enum { NN_GATE_SAMPLE = 0, NN_GATE_BATCH = 1, NN_GATE_CHANNEL = 2 };
+
+/* Options of the residual block and its regularizer ops; zero fields mean
+   the papers' defaults. */
+typedef struct nn_residual_opts {
+    int mode;            /* NN_RESIDUAL_PLAIN (default) ... NN_RESIDUAL_SHAKEDROP */
+    float survival;      /* p_l in (0,1] when > 0; else from the rule below */
+    int layer, layers;   /* l in 1..L and L: p_l = 1 - l/L (1 - p_L) */
+    float p_last;        /* p_L, 0 means 0.5 (also p_l when layers is 0) */
+    int shake;           /* NN_SHAKE_SHAKE (default), NN_SHAKE_EVEN, NN_SHAKE_KEEP */
+    int gate;            /* NN_GATE_SAMPLE (default), NN_GATE_BATCH, NN_GATE_CHANNEL */
+    float alpha_lo, alpha_hi;  /* ShakeDrop's alpha range; both 0 mean [-1, 1] */
+    float beta_lo, beta_hi;    /* ShakeDrop's beta range; both 0 mean [0, 1] */
+    int post_relu;       /* 1: ReLU after the addition (the original ResNet) */
+    nn_rng *rng;         /* NULL: the current generator */
+} nn_residual_opts;
+
+/* The linear decay rule of stochastic depth and ShakeDrop:
+   p_l = 1 - l/L (1 - p_L) for block l of L (l = 0 gives 1, l = L gives p_L). */
+NNDEF float nn_linear_decay_survival(int l, int L, float p_L);
+/* Stochastic depth's gate on a residual branch f [N,...]: b f with
+   b ~ Bernoulli(p_l) per gate; evaluation p_l f. */
+NNDEF nn_tensor *nn_stochastic_depth_op(nn_tensor *f, int training, nn_residual_opts opts);
+/* ShakeDrop's gate on f [N,...]: forward (b + alpha - b alpha) f, backward
+   (b + beta - b beta) times the gradient, b ~ Bernoulli(p_l), alpha ~
+   U[alpha_lo, alpha_hi], beta ~ U[beta_lo, beta_hi] per gate; evaluation
+   E[b + alpha - b alpha] f = (p_l + (1-p_l)(alpha_lo+alpha_hi)/2) f. */
+NNDEF nn_tensor *nn_shakedrop_op(nn_tensor *f, int training, nn_residual_opts opts);
+/* Shake-Shake's mix of two branches of one shape: forward alpha f1 +
+   (1-alpha) f2, alpha ~ U[0,1] per gate; backward beta and 1-beta
+   (opts.shake picks beta); evaluation 0.5 f1 + 0.5 f2. */
+NNDEF nn_tensor *nn_shake_shake_op(nn_tensor *f1, nn_tensor *f2, int training,
+                                   nn_residual_opts opts);
+/* A residual block (type "Residual"): a = preact ? preact(x) : x; y = s + G
+   where s = shortcut(a) (a projection, e.g. a 1x1 conv) or x when shortcut
+   is NULL, and G = body(a) gated by opts.mode (body2(a) is the second
+   Shake-Shake branch, NULL otherwise); then ReLU if post_relu.  Children,
+   present ones only: "preact", "body", "body2", "shortcut" (Fixup scales
+   the layers of "body").  Stochastic depth with NN_GATE_BATCH skips a
+   dropped body.  Takes the modules over (frees them on a misuse). */
+NNDEF nn_module *nn_residual(nn_module *preact, nn_module *body, nn_module *body2,
+                             nn_module *shortcut, nn_residual_opts opts);
+
+/* --- penalties and constraints --- */
+
+/* 1 when name matches the glob pattern: '*' any run of characters (dots
+   too), '?' one character, everything else itself ("*.weight", "0.*"). */
+NNDEF int nn_name_match(const char *pattern, const char *name);
+/* l1 sum |w| + l2 sum w^2 over the parameters of m whose dotted names match
+   pattern (nn_name_match; NULL means "*"): a scalar in the current graph to
+   add to the loss.  L1: l2 = 0; L2: l1 = 0; elastic net: both (the weight
+   decay wd of SGD equals l2 = wd/2).  Matching nothing is a misuse. */
+NNDEF nn_tensor *nn_penalty(nn_module *m, const char *pattern, float l1, float l2);
+/* sum |w| over the matching parameters (nn_penalty(m, pattern, 1, 0)). */
+NNDEF nn_tensor *nn_l1_penalty(nn_module *m, const char *pattern);
+/* sum w^2 over the matching parameters (nn_penalty(m, pattern, 0, 1)). */
+NNDEF nn_tensor *nn_l2_penalty(nn_module *m, const char *pattern);
+/* Activity penalty on activations a [N,...]: (l1 sum |a| + l2 sum a^2) / N,
+   a scalar (Keras activity_regularizer, divided by the batch size). */
+NNDEF nn_tensor *nn_activity_penalty(nn_tensor *a, float l1, float l2);
+/* Max-norm constraint in place (Srivastava et al. 2014): each row w[i,...]
+   of a tensor with 2+ dims (the whole tensor for 1-D) with L2 norm above c
+   is scaled by c/(norm + 1e-7) (torch.renorm(w, 2, 0, c)); c > 0. */
+NNDEF void nn_max_norm(nn_tensor *w, float c);
+
+/* --- mixup and CutMix --- */
+
+/* A Beta(a, b) draw (a, b > 0) from rng (NULL: the current generator), as
+   X/(X+Y) of two Gamma draws (Marsaglia-Tsang). */
+NNDEF float nn_sample_beta(nn_rng *rng, float a, float b);
+/* Mixup (Zhang et al. 2018): lambda ~ Beta(alpha, alpha) (alpha > 0) and a
+   random permutation pi of the batch; returns x~ = lambda x + (1-lambda)
+   x[pi] for x [N,...] and sets *targets (if not NULL) to the soft targets
+   lambda onehot(y) + (1-lambda) onehot(y[pi]) [N,classes], *lambda (if not
+   NULL) to lambda.  Data, not differentiated; results in x's graph (or the
+   current one).  Train with nn_cross_entropy_soft(logits, *targets, ce). */
+NNDEF nn_tensor *nn_mixup(nn_tensor *x, const int *labels, int classes, float alpha,
+                          nn_rng *rng, nn_tensor **targets, float *lambda);
+/* CutMix (Yun et al. 2019) on images x [N,C,H,W]: lambda ~ Beta(alpha,
+   alpha), a box of (H sqrt(1-lambda)) x (W sqrt(1-lambda)) at a uniform
+   centre (clipped to the image) pasted from x[pi]; lambda becomes 1 - box
+   area/(HW) and the targets are mixed with it, as nn_mixup. */
+NNDEF nn_tensor *nn_cutmix(nn_tensor *x, const int *labels, int classes, float alpha,
+                           nn_rng *rng, nn_tensor **targets, float *lambda);
+
 /* ===== >>init ============================================================= */
 
 /* torch.nn.init on tensors, the same rules applied to a model's parameters
@@ -1317,6 +1501,103 @@ NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor 
 
 /* ----- >>data.augment: image augmentation --------------------------------- */
 
+/* Image augmentation of batches x [N,C,H,W] (docs/regularization.md), in
+   place, random per sample from the pipeline's generator (NULL: the current
+   one), drawn in order on the calling thread: the same seed gives the same
+   batch at any number of threads.  A pipeline is a list of transforms, run
+   in the order they were added; it keeps one image of scratch, so after the
+   first batch it allocates nothing. */
+typedef struct nn_augment nn_augment;
+
+/* Random erasing's options (Zhong et al. 2017); zero means the paper's. */
+typedef struct nn_erase_opts {
+    float p;             /* probability per sample, 0 means 0.5 */
+    float area_lo, area_hi;  /* erased share of the image, 0 means 0.02 .. 0.4 */
+    float ratio;         /* aspect ratio in [ratio, 1/ratio], 0 means 0.3 */
+    int constant;        /* 1: fill with `fill`; 0: uniform random values in [0,1) */
+    float fill;
+} nn_erase_opts;
+
+/* A new empty pipeline drawing from rng (not owned; NULL: the current
+   generator at each run).  NULL when out of memory. */
+NNDEF nn_augment *nn_augment_new(nn_rng *rng);
+/* Free a pipeline (NULL is ignored). */
+NNDEF void nn_augment_free(nn_augment *a);
+/* Flip left-right (hflip) or upside down (vflip) with probability p (0 means
+   0.5) per sample (RandomHorizontalFlip, RandomVerticalFlip). */
+NNDEF int nn_augment_hflip(nn_augment *a, float p);
+NNDEF int nn_augment_vflip(nn_augment *a, float p);
+/* Random crop of the image's own size from the image padded by `padding` on
+   every side with zeros, or by reflection (reflect = 1, padding < H and W):
+   offsets uniform in [0, 2 padding] (RandomCrop(size, padding, padding_mode)). */
+NNDEF int nn_augment_crop(nn_augment *a, int padding, int reflect);
+/* Shift by whole pixels, dx and dy uniform in [-max_shift, max_shift], fill
+   where nothing comes in. */
+NNDEF int nn_augment_translate(nn_augment *a, int max_shift, float fill);
+/* Rotate by an angle uniform in [lo_deg, hi_deg] (counterclockwise
+   positive) and scale by a factor uniform in [scale_lo, scale_hi] (both 0:
+   1) about the image centre, bilinear, fill outside (RandomAffine). */
+NNDEF int nn_augment_affine(nn_augment *a, float lo_deg, float hi_deg, float scale_lo,
+                            float scale_hi, float fill);
+/* Brightness x *= f, f ~ U[max(0, 1-amount), 1+amount] per sample; contrast
+   x = f x + (1-f) mean(x) with the sample's mean (ColorJitter's rules, not
+   clamped). */
+NNDEF int nn_augment_brightness(nn_augment *a, float amount);
+NNDEF int nn_augment_contrast(nn_augment *a, float amount);
+/* Additive Gaussian noise x += sigma n per pixel. */
+NNDEF int nn_augment_noise(nn_augment *a, float sigma);
+/* Cutout (DeVries & Taylor 2017): a size x size square at a uniform centre,
+   clipped to the image, set to fill, in every sample. */
+NNDEF int nn_augment_cutout(nn_augment *a, int size, float fill);
+/* Random erasing (Zhong et al. 2017): with probability p a rectangle of
+   area share U[area_lo, area_hi] and aspect ratio U[ratio, 1/ratio] (up to
+   10 tries to fit) at a uniform position, filled with noise or a constant. */
+NNDEF int nn_augment_erase(nn_augment *a, nn_erase_opts opts);
+/* Occlusion: count patches of size x size, wholly inside the image at
+   uniform positions, set to fill, in every sample. */
+NNDEF int nn_augment_occlude(nn_augment *a, int count, int size, float fill);
+/* Run the pipeline on x [N,C,H,W] in place.  NN_OK; NN_ERR_OOM for the
+   first batch's scratch; NN_ERR_ARG after a misuse report. */
+NNDEF nn_status nn_augment_run(nn_augment *a, nn_tensor *x);
+/* The same on n images of C x H x W floats at data. */
+NNDEF nn_status nn_augment_images(nn_augment *a, float *data, int n, int C, int H, int W);
+/* Make the loader run a on every batch it makes (the dataset's shape gives
+   C, H and W); NULL turns it off.  a must outlive the loader's use of it. */
+NNDEF void nn_loader_set_augment(nn_loader *l, nn_augment *a);
+
+/* Adversarial examples (Goodfellow et al. 2015; Madry et al. 2018), the
+   seed's "adversarial examples as a form of data augmentation".  The model
+   runs in its current mode (nn_train_mode(m, 0) for an evaluation); its
+   parameters receive no gradient from an attack (their requires-grad flags
+   are lifted during it and restored).  Results are tensors in x's graph. */
+typedef nn_tensor *(*nn_attack_loss)(nn_tensor *output, const int *labels, void *user);
+typedef struct nn_attack_opts {
+    float eps;           /* L-inf radius, > 0 (required) */
+    int steps;           /* PGD iterations, 0 means 10 */
+    float step_size;     /* PGD step, 0 means 2.5 eps / steps (Madry et al.) */
+    int random_start;    /* PGD: start from x + U[-eps, eps] */
+    float clip_lo, clip_hi;  /* the valid input range; both 0 mean [0, 1] */
+    int no_clip;         /* 1: no range clipping */
+    nn_attack_loss loss; /* NULL: cross-entropy (mean) */
+    void *loss_user;
+    nn_rng *rng;         /* the random start's generator, NULL: the current one */
+} nn_attack_opts;
+
+/* d loss(m(x), labels) / d x, the input gradient of the attack's loss, as a
+   tensor of x's shape (x itself is not changed and needs no gradient). */
+NNDEF nn_tensor *nn_input_grad(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts);
+/* FGSM: x + eps sign(d loss / d x), clipped to the valid range. */
+NNDEF nn_tensor *nn_fgsm(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts);
+/* PGD (L-inf): from x (or a random start in the eps-ball), steps of
+   x <- proj(x + step_size sign(grad)), proj clipping to the eps-ball around
+   the clean x and to the valid range.  Adversarial training: train on
+   nn_pgd's (or nn_fgsm's) output in place of the batch. */
+NNDEF nn_tensor *nn_pgd(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts);
+/* Robust accuracy: the share of one epoch of ld's samples that m classifies
+   correctly after a PGD attack with opts (steps 1 without random start and
+   step_size eps is FGSM).  Uses its own graph; -1 on failure. */
+NNDEF float nn_robust_accuracy(nn_module *m, nn_loader *ld, nn_attack_opts opts);
+
 /* ===== >>optim =========================================================== */
 /* Optimizers, parameter groups, gradient clipping, learning-rate and
    batch-size schedules, the LR range test, snapshot ensembles, and saving
@@ -1436,6 +1717,9 @@ typedef struct nn_ranger_opts {
 /* SGD (torch.optim.SGD): g = grad + wd p; b = mu b + (1-dampening) g (b = g
    at the first step); g = nesterov ? g + mu b : b; p -= lr g. */
 NNDEF nn_optim *nn_sgd(nn_module *m, nn_sgd_opts opts);
+/* SGDW, SGD with decoupled weight decay (Loshchilov & Hutter 2019), decayed
+   as AdamW: p *= 1 - lr wd, then nn_sgd's step on the raw gradient. */
+NNDEF nn_optim *nn_sgdw(nn_module *m, nn_sgd_opts opts);
 /* AdaGrad (torch.optim.Adagrad): s += g^2; p -= lr/(1+(t-1) lr_decay) g/(sqrt(s)+eps). */
 NNDEF nn_optim *nn_adagrad(nn_module *m, nn_adagrad_opts opts);
 /* RMSprop (torch.optim.RMSprop): v = a v + (1-a) g^2; centered: d = sqrt(v - gbar^2)
@@ -1520,6 +1804,11 @@ typedef struct nn_group_opts {
 NNDEF int nn_optim_group(nn_optim *o, const char *pattern, nn_group_opts g);
 /* Freeze (on = 1) or unfreeze the parameters matching pattern; returns the count. */
 NNDEF int nn_optim_freeze(nn_optim *o, const char *pattern, int on);
+/* Max-norm constraint: after every nn_step, the parameters whose names match
+   the glob pattern (nn_name_match) are renormalized by nn_max_norm(p, c)
+   (rows of a weight to L2 norm at most c); c <= 0 removes it.  Returns the
+   count; a pattern matching nothing is a misuse. */
+NNDEF int nn_optim_max_norm(nn_optim *o, const char *pattern, float c);
 
 /* Clip the gradients of the optimizer's parameters (those nn_step would
    update) so their global L2 norm is at most max_norm; returns the norm before clipping
@@ -10192,6 +10481,1060 @@ NNDEF nn_module *nn_silu(void) { return nn_module_new("SiLU", nn__silu_forward);
 
 /* ===== >>regularizers (implementation) ==================================== */
 
+/* --- the dropout family --- */
+
+/* The generator a regularizer draws from: rng, else the current one. */
+static nn__pcg *nn__reg_pcg(nn_rng *rng) { return rng ? &rng->pcg : &nn__rng()->pcg; }
+
+/* The drop probability of the dropout family: p in [0,1).  0 after a report. */
+static int nn__reg_p_ok(const char *op, float p) {
+    if (p >= 0.0f && p < 1.0f) return 1;
+    nn__misuse("%s: p must be in [0,1), got %g", op, (double)p);
+    return 0;
+}
+
+/* Checks of the family's ops: p, a tensor, and its number of dimensions
+   (want > 0: exactly; want < 0: at least -want).  0 after a report. */
+static int nn__reg_x_ok(const char *op, nn_tensor *x, float p, int want, const char *layout) {
+    if (!nn__reg_p_ok(op, p)) return 0;
+    if (!x) {
+        nn__misuse("%s: NULL input", op);
+        return 0;
+    }
+    if ((want > 0 && x->ndim != want) || (want < 0 && x->ndim < -want)) {
+        nn__misuse("%s: needs x %s, got %s", op, layout, nn__ts(x));
+        return 0;
+    }
+    return 1;
+}
+
+/* The output of a multiplicative noise op, y = x m (+ c), whose gradient is
+   g m: *mask gets numel floats in the graph for m, saved for the backward. */
+static nn_tensor *nn__noise_out(const char *op, nn_tensor *x, float **mask) {
+    nn_tensor *out = nn__op(op, &x, 1, nn_shape_of(x), nn__mask_backward);
+    float *m;
+    if (!out) return NULL;
+    if (!(m = (float *)nn__scratch(out, (x->numel ? x->numel : 1) * sizeof(float)))) return NULL;
+    if (out->node) out->node->saved = m;
+    *mask = m;
+    return out;
+}
+
+/* Inverted dropout, x seen as outer x mid x inner: one draw per (outer,
+   inner) pair, shared along mid.  Channel dropout: outer N*C, mid H*W,
+   inner 1; locked dropout: mid is the time axis. */
+static nn_tensor *nn__shared_mask_dropout(const char *op, nn_tensor *x, float p, size_t outer,
+                                          size_t mid, size_t inner, nn_rng *rng) {
+    nn_tensor *out;
+    nn__pcg *r = nn__reg_pcg(rng);
+    float *m, *draw, scale = 1.0f / (1.0f - p);
+    size_t o, t, i;
+    if (!(out = nn__noise_out(op, x, &m))) return NULL;
+    if (!(draw = (float *)nn__scratch(out, (inner ? inner : 1) * sizeof(float)))) return NULL;
+    for (o = 0; o < outer; o++) {
+        for (i = 0; i < inner; i++) draw[i] = nn__pcg_uniform(r) < p ? 0.0f : scale;
+        for (t = 0; t < mid; t++)
+            for (i = 0; i < inner; i++) m[(o * mid + t) * inner + i] = draw[i];
+    }
+    for (i = 0; i < x->numel; i++) out->data[i] = x->data[i] * m[i];
+    return out;
+}
+
+static nn_tensor *nn__channel_dropout(const char *op, nn_tensor *x, float p, int training,
+                                      nn_rng *rng, int ndim) {
+    size_t nc;
+    if (!nn__reg_x_ok(op, x, p, ndim, ndim == 3 ? "[N,C,L]" : "[N,C,H,W]")) return NULL;
+    if (!training || p == 0.0f) return x;
+    nc = (size_t)x->shape[0] * (size_t)x->shape[1];
+    return nn__shared_mask_dropout(op, x, p, nc, nc ? x->numel / nc : 0, 1, rng);
+}
+
+NNDEF nn_tensor *nn_dropout1d_op(nn_tensor *x, float p, int training, nn_rng *rng) {
+    return nn__channel_dropout("nn_dropout1d_op", x, p, training, rng, 3);
+}
+NNDEF nn_tensor *nn_dropout2d_op(nn_tensor *x, float p, int training, nn_rng *rng) {
+    return nn__channel_dropout("nn_dropout2d_op", x, p, training, rng, 4);
+}
+
+NNDEF nn_tensor *nn_locked_dropout_op(nn_tensor *x, float p, int time_axis, int training,
+                                      nn_rng *rng) {
+    const char *op = "nn_locked_dropout_op";
+    size_t outer, inner;
+    int ax, T;
+    if (!nn__reg_x_ok(op, x, p, -1, "with at least one dimension")) return NULL;
+    if ((ax = nn__axis(op, x, time_axis)) < 0) return NULL;
+    if (!training || p == 0.0f) return x;
+    nn__split_axis(x, ax, &outer, &T, &inner);
+    return nn__shared_mask_dropout(op, x, p, outer, (size_t)T, inner, rng);
+}
+
+/* SELU's -scale*alpha, the value a dropped unit takes before the affine map. */
+#define NN__ALPHA_DROP 1.7580993408473766
+
+NNDEF nn_tensor *nn_alpha_dropout_op(nn_tensor *x, float p, int training, nn_rng *rng) {
+    const char *op = "nn_alpha_dropout_op";
+    nn_tensor *out;
+    nn__pcg *r;
+    float *m, a, kept_b, drop_b;
+    double ad;
+    size_t i;
+    if (!nn__reg_x_ok(op, x, p, 0, "")) return NULL;
+    if (!training || p == 0.0f) return x;
+    if (!(out = nn__noise_out(op, x, &m))) return NULL;
+    /* F.alpha_dropout: y = x m a + b, b = (m - 1) alpha a + alpha a p */
+    ad = 1.0 / sqrt((NN__ALPHA_DROP * NN__ALPHA_DROP * (double)p + 1.0) * (1.0 - (double)p));
+    a = (float)ad;
+    kept_b = (float)(NN__ALPHA_DROP * ad * (double)p);
+    drop_b = kept_b - (float)(NN__ALPHA_DROP * ad);   /* in float, as torch's float32 kernel */
+    r = nn__reg_pcg(rng);
+    for (i = 0; i < x->numel; i++) {
+        int keep = !(nn__pcg_uniform(r) < p);
+        m[i] = keep ? a : 0.0f;
+        out->data[i] = x->data[i] * m[i] + (keep ? kept_b : drop_b);
+    }
+    return out;
+}
+
+NNDEF nn_tensor *nn_gaussian_dropout_op(nn_tensor *x, float p, int training, nn_rng *rng) {
+    const char *op = "nn_gaussian_dropout_op";
+    nn_tensor *out;
+    nn__pcg *r;
+    float *m, sd;
+    size_t i;
+    if (!nn__reg_x_ok(op, x, p, 0, "")) return NULL;
+    if (!training || p == 0.0f) return x;
+    if (!(out = nn__noise_out(op, x, &m))) return NULL;
+    sd = sqrtf(p / (1.0f - p));
+    r = nn__reg_pcg(rng);
+    for (i = 0; i < x->numel; i++) {
+        m[i] = 1.0f + sd * nn__rng_normal(r);
+        out->data[i] = x->data[i] * m[i];
+    }
+    return out;
+}
+
+NNDEF nn_tensor *nn_gaussian_noise_op(nn_tensor *x, float sigma, int training, nn_rng *rng) {
+    const char *op = "nn_gaussian_noise_op";
+    nn_tensor *out;
+    nn__pcg *r;
+    size_t i;
+    if (!(sigma >= 0.0f && sigma < 3.0e38f)) {
+        nn__misuse("%s: sigma must be finite and >= 0, got %g", op, (double)sigma);
+        return NULL;
+    }
+    if (!nn__reg_x_ok(op, x, 0.0f, 0, "")) return NULL;
+    if (!training || sigma == 0.0f) return x;
+    if (!(out = nn__op(op, &x, 1, nn_shape_of(x), nn__identity_backward))) return NULL;
+    r = nn__reg_pcg(rng);
+    for (i = 0; i < x->numel; i++) out->data[i] = x->data[i] + sigma * nn__rng_normal(r);
+    return out;
+}
+
+NNDEF nn_tensor *nn_dropconnect_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, float p,
+                                          int training, nn_rng *rng) {
+    const char *op = "nn_dropconnect_linear_op";
+    nn_tensor *in[3], *mask, *wm;
+    nn_graph *g;
+    nn__pcg *r;
+    float scale;
+    size_t i;
+    if (!nn__reg_p_ok(op, p)) return NULL;
+    if (!x || !w || w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1] ||
+        (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
+        nn__misuse("%s: x %s, weight %s and bias %s do not fit (want x [...,in], weight "
+                   "[out,in], bias [out] or NULL)", op, nn__ts(x), nn__ts(w), nn__ts(b));
+        return NULL;
+    }
+    if (!training || p == 0.0f) return nn_linear_op(x, w, b);
+    in[0] = x;
+    in[1] = w;
+    in[2] = b;
+    if (!(g = nn__graph_of(op, in, b ? 3 : 2))) return NULL;
+    if (!(mask = nn__tensor_new(op, g, nn_shape_of(w), 0))) return NULL;
+    r = nn__reg_pcg(rng);
+    scale = 1.0f / (1.0f - p);
+    for (i = 0; i < w->numel; i++) mask->data[i] = nn__pcg_uniform(r) < p ? 0.0f : scale;
+    if (!(wm = nn_mul(w, mask))) return NULL;
+    return nn_linear_op(x, wm, b);
+}
+
+/* --- modules of the family --- */
+
+/* The state of every module of this section starts with this header, so
+   nn_module_set_rng can reach the generator; they share one destroy
+   function, which is how it recognizes them. */
+typedef struct nn__reg_head {
+    nn_rng *rng;
+} nn__reg_head;
+typedef struct nn__reg_state {
+    nn__reg_head head;
+    int kind;
+    float p;
+    int axis;
+    nn_tensor *weight, *bias;      /* DropConnectLinear */
+} nn__reg_state;
+
+static void nn__reg_destroy(nn_module *m) { nn__free(m->user); }
+
+/* A module of this section with a zeroed state of size bytes. */
+static nn_module *nn__reg_module(const char *type, nn_forward_fn fwd, size_t size) {
+    nn_module *m = nn_module_new(type, fwd);
+    if (!m) return NULL;
+    if (!(m->user = nn__calloc(1, size))) {
+        nn_module_free(m);
+        return NULL;
+    }
+    m->destroy = nn__reg_destroy;
+    return m;
+}
+
+enum { NN__RD_1D, NN__RD_2D, NN__RD_ALPHA, NN__RD_GAUSS, NN__RD_NOISE, NN__RD_LOCKED, NN__RD_CONNECT };
+
+static nn_tensor *nn__reg_forward(nn_module *m, nn_tensor *x) {
+    const nn__reg_state *st = (const nn__reg_state *)m->user;
+    nn_rng *r = st->head.rng;
+    switch (st->kind) {
+    case NN__RD_1D: return nn_dropout1d_op(x, st->p, m->training, r);
+    case NN__RD_2D: return nn_dropout2d_op(x, st->p, m->training, r);
+    case NN__RD_ALPHA: return nn_alpha_dropout_op(x, st->p, m->training, r);
+    case NN__RD_GAUSS: return nn_gaussian_dropout_op(x, st->p, m->training, r);
+    case NN__RD_NOISE: return nn_gaussian_noise_op(x, st->p, m->training, r);
+    case NN__RD_LOCKED: return nn_locked_dropout_op(x, st->p, st->axis, m->training, r);
+    default: return nn_dropconnect_linear_op(x, st->weight, st->bias, st->p, m->training, r);
+    }
+}
+
+static nn_module *nn__reg_simple(const char *fn, const char *type, int kind, float p, int axis) {
+    nn_module *m;
+    nn__reg_state *st;
+    if (kind == NN__RD_NOISE) {
+        if (!(p >= 0.0f && p < 3.0e38f)) {
+            nn__misuse("%s: sigma must be finite and >= 0, got %g", fn, (double)p);
+            return NULL;
+        }
+    } else if (!nn__reg_p_ok(fn, p)) {
+        return NULL;
+    }
+    if (!(m = nn__reg_module(type, nn__reg_forward, sizeof(nn__reg_state)))) return NULL;
+    st = (nn__reg_state *)m->user;
+    st->kind = kind;
+    st->p = p;
+    st->axis = axis;
+    return m;
+}
+
+NNDEF nn_module *nn_dropout1d(float p) { return nn__reg_simple("nn_dropout1d", "Dropout1d", NN__RD_1D, p, 0); }
+NNDEF nn_module *nn_dropout2d(float p) { return nn__reg_simple("nn_dropout2d", "Dropout2d", NN__RD_2D, p, 0); }
+NNDEF nn_module *nn_alpha_dropout(float p) { return nn__reg_simple("nn_alpha_dropout", "AlphaDropout", NN__RD_ALPHA, p, 0); }
+NNDEF nn_module *nn_gaussian_dropout(float p) { return nn__reg_simple("nn_gaussian_dropout", "GaussianDropout", NN__RD_GAUSS, p, 0); }
+NNDEF nn_module *nn_gaussian_noise(float sigma) { return nn__reg_simple("nn_gaussian_noise", "GaussianNoise", NN__RD_NOISE, sigma, 0); }
+NNDEF nn_module *nn_locked_dropout(float p, int time_axis) {
+    return nn__reg_simple("nn_locked_dropout", "LockedDropout", NN__RD_LOCKED, p, time_axis);
+}
+
+NNDEF nn_module *nn_dropconnect_linear(int in_features, int out_features, float p) {
+    nn_module *m, *lin;
+    nn__reg_state *st;
+    nn_tensor *w, *b;
+    if (!nn__reg_p_ok("nn_dropconnect_linear", p)) return NULL;
+    if (in_features < 1 || out_features < 1) {
+        nn__misuse("nn_dropconnect_linear: sizes must be positive, got in=%d out=%d", in_features,
+                   out_features);
+        return NULL;
+    }
+    /* torch.nn.Linear's initialization, drawn in its order */
+    if (!(lin = nn_linear(in_features, out_features))) return NULL;
+    if (!(m = nn__reg_simple("nn_dropconnect_linear", "DropConnectLinear", NN__RD_CONNECT, p, 0))) {
+        nn_module_free(lin);
+        return NULL;
+    }
+    st = (nn__reg_state *)m->user;
+    w = nn_param_get(lin, "weight");
+    b = nn_param_get(lin, "bias");
+    if (!nn_module_add_param(m, "weight", w) || !nn_module_add_param(m, "bias", b)) {
+        nn_module_free(lin);
+        nn_module_free(m);
+        return NULL;
+    }
+    nn_module_free(lin);   /* m holds both tensors now */
+    st->weight = w;
+    st->bias = b;
+    return m;
+}
+
+NNDEF int nn_module_set_rng(nn_module *m, nn_rng *r) {
+    int i, n = 0;
+    if (!m) {
+        nn__misuse("nn_module_set_rng: NULL module");
+        return 0;
+    }
+    if (m->destroy == nn__reg_destroy && m->user) {
+        ((nn__reg_head *)m->user)->rng = r;
+        n++;
+    }
+    for (i = 0; i < m->nchildren; i++) n += nn_module_set_rng(m->children[i], r);
+    return n;
+}
+
+/* --- information dropout --- */
+
+/* 1 when a and b have the same shape. */
+static int nn__reg_same_shape(const nn_tensor *a, const nn_tensor *b) {
+    return a->ndim == b->ndim && memcmp(a->shape, b->shape, sizeof(int) * (size_t)a->ndim) == 0;
+}
+
+/* f(h) and f'(h) of information dropout's activation: ReLU or softplus. */
+static float nn__info_f(int act, float h, float *df) {
+    if (act == NN_INFO_RELU) {
+        *df = h > 0.0f ? 1.0f : 0.0f;
+        return h > 0.0f ? h : 0.0f;
+    }
+    *df = 1.0f / (1.0f + expf(-h));
+    return h > 0.0f ? h + log1pf(expf(-h)) : log1pf(expf(h));
+}
+
+/* alpha = 0.001 + M sigmoid(s), and d alpha / d s. */
+static float nn__info_alpha(float s, float M, float *dalpha) {
+    float sg = 1.0f / (1.0f + expf(-s));
+    *dalpha = M * sg * (1.0f - sg);
+    return 0.001f + M * sg;
+}
+
+/* The options resolved: in[0] activation; f[0] max_alpha, f[1] mu, f[2]
+   sigma, f[3] 1/N (the batch mean of the KL term). */
+typedef struct nn__info_args {
+    int act;
+    float M, mu, sigma, inv_n;
+    const float *noise;   /* the normal draws of z (NULL in evaluation) */
+} nn__info_args;
+
+/* z = f(h) exp(alpha n): d/dh = f'(h) e, d/ds = f(h) e n alpha'(s). */
+static void nn__info_z_backward(nn__node *n) {
+    const nn__info_args *a = (const nn__info_args *)n->saved;
+    nn_tensor *h = n->in[0], *s = n->in[1];
+    float *gh = nn__in_grad(n, 0), *gs = nn__in_grad(n, 1);
+    const float *g = n->out->grad;
+    size_t i;
+    for (i = 0; i < h->numel; i++) {
+        float df, da, f = nn__info_f(a->act, h->data[i], &df);
+        float al = nn__info_alpha(s->data[i], a->M, &da);
+        float z = a->noise ? a->noise[i] : 0.0f, e = expf(al * z);
+        if (gh) gh[i] += g[i] * df * e;
+        if (gs) gs[i] += g[i] * f * e * z * da;
+    }
+}
+
+/* The KL term per unit and its derivatives by h and by alpha. */
+static float nn__info_kl_unit(const nn__info_args *a, float h, float al, float *dh, float *dal) {
+    float df, f, L, inv_s2;
+    if (a->act == NN_INFO_RELU) {
+        *dh = 0.0f;
+        *dal = -1.0f / al;
+        return -logf(al / (a->M + 0.001f));
+    }
+    f = nn__info_f(a->act, h, &df);
+    L = logf(f > 1e-4f ? f : 1e-4f);
+    inv_s2 = 1.0f / (a->sigma * a->sigma);
+    *dh = f > 1e-4f ? (L - a->mu) * inv_s2 * df / f : 0.0f;
+    *dal = -1.0f / al + al * inv_s2;
+    return logf(a->sigma / al) + (al * al + (L - a->mu) * (L - a->mu)) * 0.5f * inv_s2 - 0.5f;
+}
+
+static void nn__info_kl_backward(nn__node *n) {
+    const nn__info_args *a = (const nn__info_args *)n->saved;
+    nn_tensor *h = n->in[0], *s = n->in[1];
+    float *gh = nn__in_grad(n, 0), *gs = nn__in_grad(n, 1);
+    float g = n->out->grad[0] * a->inv_n;
+    size_t i;
+    for (i = 0; i < h->numel; i++) {
+        float da, dh, dal, al = nn__info_alpha(s->data[i], a->M, &da);
+        nn__info_kl_unit(a, h->data[i], al, &dh, &dal);
+        if (gh) gh[i] += g * dh;
+        if (gs) gs[i] += g * dal * da;
+    }
+}
+
+NNDEF nn_tensor *nn_info_dropout_op(nn_tensor *h, nn_tensor *s, int training,
+                                    nn_info_dropout_opts opts, nn_rng *rng, nn_tensor **kl) {
+    const char *op = "nn_info_dropout_op";
+    nn_tensor *in[2], *z, *k;
+    nn__info_args *a;
+    float *noise = NULL;
+    double sum = 0.0;
+    nn__pcg *r;
+    size_t i;
+    in[0] = h;
+    in[1] = s;
+    if (kl) *kl = NULL;
+    if (!h || !s || h->ndim < 1 || !nn__reg_same_shape(h, s)) {
+        nn__misuse("%s: needs h and s of one shape [N,...], got %s and %s", op, nn__ts(h), nn__ts(s));
+        return NULL;
+    }
+    if ((opts.activation != NN_INFO_RELU && opts.activation != NN_INFO_SOFTPLUS) ||
+        !(opts.max_alpha >= 0.0f && opts.max_alpha < 3.0e38f) || !(opts.prior_sigma >= 0.0f) ||
+        !(opts.prior_mu == opts.prior_mu)) {
+        nn__misuse("%s: bad options activation=%d max_alpha=%g prior_sigma=%g (want "
+                   "NN_INFO_RELU or NN_INFO_SOFTPLUS, max_alpha >= 0, prior_sigma >= 0)", op,
+                   opts.activation, (double)opts.max_alpha, (double)opts.prior_sigma);
+        return NULL;
+    }
+    if (!(z = nn__op(op, in, 2, nn_shape_of(h), nn__info_z_backward))) return NULL;
+    if (!(a = (nn__info_args *)nn__scratch(z, sizeof *a))) return NULL;
+    a->act = opts.activation;
+    a->M = opts.max_alpha > 0.0f ? opts.max_alpha : 0.7f;
+    a->mu = opts.prior_mu;
+    a->sigma = opts.prior_sigma > 0.0f ? opts.prior_sigma : 1.0f;
+    a->inv_n = 1.0f / (float)(h->shape[0] ? h->shape[0] : 1);
+    if (training) {
+        if (!(noise = (float *)nn__scratch(z, (h->numel ? h->numel : 1) * sizeof(float)))) return NULL;
+        r = nn__reg_pcg(rng);
+        for (i = 0; i < h->numel; i++) noise[i] = nn__rng_normal(r);
+    }
+    a->noise = noise;
+    if (z->node) z->node->saved = a;
+    for (i = 0; i < h->numel; i++) {
+        float df, da, f = nn__info_f(a->act, h->data[i], &df);
+        float al = nn__info_alpha(s->data[i], a->M, &da);
+        z->data[i] = noise ? f * expf(al * noise[i]) : f;
+    }
+    if (!kl) return z;
+    if (!(k = nn__op(op, in, 2, nn_shape_scalar(), nn__info_kl_backward))) return NULL;
+    if (k->node) k->node->saved = a;
+    for (i = 0; i < h->numel; i++) {
+        float da, dh, dal, al = nn__info_alpha(s->data[i], a->M, &da);
+        sum += (double)nn__info_kl_unit(a, h->data[i], al, &dh, &dal);
+    }
+    k->data[0] = (float)(sum * (double)a->inv_n);
+    *kl = k;
+    return z;
+}
+
+typedef struct nn__info_state {
+    nn__reg_head head;
+    nn_info_dropout_opts opts;
+    nn_module *layer, *alpha;
+    nn_tensor *kl;        /* the last forward's KL term */
+    nn_graph *kl_graph;   /* and the graph and generation it lives in */
+    unsigned kl_gen;
+} nn__info_state;
+
+static nn_tensor *nn__info_forward(nn_module *m, nn_tensor *x) {
+    nn__info_state *st = (nn__info_state *)m->user;
+    nn_tensor *h = nn_forward(st->layer, x), *s, *kl = NULL, *z;
+    if (!h || !(s = nn_forward(st->alpha, x))) return NULL;
+    z = nn_info_dropout_op(h, s, m->training, st->opts, st->head.rng, &kl);
+    st->kl = kl;
+    st->kl_graph = kl ? kl->graph : NULL;
+    st->kl_gen = kl ? kl->gen : 0u;
+    return z;
+}
+
+NNDEF nn_module *nn_info_dropout(nn_module *layer, nn_module *alpha_layer,
+                                 nn_info_dropout_opts opts) {
+    nn_module *m = NULL;
+    nn__info_state *st;
+    if (!layer || !alpha_layer || layer == alpha_layer ||
+        (opts.activation != NN_INFO_RELU && opts.activation != NN_INFO_SOFTPLUS) ||
+        !(opts.max_alpha >= 0.0f && opts.max_alpha < 3.0e38f) || !(opts.prior_sigma >= 0.0f)) {
+        nn__misuse("nn_info_dropout: needs two distinct modules (got %p, %p) and activation "
+                   "NN_INFO_RELU or NN_INFO_SOFTPLUS, max_alpha >= 0, prior_sigma >= 0 (got %d, "
+                   "%g, %g)", (void *)layer, (void *)alpha_layer, opts.activation,
+                   (double)opts.max_alpha, (double)opts.prior_sigma);
+        goto fail;
+    }
+    if (!(m = nn__reg_module("InformationDropout", nn__info_forward, sizeof(nn__info_state))))
+        goto fail;
+    st = (nn__info_state *)m->user;
+    st->opts = opts;
+    st->layer = layer;
+    st->alpha = alpha_layer;
+    if (!nn_module_add_child(m, "layer", layer)) {
+        layer = NULL;   /* freed by the failed add */
+        goto fail;
+    }
+    if (!nn_module_add_child(m, "alpha", alpha_layer)) {
+        nn_module_free(m);
+        return NULL;
+    }
+    return m;
+fail:
+    if (layer && layer->refs == 0) nn_module_free(layer);
+    if (alpha_layer && alpha_layer != layer && alpha_layer->refs == 0) nn_module_free(alpha_layer);
+    nn_module_free(m);
+    return NULL;
+}
+
+/* Sum the live KL terms of m's tree into *acc. */
+static void nn__info_kl_collect(nn_module *m, nn_tensor **acc) {
+    int i;
+    if (m->forward == nn__info_forward) {
+        const nn__info_state *st = (const nn__info_state *)m->user;
+        if (st->kl && nn__cur_graph && st->kl_graph == nn__cur_graph &&
+            st->kl_gen == nn__cur_graph->gen)
+            *acc = *acc ? nn_add(*acc, st->kl) : st->kl;
+    }
+    for (i = 0; i < m->nchildren; i++) nn__info_kl_collect(m->children[i], acc);
+}
+
+NNDEF nn_tensor *nn_info_dropout_kl(nn_module *m) {
+    nn_tensor *acc = NULL;
+    if (!m) {
+        nn__misuse("nn_info_dropout_kl: NULL module");
+        return NULL;
+    }
+    nn__info_kl_collect(m, &acc);
+    return acc;
+}
+
+/* --- residual blocks, stochastic depth, Shake-Shake, ShakeDrop --- */
+
+NNDEF float nn_linear_decay_survival(int l, int L, float p_L) {
+    if (L < 1 || l < 0 || l > L || !(p_L > 0.0f && p_L <= 1.0f)) {
+        nn__misuse("nn_linear_decay_survival: needs 0 <= l <= L, L >= 1 and p_L in (0,1], got "
+                   "l=%d L=%d p_L=%g", l, L, (double)p_L);
+        return 1.0f;
+    }
+    return (float)(1.0 - (double)l / (double)L * (1.0 - (double)p_L));
+}
+
+/* The options resolved: survival p, the ranges, after checking them. */
+typedef struct nn__res_cfg {
+    float p, alo, ahi, blo, bhi;
+} nn__res_cfg;
+
+static int nn__res_check(const char *op, const nn_residual_opts *o, nn__res_cfg *c) {
+    float pL = o->p_last != 0.0f ? o->p_last : 0.5f;
+    int ranges0 = o->alpha_lo == 0.0f && o->alpha_hi == 0.0f;
+    int branges0 = o->beta_lo == 0.0f && o->beta_hi == 0.0f;
+    c->alo = ranges0 ? -1.0f : o->alpha_lo;
+    c->ahi = ranges0 ? 1.0f : o->alpha_hi;
+    c->blo = branges0 ? 0.0f : o->beta_lo;
+    c->bhi = branges0 ? 1.0f : o->beta_hi;
+    if (o->mode < NN_RESIDUAL_PLAIN || o->mode > NN_RESIDUAL_SHAKEDROP || o->shake < 0 ||
+        o->shake > NN_SHAKE_KEEP || o->gate < 0 || o->gate > NN_GATE_CHANNEL) {
+        nn__misuse("%s: unknown mode %d, shake %d or gate %d", op, o->mode, o->shake, o->gate);
+        return 0;
+    }
+    if (!(o->survival >= 0.0f && o->survival <= 1.0f) || !(pL > 0.0f && pL <= 1.0f) ||
+        o->layers < 0 || (o->layers > 0 && (o->layer < 0 || o->layer > o->layers))) {
+        nn__misuse("%s: survival %g and p_last %g must be in (0,1] (0: the default), and "
+                   "0 <= layer <= layers (got layer %d of %d)", op, (double)o->survival,
+                   (double)o->p_last, o->layer, o->layers);
+        return 0;
+    }
+    if (!(c->alo <= c->ahi) || !(c->blo <= c->bhi) || !(c->alo > -1e30f && c->ahi < 1e30f &&
+                                                       c->blo > -1e30f && c->bhi < 1e30f)) {
+        nn__misuse("%s: ranges must be finite with lo <= hi, got alpha [%g, %g] beta [%g, %g]",
+                   op, (double)c->alo, (double)c->ahi, (double)c->blo, (double)c->bhi);
+        return 0;
+    }
+    c->p = o->survival > 0.0f ? o->survival
+         : o->layers > 0 ? (float)(1.0 - (double)o->layer / (double)o->layers * (1.0 - (double)pL))
+         : pL;
+    return 1;
+}
+
+/* The gated sum sum_b cf_b[k] f_b of one or two branches, with cb_b[k] in
+   the backward: gate k covers inner contiguous elements. */
+typedef struct nn__gates {
+    float *cf[2], *cb[2];
+    size_t inner;
+    int nb;
+} nn__gates;
+
+static void nn__gated_backward(nn__node *n) {
+    const nn__gates *G = (const nn__gates *)n->saved;
+    const float *g = n->out->grad;
+    int b;
+    for (b = 0; b < G->nb; b++) {
+        float *ga = nn__in_grad(n, b);
+        size_t i;
+        if (!ga) continue;
+        for (i = 0; i < n->out->numel; i++) ga[i] += g[i] * G->cb[b][G->inner ? i / G->inner : 0];
+    }
+}
+
+enum { NN__GATE_SD, NN__GATE_SHAKEDROP, NN__GATE_SHAKE };
+
+/* The gate op of the three regularizers: checks, draws (gate by gate, in
+   order), and the forward. */
+static nn_tensor *nn__gate_op(const char *op, int kind, nn_tensor *f1, nn_tensor *f2, int training,
+                              const nn_residual_opts *o) {
+    nn_tensor *in[2], *out;
+    nn__res_cfg c;
+    nn__gates *G;
+    nn__pcg *r;
+    size_t ng, k, i;
+    int nb = f2 ? 2 : 1, b;
+    if (!nn__res_check(op, o, &c)) return NULL;
+    if (!f1 || (kind == NN__GATE_SHAKE && !f2)) {
+        nn__misuse("%s: NULL input", op);
+        return NULL;
+    }
+    if (f1->ndim < 1 || (o->gate == NN_GATE_CHANNEL && f1->ndim < 2) ||
+        (f2 && !nn__reg_same_shape(f1, f2))) {
+        nn__misuse("%s: needs branches [N,...] ([N,C,...] for channel gates) of one shape, got "
+                   "%s and %s", op, nn__ts(f1), nn__ts(f2));
+        return NULL;
+    }
+    in[0] = f1;
+    in[1] = f2;
+    if (!(out = nn__op(op, in, nb, nn_shape_of(f1), nn__gated_backward))) return NULL;
+    ng = (size_t)f1->shape[0] * (o->gate == NN_GATE_CHANNEL ? (size_t)f1->shape[1] : 1u);
+    if (!(G = (nn__gates *)nn__scratch(out, sizeof *G))) return NULL;
+    G->nb = nb;
+    G->inner = ng ? f1->numel / ng : 0;
+    for (b = 0; b < nb; b++) {
+        G->cf[b] = (float *)nn__scratch(out, (ng ? ng : 1) * sizeof(float));
+        G->cb[b] = (float *)nn__scratch(out, (ng ? ng : 1) * sizeof(float));
+        if (!G->cf[b] || !G->cb[b]) return NULL;
+    }
+    r = nn__reg_pcg(o->rng);
+    for (k = 0; k < ng; k++) {
+        float cf, cb;
+        if (k > 0 && o->gate == NN_GATE_BATCH) {
+            for (b = 0; b < nb; b++) {
+                G->cf[b][k] = G->cf[b][0];
+                G->cb[b][k] = G->cb[b][0];
+            }
+            continue;
+        }
+        if (kind == NN__GATE_SD) {
+            cf = cb = !training ? c.p : (float)(nn__pcg_uniform(r) < c.p);
+        } else if (kind == NN__GATE_SHAKEDROP) {
+            if (!training) {
+                cf = cb = c.p + (1.0f - c.p) * 0.5f * (c.alo + c.ahi);
+            } else {
+                float bl = (float)(nn__pcg_uniform(r) < c.p);
+                float al = c.alo + (c.ahi - c.alo) * nn__pcg_uniform(r);
+                float be = c.blo + (c.bhi - c.blo) * nn__pcg_uniform(r);
+                cf = bl + al - bl * al;
+                cb = bl + be - bl * be;
+            }
+        } else {
+            cf = cb = 0.5f;
+            if (training) {
+                cf = nn__pcg_uniform(r);
+                cb = o->shake == NN_SHAKE_SHAKE ? nn__pcg_uniform(r)
+                   : o->shake == NN_SHAKE_KEEP ? cf : 0.5f;
+            }
+            G->cf[1][k] = 1.0f - cf;
+            G->cb[1][k] = 1.0f - cb;
+        }
+        G->cf[0][k] = cf;
+        G->cb[0][k] = cb;
+    }
+    if (out->node) out->node->saved = G;
+    for (i = 0; i < out->numel; i++) {
+        size_t gk = G->inner ? i / G->inner : 0;
+        float v = G->cf[0][gk] * f1->data[i];
+        if (f2) v += G->cf[1][gk] * f2->data[i];
+        out->data[i] = v;
+    }
+    return out;
+}
+
+NNDEF nn_tensor *nn_stochastic_depth_op(nn_tensor *f, int training, nn_residual_opts opts) {
+    return nn__gate_op("nn_stochastic_depth_op", NN__GATE_SD, f, NULL, training, &opts);
+}
+NNDEF nn_tensor *nn_shakedrop_op(nn_tensor *f, int training, nn_residual_opts opts) {
+    return nn__gate_op("nn_shakedrop_op", NN__GATE_SHAKEDROP, f, NULL, training, &opts);
+}
+NNDEF nn_tensor *nn_shake_shake_op(nn_tensor *f1, nn_tensor *f2, int training,
+                                   nn_residual_opts opts) {
+    return nn__gate_op("nn_shake_shake_op", NN__GATE_SHAKE, f1, f2, training, &opts);
+}
+
+typedef struct nn__res_state {
+    nn__reg_head head;
+    nn_residual_opts opts;
+    nn_module *preact, *body, *body2, *shortcut;
+} nn__res_state;
+
+static nn_tensor *nn__res_forward(nn_module *m, nn_tensor *x) {
+    nn__res_state *st = (nn__res_state *)m->user;
+    nn_residual_opts o = st->opts;
+    nn_tensor *a = x, *s, *f, *f2 = NULL, *y;
+    o.rng = st->head.rng;
+    if (st->preact && !(a = nn_forward(st->preact, x))) return NULL;
+    s = st->shortcut ? nn_forward(st->shortcut, a) : x;
+    if (!s) return NULL;
+    if (o.mode == NN_RESIDUAL_STOCHASTIC_DEPTH && o.gate == NN_GATE_BATCH && m->training) {
+        /* the paper's form: one draw per batch, and a dropped branch is not run */
+        nn__res_cfg c;
+        if (!nn__res_check("nn_residual", &o, &c)) return NULL;
+        if (!(nn__pcg_uniform(nn__reg_pcg(o.rng)) < c.p)) y = s;
+        else if (!(f = nn_forward(st->body, a)) || !(y = nn_add(s, f))) return NULL;
+        return o.post_relu ? nn_relu_op(y) : y;
+    }
+    if (!(f = nn_forward(st->body, a))) return NULL;
+    if (st->body2 && !(f2 = nn_forward(st->body2, a))) return NULL;
+    switch (o.mode) {
+    case NN_RESIDUAL_STOCHASTIC_DEPTH: f = nn_stochastic_depth_op(f, m->training, o); break;
+    case NN_RESIDUAL_SHAKE_SHAKE: f = nn_shake_shake_op(f, f2, m->training, o); break;
+    case NN_RESIDUAL_SHAKEDROP: f = nn_shakedrop_op(f, m->training, o); break;
+    default: break;
+    }
+    if (!f) return NULL;
+    if (!nn__reg_same_shape(s, f)) {
+        nn__misuse("nn_residual: the shortcut gives %s but the body %s (a projection shortcut "
+                   "makes them agree)", nn__ts(s), nn__ts(f));
+        return NULL;
+    }
+    y = nn_add(s, f);
+    return o.post_relu && y ? nn_relu_op(y) : y;
+}
+
+NNDEF nn_module *nn_residual(nn_module *preact, nn_module *body, nn_module *body2,
+                             nn_module *shortcut, nn_residual_opts opts) {
+    nn_module *given[4], *m = NULL;
+    static const char *const names[4] = {"preact", "body", "body2", "shortcut"};
+    nn__res_state *st;
+    nn__res_cfg c;
+    int i, j, added = 0;
+    given[0] = preact;
+    given[1] = body;
+    given[2] = body2;
+    given[3] = shortcut;
+    if (!nn__res_check("nn_residual", &opts, &c)) goto fail;
+    if (!body || (opts.mode == NN_RESIDUAL_SHAKE_SHAKE) != (body2 != NULL)) {
+        nn__misuse("nn_residual: needs a body%s (got body %p, body2 %p)",
+                   opts.mode == NN_RESIDUAL_SHAKE_SHAKE ? " and a body2 for Shake-Shake"
+                                                        : ", and a body2 only for Shake-Shake",
+                   (void *)body, (void *)body2);
+        goto fail;
+    }
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < i; j++)
+            if (given[i] && given[i] == given[j]) {
+                nn__misuse("nn_residual: %s and %s are the same module", names[j], names[i]);
+                goto fail;
+            }
+    if (!(m = nn__reg_module("Residual", nn__res_forward, sizeof(nn__res_state)))) goto fail;
+    st = (nn__res_state *)m->user;
+    st->opts = opts;
+    st->head.rng = opts.rng;
+    st->preact = preact;
+    st->body = body;
+    st->body2 = body2;
+    st->shortcut = shortcut;
+    for (added = 0; added < 4; added++) {
+        if (!given[added]) continue;
+        if (!nn_module_add_child(m, names[added], given[added])) {
+            given[added] = NULL;   /* freed by the failed add */
+            added++;
+            goto fail_added;
+        }
+    }
+    return m;
+fail_added:
+    for (i = added; i < 4; i++)
+        if (given[i] && given[i]->refs == 0) nn_module_free(given[i]);
+    nn_module_free(m);
+    return NULL;
+fail:
+    for (i = 0; i < 4; i++)
+        if (given[i] && given[i]->refs == 0) {
+            for (j = 0; j < i && given[j] != given[i]; j++) {}
+            if (j == i) nn_module_free(given[i]);
+        }
+    return NULL;
+}
+
+/* --- penalties and constraints --- */
+
+NNDEF int nn_name_match(const char *pattern, const char *name) {
+    /* iterative glob with one backtrack point for the last '*' */
+    const char *star = NULL, *resume = NULL;
+    if (!pattern || !name) return 0;
+    while (*name) {
+        if (*pattern == '*') {
+            star = pattern++;
+            resume = name;
+        } else if (*pattern == '?' || *pattern == *name) {
+            pattern++;
+            name++;
+        } else if (star) {
+            pattern = star + 1;
+            name = ++resume;
+        } else {
+            return 0;
+        }
+    }
+    while (*pattern == '*') pattern++;
+    return *pattern == 0;
+}
+
+/* d/dw of scale (l1 |w| + l2 w^2) = scale (l1 sign(w) + 2 l2 w), per input. */
+static void nn__penalty_backward(nn__node *n) {
+    const float *k = (const float *)n->saved;   /* l1, l2, scale */
+    float g = n->out->grad[0] * k[2], a = g * k[0], b = 2.0f * g * k[1];
+    int t;
+    for (t = 0; t < n->nin; t++) {
+        nn_tensor *w = n->in[t];
+        float *gw = nn__in_grad(n, t);
+        size_t i;
+        if (!gw) continue;
+        for (i = 0; i < w->numel; i++) {
+            float v = w->data[i];
+            gw[i] += a * (float)((v > 0.0f) - (v < 0.0f)) + b * v;
+        }
+    }
+}
+
+/* scale (l1 sum |w| + l2 sum w^2) over n tensors, summed in double. */
+static nn_tensor *nn__penalty_op(const char *op, nn_tensor **ts, int n, float l1, float l2,
+                                 float scale) {
+    nn_tensor *out;
+    double s1 = 0.0, s2 = 0.0;
+    float *k;
+    int t;
+    if (!(l1 >= 0.0f && l1 < 3.0e38f && l2 >= 0.0f && l2 < 3.0e38f)) {
+        nn__misuse("%s: l1 and l2 must be finite and >= 0, got %g and %g", op, (double)l1,
+                   (double)l2);
+        return NULL;
+    }
+    if (!(out = nn__op(op, ts, n, nn_shape_scalar(), nn__penalty_backward))) return NULL;
+    if (!(k = (float *)nn__scratch(out, 3 * sizeof(float)))) return NULL;
+    k[0] = l1;
+    k[1] = l2;
+    k[2] = scale;
+    if (out->node) out->node->saved = k;
+    for (t = 0; t < n; t++) {
+        size_t i;
+        for (i = 0; i < ts[t]->numel; i++) {
+            double v = (double)ts[t]->data[i];
+            s1 += fabs(v);
+            s2 += v * v;
+        }
+    }
+    out->data[0] = (float)((double)scale * ((double)l1 * s1 + (double)l2 * s2));
+    return out;
+}
+
+NNDEF nn_tensor *nn_penalty(nn_module *m, const char *pattern, float l1, float l2) {
+    const char *op = "nn_penalty";
+    nn_param *ps;
+    nn_tensor **ts;
+    int count, i, n = 0;
+    if (!pattern) pattern = "*";
+    if (!m) {
+        nn__misuse("%s: NULL module", op);
+        return NULL;
+    }
+    if (!nn__cur_graph) {
+        nn__misuse("%s: this thread has no current graph (call nn_graph_reset(g) first): the "
+                   "penalty is a step's tensor", op);
+        return NULL;
+    }
+    ps = nn_parameters(m, &count);
+    if (!(ts = (nn_tensor **)nn__arena_alloc(nn__cur_graph, sizeof(nn_tensor *) *
+                                             (size_t)(count ? count : 1))))
+        return NULL;
+    for (i = 0; i < count; i++)
+        if (nn_name_match(pattern, ps[i].name)) ts[n++] = ps[i].tensor;
+    if (!n) {
+        nn__misuse("%s: pattern \"%s\" matches no parameter (the first is \"%s\")", op, pattern,
+                   count ? ps[0].name : "");
+        return NULL;
+    }
+    return nn__penalty_op(op, ts, n, l1, l2, 1.0f);
+}
+
+NNDEF nn_tensor *nn_l1_penalty(nn_module *m, const char *pattern) { return nn_penalty(m, pattern, 1.0f, 0.0f); }
+NNDEF nn_tensor *nn_l2_penalty(nn_module *m, const char *pattern) { return nn_penalty(m, pattern, 0.0f, 1.0f); }
+
+NNDEF nn_tensor *nn_activity_penalty(nn_tensor *a, float l1, float l2) {
+    if (!a) {
+        nn__misuse("nn_activity_penalty: NULL input");
+        return NULL;
+    }
+    return nn__penalty_op("nn_activity_penalty", &a, 1, l1, l2,
+                          a->ndim > 0 && a->shape[0] > 0 ? 1.0f / (float)a->shape[0] : 1.0f);
+}
+
+NNDEF void nn_max_norm(nn_tensor *w, float c) {
+    size_t rows, len, r, i;
+    if (!w || !(c > 0.0f && c < 3.0e38f)) {
+        nn__misuse("nn_max_norm: needs a tensor and a finite c > 0, got %s and %g", nn__ts(w),
+                   (double)c);
+        return;
+    }
+    if (w->flags & NN_TENSOR_INT64) {
+        nn__misuse("nn_max_norm: %s holds int64 values, not floats", nn__ts(w));
+        return;
+    }
+    rows = w->ndim >= 2 ? (size_t)w->shape[0] : 1;
+    len = rows ? w->numel / rows : 0;
+    for (r = 0; r < rows; r++) {
+        float *row = w->data + r * len;
+        double sq = 0.0, norm;
+        for (i = 0; i < len; i++) sq += (double)row[i] * (double)row[i];
+        norm = sqrt(sq);
+        if (norm > (double)c) {
+            float s = (float)((double)c / (norm + 1e-7));
+            for (i = 0; i < len; i++) row[i] *= s;
+        }
+    }
+}
+
+/* --- mixup and CutMix --- */
+
+/* Gamma(a, 1) by Marsaglia and Tsang (a < 1 through Gamma(a+1) U^(1/a)). */
+static double nn__sample_gamma(nn__pcg *r, double a) {
+    double boost = 1.0, d, c;
+    if (a < 1.0) {
+        double u = ((double)(nn__pcg_next(r) >> 8) + 1.0) * (1.0 / 16777217.0);
+        boost = pow(u, 1.0 / a);
+        a += 1.0;
+    }
+    d = a - 1.0 / 3.0;
+    c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x, v, u;
+        do {
+            x = (double)nn__rng_normal(r);
+            v = 1.0 + c * x;
+        } while (v <= 0.0);
+        v = v * v * v;
+        u = ((double)(nn__pcg_next(r) >> 8) + 1.0) * (1.0 / 16777217.0);
+        if (u < 1.0 - 0.0331 * x * x * x * x || log(u) < 0.5 * x * x + d * (1.0 - v + log(v)))
+            return d * v * boost;
+    }
+}
+
+static int nn__beta_ok(const char *op, float a, float b) {
+    if (a > 0.0f && a < 3.0e38f && b > 0.0f && b < 3.0e38f) return 1;
+    nn__misuse("%s: alpha must be finite and > 0, got %g%s%g", op, (double)a,
+               a == b ? "" : " and ", a == b ? 0.0 : (double)b);
+    return 0;
+}
+
+NNDEF float nn_sample_beta(nn_rng *rng, float a, float b) {
+    nn__pcg *r = nn__reg_pcg(rng);
+    double x, y;
+    if (!nn__beta_ok("nn_sample_beta", a, b)) return 0.5f;
+    x = nn__sample_gamma(r, (double)a);
+    y = nn__sample_gamma(r, (double)b);
+    return x + y > 0.0 ? (float)(x / (x + y)) : 0.5f;
+}
+
+/* The shared part of mixup and CutMix: checks, lambda, the permutation (a
+   Fisher-Yates shuffle), the output tensor; NULL after a report. */
+static nn_tensor *nn__mix_begin(const char *op, nn_tensor *x, const int *labels, int classes,
+                                float alpha, nn__pcg *r, float *lam, int **perm, int images) {
+    nn_tensor *out;
+    nn_graph *g;
+    int n, i;
+    if (!nn__beta_ok(op, alpha, alpha)) return NULL;
+    if (!x || x->ndim < 1 || (images && x->ndim != 4)) {
+        nn__misuse("%s: needs x %s, got %s", op, images ? "[N,C,H,W]" : "[N,...]", nn__ts(x));
+        return NULL;
+    }
+    n = x->shape[0];
+    if (classes < 0 || (classes > 0 && !labels)) {
+        nn__misuse("%s: needs labels and classes >= 1 for the targets, got classes=%d", op, classes);
+        return NULL;
+    }
+    for (i = 0; labels && i < n; i++)
+        if (labels[i] < 0 || labels[i] >= classes) {
+            nn__misuse("%s: label %d of sample %d is outside [0,%d)", op, labels[i], i, classes);
+            return NULL;
+        }
+    if (!(g = nn__graph_of(op, &x, 1))) return NULL;
+    if (!(out = nn__tensor_new(op, g, nn_shape_of(x), 0))) return NULL;
+    if (!(*perm = (int *)nn__arena_alloc(g, sizeof(int) * (size_t)(n ? n : 1)))) return NULL;
+    {
+        double ga = nn__sample_gamma(r, (double)alpha), gb = nn__sample_gamma(r, (double)alpha);
+        *lam = ga + gb > 0.0 ? (float)(ga / (ga + gb)) : 0.5f;
+    }
+    for (i = 0; i < n; i++) (*perm)[i] = i;
+    for (i = n - 1; i > 0; i--) {
+        int j = (int)nn__rng_below(r, (uint32_t)(i + 1)), t = (*perm)[i];
+        (*perm)[i] = (*perm)[j];
+        (*perm)[j] = t;
+    }
+    return out;
+}
+
+/* The mixed one-hot targets lambda onehot(y) + (1-lambda) onehot(y[pi]). */
+static nn_tensor *nn__mix_targets(const char *op, nn_tensor *out, const int *labels, int classes,
+                                  const int *perm, float lam) {
+    nn_tensor *t;
+    int n = out->shape[0], i;
+    if (!(t = nn__tensor_new(op, out->graph, NN_SHAPE(n, classes), 1))) return NULL;
+    for (i = 0; i < n; i++) {
+        t->data[(size_t)i * (size_t)classes + (size_t)labels[i]] += lam;
+        t->data[(size_t)i * (size_t)classes + (size_t)labels[perm[i]]] += 1.0f - lam;
+    }
+    return t;
+}
+
+NNDEF nn_tensor *nn_mixup(nn_tensor *x, const int *labels, int classes, float alpha,
+                          nn_rng *rng, nn_tensor **targets, float *lambda) {
+    const char *op = "nn_mixup";
+    nn_tensor *out;
+    int *perm, n, i;
+    float lam;
+    size_t row, j;
+    if (targets) *targets = NULL;
+    if (!(out = nn__mix_begin(op, x, labels, targets ? classes : 0, alpha, nn__reg_pcg(rng), &lam,
+                              &perm, 0)))
+        return NULL;
+    n = x->shape[0];
+    row = n ? x->numel / (size_t)n : 0;
+    for (i = 0; i < n; i++) {
+        const float *a = x->data + (size_t)i * row, *b = x->data + (size_t)perm[i] * row;
+        float *o = out->data + (size_t)i * row;
+        for (j = 0; j < row; j++) o[j] = lam * a[j] + (1.0f - lam) * b[j];
+    }
+    if (lambda) *lambda = lam;
+    if (targets && !(*targets = nn__mix_targets(op, out, labels, classes, perm, lam))) return NULL;
+    return out;
+}
+
+NNDEF nn_tensor *nn_cutmix(nn_tensor *x, const int *labels, int classes, float alpha,
+                           nn_rng *rng, nn_tensor **targets, float *lambda) {
+    const char *op = "nn_cutmix";
+    nn__pcg *r = nn__reg_pcg(rng);
+    nn_tensor *out;
+    int *perm, n, C, H, W, i, ch, y, cy, cx, y0, y1, x0, x1;
+    float lam, cut;
+    size_t plane, bh, bw;
+    if (targets) *targets = NULL;
+    if (!(out = nn__mix_begin(op, x, labels, targets ? classes : 0, alpha, r, &lam, &perm, 1)))
+        return NULL;
+    n = x->shape[0];
+    C = x->shape[1];
+    H = x->shape[2];
+    W = x->shape[3];
+    plane = (size_t)H * (size_t)W;
+    memcpy(out->data, x->data, x->numel * sizeof(float));
+    /* the box of the reference implementation: side sqrt(1-lambda), a
+       uniform centre, clipped to the image */
+    cut = sqrtf(1.0f - lam);
+    cy = (int)nn__rng_below(r, (uint32_t)(H > 0 ? H : 1));
+    cx = (int)nn__rng_below(r, (uint32_t)(W > 0 ? W : 1));
+    y0 = NN__MAX(cy - (int)((float)H * cut) / 2, 0);
+    y1 = NN__MIN(cy + (int)((float)H * cut) / 2, H);
+    x0 = NN__MAX(cx - (int)((float)W * cut) / 2, 0);
+    x1 = NN__MIN(cx + (int)((float)W * cut) / 2, W);
+    bh = (size_t)(y1 > y0 ? y1 - y0 : 0);
+    bw = (size_t)(x1 > x0 ? x1 - x0 : 0);
+    for (i = 0; i < n; i++)
+        for (ch = 0; ch < C; ch++) {
+            float *dst = out->data + ((size_t)i * (size_t)C + (size_t)ch) * plane;
+            const float *src = x->data + ((size_t)perm[i] * (size_t)C + (size_t)ch) * plane;
+            for (y = y0; y < y1; y++)
+                memcpy(dst + (size_t)y * (size_t)W + (size_t)x0, src + (size_t)y * (size_t)W + (size_t)x0,
+                       bw * sizeof(float));
+        }
+    lam = plane ? 1.0f - (float)(bh * bw) / (float)plane : 1.0f;
+    if (lambda) *lambda = lam;
+    if (targets && !(*targets = nn__mix_targets(op, out, labels, classes, perm, lam))) return NULL;
+    return out;
+}
+
 /* ===== >>init (implementation) ============================================ */
 
 /* Fan-in/fan-out, gains, the tensor initializers, nn_init_apply, LSUV, Fixup.
@@ -11829,6 +13172,9 @@ struct nn_loader {
     int next_batch;     /* batch size from the next epoch on */
     int in_epoch;
     int *labels;        /* the current batch's labels */
+    /* nn_loader_set_augment's per-batch transform (NULL: none) */
+    nn_status (*augment)(void *user, float *data, int n, int C, int H, int W);
+    void *augment_user;
 };
 
 NNDEF nn_loader *nn_loader_new(const nn_dataset *ds, nn_loader_opts opts) {
@@ -11929,6 +13275,15 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
             if (ds->y) NN__PREFETCH(ds->y + ka);
         }
         nn__bytes_to_floats(src, (size_t)ds->sample_size, l->o.scale, dst);
+    }
+    if (l->augment) {
+        nn_status st = l->augment(l->augment_user, t->data, b, ds->shape[0], ds->shape[1],
+                                  ds->shape[2]);
+        if (st != NN_OK) {
+            *x = NULL;
+            *y = NULL;
+            return st;
+        }
     }
     l->pos += b;
     *x = t;
@@ -12866,6 +14221,477 @@ NNDEF int nn_loader_next_xy(nn_loader *l, nn_graph *g, nn_tensor **x, nn_tensor 
 
 /* ----- >>data.augment: image augmentation --------------------------------- */
 
+enum {
+    NN__AUG_HFLIP, NN__AUG_VFLIP, NN__AUG_CROP, NN__AUG_TRANSLATE, NN__AUG_AFFINE,
+    NN__AUG_BRIGHT, NN__AUG_CONTRAST, NN__AUG_NOISE, NN__AUG_CUTOUT, NN__AUG_ERASE,
+    NN__AUG_OCCLUDE
+};
+#define NN__AUG_MAX 32
+
+/* One transform: its kind, integer and float parameters. */
+typedef struct nn__aug_step {
+    int kind, i0, i1;
+    float f[5];
+    nn_erase_opts e;
+} nn__aug_step;
+
+struct nn_augment {
+    nn_rng *rng;
+    int n;
+    nn__aug_step steps[NN__AUG_MAX];
+    float *scratch;      /* one image, kept between batches */
+    size_t cap;
+};
+
+NNDEF nn_augment *nn_augment_new(nn_rng *rng) {
+    nn_augment *a = (nn_augment *)nn__calloc(1, sizeof(nn_augment));
+    if (a) a->rng = rng;
+    return a;
+}
+
+NNDEF void nn_augment_free(nn_augment *a) {
+    if (!a) return;
+    nn__free_floats(a->scratch);
+    nn__free(a);
+}
+
+/* Append a step after checking ok; 1, or 0 after a report. */
+static int nn__aug_add(const char *op, nn_augment *a, int ok, const char *why, nn__aug_step s) {
+    if (!a) {
+        nn__misuse("%s: NULL pipeline", op);
+        return 0;
+    }
+    if (!ok) {
+        nn__misuse("%s: %s", op, why);
+        return 0;
+    }
+    if (a->n >= NN__AUG_MAX) {
+        nn__misuse("%s: a pipeline holds at most %d transforms", op, NN__AUG_MAX);
+        return 0;
+    }
+    a->steps[a->n++] = s;
+    return 1;
+}
+
+/* A step of kind with integers i0, i1 and floats f0..f2. */
+static nn__aug_step nn__aug_mk(int kind, int i0, int i1, float f0, float f1, float f2) {
+    nn__aug_step s;
+    memset(&s, 0, sizeof s);
+    s.kind = kind;
+    s.i0 = i0;
+    s.i1 = i1;
+    s.f[0] = f0;
+    s.f[1] = f1;
+    s.f[2] = f2;
+    return s;
+}
+
+static int nn__aug_finite(float v) { return v > -3.0e38f && v < 3.0e38f; }
+
+NNDEF int nn_augment_hflip(nn_augment *a, float p) {
+    return nn__aug_add("nn_augment_hflip", a, p >= 0.0f && p <= 1.0f, "p must be in [0,1]",
+                       nn__aug_mk(NN__AUG_HFLIP, 0, 0, p > 0.0f ? p : 0.5f, 0, 0));
+}
+NNDEF int nn_augment_vflip(nn_augment *a, float p) {
+    return nn__aug_add("nn_augment_vflip", a, p >= 0.0f && p <= 1.0f, "p must be in [0,1]",
+                       nn__aug_mk(NN__AUG_VFLIP, 0, 0, p > 0.0f ? p : 0.5f, 0, 0));
+}
+NNDEF int nn_augment_crop(nn_augment *a, int padding, int reflect) {
+    return nn__aug_add("nn_augment_crop", a, padding >= 0 && padding <= 1 << 20,
+                       "padding must be in [0, 2^20]", nn__aug_mk(NN__AUG_CROP, padding, reflect != 0, 0, 0, 0));
+}
+NNDEF int nn_augment_translate(nn_augment *a, int max_shift, float fill) {
+    return nn__aug_add("nn_augment_translate", a, max_shift >= 0 && max_shift <= 1 << 20 && nn__aug_finite(fill),
+                       "max_shift must be in [0, 2^20] and fill finite",
+                       nn__aug_mk(NN__AUG_TRANSLATE, max_shift, 0, fill, 0, 0));
+}
+NNDEF int nn_augment_affine(nn_augment *a, float lo_deg, float hi_deg, float scale_lo,
+                            float scale_hi, float fill) {
+    nn__aug_step s;
+    int none = scale_lo == 0.0f && scale_hi == 0.0f;
+    s = nn__aug_mk(NN__AUG_AFFINE, 0, 0, lo_deg, hi_deg, fill);
+    s.f[3] = none ? 1.0f : scale_lo;
+    s.f[4] = none ? 1.0f : scale_hi;
+    return nn__aug_add("nn_augment_affine", a,
+                       lo_deg <= hi_deg && nn__aug_finite(lo_deg) && nn__aug_finite(hi_deg) &&
+                       s.f[3] > 0.0f && s.f[3] <= s.f[4] && nn__aug_finite(s.f[4]) && nn__aug_finite(fill),
+                       "needs finite lo_deg <= hi_deg, 0 < scale_lo <= scale_hi (or both 0) and a finite fill", s);
+}
+NNDEF int nn_augment_brightness(nn_augment *a, float amount) {
+    return nn__aug_add("nn_augment_brightness", a, amount >= 0.0f && nn__aug_finite(amount),
+                       "amount must be finite and >= 0", nn__aug_mk(NN__AUG_BRIGHT, 0, 0, amount, 0, 0));
+}
+NNDEF int nn_augment_contrast(nn_augment *a, float amount) {
+    return nn__aug_add("nn_augment_contrast", a, amount >= 0.0f && nn__aug_finite(amount),
+                       "amount must be finite and >= 0", nn__aug_mk(NN__AUG_CONTRAST, 0, 0, amount, 0, 0));
+}
+NNDEF int nn_augment_noise(nn_augment *a, float sigma) {
+    return nn__aug_add("nn_augment_noise", a, sigma >= 0.0f && nn__aug_finite(sigma),
+                       "sigma must be finite and >= 0", nn__aug_mk(NN__AUG_NOISE, 0, 0, sigma, 0, 0));
+}
+NNDEF int nn_augment_cutout(nn_augment *a, int size, float fill) {
+    return nn__aug_add("nn_augment_cutout", a, size >= 1 && size <= 1 << 20 && nn__aug_finite(fill),
+                       "size must be in [1, 2^20] and fill finite", nn__aug_mk(NN__AUG_CUTOUT, size, 0, fill, 0, 0));
+}
+NNDEF int nn_augment_erase(nn_augment *a, nn_erase_opts o) {
+    nn__aug_step s = nn__aug_mk(NN__AUG_ERASE, 0, 0, 0, 0, 0);
+    int areas0 = o.area_lo == 0.0f && o.area_hi == 0.0f;
+    s.e = o;
+    s.e.p = o.p > 0.0f ? o.p : 0.5f;
+    s.e.area_lo = areas0 ? 0.02f : o.area_lo;
+    s.e.area_hi = areas0 ? 0.4f : o.area_hi;
+    s.e.ratio = o.ratio > 0.0f ? o.ratio : 0.3f;
+    return nn__aug_add("nn_augment_erase", a,
+                       o.p >= 0.0f && o.p <= 1.0f && s.e.area_lo > 0.0f && s.e.area_lo <= s.e.area_hi &&
+                       s.e.area_hi <= 1.0f && s.e.ratio <= 1.0f && nn__aug_finite(o.fill),
+                       "needs p in [0,1], 0 < area_lo <= area_hi <= 1, ratio in (0,1] and a finite fill", s);
+}
+NNDEF int nn_augment_occlude(nn_augment *a, int count, int size, float fill) {
+    return nn__aug_add("nn_augment_occlude", a, count >= 1 && count <= 1 << 20 && size >= 1 &&
+                       size <= 1 << 20 && nn__aug_finite(fill),
+                       "count and size must be in [1, 2^20] and fill finite",
+                       nn__aug_mk(NN__AUG_OCCLUDE, count, size, fill, 0, 0));
+}
+
+/* Fill rows y0..y1-1, columns x0..x1-1 of every channel. */
+static void nn__aug_rect(float *img, int C, int H, int W, int y0, int y1, int x0, int x1, float v) {
+    int c, y, x;
+    for (c = 0; c < C; c++)
+        for (y = y0; y < y1; y++)
+            for (x = x0; x < x1; x++) img[((size_t)c * (size_t)H + (size_t)y) * (size_t)W + (size_t)x] = v;
+}
+
+/* Reflection of index k into [0, n) without repeating the edge (numpy's
+   and torch's "reflect"); n >= 2 or k already inside. */
+static int nn__aug_reflect(int k, int n) {
+    if (k < 0) k = -k;
+    if (k >= n) k = 2 * n - 2 - k;
+    return k;
+}
+
+/* Bilinear read of plane src (H x W) at (y, x); fill outside. */
+static float nn__aug_bilinear(const float *src, int H, int W, float y, float x, float fill) {
+    float fy = floorf(y), fx = floorf(x), wy = y - fy, wx = x - fx, v[4];
+    int y0 = (int)fy, x0 = (int)fx, k;
+    for (k = 0; k < 4; k++) {
+        int yy = y0 + (k >> 1), xx = x0 + (k & 1);
+        v[k] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? src[(size_t)yy * (size_t)W + (size_t)xx] : fill;
+    }
+    return (1.0f - wy) * ((1.0f - wx) * v[0] + wx * v[1]) + wy * ((1.0f - wx) * v[2] + wx * v[3]);
+}
+
+/* One step on one image (C planes of H x W); tmp holds C*H*W floats. */
+static void nn__aug_image(const nn__aug_step *s, nn__pcg *r, float *img, float *tmp, int C, int H, int W) {
+    size_t plane = (size_t)H * (size_t)W, n = plane * (size_t)C, i;
+    int c, y, x;
+    switch (s->kind) {
+    case NN__AUG_HFLIP:
+    case NN__AUG_VFLIP:
+        if (!(nn__pcg_uniform(r) < s->f[0])) return;
+        memcpy(tmp, img, n * sizeof(float));
+        for (c = 0; c < C; c++)
+            for (y = 0; y < H; y++)
+                for (x = 0; x < W; x++) {
+                    int sy = s->kind == NN__AUG_VFLIP ? H - 1 - y : y, sx = s->kind == NN__AUG_HFLIP ? W - 1 - x : x;
+                    img[(size_t)c * plane + (size_t)y * (size_t)W + (size_t)x] =
+                        tmp[(size_t)c * plane + (size_t)sy * (size_t)W + (size_t)sx];
+                }
+        return;
+    case NN__AUG_CROP:
+    case NN__AUG_TRANSLATE: {
+        int P = s->i0, dy, dx;
+        float fill = s->kind == NN__AUG_CROP ? 0.0f : s->f[0];
+        /* crop: offsets in [0, 2P] into the padded image = shifts in [-P, P] */
+        dy = (int)nn__rng_below(r, (uint32_t)(2 * P + 1)) - P;
+        dx = (int)nn__rng_below(r, (uint32_t)(2 * P + 1)) - P;
+        memcpy(tmp, img, n * sizeof(float));
+        for (c = 0; c < C; c++)
+            for (y = 0; y < H; y++)
+                for (x = 0; x < W; x++) {
+                    int sy = y + dy, sx = x + dx;
+                    float v = fill;
+                    if (s->kind == NN__AUG_CROP && s->i1) {
+                        sy = nn__aug_reflect(sy, H);
+                        sx = nn__aug_reflect(sx, W);
+                    }
+                    if (sy >= 0 && sy < H && sx >= 0 && sx < W)
+                        v = tmp[(size_t)c * plane + (size_t)sy * (size_t)W + (size_t)sx];
+                    img[(size_t)c * plane + (size_t)y * (size_t)W + (size_t)x] = v;
+                }
+        return;
+    }
+    case NN__AUG_AFFINE: {
+        double th = ((double)s->f[0] + (double)(s->f[1] - s->f[0]) * (double)nn__pcg_uniform(r)) * (double)NN_PI / 180.0;
+        float sc = s->f[3] + (s->f[4] - s->f[3]) * nn__pcg_uniform(r);
+        float co = (float)cos(th) / sc, si = (float)sin(th) / sc;
+        float cy = 0.5f * (float)(H - 1), cx = 0.5f * (float)(W - 1);
+        memcpy(tmp, img, n * sizeof(float));
+        for (c = 0; c < C; c++)
+            for (y = 0; y < H; y++)
+                for (x = 0; x < W; x++) {
+                    float dy = (float)y - cy, dx = (float)x - cx;
+                    /* counterclockwise on screen: the source of (dx, dy) */
+                    float sx = co * dx - si * dy + cx, sy = si * dx + co * dy + cy;
+                    img[(size_t)c * plane + (size_t)y * (size_t)W + (size_t)x] =
+                        nn__aug_bilinear(tmp + (size_t)c * plane, H, W, sy, sx, s->f[2]);
+                }
+        return;
+    }
+    case NN__AUG_BRIGHT:
+    case NN__AUG_CONTRAST: {
+        float lo = NN__MAX(0.0f, 1.0f - s->f[0]), f = lo + (1.0f + s->f[0] - lo) * nn__pcg_uniform(r);
+        double mean = 0.0;
+        if (s->kind == NN__AUG_BRIGHT) {
+            for (i = 0; i < n; i++) img[i] *= f;
+            return;
+        }
+        for (i = 0; i < n; i++) mean += (double)img[i];
+        mean /= (double)(n ? n : 1);
+        for (i = 0; i < n; i++) img[i] = f * img[i] + (1.0f - f) * (float)mean;
+        return;
+    }
+    case NN__AUG_NOISE:
+        for (i = 0; i < n; i++) img[i] += s->f[0] * nn__rng_normal(r);
+        return;
+    case NN__AUG_CUTOUT: {
+        int cy = (int)nn__rng_below(r, (uint32_t)H), cx = (int)nn__rng_below(r, (uint32_t)W);
+        nn__aug_rect(img, C, H, W, NN__MAX(cy - s->i0 / 2, 0), NN__MIN(cy + s->i0 / 2, H),
+                     NN__MAX(cx - s->i0 / 2, 0), NN__MIN(cx + s->i0 / 2, W), s->f[0]);
+        return;
+    }
+    case NN__AUG_ERASE: {
+        int k;
+        if (!(nn__pcg_uniform(r) < s->e.p)) return;
+        for (k = 0; k < 10; k++) {
+            float area = (s->e.area_lo + (s->e.area_hi - s->e.area_lo) * nn__pcg_uniform(r)) * (float)plane;
+            float ra = s->e.ratio + (1.0f / s->e.ratio - s->e.ratio) * nn__pcg_uniform(r);
+            int h = (int)floorf(sqrtf(area * ra) + 0.5f), w = (int)floorf(sqrtf(area / ra) + 0.5f);
+            int y0, x0;
+            if (h < 1 || w < 1 || h >= H || w >= W) continue;
+            y0 = (int)nn__rng_below(r, (uint32_t)(H - h + 1));
+            x0 = (int)nn__rng_below(r, (uint32_t)(W - w + 1));
+            if (s->e.constant) {
+                nn__aug_rect(img, C, H, W, y0, y0 + h, x0, x0 + w, s->e.fill);
+            } else {
+                for (c = 0; c < C; c++)
+                    for (y = y0; y < y0 + h; y++)
+                        for (x = x0; x < x0 + w; x++)
+                            img[(size_t)c * plane + (size_t)y * (size_t)W + (size_t)x] = nn__pcg_uniform(r);
+            }
+            return;
+        }
+        return;
+    }
+    default: { /* occlusion */
+        int k;
+        for (k = 0; k < s->i0; k++) {
+            int y0 = (int)nn__rng_below(r, (uint32_t)(H - s->i1 + 1));
+            int x0 = (int)nn__rng_below(r, (uint32_t)(W - s->i1 + 1));
+            nn__aug_rect(img, C, H, W, y0, y0 + s->i1, x0, x0 + s->i1, s->f[0]);
+        }
+        return;
+    }
+    }
+}
+
+NNDEF nn_status nn_augment_images(nn_augment *a, float *data, int n, int C, int H, int W) {
+    const char *op = "nn_augment_images";
+    size_t img;
+    nn__pcg *r;
+    int i, k;
+    if (!a || (!data && n > 0) || n < 0 || C < 1 || H < 1 || W < 1) {
+        nn__misuse("%s: needs a pipeline and n >= 0 images of C, H, W >= 1, got n=%d C=%d H=%d W=%d",
+                   op, n, C, H, W);
+        return NN_ERR_ARG;
+    }
+    for (k = 0; k < a->n; k++) {
+        const nn__aug_step *s = &a->steps[k];
+        if (s->kind == NN__AUG_CROP && s->i1 && (s->i0 >= H || s->i0 >= W)) {
+            nn__misuse("%s: reflect padding %d needs images larger than it, got %d x %d", op,
+                       s->i0, H, W);
+            return NN_ERR_ARG;
+        }
+        if (s->kind == NN__AUG_OCCLUDE && (s->i1 > H || s->i1 > W)) {
+            nn__misuse("%s: occlusion patches of %d x %d do not fit in %d x %d images", op, s->i1,
+                       s->i1, H, W);
+            return NN_ERR_ARG;
+        }
+    }
+    img = (size_t)C * (size_t)H * (size_t)W;
+    if (img > a->cap) {
+        float *t = nn__alloc_floats(img, 0);
+        if (!t) return NN_ERR_OOM;
+        nn__free_floats(a->scratch);
+        a->scratch = t;
+        a->cap = img;
+    }
+    r = nn__reg_pcg(a->rng);
+    for (i = 0; i < n; i++)
+        for (k = 0; k < a->n; k++)
+            nn__aug_image(&a->steps[k], r, data + (size_t)i * img, a->scratch, C, H, W);
+    return NN_OK;
+}
+
+NNDEF nn_status nn_augment_run(nn_augment *a, nn_tensor *x) {
+    if (!x || x->ndim != 4) {
+        nn__misuse("nn_augment_run: needs x [N,C,H,W], got %s", nn__ts(x));
+        return NN_ERR_ARG;
+    }
+    if (nn__stale("nn_augment_run", "the input", -1, x)) return NN_ERR_ARG;
+    return nn_augment_images(a, x->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
+}
+
+/* The loader's per-batch hook. */
+static nn_status nn__augment_loader_cb(void *a, float *data, int n, int C, int H, int W) {
+    return nn_augment_images((nn_augment *)a, data, n, C, H, W);
+}
+
+NNDEF void nn_loader_set_augment(nn_loader *l, nn_augment *a) {
+    if (!l) {
+        nn__misuse("nn_loader_set_augment: NULL loader");
+        return;
+    }
+    l->augment = a ? nn__augment_loader_cb : NULL;
+    l->augment_user = a;
+}
+
+/* --- adversarial examples --- */
+
+/* Resolved attack options; 0 after a report. */
+static int nn__attack_check(const char *op, nn_module *m, nn_tensor *x, const int *labels,
+                            nn_attack_opts *o) {
+    if (!m || !x || (!labels && !o->loss)) {
+        nn__misuse("%s: needs a module, an input and labels (or a loss)", op);
+        return 0;
+    }
+    if (!(o->eps > 0.0f && o->eps < 3.0e38f) || o->steps < 0 || !(o->step_size >= 0.0f) ||
+        (!o->no_clip && !(o->clip_lo <= o->clip_hi))) {
+        nn__misuse("%s: needs eps > 0, steps >= 0, step_size >= 0 and clip_lo <= clip_hi, got "
+                   "eps=%g steps=%d step_size=%g clip [%g, %g]", op, (double)o->eps, o->steps,
+                   (double)o->step_size, (double)o->clip_lo, (double)o->clip_hi);
+        return 0;
+    }
+    if (o->clip_lo == 0.0f && o->clip_hi == 0.0f) o->clip_hi = 1.0f;
+    if (o->steps == 0) o->steps = 10;
+    if (o->step_size == 0.0f) o->step_size = 2.5f * o->eps / (float)o->steps;
+    return 1;
+}
+
+static nn_tensor *nn__input_grad(const char *op, nn_module *m, nn_tensor *x, const int *labels,
+                                 const nn_attack_opts *o) {
+    nn_graph *g;
+    nn_tensor *xi, *out, *loss, *gr;
+    nn_param *ps;
+    unsigned char *had;
+    int count, i;
+    nn_status st;
+    if (!(g = nn__graph_of(op, &x, 1))) return NULL;
+    if (!(xi = nn__tensor_new(op, g, nn_shape_of(x), 0)) || !(gr = nn__tensor_new(op, g, nn_shape_of(x), 1)))
+        return NULL;
+    memcpy(xi->data, x->data, x->numel * sizeof(float));
+    nn_requires_grad(xi, 1);
+    ps = nn_parameters(m, &count);
+    if (!(had = (unsigned char *)nn__arena_alloc(g, (size_t)(count ? count : 1)))) return NULL;
+    for (i = 0; i < count; i++) {   /* the attack's backward reaches the input only */
+        had[i] = (ps[i].tensor->flags & NN_TENSOR_REQUIRES_GRAD) != 0;
+        ps[i].tensor->flags &= ~NN_TENSOR_REQUIRES_GRAD;
+    }
+    out = nn_forward(m, xi);
+    if (out) {
+        nn_ce_opts ce;
+        memset(&ce, 0, sizeof ce);
+        loss = o->loss ? o->loss(out, labels, o->loss_user) : nn_cross_entropy(out, labels, ce);
+    } else {
+        loss = NULL;
+    }
+    st = loss ? nn_backward(loss) : NN_ERR_ARG;
+    for (i = 0; i < count; i++)
+        if (had[i]) ps[i].tensor->flags |= NN_TENSOR_REQUIRES_GRAD;
+    if (st != NN_OK) return NULL;
+    if (xi->grad) memcpy(gr->data, xi->grad, x->numel * sizeof(float));
+    return gr;
+}
+
+NNDEF nn_tensor *nn_input_grad(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts) {
+    if (!nn__attack_check("nn_input_grad", m, x, labels, &opts)) return NULL;
+    return nn__input_grad("nn_input_grad", m, x, labels, &opts);
+}
+
+/* xa <- proj(xa + a sign(g)) around x0 within eps and the valid range. */
+static void nn__attack_step(float *xa, const float *g, const float *x0, size_t n, float a,
+                            const nn_attack_opts *o) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float v = xa[i] + a * (float)((g[i] > 0.0f) - (g[i] < 0.0f));
+        v = NN__MIN(NN__MAX(v, x0[i] - o->eps), x0[i] + o->eps);
+        if (!o->no_clip) v = NN__MIN(NN__MAX(v, o->clip_lo), o->clip_hi);
+        xa[i] = v;
+    }
+}
+
+static nn_tensor *nn__pgd(const char *op, nn_module *m, nn_tensor *x, const int *labels,
+                          nn_attack_opts o, int fgsm) {
+    nn_tensor *xa, *g;
+    int k;
+    if (!nn__attack_check(op, m, x, labels, &o)) return NULL;
+    if (fgsm) {
+        o.steps = 1;
+        o.step_size = o.eps;
+        o.random_start = 0;
+    }
+    if (!(xa = nn__tensor_new(op, x->graph ? x->graph : nn__cur_graph, nn_shape_of(x), 0))) return NULL;
+    memcpy(xa->data, x->data, x->numel * sizeof(float));
+    if (o.random_start) {
+        nn__pcg *r = nn__reg_pcg(o.rng);
+        size_t i;
+        float *z = xa->data;
+        for (i = 0; i < x->numel; i++) z[i] += o.eps * (2.0f * nn__pcg_uniform(r) - 1.0f);
+        for (i = 0; i < x->numel; i++)
+            if (!o.no_clip) z[i] = NN__MIN(NN__MAX(z[i], o.clip_lo), o.clip_hi);
+    }
+    for (k = 0; k < o.steps; k++) {
+        if (!(g = nn__input_grad(op, m, xa, labels, &o))) return NULL;
+        nn__attack_step(xa->data, g->data, x->data, x->numel, o.step_size, &o);
+    }
+    return xa;
+}
+
+NNDEF nn_tensor *nn_fgsm(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts) {
+    return nn__pgd("nn_fgsm", m, x, labels, opts, 1);
+}
+NNDEF nn_tensor *nn_pgd(nn_module *m, nn_tensor *x, const int *labels, nn_attack_opts opts) {
+    return nn__pgd("nn_pgd", m, x, labels, opts, 0);
+}
+
+NNDEF float nn_robust_accuracy(nn_module *m, nn_loader *ld, nn_attack_opts opts) {
+    nn_graph *keep = nn__cur_graph, *g;
+    long correct = 0, total = 0;
+    int b;
+    if (!m || !ld) {
+        nn__misuse("nn_robust_accuracy: needs a module and a loader");
+        return -1.0f;
+    }
+    if (!(g = nn_graph_new())) return -1.0f;
+    for (;;) {
+        nn_tensor *x, *xa, *out;
+        const int *y;
+        int *pred, i;
+        nn_graph_reset(g);
+        if ((b = nn_loader_next(ld, g, &x, &y)) <= 0) break;
+        if (!(xa = nn_pgd(m, x, y, opts)) || !(out = nn_forward(m, xa)) || out->ndim != 2 ||
+            !(pred = (int *)nn__arena_alloc(g, sizeof(int) * (size_t)b))) {
+            b = -1;
+            break;
+        }
+        nn_argmax_rows(out, pred);
+        for (i = 0; i < b; i++) correct += pred[i] == y[i];
+        total += b;
+    }
+    nn_graph_free(g);
+    nn__cur_graph = keep;
+    return b < 0 || total == 0 ? -1.0f : (float)((double)correct / (double)total);
+}
+
 /* ===== >>optim (implementation) ========================================== */
 
 enum {
@@ -12888,6 +14714,8 @@ struct nn_optim {
     double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
     double alpha, rho, lr_decay, momentum_decay, trust, init_acc;
     int nesterov, centered, amsgrad;
+    int decoupled;              /* SGDW: weight decay p *= 1 - lr wd */
+    float *max_norm;            /* per parameter: max-norm constraint c, 0 none (or NULL) */
     int n;                      /* parameters */
     nn_tensor **params;
     char **names;               /* dotted names, for groups and state files */
@@ -13012,6 +14840,24 @@ NNDEF nn_optim *nn_sgd(nn_module *m, nn_sgd_opts opts) {
     o->weight_decay = nn__optv(opts.weight_decay, 0.0);
     o->nesterov = opts.nesterov;
     return nn__optim_finish(o);
+}
+
+NNDEF nn_optim *nn_sgdw(nn_module *m, nn_sgd_opts opts) {
+    nn_optim *o;
+    if (!m) {
+        nn__misuse("nn_sgdw: NULL module");
+        return NULL;
+    }
+    if (nn__optim_bad(opts.lr) || opts.lr < 0.0f || opts.momentum < 0.0f || opts.weight_decay < 0.0f ||
+        (opts.nesterov && (opts.momentum <= 0.0f || opts.dampening != 0.0f))) {
+        nn__misuse("nn_sgdw: invalid options lr=%g momentum=%g weight_decay=%g nesterov=%d "
+                   "dampening=%g (Nesterov needs momentum > 0 and dampening 0)",
+                   (double)opts.lr, (double)opts.momentum, (double)opts.weight_decay,
+                   opts.nesterov, (double)opts.dampening);
+        return NULL;
+    }
+    if ((o = nn_sgd(m, opts)) != NULL) o->decoupled = 1;
+    return o;
 }
 
 NNDEF nn_optim *nn_adagrad(nn_module *m, nn_adagrad_opts opts) {
@@ -13260,6 +15106,12 @@ static void nn__sgd_range(nn_optim *o, int i, size_t lo, size_t hi) {
     float *p = t->data, *g = t->grad, *buf = o->slot[0][i];
     int first = o->steps[i] == 1;
     size_t j = lo;
+    if (o->decoupled) { /* SGDW: decay as AdamW, then the step without it */
+        float decay = (float)(1.0 - lr * wd);
+        for (j = lo; j < hi; j++) p[j] *= decay;
+        j = lo;
+        wdf = 0.0f;
+    }
     for (; j + NN__VL <= hi; j += NN__VL)
         nn__sgd_vec(p + j, g + j, buf ? buf + j : NULL, lrn, wdf, mu, damp, first, o->nesterov);
     if (j < hi) {
@@ -13506,7 +15358,15 @@ static void nn__lamb_update(nn_optim *o, int i, float *p, const float *g, size_t
     }
 }
 
-static void nn__step_run(nn_optim *o) {
+/* The max-norm constraints of nn_optim_max_norm, after an update. */
+static void nn__apply_max_norm(nn_optim *o) {
+    int i;
+    if (!o || !o->max_norm) return;
+    for (i = 0; i < o->n; i++)
+        if (o->max_norm[i] > 0.0f && !o->frozen[i]) nn_max_norm(o->params[i], o->max_norm[i]);
+}
+
+static void nn__step_update(nn_optim *o) {
     int i;
     if (o->kind == NN__OPT_LOOKAHEAD) {
         const nn_optim *b = nn__optim_cbase(o->inner);
@@ -13568,9 +15428,12 @@ static void nn__step_run(nn_optim *o) {
     }
 }
 
+/* The update, then the max-norm constraints, then the step hook (pruning
+   masks: last, so nothing writes into a masked weight after it). */
 NNDEF void nn_step(nn_optim *o) {
     if (!o) return;
-    nn__step_run(o);
+    nn__step_update(o);
+    nn__apply_max_norm(nn__optim_base(o));
     if (o->hook) o->hook(o, o->hook_user);
 }
 
@@ -13651,6 +15514,7 @@ NNDEF void nn_optim_free(nn_optim *o) {
     nn__free(o->frozen);
     nn__free(o->steps);
     nn__free(o->mu_prod);
+    nn__free(o->max_norm);
     nn_optim_free(o->inner);
     nn__free(o);
 }
@@ -13707,6 +15571,27 @@ NNDEF int nn_optim_freeze(nn_optim *o, const char *pattern, int on) {
             count++;
         }
     if (!count) nn__misuse("nn_optim_freeze: pattern \"%s\" matches no parameter", pattern);
+    return count;
+}
+
+NNDEF int nn_optim_max_norm(nn_optim *o, const char *pattern, float c) {
+    int i, count = 0;
+    nn_optim *b = nn__optim_base(o);
+    if (!b || !pattern || !(c < 3.0e38f)) {
+        nn__misuse("nn_optim_max_norm: needs an optimizer, a pattern and a finite c, got %g",
+                   (double)c);
+        return 0;
+    }
+    if (!b->max_norm && !(b->max_norm = (float *)nn__calloc((size_t)(b->n ? b->n : 1), sizeof(float))))
+        return 0;
+    for (i = 0; i < b->n; i++)
+        if (nn_name_match(pattern, b->names[i])) {
+            b->max_norm[i] = c > 0.0f ? c : 0.0f;
+            count++;
+        }
+    if (!count)
+        nn__misuse("nn_optim_max_norm: pattern \"%s\" matches no parameter (the first is \"%s\")",
+                   pattern, b->n ? b->names[0] : "");
     return count;
 }
 
