@@ -158,10 +158,65 @@ static void check_out_of_memory(void) {
     nn_set_error_hook(NULL, NULL);
 }
 
+/* The loader runs an augmentation pipeline (every transform) on each batch
+   with no allocation. */
+static void check_augmenting_loader(void) {
+    nn_dataset ds;
+    nn_loader_opts lo;
+    nn_loader *ld;
+    nn_graph *g = nn_graph_new();
+    nn_rng *r = nn_rng_new(5);
+    nn_augment *a = nn_augment_new(r);
+    nn_tensor *x;
+    const int *y;
+    long before;
+    int step, got = 1;
+    nn_erase_opts eo;
+    memset(&eo, 0, sizeof eo);
+    nn_augment_crop(a, 4, 1);
+    nn_augment_hflip(a, 0.0f);
+    nn_augment_vflip(a, 0.3f);
+    nn_augment_translate(a, 3, 0.0f);
+    nn_augment_affine(a, -30.0f, 30.0f, 0.8f, 1.2f, 0.0f);
+    nn_augment_brightness(a, 0.2f);
+    nn_augment_contrast(a, 0.2f);
+    nn_augment_noise(a, 0.05f);
+    nn_augment_cutout(a, 8, 0.0f);
+    nn_augment_erase(a, eo);
+    nn_augment_occlude(a, 2, 5, 0.5f);
+    nn_dataset_synthetic(64, 1, &ds);
+    memset(&lo, 0, sizeof lo);
+    lo.batch_size = 16;
+    lo.shuffle = 1;
+    lo.image_shape = 1;
+    lo.rng = r;
+    ld = nn_loader_new(&ds, lo);
+    nn_loader_set_augment(ld, a);
+    for (step = 0; step < 3; step++) {   /* warm up: scratch, arena */
+        nn_graph_reset(g);
+        if (nn_loader_next(ld, g, &x, &y) <= 0) nn_loader_next(ld, g, &x, &y);
+    }
+    before = alloc_calls;
+    for (step = 0; step < 20; step++) {
+        int b;
+        nn_graph_reset(g);
+        if ((b = nn_loader_next(ld, g, &x, &y)) == 0) b = nn_loader_next(ld, g, &x, &y);
+        got &= b == 16 && x && x->ndim == 4;
+    }
+    NN_TEST_CHECK(got && alloc_calls == before, "the loader runs the pipeline on each batch with "
+                  "no allocation (%ld calls)", alloc_calls - before);
+    nn_loader_free(ld);
+    nn_augment_free(a);
+    nn_dataset_free(&ds);
+    nn_graph_free(g);
+    nn_rng_free(r);
+}
+
 int main(void) {
     check_optimizer(0);
     check_optimizer(1);
     check_cnn();
     check_out_of_memory();
+    check_augmenting_loader();
     return nn_test_summary("test_alloc");
 }

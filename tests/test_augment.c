@@ -2,17 +2,13 @@
    images against the expected pixels (flips, crop offsets with zero and
    reflect padding, translation, a 90-degree rotation, scaling, the erasing
    rectangle, cutout, occlusion), the jitters' rules, bounds (guard images
-   around the batch stay untouched), determinism by seed, the loader's
-   pipeline allocating nothing per batch, and the misuse messages.  It
-   counts allocations, so it compiles its own implementation. */
+   around the batch stay untouched), determinism by seed and the misuse
+   messages.  (That the loader runs a pipeline with no allocation per batch
+   is checked in test_alloc.c, which counts allocations.) */
 #include <stdlib.h>
-static long alloc_calls = 0;
-static void *count_malloc(size_t n) { ++alloc_calls; return malloc(n); }
-static void *count_realloc(void *p, size_t n) { ++alloc_calls; return realloc(p, n); }
-#define NN_MALLOC(n) count_malloc(n)
-#define NN_REALLOC(p, n) count_realloc(p, n)
-#define NN_FREE(p) free(p)
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
+#endif
 #include "nn.h"
 #include "harness.h"
 #include <string.h>
@@ -299,45 +295,6 @@ static void test_bounds_determinism(void) {
     nn_rng_free(r);
 }
 
-static void test_loader(void) {
-    nn_dataset ds;
-    nn_loader_opts lo;
-    nn_loader *ld;
-    nn_graph *g = nn_graph_new();
-    nn_rng *r = nn_rng_new(5);
-    nn_augment *a = full_pipeline(r);
-    nn_tensor *x;
-    const int *y;
-    long before;
-    int step, got = 1;
-    nn_dataset_synthetic(64, 1, &ds);
-    memset(&lo, 0, sizeof lo);
-    lo.batch_size = 16;
-    lo.shuffle = 1;
-    lo.image_shape = 1;
-    lo.rng = r;
-    ld = nn_loader_new(&ds, lo);
-    nn_loader_set_augment(ld, a);
-    for (step = 0; step < 3; step++) {   /* warm up: scratch, arena */
-        nn_graph_reset(g);
-        if (nn_loader_next(ld, g, &x, &y) <= 0) nn_loader_next(ld, g, &x, &y);
-    }
-    before = alloc_calls;
-    for (step = 0; step < 20; step++) {
-        int b;
-        nn_graph_reset(g);
-        if ((b = nn_loader_next(ld, g, &x, &y)) == 0) b = nn_loader_next(ld, g, &x, &y);
-        got &= b == 16 && x && x->ndim == 4;
-    }
-    NN_TEST_CHECK(got && alloc_calls == before, "the loader runs the pipeline on each batch with "
-                  "no allocation (%ld calls)", alloc_calls - before);
-    nn_loader_free(ld);
-    nn_augment_free(a);
-    nn_dataset_free(&ds);
-    nn_graph_free(g);
-    nn_rng_free(r);
-}
-
 static void test_misuse(void) {
     nn_augment *a = nn_augment_new(NULL);
     nn_tensor *t = nn_zeros(NULL, NN_SHAPE(2, 9));
@@ -461,7 +418,6 @@ int main(void) {
     test_patches();
     test_jitter();
     test_bounds_determinism();
-    test_loader();
     test_misuse();
     return nn_test_summary("test_augment");
 }
