@@ -13,18 +13,11 @@
 #include "harness.h"
 #include <string.h>
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    snprintf(last_msg, sizeof last_msg, "%s", msg);
-}
 static void reported(const char *what, const char *s1) {
-    int ok = hook_calls == 1 && strstr(last_msg, s1);
-    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\")", what, hook_calls, last_msg, s1);
-    hook_calls = 0;
-    last_msg[0] = 0;
+    int ok = nn_test_msgs == 1 && strstr(nn_test_msg, s1);
+    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\")", what, nn_test_msgs, nn_test_msg, s1);
+    nn_test_msgs = 0;
+    nn_test_msg[0] = 0;
 }
 
 static int same(const float *a, const float *b, int n, float tol) {
@@ -300,7 +293,7 @@ static void test_misuse(void) {
     nn_tensor *t = nn_zeros(NULL, NN_SHAPE(2, 9));
     float img[9] = {0};
     nn_erase_opts eo;
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     NN_TEST_CHECK(!nn_augment_hflip(a, 1.5f), "p > 1 refused");
     reported("hflip p", "nn_augment_hflip: p must be in [0,1]");
     nn_augment_affine(a, 10.0f, -10.0f, 0.0f, 0.0f, 0.0f);

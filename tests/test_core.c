@@ -9,14 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    strncpy(last_msg, msg, sizeof last_msg - 1);
-}
-
 static void test_status_and_version(void) {
     NN_TEST_CHECK(strcmp(nn_status_string(NN_OK), "ok") == 0, "NN_OK string");
     NN_TEST_CHECK(strcmp(nn_status_string(NN_ERR_FORMAT), "format error") == 0, "format string");
@@ -96,22 +88,22 @@ static void test_misuse_messages(void) {
     nn_tensor *a = nn_zeros(g, NN_SHAPE(3, 4)), *b = nn_zeros(g, NN_SHAPE(5)), *r;
     int labels[3] = {0, 7, 1};
     nn_ce_opts ce = {0};
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     r = nn_add(a, b);
-    NN_TEST_CHECK(r == NULL && hook_calls == 1, "bad broadcast returns NULL through the hook");
-    NN_TEST_CHECK(strstr(last_msg, "nn_add") && strstr(last_msg, "[3,4]") && strstr(last_msg, "[5]"),
-                  "message names op and shapes: %s", last_msg);
+    NN_TEST_CHECK(r == NULL && nn_test_msgs == 1, "bad broadcast returns NULL through the hook");
+    NN_TEST_CHECK(strstr(nn_test_msg, "nn_add") && strstr(nn_test_msg, "[3,4]") && strstr(nn_test_msg, "[5]"),
+                  "message names op and shapes: %s", nn_test_msg);
     r = nn_matmul(a, a);
-    NN_TEST_CHECK(r == NULL && strstr(last_msg, "nn_matmul") && strstr(last_msg, "[3,4] x [3,4]"),
-                  "matmul message: %s", last_msg);
+    NN_TEST_CHECK(r == NULL && strstr(nn_test_msg, "nn_matmul") && strstr(nn_test_msg, "[3,4] x [3,4]"),
+                  "matmul message: %s", nn_test_msg);
     r = nn_cross_entropy(a, labels, ce);
-    NN_TEST_CHECK(r == NULL && strstr(last_msg, "label 7"), "label range message: %s", last_msg);
+    NN_TEST_CHECK(r == NULL && strstr(nn_test_msg, "label 7"), "label range message: %s", nn_test_msg);
     r = nn_reshape(a, NN_SHAPE(5, -1));
-    NN_TEST_CHECK(r == NULL && strstr(last_msg, "nn_reshape"), "reshape message: %s", last_msg);
+    NN_TEST_CHECK(r == NULL && strstr(nn_test_msg, "nn_reshape"), "reshape message: %s", nn_test_msg);
     r = nn_sum_axis(a, 2, 0);
-    NN_TEST_CHECK(r == NULL && strstr(last_msg, "axis 2"), "axis message: %s", last_msg);
+    NN_TEST_CHECK(r == NULL && strstr(nn_test_msg, "axis 2"), "axis message: %s", nn_test_msg);
     nn_backward(a);
-    NN_TEST_CHECK(strstr(last_msg, "nn_backward") != NULL, "backward of a non-scalar: %s", last_msg);
+    NN_TEST_CHECK(strstr(nn_test_msg, "nn_backward") != NULL, "backward of a non-scalar: %s", nn_test_msg);
     {
         /* A size that overflows the arena's rounding is an OOM, not a crash. */
         nn_tensor *huge = nn_zeros(g, NN_SHAPE(2147483647, 3, 715827883));
@@ -125,8 +117,8 @@ static void test_misuse_messages(void) {
         nn_dataset_synthetic(10, 1, &ds);
         ds.shape[1] = 20;
         lo.image_shape = 1;
-        NN_TEST_CHECK(nn_loader_new(&ds, lo) == NULL && strstr(last_msg, "image_shape"),
-                      "loader shape check: %s", last_msg);
+        NN_TEST_CHECK(nn_loader_new(&ds, lo) == NULL && strstr(nn_test_msg, "image_shape"),
+                      "loader shape check: %s", nn_test_msg);
         nn_dataset_free(&ds);
     }
     nn_set_error_hook(NULL, NULL);
@@ -360,17 +352,17 @@ static void test_anomaly(void) {
     nn_graph *g = nn_graph_new();
     float v[3] = {1.0f, -1.0f, 4.0f};
     nn_tensor *x = nn_requires_grad(nn_tensor_from(g, v, NN_SHAPE(3)), 1), *y;
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     nn_set_anomaly_detection(g, 1);
     y = nn_exp(nn_sqrt(x)); /* sqrt(-1) = NaN, caught when exp reads it */
-    NN_TEST_CHECK(y == NULL && strstr(last_msg, "nn_exp: anomaly") && strstr(last_msg, "made by nn_sqrt"),
-                  "forward anomaly: %s", last_msg);
+    NN_TEST_CHECK(y == NULL && strstr(nn_test_msg, "nn_exp: anomaly") && strstr(nn_test_msg, "made by nn_sqrt"),
+                  "forward anomaly: %s", nn_test_msg);
     nn_graph_reset(g);
     v[1] = 0.0f;
     x = nn_requires_grad(nn_tensor_from(g, v, NN_SHAPE(3)), 1);
     nn_backward(nn_sum(nn_sqrt(x))); /* d sqrt(x)/dx at 0 is inf */
-    NN_TEST_CHECK(strstr(last_msg, "nn_backward: anomaly") && strstr(last_msg, "nn_sqrt"),
-                  "backward anomaly: %s", last_msg);
+    NN_TEST_CHECK(strstr(nn_test_msg, "nn_backward: anomaly") && strstr(nn_test_msg, "nn_sqrt"),
+                  "backward anomaly: %s", nn_test_msg);
     nn_set_error_hook(NULL, NULL);
     nn_graph_free(g);
 }

@@ -25,13 +25,6 @@
 
 static const char *gold_dir = "tests/golden";
 static char tmpdir[256];
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    strncpy(last_msg, msg, sizeof last_msg - 1);
-}
 
 static const char *tmp(const char *name) {
     static char buf[4][320];
@@ -161,16 +154,16 @@ static void test_early_stopping(void) {
     r.strips = 3;
     NN_TEST_CHECK(first_stop(r, v5, NULL, 8) == 0, "UP_3 does not stop in 8 epochs");
     /* misuse */
-    hook_calls = 0;
+    nn_test_msgs = 0;
     r.mode = NN_MODE_MAX;
-    NN_TEST_CHECK(nn_early_stop_check(&r, v5, NULL, 8) == 0 && hook_calls == 1 &&
-                      strstr(last_msg, "nn_early_stop_check: Prechelt's") != NULL,
-                  "UP in mode max is misuse: %s", last_msg);
+    NN_TEST_CHECK(nn_early_stop_check(&r, v5, NULL, 8) == 0 && nn_test_msgs == 1 &&
+                      strstr(nn_test_msg, "nn_early_stop_check: Prechelt's") != NULL,
+                  "UP in mode max is misuse: %s", nn_test_msg);
     r.mode = NN_MODE_MIN;
     r.rule = NN_STOP_PQ;
-    NN_TEST_CHECK(nn_early_stop_check(&r, v5, NULL, 8) == 0 && hook_calls == 2 &&
-                      strstr(last_msg, "PQ needs the training losses") != NULL,
-                  "PQ without training losses: %s", last_msg);
+    NN_TEST_CHECK(nn_early_stop_check(&r, v5, NULL, 8) == 0 && nn_test_msgs == 2 &&
+                      strstr(nn_test_msg, "PQ needs the training losses") != NULL,
+                  "PQ without training losses: %s", nn_test_msg);
 }
 
 /* --- metrics --- */
@@ -244,13 +237,13 @@ static void test_metrics_hand(void) {
     NN_TEST_CHECK(s && count_of(s, "<rect") >= 9 + 10 && strstr(s, ">3</text>") && strstr(s, "</svg>"),
                   "heat map: 9 cells, a scale, the counts");
     free(s);
-    hook_calls = 0;
+    nn_test_msgs = 0;
     {
         static const int bad[] = {3};
         nn_confusion_add(cm, 3, bad, bad, 1);
     }
-    NN_TEST_CHECK(hook_calls == 1 && strstr(last_msg, "nn_confusion_add: pair 0 (label 3, prediction 3)"),
-                  "out-of-range label: %s", last_msg);
+    NN_TEST_CHECK(nn_test_msgs == 1 && strstr(nn_test_msg, "nn_confusion_add: pair 0 (label 3, prediction 3)"),
+                  "out-of-range label: %s", nn_test_msg);
 }
 
 static void test_metrics_sklearn(void) {
@@ -412,10 +405,10 @@ static void test_plots(void) {
                       strstr(t, ">5</text>"),
                   "white for the least, dark blue for the most, values in cells");
     free(t);
-    hook_calls = 0;
-    NN_TEST_CHECK(nn_heatmap_svg(tmp("h.svg"), hm, 0, 3, ho) == NN_ERR_ARG && hook_calls == 1 &&
-                      strstr(last_msg, "nn_heatmap_svg: needs") && strstr(last_msg, "0 x 3"),
-                  "heat map misuse: %s", last_msg);
+    nn_test_msgs = 0;
+    NN_TEST_CHECK(nn_heatmap_svg(tmp("h.svg"), hm, 0, 3, ho) == NN_ERR_ARG && nn_test_msgs == 1 &&
+                      strstr(nn_test_msg, "nn_heatmap_svg: needs") && strstr(nn_test_msg, "0 x 3"),
+                  "heat map misuse: %s", nn_test_msg);
     NN_TEST_CHECK(nn_plot_svg("/nonexistent-dir/x.svg", s, 2, po) == NN_ERR_IO &&
                       strstr(nn_error_string(), "cannot open"),
                   "unwritable path: NN_ERR_IO");
@@ -640,25 +633,25 @@ static void test_fit_restore_and_callbacks(void) {
                   "a callback stops the run in epoch 2 (%d epochs)", h ? h->epochs : -1);
     nn_history_free(h);
     /* misuse */
-    hook_calls = 0;
+    nn_test_msgs = 0;
     fo.on_batch = NULL;
     fo.epochs = -1;
-    NN_TEST_CHECK(nn_fit(net, opt, &ds, fo) == NULL && hook_calls == 1 &&
-                      strstr(last_msg, "nn_fit: bad options (epochs -1"),
-                  "bad options: %s", last_msg);
+    NN_TEST_CHECK(nn_fit(net, opt, &ds, fo) == NULL && nn_test_msgs == 1 &&
+                      strstr(nn_test_msg, "nn_fit: bad options (epochs -1"),
+                  "bad options: %s", nn_test_msg);
     fo.epochs = 2;
     fo.monitor = NN_MONITOR_VAL_METRIC;
     fo.stop.rule = NN_STOP_GL;
-    NN_TEST_CHECK(nn_fit(net, opt, &ds, fo) == NULL && hook_calls == 2 &&
-                      strstr(last_msg, "needs a monitor to minimize, not accuracy"),
-                  "GL on accuracy: %s", last_msg);
+    NN_TEST_CHECK(nn_fit(net, opt, &ds, fo) == NULL && nn_test_msgs == 2 &&
+                      strstr(nn_test_msg, "needs a monitor to minimize, not accuracy"),
+                  "GL on accuracy: %s", nn_test_msg);
     fo.monitor = 0;
     fo.stop.rule = 0;
     fo.loss = NN_FIT_MSE;
     fo.metric = NN_METRIC_NONE;
-    NN_TEST_CHECK(nn_fit(net, opt, &ds, fo) == NULL && hook_calls == 3 &&
-                      strstr(last_msg, "NN_FIT_MSE needs float targets"),
-                  "MSE without targets: %s", last_msg);
+    NN_TEST_CHECK(nn_fit(net, opt, &ds, fo) == NULL && nn_test_msgs == 3 &&
+                      strstr(nn_test_msg, "NN_FIT_MSE needs float targets"),
+                  "MSE without targets: %s", nn_test_msg);
     nn_optim_free(opt);
     nn_module_free(net);
     nn_dataset_free(&ds);
@@ -845,7 +838,7 @@ int main(int argc, char **argv) {
     (void)gold_same_shape;
     if (argc > 1) gold_dir = argv[1];
     snprintf(tmpdir, sizeof tmpdir, "%s", t && *t ? t : "/tmp");
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     test_early_stopping();
     test_metrics_hand();
     test_metrics_sklearn();

@@ -13,20 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    snprintf(last_msg, sizeof last_msg, "%s", msg);
-}
 /* Exactly one report since the last check, holding s1 and s2 (if given). */
 static void reported(const char *what, const char *s1, const char *s2) {
-    int ok = hook_calls == 1 && strstr(last_msg, s1) && (!s2 || strstr(last_msg, s2));
-    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, hook_calls, last_msg, s1,
+    int ok = nn_test_msgs == 1 && strstr(nn_test_msg, s1) && (!s2 || strstr(nn_test_msg, s2));
+    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, nn_test_msgs, nn_test_msg, s1,
                   s2 ? s2 : "");
-    hook_calls = 0;
-    last_msg[0] = 0;
+    nn_test_msgs = 0;
+    nn_test_msg[0] = 0;
 }
 
 /* ---- moments of draws ---- */
@@ -458,12 +451,12 @@ static void apply(nn_rng *r) {
     memset(&rule, 0, sizeof rule);
     rule.kind = NN_INIT_EYE;
     n = nn_init_apply(net, "*", rule, r);
-    NN_TEST_CHECK(n == -1 && hook_calls == 2 && strstr(last_msg, "\"0.bias\"") && strstr(last_msg, "[3]"),
-                  "eye on a bias: -1, reports naming it: %d, \"%s\"", n, last_msg);
-    hook_calls = 0;
+    NN_TEST_CHECK(n == -1 && nn_test_msgs == 2 && strstr(nn_test_msg, "\"0.bias\"") && strstr(nn_test_msg, "[3]"),
+                  "eye on a bias: -1, reports naming it: %d, \"%s\"", n, nn_test_msg);
+    nn_test_msgs = 0;
     rule.kind = (nn_init_kind)99;
     NN_TEST_CHECK(nn_init_apply(net, "*", rule, r) == -1, "unknown kind: -1");
-    hook_calls = 0;
+    nn_test_msgs = 0;
     nn_module_free(net);
 }
 
@@ -710,7 +703,7 @@ int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "tests/golden";
     nn_rng *r = nn_rng_new(1234);
     double t0 = nn_time();
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     golden(dir, r);
     simple(r);
     orthogonal();
@@ -720,7 +713,7 @@ int main(int argc, char **argv) {
     lsuv();
     fixup();
     misuse();
-    NN_TEST_CHECK(hook_calls == 0, "no unexpected misuse reports (%d, last \"%s\")", hook_calls, last_msg);
+    NN_TEST_CHECK(nn_test_msgs == 0, "no unexpected misuse reports (%d, last \"%s\")", nn_test_msgs, nn_test_msg);
     nn_rng_free(r);
     printf("test_init: %.3f s\n", nn_time() - t0);
     return nn_test_summary("test_init");

@@ -280,23 +280,15 @@ static void test_golden(const char *dir) {
 
 /* ---- misuse: the message names the loss and the shapes ---- */
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    snprintf(last_msg, sizeof last_msg, "%s", msg);
-}
-
 /* r must be NULL after exactly one report holding s1, s2 and s3 (when given). */
 static void misuse(const char *what, const nn_tensor *r, const char *s1, const char *s2,
                    const char *s3) {
-    int ok = r == NULL && hook_calls == 1 && strstr(last_msg, s1) && (!s2 || strstr(last_msg, s2)) &&
-             (!s3 || strstr(last_msg, s3));
-    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" \"%s\" \"%s\")", what, hook_calls,
-                  last_msg, s1, s2 ? s2 : "", s3 ? s3 : "");
-    hook_calls = 0;
-    last_msg[0] = 0;
+    int ok = r == NULL && nn_test_msgs == 1 && strstr(nn_test_msg, s1) && (!s2 || strstr(nn_test_msg, s2)) &&
+             (!s3 || strstr(nn_test_msg, s3));
+    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" \"%s\" \"%s\")", what, nn_test_msgs,
+                  nn_test_msg, s1, s2 ? s2 : "", s3 ? s3 : "");
+    nn_test_msgs = 0;
+    nn_test_msg[0] = 0;
 }
 
 static void test_misuse(void) {
@@ -327,13 +319,13 @@ static void test_misuse(void) {
     memset(&mm, 0, sizeof mm);
     memset(&mo, 0, sizeof mo);
     memset(&tr, 0, sizeof tr);
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
 
     /* Class losses: labels out of range (and -100, ignored by default, is fine). */
     misuse("ce label", nn_cross_entropy(x, bad, ce), "nn_cross_entropy", "label 4", "[3,4]");
     misuse("ce negative label", nn_cross_entropy(x, neg, ce), "nn_cross_entropy", "label -1",
            "ignore_index -100");
-    NN_TEST_CHECK(nn_cross_entropy(x, ign, ce) != NULL && hook_calls == 0, "-100 is ignored");
+    NN_TEST_CHECK(nn_cross_entropy(x, ign, ce) != NULL && nn_test_msgs == 0, "-100 is ignored");
     ce.use_ignore_index = 1;   /* ignore_index 0 now: -100 is out of range */
     misuse("ce set ignore_index", nn_cross_entropy(x, ign, ce), "nn_cross_entropy", "label -100",
            "ignore_index 0");
@@ -397,7 +389,7 @@ static void test_misuse(void) {
            "[4,3]");
     misuse("gnll var shape", nn_gaussian_nll_loss(x, x, v2, gn), "nn_gaussian_nll_loss", "var [2]",
            "[3,4]");
-    NN_TEST_CHECK(nn_gaussian_nll_loss(x, x, v3, gn) != NULL && hook_calls == 0, "var [3] for [3,4]");
+    NN_TEST_CHECK(nn_gaussian_nll_loss(x, x, v3, gn) != NULL && nn_test_msgs == 0, "var [3] for [3,4]");
     v34->data[5] = -0.25f;
     misuse("gnll negative var", nn_gaussian_nll_loss(x, x, v34, gn), "nn_gaussian_nll_loss",
            "negative", "-0.25");

@@ -351,23 +351,15 @@ static void finite_differences(nn_graph *g) {
     fd_check(g, "weight norm dim 1", f_wn, NN_SHAPE(3, 4), 2, NN_SHAPE(1, 4));
 }
 
-
 /* ---- misuse messages ---- */
 
-static char last_msg[512];
-static int hook_calls;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    snprintf(last_msg, sizeof last_msg, "%s", msg);
-    hook_calls++;
-}
 /* Exactly one report holding s1 and s2 (when given). */
 static void reported(const char *what, int returned_null, const char *s1, const char *s2) {
-    int ok = returned_null && hook_calls == 1 && strstr(last_msg, s1) && (!s2 || strstr(last_msg, s2));
-    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, hook_calls, last_msg, s1,
+    int ok = returned_null && nn_test_msgs == 1 && strstr(nn_test_msg, s1) && (!s2 || strstr(nn_test_msg, s2));
+    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, nn_test_msgs, nn_test_msg, s1,
                   s2 ? s2 : "");
-    hook_calls = 0;
-    last_msg[0] = 0;
+    nn_test_msgs = 0;
+    nn_test_msg[0] = 0;
 }
 
 static void misuse(nn_graph *g) {
@@ -375,7 +367,7 @@ static void misuse(nn_graph *g) {
     nn_module *m;
     nn_tensor *x3, *x2;
     memset(&o, 0, sizeof o);
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     nn_graph_reset(g);
     x3 = nn_randn(g, NN_SHAPE(2, 6, 4));
     x2 = nn_randn(g, NN_SHAPE(3, 4));

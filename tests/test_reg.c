@@ -19,20 +19,13 @@
 static nn_graph *G;
 static nn_rng *R;
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    snprintf(last_msg, sizeof last_msg, "%s", msg);
-}
 /* Exactly one report holding s1 and (when given) s2; then cleared. */
 static void reported(const char *what, const char *s1, const char *s2) {
-    int ok = hook_calls == 1 && strstr(last_msg, s1) && (!s2 || strstr(last_msg, s2));
-    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, hook_calls, last_msg,
+    int ok = nn_test_msgs == 1 && strstr(nn_test_msg, s1) && (!s2 || strstr(nn_test_msg, s2));
+    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, nn_test_msgs, nn_test_msg,
                   s1, s2 ? s2 : "");
-    hook_calls = 0;
-    last_msg[0] = 0;
+    nn_test_msgs = 0;
+    nn_test_msg[0] = 0;
 }
 
 /* A persistent leaf of shape s with values v_i = a sin(b i + c) (+ d). */
@@ -1009,7 +1002,7 @@ static void test_misuse(void) {
     nn_info_dropout_opts io;
     nn_module *m;
     int labels[2] = {0, 1};
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     nn_graph_reset(G);
     NN_TEST_CHECK(nn_dropout2d_op(x, 1.0f, 1, R) == NULL, "p = 1 refused");
     reported("dropout2d p=1", "nn_dropout2d_op: p must be in [0,1), got 1", NULL);
@@ -1028,7 +1021,7 @@ static void test_misuse(void) {
     nn_dropconnect_linear_op(x2, x, NULL, 0.5f, 1, R);
     reported("dropconnect shapes", "nn_dropconnect_linear_op: x [2,3], weight [2,3,2,2]", NULL);
     NN_TEST_CHECK(nn_dropout(1.5f) == NULL && nn_dropout2d(1.0f) == NULL, "modules refuse bad p");
-    hook_calls = 0;
+    nn_test_msgs = 0;
     NN_TEST_CHECK(nn_alpha_dropout(-0.5f) == NULL, "alpha dropout module refuses p < 0");
     reported("alpha module", "nn_alpha_dropout: p must be in [0,1), got -0.5", NULL);
     nn_mixup(x2, labels, 3, 0.0f, R, NULL, NULL);

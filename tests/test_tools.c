@@ -26,15 +26,6 @@ static void tmp_paths(void) {
     snprintf(csv_path, sizeof csv_path, "/tmp/nn_test_tools_grid_%ld.csv", id);
 }
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    strncpy(last_msg, msg, sizeof last_msg - 1);
-    last_msg[sizeof last_msg - 1] = 0;
-}
-
 /* ----- PNG ----- */
 
 /* Bitwise CRC-32 and Adler-32, independent of nn.h's. */
@@ -218,11 +209,11 @@ static void test_png(void) {
         unsigned char px[4] = {0};
         void *buf = &px;
         size_t size = 1;
-        hook_calls = 0;
-        nn_set_error_hook(record_hook, NULL);
+        nn_test_msgs = 0;
+        nn_set_error_hook(nn_test_record_hook, NULL);
         NN_TEST_CHECK(nn_png_write_mem(px, 2, 2, 5, &buf, &size) == NN_ERR_ARG && buf == NULL &&
-                      size == 0 && hook_calls == 1 && strstr(last_msg, "nn_png_write: ") &&
-                      strstr(last_msg, "5 channels"), "bad channels: %s", last_msg);
+                      size == 0 && nn_test_msgs == 1 && strstr(nn_test_msg, "nn_png_write: ") &&
+                      strstr(nn_test_msg, "5 channels"), "bad channels: %s", nn_test_msg);
         nn_set_error_hook(NULL, NULL);
     }
 }
@@ -391,11 +382,11 @@ static void test_pruning(void) {
         nn_prune_opts po;
         memset(&po, 0, sizeof po);
         po.pattern = "nope.";
-        hook_calls = 0;
-        nn_set_error_hook(record_hook, NULL);
-        NN_TEST_CHECK(nn_pruner_new(net, po) == NULL && hook_calls == 1 &&
-                      strstr(last_msg, "nn_pruner_new: pattern \"nope.\" matches no parameter"),
-                      "bad pattern: %s", last_msg);
+        nn_test_msgs = 0;
+        nn_set_error_hook(nn_test_record_hook, NULL);
+        NN_TEST_CHECK(nn_pruner_new(net, po) == NULL && nn_test_msgs == 1 &&
+                      strstr(nn_test_msg, "nn_pruner_new: pattern \"nope.\" matches no parameter"),
+                      "bad pattern: %s", nn_test_msg);
         nn_set_error_hook(NULL, NULL);
         nn_module_free(net);
     }
@@ -666,10 +657,10 @@ static void test_search(void) {
     {
         nn_search_result r;
         sp[1].lo = 2.0;   /* lo > hi */
-        hook_calls = 0;
-        nn_set_error_hook(record_hook, NULL);
-        NN_TEST_CHECK(nn_random_search(sp, 4, bowl, NULL, so, &r) == NN_ERR_ARG && hook_calls == 1 &&
-                      strstr(last_msg, "nn_random_search: parameter 1 \"x\""), "bad range: %s", last_msg);
+        nn_test_msgs = 0;
+        nn_set_error_hook(nn_test_record_hook, NULL);
+        NN_TEST_CHECK(nn_random_search(sp, 4, bowl, NULL, so, &r) == NN_ERR_ARG && nn_test_msgs == 1 &&
+                      strstr(nn_test_msg, "nn_random_search: parameter 1 \"x\""), "bad range: %s", nn_test_msg);
         nn_set_error_hook(NULL, NULL);
     }
 }
@@ -762,11 +753,11 @@ static void test_nid(void) {
     {
         nn_module *one = nn_sequential(nn_linear(3, 1), NULL);
         nn_interaction r[3];
-        hook_calls = 0;
-        nn_set_error_hook(record_hook, NULL);
-        NN_TEST_CHECK(nn_nid_pairwise(one, r, 3) == -1 && hook_calls == 1 &&
-                      strstr(last_msg, "nn_nid_pairwise: the Sequential has 1 linear layer(s)"),
-                      "no hidden layer: %s", last_msg);
+        nn_test_msgs = 0;
+        nn_set_error_hook(nn_test_record_hook, NULL);
+        NN_TEST_CHECK(nn_nid_pairwise(one, r, 3) == -1 && nn_test_msgs == 1 &&
+                      strstr(nn_test_msg, "nn_nid_pairwise: the Sequential has 1 linear layer(s)"),
+                      "no hidden layer: %s", nn_test_msg);
         nn_set_error_hook(NULL, NULL);
         nn_module_free(one);
     }
