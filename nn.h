@@ -130,36 +130,54 @@
      >>tensor      nn_tensor, shapes, creation, views, printing
      >>autograd    nn_backward (returns an nn_status), anomaly detection,
                    every differentiable op
-     >>losses      cross-entropy, MSE
+     >>losses      cross-entropy (class weights, ignore_index, soft targets),
+                   NLL, MSE, L1, smooth L1, Huber, BCE (and with logits), KL,
+                   Gaussian NLL, margin losses (multi-margin, cosine
+                   embedding, ranking, triplet); none/mean/sum reductions
      >>modules     the module interface, lookups by name (nn_child,
-                   nn_param), shared modules and weights, sequential,
-                   linear, ReLU/sigmoid/tanh, dropout, flatten
-     >>layers      convolutional and normalization layers, by sub-tag:
+                   nn_param), shared modules and weights, the forward hook,
+                   sequential, linear, ReLU/sigmoid/tanh, dropout, flatten,
+                   the fixed Hadamard classifier
+     >>layers      convolutional, normalization and sequence layers, by
+                   sub-tag:
        >>layers.conv   conv1d/2d, transposed conv (ops and modules)
        >>layers.pool   max/average pooling, global pooling, upsampling
-       >>layers.norm   batch norm
-       >>layers.act    leaky ReLU, ELU, GELU, SiLU
+       >>layers.norm   batch, layer, RMS, group and instance norm, ghost
+                   batch norm, batch renormalization, weight and spectral
+                   norm (one shared core)
+       >>layers.act    every activation (one framework with the SIMD
+                   element-wise ops), softmax and log-softmax modules
        >>layers.seq    embeddings, index ops, recurrent layers, attention
-     >>regularizers  the dropout family, residual blocks and their
-                   regularizers, penalties, mixup
-     >>init        initializers (torch.nn.init), LSUV, Fixup
+     >>regularizers  the dropout family (channel, alpha, Gaussian, noise,
+                   locked, DropConnect), information dropout, residual
+                   blocks with stochastic depth, Shake-Shake and ShakeDrop,
+                   penalties and max-norm, mixup and CutMix
+     >>init        initializers (torch.nn.init), applying them by name,
+                   LSUV, Fixup
      >>data        gzip inflate, IDX files, datasets (byte images and
                    float/tabular), CSV files, train/val/test splits,
                    standardization, minibatch loader
-       >>data.augment  image augmentation pipelines
-     >>optim       SGD, AdaGrad, RMSprop, Adadelta, Adam(W), AMSGrad, Adamax,
-                   NAdam, RAdam, LARS, LAMB, Lookahead, Ranger; parameter
-                   groups; clipping; LR, momentum and batch-size schedules
+       >>data.augment  image augmentation pipelines (flips, crops, affine,
+                   jitter, cutout, erasing, occlusion); adversarial
+                   examples (FGSM, PGD, robust accuracy)
+     >>optim       SGD, SGDW, AdaGrad, RMSprop, Adadelta, Adam(W), AMSGrad,
+                   Adamax, NAdam, RAdam, LARS, LAMB, Lookahead, Ranger;
+                   parameter groups; clipping; max-norm constraints; step
+                   hooks; LR, momentum and batch-size schedules
      >>io          optimizer and schedule state; safetensors model files
                    (nn_save/nn_load, memory buffers, atomic writes);
                    checkpoints
-       >>io.png        PNG images
-     >>train       evaluation (accuracy), SVG plots, the LR range test,
-                   snapshot ensembles
-       >>train.fit     nn_fit: the training loop, progress, early stopping
-       >>train.metrics metrics, the model summary
-       >>train.tools   hyper-parameter search, pruning, interactions,
-                   sanity checks
+       >>io.png        PNG images (stored-deflate writer, image grids)
+     >>train       evaluation (accuracy), SVG plots (line plots, figures of
+                   panels, heat maps), the LR range test, snapshot ensembles
+       >>train.fit     nn_fit: the training loop, progress bar, validation,
+                   early stopping (patience, Prechelt's GL/PQ/UP),
+                   checkpoints and resume, CSV/SVG logs
+       >>train.metrics top-k, confusion matrix, precision/recall/F1,
+                   MAE/RMSE/R2, the model summary (nn_summary)
+       >>train.tools   hyper-parameter search (random, grid, refinement,
+                   successive halving), lottery-ticket pruning, NID
+                   interaction detection, sanity checks
      >>license
 */
 #ifndef NN_H
