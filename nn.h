@@ -3327,7 +3327,7 @@ static nn__v nn__vlog1p01(nn__v u) {
 }
 
 /* erf x: a rational minimax fit x P(x^2) / Q(x^2) on [-4, 4] (the one of
-   Eigen and XLA), +-1 beyond.  Max abs error 2e-7 (tests/test_act.c). */
+   Eigen and XLA), +-1 beyond.  Max abs error 5e-7 (tests/test_act.c). */
 static nn__v nn__verf(nn__v x) {
     nn__v x2, p, q;
     x = nn__vmin(nn__vset1(4.0f), nn__vmax(nn__vset1(-4.0f), x));
@@ -3408,13 +3408,20 @@ static nn__v nn__vgelu_grad(nn__v x, nn__v g) {
     return nn__vmul(g, nn__vfma(x, pdf, cdf));
 }
 /* GELU, tanh form: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+/* The inner polynomial takes x clamped to [-10, 10] (tanh is +-1 beyond), so
+   x^3 never overflows. */
+static nn__v nn__vgelu_inner(nn__v x) {
+    x = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x));
+    return nn__vmul(nn__vset1(NN__SQRT_2_PI), nn__vfma(nn__vmul(nn__vset1(0.044715f), x), nn__vmul(x, x), x));
+}
 static nn__v nn__vgelu_tanh(nn__v x) {
-    nn__v inner = nn__vmul(nn__vset1(NN__SQRT_2_PI), nn__vfma(nn__vmul(nn__vset1(0.044715f), x), nn__vmul(x, x), x));
+    nn__v inner = nn__vgelu_inner(x);
     return nn__vmul(nn__vmul(nn__vset1(0.5f), x), nn__vadd(nn__vset1(1.0f), nn__vtanh(inner)));
 }
 static nn__v nn__vgelu_tanh_grad(nn__v x, nn__v g) {
-    nn__v x2 = nn__vmul(x, x), one = nn__vset1(1.0f);
-    nn__v t = nn__vtanh(nn__vmul(nn__vset1(NN__SQRT_2_PI), nn__vfma(nn__vmul(nn__vset1(0.044715f), x), x2, x)));
+    nn__v xc = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x));
+    nn__v x2 = nn__vmul(xc, xc), one = nn__vset1(1.0f);
+    nn__v t = nn__vtanh(nn__vgelu_inner(x));
     nn__v left = nn__vmul(nn__vset1(0.5f), x), right = nn__vadd(one, t);
     nn__v dright = nn__vmul(nn__vmul(left, nn__vsub(one, nn__vmul(t, t))),
                             nn__vmul(nn__vset1(NN__SQRT_2_PI), nn__vfma(nn__vset1(3.0f * 0.044715f), x2, one)));
@@ -3451,7 +3458,9 @@ static nn__v nn__vgelu_tanh_grad(nn__v x, nn__v g) {
 #define NN__ACT_FWD_hardsigmoid nn__vdiv(nn__vmin(nn__vset1(6.0f), nn__vmax(NN__Z, nn__vadd(x, nn__vset1(3.0f)))), nn__vset1(6.0f))
 #define NN__ACT_BWD_hardsigmoid nn__vlt_select(nn__vset1(-3.0f), x, nn__vlt_select(x, nn__vset1(3.0f), nn__vdiv(g, nn__vset1(6.0f)), NN__Z), NN__Z)
 #define NN__ACT_FWD_hardswish nn__vdiv(nn__vmul(x, nn__vmin(nn__vset1(6.0f), nn__vmax(NN__Z, nn__vadd(x, nn__vset1(3.0f))))), nn__vset1(6.0f))
-#define NN__ACT_BWD_hardswish nn__vlt_select(x, nn__vset1(-3.0f), NN__Z, nn__vle_select(x, nn__vset1(3.0f), nn__vmul(g, nn__vadd(nn__vdiv(x, nn__vset1(3.0f)), nn__vset1(0.5f))), g))
+/* hardswish' at x = 3 is 1, as PyTorch's vector kernel has it (its scalar
+   loop, for the few elements past the last vector, gives 1.5). */
+#define NN__ACT_BWD_hardswish nn__vlt_select(x, nn__vset1(-3.0f), NN__Z, nn__vlt_select(x, nn__vset1(3.0f), nn__vmul(g, nn__vadd(nn__vdiv(x, nn__vset1(3.0f)), nn__vset1(0.5f))), g))
 #define NN__ACT_FWD_logsigmoid nn__vlogsigmoid(x)
 #define NN__ACT_BWD_logsigmoid nn__vlogsigmoid_grad(x, g)
 #define NN__ACT_FWD_tanhshrink nn__vsub(x, nn__vtanh(x))
