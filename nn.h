@@ -3312,18 +3312,20 @@ static nn__v nn__vexpm1(nn__v x) {
 }
 
 /* log(1 + u) for 0 <= u <= 1 (what softplus and log-sigmoid need, with
-   u = e^-|x|): 2 atanh(s), s = u / (2 + u) <= 1/3, by its odd series to
-   s^13.  Accurate relative to the result near u = 0. */
+   u = e^-|x|): u P(u), P a degree-9 fit of log(1+u)/u on [0, 1] (no
+   division).  Max relative error 3 ulp, also near u = 0. */
 static nn__v nn__vlog1p01(nn__v u) {
-    nn__v s = nn__vdiv(u, nn__vadd(nn__vset1(2.0f), u)), s2 = nn__vmul(s, s);
-    nn__v p = nn__vset1(1.0f / 13.0f);
-    p = nn__vfma(p, s2, nn__vset1(1.0f / 11.0f));
-    p = nn__vfma(p, s2, nn__vset1(1.0f / 9.0f));
-    p = nn__vfma(p, s2, nn__vset1(1.0f / 7.0f));
-    p = nn__vfma(p, s2, nn__vset1(1.0f / 5.0f));
-    p = nn__vfma(p, s2, nn__vset1(1.0f / 3.0f));
-    p = nn__vfma(p, s2, nn__vset1(1.0f));
-    return nn__vmul(nn__vadd(s, s), p);
+    nn__v p = nn__vset1(-0.00324399536f);
+    p = nn__vfma(p, u, nn__vset1(0.0198513269f));
+    p = nn__vfma(p, u, nn__vset1(-0.0569592752f));
+    p = nn__vfma(p, u, nn__vset1(0.106036283f));
+    p = nn__vfma(p, u, nn__vset1(-0.153055757f));
+    p = nn__vfma(p, u, nn__vset1(0.196759328f));
+    p = nn__vfma(p, u, nn__vset1(-0.249541327f));
+    p = nn__vfma(p, u, nn__vset1(0.333299637f));
+    p = nn__vfma(p, u, nn__vset1(-0.499999017f));
+    p = nn__vfma(p, u, nn__vset1(1.0f));
+    return nn__vmul(u, p);
 }
 
 /* erf x: a rational minimax fit x P(x^2) / Q(x^2) on [-4, 4] (the one of
@@ -3368,7 +3370,7 @@ static nn__v nn__velu_grad(nn__v x, nn__v g, nn__v neg, nn__v ipt, nn__v pos) {
    with z = beta x; x itself where z > threshold (F.softplus). */
 static nn__v nn__vsoftplus(nn__v x, nn__v beta, nn__v th) {
     nn__v z = nn__vmul(x, beta), e = nn__vexp(nn__vsub(nn__vset1(0.0f), nn__vabs(z)));
-    nn__v sp = nn__vdiv(nn__vadd(nn__vmax(z, nn__vset1(0.0f)), nn__vlog1p01(e)), beta);
+    nn__v sp = nn__vmul(nn__vadd(nn__vmax(z, nn__vset1(0.0f)), nn__vlog1p01(e)), nn__vdiv(nn__vset1(1.0f), beta));
     return nn__vlt_select(th, z, x, sp);
 }
 /* d softplus / dx = sigmoid(beta x), computed from e^-|z| (never overflows). */
@@ -3407,25 +3409,21 @@ static nn__v nn__vgelu_grad(nn__v x, nn__v g) {
     nn__v pdf = nn__vmul(nn__vexp(nn__vmul(nn__vset1(-0.5f), nn__vmul(x, x))), nn__vset1(NN__INV_SQRT_2PI));
     return nn__vmul(g, nn__vfma(x, pdf, cdf));
 }
-/* GELU, tanh form: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
-/* The inner polynomial takes x clamped to [-10, 10] (tanh is +-1 beyond), so
-   x^3 never overflows. */
-static nn__v nn__vgelu_inner(nn__v x) {
-    x = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x));
-    return nn__vmul(nn__vset1(NN__SQRT_2_PI), nn__vfma(nn__vmul(nn__vset1(0.044715f), x), nn__vmul(x, x), x));
-}
-static nn__v nn__vgelu_tanh(nn__v x) {
-    nn__v inner = nn__vgelu_inner(x);
-    return nn__vmul(nn__vmul(nn__vset1(0.5f), x), nn__vadd(nn__vset1(1.0f), nn__vtanh(inner)));
-}
-static nn__v nn__vgelu_tanh_grad(nn__v x, nn__v g) {
+/* GELU, tanh form: x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), is
+   x sigmoid(2u) (1 + tanh u = 2 sigmoid(2u)): one exponential, no
+   cancellation.  u takes x clamped to [-10, 10] (the sigmoid is 0 or 1
+   beyond), so x^3 never overflows.  Derivative s + x s (1 - s) 2u'. */
+static nn__v nn__vgelu_tanh_s(nn__v x) {
     nn__v xc = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x));
-    nn__v x2 = nn__vmul(xc, xc), one = nn__vset1(1.0f);
-    nn__v t = nn__vtanh(nn__vgelu_inner(x));
-    nn__v left = nn__vmul(nn__vset1(0.5f), x), right = nn__vadd(one, t);
-    nn__v dright = nn__vmul(nn__vmul(left, nn__vsub(one, nn__vmul(t, t))),
-                            nn__vmul(nn__vset1(NN__SQRT_2_PI), nn__vfma(nn__vset1(3.0f * 0.044715f), x2, one)));
-    return nn__vmul(g, nn__vfma(nn__vset1(0.5f), right, dright));
+    nn__v u2 = nn__vmul(nn__vset1(2.0f * NN__SQRT_2_PI), nn__vfma(nn__vmul(nn__vset1(0.044715f), xc), nn__vmul(xc, xc), xc));
+    return nn__vsigmoid(u2);
+}
+static nn__v nn__vgelu_tanh(nn__v x) { return nn__vmul(x, nn__vgelu_tanh_s(x)); }
+static nn__v nn__vgelu_tanh_grad(nn__v x, nn__v g) {
+    nn__v xc = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x)), one = nn__vset1(1.0f);
+    nn__v s = nn__vgelu_tanh_s(x);
+    nn__v du2 = nn__vmul(nn__vset1(2.0f * NN__SQRT_2_PI), nn__vfma(nn__vset1(3.0f * 0.044715f), nn__vmul(xc, xc), one));
+    return nn__vmul(g, nn__vfma(nn__vmul(nn__vmul(x, s), nn__vsub(one, s)), du2, s));
 }
 
 /* The forward formulas y = F(x; a, b) and the backward ones dx = F(x, y, g;
@@ -3476,9 +3474,14 @@ static nn__v nn__nsilu_grad(nn__v x, nn__v g) {
     nn__v s = nn__vsigmoid(x);
     return nn__vmul(nn__vmul(g, s), nn__vfma(x, nn__vsub(nn__vset1(1.0f), s), nn__vset1(1.0f)));
 }
+/* mish' = t + x sigmoid(x) (1 - t^2), t = tanh(softplus x); both from one
+   n = e^min(x,20): sigmoid = n / (1 + n) (1 in float above 20 too). */
 static nn__v nn__nmish_grad(nn__v x, nn__v g) {
-    nn__v t = nn__vtanh_softplus(x);
-    return nn__vmul(g, nn__vfma(nn__vmul(x, nn__vsigmoid(x)), nn__vsub(nn__vset1(1.0f), nn__vmul(t, t)), t));
+    nn__v one = nn__vset1(1.0f), two = nn__vset1(2.0f);
+    nn__v n = nn__vexp(nn__vmin(nn__vset1(20.0f), x)), num = nn__vmul(n, nn__vadd(n, two));
+    nn__v t = nn__vlt_select(nn__vset1(20.0f), x, one, nn__vdiv(num, nn__vadd(num, two)));
+    nn__v sig = nn__vdiv(n, nn__vadd(one, n));
+    return nn__vmul(g, nn__vfma(nn__vmul(x, sig), nn__vsub(one, nn__vmul(t, t)), t));
 }
 static nn__v nn__nsq_tanh_grad(nn__v x, nn__v g) {
     nn__v t = nn__vtanh(x);
@@ -3608,14 +3611,31 @@ static void nn__act_backward(int kind, const float *x, const float *y, const flo
     }
 }
 
-/* sum over x <= 0 of g x, in double in 16 fixed lanes: PReLU's weight gradient. */
-static double nn__prelu_wgrad(const float *x, const float *g, size_t n) {
+/* PReLU's backward over a span of one slope: gx (+)= x > 0 ? g : slope g
+   (written when overwrite; gx may be NULL) and the return value, the sum of
+   g x over x <= 0 (the slope's gradient), in 16 double lanes in a fixed
+   order: the same in every instruction set.  One pass over x and g. */
+static double nn__prelu_span_backward(const float *x, const float *g, float *gx, size_t n, float slope,
+                                      int overwrite) {
     double lane[16] = {0}, s = 0.0;
+    float t[16];
     size_t i = 0, j;
-    for (; i + 16 <= n; i += 16)
-        for (j = 0; j < 16; j++) lane[j] += x[i + j] > 0.0f ? 0.0 : (double)(x[i + j] * g[i + j]);
+    nn__v z = nn__vset1(0.0f), a = nn__vset1(slope);
+    for (; i + 16 <= n; i += 16) {
+        for (j = 0; j < 16; j += NN__VL) {
+            nn__v xv = nn__vload(x + i + j), gv = nn__vload(g + i + j);
+            nn__v d = nn__vlt_select(z, xv, gv, nn__vmul(gv, a));
+            if (gx) nn__vstore(gx + i + j, overwrite ? d : nn__vadd(nn__vload(gx + i + j), d));
+            nn__vstore(t + j, nn__vlt_select(z, xv, z, nn__vmul(xv, gv)));
+        }
+        for (j = 0; j < 16; j++) lane[j] += (double)t[j];
+    }
     for (j = 0; j < 16; j++) s += lane[j];
-    for (; i < n; i++) s += x[i] > 0.0f ? 0.0 : (double)(x[i] * g[i]);
+    for (; i < n; i++) {
+        float d = x[i] > 0.0f ? g[i] : g[i] * slope;
+        if (gx) gx[i] = overwrite ? d : gx[i] + d;
+        s += x[i] > 0.0f ? 0.0 : (double)(x[i] * g[i]);
+    }
     return s;
 }
 
@@ -7784,27 +7804,45 @@ static void nn__prelu_split(const nn_tensor *x, const nn_tensor *w, size_t *slab
     }
 }
 
+/* PReLU's backward in chunks of NN__PRELU_CHUNK floats within each slab, any
+   thread taking any chunk: each chunk's slope-gradient sum is kept and the
+   sums are added in order, so the result does not depend on the threads. */
+#define NN__PRELU_CHUNK 16384
 static void nn__prelu_backward(nn__node *n) {
     nn_tensor *x = n->in[0], *w = n->in[1];
     const float *g = n->out->grad;
     float beta, *gx = nn__in_grad_w(n, 0, &beta), *gw = nn__in_grad(n, 1);
-    size_t slabs, S, k;
-    int C;
+    size_t slabs, S, per, k;
+    double *part;
+    int C, nch, i, nt = nn__ew_threads((double)x->numel);
+    (void)nt;
     nn__prelu_split(x, w, &slabs, &S, &C);
-    if (C == 1 && gx) nn__act_backward(NN__ACT_LEAKY, x->data, x->data, g, gx, S, w->data[0], 0.0f, beta == 0.0f);
-    for (k = 0; k < slabs; k++) {
-        size_t off = k * S;
-        if (gx && C > 1)
-            nn__actb_leaky(x->data + off, x->data + off, g + off, gx + off, S, w->data[k % (size_t)C], 0.0f,
-                           beta == 0.0f);
-        if (gw) gw[k % (size_t)C] += (float)nn__prelu_wgrad(x->data + off, g + off, S);
+    per = (S + NN__PRELU_CHUNK - 1) / NN__PRELU_CHUNK;
+    nch = (int)(slabs * per);
+    if ((!gx && !gw) || !nch) return;
+    if (!(part = (double *)nn__scratch(n->out, (size_t)nch * sizeof(double)))) {
+        if (!nn__grad_oom) nn__grad_oom = x;
+        return;
+    }
+    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
+    for (i = 0; i < nch; i++) {
+        size_t sl = (size_t)i / per, c0 = ((size_t)i % per) * NN__PRELU_CHUNK, off = sl * S + c0;
+        part[i] = nn__prelu_span_backward(x->data + off, g + off, gx ? gx + off : NULL,
+                                          NN__MIN((size_t)NN__PRELU_CHUNK, S - c0),
+                                          w->data[sl % (size_t)C], beta == 0.0f);
+    }
+    for (k = 0; gw && k < slabs; k++) {
+        double sum = 0.0;
+        size_t j;
+        for (j = 0; j < per; j++) sum += part[k * per + j];
+        gw[k % (size_t)C] += (float)sum;
     }
 }
 
 NNDEF nn_tensor *nn_prelu_op(nn_tensor *x, nn_tensor *weight) {
     nn_tensor *in[2], *out;
-    size_t slabs, S, k;
-    int C;
+    size_t slabs, S;
+    int C, k, nt;
     if (!x || !weight || weight->ndim != 1 || weight->shape[0] < 1 ||
         (weight->shape[0] > 1 && (x->ndim < 2 || x->shape[1] != weight->shape[0]))) {
         nn__misuse("nn_prelu_op: weight %s must be [1] or [C] for x [N,C,...], got x %s",
@@ -7819,8 +7857,11 @@ NNDEF nn_tensor *nn_prelu_op(nn_tensor *x, nn_tensor *weight) {
         nn__act_forward(NN__ACT_LEAKY, x->data, out->data, S, weight->data[0], 0.0f);
         return out;
     }
-    for (k = 0; k < slabs; k++)
-        nn__actf_leaky(x->data + k * S, out->data + k * S, S, weight->data[k % (size_t)C], 0.0f);
+    nt = nn__ew_threads((double)x->numel);
+    (void)nt;
+    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
+    for (k = 0; k < (int)slabs; k++)
+        nn__actf_leaky(x->data + (size_t)k * S, out->data + (size_t)k * S, S, weight->data[(size_t)k % (size_t)C], 0.0f);
     return out;
 }
 

@@ -284,6 +284,31 @@ static void test_prelu(void) {
     x = nn_tensor_from(g, xv, NN_SHAPE(24));
     y = nn_forward(m, x);
     NN_TEST_CHECK(y && y->data[1] == (xv[1] > 0 ? xv[1] : 0.25f * xv[1]), "PReLU one slope over a vector");
+    /* 1 and 2 threads: the same bits for dx and dweight (chunked sums) */
+    {
+        enum { NB = 70003 };
+        float *xb = (float *)malloc(NB * sizeof(float)), *gx1 = (float *)malloc(NB * sizeof(float)), gw1;
+        int nt = nn_get_threads(), same;
+        for (i = 0; i < NB; i++) xb[i] = (float)sin(0.61 * i) * 3.0f;
+        nn_set_threads(1);
+        nn_graph_reset(g);
+        x = nn_requires_grad(nn_tensor_from(g, xb, NN_SHAPE(NB)), 1);
+        wp = nn_param(m, "weight");
+        wp->grad[0] = 0.0f;
+        nn_backward(nn_sum(nn_forward(m, x)));
+        memcpy(gx1, nn_grad(x), NB * sizeof(float));
+        gw1 = wp->grad[0];
+        nn_set_threads(2);
+        nn_graph_reset(g);
+        x = nn_requires_grad(nn_tensor_from(g, xb, NN_SHAPE(NB)), 1);
+        wp->grad[0] = 0.0f;
+        nn_backward(nn_sum(nn_forward(m, x)));
+        same = !memcmp(gx1, nn_grad(x), NB * sizeof(float)) && !memcmp(&gw1, &wp->grad[0], sizeof gw1);
+        NN_TEST_CHECK(same, "PReLU backward: 1 and 2 threads agree bitwise");
+        nn_set_threads(nt);
+        free(xb);
+        free(gx1);
+    }
     nn_module_free(m);
     nn_graph_free(g);
 }
