@@ -997,6 +997,10 @@ NNDEF nn_module *nn_weight_norm(nn_module *m, const char *name, int dim);
 NNDEF nn_module *nn_spectral_norm(nn_module *m, const char *name, int n_power_iterations);
 
 /* ----- >>layers.act: activations ----------------------------------------- */
+/* Element-wise activations: each an op (nn_<name>_op, any shape, the same
+   shape out) and a module (nn_<name>(...), PyTorch's class name as its
+   type).  ReLU, sigmoid and tanh are in >>autograd and >>modules.  Formulas
+   and the PyTorch names: docs/activations.md. */
 
 /* x > 0 ? x : slope x (F.leaky_relu). */
 NNDEF nn_tensor *nn_leaky_relu_op(nn_tensor *x, float slope);
@@ -1004,14 +1008,75 @@ NNDEF nn_tensor *nn_leaky_relu_op(nn_tensor *x, float slope);
 NNDEF nn_tensor *nn_elu_op(nn_tensor *x, float alpha);
 /* x/2 (1 + erf(x/sqrt 2)), the exact GELU (F.gelu, approximate="none"). */
 NNDEF nn_tensor *nn_gelu_op(nn_tensor *x);
+/* x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), GELU's tanh approximation
+   (F.gelu(x, approximate="tanh")). */
+NNDEF nn_tensor *nn_gelu_tanh_op(nn_tensor *x);
 /* x sigmoid(x), a.k.a. swish (F.silu). */
 NNDEF nn_tensor *nn_silu_op(nn_tensor *x);
+/* scale (x > 0 ? x : alpha (e^x - 1)) with alpha = 1.6732632423543772,
+   scale = 1.0507009873554805 (F.selu). */
+NNDEF nn_tensor *nn_selu_op(nn_tensor *x);
+/* x > 0 ? x : alpha (e^(x/alpha) - 1); alpha 0 is misuse (F.celu). */
+NNDEF nn_tensor *nn_celu_op(nn_tensor *x, float alpha);
+/* log(1 + e^(beta x)) / beta, and x where beta x > threshold (F.softplus;
+   PyTorch's defaults beta 1, threshold 20).  beta must be > 0. */
+NNDEF nn_tensor *nn_softplus_op(nn_tensor *x, float beta, float threshold);
+/* x / (1 + |x|) (F.softsign). */
+NNDEF nn_tensor *nn_softsign_op(nn_tensor *x);
+/* x tanh(softplus(x)) (F.mish). */
+NNDEF nn_tensor *nn_mish_op(nn_tensor *x);
+/* min(max(x, min_val), max_val); min_val < max_val (F.hardtanh, defaults
+   -1 and 1). */
+NNDEF nn_tensor *nn_hardtanh_op(nn_tensor *x, float min_val, float max_val);
+/* min(max(x, 0), 6) (F.relu6). */
+NNDEF nn_tensor *nn_relu6_op(nn_tensor *x);
+/* min(max(x + 3, 0), 6) / 6 (F.hardsigmoid). */
+NNDEF nn_tensor *nn_hardsigmoid_op(nn_tensor *x);
+/* x min(max(x + 3, 0), 6) / 6 (F.hardswish). */
+NNDEF nn_tensor *nn_hardswish_op(nn_tensor *x);
+/* log(1 / (1 + e^-x)) = min(x, 0) - log(1 + e^-|x|), stable for any x
+   (F.logsigmoid). */
+NNDEF nn_tensor *nn_logsigmoid_op(nn_tensor *x);
+/* x - tanh x (F.tanhshrink). */
+NNDEF nn_tensor *nn_tanhshrink_op(nn_tensor *x);
+/* x > threshold ? x : value (F.threshold). */
+NNDEF nn_tensor *nn_threshold_op(nn_tensor *x, float threshold, float value);
+/* x > 0 ? x : w x, a learned slope (F.prelu): weight [1] (one slope) or
+   [C] for x [N,C,...] (a slope per channel, dimension 1). */
+NNDEF nn_tensor *nn_prelu_op(nn_tensor *x, nn_tensor *weight);
+
 /* Activation modules: LeakyReLU (slope 0 means 0.01), ELU (alpha 0 means 1),
    GELU and SiLU. */
 NNDEF nn_module *nn_leaky_relu(float slope);
 NNDEF nn_module *nn_elu(float alpha);
 NNDEF nn_module *nn_gelu(void);
 NNDEF nn_module *nn_silu(void);
+/* More activation modules (torch.nn.SELU, CELU, Softplus, Softsign, Mish,
+   Hardtanh, ReLU6, Hardsigmoid, Hardswish, LogSigmoid, Tanhshrink,
+   Threshold, and GELU(approximate="tanh")); the options as their ops take
+   them, checked here.  PyTorch's defaults: CELU alpha 1, Softplus beta 1
+   threshold 20, Hardtanh -1 and 1. */
+NNDEF nn_module *nn_selu(void);
+NNDEF nn_module *nn_celu(float alpha);
+NNDEF nn_module *nn_softplus(float beta, float threshold);
+NNDEF nn_module *nn_softsign(void);
+NNDEF nn_module *nn_mish(void);
+NNDEF nn_module *nn_hardtanh(float min_val, float max_val);
+NNDEF nn_module *nn_relu6(void);
+NNDEF nn_module *nn_hardsigmoid(void);
+NNDEF nn_module *nn_hardswish(void);
+NNDEF nn_module *nn_logsigmoid(void);
+NNDEF nn_module *nn_tanhshrink(void);
+NNDEF nn_module *nn_threshold(float threshold, float value);
+NNDEF nn_module *nn_gelu_tanh(void);
+/* PReLU (torch.nn.PReLU): parameter "weight" [num_parameters] filled with
+   init; num_parameters 1 (one slope) or the channel count C of x [N,C,...].
+   PyTorch's defaults: nn_prelu(1, 0.25f). */
+NNDEF nn_module *nn_prelu(int num_parameters, float init);
+/* softmax and log-softmax along dim as modules (torch.nn.Softmax(dim),
+   LogSoftmax(dim)); dim is checked against each input. */
+NNDEF nn_module *nn_softmax_module(int dim);
+NNDEF nn_module *nn_log_softmax_module(int dim);
 
 /* ----- >>layers.seq: sequences: embeddings, recurrent layers, attention --- */
 
@@ -4097,6 +4162,7 @@ typedef __m512i nn__vi;
 #define nn__vround(x) _mm512_maskz_roundscale_ps(0xFFFF, x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define nn__vpow2i(n) _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xFFFF, n), _mm512_set1_epi32(127)), 23))
 #define nn__vlt_select(a, b, x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x)
+#define nn__vle_select(a, b, x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LE_OQ), y, x)
 /* Horizontal sum and max through memory, in a fixed order (the
    _mm512_reduce_* helpers draw the same g++ warning). */
 static float nn__vhsum(__m512 v) {
@@ -4133,6 +4199,7 @@ typedef __m256 nn__v;
 #define nn__vround(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define nn__vpow2i(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define nn__vlt_select(a, b, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ))
+#define nn__vle_select(a, b, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LE_OQ))
 static float nn__vhsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -4162,6 +4229,7 @@ typedef float32x4_t nn__v;
 #define nn__vround(x) vrndnq_f32(x)
 #define nn__vpow2i(n) vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23))
 #define nn__vlt_select(a, b, x, y) vbslq_f32(vcltq_f32(a, b), x, y)
+#define nn__vle_select(a, b, x, y) vbslq_f32(vcleq_f32(a, b), x, y)
 #define nn__vhsum(v) vaddvq_f32(v)
 #define nn__vhmax(v) vmaxvq_f32(v)
 #else
@@ -4180,6 +4248,7 @@ typedef float nn__v;
 #define nn__vsqrt(a) sqrtf(a)
 #define nn__vround(x) rintf(x)
 #define nn__vlt_select(a, b, x, y) ((a) < (b) ? (x) : (y))
+#define nn__vle_select(a, b, x, y) ((a) <= (b) ? (x) : (y))
 #define nn__vhsum(v) (v)
 #define nn__vhmax(v) (v)
 static float nn__vpow2i(float n) {
@@ -4364,21 +4433,6 @@ static float nn__exp_shift_sum(const float *x, float shift, float *y, size_t n) 
     return s;
 }
 
-/* y = max(x, 0). */
-static void nn__relu_array(const float *x, float *y, size_t n) {
-    int nt = nn__ew_threads((double)n);
-    (void)nt;
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
-    {
-        size_t i, hi;
-        nn__v z = nn__vset1(0.0f);
-        nn__ew_share(n, 16, &i, &hi);
-        /* x second in max, so NaN passes (torch.relu(nan) is nan). */
-        for (; i + NN__VL <= hi; i += NN__VL) nn__vstore(y + i, nn__vmax(z, nn__vload(x + i)));
-        for (; i < hi; i++) y[i] = 0.0f > x[i] ? 0.0f : x[i];
-    }
-}
-
 /* dst[i] = src[i] * scale for bytes src: the loader's pixel conversion. */
 static void nn__bytes_to_floats(const unsigned char *src, size_t n, float scale, float *dst) {
     size_t i = 0;
@@ -4405,27 +4459,364 @@ static void nn__bytes_to_floats(const unsigned char *src, size_t n, float scale,
     for (; i < n; i++) dst[i] = (float)src[i] * scale;
 }
 
-/* gx += (x > 0) g, the ReLU backward; gx = (x > 0) g when overwrite. */
-static void nn__relu_backward_array(const float *x, const float *g, float *gx, size_t n,
-                                    int overwrite) {
+/* --- activation kernels ---------------------------------------------------
+   Every element-wise activation, forward and backward, is one formula over
+   the vector macros above; the NN_NO_SIMD build, where the "vector" is a
+   float, is the scalar twin of each.  Sigmoid, SiLU, tanh, mish, ELU and
+   the rest share nn__vexp.  A kind's parameters are two floats a, b (ELU's
+   alpha, hardtanh's min and max, softplus's beta and threshold, ...).  The
+   ops over them are in >>autograd (nn__act). */
+enum {
+    NN__ACT_RELU, NN__ACT_SIGMOID, NN__ACT_TANH, NN__ACT_LEAKY, NN__ACT_ELU, NN__ACT_SELU,
+    NN__ACT_CELU, NN__ACT_GELU, NN__ACT_GELU_TANH, NN__ACT_SILU, NN__ACT_SOFTPLUS,
+    NN__ACT_SOFTSIGN, NN__ACT_MISH, NN__ACT_HARDTANH, NN__ACT_HARDSIGMOID, NN__ACT_HARDSWISH,
+    NN__ACT_LOGSIGMOID, NN__ACT_TANHSHRINK, NN__ACT_THRESHOLD, NN__ACT_COUNT
+};
+
+/* |x| (NaN stays NaN). */
+static nn__v nn__vabs(nn__v x) { return nn__vmax(x, nn__vsub(nn__vset1(0.0f), x)); }
+
+/* e^x - 1, accurate near 0: the Taylor series to x^9 for |x| < 0.5, else
+   nn__vexp(x) - 1.  Max relative error 3 ulp. */
+static nn__v nn__vexpm1(nn__v x) {
+    nn__v p = nn__vset1(1.0f / 362880.0f);
+    p = nn__vfma(p, x, nn__vset1(1.0f / 40320.0f));
+    p = nn__vfma(p, x, nn__vset1(1.0f / 5040.0f));
+    p = nn__vfma(p, x, nn__vset1(1.0f / 720.0f));
+    p = nn__vfma(p, x, nn__vset1(1.0f / 120.0f));
+    p = nn__vfma(p, x, nn__vset1(1.0f / 24.0f));
+    p = nn__vfma(p, x, nn__vset1(1.0f / 6.0f));
+    p = nn__vfma(p, x, nn__vset1(0.5f));
+    p = nn__vfma(p, nn__vmul(x, x), x);
+    return nn__vlt_select(nn__vabs(x), nn__vset1(0.5f), p, nn__vsub(nn__vexp(x), nn__vset1(1.0f)));
+}
+
+/* log(1 + u) for 0 <= u <= 1 (what softplus and log-sigmoid need, with
+   u = e^-|x|): u P(u), P a degree-9 fit of log(1+u)/u on [0, 1] (no
+   division).  Max relative error 3 ulp, also near u = 0. */
+static nn__v nn__vlog1p01(nn__v u) {
+    nn__v p = nn__vset1(-0.00324399536f);
+    p = nn__vfma(p, u, nn__vset1(0.0198513269f));
+    p = nn__vfma(p, u, nn__vset1(-0.0569592752f));
+    p = nn__vfma(p, u, nn__vset1(0.106036283f));
+    p = nn__vfma(p, u, nn__vset1(-0.153055757f));
+    p = nn__vfma(p, u, nn__vset1(0.196759328f));
+    p = nn__vfma(p, u, nn__vset1(-0.249541327f));
+    p = nn__vfma(p, u, nn__vset1(0.333299637f));
+    p = nn__vfma(p, u, nn__vset1(-0.499999017f));
+    p = nn__vfma(p, u, nn__vset1(1.0f));
+    return nn__vmul(u, p);
+}
+
+/* erf x: a rational minimax fit x P(x^2) / Q(x^2) on [-4, 4] (the one of
+   Eigen and XLA), +-1 beyond.  Max abs error 5e-7 (tests/test_act.c). */
+static nn__v nn__verf(nn__v x) {
+    nn__v x2, p, q;
+    x = nn__vmin(nn__vset1(4.0f), nn__vmax(nn__vset1(-4.0f), x));
+    x2 = nn__vmul(x, x);
+    p = nn__vset1(-2.72614225801306e-10f);
+    p = nn__vfma(p, x2, nn__vset1(2.77068142495902e-08f));
+    p = nn__vfma(p, x2, nn__vset1(-2.10102402082508e-06f));
+    p = nn__vfma(p, x2, nn__vset1(-5.69250639462346e-05f));
+    p = nn__vfma(p, x2, nn__vset1(-7.34990630326855e-04f));
+    p = nn__vfma(p, x2, nn__vset1(-2.95459980854025e-03f));
+    p = nn__vfma(p, x2, nn__vset1(-1.60960333262415e-02f));
+    q = nn__vset1(-1.45660718464996e-05f);
+    q = nn__vfma(q, x2, nn__vset1(-2.13374055278905e-04f));
+    q = nn__vfma(q, x2, nn__vset1(-1.68282697438203e-03f));
+    q = nn__vfma(q, x2, nn__vset1(-7.37332916720468e-03f));
+    q = nn__vfma(q, x2, nn__vset1(-1.42647390514189e-02f));
+    return nn__vdiv(nn__vmul(x, p), q);
+}
+
+#define NN__SELU_ALPHA 1.6732632423543772848170429916717f
+#define NN__SELU_SCALE 1.0507009873554804934193349852946f
+#define NN__SQRT1_2 0.70710678118654752440f
+#define NN__INV_SQRT_2PI 0.39894228040143267794f
+#define NN__SQRT_2_PI 0.79788456080286535588f /* sqrt(2/pi), GELU's tanh form */
+
+/* The ELU family (F.elu's kernel): x > 0 ? x pos : neg (e^(x ipt) - 1), and
+   its derivative.  ELU: neg alpha, ipt 1, pos 1; SELU: neg alpha scale, pos
+   scale; CELU: neg alpha, ipt 1/alpha. */
+static nn__v nn__velu(nn__v x, nn__v neg, nn__v ipt, nn__v pos) {
+    return nn__vlt_select(nn__vset1(0.0f), x, nn__vmul(x, pos), nn__vmul(nn__vexpm1(nn__vmul(x, ipt)), neg));
+}
+static nn__v nn__velu_grad(nn__v x, nn__v g, nn__v neg, nn__v ipt, nn__v pos) {
+    return nn__vlt_select(nn__vset1(0.0f), x, nn__vmul(g, pos),
+                          nn__vmul(nn__vmul(g, nn__vmul(ipt, neg)), nn__vexp(nn__vmul(x, ipt))));
+}
+
+/* softplus (1/beta) log(1 + e^(beta x)) = (max(z,0) + log(1 + e^-|z|)) / beta
+   with z = beta x; x itself where z > threshold (F.softplus). */
+static nn__v nn__vsoftplus(nn__v x, nn__v beta, nn__v th) {
+    nn__v z = nn__vmul(x, beta), e = nn__vexp(nn__vsub(nn__vset1(0.0f), nn__vabs(z)));
+    nn__v sp = nn__vmul(nn__vadd(nn__vmax(z, nn__vset1(0.0f)), nn__vlog1p01(e)), nn__vdiv(nn__vset1(1.0f), beta));
+    return nn__vlt_select(th, z, x, sp);
+}
+/* d softplus / dx = sigmoid(beta x), computed from e^-|z| (never overflows). */
+static nn__v nn__vsoftplus_grad(nn__v x, nn__v g, nn__v beta, nn__v th) {
+    nn__v z = nn__vmul(x, beta), e = nn__vexp(nn__vsub(nn__vset1(0.0f), nn__vabs(z)));
+    nn__v r = nn__vdiv(nn__vset1(1.0f), nn__vadd(nn__vset1(1.0f), e));
+    nn__v s = nn__vlt_select(z, nn__vset1(0.0f), nn__vmul(e, r), r);
+    return nn__vlt_select(th, z, g, nn__vmul(g, s));
+}
+
+/* tanh(softplus(x)) = (n^2 + 2n) / (n^2 + 2n + 2), n = e^x (1 above x = 20,
+   where it rounds to 1), mish's factor. */
+static nn__v nn__vtanh_softplus(nn__v x) {
+    nn__v n = nn__vexp(nn__vmin(nn__vset1(20.0f), x));
+    nn__v num = nn__vmul(n, nn__vadd(n, nn__vset1(2.0f)));
+    return nn__vlt_select(nn__vset1(20.0f), x, nn__vset1(1.0f), nn__vdiv(num, nn__vadd(num, nn__vset1(2.0f))));
+}
+
+/* log sigmoid x = min(x, 0) - log(1 + e^-|x|), stable at any |x|. */
+static nn__v nn__vlogsigmoid(nn__v x) {
+    return nn__vsub(nn__vmin(nn__vset1(0.0f), x), nn__vlog1p01(nn__vexp(nn__vsub(nn__vset1(0.0f), nn__vabs(x)))));
+}
+/* d log sigmoid / dx = sigmoid(-x) = 1/(1+e) for x < 0, e/(1+e) else, e = e^-|x|. */
+static nn__v nn__vlogsigmoid_grad(nn__v x, nn__v g) {
+    nn__v e = nn__vexp(nn__vsub(nn__vset1(0.0f), nn__vabs(x)));
+    nn__v r = nn__vdiv(g, nn__vadd(nn__vset1(1.0f), e));
+    return nn__vlt_select(x, nn__vset1(0.0f), r, nn__vmul(e, r));
+}
+
+/* GELU exact: x/2 (1 + erf(x/sqrt 2)); derivative Phi(x) + x phi(x). */
+static nn__v nn__vgelu(nn__v x) {
+    return nn__vmul(nn__vmul(x, nn__vset1(0.5f)), nn__vadd(nn__vset1(1.0f), nn__verf(nn__vmul(x, nn__vset1(NN__SQRT1_2)))));
+}
+static nn__v nn__vgelu_grad(nn__v x, nn__v g) {
+    nn__v cdf = nn__vmul(nn__vset1(0.5f), nn__vadd(nn__vset1(1.0f), nn__verf(nn__vmul(x, nn__vset1(NN__SQRT1_2)))));
+    nn__v pdf = nn__vmul(nn__vexp(nn__vmul(nn__vset1(-0.5f), nn__vmul(x, x))), nn__vset1(NN__INV_SQRT_2PI));
+    return nn__vmul(g, nn__vfma(x, pdf, cdf));
+}
+/* GELU, tanh form: x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), is
+   x sigmoid(2u) (1 + tanh u = 2 sigmoid(2u)): one exponential, no
+   cancellation.  u takes x clamped to [-10, 10] (the sigmoid is 0 or 1
+   beyond), so x^3 never overflows.  Derivative s + x s (1 - s) 2u'. */
+static nn__v nn__vgelu_tanh_s(nn__v x) {
+    nn__v xc = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x));
+    nn__v u2 = nn__vmul(nn__vset1(2.0f * NN__SQRT_2_PI), nn__vfma(nn__vmul(nn__vset1(0.044715f), xc), nn__vmul(xc, xc), xc));
+    return nn__vsigmoid(u2);
+}
+static nn__v nn__vgelu_tanh(nn__v x) { return nn__vmul(x, nn__vgelu_tanh_s(x)); }
+static nn__v nn__vgelu_tanh_grad(nn__v x, nn__v g) {
+    nn__v xc = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x)), one = nn__vset1(1.0f);
+    nn__v s = nn__vgelu_tanh_s(x);
+    nn__v du2 = nn__vmul(nn__vset1(2.0f * NN__SQRT_2_PI), nn__vfma(nn__vset1(3.0f * 0.044715f), nn__vmul(xc, xc), one));
+    return nn__vmul(g, nn__vfma(nn__vmul(nn__vmul(x, s), nn__vsub(one, s)), du2, s));
+}
+
+/* The forward formulas y = F(x; a, b) and the backward ones dx = F(x, y, g;
+   a, b), one line per kind; clamps put x second in max/min so NaN passes. */
+#define NN__Z nn__vset1(0.0f)
+#define NN__ACT_FWD_relu nn__vmax(NN__Z, x)
+#define NN__ACT_BWD_relu nn__vlt_select(NN__Z, x, g, NN__Z)
+#define NN__ACT_FWD_leaky nn__vlt_select(NN__Z, x, x, nn__vmul(x, a))
+#define NN__ACT_BWD_leaky nn__vlt_select(NN__Z, x, g, nn__vmul(g, a))
+#define NN__ACT_FWD_elu nn__velu(x, a, nn__vset1(1.0f), nn__vset1(1.0f))
+#define NN__ACT_BWD_elu nn__velu_grad(x, g, a, nn__vset1(1.0f), nn__vset1(1.0f))
+#define NN__ACT_FWD_selu nn__velu(x, nn__vset1(NN__SELU_ALPHA * NN__SELU_SCALE), nn__vset1(1.0f), nn__vset1(NN__SELU_SCALE))
+#define NN__ACT_BWD_selu nn__velu_grad(x, g, nn__vset1(NN__SELU_ALPHA * NN__SELU_SCALE), nn__vset1(1.0f), nn__vset1(NN__SELU_SCALE))
+#define NN__ACT_FWD_celu nn__velu(x, a, b, nn__vset1(1.0f))
+#define NN__ACT_BWD_celu nn__velu_grad(x, g, a, b, nn__vset1(1.0f))
+#define NN__ACT_FWD_gelu nn__vgelu(x)
+#define NN__ACT_BWD_gelu nn__vgelu_grad(x, g)
+#define NN__ACT_FWD_gelu_tanh nn__vgelu_tanh(x)
+#define NN__ACT_BWD_gelu_tanh nn__vgelu_tanh_grad(x, g)
+#define NN__ACT_FWD_silu nn__vmul(x, nn__vsigmoid(x))
+#define NN__ACT_BWD_silu nn__nsilu_grad(x, g)
+#define NN__ACT_FWD_softplus nn__vsoftplus(x, a, b)
+#define NN__ACT_BWD_softplus nn__vsoftplus_grad(x, g, a, b)
+#define NN__ACT_FWD_softsign nn__vdiv(x, nn__vadd(nn__vset1(1.0f), nn__vabs(x)))
+#define NN__ACT_BWD_softsign nn__vdiv(g, nn__vmul(nn__vadd(nn__vset1(1.0f), nn__vabs(x)), nn__vadd(nn__vset1(1.0f), nn__vabs(x))))
+#define NN__ACT_FWD_mish nn__vmul(x, nn__vtanh_softplus(x))
+#define NN__ACT_BWD_mish nn__nmish_grad(x, g)
+#define NN__ACT_FWD_hardtanh nn__vmin(b, nn__vmax(a, x))
+#define NN__ACT_BWD_hardtanh nn__vle_select(x, a, NN__Z, nn__vle_select(b, x, NN__Z, g))
+#define NN__ACT_FWD_hardsigmoid nn__vdiv(nn__vmin(nn__vset1(6.0f), nn__vmax(NN__Z, nn__vadd(x, nn__vset1(3.0f)))), nn__vset1(6.0f))
+#define NN__ACT_BWD_hardsigmoid nn__vlt_select(nn__vset1(-3.0f), x, nn__vlt_select(x, nn__vset1(3.0f), nn__vdiv(g, nn__vset1(6.0f)), NN__Z), NN__Z)
+#define NN__ACT_FWD_hardswish nn__vdiv(nn__vmul(x, nn__vmin(nn__vset1(6.0f), nn__vmax(NN__Z, nn__vadd(x, nn__vset1(3.0f))))), nn__vset1(6.0f))
+/* hardswish' at x = 3 is 1, as PyTorch's vector kernel has it (its scalar
+   loop, for the few elements past the last vector, gives 1.5). */
+#define NN__ACT_BWD_hardswish nn__vlt_select(x, nn__vset1(-3.0f), NN__Z, nn__vlt_select(x, nn__vset1(3.0f), nn__vmul(g, nn__vadd(nn__vdiv(x, nn__vset1(3.0f)), nn__vset1(0.5f))), g))
+#define NN__ACT_FWD_logsigmoid nn__vlogsigmoid(x)
+#define NN__ACT_BWD_logsigmoid nn__vlogsigmoid_grad(x, g)
+#define NN__ACT_FWD_tanhshrink nn__vsub(x, nn__vtanh(x))
+#define NN__ACT_BWD_tanhshrink nn__nsq_tanh_grad(x, g)
+#define NN__ACT_FWD_threshold nn__vle_select(x, a, b, x)
+#define NN__ACT_BWD_threshold nn__vle_select(x, a, NN__Z, g)
+/* sigmoid and tanh differentiate through their output y. */
+#define NN__ACT_BWD_sigmoid nn__vmul(nn__vmul(g, y), nn__vsub(nn__vset1(1.0f), y))
+#define NN__ACT_BWD_tanh nn__vmul(g, nn__vsub(nn__vset1(1.0f), nn__vmul(y, y)))
+
+/* The derivatives that need a name for a subexpression. */
+static nn__v nn__nsilu_grad(nn__v x, nn__v g) {
+    nn__v s = nn__vsigmoid(x);
+    return nn__vmul(nn__vmul(g, s), nn__vfma(x, nn__vsub(nn__vset1(1.0f), s), nn__vset1(1.0f)));
+}
+/* mish' = t + x sigmoid(x) (1 - t^2), t = tanh(softplus x); both from one
+   n = e^min(x,20): sigmoid = n / (1 + n) (1 in float above 20 too). */
+static nn__v nn__nmish_grad(nn__v x, nn__v g) {
+    nn__v one = nn__vset1(1.0f), two = nn__vset1(2.0f);
+    nn__v n = nn__vexp(nn__vmin(nn__vset1(20.0f), x)), num = nn__vmul(n, nn__vadd(n, two));
+    nn__v t = nn__vlt_select(nn__vset1(20.0f), x, one, nn__vdiv(num, nn__vadd(num, two)));
+    nn__v sig = nn__vdiv(n, nn__vadd(one, n));
+    return nn__vmul(g, nn__vfma(nn__vmul(x, sig), nn__vsub(one, nn__vmul(t, t)), t));
+}
+static nn__v nn__nsq_tanh_grad(nn__v x, nn__v g) {
+    nn__v t = nn__vtanh(x);
+    return nn__vmul(g, nn__vmul(t, t));
+}
+
+/* One function per kind and direction over a span of n floats: whole vectors,
+   then the tail as one zero-padded vector, so a value never depends on where
+   it falls in the array.  The backward writes dx (overwrite) or adds it. */
+#define NN__ACT_FWD_FN(k)                                                             \
+    static void nn__actf_##k(const float *xp, float *yp, size_t n, float pa, float pb) { \
+        nn__v a = nn__vset1(pa), b = nn__vset1(pb), x;                                \
+        size_t i = 0, j;                                                              \
+        (void)a; (void)b;                                                             \
+        for (; i + NN__VL <= n; i += NN__VL) {                                        \
+            x = nn__vload(xp + i);                                                    \
+            nn__vstore(yp + i, NN__ACT_FWD_##k);                                      \
+        }                                                                             \
+        if (i < n) {                                                                  \
+            float bx[NN__VL];                                                         \
+            for (j = 0; j < NN__VL; j++) bx[j] = i + j < n ? xp[i + j] : 0.0f;        \
+            x = nn__vload(bx);                                                        \
+            nn__vstore(bx, NN__ACT_FWD_##k);                                          \
+            for (j = 0; i + j < n; j++) yp[i + j] = bx[j];                            \
+        }                                                                             \
+    }
+#define NN__ACT_BWD_FN(k)                                                             \
+    static void nn__actb_##k(const float *xp, const float *yp, const float *gp, float *gx, \
+                             size_t n, float pa, float pb, int overwrite) {           \
+        nn__v a = nn__vset1(pa), b = nn__vset1(pb), x, y, g;                          \
+        size_t i = 0, j;                                                              \
+        (void)a; (void)b;                                                             \
+        if (overwrite) {                                                              \
+            for (; i + NN__VL <= n; i += NN__VL) {                                    \
+                x = nn__vload(xp + i); y = nn__vload(yp + i); g = nn__vload(gp + i);  \
+                (void)x; (void)y;                                                     \
+                nn__vstore(gx + i, NN__ACT_BWD_##k);                                  \
+            }                                                                         \
+        } else {                                                                      \
+            for (; i + NN__VL <= n; i += NN__VL) {                                    \
+                x = nn__vload(xp + i); y = nn__vload(yp + i); g = nn__vload(gp + i);  \
+                (void)x; (void)y;                                                     \
+                nn__vstore(gx + i, nn__vadd(nn__vload(gx + i), NN__ACT_BWD_##k));     \
+            }                                                                         \
+        }                                                                             \
+        if (i < n) {                                                                  \
+            float bx[NN__VL], by[NN__VL], bg[NN__VL];                                 \
+            for (j = 0; j < NN__VL; j++) {                                            \
+                bx[j] = i + j < n ? xp[i + j] : 0.0f;                                 \
+                by[j] = i + j < n ? yp[i + j] : 0.0f;                                 \
+                bg[j] = i + j < n ? gp[i + j] : 0.0f;                                 \
+            }                                                                         \
+            x = nn__vload(bx); y = nn__vload(by); g = nn__vload(bg);                  \
+            (void)x; (void)y;                                                         \
+            nn__vstore(bx, NN__ACT_BWD_##k);                                          \
+            for (j = 0; i + j < n; j++) gx[i + j] = overwrite ? bx[j] : gx[i + j] + bx[j]; \
+        }                                                                             \
+    }
+#define NN__ACT_FNS(k) NN__ACT_FWD_FN(k) NN__ACT_BWD_FN(k)
+NN__ACT_FNS(relu)
+NN__ACT_FNS(leaky)
+NN__ACT_FNS(elu)
+NN__ACT_FNS(selu)
+NN__ACT_FNS(celu)
+NN__ACT_FNS(gelu)
+NN__ACT_FNS(gelu_tanh)
+NN__ACT_FNS(silu)
+NN__ACT_FNS(softplus)
+NN__ACT_FNS(softsign)
+NN__ACT_FNS(mish)
+NN__ACT_FNS(hardtanh)
+NN__ACT_FNS(hardsigmoid)
+NN__ACT_FNS(hardswish)
+NN__ACT_FNS(logsigmoid)
+NN__ACT_FNS(tanhshrink)
+NN__ACT_FNS(threshold)
+NN__ACT_BWD_FN(sigmoid)
+NN__ACT_BWD_FN(tanh)
+/* sigmoid and tanh forward are the maps above (nn__sigmoid_array, ...). */
+static void nn__actf_sigmoid(const float *x, float *y, size_t n, float a, float b) {
+    (void)a; (void)b;
+    nn__sigmoid_array(x, y, n);
+}
+static void nn__actf_tanh(const float *x, float *y, size_t n, float a, float b) {
+    (void)a; (void)b;
+    nn__tanh_array(x, y, n);
+}
+
+typedef void (*nn__actf_fn)(const float *x, float *y, size_t n, float a, float b);
+typedef void (*nn__actb_fn)(const float *x, const float *y, const float *g, float *gx, size_t n,
+                            float a, float b, int overwrite);
+/* In the order of the NN__ACT_* kinds. */
+static const nn__actf_fn nn__actf[NN__ACT_COUNT] = {
+    nn__actf_relu, nn__actf_sigmoid, nn__actf_tanh, nn__actf_leaky, nn__actf_elu, nn__actf_selu,
+    nn__actf_celu, nn__actf_gelu, nn__actf_gelu_tanh, nn__actf_silu, nn__actf_softplus,
+    nn__actf_softsign, nn__actf_mish, nn__actf_hardtanh, nn__actf_hardsigmoid, nn__actf_hardswish,
+    nn__actf_logsigmoid, nn__actf_tanhshrink, nn__actf_threshold};
+static const nn__actb_fn nn__actb[NN__ACT_COUNT] = {
+    nn__actb_relu, nn__actb_sigmoid, nn__actb_tanh, nn__actb_leaky, nn__actb_elu, nn__actb_selu,
+    nn__actb_celu, nn__actb_gelu, nn__actb_gelu_tanh, nn__actb_silu, nn__actb_softplus,
+    nn__actb_softsign, nn__actb_mish, nn__actb_hardtanh, nn__actb_hardsigmoid, nn__actb_hardswish,
+    nn__actb_logsigmoid, nn__actb_tanhshrink, nn__actb_threshold};
+
+/* y = act(x) over n floats, split across the threads in whole cache lines. */
+static void nn__act_forward(int kind, const float *x, float *y, size_t n, float a, float b) {
     int nt = nn__ew_threads((double)n);
     (void)nt;
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
-        size_t i, hi;
-        nn__v z = nn__vset1(0.0f);
-        nn__ew_share(n, 16, &i, &hi);
-        if (overwrite) {
-            for (; i + NN__VL <= hi; i += NN__VL)
-                nn__vstore(gx + i, nn__vlt_select(z, nn__vload(x + i), nn__vload(g + i), z));
-            for (; i < hi; i++) gx[i] = x[i] > 0.0f ? g[i] : 0.0f;
-        } else {
-            for (; i + NN__VL <= hi; i += NN__VL)
-                nn__vstore(gx + i, nn__vadd(nn__vload(gx + i),
-                                            nn__vlt_select(z, nn__vload(x + i), nn__vload(g + i), z)));
-            for (; i < hi; i++) gx[i] += x[i] > 0.0f ? g[i] : 0.0f;
-        }
+        size_t lo, hi;
+        nn__ew_share(n, 16, &lo, &hi);
+        if (hi > lo) nn__actf[kind](x + lo, y + lo, hi - lo, a, b);
     }
+}
+
+/* gx (+)= g act'(x) from x, y = act(x) and the incoming gradient g; written,
+   not added, when overwrite. */
+static void nn__act_backward(int kind, const float *x, const float *y, const float *g, float *gx,
+                             size_t n, float a, float b, int overwrite) {
+    int nt = nn__ew_threads((double)n);
+    (void)nt;
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        size_t lo, hi;
+        nn__ew_share(n, 16, &lo, &hi);
+        if (hi > lo) nn__actb[kind](x + lo, y + lo, g + lo, gx + lo, hi - lo, a, b, overwrite);
+    }
+}
+
+/* PReLU's backward over a span of one slope: gx (+)= x > 0 ? g : slope g
+   (written when overwrite; gx may be NULL) and the return value, the sum of
+   g x over x <= 0 (the slope's gradient), in 16 double lanes in a fixed
+   order: the same in every instruction set.  One pass over x and g. */
+static double nn__prelu_span_backward(const float *x, const float *g, float *gx, size_t n, float slope,
+                                      int overwrite) {
+    double lane[16] = {0}, s = 0.0;
+    float t[16];
+    size_t i = 0, j;
+    nn__v z = nn__vset1(0.0f), a = nn__vset1(slope);
+    for (; i + 16 <= n; i += 16) {
+        for (j = 0; j < 16; j += NN__VL) {
+            nn__v xv = nn__vload(x + i + j), gv = nn__vload(g + i + j);
+            nn__v d = nn__vlt_select(z, xv, gv, nn__vmul(gv, a));
+            if (gx) nn__vstore(gx + i + j, overwrite ? d : nn__vadd(nn__vload(gx + i + j), d));
+            nn__vstore(t + j, nn__vlt_select(z, xv, z, nn__vmul(xv, gv)));
+        }
+        for (j = 0; j < 16; j++) lane[j] += (double)t[j];
+    }
+    for (j = 0; j < 16; j++) s += lane[j];
+    for (; i < n; i++) {
+        float d = x[i] > 0.0f ? g[i] : g[i] * slope;
+        if (gx) gx[i] = overwrite ? d : gx[i] + d;
+        s += x[i] > 0.0f ? 0.0 : (double)(x[i] * g[i]);
+    }
+    return s;
 }
 
 /* ----- >>kernels.conv: convolution engines (im2col, direct, depthwise) ----- */
@@ -6662,23 +7053,15 @@ NNDEF nn_tensor *nn_div(nn_tensor *a, nn_tensor *b) { return nn__binary(NN__DIV,
 
 /* --- element-wise unary ops --- */
 
-enum {
-    NN__U_AFFINE, NN__U_EXP, NN__U_LOG, NN__U_SQRT, NN__U_POW,
-    NN__U_RELU, NN__U_SIGMOID, NN__U_TANH
-};
+enum { NN__U_AFFINE, NN__U_EXP, NN__U_LOG, NN__U_SQRT, NN__U_POW };
 
 /* d out / d a from a and out, times the incoming gradient, accumulated. */
 static void nn__unary_backward(nn__node *n) {
     nn_tensor *a = n->in[0], *y = n->out;
-    float beta, *ga;
+    float *ga;
     const float *g = y->grad, *x = a->data, *o = y->data;
     float p = n->farg[0];
     size_t i, len = y->numel;
-    if (n->iarg[0] == NN__U_RELU) {
-        if ((ga = nn__in_grad_w(n, 0, &beta)) != NULL)
-            nn__relu_backward_array(x, g, ga, len, beta == 0.0f);
-        return;
-    }
     if (!(ga = nn__in_grad(n, 0))) return;
     switch (n->iarg[0]) {
     case NN__U_AFFINE: for (i = 0; i < len; i++) ga[i] += g[i] * p; break;
@@ -6689,8 +7072,7 @@ static void nn__unary_backward(nn__node *n) {
         if (p != 0.0f)
             for (i = 0; i < len; i++) ga[i] += g[i] * p * powf(x[i], p - 1.0f);
         break;
-    case NN__U_SIGMOID: for (i = 0; i < len; i++) ga[i] += g[i] * o[i] * (1.0f - o[i]); break;
-    default: for (i = 0; i < len; i++) ga[i] += g[i] * (1.0f - o[i] * o[i]); break;
+    default: break;
     }
 }
 
@@ -6713,10 +7095,7 @@ static nn_tensor *nn__unary(const char *op, int kind, nn_tensor *a, float p, flo
     case NN__U_EXP: nn__exp_array(x, y, len); break;
     case NN__U_LOG: for (i = 0; i < len; i++) y[i] = logf(x[i]); break;
     case NN__U_SQRT: for (i = 0; i < len; i++) y[i] = sqrtf(x[i]); break;
-    case NN__U_POW: for (i = 0; i < len; i++) y[i] = powf(x[i], p); break;
-    case NN__U_RELU: nn__relu_array(x, y, len); break;
-    case NN__U_SIGMOID: nn__sigmoid_array(x, y, len); break;
-    default: nn__tanh_array(x, y, len); break;
+    default: for (i = 0; i < len; i++) y[i] = powf(x[i], p); break;
     }
     return out;
 }
@@ -6729,9 +7108,34 @@ NNDEF nn_tensor *nn_exp(nn_tensor *a) { return nn__unary("nn_exp", NN__U_EXP, a,
 NNDEF nn_tensor *nn_log(nn_tensor *a) { return nn__unary("nn_log", NN__U_LOG, a, 0.0f, 0.0f); }
 NNDEF nn_tensor *nn_sqrt(nn_tensor *a) { return nn__unary("nn_sqrt", NN__U_SQRT, a, 0.0f, 0.0f); }
 NNDEF nn_tensor *nn_pow(nn_tensor *a, float p) { return nn__unary("nn_pow", NN__U_POW, a, p, 0.0f); }
-NNDEF nn_tensor *nn_relu_op(nn_tensor *a) { return nn__unary("nn_relu_op", NN__U_RELU, a, 0.0f, 0.0f); }
-NNDEF nn_tensor *nn_sigmoid_op(nn_tensor *a) { return nn__unary("nn_sigmoid_op", NN__U_SIGMOID, a, 0.0f, 0.0f); }
-NNDEF nn_tensor *nn_tanh_op(nn_tensor *a) { return nn__unary("nn_tanh_op", NN__U_TANH, a, 0.0f, 0.0f); }
+
+/* --- activations ---
+   One op for every element-wise activation: kind is an NN__ACT_* of
+   >>kernels, a and b its parameters (saved in the node for the backward).
+   ReLU, sigmoid and tanh here; the rest in >>layers.act. */
+
+static void nn__act_backward_node(nn__node *n) {
+    float beta, *gx = nn__in_grad_w(n, 0, &beta);
+    if (!gx) return;
+    nn__act_backward(n->iarg[0], n->in[0]->data, n->out->data, n->out->grad, gx, n->out->numel,
+                     n->farg[0], n->farg[1], beta == 0.0f);
+}
+
+static nn_tensor *nn__act(const char *op, int kind, nn_tensor *x, float a, float b) {
+    nn_tensor *out = nn__op(op, &x, 1, nn_shape_of(x), nn__act_backward_node);
+    if (!out) return NULL;
+    if (out->node) {
+        out->node->iarg[0] = kind;
+        out->node->farg[0] = a;
+        out->node->farg[1] = b;
+    }
+    nn__act_forward(kind, x->data, out->data, out->numel, a, b);
+    return out;
+}
+
+NNDEF nn_tensor *nn_relu_op(nn_tensor *a) { return nn__act("nn_relu_op", NN__ACT_RELU, a, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_sigmoid_op(nn_tensor *a) { return nn__act("nn_sigmoid_op", NN__ACT_SIGMOID, a, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_tanh_op(nn_tensor *a) { return nn__act("nn_tanh_op", NN__ACT_TANH, a, 0.0f, 0.0f); }
 
 /* --- matrix products --- */
 
@@ -10399,101 +10803,241 @@ NNDEF nn_module *nn_spectral_norm(nn_module *m, const char *name, int n_power_it
 
 /* ----- >>layers.act: activations ----------------------------------------- */
 
-enum { NN__A_LEAKY, NN__A_ELU, NN__A_GELU, NN__A_SILU };
-
-static float nn__sigmoidf(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    return expf(x) / (1.0f + expf(x));
+/* The options of an activation kind, checked for the op or constructor op;
+   0 after a misuse report. */
+static int nn__act_check(const char *op, int kind, float a, float b) {
+    switch (kind) {
+    case NN__ACT_CELU:
+        if (!(a != 0.0f) || !isfinite(a)) {
+            nn__misuse("%s: alpha must be finite and not 0, got %g", op, (double)a);
+            return 0;
+        }
+        break;
+    case NN__ACT_SOFTPLUS:
+        if (!(a > 0.0f) || !isfinite(a) || b != b) {
+            nn__misuse("%s: needs beta > 0 (finite) and a threshold that is a number, got beta=%g, "
+                       "threshold=%g", op, (double)a, (double)b);
+            return 0;
+        }
+        break;
+    case NN__ACT_HARDTANH:
+        if (!(a < b)) {
+            nn__misuse("%s: needs min_val < max_val, got min_val=%g, max_val=%g", op, (double)a,
+                       (double)b);
+            return 0;
+        }
+        break;
+    case NN__ACT_THRESHOLD:
+        if (a != a) {
+            nn__misuse("%s: threshold is NaN", op);
+            return 0;
+        }
+        break;
+    default: break;
+    }
+    return 1;
 }
 
-static void nn__act_backward(nn__node *n) {
-    const float *x = n->in[0]->data, *g = n->out->grad;
-    float *gx = nn__in_grad(n, 0), p = n->farg[0];
-    size_t i, len = n->out->numel;
-    if (!gx) return;
-    switch (n->iarg[0]) {
-    case NN__A_LEAKY:
-        for (i = 0; i < len; i++) gx[i] += x[i] > 0.0f ? g[i] : g[i] * p;
-        break;
-    case NN__A_ELU:
-        for (i = 0; i < len; i++) gx[i] += x[i] > 0.0f ? g[i] : g[i] * p * expf(x[i]);
-        break;
-    case NN__A_GELU:
-        for (i = 0; i < len; i++) {
-            float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
-            float pdf = 0.39894228040143268f * expf(-0.5f * x[i] * x[i]);
-            gx[i] += g[i] * (cdf + x[i] * pdf);
-        }
-        break;
-    default:
-        for (i = 0; i < len; i++) {
-            float s = nn__sigmoidf(x[i]);
-            gx[i] += g[i] * s * (1.0f + x[i] * (1.0f - s));
-        }
-        break;
+/* The op of a kind after checking its options (CELU keeps 1/alpha as b). */
+static nn_tensor *nn__act_op(const char *op, int kind, nn_tensor *x, float a, float b) {
+    if (!nn__act_check(op, kind, a, b)) return NULL;
+    if (kind == NN__ACT_CELU) b = 1.0f / a;
+    return nn__act(op, kind, x, a, b);
+}
+
+NNDEF nn_tensor *nn_leaky_relu_op(nn_tensor *x, float slope) { return nn__act_op("nn_leaky_relu_op", NN__ACT_LEAKY, x, slope, 0.0f); }
+NNDEF nn_tensor *nn_elu_op(nn_tensor *x, float alpha) { return nn__act_op("nn_elu_op", NN__ACT_ELU, x, alpha, 0.0f); }
+NNDEF nn_tensor *nn_gelu_op(nn_tensor *x) { return nn__act_op("nn_gelu_op", NN__ACT_GELU, x, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_gelu_tanh_op(nn_tensor *x) { return nn__act_op("nn_gelu_tanh_op", NN__ACT_GELU_TANH, x, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_silu_op(nn_tensor *x) { return nn__act_op("nn_silu_op", NN__ACT_SILU, x, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_selu_op(nn_tensor *x) { return nn__act_op("nn_selu_op", NN__ACT_SELU, x, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_celu_op(nn_tensor *x, float alpha) { return nn__act_op("nn_celu_op", NN__ACT_CELU, x, alpha, 0.0f); }
+NNDEF nn_tensor *nn_softplus_op(nn_tensor *x, float beta, float threshold) { return nn__act_op("nn_softplus_op", NN__ACT_SOFTPLUS, x, beta, threshold); }
+NNDEF nn_tensor *nn_softsign_op(nn_tensor *x) { return nn__act_op("nn_softsign_op", NN__ACT_SOFTSIGN, x, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_mish_op(nn_tensor *x) { return nn__act_op("nn_mish_op", NN__ACT_MISH, x, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_hardtanh_op(nn_tensor *x, float min_val, float max_val) { return nn__act_op("nn_hardtanh_op", NN__ACT_HARDTANH, x, min_val, max_val); }
+NNDEF nn_tensor *nn_relu6_op(nn_tensor *x) { return nn__act_op("nn_relu6_op", NN__ACT_HARDTANH, x, 0.0f, 6.0f); }
+NNDEF nn_tensor *nn_hardsigmoid_op(nn_tensor *x) { return nn__act_op("nn_hardsigmoid_op", NN__ACT_HARDSIGMOID, x, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_hardswish_op(nn_tensor *x) { return nn__act_op("nn_hardswish_op", NN__ACT_HARDSWISH, x, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_logsigmoid_op(nn_tensor *x) { return nn__act_op("nn_logsigmoid_op", NN__ACT_LOGSIGMOID, x, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_tanhshrink_op(nn_tensor *x) { return nn__act_op("nn_tanhshrink_op", NN__ACT_TANHSHRINK, x, 0.0f, 0.0f); }
+NNDEF nn_tensor *nn_threshold_op(nn_tensor *x, float threshold, float value) { return nn__act_op("nn_threshold_op", NN__ACT_THRESHOLD, x, threshold, value); }
+
+/* PReLU: x [N,C,...] as N*C slabs of S floats with slope w[c] (one slab of
+   everything for a single weight). */
+static void nn__prelu_split(const nn_tensor *x, const nn_tensor *w, size_t *slabs, size_t *S, int *C) {
+    *C = w->shape[0];
+    if (*C == 1) {
+        *slabs = x->numel ? 1 : 0;
+        *S = x->numel;
+    } else {
+        *slabs = x->shape[0] * (size_t)*C;
+        *S = *slabs ? x->numel / *slabs : 0;
     }
 }
 
-static nn_tensor *nn__act(const char *op, int kind, nn_tensor *x, float p) {
-    nn_tensor *out;
-    float *y;
-    size_t i, len;
-    if (!x) {
-        nn__misuse("%s: NULL input", op);
+/* PReLU's backward in chunks of NN__PRELU_CHUNK floats within each slab, any
+   thread taking any chunk: each chunk's slope-gradient sum is kept and the
+   sums are added in order, so the result does not depend on the threads. */
+#define NN__PRELU_CHUNK 16384
+static void nn__prelu_backward(nn__node *n) {
+    nn_tensor *x = n->in[0], *w = n->in[1];
+    const float *g = n->out->grad;
+    float beta, *gx = nn__in_grad_w(n, 0, &beta), *gw = nn__in_grad(n, 1);
+    size_t slabs, S, per, k;
+    double *part;
+    int C, nch, i, nt = nn__ew_threads((double)x->numel);
+    (void)nt;
+    nn__prelu_split(x, w, &slabs, &S, &C);
+    per = (S + NN__PRELU_CHUNK - 1) / NN__PRELU_CHUNK;
+    nch = (int)(slabs * per);
+    if ((!gx && !gw) || !nch) return;
+    if (!(part = (double *)nn__scratch(n->out, (size_t)nch * sizeof(double)))) {
+        if (!nn__grad_oom) nn__grad_oom = x;
+        return;
+    }
+    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
+    for (i = 0; i < nch; i++) {
+        size_t sl = (size_t)i / per, c0 = ((size_t)i % per) * NN__PRELU_CHUNK, off = sl * S + c0;
+        part[i] = nn__prelu_span_backward(x->data + off, g + off, gx ? gx + off : NULL,
+                                          NN__MIN((size_t)NN__PRELU_CHUNK, S - c0),
+                                          w->data[sl % (size_t)C], beta == 0.0f);
+    }
+    for (k = 0; gw && k < slabs; k++) {
+        double sum = 0.0;
+        size_t j;
+        for (j = 0; j < per; j++) sum += part[k * per + j];
+        gw[k % (size_t)C] += (float)sum;
+    }
+}
+
+NNDEF nn_tensor *nn_prelu_op(nn_tensor *x, nn_tensor *weight) {
+    nn_tensor *in[2], *out;
+    size_t slabs, S;
+    int C, k, nt;
+    if (!x || !weight || weight->ndim != 1 || weight->shape[0] < 1 ||
+        (weight->shape[0] > 1 && (x->ndim < 2 || x->shape[1] != weight->shape[0]))) {
+        nn__misuse("nn_prelu_op: weight %s must be [1] or [C] for x [N,C,...], got x %s",
+                   weight ? nn__ts(weight) : "NULL", x ? nn__ts(x) : "NULL");
         return NULL;
     }
-    out = nn__op(op, &x, 1, nn_shape_of(x), nn__act_backward);
-    if (!out) return NULL;
-    if (out->node) {
-        out->node->iarg[0] = kind;
-        out->node->farg[0] = p;
+    in[0] = x;
+    in[1] = weight;
+    if (!(out = nn__op("nn_prelu_op", in, 2, nn_shape_of(x), nn__prelu_backward))) return NULL;
+    nn__prelu_split(x, weight, &slabs, &S, &C);
+    if (C == 1) {
+        nn__act_forward(NN__ACT_LEAKY, x->data, out->data, S, weight->data[0], 0.0f);
+        return out;
     }
-    y = out->data;
-    len = out->numel;
-    switch (kind) {
-    case NN__A_LEAKY:
-        for (i = 0; i < len; i++) y[i] = x->data[i] > 0.0f ? x->data[i] : x->data[i] * p;
-        break;
-    case NN__A_ELU:
-        for (i = 0; i < len; i++) y[i] = x->data[i] > 0.0f ? x->data[i] : p * expm1f(x->data[i]);
-        break;
-    case NN__A_GELU:
-        for (i = 0; i < len; i++)
-            y[i] = 0.5f * x->data[i] * (1.0f + erff(x->data[i] * 0.70710678118654752f));
-        break;
-    default:
-        for (i = 0; i < len; i++) y[i] = x->data[i] * nn__sigmoidf(x->data[i]);
-        break;
-    }
+    nt = nn__ew_threads((double)x->numel);
+    (void)nt;
+    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
+    for (k = 0; k < (int)slabs; k++)
+        nn__actf_leaky(x->data + (size_t)k * S, out->data + (size_t)k * S, S, weight->data[(size_t)k % (size_t)C], 0.0f);
     return out;
 }
 
-NNDEF nn_tensor *nn_leaky_relu_op(nn_tensor *x, float slope) { return nn__act("nn_leaky_relu_op", NN__A_LEAKY, x, slope); }
-NNDEF nn_tensor *nn_elu_op(nn_tensor *x, float alpha) { return nn__act("nn_elu_op", NN__A_ELU, x, alpha); }
-NNDEF nn_tensor *nn_gelu_op(nn_tensor *x) { return nn__act("nn_gelu_op", NN__A_GELU, x, 0.0f); }
-NNDEF nn_tensor *nn_silu_op(nn_tensor *x) { return nn__act("nn_silu_op", NN__A_SILU, x, 0.0f); }
+/* An element-wise activation module: the op's name, kind and options. */
+typedef struct nn__act_state {
+    const char *op;
+    int kind;
+    float a, b;
+} nn__act_state;
 
-static nn_tensor *nn__leaky_forward(nn_module *m, nn_tensor *x) {
-    return nn_leaky_relu_op(x, ((const nn__scalar_state *)m->user)->value);
+static nn_tensor *nn__act_module_forward(nn_module *m, nn_tensor *x) {
+    const nn__act_state *st = (const nn__act_state *)m->user;
+    return nn__act(st->op, st->kind, x, st->a, st->b);
 }
-static nn_tensor *nn__elu_forward(nn_module *m, nn_tensor *x) {
-    return nn_elu_op(x, ((const nn__scalar_state *)m->user)->value);
+
+/* The module of a kind: options checked under the constructor's name ctor,
+   run under the op's name op. */
+static nn_module *nn__act_module(const char *ctor, const char *type, const char *op, int kind,
+                                 float a, float b) {
+    nn_module *m;
+    nn__act_state *st;
+    if (!nn__act_check(ctor, kind, a, b)) return NULL;
+    if (!(m = nn__module_with_state(type, nn__act_module_forward, sizeof(nn__act_state)))) return NULL;
+    st = (nn__act_state *)m->user;
+    st->op = op;
+    st->kind = kind;
+    st->a = a;
+    st->b = kind == NN__ACT_CELU ? 1.0f / a : b;
+    return m;
 }
-static nn_tensor *nn__gelu_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_gelu_op(x); }
-static nn_tensor *nn__silu_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_silu_op(x); }
 
 NNDEF nn_module *nn_leaky_relu(float slope) {
-    nn_module *m = nn__module_with_state("LeakyReLU", nn__leaky_forward, sizeof(nn__scalar_state));
-    if (m) ((nn__scalar_state *)m->user)->value = slope != 0.0f ? slope : 0.01f;
-    return m;
+    return nn__act_module("nn_leaky_relu", "LeakyReLU", "nn_leaky_relu_op", NN__ACT_LEAKY, slope != 0.0f ? slope : 0.01f, 0.0f);
 }
 NNDEF nn_module *nn_elu(float alpha) {
-    nn_module *m = nn__module_with_state("ELU", nn__elu_forward, sizeof(nn__scalar_state));
-    if (m) ((nn__scalar_state *)m->user)->value = alpha != 0.0f ? alpha : 1.0f;
+    return nn__act_module("nn_elu", "ELU", "nn_elu_op", NN__ACT_ELU, alpha != 0.0f ? alpha : 1.0f, 0.0f);
+}
+NNDEF nn_module *nn_gelu(void) { return nn__act_module("nn_gelu", "GELU", "nn_gelu_op", NN__ACT_GELU, 0.0f, 0.0f); }
+NNDEF nn_module *nn_silu(void) { return nn__act_module("nn_silu", "SiLU", "nn_silu_op", NN__ACT_SILU, 0.0f, 0.0f); }
+NNDEF nn_module *nn_selu(void) { return nn__act_module("nn_selu", "SELU", "nn_selu_op", NN__ACT_SELU, 0.0f, 0.0f); }
+NNDEF nn_module *nn_celu(float alpha) { return nn__act_module("nn_celu", "CELU", "nn_celu_op", NN__ACT_CELU, alpha, 0.0f); }
+NNDEF nn_module *nn_softplus(float beta, float threshold) {
+    return nn__act_module("nn_softplus", "Softplus", "nn_softplus_op", NN__ACT_SOFTPLUS, beta, threshold);
+}
+NNDEF nn_module *nn_softsign(void) { return nn__act_module("nn_softsign", "Softsign", "nn_softsign_op", NN__ACT_SOFTSIGN, 0.0f, 0.0f); }
+NNDEF nn_module *nn_mish(void) { return nn__act_module("nn_mish", "Mish", "nn_mish_op", NN__ACT_MISH, 0.0f, 0.0f); }
+NNDEF nn_module *nn_hardtanh(float min_val, float max_val) {
+    return nn__act_module("nn_hardtanh", "Hardtanh", "nn_hardtanh_op", NN__ACT_HARDTANH, min_val, max_val);
+}
+NNDEF nn_module *nn_relu6(void) { return nn__act_module("nn_relu6", "ReLU6", "nn_relu6_op", NN__ACT_HARDTANH, 0.0f, 6.0f); }
+NNDEF nn_module *nn_hardsigmoid(void) { return nn__act_module("nn_hardsigmoid", "Hardsigmoid", "nn_hardsigmoid_op", NN__ACT_HARDSIGMOID, 0.0f, 0.0f); }
+NNDEF nn_module *nn_hardswish(void) { return nn__act_module("nn_hardswish", "Hardswish", "nn_hardswish_op", NN__ACT_HARDSWISH, 0.0f, 0.0f); }
+NNDEF nn_module *nn_logsigmoid(void) { return nn__act_module("nn_logsigmoid", "LogSigmoid", "nn_logsigmoid_op", NN__ACT_LOGSIGMOID, 0.0f, 0.0f); }
+NNDEF nn_module *nn_tanhshrink(void) { return nn__act_module("nn_tanhshrink", "Tanhshrink", "nn_tanhshrink_op", NN__ACT_TANHSHRINK, 0.0f, 0.0f); }
+NNDEF nn_module *nn_threshold(float threshold, float value) {
+    return nn__act_module("nn_threshold", "Threshold", "nn_threshold_op", NN__ACT_THRESHOLD, threshold, value);
+}
+NNDEF nn_module *nn_gelu_tanh(void) { return nn__act_module("nn_gelu_tanh", "GELU", "nn_gelu_tanh_op", NN__ACT_GELU_TANH, 0.0f, 0.0f); }
+
+typedef struct nn__prelu_state {
+    nn_tensor *weight;
+} nn__prelu_state;
+
+static nn_tensor *nn__prelu_forward(nn_module *m, nn_tensor *x) {
+    return nn_prelu_op(x, ((const nn__prelu_state *)m->user)->weight);
+}
+
+NNDEF nn_module *nn_prelu(int num_parameters, float init) {
+    nn_module *m;
+    nn__prelu_state *st;
+    if (num_parameters < 1) {
+        nn__misuse("nn_prelu: num_parameters must be at least 1, got %d", num_parameters);
+        return NULL;
+    }
+    if (!(m = nn__module_with_state("PReLU", nn__prelu_forward, sizeof(nn__prelu_state)))) return NULL;
+    st = (nn__prelu_state *)m->user;
+    if (!(st->weight = nn_module_add_param(m, "weight", nn_full(NULL, NN_SHAPE(num_parameters), init)))) {
+        nn_module_free(m);
+        return NULL;
+    }
     return m;
 }
-NNDEF nn_module *nn_gelu(void) { return nn_module_new("GELU", nn__gelu_forward); }
-NNDEF nn_module *nn_silu(void) { return nn_module_new("SiLU", nn__silu_forward); }
+
+/* Softmax / LogSoftmax modules: the dim. */
+typedef struct nn__softmax_state {
+    int dim;
+} nn__softmax_state;
+
+static nn_tensor *nn__softmax_module_forward(nn_module *m, nn_tensor *x) {
+    return nn_softmax(x, ((const nn__softmax_state *)m->user)->dim);
+}
+static nn_tensor *nn__log_softmax_module_forward(nn_module *m, nn_tensor *x) {
+    return nn_log_softmax(x, ((const nn__softmax_state *)m->user)->dim);
+}
+NNDEF nn_module *nn_softmax_module(int dim) {
+    nn_module *m = nn__module_with_state("Softmax", nn__softmax_module_forward, sizeof(nn__softmax_state));
+    if (m) ((nn__softmax_state *)m->user)->dim = dim;
+    return m;
+}
+NNDEF nn_module *nn_log_softmax_module(int dim) {
+    nn_module *m = nn__module_with_state("LogSoftmax", nn__log_softmax_module_forward, sizeof(nn__softmax_state));
+    if (m) ((nn__softmax_state *)m->user)->dim = dim;
+    return m;
+}
 
 /* ----- >>layers.seq: sequences: embeddings, recurrent layers, attention --- */
 
