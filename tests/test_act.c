@@ -405,18 +405,11 @@ static void test_positions(void) {
 
 /* ---- misuse ---- */
 
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    snprintf(last_msg, sizeof last_msg, "%s", msg);
-}
 static void reported(const char *what, const char *want) {
-    NN_TEST_CHECK(hook_calls == 1 && strstr(last_msg, want) != NULL, "%s: %d reports, last \"%s\" (want \"%s\")",
-                  what, hook_calls, last_msg, want);
-    hook_calls = 0;
-    last_msg[0] = 0;
+    NN_TEST_CHECK(nn_test_msgs == 1 && strstr(nn_test_msg, want) != NULL, "%s: %d reports, last \"%s\" (want \"%s\")",
+                  what, nn_test_msgs, nn_test_msg, want);
+    nn_test_msgs = 0;
+    nn_test_msg[0] = 0;
 }
 
 static void test_misuse(void) {
@@ -424,7 +417,7 @@ static void test_misuse(void) {
     float v[12] = {0};
     nn_tensor *x = nn_tensor_from(g, v, NN_SHAPE(2, 3, 2)), *w2 = nn_ones(g, NN_SHAPE(2));
     nn_module *m;
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     NN_TEST_CHECK(nn_hardtanh_op(x, 2.0f, 1.0f) == NULL, "hardtanh min > max");
     reported("hardtanh op", "nn_hardtanh_op: needs min_val < max_val, got min_val=2, max_val=1");
     NN_TEST_CHECK(nn_hardtanh(1.0f, 1.0f) == NULL, "Hardtanh min == max");
