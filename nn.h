@@ -8085,10 +8085,21 @@ static size_t nn__rnn_rowi(const nn__rnn_saved *sv, int t, int b) {
     return sv->bf ? (size_t)b * (size_t)sv->T + (size_t)t : (size_t)t * (size_t)sv->B + (size_t)b;
 }
 
+/* C[M,N] = A[M,K] B[K,N] + beta C, B not transposed, in slices of at most
+   two micro-kernel row panels: the GEMM then reads B in place instead of
+   packing it, which is most of the cost of the small per-step products. */
+static void nn__rnn_mm(int M, int N, int K, const float *A, int lda, const float *Bm, int ldb,
+                       float beta, float *C, int ldc) {
+    int i, ch = 2 * NN__GEMM_MR;
+    for (i = 0; i < M; i += ch)
+        nn_sgemm(0, 0, NN__MIN(ch, M - i), N, K, 1.0f, A + (size_t)i * (size_t)lda, lda, Bm, ldb,
+                 beta, C + (size_t)i * (size_t)ldc, ldc);
+}
+
 /* The forward of direction d: x rows [BT, in], w = its 4 parameters (biases
    NULL without), h0 / c0 its initial states [B,H] or NULL; writes the output
    rows y (columns d*H.., row stride D*H) and the final states hn, cn [B,H].
-   scratch: B*G*H + 2*G*H floats. */
+   scratch: B*G*H + 2*G*H + H*G*H floats. */
 static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, int in,
                                 nn_tensor *const *w, const float *h0, const float *c0, float *y,
                                 float *hn, float *cn, float *scratch) {
@@ -8096,7 +8107,14 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
     int GH = G * H, s, b, j, nt;
     size_t BT = (size_t)B * (size_t)T, Hs = (size_t)H, DH = (size_t)sv->D * Hs;
     float *gates = sv->gates[d], *hp = sv->hp[d], *cp = sv->cp[d];
-    float *rec = scratch, *bx = rec + (size_t)B * GH, *bh = bx + GH;
+    float *rec = scratch, *bx = rec + (size_t)B * GH, *bh = bx + GH, *wt = bh + GH;
+    for (j = 0; j < GH; j += 16) { /* W_hh^T, in 16 x 16 blocks */
+        int k, jj, kk;
+        for (k = 0; k < H; k += 16)
+            for (jj = j; jj < NN__MIN(j + 16, GH); jj++)
+                for (kk = k; kk < NN__MIN(k + 16, H); kk++)
+                    wt[(size_t)kk * GH + jj] = w[1]->data[(size_t)jj * Hs + kk];
+    }
     for (j = 0; j < GH; j++) {
         int hn_part = sv->kind == NN__GRU && j >= 2 * H;
         bx[j] = sv->bias ? w[2]->data[j] + (hn_part ? 0.0f : w[3]->data[j]) : 0.0f;
@@ -8117,7 +8135,7 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
             memcpy(hp + row * Hs, hn + (size_t)b * Hs, Hs * sizeof(float));
             if (cp) memcpy(cp + row * Hs, cn + (size_t)b * Hs, Hs * sizeof(float));
         }
-        nn_sgemm(0, 1, B, GH, H, 1.0f, hn, H, w[1]->data, H, 0.0f, rec, GH);
+        nn__rnn_mm(B, GH, H, hn, H, wt, GH, 0.0f, rec, GH);
         NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
         for (b = 0; b < B; b++) {
             size_t row = nn__rnn_rowi(sv, t, b);
@@ -8185,8 +8203,7 @@ static void nn__rnn_backward(nn__node *n) {
                                  dgx + row * GH, dgh + row * GH, Hs);
             }
             /* the state gradient through W_hh (inactive rows of dgh are 0) */
-            nn_sgemm(0, 0, B, H, GH, 1.0f, dgh + r0 * GH, (int)(rs * (size_t)GH), w[1]->data, H,
-                     1.0f, dh, H);
+            nn__rnn_mm(B, H, GH, dgh + r0 * GH, (int)(rs * (size_t)GH), w[1]->data, H, 1.0f, dh, H);
             if (sv->bias)
                 for (b = 0; b < B; b++) {
                     size_t row = nn__rnn_rowi(sv, t, b);
@@ -8255,7 +8272,7 @@ static int nn__rnn_layer(const char *op, const nn__rnn_state *st, int l, nn_tens
     out = nn__op(op, in, nin, NN_SHAPE((int)total), nn__rnn_backward);
     if (!out) return 0;
     sv = (nn__rnn_saved *)nn__scratch(out, sizeof(nn__rnn_saved));
-    scratch = (float *)nn__scratch(out, ((size_t)B * G * H + 2 * (size_t)G * H) * sizeof(float));
+    scratch = (float *)nn__scratch(out, ((size_t)B + 2 + (size_t)H) * (size_t)G * (size_t)H * sizeof(float));
     if (!sv || !scratch) return 0;
     memset(sv, 0, sizeof *sv);
     sv->kind = st->kind; sv->T = T; sv->B = B; sv->I = in_f; sv->H = H; sv->D = D;
