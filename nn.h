@@ -8080,6 +8080,18 @@ static void nn__rnn_row_back(int kind, int relu, const float *g, const float *hp
     }
 }
 
+/* Multiply-adds of a step's product from which a thread team runs it. */
+#ifndef NN__RNN_PAR_MACS
+#define NN__RNN_PAR_MACS 1048576.0
+#endif
+
+/* The calling team member's samples [*lo, *hi) of B. */
+static void nn__rnn_share(int B, int *lo, int *hi) {
+    int t = NN__TID, nt = NN__NTEAM;
+    *lo = (int)((long long)B * t / nt);
+    *hi = (int)((long long)B * (t + 1) / nt);
+}
+
 /* Row of step t, sample b. */
 static size_t nn__rnn_rowi(const nn__rnn_saved *sv, int t, int b) {
     return sv->bf ? (size_t)b * (size_t)sv->T + (size_t)t : (size_t)t * (size_t)sv->B + (size_t)b;
@@ -8104,7 +8116,7 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
                                 nn_tensor *const *w, const float *h0, const float *c0, float *y,
                                 float *hn, float *cn, float *scratch) {
     int T = sv->T, B = sv->B, H = sv->H, G = nn__rnn_G(sv->kind), GS = nn__rnn_GS(sv->kind);
-    int GH = G * H, s, b, j, nt;
+    int GH = G * H, s, j, nt;
     size_t BT = (size_t)B * (size_t)T, Hs = (size_t)H, DH = (size_t)sv->D * Hs;
     float *gates = sv->gates[d], *hp = sv->hp[d], *cp = sv->cp[d];
     float *rec = scratch, *bx = rec + (size_t)B * GH, *bh = bx + GH, *wt = bh + GH;
@@ -8126,27 +8138,33 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
     if (cn && c0) memcpy(cn, c0, (size_t)B * Hs * sizeof(float));
     else if (cn) memset(cn, 0, (size_t)B * Hs * sizeof(float));
     nn_sgemm(0, 1, (int)BT, GH, in, 1.0f, x, in, w[0]->data, in, 0.0f, gates, GS * H);
-    nt = nn__run(nn__team((double)B * GH * 16.0 >= NN__PAR_MIN));
+    nt = nn__run(nn__team((double)B * GH * H >= NN__RNN_PAR_MACS));
     (void)nt;
     for (s = 0; s < T; s++) {
         int t = d ? T - 1 - s : s;
-        for (b = 0; b < B; b++) {
-            size_t row = nn__rnn_rowi(sv, t, b);
-            memcpy(hp + row * Hs, hn + (size_t)b * Hs, Hs * sizeof(float));
-            if (cp) memcpy(cp + row * Hs, cn + (size_t)b * Hs, Hs * sizeof(float));
-        }
-        nn__rnn_mm(B, GH, H, hn, H, wt, GH, 0.0f, rec, GH);
-        NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
-        for (b = 0; b < B; b++) {
-            size_t row = nn__rnn_rowi(sv, t, b);
-            float *yr = y + row * DH + (size_t)d * Hs;
-            if (sv->len && t >= sv->len[b]) {
-                memset(yr, 0, Hs * sizeof(float));
-                continue;
+        /* one team per step: each thread its samples' product and gates */
+        NN__OMP(parallel num_threads(nt) if(nt > 1))
+        {
+            int lo, hi, b;
+            nn__rnn_share(B, &lo, &hi);
+            for (b = lo; b < hi; b++) {
+                size_t row = nn__rnn_rowi(sv, t, b);
+                memcpy(hp + row * Hs, hn + (size_t)b * Hs, Hs * sizeof(float));
+                if (cp) memcpy(cp + row * Hs, cn + (size_t)b * Hs, Hs * sizeof(float));
             }
-            nn__rnn_row(sv->kind, sv->relu, gates + row * (size_t)GS * Hs, rec + (size_t)b * GH, bx,
-                        bh, hn + (size_t)b * Hs, cn ? cn + (size_t)b * Hs : NULL, Hs);
-            memcpy(yr, hn + (size_t)b * Hs, Hs * sizeof(float));
+            if (hi > lo)
+                nn__rnn_mm(hi - lo, GH, H, hn + (size_t)lo * Hs, H, wt, GH, 0.0f, rec + (size_t)lo * GH, GH);
+            for (b = lo; b < hi; b++) {
+                size_t row = nn__rnn_rowi(sv, t, b);
+                float *yr = y + row * DH + (size_t)d * Hs;
+                if (sv->len && t >= sv->len[b]) {
+                    memset(yr, 0, Hs * sizeof(float));
+                    continue;
+                }
+                nn__rnn_row(sv->kind, sv->relu, gates + row * (size_t)GS * Hs, rec + (size_t)b * GH, bx,
+                            bh, hn + (size_t)b * Hs, cn ? cn + (size_t)b * Hs : NULL, Hs);
+                memcpy(yr, hn + (size_t)b * Hs, Hs * sizeof(float));
+            }
         }
     }
 }
@@ -8173,7 +8191,7 @@ static void nn__rnn_backward(nn__node *n) {
     dc = dh + BH;
     dbx = dc + BH;
     dbh = dbx + GH;
-    nt = nn__run(nn__team((double)B * GH * 16.0 >= NN__PAR_MIN));
+    nt = nn__run(nn__team((double)B * GH * H >= NN__RNN_PAR_MACS));
     (void)nt;
     for (d = 0; d < D; d++) {
         nn_tensor *const *w = n->in + 1 + d * np;
@@ -8188,22 +8206,28 @@ static void nn__rnn_backward(nn__node *n) {
         for (s = T - 1; s >= 0; s--) {
             int t = d ? T - 1 - s : s;
             size_t r0 = nn__rnn_rowi(sv, t, 0), rs = sv->bf ? (size_t)T : 1;
-            NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
-            for (b = 0; b < B; b++) {
-                size_t row = nn__rnn_rowi(sv, t, b), k;
-                float *dhb = dh + (size_t)b * Hs;
-                if (sv->len && t >= sv->len[b]) {
-                    memset(dgx + row * GH, 0, (size_t)GH * sizeof(float));
-                    if (dgh != dgx) memset(dgh + row * GH, 0, (size_t)GH * sizeof(float));
-                    continue;
+            NN__OMP(parallel num_threads(nt) if(nt > 1))
+            {
+                int lo, hi, bb;
+                nn__rnn_share(B, &lo, &hi);
+                for (bb = lo; bb < hi; bb++) {
+                    size_t row = nn__rnn_rowi(sv, t, bb), k;
+                    float *dhb = dh + (size_t)bb * Hs;
+                    if (sv->len && t >= sv->len[bb]) {
+                        memset(dgx + row * GH, 0, (size_t)GH * sizeof(float));
+                        if (dgh != dgx) memset(dgh + row * GH, 0, (size_t)GH * sizeof(float));
+                        continue;
+                    }
+                    for (k = 0; k < Hs; k++) dhb[k] += gy[row * DH + (size_t)d * Hs + k];
+                    nn__rnn_row_back(sv->kind, sv->relu, gates + row * (size_t)GS * Hs, hp + row * Hs,
+                                     cp ? cp + row * Hs : NULL, dhb, dc + (size_t)bb * Hs,
+                                     dgx + row * GH, dgh + row * GH, Hs);
                 }
-                for (k = 0; k < Hs; k++) dhb[k] += gy[row * DH + (size_t)d * Hs + k];
-                nn__rnn_row_back(sv->kind, sv->relu, gates + row * (size_t)GS * Hs, hp + row * Hs,
-                                 cp ? cp + row * Hs : NULL, dhb, dc + (size_t)b * Hs,
-                                 dgx + row * GH, dgh + row * GH, Hs);
+                /* the state gradient through W_hh (inactive rows of dgh are 0) */
+                if (hi > lo)
+                    nn__rnn_mm(hi - lo, H, GH, dgh + (r0 + (size_t)lo * rs) * GH, (int)(rs * (size_t)GH),
+                               w[1]->data, H, 1.0f, dh + (size_t)lo * Hs, H);
             }
-            /* the state gradient through W_hh (inactive rows of dgh are 0) */
-            nn__rnn_mm(B, H, GH, dgh + r0 * GH, (int)(rs * (size_t)GH), w[1]->data, H, 1.0f, dh, H);
             if (sv->bias)
                 for (b = 0; b < B; b++) {
                     size_t row = nn__rnn_rowi(sv, t, b);
