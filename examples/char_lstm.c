@@ -69,12 +69,12 @@ int main(int argc, char **argv) {
     double counts[256] = {0}, unigram = 0.0;
     char path[256];
     model m;
-    nn_rnn_opts ro = {0};
-    nn_embedding_opts eo = {0};
-    nn_adam_opts ao = {0};
+    nn_rnn_opts ro;
+    nn_embedding_opts eo;
+    nn_adam_opts ao;
     nn_optim *opt;
     nn_graph *g = nn_graph_new();
-    nn_ce_opts ce = {0};
+    nn_ce_opts ce;
     for (k = 0; k < (int)(sizeof files / sizeof files[0]); k++) {
         snprintf(path, sizeof path, "/usr/share/games/fortunes/%s", files[k]);
         slurp(path, &text, &n, &cap);
@@ -108,6 +108,10 @@ int main(int argc, char **argv) {
            "%.3f bits/char\n", n, V, ntrain, nval, unigram);
 
     nn_seed(7);
+    memset(&ro, 0, sizeof ro);
+    memset(&eo, 0, sizeof eo);
+    memset(&ao, 0, sizeof ao);
+    memset(&ce, 0, sizeof ce);
     ro.num_layers = LAYERS;
     ro.dropout = 0.1f;
     m.root = nn_module_new("CharLSTM", NULL);
