@@ -519,6 +519,21 @@ NNDEF nn_tensor *nn_dropout_op(nn_tensor *a, float p, int training);
 /* Index of the largest value in each row of a 2-D tensor, into out[rows]:
    the first maximal one, or the first NaN if the row has one (torch.argmax). */
 NNDEF void nn_argmax_rows(const nn_tensor *a, int *out);
+/* Entries index[0..n) of a along axis (torch.index_select): the output has
+   a's shape with n at axis, out[.., k, ..] = a[.., index[k], ..].  The
+   gradient scatter-adds (repeated indices accumulate); an index outside
+   [0, size) is misuse.  index is copied. */
+NNDEF nn_tensor *nn_index_select(nn_tensor *a, int axis, const int *index, int n);
+/* out[i] = a[i with its axis coordinate replaced by index[i]] (torch.gather):
+   index has index_shape, which is the output's: as many dimensions as a,
+   each at most a's size off the axis.  Scatter-add gradient; copied index. */
+NNDEF nn_tensor *nn_gather(nn_tensor *a, int axis, const int *index, nn_shape index_shape);
+/* Join n tensors of one shape along a new axis (torch.stack): n tensors
+   [A,B] stacked at axis 0 give [n,A,B], at axis 1 (or -2) [A,n,B]. */
+NNDEF nn_tensor *nn_stack(nn_tensor **ts, int n, int axis);
+/* Split a along axis into a->shape[axis] tensors without that axis, written
+   to out[] (torch.unbind); returns how many, 0 after a misuse report. */
+NNDEF int nn_unstack(nn_tensor *a, int axis, nn_tensor **out);
 
 /* ===== >>losses ========================================================== */
 
@@ -813,6 +828,9 @@ typedef struct nn_conv_opts {
     int groups;          /* G, 0 means 1; groups == in_ch is depthwise */
     int no_bias;         /* 1: no bias (PyTorch bias=False); a bias by default */
     int output_padding;  /* conv_transpose only: extra rows/cols at the end */
+    int causal;          /* conv1d only: pad D*(K-1) zeros on the left alone,
+                            so out[t] sees x[<= t*S]; OL = (L-1)/S + 1;
+                            padding must be 0 (F.pad(x, (D*(K-1), 0))) */
 } nn_conv_opts;
 
 /* 2-D convolution (F.conv2d): x [N,C,H,W], w [OC,C/G,K,K], b [OC] or NULL ->
@@ -1079,6 +1097,85 @@ NNDEF nn_module *nn_softmax_module(int dim);
 NNDEF nn_module *nn_log_softmax_module(int dim);
 
 /* ----- >>layers.seq: sequences: embeddings, recurrent layers, attention --- */
+
+/* Index arrays are plain `const int *` (as nn_cross_entropy's labels), with
+   an nn_shape for their batch shape; a module's nn_forward also takes them
+   as a tensor of whole numbers (floats, or an NN_TENSOR_INT64 tensor).
+   Recurrent layers take x [T,B,I] ([B,T,I] with batch_first) and states
+   [num_layers*directions, B, H], PyTorch's layouts (docs/sequences.md). */
+
+/* Options of nn_embedding; zero means the default in every field. */
+typedef struct nn_embedding_opts {
+    int use_padding_idx; /* 1: padding_idx below is used (PyTorch padding_idx=) */
+    int padding_idx;     /* the row that gets no gradient and starts as zeros;
+                            negative counts from the end */
+    float max_norm;      /* > 0: each looked-up row with a larger norm is
+                            first rescaled in place to this norm */
+    float norm_type;     /* p of that norm, 0 means 2 */
+} nn_embedding_opts;
+
+/* Rows of weight [num,dim] picked by indices (shape `shape`, any batch
+   shape): out has shape + [dim] (F.embedding).  The gradient scatter-adds
+   into weight, skipping the padding row; an index outside [0,num) is misuse. */
+NNDEF nn_tensor *nn_embedding_op(nn_tensor *weight, const int *indices, nn_shape shape,
+                                 nn_embedding_opts opts);
+/* Embedding module (torch.nn.Embedding): "weight" [num_embeddings,dim] drawn
+   N(0,1), the padding row zeroed.  nn_forward takes a tensor of indices. */
+NNDEF nn_module *nn_embedding(int num_embeddings, int dim, nn_embedding_opts opts);
+/* The embedding module m applied to an int index array of shape shape. */
+NNDEF nn_tensor *nn_embedding_lookup(nn_module *m, const int *indices, nn_shape shape);
+
+/* x with the steps at or past each sample's length zeroed: x is [T,B,...]
+   ([B,T,...] with batch_first), lengths[B] (PyTorch: the padding of
+   pad_packed_sequence).  The gradient is masked the same way. */
+NNDEF nn_tensor *nn_mask_lengths(nn_tensor *x, const int *lengths, int batch_first);
+/* A [B,T] tensor in g of 1 for t < lengths[b] and 0 after, to mask a loss. */
+NNDEF nn_tensor *nn_length_mask(nn_graph *g, const int *lengths, int batch, int max_len);
+
+/* Options of the recurrent layers and cells; zero means the default. */
+typedef struct nn_rnn_opts {
+    int num_layers;      /* stacked layers, 0 means 1 (cells: 1 only) */
+    int bidirectional;   /* 1: a second direction runs from the end, outputs
+                            [..., 2H], parameters "*_reverse" */
+    int batch_first;     /* 1: x and the output are [B,T,*] (states are not) */
+    int no_bias;         /* 1: no bias_ih / bias_hh (PyTorch bias=False) */
+    float dropout;       /* dropout on each layer's output but the last's,
+                            in training mode */
+    int relu;            /* nn_rnn / nn_rnn_cell: ReLU instead of tanh */
+} nn_rnn_opts;
+
+/* Elman RNN (torch.nn.RNN): h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+   (or ReLU).  Per layer k and direction: "weight_ih_l<k>[_reverse]" [H,in],
+   "weight_hh_l<k>" [H,H], "bias_ih_l<k>", "bias_hh_l<k>" [H]; all
+   U(-1/sqrt(H), 1/sqrt(H)); in = input_size, then H times directions. */
+NNDEF nn_module *nn_rnn(int input_size, int hidden_size, nn_rnn_opts opts);
+/* LSTM (torch.nn.LSTM), gates i,f,g,o stacked in W [4H,*]: c_t = f c + i g,
+   h_t = o tanh(c_t), i,f,o sigmoid and g tanh of W_ih x + b_ih + W_hh h + b_hh.
+   Parameters named and initialized as nn_rnn's, 4H rows. */
+NNDEF nn_module *nn_lstm(int input_size, int hidden_size, nn_rnn_opts opts);
+/* GRU (torch.nn.GRU), gates r,z,n in W [3H,*]: r, z = sigmoid(W_i x + b_i +
+   W_h h + b_h), n = tanh(W_in x + b_in + r (W_hn h + b_hn)),
+   h_t = (1-z) n + z h.  Parameters as nn_rnn's, 3H rows. */
+NNDEF nn_module *nn_gru(int input_size, int hidden_size, nn_rnn_opts opts);
+/* Run a recurrent layer: x [T,B,I] ([B,T,I] with batch_first) -> output
+   [T,B,D*H] (the last layer's h_t, directions concatenated), optional
+   initial states h0 (and, LSTM only, c0) [L*D,B,H] (NULL: zeros), optional
+   lengths[B] in [1,T] (packed-sequence semantics: outputs past a length are
+   0, the final state is the one at the length; the reverse direction starts
+   there).  *h_n, *c_n (either may be NULL) get the final states [L*D,B,H]. */
+NNDEF nn_tensor *nn_rnn_forward(nn_module *m, nn_tensor *x, nn_tensor *h0, nn_tensor *c0,
+                                const int *lengths, nn_tensor **h_n, nn_tensor **c_n);
+
+/* Single steps (torch.nn.RNNCell, LSTMCell, GRUCell): the same formulas,
+   parameters "weight_ih" [G*H,in], "weight_hh" [G*H,H], "bias_ih", "bias_hh"
+   (G = 1, 4, 3).  nn_forward(cell, x [B,in]) is the step from a zero state. */
+NNDEF nn_module *nn_rnn_cell(int input_size, int hidden_size, nn_rnn_opts opts);
+NNDEF nn_module *nn_lstm_cell(int input_size, int hidden_size, nn_rnn_opts opts);
+NNDEF nn_module *nn_gru_cell(int input_size, int hidden_size, nn_rnn_opts opts);
+/* One step of a cell: x [B,in], h [B,H] (NULL: zeros), c [B,H] (LSTM; NULL:
+   zeros) -> h' [B,H]; an LSTM cell's c' goes to *c_out when not NULL. */
+NNDEF nn_tensor *nn_cell_forward(nn_module *cell, nn_tensor *x, nn_tensor *h, nn_tensor *c,
+                                 nn_tensor **c_out);
 
 /* ===== >>regularizers ===================================================== */
 
@@ -7758,6 +7855,190 @@ NNDEF void nn_argmax_rows(const nn_tensor *a, int *out) {
         out[r] = cols > 0 ? nn__argmax_strided(a->data + (size_t)r * cols, cols, 1) : 0;
 }
 
+/* --- index ops: index_select, gather, stack, unstack --- */
+
+/* 1 when every index[0..n) is in [0, size); else a misuse report, 0. */
+static int nn__check_index(const char *op, const int *index, size_t n, int size) {
+    size_t i;
+    if (!index && n) {
+        nn__misuse("%s: NULL index array", op);
+        return 0;
+    }
+    for (i = 0; i < n; i++)
+        if (index[i] < 0 || index[i] >= size) {
+            nn__misuse("%s: index %d (at position %zu) is out of range [0, %d)", op, index[i], i,
+                       size);
+            return 0;
+        }
+    return 1;
+}
+
+/* A copy of n ints in out's graph, saved for the backward (NULL: none needed
+   or out of memory, *ok = 0 then). */
+static int *nn__save_ints(nn_tensor *out, const int *v, size_t n, int *ok) {
+    int *c;
+    *ok = 1;
+    if (!out->node) return NULL;
+    c = (int *)nn__scratch(out, sizeof(int) * (n ? n : 1));
+    if (!c) {
+        *ok = 0;
+        return NULL;
+    }
+    if (n) memcpy(c, v, sizeof(int) * n);
+    out->node->saved = c;
+    return c;
+}
+
+static void nn__index_select_backward(nn__node *n) {
+    nn_tensor *a = n->in[0];
+    float *ga = nn__in_grad(n, 0);
+    const int *idx = (const int *)n->saved;
+    size_t outer, inner, o, k, cnt = (size_t)n->iarg[1];
+    int len;
+    if (!ga) return;
+    nn__split_axis(a, n->iarg[0], &outer, &len, &inner);
+    for (o = 0; o < outer; o++)
+        for (k = 0; k < cnt; k++)
+            nn__axpy(inner, 1.0f, n->out->grad + (o * cnt + k) * inner,
+                     ga + (o * (size_t)len + (size_t)idx[k]) * inner);
+}
+
+NNDEF nn_tensor *nn_index_select(nn_tensor *a, int axis, const int *index, int n) {
+    nn_tensor *out;
+    nn_shape s;
+    size_t outer, inner, o, k;
+    int ax, len, ok;
+    if (!a || n < 0) {
+        nn__misuse("nn_index_select: needs a tensor and n >= 0, got %s and n=%d", nn__ts(a), n);
+        return NULL;
+    }
+    if ((ax = nn__axis("nn_index_select", a, axis)) < 0) return NULL;
+    if (!nn__check_index("nn_index_select", index, (size_t)n, a->shape[ax])) return NULL;
+    s = nn_shape_of(a);
+    s.d[ax] = n;
+    out = nn__op("nn_index_select", &a, 1, s, nn__index_select_backward);
+    if (!out) return NULL;
+    if (out->node) {
+        out->node->iarg[0] = ax;
+        out->node->iarg[1] = n;
+    }
+    nn__save_ints(out, index, (size_t)n, &ok);
+    if (!ok) return NULL;
+    nn__split_axis(a, ax, &outer, &len, &inner);
+    for (o = 0; o < outer; o++)
+        for (k = 0; k < (size_t)n; k++)
+            memcpy(out->data + (o * (size_t)n + k) * inner,
+                   a->data + (o * (size_t)len + (size_t)index[k]) * inner, inner * sizeof(float));
+    return out;
+}
+
+/* The gather walk over o's elements: dst[k] = src[at] (forward) or
+   dst[at] += src[k] (backward), at being a's offset of element k. */
+static void nn__gather_walk(const nn_tensor *a, int ax, const int *idx, const nn_tensor *o,
+                            const float *src, float *dst, int backward) {
+    size_t stride[NN_MAX_DIMS], k, off = 0, st = 1;
+    int c[NN_MAX_DIMS] = {0}, d;
+    for (d = a->ndim - 1; d >= 0; d--) {
+        stride[d] = st;
+        st *= (size_t)a->shape[d];
+    }
+    for (k = 0; k < o->numel; k++) {
+        size_t at = off + (size_t)idx[k] * stride[ax];
+        if (backward) dst[at] += src[k];
+        else dst[k] = src[at];
+        for (d = o->ndim - 1; d >= 0; d--) {
+            if (d != ax) off += stride[d];
+            if (++c[d] < o->shape[d]) break;
+            if (d != ax) off -= stride[d] * (size_t)o->shape[d];
+            c[d] = 0;
+        }
+    }
+}
+
+static void nn__gather_backward(nn__node *n) {
+    float *ga = nn__in_grad(n, 0);
+    if (ga) nn__gather_walk(n->in[0], n->iarg[0], (const int *)n->saved, n->out, n->out->grad, ga, 1);
+}
+
+NNDEF nn_tensor *nn_gather(nn_tensor *a, int axis, const int *index, nn_shape index_shape) {
+    nn_tensor *out;
+    size_t numel = 1;
+    int ax, d, ok;
+    char b[96];
+    if (!a) {
+        nn__misuse("nn_gather: NULL input");
+        return NULL;
+    }
+    if ((ax = nn__axis("nn_gather", a, axis)) < 0) return NULL;
+    if (index_shape.ndim != a->ndim) goto bad;
+    for (d = 0; d < a->ndim; d++) {
+        if (index_shape.d[d] < 0 || (d != ax && index_shape.d[d] > a->shape[d])) goto bad;
+        numel *= (size_t)index_shape.d[d];
+    }
+    if (!nn__check_index("nn_gather", index, numel, a->shape[ax])) return NULL;
+    out = nn__op("nn_gather", &a, 1, index_shape, nn__gather_backward);
+    if (!out) return NULL;
+    if (out->node) out->node->iarg[0] = ax;
+    nn__save_ints(out, index, numel, &ok);
+    if (!ok) return NULL;
+    nn__gather_walk(a, ax, index, out, a->data, out->data, 0);
+    return out;
+bad:
+    nn__misuse("nn_gather: index shape %s does not fit input %s along axis %d (same number of "
+               "dimensions, each at most the input's off the axis)",
+               nn_shape_str(index_shape, b, sizeof b), nn__ts(a), axis);
+    return NULL;
+}
+
+NNDEF nn_tensor *nn_stack(nn_tensor **ts, int n, int axis) {
+    nn_tensor **v;
+    nn_graph *g;
+    nn_shape s;
+    int i, d, ax;
+    if (!ts || n < 1 || !ts[0]) {
+        nn__misuse("nn_stack: needs at least one tensor");
+        return NULL;
+    }
+    ax = axis < 0 ? axis + ts[0]->ndim + 1 : axis;
+    if (ax < 0 || ax > ts[0]->ndim || ts[0]->ndim >= NN_MAX_DIMS) {
+        nn__misuse("nn_stack: axis %d out of range for tensors %s", axis, nn__ts(ts[0]));
+        return NULL;
+    }
+    for (i = 1; i < n; i++) {
+        int same = ts[i] && ts[i]->ndim == ts[0]->ndim;
+        for (d = 0; same && d < ts[0]->ndim; d++) same = ts[i]->shape[d] == ts[0]->shape[d];
+        if (!same) {
+            nn__misuse("nn_stack: tensor %d has shape %s, tensor 0 %s: all must be equal", i,
+                       nn__ts(ts[i]), nn__ts(ts[0]));
+            return NULL;
+        }
+    }
+    if (!(g = nn__graph_of("nn_stack", ts, n))) return NULL;
+    if (!(v = (nn_tensor **)nn__arena_alloc(g, sizeof(nn_tensor *) * (size_t)n))) return NULL;
+    s.ndim = ts[0]->ndim + 1;
+    for (d = 0; d < s.ndim; d++) s.d[d] = d < ax ? ts[0]->shape[d] : d == ax ? 1 : ts[0]->shape[d - 1];
+    for (i = 0; i < n; i++)
+        if (!(v[i] = nn_reshape(ts[i], s))) return NULL;
+    return nn_concat(v, n, ax);
+}
+
+NNDEF int nn_unstack(nn_tensor *a, int axis, nn_tensor **out) {
+    nn_shape s;
+    int ax, k, d;
+    if (!a || !out) {
+        nn__misuse("nn_unstack: needs a tensor and an output array, got %s", nn__ts(a));
+        return 0;
+    }
+    if ((ax = nn__axis("nn_unstack", a, axis)) < 0) return 0;
+    s.ndim = a->ndim - 1;
+    for (d = 0; d < s.ndim; d++) s.d[d] = a->shape[d < ax ? d : d + 1];
+    for (k = 0; k < a->shape[ax]; k++) {
+        nn_tensor *sl = nn_slice(a, ax, k, k + 1);
+        if (!sl || !(out[k] = nn_reshape(sl, s))) return 0;
+    }
+    return a->shape[ax];
+}
+
 /* ===== >>losses (implementation) ========================================= */
 
 /* Every loss goes through one engine.  The forward computes each output
@@ -9257,6 +9538,11 @@ static int nn__conv_check(const char *op, int kind, int dims, long long in_ch, l
         nn__misuse("%s: groups=%lld must divide in_ch=%lld and out_ch=%lld", op, G, in_ch, out_ch);
         return 0;
     }
+    if (o.causal && (dims != 1 || kind != NN__CONV || o.padding)) {
+        nn__misuse("%s: causal applies to 1-D convolutions without padding (padding=%d)", op,
+                   o.padding);
+        return 0;
+    }
     if (kind == NN__CONV && o.output_padding) {
         nn__misuse("%s: output_padding=%d applies to transposed convolutions only", op,
                    o.output_padding);
@@ -9445,7 +9731,17 @@ NNDEF nn_tensor *nn_conv2d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, nn_conv_
     return nn__conv("nn_conv2d_op", NN__CONV, 2, x, w, b, opts);
 }
 NNDEF nn_tensor *nn_conv1d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, nn_conv_opts opts) {
-    return nn__conv("nn_conv1d_op", NN__CONV, 1, x, w, b, opts);
+    nn_tensor *y;
+    int P, S = opts.stride > 0 ? opts.stride : 1;
+    if (!opts.causal || !x || !w || w->ndim != 3 || x->ndim != 3 || opts.padding || opts.dilation < 0)
+        return nn__conv("nn_conv1d_op", NN__CONV, 1, x, w, b, opts);
+    /* causal: pad D(K-1) on both sides and keep the first outputs, which
+       are exactly those of the left-only padding */
+    P = (opts.dilation ? opts.dilation : 1) * (w->shape[2] - 1);
+    opts.causal = 0;
+    opts.padding = P;
+    y = nn__conv("nn_conv1d_op", NN__CONV, 1, x, w, b, opts);
+    return y && P ? nn_slice(y, 2, 0, (x->shape[2] - 1) / S + 1) : y;
 }
 NNDEF nn_tensor *nn_conv_transpose2d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b,
                                         nn_conv_opts opts) {
@@ -11040,6 +11336,779 @@ NNDEF nn_module *nn_log_softmax_module(int dim) {
 }
 
 /* ----- >>layers.seq: sequences: embeddings, recurrent layers, attention --- */
+
+/* --- embeddings and masks --- */
+
+/* The padding row of opts for num rows (-1: none); 0 after a report when it
+   is out of range. */
+static int nn__emb_pad(const char *op, nn_embedding_opts o, int num, int *pad) {
+    *pad = -1;
+    if (!o.use_padding_idx) return 1;
+    if (o.padding_idx < -num || o.padding_idx >= num) {
+        nn__misuse("%s: padding_idx %d out of range for %d embeddings", op, o.padding_idx, num);
+        return 0;
+    }
+    *pad = o.padding_idx < 0 ? o.padding_idx + num : o.padding_idx;
+    return 1;
+}
+
+static void nn__embedding_backward(nn__node *n) {
+    nn_tensor *w = n->in[0];
+    float *gw = nn__in_grad(n, 0);
+    const int *idx = (const int *)n->saved;
+    size_t k, cnt = n->out->numel / (size_t)(w->shape[1] ? w->shape[1] : 1), dim = (size_t)w->shape[1];
+    int pad = n->iarg[0];
+    if (!gw || !dim) return;
+    for (k = 0; k < cnt; k++)
+        if (idx[k] != pad) nn__axpy(dim, 1.0f, n->out->grad + k * dim, gw + (size_t)idx[k] * dim);
+}
+
+NNDEF nn_tensor *nn_embedding_op(nn_tensor *weight, const int *indices, nn_shape shape,
+                                 nn_embedding_opts opts) {
+    nn_tensor *out;
+    nn_shape s;
+    size_t cnt = 1, k, dim;
+    int d, pad, ok;
+    char b[96];
+    if (!weight || weight->ndim != 2 || shape.ndim < 0 || shape.ndim >= NN_MAX_DIMS) {
+        nn__misuse("nn_embedding_op: needs weight [num,dim] and an index shape of at most %d "
+                   "dimensions, got weight %s and shape %s", NN_MAX_DIMS - 1, nn__ts(weight),
+                   nn_shape_str(shape, b, sizeof b));
+        return NULL;
+    }
+    for (d = 0; d < shape.ndim; d++) {
+        if (shape.d[d] < 0) {
+            nn__misuse("nn_embedding_op: negative size in index shape %s",
+                       nn_shape_str(shape, b, sizeof b));
+            return NULL;
+        }
+        cnt *= (size_t)shape.d[d];
+    }
+    if (!nn__emb_pad("nn_embedding_op", opts, weight->shape[0], &pad)) return NULL;
+    if (!nn__check_index("nn_embedding_op", indices, cnt, weight->shape[0])) return NULL;
+    if (opts.max_norm < 0.0f || opts.norm_type < 0.0f) {
+        nn__misuse("nn_embedding_op: max_norm %g and norm_type %g must not be negative",
+                   (double)opts.max_norm, (double)opts.norm_type);
+        return NULL;
+    }
+    dim = (size_t)weight->shape[1];
+    if (opts.max_norm > 0.0f) {
+        /* embedding_renorm_: in place, outside the graph, each row once */
+        float p = opts.norm_type > 0.0f ? opts.norm_type : 2.0f;
+        for (k = 0; k < cnt; k++) {
+            float *row = weight->data + (size_t)indices[k] * dim, norm = 0.0f;
+            size_t j;
+            for (j = 0; j < dim; j++) norm += p == 2.0f ? row[j] * row[j] : powf(fabsf(row[j]), p);
+            norm = p == 2.0f ? sqrtf(norm) : powf(norm, 1.0f / p);
+            if (norm > opts.max_norm) {
+                float sc = opts.max_norm / (norm + 1e-7f);
+                for (j = 0; j < dim; j++) row[j] *= sc;
+            }
+        }
+    }
+    s = shape;
+    s.d[s.ndim++] = weight->shape[1];
+    out = nn__op("nn_embedding_op", &weight, 1, s, nn__embedding_backward);
+    if (!out) return NULL;
+    if (out->node) out->node->iarg[0] = pad;
+    nn__save_ints(out, indices, cnt, &ok);
+    if (!ok) return NULL;
+    for (k = 0; k < cnt; k++)
+        memcpy(out->data + k * dim, weight->data + (size_t)indices[k] * dim, dim * sizeof(float));
+    return out;
+}
+
+typedef struct nn__embedding_state {
+    nn_tensor *weight;
+    nn_embedding_opts opts;
+} nn__embedding_state;
+
+/* The whole numbers of an index tensor (floats or int64) as ints in its
+   graph (or the current one); NULL after a report. */
+static int *nn__index_ints(const char *op, nn_tensor *x) {
+    nn_graph *g = x->graph ? x->graph : nn__cur_graph;
+    int *v;
+    size_t k;
+    if (!g) {
+        nn__misuse("%s: the index tensor is persistent and this thread has no current graph", op);
+        return NULL;
+    }
+    if (nn__stale(op, "the index tensor", -1, x)) return NULL;
+    if (!(v = (int *)nn__arena_alloc(g, sizeof(int) * (x->numel ? x->numel : 1)))) return NULL;
+    for (k = 0; k < x->numel; k++) {
+        double f = (x->flags & NN_TENSOR_INT64) ? (double)((const int64_t *)(const void *)x->data)[k]
+                                                 : (double)x->data[k];
+        if (!(f == floor(f)) || f < (double)INT_MIN || f > (double)INT_MAX) {
+            nn__misuse("%s: index tensor %s holds %g at element %zu, not a whole number", op,
+                       nn__ts(x), f, k);
+            return NULL;
+        }
+        v[k] = (int)f;
+    }
+    return v;
+}
+
+static nn_tensor *nn__embedding_forward(nn_module *m, nn_tensor *x) {
+    const nn__embedding_state *st = (const nn__embedding_state *)m->user;
+    int *idx = nn__index_ints("nn_embedding", x);
+    return idx ? nn_embedding_op(st->weight, idx, nn_shape_of(x), st->opts) : NULL;
+}
+
+NNDEF nn_module *nn_embedding(int num_embeddings, int dim, nn_embedding_opts opts) {
+    nn_module *m;
+    nn__embedding_state *st;
+    int pad;
+    if (num_embeddings < 1 || dim < 1) {
+        nn__misuse("nn_embedding: num_embeddings=%d and dim=%d must be positive", num_embeddings, dim);
+        return NULL;
+    }
+    if (!nn__emb_pad("nn_embedding", opts, num_embeddings, &pad)) return NULL;
+    if (!(m = nn__module_with_state("Embedding", nn__embedding_forward, sizeof(nn__embedding_state))))
+        return NULL;
+    st = (nn__embedding_state *)m->user;
+    st->opts = opts;
+    if (!(st->weight = nn_module_add_param(m, "weight", nn_randn(NULL, NN_SHAPE(num_embeddings, dim))))) {
+        nn_module_free(m);
+        return NULL;
+    }
+    if (pad >= 0) memset(st->weight->data + (size_t)pad * (size_t)dim, 0, (size_t)dim * sizeof(float));
+    return m;
+}
+
+NNDEF nn_tensor *nn_embedding_lookup(nn_module *m, const int *indices, nn_shape shape) {
+    const nn__embedding_state *st;
+    if (!m || m->forward != nn__embedding_forward) {
+        nn__misuse("nn_embedding_lookup: needs an nn_embedding module, got %s",
+                   m ? m->type : "NULL");
+        return NULL;
+    }
+    st = (const nn__embedding_state *)m->user;
+    return nn_embedding_op(st->weight, indices, shape, st->opts);
+}
+
+/* A [B,T] (batch_first) or [T,B] 0/1 mask from lengths, in g; NULL after a report. */
+static nn_tensor *nn__len_mask(const char *op, nn_graph *g, const int *len, int B, int T,
+                               int batch_first) {
+    nn_tensor *m;
+    int b, t;
+    if (!g || !len || B < 0 || T < 0) {
+        nn__misuse("%s: needs a graph, lengths, batch >= 0 and max_len >= 0 (batch %d, max_len %d)",
+                   op, B, T);
+        return NULL;
+    }
+    for (b = 0; b < B; b++)
+        if (len[b] < 0 || len[b] > T) {
+            nn__misuse("%s: length %d of sample %d is outside [0, %d]", op, len[b], b, T);
+            return NULL;
+        }
+    if (!(m = nn__tensor_new(op, g, batch_first ? NN_SHAPE(B, T) : NN_SHAPE(T, B), 0))) return NULL;
+    for (b = 0; b < B; b++)
+        for (t = 0; t < T; t++)
+            m->data[batch_first ? (size_t)b * T + t : (size_t)t * B + b] = t < len[b] ? 1.0f : 0.0f;
+    return m;
+}
+
+NNDEF nn_tensor *nn_length_mask(nn_graph *g, const int *lengths, int batch, int max_len) {
+    return nn__len_mask("nn_length_mask", g, lengths, batch, max_len, 1);
+}
+
+NNDEF nn_tensor *nn_mask_lengths(nn_tensor *x, const int *lengths, int batch_first) {
+    nn_tensor *m;
+    nn_graph *g;
+    int d;
+    if (!x || x->ndim < 2) {
+        nn__misuse("nn_mask_lengths: needs x [T,B,...] or [B,T,...], got %s", nn__ts(x));
+        return NULL;
+    }
+    if (!(g = nn__graph_of("nn_mask_lengths", &x, 1))) return NULL;
+    m = nn__len_mask("nn_mask_lengths", g, lengths, x->shape[batch_first ? 0 : 1],
+                     x->shape[batch_first ? 1 : 0], batch_first);
+    if (!m) return NULL;
+    m->ndim = x->ndim; /* [.., .., 1, 1]: broadcast over the features */
+    for (d = 2; d < x->ndim; d++) m->shape[d] = 1;
+    return nn_mul(x, m);
+}
+
+/* --- recurrent layers --- */
+
+/* One fused op per layer runs both directions over all T steps: the input
+   projection of every step is one GEMM, each step is one recurrent GEMM
+   [B,H] x [H,G*H] and one pass over the gates, and everything the backward
+   needs lives in per-row arrays (rows r(t,b) = t*B+b, or b*T+t with
+   batch_first, as x's own rows), so memory is O(T) in the graph's arena.
+   The op's output holds [output rows | h_n [D,B,H] | c_n [D,B,H]]; the
+   tensors the user sees are views into it. */
+enum { NN__RNN, NN__LSTM, NN__GRU };
+#define NN__RNN_MAX_LAYERS 32
+
+typedef struct nn__rnn_state {
+    int kind, I, H, L, D, bias, batch_first, relu, cell;
+    float dropout;
+    nn_tensor *w[NN__RNN_MAX_LAYERS][2][4];   /* w_ih, w_hh, b_ih, b_hh */
+} nn__rnn_state;
+
+typedef struct nn__rnn_saved {
+    int kind, T, B, I, H, D, bias, bf, relu;
+    int ih0, ic0;           /* input index of h0 / c0, -1: none */
+    size_t s0;              /* offset of this layer's states in h0 / c0 */
+    const int *len;         /* lengths[B] or NULL */
+    float *gates[2];        /* [BT, GS*H] activated gates (LSTM: + tanh c) */
+    float *hp[2], *cp[2];   /* [BT, H] the state before each row's step */
+} nn__rnn_saved;
+
+static int nn__rnn_G(int kind) { return kind == NN__LSTM ? 4 : kind == NN__GRU ? 3 : 1; }
+static int nn__rnn_GS(int kind) { return kind == NN__LSTM ? 5 : kind == NN__GRU ? 4 : 1; }
+
+/* The step of one sample at lanes j.. of H (vector width), in place:
+   g is the row of saved gates (pre-activations of the input side on entry),
+   r the recurrent product row, bx / bh the biases, h (and c) the state. */
+static void nn__rnn_lanes(int kind, int relu, float *g, const float *r, const float *bx,
+                          const float *bh, float *h, float *c, size_t H, size_t j) {
+    nn__v one = nn__vset1(1.0f);
+    if (kind == NN__LSTM) {
+        nn__v i = nn__vsigmoid(nn__vadd(nn__vadd(nn__vload(g + j), nn__vload(r + j)), nn__vload(bx + j)));
+        nn__v f = nn__vsigmoid(nn__vadd(nn__vadd(nn__vload(g + H + j), nn__vload(r + H + j)), nn__vload(bx + H + j)));
+        nn__v gg = nn__vtanh(nn__vadd(nn__vadd(nn__vload(g + 2 * H + j), nn__vload(r + 2 * H + j)), nn__vload(bx + 2 * H + j)));
+        nn__v o = nn__vsigmoid(nn__vadd(nn__vadd(nn__vload(g + 3 * H + j), nn__vload(r + 3 * H + j)), nn__vload(bx + 3 * H + j)));
+        nn__v cn = nn__vfma(f, nn__vload(c + j), nn__vmul(i, gg)), tc = nn__vtanh(cn);
+        nn__vstore(g + j, i);
+        nn__vstore(g + H + j, f);
+        nn__vstore(g + 2 * H + j, gg);
+        nn__vstore(g + 3 * H + j, o);
+        nn__vstore(g + 4 * H + j, tc);
+        nn__vstore(c + j, cn);
+        nn__vstore(h + j, nn__vmul(o, tc));
+    } else if (kind == NN__GRU) {
+        nn__v rr = nn__vsigmoid(nn__vadd(nn__vadd(nn__vload(g + j), nn__vload(r + j)), nn__vload(bx + j)));
+        nn__v z = nn__vsigmoid(nn__vadd(nn__vadd(nn__vload(g + H + j), nn__vload(r + H + j)), nn__vload(bx + H + j)));
+        nn__v hn = nn__vadd(nn__vload(r + 2 * H + j), nn__vload(bh + j));
+        nn__v nn = nn__vtanh(nn__vfma(rr, hn, nn__vadd(nn__vload(g + 2 * H + j), nn__vload(bx + 2 * H + j))));
+        nn__vstore(g + j, rr);
+        nn__vstore(g + H + j, z);
+        nn__vstore(g + 2 * H + j, nn);
+        nn__vstore(g + 3 * H + j, hn);
+        nn__vstore(h + j, nn__vfma(z, nn__vsub(nn__vload(h + j), nn), nn));
+    } else {
+        nn__v p = nn__vadd(nn__vadd(nn__vload(g + j), nn__vload(r + j)), nn__vload(bx + j));
+        p = relu ? nn__vmax(nn__vset1(0.0f), p) : nn__vtanh(p);
+        nn__vstore(g + j, p);
+        nn__vstore(h + j, p);
+    }
+    (void)one;
+}
+
+/* The backward of one sample's step at lanes j..: dh (the state's gradient,
+   output's included) in, the pre-activation gradients out to dx (input side)
+   and dr (recurrent side; the same array but for the GRU), the state
+   gradient that does not pass W_hh to dh (GRU: z dh; else 0) and dc. */
+static void nn__rnn_lanes_back(int kind, int relu, const float *g, const float *hp,
+                               const float *cp, float *dh, float *dc, float *dx, float *dr,
+                               size_t H, size_t j) {
+    nn__v one = nn__vset1(1.0f), zero = nn__vset1(0.0f), d = nn__vload(dh + j);
+    if (kind == NN__LSTM) {
+        nn__v i = nn__vload(g + j), f = nn__vload(g + H + j), gg = nn__vload(g + 2 * H + j);
+        nn__v o = nn__vload(g + 3 * H + j), tc = nn__vload(g + 4 * H + j);
+        nn__v dcv = nn__vfma(nn__vmul(d, o), nn__vsub(one, nn__vmul(tc, tc)), nn__vload(dc + j));
+        nn__vstore(dx + j, nn__vmul(nn__vmul(dcv, gg), nn__vmul(i, nn__vsub(one, i))));
+        nn__vstore(dx + H + j, nn__vmul(nn__vmul(dcv, nn__vload(cp + j)), nn__vmul(f, nn__vsub(one, f))));
+        nn__vstore(dx + 2 * H + j, nn__vmul(nn__vmul(dcv, i), nn__vsub(one, nn__vmul(gg, gg))));
+        nn__vstore(dx + 3 * H + j, nn__vmul(nn__vmul(d, tc), nn__vmul(o, nn__vsub(one, o))));
+        nn__vstore(dc + j, nn__vmul(dcv, f));
+        nn__vstore(dh + j, zero);
+    } else if (kind == NN__GRU) {
+        nn__v r = nn__vload(g + j), z = nn__vload(g + H + j), n = nn__vload(g + 2 * H + j);
+        nn__v hn = nn__vload(g + 3 * H + j);
+        nn__v dn = nn__vmul(nn__vmul(d, nn__vsub(one, z)), nn__vsub(one, nn__vmul(n, n)));
+        nn__v dz = nn__vmul(nn__vmul(d, nn__vsub(nn__vload(hp + j), n)), nn__vmul(z, nn__vsub(one, z)));
+        nn__v drr = nn__vmul(nn__vmul(dn, hn), nn__vmul(r, nn__vsub(one, r)));
+        nn__vstore(dx + j, drr);
+        nn__vstore(dr + j, drr);
+        nn__vstore(dx + H + j, dz);
+        nn__vstore(dr + H + j, dz);
+        nn__vstore(dx + 2 * H + j, dn);
+        nn__vstore(dr + 2 * H + j, nn__vmul(dn, r));
+        nn__vstore(dh + j, nn__vmul(d, z));
+    } else {
+        nn__v h = nn__vload(g + j);
+        nn__vstore(dx + j, relu ? nn__vlt_select(zero, h, d, zero) : nn__vmul(d, nn__vsub(one, nn__vmul(h, h))));
+        nn__vstore(dh + j, zero);
+    }
+    (void)hp;
+    (void)cp;
+    (void)dr;
+}
+
+/* Copy lanes [j, j+cnt) of q arrays of stride H (src) to / from lane
+   buffers of stride NN__VL (the tail of a row through the vector code). */
+static void nn__lanes_copy(float *buf, const float *src, int q, size_t H, size_t j, size_t cnt, int in) {
+    int a;
+    size_t k;
+    if (!src) return; /* (no cell state but in the LSTM) */
+    for (a = 0; a < q; a++)
+        for (k = 0; k < NN__VL; k++) {
+            if (in) buf[(size_t)a * NN__VL + k] = k < cnt ? src[(size_t)a * H + j + k] : 0.0f;
+            else if (k < cnt) ((float *)src)[(size_t)a * H + j + k] = buf[(size_t)a * NN__VL + k];
+        }
+}
+
+/* One sample's step over all H lanes (forward). */
+static void nn__rnn_row(int kind, int relu, float *g, const float *r, const float *bx,
+                        const float *bh, float *h, float *c, size_t H) {
+    size_t j = 0;
+    for (; j + NN__VL <= H; j += NN__VL) nn__rnn_lanes(kind, relu, g, r, bx, bh, h, c, H, j);
+    if (j < H) {
+        float lg[5 * NN__VL], lr[4 * NN__VL], lbx[4 * NN__VL], lbh[NN__VL], lh[NN__VL], lc[NN__VL];
+        int G = nn__rnn_G(kind), GS = nn__rnn_GS(kind);
+        size_t cnt = H - j;
+        nn__lanes_copy(lg, g, GS, H, j, cnt, 1);
+        nn__lanes_copy(lr, r, G, H, j, cnt, 1);
+        nn__lanes_copy(lbx, bx, G, H, j, cnt, 1);
+        nn__lanes_copy(lbh, bh, 1, H, j, cnt, 1);
+        nn__lanes_copy(lh, h, 1, H, j, cnt, 1);
+        nn__lanes_copy(lc, c, 1, H, j, cnt, 1);
+        nn__rnn_lanes(kind, relu, lg, lr, lbx, lbh, lh, lc, NN__VL, 0);
+        nn__lanes_copy(lg, g, GS, H, j, cnt, 0);
+        nn__lanes_copy(lh, h, 1, H, j, cnt, 0);
+        nn__lanes_copy(lc, c, 1, H, j, cnt, 0);
+    }
+}
+
+/* One sample's step over all H lanes (backward). */
+static void nn__rnn_row_back(int kind, int relu, const float *g, const float *hp, const float *cp,
+                             float *dh, float *dc, float *dx, float *dr, size_t H) {
+    size_t j = 0;
+    for (; j + NN__VL <= H; j += NN__VL) nn__rnn_lanes_back(kind, relu, g, hp, cp, dh, dc, dx, dr, H, j);
+    if (j < H) {
+        float lg[5 * NN__VL], lhp[NN__VL], lcp[NN__VL], ldh[NN__VL], ldc[NN__VL];
+        float ldx[4 * NN__VL], ldr[4 * NN__VL];
+        int G = nn__rnn_G(kind), GS = nn__rnn_GS(kind);
+        size_t cnt = H - j;
+        nn__lanes_copy(lg, g, GS, H, j, cnt, 1);
+        nn__lanes_copy(lhp, hp, 1, H, j, cnt, 1);
+        nn__lanes_copy(lcp, cp, 1, H, j, cnt, 1);
+        nn__lanes_copy(ldh, dh, 1, H, j, cnt, 1);
+        nn__lanes_copy(ldc, dc, 1, H, j, cnt, 1);
+        nn__rnn_lanes_back(kind, relu, lg, lhp, lcp, ldh, ldc, ldx, ldr, NN__VL, 0);
+        nn__lanes_copy(ldh, dh, 1, H, j, cnt, 0);
+        nn__lanes_copy(ldc, dc, 1, H, j, cnt, 0);
+        nn__lanes_copy(ldx, dx, G, H, j, cnt, 0);
+        if (dr != dx) nn__lanes_copy(ldr, dr, G, H, j, cnt, 0);
+    }
+}
+
+/* Multiply-adds of a step's product from which a thread team runs it. */
+#ifndef NN__RNN_PAR_MACS
+#define NN__RNN_PAR_MACS 1048576.0
+#endif
+
+/* The calling team member's samples [*lo, *hi) of B. */
+static void nn__rnn_share(int B, int *lo, int *hi) {
+    int t = NN__TID, nt = NN__NTEAM;
+    *lo = (int)((long long)B * t / nt);
+    *hi = (int)((long long)B * (t + 1) / nt);
+}
+
+/* Row of step t, sample b. */
+static size_t nn__rnn_rowi(const nn__rnn_saved *sv, int t, int b) {
+    return sv->bf ? (size_t)b * (size_t)sv->T + (size_t)t : (size_t)t * (size_t)sv->B + (size_t)b;
+}
+
+/* C[M,N] = A[M,K] B[K,N] + beta C, B not transposed, in slices of at most
+   two micro-kernel row panels: the GEMM then reads B in place instead of
+   packing it, which is most of the cost of the small per-step products. */
+static void nn__rnn_mm(int M, int N, int K, const float *A, int lda, const float *Bm, int ldb,
+                       float beta, float *C, int ldc) {
+    int i, ch = 2 * NN__GEMM_MR;
+    for (i = 0; i < M; i += ch)
+        nn_sgemm(0, 0, NN__MIN(ch, M - i), N, K, 1.0f, A + (size_t)i * (size_t)lda, lda, Bm, ldb,
+                 beta, C + (size_t)i * (size_t)ldc, ldc);
+}
+
+/* The forward of direction d: x rows [BT, in], w = its 4 parameters (biases
+   NULL without), h0 / c0 its initial states [B,H] or NULL; writes the output
+   rows y (columns d*H.., row stride D*H) and the final states hn, cn [B,H].
+   scratch: B*G*H + 2*G*H + H*G*H floats. */
+static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, int in,
+                                nn_tensor *const *w, const float *h0, const float *c0, float *y,
+                                float *hn, float *cn, float *scratch) {
+    int T = sv->T, B = sv->B, H = sv->H, G = nn__rnn_G(sv->kind), GS = nn__rnn_GS(sv->kind);
+    int GH = G * H, s, j, nt;
+    size_t BT = (size_t)B * (size_t)T, Hs = (size_t)H, DH = (size_t)sv->D * Hs;
+    float *gates = sv->gates[d], *hp = sv->hp[d], *cp = sv->cp[d];
+    float *rec = scratch, *bx = rec + (size_t)B * GH, *bh = bx + GH, *wt = bh + GH;
+    for (j = 0; j < GH; j += 16) { /* W_hh^T, in 16 x 16 blocks */
+        int k, jj, kk;
+        for (k = 0; k < H; k += 16)
+            for (jj = j; jj < NN__MIN(j + 16, GH); jj++)
+                for (kk = k; kk < NN__MIN(k + 16, H); kk++)
+                    wt[(size_t)kk * GH + jj] = w[1]->data[(size_t)jj * Hs + kk];
+    }
+    for (j = 0; j < GH; j++) {
+        int hn_part = sv->kind == NN__GRU && j >= 2 * H;
+        bx[j] = sv->bias ? w[2]->data[j] + (hn_part ? 0.0f : w[3]->data[j]) : 0.0f;
+        if (hn_part) bh[j - 2 * H] = sv->bias ? w[3]->data[j] : 0.0f;
+    }
+    if (sv->kind != NN__GRU) memset(bh, 0, Hs * sizeof(float));
+    if (h0) memcpy(hn, h0, (size_t)B * Hs * sizeof(float));
+    else memset(hn, 0, (size_t)B * Hs * sizeof(float));
+    if (cn && c0) memcpy(cn, c0, (size_t)B * Hs * sizeof(float));
+    else if (cn) memset(cn, 0, (size_t)B * Hs * sizeof(float));
+    nn_sgemm(0, 1, (int)BT, GH, in, 1.0f, x, in, w[0]->data, in, 0.0f, gates, GS * H);
+    nt = nn__run(nn__team((double)B * GH * H >= NN__RNN_PAR_MACS));
+    (void)nt;
+    for (s = 0; s < T; s++) {
+        int t = d ? T - 1 - s : s;
+        /* one team per step: each thread its samples' product and gates */
+        NN__OMP(parallel num_threads(nt) if(nt > 1))
+        {
+            int lo, hi, b;
+            nn__rnn_share(B, &lo, &hi);
+            for (b = lo; b < hi; b++) {
+                size_t row = nn__rnn_rowi(sv, t, b);
+                memcpy(hp + row * Hs, hn + (size_t)b * Hs, Hs * sizeof(float));
+                if (cp) memcpy(cp + row * Hs, cn + (size_t)b * Hs, Hs * sizeof(float));
+            }
+            if (hi > lo)
+                nn__rnn_mm(hi - lo, GH, H, hn + (size_t)lo * Hs, H, wt, GH, 0.0f, rec + (size_t)lo * GH, GH);
+            for (b = lo; b < hi; b++) {
+                size_t row = nn__rnn_rowi(sv, t, b);
+                float *yr = y + row * DH + (size_t)d * Hs;
+                if (sv->len && t >= sv->len[b]) {
+                    memset(yr, 0, Hs * sizeof(float));
+                    continue;
+                }
+                nn__rnn_row(sv->kind, sv->relu, gates + row * (size_t)GS * Hs, rec + (size_t)b * GH, bx,
+                            bh, hn + (size_t)b * Hs, cn ? cn + (size_t)b * Hs : NULL, Hs);
+                memcpy(yr, hn + (size_t)b * Hs, Hs * sizeof(float));
+            }
+        }
+    }
+}
+
+static void nn__rnn_backward(nn__node *n) {
+    const nn__rnn_saved *sv = (const nn__rnn_saved *)n->saved;
+    nn_tensor *x = n->in[0];
+    int T = sv->T, B = sv->B, H = sv->H, D = sv->D, G = nn__rnn_G(sv->kind), GS = nn__rnn_GS(sv->kind);
+    int GH = G * H, in = sv->I, d, s, b, nt, np = sv->bias ? 4 : 2;
+    size_t BT = (size_t)B * (size_t)T, Hs = (size_t)H, DH = (size_t)D * Hs, BH = (size_t)B * Hs;
+    const float *gy = n->out->grad, *ghn = gy + BT * DH, *gcn = ghn + (size_t)D * BH;
+    float *gx = nn__in_grad(n, 0);
+    float *gh0 = sv->ih0 >= 0 ? nn__in_grad(n, sv->ih0) : NULL;
+    float *gc0 = sv->ic0 >= 0 ? nn__in_grad(n, sv->ic0) : NULL;
+    nn_graph *g = n->out->graph;
+    float *dgx = (float *)nn__arena_alloc(g, BT * (size_t)GH * sizeof(float));
+    float *dgh = sv->kind == NN__GRU ? (float *)nn__arena_alloc(g, BT * (size_t)GH * sizeof(float)) : dgx;
+    float *dh = (float *)nn__arena_alloc(g, (2 * BH + 2 * (size_t)GH) * sizeof(float));
+    float *dc, *dbx, *dbh;
+    if (!dgx || !dgh || !dh) {
+        if (!nn__grad_oom) nn__grad_oom = x;
+        return;
+    }
+    dc = dh + BH;
+    dbx = dc + BH;
+    dbh = dbx + GH;
+    nt = nn__run(nn__team((double)B * GH * H >= NN__RNN_PAR_MACS));
+    (void)nt;
+    for (d = 0; d < D; d++) {
+        nn_tensor *const *w = n->in + 1 + d * np;
+        float *gwih = nn__in_grad(n, 1 + d * np), *gwhh = nn__in_grad(n, 2 + d * np);
+        float *gbih = sv->bias ? nn__in_grad(n, 3 + d * np) : NULL;
+        float *gbhh = sv->bias ? nn__in_grad(n, 4 + d * np) : NULL;
+        const float *gates = sv->gates[d], *hp = sv->hp[d], *cp = sv->cp[d];
+        memcpy(dh, ghn + (size_t)d * BH, BH * sizeof(float));
+        if (sv->kind == NN__LSTM) memcpy(dc, gcn + (size_t)d * BH, BH * sizeof(float));
+        else memset(dc, 0, BH * sizeof(float));
+        memset(dbx, 0, 2 * (size_t)GH * sizeof(float));
+        for (s = T - 1; s >= 0; s--) {
+            int t = d ? T - 1 - s : s;
+            size_t r0 = nn__rnn_rowi(sv, t, 0), rs = sv->bf ? (size_t)T : 1;
+            NN__OMP(parallel num_threads(nt) if(nt > 1))
+            {
+                int lo, hi, bb;
+                nn__rnn_share(B, &lo, &hi);
+                for (bb = lo; bb < hi; bb++) {
+                    size_t row = nn__rnn_rowi(sv, t, bb), k;
+                    float *dhb = dh + (size_t)bb * Hs;
+                    if (sv->len && t >= sv->len[bb]) {
+                        memset(dgx + row * GH, 0, (size_t)GH * sizeof(float));
+                        if (dgh != dgx) memset(dgh + row * GH, 0, (size_t)GH * sizeof(float));
+                        continue;
+                    }
+                    for (k = 0; k < Hs; k++) dhb[k] += gy[row * DH + (size_t)d * Hs + k];
+                    nn__rnn_row_back(sv->kind, sv->relu, gates + row * (size_t)GS * Hs, hp + row * Hs,
+                                     cp ? cp + row * Hs : NULL, dhb, dc + (size_t)bb * Hs,
+                                     dgx + row * GH, dgh + row * GH, Hs);
+                }
+                /* the state gradient through W_hh (inactive rows of dgh are 0) */
+                if (hi > lo)
+                    nn__rnn_mm(hi - lo, H, GH, dgh + (r0 + (size_t)lo * rs) * GH, (int)(rs * (size_t)GH),
+                               w[1]->data, H, 1.0f, dh + (size_t)lo * Hs, H);
+            }
+            if (sv->bias)
+                for (b = 0; b < B; b++) {
+                    size_t row = nn__rnn_rowi(sv, t, b);
+                    nn__axpy((size_t)GH, 1.0f, dgx + row * GH, dbx);
+                    if (dgh != dgx) nn__axpy((size_t)GH, 1.0f, dgh + row * GH, dbh);
+                }
+        }
+        if (gh0) nn__axpy(BH, 1.0f, dh, gh0 + sv->s0 + (size_t)d * BH);
+        if (gc0) nn__axpy(BH, 1.0f, dc, gc0 + sv->s0 + (size_t)d * BH);
+        if (gwih) nn_sgemm(1, 0, GH, in, (int)BT, 1.0f, dgx, GH, x->data, in, 1.0f, gwih, in);
+        if (gwhh) nn_sgemm(1, 0, GH, H, (int)BT, 1.0f, dgh, GH, hp, H, 1.0f, gwhh, H);
+        if (gx) nn_sgemm(0, 0, (int)BT, in, GH, 1.0f, dgx, GH, w[0]->data, in, 1.0f, gx, in);
+        if (gbih) nn__axpy((size_t)GH, 1.0f, dbx, gbih);
+        if (gbhh) nn__axpy((size_t)GH, 1.0f, dgh != dgx ? dbh : dbx, gbhh);
+    }
+}
+
+/* A view of a's elements [off, off + numel(s)) with shape s. */
+static void nn__range_view_backward(nn__node *n) {
+    float *ga = nn__in_grad(n, 0);
+    if (ga) nn__axpy(n->out->numel, 1.0f, n->out->grad, ga + *(const size_t *)n->saved);
+}
+static nn_tensor *nn__range_view(const char *op, nn_tensor *a, size_t off, nn_shape s) {
+    nn_tensor *out = nn__op(op, &a, 1, nn_shape_scalar(), nn__range_view_backward);
+    size_t numel = 1, *so;
+    int d;
+    if (!out) return NULL;
+    for (d = 0; d < s.ndim; d++) numel *= (size_t)s.d[d];
+    if (out->node) {
+        if (!(so = (size_t *)nn__scratch(out, sizeof(size_t)))) return NULL;
+        *so = off;
+        out->node->saved = so;
+    }
+    out->ndim = s.ndim;
+    memcpy(out->shape, s.d, sizeof(int) * (size_t)s.ndim);
+    out->numel = numel;
+    out->data = a->data + off;
+    out->flags |= NN_TENSOR_VIEW;
+    return out;
+}
+
+/* One layer l of st over x (rows r(t,b), width in): the fused op; *out_y,
+   *out_h, *out_c get views of its output [T,B,D*H] (or [B,T,..]), h_n and
+   c_n [D,B,H]. */
+static int nn__rnn_layer(const char *op, const nn__rnn_state *st, int l, nn_tensor *x, int T,
+                         int B, nn_tensor *h0, nn_tensor *c0, const int *len, nn_tensor **out_y,
+                         nn_tensor **out_h, nn_tensor **out_c) {
+    nn_tensor *in[12], *out;
+    nn__rnn_saved *sv;
+    int D = st->D, H = st->H, G = nn__rnn_G(st->kind), GS = nn__rnn_GS(st->kind), nin = 1, d, k, ih0, ic0;
+    int in_f = x->shape[x->ndim - 1];
+    size_t BT = (size_t)B * (size_t)T, BH = (size_t)B * (size_t)H, Y = BT * (size_t)D * (size_t)H;
+    size_t total = Y + (size_t)D * BH * (st->kind == NN__LSTM ? 2u : 1u);
+    float *scratch;
+    in[0] = x;
+    for (d = 0; d < D; d++)
+        for (k = 0; k < (st->bias ? 4 : 2); k++) in[nin++] = st->w[l][d][k];
+    ih0 = h0 ? nin : -1;
+    if (h0) in[nin++] = h0;
+    ic0 = c0 ? nin : -1;
+    if (c0) in[nin++] = c0;
+    if (total > (size_t)INT_MAX) {
+        nn__misuse("%s: the layer's output and states (%zu floats) exceed INT_MAX elements", op, total);
+        return 0;
+    }
+    out = nn__op(op, in, nin, NN_SHAPE((int)total), nn__rnn_backward);
+    if (!out) return 0;
+    sv = (nn__rnn_saved *)nn__scratch(out, sizeof(nn__rnn_saved));
+    scratch = (float *)nn__scratch(out, ((size_t)B + 2 + (size_t)H) * (size_t)G * (size_t)H * sizeof(float));
+    if (!sv || !scratch) return 0;
+    memset(sv, 0, sizeof *sv);
+    sv->kind = st->kind; sv->T = T; sv->B = B; sv->I = in_f; sv->H = H; sv->D = D;
+    sv->bias = st->bias; sv->bf = st->batch_first; sv->relu = st->relu;
+    sv->ih0 = ih0;
+    sv->ic0 = ic0;
+    sv->s0 = (size_t)l * (size_t)D * BH;
+    sv->len = len;
+    for (d = 0; d < D; d++) {
+        sv->gates[d] = (float *)nn__scratch(out, BT * (size_t)GS * (size_t)H * sizeof(float));
+        sv->hp[d] = (float *)nn__scratch(out, BT * (size_t)H * sizeof(float));
+        if (!sv->gates[d] || !sv->hp[d]) return 0;
+        if (st->kind == NN__LSTM && !(sv->cp[d] = (float *)nn__scratch(out, BT * (size_t)H * sizeof(float))))
+            return 0;
+    }
+    for (d = 0; d < D; d++)
+        nn__rnn_dir_forward(sv, d, x->data, in_f, st->w[l][d], h0 ? h0->data + sv->s0 + (size_t)d * BH : NULL,
+                            c0 ? c0->data + sv->s0 + (size_t)d * BH : NULL, out->data,
+                            out->data + Y + (size_t)d * BH,
+                            st->kind == NN__LSTM ? out->data + Y + (size_t)(D + d) * BH : NULL, scratch);
+    if (out->node) out->node->saved = sv;
+    *out_y = nn__range_view(op, out, 0, st->batch_first ? NN_SHAPE(B, T, D * H) : NN_SHAPE(T, B, D * H));
+    *out_h = nn__range_view(op, out, Y, NN_SHAPE(D, B, H));
+    *out_c = st->kind == NN__LSTM ? nn__range_view(op, out, Y + (size_t)D * BH, NN_SHAPE(D, B, H)) : NULL;
+    return *out_y && *out_h && (st->kind != NN__LSTM || *out_c);
+}
+
+static nn_tensor *nn__rnn_module_forward(nn_module *m, nn_tensor *x) {
+    return nn_rnn_forward(m, x, NULL, NULL, NULL, NULL, NULL);
+}
+static nn_tensor *nn__cell_module_forward(nn_module *m, nn_tensor *x) {
+    return nn_cell_forward(m, x, NULL, NULL, NULL);
+}
+
+static const char *const nn__rnn_kind_name[3] = {"RNN", "LSTM", "GRU"};
+
+static nn_module *nn__rnn_make(const char *op, int kind, int cell, int I, int H, nn_rnn_opts o) {
+    static const char *const cell_type[3] = {"RNNCell", "LSTMCell", "GRUCell"};
+    static const char *const pname[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+    nn_module *m;
+    nn__rnn_state *st;
+    int L = o.num_layers ? o.num_layers : 1, D = o.bidirectional ? 2 : 1, G = nn__rnn_G(kind), l, d, k;
+    float bound;
+    if (I < 1 || H < 1 || L < 1 || L > NN__RNN_MAX_LAYERS || !(o.dropout >= 0.0f && o.dropout <= 1.0f) ||
+        (cell && (L != 1 || D != 1 || o.dropout != 0.0f || o.batch_first)) || (o.relu && kind != NN__RNN) ||
+        (long long)G * H > INT_MAX / 4) {
+        nn__misuse("%s: invalid sizes or options: input_size=%d hidden_size=%d num_layers=%d "
+                   "bidirectional=%d dropout=%g relu=%d (sizes positive, at most %d layers, dropout "
+                   "in [0,1], relu for nn_rnn only; cells take no layers, directions, dropout or "
+                   "batch_first)", op, I, H, o.num_layers, o.bidirectional, (double)o.dropout, o.relu,
+                   NN__RNN_MAX_LAYERS);
+        return NULL;
+    }
+    m = nn__module_with_state(cell ? cell_type[kind] : nn__rnn_kind_name[kind],
+                              cell ? nn__cell_module_forward : nn__rnn_module_forward,
+                              sizeof(nn__rnn_state));
+    if (!m) return NULL;
+    st = (nn__rnn_state *)m->user;
+    st->kind = kind; st->I = I; st->H = H; st->L = L; st->D = D; st->bias = !o.no_bias;
+    st->batch_first = o.batch_first; st->relu = o.relu; st->cell = cell; st->dropout = o.dropout;
+    bound = 1.0f / sqrtf((float)H);  /* PyTorch: every weight U(-1/sqrt(H), 1/sqrt(H)) */
+    for (l = 0; l < L; l++)
+        for (d = 0; d < D; d++)
+            for (k = 0; k < (st->bias ? 4 : 2); k++) {
+                char name[48];
+                int cols = k == 0 ? (l ? D * H : I) : H;
+                nn_shape s = k < 2 ? NN_SHAPE(G * H, cols) : NN_SHAPE(G * H);
+                if (cell) snprintf(name, sizeof name, "%s", pname[k]);
+                else snprintf(name, sizeof name, "%s_l%d%s", pname[k], l, d ? "_reverse" : "");
+                if (!(st->w[l][d][k] = nn_module_add_param(m, name, nn__uniform_param(s, bound)))) {
+                    nn_module_free(m);
+                    return NULL;
+                }
+            }
+    return m;
+}
+
+NNDEF nn_module *nn_rnn(int input_size, int hidden_size, nn_rnn_opts opts) {
+    return nn__rnn_make("nn_rnn", NN__RNN, 0, input_size, hidden_size, opts);
+}
+NNDEF nn_module *nn_lstm(int input_size, int hidden_size, nn_rnn_opts opts) {
+    return nn__rnn_make("nn_lstm", NN__LSTM, 0, input_size, hidden_size, opts);
+}
+NNDEF nn_module *nn_gru(int input_size, int hidden_size, nn_rnn_opts opts) {
+    return nn__rnn_make("nn_gru", NN__GRU, 0, input_size, hidden_size, opts);
+}
+NNDEF nn_module *nn_rnn_cell(int input_size, int hidden_size, nn_rnn_opts opts) {
+    return nn__rnn_make("nn_rnn_cell", NN__RNN, 1, input_size, hidden_size, opts);
+}
+NNDEF nn_module *nn_lstm_cell(int input_size, int hidden_size, nn_rnn_opts opts) {
+    return nn__rnn_make("nn_lstm_cell", NN__LSTM, 1, input_size, hidden_size, opts);
+}
+NNDEF nn_module *nn_gru_cell(int input_size, int hidden_size, nn_rnn_opts opts) {
+    return nn__rnn_make("nn_gru_cell", NN__GRU, 1, input_size, hidden_size, opts);
+}
+
+/* 1 when t is NULL or has exactly shape [a,b,c] (c < 0: [a,b]); else a report. */
+static int nn__rnn_state_ok(const char *op, const char *what, const nn_tensor *t, int a, int b, int c) {
+    int ok = !t || (t->ndim == (c < 0 ? 2 : 3) && t->shape[0] == a && t->shape[1] == b &&
+                    (c < 0 || t->shape[2] == c));
+    if (!ok) {
+        if (c < 0)
+            nn__misuse("%s: %s has shape %s, expected [%d,%d] (batch, hidden_size)", op, what,
+                       nn__ts(t), a, b);
+        else
+            nn__misuse("%s: %s has shape %s, expected [%d,%d,%d] (num_layers*directions, batch, "
+                       "hidden_size)", op, what, nn__ts(t), a, b, c);
+    }
+    return ok;
+}
+
+NNDEF nn_tensor *nn_rnn_forward(nn_module *m, nn_tensor *x, nn_tensor *h0, nn_tensor *c0,
+                                const int *lengths, nn_tensor **h_n, nn_tensor **c_n) {
+    const char *op = "nn_rnn_forward";
+    const nn__rnn_state *st;
+    nn_tensor *y, *hs[NN__RNN_MAX_LAYERS], *cs[NN__RNN_MAX_LAYERS];
+    int T, B, l, b, *len = NULL;
+    if (h_n) *h_n = NULL;
+    if (c_n) *c_n = NULL;
+    if (!m || m->forward != nn__rnn_module_forward) {
+        nn__misuse("%s: needs an nn_rnn, nn_lstm or nn_gru module, got %s", op, m ? m->type : "NULL");
+        return NULL;
+    }
+    st = (const nn__rnn_state *)m->user;
+    if (!x || x->ndim != 3 || x->shape[2] != st->I || x->shape[0] < 1 || x->shape[1] < 1) {
+        nn__misuse("%s: %s input %s does not fit: expected %s with I = input_size %d", op,
+                   m->type, nn__ts(x), st->batch_first ? "[B,T,I]" : "[T,B,I]", st->I);
+        return NULL;
+    }
+    T = x->shape[st->batch_first ? 1 : 0];
+    B = x->shape[st->batch_first ? 0 : 1];
+    if (c0 && st->kind != NN__LSTM) {
+        nn__misuse("%s: a %s has no cell state, but c0 %s was given", op, m->type, nn__ts(c0));
+        return NULL;
+    }
+    if (!nn__rnn_state_ok(op, "h0", h0, st->L * st->D, B, st->H) ||
+        !nn__rnn_state_ok(op, "c0", c0, st->L * st->D, B, st->H))
+        return NULL;
+    if (lengths) {
+        nn_graph *g = nn__graph_of(op, &x, 1);
+        if (!g || !(len = (int *)nn__arena_alloc(g, sizeof(int) * (size_t)B))) return NULL;
+        for (b = 0; b < B; b++) {
+            if (lengths[b] < 1 || lengths[b] > T) {
+                nn__misuse("%s: length %d of sample %d is outside [1, %d] (T of input %s)", op,
+                           lengths[b], b, T, nn__ts(x));
+                return NULL;
+            }
+            len[b] = lengths[b];
+        }
+    }
+    y = x;
+    for (l = 0; l < st->L; l++) {
+        if (!nn__rnn_layer(op, st, l, y, T, B, h0, c0, len, &y, &hs[l], &cs[l])) return NULL;
+        if (l + 1 < st->L && st->dropout > 0.0f && m->training &&
+            !(y = nn_dropout_op(y, st->dropout, 1)))
+            return NULL;
+    }
+    if (h_n && !(*h_n = st->L == 1 ? hs[0] : nn_concat(hs, st->L, 0))) return NULL;
+    if (c_n && st->kind == NN__LSTM && !(*c_n = st->L == 1 ? cs[0] : nn_concat(cs, st->L, 0)))
+        return NULL;
+    return y;
+}
+
+NNDEF nn_tensor *nn_cell_forward(nn_module *cell, nn_tensor *x, nn_tensor *h, nn_tensor *c,
+                                 nn_tensor **c_out) {
+    const char *op = "nn_cell_forward";
+    const nn__rnn_state *st;
+    nn_tensor *x3, *h3 = NULL, *c3 = NULL, *y, *hn, *cn;
+    int B;
+    if (c_out) *c_out = NULL;
+    if (!cell || cell->forward != nn__cell_module_forward) {
+        nn__misuse("%s: needs an nn_rnn_cell, nn_lstm_cell or nn_gru_cell, got %s", op,
+                   cell ? cell->type : "NULL");
+        return NULL;
+    }
+    st = (const nn__rnn_state *)cell->user;
+    if (!x || x->ndim != 2 || x->shape[1] != st->I || x->shape[0] < 1) {
+        nn__misuse("%s: %s input %s does not fit: expected [B,%d] (batch, input_size)", op,
+                   cell->type, nn__ts(x), st->I);
+        return NULL;
+    }
+    B = x->shape[0];
+    if (c && st->kind != NN__LSTM) {
+        nn__misuse("%s: a %s has no cell state, but c %s was given", op, cell->type, nn__ts(c));
+        return NULL;
+    }
+    if (!nn__rnn_state_ok(op, "h", h, B, st->H, -1) || !nn__rnn_state_ok(op, "c", c, B, st->H, -1))
+        return NULL;
+    if (!(x3 = nn_reshape(x, NN_SHAPE(1, B, st->I))) ||
+        (h && !(h3 = nn_reshape(h, NN_SHAPE(1, B, st->H)))) ||
+        (c && !(c3 = nn_reshape(c, NN_SHAPE(1, B, st->H)))))
+        return NULL;
+    if (!nn__rnn_layer(op, st, 0, x3, 1, B, h3, c3, NULL, &y, &hn, &cn)) return NULL;
+    if (c_out && cn && !(*c_out = nn_reshape(cn, NN_SHAPE(B, st->H)))) return NULL;
+    return nn_reshape(hn, NN_SHAPE(B, st->H));
+}
 
 /* ===== >>regularizers (implementation) ==================================== */
 
