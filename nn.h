@@ -129,7 +129,8 @@
                    (stale tensors), the per-thread current graph
      >>tensor      nn_tensor, shapes, creation, views, printing
      >>autograd    nn_backward (returns an nn_status), anomaly detection,
-                   every differentiable op
+                   every differentiable op, index ops (index_select, gather,
+                   stack, unstack)
      >>losses      cross-entropy (class weights, ignore_index, soft targets),
                    NLL, MSE, L1, smooth L1, Huber, BCE (and with logits), KL,
                    Gaussian NLL, margin losses (multi-margin, cosine
@@ -140,14 +141,16 @@
                    the fixed Hadamard classifier
      >>layers      convolutional, normalization and sequence layers, by
                    sub-tag:
-       >>layers.conv   conv1d/2d, transposed conv (ops and modules)
+       >>layers.conv   conv1d/2d (dilated, causal), transposed conv (ops and
+                   modules)
        >>layers.pool   max/average pooling, global pooling, upsampling
        >>layers.norm   batch, layer, RMS, group and instance norm, ghost
                    batch norm, batch renormalization, weight and spectral
                    norm (one shared core)
        >>layers.act    every activation (one framework with the SIMD
                    element-wise ops), softmax and log-softmax modules
-       >>layers.seq    embeddings, index ops, recurrent layers, attention
+       >>layers.seq    embeddings, length masks, RNN/LSTM/GRU layers and
+                   cells, attention
      >>regularizers  the dropout family (channel, alpha, Gaussian, noise,
                    locked, DropConnect), information dropout, residual
                    blocks with stochastic depth, Shake-Shake and ShakeDrop,

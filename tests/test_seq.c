@@ -57,19 +57,12 @@ static int same_t(const nn_tensor *t, nn_tensor *want, float tol, const char *wh
 static nn_tensor *wsum(nn_tensor *y, nn_tensor *w) { return nn_sum(nn_mul(y, w)); }
 
 /* ---- error hook ---- */
-static char last_msg[512];
-static int hook_calls = 0;
-static void record_hook(const char *msg, void *user) {
-    (void)user;
-    hook_calls++;
-    snprintf(last_msg, sizeof last_msg, "%s", msg);
-}
 static void reported(const char *what, const char *s1, const char *s2) {
-    int ok = hook_calls == 1 && strstr(last_msg, s1) && (!s2 || strstr(last_msg, s2));
-    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, hook_calls, last_msg, s1,
+    int ok = nn_test_msgs == 1 && strstr(nn_test_msg, s1) && (!s2 || strstr(nn_test_msg, s2));
+    NN_TEST_CHECK(ok, "%s: %d reports, last \"%s\" (want \"%s\" %s)", what, nn_test_msgs, nn_test_msg, s1,
                   s2 ? s2 : "");
-    hook_calls = 0;
-    last_msg[0] = 0;
+    nn_test_msgs = 0;
+    nn_test_msg[0] = 0;
 }
 
 /* ---- embedding, index_select, gather ---- */
@@ -479,7 +472,7 @@ static void check_misuse(void) {
     memset(&o, 0, sizeof o);
     memset(&eo, 0, sizeof eo);
     memset(&co, 0, sizeof co);
-    nn_set_error_hook(record_hook, NULL);
+    nn_set_error_hook(nn_test_record_hook, NULL);
     lstm = nn_lstm(3, 4, o);
     gru = nn_gru(3, 4, o);
     e = nn_embedding(7, 2, eo);
