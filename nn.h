@@ -3252,13 +3252,13 @@ static int nn__team(int big) {
    so this changes only speed.  Per calling thread.  On by default except
    on Windows, whose clock() is wall time. */
 #ifndef NN__PROBE
-#define NN__PROBE 0.25
+#define NN__PROBE 1.0
 #endif
 #ifndef NN__PROBE_MAX
-#define NN__PROBE_MAX 10.0
+#define NN__PROBE_MAX 16.0
 #endif
 #ifndef NN__EFF_WINDOW
-#define NN__EFF_WINDOW 0.02
+#define NN__EFF_WINDOW 0.01
 #endif
 #ifndef NN__EFF_MIN
 #define NN__EFF_MIN 0.8
