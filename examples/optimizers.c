@@ -12,6 +12,7 @@
    generated stand-in dataset instead (and says so). */
 #define NN_IMPLEMENTATION
 #include "nn.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

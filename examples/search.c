@@ -17,6 +17,7 @@
    Data: $NN_DATA, else /usr/share/datasets/fashion-mnist. */
 #define NN_IMPLEMENTATION
 #include "nn.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
