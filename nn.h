@@ -6240,7 +6240,8 @@ static void nn__norm_backward_rows(const nn__normgeo *q, const nn__normgrad *a) 
                 float m = a->mean[s], is = a->invstd[s], sa = 0.0f, sb = 0.0f, be = 0.0f, ga = 0.0f;
                 if (a->gx) {
                     if (a->batch) {
-                        nn__norm_wdots(a->x + off, a->dy + off, a->w + (size_t)g * Cg, (size_t)Cg, m, &sa, &sb);
+                        nn__norm_wdots(a->x + off, a->dy + off, a->w + (size_t)g * Cg, (size_t)(unsigned)Cg, m,
+                                       &sa, &sb);
                         be = -is * is * is * sb / (float)Cg;
                         ga = a->center ? -is * sa / (float)Cg : 0.0f;
                     }
