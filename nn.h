@@ -11120,6 +11120,7 @@ NNDEF nn_module *nn_log_softmax_module(int dim) {
    operand, the log-sum-exp of every score row and the dropout keep mask. */
 typedef struct nn__sdpa_saved {
     int nb, L, S, E, Ev, causal, mbool;
+    int bcast;                 /* some operand's batch is broadcast */
     int mrow, mcol;            /* the mask's row and column strides (0: broadcast) */
     float scale, p;
     size_t *off;               /* nb x 4: q, k, v and mask batch offsets (elements) */
@@ -11175,60 +11176,82 @@ static int nn__sdpa_cols(const nn__sdpa_saved *sv, int r0, int nr) {
 }
 #define NN__SDPA_BLOCK 32
 
+/* The backward of batch b with the blocks P, A (P itself without dropout)
+   and B of NN__SDPA_BLOCK x S floats. */
+static void nn__sdpa_bwd_batch(const nn__sdpa_saved *sv, int b, const nn_tensor *q, const nn_tensor *k,
+                               const nn_tensor *v, const float *go, float *gq, float *gk, float *gv,
+                               float *P, float *A, float *B) {
+    const size_t *o = sv->off + (size_t)b * 4;
+    float inv = sv->p > 0.0f ? 1.0f / (1.0f - sv->p) : 1.0f;
+    int r0, i, j;
+    for (r0 = 0; r0 < sv->L; r0 += NN__SDPA_BLOCK) {
+        int nr = sv->L - r0 < NN__SDPA_BLOCK ? sv->L - r0 : NN__SDPA_BLOCK;
+        int nc = nn__sdpa_cols(sv, r0, nr);
+        const float *gor = go + ((size_t)b * (size_t)sv->L + (size_t)r0) * (size_t)sv->Ev;
+        nn__sdpa_scores(sv, b, q->data, k->data, r0, nr, nc, P);
+        for (i = 0; i < nr; i++) {
+            float l = sv->lse[(size_t)b * (size_t)sv->L + (size_t)(r0 + i)];
+            float *pi = P + (size_t)i * (size_t)nc;
+            for (j = 0; j < nc; j++) pi[j] = l == INFINITY ? 0.0f : expf(pi[j] - l);
+            if (sv->keep) {
+                const unsigned char *kp = sv->keep + ((size_t)b * (size_t)sv->L + (size_t)(r0 + i)) * (size_t)sv->S;
+                float *ai = A + (size_t)i * (size_t)nc;
+                for (j = 0; j < nc; j++) ai[j] = kp[j] ? pi[j] * inv : 0.0f;
+            }
+        }
+        /* dV += Pd^T dO; dPd = dO V^T. */
+        if (gv)
+            nn_sgemm(1, 0, nc, sv->Ev, nr, 1.0f, A, nc, gor, sv->Ev, 1.0f, gv + o[2], sv->Ev);
+        if (!gq && !gk) continue;
+        nn_sgemm(0, 1, nr, nc, sv->Ev, 1.0f, gor, sv->Ev, v->data + o[2], sv->Ev, 0.0f, B, nc);
+        for (i = 0; i < nr; i++) {
+            float *pi = P + (size_t)i * (size_t)nc, *bi = B + (size_t)i * (size_t)nc, D = 0.0f;
+            if (sv->keep) {
+                const unsigned char *kp = sv->keep + ((size_t)b * (size_t)sv->L + (size_t)(r0 + i)) * (size_t)sv->S;
+                for (j = 0; j < nc; j++) bi[j] = kp[j] ? bi[j] * inv : 0.0f;
+            }
+            for (j = 0; j < nc; j++) D += pi[j] * bi[j];
+            for (j = 0; j < nc; j++) bi[j] = pi[j] * (bi[j] - D);
+        }
+        /* dQ += scale dS K; dK += scale dS^T Q. */
+        if (gq)
+            nn_sgemm(0, 0, nr, sv->E, nc, sv->scale, B, nc, k->data + o[1], sv->E, 1.0f,
+                     gq + o[0] + (size_t)r0 * (size_t)sv->E, sv->E);
+        if (gk)
+            nn_sgemm(1, 0, nc, sv->E, nr, sv->scale, B, nc, q->data + o[0] + (size_t)r0 * (size_t)sv->E,
+                     sv->E, 1.0f, gk + o[1], sv->E);
+    }
+}
+
+/* Threads for the nb batches: each takes a run of them.  The backward
+   needs batches that write their own gradient rows (no broadcast). */
+static int nn__sdpa_threads(const nn__sdpa_saved *sv, int bwd) {
+    int nt = nn__run(nn__team((double)sv->nb * (double)sv->L * (double)sv->S * (double)sv->E > 1e6));
+    if (bwd && sv->bcast) nt = 1;
+    return nt < sv->nb ? nt : sv->nb > 0 ? sv->nb : 1;
+}
+
 static void nn__sdpa_backward(nn__node *n) {
     const nn__sdpa_saved *sv = (const nn__sdpa_saved *)n->saved;
     nn_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
     float *gq = nn__in_grad(n, 0), *gk = nn__in_grad(n, 1), *gv = nn__in_grad(n, 2);
     const float *go = n->out->grad;
-    float *P, *A, *B, inv = sv->p > 0.0f ? 1.0f / (1.0f - sv->p) : 1.0f;
+    float *P;
     size_t blk = (size_t)NN__SDPA_BLOCK * (size_t)sv->S;
-    int b, r0, i, j;
-    P = (float *)nn__scratch(n->out, 3 * blk * sizeof(float));
+    int nt = nn__sdpa_threads(sv, 1), t;
+    /* q, k and v may be one tensor: then the batches share gradient rows. */
+    if (q == k || q == v || k == v) nt = 1;
+    P = (float *)nn__scratch(n->out, 3 * blk * (size_t)nt * sizeof(float));
     if (!P) {
         if (!nn__grad_oom) nn__grad_oom = n->out;
         return;
     }
-    A = sv->keep ? P + blk : P;
-    B = P + 2 * blk;
-    for (b = 0; b < sv->nb; b++) {
-        const size_t *o = sv->off + (size_t)b * 4;
-        for (r0 = 0; r0 < sv->L; r0 += NN__SDPA_BLOCK) {
-            int nr = sv->L - r0 < NN__SDPA_BLOCK ? sv->L - r0 : NN__SDPA_BLOCK;
-            int nc = nn__sdpa_cols(sv, r0, nr);
-            const float *gor = go + ((size_t)b * (size_t)sv->L + (size_t)r0) * (size_t)sv->Ev;
-            nn__sdpa_scores(sv, b, q->data, k->data, r0, nr, nc, P);
-            for (i = 0; i < nr; i++) {
-                float l = sv->lse[(size_t)b * (size_t)sv->L + (size_t)(r0 + i)];
-                float *pi = P + (size_t)i * (size_t)nc;
-                for (j = 0; j < nc; j++) pi[j] = l == INFINITY ? 0.0f : expf(pi[j] - l);
-                if (sv->keep) {
-                    const unsigned char *kp = sv->keep + ((size_t)b * (size_t)sv->L + (size_t)(r0 + i)) * (size_t)sv->S;
-                    float *ai = A + (size_t)i * (size_t)nc;
-                    for (j = 0; j < nc; j++) ai[j] = kp[j] ? pi[j] * inv : 0.0f;
-                }
-            }
-            /* dV += Pd^T dO; dPd = dO V^T. */
-            if (gv)
-                nn_sgemm(1, 0, nc, sv->Ev, nr, 1.0f, A, nc, gor, sv->Ev, 1.0f, gv + o[2], sv->Ev);
-            if (!gq && !gk) continue;
-            nn_sgemm(0, 1, nr, nc, sv->Ev, 1.0f, gor, sv->Ev, v->data + o[2], sv->Ev, 0.0f, B, nc);
-            for (i = 0; i < nr; i++) {
-                float *pi = P + (size_t)i * (size_t)nc, *bi = B + (size_t)i * (size_t)nc, D = 0.0f;
-                if (sv->keep) {
-                    const unsigned char *kp = sv->keep + ((size_t)b * (size_t)sv->L + (size_t)(r0 + i)) * (size_t)sv->S;
-                    for (j = 0; j < nc; j++) bi[j] = kp[j] ? bi[j] * inv : 0.0f;
-                }
-                for (j = 0; j < nc; j++) D += pi[j] * bi[j];
-                for (j = 0; j < nc; j++) bi[j] = pi[j] * (bi[j] - D);
-            }
-            /* dQ += scale dS K; dK += scale dS^T Q. */
-            if (gq)
-                nn_sgemm(0, 0, nr, sv->E, nc, sv->scale, B, nc, k->data + o[1], sv->E, 1.0f,
-                         gq + o[0] + (size_t)r0 * (size_t)sv->E, sv->E);
-            if (gk)
-                nn_sgemm(1, 0, nc, sv->E, nr, sv->scale, B, nc, q->data + o[0] + (size_t)r0 * (size_t)sv->E,
-                         sv->E, 1.0f, gk + o[1], sv->E);
-        }
+    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
+    for (t = 0; t < nt; t++) {
+        float *Pt = P + 3 * blk * (size_t)t;
+        int b, b0 = (int)((long)sv->nb * t / nt), b1 = (int)((long)sv->nb * (t + 1) / nt);
+        for (b = b0; b < b1; b++)
+            nn__sdpa_bwd_batch(sv, b, q, k, v, go, gq, gk, gv, Pt, sv->keep ? Pt + blk : Pt, Pt + 2 * blk);
     }
 }
 
@@ -11248,6 +11271,42 @@ static int nn__sdpa_bcast(nn_shape *ob, const nn_tensor *t, int tail) {
     return 1;
 }
 
+/* The forward of batch b with a block of NN__SDPA_BLOCK x S floats sc. */
+static void nn__sdpa_fwd_batch(nn__sdpa_saved *sv, int b, const nn_tensor *q, const nn_tensor *k,
+                               const nn_tensor *v, float *out, float *sc) {
+    int r0, i, j, L = sv->L, S = sv->S, Ev = sv->Ev;
+    for (r0 = 0; r0 < L; r0 += NN__SDPA_BLOCK) {
+        int nr = L - r0 < NN__SDPA_BLOCK ? L - r0 : NN__SDPA_BLOCK;
+        int nc = nn__sdpa_cols(sv, r0, nr);
+        float *orow = out + ((size_t)b * (size_t)L + (size_t)r0) * (size_t)Ev;
+        nn__sdpa_scores(sv, b, q->data, k->data, r0, nr, nc, sc);
+        for (i = 0; i < nr; i++) {
+            float *si = sc + (size_t)i * (size_t)nc, mx = -INFINITY, sum = 0.0f, r;
+            float *lse = sv->lse + (size_t)b * (size_t)L + (size_t)(r0 + i);
+            for (j = 0; j < nc; j++) mx = si[j] > mx ? si[j] : mx;
+            if (mx == -INFINITY) {
+                for (j = 0; j < nc; j++) si[j] = 0.0f;
+                *lse = INFINITY;
+                continue;
+            }
+            for (j = 0; j < nc; j++) sum += (si[j] = expf(si[j] - mx));
+            *lse = mx + logf(sum);
+            r = 1.0f / sum;
+            if (sv->keep) {
+                const unsigned char *kp = sv->keep + ((size_t)b * (size_t)L + (size_t)(r0 + i)) * (size_t)S;
+                r /= 1.0f - sv->p;
+                for (j = 0; j < nc; j++) si[j] = kp[j] ? si[j] * r : 0.0f;
+            } else {
+                for (j = 0; j < nc; j++) si[j] *= r;
+            }
+        }
+        if (nc > 0)
+            nn_sgemm(0, 0, nr, Ev, nc, 1.0f, sc, nc, v->data + sv->off[(size_t)b * 4 + 2], Ev, 0.0f, orow, Ev);
+        else
+            memset(orow, 0, sizeof(float) * (size_t)nr * (size_t)Ev);
+    }
+}
+
 NNDEF nn_tensor *nn_scaled_dot_product_attention(nn_tensor *q, nn_tensor *k, nn_tensor *v,
                                                  nn_sdpa_opts opts) {
     static const char *fn = "nn_scaled_dot_product_attention";
@@ -11257,7 +11316,7 @@ NNDEF nn_tensor *nn_scaled_dot_product_attention(nn_tensor *q, nn_tensor *k, nn_
     nn_rng *rng = opts.rng ? opts.rng : nn__rng();
     size_t nbs, b, blk;
     float *sc;
-    int L, S, E, Ev, r0, i, j, d;
+    int L, S, E, Ev, d, t, nt;
     in[0] = q;
     in[1] = k;
     in[2] = v;
@@ -11320,7 +11379,10 @@ NNDEF nn_tensor *nn_scaled_dot_product_attention(nn_tensor *q, nn_tensor *k, nn_
     blk = (size_t)NN__SDPA_BLOCK * (size_t)S;
     sv.off = (size_t *)nn__scratch(out, nbs * 4 * sizeof(size_t));
     sv.lse = (float *)nn__scratch(out, nbs * (size_t)L * sizeof(float));
-    sc = (float *)nn__scratch(out, blk * sizeof(float));
+    sv.bcast = q->numel != nbs * (size_t)L * (size_t)E || k->numel != nbs * (size_t)S * (size_t)E ||
+               v->numel != nbs * (size_t)S * (size_t)Ev;
+    nt = nn__sdpa_threads(&sv, 0);
+    sc = (float *)nn__scratch(out, blk * (size_t)nt * sizeof(float));
     if (sv.p > 0.0f) sv.keep = (unsigned char *)nn__scratch(out, nbs * (size_t)L * (size_t)S);
     svp = out->node ? (nn__sdpa_saved *)nn__scratch(out, sizeof sv) : NULL;
     if (!sv.off || !sv.lse || !sc || (sv.p > 0.0f && !sv.keep) || (out->node && !svp)) {
@@ -11333,37 +11395,12 @@ NNDEF nn_tensor *nn_scaled_dot_product_attention(nn_tensor *q, nn_tensor *k, nn_
         sv.off[b * 4 + 2] = nn__sdpa_off(v, &ob, b);
         sv.off[b * 4 + 3] = mask ? nn__sdpa_off(mask, &ob, b) : 0;
     }
-    for (b = 0; b < nbs; b++) {
-        for (r0 = 0; r0 < L; r0 += NN__SDPA_BLOCK) {
-            int nr = L - r0 < NN__SDPA_BLOCK ? L - r0 : NN__SDPA_BLOCK;
-            int nc = nn__sdpa_cols(&sv, r0, nr);
-            float *ob_ = out->data + (b * (size_t)L + (size_t)r0) * (size_t)Ev;
-            nn__sdpa_scores(&sv, (int)b, q->data, k->data, r0, nr, nc, sc);
-            for (i = 0; i < nr; i++) {
-                float *si = sc + (size_t)i * (size_t)nc, mx = -INFINITY, sum = 0.0f, r;
-                for (j = 0; j < nc; j++) mx = si[j] > mx ? si[j] : mx;
-                if (mx == -INFINITY) {
-                    for (j = 0; j < nc; j++) si[j] = 0.0f;
-                    sv.lse[b * (size_t)L + (size_t)(r0 + i)] = INFINITY;
-                    continue;
-                }
-                for (j = 0; j < nc; j++) sum += (si[j] = expf(si[j] - mx));
-                sv.lse[b * (size_t)L + (size_t)(r0 + i)] = mx + logf(sum);
-                r = 1.0f / sum;
-                if (sv.keep) {
-                    unsigned char *kp = sv.keep + (b * (size_t)L + (size_t)(r0 + i)) * (size_t)S;
-                    r /= 1.0f - sv.p;
-                    for (j = 0; j < S; j++) kp[j] = (unsigned char)(nn_rng_uniform(rng) >= sv.p);
-                    for (j = 0; j < nc; j++) si[j] = kp[j] ? si[j] * r : 0.0f;
-                } else {
-                    for (j = 0; j < nc; j++) si[j] *= r;
-                }
-            }
-            if (nc > 0)
-                nn_sgemm(0, 0, nr, Ev, nc, 1.0f, sc, nc, v->data + sv.off[b * 4 + 2], Ev, 0.0f, ob_, Ev);
-            else
-                memset(ob_, 0, sizeof(float) * (size_t)nr * (size_t)Ev);
-        }
+    if (sv.keep)
+        for (b = 0; b < nbs * (size_t)L * (size_t)S; b++) sv.keep[b] = (unsigned char)(nn_rng_uniform(rng) >= sv.p);
+    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
+    for (t = 0; t < nt; t++) {
+        int bb, b0 = (int)((long)sv.nb * t / nt), b1 = (int)((long)sv.nb * (t + 1) / nt);
+        for (bb = b0; bb < b1; bb++) nn__sdpa_fwd_batch(&sv, bb, q, k, v, out->data, sc + blk * (size_t)t);
     }
     if (svp) {
         *svp = sv;

@@ -456,6 +456,40 @@ static void test_shared_input(void) {
     nn_graph_free(g);
 }
 
+/* 1 and 2 threads give the same values and gradients (the batches split
+   between the threads; a batch big enough to use a team). */
+static void test_threads(void) {
+    nn_graph *g = nn_graph_new();
+    nn_sdpa_opts so;
+    float *ref[4] = {NULL, NULL, NULL, NULL};
+    int th, t;
+    memset(&so, 0, sizeof so);
+    so.is_causal = 1;
+    for (th = 1; th <= 2; th++) {
+        nn_tensor *in[3], *o;
+        nn_graph_reset(g);
+        nn_set_threads(th);
+        nn_seed(11);
+        for (t = 0; t < 3; t++) in[t] = nn_requires_grad(nn_randn(g, NN_SHAPE(4, 64, 72)), 1);
+        o = nn_scaled_dot_product_attention(in[0], in[1], in[2], so);
+        nn_backward(nn_sum(nn_mul(o, o)));
+        for (t = 0; t < 4; t++) {
+            const float *d = t < 3 ? nn_grad(in[t]) : o->data;
+            size_t n = t < 3 ? in[t]->numel : o->numel;
+            if (th == 1) {
+                ref[t] = (float *)malloc(n * sizeof(float));
+                memcpy(ref[t], d, n * sizeof(float));
+            } else {
+                NN_TEST_CHECK(memcmp(ref[t], d, n * sizeof(float)) == 0, "threads: %s identical",
+                              t < 3 ? "gradient" : "output");
+            }
+        }
+    }
+    nn_set_threads(0);
+    for (t = 0; t < 4; t++) free(ref[t]);
+    nn_graph_free(g);
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "tests/golden";
     nn_seed(3);
@@ -465,5 +499,6 @@ int main(int argc, char **argv) {
     test_defaults();
     test_misuse();
     test_shared_input();
+    test_threads();
     return nn_test_summary("test_attn");
 }
