@@ -11410,6 +11410,9 @@ NNDEF nn_tensor *nn_scaled_dot_product_attention(nn_tensor *q, nn_tensor *k, nn_
 }
 
 /* --- multi-head attention --- */
+/* A message prefix "fn: ", or none inside nn_forward (which adds its own). */
+#define NN__PFX(fn) ((fn) ? (fn) : ""), ((fn) ? ": " : "")
+
 typedef struct nn__mha_state {
     int E, H, batch_first;
     float dropout;
@@ -11438,12 +11441,12 @@ static nn_tensor *nn__mha_mask(const char *fn, const nn_mha_args *a, nn_graph *g
     int Hm, n, h, i, j;
     if (!kp && !am) return NULL;
     if (kp && (kp->ndim != 2 || kp->shape[0] != N || kp->shape[1] != S)) {
-        nn__misuse("%s: key_padding_mask %s, want [%d,%d] (batch, keys)", fn, nn__ts(kp), N, S);
+        nn__misuse("%s%skey_padding_mask %s, want [%d,%d] (batch, keys)", NN__PFX(fn), nn__ts(kp), N, S);
         return NULL;
     }
     if (am && !((am->ndim == 2 && am->shape[0] == L && am->shape[1] == S) ||
                 (am->ndim == 3 && am->shape[0] == N * H && am->shape[1] == L && am->shape[2] == S))) {
-        nn__misuse("%s: attn_mask %s, want [%d,%d] or [%d,%d,%d]", fn, nn__ts(am), L, S, N * H, L, S);
+        nn__misuse("%s%sattn_mask %s, want [%d,%d] or [%d,%d,%d]", NN__PFX(fn), nn__ts(am), L, S, N * H, L, S);
         return NULL;
     }
     Hm = am && am->ndim == 3 ? H : 1;
@@ -11478,7 +11481,7 @@ static nn_tensor *nn__mha_run(const char *fn, nn_module *m, nn_tensor *query, nn
         query->shape[2] != E || key->shape[2] != E || value->shape[2] != E ||
         key->shape[0] != value->shape[0] || key->shape[1] != value->shape[1] ||
         query->shape[st->batch_first ? 0 : 1] != key->shape[st->batch_first ? 0 : 1]) {
-        nn__misuse("%s: query %s, key %s, value %s, want %s with E=%d", fn, nn__ts(query),
+        nn__misuse("%s%squery %s, key %s, value %s, want %s with E=%d", NN__PFX(fn), nn__ts(query),
                    nn__ts(key), nn__ts(value), st->batch_first ? "[N,L,E], [N,S,E], [N,S,E]" :
                    "[L,N,E], [S,N,E], [S,N,E]", E);
         return NULL;
@@ -11518,7 +11521,7 @@ static nn_tensor *nn__mha_run(const char *fn, nn_module *m, nn_tensor *query, nn
 }
 
 static nn_tensor *nn__mha_forward(nn_module *m, nn_tensor *x) {
-    return nn__mha_run("nn_forward(MultiheadAttention)", m, x, x, x, NULL);
+    return nn__mha_run(NULL, m, x, x, x, NULL);
 }
 
 NNDEF nn_tensor *nn_mha_forward(nn_module *m, nn_tensor *query, nn_tensor *key, nn_tensor *value,

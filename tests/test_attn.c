@@ -400,7 +400,7 @@ static void test_misuse(void) {
                   "sdpa mask: %s", nn_test_msg);
     m = nn_multihead_attention(4, 2, mo);
     o = nn_forward(m, nn_zeros(g, NN_SHAPE(3, 2, 5)));
-    NN_TEST_CHECK(!o && strstr(nn_test_msg, "nn_forward(MultiheadAttention): query [3,2,5]"),
+    NN_TEST_CHECK(!o && !strncmp(nn_test_msg, "nn_forward(MultiheadAttention): query [3,2,5], key", 50),
                   "mha input: %s", nn_test_msg);
     {
         nn_mha_args a;
@@ -490,6 +490,62 @@ static void test_threads(void) {
     nn_graph_free(g);
 }
 
+/* MHA's is_causal equals a bool attn_mask over j > i; dropout in training
+   changes the output, evaluation does not; the encoder stack passes masks. */
+static void test_mha_modes(void) {
+    nn_graph *g = nn_graph_new();
+    nn_mha_opts mo;
+    nn_mha_args a;
+    nn_transformer_opts to;
+    nn_module *m, *enc;
+    nn_tensor *x, *am, *y1, *y2, *y3;
+    int i, j, differ = 0;
+    memset(&mo, 0, sizeof mo);
+    memset(&a, 0, sizeof a);
+    memset(&to, 0, sizeof to);
+    mo.dropout = 0.5f;
+    m = nn_multihead_attention(8, 2, mo);
+    x = nn_randn(g, NN_SHAPE(6, 2, 8));
+    am = nn_zeros(g, NN_SHAPE(6, 6));
+    for (i = 0; i < 6; i++)
+        for (j = i + 1; j < 6; j++) am->data[i * 6 + j] = 1.0f;
+    nn_train_mode(m, 0);
+    a.is_causal = 1;
+    y1 = nn_mha_forward(m, x, x, x, &a);
+    a.is_causal = 0;
+    a.attn_mask = am;
+    y2 = nn_mha_forward(m, x, x, x, &a);
+    nn_test_close(y1->data, y2->data, y1->numel, 1e-5f, 1e-6f, "is_causal = bool attn_mask");
+    nn_train_mode(m, 1);
+    y3 = nn_mha_forward(m, x, x, x, &a);
+    for (i = 0; i < (int)y3->numel; i++) differ += y3->data[i] != y2->data[i];
+    NN_TEST_CHECK(differ > (int)y3->numel / 2, "dropout in training changes %d of %d", differ, (int)y3->numel);
+    nn_module_free(m);
+    to.dropout = -1.0f;
+    enc = nn_transformer_encoder(2, 8, 2, 16, to);
+    nn_train_mode(enc, 0);
+    a.attn_mask = NULL;
+    a.is_causal = 1;
+    y1 = nn_transformer_encoder_forward(enc, x, &a);
+    {
+        /* Causal: the first position's output depends on the first input only. */
+        nn_tensor *x2 = nn_tensor_from(g, x->data, nn_shape_of(x));
+        for (i = 16; i < (int)x2->numel; i++) x2->data[i] += 1.0f;
+        y2 = nn_transformer_encoder_forward(enc, x2, &a);
+        nn_test_close(y2->data, y1->data, 16, 1e-5f, 1e-6f, "causal encoder: position 0 ignores later inputs");
+        y3 = nn_forward(enc, x2);
+        NN_TEST_CHECK(y3 && fabsf(y3->data[0] - y1->data[0]) > 1e-4f, "without the mask position 0 sees them");
+    }
+    nn_test_clear_msgs();
+    nn_set_error_hook(nn_test_record_hook, NULL);
+    NN_TEST_CHECK(!nn_transformer_encoder(0, 8, 2, 16, to) &&
+                  strstr(nn_test_msg, "nn_transformer_encoder: num_layers=0 must be positive"),
+                  "num_layers: %s", nn_test_msg);
+    nn_set_error_hook(NULL, NULL);
+    nn_module_free(enc);
+    nn_graph_free(g);
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "tests/golden";
     nn_seed(3);
@@ -500,5 +556,6 @@ int main(int argc, char **argv) {
     test_misuse();
     test_shared_input();
     test_threads();
+    test_mha_modes();
     return nn_test_summary("test_attn");
 }
