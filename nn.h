@@ -1180,6 +1180,79 @@ NNDEF nn_module *nn_gru_cell(int input_size, int hidden_size, nn_rnn_opts opts);
 NNDEF nn_tensor *nn_cell_forward(nn_module *cell, nn_tensor *x, nn_tensor *h, nn_tensor *c,
                                  nn_tensor **c_out);
 
+/* --- attention and the transformer layer --- */
+/* Options of nn_scaled_dot_product_attention; zero means the default in
+   every field (C++: nn_sdpa_opts o = {};). */
+typedef struct nn_sdpa_opts {
+    nn_tensor *attn_mask;  /* NULL, or [..., L, S] broadcast to the scores: added
+                              to them, or with mask_is_bool a keep mask */
+    int mask_is_bool;      /* 1: attn_mask's nonzero entries take part, zeros are
+                              masked out (PyTorch's bool mask, True = attend) */
+    int is_causal;         /* 1: query i attends to keys j <= i only */
+    float dropout_p;       /* dropout on the attention weights (0: none) */
+    float scale;           /* of q k^T: 0 means 1/sqrt(E) */
+    nn_rng *rng;           /* dropout's generator: NULL for the thread's */
+} nn_sdpa_opts;
+/* softmax(q k^T * scale + mask) v, one fused op (F.scaled_dot_product_attention):
+   q [..., L, E], k [..., S, E], v [..., S, Ev] -> [..., L, Ev], batch dims
+   broadcast.  Saves only the softmax row statistics; the backward recomputes
+   the weights.  A row with every key masked gives zeros (PyTorch: NaN). */
+NNDEF nn_tensor *nn_scaled_dot_product_attention(nn_tensor *q, nn_tensor *k, nn_tensor *v,
+                                                 nn_sdpa_opts opts);
+
+/* Options of nn_multihead_attention (zero: PyTorch's defaults). */
+typedef struct nn_mha_opts {
+    float dropout;         /* on the attention weights in training (0) */
+    int bias;              /* 0 or 1: in_proj_bias and out_proj.bias; -1: none */
+    int batch_first;       /* 1: inputs [N, L, E]; else [L, N, E] */
+} nn_mha_opts;
+/* The masks and outputs of one attention call (zero: none). */
+typedef struct nn_mha_args {
+    nn_tensor *key_padding_mask; /* [N, S]: bool nonzero = ignore that key, or additive */
+    int key_padding_is_float;    /* 1: key_padding_mask is added to the scores */
+    nn_tensor *attn_mask;        /* [L, S] or [N*num_heads, L, S]: bool nonzero = not
+                                    allowed (PyTorch's MHA convention), or additive */
+    int attn_mask_is_float;      /* 1: attn_mask is added to the scores */
+    int is_causal;               /* 1: a causal mask (keys j <= query i) */
+} nn_mha_args;
+/* torch.nn.MultiheadAttention(embed_dim, num_heads): parameters
+   "in_proj_weight" [3E, E] (xavier uniform), "in_proj_bias" [3E] (zeros),
+   child "out_proj" (Linear, bias zeros).  nn_forward is self-attention;
+   num_heads must divide embed_dim. */
+NNDEF nn_module *nn_multihead_attention(int embed_dim, int num_heads, nn_mha_opts opts);
+/* The attention output [L, N, E] (or [N, L, E] batch_first) of query [L, N, E],
+   key and value [S, N, E], with the masks in args (NULL: none); the averaged
+   attention weights are not computed (need_weights=False). */
+NNDEF nn_tensor *nn_mha_forward(nn_module *m, nn_tensor *query, nn_tensor *key, nn_tensor *value,
+                                const nn_mha_args *args);
+
+/* Options of the transformer encoder layer (zero: PyTorch's defaults). */
+typedef struct nn_transformer_opts {
+    float dropout;         /* 0 means 0.1; negative means none */
+    int gelu;              /* 1: GELU, else ReLU (activation=) */
+    int norm_first;        /* 1: pre-norm x + f(norm(x)); else norm(x + f(x)) */
+    float layer_norm_eps;  /* 0 means 1e-5 */
+    int batch_first;       /* 1: [N, L, E]; else [L, N, E] */
+    int final_norm;        /* nn_transformer_encoder: 1 adds the child "norm" */
+} nn_transformer_opts;
+/* torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward): children
+   self_attn, linear1, dropout, linear2, norm1, norm2, dropout1, dropout2. */
+NNDEF nn_module *nn_transformer_encoder_layer(int d_model, int nhead, int dim_feedforward,
+                                              nn_transformer_opts opts);
+/* The layer's forward with masks (src_mask = args->attn_mask, src_key_padding_mask). */
+NNDEF nn_tensor *nn_transformer_layer_forward(nn_module *m, nn_tensor *x, const nn_mha_args *args);
+/* torch.nn.TransformerEncoder of num_layers fresh layers "layers.0", ... built
+   as nn_transformer_encoder_layer, and "norm" (LayerNorm) with opts.final_norm. */
+NNDEF nn_module *nn_transformer_encoder(int num_layers, int d_model, int nhead,
+                                        int dim_feedforward, nn_transformer_opts opts);
+/* The encoder's forward with masks, passed to every layer. */
+NNDEF nn_tensor *nn_transformer_encoder_forward(nn_module *m, nn_tensor *x, const nn_mha_args *args);
+/* Positional encodings added to x [N, L, d] (batch_first) or [L, N, d]:
+   sinusoidal (buffer "pe" [max_len, d], pe[p, 2i] = sin(p / 10000^(2i/d)),
+   pe[p, 2i+1] = cos(...)) or learned (parameter "weight" [max_len, d], N(0,1)). */
+NNDEF nn_module *nn_sinusoidal_positional_encoding(int d_model, int max_len, int batch_first);
+NNDEF nn_module *nn_learned_positional_encoding(int d_model, int max_len, int batch_first);
+
 /* ===== >>regularizers ===================================================== */
 
 /* Regularizers: the dropout family, information dropout, residual blocks
@@ -12112,6 +12185,700 @@ NNDEF nn_tensor *nn_cell_forward(nn_module *cell, nn_tensor *x, nn_tensor *h, nn
     if (!nn__rnn_layer(op, st, 0, x3, 1, B, h3, c3, NULL, &y, &hn, &cn)) return NULL;
     if (c_out && cn && !(*c_out = nn_reshape(cn, NN_SHAPE(B, st->H)))) return NULL;
     return nn_reshape(hn, NN_SHAPE(B, st->H));
+}
+
+/* --- attention and the transformer layer --- */
+
+/* Saved by nn_scaled_dot_product_attention: the batch offsets of each
+   operand, the log-sum-exp of every score row and the dropout keep mask. */
+typedef struct nn__sdpa_saved {
+    int nb, L, S, E, Ev, causal, mbool;
+    int bcast;                 /* some operand's batch is broadcast */
+    int mrow, mcol;            /* the mask's row and column strides (0: broadcast) */
+    float scale, p;
+    size_t *off;               /* nb x 4: q, k, v and mask batch offsets (elements) */
+    float *lse;                /* nb x L */
+    unsigned char *keep;       /* nb x L x S when dropout, else NULL */
+    const nn_tensor *mask;
+} nn__sdpa_saved;
+
+/* The offset of output batch b in t's batch (the dims before its last two),
+   broadcasting t's dims of size 1 and its missing leading dims. */
+static size_t nn__sdpa_off(const nn_tensor *t, const nn_shape *ob, size_t b) {
+    int d, td = t->ndim - 2, off = ob->ndim - td;
+    size_t r = 0, stride = 1;
+    for (d = ob->ndim - 1; d >= 0; d--) {
+        int i = (int)(b % (size_t)ob->d[d]);
+        b /= (size_t)ob->d[d];
+        if (d >= off) {
+            int sz = t->shape[d - off];
+            if (sz != 1) r += (size_t)i * stride;
+            stride *= (size_t)sz;
+        }
+    }
+    return r * (size_t)t->shape[t->ndim - 2] * (size_t)t->shape[t->ndim - 1];
+}
+
+/* Scores of rows r0..r0+nr-1 of batch b over keys 0..nc-1 into s [nr, nc]:
+   scale q k^T plus the mask, -inf where masked. */
+static void nn__sdpa_scores(const nn__sdpa_saved *sv, int b, const float *q, const float *k,
+                            int r0, int nr, int nc, float *s) {
+    const size_t *o = sv->off + (size_t)b * 4;
+    int i, j;
+    nn_sgemm(0, 1, nr, nc, sv->E, sv->scale, q + o[0] + (size_t)r0 * (size_t)sv->E, sv->E,
+             k + o[1], sv->E, 0.0f, s, nc);
+    for (i = 0; i < nr; i++) {
+        float *si = s + (size_t)i * (size_t)nc;
+        if (sv->mask) {
+            const float *m = sv->mask->data + o[3] + (size_t)(r0 + i) * (size_t)sv->mrow;
+            if (sv->mbool) {
+                for (j = 0; j < nc; j++)
+                    if (m[(size_t)j * (size_t)sv->mcol] == 0.0f) si[j] = -INFINITY;
+            } else {
+                for (j = 0; j < nc; j++) si[j] += m[(size_t)j * (size_t)sv->mcol];
+            }
+        }
+        if (sv->causal)
+            for (j = r0 + i + 1; j < nc; j++) si[j] = -INFINITY;
+    }
+}
+
+/* Rows of the causal block r0..r0+nr-1 see keys below r0+nr only. */
+static int nn__sdpa_cols(const nn__sdpa_saved *sv, int r0, int nr) {
+    return sv->causal && r0 + nr < sv->S ? r0 + nr : sv->S;
+}
+#define NN__SDPA_BLOCK 32
+
+/* The backward of batch b with the blocks P, A (P itself without dropout)
+   and B of NN__SDPA_BLOCK x S floats. */
+static void nn__sdpa_bwd_batch(const nn__sdpa_saved *sv, int b, const nn_tensor *q, const nn_tensor *k,
+                               const nn_tensor *v, const float *go, float *gq, float *gk, float *gv,
+                               float *P, float *A, float *B) {
+    const size_t *o = sv->off + (size_t)b * 4;
+    float inv = sv->p > 0.0f ? 1.0f / (1.0f - sv->p) : 1.0f;
+    int r0, i, j;
+    for (r0 = 0; r0 < sv->L; r0 += NN__SDPA_BLOCK) {
+        int nr = sv->L - r0 < NN__SDPA_BLOCK ? sv->L - r0 : NN__SDPA_BLOCK;
+        int nc = nn__sdpa_cols(sv, r0, nr);
+        const float *gor = go + ((size_t)b * (size_t)sv->L + (size_t)r0) * (size_t)sv->Ev;
+        nn__sdpa_scores(sv, b, q->data, k->data, r0, nr, nc, P);
+        for (i = 0; i < nr; i++) {
+            float l = sv->lse[(size_t)b * (size_t)sv->L + (size_t)(r0 + i)];
+            float *pi = P + (size_t)i * (size_t)nc;
+            for (j = 0; j < nc; j++) pi[j] = l == INFINITY ? 0.0f : expf(pi[j] - l);
+            if (sv->keep) {
+                const unsigned char *kp = sv->keep + ((size_t)b * (size_t)sv->L + (size_t)(r0 + i)) * (size_t)sv->S;
+                float *ai = A + (size_t)i * (size_t)nc;
+                for (j = 0; j < nc; j++) ai[j] = kp[j] ? pi[j] * inv : 0.0f;
+            }
+        }
+        /* dV += Pd^T dO; dPd = dO V^T. */
+        if (gv)
+            nn_sgemm(1, 0, nc, sv->Ev, nr, 1.0f, A, nc, gor, sv->Ev, 1.0f, gv + o[2], sv->Ev);
+        if (!gq && !gk) continue;
+        nn_sgemm(0, 1, nr, nc, sv->Ev, 1.0f, gor, sv->Ev, v->data + o[2], sv->Ev, 0.0f, B, nc);
+        for (i = 0; i < nr; i++) {
+            float *pi = P + (size_t)i * (size_t)nc, *bi = B + (size_t)i * (size_t)nc, D = 0.0f;
+            if (sv->keep) {
+                const unsigned char *kp = sv->keep + ((size_t)b * (size_t)sv->L + (size_t)(r0 + i)) * (size_t)sv->S;
+                for (j = 0; j < nc; j++) bi[j] = kp[j] ? bi[j] * inv : 0.0f;
+            }
+            for (j = 0; j < nc; j++) D += pi[j] * bi[j];
+            for (j = 0; j < nc; j++) bi[j] = pi[j] * (bi[j] - D);
+        }
+        /* dQ += scale dS K; dK += scale dS^T Q. */
+        if (gq)
+            nn_sgemm(0, 0, nr, sv->E, nc, sv->scale, B, nc, k->data + o[1], sv->E, 1.0f,
+                     gq + o[0] + (size_t)r0 * (size_t)sv->E, sv->E);
+        if (gk)
+            nn_sgemm(1, 0, nc, sv->E, nr, sv->scale, B, nc, q->data + o[0] + (size_t)r0 * (size_t)sv->E,
+                     sv->E, 1.0f, gk + o[1], sv->E);
+    }
+}
+
+/* Threads for the nb batches: each takes a run of them.  The backward
+   needs batches that write their own gradient rows (no broadcast). */
+static int nn__sdpa_threads(const nn__sdpa_saved *sv, int bwd) {
+    int nt = nn__run(nn__team((double)sv->nb * (double)sv->L * (double)sv->S * (double)sv->E > 1e6));
+    if (bwd && sv->bcast) nt = 1;
+    return nt < sv->nb ? nt : sv->nb > 0 ? sv->nb : 1;
+}
+
+static void nn__sdpa_backward(nn__node *n) {
+    const nn__sdpa_saved *sv = (const nn__sdpa_saved *)n->saved;
+    nn_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
+    float *gq = nn__in_grad(n, 0), *gk = nn__in_grad(n, 1), *gv = nn__in_grad(n, 2);
+    const float *go = n->out->grad;
+    float *P;
+    size_t blk = (size_t)NN__SDPA_BLOCK * (size_t)sv->S;
+    int nt = nn__sdpa_threads(sv, 1), t;
+    /* q, k and v may be one tensor: then the batches share gradient rows. */
+    if (q == k || q == v || k == v) nt = 1;
+    P = (float *)nn__scratch(n->out, 3 * blk * (size_t)nt * sizeof(float));
+    if (!P) {
+        if (!nn__grad_oom) nn__grad_oom = n->out;
+        return;
+    }
+    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
+    for (t = 0; t < nt; t++) {
+        float *Pt = P + 3 * blk * (size_t)t;
+        int b, b0 = (int)((long)sv->nb * t / nt), b1 = (int)((long)sv->nb * (t + 1) / nt);
+        for (b = b0; b < b1; b++)
+            nn__sdpa_bwd_batch(sv, b, q, k, v, go, gq, gk, gv, Pt, sv->keep ? Pt + blk : Pt, Pt + 2 * blk);
+    }
+}
+
+/* Broadcast the batch dims of t (all but its last `tail`) into *ob; 0 when
+   they do not broadcast. */
+static int nn__sdpa_bcast(nn_shape *ob, const nn_tensor *t, int tail) {
+    int td = t->ndim - tail, nd = ob->ndim > td ? ob->ndim : td, d;
+    nn_shape r;
+    r.ndim = nd;
+    for (d = 0; d < nd; d++) {
+        int a = d - (nd - ob->ndim), c = d - (nd - td);
+        int x = a >= 0 ? ob->d[a] : 1, y = c >= 0 ? t->shape[c] : 1;
+        if (x != y && x != 1 && y != 1) return 0;
+        r.d[d] = x == 1 ? y : x;
+    }
+    *ob = r;
+    return 1;
+}
+
+/* The forward of batch b with a block of NN__SDPA_BLOCK x S floats sc. */
+static void nn__sdpa_fwd_batch(nn__sdpa_saved *sv, int b, const nn_tensor *q, const nn_tensor *k,
+                               const nn_tensor *v, float *out, float *sc) {
+    int r0, i, j, L = sv->L, S = sv->S, Ev = sv->Ev;
+    for (r0 = 0; r0 < L; r0 += NN__SDPA_BLOCK) {
+        int nr = L - r0 < NN__SDPA_BLOCK ? L - r0 : NN__SDPA_BLOCK;
+        int nc = nn__sdpa_cols(sv, r0, nr);
+        float *orow = out + ((size_t)b * (size_t)L + (size_t)r0) * (size_t)Ev;
+        nn__sdpa_scores(sv, b, q->data, k->data, r0, nr, nc, sc);
+        for (i = 0; i < nr; i++) {
+            float *si = sc + (size_t)i * (size_t)nc, mx = -INFINITY, sum = 0.0f, r;
+            float *lse = sv->lse + (size_t)b * (size_t)L + (size_t)(r0 + i);
+            for (j = 0; j < nc; j++) mx = si[j] > mx ? si[j] : mx;
+            if (mx == -INFINITY) {
+                for (j = 0; j < nc; j++) si[j] = 0.0f;
+                *lse = INFINITY;
+                continue;
+            }
+            for (j = 0; j < nc; j++) sum += (si[j] = expf(si[j] - mx));
+            *lse = mx + logf(sum);
+            r = 1.0f / sum;
+            if (sv->keep) {
+                const unsigned char *kp = sv->keep + ((size_t)b * (size_t)L + (size_t)(r0 + i)) * (size_t)S;
+                r /= 1.0f - sv->p;
+                for (j = 0; j < nc; j++) si[j] = kp[j] ? si[j] * r : 0.0f;
+            } else {
+                for (j = 0; j < nc; j++) si[j] *= r;
+            }
+        }
+        if (nc > 0)
+            nn_sgemm(0, 0, nr, Ev, nc, 1.0f, sc, nc, v->data + sv->off[(size_t)b * 4 + 2], Ev, 0.0f, orow, Ev);
+        else
+            memset(orow, 0, sizeof(float) * (size_t)nr * (size_t)Ev);
+    }
+}
+
+NNDEF nn_tensor *nn_scaled_dot_product_attention(nn_tensor *q, nn_tensor *k, nn_tensor *v,
+                                                 nn_sdpa_opts opts) {
+    static const char *fn = "nn_scaled_dot_product_attention";
+    nn_tensor *in[3], *out, *mask = opts.attn_mask;
+    nn__sdpa_saved sv, *svp;
+    nn_shape ob, os;
+    nn_rng *rng = opts.rng ? opts.rng : nn__rng();
+    size_t nbs, b, blk;
+    float *sc;
+    int L, S, E, Ev, d, t, nt;
+    in[0] = q;
+    in[1] = k;
+    in[2] = v;
+    if (!q || !k || !v) {
+        nn__misuse("%s: NULL input (q %s, k %s, v %s)", fn, nn__ts(q), nn__ts(k), nn__ts(v));
+        return NULL;
+    }
+    if (q->ndim < 2 || k->ndim < 2 || v->ndim < 2 || q->shape[q->ndim - 1] != k->shape[k->ndim - 1] ||
+        k->shape[k->ndim - 2] != v->shape[v->ndim - 2]) {
+        nn__misuse("%s: q %s, k %s and v %s do not fit (want q [...,L,E], k [...,S,E], v [...,S,Ev])",
+                   fn, nn__ts(q), nn__ts(k), nn__ts(v));
+        return NULL;
+    }
+    L = q->shape[q->ndim - 2];
+    E = q->shape[q->ndim - 1];
+    S = k->shape[k->ndim - 2];
+    Ev = v->shape[v->ndim - 1];
+    ob.ndim = 0;
+    if (!nn__sdpa_bcast(&ob, q, 2) || !nn__sdpa_bcast(&ob, k, 2) || !nn__sdpa_bcast(&ob, v, 2)) {
+        nn__misuse("%s: the batch dims of q %s, k %s and v %s do not broadcast", fn, nn__ts(q),
+                   nn__ts(k), nn__ts(v));
+        return NULL;
+    }
+    os = ob;
+    if (mask && (mask->ndim < 2 || (mask->shape[mask->ndim - 2] != L && mask->shape[mask->ndim - 2] != 1) ||
+                 (mask->shape[mask->ndim - 1] != S && mask->shape[mask->ndim - 1] != 1) ||
+                 !nn__sdpa_bcast(&os, mask, 2) || os.ndim != ob.ndim ||
+                 memcmp(os.d, ob.d, sizeof(int) * (size_t)ob.ndim) != 0)) {
+        nn__misuse("%s: attn_mask %s does not broadcast to the scores [batch...,%d,%d]", fn,
+                   nn__ts(mask), L, S);
+        return NULL;
+    }
+    if (!(opts.dropout_p >= 0.0f && opts.dropout_p < 1.0f) || opts.scale < 0.0f || opts.scale != opts.scale) {
+        nn__misuse("%s: dropout_p=%g must be in [0,1) and scale=%g not negative", fn,
+                   (double)opts.dropout_p, (double)opts.scale);
+        return NULL;
+    }
+    os = ob;
+    os.d[os.ndim++] = L;
+    os.d[os.ndim++] = Ev;
+    out = nn__op(fn, in, 3, os, nn__sdpa_backward);
+    if (!out) return NULL;
+    nbs = 1;
+    for (d = 0; d < ob.ndim; d++) nbs *= (size_t)ob.d[d];
+    memset(&sv, 0, sizeof sv);
+    sv.nb = (int)nbs;
+    sv.L = L;
+    sv.S = S;
+    sv.E = E;
+    sv.Ev = Ev;
+    sv.causal = opts.is_causal != 0;
+    sv.mbool = opts.mask_is_bool != 0;
+    sv.mask = mask;
+    sv.scale = opts.scale > 0.0f ? opts.scale : 1.0f / sqrtf((float)(E > 0 ? E : 1));
+    sv.p = opts.dropout_p;
+    if (mask) {
+        sv.mcol = mask->shape[mask->ndim - 1] == 1 ? 0 : 1;
+        sv.mrow = mask->shape[mask->ndim - 2] == 1 ? 0 : mask->shape[mask->ndim - 1];
+    }
+    blk = (size_t)NN__SDPA_BLOCK * (size_t)S;
+    sv.off = (size_t *)nn__scratch(out, nbs * 4 * sizeof(size_t));
+    sv.lse = (float *)nn__scratch(out, nbs * (size_t)L * sizeof(float));
+    sv.bcast = q->numel != nbs * (size_t)L * (size_t)E || k->numel != nbs * (size_t)S * (size_t)E ||
+               v->numel != nbs * (size_t)S * (size_t)Ev;
+    nt = nn__sdpa_threads(&sv, 0);
+    sc = (float *)nn__scratch(out, blk * (size_t)nt * sizeof(float));
+    if (sv.p > 0.0f) sv.keep = (unsigned char *)nn__scratch(out, nbs * (size_t)L * (size_t)S);
+    svp = out->node ? (nn__sdpa_saved *)nn__scratch(out, sizeof sv) : NULL;
+    if (!sv.off || !sv.lse || !sc || (sv.p > 0.0f && !sv.keep) || (out->node && !svp)) {
+        nn__misuse("%s: out of graph memory for %s", fn, nn__ts(out));
+        return NULL;
+    }
+    for (b = 0; b < nbs; b++) {
+        sv.off[b * 4] = nn__sdpa_off(q, &ob, b);
+        sv.off[b * 4 + 1] = nn__sdpa_off(k, &ob, b);
+        sv.off[b * 4 + 2] = nn__sdpa_off(v, &ob, b);
+        sv.off[b * 4 + 3] = mask ? nn__sdpa_off(mask, &ob, b) : 0;
+    }
+    if (sv.keep)
+        for (b = 0; b < nbs * (size_t)L * (size_t)S; b++) sv.keep[b] = (unsigned char)(nn_rng_uniform(rng) >= sv.p);
+    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
+    for (t = 0; t < nt; t++) {
+        int bb, b0 = (int)((long)sv.nb * t / nt), b1 = (int)((long)sv.nb * (t + 1) / nt);
+        for (bb = b0; bb < b1; bb++) nn__sdpa_fwd_batch(&sv, bb, q, k, v, out->data, sc + blk * (size_t)t);
+    }
+    if (svp) {
+        *svp = sv;
+        out->node->saved = svp;
+    }
+    return out;
+}
+
+/* --- multi-head attention --- */
+/* A message prefix "fn: ", or none inside nn_forward (which adds its own). */
+#define NN__PFX(fn) ((fn) ? (fn) : ""), ((fn) ? ": " : "")
+
+typedef struct nn__mha_state {
+    int E, H, batch_first;
+    float dropout;
+    nn_tensor *w, *b;          /* in_proj_weight [3E,E], in_proj_bias [3E] or NULL */
+    nn_module *out_proj;
+} nn__mha_state;
+
+/* [N, L, E] -> [N, H, L, E/H]. */
+static nn_tensor *nn__mha_heads(nn_tensor *x, int H) {
+    int N = x->shape[0], L = x->shape[1], E = x->shape[2];
+    return nn_transpose(nn_reshape(x, NN_SHAPE(N, L, H, E / H)), 1, 2);
+}
+
+/* The projection rows [i*E, (i+1)*E) of the in_proj of x. */
+static nn_tensor *nn__mha_proj(const nn__mha_state *st, nn_tensor *x, int i) {
+    nn_tensor *w = nn_slice(st->w, 0, i * st->E, (i + 1) * st->E);
+    nn_tensor *b = st->b ? nn_slice(st->b, 0, i * st->E, (i + 1) * st->E) : NULL;
+    return nn_linear_op(x, w, b);
+}
+
+/* The additive float mask [N, Hm, L, S] of the masks in a (NULL: none). */
+static nn_tensor *nn__mha_mask(const char *fn, const nn_mha_args *a, nn_graph *g, int N, int H,
+                               int L, int S) {
+    const nn_tensor *kp = a ? a->key_padding_mask : NULL, *am = a ? a->attn_mask : NULL;
+    nn_tensor *m;
+    int Hm, n, h, i, j;
+    if (!kp && !am) return NULL;
+    if (kp && (kp->ndim != 2 || kp->shape[0] != N || kp->shape[1] != S)) {
+        nn__misuse("%s%skey_padding_mask %s, want [%d,%d] (batch, keys)", NN__PFX(fn), nn__ts(kp), N, S);
+        return NULL;
+    }
+    if (am && !((am->ndim == 2 && am->shape[0] == L && am->shape[1] == S) ||
+                (am->ndim == 3 && am->shape[0] == N * H && am->shape[1] == L && am->shape[2] == S))) {
+        nn__misuse("%s%sattn_mask %s, want [%d,%d] or [%d,%d,%d]", NN__PFX(fn), nn__ts(am), L, S, N * H, L, S);
+        return NULL;
+    }
+    Hm = am && am->ndim == 3 ? H : 1;
+    m = nn_zeros(g, NN_SHAPE(N, Hm, L, S));
+    if (!m) return NULL;
+    for (n = 0; n < N; n++)
+        for (h = 0; h < Hm; h++)
+            for (i = 0; i < L; i++) {
+                float *r = m->data + (((size_t)n * (size_t)Hm + (size_t)h) * (size_t)L + (size_t)i) * (size_t)S;
+                const float *ar = am ? am->data + ((am->ndim == 3 ? (size_t)n * (size_t)H + (size_t)h : 0) *
+                                                   (size_t)L + (size_t)i) * (size_t)S : NULL;
+                for (j = 0; j < S; j++) {
+                    float x = 0.0f;
+                    if (ar) x = a->attn_mask_is_float ? ar[j] : ar[j] != 0.0f ? -INFINITY : 0.0f;
+                    if (kp) {
+                        float y = kp->data[(size_t)n * (size_t)S + (size_t)j];
+                        x += a->key_padding_is_float ? y : y != 0.0f ? -INFINITY : 0.0f;
+                    }
+                    r[j] = x;
+                }
+            }
+    return m;
+}
+
+static nn_tensor *nn__mha_run(const char *fn, nn_module *m, nn_tensor *query, nn_tensor *key,
+                              nn_tensor *value, const nn_mha_args *args) {
+    const nn__mha_state *st = (const nn__mha_state *)m->user;
+    nn_tensor *q, *k, *v, *o;
+    nn_sdpa_opts so;
+    int N, L, S, E = st->E, H = st->H;
+    if (!query || !key || !value || query->ndim != 3 || key->ndim != 3 || value->ndim != 3 ||
+        query->shape[2] != E || key->shape[2] != E || value->shape[2] != E ||
+        key->shape[0] != value->shape[0] || key->shape[1] != value->shape[1] ||
+        query->shape[st->batch_first ? 0 : 1] != key->shape[st->batch_first ? 0 : 1]) {
+        nn__misuse("%s%squery %s, key %s, value %s, want %s with E=%d", NN__PFX(fn), nn__ts(query),
+                   nn__ts(key), nn__ts(value), st->batch_first ? "[N,L,E], [N,S,E], [N,S,E]" :
+                   "[L,N,E], [S,N,E], [S,N,E]", E);
+        return NULL;
+    }
+    if (!st->batch_first) {
+        nn_tensor *qt = nn_transpose(query, 0, 1);
+        nn_tensor *kt = key == query ? qt : nn_transpose(key, 0, 1);
+        value = value == query ? qt : value == key ? kt : nn_transpose(value, 0, 1);
+        query = qt;
+        key = kt;
+        if (!query || !key || !value) return NULL;
+    }
+    N = query->shape[0];
+    L = query->shape[1];
+    S = key->shape[1];
+    if (query == key && key == value) {
+        nn_tensor *qkv = nn_linear_op(query, st->w, st->b);
+        q = nn_slice(qkv, 2, 0, E);
+        k = nn_slice(qkv, 2, E, 2 * E);
+        v = nn_slice(qkv, 2, 2 * E, 3 * E);
+    } else {
+        q = nn__mha_proj(st, query, 0);
+        k = nn__mha_proj(st, key, 1);
+        v = nn__mha_proj(st, value, 2);
+    }
+    if (!q || !k || !v) return NULL;
+    memset(&so, 0, sizeof so);
+    so.attn_mask = nn__mha_mask(fn, args, q->graph, N, H, L, S);
+    if (args && (args->key_padding_mask || args->attn_mask) && !so.attn_mask) return NULL;
+    so.is_causal = args ? args->is_causal : 0;
+    so.dropout_p = m->training ? st->dropout : 0.0f;
+    o = nn_scaled_dot_product_attention(nn__mha_heads(q, H), nn__mha_heads(k, H), nn__mha_heads(v, H), so);
+    if (!o) return NULL;
+    o = nn_reshape(nn_transpose(o, 1, 2), NN_SHAPE(N, L, E));
+    o = nn_forward(st->out_proj, o);
+    return st->batch_first || !o ? o : nn_transpose(o, 0, 1);
+}
+
+static nn_tensor *nn__mha_forward(nn_module *m, nn_tensor *x) {
+    return nn__mha_run(NULL, m, x, x, x, NULL);
+}
+
+NNDEF nn_tensor *nn_mha_forward(nn_module *m, nn_tensor *query, nn_tensor *key, nn_tensor *value,
+                                const nn_mha_args *args) {
+    if (!m || m->forward != nn__mha_forward) {
+        nn__misuse("nn_mha_forward: needs a MultiheadAttention module, got %s", m ? m->type : "NULL");
+        return NULL;
+    }
+    return nn__mha_run("nn_mha_forward", m, query, key, value, args);
+}
+
+static nn_module *nn__mha_make(const char *fn, int E, int H, nn_mha_opts opts) {
+    nn_module *m, *op;
+    nn__mha_state *st;
+    nn_tensor *w, *b = NULL;
+    float bound;
+    if (E < 1 || H < 1 || E % H != 0) {
+        nn__misuse("%s: num_heads=%d must divide embed_dim=%d (both positive)", fn, H, E);
+        return NULL;
+    }
+    if (!(opts.dropout >= 0.0f && opts.dropout < 1.0f)) {
+        nn__misuse("%s: dropout=%g must be in [0,1)", fn, (double)opts.dropout);
+        return NULL;
+    }
+    if (!(m = nn__module_with_state("MultiheadAttention", nn__mha_forward, sizeof(nn__mha_state))))
+        return NULL;
+    st = (nn__mha_state *)m->user;
+    st->E = E;
+    st->H = H;
+    st->batch_first = opts.batch_first != 0;
+    st->dropout = opts.dropout;
+    /* xavier_uniform on [3E, E]: bound sqrt(6 / (E + 3E)). */
+    bound = sqrtf(6.0f / (float)(4 * E));
+    w = nn__uniform_param(NN_SHAPE(3 * E, E), bound);
+    if (!w || !nn_module_add_param(m, "in_proj_weight", w) ||
+        (opts.bias >= 0 && (!(b = nn_zeros(NULL, NN_SHAPE(3 * E))) || !nn_module_add_param(m, "in_proj_bias", b))) ||
+        !(op = opts.bias >= 0 ? nn_linear(E, E) : nn_linear_nobias(E, E)) ||
+        !nn_module_add_child(m, "out_proj", op)) {
+        nn_module_free(m);
+        return NULL;
+    }
+    if (opts.bias >= 0) memset(nn_param_get(op, "bias")->data, 0, sizeof(float) * (size_t)E);
+    nn_requires_grad(w, 1);
+    if (b) nn_requires_grad(b, 1);
+    st->w = w;
+    st->b = b;
+    st->out_proj = op;
+    return m;
+}
+
+NNDEF nn_module *nn_multihead_attention(int embed_dim, int num_heads, nn_mha_opts opts) {
+    return nn__mha_make("nn_multihead_attention", embed_dim, num_heads, opts);
+}
+
+/* --- the transformer encoder --- */
+typedef struct nn__tel_state {
+    nn_transformer_opts o;
+    nn_module *sa, *l1, *drop, *l2, *n1, *n2, *d1, *d2;
+} nn__tel_state;
+
+static nn_tensor *nn__tel_run(nn_module *m, nn_tensor *x, const nn_mha_args *args) {
+    const nn__tel_state *st = (const nn__tel_state *)m->user;
+    nn_tensor *h;
+    if (!x) return NULL;
+    h = st->o.norm_first ? nn_forward(st->n1, x) : x;
+    if (!h) return NULL;
+    h = nn_forward(st->d1, nn_mha_forward(st->sa, h, h, h, args));
+    x = nn_add(x, h);
+    if (!st->o.norm_first) x = nn_forward(st->n1, x);
+    if (!x) return NULL;
+    h = st->o.norm_first ? nn_forward(st->n2, x) : x;
+    h = nn_forward(st->l1, h);
+    if (!h) return NULL;
+    h = st->o.gelu ? nn_gelu_op(h) : nn_relu_op(h);
+    h = nn_forward(st->d2, nn_forward(st->l2, nn_forward(st->drop, h)));
+    x = nn_add(x, h);
+    return st->o.norm_first || !x ? x : nn_forward(st->n2, x);
+}
+
+static nn_tensor *nn__tel_forward(nn_module *m, nn_tensor *x) { return nn__tel_run(m, x, NULL); }
+
+NNDEF nn_tensor *nn_transformer_layer_forward(nn_module *m, nn_tensor *x, const nn_mha_args *args) {
+    if (!m || m->forward != nn__tel_forward) {
+        nn__misuse("nn_transformer_layer_forward: needs a TransformerEncoderLayer, got %s",
+                   m ? m->type : "NULL");
+        return NULL;
+    }
+    return nn__tel_run(m, x, args);
+}
+
+/* Fill the transformer options' defaults; 0 after a misuse report. */
+static int nn__tel_opts(const char *fn, int d, int h, int ff, nn_transformer_opts *o) {
+    if (d < 1 || h < 1 || ff < 1 || d % h != 0) {
+        nn__misuse("%s: nhead=%d must divide d_model=%d, dim_feedforward=%d (all positive)", fn, h, d, ff);
+        return 0;
+    }
+    if (o->dropout == 0.0f) o->dropout = 0.1f;
+    else if (o->dropout < 0.0f) o->dropout = 0.0f;
+    if (o->layer_norm_eps == 0.0f) o->layer_norm_eps = 1e-5f;
+    if (!(o->dropout < 1.0f) || !(o->layer_norm_eps > 0.0f)) {
+        nn__misuse("%s: dropout=%g must be below 1 and layer_norm_eps=%g positive", fn,
+                   (double)o->dropout, (double)o->layer_norm_eps);
+        return 0;
+    }
+    return 1;
+}
+
+static nn_module *nn__tel_make(int d, int h, int ff, nn_transformer_opts o) {
+    static const char *names[8] = {"self_attn", "linear1", "dropout", "linear2", "norm1", "norm2",
+                                   "dropout1", "dropout2"};
+    nn_module *m, *c[8];
+    nn__tel_state *st;
+    nn_mha_opts mo;
+    nn_norm_opts no;
+    int i, ok = 1;
+    memset(&mo, 0, sizeof mo);
+    memset(&no, 0, sizeof no);
+    mo.dropout = o.dropout;
+    mo.batch_first = o.batch_first;
+    no.eps = o.layer_norm_eps;
+    if (!(m = nn__module_with_state("TransformerEncoderLayer", nn__tel_forward, sizeof(nn__tel_state))))
+        return NULL;
+    st = (nn__tel_state *)m->user;
+    st->o = o;
+    c[0] = nn__mha_make("nn_transformer_encoder_layer", d, h, mo);
+    c[1] = nn_linear(d, ff);
+    c[2] = nn_dropout(o.dropout);
+    c[3] = nn_linear(ff, d);
+    c[4] = nn_layernorm(NN_SHAPE(d), no);
+    c[5] = nn_layernorm(NN_SHAPE(d), no);
+    c[6] = nn_dropout(o.dropout);
+    c[7] = nn_dropout(o.dropout);
+    for (i = 0; i < 8; i++) {
+        if (ok && c[i]) ok = nn_module_add_child(m, names[i], c[i]) != NULL;
+        else if (c[i]) nn_module_free(c[i]);
+        else ok = 0;
+    }
+    if (!ok) {
+        nn_module_free(m);
+        return NULL;
+    }
+    st->sa = c[0];
+    st->l1 = c[1];
+    st->drop = c[2];
+    st->l2 = c[3];
+    st->n1 = c[4];
+    st->n2 = c[5];
+    st->d1 = c[6];
+    st->d2 = c[7];
+    return m;
+}
+
+NNDEF nn_module *nn_transformer_encoder_layer(int d_model, int nhead, int dim_feedforward,
+                                              nn_transformer_opts opts) {
+    if (!nn__tel_opts("nn_transformer_encoder_layer", d_model, nhead, dim_feedforward, &opts)) return NULL;
+    return nn__tel_make(d_model, nhead, dim_feedforward, opts);
+}
+
+typedef struct nn__tenc_state {
+    int n;
+    nn_module *layers, *norm;
+} nn__tenc_state;
+
+static nn_tensor *nn__tenc_run(nn_module *m, nn_tensor *x, const nn_mha_args *args) {
+    const nn__tenc_state *st = (const nn__tenc_state *)m->user;
+    int i;
+    for (i = 0; i < st->n && x; i++) x = nn__tel_run(st->layers->children[i], x, args);
+    return st->norm && x ? nn_forward(st->norm, x) : x;
+}
+static nn_tensor *nn__tenc_forward(nn_module *m, nn_tensor *x) { return nn__tenc_run(m, x, NULL); }
+static nn_tensor *nn__modlist_forward(nn_module *m, nn_tensor *x) {
+    (void)x;
+    nn__misuse("nn_forward(%s): a ModuleList has no forward", m->type);
+    return NULL;
+}
+
+NNDEF nn_tensor *nn_transformer_encoder_forward(nn_module *m, nn_tensor *x, const nn_mha_args *args) {
+    if (!m || m->forward != nn__tenc_forward) {
+        nn__misuse("nn_transformer_encoder_forward: needs a TransformerEncoder, got %s",
+                   m ? m->type : "NULL");
+        return NULL;
+    }
+    return nn__tenc_run(m, x, args);
+}
+
+NNDEF nn_module *nn_transformer_encoder(int num_layers, int d_model, int nhead,
+                                        int dim_feedforward, nn_transformer_opts opts) {
+    nn_module *m, *list, *c;
+    nn__tenc_state *st;
+    nn_norm_opts no;
+    char name[16];
+    int i;
+    if (num_layers < 1) {
+        nn__misuse("nn_transformer_encoder: num_layers=%d must be positive", num_layers);
+        return NULL;
+    }
+    if (!nn__tel_opts("nn_transformer_encoder", d_model, nhead, dim_feedforward, &opts)) return NULL;
+    if (!(m = nn__module_with_state("TransformerEncoder", nn__tenc_forward, sizeof(nn__tenc_state))))
+        return NULL;
+    st = (nn__tenc_state *)m->user;
+    if (!(list = nn_module_new("ModuleList", nn__modlist_forward)) || !nn_module_add_child(m, "layers", list)) {
+        nn_module_free(m);
+        return NULL;
+    }
+    st->layers = list;
+    for (i = 0; i < num_layers; i++) {
+        sprintf(name, "%d", i);
+        if (!(c = nn__tel_make(d_model, nhead, dim_feedforward, opts)) || !nn_module_add_child(list, name, c)) {
+            nn_module_free(m);
+            return NULL;
+        }
+    }
+    st->n = num_layers;
+    if (opts.final_norm) {
+        memset(&no, 0, sizeof no);
+        no.eps = opts.layer_norm_eps;
+        if (!(c = nn_layernorm(NN_SHAPE(d_model), no)) || !nn_module_add_child(m, "norm", c)) {
+            nn_module_free(m);
+            return NULL;
+        }
+        st->norm = c;
+    }
+    return m;
+}
+
+/* --- positional encodings --- */
+typedef struct nn__posenc_state {
+    nn_tensor *pe;             /* [max_len, d] */
+    int batch_first;
+} nn__posenc_state;
+
+static nn_tensor *nn__posenc_forward(nn_module *m, nn_tensor *x) {
+    const nn__posenc_state *st = (const nn__posenc_state *)m->user;
+    int L, d, maxl = st->pe->shape[0];
+    nn_tensor *p;
+    if (!x || x->ndim != 3 || x->shape[2] != st->pe->shape[1] ||
+        x->shape[st->batch_first ? 1 : 0] > maxl) {
+        nn__misuse("x %s, want %s with d=%d and L at most max_len=%d", nn__ts(x),
+                   st->batch_first ? "[N,L,d]" : "[L,N,d]", st->pe->shape[1], maxl);
+        return NULL;
+    }
+    L = x->shape[st->batch_first ? 1 : 0];
+    d = x->shape[2];
+    p = nn_slice(st->pe, 0, 0, L);
+    if (p && !st->batch_first) p = nn_reshape(p, NN_SHAPE(L, 1, d));
+    return nn_add(x, p);
+}
+
+static nn_module *nn__posenc_make(const char *fn, const char *type, int d, int maxl, int bf, int learned) {
+    nn_module *m;
+    nn__posenc_state *st;
+    nn_tensor *pe;
+    int p, i;
+    if (d < 1 || maxl < 1) {
+        nn__misuse("%s: d_model=%d and max_len=%d must be positive", fn, d, maxl);
+        return NULL;
+    }
+    if (!(m = nn__module_with_state(type, nn__posenc_forward, sizeof(nn__posenc_state)))) return NULL;
+    st = (nn__posenc_state *)m->user;
+    st->batch_first = bf != 0;
+    pe = learned ? nn_randn(NULL, NN_SHAPE(maxl, d)) : nn_zeros(NULL, NN_SHAPE(maxl, d));
+    if (!pe || !(learned ? nn_module_add_param(m, "weight", pe) : nn_module_add_buffer(m, "pe", pe))) {
+        nn_module_free(m);
+        return NULL;
+    }
+    if (learned) nn_requires_grad(pe, 1);
+    else
+        for (p = 0; p < maxl; p++)
+            for (i = 0; i < d; i += 2) {
+                double ang = (double)p * exp(-(double)i * log(10000.0) / (double)d);
+                pe->data[(size_t)p * (size_t)d + (size_t)i] = (float)sin(ang);
+                if (i + 1 < d) pe->data[(size_t)p * (size_t)d + (size_t)i + 1] = (float)cos(ang);
+            }
+    st->pe = pe;
+    return m;
+}
+
+NNDEF nn_module *nn_sinusoidal_positional_encoding(int d_model, int max_len, int batch_first) {
+    return nn__posenc_make("nn_sinusoidal_positional_encoding", "PositionalEncoding", d_model,
+                           max_len, batch_first, 0);
+}
+NNDEF nn_module *nn_learned_positional_encoding(int d_model, int max_len, int batch_first) {
+    return nn__posenc_make("nn_learned_positional_encoding", "LearnedPositionalEncoding", d_model,
+                           max_len, batch_first, 1);
 }
 
 /* ===== >>regularizers (implementation) ==================================== */
