@@ -4502,11 +4502,11 @@ enum {
 
 /* |x| (NaN stays NaN). */
 static nn__v nn__vabs(nn__v x) { return nn__vmax(x, nn__vsub(nn__vset1(0.0f), x)); }
-/* e^-|x|, in (0, 1]: the exponential softplus and log-sigmoid are built on.
-   Below e^-87.3 it gives 1e-38 instead of a denormal or 0, which changes
-   none of their values (NaN stays NaN). */
+/* e^-|x|, in [0, 1]: the exponential softplus and log-sigmoid are built on;
+   nn__vexp's values without its upper clamp (NaN stays NaN). */
 static nn__v nn__vexp_negabs(nn__v x) {
-    return nn__vexp_in(nn__vmax(nn__vset1(-87.3f), nn__vmin(x, nn__vsub(nn__vset1(0.0f), x))));
+    nn__v m = nn__vmin(x, nn__vsub(nn__vset1(0.0f), x)), lo = nn__vset1(-87.3f);
+    return nn__vlt_select(m, lo, nn__vset1(0.0f), nn__vexp_in(nn__vmax(lo, m)));
 }
 
 /* e^x - 1, accurate near 0: the Taylor series to x^9 for |x| < 0.5, else
