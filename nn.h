@@ -150,7 +150,8 @@
        >>layers.act    every activation (one framework with the SIMD
                    element-wise ops), softmax and log-softmax modules
        >>layers.seq    embeddings, length masks, RNN/LSTM/GRU layers and
-                   cells, attention
+                   cells; fused scaled dot-product attention, multi-head
+                   attention, the transformer encoder, positional encodings
      >>regularizers  the dropout family (channel, alpha, Gaussian, noise,
                    locked, DropConnect), information dropout, residual
                    blocks with stochastic depth, Shake-Shake and ShakeDrop,
