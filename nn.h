@@ -3345,8 +3345,9 @@ NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha
 #define NN__GEMM_MT_MIN (1 << 20) /* multiply-adds; a team wake-up costs tens of us */
 #endif
 /* Up to this many rows of C (and below MR) nn_sgemm takes the small-batch
-   kernel (nn__gemm_small). */
-#define NN__GEMM_SMALL_M 8
+   kernel (nn__gemm_small); above it the blocked GEMM is faster (measured
+   in docs/performance.md, "Inference at batch 1"). */
+#define NN__GEMM_SMALL_M 4
 
 /* X(i) for the rows of a register block (the micro-kernels unroll by hand). */
 #define NN__REP4(X) X(0); X(1); X(2); X(3)
@@ -4273,12 +4274,12 @@ static float nn__vpow2i(float n) {
 #endif
 
 /* --- the small-batch path ------------------------------------------------
-   For M below the register block (batch 1-8 of a linear layer), the blocked
+   For M below the register block (batch 1-4 of a linear layer), the blocked
    GEMM packs B per call and pads M to MR rows: work that a batch-1 forward
    pass pays on every layer.  This kernel streams B once in its stored
    layout instead: transB (the linear layer's weight [N][K]) as dot products
-   of two A rows against four B rows (the four rows stay in L1 while every
-   pair of A rows passes over them); plain B [K][N] as rows of A times
+   of four A rows against four B rows (the four B rows stay in L1 while
+   every group of A rows passes over them); plain B [K][N] as rows of A times
    column strips of B.  A transposed A is first copied into rows (M x K
    floats, the small side).  One thread, no team: the work is too small to
    share.  The write-back takes C = alpha * AB + beta * C (beta 0 writes
@@ -4294,32 +4295,58 @@ static float nn__gemm_small_out(float acc, float alpha, float beta, const float 
     return relu && v < 0.0f ? 0.0f : v;
 }
 
-/* C rows i0, i0+1 (ni of them) and columns j0..j0+nj-1 (nj <= 4), B [N][K]. */
-static void nn__gemm_small_dot(const float *a0, const float *a1, int ni, const float *B, int ldb,
-                               int j0, int nj, int K, float *acc /* [2][4] */) {
-    nn__v s[2][4];
-    const float *b[4];
-    int i, t, k = 0;
-    for (t = 0; t < 4; t++) b[t] = B + (size_t)(j0 + (t < nj ? t : 0)) * ldb;
-    for (i = 0; i < 2; i++)
-        for (t = 0; t < 4; t++) s[i][t] = nn__vset1(0.0f);
+/* One A row a against four B rows b[0..3] over K: acc[0..3]. */
+static void nn__gemm_small_dot1(const float *a, const float *const *b, int K, float *acc) {
+    nn__v s0 = nn__vset1(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    int k = 0, t;
     for (; k + NN__VL <= K; k += NN__VL) {
-        nn__v x0 = nn__vload(a0 + k), x1 = nn__vload((ni > 1 ? a1 : a0) + k);
-        for (t = 0; t < 4; t++) {
-            nn__v w = nn__vload(b[t] + k);
-            s[0][t] = nn__vfma(x0, w, s[0][t]);
-            s[1][t] = nn__vfma(x1, w, s[1][t]);
-        }
+        nn__v x = nn__vload(a + k);
+        s0 = nn__vfma(x, nn__vload(b0 + k), s0);
+        s1 = nn__vfma(x, nn__vload(b1 + k), s1);
+        s2 = nn__vfma(x, nn__vload(b2 + k), s2);
+        s3 = nn__vfma(x, nn__vload(b3 + k), s3);
     }
-    for (i = 0; i < 2; i++) {
-        const float *a = i ? (ni > 1 ? a1 : a0) : a0;
+    acc[0] = nn__vhsum(s0); acc[1] = nn__vhsum(s1); acc[2] = nn__vhsum(s2); acc[3] = nn__vhsum(s3);
+    for (t = 0; t < 4; t++) {
+        int kk;
+        for (kk = k; kk < K; kk++) acc[t] += a[kk] * b[t][kk];
+    }
+}
+
+/* Dot products of up to four A rows (a[0..3], repeats past the last) with
+   four B rows b[0..3] (repeats past the last) over K: acc[r * 4 + t]. */
+static void nn__gemm_small_dot(const float *const *a, const float *const *b, int K, float *acc) {
+    nn__v s00 = nn__vset1(0.0f), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00,
+          s13 = s00, s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00,
+          s33 = s00;
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    int k = 0, r, t;
+    for (; k + NN__VL <= K; k += NN__VL) {
+        nn__v w0 = nn__vload(b0 + k), w1 = nn__vload(b1 + k), w2 = nn__vload(b2 + k),
+              w3 = nn__vload(b3 + k), x = nn__vload(a0 + k);
+        s00 = nn__vfma(x, w0, s00); s01 = nn__vfma(x, w1, s01);
+        s02 = nn__vfma(x, w2, s02); s03 = nn__vfma(x, w3, s03);
+        x = nn__vload(a1 + k);
+        s10 = nn__vfma(x, w0, s10); s11 = nn__vfma(x, w1, s11);
+        s12 = nn__vfma(x, w2, s12); s13 = nn__vfma(x, w3, s13);
+        x = nn__vload(a2 + k);
+        s20 = nn__vfma(x, w0, s20); s21 = nn__vfma(x, w1, s21);
+        s22 = nn__vfma(x, w2, s22); s23 = nn__vfma(x, w3, s23);
+        x = nn__vload(a3 + k);
+        s30 = nn__vfma(x, w0, s30); s31 = nn__vfma(x, w1, s31);
+        s32 = nn__vfma(x, w2, s32); s33 = nn__vfma(x, w3, s33);
+    }
+    acc[0] = nn__vhsum(s00); acc[1] = nn__vhsum(s01); acc[2] = nn__vhsum(s02); acc[3] = nn__vhsum(s03);
+    acc[4] = nn__vhsum(s10); acc[5] = nn__vhsum(s11); acc[6] = nn__vhsum(s12); acc[7] = nn__vhsum(s13);
+    acc[8] = nn__vhsum(s20); acc[9] = nn__vhsum(s21); acc[10] = nn__vhsum(s22); acc[11] = nn__vhsum(s23);
+    acc[12] = nn__vhsum(s30); acc[13] = nn__vhsum(s31); acc[14] = nn__vhsum(s32); acc[15] = nn__vhsum(s33);
+    for (r = 0; r < 4; r++) /* the last K % VL */
         for (t = 0; t < 4; t++) {
-            float r = nn__vhsum(s[i][t]);
             int kk;
-            for (kk = k; kk < K; kk++) r += a[kk] * b[t][kk];
-            acc[i * 4 + t] = r;
+            for (kk = k; kk < K; kk++) acc[r * 4 + t] += a[r][kk] * b[t][kk];
         }
-    }
 }
 
 static int nn__gemm_small(int transA, int transB, int M, int N, int K, float alpha,
@@ -4337,11 +4364,15 @@ static int nn__gemm_small(int transA, int transB, int M, int N, int K, float alp
     if (transB) {
         for (j = 0; j < N; j += 4) {
             int nj = NN__MIN(4, N - j);
-            for (i = 0; i < M; i += 2) {
-                int ni = NN__MIN(2, M - i);
-                float acc[8];
-                nn__gemm_small_dot(A + (size_t)i * lda, A + (size_t)(i + ni - 1) * lda, ni, B, ldb,
-                                   j, nj, K, acc);
+            const float *b[4];
+            for (t = 0; t < 4; t++) b[t] = B + (size_t)(j + NN__MIN(t, nj - 1)) * ldb;
+            for (i = 0; i < M; i += 4) {
+                int ni = NN__MIN(4, M - i);
+                const float *a[4];
+                float acc[16];
+                for (r = 0; r < 4; r++) a[r] = A + (size_t)(i + NN__MIN(r, ni - 1)) * lda;
+                if (ni == 1) nn__gemm_small_dot1(a[0], b, K, acc);
+                else nn__gemm_small_dot(a, b, K, acc);
                 for (r = 0; r < ni; r++)
                     for (t = 0; t < nj; t++) {
                         float *c = C + (size_t)(i + r) * ldc + j + t;
