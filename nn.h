@@ -3518,6 +3518,10 @@ NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha
 #ifndef NN__GEMM_MT_MIN
 #define NN__GEMM_MT_MIN (1 << 20) /* multiply-adds; a team wake-up costs tens of us */
 #endif
+/* Up to this many rows of C (and below MR) nn_sgemm takes the small-batch
+   kernel (nn__gemm_small); above it the blocked GEMM is faster (measured
+   in docs/performance.md, "Inference at batch 1"). */
+#define NN__GEMM_SMALL_M 4
 
 /* X(i) for the rows of a register block (the micro-kernels unroll by hand). */
 #define NN__REP4(X) X(0); X(1); X(2); X(3)
@@ -4292,6 +4296,10 @@ static int nn__gemm_run(nn__gemm_job *g) {
     return 1;
 }
 
+static int nn__gemm_small(int transA, int transB, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                          int ldc, const float *colbias, int relu);
+
 NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc) {
@@ -4302,6 +4310,9 @@ NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
         nn__gemm_scale(M, N, beta, C, ldc);
         return;
     }
+    if (M <= NN__GEMM_SMALL_M && M < NN__GEMM_MR &&
+        nn__gemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0))
+        return;
     memset(&g, 0, sizeof g);
     g.transA = transA; g.transB = transB;
     g.M = M; g.N = N; g.K = K;
@@ -4455,6 +4466,151 @@ static float nn__vpow2i(float n) {
 }
 #endif
 
+/* --- the small-batch path ------------------------------------------------
+   For M below the register block (batch 1-4 of a linear layer), the blocked
+   GEMM packs B per call and pads M to MR rows: work that a batch-1 forward
+   pass pays on every layer.  This kernel streams B once in its stored
+   layout instead: transB (the linear layer's weight [N][K]) as dot products
+   of four A rows against four B rows (the four B rows stay in L1 while
+   every group of A rows passes over them); plain B [K][N] as rows of A times
+   column strips of B.  A transposed A is first copied into rows (M x K
+   floats, the small side).  One thread, no team: the work is too small to
+   share.  The write-back takes C = alpha * AB + beta * C (beta 0 writes
+   without reading), then adds colbias[j] (or not, NULL) and applies ReLU
+   when relu, so a linear layer with its bias and activation is one pass.
+   Returns 0 only when the transA copy cannot be allocated. */
+
+static float nn__gemm_small_out(float acc, float alpha, float beta, const float *c,
+                                const float *colbias, int j, int relu) {
+    float v = alpha * acc;
+    if (beta != 0.0f) v = beta == 1.0f ? *c + v : *c * beta + v;
+    if (colbias) v += colbias[j];
+    return relu && v < 0.0f ? 0.0f : v;
+}
+
+/* One A row a against four B rows b[0..3] over K: acc[0..3]. */
+static void nn__gemm_small_dot1(const float *a, const float *const *b, int K, float *acc) {
+    nn__v s0 = nn__vset1(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    int k = 0, t;
+    for (; k + NN__VL <= K; k += NN__VL) {
+        nn__v x = nn__vload(a + k);
+        s0 = nn__vfma(x, nn__vload(b0 + k), s0);
+        s1 = nn__vfma(x, nn__vload(b1 + k), s1);
+        s2 = nn__vfma(x, nn__vload(b2 + k), s2);
+        s3 = nn__vfma(x, nn__vload(b3 + k), s3);
+    }
+    acc[0] = nn__vhsum(s0); acc[1] = nn__vhsum(s1); acc[2] = nn__vhsum(s2); acc[3] = nn__vhsum(s3);
+    for (t = 0; t < 4; t++) {
+        int kk;
+        for (kk = k; kk < K; kk++) acc[t] += a[kk] * b[t][kk];
+    }
+}
+
+/* Dot products of up to four A rows (a[0..3], repeats past the last) with
+   four B rows b[0..3] (repeats past the last) over K: acc[r * 4 + t]. */
+static void nn__gemm_small_dot(const float *const *a, const float *const *b, int K, float *acc) {
+    nn__v s00 = nn__vset1(0.0f), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00,
+          s13 = s00, s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00,
+          s33 = s00;
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    int k = 0, r, t;
+    for (; k + NN__VL <= K; k += NN__VL) {
+        nn__v w0 = nn__vload(b0 + k), w1 = nn__vload(b1 + k), w2 = nn__vload(b2 + k),
+              w3 = nn__vload(b3 + k), x = nn__vload(a0 + k);
+        s00 = nn__vfma(x, w0, s00); s01 = nn__vfma(x, w1, s01);
+        s02 = nn__vfma(x, w2, s02); s03 = nn__vfma(x, w3, s03);
+        x = nn__vload(a1 + k);
+        s10 = nn__vfma(x, w0, s10); s11 = nn__vfma(x, w1, s11);
+        s12 = nn__vfma(x, w2, s12); s13 = nn__vfma(x, w3, s13);
+        x = nn__vload(a2 + k);
+        s20 = nn__vfma(x, w0, s20); s21 = nn__vfma(x, w1, s21);
+        s22 = nn__vfma(x, w2, s22); s23 = nn__vfma(x, w3, s23);
+        x = nn__vload(a3 + k);
+        s30 = nn__vfma(x, w0, s30); s31 = nn__vfma(x, w1, s31);
+        s32 = nn__vfma(x, w2, s32); s33 = nn__vfma(x, w3, s33);
+    }
+    acc[0] = nn__vhsum(s00); acc[1] = nn__vhsum(s01); acc[2] = nn__vhsum(s02); acc[3] = nn__vhsum(s03);
+    acc[4] = nn__vhsum(s10); acc[5] = nn__vhsum(s11); acc[6] = nn__vhsum(s12); acc[7] = nn__vhsum(s13);
+    acc[8] = nn__vhsum(s20); acc[9] = nn__vhsum(s21); acc[10] = nn__vhsum(s22); acc[11] = nn__vhsum(s23);
+    acc[12] = nn__vhsum(s30); acc[13] = nn__vhsum(s31); acc[14] = nn__vhsum(s32); acc[15] = nn__vhsum(s33);
+    for (r = 0; r < 4; r++) /* the last K % VL */
+        for (t = 0; t < 4; t++) {
+            int kk;
+            for (kk = k; kk < K; kk++) acc[r * 4 + t] += a[r][kk] * b[t][kk];
+        }
+}
+
+static int nn__gemm_small(int transA, int transB, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                          int ldc, const float *colbias, int relu) {
+    int i, j, k, r, t;
+    if (transA) { /* rows of op(A), contiguous */
+        float *buf = nn__gemm_buffer((size_t)M * (size_t)K);
+        if (!buf) return 0;
+        for (k = 0; k < K; k++)
+            for (i = 0; i < M; i++) buf[(size_t)i * K + k] = A[(size_t)k * lda + i];
+        A = buf;
+        lda = K;
+    }
+    if (transB) {
+        for (j = 0; j < N; j += 4) {
+            int nj = NN__MIN(4, N - j);
+            const float *b[4];
+            for (t = 0; t < 4; t++) b[t] = B + (size_t)(j + NN__MIN(t, nj - 1)) * ldb;
+            for (i = 0; i < M; i += 4) {
+                int ni = NN__MIN(4, M - i);
+                const float *a[4];
+                float acc[16];
+                for (r = 0; r < 4; r++) a[r] = A + (size_t)(i + NN__MIN(r, ni - 1)) * lda;
+                if (ni == 1) nn__gemm_small_dot1(a[0], b, K, acc);
+                else nn__gemm_small_dot(a, b, K, acc);
+                for (r = 0; r < ni; r++)
+                    for (t = 0; t < nj; t++) {
+                        float *c = C + (size_t)(i + r) * ldc + j + t;
+                        *c = nn__gemm_small_out(acc[r * 4 + t], alpha, beta, c, colbias, j + t, relu);
+                    }
+            }
+        }
+        return 1;
+    }
+    /* B [K][N]: strips of 2 vectors of columns, 4 rows of A at a time */
+    for (i = 0; i < M; i += 4) {
+        int ni = NN__MIN(4, M - i);
+        for (j = 0; j + 2 * NN__VL <= N; j += 2 * NN__VL) {
+            nn__v s[4][2];
+            float acc[2 * NN__VL];
+            for (r = 0; r < 4; r++) s[r][0] = s[r][1] = nn__vset1(0.0f);
+            for (k = 0; k < K; k++) {
+                const float *b = B + (size_t)k * ldb + j;
+                nn__v w0 = nn__vload(b), w1 = nn__vload(b + NN__VL);
+                for (r = 0; r < 4; r++) {
+                    nn__v x = nn__vset1(A[(size_t)(i + (r < ni ? r : 0)) * lda + k]);
+                    s[r][0] = nn__vfma(x, w0, s[r][0]);
+                    s[r][1] = nn__vfma(x, w1, s[r][1]);
+                }
+            }
+            for (r = 0; r < ni; r++) {
+                nn__vstore(acc, s[r][0]);
+                nn__vstore(acc + NN__VL, s[r][1]);
+                for (t = 0; t < 2 * NN__VL; t++) {
+                    float *c = C + (size_t)(i + r) * ldc + j + t;
+                    *c = nn__gemm_small_out(acc[t], alpha, beta, c, colbias, j + t, relu);
+                }
+            }
+        }
+        for (; j < N; j++) /* the last few columns */
+            for (r = 0; r < ni; r++) {
+                const float *a = A + (size_t)(i + r) * lda;
+                float *c = C + (size_t)(i + r) * ldc + j, sum = 0.0f;
+                for (k = 0; k < K; k++) sum += a[k] * B[(size_t)k * ldb + j];
+                *c = nn__gemm_small_out(sum, alpha, beta, c, colbias, j, relu);
+            }
+    }
+    return 1;
+}
+
 /* e^x: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial
    (Cephes' expf coefficients), times 2^n.  Max relative error 2 ulp against
    libm over [-87, 88] (tests/test_kernels.c measures it); inputs are clamped
@@ -4576,7 +4732,10 @@ static void nn__add_colsum(const float *x, int rows, int cols, float *y) {
 /* y[i][j] += b[j] for rows x cols: the bias add. */
 static void nn__add_rows(const float *b, int rows, int cols, float *y) {
     int nt = nn__ew_threads((double)rows * (double)cols), i;
-    (void)nt;
+    if (nt <= 1) { /* no region: even a one-thread one costs about a microsecond */
+        for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, b, y + (size_t)i * cols);
+        return;
+    }
     NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
     for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, b, y + (size_t)i * cols);
 }
@@ -4977,7 +5136,10 @@ static const nn__actb_fn nn__actb[NN__ACT_COUNT] = {
 /* y = act(x) over n floats, split across the threads in whole cache lines. */
 static void nn__act_forward(int kind, const float *x, float *y, size_t n, float a, float b) {
     int nt = nn__ew_threads((double)n);
-    (void)nt;
+    if (nt <= 1) { /* no region: even a one-thread one costs about a microsecond */
+        if (n) nn__actf[kind](x, y, n, a, b);
+        return;
+    }
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
         size_t lo, hi;
@@ -7477,6 +7639,12 @@ NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
     if (!out) return NULL;
     rows = (int)(x->numel / (size_t)(in_f ? in_f : 1));
     if (out->node) out->node->iarg[0] = rows;
+    /* a small batch: the bias goes into the product's write-back (the same
+       float operations as the separate pass) */
+    if (rows > 0 && out_f > 0 && in_f > 0 && rows <= NN__GEMM_SMALL_M && rows < NN__GEMM_MR &&
+        nn__gemm_small(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f,
+                       out->data, out_f, b ? b->data : NULL, 0))
+        return out;
     nn_sgemm(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f, out->data, out_f);
     if (b) nn__add_rows(b->data, rows, out_f, out->data);
     return out;

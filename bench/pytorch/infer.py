@@ -1,0 +1,132 @@
+#!/usr/bin/python3
+"""PyTorch side of bench/infer.c, and the driver that alternates the two.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=passive \\
+        /usr/bin/python3 bench/pytorch/infer.py --threads 1 --rounds 3 --nn build/bench_infer
+
+The benchmark MLP (784-256-128-10) and CNN (conv 1->32 5x5, ReLU, maxpool 2,
+conv 32->64 5x5, ReLU, maxpool 2, flatten, linear 1024->128, ReLU, linear
+128->10) in eval mode under torch.inference_mode, at batch 1, 8 and 256:
+per-image microseconds, best of --passes passes over 2,000 test images
+(Fashion-MNIST, or uniform random inputs when it is missing).  Each round
+times PyTorch in this process, then runs the nn.h binary; the table shows
+the best over rounds of each side and torch / nn.h (> 1: nn.h is faster).
+"""
+import argparse
+import gzip
+import os
+import subprocess
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+NIMG = 2000
+BATCHES = (1, 8, 256)
+
+
+def load_test(dirname):
+    p = os.path.join(dirname, "t10k-images-idx3-ubyte")
+    p = p if os.path.exists(p) else p + ".gz"
+    if not os.path.exists(p):
+        return None
+    with gzip.open(p) if p.endswith(".gz") else open(p, "rb") as f:
+        data = f.read()
+    x = np.frombuffer(data, dtype=np.uint8, offset=16)[:NIMG * 784]
+    return torch.from_numpy(x.astype(np.float32) / 255.0).reshape(NIMG, 1, 28, 28)
+
+
+class Cnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 32, 5)
+        self.c2 = nn.Conv2d(32, 64, 5)
+        self.f1 = nn.Linear(1024, 128)
+        self.f2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.c1(x)), 2)
+        x = F.max_pool2d(F.relu(self.c2(x)), 2)
+        return self.f2(F.relu(self.f1(x.flatten(1))))
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                         nn.Linear(128, 10))
+
+
+def torch_round(x, passes, models):
+    res = {}
+    for name in models:
+        net = (Cnn() if name == "cnn" else mlp()).eval()
+        xs = x if name == "cnn" else x.reshape(NIMG, 784)
+        with torch.inference_mode():
+            for b in BATCHES:
+                nb = NIMG // b
+                best = 1e30
+                for p in range(-1, passes):
+                    t0 = time.perf_counter()
+                    for i in range(nb):
+                        net(xs[i * b:(i + 1) * b])
+                    t = (time.perf_counter() - t0) / (nb * b)
+                    if p >= 0:
+                        best = min(best, t)
+                res[(name, b)] = 1e6 * best
+    return res
+
+
+def nn_round(binary, threads, passes, which):
+    env = dict(os.environ)
+    env.pop("OMP_WAIT_POLICY", None)
+    out = subprocess.run([binary, str(threads), str(passes), which], capture_output=True,
+                         text=True, env=env, check=True).stdout
+    res, data = {}, "?"
+    for line in out.splitlines():
+        f = line.split()
+        if f[0] == "data":
+            data = f[1]
+        else:
+            res[(f[0], int(f[1]))] = float(f[2])
+    return res, data
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--passes", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--model", default="both", choices=("mlp", "cnn", "both"))
+    ap.add_argument("--nn", help="path of the built bench/infer.c binary")
+    ap.add_argument("--data", default=os.environ.get("NN_DATA", "/usr/share/datasets/fashion-mnist"))
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    x = load_test(a.data)
+    tdata = "fashion-mnist"
+    if x is None:
+        x = torch.rand(NIMG, 1, 28, 28)
+        tdata = "random"
+    models = ("mlp", "cnn") if a.model == "both" else (a.model,)
+    tr, nr, ndata = [], [], "-"
+    for _ in range(a.rounds):
+        tr.append(torch_round(x, a.passes, models))
+        if a.nn:
+            r, ndata = nn_round(a.nn, a.threads, a.passes, a.model)
+            nr.append(r)
+    print("threads %d, us per image, best of %d passes over %d images x %d rounds "
+          "(inputs: torch %s, nn.h %s)" % (a.threads, a.passes, NIMG, a.rounds, tdata, ndata))
+    print("%-6s %6s %10s %10s %12s" % ("model", "batch", "torch", "nn.h", "torch / nn"))
+    for name in models:
+        for b in BATCHES:
+            t = min(r[(name, b)] for r in tr)
+            if nr:
+                n = min(r[(name, b)] for r in nr)
+                print("%-6s %6d %10.2f %10.2f %12.2f" % (name, b, t, n, t / n))
+            else:
+                print("%-6s %6d %10.2f" % (name, b, t))
+
+
+if __name__ == "__main__":
+    main()
