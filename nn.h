@@ -3337,6 +3337,12 @@ static int nn__team(int big) {
 #ifndef NN__EFF_MIN
 #define NN__EFF_MIN 0.8
 #endif
+/* and the time lost per product must be more than a thread's wake-up (tens
+   of microseconds on an idle machine): a preempted thread loses slices of
+   milliseconds */
+#ifndef NN__LOST_MIN
+#define NN__LOST_MIN 150e-6
+#endif
 #if defined(_WIN32)
 #define NN__ADAPTIVE_DEFAULT 0
 #else
@@ -3361,6 +3367,7 @@ static NN__THREAD_LOCAL int nn__team_warm = 0; /* the first team product (it sta
 /* the current window's process CPU seconds, wall seconds times team size, and
    wall seconds; when to try the team next, and the current wait */
 static NN__THREAD_LOCAL double nn__eff_cpu = 0.0, nn__eff_span = 0.0, nn__eff_wall = 0.0;
+static NN__THREAD_LOCAL int nn__eff_count = 0; /* products in the window */
 static NN__THREAD_LOCAL double nn__probe_at = 0.0, nn__probe_wait = 0.0;
 
 /* Whether a team-sized product at time now runs with the team (1) or alone:
@@ -3386,9 +3393,12 @@ static void nn__team_note(double cpu, double wall, int nt, double now) {
     nn__eff_cpu += cpu;
     nn__eff_span += wall * nt;
     nn__eff_wall += wall;
+    nn__eff_count++;
     if (nn__eff_wall < NN__EFF_WINDOW) return;
-    contended = nn__eff_cpu < NN__EFF_MIN * nn__eff_span;
+    contended = nn__eff_cpu < NN__EFF_MIN * nn__eff_span &&
+                nn__eff_span - nn__eff_cpu > NN__LOST_MIN * nn__eff_count;
     nn__eff_cpu = nn__eff_span = nn__eff_wall = 0.0;
+    nn__eff_count = 0;
     if (contended) {
         nn__probe_wait = nn__probing && nn__probe_wait > 0.0 ? NN__MIN(2.0 * nn__probe_wait, NN__PROBE_MAX)
                                                                : NN__PROBE;
