@@ -100,6 +100,13 @@ rm -f "$B"/*.res
     else
         echo "== NEON skipped (needs gcc-aarch64-linux-gnu and qemu-user)"
     fi
+) > "$B/job_neon.log" 2>&1 &
+(
+    build_run native "" gcc $W -O2 -march=native
+    build_run scalar "" gcc $W -O2 -DNN_NO_SIMD
+    if cpu_has avx2 && cpu_has fma; then build_run avx2 "" gcc $W -O2 -mavx2 -mfma; fi
+    build_run omp "" gcc $W -O2 -march=native -fopenmp
+    if have clang; then build_run clang "" clang $W -O2 -march=native; fi
     # Big-endian: the file readers and writers (safetensors, checkpoints, CSV, IDX)
     # must read and write the same bytes on either byte order.
     if have s390x-linux-gnu-gcc && have qemu-s390x; then
@@ -109,13 +116,6 @@ rm -f "$B"/*.res
     else
         echo "== big-endian skipped (needs gcc-s390x-linux-gnu and qemu-user)"
     fi
-) > "$B/job_neon.log" 2>&1 &
-(
-    build_run native "" gcc $W -O2 -march=native
-    build_run scalar "" gcc $W -O2 -DNN_NO_SIMD
-    if cpu_has avx2 && cpu_has fma; then build_run avx2 "" gcc $W -O2 -mavx2 -mfma; fi
-    build_run omp "" gcc $W -O2 -march=native -fopenmp
-    if have clang; then build_run clang "" clang $W -O2 -march=native; fi
 ) > "$B/job_main.log" 2>&1
 wait
 cat "$B/job_main.log" "$B/job_neon.log"
