@@ -116,4 +116,51 @@ static int gold_same_shape(const nn_tensor *x, nn_shape s) {
         if (x->shape[i] != s.d[i]) return 0;
     return 1;
 }
+/* ---- a golden case: "case <name>", then "<label> t ..." pairs, "end" ---- */
+#include <stdarg.h>
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLD_UNUSED __attribute__((unused))
+#else
+#define GOLD_UNUSED
+#endif
+#define GOLD_MAXLAB 96
+static char gold_case_name[64];
+static char gold_lab_name[GOLD_MAXLAB][64];
+static gold_tensor gold_lab_t[GOLD_MAXLAB];
+static int gold_nlab;
+
+/* Free the current case's tensors. */
+GOLD_UNUSED static void gold_case_clear(void) {
+    int i;
+    for (i = 0; i < gold_nlab; i++) gold_tensor_free(&gold_lab_t[i]);
+    gold_nlab = 0;
+}
+
+/* The next case of gf into gold_case_name and the labelled tensors; 0 at the end. */
+GOLD_UNUSED static int gold_case_read(golden_file *gf) {
+    char tok[64];
+    gold_case_clear();
+    if (!gold_tok(gf, tok, sizeof tok)) return 0;
+    if (strcmp(tok, "case") != 0 || !gold_tok(gf, gold_case_name, sizeof gold_case_name)) return 0;
+    while (gold_tok(gf, tok, sizeof tok) && strcmp(tok, "end") != 0) {
+        if (gold_nlab == GOLD_MAXLAB) return 0;
+        snprintf(gold_lab_name[gold_nlab], sizeof gold_lab_name[gold_nlab], "%s", tok);
+        if (!gold_tensor_read(gf, &gold_lab_t[gold_nlab])) return 0;
+        gold_nlab++;
+    }
+    return 1;
+}
+
+/* The current case's tensor labelled by the format, or NULL. */
+GOLD_UNUSED static gold_tensor *gold_label(const char *fmt, ...) {
+    char name[64];
+    va_list ap;
+    int i;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    for (i = 0; i < gold_nlab; i++)
+        if (!strcmp(gold_lab_name[i], name)) return &gold_lab_t[i];
+    return NULL;
+}
 #endif

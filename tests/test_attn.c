@@ -18,49 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- one golden case: labelled tensors ---- */
-
-#define MAXLAB 64
-static char case_name[64];
-static char lab_name[MAXLAB][64];
-static gold_tensor lab_t[MAXLAB];
-static int nlab;
-
-static void case_clear(void) {
-    int i;
-    for (i = 0; i < nlab; i++) gold_tensor_free(&lab_t[i]);
-    nlab = 0;
-}
-
-static int case_read(golden_file *gf) {
-    char tok[64];
-    case_clear();
-    if (!gold_tok(gf, tok, sizeof tok)) return 0;
-    if (strcmp(tok, "case") != 0 || !gold_tok(gf, case_name, sizeof case_name)) return 0;
-    while (gold_tok(gf, tok, sizeof tok) && strcmp(tok, "end") != 0) {
-        if (nlab == MAXLAB) return 0;
-        snprintf(lab_name[nlab], sizeof lab_name[nlab], "%s", tok);
-        if (!gold_tensor_read(gf, &lab_t[nlab])) return 0;
-        nlab++;
-    }
-    return 1;
-}
-
-/* The tensor labelled by the format, or NULL. */
-static gold_tensor *L(const char *fmt, ...) {
-    char name[64];
-    va_list ap;
-    int i;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    for (i = 0; i < nlab; i++)
-        if (!strcmp(lab_name[i], name)) return &lab_t[i];
-    return NULL;
-}
 
 static nn_tensor *from_lab(nn_graph *g, const char *label, int grad) {
-    gold_tensor *t = L("%s", label);
+    gold_tensor *t = gold_label("%s", label);
     nn_tensor *x;
     if (!t) return NULL;
     x = nn_tensor_from(g, t->v, t->shape);
@@ -70,9 +30,9 @@ static nn_tensor *from_lab(nn_graph *g, const char *label, int grad) {
 
 /* Compare n floats at a with the labelled tensor (which must exist). */
 static void check_lab(const float *a, size_t n, const char *label, float tol) {
-    gold_tensor *t = L("%s", label);
+    gold_tensor *t = gold_label("%s", label);
     char what[128];
-    snprintf(what, sizeof what, "%s %s", case_name, label);
+    snprintf(what, sizeof what, "%s %s", gold_case_name, label);
     NN_TEST_CHECK(t != NULL && a != NULL && t->n == n, "%s: present, %zu values", what, n);
     if (t && a && t->n == n) nn_test_close(a, t->v, n, tol, tol, what);
 }
@@ -80,21 +40,21 @@ static void check_lab(const float *a, size_t n, const char *label, float tol) {
 /* sum(out * w) for the labelled w, then its backward. */
 static void backward_w(nn_graph *g, nn_tensor *out) {
     nn_tensor *w = from_lab(g, "w", 0);
-    NN_TEST_CHECK(out && w && out->numel == w->numel, "%s: output shape", case_name);
+    NN_TEST_CHECK(out && w && out->numel == w->numel, "%s: output shape", gold_case_name);
     if (out && w && out->numel == w->numel) {
         nn_status st = nn_backward(nn_sum(nn_mul(out, w)));
-        NN_TEST_CHECK(st == NN_OK, "%s: backward", case_name);
+        NN_TEST_CHECK(st == NN_OK, "%s: backward", gold_case_name);
     }
 }
 
 /* Copy every labelled "p.<name>" into the module's parameter <name>. */
 static void set_params(nn_module *m) {
     int i;
-    for (i = 0; i < nlab; i++)
-        if (!strncmp(lab_name[i], "p.", 2)) {
-            nn_tensor *p = nn_param(m, lab_name[i] + 2);
-            NN_TEST_CHECK(p && p->numel == lab_t[i].n, "%s: parameter %s", case_name, lab_name[i] + 2);
-            if (p && p->numel == lab_t[i].n) memcpy(p->data, lab_t[i].v, lab_t[i].n * sizeof(float));
+    for (i = 0; i < gold_nlab; i++)
+        if (!strncmp(gold_lab_name[i], "p.", 2)) {
+            nn_tensor *p = nn_param(m, gold_lab_name[i] + 2);
+            NN_TEST_CHECK(p && p->numel == gold_lab_t[i].n, "%s: parameter %s", gold_case_name, gold_lab_name[i] + 2);
+            if (p && p->numel == gold_lab_t[i].n) memcpy(p->data, gold_lab_t[i].v, gold_lab_t[i].n * sizeof(float));
         }
 }
 
@@ -107,12 +67,12 @@ static void check_param_grads(nn_module *m) {
         snprintf(lab, sizeof lab, "g.%s", ps[i].name);
         check_lab(nn_grad(ps[i].tensor), ps[i].tensor->numel, lab, 2e-4f);
     }
-    NN_TEST_CHECK(n > 0, "%s: has parameters", case_name);
+    NN_TEST_CHECK(n > 0, "%s: has parameters", gold_case_name);
 }
 
 static void golden_sdpa(nn_graph *g) {
     nn_tensor *q = from_lab(g, "q", 1), *k = from_lab(g, "k", 1), *v = from_lab(g, "v", 1), *o;
-    gold_tensor *fl = L("flags");
+    gold_tensor *fl = gold_label("flags");
     nn_sdpa_opts so;
     memset(&so, 0, sizeof so);
     so.attn_mask = from_lab(g, "mask", 0);
@@ -121,7 +81,7 @@ static void golden_sdpa(nn_graph *g) {
     so.scale = fl->v[2];
     o = nn_scaled_dot_product_attention(q, k, v, so);
     check_lab(o ? o->data : NULL, o ? o->numel : 0, "out", 1e-5f);
-    NN_TEST_CHECK(o && gold_same_shape(o, L("out")->shape), "%s: shape", case_name);
+    NN_TEST_CHECK(o && gold_same_shape(o, gold_label("out")->shape), "%s: shape", gold_case_name);
     backward_w(g, o);
     check_lab(nn_grad(q), q->numel, "gq", 1e-4f);
     check_lab(nn_grad(k), k->numel, "gk", 1e-4f);
@@ -129,7 +89,7 @@ static void golden_sdpa(nn_graph *g) {
 }
 
 static void golden_mha(nn_graph *g) {
-    gold_tensor *fl = L("flags");
+    gold_tensor *fl = gold_label("flags");
     int self = fl->v[3] != 0.0f;
     nn_mha_opts mo;
     nn_mha_args a;
@@ -140,13 +100,13 @@ static void golden_mha(nn_graph *g) {
     mo.batch_first = fl->v[2] != 0.0f;
     mo.bias = fl->v[4] != 0.0f ? 0 : -1;
     m = nn_multihead_attention((int)fl->v[0], (int)fl->v[1], mo);
-    NN_TEST_CHECK(m != NULL, "%s: module", case_name);
+    NN_TEST_CHECK(m != NULL, "%s: module", gold_case_name);
     if (!m) return;
     set_params(m);
     q = from_lab(g, "query", 1);
     a.key_padding_mask = from_lab(g, "kpm", 0);
     a.attn_mask = from_lab(g, "am", 0);
-    a.attn_mask_is_float = !strcmp(case_name, "mha_float_mask");
+    a.attn_mask_is_float = !strcmp(gold_case_name, "mha_float_mask");
     if (self && !a.attn_mask) {
         o = nn_forward(m, q);
     } else {
@@ -166,7 +126,7 @@ static void golden_mha(nn_graph *g) {
 }
 
 static void golden_tel(nn_graph *g) {
-    gold_tensor *fl = L("flags");
+    gold_tensor *fl = gold_label("flags");
     nn_transformer_opts to;
     nn_module *m;
     nn_tensor *x, *o;
@@ -176,7 +136,7 @@ static void golden_tel(nn_graph *g) {
     to.gelu = fl->v[1] != 0.0f;
     to.batch_first = fl->v[2] != 0.0f;
     m = nn_transformer_encoder_layer(8, 2, 16, to);
-    NN_TEST_CHECK(m != NULL, "%s: module", case_name);
+    NN_TEST_CHECK(m != NULL, "%s: module", gold_case_name);
     if (!m) return;
     set_params(m);
     nn_train_mode(m, 0);
@@ -198,15 +158,15 @@ static void test_golden(const char *dir) {
         nn_graph_free(g);
         return;
     }
-    while (case_read(&gf)) {
+    while (gold_case_read(&gf)) {
         nn_graph_reset(g);
-        if (!strncmp(case_name, "sdpa_", 5)) golden_sdpa(g);
-        else if (!strncmp(case_name, "mha_", 4)) golden_mha(g);
+        if (!strncmp(gold_case_name, "sdpa_", 5)) golden_sdpa(g);
+        else if (!strncmp(gold_case_name, "mha_", 4)) golden_mha(g);
         else golden_tel(g);
         ncase++;
     }
     NN_TEST_CHECK(ncase == 12, "read %d golden cases", ncase);
-    case_clear();
+    gold_case_clear();
     gold_close(&gf);
     nn_graph_free(g);
 }

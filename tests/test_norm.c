@@ -14,47 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- one golden case: labelled tensors ---- */
-
-#define MAXLAB 96
-static char case_name[64];
-static char lab_name[MAXLAB][64];
-static gold_tensor lab_t[MAXLAB];
-static int nlab;
-
-static void case_clear(void) {
-    int i;
-    for (i = 0; i < nlab; i++) gold_tensor_free(&lab_t[i]);
-    nlab = 0;
-}
-
-/* The next case of gf; 0 at the end. */
-static int case_read(golden_file *gf) {
-    char tok[64];
-    case_clear();
-    if (!gold_tok(gf, tok, sizeof tok)) return 0;
-    if (strcmp(tok, "case") != 0 || !gold_tok(gf, case_name, sizeof case_name)) return 0;
-    while (gold_tok(gf, tok, sizeof tok) && strcmp(tok, "end") != 0) {
-        if (nlab == MAXLAB) return 0;
-        snprintf(lab_name[nlab], sizeof lab_name[nlab], "%s", tok);
-        if (!gold_tensor_read(gf, &lab_t[nlab])) return 0;
-        nlab++;
-    }
-    return 1;
-}
-
-/* The tensor labelled by the format, or NULL. */
-static gold_tensor *L(const char *fmt, ...) {
-    char name[32];
-    va_list ap;
-    int i;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    for (i = 0; i < nlab; i++)
-        if (!strcmp(lab_name[i], name)) return &lab_t[i];
-    return NULL;
-}
 
 static nn_tensor *from_gold(nn_graph *g, const gold_tensor *t) {
     return nn_tensor_from(g, t->v, t->shape);
@@ -62,9 +21,9 @@ static nn_tensor *from_gold(nn_graph *g, const gold_tensor *t) {
 
 /* Compare n floats at a with the labelled tensor (which must exist). */
 static void check_lab(const float *a, size_t n, const char *label, float tol) {
-    gold_tensor *t = L("%s", label);
+    gold_tensor *t = gold_label("%s", label);
     char what[128];
-    snprintf(what, sizeof what, "%s %s", case_name, label);
+    snprintf(what, sizeof what, "%s %s", gold_case_name, label);
     NN_TEST_CHECK(t != NULL && a != NULL && t->n == n, "%s: present, %zu values", what, n);
     if (t && a && t->n == n) nn_test_close(a, t->v, n, tol, tol, what);
 }
@@ -72,8 +31,8 @@ static void check_lab(const float *a, size_t n, const char *label, float tol) {
 /* Copy a labelled tensor into the module's parameter or buffer. */
 static void set_param(nn_module *m, const char *name, const char *label) {
     nn_tensor *p = nn_param(m, name);
-    gold_tensor *t = L("%s", label);
-    NN_TEST_CHECK(p && t && p->numel == t->n, "%s: set %s from %s", case_name, name, label);
+    gold_tensor *t = gold_label("%s", label);
+    NN_TEST_CHECK(p && t && p->numel == t->n, "%s: set %s from %s", gold_case_name, name, label);
     if (p && t && p->numel == t->n) memcpy(p->data, t->v, t->n * sizeof(float));
 }
 
@@ -95,27 +54,27 @@ static void run_steps(nn_graph *g, nn_module *m, const char *wname, const char *
         for (k = 0; k < 8; k++) {
             nn_tensor *x, *y;
             snprintf(tag, sizeof tag, ev ? "e%d" : "%d", k);
-            if (!L("x%s", tag)) break;
+            if (!gold_label("x%s", tag)) break;
             nn_graph_reset(g);
             zero_grads(m);
-            x = nn_requires_grad(from_gold(g, L("x%s", tag)), 1);
+            x = nn_requires_grad(from_gold(g, gold_label("x%s", tag)), 1);
             y = nn_forward(m, x);
-            NN_TEST_CHECK(y != NULL, "%s step %s runs", case_name, tag);
+            NN_TEST_CHECK(y != NULL, "%s step %s runs", gold_case_name, tag);
             if (!y) return;
-            nn_backward(nn_sum(nn_mul(y, from_gold(g, L("gy%s", tag)))));
+            nn_backward(nn_sum(nn_mul(y, from_gold(g, gold_label("gy%s", tag)))));
             snprintf(lab, sizeof lab, "y%s", tag);
             check_lab(y->data, y->numel, lab, 2e-5f);
             snprintf(lab, sizeof lab, "gx%s", tag);
             check_lab(x->grad, x->numel, lab, 5e-5f);
-            if (wname && L("gw%s", tag)) {
+            if (wname && gold_label("gw%s", tag)) {
                 snprintf(lab, sizeof lab, "gw%s", tag);
                 check_lab(nn_param(m, wname)->grad, nn_param(m, wname)->numel, lab, 5e-5f);
             }
-            if (bname && L("gb%s", tag)) {
+            if (bname && gold_label("gb%s", tag)) {
                 snprintf(lab, sizeof lab, "gb%s", tag);
                 check_lab(nn_param(m, bname)->grad, nn_param(m, bname)->numel, lab, 5e-5f);
             }
-            if (L("rm%s", tag)) {
+            if (gold_label("rm%s", tag)) {
                 snprintf(lab, sizeof lab, "rm%s", tag);
                 check_lab(nn_param(m, "running_mean")->data, nn_param(m, "running_mean")->numel, lab, 2e-5f);
                 snprintf(lab, sizeof lab, "rv%s", tag);
@@ -130,33 +89,33 @@ static int starts(const char *s, const char *p) { return strncmp(s, p, strlen(p)
 /* The module a case describes (options are part of its name). */
 static nn_module *case_module(void) {
     nn_norm_opts o;
-    gold_tensor *x = L("x0");
+    gold_tensor *x = gold_label("x0");
     nn_shape ns;
     int C = x->shape.ndim > 1 ? x->shape.d[1] : 0, i;
     memset(&o, 0, sizeof o);
-    if (!L("w")) o.affine = -1;
-    if (starts(case_name, "ln_") || starts(case_name, "rms_")) {
-        int k = strstr(case_name, "k2") ? 2 : 1;
+    if (!gold_label("w")) o.affine = -1;
+    if (starts(gold_case_name, "ln_") || starts(gold_case_name, "rms_")) {
+        int k = strstr(gold_case_name, "k2") ? 2 : 1;
         ns.ndim = k;
         for (i = 0; i < k; i++) ns.d[i] = x->shape.d[x->shape.ndim - k + i];
-        if (!strcmp(case_name, "ln_wide")) o.eps = 1e-3f;
-        if (!strcmp(case_name, "rms_a")) o.eps = 1e-6f;
-        return starts(case_name, "ln_") ? nn_layernorm(ns, o) : nn_rmsnorm(ns, o);
+        if (!strcmp(gold_case_name, "ln_wide")) o.eps = 1e-3f;
+        if (!strcmp(gold_case_name, "rms_a")) o.eps = 1e-6f;
+        return starts(gold_case_name, "ln_") ? nn_layernorm(ns, o) : nn_rmsnorm(ns, o);
     }
-    if (starts(case_name, "gn_")) {
-        int groups = strstr(case_name, "_g3") ? 3 : strstr(case_name, "_g2") ? 2 :
-                     strstr(case_name, "_g4") ? 4 : strstr(case_name, "_gC") ? C : 1;
+    if (starts(gold_case_name, "gn_")) {
+        int groups = strstr(gold_case_name, "_g3") ? 3 : strstr(gold_case_name, "_g2") ? 2 :
+                     strstr(gold_case_name, "_g4") ? 4 : strstr(gold_case_name, "_gC") ? C : 1;
         return nn_groupnorm(groups, C, o);
     }
-    if (starts(case_name, "in")) {
-        if (L("rm")) o.track_running_stats = 1;
-        if (L("w")) o.affine = 1;
+    if (starts(gold_case_name, "in")) {
+        if (gold_label("rm")) o.track_running_stats = 1;
+        if (gold_label("w")) o.affine = 1;
         return x->shape.ndim == 3 ? nn_instancenorm1d(C, o) : nn_instancenorm2d(C, o);
     }
-    if (!L("rm")) o.track_running_stats = -1;
-    if (!strcmp(case_name, "bn_cumulative")) o.momentum = NN_MOMENTUM_CUMULATIVE;
-    if (!strcmp(case_name, "ghost_vb3")) o.virtual_batch = 3;
-    if (!strcmp(case_name, "renorm_clip")) {
+    if (!gold_label("rm")) o.track_running_stats = -1;
+    if (!strcmp(gold_case_name, "bn_cumulative")) o.momentum = NN_MOMENTUM_CUMULATIVE;
+    if (!strcmp(gold_case_name, "ghost_vb3")) o.virtual_batch = 3;
+    if (!strcmp(gold_case_name, "renorm_clip")) {
         o.r_max = 1.5f;
         o.d_max = 0.5f;
         return nn_batchrenorm1d(C, o);
@@ -166,19 +125,19 @@ static nn_module *case_module(void) {
 
 static void golden_norm_case(nn_graph *g) {
     nn_module *m = case_module();
-    NN_TEST_CHECK(m != NULL, "%s: module", case_name);
+    NN_TEST_CHECK(m != NULL, "%s: module", gold_case_name);
     if (!m) return;
-    if (L("w")) set_param(m, "weight", "w");
-    if (L("b")) set_param(m, "bias", "b");
-    if (L("rm")) {
+    if (gold_label("w")) set_param(m, "weight", "w");
+    if (gold_label("b")) set_param(m, "bias", "b");
+    if (gold_label("rm")) {
         set_param(m, "running_mean", "rm");
         set_param(m, "running_var", "rv");
     }
-    run_steps(g, m, L("w") ? "weight" : NULL, L("b") ? "bias" : NULL);
-    if (!strcmp(case_name, "bn_cumulative"))
+    run_steps(g, m, gold_label("w") ? "weight" : NULL, gold_label("b") ? "bias" : NULL);
+    if (!strcmp(gold_case_name, "bn_cumulative"))
         NN_TEST_CHECK(((int64_t *)(void *)nn_param(m, "num_batches_tracked")->data)[0] == 3,
                       "cumulative: num_batches_tracked counts 3 steps");
-    if (!strcmp(case_name, "ghost_vb3"))
+    if (!strcmp(gold_case_name, "ghost_vb3"))
         NN_TEST_CHECK(((int64_t *)(void *)nn_param(m, "num_batches_tracked")->data)[0] == 6,
                       "ghost: num_batches_tracked counts each virtual batch (3 per step)");
     nn_module_free(m);
@@ -186,52 +145,52 @@ static void golden_norm_case(nn_graph *g) {
 
 /* Weight norm / spectral norm cases: a Linear or Conv2d from the case. */
 static void golden_wn_case(nn_graph *g) {
-    gold_tensor *W = L("weight");
-    int conv = W->shape.ndim == 4, spectral = starts(case_name, "sn_"), n, i;
+    gold_tensor *W = gold_label("weight");
+    int conv = W->shape.ndim == 4, spectral = starts(gold_case_name, "sn_"), n, i;
     nn_conv_opts co;
     nn_module *m;
     nn_param *ps;
     nn_tensor *x, *y;
     memset(&co, 0, sizeof co);
     co.kernel = 3;
-    co.padding = strcmp(case_name, "wn_conv_d0") == 0;
+    co.padding = strcmp(gold_case_name, "wn_conv_d0") == 0;
     m = conv ? nn_conv2d(W->shape.d[1], W->shape.d[0], co) : nn_linear(W->shape.d[1], W->shape.d[0]);
     set_param(m, "weight", "weight");
     set_param(m, "bias", "bias");
     if (spectral) {
-        NN_TEST_CHECK(nn_spectral_norm(m, "weight", strcmp(case_name, "sn_linear") == 0 ? 2 : 1) == m,
-                      "%s: spectral_norm", case_name);
+        NN_TEST_CHECK(nn_spectral_norm(m, "weight", strcmp(gold_case_name, "sn_linear") == 0 ? 2 : 1) == m,
+                      "%s: spectral_norm", gold_case_name);
         set_param(m, "weight_u", "u");
         set_param(m, "weight_v", "v");
     } else {
-        int dim = strstr(case_name, "_d1") ? 1 : strstr(case_name, "_all") ? -1 : 0;
-        NN_TEST_CHECK(nn_weight_norm(m, "weight", dim) == m, "%s: weight_norm", case_name);
+        int dim = strstr(gold_case_name, "_d1") ? 1 : strstr(gold_case_name, "_all") ? -1 : 0;
+        NN_TEST_CHECK(nn_weight_norm(m, "weight", dim) == m, "%s: weight_norm", gold_case_name);
         check_lab(nn_param(m, "weight_g")->data, nn_param(m, "weight_g")->numel, "weight_g", 1e-5f);
         check_lab(nn_param(m, "weight_v")->data, nn_param(m, "weight_v")->numel, "weight_v", 0.0f);
-        NN_TEST_CHECK(nn_param(m, "weight_g")->ndim == L("weight_g")->shape.ndim,
-                      "%s: weight_g has torch's shape", case_name);
+        NN_TEST_CHECK(nn_param(m, "weight_g")->ndim == gold_label("weight_g")->shape.ndim,
+                      "%s: weight_g has torch's shape", gold_case_name);
     }
     /* state-dict names and order, as PyTorch's */
     ps = nn_parameters(m, &n);
-    NN_TEST_CHECK(nn_param(m, "weight") == NULL, "%s: no \"weight\" parameter", case_name);
+    NN_TEST_CHECK(nn_param(m, "weight") == NULL, "%s: no \"weight\" parameter", gold_case_name);
     if (spectral) {
         nn_param *bs = nn_buffers(m, &i);
         NN_TEST_CHECK(n == 2 && !strcmp(ps[0].name, "bias") && !strcmp(ps[1].name, "weight_orig") &&
                       i == 2 && !strcmp(bs[0].name, "weight_u") && !strcmp(bs[1].name, "weight_v"),
-                      "%s: bias, weight_orig; buffers weight_u, weight_v", case_name);
+                      "%s: bias, weight_orig; buffers weight_u, weight_v", gold_case_name);
     } else {
         NN_TEST_CHECK(n == 3 && !strcmp(ps[0].name, "bias") && !strcmp(ps[1].name, "weight_g") &&
-                      !strcmp(ps[2].name, "weight_v"), "%s: bias, weight_g, weight_v", case_name);
+                      !strcmp(ps[2].name, "weight_v"), "%s: bias, weight_g, weight_v", gold_case_name);
     }
     nn_graph_reset(g);
-    x = nn_requires_grad(from_gold(g, L("x0")), 1);
+    x = nn_requires_grad(from_gold(g, gold_label("x0")), 1);
     y = nn_forward(m, x);
-    NN_TEST_CHECK(y != NULL, "%s: forward", case_name);
+    NN_TEST_CHECK(y != NULL, "%s: forward", gold_case_name);
     if (!y) {
         nn_module_free(m);
         return;
     }
-    nn_backward(nn_sum(nn_mul(y, from_gold(g, L("gy0")))));
+    nn_backward(nn_sum(nn_mul(y, from_gold(g, gold_label("gy0")))));
     check_lab(y->data, y->numel, "y0", 2e-5f);
     check_lab(x->grad, x->numel, "gx0", 5e-5f);
     if (spectral) {
@@ -243,10 +202,10 @@ static void golden_wn_case(nn_graph *g) {
         memcpy(u, tu->data, tu->numel * sizeof(float));
         nn_train_mode(m, 0);
         nn_graph_reset(g);
-        y = nn_forward(m, from_gold(g, L("xe0")));
+        y = nn_forward(m, from_gold(g, gold_label("xe0")));
         check_lab(y ? y->data : NULL, y ? y->numel : 0, "ye0", 2e-5f);
         NN_TEST_CHECK(memcmp(u, tu->data, tu->numel * sizeof(float)) == 0,
-                      "%s: evaluation leaves weight_u alone", case_name);
+                      "%s: evaluation leaves weight_u alone", gold_case_name);
     } else {
         check_lab(nn_param(m, "weight_g")->grad, nn_param(m, "weight_g")->numel, "gweight_g0", 5e-5f);
         check_lab(nn_param(m, "weight_v")->grad, nn_param(m, "weight_v")->numel, "gweight_v0", 5e-5f);
@@ -259,12 +218,12 @@ static void golden(nn_graph *g, const char *dir) {
     int cases = 0;
     NN_TEST_CHECK(gold_open(&gf, dir, "norm.txt"), "open norm.txt");
     if (!gf.f) return;
-    while (case_read(&gf)) {
-        if (starts(case_name, "wn_") || starts(case_name, "sn_")) golden_wn_case(g);
+    while (gold_case_read(&gf)) {
+        if (starts(gold_case_name, "wn_") || starts(gold_case_name, "sn_")) golden_wn_case(g);
         else golden_norm_case(g);
         cases++;
     }
-    case_clear();
+    gold_case_clear();
     gold_close(&gf);
     NN_TEST_CHECK(cases == 25, "golden cases read: %d", cases);
 }
