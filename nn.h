@@ -336,6 +336,8 @@ NNDEF int nn_set_adaptive_threads(int on);
    that used nn.h exits; the next call simply allocates again. */
 NNDEF void nn_thread_cleanup(void);
 
+/* ----- >>kernels.int8: int8 dot products (quantized weights) ------------- */
+
 /* ===== >>graph =========================================================== */
 
 typedef struct nn_graph nn_graph;
@@ -1253,6 +1255,8 @@ NNDEF nn_tensor *nn_transformer_encoder_forward(nn_module *m, nn_tensor *x, cons
    pe[p, 2i+1] = cos(...)) or learned (parameter "weight" [max_len, d], N(0,1)). */
 NNDEF nn_module *nn_sinusoidal_positional_encoding(int d_model, int max_len, int batch_first);
 NNDEF nn_module *nn_learned_positional_encoding(int d_model, int max_len, int batch_first);
+
+/* ----- >>layers.quant: int8 weights (nn_quantize) ------------------------ */
 
 /* ===== >>regularizers ===================================================== */
 
@@ -6608,6 +6612,8 @@ static void nn__norm_backward_kernel(const nn__normgeo *q, const nn__normgrad *a
     if (nn__norm_rowmode(q)) nn__norm_backward_rows(q, a);
     else nn__norm_backward_planes(q, a);
 }
+
+/* ----- >>kernels.int8: int8 dot products (quantized weights) ------------- */
 
 /* ===== >>graph (implementation) ========================================== */
 
@@ -13094,6 +13100,8 @@ NNDEF nn_module *nn_learned_positional_encoding(int d_model, int max_len, int ba
     return nn__posenc_make("nn_learned_positional_encoding", "LearnedPositionalEncoding", d_model,
                            max_len, batch_first, 1);
 }
+
+/* ----- >>layers.quant: int8 weights (nn_quantize) ------------------------ */
 
 /* ===== >>regularizers (implementation) ==================================== */
 
