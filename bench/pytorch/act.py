@@ -11,14 +11,13 @@ a float: x read and y written, x and g read and dx written).  The table
 shows medians over rounds: nn.h's f+b against the copy (target <= 1.2), and
 PyTorch's f+b beside nn.h's (ratio > 1: nn.h is faster).
 """
-import argparse
-import os
 import statistics
-import subprocess
 import time
 
 import torch
 import torch.nn.functional as F
+
+from sidebyside import parse_args, rounds
 
 N = 1 << 20
 OPS = [
@@ -34,13 +33,15 @@ OPS = [
 ]
 
 
-def torch_round(reps):
+def torch_round(reps, only=""):
     torch.manual_seed(1)
     x0 = torch.randn(N) * 3
     g = torch.randn(N)
     w = torch.full((1,), 0.25, requires_grad=True)
     res = {}
     for name, fn in OPS:
+        if only and only not in name:
+            continue
         f = fn if fn is not None else (lambda x: F.prelu(x, w))
         ts = []
         for r in range(-3, reps):
@@ -55,39 +56,20 @@ def torch_round(reps):
     return res
 
 
-def nn_round(binary, threads, reps):
-    env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)
-    out = subprocess.run([binary, str(threads), str(reps)], capture_output=True, text=True, env=env,
-                         check=True).stdout
-    res = {}
-    for line in out.splitlines():
-        name, copy, fb, fwd, _ = line.split()
-        res[name] = (float(copy), float(fb), float(fwd))
-    return res
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--nn", help="path of the built bench/act.c binary")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    a = parse_args("bench/act.c", 20, 3)
     if not a.nn:
-        for name, t in torch_round(a.reps).items():
+        for name, t in torch_round(a.reps, a.only).items():
             print("%s %.3f" % (name, t))
         return
-    tr, nr = [], []
-    for _ in range(a.rounds):
-        tr.append(torch_round(a.reps))
-        nr.append(nn_round(a.nn, a.threads, a.reps))
+    tr, nr = rounds(a, torch_round)  # nn.h lines: name copy f+b fwd ...
     print("threads %d, 1M floats, median ms over %d rounds (each a median of %d reps)" %
           (a.threads, a.rounds, a.reps))
     print("%-12s %8s %8s %8s %10s | %9s %12s" % ("activation", "copy", "nn f+b", "nn fwd", "f+b/copy",
                                                  "torch f+b", "torch / nn"))
     for name, _ in OPS:
+        if name not in tr[0] or name not in nr[0]:
+            continue
         c = statistics.median(r[name][0] for r in nr)
         b = statistics.median(r[name][1] for r in nr)
         f = statistics.median(r[name][2] for r in nr)

@@ -13,19 +13,16 @@ gradients.  Each round measures PyTorch (median of --reps) and then runs the
 nn.h binary; the table shows medians over rounds and PyTorch time / nn.h
 time (> 1: nn.h is faster).  Without --nn only PyTorch's figures print.
 """
-import argparse
 import math
-import os
-import statistics
-import subprocess
-import time
 
 import torch
+
+from sidebyside import fwd_fb_main, time_fwd_fb
 
 CASES = ["mha_causal_8x256x256_h4", "sdpa_causal_8x4x256x64"]
 
 
-def torch_round(reps):
+def torch_round(reps, only):
     torch.manual_seed(1)
     m = torch.nn.MultiheadAttention(256, 4, batch_first=True)
     x0 = torch.randn(8, 256, 256)
@@ -36,72 +33,19 @@ def torch_round(reps):
         s = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(64))
         return torch.softmax(s.masked_fill(causal, float("-inf")), -1) @ v
 
+    def mha(x):
+        return m(x, x, x, attn_mask=causal, need_weights=False)[0]
+
     res = {}
     for label in CASES:
-        tf, tb = [], []
-        for r in range(-2, reps):
-            with torch.no_grad():
-                t0 = time.perf_counter()
-                if label.startswith("mha"):
-                    m(x0, x0, x0, attn_mask=causal, need_weights=False)
-                else:
-                    sdpa(*qkv0)
-                t1 = time.perf_counter()
-            if label.startswith("mha"):
-                x = x0.clone().requires_grad_(True)
-                t2 = time.perf_counter()
-                m(x, x, x, attn_mask=causal, need_weights=False)[0].sum().backward()
-            else:
-                q, k, v = [t.clone().requires_grad_(True) for t in qkv0]
-                t2 = time.perf_counter()
-                sdpa(q, k, v).sum().backward()
-            t3 = time.perf_counter()
-            if r >= 0:
-                tf.append(t1 - t0)
-                tb.append(t3 - t2)
-        res[label] = (1e3 * statistics.median(tf), 1e3 * statistics.median(tb))
+        if only and only not in label:
+            continue
+        if label.startswith("mha"):
+            res[label] = time_fwd_fb(mha, [x0], list(m.parameters()), reps)
+        else:
+            res[label] = time_fwd_fb(sdpa, qkv0, [], reps)
     return res
-
-
-def nn_round(binary, threads, reps):
-    env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)
-    out = subprocess.run([binary, str(threads), str(reps)], capture_output=True, text=True, env=env,
-                         check=True).stdout
-    res = {}
-    for line in out.splitlines():
-        label, f, b = line.split()
-        res[label] = (float(f), float(b))
-    return res
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--nn", help="path of the built bench/attn.c binary")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    if not a.nn:
-        for label, (f, b) in torch_round(a.reps).items():
-            print("%s %.3f %.3f" % (label, f, b))
-        return
-    tr, nr = [], []
-    for _ in range(a.rounds):
-        tr.append(torch_round(a.reps))
-        nr.append(nn_round(a.nn, a.threads, a.reps))
-    print("threads %d, median ms over %d rounds (each a median of %d reps); ratio = PyTorch / nn.h"
-          % (a.threads, a.rounds, a.reps))
-    print("%-26s %9s %9s %6s | %9s %9s %6s" % ("case", "torch fwd", "nn fwd", "ratio",
-                                               "torch f+b", "nn f+b", "ratio"))
-    for label in CASES:
-        tf = statistics.median(r[label][0] for r in tr)
-        tb = statistics.median(r[label][1] for r in tr)
-        nf = statistics.median(r[label][0] for r in nr)
-        nb = statistics.median(r[label][1] for r in nr)
-        print("%-26s %9.2f %9.2f %6.2f | %9.2f %9.2f %6.2f" % (label, tf, nf, tf / nf, tb, nb, tb / nb))
 
 
 if __name__ == "__main__":
-    main()
+    fwd_fb_main("bench/attn.c", CASES, torch_round, reps=10, rounds_=3)
