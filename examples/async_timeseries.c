@@ -168,6 +168,46 @@ static nn_module *socnn_new(void) {
     return m;
 }
 
+/* What the significance network learned: the mean softmax weight that an
+   observation of each source gets (over the test windows, relative to the
+   uniform 1/M), printed for the noisiest and the cleanest groups. */
+static void socnn_report(nn_module *m, nn_graph *g, const series *s, int lo, int hi) {
+    double wsum[K] = {0}, cnt[K] = {0};
+    float *xc = (float *)malloc((size_t)BATCH * F * M * sizeof(float));
+    float *xl = (float *)malloc((size_t)F * M * sizeof(float)); /* unused copy */
+    int n, b, j, k;
+    nn_train_mode(m, 0);
+    nn_set_grad_enabled(g, 0);
+    for (n = lo; n + BATCH <= hi; n += BATCH) {
+        nn_tensor *sig;
+        for (b = 0; b < BATCH; b++) window(s, n + b, xc + (size_t)b * F * M, xl);
+        nn_graph_reset(g);
+        sig = nn_softmax(nn_forward(nn_child(m, "significance"),
+                                    nn_tensor_from(g, xc, NN_SHAPE(BATCH, F, M))), 2);
+        for (b = 0; b < BATCH; b++)
+            for (j = 0; j < M; j++) {
+                k = s->source[n + b - M + j];
+                wsum[k] += sig->data[b * M + j] * M;
+                cnt[k] += 1.0;
+            }
+    }
+    nn_set_grad_enabled(g, 1);
+    nn_train_mode(m, 1);
+    printf("SOCNN significance (mean softmax weight x M) of an observation by its source's noise "
+           "scale:");
+    for (k = 0; k < 4; k++) { /* the four noise scales, 1 to 1/8 */
+        double w = 0.0, c = 0.0;
+        for (j = 4 * k; j < 4 * k + 4; j++) {
+            w += wsum[j];
+            c += cnt[j];
+        }
+        printf(" s=%g: %.2f", ldexp(1.0, -k), c > 0.0 ? w / c : 0.0);
+    }
+    printf("\n");
+    free(xc);
+    free(xl);
+}
+
 /* ----- the baselines ----- */
 
 /* LSTM(F, 32) over the window, a linear head on the last state. */
@@ -380,9 +420,11 @@ static void train(net *nt, nn_graph *g, const series *s, int lo, int mid, int hi
             for (i = 0, off = 0; i < count; off += ps[i].tensor->numel, i++)
                 memcpy(best + off, ps[i].tensor->data, ps[i].tensor->numel * sizeof(float));
         }
-        printf("  epoch %2d: train loss %.4f, val MSE %.4f (%.0f s)\n", e, loss_sum / steps, v,
-               nn_time() - t0);
-        fflush(stdout);
+        if (e == 1 || e % 3 == 0 || e == epochs) { /* briefly: every third epoch */
+            printf("  epoch %2d: train loss %.4f, val MSE %.4f (%.0f s)\n", e, loss_sum / steps, v,
+                   nn_time() - t0);
+            fflush(stdout);
+        }
     }
     for (i = 0, off = 0; i < count; off += ps[i].tensor->numel, i++)
         memcpy(ps[i].tensor->data, best + off, ps[i].tensor->numel * sizeof(float));
@@ -432,6 +474,22 @@ int main(int argc, char **argv) {
     ntest = hi - vend;
     printf("%d observations from %d sources, windows of %d, %d train / %d val / %d test samples "
            "(seed %lu)\n", nobs, K, M, mid - lo, vend - mid, ntest, seed);
+    {   /* the latent process wanders: say where each part of it lies */
+        int part[4], p;
+        part[0] = lo;
+        part[1] = mid;
+        part[2] = vend;
+        part[3] = hi;
+        for (p = 0; p < 3; p++) {
+            float a = s.target[part[p]], b = a;
+            for (i = part[p]; i < part[p + 1]; i++) {
+                a = s.target[i] < a ? s.target[i] : a;
+                b = s.target[i] > b ? s.target[i] : b;
+            }
+            printf("%s targets in [%.2f, %.2f]%s", p == 0 ? "train" : p == 1 ? "val" : "test", a, b,
+                   p == 2 ? "\n" : ", ");
+        }
+    }
 
     /* the baselines without training: the last observed value, least squares */
     for (i = 0; i < 6; i++) pred[i] = (float *)malloc((size_t)ntest * sizeof(float));
@@ -470,6 +528,7 @@ int main(int argc, char **argv) {
         secs[3 + j] = nn_time() - t0;
     }
 
+    socnn_report(nets[0].m, g, &s, vend, hi);
     {
         double mean = 0.0, var = 0.0;
         for (i = vend; i < hi; i++) mean += s.target[i];
