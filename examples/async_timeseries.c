@@ -536,8 +536,30 @@ int main(int argc, char **argv) {
         for (i = vend; i < hi; i++) var += (s.target[i] - mean) * (s.target[i] - mean);
         printf("\ntest MSE on %d samples (the test targets have variance %.3f)\n", ntest, var / ntest);
     }
-    printf("| model | test MSE | seconds |\n|---|---|---|\n");
-    for (i = 0; i < 6; i++) printf("| %s | %.4f | %.0f |\n", names[i], mse(pred[i], s.target + vend, ntest), secs[i]);
+    {   /* also split by whether the target lies in the range the training targets covered */
+        float tmin = s.target[lo], tmax = tmin;
+        int nin = 0;
+        for (i = lo; i < mid; i++) {
+            tmin = s.target[i] < tmin ? s.target[i] : tmin;
+            tmax = s.target[i] > tmax ? s.target[i] : tmax;
+        }
+        for (i = vend; i < hi; i++) nin += s.target[i] >= tmin && s.target[i] <= tmax;
+        printf("| model | test MSE | targets inside the training range (%d) | outside (%d) | "
+               "seconds |\n|---|---|---|---|---|\n", nin, ntest - nin);
+        for (j = 0; j < 6; j++) {
+            double in = 0.0, out = 0.0;
+            for (i = vend; i < hi; i++) {
+                double d = (double)pred[j][i - vend] - s.target[i];
+                if (s.target[i] >= tmin && s.target[i] <= tmax) in += d * d;
+                else out += d * d;
+            }
+            printf("| %s | %.4f | %.4f | ", names[j], mse(pred[j], s.target + vend, ntest),
+                   nin ? in / nin : 0.0);
+            if (ntest - nin) printf("%.4f", out / (ntest - nin));
+            else printf("-");
+            printf(" | %.0f |\n", secs[j]);
+        }
+    }
 
     /* the plot: the clean target, the noisy observations' values (clipped
        to the plot) and the networks' and the linear model's predictions */
