@@ -96,7 +96,7 @@ static series make_series(int n) {
     s.source = (int *)malloc((size_t)n * sizeof(int));
     t = 0;
     for (i = 0; i < n; i++) {
-        double u = nn_rand_uniform() * psum;
+        double u = (double)nn_rand_uniform() * psum;
         float v, sk, sign;
         t += gap[i];
         for (k = 0; k < K - 1 && (u -= p[k]) > 0.0; k++) {}
@@ -187,7 +187,7 @@ static void socnn_report(nn_module *m, nn_graph *g, const series *s, int lo, int
         for (b = 0; b < BATCH; b++)
             for (j = 0; j < M; j++) {
                 k = s->source[n + b - M + j];
-                wsum[k] += sig->data[b * M + j] * M;
+                wsum[k] += (double)sig->data[b * M + j] * M;
                 cnt[k] += 1.0;
             }
     }
@@ -268,7 +268,7 @@ static double *least_squares(const series *s, int lo, int hi, int p, feature_fn 
         feature(s, n, row);
         row[p] = 1.0;
         for (i = 0; i < q; i++) {
-            b[i] += row[i] * s->target[n];
+            b[i] += row[i] * (double)s->target[n];
             if (row[i] != 0.0)
                 for (j = 0; j <= i; j++) A[i * q + j] += row[i] * row[j];
         }
@@ -332,7 +332,7 @@ typedef struct net {
 static double mse(const float *a, const float *b, int n) {
     double s = 0.0;
     int i;
-    for (i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    for (i = 0; i < n; i++) s += ((double)a[i] - (double)b[i]) * ((double)a[i] - (double)b[i]);
     return s / n;
 }
 
@@ -407,13 +407,11 @@ static void train(net *nt, nn_graph *g, const series *s, int lo, int mid, int hi
             nn_zero_grad(opt);
             nn_backward(loss);
             nn_step(opt);
-            loss_sum += nn_item(loss);
+            loss_sum += (double)nn_item(loss);
             steps++;
         }
         predict(nt, g, s, mid, hi, val);
-        v = 0.0;
-        for (i = mid; i < hi; i++) v += ((double)val[i - mid] - s->target[i]) * ((double)val[i - mid] - s->target[i]);
-        v /= (hi - mid);
+        v = mse(val, s->target + mid, hi - mid);
         if (v < best_mse) {
             best_mse = v;
             best_e = e;
@@ -486,7 +484,7 @@ int main(int argc, char **argv) {
                 a = s.target[i] < a ? s.target[i] : a;
                 b = s.target[i] > b ? s.target[i] : b;
             }
-            printf("%s targets in [%.2f, %.2f]%s", p == 0 ? "train" : p == 1 ? "val" : "test", a, b,
+            printf("%s targets in [%.2f, %.2f]%s", p == 0 ? "train" : p == 1 ? "val" : "test", (double)a, (double)b,
                    p == 2 ? "\n" : ", ");
         }
     }
@@ -531,9 +529,9 @@ int main(int argc, char **argv) {
     socnn_report(nets[0].m, g, &s, vend, hi);
     {
         double mean = 0.0, var = 0.0;
-        for (i = vend; i < hi; i++) mean += s.target[i];
+        for (i = vend; i < hi; i++) mean += (double)s.target[i];
         mean /= ntest;
-        for (i = vend; i < hi; i++) var += (s.target[i] - mean) * (s.target[i] - mean);
+        for (i = vend; i < hi; i++) var += ((double)s.target[i] - mean) * ((double)s.target[i] - mean);
         printf("\ntest MSE on %d samples (the test targets have variance %.3f)\n", ntest, var / ntest);
     }
     {   /* also split by whether the target lies in the range the training targets covered */
@@ -549,7 +547,7 @@ int main(int argc, char **argv) {
         for (j = 0; j < 6; j++) {
             double in = 0.0, out = 0.0;
             for (i = vend; i < hi; i++) {
-                double d = (double)pred[j][i - vend] - s.target[i];
+                double d = (double)pred[j][i - vend] - (double)s.target[i];
                 if (s.target[i] >= tmin && s.target[i] <= tmax) in += d * d;
                 else out += d * d;
             }
