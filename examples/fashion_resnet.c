@@ -286,7 +286,7 @@ static int run_full(config *c, const nn_dataset *train, const nn_dataset *test) 
         const int *y;
         float lr = nn_get_lr(opt);
         while (nn_graph_reset(g), (n = nn_loader_next(ld, g, &x, &y)) > 0) {
-            loss_sum += train_step(net, opt, sched, x, y, REG_SHAKEDROP, 0.1f, &correct);
+            loss_sum += (double)train_step(net, opt, sched, x, y, REG_SHAKEDROP, 0.1f, &correct);
             batches++;
             seen += n;
             if (batches == c->batches) break;
@@ -295,11 +295,11 @@ static int run_full(config *c, const nn_dataset *train, const nn_dataset *test) 
             double secs = nn_time() - t0, cpu = cpu_seconds() - c0;
             acc = test_accuracy(net, test, g);
             printf("%5d  %6.4f  %6.2f%%  %6.2f%%  %.4f  %7.1f  %7.1f\n", epoch, loss_sum / batches,
-                   100.0 * correct / seen, 100.0 * acc, (double)lr, secs, cpu);
+                   100.0 * correct / seen, 100.0 * (double)acc, (double)lr, secs, cpu);
             fflush(stdout);
         }
     }
-    printf("final test accuracy %.2f%% after %d epochs, %.1f s (%.1f s CPU)\n", 100.0 * acc,
+    printf("final test accuracy %.2f%% after %d epochs, %.1f s (%.1f s CPU)\n", 100.0 * (double)acc,
            c->epochs, nn_time() - t_all, cpu_seconds() - c_all);
     if (c->save) {
         if (nn_save(net, c->save) != NN_OK) fprintf(stderr, "%s\n", nn_error_string());
@@ -353,7 +353,7 @@ static int run_compare(const config *c, const nn_dataset *train, const nn_datase
             int n;
             nn_graph_reset(g);
             if ((n = nn_loader_next(ld, g, &x, &y)) <= 0) continue;   /* the next epoch */
-            loss_sum += train_step(net, opt, sched, x, y, reg, 0.0f, &correct);
+            loss_sum += (double)train_step(net, opt, sched, x, y, reg, 0.0f, &correct);
             seen += n;
             step++;
             if (step % every == 0 || step == c->budget) {
@@ -370,7 +370,7 @@ static int run_compare(const config *c, const nn_dataset *train, const nn_datase
         robust[reg] = reg == REG_NONE || reg == REG_ADV ? fgsm_accuracy(net, test) : -1.0f;
         printf("%-20s %zu parameters: train loss %.4f, train accuracy %.2f%%, test %.2f%%, %.1f s\n",
                reg_names[reg], nn_parameter_count(net), loss_sum / step, 100.0 * correct / seen,
-               100.0 * final_acc[reg], secs[reg]);
+               100.0 * (double)final_acc[reg], secs[reg]);
         fflush(stdout);
         series[reg].name = reg_names[reg];
         series[reg].x = xs[reg];
@@ -387,9 +387,9 @@ static int run_compare(const config *c, const nn_dataset *train, const nn_datase
     printf("| regularizer | test accuracy | FGSM accuracy (eps 0.1) | seconds |\n|---|---|---|---|\n");
     for (reg = 0; reg < REG_COUNT; reg++) {
         char rb[32];
-        if (robust[reg] >= 0.0f) snprintf(rb, sizeof rb, "%.2f%%", 100.0 * robust[reg]);
+        if (robust[reg] >= 0.0f) snprintf(rb, sizeof rb, "%.2f%%", 100.0 * (double)robust[reg]);
         else snprintf(rb, sizeof rb, "-");
-        printf("| %s | %.2f%% | %s | %.1f |\n", reg_names[reg], 100.0 * final_acc[reg], rb,
+        printf("| %s | %.2f%% | %s | %.1f |\n", reg_names[reg], 100.0 * (double)final_acc[reg], rb,
                secs[reg]);
     }
     po.title = "Fashion-MNIST, pre-activation ResNet: one regularizer each";
