@@ -45,7 +45,8 @@
    Options: --epochs N, --threads T (default 2), --seed S, --width W,
    --blocks B, --pL P, --lr LR, --quick, --compare, --budget STEPS,
    --svg PATH, --save MODEL.safetensors, --batches N (at most N batches per
-   epoch: for timing).
+   epoch: for timing), --points K (test evaluations per --compare row, 8),
+   --rows 0123 (the --compare rows to run, by their index in the table).
    Data comes from $NN_DATA, else /usr/share/datasets/fashion-mnist; without
    it the program says how to get it and stops; NN_DATA=synthetic runs on a
    generated stand-in (and says so). */
@@ -65,7 +66,8 @@ static const char *const reg_names[REG_COUNT] = {
 };
 
 typedef struct config {
-    int width, blocks, epochs, threads, quick, compare, budget, batches;
+    int width, blocks, epochs, threads, quick, compare, budget, batches, points;
+    unsigned rows;       /* --compare: bit r set runs row r */
     float p_last, lr;
     unsigned long long seed;
     const char *svg, *save;
@@ -240,17 +242,26 @@ static int parse(config *c, int argc, char **argv) {
         else if (v && !strcmp(a, "--lr")) c->lr = (float)atof(v), i++;
         else if (v && !strcmp(a, "--budget")) c->budget = atoi(v), i++;
         else if (v && !strcmp(a, "--batches")) c->batches = atoi(v), i++;
+        else if (v && !strcmp(a, "--points")) c->points = atoi(v), i++;
+        else if (v && !strcmp(a, "--rows")) {
+            const char *p;
+            c->rows = 0;
+            for (p = v; *p; p++)
+                if (*p >= '0' && *p < '0' + REG_COUNT) c->rows |= 1u << (*p - '0');
+            i++;
+        }
         else if (v && !strcmp(a, "--svg")) c->svg = v, i++;
         else if (v && !strcmp(a, "--save")) c->save = v, i++;
         else {
             fprintf(stderr, "unknown option %s\nusage: %s [--epochs N] [--threads T] [--seed S] "
                     "[--width W] [--blocks B] [--pL P] [--lr LR] [--quick] [--compare] "
-                    "[--budget STEPS] [--svg PATH] [--save FILE]\n", a, argv[0]);
+                    "[--budget STEPS] [--points K] [--rows 01234567] [--svg PATH] [--save FILE] "
+                    "[--batches N]\n", a, argv[0]);
             return 0;
         }
     }
     if (c->width < 1 || c->blocks < 1 || c->epochs < 1 || c->threads < 1 || c->budget < 1 ||
-        !(c->p_last > 0.0f && c->p_last <= 1.0f) || !(c->lr > 0.0f)) {
+        c->points < 1 || c->points > 32 || !(c->p_last > 0.0f && c->p_last <= 1.0f) || !(c->lr > 0.0f)) {
         fprintf(stderr, "bad option value\n");
         return 0;
     }
@@ -318,7 +329,7 @@ static int run_full(config *c, const nn_dataset *train, const nn_dataset *test) 
 /* --compare: every regularizer alone for c->budget steps. */
 static int run_compare(const config *c, const nn_dataset *train, const nn_dataset *test) {
     static float xs[REG_COUNT][MAX_POINTS], ys[REG_COUNT][MAX_POINTS];
-    int npts[REG_COUNT], reg, every = c->budget / 8 > 0 ? c->budget / 8 : 1;
+    int npts[REG_COUNT], reg, every = c->budget / c->points > 0 ? c->budget / c->points : 1, ns = 0;
     float final_acc[REG_COUNT], robust[REG_COUNT];
     double secs[REG_COUNT];
     nn_plot_series series[REG_COUNT];
@@ -334,6 +345,8 @@ static int run_compare(const config *c, const nn_dataset *train, const nn_datase
         nn_augment *aug = NULL;
         double t0 = nn_time(), loss_sum = 0.0;
         int step = 0, correct = 0, seen = 0;
+        npts[reg] = 0;
+        if (!(c->rows >> reg & 1u)) continue;
         nn_seed(c->seed);
         net = make_net(c, reg);
         opt = make_optim(net, c->lr);
@@ -372,10 +385,11 @@ static int run_compare(const config *c, const nn_dataset *train, const nn_datase
                reg_names[reg], nn_parameter_count(net), loss_sum / step, 100.0 * correct / seen,
                100.0 * (double)final_acc[reg], secs[reg]);
         fflush(stdout);
-        series[reg].name = reg_names[reg];
-        series[reg].x = xs[reg];
-        series[reg].y = ys[reg];
-        series[reg].n = npts[reg];
+        series[ns].name = reg_names[reg];
+        series[ns].x = xs[reg];
+        series[ns].y = ys[reg];
+        series[ns].n = npts[reg];
+        ns++;
         nn_loader_free(ld);
         nn_augment_free(aug);
         nn_sched_free(sched);
@@ -387,6 +401,7 @@ static int run_compare(const config *c, const nn_dataset *train, const nn_datase
     printf("| regularizer | test accuracy | FGSM accuracy (eps 0.1) | seconds |\n|---|---|---|---|\n");
     for (reg = 0; reg < REG_COUNT; reg++) {
         char rb[32];
+        if (!(c->rows >> reg & 1u)) continue;
         if (robust[reg] >= 0.0f) snprintf(rb, sizeof rb, "%.2f%%", 100.0 * (double)robust[reg]);
         else snprintf(rb, sizeof rb, "-");
         printf("| %s | %.2f%% | %s | %.1f |\n", reg_names[reg], 100.0 * (double)final_acc[reg], rb,
@@ -396,7 +411,7 @@ static int run_compare(const config *c, const nn_dataset *train, const nn_datase
     po.xlabel = "step (batch 128)";
     po.ylabel = "test accuracy (%)";
     po.markers = 1;
-    if (nn_plot_svg(svg, series, REG_COUNT, po) == NN_OK) printf("curves written to %s\n", svg);
+    if (nn_plot_svg(svg, series, ns, po) == NN_OK) printf("curves written to %s\n", svg);
     else fprintf(stderr, "%s\n", nn_error_string());
     nn_graph_free(g);
     return 0;
@@ -412,6 +427,8 @@ int main(int argc, char **argv) {
     c.epochs = 20;
     c.threads = 2;
     c.budget = 600;
+    c.points = 8;
+    c.rows = (1u << REG_COUNT) - 1u;
     c.p_last = 0.8f;
     c.lr = 0.2f;
     c.seed = 42;
