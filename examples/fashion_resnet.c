@@ -27,8 +27,8 @@
    selection on the test set).
 
    --compare trains the same net for --budget steps (default 600) under
-   each regularizer alone, with no augmentation, from the same seed and
-   schedule, and prints one table (test accuracy, FGSM robust accuracy at
+   each regularizer alone, with no augmentation and no label smoothing,
+   from the same seed and schedule, and prints one table (test accuracy, FGSM robust accuracy at
    eps 0.1 for the plain and the adversarial rows, seconds) and an SVG plot
    of the test-accuracy curves (--svg, default fashion_resnet_compare.svg):
    none, dropout (0.3 between the convolutions), stochastic depth (p_L as --pL),
