@@ -1858,6 +1858,15 @@ NNDEF nn_tensor *nn_pgd(nn_module *m, nn_tensor *x, const int *labels, nn_attack
    correctly after a PGD attack with opts (steps 1 without random start and
    step_size eps is FGSM).  Uses its own graph; -1 on failure. */
 NNDEF float nn_robust_accuracy(nn_module *m, nn_loader *ld, nn_attack_opts opts);
+/* Adversarial training's batch (Goodfellow et al. 2015, sec. 6; Kurakin et
+   al. 2017 mix clean and adversarial examples): a new tensor of x's shape
+   [N,...] in x's graph whose first k = round(fraction N) samples are nn_pgd's
+   attack on them (opts; steps 1 and step_size eps is FGSM) and the rest a
+   copy of x; fraction in [0,1], 0 returns x itself.  Shuffled batches make
+   the first k a random subset.  The step-side form; nn_fit's
+   opts.adversarial is the loop-side one.  NULL after a misuse. */
+NNDEF nn_tensor *nn_adversarial_batch(nn_module *m, nn_tensor *x, const int *labels,
+                                      float fraction, nn_attack_opts opts);
 
 /* ===== >>optim =========================================================== */
 /* Optimizers, parameter groups, gradient clipping, learning-rate and
@@ -2608,6 +2617,10 @@ typedef struct nn_fit_opts {
     nn_fit_callback on_batch;  /* after every batch, or NULL */
     nn_fit_callback on_epoch;  /* after every epoch (its history row is in), or NULL */
     void *user;              /* passed to both */
+    const nn_attack_opts *adversarial;  /* adversarial training: replace a share of
+                                each labelled batch by an attack on the current
+                                model (nn_adversarial_batch), or NULL */
+    float adversarial_fraction;  /* that share in (0,1]; 0 means 0.5 */
 } nn_fit_opts;
 
 /* Train m with optimizer o on train (Keras's model.fit).  Returns the history
@@ -17287,6 +17300,40 @@ NNDEF nn_tensor *nn_pgd(nn_module *m, nn_tensor *x, const int *labels, nn_attack
     return nn__pgd("nn_pgd", m, x, labels, opts, 0);
 }
 
+NNDEF nn_tensor *nn_adversarial_batch(nn_module *m, nn_tensor *x, const int *labels,
+                                      float fraction, nn_attack_opts opts) {
+    const char *op = "nn_adversarial_batch";
+    nn_graph *g;
+    nn_tensor *head, *xa, *out;
+    nn_shape s;
+    size_t row, keep;
+    int k;
+    if (!(fraction >= 0.0f && fraction <= 1.0f)) {
+        nn__misuse("%s: fraction must be in [0,1], got %g", op, (double)fraction);
+        return NULL;
+    }
+    if (!x || x->ndim < 1) {
+        nn__misuse("%s: needs x [N,...], got %s", op, nn__ts(x));
+        return NULL;
+    }
+    if (!nn__attack_check(op, m, x, labels, &opts)) return NULL;
+    k = (int)((float)x->shape[0] * fraction + 0.5f);
+    if (k == 0) return x;
+    if (!(g = nn__graph_of(op, &x, 1))) return NULL;
+    s = nn_shape_of(x);
+    row = x->numel / (size_t)x->shape[0];
+    keep = (size_t)k * row;
+    s.d[0] = k;
+    if (!(head = nn__tensor_new(op, g, s, 0))) return NULL;
+    memcpy(head->data, x->data, keep * sizeof(float));
+    if (!(xa = nn__pgd(op, m, head, labels, opts, 0))) return NULL;
+    if (k == x->shape[0]) return xa;
+    if (!(out = nn__tensor_new(op, g, nn_shape_of(x), 0))) return NULL;
+    memcpy(out->data, xa->data, keep * sizeof(float));
+    memcpy(out->data + keep, x->data + keep, (x->numel - keep) * sizeof(float));
+    return out;
+}
+
 NNDEF float nn_robust_accuracy(nn_module *m, nn_loader *ld, nn_attack_opts opts) {
     nn_graph *keep = nn__cur_graph, *g;
     long correct = 0, total = 0;
@@ -22532,6 +22579,12 @@ NNDEF nn_history *nn_fit(nn_module *m, nn_optim *o, const nn_dataset *train, nn_
             if (b == 0) fs.batches = nn_loader_batches(ld);
             b++;
             if (pending == 0) nn_zero_grad(o);
+            if (opts.adversarial && y &&
+                !(x = nn_adversarial_batch(m, x, y, opts.adversarial_fraction > 0.0f ?
+                                           opts.adversarial_fraction : 0.5f, *opts.adversarial))) {
+                st = NN_ERR_ARG;
+                goto fail;
+            }
             if (!(out = nn_forward(m, x)) || !(loss = nn__fit_loss(&F, out, y, t))) {
                 st = NN_ERR_ARG;
                 goto fail;
