@@ -11961,15 +11961,15 @@ static void nn__lanes_copy(float *buf, const float *src, int q, size_t H, size_t
         }
 }
 
-/* One sample's step over all H lanes (forward). */
+/* One sample's step over lanes [j0, j1) of H (forward). */
 static void nn__rnn_row(int kind, int relu, float *g, const float *r, const float *bx,
-                        const float *bh, float *h, float *c, size_t H) {
-    size_t j = 0;
-    for (; j + NN__VL <= H; j += NN__VL) nn__rnn_lanes(kind, relu, g, r, bx, bh, h, c, H, j);
-    if (j < H) {
+                        const float *bh, float *h, float *c, size_t H, size_t j0, size_t j1) {
+    size_t j = j0;
+    for (; j + NN__VL <= j1; j += NN__VL) nn__rnn_lanes(kind, relu, g, r, bx, bh, h, c, H, j);
+    if (j < j1) {
         float lg[5 * NN__VL], lr[4 * NN__VL], lbx[4 * NN__VL], lbh[NN__VL], lh[NN__VL], lc[NN__VL];
         int G = nn__rnn_G(kind), GS = nn__rnn_GS(kind);
-        size_t cnt = H - j;
+        size_t cnt = j1 - j;
         nn__lanes_copy(lg, g, GS, H, j, cnt, 1);
         nn__lanes_copy(lr, r, G, H, j, cnt, 1);
         nn__lanes_copy(lbx, bx, G, H, j, cnt, 1);
@@ -11983,16 +11983,17 @@ static void nn__rnn_row(int kind, int relu, float *g, const float *r, const floa
     }
 }
 
-/* One sample's step over all H lanes (backward). */
+/* One sample's step over lanes [j0, j1) of H (backward). */
 static void nn__rnn_row_back(int kind, int relu, const float *g, const float *hp, const float *cp,
-                             float *dh, float *dc, float *dx, float *dr, size_t H) {
-    size_t j = 0;
-    for (; j + NN__VL <= H; j += NN__VL) nn__rnn_lanes_back(kind, relu, g, hp, cp, dh, dc, dx, dr, H, j);
-    if (j < H) {
+                             float *dh, float *dc, float *dx, float *dr, size_t H, size_t j0,
+                             size_t j1) {
+    size_t j = j0;
+    for (; j + NN__VL <= j1; j += NN__VL) nn__rnn_lanes_back(kind, relu, g, hp, cp, dh, dc, dx, dr, H, j);
+    if (j < j1) {
         float lg[5 * NN__VL], lhp[NN__VL], lcp[NN__VL], ldh[NN__VL], ldc[NN__VL];
         float ldx[4 * NN__VL], ldr[4 * NN__VL];
         int G = nn__rnn_G(kind), GS = nn__rnn_GS(kind);
-        size_t cnt = H - j;
+        size_t cnt = j1 - j;
         nn__lanes_copy(lg, g, GS, H, j, cnt, 1);
         nn__lanes_copy(lhp, hp, 1, H, j, cnt, 1);
         nn__lanes_copy(lcp, cp, 1, H, j, cnt, 1);
@@ -12006,16 +12007,102 @@ static void nn__rnn_row_back(int kind, int relu, const float *g, const float *hp
     }
 }
 
-/* Multiply-adds of a step's product from which a thread team runs it. */
+/* The steps of a layer run on one thread team for the whole sequence (one
+   parallel region, one barrier a step).  Each member owns a slice of the
+   hidden units, whole micro-panels of NR: it packs its columns of the
+   recurrent weights once, computes its columns of every step's product and
+   the gate pass of its units.  Every element sees the same operations in
+   the same order whatever the slicing, so the bits do not depend on the
+   team size.  A team is planned from this many multiply-adds a step. */
 #ifndef NN__RNN_PAR_MACS
-#define NN__RNN_PAR_MACS 1048576.0
+#define NN__RNN_PAR_MACS 262144.0
 #endif
 
-/* The calling team member's samples [*lo, *hi) of B. */
-static void nn__rnn_share(int B, int *lo, int *hi) {
-    int t = NN__TID, nt = NN__NTEAM;
-    *lo = (int)((long long)B * t / nt);
-    *hi = (int)((long long)B * (t + 1) / nt);
+/* The team planned for a layer's [B,K] x [K,N] steps. */
+static int nn__rnn_plan(int B, int N, int K) {
+    return nn__team((double)B * (double)N * (double)K >= NN__RNN_PAR_MACS);
+}
+
+/* The team that runs now (contention control, as for the GEMM, see
+   nn__team_pick); *t0 and *c0 start the measure nn__rnn_team_end records. */
+static int nn__rnn_team_start(int nt, double *t0, clock_t *c0) {
+    *t0 = 0.0;
+    *c0 = 0;
+#ifdef NN__OMP_ON
+    if (nt > 1) {
+        *t0 = omp_get_wtime();
+        if (!nn__team_pick(*t0)) return 1;
+        *c0 = clock();
+    }
+#endif
+    return nt;
+}
+
+static void nn__rnn_team_end(int nt, double t0, clock_t c0) {
+#ifdef NN__OMP_ON
+    if (nt > 1) {
+        double t1 = omp_get_wtime();
+        nn__team_note((double)(clock() - c0) / (double)CLOCKS_PER_SEC, t1 - t0, nt, t1);
+    }
+#else
+    (void)nt;
+    (void)t0;
+    (void)c0;
+#endif
+}
+
+/* The calling team member's hidden units [*u0, *u1) of H. */
+static void nn__rnn_units(int H, int *u0, int *u1) {
+    int nch = (H + NN__GEMM_NR - 1) / NN__GEMM_NR, t = NN__TID, nt = NN__NTEAM;
+    *u0 = NN__MIN(nch * t / nt * NN__GEMM_NR, H);
+    *u1 = NN__MIN(nch * (t + 1) / nt * NN__GEMM_NR, H);
+}
+
+/* Floats of one member's packed panels (K deep, groups slices of its units)
+   in a team of nt. */
+static size_t nn__rnn_slice(int K, int groups, int H, int nt) {
+    int kc = nn__gemm_kc(K), nkb = (K + kc - 1) / kc, nch = (H + NN__GEMM_NR - 1) / NN__GEMM_NR;
+    size_t per = (size_t)((nch + nt - 1) / nt);
+    return ((size_t)nkb * (size_t)kc * NN__GEMM_NR * (size_t)groups * per + 15) / 16 * 16;
+}
+
+/* Pack the member's columns of B (W, or W^T when trans: column j of B is row
+   j of W) into bp: per K block (as nn_sgemm blocks K), for each of groups
+   slices (columns q*gstride + [u0, u1)), panels of NR columns. */
+static void nn__rnn_pack(const float *W, int ldw, int trans, int K, int groups, int gstride,
+                         int u0, int u1, float *bp) {
+    int kc = nn__gemm_kc(K), ppg = (u1 - u0 + NN__GEMM_NR - 1) / NN__GEMM_NR, np = groups * ppg;
+    int pc, kb, p;
+    for (pc = 0, kb = 0; pc < K; pc += kc, kb++)
+        for (p = 0; p < np; p++) {
+            int j = u0 + p % ppg * NN__GEMM_NR, col = p / ppg * gstride + j;
+            int kcc = NN__MIN(kc, K - pc), nr = NN__MIN(NN__GEMM_NR, u1 - j);
+            float *dst = bp + ((size_t)kb * (size_t)np + (size_t)p) * (size_t)kc * NN__GEMM_NR;
+            if (trans) nn__gemm_pack_bt(W, ldw, pc, kcc, col, nr, dst);
+            else nn__gemm_pack_b_rows(W, ldw, pc, kcc, col, nr, dst);
+        }
+}
+
+/* C[M, the member's columns] = A[M,K] B + beta C, B packed by nn__rnn_pack. */
+static void nn__rnn_prod(int M, int K, const float *A, int lda, const float *bp, int groups,
+                         int gstride, int u0, int u1, float beta, float *C, int ldc) {
+    float apack[NN__GEMM_MR * NN__GEMM_KC];
+    int kc = nn__gemm_kc(K), ppg = (u1 - u0 + NN__GEMM_NR - 1) / NN__GEMM_NR, np = groups * ppg;
+    int pc, kb, ir, p;
+    if (np <= 0) return;
+    for (pc = 0, kb = 0; pc < K; pc += kc, kb++) {
+        int kcc = NN__MIN(kc, K - pc);
+        for (ir = 0; ir < M; ir += NN__GEMM_MR) {
+            int mr = NN__MIN(NN__GEMM_MR, M - ir);
+            nn__gemm_pack_a(0, A, lda, ir, mr, pc, kcc, 1.0f, apack);
+            for (p = 0; p < np; p++) {
+                int j = u0 + p % ppg * NN__GEMM_NR;
+                nn__gemm_tile(kcc, apack, bp + ((size_t)kb * (size_t)np + (size_t)p) * (size_t)kc * NN__GEMM_NR,
+                              NN__GEMM_NR, C + (size_t)ir * (size_t)ldc + (size_t)(p / ppg * gstride + j),
+                              ldc, mr, NN__MIN(NN__GEMM_NR, u1 - j), pc ? 1.0f : beta, NULL);
+            }
+        }
+    }
 }
 
 /* Row of step t, sample b. */
@@ -12023,36 +12110,22 @@ static size_t nn__rnn_rowi(const nn__rnn_saved *sv, int t, int b) {
     return sv->bf ? (size_t)b * (size_t)sv->T + (size_t)t : (size_t)t * (size_t)sv->B + (size_t)b;
 }
 
-/* C[M,N] = A[M,K] B[K,N] + beta C, B not transposed, in slices of at most
-   two micro-kernel row panels: the GEMM then reads B in place instead of
-   packing it, which is most of the cost of the small per-step products. */
-static void nn__rnn_mm(int M, int N, int K, const float *A, int lda, const float *Bm, int ldb,
-                       float beta, float *C, int ldc) {
-    int i, ch = 2 * NN__GEMM_MR;
-    for (i = 0; i < M; i += ch)
-        nn_sgemm(0, 0, NN__MIN(ch, M - i), N, K, 1.0f, A + (size_t)i * (size_t)lda, lda, Bm, ldb,
-                 beta, C + (size_t)i * (size_t)ldc, ldc);
-}
-
 /* The forward of direction d: x rows [BT, in], w = its 4 parameters (biases
    NULL without), h0 / c0 its initial states [B,H] or NULL; writes the output
    rows y (columns d*H.., row stride D*H) and the final states hn, cn [B,H].
-   scratch: B*G*H + 2*G*H + H*G*H floats. */
+   scratch: B*G*H + 2*G*H floats; pack: nt member slices (nn__rnn_slice of
+   H, G, H, nt), nt the planned team. */
 static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, int in,
                                 nn_tensor *const *w, const float *h0, const float *c0, float *y,
-                                float *hn, float *cn, float *scratch) {
+                                float *hn, float *cn, float *scratch, float *pack, int nt) {
     int T = sv->T, B = sv->B, H = sv->H, G = nn__rnn_G(sv->kind), GS = nn__rnn_GS(sv->kind);
-    int GH = G * H, s, j, nt;
+    int GH = G * H, j, b;
     size_t BT = (size_t)B * (size_t)T, Hs = (size_t)H, DH = (size_t)sv->D * Hs;
+    size_t slice = nn__rnn_slice(H, G, H, nt), rs = sv->bf ? (size_t)T : 1;
     float *gates = sv->gates[d], *hp = sv->hp[d], *cp = sv->cp[d];
-    float *rec = scratch, *bx = rec + (size_t)B * GH, *bh = bx + GH, *wt = bh + GH;
-    for (j = 0; j < GH; j += 16) { /* W_hh^T, in 16 x 16 blocks */
-        int k, jj, kk;
-        for (k = 0; k < H; k += 16)
-            for (jj = j; jj < NN__MIN(j + 16, GH); jj++)
-                for (kk = k; kk < NN__MIN(k + 16, H); kk++)
-                    wt[(size_t)kk * GH + jj] = w[1]->data[(size_t)jj * Hs + kk];
-    }
+    float *rec = scratch, *bx = rec + (size_t)B * GH, *bh = bx + GH;
+    double tw;
+    clock_t tc;
     for (j = 0; j < GH; j++) {
         int hn_part = sv->kind == NN__GRU && j >= 2 * H;
         bx[j] = sv->bias ? w[2]->data[j] + (hn_part ? 0.0f : w[3]->data[j]) : 0.0f;
@@ -12063,44 +12136,50 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
     else memset(hn, 0, (size_t)B * Hs * sizeof(float));
     if (cn && c0) memcpy(cn, c0, (size_t)B * Hs * sizeof(float));
     else if (cn) memset(cn, 0, (size_t)B * Hs * sizeof(float));
+    for (b = 0; b < B; b++) /* the state before the first step */
+        memcpy(hp + nn__rnn_rowi(sv, d ? T - 1 : 0, b) * Hs, hn + (size_t)b * Hs, Hs * sizeof(float));
     nn_sgemm(0, 1, (int)BT, GH, in, 1.0f, x, in, w[0]->data, in, 0.0f, gates, GS * H);
-    nt = nn__run(nn__team((double)B * GH * H >= NN__RNN_PAR_MACS));
-    (void)nt;
-    for (s = 0; s < T; s++) {
-        int t = d ? T - 1 - s : s;
-        /* one team per step: each thread its samples' product and gates */
-        NN__OMP(parallel num_threads(nt) if(nt > 1))
-        {
-            int lo, hi, b;
-            nn__rnn_share(B, &lo, &hi);
-            for (b = lo; b < hi; b++) {
-                size_t row = nn__rnn_rowi(sv, t, b);
-                memcpy(hp + row * Hs, hn + (size_t)b * Hs, Hs * sizeof(float));
-                if (cp) memcpy(cp + row * Hs, cn + (size_t)b * Hs, Hs * sizeof(float));
-            }
-            if (hi > lo)
-                nn__rnn_mm(hi - lo, GH, H, hn + (size_t)lo * Hs, H, wt, GH, 0.0f, rec + (size_t)lo * GH, GH);
-            for (b = lo; b < hi; b++) {
-                size_t row = nn__rnn_rowi(sv, t, b);
-                float *yr = y + row * DH + (size_t)d * Hs;
-                if (sv->len && t >= sv->len[b]) {
-                    memset(yr, 0, Hs * sizeof(float));
-                    continue;
+    nt = nn__rnn_team_start(nt, &tw, &tc);
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        int u0, u1, s, bb;
+        size_t nu;
+        float *bp = pack + slice * (size_t)NN__TID;
+        nn__rnn_units(H, &u0, &u1);
+        nu = (size_t)(u1 - u0);
+        nn__rnn_pack(w[1]->data, H, 1, H, G, H, u0, u1, bp);
+        for (s = 0; s < T; s++) {
+            int t = d ? T - 1 - s : s, tn = d ? t - 1 : t + 1;
+            /* the member's columns of h_{t-1} W_hh^T, then its units' gates */
+            nn__rnn_prod(B, H, hp + nn__rnn_rowi(sv, t, 0) * Hs, (int)(rs * Hs), bp, G, H, u0, u1,
+                         0.0f, rec, GH);
+            for (bb = 0; bb < B; bb++) {
+                size_t row = nn__rnn_rowi(sv, t, bb), o = (size_t)bb * Hs + (size_t)u0;
+                float *yr = y + row * DH + (size_t)d * Hs + (size_t)u0;
+                if (cp) memcpy(cp + row * Hs + u0, cn + o, nu * sizeof(float));
+                if (sv->len && t >= sv->len[bb]) {
+                    memset(yr, 0, nu * sizeof(float));
+                } else {
+                    nn__rnn_row(sv->kind, sv->relu, gates + row * (size_t)GS * Hs, rec + (size_t)bb * GH,
+                                bx, bh, hn + (size_t)bb * Hs, cn ? cn + (size_t)bb * Hs : NULL, Hs,
+                                (size_t)u0, (size_t)u1);
+                    memcpy(yr, hn + o, nu * sizeof(float));
                 }
-                nn__rnn_row(sv->kind, sv->relu, gates + row * (size_t)GS * Hs, rec + (size_t)b * GH, bx,
-                            bh, hn + (size_t)b * Hs, cn ? cn + (size_t)b * Hs : NULL, Hs);
-                memcpy(yr, hn + (size_t)b * Hs, Hs * sizeof(float));
+                if (s + 1 < T) memcpy(hp + nn__rnn_rowi(sv, tn, bb) * Hs + u0, hn + o, nu * sizeof(float));
             }
+            NN__OMP(barrier) /* h_t complete before the next product reads it */
         }
     }
+    nn__rnn_team_end(nt, tw, tc);
 }
 
 static void nn__rnn_backward(nn__node *n) {
     const nn__rnn_saved *sv = (const nn__rnn_saved *)n->saved;
     nn_tensor *x = n->in[0];
     int T = sv->T, B = sv->B, H = sv->H, D = sv->D, G = nn__rnn_G(sv->kind), GS = nn__rnn_GS(sv->kind);
-    int GH = G * H, in = sv->I, d, s, b, nt, np = sv->bias ? 4 : 2;
+    int GH = G * H, in = sv->I, d, nt, np = sv->bias ? 4 : 2, ntp = nn__rnn_plan(B, H, GH);
     size_t BT = (size_t)B * (size_t)T, Hs = (size_t)H, DH = (size_t)D * Hs, BH = (size_t)B * Hs;
+    size_t slice = nn__rnn_slice(GH, 1, H, ntp), rs = sv->bf ? (size_t)T : 1;
     const float *gy = n->out->grad, *ghn = gy + BT * DH, *gcn = ghn + (size_t)D * BH;
     float *gx = nn__in_grad(n, 0);
     float *gh0 = sv->ih0 >= 0 ? nn__in_grad(n, sv->ih0) : NULL;
@@ -12109,16 +12188,17 @@ static void nn__rnn_backward(nn__node *n) {
     float *dgx = (float *)nn__arena_alloc(g, BT * (size_t)GH * sizeof(float));
     float *dgh = sv->kind == NN__GRU ? (float *)nn__arena_alloc(g, BT * (size_t)GH * sizeof(float)) : dgx;
     float *dh = (float *)nn__arena_alloc(g, (2 * BH + 2 * (size_t)GH) * sizeof(float));
+    float *pack = (float *)nn__arena_alloc(g, slice * (size_t)ntp * sizeof(float));
     float *dc, *dbx, *dbh;
-    if (!dgx || !dgh || !dh) {
+    double tw;
+    clock_t tc;
+    if (!dgx || !dgh || !dh || !pack) {
         if (!nn__grad_oom) nn__grad_oom = x;
         return;
     }
     dc = dh + BH;
     dbx = dc + BH;
     dbh = dbx + GH;
-    nt = nn__run(nn__team((double)B * GH * H >= NN__RNN_PAR_MACS));
-    (void)nt;
     for (d = 0; d < D; d++) {
         nn_tensor *const *w = n->in + 1 + d * np;
         float *gwih = nn__in_grad(n, 1 + d * np), *gwhh = nn__in_grad(n, 2 + d * np);
@@ -12129,38 +12209,51 @@ static void nn__rnn_backward(nn__node *n) {
         if (sv->kind == NN__LSTM) memcpy(dc, gcn + (size_t)d * BH, BH * sizeof(float));
         else memset(dc, 0, BH * sizeof(float));
         memset(dbx, 0, 2 * (size_t)GH * sizeof(float));
-        for (s = T - 1; s >= 0; s--) {
-            int t = d ? T - 1 - s : s;
-            size_t r0 = nn__rnn_rowi(sv, t, 0), rs = sv->bf ? (size_t)T : 1;
-            NN__OMP(parallel num_threads(nt) if(nt > 1))
-            {
-                int lo, hi, bb;
-                nn__rnn_share(B, &lo, &hi);
-                for (bb = lo; bb < hi; bb++) {
-                    size_t row = nn__rnn_rowi(sv, t, bb), k;
+        nt = nn__rnn_team_start(ntp, &tw, &tc);
+        NN__OMP(parallel num_threads(nt) if(nt > 1))
+        {
+            int u0, u1, s, bb, q, k;
+            size_t nu;
+            float *bp = pack + slice * (size_t)NN__TID;
+            nn__rnn_units(H, &u0, &u1);
+            nu = (size_t)(u1 - u0);
+            nn__rnn_pack(w[1]->data, H, 0, GH, 1, 0, u0, u1, bp);
+            for (s = T - 1; s >= 0; s--) {
+                int t = d ? T - 1 - s : s;
+                /* the member's units: pre-activation gradients and bias sums */
+                for (bb = 0; bb < B; bb++) {
+                    size_t row = nn__rnn_rowi(sv, t, bb);
                     float *dhb = dh + (size_t)bb * Hs;
+                    const float *gyr = gy + row * DH + (size_t)d * Hs;
                     if (sv->len && t >= sv->len[bb]) {
-                        memset(dgx + row * GH, 0, (size_t)GH * sizeof(float));
-                        if (dgh != dgx) memset(dgh + row * GH, 0, (size_t)GH * sizeof(float));
+                        for (q = 0; q < G; q++) {
+                            memset(dgx + row * GH + q * Hs + u0, 0, nu * sizeof(float));
+                            if (dgh != dgx) memset(dgh + row * GH + q * Hs + u0, 0, nu * sizeof(float));
+                        }
                         continue;
                     }
-                    for (k = 0; k < Hs; k++) dhb[k] += gy[row * DH + (size_t)d * Hs + k];
+                    for (k = u0; k < u1; k++) dhb[k] += gyr[k];
                     nn__rnn_row_back(sv->kind, sv->relu, gates + row * (size_t)GS * Hs, hp + row * Hs,
                                      cp ? cp + row * Hs : NULL, dhb, dc + (size_t)bb * Hs,
-                                     dgx + row * GH, dgh + row * GH, Hs);
+                                     dgx + row * GH, dgh + row * GH, Hs, (size_t)u0, (size_t)u1);
                 }
-                /* the state gradient through W_hh (inactive rows of dgh are 0) */
-                if (hi > lo)
-                    nn__rnn_mm(hi - lo, H, GH, dgh + (r0 + (size_t)lo * rs) * GH, (int)(rs * (size_t)GH),
-                               w[1]->data, H, 1.0f, dh + (size_t)lo * Hs, H);
+                if (sv->bias)
+                    for (bb = 0; bb < B; bb++) {
+                        size_t row = nn__rnn_rowi(sv, t, bb);
+                        for (q = 0; q < G; q++) {
+                            size_t o = (size_t)q * Hs + (size_t)u0;
+                            nn__axpy(nu, 1.0f, dgx + row * GH + o, dbx + o);
+                            if (dgh != dgx) nn__axpy(nu, 1.0f, dgh + row * GH + o, dbh + o);
+                        }
+                    }
+                NN__OMP(barrier) /* every unit's gradients of the step before the product */
+                /* the member's units of the state gradient through W_hh
+                   (inactive rows of dgh are 0) */
+                nn__rnn_prod(B, GH, dgh + nn__rnn_rowi(sv, t, 0) * GH, (int)(rs * (size_t)GH), bp, 1, 0,
+                             u0, u1, 1.0f, dh, H);
             }
-            if (sv->bias)
-                for (b = 0; b < B; b++) {
-                    size_t row = nn__rnn_rowi(sv, t, b);
-                    nn__axpy((size_t)GH, 1.0f, dgx + row * GH, dbx);
-                    if (dgh != dgx) nn__axpy((size_t)GH, 1.0f, dgh + row * GH, dbh);
-                }
         }
+        nn__rnn_team_end(nt, tw, tc);
         if (gh0) nn__axpy(BH, 1.0f, dh, gh0 + sv->s0 + (size_t)d * BH);
         if (gc0) nn__axpy(BH, 1.0f, dc, gc0 + sv->s0 + (size_t)d * BH);
         if (gwih) nn_sgemm(1, 0, GH, in, (int)BT, 1.0f, dgx, GH, x->data, in, 1.0f, gwih, in);
@@ -12207,7 +12300,8 @@ static int nn__rnn_layer(const char *op, const nn__rnn_state *st, int l, nn_tens
     int in_f = x->shape[x->ndim - 1];
     size_t BT = (size_t)B * (size_t)T, BH = (size_t)B * (size_t)H, Y = BT * (size_t)D * (size_t)H;
     size_t total = Y + (size_t)D * BH * (st->kind == NN__LSTM ? 2u : 1u);
-    float *scratch;
+    float *scratch, *pack;
+    int nt = nn__rnn_plan(B, G * H, H);
     in[0] = x;
     for (d = 0; d < D; d++)
         for (k = 0; k < (st->bias ? 4 : 2); k++) in[nin++] = st->w[l][d][k];
@@ -12222,8 +12316,9 @@ static int nn__rnn_layer(const char *op, const nn__rnn_state *st, int l, nn_tens
     out = nn__op(op, in, nin, NN_SHAPE((int)total), nn__rnn_backward);
     if (!out) return 0;
     sv = (nn__rnn_saved *)nn__scratch(out, sizeof(nn__rnn_saved));
-    scratch = (float *)nn__scratch(out, ((size_t)B + 2 + (size_t)H) * (size_t)G * (size_t)H * sizeof(float));
-    if (!sv || !scratch) return 0;
+    scratch = (float *)nn__scratch(out, ((size_t)B + 2) * (size_t)G * (size_t)H * sizeof(float));
+    pack = (float *)nn__scratch(out, nn__rnn_slice(H, G, H, nt) * (size_t)nt * sizeof(float));
+    if (!sv || !scratch || !pack) return 0;
     memset(sv, 0, sizeof *sv);
     sv->kind = st->kind; sv->T = T; sv->B = B; sv->I = in_f; sv->H = H; sv->D = D;
     sv->bias = st->bias; sv->bf = st->batch_first; sv->relu = st->relu;
@@ -12242,7 +12337,8 @@ static int nn__rnn_layer(const char *op, const nn__rnn_state *st, int l, nn_tens
         nn__rnn_dir_forward(sv, d, x->data, in_f, st->w[l][d], h0 ? h0->data + sv->s0 + (size_t)d * BH : NULL,
                             c0 ? c0->data + sv->s0 + (size_t)d * BH : NULL, out->data,
                             out->data + Y + (size_t)d * BH,
-                            st->kind == NN__LSTM ? out->data + Y + (size_t)(D + d) * BH : NULL, scratch);
+                            st->kind == NN__LSTM ? out->data + Y + (size_t)(D + d) * BH : NULL, scratch,
+                            pack, nt);
     if (out->node) out->node->saved = sv;
     *out_y = nn__range_view(op, out, 0, st->batch_first ? NN_SHAPE(B, T, D * H) : NN_SHAPE(T, B, D * H));
     *out_h = nn__range_view(op, out, Y, NN_SHAPE(D, B, H));
