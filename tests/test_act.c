@@ -5,8 +5,9 @@
    gradient, softplus, log-sigmoid and tanhshrink against their formulas in
    double over wide ranges (several beta and thresholds), stability at
    large |x| and NaN, a value not depending on its position in the array
-   or the thread count (vector body, padded tail), and the misuse messages for bad options.  The same golden data is checked in
-   every configuration tests/run.sh builds (SIMD and scalar).
+   or the thread count (vector body, padded tail), and the misuse messages
+   for bad options.  The same golden data is checked in every configuration
+   tests/run.sh builds (SIMD and scalar).
    Run from the repository root, or pass the golden directory as argv[1]. */
 #ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
