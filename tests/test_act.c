@@ -2,10 +2,12 @@
    (tests/golden/act.txt, made by make_golden_act.py; grids through the
    kinks and large |x|), the modules giving their ops' results with PyTorch's
    type names, finite-difference gradient checks, PReLU's per-channel weight
-   gradient, stability at large |x| and NaN, a value not depending on its
-   position in the array or the thread count (vector body, padded tail), and
-   the misuse messages for bad options.  The same golden data is checked in
-   every configuration tests/run.sh builds (SIMD and scalar).
+   gradient, softplus, log-sigmoid and tanhshrink against their formulas in
+   double over wide ranges (several beta and thresholds), stability at
+   large |x| and NaN, a value not depending on its position in the array
+   or the thread count (vector body, padded tail), and the misuse messages
+   for bad options.  The same golden data is checked in every configuration
+   tests/run.sh builds (SIMD and scalar).
    Run from the repository root, or pass the golden directory as argv[1]. */
 #ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
@@ -313,6 +315,80 @@ static void test_prelu(void) {
     nn_graph_free(g);
 }
 
+/* ---- accuracy over wide ranges (the vector log1p, exponential and tanh) ----
+   Against the formula in double on a dense grid; z = beta x is rounded to
+   float first, as the op (and PyTorch) computes it.  Softplus's log(1 + u)
+   for u = e^-|z| in (0, 1] is covered by |z| <= 17; beyond, it is e^-|z|.
+   Values below e^-87.7 (denormals) may come out 0: absolute slack 1e-38. */
+static double rel_excess(double got, double want, double ulps, double abs_slack) {
+    return fabs(got - want) - (ulps * 5.9604645e-8 * fabs(want) + abs_slack);
+}
+
+static void test_accuracy(void) {
+    enum { NA = 24001 };
+    static const float betas[3][2] = {{1.0f, 20.0f}, {0.5f, 20.0f}, {2.5f, 5.0f}};
+    nn_graph *g = nn_graph_new();
+    float *xv = (float *)malloc(NA * sizeof(float));
+    int i, c;
+    for (i = 0; i < NA; i++) /* dense in [-30, 30], then out to +-120 */
+        xv[i] = i < 20001 ? -30.0f + 60.0f * (float)i / 20000.0f : (float)((i - 20001) % 2 ? 1 : -1) * (30.0f + 0.0225f * (float)(i - 20001));
+    for (c = 0; c < 3; c++) {
+        float beta = betas[c][0], th = betas[c][1];
+        nn_tensor *x = nn_requires_grad(nn_tensor_from(g, xv, NN_SHAPE(NA)), 1);
+        nn_tensor *y = nn_softplus_op(x, beta, th);
+        double wy = -1e30, wg = -1e30, xy = 0.0, xg = 0.0;
+        nn_backward(nn_sum(y));
+        for (i = 0; i < NA; i++) {
+            float zf = xv[i] * beta;
+            double z = (double)zf, want, dwant, ey, eg;
+            if (z > (double)th) {
+                want = (double)xv[i];
+                dwant = 1.0;
+            } else {
+                want = (fmax(z, 0.0) + log1p(exp(-fabs(z)))) / (double)beta;
+                dwant = 1.0 / (1.0 + exp(-z));
+            }
+            ey = rel_excess((double)y->data[i], want, 4.0, 1e-38);
+            eg = rel_excess((double)nn_grad(x)[i], dwant, 4.0, 1e-38);
+            if (ey > wy) wy = ey, xy = (double)xv[i];
+            if (eg > wg) wg = eg, xg = (double)xv[i];
+        }
+        NN_TEST_CHECK(wy <= 0.0, "softplus(beta=%g, threshold=%g) within 4 ulp of log1p(exp) in double: worst at x=%g (excess %g)",
+                      (double)beta, (double)th, xy, wy);
+        NN_TEST_CHECK(wg <= 0.0, "softplus'(beta=%g, threshold=%g) within 4 ulp of sigmoid(beta x): worst at x=%g (excess %g)",
+                      (double)beta, (double)th, xg, wg);
+        nn_graph_reset(g);
+    }
+    {
+        nn_tensor *x = nn_requires_grad(nn_tensor_from(g, xv, NN_SHAPE(NA)), 1), *y = nn_logsigmoid_op(x);
+        double w = -1e30, wx = 0.0;
+        for (i = 0; i < NA; i++) {
+            double z = (double)xv[i], e = rel_excess((double)y->data[i], fmin(z, 0.0) - log1p(exp(-fabs(z))), 4.0, 1e-38);
+            if (e > w) w = e, wx = z;
+        }
+        NN_TEST_CHECK(w <= 0.0, "logsigmoid within 4 ulp of the double formula: worst at x=%g (excess %g)", wx, w);
+        nn_graph_reset(g);
+    }
+    {
+        /* tanhshrink: the rational tanh is within 3.5e-7 of tanh (x - tanh x
+           then rounds once more); its gradient tanh^2 within 7e-7 */
+        nn_tensor *x = nn_requires_grad(nn_tensor_from(g, xv, NN_SHAPE(NA)), 1), *y = nn_tanhshrink_op(x);
+        double wy = -1e30, wg = -1e30, xy = 0.0, xg = 0.0;
+        nn_backward(nn_sum(y));
+        for (i = 0; i < NA; i++) {
+            double z = (double)xv[i], t = tanh(z);
+            double ey = rel_excess((double)y->data[i], z - t, 1.0, 3.5e-7);
+            double eg = rel_excess((double)nn_grad(x)[i], t * t, 1.0, 7e-7);
+            if (ey > wy) wy = ey, xy = z;
+            if (eg > wg) wg = eg, xg = z;
+        }
+        NN_TEST_CHECK(wy <= 0.0, "tanhshrink within 3.5e-7 + 1 ulp of x - tanh x: worst at x=%g (excess %g)", xy, wy);
+        NN_TEST_CHECK(wg <= 0.0, "tanhshrink' within 7e-7 + 1 ulp of tanh^2: worst at x=%g (excess %g)", xg, wg);
+    }
+    free(xv);
+    nn_graph_free(g);
+}
+
 /* ---- stability, NaN, position and thread independence ---- */
 
 static const act_case all_kinds[] = {
@@ -461,6 +537,7 @@ int main(int argc, char **argv) {
     test_golden(dir);
     test_gradcheck();
     test_prelu();
+    test_accuracy();
     test_stability();
     test_positions();
     test_misuse();
