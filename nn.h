@@ -361,7 +361,8 @@ NNDEF nn_graph *nn_current_graph(void);
    nn_graph_reset do it implicitly.  Per thread (thread-local). */
 NNDEF void nn_set_current_graph(nn_graph *g);
 /* Turn recording of gradient nodes on or off for g (torch.no_grad); returns
-   the previous setting.  Off saves memory and time in evaluation. */
+   the previous setting.  Off saves memory and time in evaluation (and lets
+   nn_sequential reuse its layers' memory). */
 NNDEF int nn_set_grad_enabled(nn_graph *g, int on);
 /* Anomaly detection for g (torch.autograd.detect_anomaly): every op checks
    that its inputs are finite and every backward step that the gradients it
@@ -791,7 +792,10 @@ NNDEF void nn_module_free(nn_module *m);
    NULL is a child whose constructor failed: a misuse report naming its
    position, the other children are freed and the result is NULL (also when
    out of memory).  A child given twice is shared (run twice, one set of
-   weights). */
+   weights).  With gradients off and no forward hook, each child's input
+   (never the caller's) and scratch go back to the arena once its output
+   exists: about two layers' activations at a time; a tensor a module kept
+   from inside is then released (an op given one reports misuse). */
 #define nn_sequential(...) nn_sequential_n(NN__NARG(__VA_ARGS__), __VA_ARGS__)
 /* nn_sequential with the argument count: count arguments, the last NULL. */
 NNDEF nn_module *nn_sequential_n(int count, ...);
