@@ -361,7 +361,8 @@ NNDEF nn_graph *nn_current_graph(void);
    nn_graph_reset do it implicitly.  Per thread (thread-local). */
 NNDEF void nn_set_current_graph(nn_graph *g);
 /* Turn recording of gradient nodes on or off for g (torch.no_grad); returns
-   the previous setting.  Off saves memory and time in evaluation. */
+   the previous setting.  Off saves memory and time in evaluation (and lets
+   nn_sequential reuse its layers' memory). */
 NNDEF int nn_set_grad_enabled(nn_graph *g, int on);
 /* Anomaly detection for g (torch.autograd.detect_anomaly): every op checks
    that its inputs are finite and every backward step that the gradients it
@@ -791,7 +792,10 @@ NNDEF void nn_module_free(nn_module *m);
    NULL is a child whose constructor failed: a misuse report naming its
    position, the other children are freed and the result is NULL (also when
    out of memory).  A child given twice is shared (run twice, one set of
-   weights). */
+   weights).  With gradients off and no forward hook, each child's input
+   (never the caller's) and scratch go back to the arena once its output
+   exists: about two layers' activations at a time; a tensor a module kept
+   from inside is then released (an op given one reports misuse). */
 #define nn_sequential(...) nn_sequential_n(NN__NARG(__VA_ARGS__), __VA_ARGS__)
 /* nn_sequential with the argument count: count arguments, the last NULL. */
 NNDEF nn_module *nn_sequential_n(int count, ...);
@@ -6866,6 +6870,73 @@ static nn__kscratch nn__graph_scratch(nn_graph *g) {
     return s;
 }
 
+/* --- giving memory back within a generation (no-grad nn_sequential) ---
+   Private tensor flags: the memory of a RELEASED tensor went back to the
+   arena before the graph's reset (an op given it reports misuse); a KEEP
+   tensor is held by a module past its forward (information dropout's KL
+   term), so the memory under it is never given back early. */
+#define NN__TENSOR_RELEASED 0x8000u
+#define NN__TENSOR_KEEP 0x4000u
+
+/* A position in a graph: the bump pointers of its data arena (mb, mu) and of
+   this generation's header chain (hb, hu); a NULL block is the chain's
+   start. */
+typedef struct nn__gpos {
+    nn__block *mb, *hb;
+    size_t mu, hu;
+} nn__gpos;
+
+static nn__gpos nn__graph_pos(const nn_graph *g) {
+    nn__gpos p;
+    p.mb = g->mem.cur;
+    p.mu = g->mem.used;
+    p.hb = g->heads[g->gen & 1u].cur;
+    p.hu = g->heads[g->gen & 1u].used;
+    return p;
+}
+
+/* 1 when p points into the data arena between positions from and to. */
+static int nn__graph_in(const nn_graph *g, const nn__gpos *from, const nn__gpos *to, const void *p) {
+    const nn__block *b = from->mb ? from->mb : g->mem.first;
+    size_t lo = from->mb ? from->mu : 0;
+    uintptr_t q = (uintptr_t)p;
+    for (; b; b = b->next, lo = 0) {
+        uintptr_t base = (uintptr_t)b + NN__BLOCK_HDR;
+        size_t hi = b == to->mb ? to->mu : b->cap;
+        if (q >= base + lo && q < base + hi) return 1;
+        if (b == to->mb) break;
+    }
+    return 0;
+}
+
+/* Give the data arena back down to position from: every tensor made since
+   from whose data lies above it, except keep, is marked released.  0 and
+   nothing done when one of them is a KEEP tensor.  Headers are all one
+   size, so a block before the current one holds cap / size of them. */
+static int nn__graph_release(nn_graph *g, const nn__gpos *from, const nn_tensor *keep) {
+    const nn__arena *h = &g->heads[g->gen & 1u];
+    const size_t hs = NN__ALIGN_UP(sizeof(nn_tensor));
+    nn__gpos now = nn__graph_pos(g);
+    int pass;
+    for (pass = 0; pass < 2; pass++) {
+        nn__block *b = from->hb ? from->hb : h->first;
+        size_t off = from->hb ? from->hu : 0;
+        for (; b; b = b->next, off = 0) {
+            size_t end = b == h->cur ? h->used : b->cap / hs * hs;
+            for (; off < end; off += hs) {
+                nn_tensor *t = (nn_tensor *)(void *)((unsigned char *)b + NN__BLOCK_HDR + off);
+                if (t == keep || !nn__graph_in(g, from, &now, t->data)) continue;
+                if (!pass && (t->flags & NN__TENSOR_KEEP)) return 0;
+                t->flags |= pass ? NN__TENSOR_RELEASED : 0u;
+            }
+            if (b == h->cur) break;
+        }
+    }
+    g->mem.cur = from->mb ? from->mb : g->mem.first;
+    g->mem.used = from->mb ? from->mu : 0;
+    return 1;
+}
+
 /* ===== >>tensor (implementation) ========================================= */
 
 NNDEF nn_shape nn_shape_make(int ndim, ...) {
@@ -7165,9 +7236,16 @@ static float *nn__in_grad_w(nn__node *n, int i, float *beta) {
    generation of its graph than the graph's current one; 1 then. */
 static int nn__stale(const char *op, const char *what, int i, const nn_tensor *t) {
     char name[32];
-    if (!t->graph || t->gen == t->graph->gen) return 0;
+    if (!t->graph || (t->gen == t->graph->gen && !(t->flags & NN__TENSOR_RELEASED))) return 0;
     if (i >= 0) snprintf(name, sizeof name, "%s %d", what, i);
     else snprintf(name, sizeof name, "%s", what);
+    if (t->gen == t->graph->gen) {
+        nn__misuse("%s: %s %s was released: an nn_sequential running with gradients off gives "
+                   "a layer's input and scratch back once the next layer has its output, and "
+                   "this tensor was made inside it (a module kept it past its forward)", op,
+                   name, nn__ts(t));
+        return 1;
+    }
     nn__misuse("%s: %s belongs to graph %p generation %u, but the graph was reset since "
                "(now generation %u): a tensor lives until its graph's next nn_graph_reset",
                op, name, (void *)t->graph, t->gen, t->graph->gen);
@@ -9593,9 +9671,86 @@ NNDEF void nn_module_free(nn_module *m) {
     nn__module_destroy(m);
 }
 
+/* Memory reuse of nn_sequential's forward with gradients off: once a child's
+   output y exists, the child's scratch and its input (when this sequential
+   made it: never the caller's) go back to the arena and y moves down over
+   them, so a forward holds about two layers' activations.  Nothing is given
+   back while a forward hook is installed (a hook may keep what it sees),
+   when a node was recorded, or when a KEEP tensor lies in the memory; the
+   tensors whose memory went back are marked released. */
+typedef struct nn__seqmem {
+    nn_graph *g;        /* NULL: no reuse for this child */
+    nn__gpos base;      /* where the memory of own begins */
+    nn__gpos mark;      /* the position before the current child */
+    nn_tensor *own;     /* the current input, when this sequential made it */
+    nn__node *tail;     /* the graph's tape before the child */
+    unsigned gen;
+} nn__seqmem;
+
+/* Before a child runs on x. */
+static void nn__seqmem_mark(nn__seqmem *s, nn_tensor *x) {
+    nn_graph *g = x->graph ? x->graph : nn__cur_graph;
+    s->g = g && !g->grad_enabled && !nn__fwd_hook ? g : NULL;
+    if (!s->g) {
+        s->own = NULL;
+        return;
+    }
+    s->mark = nn__graph_pos(g);
+    if (!s->own) s->base = s->mark;
+    s->tail = g->tail;
+    s->gen = g->gen;
+}
+
+/* After the child made y (NULL after a misuse): give back what is dead and
+   return y, perhaps moved. */
+static nn_tensor *nn__seqmem_keep(nn__seqmem *s, nn_tensor *y) {
+    nn_graph *g = s->g;
+    nn__gpos now;
+    size_t bytes;
+    void *dest;
+    if (!g || !y || g->grad_enabled || nn__fwd_hook || g->tail != s->tail || g->gen != s->gen ||
+        y->graph != g || y->gen != g->gen || y->node || y->grad || (y->flags & NN__TENSOR_KEEP)) {
+        s->own = NULL;
+        return y;
+    }
+    now = nn__graph_pos(g);
+    if (s->own && nn__graph_in(g, &s->base, &s->mark, y->data)) {
+        /* y views the input (or is it): the child's scratch goes */
+        s->own = nn__graph_release(g, &s->mark, y) ? y : NULL;
+        return y;
+    }
+    if (!nn__graph_in(g, &s->mark, &now, y->data)) {
+        /* y is older memory (a view of the caller's input, say) */
+        nn__graph_release(g, &s->base, y);
+        s->own = NULL;
+        return y;
+    }
+    if (!nn__graph_release(g, &s->base, y)) {
+        s->own = NULL;
+        return y;
+    }
+    /* The bump pointer walks back up to y's own block at worst: no malloc. */
+    bytes = nn__tensor_nbytes(y);
+    dest = nn__arena_alloc(g, bytes);
+    NN_ASSERT(dest != NULL);
+    if (dest != (void *)y->data) memmove(dest, y->data, bytes);
+    y->data = (float *)dest;
+    y->flags &= ~NN_TENSOR_VIEW;
+    s->own = y;
+    /* the headers before this child's are marked: the next walk starts here */
+    s->base.hb = s->mark.hb;
+    s->base.hu = s->mark.hu;
+    return y;
+}
+
 static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
+    nn__seqmem s;
     int i;
-    for (i = 0; i < m->nchildren && x; i++) x = nn_forward(m->children[i], x);
+    s.own = NULL;
+    for (i = 0; i < m->nchildren && x; i++) {
+        nn__seqmem_mark(&s, x);
+        x = nn__seqmem_keep(&s, nn_forward(m->children[i], x));
+    }
     return x;
 }
 
@@ -13688,6 +13843,7 @@ static nn_tensor *nn__info_forward(nn_module *m, nn_tensor *x) {
     nn_tensor *h = nn_forward(st->layer, x), *s, *kl = NULL, *z;
     if (!h || !(s = nn_forward(st->alpha, x))) return NULL;
     z = nn_info_dropout_op(h, s, m->training, st->opts, st->head.rng, &kl);
+    if (kl) kl->flags |= NN__TENSOR_KEEP; /* held for nn_info_dropout_kl */
     st->kl = kl;
     st->kl_graph = kl ? kl->graph : NULL;
     st->kl_gen = kl ? kl->gen : 0u;
