@@ -2330,7 +2330,7 @@ typedef struct nn_load_opts {
 } nn_load_opts;
 
 /* Write m's parameters and buffers (PyTorch's state_dict names) to path as
-   safetensors: floats F32, NN_TENSOR_INT64 buffers I64.  Atomic: a temporary
+   safetensors: floats F32, NN_TENSOR_INT64 buffers I64, NN_TENSOR_INT8 I8.  Atomic: a temporary
    file is fsync'd and renamed over path; on failure the old file is intact. */
 NNDEF nn_status nn_save(nn_module *m, const char *path);
 /* nn_save with options (extra metadata). */
@@ -6684,7 +6684,91 @@ static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, 
             acc[j] = _mm512_dpbusd_epi32(acc[j], ua, vb);
         }
     }
-    for (j = 0; j < nb; j++) out[j] = _mm512_reduce_add_epi32(acc[j]);
+    for (j = 0; j < nb; j++) { /* (not _mm512_reduce_add_epi32: g++ 12 warns inside it) */
+        int32_t lane[16], r = 0;
+        int l;
+        _mm512_storeu_si512((void *)lane, acc[j]);
+        for (l = 0; l < 16; l++) r += lane[l];
+        out[j] = r;
+    }
+}
+/* M >= 4: B packed once per call into VNNI panels of 16 rows, each 4-k
+   group's bytes of a row together, stored as b + 128 (unsigned); a row of
+   A is broadcast 4 bytes at a time (signed), and the shift comes back out
+   exactly: C = sum (b + 128) a - 128 sum_k a.  4 rows of A x 2 panels per
+   block, the 16 lanes of an accumulator are 16 columns of C. */
+static NN__THREAD_LOCAL unsigned char *nn__s8_pack = NULL;
+static NN__THREAD_LOCAL size_t nn__s8_pack_cap = 0;
+static int nn__s8_gemm_packed(int M, int N, int K, const int8_t *A, int lda, const int8_t *B, int ldb,
+                              int32_t *C, int ldc) {
+    int K4 = (K + 3) / 4, NB = (N + 15) / 16, n, k, m0, nb, r;
+    size_t need = (size_t)NB * K4 * 64 + 64;
+    unsigned char *bp;
+    if (need > nn__s8_pack_cap) {
+        unsigned char *p = (unsigned char *)NN_REALLOC(nn__s8_pack, need);
+        if (!p) return 0; /* the unpacked path needs no memory */
+        nn__s8_pack = p;
+        nn__s8_pack_cap = need;
+    }
+    bp = nn__s8_pack;
+    memset(bp, 128, (size_t)NB * K4 * 64); /* padding: b = 0 */
+    for (n = 0; n < N; n++) {
+        const int8_t *src = B + (size_t)n * ldb;
+        unsigned char *dst = bp + (size_t)(n / 16) * K4 * 64 + (size_t)(n % 16) * 4;
+        for (k = 0; k + 4 <= K; k += 4, dst += 64) {
+            dst[0] = (unsigned char)(src[k] + 128);
+            dst[1] = (unsigned char)(src[k + 1] + 128);
+            dst[2] = (unsigned char)(src[k + 2] + 128);
+            dst[3] = (unsigned char)(src[k + 3] + 128);
+        }
+        for (r = 0; r < K - k; r++) dst[r] = (unsigned char)(src[k + r] + 128);
+    }
+    for (m0 = 0; m0 < M; m0 += 4) {
+        int mr = NN__MIN(4, M - m0);
+        int32_t corr[4];
+        for (r = 0; r < 4; r++) {
+            const int8_t *a = A + (size_t)(m0 + NN__MIN(r, mr - 1)) * lda;
+            int32_t s = 0;
+            for (k = 0; k < K; k++) s += a[k];
+            corr[r] = 128 * s;
+        }
+        for (nb = 0; nb < NB; nb += 2) {
+            int two = nb + 1 < NB, k4;
+            __m512i acc[8];
+            const unsigned char *p0 = bp + (size_t)nb * K4 * 64, *p1 = p0 + (size_t)K4 * 64;
+            for (r = 0; r < 8; r++) acc[r] = _mm512_setzero_si512();
+            for (k4 = 0; k4 < K4; k4++) {
+                __m512i b0 = _mm512_loadu_si512((const void *)(p0 + (size_t)k4 * 64));
+                __m512i b1 = two ? _mm512_loadu_si512((const void *)(p1 + (size_t)k4 * 64)) : b0;
+                for (r = 0; r < 4; r++) {
+                    const int8_t *a = A + (size_t)(m0 + NN__MIN(r, mr - 1)) * lda + 4 * k4;
+                    int32_t v = 0;
+                    __m512i va;
+                    if (4 * k4 + 4 <= K) {
+                        memcpy(&v, a, 4);
+                    } else { /* the last, partial group: the padding's b is 0 */
+                        int8_t t[4] = {0, 0, 0, 0};
+                        int q;
+                        for (q = 0; q < K - 4 * k4; q++) t[q] = a[q];
+                        memcpy(&v, t, 4);
+                    }
+                    va = _mm512_set1_epi32(v);
+                    acc[r] = _mm512_dpbusd_epi32(acc[r], b0, va);
+                    acc[4 + r] = _mm512_dpbusd_epi32(acc[4 + r], b1, va);
+                }
+            }
+            for (r = 0; r < mr; r++) {
+                int h;
+                for (h = 0; h < 1 + two; h++) {
+                    int c0 = (nb + h) * 16, cn = NN__MIN(16, N - c0);
+                    __mmask16 sm = (__mmask16)((1u << cn) - 1u);
+                    __m512i v = _mm512_sub_epi32(acc[4 * h + r], _mm512_set1_epi32(corr[r]));
+                    _mm512_mask_storeu_epi32((void *)(C + (size_t)(m0 + r) * ldc + c0), sm, v);
+                }
+            }
+        }
+    }
+    return 1;
 }
 #elif defined(NN__AVX512) || defined(NN__AVX2)
 #define NN__S8_PATH "avx2"
@@ -6770,6 +6854,9 @@ NNDEF void nn_gemm_s8(int M, int N, int K, const int8_t *A, int lda, const int8_
                       int32_t *C, int ldc) {
     int nblk, t;
     if (!nn__gemm_s8_args("nn_gemm_s8", M, N, K, A, lda, B, ldb, C, ldc)) return;
+#if defined(NN__AVX512) && defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    if (M >= 4 && K > 0 && nn__s8_gemm_packed(M, N, K, A, lda, B, ldb, C, ldc)) return;
+#endif
     nblk = (N + 3) / 4;
     /* Threads over (row of A, block of 4 rows of B): each C entry is one
        thread's exact sum, the same bits at any team size. */
@@ -13335,8 +13422,18 @@ static void nn__q_im2col(const int8_t *x, int C, int H, int W, int KH, int KW, i
             int8_t *dst = col + ((size_t)oh * OW + ow) * K;
             for (c = 0; c < C; c++)
                 for (kh = 0; kh < KH; kh++) {
-                    int ih = oh * S - PH + kh * D;
+                    int ih = oh * S - PH + kh * D, iw0 = ow * S - PWl;
                     const int8_t *row = x + ((size_t)c * H + (ih < 0 ? 0 : ih)) * W;
+                    if (ih < 0 || ih >= H) {
+                        memset(dst, 0, (size_t)KW);
+                        dst += KW;
+                        continue;
+                    }
+                    if (D == 1 && iw0 >= 0 && iw0 + KW <= W) { /* inside: one run of bytes */
+                        memcpy(dst, row + iw0, (size_t)KW);
+                        dst += KW;
+                        continue;
+                    }
                     for (kw = 0; kw < KW; kw++, dst++) {
                         int iw = ow * S - PWl + kw * D;
                         *dst = ih < 0 || ih >= H || iw < 0 || iw >= W ? (int8_t)0 : row[iw];
