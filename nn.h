@@ -6674,6 +6674,27 @@ static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, 
     __m512i acc[4], zero = _mm512_setzero_si512();
     int k, j;
     for (j = 0; j < 4; j++) acc[j] = zero;
+    if (nb == 4) { /* four named accumulators stay in registers */
+        __m512i c0 = zero, c1 = zero, c2 = zero, c3 = zero;
+        for (k = 0; k < K; k += 64) {
+            __mmask64 lm = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
+            __m512i va = _mm512_maskz_loadu_epi8(lm, a + k), ua = _mm512_abs_epi8(va);
+            __mmask64 neg = _mm512_movepi8_mask(va);
+            c0 = _mm512_dpbusd_epi32(c0, ua, _mm512_mask_sub_epi8(_mm512_maskz_loadu_epi8(lm, b[0] + k), neg, zero,
+                                                                  _mm512_maskz_loadu_epi8(lm, b[0] + k)));
+            c1 = _mm512_dpbusd_epi32(c1, ua, _mm512_mask_sub_epi8(_mm512_maskz_loadu_epi8(lm, b[1] + k), neg, zero,
+                                                                  _mm512_maskz_loadu_epi8(lm, b[1] + k)));
+            c2 = _mm512_dpbusd_epi32(c2, ua, _mm512_mask_sub_epi8(_mm512_maskz_loadu_epi8(lm, b[2] + k), neg, zero,
+                                                                  _mm512_maskz_loadu_epi8(lm, b[2] + k)));
+            c3 = _mm512_dpbusd_epi32(c3, ua, _mm512_mask_sub_epi8(_mm512_maskz_loadu_epi8(lm, b[3] + k), neg, zero,
+                                                                  _mm512_maskz_loadu_epi8(lm, b[3] + k)));
+        }
+        acc[0] = c0;
+        acc[1] = c1;
+        acc[2] = c2;
+        acc[3] = c3;
+        K = 0; /* the general loop below adds nothing */
+    }
     for (k = 0; k < K; k += 64) {
         __mmask64 lm = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
         __m512i va = _mm512_maskz_loadu_epi8(lm, a + k), ua = _mm512_abs_epi8(va);
