@@ -338,6 +338,22 @@ NNDEF void nn_thread_cleanup(void);
 
 /* ----- >>kernels.int8: int8 dot products (quantized weights) ------------- */
 
+/* C = A B^T over int8: C[m][n] = sum_k A[m][k] B[n][k] in exact int32, A
+   M x K (row stride lda), B N x K (row stride ldb), C M x N (row stride ldc).
+   Values must lie in [-127, 127] (what nn_quantize_s8 makes; -128 is not
+   allowed).  AVX-512 VNNI, AVX2, NEON (sdot with __ARM_FEATURE_DOTPROD) or
+   scalar, chosen like nn_sgemm; every path gives the same bits.  A negative
+   size or a stride below K is misuse.  docs/quantization.md. */
+NNDEF void nn_gemm_s8(int M, int N, int K, const int8_t *A, int lda, const int8_t *B, int ldb,
+                      int32_t *C, int ldc);
+/* The plain loops with nn_gemm_s8's contract: the oracle it is tested against. */
+NNDEF void nn_gemm_s8_ref(int M, int N, int K, const int8_t *A, int lda, const int8_t *B, int ldb,
+                          int32_t *C, int ldc);
+/* Symmetric int8 quantization of n floats: scale = max|x| / 127 (1 when all
+   are 0), q[i] = clamp(round(x[i] / scale), -127, 127) (half away from 0).
+   Returns the scale; x[i] ~ q[i] * scale within scale/2. */
+NNDEF float nn_quantize_s8(const float *x, size_t n, int8_t *q);
+
 /* ===== >>graph =========================================================== */
 
 typedef struct nn_graph nn_graph;
@@ -400,6 +416,9 @@ struct nn_tensor {
                                      cast to int64_t *), never enters float ops */
 #define NN_TENSOR_HAS_GRAD 16u    /* persistent: grad holds a gradient accumulated
                                      since the last nn_zero_grad */
+#define NN_TENSOR_INT8 32u        /* data holds numel int8_t (nn_quantize's weights;
+                                     the allocation keeps numel floats), never
+                                     enters float ops */
 
 /* A shape from 0..NN_MAX_DIMS sizes: nn_shape_make(2, 128, 784). */
 NNDEF nn_shape nn_shape_make(int ndim, ...);
@@ -1261,6 +1280,35 @@ NNDEF nn_module *nn_sinusoidal_positional_encoding(int d_model, int max_len, int
 NNDEF nn_module *nn_learned_positional_encoding(int d_model, int max_len, int batch_first);
 
 /* ----- >>layers.quant: int8 weights (nn_quantize) ------------------------ */
+
+/* How nn_quantize treats activations (nn_quantize_opts.mode). */
+enum {
+    NN_QUANT_DYNAMIC = 0,     /* int8 activations, one scale per tensor computed
+                                 on the fly, int8 x int8 GEMM (the default) */
+    NN_QUANT_WEIGHT_ONLY = 1  /* float activations, the int8 weights dequantized
+                                 for each forward (smaller files, float speed) */
+};
+/* Options of nn_quantize; zero means the default in every field. */
+typedef struct nn_quantize_opts {
+    int mode;                 /* NN_QUANT_DYNAMIC (0) or NN_QUANT_WEIGHT_ONLY */
+    int skip_linear;          /* 1: leave Linear modules in float */
+    int skip_conv;            /* 1: leave Conv2d and Conv1d modules in float */
+    const char *const *skip;  /* NULL, or a NULL-terminated list of dotted module
+                                 paths ("2", "head.fc") kept in float with their
+                                 subtrees */
+} nn_quantize_opts;
+/* Post-training int8 weights (torch.quantization.quantize_dynamic): every
+   Linear, Conv2d and Conv1d (groups 1, not transposed) of m becomes
+   "QuantizedLinear" / "QuantizedConv2d" / "QuantizedConv1d", in evaluation
+   mode, with buffers "weight" (int8, NN_TENSOR_INT8, saved as I8), "bias"
+   (float, if any) and "scale" [out] (per output channel, max|w| / 127), and
+   no parameters.  Evaluation only: its forward in training mode or on an
+   input that requires grad is misuse.  Returns the number of modules
+   converted, or a negative nn_status (NN_ERR_ARG after a misuse report: NULL
+   m, a module already quantized, a shared weight).  docs/quantization.md. */
+NNDEF int nn_quantize(nn_module *m, nn_quantize_opts opts);
+/* 1 when m itself is a module nn_quantize converted. */
+NNDEF int nn_is_quantized(const nn_module *m);
 
 /* ===== >>regularizers ===================================================== */
 
@@ -2295,7 +2343,7 @@ typedef struct nn_load_opts {
 } nn_load_opts;
 
 /* Write m's parameters and buffers (PyTorch's state_dict names) to path as
-   safetensors: floats F32, NN_TENSOR_INT64 buffers I64.  Atomic: a temporary
+   safetensors: floats F32, NN_TENSOR_INT64 buffers I64, NN_TENSOR_INT8 I8.  Atomic: a temporary
    file is fsync'd and renamed over path; on failure the old file is intact. */
 NNDEF nn_status nn_save(nn_module *m, const char *path);
 /* nn_save with options (extra metadata). */
@@ -6664,6 +6712,278 @@ static void nn__norm_backward_kernel(const nn__normgeo *q, const nn__normgrad *a
 
 /* ----- >>kernels.int8: int8 dot products (quantized weights) ------------- */
 
+/* Every path computes each C[m][n] as one exact int32 sum of K products
+   (|products| <= 127^2, so no 16-bit step saturates), so all agree bitwise.
+   The x86 paths multiply |a| (unsigned) by b with a's sign moved onto it:
+   a b = |a| (sign(a) b), which vpdpbusd / vpmaddubsw take as u8 x s8.
+   Four rows of B share each load of A. */
+#if defined(NN__AVX512) && defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#define NN__S8_PATH "avx512vnni"
+static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, int32_t *out) {
+    __m512i acc[4], zero = _mm512_setzero_si512();
+    int k, j;
+    for (j = 0; j < 4; j++) acc[j] = zero;
+    if (nb == 4) { /* four named accumulators stay in registers */
+        __m512i c0 = zero, c1 = zero, c2 = zero, c3 = zero;
+        for (k = 0; k < K; k += 64) {
+            __mmask64 lm = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
+            __m512i va = _mm512_maskz_loadu_epi8(lm, a + k), ua = _mm512_abs_epi8(va);
+            __mmask64 neg = _mm512_movepi8_mask(va);
+            c0 = _mm512_dpbusd_epi32(c0, ua, _mm512_mask_sub_epi8(_mm512_maskz_loadu_epi8(lm, b[0] + k), neg, zero,
+                                                                  _mm512_maskz_loadu_epi8(lm, b[0] + k)));
+            c1 = _mm512_dpbusd_epi32(c1, ua, _mm512_mask_sub_epi8(_mm512_maskz_loadu_epi8(lm, b[1] + k), neg, zero,
+                                                                  _mm512_maskz_loadu_epi8(lm, b[1] + k)));
+            c2 = _mm512_dpbusd_epi32(c2, ua, _mm512_mask_sub_epi8(_mm512_maskz_loadu_epi8(lm, b[2] + k), neg, zero,
+                                                                  _mm512_maskz_loadu_epi8(lm, b[2] + k)));
+            c3 = _mm512_dpbusd_epi32(c3, ua, _mm512_mask_sub_epi8(_mm512_maskz_loadu_epi8(lm, b[3] + k), neg, zero,
+                                                                  _mm512_maskz_loadu_epi8(lm, b[3] + k)));
+        }
+        acc[0] = c0;
+        acc[1] = c1;
+        acc[2] = c2;
+        acc[3] = c3;
+        K = 0; /* the general loop below adds nothing */
+    }
+    for (k = 0; k < K; k += 64) {
+        __mmask64 lm = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
+        __m512i va = _mm512_maskz_loadu_epi8(lm, a + k), ua = _mm512_abs_epi8(va);
+        __mmask64 neg = _mm512_movepi8_mask(va);
+        for (j = 0; j < nb; j++) {
+            __m512i vb = _mm512_maskz_loadu_epi8(lm, b[j] + k);
+            vb = _mm512_mask_sub_epi8(vb, neg, zero, vb);
+            acc[j] = _mm512_dpbusd_epi32(acc[j], ua, vb);
+        }
+    }
+    for (j = 0; j < nb; j++) { /* (not _mm512_reduce_add_epi32: g++ 12 warns inside it) */
+        int32_t lane[16], r = 0;
+        int l;
+        _mm512_storeu_si512((void *)lane, acc[j]);
+        for (l = 0; l < 16; l++) r += lane[l];
+        out[j] = r;
+    }
+}
+/* M >= 4: B packed once per call into VNNI panels of 16 rows, each 4-k
+   group's bytes of a row together, stored as b + 128 (unsigned); a row of
+   A is broadcast 4 bytes at a time (signed), and the shift comes back out
+   exactly: C = sum (b + 128) a - 128 sum_k a.  4 rows of A x 2 panels per
+   block, the 16 lanes of an accumulator are 16 columns of C. */
+static NN__THREAD_LOCAL unsigned char *nn__s8_pack = NULL;
+static NN__THREAD_LOCAL size_t nn__s8_pack_cap = 0;
+static int nn__s8_gemm_packed(int M, int N, int K, const int8_t *A, int lda, const int8_t *B, int ldb,
+                              int32_t *C, int ldc) {
+    int K4 = (K + 3) / 4, NB = (N + 15) / 16, n, k, m0, nb, r;
+    size_t need = (size_t)NB * K4 * 64 + 64;
+    unsigned char *bp;
+    if (need > nn__s8_pack_cap) {
+        unsigned char *p = (unsigned char *)NN_REALLOC(nn__s8_pack, need);
+        if (!p) return 0; /* the unpacked path needs no memory */
+        nn__s8_pack = p;
+        nn__s8_pack_cap = need;
+    }
+    bp = nn__s8_pack;
+    memset(bp, 128, (size_t)NB * K4 * 64); /* padding: b = 0 */
+    for (n = 0; n < N; n++) {
+        const int8_t *src = B + (size_t)n * ldb;
+        unsigned char *dst = bp + (size_t)(n / 16) * K4 * 64 + (size_t)(n % 16) * 4;
+        for (k = 0; k + 4 <= K; k += 4, dst += 64) {
+            dst[0] = (unsigned char)(src[k] + 128);
+            dst[1] = (unsigned char)(src[k + 1] + 128);
+            dst[2] = (unsigned char)(src[k + 2] + 128);
+            dst[3] = (unsigned char)(src[k + 3] + 128);
+        }
+        for (r = 0; r < K - k; r++) dst[r] = (unsigned char)(src[k + r] + 128);
+    }
+    for (m0 = 0; m0 < M; m0 += 4) {
+        int mr = NN__MIN(4, M - m0);
+        int32_t corr[4];
+        for (r = 0; r < 4; r++) {
+            const int8_t *a = A + (size_t)(m0 + NN__MIN(r, mr - 1)) * lda;
+            int32_t s = 0;
+            for (k = 0; k < K; k++) s += a[k];
+            corr[r] = 128 * s;
+        }
+        for (nb = 0; nb < NB; nb += 2) {
+            int two = nb + 1 < NB, k4;
+            __m512i acc[8];
+            const unsigned char *p0 = bp + (size_t)nb * K4 * 64, *p1 = p0 + (size_t)K4 * 64;
+            for (r = 0; r < 8; r++) acc[r] = _mm512_setzero_si512();
+            for (k4 = 0; k4 < K4; k4++) {
+                __m512i b0 = _mm512_loadu_si512((const void *)(p0 + (size_t)k4 * 64));
+                __m512i b1 = two ? _mm512_loadu_si512((const void *)(p1 + (size_t)k4 * 64)) : b0;
+                for (r = 0; r < 4; r++) {
+                    const int8_t *a = A + (size_t)(m0 + NN__MIN(r, mr - 1)) * lda + 4 * k4;
+                    int32_t v = 0;
+                    __m512i va;
+                    if (4 * k4 + 4 <= K) {
+                        memcpy(&v, a, 4);
+                    } else { /* the last, partial group: the padding's b is 0 */
+                        int8_t t[4] = {0, 0, 0, 0};
+                        int q;
+                        for (q = 0; q < K - 4 * k4; q++) t[q] = a[q];
+                        memcpy(&v, t, 4);
+                    }
+                    va = _mm512_set1_epi32(v);
+                    acc[r] = _mm512_dpbusd_epi32(acc[r], b0, va);
+                    acc[4 + r] = _mm512_dpbusd_epi32(acc[4 + r], b1, va);
+                }
+            }
+            for (r = 0; r < mr; r++) {
+                int h;
+                for (h = 0; h < 1 + two; h++) {
+                    int c0 = (nb + h) * 16, cn = NN__MIN(16, N - c0);
+                    __mmask16 sm = (__mmask16)((1u << cn) - 1u);
+                    __m512i v = _mm512_sub_epi32(acc[4 * h + r], _mm512_set1_epi32(corr[r]));
+                    _mm512_mask_storeu_epi32((void *)(C + (size_t)(m0 + r) * ldc + c0), sm, v);
+                }
+            }
+        }
+    }
+    return 1;
+}
+#elif defined(NN__AVX512) || defined(NN__AVX2)
+#define NN__S8_PATH "avx2"
+static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, int32_t *out) {
+    __m256i acc[4], ones = _mm256_set1_epi16(1);
+    int k = 0, j;
+    for (j = 0; j < 4; j++) acc[j] = _mm256_setzero_si256();
+    for (; k + 32 <= K; k += 32) {
+        __m256i va = _mm256_loadu_si256((const __m256i *)(const void *)(a + k)), ua = _mm256_abs_epi8(va);
+        for (j = 0; j < nb; j++) {
+            __m256i vb = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(b[j] + k)), va);
+            acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(_mm256_maddubs_epi16(ua, vb), ones));
+        }
+    }
+    for (j = 0; j < nb; j++) {
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc[j]), _mm256_extracti128_si256(acc[j], 1));
+        int32_t r;
+        int kk;
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+        r = _mm_cvtsi128_si32(s);
+        for (kk = k; kk < K; kk++) r += (int32_t)a[kk] * (int32_t)b[j][kk];
+        out[j] = r;
+    }
+}
+#elif defined(NN__NEON)
+#if defined(__ARM_FEATURE_DOTPROD)
+#define NN__S8_PATH "neon-sdot"
+#else
+#define NN__S8_PATH "neon"
+#endif
+static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, int32_t *out) {
+    int32x4_t acc[4];
+    int k = 0, j;
+    for (j = 0; j < 4; j++) acc[j] = vdupq_n_s32(0);
+    for (; k + 16 <= K; k += 16) {
+        int8x16_t va = vld1q_s8(a + k);
+        for (j = 0; j < nb; j++) {
+            int8x16_t vb = vld1q_s8(b[j] + k);
+#if defined(__ARM_FEATURE_DOTPROD)
+            acc[j] = vdotq_s32(acc[j], va, vb);
+#else
+            int16x8_t p = vmull_s8(vget_low_s8(va), vget_low_s8(vb));
+            p = vmlal_s8(p, vget_high_s8(va), vget_high_s8(vb));
+            acc[j] = vpadalq_s16(acc[j], p);
+#endif
+        }
+    }
+    for (j = 0; j < nb; j++) {
+        int32_t r = vgetq_lane_s32(acc[j], 0) + vgetq_lane_s32(acc[j], 1) + vgetq_lane_s32(acc[j], 2) +
+                    vgetq_lane_s32(acc[j], 3);
+        int kk;
+        for (kk = k; kk < K; kk++) r += (int32_t)a[kk] * (int32_t)b[j][kk];
+        out[j] = r;
+    }
+}
+#else
+#define NN__S8_PATH "scalar"
+static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, int32_t *out) {
+    int32_t acc[4] = {0, 0, 0, 0};
+    int k, j;
+    for (k = 0; k < K; k++) {
+        int32_t x = a[k];
+        for (j = 0; j < nb; j++) acc[j] += x * (int32_t)b[j][k];
+    }
+    for (j = 0; j < nb; j++) out[j] = acc[j];
+}
+#endif
+
+static int nn__gemm_s8_args(const char *op, int M, int N, int K, const void *A, int lda, const void *B,
+                            int ldb, const void *C, int ldc) {
+    if (M < 0 || N < 0 || K < 0 || lda < K || ldb < K || ldc < N ||
+        (M > 0 && N > 0 && (!C || (K > 0 && (!A || !B))))) {
+        nn__misuse("%s: needs M, N, K >= 0, lda >= K, ldb >= K, ldc >= N and the operands, got "
+                   "M=%d N=%d K=%d lda=%d ldb=%d ldc=%d%s", op, M, N, K, lda, ldb, ldc,
+                   (!A || !B || !C) ? " and a NULL operand" : "");
+        return 0;
+    }
+    return M > 0 && N > 0;
+}
+
+NNDEF void nn_gemm_s8(int M, int N, int K, const int8_t *A, int lda, const int8_t *B, int ldb,
+                      int32_t *C, int ldc) {
+    int nblk, t;
+    if (!nn__gemm_s8_args("nn_gemm_s8", M, N, K, A, lda, B, ldb, C, ldc)) return;
+#if defined(NN__AVX512) && defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    if (M >= 4 && K > 0 && nn__s8_gemm_packed(M, N, K, A, lda, B, ldb, C, ldc)) return;
+#endif
+    nblk = (N + 3) / 4;
+    /* Threads over (row of A, block of 4 rows of B): each C entry is one
+       thread's exact sum, the same bits at any team size. */
+    NN__OMP(parallel for schedule(static) num_threads(nn__run(nn__team((double)M * N * K > 8 * NN__PAR_MIN))))
+    for (t = 0; t < M * nblk; t++) {
+        int m = t / nblk, n0 = t % nblk * 4, nb = NN__MIN(4, N - n0), j;
+        const int8_t *b[4];
+        int32_t out[4];
+        for (j = 0; j < 4; j++) b[j] = B + (size_t)(n0 + NN__MIN(j, nb - 1)) * (size_t)ldb;
+        nn__s8_dot4(A + (size_t)m * (size_t)lda, b, nb, K, out);
+        for (j = 0; j < nb; j++) C[(size_t)m * (size_t)ldc + (size_t)(n0 + j)] = out[j];
+    }
+}
+
+NNDEF void nn_gemm_s8_ref(int M, int N, int K, const int8_t *A, int lda, const int8_t *B, int ldb,
+                          int32_t *C, int ldc) {
+    int m, n, k;
+    if (!nn__gemm_s8_args("nn_gemm_s8_ref", M, N, K, A, lda, B, ldb, C, ldc)) return;
+    for (m = 0; m < M; m++)
+        for (n = 0; n < N; n++) {
+            int32_t acc = 0;
+            for (k = 0; k < K; k++) acc += (int32_t)A[(size_t)m * lda + k] * (int32_t)B[(size_t)n * ldb + k];
+            C[(size_t)m * ldc + n] = acc;
+        }
+}
+
+/* round(v) half away from zero, clamped to [-127, 127]. */
+static int8_t nn__s8_round(float v) {
+    v = v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v;
+    return (int8_t)(int)(v >= 0.0f ? v + 0.5f : v - 0.5f);
+}
+
+/* max |x[i]| over n floats. */
+static float nn__absmax(const float *x, size_t n) {
+    float mx = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        mx = a > mx ? a : mx;
+    }
+    return mx;
+}
+
+NNDEF float nn_quantize_s8(const float *x, size_t n, int8_t *q) {
+    float mx, scale, inv;
+    size_t i;
+    if (n && (!x || !q)) {
+        nn__misuse("nn_quantize_s8: NULL %s for %zu values", !x ? "input" : "output", n);
+        return 1.0f;
+    }
+    mx = nn__absmax(x, n);
+    scale = mx > 0.0f ? mx / 127.0f : 1.0f;
+    inv = 1.0f / scale;
+    for (i = 0; i < n; i++) q[i] = nn__s8_round(x[i] * inv);
+    return scale;
+}
+
 /* ===== >>graph (implementation) ========================================== */
 
 typedef struct nn__block {
@@ -7086,9 +7406,9 @@ NNDEF nn_tensor *nn_rand(nn_graph *g, nn_shape shape, float lo, float hi) {
     return t;
 }
 
-/* Bytes at t->data: 8 per element for NN_TENSOR_INT64, else 4. */
+/* Bytes at t->data: 8 per element for NN_TENSOR_INT64, 1 for NN_TENSOR_INT8, else 4. */
 static size_t nn__tensor_nbytes(const nn_tensor *t) {
-    return t->numel * ((t->flags & NN_TENSOR_INT64) ? sizeof(int64_t) : sizeof(float));
+    return t->numel * ((t->flags & NN_TENSOR_INT64) ? sizeof(int64_t) : (t->flags & NN_TENSOR_INT8) ? 1u : sizeof(float));
 }
 
 NNDEF void nn_tensor_free(nn_tensor *t) {
@@ -13399,6 +13719,274 @@ NNDEF nn_module *nn_learned_positional_encoding(int d_model, int max_len, int ba
 
 /* ----- >>layers.quant: int8 weights (nn_quantize) ------------------------ */
 
+/* A quantized Linear / Conv2d / Conv1d: w holds OC x K int8 values (K the
+   weight's elements per output channel), scale [OC] float. */
+enum { NN__Q_LINEAR, NN__Q_CONV2D, NN__Q_CONV1D };
+typedef struct nn__qstate {
+    nn_tensor *weight, *bias, *scale;   /* buffers; bias NULL when absent */
+    nn_conv_opts opts;                  /* the convolutions' geometry */
+    int kind, mode;
+} nn__qstate;
+
+/* The int8 im2col of one sample, transposed: col[p][(c KH + kh) KW + kw] =
+   x[c][oh S - PH + kh D][ow S - PWl + kw D] (0 outside), p = oh OW + ow. */
+static void nn__q_im2col(const int8_t *x, int C, int H, int W, int KH, int KW, int S, int D, int PH,
+                         int PWl, int OH, int OW, int8_t *col) {
+    int oh, ow, c, kh, kw;
+    size_t K = (size_t)C * KH * KW;
+    for (oh = 0; oh < OH; oh++)
+        for (ow = 0; ow < OW; ow++) {
+            int8_t *dst = col + ((size_t)oh * OW + ow) * K;
+            for (c = 0; c < C; c++)
+                for (kh = 0; kh < KH; kh++) {
+                    int ih = oh * S - PH + kh * D, iw0 = ow * S - PWl;
+                    const int8_t *row = x + ((size_t)c * H + (ih < 0 ? 0 : ih)) * W;
+                    if (ih < 0 || ih >= H) {
+                        memset(dst, 0, (size_t)KW);
+                        dst += KW;
+                        continue;
+                    }
+                    if (D == 1 && iw0 >= 0 && iw0 + KW <= W) { /* inside: one run of bytes */
+                        memcpy(dst, row + iw0, (size_t)KW);
+                        dst += KW;
+                        continue;
+                    }
+                    for (kw = 0; kw < KW; kw++, dst++) {
+                        int iw = ow * S - PWl + kw * D;
+                        *dst = ih < 0 || ih >= H || iw < 0 || iw >= W ? (int8_t)0 : row[iw];
+                    }
+                }
+        }
+}
+
+/* out[r][o] = acc[r][o] sx scale[o] + bias[o], R rows, OC outputs, strides
+   (rs, os) into out. */
+static void nn__q_dequant(const int32_t *acc, int R, int OC, float sx, const nn__qstate *st, float *out,
+                          size_t rs, size_t os) {
+    const float *sw = st->scale->data, *b = st->bias ? st->bias->data : NULL;
+    int r, o;
+    for (r = 0; r < R; r++)
+        for (o = 0; o < OC; o++)
+            out[r * rs + o * os] = (float)acc[(size_t)r * OC + o] * (sx * sw[o]) + (b ? b[o] : 0.0f);
+}
+
+static nn_tensor *nn__q_forward(nn_module *m, nn_tensor *x) {
+    const nn__qstate *st = (const nn__qstate *)m->user;
+    const nn_tensor *w = st->weight;
+    int OC = w->shape[0], K = (int)(w->numel / (size_t)OC), dims = st->kind == NN__Q_CONV2D ? 2 : 1;
+    nn_graph *g = x ? x->graph : NULL;
+    nn_shape os;
+    nn_tensor *y;
+    char b1[64], b2[64];
+    int8_t *xq;
+    int32_t *acc;
+    float sx;
+    if (m->training) {
+        nn__misuse("a quantized module runs in evaluation mode only (nn_train_mode(m, 0))");
+        return NULL;
+    }
+    if (!x || !g || (x->flags & NN_TENSOR_REQUIRES_GRAD)) {
+        nn__misuse("needs an input in a graph that does not require grad (no gradient flows through a "
+                   "quantized module), got %s", nn__ts(x));
+        return NULL;
+    }
+    nn_shape_str(nn_shape_of(w), b2, sizeof b2);
+    if (st->kind == NN__Q_LINEAR) {
+        int R;
+        if (x->ndim < 1 || x->shape[x->ndim - 1] != K) {
+            nn__misuse("input %s does not end in the weight's in_features (weight %s)",
+                       nn_shape_str(nn_shape_of(x), b1, sizeof b1), b2);
+            return NULL;
+        }
+        if (st->mode == NN_QUANT_WEIGHT_ONLY) {
+            nn_tensor *wf = nn__tensor_new("nn_forward", g, nn_shape_of(w), 0);
+            int o, k;
+            if (!wf) return NULL;
+            for (o = 0; o < OC; o++)
+                for (k = 0; k < K; k++)
+                    wf->data[(size_t)o * K + k] = (float)((const int8_t *)(const void *)w->data)[(size_t)o * K + k] *
+                                                  st->scale->data[o];
+            return nn_linear_op(x, wf, st->bias);
+        }
+        R = (int)(x->numel / (size_t)K);
+        os = nn_shape_of(x);
+        os.d[os.ndim - 1] = OC;
+        xq = (int8_t *)nn__arena_alloc(g, x->numel + 64);
+        acc = (int32_t *)nn__arena_alloc(g, sizeof(int32_t) * (size_t)R * OC);
+        if (!xq || !acc || !(y = nn__tensor_new("nn_forward", g, os, 0))) return NULL;
+        sx = nn_quantize_s8(x->data, x->numel, xq);
+        nn_gemm_s8(R, OC, K, xq, K, (const int8_t *)(const void *)w->data, K, acc, OC);
+        nn__q_dequant(acc, R, OC, sx, st, y->data, (size_t)OC, 1);
+        return y;
+    } else {
+        nn_conv_opts o = st->opts;
+        int C = w->shape[1], KH = dims == 2 ? w->shape[2] : 1, KW = w->shape[dims + 1];
+        int S = o.stride ? o.stride : 1, D = o.dilation ? o.dilation : 1;
+        int N, H, W, PH, PWl, PWr, OH, OW, n;
+        size_t P;
+        int8_t *col;
+        if (x->ndim != dims + 2 || x->shape[1] != C) {
+            nn__misuse("input %s is not [N,%d,%s] (weight %s)", nn_shape_str(nn_shape_of(x), b1, sizeof b1), C,
+                       dims == 2 ? "H,W" : "L", b2);
+            return NULL;
+        }
+        if (st->mode == NN_QUANT_WEIGHT_ONLY) {
+            nn_tensor *wf = nn__tensor_new("nn_forward", g, nn_shape_of(w), 0);
+            size_t i;
+            if (!wf) return NULL;
+            for (i = 0; i < w->numel; i++)
+                wf->data[i] = (float)((const int8_t *)(const void *)w->data)[i] * st->scale->data[i / (size_t)K];
+            return dims == 2 ? nn_conv2d_op(x, wf, st->bias, o) : nn_conv1d_op(x, wf, st->bias, o);
+        }
+        N = x->shape[0];
+        H = dims == 2 ? x->shape[2] : 1;
+        W = x->shape[dims + 1];
+        PH = dims == 2 ? o.padding : 0;
+        PWl = o.causal ? D * (KW - 1) : o.padding;
+        PWr = o.causal ? 0 : o.padding;
+        OH = (H + 2 * PH - D * (KH - 1) - 1) / S + 1;
+        OW = (W + PWl + PWr - D * (KW - 1) - 1) / S + 1;
+        if (H + 2 * PH < D * (KH - 1) + 1 || W + PWl + PWr < D * (KW - 1) + 1) {
+            nn__misuse("input %s is smaller than the dilated kernel (weight %s)",
+                       nn_shape_str(nn_shape_of(x), b1, sizeof b1), b2);
+            return NULL;
+        }
+        P = (size_t)OH * OW;
+        os = dims == 2 ? NN_SHAPE(N, OC, OH, OW) : NN_SHAPE(N, OC, OW);
+        xq = (int8_t *)nn__arena_alloc(g, x->numel + 64);
+        col = (int8_t *)nn__arena_alloc(g, P * (size_t)K + 64);
+        acc = (int32_t *)nn__arena_alloc(g, sizeof(int32_t) * P * (size_t)OC);
+        if (!xq || !col || !acc || !(y = nn__tensor_new("nn_forward", g, os, 0))) return NULL;
+        sx = nn_quantize_s8(x->data, x->numel, xq);
+        for (n = 0; n < N; n++) {
+            nn__q_im2col(xq + (size_t)n * C * H * W, C, H, W, KH, KW, S, D, PH, PWl, OH, OW, col);
+            /* acc[p][oc]: the positions are the GEMM's rows */
+            nn_gemm_s8((int)P, OC, K, col, K, (const int8_t *)(const void *)w->data, K, acc, OC);
+            nn__q_dequant(acc, (int)P, OC, sx, st, y->data + (size_t)n * OC * P, 1, P);
+        }
+        return y;
+    }
+}
+
+NNDEF int nn_is_quantized(const nn_module *m) { return m && m->forward == nn__q_forward; }
+
+/* Move m's parameter name (if present) to its buffers, with no gradient. */
+static int nn__q_to_buffer(nn_module *m, const char *name, nn_tensor *t) {
+    if (!t) return 1;
+    if (nn__param_take(m, name) < 0) return 1;
+    nn__free_floats(t->grad);
+    t->grad = NULL;
+    t->flags &= ~(NN_TENSOR_REQUIRES_GRAD | NN_TENSOR_HAS_GRAD);
+    t->refs = 0;
+    return nn_module_add_buffer(m, name, t) != NULL;
+}
+
+/* Convert one Linear / Conv module (its weight held by it alone). */
+static int nn__q_convert(nn_module *m, int kind, nn_tensor *w, nn_tensor *b, nn_conv_opts o, int mode) {
+    nn__qstate *qs = (nn__qstate *)nn__calloc(1, sizeof(nn__qstate));
+    int OC = w->shape[0], K = (int)(w->numel / (size_t)w->shape[0]), r, k;
+    nn_tensor *sc = nn__tensor_new("nn_quantize", NULL, NN_SHAPE(OC), 0);
+    int8_t *q = (int8_t *)(void *)w->data;
+    if (!qs || !sc) {
+        nn__free(qs);
+        nn_tensor_free(sc);
+        return nn__error(NN_ERR_OOM, "nn_quantize: out of memory");
+    }
+    /* In place, front to back: byte i never overwrites a float not yet read
+       (float i/4 <= i), and a row's floats are read before its bytes land. */
+    for (r = 0; r < OC; r++) {
+        const float *row = w->data + (size_t)r * K;
+        float mx = nn__absmax(row, (size_t)K), s = mx > 0.0f ? mx / 127.0f : 1.0f;
+        sc->data[r] = s;
+        for (k = 0; k < K; k++) q[(size_t)r * K + k] = nn__s8_round(row[k] / s);
+    }
+    w->flags |= NN_TENSOR_INT8;
+    if (m->destroy) m->destroy(m);
+    m->user = qs;
+    m->destroy = nn__state_destroy;
+    qs->weight = w;
+    qs->bias = b;
+    qs->scale = sc;
+    qs->opts = o;
+    qs->kind = kind;
+    qs->mode = mode;
+    m->forward = nn__q_forward;
+    m->type = kind == NN__Q_LINEAR ? "QuantizedLinear" : kind == NN__Q_CONV2D ? "QuantizedConv2d" : "QuantizedConv1d";
+    m->training = 0;
+    if (!nn__q_to_buffer(m, "weight", w) || !nn__q_to_buffer(m, "bias", b) ||
+        !nn_module_add_buffer(m, "scale", sc))
+        return nn__error(NN_ERR_OOM, "nn_quantize: out of memory");
+    return 1;
+}
+
+static int nn__q_skipped(const char *path, const nn_quantize_opts *o) {
+    int i;
+    for (i = 0; o->skip && o->skip[i]; i++)
+        if (strcmp(o->skip[i], path) == 0) return 1;
+    return 0;
+}
+
+/* check: report a quantized module or a shared weight; else convert.  The
+   count converted, or a negative status. */
+static int nn__q_walk(nn_module *m, char *path, size_t cap, const nn_quantize_opts *o, int check) {
+    size_t len = strlen(path);
+    int i, n = 0, kind = -1;
+    nn_tensor *w = NULL, *b = NULL;
+    nn_conv_opts co;
+    memset(&co, 0, sizeof co);
+    if (nn__q_skipped(path, o)) return 0;
+    if (nn_is_quantized(m)) {
+        if (!check) return 0; /* a shared child met again */
+        nn__misuse("nn_quantize: module \"%s\" (%s) is already quantized: quantize a float model once",
+                   len ? path : "(root)", m->type);
+        return NN_ERR_ARG;
+    }
+    if (m->forward == nn__linear_forward && !o->skip_linear) {
+        const nn__linear_state *ls = (const nn__linear_state *)m->user;
+        kind = NN__Q_LINEAR;
+        w = ls->weight;
+        b = ls->bias;
+    } else if (m->forward == nn__conv_forward && !o->skip_conv) {
+        const nn__conv_state *cs = (const nn__conv_state *)m->user;
+        if (!cs->transposed && (cs->opts.groups <= 1)) {
+            kind = cs->dims == 2 ? NN__Q_CONV2D : NN__Q_CONV1D;
+            w = cs->weight;
+            b = cs->bias;
+            co = cs->opts;
+        }
+    }
+    if (kind >= 0) {
+        if (check && (w->refs > 1 || (b && b->refs > 1) || (w->flags & NN_TENSOR_VIEW))) {
+            nn__misuse("nn_quantize: the weight of \"%s\" (%s) is shared with another module: untie it first",
+                       len ? path : "(root)", m->type);
+            return NN_ERR_ARG;
+        }
+        if (!check) return nn__q_convert(m, kind, w, b, co, o->mode);
+    }
+    for (i = 0; i < m->nchildren; i++) {
+        int r;
+        snprintf(path + len, cap - len, "%s%s", len ? "." : "", m->child_names[i]);
+        r = nn__q_walk(m->children[i], path, cap, o, check);
+        path[len] = '\0';
+        if (r < 0) return r;
+        n += r;
+    }
+    return n;
+}
+
+NNDEF int nn_quantize(nn_module *m, nn_quantize_opts opts) {
+    char path[512];
+    int r;
+    if (!m || (opts.mode != NN_QUANT_DYNAMIC && opts.mode != NN_QUANT_WEIGHT_ONLY)) {
+        nn__misuse("nn_quantize: needs a module and mode NN_QUANT_DYNAMIC or NN_QUANT_WEIGHT_ONLY, got %s and "
+                   "mode %d", m ? m->type : "NULL", opts.mode);
+        return NN_ERR_ARG;
+    }
+    path[0] = '\0';
+    if ((r = nn__q_walk(m, path, sizeof path, &opts, 1)) < 0) return r;
+    return nn__q_walk(m, path, sizeof path, &opts, 0);
+}
+
 /* ===== >>regularizers (implementation) ==================================== */
 
 /* --- the dropout family --- */
@@ -19587,7 +20175,10 @@ static void nn__io_put_uint(nn__st_wbuf *w, uint64_t v) {
     nn__io_put_str(w, b);
 }
 
-static size_t nn__io_bytes(const nn_tensor *t) { return t->numel * (nn__io_is_int64(t) ? 8u : 4u); }
+static int nn__io_is_int8(const nn_tensor *t) { return (t->flags & NN_TENSOR_INT8) != 0; }
+/* Bytes per element in the file: 8 (I64), 1 (I8, nn_quantize's weights), 4 (F32). */
+static size_t nn__io_elsize(const nn_tensor *t) { return nn__io_is_int64(t) ? 8u : nn__io_is_int8(t) ? 1u : 4u; }
+static size_t nn__io_bytes(const nn_tensor *t) { return t->numel * nn__io_elsize(t); }
 
 /* The JSON header (without padding). */
 static void nn__io_header(nn__st_wbuf *w, const nn__io_list *l, nn_save_opts o) {
@@ -19597,7 +20188,9 @@ static void nn__io_header(nn__st_wbuf *w, const nn__io_list *l, nn_save_opts o) 
     for (i = 0; i < l->n; i++) {
         const nn_tensor *t = l->v[i].t;
         nn__io_put_json(w, l->v[i].name);
-        nn__io_put_str(w, nn__io_is_int64(t) ? ":{\"dtype\":\"I64\",\"shape\":[" : ":{\"dtype\":\"F32\",\"shape\":[");
+        nn__io_put_str(w, nn__io_is_int64(t)  ? ":{\"dtype\":\"I64\",\"shape\":["
+                          : nn__io_is_int8(t) ? ":{\"dtype\":\"I8\",\"shape\":["
+                                              : ":{\"dtype\":\"F32\",\"shape\":[");
         for (d = 0; d < t->ndim; d++) {
             if (d) nn__io_put_str(w, ",");
             nn__io_put_uint(w, (uint64_t)t->shape[d]);
@@ -19622,6 +20215,10 @@ static void nn__io_header(nn__st_wbuf *w, const nn__io_list *l, nn_save_opts o) 
 /* Elements [from, from+count) of t, little-endian. */
 static void nn__io_put_data(nn__st_wbuf *w, const nn_tensor *t, size_t from, size_t count) {
     size_t i;
+    if (nn__io_is_int8(t)) {
+        nn__st_put(w, (const unsigned char *)t->data + from, count);
+        return;
+    }
     if (!nn__io_is_int64(t)) {
         nn__st_put_floats(w, t->data + from, count);
         return;
@@ -19863,7 +20460,7 @@ static nn_status nn__io_save_file(const char *who, nn_module *m, const char *pat
     nn__io_write(&o, head, hsize);
     for (i = 0; i < l.n && !o.failed; i++) {
         const nn_tensor *t = l.v[i].t;
-        size_t per = sizeof chunk / (nn__io_is_int64(t) ? 8u : 4u), from;
+        size_t per = sizeof chunk / nn__io_elsize(t), from;
         for (from = 0; from < t->numel && !o.failed; from += per) {
             nn__st_wbuf w;
             size_t count = NN__MIN(per, t->numel - from);
@@ -20396,13 +20993,18 @@ static int64_t nn__io_signed(uint64_t v, int n) {
     return (int64_t)v;
 }
 
-/* Convert entry e's elements into dst (numel floats or int64s). */
+/* Convert entry e's elements into dst (numel floats or int64s; to_int64 == 2:
+   an I8 entry's bytes as they are, for an NN_TENSOR_INT8 tensor). */
 static nn_status nn__sft_convert(const nn__sft *f, const nn__sft_entry *e, int to_int64, void *dst) {
     const unsigned char *p = f->data + e->begin;
     int sz = nn__dt_size[e->dtype], dt = e->dtype;
     size_t i, n = (size_t)e->numel;
     float *fo = (float *)dst;
     unsigned char *io = (unsigned char *)dst;
+    if (to_int64 == 2) {
+        memcpy(io, p, n); /* the caller checked: dtype I8, n bytes in range */
+        return NN_OK;
+    }
     for (i = 0; i < n; i++, p += sz) {
         uint64_t v = nn__io_le(p, sz);
         if (to_int64) {
@@ -20556,11 +21158,13 @@ static nn_status nn__io_match(nn__sft *fp, nn_module *m, nn_load_opts o, const c
             st = nn__error(NN_ERR_FORMAT, "%s: tensor \"%s\" has shape %s, expected %s", where, e->name, a, b);
             goto done_list;
         }
-        if (nn__io_is_int64(t) ? !nn__dt_is_int(e->dtype) : e->dtype >= NN__DT_F8_E5M2) {
+        if (nn__io_is_int8(t) ? e->dtype != NN__DT_I8
+            : nn__io_is_int64(t) ? !nn__dt_is_int(e->dtype) : e->dtype >= NN__DT_F8_E5M2) {
             st = nn__error(NN_ERR_FORMAT, "%s: tensor \"%s\" has dtype %s, expected %s", where, e->name,
                            nn__dt_name[e->dtype],
-                           nn__io_is_int64(t) ? "an integer dtype (an int64 buffer)"
-                                              : "F32, F16, BF16, F64 or an integer dtype");
+                           nn__io_is_int8(t)    ? "I8 (a quantized weight)"
+                           : nn__io_is_int64(t) ? "an integer dtype (an int64 buffer)"
+                                                : "F32, F16, BF16, F64 or an integer dtype");
             goto done_list;
         }
         total = (total + 7) & ~(size_t)7;
@@ -20578,7 +21182,8 @@ static nn_status nn__io_match(nn__sft *fp, nn_module *m, nn_load_opts o, const c
     }
     for (i = 0; i < f.n; i++)
         if (f.e[i].match >= 0 &&
-            (st = nn__sft_convert(&f, &f.e[i], nn__io_is_int64(l.v[f.e[i].match].t), tmp + offs[i])) != NN_OK)
+            (st = nn__sft_convert(&f, &f.e[i], nn__io_is_int8(l.v[f.e[i].match].t) ? 2
+                                                 : nn__io_is_int64(l.v[f.e[i].match].t), tmp + offs[i])) != NN_OK)
             goto done_list;
     nn__free(used);
     *lp = l;

@@ -6,6 +6,8 @@
    the untrained initialization: the time does not depend on their values.
    Prints one line per model and batch:
        <model> <batch> <us per image>
+   and the same model after nn_quantize (dynamic int8, the same weights) as
+   model "mlp-int8" / "cnn-int8", its passes alternated with the float ones.
    bench/pytorch/infer.py runs it alternately with PyTorch and prints both
    side by side.  Build and run:
      gcc -O3 -march=native -fopenmp -I. bench/infer.c -o build/bench_infer -lm
@@ -75,19 +77,37 @@ int main(int argc, char **argv) {
     for (m = 0; m < 2; m++) {
         nn_module *net;
         if (strcmp(which, "both") && strcmp(which, m ? "cnn" : "mlp")) continue;
+        nn_module *qnet;
+        nn_quantize_opts qo = {0};
+        nn_save_opts so = {0};
+        nn_load_opts lo = {0};
+        void *buf = NULL;
+        size_t size = 0;
+        double qbest[3];
         net = m ? make_cnn() : make_mlp();
+        qnet = m ? make_cnn() : make_mlp();
+        nn_save_mem(net, so, &buf, &size); /* the same weights, then int8 */
+        nn_load_mem(qnet, buf, size, lo);
+        NN_FREE(buf);
+        nn_quantize(qnet, qo);
         nn_train_mode(net, 0);
         for (k = 0; k < 3; k++) {
             double best = 1e30;
             pass(net, g, x, batches[k], m); /* warm-up */
+            pass(qnet, g, x, batches[k], m);
+            qbest[k] = 1e30;
             for (p = 0; p < passes; p++) {
-                double t = pass(net, g, x, batches[k], m);
+                double t = pass(net, g, x, batches[k], m), tq = pass(qnet, g, x, batches[k], m);
                 if (t < best) best = t;
+                if (tq < qbest[k]) qbest[k] = tq;
             }
             printf("%s %d %.2f\n", m ? "cnn" : "mlp", batches[k], 1e6 * best);
             fflush(stdout);
         }
+        for (k = 0; k < 3; k++) printf("%s-int8 %d %.2f\n", m ? "cnn" : "mlp", batches[k], 1e6 * qbest[k]);
+        fflush(stdout);
         nn_module_free(net);
+        nn_module_free(qnet);
     }
     nn_graph_free(g);
     nn_dataset_free(&train);

@@ -77,6 +77,31 @@ def torch_round(x, passes, models):
     return res
 
 
+def torch_qdynamic(x, passes):
+    """The MLP under torch.quantization.quantize_dynamic (qint8 Linear)."""
+    engines = torch.backends.quantized.supported_engines
+    for e in ("qnnpack", "onednn", "fbgemm"):
+        if e in engines:
+            torch.backends.quantized.engine = e
+            break
+    net = torch.quantization.quantize_dynamic(mlp().eval(), {nn.Linear}, dtype=torch.qint8)
+    xs = x.reshape(NIMG, 784)
+    res = {}
+    with torch.inference_mode():
+        for b in BATCHES:
+            nb = NIMG // b
+            best = 1e30
+            for p in range(-1, passes):
+                t0 = time.perf_counter()
+                for i in range(nb):
+                    net(xs[i * b:(i + 1) * b])
+                t = (time.perf_counter() - t0) / (nb * b)
+                if p >= 0:
+                    best = min(best, t)
+            res[("mlp", b)] = 1e6 * best
+    return res
+
+
 def nn_round(binary, threads, passes, which):
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
@@ -126,6 +151,22 @@ def main():
                 print("%-6s %6d %10.2f %10.2f %12.2f" % (name, b, t, n, t / n))
             else:
                 print("%-6s %6d %10.2f" % (name, b, t))
+    if nr and (models[0] + "-int8", 1) in nr[0]:
+        # nn.h after nn_quantize (dynamic int8) against nn.h float and, for
+        # the MLP, torch.quantization.quantize_dynamic (qnnpack/fbgemm engine).
+        tq = torch_qdynamic(x, a.passes) if "mlp" in models else {}
+        print("int8 (nn_quantize): us per image, float / int8 > 1: int8 is faster")
+        print("%-9s %6s %10s %10s %12s %12s %14s" % ("model", "batch", "nn float", "nn int8", "float/int8",
+                                                     "torch qint8", "torch q / nn q"))
+        for name in models:
+            for b in BATCHES:
+                f = min(r[(name, b)] for r in nr)
+                q = min(r[(name + "-int8", b)] for r in nr)
+                if (name, b) in tq:
+                    print("%-9s %6d %10.2f %10.2f %12.2f %12.2f %14.2f" % (name, b, f, q, f / q, tq[(name, b)],
+                                                                           tq[(name, b)] / q))
+                else:
+                    print("%-9s %6d %10.2f %10.2f %12.2f" % (name, b, f, q, f / q))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,313 @@
+/* Int8 weights (nn_quantize, >>layers.quant) and their kernels
+   (>>kernels.int8): nn_gemm_s8 against nn_gemm_s8_ref bitwise for M = 1..8,
+   odd N and K (K below, at and past the vector widths 16, 32, 64), padded
+   strides; nn_quantize_s8's error within scale/2; a quantized MLP and CNN
+   (Conv2d, Conv1d with padding, stride, dilation) against the float model
+   they came from, in both modes; save and load through a safetensors buffer
+   (I8 weights, bitwise the same outputs); misuse (quantize twice, training
+   or gradients through a quantized module, a float file into a quantized
+   model).  Build it per ISA: -march=native (AVX-512 VNNI here),
+   -march=haswell (AVX2), -DNN_NO_SIMD, aarch64 with +dotprod (NEON). */
+#ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
+#define NN_IMPLEMENTATION
+#endif
+#include "nn.h"
+#include "harness.h"
+#include <stdlib.h>
+#include <string.h>
+
+static int8_t *rand_s8(size_t n) {
+    int8_t *p = (int8_t *)malloc(n ? n : 1);
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = (int8_t)((int)nn_rand_below(255) - 127);
+    return p;
+}
+
+static void test_gemm(void) {
+    static const int Ns[] = {1, 3, 5, 7, 13, 37}, Ks[] = {1, 15, 17, 31, 33, 63, 65, 131, 784};
+    int M, a, b, bad = 0, cases = 0;
+    for (M = 1; M <= 11; M += M < 8 ? 1 : 3)
+        for (a = 0; a < (int)(sizeof Ns / sizeof Ns[0]); a++)
+            for (b = 0; b < (int)(sizeof Ks / sizeof Ks[0]); b++) {
+                int N = Ns[a], K = Ks[b], lda = K + 3, ldb = K + (b & 1), ldc = N + 2, i;
+                int8_t *A = rand_s8((size_t)M * lda), *B = rand_s8((size_t)N * ldb);
+                int32_t *C = (int32_t *)malloc(sizeof(int32_t) * (size_t)M * ldc);
+                int32_t *R = (int32_t *)malloc(sizeof(int32_t) * (size_t)M * ldc);
+                for (i = 0; i < M * ldc; i++) C[i] = R[i] = -7;
+                nn_gemm_s8(M, N, K, A, lda, B, ldb, C, ldc);
+                nn_gemm_s8_ref(M, N, K, A, lda, B, ldb, R, ldc);
+                if (memcmp(C, R, sizeof(int32_t) * (size_t)M * ldc) != 0) {
+                    if (!bad) printf("  nn_gemm_s8 differs at M=%d N=%d K=%d\n", M, N, K);
+                    bad++;
+                }
+                cases++;
+                free(A);
+                free(B);
+                free(C);
+                free(R);
+            }
+    NN_TEST_CHECK(bad == 0, "nn_gemm_s8 == nn_gemm_s8_ref bitwise in %d of %d cases", cases - bad, cases);
+    {   /* extremes: every product 127 * 127 or -127 * 127, K = 1000 */
+        int8_t A[2 * 1000], B[3 * 1000];
+        int32_t C[6], R[6];
+        int i;
+        for (i = 0; i < 2000; i++) A[i] = (int8_t)(i < 1000 ? 127 : -127);
+        for (i = 0; i < 3000; i++) B[i] = (int8_t)(i < 2000 ? 127 : -127);
+        nn_gemm_s8(2, 3, 1000, A, 1000, B, 1000, C, 3);
+        nn_gemm_s8_ref(2, 3, 1000, A, 1000, B, 1000, R, 3);
+        NN_TEST_CHECK(memcmp(C, R, sizeof C) == 0 && C[0] == 16129000 && C[5] == 16129000 && C[2] == -16129000,
+                      "extremes exact: %d %d %d", (int)C[0], (int)C[2], (int)C[5]);
+    }
+}
+
+static void test_quantize_s8(void) {
+    float x[101];
+    int8_t q[101];
+    float s, worst = 0.0f;
+    int i, inrange = 1;
+    for (i = 0; i < 101; i++) x[i] = 3.0f * nn_rand_normal();
+    x[17] = -9.5f;
+    s = nn_quantize_s8(x, 101, q);
+    NN_TEST_CHECK(s == 9.5f / 127.0f && q[17] == -127, "scale max|x|/127: %g, q[17] = %d", (double)s, q[17]);
+    for (i = 0; i < 101; i++) {
+        float e = fabsf(x[i] - (float)q[i] * s);
+        worst = e > worst ? e : worst;
+        if (q[i] < -127) inrange = 0;
+    }
+    NN_TEST_CHECK(worst <= 0.5f * s * 1.0001f && inrange, "|x - q s| <= s/2: worst %g, s/2 %g", (double)worst,
+                  (double)(0.5f * s));
+    memset(x, 0, sizeof x);
+    s = nn_quantize_s8(x, 101, q);
+    NN_TEST_CHECK(s == 1.0f && q[0] == 0 && q[100] == 0, "all zeros: scale 1, q 0");
+}
+
+static nn_module *make_mlp(void) {
+    return nn_sequential(nn_linear(20, 33), nn_relu(), nn_linear(33, 17), nn_relu(), nn_linear(17, 5), NULL);
+}
+static nn_module *make_cnn(void) {
+    nn_conv_opts c1, c2;
+    nn_pool_opts p;
+    memset(&c1, 0, sizeof c1);
+    memset(&c2, 0, sizeof c2);
+    memset(&p, 0, sizeof p);
+    c1.kernel = 3;
+    c1.padding = 1;
+    c2.kernel = 3;
+    c2.stride = 2;
+    c2.dilation = 2;
+    c2.no_bias = 1;
+    p.kernel = 2;
+    return nn_sequential(nn_conv2d(3, 8, c1), nn_relu(), nn_maxpool2d(p), nn_conv2d(8, 6, c2), nn_relu(),
+                         nn_flatten(), nn_linear(6 * 2 * 2, 4), NULL);
+}
+
+/* max |a - b| / max |b|. */
+static float rel_err(const nn_tensor *a, const nn_tensor *b) {
+    float d = 0.0f, m = 0.0f;
+    size_t i;
+    for (i = 0; i < b->numel; i++) {
+        float e = fabsf(a->data[i] - b->data[i]), v = fabsf(b->data[i]);
+        d = e > d ? e : d;
+        m = v > m ? v : m;
+    }
+    return d / (m > 0.0f ? m : 1.0f);
+}
+
+/* The model's output for x (copied into g's current step). */
+static nn_tensor *run(nn_module *m, nn_graph *g, const float *x, nn_shape s) {
+    return nn_forward(m, nn_tensor_from(g, x, s));
+}
+
+static void test_models(void) {
+    nn_graph *g = nn_graph_new();
+    float x[2 * 3 * 14 * 14];
+    nn_shape sm = NN_SHAPE(6, 20), sc = NN_SHAPE(2, 3, 14, 14);
+    int i, mode;
+    for (i = 0; i < 2 * 3 * 14 * 14; i++) x[i] = nn_rand_uniform();
+    nn_set_grad_enabled(g, 0);
+    for (mode = 0; mode < 2; mode++) {
+        nn_module *f, *q;
+        nn_tensor *yf, *yq;
+        nn_quantize_opts o;
+        int np = -1, n;
+        memset(&o, 0, sizeof o);
+        o.mode = mode ? NN_QUANT_WEIGHT_ONLY : NN_QUANT_DYNAMIC;
+        /* MLP: the same initialization twice (one seed), one quantized */
+        nn_seed(5);
+        f = make_mlp();
+        nn_seed(5);
+        q = make_mlp();
+        nn_train_mode(f, 0);
+        n = nn_quantize(q, o);
+        nn_parameters(q, &np);
+        NN_TEST_CHECK(n == 3 && np == 0 && nn_is_quantized(nn_child(q, "0")) &&
+                      strcmp(nn_child(q, "4")->type, "QuantizedLinear") == 0,
+                      "mode %d: 3 Linear converted (%d), no parameters left (%d)", mode, n, np);
+        NN_TEST_CHECK(nn_param_get(q, "0.weight") && (nn_param_get(q, "0.weight")->flags & NN_TENSOR_INT8) &&
+                      nn_param_get(q, "2.scale") && nn_param_get(q, "2.scale")->numel == 17,
+                      "buffers weight (int8) and scale [out]");
+        nn_graph_reset(g);
+        yf = run(f, g, x, sm);
+        yq = run(q, g, x, sm);
+        NN_TEST_CHECK(yq && yq->ndim == 2 && yq->shape[1] == 5 && rel_err(yq, yf) < (mode ? 0.02f : 0.04f),
+                      "mode %d: MLP within bound of float: %g", mode, yq ? (double)rel_err(yq, yf) : -1.0);
+        nn_module_free(f);
+        nn_module_free(q);
+        /* CNN, the last Linear kept in float by name */
+        {
+            static const char *const skip[] = {"6", NULL};
+            nn_seed(6);
+            f = make_cnn();
+            nn_seed(6);
+            q = make_cnn();
+            nn_train_mode(f, 0);
+            o.skip = skip;
+            n = nn_quantize(q, o);
+            NN_TEST_CHECK(n == 2 && !nn_is_quantized(nn_child(q, "6")) &&
+                              strcmp(nn_child(q, "3")->type, "QuantizedConv2d") == 0,
+                          "mode %d: 2 Conv2d converted, Linear \"6\" skipped (%d)", mode, n);
+            nn_train_mode(q, 0);
+            nn_graph_reset(g);
+            yf = run(f, g, x, sc);
+            yq = run(q, g, x, sc);
+            NN_TEST_CHECK(yq && yq->shape[0] == 2 && yq->shape[1] == 4 && rel_err(yq, yf) < (mode ? 0.02f : 0.05f),
+                          "mode %d: CNN within bound of float: %g", mode, yq ? (double)rel_err(yq, yf) : -1.0);
+            nn_module_free(f);
+            nn_module_free(q);
+        }
+    }
+    {   /* Conv1d with padding, stride and a causal one, against float */
+        nn_conv_opts c1, c2;
+        nn_module *f, *q;
+        nn_tensor *yf, *yq;
+        nn_quantize_opts o;
+        memset(&c1, 0, sizeof c1);
+        memset(&c2, 0, sizeof c2);
+        memset(&o, 0, sizeof o);
+        c1.kernel = 5;
+        c1.padding = 2;
+        c1.stride = 2;
+        c2.kernel = 3;
+        c2.causal = 1;
+        c2.dilation = 2;
+        nn_seed(7);
+        f = nn_sequential(nn_conv1d(4, 7, c1), nn_conv1d(7, 3, c2), NULL);
+        nn_seed(7);
+        q = nn_sequential(nn_conv1d(4, 7, c1), nn_conv1d(7, 3, c2), NULL);
+        nn_train_mode(f, 0);
+        NN_TEST_CHECK(nn_quantize(q, o) == 2, "2 Conv1d converted");
+        nn_graph_reset(g);
+        yf = run(f, g, x, NN_SHAPE(3, 4, 19));
+        yq = run(q, g, x, NN_SHAPE(3, 4, 19));
+        NN_TEST_CHECK(yq && yq->ndim == 3 && yq->shape[2] == yf->shape[2] && rel_err(yq, yf) < 0.05f,
+                      "Conv1d (stride, padding, causal dilated) within bound: %g",
+                      yq ? (double)rel_err(yq, yf) : -1.0);
+        nn_module_free(f);
+        nn_module_free(q);
+    }
+    nn_graph_free(g);
+}
+
+static void test_save_load(void) {
+    nn_graph *g = nn_graph_new();
+    nn_module *a, *b, *fl;
+    nn_quantize_opts o;
+    nn_load_opts lo;
+    nn_save_opts so;
+    void *buf = NULL, *fbuf = NULL;
+    size_t size = 0, fsize = 0;
+    float x[3 * 20];
+    nn_tensor *ya, *yb;
+    int i;
+    memset(&o, 0, sizeof o);
+    memset(&lo, 0, sizeof lo);
+    memset(&so, 0, sizeof so);
+    for (i = 0; i < 60; i++) x[i] = nn_rand_normal();
+    nn_seed(8);
+    a = make_mlp();
+    nn_seed(9);
+    b = make_mlp(); /* other weights */
+    fl = make_mlp();
+    nn_quantize(a, o);
+    nn_quantize(b, o);
+    NN_TEST_CHECK(nn_save_mem(a, so, &buf, &size) == NN_OK && size > 0, "save a quantized model");
+    NN_TEST_CHECK(buf && strstr((const char *)buf + 8, "\"0.weight\":{\"dtype\":\"I8\",\"shape\":[33,20]") != NULL,
+                  "the weight is written as I8");
+    NN_TEST_CHECK(nn_load_mem(b, buf, size, lo) == NN_OK, "load into a quantized model: %s", nn_error_string());
+    NN_TEST_CHECK(memcmp(nn_param_get(a, "2.weight")->data, nn_param_get(b, "2.weight")->data, 17 * 33) == 0 &&
+                      memcmp(nn_param_get(a, "2.scale")->data, nn_param_get(b, "2.scale")->data, 17 * 4) == 0,
+                  "weights and scales round trip bitwise");
+    nn_set_grad_enabled(g, 0);
+    ya = run(a, g, x, NN_SHAPE(3, 20));
+    yb = run(b, g, x, NN_SHAPE(3, 20));
+    NN_TEST_CHECK(ya && yb && memcmp(ya->data, yb->data, sizeof(float) * 15) == 0, "same outputs bitwise");
+    /* a float file into the quantized model: refused, model unchanged */
+    nn_save_mem(fl, so, &fbuf, &fsize);
+    lo.allow_missing = 1; /* past the missing scales, to the dtype check */
+    NN_TEST_CHECK(nn_load_mem(b, fbuf, fsize, lo) == NN_ERR_FORMAT &&
+                      strstr(nn_error_string(), "expected I8 (a quantized weight)") != NULL,
+                  "float file into a quantized model: %s", nn_error_string());
+    lo.allow_missing = 0;
+    ya = run(b, g, x, NN_SHAPE(3, 20));
+    NN_TEST_CHECK(ya && memcmp(ya->data, yb->data, sizeof(float) * 15) == 0, "unchanged after the failed load");
+    /* the quantized file into a float model: strict load finds the scales */
+    NN_TEST_CHECK(nn_load_mem(fl, buf, size, lo) == NN_ERR_FORMAT && strstr(nn_error_string(), "scale") != NULL,
+                  "quantized file into a float model: %s", nn_error_string());
+    NN_FREE(buf);
+    NN_FREE(fbuf);
+    nn_module_free(a);
+    nn_module_free(b);
+    nn_module_free(fl);
+    nn_graph_free(g);
+}
+
+static void test_misuse(void) {
+    nn_graph *g = nn_graph_new();
+    nn_module *m = make_mlp();
+    nn_quantize_opts o;
+    nn_tensor *x, *y;
+    memset(&o, 0, sizeof o);
+    nn_set_error_hook(nn_test_record_hook, NULL);
+    nn_test_clear_msgs();
+    NN_TEST_CHECK(nn_quantize(m, o) == 3 && nn_test_msgs == 0, "first quantize");
+    NN_TEST_CHECK(nn_quantize(m, o) == NN_ERR_ARG && nn_test_msgs == 1 &&
+                      strstr(nn_test_msg, "nn_quantize: module \"0\" (QuantizedLinear) is already quantized"),
+                  "quantize twice: %s", nn_test_msg);
+    nn_test_clear_msgs();
+    nn_train_mode(m, 1);
+    x = nn_zeros(g, NN_SHAPE(2, 20));
+    y = nn_forward(m, x);
+    NN_TEST_CHECK(!y && nn_test_msgs >= 1 &&
+                      strstr(nn_test_msg, "nn_forward(QuantizedLinear): a quantized module runs in evaluation mode only"),
+                  "forward in training mode: %s", nn_test_msg);
+    nn_test_clear_msgs();
+    nn_train_mode(m, 0);
+    nn_requires_grad(x, 1);
+    y = nn_forward(m, x);
+    NN_TEST_CHECK(!y && nn_test_msgs >= 1 && strstr(nn_test_msg, "no gradient flows through a quantized module"),
+                  "input requiring grad: %s", nn_test_msg);
+    nn_test_clear_msgs();
+    y = nn_forward(m, nn_zeros(g, NN_SHAPE(2, 21)));
+    NN_TEST_CHECK(!y && nn_test_msgs >= 1 && strstr(nn_test_msg, "[2,21]") && strstr(nn_test_msg, "[33,20]"),
+                  "wrong in_features: %s", nn_test_msg);
+    nn_test_clear_msgs();
+    o.mode = 7;
+    NN_TEST_CHECK(nn_quantize(m, o) == NN_ERR_ARG && strstr(nn_test_msg, "mode 7"), "bad mode: %s", nn_test_msg);
+    nn_test_clear_msgs();
+    nn_gemm_s8(1, 2, 5, NULL, 4, NULL, 5, NULL, 2);
+    NN_TEST_CHECK(nn_test_msgs == 1 && strstr(nn_test_msg, "nn_gemm_s8:") && strstr(nn_test_msg, "lda=4"),
+                  "nn_gemm_s8 lda < K: %s", nn_test_msg);
+    nn_set_error_hook(NULL, NULL);
+    nn_module_free(m);
+    nn_graph_free(g);
+}
+
+int main(void) {
+    nn_seed(1);
+    test_gemm();
+    test_quantize_s8();
+    test_models();
+    test_save_load();
+    test_misuse();
+    return nn_test_summary("test_quant");
+}
