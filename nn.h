@@ -7107,8 +7107,8 @@ static float *nn__in_grad(nn__node *n, int i) {
 }
 
 /* Like nn__in_grad for a backward that can overwrite instead of add: a buffer
-   made here is not zeroed, and a parameter's first gradient since
-   nn_zero_grad (a zeroed buffer) is overwritten: *beta = 0 then (the caller
+   made here is not zeroed, and a parameter's first gradient since the
+   gradients were cleared (a zeroed buffer) is overwritten: *beta = 0 then (the caller
    must write every element before any other use of the buffer); else
    *beta = 1 (add to it). */
 static float *nn__in_grad_w(nn__node *n, int i, float *beta) {
