@@ -4796,8 +4796,11 @@ static void nn__axpy(size_t n, float a, const float *x, float *y) {
 /* y[j] += sum_i x[i][j] over rows: column sums (bias gradients).  Threads
    split the columns; each column is summed over the rows in order. */
 static void nn__add_colsum(const float *x, int rows, int cols, float *y) {
-    int nt = nn__ew_threads((double)rows * (double)cols);
-    (void)nt;
+    int nt = nn__ew_threads((double)rows * (double)cols), r;
+    if (nt <= 1) { /* no region (see nn__add_rows) */
+        for (r = 0; r < rows; r++) nn__axpy((size_t)cols, 1.0f, x + (size_t)r * cols, y);
+        return;
+    }
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
         size_t lo, hi;
@@ -5264,7 +5267,10 @@ static void nn__act_forward(int kind, const float *x, float *y, size_t n, float 
 static void nn__act_backward(int kind, const float *x, const float *y, const float *g, float *gx,
                              size_t n, float a, float b, int overwrite) {
     int nt = nn__ew_threads((double)n);
-    (void)nt;
+    if (nt <= 1) { /* no region: even a one-thread one costs about a microsecond */
+        if (n) nn__actb[kind](x, y, g, gx, n, a, b, overwrite);
+        return;
+    }
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
         size_t lo, hi;
@@ -7537,8 +7543,10 @@ static float *nn__in_grad(nn__node *n, int i) {
 }
 
 /* Like nn__in_grad for a backward that can overwrite instead of add: a buffer
-   made here is not zeroed and *beta = 0 (the caller must write every element
-   before any other use of the buffer); else *beta = 1 (add to it). */
+   made here is not zeroed, and a parameter's first gradient since the
+   gradients were cleared (a zeroed buffer) is overwritten: *beta = 0 then (the caller
+   must write every element before any other use of the buffer); else
+   *beta = 1 (add to it). */
 static float *nn__in_grad_w(nn__node *n, int i, float *beta) {
     nn_tensor *t = n->in[i];
     *beta = 1.0f;
@@ -7546,6 +7554,11 @@ static float *nn__in_grad_w(nn__node *n, int i, float *beta) {
     if (!t->grad && t->graph) {
         t->grad = (float *)nn__arena_alloc(t->graph, t->numel * sizeof(float));
         if (!t->grad && !nn__grad_oom) nn__grad_oom = t;
+        *beta = 0.0f;
+        return t->grad;
+    }
+    if (t->grad && !t->graph && !(t->flags & NN_TENSOR_HAS_GRAD)) {
+        t->flags |= NN_TENSOR_HAS_GRAD;
         *beta = 0.0f;
         return t->grad;
     }
@@ -8066,15 +8079,19 @@ NNDEF nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b) {
 
 static void nn__linear_backward(nn__node *n) {
     nn_tensor *x = n->in[0], *w = n->in[1];
-    float beta, *gx = nn__in_grad_w(n, 0, &beta), *gw = nn__in_grad(n, 1);
-    float *gb = n->nin > 2 ? nn__in_grad(n, 2) : NULL;
+    float beta, bw, bb, *gx = nn__in_grad_w(n, 0, &beta), *gw, *gb;
     const float *g = n->out->grad;
     int rows = n->iarg[0], in_f = w->shape[1], out_f = w->shape[0];
     /* gx first: a fresh gx (beta 0) is written whole before w or b, which
-       could be the same tensor as x, add to it. */
+       could be the same tensor as x, add to it.  The first gradient of w and
+       b since nn_zero_grad overwrites their buffers (no zeroing pass). */
     if (gx) nn_sgemm(0, 0, rows, in_f, out_f, 1.0f, g, out_f, w->data, in_f, beta, gx, in_f);
-    if (gw) nn_sgemm(1, 0, out_f, in_f, rows, 1.0f, g, out_f, x->data, in_f, 1.0f, gw, in_f);
-    if (gb) nn__add_colsum(g, rows, out_f, gb);
+    if ((gw = nn__in_grad_w(n, 1, &bw)) != NULL)
+        nn_sgemm(1, 0, out_f, in_f, rows, 1.0f, g, out_f, x->data, in_f, bw, gw, in_f);
+    if (n->nin > 2 && (gb = nn__in_grad_w(n, 2, &bb)) != NULL) {
+        if (bb == 0.0f) memset(gb, 0, (size_t)out_f * sizeof(float));
+        nn__add_colsum(g, rows, out_f, gb);
+    }
 }
 
 NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
@@ -16716,6 +16733,30 @@ NNDEF nn_loader *nn_loader_new(const nn_dataset *ds, nn_loader_opts opts) {
     return l;
 }
 
+/* Sample i of the batch of b at l->pos into row i of x (and its label). */
+static void nn__loader_sample(nn_loader *l, float *x, int i, int b) {
+    const nn_dataset *ds = l->ds;
+    int k = l->order[l->pos + i];
+    float *dst = x + (size_t)i * (size_t)ds->sample_size;
+    const unsigned char *src;
+    if (ds->y) l->labels[i] = ds->y[k];
+    if (!ds->x) { /* a float dataset: features as they are */
+        memcpy(dst, ds->features + (size_t)k * (size_t)ds->sample_size,
+               sizeof(float) * (size_t)ds->sample_size);
+        return;
+    }
+    src = ds->x + (size_t)k * (size_t)ds->sample_size;
+    if (i + NN__LOADER_AHEAD < b) {
+        /* Samples sit at random places: fetch one a few rows ahead. */
+        int ka = l->order[l->pos + i + NN__LOADER_AHEAD], c;
+        const char *ahead = (const char *)(ds->x + (size_t)ka * (size_t)ds->sample_size);
+        for (c = 0; c < ds->sample_size; c += 64) NN__PREFETCH(ahead + c);
+        NN__PREFETCH(ahead + ds->sample_size - 1);
+        if (ds->y) NN__PREFETCH(ds->y + ka);
+    }
+    nn__bytes_to_floats(src, (size_t)ds->sample_size, l->o.scale, dst);
+}
+
 NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y) {
     const nn_dataset *ds;
     nn_tensor *t;
@@ -16762,28 +16803,11 @@ NNDEF int nn_loader_next(nn_loader *l, nn_graph *g, nn_tensor **x, const int **y
         return NN_ERR_OOM;
     }
     nt = nn__ew_threads((double)b * (double)ds->sample_size);
-    (void)nt;
-    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
-    for (i = 0; i < b; i++) {
-        int k = l->order[l->pos + i];
-        float *dst = t->data + (size_t)i * (size_t)ds->sample_size;
-        const unsigned char *src;
-        if (ds->y) l->labels[i] = ds->y[k];
-        if (!ds->x) { /* a float dataset: features as they are */
-            memcpy(dst, ds->features + (size_t)k * (size_t)ds->sample_size,
-                   sizeof(float) * (size_t)ds->sample_size);
-            continue;
-        }
-        src = ds->x + (size_t)k * (size_t)ds->sample_size;
-        if (i + NN__LOADER_AHEAD < b) {
-            /* Samples sit at random places: fetch one a few rows ahead. */
-            int ka = l->order[l->pos + i + NN__LOADER_AHEAD], c;
-            const char *ahead = (const char *)(ds->x + (size_t)ka * (size_t)ds->sample_size);
-            for (c = 0; c < ds->sample_size; c += 64) NN__PREFETCH(ahead + c);
-            NN__PREFETCH(ahead + ds->sample_size - 1);
-            if (ds->y) NN__PREFETCH(ds->y + ka);
-        }
-        nn__bytes_to_floats(src, (size_t)ds->sample_size, l->o.scale, dst);
+    if (nt <= 1) { /* no region: even a one-thread one costs about a microsecond */
+        for (i = 0; i < b; i++) nn__loader_sample(l, t->data, i, b);
+    } else {
+        NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
+        for (i = 0; i < b; i++) nn__loader_sample(l, t->data, i, b);
     }
     if (l->augment) {
         nn_status st = l->augment(l->augment_user, t->data, b, ds->shape[0], ds->shape[1],
@@ -18671,6 +18695,17 @@ static void nn__sgd_range(nn_optim *o, int i, size_t lo, size_t hi) {
     }
 }
 
+/* SGD on the calling team member's share of every live parameter. */
+static void nn__sgd_share(nn_optim *o) {
+    int j;
+    for (j = 0; j < o->n; j++) {
+        size_t lo, hi;
+        if (!nn__grad_live(o->params[j]) || o->frozen[j]) continue;
+        nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
+        if (hi > lo) nn__sgd_range(o, j, lo, hi);
+    }
+}
+
 static void nn__adagrad_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr, double wd) {
     float wdf = (float)wd, eps = (float)o->eps;
     float clr = (float)-(lr / (1.0 + (double)(o->steps[i] - 1) * o->lr_decay));
@@ -18936,18 +18971,14 @@ static void nn__step_update(nn_optim *o) {
             total += o->params[i]->numel;
         }
         nt = nn__ew_threads((double)total);
-        (void)nt;
-        /* One team for all tensors: each thread updates its share of each. */
-        NN__OMP(parallel num_threads(nt) if(nt > 1))
-        {
-            int j;
-            for (j = 0; j < o->n; j++) {
-                size_t lo, hi;
-                if (!nn__grad_live(o->params[j]) || o->frozen[j]) continue;
-                nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
-                if (hi > lo) nn__sgd_range(o, j, lo, hi);
-            }
+        /* One team for all tensors: each thread updates its share of each;
+           no region for one thread (even that one costs a microsecond). */
+        if (nt <= 1) {
+            nn__sgd_share(o);
+            return;
         }
+        NN__OMP(parallel num_threads(nt) if(nt > 1))
+        nn__sgd_share(o);
         return;
     }
     for (i = 0; i < o->n; i++) {
