@@ -727,6 +727,14 @@ struct nn_module {
     unsigned long version;       /* bumped by every add to this module */
     unsigned long all_sig, allbuf_sig;  /* tree signature of the caches, 0: none */
     int saved_training;          /* nn__train_save / nn__train_restore */
+    /* Evaluation fusion (nn_sequential with gradients off): run this module
+       together with the ones after it (next[0..nnext)), putting the output
+       in *y; returns how many of them it took (0: run it alone).  NULL: none. */
+    int (*fuse)(nn_module *self, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y);
+    /* A per-channel y = x scale[c] + shift[c] the module computes in
+       evaluation mode (batch norm), for folding into a convolution before it:
+       fills scale and shift (channels floats each); 0 when it is not one now. */
+    int (*chan_affine)(nn_module *self, int channels, float *scale, float *shift);
 };
 
 /* A custom module of the given type name with a forward function; add
@@ -781,6 +789,12 @@ NNDEF nn_module *nn_child(nn_module *m, const char *path);
    nn_param(m, name); nn_param without arguments is the struct type. */
 NNDEF nn_tensor *nn_param_get(nn_module *m, const char *name);
 #define nn_param(m, name) nn_param_get((m), (name))
+/* Tell the library that parameters or buffers were written directly
+   (through ->data or nn_data): drops every evaluation cache built from them
+   (batch norm folded into a convolution, packed weights).  nn_step, nn_load,
+   nn_init_apply, nn_train_mode, nn_batchnorm_set and training-mode batch
+   norm do it themselves.  m may be NULL (every module's caches go). */
+NNDEF void nn_module_changed(nn_module *m);
 /* Free m, its parameters and its children (each shared one with its last
    owner).  Freeing a module that is still another module's child is a
    misuse: free the root.  NULL is ignored. */
@@ -3985,6 +3999,8 @@ typedef struct nn__gemm_job {
     int cP;          /* > 0: C is [samples][M][cP], column j = (j / cP, j % cP) */
     size_t csample;  /* floats between samples of C when cP > 0 */
     const float *bias; /* or NULL: C[i][j] += bias[i] (a conv's bias) */
+    const float *colbias; /* or NULL: C[i][j] += colbias[j] after the sum (a linear layer's) */
+    int relu;        /* C = max(C, 0) after the sum (and the biases): a fused ReLU */
 } nn__gemm_job;
 
 /* dst[0..n) = src[0..n) for the few floats of an image row (n <= NR). */
@@ -4103,23 +4119,38 @@ static void nn__gemm_pack_b_image(const nn__gemm_job *g, int k0, int kc, int j0,
     }
 }
 
+/* The epilogue of a finished tile (its last K block), still in L1: c[r][t]
+   += colbias[t] (when given), then ReLU (when relu); mr x nr at stride ldc. */
+static void nn__gemm_epilogue(float *c, int ldc, int mr, int nr, const float *colbias, int relu) {
+    int r, t;
+    for (r = 0; r < mr; r++) {
+        float *cr = c + (size_t)r * ldc;
+        if (colbias) for (t = 0; t < nr; t++) cr[t] += colbias[t];
+        if (relu) for (t = 0; t < nr; t++) cr[t] = cr[t] < 0.0f ? 0.0f : cr[t];
+    }
+}
+
 /* The micro-tile of C at row i, column j (nr columns): in place when C is a
    plain matrix or the tile stays within one sample, else through a temporary
    tile scattered sample by sample.  bias (rows i.., when given) goes into
-   the sums; the caller passes it for the first K block only. */
+   the sums; the caller passes it for the first K block only.  last: the
+   last K block, which applies the job's colbias and relu. */
 static void nn__gemm_put_tile(const nn__gemm_job *g, int kc, const float *apack, const float *b,
                               size_t bstep, int i, int j, int mr, int nr, float beta,
-                              const float *bias) {
+                              const float *bias, int last) {
     float tmp[NN__GEMM_MR * NN__GEMM_NR], *c = NULL;
-    int r, t;
+    int r, t, ep = last && (g->colbias || g->relu);
     if (bias) bias += i;
     if (!g->cP) {
-        nn__gemm_tile(kc, apack, b, bstep, g->C + (size_t)i * g->ldc + j, g->ldc, mr, nr, beta, bias);
+        c = g->C + (size_t)i * g->ldc + j;
+        nn__gemm_tile(kc, apack, b, bstep, c, g->ldc, mr, nr, beta, bias);
+        if (ep) nn__gemm_epilogue(c, g->ldc, mr, nr, g->colbias ? g->colbias + j : NULL, g->relu);
         return;
     }
     if (j / g->cP == (j + nr - 1) / g->cP) {
         c = g->C + (size_t)(j / g->cP) * g->csample + (size_t)i * g->cP + (size_t)(j % g->cP);
         nn__gemm_tile(kc, apack, b, bstep, c, g->cP, mr, nr, beta, bias);
+        if (ep) nn__gemm_epilogue(c, g->cP, mr, nr, g->colbias ? g->colbias + j : NULL, g->relu);
         return;
     }
     nn__gemm_tile(kc, apack, b, bstep, tmp, NN__GEMM_NR, mr, nr, 0.0f, bias);
@@ -4129,6 +4160,7 @@ static void nn__gemm_put_tile(const nn__gemm_job *g, int kc, const float *apack,
         for (r = 0; r < mr; r++) {
             float v = tmp[r * NN__GEMM_NR + t], *cr = c + (size_t)r * g->cP;
             *cr = beta == 0.0f ? v : beta == 1.0f ? *cr + v : *cr * beta + v;
+            if (ep) nn__gemm_epilogue(cr, 0, 1, 1, g->colbias ? g->colbias + jj : NULL, g->relu);
         }
     }
 }
@@ -4213,7 +4245,7 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
                     }
                     nn__gemm_put_tile(g, kc, apack, b, bstep, ir, jc + p * NN__GEMM_NR, mr,
                                       NN__MIN(NN__GEMM_NR, nc - p * NN__GEMM_NR), beta,
-                                      pc == 0 ? g->bias : NULL);
+                                      pc == 0 ? g->bias : NULL, pc + kc >= g->K);
                 }
             }
         }
@@ -4314,27 +4346,42 @@ static int nn__gemm_small(int transA, int transB, int M, int N, int K, float alp
                           const float *A, int lda, const float *B, int ldb, float beta, float *C,
                           int ldc, const float *colbias, int relu);
 
-NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
-                    const float *A, int lda, const float *B, int ldb,
-                    float beta, float *C, int ldc) {
+/* nn_sgemm with an epilogue: then C[i][j] += colbias[j] (when not NULL)
+   and C = max(C, 0) (when relu), in the write-back of the small kernel or
+   of each finished tile (no pass of its own).  Arguments checked by the
+   caller (nn_sgemm, the linear op). */
+static void nn__sgemm_ep(int transA, int transB, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc, const float *colbias, int relu) {
     nn__gemm_job g;
-    if (!nn__sgemm_check("nn_sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc)) return;
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         nn__gemm_scale(M, N, beta, C, ldc);
+        if (colbias || relu) nn__gemm_epilogue(C, ldc, M, N, colbias, relu);
         return;
     }
     if (M <= NN__GEMM_SMALL_M && M < NN__GEMM_MR &&
-        nn__gemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0))
+        nn__gemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, colbias, relu))
         return;
     memset(&g, 0, sizeof g);
+    g.colbias = colbias;
+    g.relu = relu;
     g.transA = transA; g.transB = transB;
     g.M = M; g.N = N; g.K = K;
     g.alpha = alpha; g.beta = beta;
     g.A = A; g.B = B; g.C = C;
     g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    if (!nn__gemm_run(&g)) /* out of memory: the slow loop needs no buffer */
+    if (!nn__gemm_run(&g)) { /* out of memory: the slow loop needs no buffer */
         nn_sgemm_ref(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (colbias || relu) nn__gemm_epilogue(C, ldc, M, N, colbias, relu);
+    }
+}
+
+NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc) {
+    if (!nn__sgemm_check("nn_sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc)) return;
+    nn__sgemm_ep(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
 }
 
 
@@ -4741,17 +4788,6 @@ static void nn__add_colsum(const float *x, int rows, int cols, float *y) {
         for (i = 0; hi > lo && i < rows; i++)
             nn__axpy(hi - lo, 1.0f, x + (size_t)i * cols + lo, y + lo);
     }
-}
-
-/* y[i][j] += b[j] for rows x cols: the bias add. */
-static void nn__add_rows(const float *b, int rows, int cols, float *y) {
-    int nt = nn__ew_threads((double)rows * (double)cols), i;
-    if (nt <= 1) { /* no region: even a one-thread one costs about a microsecond */
-        for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, b, y + (size_t)i * cols);
-        return;
-    }
-    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
-    for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, b, y + (size_t)i * cols);
 }
 
 /* Sum of n floats, the one sum reduction: in double, 16 independent lanes
@@ -7634,7 +7670,9 @@ static void nn__linear_backward(nn__node *n) {
     if (gb) nn__add_colsum(g, rows, out_f, gb);
 }
 
-NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
+/* nn_linear_op, and with relu y = max(x W^T + b, 0) in the product's
+   write-back (only with gradients off: the node would not know the ReLU). */
+static nn_tensor *nn__linear_ep(nn_tensor *x, nn_tensor *w, nn_tensor *b, int relu) {
     nn_tensor *in[3], *out;
     nn_shape s;
     int rows, out_f, in_f;
@@ -7655,15 +7693,19 @@ NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
     if (!out) return NULL;
     rows = (int)(x->numel / (size_t)(in_f ? in_f : 1));
     if (out->node) out->node->iarg[0] = rows;
-    /* a small batch: the bias goes into the product's write-back (the same
-       float operations as the separate pass) */
-    if (rows > 0 && out_f > 0 && in_f > 0 && rows <= NN__GEMM_SMALL_M && rows < NN__GEMM_MR &&
-        nn__gemm_small(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f,
-                       out->data, out_f, b ? b->data : NULL, 0))
-        return out;
-    nn_sgemm(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f, out->data, out_f);
-    if (b) nn__add_rows(b->data, rows, out_f, out->data);
+    /* the bias (and a fused ReLU) go into the product's write-back: the
+       same float operations as the separate passes, so the same bits */
+    if (!nn__sgemm_check("nn_linear_op", 0, 1, rows, out_f, in_f, x->data, in_f, w->data, in_f,
+                         out->data, out_f))
+        return NULL;
+    nn__sgemm_ep(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f, out->data,
+                 out_f, b ? b->data : NULL, relu && !out->node);
+    if (relu && out->node) return nn_relu_op(out);
     return out;
+}
+
+NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
+    return nn__linear_ep(x, w, b, 0);
 }
 
 /* --- shape ops --- */
@@ -9341,9 +9383,17 @@ NNDEF nn_forward_hook nn_set_forward_hook(nn_forward_hook hook, void *user, void
     return prev;
 }
 
+/* The parameter generation: bumped by every change the library knows of to
+   any parameter or buffer (nn_module_changed); evaluation caches (folded
+   batch norm, packed weights) remember the one they were built at. */
+static unsigned long nn__param_gen = 1;
+static void nn__params_changed(void) { nn__param_gen++; }
+NNDEF void nn_module_changed(nn_module *m) { (void)m; nn__params_changed(); }
+
 NNDEF void nn_train_mode(nn_module *m, int on) {
     int i;
     if (!m) return;
+    nn__params_changed();
     m->training = on != 0;
     for (i = 0; i < m->nchildren; i++) nn_train_mode(m->children[i], on);
 }
@@ -9550,7 +9600,27 @@ NNDEF void nn_module_free(nn_module *m) {
 
 static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
     int i;
-    for (i = 0; i < m->nchildren && x; i++) x = nn_forward(m->children[i], x);
+    /* With gradients off and no forward hook watching every module, a child
+       that can may run together with the ones after it (Linear->ReLU,
+       Conv2d->BatchNorm2d->ReLU): one write-back instead of a pass each. */
+    int fuse = x && x->graph && !x->graph->grad_enabled && !nn__fwd_hook;
+    for (i = 0; i < m->nchildren && x; i++) {
+        nn_module *c = m->children[i];
+        nn_tensor *y = NULL;
+        int used;
+        if (fuse && c->fuse) {
+            const char *outer = nn__fwd_type;
+            nn__fwd_type = c->type ? c->type : "module";
+            used = c->fuse(c, m->children + i + 1, m->nchildren - i - 1, x, &y);
+            nn__fwd_type = outer;
+            if (used > 0) {
+                i += used;
+                x = y;
+                continue;
+            }
+        }
+        x = nn_forward(c, x);
+    }
     return x;
 }
 
@@ -9635,6 +9705,16 @@ static nn_tensor *nn__linear_forward(nn_module *m, nn_tensor *x) {
     return nn_linear_op(x, st->weight, st->bias);
 }
 
+static nn_tensor *nn__relu_forward(nn_module *m, nn_tensor *x);
+/* Linear->ReLU with gradients off: the ReLU in the product's write-back. */
+static int nn__linear_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x,
+                           nn_tensor **y) {
+    const nn__linear_state *st = (const nn__linear_state *)m->user;
+    if (nnext < 1 || next[0]->forward != nn__relu_forward) return 0;
+    *y = nn__linear_ep(x, st->weight, st->bias, 1);
+    return 1;
+}
+
 static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
     nn_module *m;
     nn__linear_state *st;
@@ -9646,6 +9726,7 @@ static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
         return NULL;
     }
     if (!(m = nn__module_with_state("Linear", nn__linear_forward, sizeof(nn__linear_state)))) return NULL;
+    m->fuse = nn__linear_fuse;
     st = (nn__linear_state *)m->user;
     /* torch.nn.Linear: kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(in). */
     bound = 1.0f / sqrtf((float)in_f);
@@ -10959,6 +11040,7 @@ static nn_tensor *nn__bn_forward(nn_module *m, nn_tensor *x) {
         a.d_max = st->o.d_max;
     }
     if (a.momentum < 0.0f && !a.nbt) a.momentum = 0.0f; /* cumulative without a count: no update */
+    if (a.training && st->running_mean) nn__params_changed(); /* the running statistics move */
     return nn__bn(st->kind == NN__NORM_RENORM ? "nn_batch_renorm_op" : "nn_batch_norm_op", x, &a);
 }
 
@@ -10975,6 +11057,7 @@ NNDEF void nn_batchnorm_set(nn_module *m, float momentum, float eps) {
     st = (nn__bn_state *)m->user;
     st->o.momentum = momentum;
     st->o.eps = eps;
+    nn__params_changed();
 }
 
 NNDEF void nn_batchrenorm_set(nn_module *m, float r_max, float d_max) {
@@ -14574,6 +14657,7 @@ NNDEF int nn_init_apply(nn_module *m, const char *pattern, nn_init_rule rule, nn
         nn__misuse("nn_init_apply: needs a module and a pattern");
         return -1;
     }
+    nn__params_changed();
     p = nn_parameters(m, &n);
     for (i = 0; i < n; i++) {
         if (!nn__glob(pattern, p[i].name)) continue;
@@ -18056,6 +18140,7 @@ static void nn__step_update(nn_optim *o) {
    masks: last, so nothing writes into a masked weight after it). */
 NNDEF void nn_step(nn_optim *o) {
     if (!o) return;
+    nn__params_changed();
     nn__step_update(o);
     nn__apply_max_norm(nn__optim_base(o));
     if (o->hook) o->hook(o, o->hook_user);
@@ -20283,6 +20368,7 @@ static nn_status nn__io_load(nn_module *m, const unsigned char *buf, size_t size
     nn_status st;
     unsigned char *tmp;
     size_t *offs;
+    nn__params_changed();
     int i;
     memset(&f, 0, sizeof f);
     f.where = where;
@@ -21026,6 +21112,7 @@ static nn_status nn__ckpt_load_file(const char *who, const char *path, nn_checkp
 }
 
 NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c) {
+    nn__params_changed();
     return nn__ckpt_load_file("nn_checkpoint_load", path, c, 1);
 }
 
