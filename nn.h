@@ -5468,7 +5468,7 @@ static void nn__conv_scatter(const nn__convg *q, const float *tmp, int n0, int c
    one GEMM per group, B packed straight from the image and C written in
    [N][F][P] layout: no col buffer, no copies.  Returns 0 when out of memory. */
 static int nn__conv_implicit(const nn__convg *q, const float *img, const float *w,
-                             const float *bias, float *out, int accumulate) {
+                             const float *bias, float *out, int accumulate, int relu) {
     int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, gi;
     size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
     nn__gemm_image im;
@@ -5481,6 +5481,7 @@ static int nn__conv_implicit(const nn__convg *q, const float *img, const float *
     job.M = Fg; job.N = q->N * (int)P; job.K = CgK;
     job.alpha = 1.0f; job.beta = accumulate ? 1.0f : 0.0f;
     job.lda = CgK; job.bimg = &im; job.cP = (int)P; job.csample = (size_t)q->F * P;
+    job.relu = relu;
     for (gi = 0; gi < q->G; gi++) {
         job.A = w + (size_t)gi * Fg * CgK;
         job.B = img + (size_t)gi * Cg * HW;
@@ -5644,33 +5645,11 @@ static double nn__conv_bcast_work(const nn__convg *q) {
     return work;
 }
 
-/* out (= or +=, plus bias[f] when given) the convolution of img by the
-   filters w under geometry q (stride 1 along rows).  flip: w is the forward
-   filter bank [C][F/G][KH][KW] of the layer whose input gradient this is, so
-   filter f, channel c, tap (kh, kw) is w[c][f][KH-1-kh][KW-1-kw].  buf holds
-   nn__conv_bcast_size(q, nt) floats.  Bitwise the same at any thread count:
-   each output is one tile's sum, in k order. */
-static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w, int flip,
-                           const float *bias, float *out, int accumulate, float *buf, int nt) {
+/* The direct engine's weights as [group][panel of NR filters][k][NR], zero
+   past the last filter (nn__conv_bcast_wsize(q) floats); flip as below. */
+static void nn__conv_bcast_pack(const nn__convg *q, const float *w, int flip, float *wpack) {
     int Cg = q->C / q->G, Fg = q->F / q->G, KK = q->KH * q->KW, CgK = Cg * KK;
-    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
-    /* Without padding, and with rows whose tiles are whole register blocks
-       (so no tile reads past its row), the image is read in place. */
-    int k, g, f, last = q->OW, inplace;
-    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the row's last tile */
-    inplace = q->PH == 0 && q->PW == 0 && NN__CB_BLOCKOF(last) == last;
-    size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
-    float *wpack = buf + per * (size_t)nt;
-    int *koff = (int *)(wpack + nn__conv_bcast_wsize(q));
-    P = (size_t)q->OH * (size_t)q->OW;
-    HW = (size_t)q->H * (size_t)q->W;
-    /* k runs (kh, c, kw), so the taps of one kernel row are a contiguous
-       range of k: rows of the output whose window hangs over the top or
-       bottom padding skip those taps instead of multiplying zeros */
-    for (k = 0; k < CgK; k++)
-        koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
-                        (size_t)(k % q->KW * q->DW));
-    /* weights as [group][panel of NR filters][k][NR], zero past the last filter */
+    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, g, f;
     for (g = 0; g < q->G; g++) {
         for (f = 0; f < npan * NN__CB_NR; f += NN__CB_NR) {
             float *d = wpack + ((size_t)g * npan + (size_t)(f / NN__CB_NR)) * CgK * NN__CB_NR;
@@ -5687,6 +5666,40 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                     }
         }
     }
+}
+
+/* out (= or +=, plus bias[f] when given) the convolution of img by the
+   filters w under geometry q (stride 1 along rows).  flip: w is the forward
+   filter bank [C][F/G][KH][KW] of the layer whose input gradient this is, so
+   filter f, channel c, tap (kh, kw) is w[c][f][KH-1-kh][KW-1-kw].  buf holds
+   nn__conv_bcast_size(q, nt) floats.  wpre: the weights already packed by
+   nn__conv_bcast_pack (kept by an evaluation-mode module), or NULL to pack
+   them into buf.  relu: max(., 0) on the written outputs (not with
+   accumulate).  Bitwise the same at any thread count: each output is one
+   tile's sum, in k order. */
+static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w, int flip,
+                           const float *bias, float *out, int accumulate, float *buf, int nt,
+                           const float *wpre, int relu) {
+    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW;
+    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
+    /* Without padding, and with rows whose tiles are whole register blocks
+       (so no tile reads past its row), the image is read in place. */
+    int k, last = q->OW, inplace;
+    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the row's last tile */
+    inplace = q->PH == 0 && q->PW == 0 && NN__CB_BLOCKOF(last) == last;
+    size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
+    float *wbuf = buf + per * (size_t)nt;
+    const float *wpack = wpre ? wpre : wbuf;
+    int *koff = (int *)(wbuf + nn__conv_bcast_wsize(q));
+    P = (size_t)q->OH * (size_t)q->OW;
+    HW = (size_t)q->H * (size_t)q->W;
+    /* k runs (kh, c, kw), so the taps of one kernel row are a contiguous
+       range of k: rows of the output whose window hangs over the top or
+       bottom padding skip those taps instead of multiplying zeros */
+    for (k = 0; k < CgK; k++)
+        koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
+                        (size_t)(k % q->KW * q->DW));
+    if (!wpre) nn__conv_bcast_pack(q, w, flip, wbuf);
     NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
@@ -5722,6 +5735,11 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                             for (j = 0; j < nr; j++) {
                                 float *yj = y + (size_t)j * P, bj = bias ? bias[f0 + j] : 0.0f;
                                 if (accumulate) for (i = 0; i < mr; i++) yj[i] += t[i * NN__CB_NR + j];
+                                else if (relu)
+                                    for (i = 0; i < mr; i++) {
+                                        float v = t[i * NN__CB_NR + j] + bj;
+                                        yj[i] = v < 0.0f ? 0.0f : v;
+                                    }
                                 else for (i = 0; i < mr; i++) yj[i] = t[i * NN__CB_NR + j] + bj;
                             }
                         }
@@ -9863,7 +9881,7 @@ static void nn__conv_backward(nn__node *n) {
             float beta;
             gx = nn__in_grad_w(n, 0, &beta);
             nn__conv_flip_geom(q, &t);
-            nn__conv_bcast(&t, dy, w->data, 1, NULL, gx, beta != 0.0f, q->cb, q->cb_nt);
+            nn__conv_bcast(&t, dy, w->data, 1, NULL, gx, beta != 0.0f, q->cb, q->cb_nt, NULL, 0);
             if (gw && !nn__conv_wgrad(q, x->data, dy, gw, nn__graph_scratch(n->out->graph)))
                 nn__conv_from_image(q, x->data, w->data, NULL, 0, dy, gw);
             return;
@@ -10028,9 +10046,33 @@ static int nn__conv_setup(const char *op, int kind, int dims, const nn_tensor *x
     return 1;
 }
 
-static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_tensor *w,
-                           nn_tensor *b, nn_conv_opts o) {
+/* What an evaluation-mode convolution module keeps between calls: the
+   direct engine's packed weights (built from the data at `src`, at
+   parameter generation `gen`), and batch norm folded into its weights. */
+typedef struct nn__conv_cache {
+    float *wpack;               /* nn__conv_bcast_wsize floats, or NULL */
+    size_t wcap;
+    const float *src;           /* the weights packed */
+    unsigned long gen;          /* nn__param_gen at packing; 0: none */
+    nn_tensor *fw, *fb;         /* folded weight and bias (persistent), or NULL */
+    float *aff;                 /* 2 F floats: the batch norm's scale and shift */
+    const nn_module *bn;        /* the batch norm folded in */
+    unsigned long fgen;         /* nn__param_gen at folding; 0: none */
+} nn__conv_cache;
+
+/* out = ReLU of out, n floats (a fallback engine's fused ReLU). */
+static void nn__relu_inplace(float *out, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) out[i] = out[i] < 0.0f ? 0.0f : out[i];
+}
+
+/* The convolution op; relu (gradients off only) applies max(., 0) in the
+   engine's write-back; cache (gradients off, evaluation mode, or NULL)
+   keeps the direct engine's packed weights across calls. */
+static nn_tensor *nn__conv_ex(const char *op, int kind, int dims, nn_tensor *x, nn_tensor *w,
+                              nn_tensor *b, nn_conv_opts o, int relu, nn__conv_cache *cache) {
     nn_tensor *in[3], *out;
+    const float *wpre = NULL;
     nn__convg q;
     nn_shape s;
     size_t P, colrow, zero;
@@ -10040,6 +10082,7 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
     if (!nn__conv_setup(op, kind, dims, x, w, b, o, &q, &s)) return NULL;
     out = nn__op(op, in, b ? 3 : 2, s, nn__conv_backward);
     if (!out) return NULL;
+    if (out->node) relu = 0, cache = NULL; /* (the fusing callers have gradients off) */
     P = (size_t)q.OH * (size_t)q.OW;
     colrow = (size_t)q.C * (size_t)q.KH * (size_t)q.KW;
     q.direct = q.KH == 1 && q.KW == 1 && q.SH == 1 && q.SW == 1 && q.PH == 0 && q.PW == 0;
@@ -10062,6 +10105,23 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
                    nn__conv_bcast_work(&t) <= NN__CB_WASTE * (double)P * q.KH * q.KW;
         if (q.cb_fwd) need = nn__conv_bcast_size(&q, q.cb_nt);
         if (q.cb_bwd) need = NN__MAX(need, nn__conv_bcast_size(&t, q.cb_nt));
+        if (q.cb_fwd && cache) { /* packed once, kept until a parameter changes */
+            size_t ws = nn__conv_bcast_wsize(&q);
+            if (cache->gen != nn__param_gen || cache->src != w->data || cache->wcap < ws) {
+                if (cache->wcap < ws) {
+                    nn__free_floats(cache->wpack);
+                    cache->wcap = 0;
+                    if (!(cache->wpack = nn__alloc_floats(ws, 0))) cache->gen = 0;
+                    else cache->wcap = ws;
+                }
+                if (cache->wpack) {
+                    nn__conv_bcast_pack(&q, w->data, 0, cache->wpack);
+                    cache->src = w->data;
+                    cache->gen = nn__param_gen;
+                }
+            }
+            if (cache->wpack && cache->gen == nn__param_gen) wpre = cache->wpack;
+        }
         if (need) {
             q.cb = (float *)nn__scratch(out, need * sizeof(float));
             if (!q.cb) return NULL;
@@ -10089,20 +10149,28 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
         if (q.depthwise) {
             nn__dw_forward(&q, x->data, w->data, out->data, nn__graph_scratch(out->graph));
             if (b) nn__add_channel_bias(out->data, b->data, q.N, q.F, P);
+            if (relu) nn__relu_inplace(out->data, out->numel);
         } else if (q.cb_fwd) {
-            nn__conv_bcast(&q, x->data, w->data, 0, bias, out->data, 0, q.cb, q.cb_nt);
-        } else if (q.direct || !nn__conv_implicit(&q, x->data, w->data, bias, out->data, 0)) {
+            nn__conv_bcast(&q, x->data, w->data, 0, bias, out->data, 0, q.cb, q.cb_nt, wpre, relu);
+        } else if (q.direct || !nn__conv_implicit(&q, x->data, w->data, bias, out->data, 0, relu)) {
             /* 1x1, or the implicit GEMM's sizes overflow or its buffer is missing */
             nn__conv_from_image(&q, x->data, w->data, out->data, 0, NULL, NULL);
             if (b) nn__add_channel_bias(out->data, b->data, q.N, q.F, P);
+            if (relu) nn__relu_inplace(out->data, out->numel);
         }
     } else {
         zero = out->numel;
         memset(out->data, 0, zero * sizeof(float));
         nn__conv_to_image(&q, x->data, w->data, out->data, NULL, NULL);
         if (b) nn__add_channel_bias(out->data, b->data, q.N, q.C, (size_t)q.H * (size_t)q.W);
+        if (relu) nn__relu_inplace(out->data, out->numel);
     }
     return out;
+}
+
+static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_tensor *w,
+                           nn_tensor *b, nn_conv_opts o) {
+    return nn__conv_ex(op, kind, dims, x, w, b, o, 0, NULL);
 }
 
 NNDEF nn_tensor *nn_conv2d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, nn_conv_opts opts) {
@@ -10130,12 +10198,81 @@ typedef struct nn__conv_state {
     nn_tensor *weight, *bias;   /* bias NULL with no_bias */
     nn_conv_opts opts;
     int dims, transposed;
+    nn__conv_cache cache;       /* evaluation mode with gradients off */
 } nn__conv_state;
+
+static void nn__conv_destroy(nn_module *m) {
+    nn__conv_state *st = (nn__conv_state *)m->user;
+    if (st) {
+        nn__free_floats(st->cache.wpack);
+        nn__free_floats(st->cache.aff);
+        nn_tensor_free(st->cache.fw);
+        nn_tensor_free(st->cache.fb);
+    }
+    nn__free(st);
+}
+
+/* The module's cache when it may be used: a 2-D convolution in evaluation
+   mode on an input with gradients off. */
+static nn__conv_cache *nn__conv_cache_of(nn_module *m, const nn_tensor *x) {
+    nn__conv_state *st = (nn__conv_state *)m->user;
+    if (m->training || st->transposed || st->dims != 2 || !x || !x->graph || x->graph->grad_enabled)
+        return NULL;
+    return &st->cache;
+}
+
 static nn_tensor *nn__conv_forward(nn_module *m, nn_tensor *x) {
-    const nn__conv_state *st = (const nn__conv_state *)m->user;
+    nn__conv_state *st = (nn__conv_state *)m->user;
+    nn__conv_cache *c = nn__conv_cache_of(m, x);
+    if (c) return nn__conv_ex("nn_conv2d_op", NN__CONV, 2, x, st->weight, st->bias, st->opts, 0, c);
     if (st->transposed) return nn_conv_transpose2d_op(x, st->weight, st->bias, st->opts);
     return st->dims == 2 ? nn_conv2d_op(x, st->weight, st->bias, st->opts)
                          : nn_conv1d_op(x, st->weight, st->bias, st->opts);
+}
+
+/* Fold the batch norm bn (its evaluation-mode scale s and shift t per
+   channel) into the weights: w'[f] = w[f] s[f], b'[f] = b[f] s[f] + t[f],
+   kept in c until a parameter changes.  0 when bn is not foldable now or
+   out of memory. */
+static int nn__conv_fold(nn__conv_state *st, nn__conv_cache *c, nn_module *bn) {
+    int F = st->weight->shape[0], f;
+    size_t per = st->weight->numel / (size_t)F, i;
+    if (c->fgen == nn__param_gen && c->bn == bn && c->fw) return 1;
+    c->fgen = 0;
+    if (!c->aff && !(c->aff = nn__alloc_floats(2 * (size_t)F, 0))) return 0;
+    if (!c->fw && !(c->fw = nn_zeros(NULL, nn_shape_of(st->weight)))) return 0;
+    if (!c->fb && !(c->fb = nn_zeros(NULL, NN_SHAPE(F)))) return 0;
+    if (!bn->chan_affine(bn, F, c->aff, c->aff + F)) return 0;
+    for (f = 0; f < F; f++) {
+        float sc = c->aff[f];
+        const float *w = st->weight->data + (size_t)f * per;
+        float *d = c->fw->data + (size_t)f * per;
+        for (i = 0; i < per; i++) d[i] = w[i] * sc;
+        c->fb->data[f] = (st->bias ? st->bias->data[f] : 0.0f) * sc + c->aff[F + f];
+    }
+    c->bn = bn;
+    c->fgen = nn__param_gen;
+    return 1;
+}
+
+/* Conv2d->ReLU with gradients off (the ReLU in the write-back), and in
+   evaluation mode Conv2d->BatchNorm2d(->ReLU) (the batch norm folded). */
+static int nn__conv_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x,
+                         nn_tensor **y) {
+    nn__conv_state *st = (nn__conv_state *)m->user;
+    nn__conv_cache *c = nn__conv_cache_of(m, x);
+    nn_tensor *w = st->weight, *b = st->bias;
+    int used = 0, relu = 0;
+    if (st->transposed || st->dims != 2) return 0;
+    if (c && nnext > 0 && next[0]->chan_affine && !next[0]->training && nn__conv_fold(st, c, next[0])) {
+        w = c->fw;
+        b = c->fb;
+        used = 1;
+    }
+    if (nnext > used && next[used]->forward == nn__relu_forward) relu = 1, used++;
+    if (!used) return 0;
+    *y = nn__conv_ex("nn_conv2d_op", NN__CONV, 2, x, w, b, st->opts, relu, c);
+    return used;
 }
 
 static nn_module *nn__conv_make(const char *op, const char *type, int dims, int transposed,
@@ -10148,6 +10285,8 @@ static nn_module *nn__conv_make(const char *op, const char *type, int dims, int 
     if (!nn__conv_check(op, transposed ? NN__CONV_T : NN__CONV, dims, in_ch, out_ch, K, K, o))
         return NULL;
     if (!(m = nn__module_with_state(type, nn__conv_forward, sizeof(nn__conv_state)))) return NULL;
+    m->destroy = nn__conv_destroy;
+    m->fuse = nn__conv_fuse;
     st = (nn__conv_state *)m->user;
     st->opts = o;
     st->dims = dims;
@@ -11072,12 +11211,34 @@ NNDEF void nn_batchrenorm_set(nn_module *m, float r_max, float d_max) {
     st->o.d_max = d_max;
 }
 
+/* A 2-D batch norm's evaluation-mode map per channel, for folding into the
+   convolution before it: scale = weight / sqrt(running_var + eps), shift =
+   bias - running_mean scale.  0 in training mode or without running
+   statistics or for another channel count. */
+static int nn__bn_affine(nn_module *m, int channels, float *scale, float *shift) {
+    const nn__bn_state *st = (const nn__bn_state *)m->user;
+    int c;
+    if (m->training || !st->running_mean || st->min_dims != 4 ||
+        st->running_mean->numel != (size_t)channels)
+        return 0;
+    for (c = 0; c < channels; c++) {
+        float s = 1.0f / sqrtf(st->running_var->data[c] + st->o.eps);
+        if (st->weight) s *= st->weight->data[c];
+        scale[c] = s;
+        shift[c] = (st->bias ? st->bias->data[c] : 0.0f) - st->running_mean->data[c] * s;
+    }
+    return 1;
+}
+
 /* Batch norm (kind NN__NORM_BN) and renormalization modules over C channels. */
 static nn_module *nn__bn_new(const char *op, const char *type, int kind, int C, int twod,
                              const nn_norm_opts *o) {
     nn_norm_opts d;
+    nn_module *m;
     memset(&d, 0, sizeof d);
-    return nn__normmod_make(op, type, kind, NN_SHAPE(C), C, 1, twod ? -4 : -2, o ? *o : d);
+    m = nn__normmod_make(op, type, kind, NN_SHAPE(C), C, 1, twod ? -4 : -2, o ? *o : d);
+    if (m && twod) m->chan_affine = nn__bn_affine;
+    return m;
 }
 NNDEF nn_module *nn_batchnorm1d(int features) {
     return nn__bn_new("nn_batchnorm1d", "BatchNorm1d", NN__NORM_BN, features, 0, NULL);
