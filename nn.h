@@ -747,6 +747,14 @@ struct nn_module {
     unsigned long version;       /* bumped by every add to this module */
     unsigned long all_sig, allbuf_sig;  /* tree signature of the caches, 0: none */
     int saved_training;          /* nn__train_save / nn__train_restore */
+    /* Evaluation fusion (nn_sequential with gradients off): run this module
+       together with the ones after it (next[0..nnext)), putting the output
+       in *y; returns how many of them it took (0: run it alone).  NULL: none. */
+    int (*fuse)(nn_module *self, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y);
+    /* A per-channel y = x scale[c] + shift[c] the module computes in
+       evaluation mode (batch norm), for folding into a convolution before it:
+       fills scale and shift (channels floats each); 0 when it is not one now. */
+    int (*chan_affine)(nn_module *self, int channels, float *scale, float *shift);
 };
 
 /* A custom module of the given type name with a forward function; add
@@ -801,6 +809,12 @@ NNDEF nn_module *nn_child(nn_module *m, const char *path);
    nn_param(m, name); nn_param without arguments is the struct type. */
 NNDEF nn_tensor *nn_param_get(nn_module *m, const char *name);
 #define nn_param(m, name) nn_param_get((m), (name))
+/* Tell the library that parameters or buffers were written directly
+   (through ->data or nn_data): drops every evaluation cache built from them
+   (batch norm folded into a convolution, packed weights).  nn_step, nn_load,
+   nn_init_apply, nn_train_mode, nn_batchnorm_set and training-mode batch
+   norm do it themselves.  m may be NULL (every module's caches go). */
+NNDEF void nn_module_changed(nn_module *m);
 /* Free m, its parameters and its children (each shared one with its last
    owner).  Freeing a module that is still another module's child is a
    misuse: free the root.  NULL is ignored. */
@@ -4050,6 +4064,8 @@ typedef struct nn__gemm_job {
     int cP;          /* > 0: C is [samples][M][cP], column j = (j / cP, j % cP) */
     size_t csample;  /* floats between samples of C when cP > 0 */
     const float *bias; /* or NULL: C[i][j] += bias[i] (a conv's bias) */
+    const float *colbias; /* or NULL: C[i][j] += colbias[j] after the sum (a linear layer's) */
+    int relu;        /* C = max(C, 0) after the sum (and the biases): a fused ReLU */
 } nn__gemm_job;
 
 /* dst[0..n) = src[0..n) for the few floats of an image row (n <= NR). */
@@ -4168,23 +4184,38 @@ static void nn__gemm_pack_b_image(const nn__gemm_job *g, int k0, int kc, int j0,
     }
 }
 
+/* The epilogue of a finished tile (its last K block), still in L1: c[r][t]
+   += colbias[t] (when given), then ReLU (when relu); mr x nr at stride ldc. */
+static void nn__gemm_epilogue(float *c, int ldc, int mr, int nr, const float *colbias, int relu) {
+    int r, t;
+    for (r = 0; r < mr; r++) {
+        float *cr = c + (size_t)r * ldc;
+        if (colbias) for (t = 0; t < nr; t++) cr[t] += colbias[t];
+        if (relu) for (t = 0; t < nr; t++) cr[t] = cr[t] < 0.0f ? 0.0f : cr[t];
+    }
+}
+
 /* The micro-tile of C at row i, column j (nr columns): in place when C is a
    plain matrix or the tile stays within one sample, else through a temporary
    tile scattered sample by sample.  bias (rows i.., when given) goes into
-   the sums; the caller passes it for the first K block only. */
+   the sums; the caller passes it for the first K block only.  last: the
+   last K block, which applies the job's colbias and relu. */
 static void nn__gemm_put_tile(const nn__gemm_job *g, int kc, const float *apack, const float *b,
                               size_t bstep, int i, int j, int mr, int nr, float beta,
-                              const float *bias) {
+                              const float *bias, int last) {
     float tmp[NN__GEMM_MR * NN__GEMM_NR], *c = NULL;
-    int r, t;
+    int r, t, ep = last && (g->colbias || g->relu);
     if (bias) bias += i;
     if (!g->cP) {
-        nn__gemm_tile(kc, apack, b, bstep, g->C + (size_t)i * g->ldc + j, g->ldc, mr, nr, beta, bias);
+        c = g->C + (size_t)i * g->ldc + j;
+        nn__gemm_tile(kc, apack, b, bstep, c, g->ldc, mr, nr, beta, bias);
+        if (ep) nn__gemm_epilogue(c, g->ldc, mr, nr, g->colbias ? g->colbias + j : NULL, g->relu);
         return;
     }
     if (j / g->cP == (j + nr - 1) / g->cP) {
         c = g->C + (size_t)(j / g->cP) * g->csample + (size_t)i * g->cP + (size_t)(j % g->cP);
         nn__gemm_tile(kc, apack, b, bstep, c, g->cP, mr, nr, beta, bias);
+        if (ep) nn__gemm_epilogue(c, g->cP, mr, nr, g->colbias ? g->colbias + j : NULL, g->relu);
         return;
     }
     nn__gemm_tile(kc, apack, b, bstep, tmp, NN__GEMM_NR, mr, nr, 0.0f, bias);
@@ -4194,6 +4225,7 @@ static void nn__gemm_put_tile(const nn__gemm_job *g, int kc, const float *apack,
         for (r = 0; r < mr; r++) {
             float v = tmp[r * NN__GEMM_NR + t], *cr = c + (size_t)r * g->cP;
             *cr = beta == 0.0f ? v : beta == 1.0f ? *cr + v : *cr * beta + v;
+            if (ep) nn__gemm_epilogue(cr, 0, 1, 1, g->colbias ? g->colbias + jj : NULL, g->relu);
         }
     }
 }
@@ -4278,7 +4310,7 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
                     }
                     nn__gemm_put_tile(g, kc, apack, b, bstep, ir, jc + p * NN__GEMM_NR, mr,
                                       NN__MIN(NN__GEMM_NR, nc - p * NN__GEMM_NR), beta,
-                                      pc == 0 ? g->bias : NULL);
+                                      pc == 0 ? g->bias : NULL, pc + kc >= g->K);
                 }
             }
         }
@@ -4379,27 +4411,42 @@ static int nn__gemm_small(int transA, int transB, int M, int N, int K, float alp
                           const float *A, int lda, const float *B, int ldb, float beta, float *C,
                           int ldc, const float *colbias, int relu);
 
-NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
-                    const float *A, int lda, const float *B, int ldb,
-                    float beta, float *C, int ldc) {
+/* nn_sgemm with an epilogue: then C[i][j] += colbias[j] (when not NULL)
+   and C = max(C, 0) (when relu), in the write-back of the small kernel or
+   of each finished tile (no pass of its own).  Arguments checked by the
+   caller (nn_sgemm, the linear op). */
+static void nn__sgemm_ep(int transA, int transB, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc, const float *colbias, int relu) {
     nn__gemm_job g;
-    if (!nn__sgemm_check("nn_sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc)) return;
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         nn__gemm_scale(M, N, beta, C, ldc);
+        if (colbias || relu) nn__gemm_epilogue(C, ldc, M, N, colbias, relu);
         return;
     }
     if (M <= NN__GEMM_SMALL_M && M < NN__GEMM_MR &&
-        nn__gemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0))
+        nn__gemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, colbias, relu))
         return;
     memset(&g, 0, sizeof g);
+    g.colbias = colbias;
+    g.relu = relu;
     g.transA = transA; g.transB = transB;
     g.M = M; g.N = N; g.K = K;
     g.alpha = alpha; g.beta = beta;
     g.A = A; g.B = B; g.C = C;
     g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    if (!nn__gemm_run(&g)) /* out of memory: the slow loop needs no buffer */
+    if (!nn__gemm_run(&g)) { /* out of memory: the slow loop needs no buffer */
         nn_sgemm_ref(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (colbias || relu) nn__gemm_epilogue(C, ldc, M, N, colbias, relu);
+    }
+}
+
+NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc) {
+    if (!nn__sgemm_check("nn_sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc)) return;
+    nn__sgemm_ep(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
 }
 
 
@@ -4809,17 +4856,6 @@ static void nn__add_colsum(const float *x, int rows, int cols, float *y) {
         for (i = 0; hi > lo && i < rows; i++)
             nn__axpy(hi - lo, 1.0f, x + (size_t)i * cols + lo, y + lo);
     }
-}
-
-/* y[i][j] += b[j] for rows x cols: the bias add. */
-static void nn__add_rows(const float *b, int rows, int cols, float *y) {
-    int nt = nn__ew_threads((double)rows * (double)cols), i;
-    if (nt <= 1) { /* no region: even a one-thread one costs about a microsecond */
-        for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, b, y + (size_t)i * cols);
-        return;
-    }
-    NN__OMP(parallel for schedule(static) num_threads(nt) if(nt > 1))
-    for (i = 0; i < rows; i++) nn__axpy((size_t)cols, 1.0f, b, y + (size_t)i * cols);
 }
 
 /* Sum of n floats, the one sum reduction: in double, 16 independent lanes
@@ -5535,7 +5571,7 @@ static void nn__conv_scatter(const nn__convg *q, const float *tmp, int n0, int c
    one GEMM per group, B packed straight from the image and C written in
    [N][F][P] layout: no col buffer, no copies.  Returns 0 when out of memory. */
 static int nn__conv_implicit(const nn__convg *q, const float *img, const float *w,
-                             const float *bias, float *out, int accumulate) {
+                             const float *bias, float *out, int accumulate, int relu) {
     int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW, gi;
     size_t P = (size_t)q->OH * (size_t)q->OW, HW = (size_t)q->H * (size_t)q->W;
     nn__gemm_image im;
@@ -5548,6 +5584,7 @@ static int nn__conv_implicit(const nn__convg *q, const float *img, const float *
     job.M = Fg; job.N = q->N * (int)P; job.K = CgK;
     job.alpha = 1.0f; job.beta = accumulate ? 1.0f : 0.0f;
     job.lda = CgK; job.bimg = &im; job.cP = (int)P; job.csample = (size_t)q->F * P;
+    job.relu = relu;
     for (gi = 0; gi < q->G; gi++) {
         job.A = w + (size_t)gi * Fg * CgK;
         job.B = img + (size_t)gi * Cg * HW;
@@ -5711,33 +5748,11 @@ static double nn__conv_bcast_work(const nn__convg *q) {
     return work;
 }
 
-/* out (= or +=, plus bias[f] when given) the convolution of img by the
-   filters w under geometry q (stride 1 along rows).  flip: w is the forward
-   filter bank [C][F/G][KH][KW] of the layer whose input gradient this is, so
-   filter f, channel c, tap (kh, kw) is w[c][f][KH-1-kh][KW-1-kw].  buf holds
-   nn__conv_bcast_size(q, nt) floats.  Bitwise the same at any thread count:
-   each output is one tile's sum, in k order. */
-static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w, int flip,
-                           const float *bias, float *out, int accumulate, float *buf, int nt) {
+/* The direct engine's weights as [group][panel of NR filters][k][NR], zero
+   past the last filter (nn__conv_bcast_wsize(q) floats); flip as below. */
+static void nn__conv_bcast_pack(const nn__convg *q, const float *w, int flip, float *wpack) {
     int Cg = q->C / q->G, Fg = q->F / q->G, KK = q->KH * q->KW, CgK = Cg * KK;
-    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
-    /* Without padding, and with rows whose tiles are whole register blocks
-       (so no tile reads past its row), the image is read in place. */
-    int k, g, f, last = q->OW, inplace;
-    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the row's last tile */
-    inplace = q->PH == 0 && q->PW == 0 && NN__CB_BLOCKOF(last) == last;
-    size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
-    float *wpack = buf + per * (size_t)nt;
-    int *koff = (int *)(wpack + nn__conv_bcast_wsize(q));
-    P = (size_t)q->OH * (size_t)q->OW;
-    HW = (size_t)q->H * (size_t)q->W;
-    /* k runs (kh, c, kw), so the taps of one kernel row are a contiguous
-       range of k: rows of the output whose window hangs over the top or
-       bottom padding skip those taps instead of multiplying zeros */
-    for (k = 0; k < CgK; k++)
-        koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
-                        (size_t)(k % q->KW * q->DW));
-    /* weights as [group][panel of NR filters][k][NR], zero past the last filter */
+    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, g, f;
     for (g = 0; g < q->G; g++) {
         for (f = 0; f < npan * NN__CB_NR; f += NN__CB_NR) {
             float *d = wpack + ((size_t)g * npan + (size_t)(f / NN__CB_NR)) * CgK * NN__CB_NR;
@@ -5754,6 +5769,40 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                     }
         }
     }
+}
+
+/* out (= or +=, plus bias[f] when given) the convolution of img by the
+   filters w under geometry q (stride 1 along rows).  flip: w is the forward
+   filter bank [C][F/G][KH][KW] of the layer whose input gradient this is, so
+   filter f, channel c, tap (kh, kw) is w[c][f][KH-1-kh][KW-1-kw].  buf holds
+   nn__conv_bcast_size(q, nt) floats.  wpre: the weights already packed by
+   nn__conv_bcast_pack (kept by an evaluation-mode module), or NULL to pack
+   them into buf.  relu: max(., 0) on the written outputs (not with
+   accumulate).  Bitwise the same at any thread count: each output is one
+   tile's sum, in k order. */
+static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w, int flip,
+                           const float *bias, float *out, int accumulate, float *buf, int nt,
+                           const float *wpre, int relu) {
+    int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW;
+    int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
+    /* Without padding, and with rows whose tiles are whole register blocks
+       (so no tile reads past its row), the image is read in place. */
+    int k, last = q->OW, inplace;
+    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the row's last tile */
+    inplace = q->PH == 0 && q->PW == 0 && NN__CB_BLOCKOF(last) == last;
+    size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
+    float *wbuf = buf + per * (size_t)nt;
+    const float *wpack = wpre ? wpre : wbuf;
+    int *koff = (int *)(wbuf + nn__conv_bcast_wsize(q));
+    P = (size_t)q->OH * (size_t)q->OW;
+    HW = (size_t)q->H * (size_t)q->W;
+    /* k runs (kh, c, kw), so the taps of one kernel row are a contiguous
+       range of k: rows of the output whose window hangs over the top or
+       bottom padding skip those taps instead of multiplying zeros */
+    for (k = 0; k < CgK; k++)
+        koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
+                        (size_t)(k % q->KW * q->DW));
+    if (!wpre) nn__conv_bcast_pack(q, w, flip, wbuf);
     NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
@@ -5789,6 +5838,11 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                             for (j = 0; j < nr; j++) {
                                 float *yj = y + (size_t)j * P, bj = bias ? bias[f0 + j] : 0.0f;
                                 if (accumulate) for (i = 0; i < mr; i++) yj[i] += t[i * NN__CB_NR + j];
+                                else if (relu)
+                                    for (i = 0; i < mr; i++) {
+                                        float v = t[i * NN__CB_NR + j] + bj;
+                                        yj[i] = v < 0.0f ? 0.0f : v;
+                                    }
                                 else for (i = 0; i < mr; i++) yj[i] = t[i * NN__CB_NR + j] + bj;
                             }
                         }
@@ -8094,7 +8148,9 @@ static void nn__linear_backward(nn__node *n) {
     }
 }
 
-NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
+/* nn_linear_op, and with relu y = max(x W^T + b, 0) in the product's
+   write-back (only with gradients off: the node would not know the ReLU). */
+static nn_tensor *nn__linear_ep(nn_tensor *x, nn_tensor *w, nn_tensor *b, int relu) {
     nn_tensor *in[3], *out;
     nn_shape s;
     int rows, out_f, in_f;
@@ -8115,15 +8171,19 @@ NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
     if (!out) return NULL;
     rows = (int)(x->numel / (size_t)(in_f ? in_f : 1));
     if (out->node) out->node->iarg[0] = rows;
-    /* a small batch: the bias goes into the product's write-back (the same
-       float operations as the separate pass) */
-    if (rows > 0 && out_f > 0 && in_f > 0 && rows <= NN__GEMM_SMALL_M && rows < NN__GEMM_MR &&
-        nn__gemm_small(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f,
-                       out->data, out_f, b ? b->data : NULL, 0))
-        return out;
-    nn_sgemm(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f, out->data, out_f);
-    if (b) nn__add_rows(b->data, rows, out_f, out->data);
+    /* the bias (and a fused ReLU) go into the product's write-back: the
+       same float operations as the separate passes, so the same bits */
+    if (!nn__sgemm_check("nn_linear_op", 0, 1, rows, out_f, in_f, x->data, in_f, w->data, in_f,
+                         out->data, out_f))
+        return NULL;
+    nn__sgemm_ep(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f, out->data,
+                 out_f, b ? b->data : NULL, relu && !out->node);
+    if (relu && out->node) return nn_relu_op(out);
     return out;
+}
+
+NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
+    return nn__linear_ep(x, w, b, 0);
 }
 
 /* --- shape ops --- */
@@ -9801,9 +9861,17 @@ NNDEF nn_forward_hook nn_set_forward_hook(nn_forward_hook hook, void *user, void
     return prev;
 }
 
+/* The parameter generation: bumped by every change the library knows of to
+   any parameter or buffer (nn_module_changed); evaluation caches (folded
+   batch norm, packed weights) remember the one they were built at. */
+static unsigned long nn__param_gen = 1;
+static void nn__params_changed(void) { nn__param_gen++; }
+NNDEF void nn_module_changed(nn_module *m) { (void)m; nn__params_changed(); }
+
 NNDEF void nn_train_mode(nn_module *m, int on) {
     int i;
     if (!m) return;
+    nn__params_changed();
     m->training = on != 0;
     for (i = 0; i < m->nchildren; i++) nn_train_mode(m->children[i], on);
 }
@@ -10083,10 +10151,28 @@ static nn_tensor *nn__seqmem_keep(nn__seqmem *s, nn_tensor *y) {
 static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
     nn__seqmem s;
     int i;
+    /* With gradients off and no forward hook watching every module, a child
+       that can may run together with the ones after it (Linear->ReLU,
+       Conv2d->BatchNorm2d->ReLU): one write-back instead of a pass each. */
+    int fuse = x && x->graph && !x->graph->grad_enabled && !nn__fwd_hook;
     s.own = NULL;
     for (i = 0; i < m->nchildren && x; i++) {
+        nn_module *c = m->children[i];
+        nn_tensor *y = NULL;
+        int used;
         nn__seqmem_mark(&s, x);
-        x = nn__seqmem_keep(&s, nn_forward(m->children[i], x));
+        if (fuse && c->fuse) {
+            const char *outer = nn__fwd_type;
+            nn__fwd_type = c->type ? c->type : "module";
+            used = c->fuse(c, m->children + i + 1, m->nchildren - i - 1, x, &y);
+            nn__fwd_type = outer;
+            if (used > 0) {
+                i += used;
+                x = nn__seqmem_keep(&s, y);
+                continue;
+            }
+        }
+        x = nn__seqmem_keep(&s, nn_forward(c, x));
     }
     return x;
 }
@@ -10172,6 +10258,16 @@ static nn_tensor *nn__linear_forward(nn_module *m, nn_tensor *x) {
     return nn_linear_op(x, st->weight, st->bias);
 }
 
+static nn_tensor *nn__relu_forward(nn_module *m, nn_tensor *x);
+/* Linear->ReLU with gradients off: the ReLU in the product's write-back. */
+static int nn__linear_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x,
+                           nn_tensor **y) {
+    const nn__linear_state *st = (const nn__linear_state *)m->user;
+    if (nnext < 1 || next[0]->forward != nn__relu_forward) return 0;
+    *y = nn__linear_ep(x, st->weight, st->bias, 1);
+    return 1;
+}
+
 static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
     nn_module *m;
     nn__linear_state *st;
@@ -10183,6 +10279,7 @@ static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
         return NULL;
     }
     if (!(m = nn__module_with_state("Linear", nn__linear_forward, sizeof(nn__linear_state)))) return NULL;
+    m->fuse = nn__linear_fuse;
     st = (nn__linear_state *)m->user;
     /* torch.nn.Linear: kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(in). */
     bound = 1.0f / sqrtf((float)in_f);
@@ -10319,7 +10416,7 @@ static void nn__conv_backward(nn__node *n) {
             float beta;
             gx = nn__in_grad_w(n, 0, &beta);
             nn__conv_flip_geom(q, &t);
-            nn__conv_bcast(&t, dy, w->data, 1, NULL, gx, beta != 0.0f, q->cb, q->cb_nt);
+            nn__conv_bcast(&t, dy, w->data, 1, NULL, gx, beta != 0.0f, q->cb, q->cb_nt, NULL, 0);
             if (gw && !nn__conv_wgrad(q, x->data, dy, gw, nn__graph_scratch(n->out->graph)))
                 nn__conv_from_image(q, x->data, w->data, NULL, 0, dy, gw);
             return;
@@ -10484,9 +10581,33 @@ static int nn__conv_setup(const char *op, int kind, int dims, const nn_tensor *x
     return 1;
 }
 
-static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_tensor *w,
-                           nn_tensor *b, nn_conv_opts o) {
+/* What an evaluation-mode convolution module keeps between calls: the
+   direct engine's packed weights (built from the data at `src`, at
+   parameter generation `gen`), and batch norm folded into its weights. */
+typedef struct nn__conv_cache {
+    float *wpack;               /* nn__conv_bcast_wsize floats, or NULL */
+    size_t wcap;
+    const float *src;           /* the weights packed */
+    unsigned long gen;          /* nn__param_gen at packing; 0: none */
+    nn_tensor *fw, *fb;         /* folded weight and bias (persistent), or NULL */
+    float *aff;                 /* 2 F floats: the batch norm's scale and shift */
+    const nn_module *bn;        /* the batch norm folded in */
+    unsigned long fgen;         /* nn__param_gen at folding; 0: none */
+} nn__conv_cache;
+
+/* out = ReLU of out, n floats (a fallback engine's fused ReLU). */
+static void nn__relu_inplace(float *out, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) out[i] = out[i] < 0.0f ? 0.0f : out[i];
+}
+
+/* The convolution op; relu (gradients off only) applies max(., 0) in the
+   engine's write-back; cache (gradients off, evaluation mode, or NULL)
+   keeps the direct engine's packed weights across calls. */
+static nn_tensor *nn__conv_ex(const char *op, int kind, int dims, nn_tensor *x, nn_tensor *w,
+                              nn_tensor *b, nn_conv_opts o, int relu, nn__conv_cache *cache) {
     nn_tensor *in[3], *out;
+    const float *wpre = NULL;
     nn__convg q;
     nn_shape s;
     size_t P, colrow, zero;
@@ -10496,6 +10617,7 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
     if (!nn__conv_setup(op, kind, dims, x, w, b, o, &q, &s)) return NULL;
     out = nn__op(op, in, b ? 3 : 2, s, nn__conv_backward);
     if (!out) return NULL;
+    if (out->node) relu = 0, cache = NULL; /* (the fusing callers have gradients off) */
     P = (size_t)q.OH * (size_t)q.OW;
     colrow = (size_t)q.C * (size_t)q.KH * (size_t)q.KW;
     q.direct = q.KH == 1 && q.KW == 1 && q.SH == 1 && q.SW == 1 && q.PH == 0 && q.PW == 0;
@@ -10518,6 +10640,23 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
                    nn__conv_bcast_work(&t) <= NN__CB_WASTE * (double)P * q.KH * q.KW;
         if (q.cb_fwd) need = nn__conv_bcast_size(&q, q.cb_nt);
         if (q.cb_bwd) need = NN__MAX(need, nn__conv_bcast_size(&t, q.cb_nt));
+        if (q.cb_fwd && cache) { /* packed once, kept until a parameter changes */
+            size_t ws = nn__conv_bcast_wsize(&q);
+            if (cache->gen != nn__param_gen || cache->src != w->data || cache->wcap < ws) {
+                if (cache->wcap < ws) {
+                    nn__free_floats(cache->wpack);
+                    cache->wcap = 0;
+                    if (!(cache->wpack = nn__alloc_floats(ws, 0))) cache->gen = 0;
+                    else cache->wcap = ws;
+                }
+                if (cache->wpack) {
+                    nn__conv_bcast_pack(&q, w->data, 0, cache->wpack);
+                    cache->src = w->data;
+                    cache->gen = nn__param_gen;
+                }
+            }
+            if (cache->wpack && cache->gen == nn__param_gen) wpre = cache->wpack;
+        }
         if (need) {
             q.cb = (float *)nn__scratch(out, need * sizeof(float));
             if (!q.cb) return NULL;
@@ -10545,20 +10684,28 @@ static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_
         if (q.depthwise) {
             nn__dw_forward(&q, x->data, w->data, out->data, nn__graph_scratch(out->graph));
             if (b) nn__add_channel_bias(out->data, b->data, q.N, q.F, P);
+            if (relu) nn__relu_inplace(out->data, out->numel);
         } else if (q.cb_fwd) {
-            nn__conv_bcast(&q, x->data, w->data, 0, bias, out->data, 0, q.cb, q.cb_nt);
-        } else if (q.direct || !nn__conv_implicit(&q, x->data, w->data, bias, out->data, 0)) {
+            nn__conv_bcast(&q, x->data, w->data, 0, bias, out->data, 0, q.cb, q.cb_nt, wpre, relu);
+        } else if (q.direct || !nn__conv_implicit(&q, x->data, w->data, bias, out->data, 0, relu)) {
             /* 1x1, or the implicit GEMM's sizes overflow or its buffer is missing */
             nn__conv_from_image(&q, x->data, w->data, out->data, 0, NULL, NULL);
             if (b) nn__add_channel_bias(out->data, b->data, q.N, q.F, P);
+            if (relu) nn__relu_inplace(out->data, out->numel);
         }
     } else {
         zero = out->numel;
         memset(out->data, 0, zero * sizeof(float));
         nn__conv_to_image(&q, x->data, w->data, out->data, NULL, NULL);
         if (b) nn__add_channel_bias(out->data, b->data, q.N, q.C, (size_t)q.H * (size_t)q.W);
+        if (relu) nn__relu_inplace(out->data, out->numel);
     }
     return out;
+}
+
+static nn_tensor *nn__conv(const char *op, int kind, int dims, nn_tensor *x, nn_tensor *w,
+                           nn_tensor *b, nn_conv_opts o) {
+    return nn__conv_ex(op, kind, dims, x, w, b, o, 0, NULL);
 }
 
 NNDEF nn_tensor *nn_conv2d_op(nn_tensor *x, nn_tensor *w, nn_tensor *b, nn_conv_opts opts) {
@@ -10586,12 +10733,81 @@ typedef struct nn__conv_state {
     nn_tensor *weight, *bias;   /* bias NULL with no_bias */
     nn_conv_opts opts;
     int dims, transposed;
+    nn__conv_cache cache;       /* evaluation mode with gradients off */
 } nn__conv_state;
+
+static void nn__conv_destroy(nn_module *m) {
+    nn__conv_state *st = (nn__conv_state *)m->user;
+    if (st) {
+        nn__free_floats(st->cache.wpack);
+        nn__free_floats(st->cache.aff);
+        nn_tensor_free(st->cache.fw);
+        nn_tensor_free(st->cache.fb);
+    }
+    nn__free(st);
+}
+
+/* The module's cache when it may be used: a 2-D convolution in evaluation
+   mode on an input with gradients off. */
+static nn__conv_cache *nn__conv_cache_of(nn_module *m, const nn_tensor *x) {
+    nn__conv_state *st = (nn__conv_state *)m->user;
+    if (m->training || st->transposed || st->dims != 2 || !x || !x->graph || x->graph->grad_enabled)
+        return NULL;
+    return &st->cache;
+}
+
 static nn_tensor *nn__conv_forward(nn_module *m, nn_tensor *x) {
-    const nn__conv_state *st = (const nn__conv_state *)m->user;
+    nn__conv_state *st = (nn__conv_state *)m->user;
+    nn__conv_cache *c = nn__conv_cache_of(m, x);
+    if (c) return nn__conv_ex("nn_conv2d_op", NN__CONV, 2, x, st->weight, st->bias, st->opts, 0, c);
     if (st->transposed) return nn_conv_transpose2d_op(x, st->weight, st->bias, st->opts);
     return st->dims == 2 ? nn_conv2d_op(x, st->weight, st->bias, st->opts)
                          : nn_conv1d_op(x, st->weight, st->bias, st->opts);
+}
+
+/* Fold the batch norm bn (its evaluation-mode scale s and shift t per
+   channel) into the weights: w'[f] = w[f] s[f], b'[f] = b[f] s[f] + t[f],
+   kept in c until a parameter changes.  0 when bn is not foldable now or
+   out of memory. */
+static int nn__conv_fold(nn__conv_state *st, nn__conv_cache *c, nn_module *bn) {
+    int F = st->weight->shape[0], f;
+    size_t per = st->weight->numel / (size_t)F, i;
+    if (c->fgen == nn__param_gen && c->bn == bn && c->fw) return 1;
+    c->fgen = 0;
+    if (!c->aff && !(c->aff = nn__alloc_floats(2 * (size_t)F, 0))) return 0;
+    if (!c->fw && !(c->fw = nn_zeros(NULL, nn_shape_of(st->weight)))) return 0;
+    if (!c->fb && !(c->fb = nn_zeros(NULL, NN_SHAPE(F)))) return 0;
+    if (!bn->chan_affine(bn, F, c->aff, c->aff + F)) return 0;
+    for (f = 0; f < F; f++) {
+        float sc = c->aff[f];
+        const float *w = st->weight->data + (size_t)f * per;
+        float *d = c->fw->data + (size_t)f * per;
+        for (i = 0; i < per; i++) d[i] = w[i] * sc;
+        c->fb->data[f] = (st->bias ? st->bias->data[f] : 0.0f) * sc + c->aff[F + f];
+    }
+    c->bn = bn;
+    c->fgen = nn__param_gen;
+    return 1;
+}
+
+/* Conv2d->ReLU with gradients off (the ReLU in the write-back), and in
+   evaluation mode Conv2d->BatchNorm2d(->ReLU) (the batch norm folded). */
+static int nn__conv_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x,
+                         nn_tensor **y) {
+    nn__conv_state *st = (nn__conv_state *)m->user;
+    nn__conv_cache *c = nn__conv_cache_of(m, x);
+    nn_tensor *w = st->weight, *b = st->bias;
+    int used = 0, relu = 0;
+    if (st->transposed || st->dims != 2) return 0;
+    if (c && nnext > 0 && next[0]->chan_affine && !next[0]->training && nn__conv_fold(st, c, next[0])) {
+        w = c->fw;
+        b = c->fb;
+        used = 1;
+    }
+    if (nnext > used && next[used]->forward == nn__relu_forward) relu = 1, used++;
+    if (!used) return 0;
+    *y = nn__conv_ex("nn_conv2d_op", NN__CONV, 2, x, w, b, st->opts, relu, c);
+    return used;
 }
 
 static nn_module *nn__conv_make(const char *op, const char *type, int dims, int transposed,
@@ -10604,6 +10820,8 @@ static nn_module *nn__conv_make(const char *op, const char *type, int dims, int 
     if (!nn__conv_check(op, transposed ? NN__CONV_T : NN__CONV, dims, in_ch, out_ch, K, K, o))
         return NULL;
     if (!(m = nn__module_with_state(type, nn__conv_forward, sizeof(nn__conv_state)))) return NULL;
+    m->destroy = nn__conv_destroy;
+    m->fuse = nn__conv_fuse;
     st = (nn__conv_state *)m->user;
     st->opts = o;
     st->dims = dims;
@@ -11496,6 +11714,7 @@ static nn_tensor *nn__bn_forward(nn_module *m, nn_tensor *x) {
         a.d_max = st->o.d_max;
     }
     if (a.momentum < 0.0f && !a.nbt) a.momentum = 0.0f; /* cumulative without a count: no update */
+    if (a.training && st->running_mean) nn__params_changed(); /* the running statistics move */
     return nn__bn(st->kind == NN__NORM_RENORM ? "nn_batch_renorm_op" : "nn_batch_norm_op", x, &a);
 }
 
@@ -11512,6 +11731,7 @@ NNDEF void nn_batchnorm_set(nn_module *m, float momentum, float eps) {
     st = (nn__bn_state *)m->user;
     st->o.momentum = momentum;
     st->o.eps = eps;
+    nn__params_changed();
 }
 
 NNDEF void nn_batchrenorm_set(nn_module *m, float r_max, float d_max) {
@@ -11526,12 +11746,34 @@ NNDEF void nn_batchrenorm_set(nn_module *m, float r_max, float d_max) {
     st->o.d_max = d_max;
 }
 
+/* A 2-D batch norm's evaluation-mode map per channel, for folding into the
+   convolution before it: scale = weight / sqrt(running_var + eps), shift =
+   bias - running_mean scale.  0 in training mode or without running
+   statistics or for another channel count. */
+static int nn__bn_affine(nn_module *m, int channels, float *scale, float *shift) {
+    const nn__bn_state *st = (const nn__bn_state *)m->user;
+    int c;
+    if (m->training || !st->running_mean || st->min_dims != 4 ||
+        st->running_mean->numel != (size_t)channels)
+        return 0;
+    for (c = 0; c < channels; c++) {
+        float s = 1.0f / sqrtf(st->running_var->data[c] + st->o.eps);
+        if (st->weight) s *= st->weight->data[c];
+        scale[c] = s;
+        shift[c] = (st->bias ? st->bias->data[c] : 0.0f) - st->running_mean->data[c] * s;
+    }
+    return 1;
+}
+
 /* Batch norm (kind NN__NORM_BN) and renormalization modules over C channels. */
 static nn_module *nn__bn_new(const char *op, const char *type, int kind, int C, int twod,
                              const nn_norm_opts *o) {
     nn_norm_opts d;
+    nn_module *m;
     memset(&d, 0, sizeof d);
-    return nn__normmod_make(op, type, kind, NN_SHAPE(C), C, 1, twod ? -4 : -2, o ? *o : d);
+    m = nn__normmod_make(op, type, kind, NN_SHAPE(C), C, 1, twod ? -4 : -2, o ? *o : d);
+    if (m && twod) m->chan_affine = nn__bn_affine;
+    return m;
 }
 NNDEF nn_module *nn_batchnorm1d(int features) {
     return nn__bn_new("nn_batchnorm1d", "BatchNorm1d", NN__NORM_BN, features, 0, NULL);
@@ -13928,6 +14170,7 @@ static int nn__q_convert(nn_module *m, int kind, nn_tensor *w, nn_tensor *b, nn_
     qs->kind = kind;
     qs->mode = mode;
     m->forward = nn__q_forward;
+    m->fuse = NULL; /* the float module's eval fusion reads float weights */
     m->type = kind == NN__Q_LINEAR ? "QuantizedLinear" : kind == NN__Q_CONV2D ? "QuantizedConv2d" : "QuantizedConv1d";
     m->training = 0;
     if (!nn__q_to_buffer(m, "weight", w) || !nn__q_to_buffer(m, "bias", b) ||
@@ -15476,6 +15719,7 @@ NNDEF int nn_init_apply(nn_module *m, const char *pattern, nn_init_rule rule, nn
         nn__misuse("nn_init_apply: needs a module and a pattern");
         return -1;
     }
+    nn__params_changed();
     p = nn_parameters(m, &n);
     for (i = 0; i < n; i++) {
         if (!nn__glob(pattern, p[i].name)) continue;
@@ -19006,6 +19250,7 @@ static void nn__step_update(nn_optim *o) {
    masks: last, so nothing writes into a masked weight after it). */
 NNDEF void nn_step(nn_optim *o) {
     if (!o) return;
+    nn__params_changed();
     nn__step_update(o);
     nn__apply_max_norm(nn__optim_base(o));
     if (o->hook) o->hook(o, o->hook_user);
@@ -21250,6 +21495,7 @@ static nn_status nn__io_load(nn_module *m, const unsigned char *buf, size_t size
     nn_status st;
     unsigned char *tmp;
     size_t *offs;
+    nn__params_changed();
     int i;
     memset(&f, 0, sizeof f);
     f.where = where;
@@ -21993,6 +22239,7 @@ static nn_status nn__ckpt_load_file(const char *who, const char *path, nn_checkp
 }
 
 NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c) {
+    nn__params_changed();
     return nn__ckpt_load_file("nn_checkpoint_load", path, c, 1);
 }
 

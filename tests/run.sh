@@ -30,7 +30,7 @@ count() {
 # implementation runs in that configuration.
 standalone_in() {
     case $1 in
-    test_kernels) list="native scalar avx2 asan neon" ;;         # the SIMD kernels of each ISA
+    test_kernels|test_fuse) list="native scalar avx2 asan neon" ;; # the SIMD kernels of each ISA
     test_rng) list="native omp asan" ;;                            # streams and thread teams
     test_checkpoint) list="native omp asan" ;;                     # resume at 1 and 2 threads
     *) list="native asan" ;;                                       # io, data, alloc, modules, autograd

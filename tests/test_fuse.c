@@ -1,0 +1,296 @@
+/* Evaluation fusion in nn_sequential (gradients off): Linear->ReLU and
+   Conv2d->ReLU with the ReLU in the product's write-back, Conv2d->BatchNorm2d
+   (->ReLU) with the batch norm folded into cached weights, the direct
+   engine's weights packed once; the caches see every parameter change; the
+   product's epilogue (bias, ReLU) at every batch size against
+   nn_sgemm_ref; an eval forward allocates nothing.  Compiles its own
+   implementation (allocator hooks), in every instruction-set configuration. */
+#include <stdlib.h>
+static long alloc_calls = 0;
+static void *count_malloc(size_t n) { ++alloc_calls; return malloc(n); }
+static void *count_realloc(void *p, size_t n) { ++alloc_calls; return realloc(p, n); }
+#define NN_MALLOC(n) count_malloc(n)
+#define NN_REALLOC(p, n) count_realloc(p, n)
+#define NN_FREE(p) free(p)
+#define NN_IMPLEMENTATION
+#include "nn.h"
+#include "harness.h"
+#include <math.h>
+#include <string.h>
+
+/* The children of seq one by one (nn_forward on each: never fused). */
+static nn_tensor *unfused(nn_module *seq, nn_tensor *x) {
+    int i;
+    for (i = 0; i < seq->nchildren && x; i++) x = nn_forward(seq->children[i], x);
+    return x;
+}
+
+/* max |a - b| / max(1, |b|) over the elements (1e30 on a shape mismatch). */
+static double rel_diff(const nn_tensor *a, const nn_tensor *b) {
+    double worst = 0.0;
+    size_t i;
+    if (!a || !b || a->numel != b->numel) return 1e30;
+    for (i = 0; i < a->numel; i++) {
+        double d = fabs((double)a->data[i] - (double)b->data[i]) / fmax(1.0, fabs((double)b->data[i]));
+        if (!(d <= worst)) worst = d != d ? 1e30 : d;
+    }
+    return worst;
+}
+
+static nn_tensor *input(nn_graph *g, nn_shape s) { return nn_rand(g, s, -1.0f, 1.0f); }
+
+/* fused (the sequential) against the children one by one, with gradients
+   off, at batch sizes 1, 3, 8; returns the worst relative difference. */
+static double compare(nn_module *seq, nn_graph *g, nn_shape s) {
+    static const int batches[3] = {1, 3, 8};
+    double worst = 0.0;
+    int k;
+    for (k = 0; k < 3; k++) {
+        nn_tensor *x, *a, *b;
+        double d;
+        nn_graph_reset(g);
+        s.d[0] = batches[k];
+        x = input(g, s);
+        a = nn_forward(seq, x);
+        b = unfused(seq, x);
+        d = rel_diff(a, b);
+        if (d > worst) worst = d;
+    }
+    return worst;
+}
+
+static nn_conv_opts conv_opts(int k, int pad) {
+    nn_conv_opts o;
+    memset(&o, 0, sizeof o);
+    o.kernel = k;
+    o.padding = pad;
+    return o;
+}
+
+/* Random batch-norm statistics and affine parameters (C channels). */
+static void randomize_bn(nn_module *bn, int C) {
+    int c;
+    for (c = 0; c < C; c++) {
+        nn_param_get(bn, "running_mean")->data[c] = nn_rand_uniform() - 0.5f;
+        nn_param_get(bn, "running_var")->data[c] = 0.5f + nn_rand_uniform();
+        nn_param_get(bn, "weight")->data[c] = 0.5f + nn_rand_uniform();
+        nn_param_get(bn, "bias")->data[c] = nn_rand_uniform() - 0.5f;
+    }
+    nn_module_changed(bn);
+}
+
+static void test_pairs(void) {
+    nn_graph *g = nn_graph_new();
+    nn_module *mlp, *c1, *c2, *cbn, *cbn2;
+    nn_set_grad_enabled(g, 0);
+    nn_seed(11);
+    mlp = nn_sequential(nn_linear(13, 7), nn_relu(), nn_linear(7, 5), nn_relu(), nn_linear(5, 3), NULL);
+    nn_train_mode(mlp, 0);
+    NN_TEST_CHECK(compare(mlp, g, NN_SHAPE(1, 13)) == 0.0, "Linear->ReLU fused: the same bits");
+    /* the implicit GEMM (9 taps) and the direct engine (8 x 9 = 72 taps) */
+    c1 = nn_sequential(nn_conv2d(1, 5, conv_opts(3, 1)), nn_relu(), NULL);
+    c2 = nn_sequential(nn_conv2d(8, 19, conv_opts(3, 1)), nn_relu(), nn_conv2d(19, 6, conv_opts(3, 0)),
+                       nn_relu(), NULL);
+    nn_train_mode(c1, 0);
+    nn_train_mode(c2, 0);
+    NN_TEST_CHECK(compare(c1, g, NN_SHAPE(1, 1, 7, 9)) == 0.0, "Conv2d->ReLU (implicit GEMM) fused");
+    NN_TEST_CHECK(compare(c2, g, NN_SHAPE(1, 8, 9, 7)) == 0.0, "Conv2d->ReLU (direct engine) fused");
+    /* training mode with gradients off: the ReLU fused, nothing cached */
+    nn_train_mode(c2, 1);
+    NN_TEST_CHECK(compare(c2, g, NN_SHAPE(1, 8, 9, 7)) == 0.0, "Conv2d->ReLU in training mode");
+    NN_TEST_CHECK(((nn__conv_state *)c2->children[0]->user)->cache.gen == 0 ||
+                      ((nn__conv_state *)c2->children[0]->user)->cache.gen != nn__param_gen,
+                  "training mode keeps no packed weights");
+    /* batch norm folded, with and without the ReLU after it */
+    cbn = nn_sequential(nn_conv2d(8, 12, conv_opts(3, 1)), nn_batchnorm2d(12), nn_relu(), NULL);
+    cbn2 = nn_sequential(nn_conv2d(2, 4, conv_opts(3, 0)), nn_batchnorm2d(4), NULL);
+    randomize_bn(cbn->children[1], 12);
+    randomize_bn(cbn2->children[1], 4);
+    nn_train_mode(cbn, 0);
+    nn_train_mode(cbn2, 0);
+    NN_TEST_CHECK(compare(cbn, g, NN_SHAPE(1, 8, 6, 6)) < 1e-5, "Conv2d->BN->ReLU folded (%g)",
+                  compare(cbn, g, NN_SHAPE(1, 8, 6, 6)));
+    NN_TEST_CHECK(((nn__conv_state *)cbn->children[0]->user)->cache.fgen == nn__param_gen,
+                  "the fold is cached");
+    NN_TEST_CHECK(compare(cbn2, g, NN_SHAPE(1, 2, 5, 5)) < 1e-5, "Conv2d->BN folded");
+    /* in training mode batch norm is not folded (batch statistics) */
+    nn_train_mode(cbn2, 1);
+    NN_TEST_CHECK(compare(cbn2, g, NN_SHAPE(1, 2, 5, 5)) < 1e-6, "Conv2d->BN in training mode");
+    nn_module_free(mlp);
+    nn_module_free(c1);
+    nn_module_free(c2);
+    nn_module_free(cbn);
+    nn_module_free(cbn2);
+    nn_graph_free(g);
+}
+
+/* Run x through seq fused (gradients off) and one by one: equal within tol? */
+static int agrees(nn_module *seq, nn_graph *g, const float *xv, double tol) {
+    nn_tensor *x, *a, *b;
+    int was = nn_set_grad_enabled(g, 0);
+    double d;
+    nn_graph_reset(g);
+    x = nn_tensor_from(g, xv, NN_SHAPE(2, 3, 5, 5));
+    a = nn_forward(seq, x);
+    b = unfused(seq, x);
+    d = rel_diff(a, b);
+    nn_set_grad_enabled(g, was);
+    return d < tol;
+}
+
+/* The caches follow the parameters: an optimizer step, nn_load, a
+   training-mode forward moving the running statistics, a direct write
+   declared with nn_module_changed. */
+static void test_invalidation(void) {
+    nn_graph *g = nn_graph_new();
+    nn_module *seq, *conv, *bn;
+    nn_optim *opt;
+    nn_sgd_opts so;
+    nn_load_opts lo;
+    nn_save_opts sv;
+    void *buf = NULL;
+    size_t size = 0;
+    float xv[2 * 3 * 5 * 5];
+    nn_tensor *x, *y;
+    int i;
+    nn_seed(5);
+    for (i = 0; i < 150; i++) xv[i] = nn_rand_uniform() * 2.0f - 1.0f;
+    /* 3 x 9 x 3 = 81 taps: the direct engine with packed weights */
+    seq = nn_sequential(nn_conv2d(3, 9, conv_opts(3, 1)), nn_batchnorm2d(9), nn_relu(), NULL);
+    conv = seq->children[0];
+    bn = seq->children[1];
+    randomize_bn(bn, 9);
+    nn_train_mode(seq, 0);
+    NN_TEST_CHECK(agrees(seq, g, xv, 1e-5), "folded at first");
+    memset(&sv, 0, sizeof sv);
+    NN_TEST_CHECK(nn_save_mem(seq, sv, &buf, &size) == NN_OK, "saved");
+    /* an SGD step in evaluation mode (gradients on: not fused) */
+    memset(&so, 0, sizeof so);
+    so.lr = 0.5f;
+    opt = nn_sgd(seq, so);
+    nn_graph_reset(g);
+    x = nn_tensor_from(g, xv, NN_SHAPE(2, 3, 5, 5));
+    y = nn_forward(seq, x);
+    nn_zero_grad(opt);
+    nn_backward(nn_sum(nn_mul(y, y)));
+    nn_step(opt);
+    NN_TEST_CHECK(agrees(seq, g, xv, 1e-5), "an optimizer step is seen");
+    /* nn_load of the saved state */
+    memset(&lo, 0, sizeof lo);
+    NN_TEST_CHECK(nn_load_mem(seq, buf, size, lo) == NN_OK, "loaded");
+    NN_TEST_CHECK(agrees(seq, g, xv, 1e-5), "nn_load is seen");
+    /* a training-mode forward of the batch norm alone moves its statistics */
+    bn->training = 1;
+    nn_graph_reset(g);
+    nn_forward(bn, nn_rand(g, NN_SHAPE(4, 9, 3, 3), 0.0f, 3.0f));
+    bn->training = 0;
+    NN_TEST_CHECK(agrees(seq, g, xv, 1e-5), "a running-statistics update is seen");
+    /* a direct write, declared */
+    nn_param_get(conv, "weight")->data[0] += 1.0f;
+    nn_param_get(bn, "running_var")->data[0] = 4.0f;
+    nn_module_changed(seq);
+    NN_TEST_CHECK(agrees(seq, g, xv, 1e-5), "nn_module_changed is seen");
+    /* Conv->ReLU alone (no batch norm): the packed weights follow a step */
+    {
+        nn_module *cr = nn_sequential(nn_conv2d(3, 9, conv_opts(3, 1)), nn_relu(), NULL);
+        nn_optim *o2;
+        nn_train_mode(cr, 0);
+        NN_TEST_CHECK(agrees(cr, g, xv, 1e-6), "Conv->ReLU packed");
+        o2 = nn_sgd(cr, so);
+        nn_set_grad_enabled(g, 1);
+        nn_graph_reset(g);
+        y = nn_forward(cr, nn_tensor_from(g, xv, NN_SHAPE(2, 3, 5, 5)));
+        nn_zero_grad(o2);
+        nn_backward(nn_sum(nn_mul(y, y)));
+        nn_step(o2);
+        NN_TEST_CHECK(agrees(cr, g, xv, 1e-6), "packed weights follow a step");
+        nn_optim_free(o2);
+        nn_module_free(cr);
+    }
+    free(buf);
+    nn_optim_free(opt);
+    nn_module_free(seq);
+    nn_graph_free(g);
+}
+
+/* Linear layers (the product's epilogue: bias and ReLU in the write-back)
+   at M = 1..16 with odd sizes against nn_sgemm_ref plus the bias and ReLU,
+   and nn_sgemm's small kernel against nn_sgemm_ref in every layout. */
+static void test_kernels(void) {
+    nn_graph *g = nn_graph_new();
+    static const int NK[3][2] = {{1, 1}, {7, 13}, {37, 67}};
+    int m, s, worst_at = -1, ta, tb;
+    double worst = 0.0, worst_g = 0.0;
+    nn_set_grad_enabled(g, 0);
+    nn_seed(2);
+    for (s = 0; s < 3; s++) {
+        int N = NK[s][0], K = NK[s][1], j;
+        nn_module *seq = nn_sequential(nn_linear(K, N), nn_relu(), NULL);
+        nn_tensor *w = nn_param_get(seq, "0.weight"), *b = nn_param_get(seq, "0.bias");
+        for (m = 1; m <= 16; m++) {
+            nn_tensor *x, *y;
+            float ref[16 * 37];
+            nn_graph_reset(g);
+            x = input(g, NN_SHAPE(m, K));
+            y = nn_forward(seq, x);
+            nn_sgemm_ref(0, 1, m, N, K, 1.0f, x->data, K, w->data, K, 0.0f, ref, N);
+            for (j = 0; j < m * N; j++) {
+                float r = ref[j] + b->data[j % N];
+                double d = fabs((double)y->data[j] - (double)(r < 0.0f ? 0.0f : r));
+                if (d > worst) worst = d, worst_at = m;
+            }
+        }
+        nn_module_free(seq);
+    }
+    NN_TEST_CHECK(worst < 1e-5, "Linear->ReLU at M = 1..16 against nn_sgemm_ref: %g (M=%d)", worst,
+                  worst_at);
+    for (ta = 0; ta < 2; ta++)
+        for (tb = 0; tb < 2; tb++)
+            for (m = 1; m <= 16; m++) {
+                int N = 2 * m + 3, K = 3 * m + 2, i;
+                float A[16 * 50], B[50 * 35], C[16 * 35], R[16 * 35];
+                for (i = 0; i < m * K; i++) A[i] = nn_rand_uniform() - 0.5f;
+                for (i = 0; i < K * N; i++) B[i] = nn_rand_uniform() - 0.5f;
+                for (i = 0; i < m * N; i++) C[i] = R[i] = nn_rand_uniform();
+                nn_sgemm(ta, tb, m, N, K, 1.5f, A, ta ? m : K, B, tb ? K : N, 0.5f, C, N);
+                nn_sgemm_ref(ta, tb, m, N, K, 1.5f, A, ta ? m : K, B, tb ? K : N, 0.5f, R, N);
+                for (i = 0; i < m * N; i++) {
+                    double d = fabs((double)C[i] - (double)R[i]);
+                    if (d > worst_g) worst_g = d;
+                }
+            }
+    NN_TEST_CHECK(worst_g < 1e-5, "nn_sgemm at M = 1..16, odd N and K, all layouts: %g", worst_g);
+    nn_graph_free(g);
+}
+
+/* An evaluation forward of the fused models allocates nothing per call. */
+static void test_no_alloc(void) {
+    nn_graph *g = nn_graph_new();
+    nn_pool_opts po = {2, 0, 0};
+    nn_module *cnn = nn_sequential(nn_conv2d(1, 4, conv_opts(3, 0)), nn_relu(), nn_maxpool2d(po),
+                                   nn_conv2d(4, 8, conv_opts(3, 1)), nn_batchnorm2d(8), nn_relu(), nn_flatten(),
+                                   nn_linear(8 * 3 * 3, 10), nn_relu(), nn_linear(10, 3), NULL);
+    int it, b;
+    long before = 0;
+    nn_set_grad_enabled(g, 0);
+    nn_train_mode(cnn, 0);
+    for (it = 0; it < 4; it++) {
+        if (it == 2) before = alloc_calls;
+        for (b = 1; b <= 8; b += 7) {
+            nn_graph_reset(g);
+            nn_forward(cnn, input(g, NN_SHAPE(b, 1, 8, 8)));
+        }
+    }
+    NN_TEST_CHECK(alloc_calls == before, "eval forwards allocate nothing: %ld calls", alloc_calls - before);
+    nn_module_free(cnn);
+    nn_graph_free(g);
+}
+
+int main(void) {
+    nn_set_threads(1);
+    test_pairs();
+    test_invalidation();
+    test_kernels();
+    test_no_alloc();
+    return nn_test_summary("test_fuse");
+}
