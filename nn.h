@@ -3435,9 +3435,6 @@ static NN__THREAD_LOCAL int nn__solo = 0;     /* 1: regions run on one thread */
 static NN__THREAD_LOCAL int nn__solo_off = !NN__ADAPTIVE_DEFAULT; /* 1 keeps every team */
 static NN__THREAD_LOCAL int nn__probing = 0;  /* the team is on trial for a window */
 
-/* The team to run a region with that was planned for nt threads. */
-static int nn__run(int nt) { return nt > 1 && nn__solo && !nn__solo_off ? 1 : nt; }
-
 NNDEF int nn_set_adaptive_threads(int on) {
     int was = !nn__solo_off;
     nn__solo_off = !on;
@@ -3493,6 +3490,49 @@ static void nn__team_note(double cpu, double wall, int nt, double now) {
     nn__probing = 0;
 }
 #endif
+
+/* The team to run a region with that was planned for nt threads: 1 while
+   contended, the team again once the wait is over (nn__team_pick), so a
+   run whose measured regions are rare (a net of small products) still
+   gets its team back. */
+static int nn__run(int nt) {
+    if (nt <= 1 || !nn__solo || nn__solo_off) return nt;
+#ifdef NN__OMP_ON
+    return nn__team_pick(omp_get_wtime()) ? nt : 1;
+#else
+    return 1;
+#endif
+}
+
+/* A measured team region (the GEMM's products, the convolution engines, a
+   recurrent layer's sequence): nn__team_begin returns the team to run now
+   (1 while contended) and starts the measure that nn__team_end, called
+   with that team after the region, adds to the contention window. */
+static int nn__team_begin(int nt, double *t0, clock_t *c0) {
+    *t0 = 0.0;
+    *c0 = 0;
+#ifdef NN__OMP_ON
+    if (nt > 1) {
+        *t0 = omp_get_wtime();
+        if (!nn__team_pick(*t0)) return 1;
+        *c0 = clock();
+    }
+#endif
+    return nt;
+}
+
+static void nn__team_end(int run, double t0, clock_t c0) {
+#ifdef NN__OMP_ON
+    if (run > 1) {
+        double t1 = omp_get_wtime();
+        nn__team_note((double)(clock() - c0) / (double)CLOCKS_PER_SEC, t1 - t0, run, t1);
+    }
+#else
+    (void)run;
+    (void)t0;
+    (void)c0;
+#endif
+}
 
 /* Threads for an element-wise loop over n floats: 1 below the threshold or
    inside a parallel region. */
@@ -4375,13 +4415,12 @@ static int nn__gemm_run(nn__gemm_job *g) {
         if (pm * pn > 1 && (bpack = nn__gemm_buffer(slice * (size_t)(pm * pn))) != NULL) {
             int npm = (g->M + NN__GEMM_MR - 1) / NN__GEMM_MR;
             int npn = (g->N + NN__GEMM_NR - 1) / NN__GEMM_NR;
-            double t0 = omp_get_wtime(), t1;
+            double t0;
             clock_t c0;
-            if (!nn__team_pick(t0)) {
+            if (nn__team_begin(pm * pn, &t0, &c0) == 1) {
                 nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
                 return 1;
             }
-            c0 = clock();
             NN__OMP(parallel num_threads(pm * pn))
             {
                 int tid = omp_get_thread_num(), team = omp_get_num_threads();
@@ -4395,8 +4434,7 @@ static int nn__gemm_run(nn__gemm_job *g) {
                     nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
                 }
             }
-            t1 = omp_get_wtime();
-            nn__team_note((double)(clock() - c0) / (double)CLOCKS_PER_SEC, t1 - t0, pm * pn, t1);
+            nn__team_end(pm * pn, t0, c0);
             return 1;
         }
     }
@@ -5803,7 +5841,10 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
         koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
                         (size_t)(k % q->KW * q->DW));
     if (!wpre) nn__conv_bcast_pack(q, w, flip, wbuf);
-    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
+    double team_t0;
+    clock_t team_c0;
+    int run = nn__team_begin(nt, &team_t0, &team_c0);
+    NN__OMP(parallel num_threads(run) if(run > 1))
     {
         float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
         int n;
@@ -5851,6 +5892,7 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
             }
         }
     }
+    nn__team_end(run, team_t0, team_c0);
 }
 
 /* The weight gradient at stride 1 without im2col:
@@ -5939,7 +5981,10 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
        them and transposes their dy into its own buffers, then runs every tile
        over them.  No barrier, and a thread reads the samples it wrote in the
        layers before (element-wise loops split the batch the same way). */
-    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
+    double team_t0;
+    clock_t team_c0;
+    int run = nn__team_begin(nt, &team_t0, &team_c0);
+    NN__OMP(parallel num_threads(run) if(run > 1))
     {
         float *xb = buf + per * (size_t)NN__TID, *dyb = xb + (size_t)S * xper;
         int ch;
@@ -5982,6 +6027,7 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
             }
         }
     }
+    nn__team_end(run, team_t0, team_c0);
     /* the chunks' sums in chunk order, then into gw (transposed) */
     for (c = 1; c < nch; c++)
         nn__axpy((size_t)tiles * tsize, 1.0f, acc + (size_t)c * tiles * tsize, acc);
@@ -6366,7 +6412,10 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
     }
     for (t = 0; t < KK; t++)
         off[t] = (size_t)(t / q->KW * q->DH) * cols + (size_t)(t % q->KW * q->DW);
-    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
+    double team_t0;
+    clock_t team_c0;
+    int run = nn__team_begin(nt, &team_t0, &team_c0);
+    NN__OMP(parallel num_threads(run) if(run > 1))
     {
         float *xp = buf + per * (size_t)nn__dw_thread(), *tail = xp + (size_t)rows * cols;
         int pl, clear = 1;
@@ -6393,6 +6442,7 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
             }
         }
     }
+    nn__team_end(run, team_t0, team_c0);
 }
 
 /* Each thread owns a contiguous range of channels: their image gradients and
@@ -6429,7 +6479,10 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
     }
     flip = buf + per * (size_t)nt;
     for (t = 0; t < (int)FK; t++) flip[t] = w[t / KK * KK + KK - 1 - t % KK];
-    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
+    double team_t0;
+    clock_t team_c0;
+    int run = nn__team_begin(nt, &team_t0, &team_c0);
+    NN__OMP(parallel num_threads(run) if(run > 1))
     {
         int tid = nn__dw_thread(), team = nn__dw_team(), xclear = 1, gclear = 1, n;
         int c0 = (int)((long long)q->C * tid / team);
@@ -6481,6 +6534,7 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
             }
         }
     }
+    nn__team_end(run, team_t0, team_c0);
     if (gw)
         for (t = 0; t < (int)FK; t++) gw[t] += (float)sums[t];
 }
@@ -12789,34 +12843,6 @@ static int nn__rnn_plan(int B, int N, int K) {
     return nn__team((double)B * (double)N * (double)K >= NN__RNN_PAR_MACS);
 }
 
-/* The team that runs now (contention control, as for the GEMM, see
-   nn__team_pick); *t0 and *c0 start the measure nn__rnn_team_end records. */
-static int nn__rnn_team_start(int nt, double *t0, clock_t *c0) {
-    *t0 = 0.0;
-    *c0 = 0;
-#ifdef NN__OMP_ON
-    if (nt > 1) {
-        *t0 = omp_get_wtime();
-        if (!nn__team_pick(*t0)) return 1;
-        *c0 = clock();
-    }
-#endif
-    return nt;
-}
-
-static void nn__rnn_team_end(int nt, double t0, clock_t c0) {
-#ifdef NN__OMP_ON
-    if (nt > 1) {
-        double t1 = omp_get_wtime();
-        nn__team_note((double)(clock() - c0) / (double)CLOCKS_PER_SEC, t1 - t0, nt, t1);
-    }
-#else
-    (void)nt;
-    (void)t0;
-    (void)c0;
-#endif
-}
-
 /* The calling team member's hidden units [*u0, *u1) of H. */
 static void nn__rnn_units(int H, int *u0, int *u1) {
     int nch = (H + NN__GEMM_NR - 1) / NN__GEMM_NR, t = NN__TID, nt = NN__NTEAM;
@@ -12905,7 +12931,7 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
     for (b = 0; b < B; b++) /* the state before the first step */
         memcpy(hp + nn__rnn_rowi(sv, d ? T - 1 : 0, b) * Hs, hn + (size_t)b * Hs, Hs * sizeof(float));
     nn_sgemm(0, 1, (int)BT, GH, in, 1.0f, x, in, w[0]->data, in, 0.0f, gates, GS * H);
-    nt = nn__rnn_team_start(nt, &tw, &tc);
+    nt = nn__team_begin(nt, &tw, &tc);
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
         int u0, u1, s, bb;
@@ -12936,7 +12962,7 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
             NN__OMP(barrier) /* h_t complete before the next product reads it */
         }
     }
-    nn__rnn_team_end(nt, tw, tc);
+    nn__team_end(nt, tw, tc);
 }
 
 static void nn__rnn_backward(nn__node *n) {
@@ -12975,7 +13001,7 @@ static void nn__rnn_backward(nn__node *n) {
         if (sv->kind == NN__LSTM) memcpy(dc, gcn + (size_t)d * BH, BH * sizeof(float));
         else memset(dc, 0, BH * sizeof(float));
         memset(dbx, 0, 2 * (size_t)GH * sizeof(float));
-        nt = nn__rnn_team_start(ntp, &tw, &tc);
+        nt = nn__team_begin(ntp, &tw, &tc);
         NN__OMP(parallel num_threads(nt) if(nt > 1))
         {
             int u0, u1, s, bb, q, k;
@@ -13019,7 +13045,7 @@ static void nn__rnn_backward(nn__node *n) {
                              u0, u1, 1.0f, dh, H);
             }
         }
-        nn__rnn_team_end(nt, tw, tc);
+        nn__team_end(nt, tw, tc);
         if (gh0) nn__axpy(BH, 1.0f, dh, gh0 + sv->s0 + (size_t)d * BH);
         if (gc0) nn__axpy(BH, 1.0f, dc, gc0 + sv->s0 + (size_t)d * BH);
         if (gwih) nn_sgemm(1, 0, GH, in, (int)BT, 1.0f, dgx, GH, x->data, in, 1.0f, gwih, in);
