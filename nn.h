@@ -3504,10 +3504,11 @@ static int nn__run(int nt) {
 #endif
 }
 
-/* A measured team region (the GEMM's products, the convolution engines, a
-   recurrent layer's sequence): nn__team_begin returns the team to run now
-   (1 while contended) and starts the measure that nn__team_end, called
-   with that team after the region, adds to the contention window. */
+/* A measured team region (the GEMM's products, a recurrent layer's
+   sequence: work split evenly, so a team that gets less CPU time than it
+   asked for is contended, not unbalanced): nn__team_begin returns the team
+   to run now (1 while contended) and starts the measure that nn__team_end,
+   called with that team after the region, adds to the contention window. */
 static int nn__team_begin(int nt, double *t0, clock_t *c0) {
     *t0 = 0.0;
     *c0 = 0;
@@ -5841,10 +5842,7 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
         koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
                         (size_t)(k % q->KW * q->DW));
     if (!wpre) nn__conv_bcast_pack(q, w, flip, wbuf);
-    double team_t0;
-    clock_t team_c0;
-    int run = nn__team_begin(nt, &team_t0, &team_c0);
-    NN__OMP(parallel num_threads(run) if(run > 1))
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
         int n;
@@ -5892,7 +5890,6 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
             }
         }
     }
-    nn__team_end(run, team_t0, team_c0);
 }
 
 /* The weight gradient at stride 1 without im2col:
@@ -5981,10 +5978,7 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
        them and transposes their dy into its own buffers, then runs every tile
        over them.  No barrier, and a thread reads the samples it wrote in the
        layers before (element-wise loops split the batch the same way). */
-    double team_t0;
-    clock_t team_c0;
-    int run = nn__team_begin(nt, &team_t0, &team_c0);
-    NN__OMP(parallel num_threads(run) if(run > 1))
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         float *xb = buf + per * (size_t)NN__TID, *dyb = xb + (size_t)S * xper;
         int ch;
@@ -6027,7 +6021,6 @@ static int nn__conv_wgrad(const nn__convg *q, const float *img, const float *dy,
             }
         }
     }
-    nn__team_end(run, team_t0, team_c0);
     /* the chunks' sums in chunk order, then into gw (transposed) */
     for (c = 1; c < nch; c++)
         nn__axpy((size_t)tiles * tsize, 1.0f, acc + (size_t)c * tiles * tsize, acc);
@@ -6412,10 +6405,7 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
     }
     for (t = 0; t < KK; t++)
         off[t] = (size_t)(t / q->KW * q->DH) * cols + (size_t)(t % q->KW * q->DW);
-    double team_t0;
-    clock_t team_c0;
-    int run = nn__team_begin(nt, &team_t0, &team_c0);
-    NN__OMP(parallel num_threads(run) if(run > 1))
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         float *xp = buf + per * (size_t)nn__dw_thread(), *tail = xp + (size_t)rows * cols;
         int pl, clear = 1;
@@ -6442,7 +6432,6 @@ static void nn__dw_forward(const nn__convg *q, const float *img, const float *w,
             }
         }
     }
-    nn__team_end(run, team_t0, team_c0);
 }
 
 /* Each thread owns a contiguous range of channels: their image gradients and
@@ -6479,10 +6468,7 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
     }
     flip = buf + per * (size_t)nt;
     for (t = 0; t < (int)FK; t++) flip[t] = w[t / KK * KK + KK - 1 - t % KK];
-    double team_t0;
-    clock_t team_c0;
-    int run = nn__team_begin(nt, &team_t0, &team_c0);
-    NN__OMP(parallel num_threads(run) if(run > 1))
+    NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         int tid = nn__dw_thread(), team = nn__dw_team(), xclear = 1, gclear = 1, n;
         int c0 = (int)((long long)q->C * tid / team);
@@ -6534,7 +6520,6 @@ static void nn__dw_backward(const nn__convg *q, const float *img, const float *w
             }
         }
     }
-    nn__team_end(run, team_t0, team_c0);
     if (gw)
         for (t = 0; t < (int)FK; t++) gw[t] += (float)sums[t];
 }
