@@ -125,6 +125,8 @@
        >>kernels.conv  im2col/col2im, the direct and depthwise convolution
                    engines (scratch memory comes from the caller)
        >>kernels.norm  normalization statistics and the scale-and-shift pass
+       >>kernels.int8  the int8 product nn_gemm_s8 (AVX-512 VNNI, AVX2, NEON
+                   dot products, scalar), per-tensor quantization
      >>graph       nn_graph: the per-step arena and the tape, generations
                    (stale tensors), the per-thread current graph
      >>tensor      nn_tensor, shapes, creation, views, printing
@@ -152,6 +154,8 @@
        >>layers.seq    embeddings, length masks, RNN/LSTM/GRU layers and
                    cells; fused scaled dot-product attention, multi-head
                    attention, the transformer encoder, positional encodings
+       >>layers.quant  nn_quantize: int8 weights for linear and conv layers
+                   (dynamic or weight-only), saved as I8 in model files
      >>regularizers  the dropout family (channel, alpha, Gaussian, noise,
                    locked, DropConnect), information dropout, residual
                    blocks with stochastic depth, Shake-Shake and ShakeDrop,
@@ -163,7 +167,7 @@
                    standardization, minibatch loader
        >>data.augment  image augmentation pipelines (flips, crops, affine,
                    jitter, cutout, erasing, occlusion); adversarial
-                   examples (FGSM, PGD, robust accuracy)
+                   examples (FGSM, PGD, robust accuracy, adversarial batches)
      >>optim       SGD, SGDW, AdaGrad, RMSprop, Adadelta, Adam(W), AMSGrad,
                    Adamax, NAdam, RAdam, LARS, LAMB, Lookahead, Ranger;
                    parameter groups; clipping; max-norm constraints; step
@@ -175,8 +179,9 @@
      >>train       evaluation (accuracy), SVG plots (line plots, figures of
                    panels, heat maps), the LR range test, snapshot ensembles
        >>train.fit     nn_fit: the training loop, progress bar, validation,
-                   early stopping (patience, Prechelt's GL/PQ/UP),
-                   checkpoints and resume, CSV/SVG logs
+                   adversarial training, early stopping (patience,
+                   Prechelt's GL/PQ/UP), checkpoints and resume, CSV/SVG
+                   logs
        >>train.metrics top-k, confusion matrix, precision/recall/F1,
                    MAE/RMSE/R2, the model summary (nn_summary)
        >>train.tools   hyper-parameter search (random, grid, refinement,

@@ -43,7 +43,7 @@ standalone_in() {
 # AVX2 configuration runs only those).
 simd_test() {
     case $1 in
-    test_gemm|test_conv|test_act|test_norm|test_ops|test_infer|test_attn|test_seq|test_loss|test_optimizers) return 0 ;;
+    test_gemm|test_conv|test_act|test_norm|test_ops|test_infer|test_attn|test_seq|test_loss|test_optimizers|test_quant) return 0 ;;
     esac
     return 1
 }
