@@ -248,6 +248,10 @@ NNDEF const char *nn_status_string(nn_status s);
 /* The last error message of this thread, naming what failed and where, e.g.
    "nn_idx_read: t.idx: wrong magic 0x00000a03". "" when there was none. */
 NNDEF const char *nn_error_string(void);
+/* Free a buffer nn.h made for the caller (nn_save_mem, nn_png_write_mem,
+   nn_gunzip): NN_FREE, callable where the implementation is
+   not compiled. */
+NNDEF void nn_free(void *p);
 /* The version of the implementation that was compiled ("0.1.0"). */
 NNDEF const char *nn_version_string(void);
 
@@ -1683,7 +1687,7 @@ typedef struct nn_idx {
 } nn_idx;
 
 /* Decompress a gzip stream (RFC 1952 with RFC 1951 deflate) into a new
-   buffer *out of *out_size bytes (free with NN_FREE).  Fails with
+   buffer *out of *out_size bytes (free with nn_free).  Fails with
    NN_ERR_FORMAT on a corrupt or truncated stream. */
 NNDEF nn_status nn_gunzip(const unsigned char *in, size_t in_size,
                           unsigned char **out, size_t *out_size);
@@ -2367,7 +2371,7 @@ typedef struct nn_load_opts {
 NNDEF nn_status nn_save(nn_module *m, const char *path);
 /* nn_save with options (extra metadata). */
 NNDEF nn_status nn_save_ex(nn_module *m, const char *path, nn_save_opts opts);
-/* nn_save into a new buffer *buf of *size bytes (free it with NN_FREE); on
+/* nn_save into a new buffer *buf of *size bytes (free it with nn_free); on
    failure *buf is NULL and *size 0. */
 NNDEF nn_status nn_save_mem(nn_module *m, nn_save_opts opts, void **buf, size_t *size);
 /* Read a safetensors file into m's tensors by name (load_state_dict, strict
@@ -2419,7 +2423,7 @@ NNDEF nn_status nn_checkpoint_load(const char *path, nn_checkpoint *c);
    written; bad sizes (0, or a file over 2 GiB) are NN_ERR_ARG. */
 NNDEF nn_status nn_png_write(const char *path, const unsigned char *pixels, int width,
                              int height, int channels);
-/* nn_png_write into a new buffer *buf of *size bytes (free it with NN_FREE);
+/* nn_png_write into a new buffer *buf of *size bytes (free it with nn_free);
    on failure *buf is NULL and *size 0. */
 NNDEF nn_status nn_png_write_mem(const unsigned char *pixels, int width, int height,
                                  int channels, void **buf, size_t *size);
@@ -3167,6 +3171,7 @@ static void *nn__calloc(size_t count, size_t size) {
 static void nn__free(void *p) {
     if (p) NN_FREE(p);
 }
+NNDEF void nn_free(void *p) { nn__free(p); }
 /* 64-byte aligned persistent float buffer; the offset is stored before it. */
 static float *nn__alloc_floats(size_t n, int zero) {
     unsigned char *raw, *p;
@@ -4888,7 +4893,7 @@ static void nn__axpy(size_t n, float a, const float *x, float *y) {
    split the columns; each column is summed over the rows in order. */
 static void nn__add_colsum(const float *x, int rows, int cols, float *y) {
     int nt = nn__ew_threads((double)rows * (double)cols), r;
-    if (nt <= 1) { /* no region (see nn__add_rows) */
+    if (nt <= 1) { /* no region: even a one-thread one costs about a microsecond */
         for (r = 0; r < rows; r++) nn__axpy((size_t)cols, 1.0f, x + (size_t)r * cols, y);
         return;
     }
@@ -18955,13 +18960,15 @@ static void nn__sgd_range(nn_optim *o, int i, size_t lo, size_t hi) {
     }
 }
 
-/* SGD on the calling team member's share of every live parameter. */
-static void nn__sgd_share(nn_optim *o) {
+/* SGD on the calling team member's share of every live parameter, or on
+   all of it when alone (called outside a region: NN__TID and NN__NTEAM
+   would then be those of a caller's own parallel region). */
+static void nn__sgd_share(nn_optim *o, int alone) {
     int j;
     for (j = 0; j < o->n; j++) {
-        size_t lo, hi;
+        size_t lo = 0, hi = o->params[j]->numel;
         if (!nn__grad_live(o->params[j]) || o->frozen[j]) continue;
-        nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
+        if (!alone) nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
         if (hi > lo) nn__sgd_range(o, j, lo, hi);
     }
 }
@@ -19234,11 +19241,11 @@ static void nn__step_update(nn_optim *o) {
         /* One team for all tensors: each thread updates its share of each;
            no region for one thread (even that one costs a microsecond). */
         if (nt <= 1) {
-            nn__sgd_share(o);
+            nn__sgd_share(o, 1);
             return;
         }
         NN__OMP(parallel num_threads(nt) if(nt > 1))
-        nn__sgd_share(o);
+        nn__sgd_share(o, 0);
         return;
     }
     for (i = 0; i < o->n; i++) {

@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
                 qo.mode = mode == 1 ? NN_QUANT_DYNAMIC : NN_QUANT_WEIGHT_ONLY;
                 nn_quantize(m, qo);
                 nn_save_mem(m, so, &qbuf, &qsize);
-                NN_FREE(qbuf);
+                nn_free(qbuf);
             }
             acc = nn_accuracy(m, &te, g, ev);
             printf("%-5s  %6d  %-11s  %7.2f%%  %10zu  %8.1f\n", cnn ? "cnn" : "mlp", epochs[cnn], names[mode],
@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
             if (m != net) nn_module_free(m);
         }
-        NN_FREE(fbuf);
+        nn_free(fbuf);
         nn_module_free(net);
     }
     nn_graph_free(g);

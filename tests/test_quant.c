@@ -253,8 +253,8 @@ static void test_save_load(void) {
     /* the quantized file into a float model: strict load finds the scales */
     NN_TEST_CHECK(nn_load_mem(fl, buf, size, lo) == NN_ERR_FORMAT && strstr(nn_error_string(), "scale") != NULL,
                   "quantized file into a float model: %s", nn_error_string());
-    free(buf); /* nn_save_mem allocates with NN_MALLOC: free() by default */
-    free(fbuf);
+    nn_free(buf);
+    nn_free(fbuf);
     nn_module_free(a);
     nn_module_free(b);
     nn_module_free(fl);
