@@ -30,7 +30,7 @@ count() {
 # implementation runs in that configuration.
 standalone_in() {
     case $1 in
-    test_kernels|test_fuse) list="native scalar avx2 asan neon" ;; # the SIMD kernels of each ISA
+    test_kernels) list="native scalar avx2 asan neon" ;;         # the SIMD kernels of each ISA
     test_rng) list="native omp asan" ;;                            # streams and thread teams
     test_checkpoint) list="native omp asan" ;;                     # resume at 1 and 2 threads
     *) list="native asan" ;;                                       # io, data, alloc, modules, autograd
@@ -43,7 +43,7 @@ standalone_in() {
 # AVX2 configuration runs only those).
 simd_test() {
     case $1 in
-    test_gemm|test_conv|test_act|test_norm|test_ops|test_infer|test_attn|test_seq|test_loss|test_optimizers|test_quant) return 0 ;;
+    test_gemm|test_conv|test_act|test_norm|test_ops|test_infer|test_attn|test_seq|test_loss|test_optimizers|test_quant|test_fuse) return 0 ;;
     esac
     return 1
 }

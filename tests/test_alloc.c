@@ -212,6 +212,34 @@ static void check_augmenting_loader(void) {
     nn_rng_free(r);
 }
 
+/* An evaluation forward of the fused pairs (Conv2d->ReLU, Conv2d->BatchNorm2d
+   ->ReLU folded, Linear->ReLU) allocates nothing per call. */
+static void check_fused_eval(void) {
+    nn_graph *g = nn_graph_new();
+    nn_pool_opts po = {2, 0, 0};
+    nn_conv_opts c0 = {0}, c1 = {0};
+    nn_module *cnn;
+    int it, b;
+    long before = 0;
+    c0.kernel = c1.kernel = 3;
+    c1.padding = 1;
+    cnn = nn_sequential(nn_conv2d(1, 4, c0), nn_relu(), nn_maxpool2d(po), nn_conv2d(4, 8, c1),
+                        nn_batchnorm2d(8), nn_relu(), nn_flatten(), nn_linear(8 * 3 * 3, 10), nn_relu(),
+                        nn_linear(10, 3), NULL);
+    nn_set_grad_enabled(g, 0);
+    nn_train_mode(cnn, 0);
+    for (it = 0; it < 4; it++) {
+        if (it == 2) before = alloc_calls;
+        for (b = 1; b <= 8; b += 7) {
+            nn_graph_reset(g);
+            nn_forward(cnn, nn_rand(g, NN_SHAPE(b, 1, 8, 8), -1.0f, 1.0f));
+        }
+    }
+    NN_TEST_CHECK(alloc_calls == before, "fused eval forwards allocate nothing: %ld calls", alloc_calls - before);
+    nn_module_free(cnn);
+    nn_graph_free(g);
+}
+
 /* Inference in evaluation mode with gradients off, where nn_sequential gives
    each layer's input back to the arena and moves the output down: batch 1
    and 16 of a small CNN (with a nested sequential) make no allocation per
@@ -252,6 +280,7 @@ static void check_eval_inference(void) {
 
 int main(void) {
     check_eval_inference();
+    check_fused_eval();
     check_optimizer(0);
     check_optimizer(1);
     check_cnn();

@@ -19,7 +19,11 @@ import subprocess
 import time
 
 import numpy as np
-import torch
+
+# qnnpack's dynamic linear logs a warning through glog on every call: keep
+# glog to errors (it reads this when torch loads)
+os.environ.setdefault("GLOG_minloglevel", "2")
+import torch  # noqa: E402
 import torch.nn as nn
 import torch.nn.functional as F
 
