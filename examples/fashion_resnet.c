@@ -13,10 +13,11 @@
    the last block).  p_L is 0.8 by default (--pL): the paper's 0.5 is for
    300-epoch runs and slows the convergence of a 20-epoch one.  Width 32
    and 2 blocks per stage give 0.70 M parameters and about 0.18 GFLOP per
-   image forward; 20 epochs were predicted to take about 45 minutes at 2
-   threads on the quiet machine (a 2-core AMD EPYC, AVX-512), measured as
-   0.83 CPU-seconds per step at 1 thread on the shared machine, where the
-   benchmark CNN's CPU time was 1.7 times its quiet figure.
+   image forward.  On the quiet 2-core AMD EPYC (AVX-512) a batch of 128
+   takes 0.45 s at 2 threads, so an epoch is about 3.5 minutes and the
+   default 20 epochs about 72: over a 60-minute budget, which needs
+   --width 24 (about two thirds of the cost) or fewer epochs
+   (docs/regularization.md).
 
    Training: random crop (zero padding 2), horizontal flip, random erasing;
    label smoothing 0.1; SGD with Nesterov momentum 0.9, weight decay 5e-4
