@@ -19,11 +19,7 @@ import subprocess
 import time
 
 import numpy as np
-
-# qnnpack's dynamic linear logs a warning through glog on every call: keep
-# glog to errors (it reads this when torch loads)
-os.environ.setdefault("GLOG_minloglevel", "2")
-import torch  # noqa: E402
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -61,35 +57,8 @@ def mlp():
                          nn.Linear(128, 10))
 
 
-def torch_round(x, passes, models):
-    res = {}
-    for name in models:
-        net = (Cnn() if name == "cnn" else mlp()).eval()
-        xs = x if name == "cnn" else x.reshape(NIMG, 784)
-        with torch.inference_mode():
-            for b in BATCHES:
-                nb = NIMG // b
-                best = 1e30
-                for p in range(-1, passes):
-                    t0 = time.perf_counter()
-                    for i in range(nb):
-                        net(xs[i * b:(i + 1) * b])
-                    t = (time.perf_counter() - t0) / (nb * b)
-                    if p >= 0:
-                        best = min(best, t)
-                res[(name, b)] = 1e6 * best
-    return res
-
-
-def torch_qdynamic(x, passes):
-    """The MLP under torch.quantization.quantize_dynamic (qint8 Linear)."""
-    engines = torch.backends.quantized.supported_engines
-    for e in ("qnnpack", "onednn", "fbgemm"):
-        if e in engines:
-            torch.backends.quantized.engine = e
-            break
-    net = torch.quantization.quantize_dynamic(mlp().eval(), {nn.Linear}, dtype=torch.qint8)
-    xs = x.reshape(NIMG, 784)
+def per_image_us(net, xs, passes):
+    """{batch: best per-image microseconds over passes} of net over xs."""
     res = {}
     with torch.inference_mode():
         for b in BATCHES:
@@ -102,8 +71,38 @@ def torch_qdynamic(x, passes):
                 t = (time.perf_counter() - t0) / (nb * b)
                 if p >= 0:
                     best = min(best, t)
-            res[("mlp", b)] = 1e6 * best
+            res[b] = 1e6 * best
     return res
+
+
+def torch_round(x, passes, models):
+    res = {}
+    for name in models:
+        net = (Cnn() if name == "cnn" else mlp()).eval()
+        xs = x if name == "cnn" else x.reshape(NIMG, 784)
+        for b, t in per_image_us(net, xs, passes).items():
+            res[(name, b)] = t
+    return res
+
+
+def torch_qdynamic(x, passes):
+    """The MLP under torch.quantization.quantize_dynamic (qint8 Linear)."""
+    engines = torch.backends.quantized.supported_engines
+    for e in ("qnnpack", "onednn", "fbgemm"):
+        if e in engines:
+            torch.backends.quantized.engine = e
+            break
+    net = torch.quantization.quantize_dynamic(mlp().eval(), {nn.Linear}, dtype=torch.qint8)
+    # qnnpack's dynamic linear writes a warning to stderr on every call
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        res = per_image_us(net, x.reshape(NIMG, 784), passes)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return {("mlp", b): t for b, t in res.items()}
 
 
 def nn_round(binary, threads, passes, which):
