@@ -6876,20 +6876,14 @@ static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, 
    A is broadcast 4 bytes at a time (signed), and the shift comes back out
    exactly: C = sum (b + 128) a - 128 sum_k a.  4 rows of A x 2 panels per
    block, the 16 lanes of an accumulator are 16 columns of C. */
-static NN__THREAD_LOCAL unsigned char *nn__s8_pack = NULL;
-static NN__THREAD_LOCAL size_t nn__s8_pack_cap = 0;
 static int nn__s8_gemm_packed(int M, int N, int K, const int8_t *A, int lda, const int8_t *B, int ldb,
                               int32_t *C, int ldc) {
     int K4 = (K + 3) / 4, NB = (N + 15) / 16, n, k, m0, nb, r;
     size_t need = (size_t)NB * K4 * 64 + 64;
     unsigned char *bp;
-    if (need > nn__s8_pack_cap) {
-        unsigned char *p = (unsigned char *)NN_REALLOC(nn__s8_pack, need);
-        if (!p) return 0; /* the unpacked path needs no memory */
-        nn__s8_pack = p;
-        nn__s8_pack_cap = need;
-    }
-    bp = nn__s8_pack;
+    /* the thread's GEMM packing buffer (nn_thread_cleanup frees it) */
+    bp = (unsigned char *)nn__gemm_buffer((need + sizeof(float) - 1) / sizeof(float));
+    if (!bp) return 0; /* the unpacked path needs no memory */
     memset(bp, 128, (size_t)NB * K4 * 64); /* padding: b = 0 */
     for (n = 0; n < N; n++) {
         const int8_t *src = B + (size_t)n * ldb;
