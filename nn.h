@@ -821,8 +821,9 @@ NNDEF nn_tensor *nn_param_get(nn_module *m, const char *name);
 /* Tell the library that parameters or buffers were written directly
    (through ->data or nn_data): drops every evaluation cache built from them
    (batch norm folded into a convolution, packed weights).  nn_step, nn_load,
-   nn_init_apply, nn_train_mode, nn_batchnorm_set and training-mode batch
-   norm do it themselves.  m may be NULL (every module's caches go). */
+   the initializers, nn_train_mode, nn_batchnorm_set, training-mode batch
+   norm and the library's other weight writers (pruning, snapshots, max-norm,
+   LSUV, Fixup) do it themselves.  m may be NULL (every module's caches go). */
 NNDEF void nn_module_changed(nn_module *m);
 /* Free m, its parameters and its children (each shared one with its last
    owner).  Freeing a module that is still another module's child is a
@@ -842,7 +843,9 @@ NNDEF void nn_module_free(nn_module *m);
 /* nn_sequential with the argument count: count arguments, the last NULL. */
 NNDEF nn_module *nn_sequential_n(int count, ...);
 /* y = x W^T + b, W [out,in], b [out], PyTorch's default init: both
-   U(-1/sqrt(in), 1/sqrt(in)) (torch.nn.Linear). */
+   U(-1/sqrt(in), 1/sqrt(in)) (torch.nn.Linear).  In evaluation mode with
+   gradients off it keeps a copy of W packed for the product (built at the
+   first such call, rebuilt after nn_module_changed). */
 NNDEF nn_module *nn_linear(int in_features, int out_features);
 /* nn_linear without the bias. */
 NNDEF nn_module *nn_linear_nobias(int in_features, int out_features);
@@ -4117,6 +4120,7 @@ typedef struct nn__gemm_job {
     const float *bias; /* or NULL: C[i][j] += bias[i] (a conv's bias) */
     const float *colbias; /* or NULL: C[i][j] += colbias[j] after the sum (a linear layer's) */
     int relu;        /* C = max(C, 0) after the sum (and the biases): a fused ReLU */
+    const float *bpre; /* or NULL: op(B) packed once by nn__gemm_wpack (no packing per call) */
 } nn__gemm_job;
 
 /* dst[0..n) = src[0..n) for the few floats of an image row (n <= NR). */
@@ -4330,8 +4334,11 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
             /* With one or two row panels B is read once or twice: packing it
                would cost more than it saves, so full panels are read in place
                (and only the ragged last one is packed). */
-            int direct = !g->transB && !g->bimg && m <= 2 * NN__GEMM_MR, full = nc / NN__GEMM_NR;
-            if (g->bimg) {
+            int direct = !g->transB && !g->bimg && !g->bpre && m <= 2 * NN__GEMM_MR;
+            int full = nc / NN__GEMM_NR;
+            if (g->bpre) {
+                /* packed once: panel p of the whole B is [K][NR] */
+            } else if (g->bimg) {
                 nn__gemm_pack_b_image(g, pc, kc, jc, nc, bpack);
             } else if (direct) {
                 if (full < n_panels)
@@ -4351,7 +4358,10 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
                 for (p = 0; p < n_panels; p++) {
                     const float *b = bpack + (size_t)p * kc * NN__GEMM_NR;
                     size_t bstep = NN__GEMM_NR;
-                    if (direct) {
+                    if (g->bpre) {
+                        b = g->bpre + ((size_t)(jc / NN__GEMM_NR + p) * (size_t)g->K + (size_t)pc) *
+                                          NN__GEMM_NR;
+                    } else if (direct) {
                         if (p < full) {
                             b = g->B + (size_t)pc * g->ldb + jc + p * NN__GEMM_NR;
                             bstep = (size_t)g->ldb;
@@ -4416,14 +4426,15 @@ static int nn__gemm_run(nn__gemm_job *g) {
     float *bpack;
     size_t slice;
     g->kc = nn__gemm_kc(g->K);
-    slice = nn__gemm_slice(g->kc, g->N);
+    slice = g->bpre ? 0 : nn__gemm_slice(g->kc, g->N); /* pre-packed B: no buffer */
 #ifdef NN__OMP_ON
     if ((double)g->M * g->N * g->K >= (double)NN__GEMM_MT_MIN && !omp_in_parallel()) {
         int nt = nn__team(1), pm, pn;
         nn__gemm_grid(g->M, g->N, g->K, nt, &pm, &pn);
         /* the buffer is sized for the planned team even when the call runs
            alone, so its size does not follow the machine's load */
-        if (pm * pn > 1 && (bpack = nn__gemm_buffer(slice * (size_t)(pm * pn))) != NULL) {
+        bpack = NULL;
+        if (pm * pn > 1 && (g->bpre || (bpack = nn__gemm_buffer(slice * (size_t)(pm * pn))) != NULL)) {
             int npm = (g->M + NN__GEMM_MR - 1) / NN__GEMM_MR;
             int npn = (g->N + NN__GEMM_NR - 1) / NN__GEMM_NR;
             double t0;
@@ -4440,7 +4451,7 @@ static int nn__gemm_run(nn__gemm_job *g) {
                     int i0 = (r * npm / pm) * NN__GEMM_MR, i1 = ((r + 1) * npm / pm) * NN__GEMM_MR;
                     int j0 = (c * npn / pn) * NN__GEMM_NR, j1 = ((c + 1) * npn / pn) * NN__GEMM_NR;
                     nn__gemm_block(g, i0, NN__MIN(i1, g->M) - i0, j0, NN__MIN(j1, g->N) - j0,
-                                   bpack + slice * (size_t)tid);
+                                   bpack ? bpack + slice * (size_t)tid : NULL);
                 } else if (tid == 0) { /* fewer threads than asked for */
                     nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
                 }
@@ -4450,8 +4461,8 @@ static int nn__gemm_run(nn__gemm_job *g) {
         }
     }
 #endif
-    bpack = nn__gemm_buffer(slice);
-    if (!bpack) return 0;
+    bpack = g->bpre ? NULL : nn__gemm_buffer(slice);
+    if (!bpack && !g->bpre) return 0;
     nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
     return 1;
 }
@@ -4784,6 +4795,196 @@ static int nn__gemm_small(int transA, int transB, int M, int N, int K, float alp
             }
     }
     return 1;
+}
+
+/* --- weights packed once (evaluation) ------------------------------------
+   A linear layer in evaluation mode with gradients off keeps its weight
+   W [N][K] packed in the blocked GEMM's B layout (nn__gemm_wpack): panel p,
+   the columns p NR.. of op(B) = W^T, as [K][NR] (zero past N), the panels
+   one after another.  nn__gemm_packed multiplies by it: above NN__GEMM_PK_M
+   rows the blocked GEMM reads its B panels from the pack instead of packing
+   them on every call (the same panels, so the same bits); up to it a
+   matrix-vector kernel streams the panels once, each NR-wide panel row as
+   two vectors times a broadcast element of each A row: no packing, no
+   horizontal sums, no thread team.  M = 1 takes four panels at a time
+   (eight independent sums over one A row).  It sums in the blocked GEMM's
+   order (its K blocks, k ascending in each), so a sample's output has the
+   same bits at every batch size. */
+
+/* Up to this many rows (and below the register block) the packed product
+   takes the matrix-vector kernel. */
+#define NN__GEMM_PK_M (NN__GEMM_MR - 1 < 8 ? NN__GEMM_MR - 1 : 8)
+
+/* Floats of a packed [N][K] weight: whole NR-column panels of K rows. */
+static size_t nn__gemm_wpack_size(int N, int K) {
+    return (size_t)((N + NN__GEMM_NR - 1) / NN__GEMM_NR) * (size_t)K * NN__GEMM_NR;
+}
+
+/* Pack W [N][K] (row stride K) into dst (nn__gemm_wpack_size floats,
+   64-byte aligned). */
+static void nn__gemm_wpack(const float *W, int N, int K, float *dst) {
+    int p, np = (N + NN__GEMM_NR - 1) / NN__GEMM_NR;
+    for (p = 0; p < np; p++)
+        nn__gemm_pack_bt(W, K, 0, K, p * NN__GEMM_NR, NN__MIN(NN__GEMM_NR, N - p * NN__GEMM_NR),
+                         dst + (size_t)p * (size_t)K * NN__GEMM_NR);
+}
+
+#if NN__GEMM_NR == 2 * NN__VL
+#define NN__REP2(X) X(0); X(1)
+#define NN__PK_DECL(i) nn__v s##i##a = nn__vset1(0.0f), s##i##b = s##i##a
+#define NN__PK_FMA(i)                   \
+    x = nn__vset1(a##i[k]);             \
+    s##i##a = nn__vfma(x, w0, s##i##a); \
+    s##i##b = nn__vfma(x, w1, s##i##b)
+#define NN__PK_PUT(i)                                \
+    nn__vstore(acc + (i) * NN__GEMM_NR, s##i##a); \
+    nn__vstore(acc + (i) * NN__GEMM_NR + NN__VL, s##i##b)
+#define NN__PK_BLOCK(ROWS)                                    \
+    {                                                         \
+        ROWS(NN__PK_DECL);                                    \
+        for (k = 0; k < K; k++) {                             \
+            const float *b = bp + (size_t)k * NN__GEMM_NR;    \
+            nn__v w0 = nn__vload(b), w1 = nn__vload(b + NN__VL), x; \
+            ROWS(NN__PK_FMA);                                 \
+        }                                                     \
+        ROWS(NN__PK_PUT);                                     \
+    }
+
+/* A rows a[0..7] (repeats past the last) times one packed panel bp over K:
+   acc[r * NR + t], for rows rounded up to 2, 4, 6 or 8. */
+static void nn__gemm_pk_rows(int rows, int K, const float *const *a, const float *bp, float *acc) {
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5],
+                *a6 = a[6], *a7 = a[7];
+    int k;
+    if (rows <= 2) NN__PK_BLOCK(NN__REP2)
+    else if (rows <= 4) NN__PK_BLOCK(NN__REP4)
+    else if (rows <= 6) NN__PK_BLOCK(NN__REP6)
+    else NN__PK_BLOCK(NN__REP8)
+}
+#undef NN__REP2
+#undef NN__PK_DECL
+#undef NN__PK_FMA
+#undef NN__PK_PUT
+#undef NN__PK_BLOCK
+
+/* One A row a times np <= 4 packed panels (bp, the next pstride floats on)
+   over K: acc[q * NR + t] for q < np; two sums per panel. */
+#define NN__PK1_DECL(q) nn__v s##q##a = nn__vset1(0.0f), s##q##b = s##q##a
+#define NN__PK1_FMA(q)                                                  \
+    s##q##a = nn__vfma(x, nn__vload(bp + q * pstride + o), s##q##a);    \
+    s##q##b = nn__vfma(x, nn__vload(bp + q * pstride + o + NN__VL), s##q##b)
+#define NN__PK1_PUT(q)                                \
+    nn__vstore(acc + q * NN__GEMM_NR, s##q##a); \
+    nn__vstore(acc + q * NN__GEMM_NR + NN__VL, s##q##b)
+#define NN__PK1_BLOCK(PANELS)                        \
+    {                                                \
+        PANELS(NN__PK1_DECL);                        \
+        for (k = 0; k < K; k++) {                    \
+            size_t o = (size_t)k * NN__GEMM_NR;      \
+            nn__v x = nn__vset1(a[k]);               \
+            PANELS(NN__PK1_FMA);                     \
+        }                                            \
+        PANELS(NN__PK1_PUT);                         \
+    }
+#define NN__PK1_1(X) X(0)
+#define NN__PK1_2(X) X(0); X(1)
+#define NN__PK1_3(X) X(0); X(1); X(2)
+#define NN__PK1_4(X) X(0); X(1); X(2); X(3)
+static void nn__gemm_pk_one(int np, int K, const float *a, const float *bp, size_t pstride,
+                            float *acc) {
+    int k;
+    if (np >= 4) NN__PK1_BLOCK(NN__PK1_4)
+    else if (np == 3) NN__PK1_BLOCK(NN__PK1_3)
+    else if (np == 2) NN__PK1_BLOCK(NN__PK1_2)
+    else NN__PK1_BLOCK(NN__PK1_1)
+}
+#undef NN__PK1_DECL
+#undef NN__PK1_FMA
+#undef NN__PK1_PUT
+#undef NN__PK1_BLOCK
+#undef NN__PK1_1
+#undef NN__PK1_2
+#undef NN__PK1_3
+#undef NN__PK1_4
+#else /* scalar: the same sums, k in order, lane by lane */
+static void nn__gemm_pk_rows(int rows, int K, const float *const *a, const float *bp, float *acc) {
+    int r, k, t;
+    for (r = 0; r < rows; r++) {
+        float s[NN__GEMM_NR];
+        for (t = 0; t < NN__GEMM_NR; t++) s[t] = 0.0f;
+        for (k = 0; k < K; k++) {
+            const float *b = bp + (size_t)k * NN__GEMM_NR;
+            float x = a[r][k];
+            for (t = 0; t < NN__GEMM_NR; t++) s[t] += x * b[t];
+        }
+        for (t = 0; t < NN__GEMM_NR; t++) acc[r * NN__GEMM_NR + t] = s[t];
+    }
+}
+static void nn__gemm_pk_one(int np, int K, const float *a, const float *bp, size_t pstride,
+                            float *acc) {
+    int q;
+    for (q = 0; q < np; q++) nn__gemm_pk_rows(1, K, &a, bp + (size_t)q * pstride, acc + q * NN__GEMM_NR);
+}
+#endif
+
+/* C [M][N] (row stride ldc) = A [M][K] (row stride lda) times op(B) packed
+   by nn__gemm_wpack, plus colbias[j] (or NULL), then ReLU when relu: a
+   linear layer with its bias and activation (alpha 1, beta 0). */
+static void nn__gemm_packed(int M, int N, int K, const float *A, int lda, const float *bp,
+                            float *C, int ldc, const float *colbias, int relu) {
+    size_t ps = (size_t)K * NN__GEMM_NR;
+    int np = (N + NN__GEMM_NR - 1) / NN__GEMM_NR, p, r, t, kc;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        nn__gemm_scale(M, N, 0.0f, C, ldc);
+        if (colbias || relu) nn__gemm_epilogue(C, ldc, M, N, colbias, relu);
+        return;
+    }
+    /* work big enough to share goes to the blocked GEMM's threads (the same
+       bits either way) */
+    if (M > NN__GEMM_PK_M || ((double)M * N * K >= (double)NN__GEMM_MT_MIN && nn__team(1) > 1)) {
+        nn__gemm_job g;
+        memset(&g, 0, sizeof g);
+        g.colbias = colbias;
+        g.relu = relu;
+        g.bpre = bp;
+        g.transB = 1;
+        g.M = M; g.N = N; g.K = K;
+        g.alpha = 1.0f;
+        g.A = A; g.C = C;
+        g.lda = lda; g.ldb = K; g.ldc = ldc;
+        (void)nn__gemm_run(&g); /* (needs no buffer with bpre: cannot fail) */
+        return;
+    }
+    kc = nn__gemm_kc(K);
+    for (p = 0; p < np; p += M == 1 ? 4 : 1) {
+        float acc[8 * NN__GEMM_NR], tot[8 * NN__GEMM_NR];
+        int nq = M == 1 ? NN__MIN(4, np - p) : 1, q, k0, n = (M == 1 ? nq : M) * NN__GEMM_NR;
+        /* by the blocked GEMM's K blocks, each summed from zero and added to
+           the total in order: the blocked GEMM's bits at every M */
+        for (k0 = 0; k0 < K; k0 += kc) {
+            int kn = NN__MIN(kc, K - k0);
+            const float *b = bp + (size_t)p * ps + (size_t)k0 * NN__GEMM_NR;
+            if (M == 1) {
+                nn__gemm_pk_one(nq, kn, A + k0, b, ps, k0 ? acc : tot);
+            } else {
+                const float *a[8];
+                for (r = 0; r < 8; r++) a[r] = A + (size_t)NN__MIN(r, M - 1) * lda + k0;
+                nn__gemm_pk_rows(M, kn, a, b, k0 ? acc : tot);
+            }
+            if (k0)
+                for (t = 0; t < n; t++) tot[t] += acc[t];
+        }
+        for (q = 0; q < nq; q++) {
+            int j0 = (p + q) * NN__GEMM_NR, nr = NN__MIN(NN__GEMM_NR, N - j0);
+            for (r = 0; r < M; r++) {
+                const float *s = tot + (size_t)(q + r) * NN__GEMM_NR; /* q or r is 0 */
+                float *c = C + (size_t)r * ldc + j0;
+                for (t = 0; t < nr; t++)
+                    c[t] = nn__gemm_small_out(s[t], 1.0f, 0.0f, c + t, colbias, j0 + t, relu);
+            }
+        }
+    }
 }
 
 /* e^x: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial
@@ -7128,6 +7329,14 @@ typedef struct nn__arena {
 #define NN__HEAD_BLOCK (64u << 10)
 #endif
 
+/* Live data above the data arena's bump pointer that allocations skip: a
+   no-grad nn_sequential's current activation (one per nesting level). */
+#define NN__HOLES 8
+typedef struct nn__hole {
+    nn__block *b;        /* the block holding it */
+    uintptr_t lo, hi;    /* its bytes (hi aligned) */
+} nn__hole;
+
 struct nn_graph {
     nn__arena mem;       /* tensor data, node records, scratch */
     nn__arena heads[2];  /* tensor headers of even and odd generations */
@@ -7136,6 +7345,8 @@ struct nn_graph {
     int grad_enabled;
     int anomaly;         /* check values and gradients for NaN/inf */
     unsigned gen;        /* generation: one more after each reset */
+    nn__hole holes[NN__HOLES]; /* a stack: innermost sequential last */
+    int nholes;
 };
 
 /* The calling thread's current graph (nn_current_graph). */
@@ -7160,6 +7371,7 @@ NNDEF void nn_graph_reset(nn_graph *g) {
     g->mem.cur = g->mem.first;
     g->mem.used = 0;
     g->tail = NULL;
+    g->nholes = 0;
     g->gen++;
     g->heads[g->gen & 1u].cur = g->heads[g->gen & 1u].first;
     g->heads[g->gen & 1u].used = 0;
@@ -7257,9 +7469,18 @@ static void *nn__arena_take(nn_graph *g, nn__arena *a, size_t size, size_t min_b
     }
 }
 
-/* Bytes from the graph's data arena. */
+/* Bytes from the graph's data arena, past any hole they would overlap. */
 static void *nn__arena_alloc(nn_graph *g, size_t size) {
-    return nn__arena_take(g, &g->mem, size, (size_t)NN_GRAPH_BLOCK);
+    for (;;) {
+        unsigned char *p = (unsigned char *)nn__arena_take(g, &g->mem, size, (size_t)NN_GRAPH_BLOCK);
+        uintptr_t q = (uintptr_t)p, e = q + NN__ALIGN_UP(size ? size : 1);
+        int i;
+        if (!p || !g->nholes) return p;
+        for (i = 0; i < g->nholes && !(q < g->holes[i].hi && e > g->holes[i].lo); i++) {}
+        if (i == g->nholes) return p;
+        /* (the hole is in the current block: the bump pointer goes past it) */
+        g->mem.used = (size_t)(g->holes[i].hi - ((uintptr_t)g->mem.cur + NN__BLOCK_HDR));
+    }
 }
 
 /* A tensor header for the graph's current generation. */
@@ -7333,10 +7554,12 @@ static int nn__graph_in(const nn_graph *g, const nn__gpos *from, const nn__gpos 
 }
 
 /* Give the data arena back down to position from: every tensor made since
-   from whose data lies above it, except keep, is marked released.  0 and
-   nothing done when one of them is a KEEP tensor.  Headers are all one
-   size, so a block before the current one holds cap / size of them. */
-static int nn__graph_release(nn_graph *g, const nn__gpos *from, const nn_tensor *keep) {
+   from whose data lies above it or in [xlo, xhi) (a hole), except keep, is
+   marked released.  0 and nothing done when one of them is a KEEP tensor.
+   Headers are all one size, so a block before the current one holds
+   cap / size of them. */
+static int nn__graph_release(nn_graph *g, const nn__gpos *from, const nn_tensor *keep,
+                             uintptr_t xlo, uintptr_t xhi) {
     const nn__arena *h = &g->heads[g->gen & 1u];
     const size_t hs = NN__ALIGN_UP(sizeof(nn_tensor));
     nn__gpos now = nn__graph_pos(g);
@@ -7348,7 +7571,9 @@ static int nn__graph_release(nn_graph *g, const nn__gpos *from, const nn_tensor 
             size_t end = b == h->cur ? h->used : b->cap / hs * hs;
             for (; off < end; off += hs) {
                 nn_tensor *t = (nn_tensor *)(void *)((unsigned char *)b + NN__BLOCK_HDR + off);
-                if (t == keep || !nn__graph_in(g, from, &now, t->data)) continue;
+                if (t == keep || (!nn__graph_in(g, from, &now, t->data) &&
+                                  !((uintptr_t)t->data >= xlo && (uintptr_t)t->data < xhi)))
+                    continue;
                 if (!pass && (t->flags & NN__TENSOR_KEEP)) return 0;
                 t->flags |= pass ? NN__TENSOR_RELEASED : 0u;
             }
@@ -8192,8 +8417,11 @@ static void nn__linear_backward(nn__node *n) {
 }
 
 /* nn_linear_op, and with relu y = max(x W^T + b, 0) in the product's
-   write-back (only with gradients off: the node would not know the ReLU). */
-static nn_tensor *nn__linear_ep(nn_tensor *x, nn_tensor *w, nn_tensor *b, int relu) {
+   write-back (only with gradients off: the node would not know the ReLU).
+   wpack (or NULL): w packed by nn__gemm_wpack, used when no node is
+   recorded (a module in evaluation mode keeps it). */
+static nn_tensor *nn__linear_ep(nn_tensor *x, nn_tensor *w, nn_tensor *b, int relu,
+                                const float *wpack) {
     nn_tensor *in[3], *out;
     nn_shape s;
     int rows, out_f, in_f;
@@ -8219,14 +8447,18 @@ static nn_tensor *nn__linear_ep(nn_tensor *x, nn_tensor *w, nn_tensor *b, int re
     if (!nn__sgemm_check("nn_linear_op", 0, 1, rows, out_f, in_f, x->data, in_f, w->data, in_f,
                          out->data, out_f))
         return NULL;
-    nn__sgemm_ep(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f, out->data,
-                 out_f, b ? b->data : NULL, relu && !out->node);
+    if (wpack && !out->node)
+        nn__gemm_packed(rows, out_f, in_f, x->data, in_f, wpack, out->data, out_f,
+                        b ? b->data : NULL, relu);
+    else
+        nn__sgemm_ep(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f, out->data,
+                     out_f, b ? b->data : NULL, relu && !out->node);
     if (relu && out->node) return nn_relu_op(out);
     return out;
 }
 
 NNDEF nn_tensor *nn_linear_op(nn_tensor *x, nn_tensor *w, nn_tensor *b) {
-    return nn__linear_ep(x, w, b, 0);
+    return nn__linear_ep(x, w, b, 0, NULL);
 }
 
 /* --- shape ops --- */
@@ -10121,11 +10353,16 @@ NNDEF void nn_module_free(nn_module *m) {
 
 /* Memory reuse of nn_sequential's forward with gradients off: once a child's
    output y exists, the child's scratch and its input (when this sequential
-   made it: never the caller's) go back to the arena and y moves down over
-   them, so a forward holds about two layers' activations.  Nothing is given
-   back while a forward hook is installed (a hook may keep what it sees),
-   when a node was recorded, or when a KEEP tensor lies in the memory; the
-   tensors whose memory went back are marked released. */
+   made it: never the caller's) go back to the arena, and y stays where the
+   child made it as a hole the next allocations skip (nn__hole): the next
+   child's output lands below y when it fits there, above it otherwise, so
+   the activations take two regions in turn and none is copied.  A forward
+   holds about two layers' activations.  At the end the output moves down to
+   where this sequential's memory began (one copy, usually of the logits),
+   so the arena is compact again for the caller.  Nothing is given back
+   while a forward hook is installed (a hook may keep what it sees), when a
+   node was recorded, or when a KEEP tensor lies in the memory; the tensors
+   whose memory went back are marked released. */
 typedef struct nn__seqmem {
     nn_graph *g;        /* NULL: no reuse for this child */
     nn__gpos base;      /* where the memory of own begins */
@@ -10133,14 +10370,66 @@ typedef struct nn__seqmem {
     nn_tensor *own;     /* the current input, when this sequential made it */
     nn__node *tail;     /* the graph's tape before the child */
     unsigned gen;
+    nn_graph *hg;       /* the graph of own's hole, when it has one */
+    int hole;           /* own's slot in hg->holes, or -1 */
+    unsigned hgen;      /* hg's generation when the hole was opened */
 } nn__seqmem;
+
+/* Close own's hole (own's memory was given back, or is about to move). */
+static void nn__seqmem_pop(nn__seqmem *s) {
+    if (s->hole >= 0 && s->hg->gen == s->hgen) {
+        NN_ASSERT(s->hole == s->hg->nholes - 1);
+        s->hg->nholes = s->hole;
+    }
+    s->hole = -1;
+}
+
+/* Stop reusing: own stays where it is as plain arena memory (the bump
+   pointer goes past it) and its hole closes. */
+static void nn__seqmem_drop(nn__seqmem *s) {
+    if (s->hole >= 0 && s->hg->gen == s->hgen) {
+        nn__arena *a = &s->hg->mem;
+        const nn__hole *h = &s->hg->holes[s->hole];
+        size_t end = (size_t)(h->hi - ((uintptr_t)h->b + NN__BLOCK_HDR));
+        nn__block *b;
+        if (a->cur == h->b) {
+            if (a->used < end) a->used = end;
+        } else {
+            for (b = a->cur ? a->cur->next : NULL; b && b != h->b; b = b->next) {}
+            if (b) a->cur = b, a->used = end; /* (else the bump pointer is past it) */
+        }
+    }
+    nn__seqmem_pop(s);
+    s->own = NULL;
+}
+
+/* Open (or move) own's hole over y's memory, which lies past from.  0
+   when the stack of holes is full. */
+static int nn__seqmem_hole(nn__seqmem *s, nn_graph *g, const nn__gpos *from, const nn_tensor *y) {
+    nn__block *b = from->mb ? from->mb : g->mem.first;
+    uintptr_t q = (uintptr_t)y->data;
+    nn__hole *h;
+    if (s->hole < 0) {
+        if (g->nholes == NN__HOLES) return 0;
+        s->hole = g->nholes++;
+        s->hg = g;
+        s->hgen = g->gen;
+    }
+    for (; b->next && !(q >= (uintptr_t)b + NN__BLOCK_HDR && q < (uintptr_t)b + NN__BLOCK_HDR + b->cap);
+         b = b->next) {}
+    h = &g->holes[s->hole];
+    h->b = b;
+    h->lo = q;
+    h->hi = q + NN__ALIGN_UP(nn__tensor_nbytes(y));
+    return 1;
+}
 
 /* Before a child runs on x. */
 static void nn__seqmem_mark(nn__seqmem *s, nn_tensor *x) {
     nn_graph *g = x->graph ? x->graph : nn__cur_graph;
     s->g = g && !g->grad_enabled && !nn__fwd_hook ? g : NULL;
-    if (!s->g) {
-        s->own = NULL;
+    if (!s->g || (s->hole >= 0 && s->hg != g)) {
+        nn__seqmem_drop(s);
         return;
     }
     s->mark = nn__graph_pos(g);
@@ -10150,45 +10439,77 @@ static void nn__seqmem_mark(nn__seqmem *s, nn_tensor *x) {
 }
 
 /* After the child made y (NULL after a misuse): give back what is dead and
-   return y, perhaps moved. */
+   return y (in place). */
 static nn_tensor *nn__seqmem_keep(nn__seqmem *s, nn_tensor *y) {
     nn_graph *g = s->g;
     nn__gpos now;
-    size_t bytes;
-    void *dest;
+    uintptr_t lo = 0, hi = 0, q;
     if (!g || !y || g->grad_enabled || nn__fwd_hook || g->tail != s->tail || g->gen != s->gen ||
         y->graph != g || y->gen != g->gen || y->node || y->grad || (y->flags & NN__TENSOR_KEEP)) {
-        s->own = NULL;
+        nn__seqmem_drop(s);
         return y;
     }
+    if (s->hole >= 0) lo = g->holes[s->hole].lo, hi = g->holes[s->hole].hi;
     now = nn__graph_pos(g);
-    if (s->own && nn__graph_in(g, &s->base, &s->mark, y->data)) {
+    q = (uintptr_t)y->data;
+    if (s->own && (s->hole >= 0 ? q >= lo && q < hi : nn__graph_in(g, &s->base, &s->mark, y->data))) {
         /* y views the input (or is it): the child's scratch goes */
-        s->own = nn__graph_release(g, &s->mark, y) ? y : NULL;
+        if (nn__graph_release(g, &s->mark, y, 0, 0)) s->own = y;
+        else nn__seqmem_drop(s);
         return y;
     }
     if (!nn__graph_in(g, &s->mark, &now, y->data)) {
         /* y is older memory (a view of the caller's input, say) */
-        nn__graph_release(g, &s->base, y);
-        s->own = NULL;
+        if (nn__graph_release(g, &s->base, y, lo, hi)) {
+            nn__seqmem_pop(s);
+            s->own = NULL;
+        } else {
+            nn__seqmem_drop(s);
+        }
         return y;
     }
-    if (!nn__graph_release(g, &s->base, y)) {
-        s->own = NULL;
+    if (!nn__graph_release(g, &s->base, y, lo, hi)) {
+        nn__seqmem_drop(s);
         return y;
     }
-    /* The bump pointer walks back up to y's own block at worst: no malloc. */
-    bytes = nn__tensor_nbytes(y);
-    dest = nn__arena_alloc(g, bytes);
-    NN_ASSERT(dest != NULL);
-    if (dest != (void *)y->data) memmove(dest, y->data, bytes);
-    y->data = (float *)dest;
+    /* y stays put; the bump pointer is back at base */
+    if (!nn__seqmem_hole(s, g, &s->base, y)) {
+        /* no hole left (nested too deep): y moves down over the freed
+           memory instead; the bump pointer walks back up to y's own block
+           at worst: no malloc */
+        size_t bytes = nn__tensor_nbytes(y);
+        void *dest = nn__arena_alloc(g, bytes);
+        NN_ASSERT(dest != NULL);
+        if (dest != (void *)y->data) memmove(dest, y->data, bytes);
+        y->data = (float *)dest;
+    }
     y->flags &= ~NN_TENSOR_VIEW;
     s->own = y;
     /* the headers before this child's are marked: the next walk starts here */
     s->base.hb = s->mark.hb;
     s->base.hu = s->mark.hu;
     return y;
+}
+
+/* After the last child: the output x, when it is own's hole, moves down to
+   the bump pointer (where this sequential's memory began); any other hole
+   is dropped. */
+static nn_tensor *nn__seqmem_end(nn__seqmem *s, nn_tensor *x) {
+    if (s->hole < 0) return x;
+    if (x && x == s->own && !(x->flags & NN_TENSOR_VIEW) && s->g && s->hg == s->g &&
+        s->hg->gen == s->hgen && (uintptr_t)x->data == s->hg->holes[s->hole].lo) {
+        size_t bytes = nn__tensor_nbytes(x);
+        void *dest;
+        nn__seqmem_pop(s);
+        dest = nn__arena_alloc(s->g, bytes); /* at or below x: no malloc */
+        NN_ASSERT(dest != NULL);
+        if (dest != (void *)x->data) memmove(dest, x->data, bytes);
+        x->data = (float *)dest;
+        s->own = NULL;
+        return x;
+    }
+    nn__seqmem_drop(s);
+    return x;
 }
 
 static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
@@ -10199,6 +10520,8 @@ static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
        Conv2d->BatchNorm2d->ReLU): one write-back instead of a pass each. */
     int fuse = x && x->graph && !x->graph->grad_enabled && !nn__fwd_hook;
     s.own = NULL;
+    s.hole = -1;
+    s.hg = NULL;
     for (i = 0; i < m->nchildren && x; i++) {
         nn_module *c = m->children[i];
         nn_tensor *y = NULL;
@@ -10217,7 +10540,7 @@ static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
         }
         x = nn__seqmem_keep(&s, nn_forward(c, x));
     }
-    return x;
+    return nn__seqmem_end(&s, x);
 }
 
 #define NN__SEQ_MAX 64
@@ -10290,15 +10613,53 @@ static nn_module *nn__module_with_state(const char *type, nn_forward_fn fwd, siz
 
 typedef struct nn__linear_state {
     nn_tensor *weight, *bias;   /* bias NULL for nn_linear_nobias */
+    /* in evaluation mode with gradients off: the weight packed for the
+       product (nn__gemm_wpack) from the data at src, at parameter
+       generation gen (0: none), kept until a parameter changes */
+    float *wpack;
+    size_t wcap;
+    const float *src;
+    unsigned long gen;
 } nn__linear_state;
 /* A module with one number as its option (dropout p, leaky slope, ELU alpha). */
 typedef struct nn__scalar_state {
     float value;
 } nn__scalar_state;
 
+static void nn__linear_destroy(nn_module *m) {
+    nn__linear_state *st = (nn__linear_state *)m->user;
+    if (st) nn__free_floats(st->wpack);
+    nn__free(st);
+}
+
+/* The packed weight when it may be used (evaluation mode, gradients off on
+   x's graph, a persistent float weight): packed at the first such call and
+   again after a parameter changes; NULL otherwise or out of memory. */
+static const float *nn__linear_wpack(nn_module *m, const nn_tensor *x) {
+    nn__linear_state *st = (nn__linear_state *)m->user;
+    const nn_tensor *w = st->weight;
+    size_t need;
+    if (m->training || !x || !x->graph || x->graph->grad_enabled || !w || w->graph ||
+        w->ndim != 2 || (w->flags & NN_TENSOR_INT8) || w->shape[0] < 1 || w->shape[1] < 1)
+        return NULL;
+    if (st->gen == nn__param_gen && st->src == w->data) return st->wpack;
+    need = nn__gemm_wpack_size(w->shape[0], w->shape[1]);
+    st->gen = 0;
+    if (st->wcap < need) {
+        nn__free_floats(st->wpack);
+        st->wcap = 0;
+        if (!(st->wpack = nn__alloc_floats(need, 0))) return NULL;
+        st->wcap = need;
+    }
+    nn__gemm_wpack(w->data, w->shape[0], w->shape[1], st->wpack);
+    st->src = w->data;
+    st->gen = nn__param_gen;
+    return st->wpack;
+}
+
 static nn_tensor *nn__linear_forward(nn_module *m, nn_tensor *x) {
     const nn__linear_state *st = (const nn__linear_state *)m->user;
-    return nn_linear_op(x, st->weight, st->bias);
+    return nn__linear_ep(x, st->weight, st->bias, 0, nn__linear_wpack(m, x));
 }
 
 static nn_tensor *nn__relu_forward(nn_module *m, nn_tensor *x);
@@ -10306,8 +10667,10 @@ static nn_tensor *nn__relu_forward(nn_module *m, nn_tensor *x);
 static int nn__linear_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x,
                            nn_tensor **y) {
     const nn__linear_state *st = (const nn__linear_state *)m->user;
-    if (nnext < 1 || next[0]->forward != nn__relu_forward) return 0;
-    *y = nn__linear_ep(x, st->weight, st->bias, 1);
+    /* (a weight-norm wrapper replaced the forward and m->user: not fused) */
+    if (m->forward != nn__linear_forward || nnext < 1 || next[0]->forward != nn__relu_forward)
+        return 0;
+    *y = nn__linear_ep(x, st->weight, st->bias, 1, nn__linear_wpack(m, x));
     return 1;
 }
 
@@ -10322,6 +10685,7 @@ static nn_module *nn__linear_make(int in_f, int out_f, int bias) {
         return NULL;
     }
     if (!(m = nn__module_with_state("Linear", nn__linear_forward, sizeof(nn__linear_state)))) return NULL;
+    m->destroy = nn__linear_destroy;
     m->fuse = nn__linear_fuse;
     st = (nn__linear_state *)m->user;
     /* torch.nn.Linear: kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(in). */
@@ -10838,10 +11202,14 @@ static int nn__conv_fold(nn__conv_state *st, nn__conv_cache *c, nn_module *bn) {
 static int nn__conv_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x,
                          nn_tensor **y) {
     nn__conv_state *st = (nn__conv_state *)m->user;
-    nn__conv_cache *c = nn__conv_cache_of(m, x);
-    nn_tensor *w = st->weight, *b = st->bias;
+    nn__conv_cache *c;
+    nn_tensor *w, *b;
     int used = 0, relu = 0;
-    if (st->transposed || st->dims != 2) return 0;
+    /* (a weight-norm wrapper replaced the forward and m->user: not fused) */
+    if (m->forward != nn__conv_forward || st->transposed || st->dims != 2) return 0;
+    c = nn__conv_cache_of(m, x);
+    w = st->weight;
+    b = st->bias;
     if (c && nnext > 0 && next[0]->chan_affine && !next[0]->training && nn__conv_fold(st, c, next[0])) {
         w = c->fw;
         b = c->fb;
@@ -15160,6 +15528,7 @@ NNDEF void nn_max_norm(nn_tensor *w, float c) {
             for (i = 0; i < len; i++) row[i] *= s;
         }
     }
+    if (!w->graph) nn__params_changed();
 }
 
 /* --- mixup and CutMix --- */
@@ -15338,6 +15707,7 @@ static int nn__init_ok(const nn_tensor *t, const char *fn) {
         nn__misuse("%s: %s holds int64 values (a counter buffer), not floats", fn, nn__ts(t));
         return 0;
     }
+    if (!t->graph) nn__params_changed(); /* a parameter, perhaps: evaluation caches go */
     return 1;
 }
 
@@ -15886,6 +16256,7 @@ NNDEF int nn_lsuv(nn_module *m, nn_tensor *batch, nn_lsuv_opts opts, nn_rng *rng
             for (k = 0; k < w->numel; k++) w->data[k] = (float)((double)w->data[k] * s);
             if (opts.zero_mean && b)
                 for (k = 0; k < b->numel; k++) b->data[k] = (float)(((double)b->data[k] - cap.mean) * s);
+            nn__params_changed();
             res.scale = (float)((double)res.scale * s);
             it++;
         }
@@ -15954,6 +16325,7 @@ NNDEF nn_status nn_fixup(nn_module *m, const nn_fixup_branch *branches, int n,
             }
             if (!nn_init_kaiming_normal(w, he, rng)) return NN_ERR_ARG;
             for (k = 0; k < w->numel; k++) w->data[k] *= f;
+            nn__params_changed();
         }
         for (j = 0; j < br->nbiases; j++) nn_init_zeros(nn_param_get(m, br->biases[j]));
         if (br->scale) nn_init_ones(nn_param_get(m, br->scale));
@@ -22948,6 +23320,7 @@ static size_t nn__snapshot_copy(nn_module *m, unsigned char *buf, int to_module)
     c.off = 0;
     c.to_module = to_module;
     if (!m) return 0;
+    if (to_module) nn__params_changed();
     nn__each_tensor(m, 0, nn__copy_tensor, &c);
     nn__each_tensor(m, 1, nn__copy_tensor, &c);
     return c.off;
@@ -24475,6 +24848,7 @@ NNDEF void nn_prune_apply(nn_pruner *p) {
         for (j = 0; j < p->w[i]->numel; j++)
             if (mk[j] == 0.0f) w[j] = 0.0f;
     }
+    nn__params_changed();
 }
 
 static void nn__prune_hook(nn_optim *o, void *user) {
@@ -25382,6 +25756,7 @@ NNDEF int nn_sanity_check(nn_module *m, const nn_tensor *x, const int *labels, n
             nn_tensor *t = i < np ? ps[i].tensor : bs[i - np].tensor;
             memcpy(t->data, save[i], t->numel * ((t->flags & NN_TENSOR_INT64) ? 8u : 4u));
         }
+        nn__params_changed();
     }
 
     /* 3. Gradient check on (at most) two samples, in evaluation mode. */
@@ -25413,14 +25788,17 @@ NNDEF int nn_sanity_check(nn_module *m, const nn_tensor *x, const int *labels, n
                 double num, ana = gr ? (double)gr[e] : 0.0, err;
                 int had = nn_set_grad_enabled(g, 0);
                 t->data[e] = keep + h;
+                nn__params_changed(); /* (evaluation caches: packed weights) */
                 nn_graph_reset(g);
                 lp = nn_item(nn__sanity_loss(nn_forward(m, nn__sanity_batch(g, x, rows)), labels,
                                              opts.targets, &opts, rows));
                 t->data[e] = keep - h;
+                nn__params_changed();
                 nn_graph_reset(g);
                 lm = nn_item(nn__sanity_loss(nn_forward(m, nn__sanity_batch(g, x, rows)), labels,
                                              opts.targets, &opts, rows));
                 t->data[e] = keep;
+                nn__params_changed();
                 nn_set_grad_enabled(g, had);
                 num = ((double)lp - (double)lm) / (2.0 * (double)h);
                 err = fabs(num - ana) / (fabs(num) + fabs(ana) > 1e-3 ? fabs(num) + fabs(ana) : 1e-3);
@@ -25459,6 +25837,7 @@ NNDEF int nn_sanity_check(nn_module *m, const nn_tensor *x, const int *labels, n
         memcpy(t->data, save[i], t->numel * ((t->flags & NN_TENSOR_INT64) ? 8u : 4u));
         nn__free(save[i]);
     }
+    nn__params_changed();
     nn__free(save);
     nn__train_restore(m);
     nn_graph_free(g);

@@ -241,7 +241,7 @@ static void check_fused_eval(void) {
 }
 
 /* Inference in evaluation mode with gradients off, where nn_sequential gives
-   each layer's input back to the arena and moves the output down: batch 1
+   each layer's input back to the arena and keeps the output in place: batch 1
    and 16 of a small CNN (with a nested sequential) make no allocation per
    call once the arena has grown. */
 static void check_eval_inference(void) {

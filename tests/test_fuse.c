@@ -106,6 +106,19 @@ static void test_pairs(void) {
     /* in training mode batch norm is not folded (batch statistics) */
     nn_train_mode(cbn2, 1);
     NN_TEST_CHECK(compare(cbn2, g, NN_SHAPE(1, 2, 5, 5)) < 1e-6, "Conv2d->BN in training mode");
+    /* weight-normed layers (their forward computes the weight): never fused
+       with the weight they do not use */
+    {
+        nn_module *wl = nn_sequential(nn_weight_norm(nn_linear(6, 5), "weight", 0), nn_relu(), NULL);
+        nn_module *wc = nn_sequential(nn_weight_norm(nn_conv2d(2, 3, conv_opts(3, 1)), "weight", 0),
+                                      nn_relu(), NULL);
+        nn_train_mode(wl, 0);
+        nn_train_mode(wc, 0);
+        NN_TEST_CHECK(compare(wl, g, NN_SHAPE(1, 6)) == 0.0, "weight-normed Linear->ReLU");
+        NN_TEST_CHECK(compare(wc, g, NN_SHAPE(1, 2, 5, 5)) == 0.0, "weight-normed Conv2d->ReLU");
+        nn_module_free(wl);
+        nn_module_free(wc);
+    }
     nn_module_free(mlp);
     nn_module_free(c1);
     nn_module_free(c2);

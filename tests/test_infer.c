@@ -4,7 +4,9 @@
    and other, alpha 1 and not; nn_linear_op with its bias fused into the
    write-back against the product plus a separate bias pass; and a model's
    batch-1 outputs in eval mode with gradients off against the same rows of
-   one batch-64 forward (the blocked path). */
+   one batch-64 forward (the blocked path); linear modules in eval mode (the
+   weight packed once) at M = 1..16 against nn_sgemm_ref, bitwise across
+   batch sizes, and their pack following every weight change. */
 #ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
 #endif
@@ -130,10 +132,123 @@ static void test_model_batch1(void) {
     nn_graph_free(g);
 }
 
+/* y [M][N] against x W^T + b from nn_sgemm_ref (then ReLU when relu):
+   the worst difference over the K-scaled bound (> 1: out of bound). */
+static double linear_err(const nn_tensor *y, const float *x, const nn_tensor *w, const nn_tensor *b,
+                         int M, int relu) {
+    int N = w->shape[0], K = w->shape[1], i;
+    float *ref = (float *)malloc(sizeof(float) * (size_t)M * N);
+    double worst = 0.0, tol = 1e-6 * K + 1e-6;
+    nn_sgemm_ref(0, 1, M, N, K, 1.0f, x, K, w->data, K, 0.0f, ref, N);
+    for (i = 0; i < M * N; i++) {
+        float r = ref[i] + b->data[i % N];
+        double d = fabs((double)y->data[i] - (double)(relu && r < 0.0f ? 0.0f : r)) / tol;
+        if (!(d <= worst)) worst = d;
+    }
+    free(ref);
+    return worst;
+}
+
+/* Linear layers in evaluation mode with gradients off, where the module
+   keeps its weight packed (the matrix-vector kernel below the register
+   block, the blocked GEMM reading the pack above): M = 1..16, odd N and K,
+   alone (bias in the write-back) and as Linear->ReLU (fused), against
+   nn_sgemm_ref; every batch size gives a row the same bits (the packed
+   kernel sums in the blocked GEMM's order); and the pack follows the
+   weights: a write declared with nn_module_changed, an SGD step, nn_load. */
+static void test_packed_linear(void) {
+    static const int Ns[] = {1, 3, 33, 70}, Ks[] = {1, 7, 31, 129};
+    nn_graph *g = nn_graph_new();
+    int ni, ki, M, bad = 0, unequal = 0;
+    double worst = 0.0;
+    for (ni = 0; ni < 4; ni++)
+        for (ki = 0; ki < 4; ki++) {
+            int N = Ns[ni], K = Ks[ki];
+            nn_module *seq = nn_sequential(nn_linear(K, N), nn_relu(), NULL);
+            nn_tensor *w = nn_param_get(seq, "0.weight"), *b = nn_param_get(seq, "0.bias");
+            float *xv = fill((size_t)16 * K), *full = (float *)malloc(sizeof(float) * 16 * (size_t)N);
+            nn_train_mode(seq, 0);
+            nn_set_grad_enabled(g, 0);
+            for (M = 16; M >= 1; M--) {
+                nn_tensor *y, *yr;
+                double e;
+                nn_graph_reset(g);
+                y = nn_forward(seq->children[0], nn_tensor_from(g, xv, NN_SHAPE(M, K)));
+                yr = nn_forward(seq, nn_tensor_from(g, xv, NN_SHAPE(M, K)));
+                e = linear_err(y, xv, w, b, M, 0);
+                if (linear_err(yr, xv, w, b, M, 1) > e) e = linear_err(yr, xv, w, b, M, 1);
+                if (e > worst) worst = e;
+                if (e > 1.0 && bad++ < 3)
+                    NN_TEST_CHECK(0, "eval linear M %d N %d K %d: %g of the bound", M, N, K, e);
+                if (M == 16) memcpy(full, y->data, sizeof(float) * 16 * (size_t)N);
+                else if (memcmp(full, y->data, sizeof(float) * (size_t)M * N) != 0) unequal++;
+            }
+            free(xv);
+            free(full);
+            nn_module_free(seq);
+        }
+    NN_TEST_CHECK(bad == 0, "eval linear at M = 1..16 against nn_sgemm_ref (worst %g of the bound)",
+                  worst);
+    NN_TEST_CHECK(unequal == 0, "eval linear: %d batch sizes gave a row other bits than batch 16",
+                  unequal);
+    /* The pack follows the weights. */
+    {
+        nn_module *net = nn_linear(29, 40);
+        nn_tensor *w = nn_param_get(net, "weight"), *b = nn_param_get(net, "bias"), *y;
+        float *xv = fill(3 * 29);
+        nn_sgd_opts so;
+        nn_optim *opt;
+        nn_save_opts sv;
+        nn_load_opts lo;
+        void *buf = NULL;
+        size_t size = 0;
+        memset(&sv, 0, sizeof sv);
+        memset(&lo, 0, sizeof lo);
+        memset(&so, 0, sizeof so);
+        so.lr = 0.1f;
+        nn_save_mem(net, sv, &buf, &size);
+        nn_train_mode(net, 0);
+        for (M = 1; M <= 3; M += 2) {
+            nn_set_grad_enabled(g, 0);
+            nn_graph_reset(g);
+            y = nn_forward(net, nn_tensor_from(g, xv, NN_SHAPE(M, 29)));
+            NN_TEST_CHECK(linear_err(y, xv, w, b, M, 0) <= 1.0, "M %d: packed at first", M);
+            w->data[5] += 1.0f;
+            nn_module_changed(net);
+            nn_graph_reset(g);
+            y = nn_forward(net, nn_tensor_from(g, xv, NN_SHAPE(M, 29)));
+            NN_TEST_CHECK(linear_err(y, xv, w, b, M, 0) <= 1.0, "M %d: nn_module_changed is seen", M);
+            opt = nn_sgd(net, so);
+            nn_set_grad_enabled(g, 1);
+            nn_graph_reset(g);
+            y = nn_forward(net, nn_tensor_from(g, xv, NN_SHAPE(M, 29)));
+            nn_zero_grad(opt);
+            nn_backward(nn_sum(nn_mul(y, y)));
+            nn_step(opt);
+            nn_optim_free(opt);
+            nn_set_grad_enabled(g, 0);
+            nn_graph_reset(g);
+            y = nn_forward(net, nn_tensor_from(g, xv, NN_SHAPE(M, 29)));
+            NN_TEST_CHECK(linear_err(y, xv, w, b, M, 0) <= 1.0, "M %d: an SGD step is seen", M);
+            NN_TEST_CHECK(nn_load_mem(net, buf, size, lo) == NN_OK, "loaded");
+            w = nn_param_get(net, "weight");
+            b = nn_param_get(net, "bias");
+            nn_graph_reset(g);
+            y = nn_forward(net, nn_tensor_from(g, xv, NN_SHAPE(M, 29)));
+            NN_TEST_CHECK(linear_err(y, xv, w, b, M, 0) <= 1.0, "M %d: nn_load is seen", M);
+        }
+        nn_free(buf);
+        free(xv);
+        nn_module_free(net);
+    }
+    nn_graph_free(g);
+}
+
 int main(void) {
     nn_seed(7);
     test_small_gemm();
     test_linear_fused();
     test_model_batch1();
+    test_packed_linear();
     return nn_test_summary("test_infer");
 }

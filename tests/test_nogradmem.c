@@ -219,10 +219,48 @@ static void check_structures(void) {
     nn_graph_free(g);
 }
 
+/* Widths that grow and shrink (the next output lands below the current one
+   when it fits there, above it otherwise) and sequentials nested deeper
+   than the stack of holes (the innermost ones move their outputs down
+   instead): bitwise equal to the children by hand, the caller's input
+   untouched, and the arena the same size call after call. */
+static void check_pingpong(void) {
+    nn_graph *g = nn_graph_new();
+    nn_module *zig, *deep, *net;
+    nn_tensor *x0 = nn_randn(NULL, NN_SHAPE(33, 9)), *x, *y;
+    size_t before = 0;
+    int d, k;
+    nn_seed(3);
+    zig = nn_sequential(nn_linear(9, 300), nn_tanh(), nn_linear(300, 20), nn_tanh(),
+                        nn_linear(20, 500), nn_relu(), nn_linear(500, 7), NULL);
+    deep = nn_sequential(nn_linear(7, 7), NULL);
+    for (d = 0; d < 11; d++)
+        deep = nn_sequential(nn_linear(7, 40 + d), nn_tanh(), nn_linear(40 + d, 7), deep, NULL);
+    net = nn_sequential(zig, deep, nn_tanh(), NULL);
+    nn_train_mode(net, 0);
+    nn_set_grad_enabled(g, 0);
+    for (k = 0; k < 5; k++) {
+        if (k == 2) before = nn_graph_capacity(g);
+        nn_graph_reset(g);
+        x = nn_tensor_from(g, x0->data, nn_shape_of(x0));
+        y = nn_forward(net, x);
+        NN_TEST_CHECK(same_bits(y, by_hand(net, x)), "call %d: alternating widths, nested 12 deep: "
+                      "equals the children by hand", k);
+        NN_TEST_CHECK(memcmp(x->data, x0->data, x0->numel * sizeof(float)) == 0,
+                      "call %d: the caller's input is untouched", k);
+    }
+    NN_TEST_CHECK(nn_graph_capacity(g) == before, "the arena stays at %zu bytes (now %zu)", before,
+                  nn_graph_capacity(g));
+    nn_tensor_free(x0);
+    nn_module_free(net);
+    nn_graph_free(g);
+}
+
 int main(void) {
     nn_seed(1);
     check_cnn();
     check_stale();
     check_structures();
+    check_pingpong();
     return nn_test_summary("test_nogradmem");
 }
