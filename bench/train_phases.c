@@ -7,7 +7,8 @@
    (about 2 at 2 threads) from one that runs alone or waits (about 1).
    Build and run:
      gcc -O3 -march=native -fopenmp -I. bench/train_phases.c -o build/train_phases -lm
-     ./build/train_phases [threads] [epochs] [mlp|cnn] */
+     ./build/train_phases [threads] [epochs] [mlp|cnn] [adaptive]
+   (adaptive 0: a fixed team whatever the load, nn_set_adaptive_threads(0)) */
 #define NN_IMPLEMENTATION
 #include "nn.h"
 #include <stdio.h>
@@ -50,6 +51,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     nn_set_threads(threads);
+    if (argc > 4) nn_set_adaptive_threads(atoi(argv[4]));
     nn_seed(1);
     lo.batch_size = 128;
     lo.shuffle = 1;
