@@ -424,7 +424,8 @@ struct nn_tensor {
 #define NN_TENSOR_INT64 8u        /* data holds numel int64_t (8 bytes each;
                                      cast to int64_t *), never enters float ops */
 #define NN_TENSOR_HAS_GRAD 16u    /* persistent: grad holds a gradient accumulated
-                                     since the last nn_zero_grad */
+                                     since the last nn_zero_grad (without it the
+                                     buffer's contents are stale) */
 #define NN_TENSOR_INT8 32u        /* data holds numel int8_t (nn_quantize's weights;
                                      the allocation keeps numel floats), never
                                      enters float ops */
@@ -2106,9 +2107,10 @@ NNDEF nn_optim *nn_lookahead(nn_optim *inner, nn_lookahead_opts opts);
 NNDEF nn_optim *nn_ranger(nn_module *m, nn_ranger_opts opts);
 
 /* Clear the gradients of the optimizer's parameters: each has none (nn_grad
-   NULL) until a backward reaches it, as zero_grad(set_to_none=True); the
-   buffers are zeroed and kept.  Frozen parameters are cleared too, so no
-   gradient piles up while they are frozen. */
+   NULL) until a backward reaches it, as zero_grad(set_to_none=True).  The
+   buffers are kept, not zeroed: t->grad holds stale values until the next
+   backward or nn_grad_buffer (which start from zero); read through nn_grad.
+   Frozen parameters are cleared too, so no gradient piles up while frozen. */
 NNDEF void nn_zero_grad(nn_optim *o);
 /* Apply one update from the accumulated gradients.  Parameters frozen (by
    nn_optim_freeze or requires_grad off) and those no gradient reached since
@@ -3669,6 +3671,15 @@ NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha
    kernel (nn__gemm_small); above it the blocked GEMM is faster (measured
    in docs/performance.md, "Inference at batch 1"). */
 #define NN__GEMM_SMALL_M 4
+/* Whether nn_sgemm gives an M-row product to the small-batch kernel (one
+   predicate, so nn__sgemm_pair makes the same choice as a lone call). */
+#define NN__GEMM_TAKES_SMALL(M) ((M) <= NN__GEMM_SMALL_M && (M) < NN__GEMM_MR)
+/* Two independent products of at least this many multiply-adds in all run
+   at once, one per thread (nn__sgemm_pair), when each alone would stay on
+   one thread or be split over two. */
+#ifndef NN__GEMM_PAIR_MIN
+#define NN__GEMM_PAIR_MIN (1 << 18)
+#endif
 
 /* X(i) for the rows of a register block (the micro-kernels unroll by hand). */
 #define NN__REP4(X) X(0); X(1); X(2); X(3)
@@ -4485,7 +4496,7 @@ static void nn__sgemm_ep(int transA, int transB, int M, int N, int K, float alph
         if (colbias || relu) nn__gemm_epilogue(C, ldc, M, N, colbias, relu);
         return;
     }
-    if (M <= NN__GEMM_SMALL_M && M < NN__GEMM_MR &&
+    if (NN__GEMM_TAKES_SMALL(M) &&
         nn__gemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, colbias, relu))
         return;
     memset(&g, 0, sizeof g);
@@ -4507,6 +4518,68 @@ NNDEF void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                     float beta, float *C, int ldc) {
     if (!nn__sgemm_check("nn_sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc)) return;
     nn__sgemm_ep(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
+}
+
+/* Fill a job with nn_sgemm's arguments (already checked), no epilogue. */
+static void nn__gemm_job_set(nn__gemm_job *g, int transA, int transB, int M, int N, int K,
+                             float alpha, const float *A, int lda, const float *B, int ldb,
+                             float beta, float *C, int ldc) {
+    memset(g, 0, sizeof *g);
+    g->transA = transA; g->transB = transB;
+    g->M = M; g->N = N; g->K = K;
+    g->alpha = alpha; g->beta = beta;
+    g->A = A; g->B = B; g->C = C;
+    g->lda = lda; g->ldb = ldb; g->ldc = ldc;
+}
+
+/* Two independent products (jobs from nn__gemm_job_set; their C must not
+   overlap each other's operands or C) at once, each whole on one thread of
+   a 2-thread team: for the pairs of a layer's backward (dX and dW) that are
+   too small to be split (the 10-wide layer's), or that a split over two
+   threads would pack twice.  Each runs as a lone nn_sgemm on one thread runs
+   it (its blocking depends on its own K only), so the bits are those of two
+   nn_sgemm calls at any team size.  Returns 0, having done nothing, when
+   the pair does not pay (too small, a team of 1 or more than 2 for a big
+   product, a small-batch product, inside a region): make the two calls. */
+static int nn__sgemm_pair(nn__gemm_job *p) {
+#ifdef NN__OMP_ON
+    double w0 = (double)p[0].M * p[0].N * p[0].K, w1 = (double)p[1].M * p[1].N * p[1].K;
+    size_t s0, s1;
+    float *buf;
+    int i, nt;
+    if (omp_in_parallel()) return 0;
+    for (i = 0; i < 2; i++)
+        if (p[i].M <= 0 || p[i].N <= 0 || p[i].K <= 0 || p[i].alpha == 0.0f ||
+            NN__GEMM_TAKES_SMALL(p[i].M))
+            return 0;
+    nt = nn__team(w0 + w1 >= (double)NN__GEMM_PAIR_MIN);
+    /* a bigger team splits a big product better than a pair would */
+    if (nt < 2 || (nt > 2 && NN__MAX(w0, w1) >= (double)NN__GEMM_MT_MIN)) return 0;
+    for (i = 0; i < 2; i++) p[i].kc = nn__gemm_kc(p[i].K);
+    s0 = nn__gemm_slice(p[0].kc, p[0].N);
+    s1 = nn__gemm_slice(p[1].kc, p[1].N);
+    /* (taken before the contention check: the size does not follow the load) */
+    if (!(buf = nn__gemm_buffer(s0 + s1))) return 0;
+    if (nn__run(2) < 2) { /* contended: both here, as two lone calls would run */
+        nn__gemm_block(p, 0, p[0].M, 0, p[0].N, buf);
+        nn__gemm_block(p + 1, 0, p[1].M, 0, p[1].N, buf + s0);
+        return 1;
+    }
+    NN__OMP(parallel num_threads(2))
+    {
+        int tid = omp_get_thread_num();
+        if (omp_get_num_threads() == 2) {
+            nn__gemm_block(p + tid, 0, p[tid].M, 0, p[tid].N, buf + (tid ? s0 : 0));
+        } else if (tid == 0) { /* fewer threads than asked for */
+            nn__gemm_block(p, 0, p[0].M, 0, p[0].N, buf);
+            nn__gemm_block(p + 1, 0, p[1].M, 0, p[1].N, buf + s0);
+        }
+    }
+    return 1;
+#else
+    (void)p;
+    return 0;
+#endif
 }
 
 
@@ -7853,8 +7926,14 @@ static float *nn__gradbuf(nn_tensor *t) {
         }
         if (!t->grad && !nn__grad_oom) nn__grad_oom = t;
     }
-    /* A persistent tensor (a parameter) now holds a gradient until nn_zero_grad. */
-    if (t->grad && !t->graph) t->flags |= NN_TENSOR_HAS_GRAD;
+    /* A persistent tensor (a parameter) now holds a gradient until
+       nn_zero_grad, which only drops the flag: the buffer is zeroed here, on
+       the first gradient since, unless a backward overwrites it whole
+       (nn__in_grad_w). */
+    if (t->grad && !t->graph && !(t->flags & NN_TENSOR_HAS_GRAD)) {
+        memset(t->grad, 0, t->numel * sizeof(float));
+        t->flags |= NN_TENSOR_HAS_GRAD;
+    }
     return t->grad;
 }
 
@@ -7945,7 +8024,9 @@ NNDEF nn_status nn_backward(nn_tensor *loss) {
         }
         for (i = 0; g->anomaly && i < n->nin; i++) {
             nn_tensor *t = n->in[i];
-            long at = t->grad ? nn__first_nonfinite(t->grad, t->numel) : -1;
+            /* (a parameter's buffer holds no gradient without the flag) */
+            int has = t->grad && (t->graph || (t->flags & NN_TENSOR_HAS_GRAD));
+            long at = has ? nn__first_nonfinite(t->grad, t->numel) : -1;
             if (at >= 0) {
                 nn__misuse("nn_backward: anomaly: the backward of %s gave input %d %s a non-finite "
                            "gradient (%g at element %ld)", n->op, i, nn__ts(t),
@@ -8406,10 +8487,23 @@ static void nn__linear_backward(nn__node *n) {
     int rows = n->iarg[0], in_f = w->shape[1], out_f = w->shape[0];
     /* gx first: a fresh gx (beta 0) is written whole before w or b, which
        could be the same tensor as x, add to it.  The first gradient of w and
-       b since nn_zero_grad overwrites their buffers (no zeroing pass). */
-    if (gx) nn_sgemm(0, 0, rows, in_f, out_f, 1.0f, g, out_f, w->data, in_f, beta, gx, in_f);
-    if ((gw = nn__in_grad_w(n, 1, &bw)) != NULL)
-        nn_sgemm(1, 0, out_f, in_f, rows, 1.0f, g, out_f, x->data, in_f, bw, gw, in_f);
+       b since nn_zero_grad overwrites their buffers (no zeroing pass).  With
+       x not w, dX and dW are independent: one thread each when that pays. */
+    if (gx && x != w && (gw = nn__in_grad_w(n, 1, &bw)) != NULL) {
+        nn__gemm_job p[2];
+        nn__gemm_job_set(p, 0, 0, rows, in_f, out_f, 1.0f, g, out_f, w->data, in_f, beta, gx,
+                         in_f);
+        nn__gemm_job_set(p + 1, 1, 0, out_f, in_f, rows, 1.0f, g, out_f, x->data, in_f, bw, gw,
+                         in_f);
+        if (!nn__sgemm_pair(p)) {
+            nn_sgemm(0, 0, rows, in_f, out_f, 1.0f, g, out_f, w->data, in_f, beta, gx, in_f);
+            nn_sgemm(1, 0, out_f, in_f, rows, 1.0f, g, out_f, x->data, in_f, bw, gw, in_f);
+        }
+    } else {
+        if (gx) nn_sgemm(0, 0, rows, in_f, out_f, 1.0f, g, out_f, w->data, in_f, beta, gx, in_f);
+        if ((gw = nn__in_grad_w(n, 1, &bw)) != NULL)
+            nn_sgemm(1, 0, out_f, in_f, rows, 1.0f, g, out_f, x->data, in_f, bw, gw, in_f);
+    }
     if (n->nin > 2 && (gb = nn__in_grad_w(n, 2, &bb)) != NULL) {
         if (bb == 0.0f) memset(gb, 0, (size_t)out_f * sizeof(float));
         nn__add_colsum(g, rows, out_f, gb);
@@ -19252,30 +19346,13 @@ NNDEF nn_optim *nn_ranger(nn_module *m, nn_ranger_opts opts) {
 }
 
 NNDEF void nn_zero_grad(nn_optim *o) {
-    size_t total = 0;
-    int i, nt;
+    int i;
     o = nn__optim_base(o);
     if (!o) return;
-    /* set_to_none: no gradient until the next backward reaches it */
-    for (i = 0; i < o->n; i++)
-        if (o->params[i]->grad) { /* frozen ones too: nothing piles up until unfrozen */
-            total += o->params[i]->numel;
-            o->params[i]->flags &= ~NN_TENSOR_HAS_GRAD;
-        }
-    nt = nn__ew_threads((double)total);
-    (void)nt;
-    /* One team for all tensors: each thread zeroes its share of each. */
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
-    {
-        int j;
-        for (j = 0; j < o->n; j++) {
-            float *g = o->params[j]->grad;
-            size_t lo, hi;
-            if (!g) continue;
-            nn__ew_share(o->params[j]->numel, 16, &lo, &hi);
-            if (hi > lo) memset(g + lo, 0, (hi - lo) * sizeof(float));
-        }
-    }
+    /* set_to_none: no gradient until the next backward reaches it, which
+       overwrites the buffer or zeroes it first (nn__gradbuf), so no pass
+       here; frozen ones too: nothing piles up until unfrozen */
+    for (i = 0; i < o->n; i++) o->params[i]->flags &= ~NN_TENSOR_HAS_GRAD;
 }
 
 /* ----- update rules: one parameter tensor p (n floats) with gradient g,

@@ -6,7 +6,9 @@
      a second backward still adds; a weight used twice sums both uses;
    - the one-thread paths that skip the parallel region (column sums,
      activation backward, the SGD step, the loader): 1 and 2 threads give
-     bitwise the same parameters after some steps and the same batches. */
+     bitwise the same parameters after some steps and the same batches;
+   - a linear backward's dX and dW run as a pair, one per thread: bitwise the
+     same at 1 and 2 threads, equal to the reference products. */
 #ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
 #endif
@@ -273,10 +275,66 @@ static void test_loader_threads(void) {
     nn_graph_free(g);
 }
 
+/* A linear layer's backward whose input and weight both need a gradient:
+   dX and dW run as a pair, one per thread, at 2 threads (the 10-wide layer,
+   each product too small to split, and a 128-wide one, each big enough to
+   split).  1 and 2 threads give bitwise the same gradients, and they match
+   the reference products; the gradients after a second backward (beta 1)
+   still agree. */
+static void test_pair_backward(void) {
+    enum { R = 128, I = 128 };
+    static const int outs[2] = {10, 128};
+    static float xd[R * I], gy[R * 128], gref[R * I], got[2][R * I + 128 * I + 128];
+    int c, t, i, ok = 1;
+    for (c = 0; c < 2; c++) {
+        int O = outs[c];
+        nn_module *lin;
+        nn_tensor *w, *b;
+        fill(xd, (size_t)R * I, 21u);
+        fill(gy, (size_t)R * O, 22u);
+        for (t = 1; t <= 2; t++) {
+            nn_graph *g = nn_graph_new();
+            nn_tensor *x, *y;
+            nn_set_threads(t);
+            nn_seed(5);
+            lin = nn_linear(I, O);
+            w = nn_param_get(lin, "weight");
+            b = nn_param_get(lin, "bias");
+            x = nn_requires_grad(nn_tensor_from(g, xd, NN_SHAPE(R, I)), 1);
+            /* loss = sum(y * gy): dL/dy = gy */
+            y = nn_forward(lin, x);
+            nn_backward(nn_sum(nn_mul(y, nn_tensor_from(g, gy, NN_SHAPE(R, O)))));
+            memcpy(got[t - 1], nn_grad(x), sizeof(float) * R * I);
+            memcpy(got[t - 1] + R * I, nn_grad(w), sizeof(float) * (size_t)O * I);
+            memcpy(got[t - 1] + R * I + O * I, nn_grad(b), sizeof(float) * (size_t)O);
+            if (t == 1) {
+                /* the references: dX = gy W, dW = gy^T x */
+                nn_sgemm_ref(0, 0, R, I, O, 1.0f, gy, O, w->data, I, 0.0f, gref, I);
+                for (i = 0; i < R * I; i++) ok &= fabsf(gref[i] - got[0][i]) <= 1e-4f;
+                nn_sgemm_ref(1, 0, O, I, R, 1.0f, gy, O, xd, I, 0.0f, gref, I);
+                for (i = 0; i < O * I; i++) ok &= fabsf(gref[i] - got[0][R * I + i]) <= 1e-4f;
+            }
+            /* a second backward adds to the weight's gradient (beta 1) */
+            nn_graph_reset(g);
+            x = nn_requires_grad(nn_tensor_from(g, xd, NN_SHAPE(R, I)), 1);
+            y = nn_forward(lin, x);
+            nn_backward(nn_sum(nn_mul(y, nn_tensor_from(g, gy, NN_SHAPE(R, O)))));
+            for (i = 0; i < O * I; i++) ok &= nn_grad(w)[i] == got[t - 1][R * I + i] * 2.0f;
+            nn_module_free(lin);
+            nn_graph_free(g);
+        }
+        NN_TEST_CHECK(memcmp(got[0], got[1], sizeof(float) * (size_t)(R * I + O * I + O)) == 0,
+                      "linear %d -> %d backward: 1 and 2 threads bitwise equal", I, O);
+    }
+    nn_set_threads(0);
+    NN_TEST_CHECK(ok, "the paired dX and dW match the reference products; a second backward adds");
+}
+
 int main(void) {
     test_overwrite_grads();
     test_linear_reference();
     test_threads_bitwise();
     test_loader_threads();
+    test_pair_backward();
     return nn_test_summary("test_trainfast");
 }

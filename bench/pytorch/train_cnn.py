@@ -10,7 +10,9 @@ The same model as train_cnn.c (conv 1->32 5x5, ReLU, maxpool 2, conv 32->64
 workers).  Each round trains one epoch in PyTorch, in this process, and then
 runs the nn.h program for one epoch; printed: seconds per epoch, test
 accuracy after it, peak RSS (PyTorch's includes the interpreter and torch).
-Without --nn only PyTorch runs (--epochs epochs).
+Without --nn only PyTorch runs (--epochs epochs).  First, --warmup epochs
+(default 1) train a model of their own in PyTorch, not counted: the first
+epoch of the process ran up to 4x slower than the next.
 """
 import argparse
 import gzip
@@ -79,17 +81,17 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="uncounted PyTorch epochs first, on a model of their own (the first "
+                         "epoch of a process ran up to 4x slower than the next)")
     ap.add_argument("--nn", help="path of the built bench/train_cnn.c binary")
     ap.add_argument("--data", default=os.environ.get("NN_DATA", "/usr/share/datasets/fashion-mnist"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    torch.manual_seed(1)
     xtr, ytr = load(a.data, "train")
     xte, yte = load(a.data, "t10k")
-    net = Net()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
-    def epoch():
+    def epoch(net, opt):
         t0 = time.perf_counter()
         perm = torch.randperm(len(xtr))
         for i in range(0, len(xtr), 128):
@@ -104,14 +106,23 @@ def main():
                       for i in range(0, len(xte), 500)) / len(xte)
         return secs, 100.0 * acc
 
+    for w in range(a.warmup):
+        torch.manual_seed(2)
+        wnet = Net()
+        s, acc = epoch(wnet, torch.optim.Adam(wnet.parameters(), lr=1e-3))
+        print("warm-up %d: torch %.2f s (not counted)" % (w + 1, s), flush=True)
+        del wnet
+    torch.manual_seed(1)
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     if not a.nn:
         for e in range(a.epochs):
-            s, acc = epoch()
+            s, acc = epoch(net, opt)
             print("epoch %d seconds %.3f test_acc %.2f peak_mb %.1f" % (e + 1, s, acc, peak_mb()))
         return
     ts, ns, tacc, nacc, nmem = [], [], [], [], []
     for r in range(a.rounds):
-        s, acc = epoch()
+        s, acc = epoch(net, opt)
         ts.append(s)
         tacc.append(acc)
         out = subprocess.run([a.nn, str(a.threads), "1"], capture_output=True, text=True, check=True, env=nn_env()).stdout
