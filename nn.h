@@ -4525,7 +4525,8 @@ typedef __m512i nn__vi;
 #define nn__vpow2i(n) _mm512_maskz_scalef_ps(0xFFFF, _mm512_set1_ps(1.0f), n)
 #define nn__vlt_select(a, b, x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x)
 #define nn__vle_select(a, b, x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LE_OQ), y, x)
-/* 1/d for finite d >= 1 (what the kernels divide by): the 14-bit estimate and
+/* 1/d for finite d, |d| in [2^-126, 2^126] (what the kernels divide by;
+   beyond, it is 0 or the tiny 1/d): the 14-bit estimate and
    one Newton step, within 1 ulp of the division at a quarter of its cost. */
 static __m512 nn__vrcp(__m512 d) {
     __m512 r = _mm512_maskz_rcp14_ps(0xFFFF, d);
@@ -4568,7 +4569,8 @@ typedef __m256 nn__v;
 #define nn__vpow2i(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define nn__vlt_select(a, b, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ))
 #define nn__vle_select(a, b, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LE_OQ))
-/* 1/d for finite d >= 1: the 12-bit estimate and two Newton steps. */
+/* 1/d for finite d, |d| in [2^-126, 2^126]: the 12-bit estimate and two
+   Newton steps. */
 static __m256 nn__vrcp(__m256 d) {
     __m256 one = _mm256_set1_ps(1.0f), r = _mm256_rcp_ps(d);
     r = _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, one), r);
@@ -4604,7 +4606,8 @@ typedef float32x4_t nn__v;
 #define nn__vpow2i(n) vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23))
 #define nn__vlt_select(a, b, x, y) vbslq_f32(vcltq_f32(a, b), x, y)
 #define nn__vle_select(a, b, x, y) vbslq_f32(vcleq_f32(a, b), x, y)
-/* 1/d for finite d >= 1: the 8-bit estimate and two Newton steps. */
+/* 1/d for finite d, |d| in [2^-126, 2^126]: the 8-bit estimate and two
+   Newton steps. */
 static float32x4_t nn__vrcp(float32x4_t d) {
     float32x4_t r = vrecpeq_f32(d);
     r = vmulq_f32(r, vrecpsq_f32(d, r));
@@ -5026,7 +5029,7 @@ static nn__v nn__vexp_negabs(nn__v x) {
 
 /* tanh x as the odd rational minimax x P(x^2) / Q(x^2) of Eigen and XLA
    (degrees 13 and 6), x clamped to +-7.905 where it rounds to +-1: one
-   division, no exponential, about half nn__vtanh's work, for tanhshrink.
+   division, no exponential, for tanhshrink.
    Computed as x (P / Q), so tiny x does not go through denormals.  Max
    error 6 ulp, 3.5e-7 absolute (tests/test_act.c). */
 static nn__v nn__vtanh_rat(nn__v x) {
