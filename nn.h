@@ -4604,10 +4604,13 @@ typedef __m512i nn__vi;
 #define nn__vmin(a, b) _mm512_maskz_min_ps(0xFFFF, a, b)
 #define nn__vsqrt(a) _mm512_maskz_sqrt_ps(0xFFFF, a)
 #define nn__vround(x) _mm512_maskz_roundscale_ps(0xFFFF, x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define nn__vpow2i(n) _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xFFFF, n), _mm512_set1_epi32(127)), 23))
+/* 2^n for integral n: one vscalefps (not a conversion, an add and a shift);
+   n >= 128 gives inf, n < -149 gives 0, in between a denormal. */
+#define nn__vpow2i(n) _mm512_maskz_scalef_ps(0xFFFF, _mm512_set1_ps(1.0f), n)
 #define nn__vlt_select(a, b, x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x)
 #define nn__vle_select(a, b, x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LE_OQ), y, x)
-/* 1/d for finite d >= 1 (what the kernels divide by): the 14-bit estimate and
+/* 1/d for finite d, |d| in [2^-126, 2^126] (what the kernels divide by;
+   beyond, it is 0 or the tiny 1/d): the 14-bit estimate and
    one Newton step, within 1 ulp of the division at a quarter of its cost. */
 static __m512 nn__vrcp(__m512 d) {
     __m512 r = _mm512_maskz_rcp14_ps(0xFFFF, d);
@@ -4650,7 +4653,8 @@ typedef __m256 nn__v;
 #define nn__vpow2i(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define nn__vlt_select(a, b, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ))
 #define nn__vle_select(a, b, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LE_OQ))
-/* 1/d for finite d >= 1: the 12-bit estimate and two Newton steps. */
+/* 1/d for finite d, |d| in [2^-126, 2^126]: the 12-bit estimate and two
+   Newton steps. */
 static __m256 nn__vrcp(__m256 d) {
     __m256 one = _mm256_set1_ps(1.0f), r = _mm256_rcp_ps(d);
     r = _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, one), r);
@@ -4686,7 +4690,8 @@ typedef float32x4_t nn__v;
 #define nn__vpow2i(n) vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23))
 #define nn__vlt_select(a, b, x, y) vbslq_f32(vcltq_f32(a, b), x, y)
 #define nn__vle_select(a, b, x, y) vbslq_f32(vcleq_f32(a, b), x, y)
-/* 1/d for finite d >= 1: the 8-bit estimate and two Newton steps. */
+/* 1/d for finite d, |d| in [2^-126, 2^126]: the 8-bit estimate and two
+   Newton steps. */
 static float32x4_t nn__vrcp(float32x4_t d) {
     float32x4_t r = vrecpeq_f32(d);
     r = vmulq_f32(r, vrecpsq_f32(d, r));
@@ -5060,11 +5065,13 @@ static void nn__gemm_packed(int M, int N, int K, const float *A, int lda, const 
     }
 }
 
-/* e^x: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial
-   (Cephes' expf coefficients), times 2^n.  Max relative error 2 ulp against
-   libm over [-87, 88] (tests/test_kernels.c measures it); inputs are clamped
-   to that range so the arithmetic never overflows; outside it the result is
-   0 or inf, and NaN stays NaN. */
+/* e^x: x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts, so r is exact
+   to the float), e^r - 1 = r + r^2 Q(r) with Q a degree-4 minimax fit
+   (relative error 1e-8 on e^r - 1; made by tests/golden/fit_act.py), and
+   e^x = 2^n (e^r - 1) + 2^n.  Max relative error 2 ulp against libm over
+   [-87, 88] (tests/test_kernels.c measures it); inputs are clamped to that
+   range so the arithmetic never overflows; outside it the result is 0 or
+   inf, and NaN stays NaN. */
 static nn__v nn__vexp_in(nn__v x);
 static nn__v nn__vexp(nn__v x) {
     nn__v p;
@@ -5075,21 +5082,35 @@ static nn__v nn__vexp(nn__v x) {
     p = nn__vlt_select(x, nn__vset1(-87.3f), nn__vset1(0.0f), p);
     return nn__vlt_select(nn__vset1(88.3f), x, nn__vset1(INFINITY), p);
 }
-/* The same e^x for x already in [-87.3, 88.3] (or NaN), without the clamps:
-   for the kernels whose argument is bounded by construction. */
-static nn__v nn__vexp_in(nn__v x) {
-    nn__v n, r, p;
+/* The shared part of e^x and e^x - 1 for x in [-87.3, 88.3] (or NaN):
+   returns e^r - 1 and sets *s = 2^n. */
+static nn__v nn__vexp_r(nn__v x, nn__v *s) {
+    nn__v n, r, q;
     n = nn__vround(nn__vmul(x, nn__vset1(1.44269504088896341f)));
     r = nn__vfma(n, nn__vset1(-0.693359375f), x);
     r = nn__vfma(n, nn__vset1(2.12194440e-4f), r);
-    p = nn__vset1(1.9875691500e-4f);
-    p = nn__vfma(p, r, nn__vset1(1.3981999507e-3f));
-    p = nn__vfma(p, r, nn__vset1(8.3334519073e-3f));
-    p = nn__vfma(p, r, nn__vset1(4.1665795894e-2f));
-    p = nn__vfma(p, r, nn__vset1(1.6666665459e-1f));
-    p = nn__vfma(p, r, nn__vset1(5.0000001201e-1f));
-    p = nn__vfma(p, nn__vmul(r, r), nn__vadd(r, nn__vset1(1.0f)));
-    return nn__vmul(p, nn__vpow2i(n));
+    q = nn__vset1(1.395218191e-03f);
+    q = nn__vfma(q, r, nn__vset1(8.366861381e-03f));
+    q = nn__vfma(q, r, nn__vset1(4.166605696e-02f));
+    q = nn__vfma(q, r, nn__vset1(1.666653901e-01f));
+    q = nn__vfma(q, r, nn__vset1(5.000000596e-01f));
+    *s = nn__vpow2i(n);
+    return nn__vfma(q, nn__vmul(r, r), r);
+}
+/* The same e^x for x already in [-87.3, 88.3] (or NaN), without the clamps:
+   for the kernels whose argument is bounded by construction. */
+static nn__v nn__vexp_in(nn__v x) {
+    nn__v s, m = nn__vexp_r(x, &s);
+    return nn__vfma(s, m, s);
+}
+
+/* e^x - 1 for x in [-87.3, 88.3] (or NaN) as 2^n (e^r - 1) + (2^n - 1)
+   with nn__vexp_r: accurate near 0 with no series and no select (n is 0
+   there), and 2^n - 1 is exact wherever it is not already -1 or 2^n.  Max
+   relative error 2 ulp (tests/test_act.c). */
+static nn__v nn__vexpm1_in(nn__v x) {
+    nn__v s, m = nn__vexp_r(x, &s);
+    return nn__vfma(s, m, nn__vsub(s, nn__vset1(1.0f)));
 }
 
 /* 1 / (1 + e^-x): 0 and 1 in the limits, NaN for NaN; max error 3 ulp. */
@@ -5098,22 +5119,15 @@ static nn__v nn__vsigmoid(nn__v x) {
     return nn__vdiv(one, nn__vadd(one, nn__vexp(nn__vsub(nn__vset1(0.0f), x))));
 }
 
-/* tanh x = 1 - 2 / (e^{2x} + 1) for |x| >= 0.125; the odd Taylor series to
-   x^9 below that, where the subtraction would cancel.  |x| is clamped to 10
-   (tanh rounds to 1 beyond), so e^{2x} stays finite and the reciprocal
-   (nn__vrcp, no division) applies.  Max abs error 2e-7. */
+/* tanh x from e = e^{2x} - 1 (nn__vexpm1_in, accurate near 0) and
+   R = 1 / (e + 2): e R below x = 1, 1 - 2R above, where e R would round
+   short of 1 for large x.  x is clamped to +-9.5, where tanh rounds to +-1
+   (e + 2 is then in [1, 2e8], where the reciprocal nn__vrcp applies).
+   Max abs error 2e-7 (tests/test_kernels.c). */
 static nn__v nn__vtanh(nn__v x) {
-    nn__v zero = nn__vset1(0.0f), one = nn__vset1(1.0f);
-    nn__v a = nn__vmin(nn__vset1(10.0f), nn__vlt_select(x, zero, nn__vsub(zero, x), x));
-    nn__v big = nn__vfma(nn__vset1(-2.0f), nn__vrcp(nn__vadd(nn__vexp_in(nn__vadd(a, a)), one)), one);
-    nn__v a2 = nn__vmul(a, a), p;
-    p = nn__vset1(62.0f / 2835.0f);
-    p = nn__vfma(p, a2, nn__vset1(-17.0f / 315.0f));
-    p = nn__vfma(p, a2, nn__vset1(2.0f / 15.0f));
-    p = nn__vfma(p, a2, nn__vset1(-1.0f / 3.0f));
-    p = nn__vfma(nn__vmul(p, a2), a, a);
-    big = nn__vlt_select(a, nn__vset1(0.125f), p, big);
-    return nn__vlt_select(x, zero, nn__vsub(zero, big), big);
+    nn__v c = nn__vmin(nn__vset1(9.5f), nn__vmax(nn__vset1(-9.5f), x));
+    nn__v e = nn__vexpm1_in(nn__vadd(c, c)), r = nn__vrcp(nn__vadd(e, nn__vset1(2.0f)));
+    return nn__vlt_select(nn__vset1(1.0f), c, nn__vfma(nn__vset1(-2.0f), r, nn__vset1(1.0f)), nn__vmul(e, r));
 }
 
 /* Scalar entry points of the same approximations, for tails and single
@@ -5274,19 +5288,22 @@ enum {
     NN__ACT_LOGSIGMOID, NN__ACT_TANHSHRINK, NN__ACT_THRESHOLD, NN__ACT_COUNT
 };
 
+#define NN__Z nn__vset1(0.0f)
+
 /* |x| (NaN stays NaN). */
 static nn__v nn__vabs(nn__v x) { return nn__vmax(x, nn__vsub(nn__vset1(0.0f), x)); }
 /* e^-|x|, in [0, 1]: the exponential softplus and log-sigmoid are built on
    (NaN stays NaN).  -|x| is clamped to -88, where nn__vexp_in's exponent n
-   rounds to -127 and its scale 2^n comes out as +0: the result is exactly 0
-   below -87.7 (e^-87.7 = 8e-39, a denormal) with no select. */
+   rounds to -127: the result below -87.7 is 0 (scalar, AVX2, NEON: 2^-127
+   comes out as +0) or e^-88 (AVX-512's vscalefps makes the denormal), both
+   within 1e-38 of e^-|x|, with no select. */
 static nn__v nn__vexp_negabs(nn__v x) {
     return nn__vexp_in(nn__vmax(nn__vset1(-88.0f), nn__vmin(x, nn__vsub(nn__vset1(0.0f), x))));
 }
 
 /* tanh x as the odd rational minimax x P(x^2) / Q(x^2) of Eigen and XLA
    (degrees 13 and 6), x clamped to +-7.905 where it rounds to +-1: one
-   division, no exponential, about half nn__vtanh's work, for tanhshrink.
+   division, no exponential, for tanhshrink.
    Computed as x (P / Q), so tiny x does not go through denormals.  Max
    error 6 ulp, 3.5e-7 absolute (tests/test_act.c). */
 static nn__v nn__vtanh_rat(nn__v x) {
@@ -5306,28 +5323,14 @@ static nn__v nn__vtanh_rat(nn__v x) {
     return nn__vmul(c, nn__vdiv(p, q));
 }
 
-/* e^x - 1, accurate near 0: the Taylor series to x^9 for |x| < 0.5, else
-   nn__vexp(x) - 1.  Max relative error 3 ulp. */
-static nn__v nn__vexpm1(nn__v x) {
-    nn__v p = nn__vset1(1.0f / 362880.0f);
-    p = nn__vfma(p, x, nn__vset1(1.0f / 40320.0f));
-    p = nn__vfma(p, x, nn__vset1(1.0f / 5040.0f));
-    p = nn__vfma(p, x, nn__vset1(1.0f / 720.0f));
-    p = nn__vfma(p, x, nn__vset1(1.0f / 120.0f));
-    p = nn__vfma(p, x, nn__vset1(1.0f / 24.0f));
-    p = nn__vfma(p, x, nn__vset1(1.0f / 6.0f));
-    p = nn__vfma(p, x, nn__vset1(0.5f));
-    p = nn__vfma(p, nn__vmul(x, x), x);
-    return nn__vlt_select(nn__vabs(x), nn__vset1(0.5f), p, nn__vsub(nn__vexp(x), nn__vset1(1.0f)));
-}
-
 /* log(1 + u) for 0 <= u <= 1 (what softplus and log-sigmoid need, with
    u = e^-|x|): 2 atanh(s) with s = u / (2 + u) in [0, 1/3], as S + S^3 R(S^2)
    for S = 2s = u / (1 + u/2), R a degree-3 fit (relative error 5e-9): one
-   division and 6 multiply-adds where a polynomial in u needs 10.  Max
-   relative error 2 ulp, also near u = 0 (tests/test_act.c). */
+   reciprocal (nn__vrcp: 1 + u/2 is in [1, 1.5]) and 6 multiply-adds where a
+   polynomial in u needs 10.  Max relative error 2 ulp, also near u = 0
+   (tests/test_act.c). */
 static nn__v nn__vlog1p01(nn__v u) {
-    nn__v S = nn__vdiv(u, nn__vfma(u, nn__vset1(0.5f), nn__vset1(1.0f))), S2 = nn__vmul(S, S), r;
+    nn__v S = nn__vmul(u, nn__vrcp(nn__vfma(u, nn__vset1(0.5f), nn__vset1(1.0f)))), S2 = nn__vmul(S, S), r;
     r = nn__vfma(nn__vset1(0.000547086748f), S2, nn__vset1(0.00218765771f));
     r = nn__vfma(r, S2, nn__vset1(0.0125067236f));
     r = nn__vfma(r, S2, nn__vset1(0.0833330206f));
@@ -5335,7 +5338,8 @@ static nn__v nn__vlog1p01(nn__v u) {
 }
 
 /* erf x: a rational minimax fit x P(x^2) / Q(x^2) on [-4, 4] (the one of
-   Eigen and XLA), +-1 beyond.  Max abs error 5e-7 (tests/test_act.c). */
+   Eigen and XLA), +-1 beyond.  Q is in [-2.4, -0.014] there: a reciprocal
+   (nn__vrcp) serves, no division.  Max abs error 5e-7 (tests/test_act.c). */
 static nn__v nn__verf(nn__v x) {
     nn__v x2, p, q;
     x = nn__vmin(nn__vset1(4.0f), nn__vmax(nn__vset1(-4.0f), x));
@@ -5352,7 +5356,7 @@ static nn__v nn__verf(nn__v x) {
     q = nn__vfma(q, x2, nn__vset1(-1.68282697438203e-03f));
     q = nn__vfma(q, x2, nn__vset1(-7.37332916720468e-03f));
     q = nn__vfma(q, x2, nn__vset1(-1.42647390514189e-02f));
-    return nn__vdiv(nn__vmul(x, p), q);
+    return nn__vmul(nn__vmul(x, p), nn__vrcp(q));
 }
 
 #define NN__SELU_ALPHA 1.6732632423543772848170429916717f
@@ -5361,15 +5365,33 @@ static nn__v nn__verf(nn__v x) {
 #define NN__INV_SQRT_2PI 0.39894228040143267794f
 #define NN__SQRT_2_PI 0.79788456080286535588f /* sqrt(2/pi), GELU's tanh form */
 
-/* The ELU family (F.elu's kernel): x > 0 ? x pos : neg (e^(x ipt) - 1), and
-   its derivative.  ELU: neg alpha, ipt 1, pos 1; SELU: neg alpha scale, pos
-   scale; CELU: neg alpha, ipt 1/alpha. */
-static nn__v nn__velu(nn__v x, nn__v neg, nn__v ipt, nn__v pos) {
-    return nn__vlt_select(nn__vset1(0.0f), x, nn__vmul(x, pos), nn__vmul(nn__vexpm1(nn__vmul(x, ipt)), neg));
+/* The ELU family (F.elu's kernel): x > 0 ? x pos : neg (e^(x ipt) - 1).
+   ELU: neg alpha, pos 1; SELU: neg alpha scale, pos scale (both ipt 1);
+   CELU: neg alpha, ipt 1/alpha, pos 1.  The lanes that keep x pos need no
+   clamp from above, so ELU and SELU clamp x below only (e^-87.3 - 1 is -1).
+   CELU's x/alpha is positive on the kept lanes when alpha < 0: clamped both
+   ways, and -inf (alpha inf) past 88.3, as expm1 overflows there. */
+static nn__v nn__velu(nn__v x, nn__v neg, nn__v pos) {
+    return nn__vlt_select(NN__Z, x, nn__vmul(x, pos), nn__vmul(nn__vexpm1_in(nn__vmax(nn__vset1(-87.3f), x)), neg));
 }
-static nn__v nn__velu_grad(nn__v x, nn__v g, nn__v neg, nn__v ipt, nn__v pos) {
-    return nn__vlt_select(nn__vset1(0.0f), x, nn__vmul(g, pos),
-                          nn__vmul(nn__vmul(g, nn__vmul(ipt, neg)), nn__vexp(nn__vmul(x, ipt))));
+static nn__v nn__vcelu(nn__v x, nn__v alpha, nn__v ipt) {
+    nn__v z = nn__vmul(x, ipt);
+    nn__v e = nn__vmul(nn__vexpm1_in(nn__vmin(nn__vset1(88.3f), nn__vmax(nn__vset1(-87.3f), z))), alpha);
+    e = nn__vlt_select(nn__vset1(88.3f), z, nn__vmul(alpha, nn__vset1(INFINITY)), e);
+    return nn__vlt_select(NN__Z, x, x, e);
+}
+/* Their derivatives from the output y, no exponential (as PyTorch's
+   in-place ELU backward): on the negative side pos ipt e^(x ipt) ... is
+   ipt (y + neg), so dx = g (y > 0 ? pos : ipt (y + neg)).  y > 0 exactly
+   where x > 0 when neg >= 0 (ELU alpha >= 0, SELU) and for CELU with either
+   sign of alpha.  The absolute error is y's rounding, 6e-8 neg.  ELU with
+   alpha < 0 or not finite differentiates through x: g alpha e^x. */
+static nn__v nn__velu_grad_y(nn__v y, nn__v g, nn__v neg, nn__v ipt, nn__v pos) {
+    return nn__vmul(g, nn__vlt_select(NN__Z, y, pos, nn__vmul(nn__vadd(y, neg), ipt)));
+}
+static nn__v nn__velu_grad_x(nn__v x, nn__v g, nn__v alpha) {
+    nn__v e = nn__vexp_in(nn__vmax(nn__vset1(-87.3f), nn__vmin(NN__Z, x)));
+    return nn__vlt_select(NN__Z, x, g, nn__vmul(g, nn__vmul(alpha, e)));
 }
 
 /* softplus (1/beta) log(1 + e^(beta x)) = (max(z,0) + log(1 + e^-|z|)) / beta
@@ -5383,7 +5405,14 @@ static nn__v nn__vsoftplus(nn__v x, nn__v beta, nn__v th, nn__v ibeta) {
 static nn__v nn__vsoftplus1(nn__v x, nn__v th) {
     return nn__vlt_select(th, x, x, nn__vadd(nn__vmax(x, nn__vset1(0.0f)), nn__vlog1p01(nn__vexp_negabs(x))));
 }
-/* d softplus / dx = sigmoid(beta x), computed from e^-|z| (never overflows). */
+/* d softplus / dx = sigmoid(beta x), computed from e^-|z| (never overflows).
+   With a threshold of 18 or more it comes from the output instead, one
+   expm1 and no reciprocal: sigmoid(z) = 1 - e^-softplus(z) = -expm1(-beta y)
+   (relative error that of y plus 2 ulp); past the threshold y = x and
+   -expm1(-z) is 1 exactly for z >= 18, the threshold's g. */
+static nn__v nn__vsoftplus_grad_y(nn__v y, nn__v g, nn__v nbeta) {
+    return nn__vmul(nn__vsub(NN__Z, g), nn__vexpm1_in(nn__vmax(nn__vset1(-87.3f), nn__vmul(y, nbeta))));
+}
 static nn__v nn__vsoftplus_grad(nn__v x, nn__v g, nn__v beta, nn__v th) {
     nn__v z = nn__vmul(x, beta), e = nn__vexp_negabs(z);
     nn__v r = nn__vrcp(nn__vadd(nn__vset1(1.0f), e));
@@ -5391,79 +5420,126 @@ static nn__v nn__vsoftplus_grad(nn__v x, nn__v g, nn__v beta, nn__v th) {
     return nn__vlt_select(th, z, g, nn__vmul(g, s));
 }
 
-/* tanh(softplus(x)) = (n^2 + 2n) / (n^2 + 2n + 2), n = e^x (1 above x = 20,
-   where it rounds to 1), mish's factor. */
-static nn__v nn__vtanh_softplus(nn__v x) {
-    nn__v n = nn__vexp(nn__vmin(nn__vset1(20.0f), x));
+/* mish x = x t, t = tanh(softplus(x)) = (n^2 + 2n) / (n^2 + 2n + 2) with
+   n = e^x: one exponential and a reciprocal (nn__vrcp, of a number >= 2).
+   x is clamped to [-88, 20]: t is 1 above 20 (selected, as num R would
+   round short of it) and x t is 5e-37 at most below -88. */
+static nn__v nn__vmish(nn__v x) {
+    nn__v xl = nn__vmax(nn__vset1(-88.0f), x), n = nn__vexp_in(nn__vmin(nn__vset1(20.0f), xl));
     nn__v num = nn__vmul(n, nn__vadd(n, nn__vset1(2.0f)));
-    return nn__vlt_select(nn__vset1(20.0f), x, nn__vset1(1.0f), nn__vdiv(num, nn__vadd(num, nn__vset1(2.0f))));
+    nn__v t = nn__vmul(num, nn__vrcp(nn__vadd(num, nn__vset1(2.0f))));
+    return nn__vmul(xl, nn__vlt_select(nn__vset1(20.0f), x, nn__vset1(1.0f), t));
+}
+/* mish' = t + x sigmoid(x) (1 - t^2); with num = n (n + 2) and R =
+   1 / (num + 2), t = num R, 1 - t^2 = 4 (n + 1)^2 R^2 and sigmoid(x) =
+   n / (n + 1), so mish' = R (num + 4 x n (n + 1) R): one reciprocal.  1
+   above x = 20. */
+static nn__v nn__vmish_grad(nn__v x, nn__v g) {
+    nn__v xc = nn__vmin(nn__vset1(20.0f), nn__vmax(nn__vset1(-88.0f), x)), n = nn__vexp_in(xc);
+    nn__v num = nn__vmul(n, nn__vadd(n, nn__vset1(2.0f))), r = nn__vrcp(nn__vadd(num, nn__vset1(2.0f)));
+    nn__v w = nn__vmul(nn__vmul(nn__vmul(xc, n), nn__vadd(n, nn__vset1(1.0f))), r);
+    return nn__vlt_select(nn__vset1(20.0f), x, g, nn__vmul(g, nn__vmul(r, nn__vfma(w, nn__vset1(4.0f), num))));
 }
 
 /* log sigmoid x = min(x, 0) - log(1 + e^-|x|), stable at any |x|. */
 static nn__v nn__vlogsigmoid(nn__v x) {
     return nn__vsub(nn__vmin(nn__vset1(0.0f), x), nn__vlog1p01(nn__vexp_negabs(x)));
 }
-/* d log sigmoid / dx = sigmoid(-x) = 1/(1+e) for x < 0, e/(1+e) else, e = e^-|x|. */
-static nn__v nn__vlogsigmoid_grad(nn__v x, nn__v g) {
-    nn__v e = nn__vexp_negabs(x);
-    nn__v r = nn__vmul(g, nn__vrcp(nn__vadd(nn__vset1(1.0f), e)));
-    return nn__vlt_select(x, nn__vset1(0.0f), r, nn__vmul(e, r));
+/* d log sigmoid / dx = sigmoid(-x) = 1 - e^y = -expm1(y) from the output
+   y <= 0: one expm1, no reciprocal, and accurate at both ends (e^-x for
+   large x, 1 for very negative x). */
+static nn__v nn__vlogsigmoid_grad(nn__v y, nn__v g) {
+    return nn__vmul(nn__vsub(NN__Z, g), nn__vexpm1_in(nn__vmax(nn__vset1(-87.3f), y)));
 }
 
-/* GELU exact: x/2 (1 + erf(x/sqrt 2)); derivative Phi(x) + x phi(x). */
+/* GELU exact: x Phi(x), Phi(x) = (1 + erf(x/sqrt 2)) / 2.  Its derivative
+   Phi(x) + x phi(x) (phi the normal density) is 1/2 + an odd function, fit
+   directly as 1/2 + x P(x^2) / Q(x^2) on [-6, 6] (degrees 5 and 5, max abs
+   error 1.5e-7; tests/golden/fit_act.py) and clamped there (it is within
+   4e-8 of 0 and 1 beyond): one rational, no erf and no exponential.  Q is
+   in [1, 1100] (nn__vrcp applies). */
 static nn__v nn__vgelu(nn__v x) {
-    return nn__vmul(nn__vmul(x, nn__vset1(0.5f)), nn__vadd(nn__vset1(1.0f), nn__verf(nn__vmul(x, nn__vset1(NN__SQRT1_2)))));
+    return nn__vmul(x, nn__vfma(nn__verf(nn__vmul(x, nn__vset1(NN__SQRT1_2))), nn__vset1(0.5f), nn__vset1(0.5f)));
 }
 static nn__v nn__vgelu_grad(nn__v x, nn__v g) {
-    nn__v cdf = nn__vmul(nn__vset1(0.5f), nn__vadd(nn__vset1(1.0f), nn__verf(nn__vmul(x, nn__vset1(NN__SQRT1_2)))));
-    nn__v pdf = nn__vmul(nn__vexp(nn__vmul(nn__vset1(-0.5f), nn__vmul(x, x))), nn__vset1(NN__INV_SQRT_2PI));
-    return nn__vmul(g, nn__vfma(x, pdf, cdf));
+    nn__v c = nn__vmin(nn__vset1(6.0f), nn__vmax(nn__vset1(-6.0f), x)), t = nn__vmul(c, c), p, q;
+    p = nn__vset1(1.9078990958e-07f);
+    p = nn__vfma(p, t, nn__vset1(3.5840157782e-05f));
+    p = nn__vfma(p, t, nn__vset1(2.4278579072e-05f));
+    p = nn__vfma(p, t, nn__vset1(1.4208795022e-02f));
+    p = nn__vfma(p, t, nn__vset1(-3.0740813191e-02f));
+    p = nn__vfma(p, t, nn__vset1(7.9788468750e-01f));
+    q = nn__vset1(8.8839537619e-06f);
+    q = nn__vfma(q, t, nn__vset1(1.9349992379e-04f));
+    q = nn__vfma(q, t, nn__vset1(3.5291012707e-03f));
+    q = nn__vfma(q, t, nn__vset1(4.1064481266e-02f));
+    q = nn__vfma(q, t, nn__vset1(2.9481006544e-01f));
+    q = nn__vfma(q, t, nn__vset1(1.0f));
+    return nn__vmul(g, nn__vfma(nn__vmul(c, p), nn__vrcp(q), nn__vset1(0.5f)));
 }
 /* GELU, tanh form: x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), is
    x sigmoid(2u) (1 + tanh u = 2 sigmoid(2u)): one exponential, no
    cancellation.  u takes x clamped to [-10, 10] (the sigmoid is 0 or 1
    beyond), so x^3 never overflows and |2u| <= 87.4 keeps e^-2u finite: the
    sigmoid is 1 / (1 + e^-2u) with nn__vexp_in and nn__vrcp, no division.
-   Derivative s + x s (1 - s) 2u'. */
-static nn__v nn__vgelu_tanh_s(nn__v x) {
-    nn__v xc = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x));
+   Derivative s + x s (1 - s) 2u', with 1 - s = e^-2u s (1 - s would lose
+   the digits that x 2u', up to 35 here, scales up). */
+static nn__v nn__vgelu_tanh_s(nn__v xc, nn__v *e) {
     nn__v u2 = nn__vmul(nn__vset1(-2.0f * NN__SQRT_2_PI), nn__vfma(nn__vmul(nn__vset1(0.044715f), xc), nn__vmul(xc, xc), xc));
-    return nn__vrcp(nn__vadd(nn__vset1(1.0f), nn__vexp_in(u2)));
+    *e = nn__vexp_in(u2);
+    return nn__vrcp(nn__vadd(nn__vset1(1.0f), *e));
 }
-static nn__v nn__vgelu_tanh(nn__v x) { return nn__vmul(x, nn__vgelu_tanh_s(x)); }
+static nn__v nn__vgelu_tanh(nn__v x) {
+    nn__v e;
+    return nn__vmul(x, nn__vgelu_tanh_s(nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x)), &e));
+}
 static nn__v nn__vgelu_tanh_grad(nn__v x, nn__v g) {
-    nn__v xc = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x)), one = nn__vset1(1.0f);
-    nn__v s = nn__vgelu_tanh_s(x);
-    nn__v du2 = nn__vmul(nn__vset1(2.0f * NN__SQRT_2_PI), nn__vfma(nn__vset1(3.0f * 0.044715f), nn__vmul(xc, xc), one));
-    return nn__vmul(g, nn__vfma(nn__vmul(nn__vmul(x, s), nn__vsub(one, s)), du2, s));
+    nn__v xc = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x)), e;
+    nn__v s = nn__vgelu_tanh_s(xc, &e);
+    nn__v du2 = nn__vmul(nn__vset1(2.0f * NN__SQRT_2_PI), nn__vfma(nn__vset1(3.0f * 0.044715f), nn__vmul(xc, xc), nn__vset1(1.0f)));
+    return nn__vmul(g, nn__vfma(nn__vmul(nn__vmul(xc, s), nn__vmul(e, s)), du2, s));
+}
+
+/* SiLU x sigmoid(x), its sigmoid 1 / (1 + e^-x) with x clamped to +-88 so
+   that nn__vexp_in and the reciprocal nn__vrcp apply (no division).  The
+   factor x is clamped below at -88 too: below, x sigmoid(x) is 5e-37 at
+   most, not x times a clamped sigmoid. */
+static nn__v nn__vsilu_s(nn__v xl, nn__v *e) {
+    *e = nn__vexp_in(nn__vsub(NN__Z, nn__vmin(nn__vset1(88.0f), xl)));
+    return nn__vrcp(nn__vadd(nn__vset1(1.0f), *e));
+}
+static nn__v nn__vsilu(nn__v x) {
+    nn__v xl = nn__vmax(nn__vset1(-88.0f), x), e;
+    return nn__vmul(xl, nn__vsilu_s(xl, &e));
 }
 
 /* The forward formulas y = F(x; a, b) and the backward ones dx = F(x, y, g;
    a, b), one line per kind; clamps put x second in max/min so NaN passes. */
-#define NN__Z nn__vset1(0.0f)
 #define NN__ACT_FWD_relu nn__vmax(NN__Z, x)
 #define NN__ACT_BWD_relu nn__vlt_select(NN__Z, x, g, NN__Z)
 #define NN__ACT_FWD_leaky nn__vlt_select(NN__Z, x, x, nn__vmul(x, a))
 #define NN__ACT_BWD_leaky nn__vlt_select(NN__Z, x, g, nn__vmul(g, a))
-#define NN__ACT_FWD_elu nn__velu(x, a, nn__vset1(1.0f), nn__vset1(1.0f))
-#define NN__ACT_BWD_elu nn__velu_grad(x, g, a, nn__vset1(1.0f), nn__vset1(1.0f))
-#define NN__ACT_FWD_selu nn__velu(x, nn__vset1(NN__SELU_ALPHA * NN__SELU_SCALE), nn__vset1(1.0f), nn__vset1(NN__SELU_SCALE))
-#define NN__ACT_BWD_selu nn__velu_grad(x, g, nn__vset1(NN__SELU_ALPHA * NN__SELU_SCALE), nn__vset1(1.0f), nn__vset1(NN__SELU_SCALE))
-#define NN__ACT_FWD_celu nn__velu(x, a, b, nn__vset1(1.0f))
-#define NN__ACT_BWD_celu nn__velu_grad(x, g, a, b, nn__vset1(1.0f))
+#define NN__ACT_FWD_elu nn__velu(x, a, nn__vset1(1.0f))
+#define NN__ACT_BWD_elu nn__velu_grad_y(y, g, a, nn__vset1(1.0f), nn__vset1(1.0f))
+#define NN__ACT_BWD_elu_x nn__velu_grad_x(x, g, a)
+#define NN__ACT_FWD_selu nn__velu(x, nn__vset1(NN__SELU_ALPHA * NN__SELU_SCALE), nn__vset1(NN__SELU_SCALE))
+#define NN__ACT_BWD_selu nn__velu_grad_y(y, g, nn__vset1(NN__SELU_ALPHA * NN__SELU_SCALE), nn__vset1(1.0f), nn__vset1(NN__SELU_SCALE))
+#define NN__ACT_FWD_celu nn__vcelu(x, a, b)
+#define NN__ACT_BWD_celu nn__velu_grad_y(y, g, a, b, nn__vset1(1.0f))
 #define NN__ACT_FWD_gelu nn__vgelu(x)
 #define NN__ACT_BWD_gelu nn__vgelu_grad(x, g)
 #define NN__ACT_FWD_gelu_tanh nn__vgelu_tanh(x)
 #define NN__ACT_BWD_gelu_tanh nn__vgelu_tanh_grad(x, g)
-#define NN__ACT_FWD_silu nn__vmul(x, nn__vsigmoid(x))
+#define NN__ACT_FWD_silu nn__vsilu(x)
 #define NN__ACT_BWD_silu nn__nsilu_grad(x, g)
 #define NN__ACT_FWD_softplus nn__vsoftplus(x, a, b, nn__vset1(1.0f / pa))
 #define NN__ACT_FWD_softplus1 nn__vsoftplus1(x, b)
 #define NN__ACT_BWD_softplus nn__vsoftplus_grad(x, g, a, b)
+#define NN__ACT_BWD_softplus_y nn__vsoftplus_grad_y(y, g, nn__vsub(NN__Z, a))
 #define NN__ACT_FWD_softsign nn__vdiv(x, nn__vadd(nn__vset1(1.0f), nn__vabs(x)))
 #define NN__ACT_BWD_softsign nn__vdiv(g, nn__vmul(nn__vadd(nn__vset1(1.0f), nn__vabs(x)), nn__vadd(nn__vset1(1.0f), nn__vabs(x))))
-#define NN__ACT_FWD_mish nn__vmul(x, nn__vtanh_softplus(x))
-#define NN__ACT_BWD_mish nn__nmish_grad(x, g)
+#define NN__ACT_FWD_mish nn__vmish(x)
+#define NN__ACT_BWD_mish nn__vmish_grad(x, g)
 #define NN__ACT_FWD_hardtanh nn__vmin(b, nn__vmax(a, x))
 #define NN__ACT_BWD_hardtanh nn__vle_select(x, a, NN__Z, nn__vle_select(b, x, NN__Z, g))
 #define NN__ACT_FWD_hardsigmoid nn__vdiv(nn__vmin(nn__vset1(6.0f), nn__vmax(NN__Z, nn__vadd(x, nn__vset1(3.0f)))), nn__vset1(6.0f))
@@ -5473,7 +5549,7 @@ static nn__v nn__vgelu_tanh_grad(nn__v x, nn__v g) {
    loop, for the few elements past the last vector, gives 1.5). */
 #define NN__ACT_BWD_hardswish nn__vlt_select(x, nn__vset1(-3.0f), NN__Z, nn__vlt_select(x, nn__vset1(3.0f), nn__vmul(g, nn__vadd(nn__vdiv(x, nn__vset1(3.0f)), nn__vset1(0.5f))), g))
 #define NN__ACT_FWD_logsigmoid nn__vlogsigmoid(x)
-#define NN__ACT_BWD_logsigmoid nn__vlogsigmoid_grad(x, g)
+#define NN__ACT_BWD_logsigmoid nn__vlogsigmoid_grad(y, g)
 #define NN__ACT_FWD_tanhshrink nn__vsub(x, nn__vtanh_rat(x))
 #define NN__ACT_BWD_tanhshrink nn__nsq_tanh_grad(x, g)
 #define NN__ACT_FWD_threshold nn__vle_select(x, a, b, x)
@@ -5483,18 +5559,10 @@ static nn__v nn__vgelu_tanh_grad(nn__v x, nn__v g) {
 #define NN__ACT_BWD_tanh nn__vmul(g, nn__vsub(nn__vset1(1.0f), nn__vmul(y, y)))
 
 /* The derivatives that need a name for a subexpression. */
+/* SiLU' = s (1 + x (1 - s)), 1 - s = e^-x s: no cancellation for large x. */
 static nn__v nn__nsilu_grad(nn__v x, nn__v g) {
-    nn__v s = nn__vsigmoid(x);
-    return nn__vmul(nn__vmul(g, s), nn__vfma(x, nn__vsub(nn__vset1(1.0f), s), nn__vset1(1.0f)));
-}
-/* mish' = t + x sigmoid(x) (1 - t^2), t = tanh(softplus x); both from one
-   n = e^min(x,20): sigmoid = n / (1 + n) (1 in float above 20 too). */
-static nn__v nn__nmish_grad(nn__v x, nn__v g) {
-    nn__v one = nn__vset1(1.0f), two = nn__vset1(2.0f);
-    nn__v n = nn__vexp(nn__vmin(nn__vset1(20.0f), x)), num = nn__vmul(n, nn__vadd(n, two));
-    nn__v t = nn__vlt_select(nn__vset1(20.0f), x, one, nn__vdiv(num, nn__vadd(num, two)));
-    nn__v sig = nn__vdiv(n, nn__vadd(one, n));
-    return nn__vmul(g, nn__vfma(nn__vmul(x, sig), nn__vsub(one, nn__vmul(t, t)), t));
+    nn__v xl = nn__vmax(nn__vset1(-88.0f), x), e, s = nn__vsilu_s(xl, &e);
+    return nn__vmul(nn__vmul(g, s), nn__vfma(xl, nn__vmul(e, s), nn__vset1(1.0f)));
 }
 static nn__v nn__nsq_tanh_grad(nn__v x, nn__v g) {
     nn__v t = nn__vtanh_rat(x);
@@ -5557,6 +5625,7 @@ static nn__v nn__nsq_tanh_grad(nn__v x, nn__v g) {
 NN__ACT_FNS(relu)
 NN__ACT_FNS(leaky)
 NN__ACT_FNS(elu)
+NN__ACT_BWD_FN(elu_x)
 NN__ACT_FNS(selu)
 NN__ACT_FNS(celu)
 NN__ACT_FNS(gelu)
@@ -5564,6 +5633,7 @@ NN__ACT_FNS(gelu_tanh)
 NN__ACT_FNS(silu)
 NN__ACT_FNS(softplus)
 NN__ACT_FWD_FN(softplus1)
+NN__ACT_BWD_FN(softplus_y)
 NN__ACT_FNS(softsign)
 NN__ACT_FNS(mish)
 NN__ACT_FNS(hardtanh)
@@ -5591,6 +5661,21 @@ static void nn__actf_softplus_any(const float *x, float *y, size_t n, float a, f
     else nn__actf_softplus(x, y, n, a, b);
 }
 
+/* Softplus's backward goes through the output when its threshold is 18 or
+   more (nn__vsoftplus_grad_y), through x below. */
+static void nn__actb_softplus_any(const float *x, const float *y, const float *g, float *gx, size_t n,
+                                  float a, float b, int overwrite) {
+    if (b >= 18.0f) nn__actb_softplus_y(x, y, g, gx, n, a, b, overwrite);
+    else nn__actb_softplus(x, y, g, gx, n, a, b, overwrite);
+}
+/* ELU's backward from its output needs alpha >= 0 (finite): y > 0 then
+   tells the sides apart; otherwise it goes through x. */
+static void nn__actb_elu_any(const float *x, const float *y, const float *g, float *gx, size_t n,
+                             float a, float b, int overwrite) {
+    if (a >= 0.0f && a < INFINITY) nn__actb_elu(x, y, g, gx, n, a, b, overwrite);
+    else nn__actb_elu_x(x, y, g, gx, n, a, b, overwrite);
+}
+
 typedef void (*nn__actf_fn)(const float *x, float *y, size_t n, float a, float b);
 typedef void (*nn__actb_fn)(const float *x, const float *y, const float *g, float *gx, size_t n,
                             float a, float b, int overwrite);
@@ -5601,8 +5686,8 @@ static const nn__actf_fn nn__actf[NN__ACT_COUNT] = {
     nn__actf_softsign, nn__actf_mish, nn__actf_hardtanh, nn__actf_hardsigmoid, nn__actf_hardswish,
     nn__actf_logsigmoid, nn__actf_tanhshrink, nn__actf_threshold};
 static const nn__actb_fn nn__actb[NN__ACT_COUNT] = {
-    nn__actb_relu, nn__actb_sigmoid, nn__actb_tanh, nn__actb_leaky, nn__actb_elu, nn__actb_selu,
-    nn__actb_celu, nn__actb_gelu, nn__actb_gelu_tanh, nn__actb_silu, nn__actb_softplus,
+    nn__actb_relu, nn__actb_sigmoid, nn__actb_tanh, nn__actb_leaky, nn__actb_elu_any, nn__actb_selu,
+    nn__actb_celu, nn__actb_gelu, nn__actb_gelu_tanh, nn__actb_silu, nn__actb_softplus_any,
     nn__actb_softsign, nn__actb_mish, nn__actb_hardtanh, nn__actb_hardsigmoid, nn__actb_hardswish,
     nn__actb_logsigmoid, nn__actb_tanhshrink, nn__actb_threshold};
 

@@ -389,6 +389,101 @@ static void test_accuracy(void) {
     nn_graph_free(g);
 }
 
+/* The kinds built on the exponential (nn__vexp_r's polynomial, the expm1,
+   the reciprocal nn__vrcp, the rational erf), value and gradient against
+   their formulas in double on the dense grid of test_accuracy: within ulps
+   of the value plus an absolute slack.  The ELU family's gradient comes
+   from the output (alpha + y), so its slack is y's rounding, 6e-8 alpha. */
+typedef struct exp_case {
+    const char *name;
+    float fa[2];
+    double uy, ay, ug, ag; /* value: ulps, absolute; gradient: ulps, absolute */
+} exp_case;
+
+static double ref_value(const char *op, const float *fa, double x, double *d) {
+    const double sa = 1.6732632423543772, ss = 1.0507009873554805, pi = 3.14159265358979323846;
+    if (!strcmp(op, "elu")) {
+        *d = x > 0 ? 1.0 : fa[0] * exp(x);
+        return x > 0 ? x : fa[0] * expm1(x);
+    }
+    if (!strcmp(op, "selu")) {
+        *d = ss * (x > 0 ? 1.0 : sa * exp(x));
+        return ss * (x > 0 ? x : sa * expm1(x));
+    }
+    if (!strcmp(op, "celu")) {
+        *d = x > 0 ? 1.0 : exp(x / fa[0]);
+        return x > 0 ? x : fa[0] * expm1(x / fa[0]);
+    }
+    if (!strcmp(op, "gelu")) {
+        *d = 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2.0 * pi);
+        return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    }
+    if (!strcmp(op, "gelu_tanh")) {
+        double k = sqrt(2.0 / pi), u = k * (x + 0.044715 * x * x * x), t = tanh(u);
+        *d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x);
+        return 0.5 * x * (1.0 + t);
+    }
+    if (!strcmp(op, "silu")) {
+        double s = 1.0 / (1.0 + exp(-x));
+        *d = s * (1.0 + x * (1.0 - s));
+        return x * s;
+    }
+    if (!strcmp(op, "mish")) {
+        double sp = x > 30 ? x : log1p(exp(x)), t = tanh(sp), s = 1.0 / (1.0 + exp(-x));
+        *d = t + x * s * (1.0 - t * t);
+        return x * t;
+    }
+    if (!strcmp(op, "tanh")) {
+        double t = tanh(x);
+        *d = 1.0 - t * t;
+        return t;
+    }
+    { /* sigmoid */
+        double s = 1.0 / (1.0 + exp(-x));
+        *d = s * (1.0 - s);
+        return s;
+    }
+}
+
+static void test_accuracy_exp(void) {
+    enum { NA = 24001 };
+    static const exp_case cs[] = {
+        {"elu", {1.0f, 0}, 4, 1e-38, 4, 1e-7},     {"elu", {0.3f, 0}, 4, 1e-38, 4, 3e-8},
+        {"selu", {0, 0}, 4, 1e-38, 4, 1.8e-7},     {"celu", {1.7f, 0}, 4, 1e-38, 4, 1e-7},
+        {"celu", {-2.0f, 0}, 4, 1e-38, 4, 1e-7},   {"gelu", {0, 0}, 4, 1e-6, 8, 3e-7},
+        {"gelu_tanh", {0, 0}, 10, 1e-9, 8, 3e-7},  {"silu", {0, 0}, 4, 1e-36, 4, 1e-7},
+        {"mish", {0, 0}, 6, 1e-36, 8, 1e-7},       {"tanh", {0, 0}, 4, 1e-38, 4, 4e-7},
+        {"sigmoid", {0, 0}, 4, 1e-38, 4, 1.2e-7}};
+    nn_graph *g = nn_graph_new();
+    float *xv = (float *)malloc(NA * sizeof(float));
+    size_t c;
+    int i;
+    for (i = 0; i < NA; i++) /* dense in [-30, 30], then out to +-120 */
+        xv[i] = i < 20001 ? -30.0f + 60.0f * (float)i / 20000.0f : (float)((i - 20001) % 2 ? 1 : -1) * (30.0f + 0.0225f * (float)(i - 20001));
+    for (c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        nn_tensor *in = nn_requires_grad(nn_tensor_from(g, xv, NN_SHAPE(NA)), 1), *x = in, *y;
+        double wy = -1e30, wg = -1e30, xy = 0.0, xg = 0.0;
+        y = run_op(cs[c].name, cs[c].fa, &in);
+        nn_backward(nn_sum(y));
+        for (i = 0; i < NA; i++) {
+            double d, want = ref_value(cs[c].name, cs[c].fa, (double)xv[i], &d), ey, eg;
+            if (fabs(want) > 3.4028235e38) want = copysign(INFINITY, want); /* past float: inf, as the op */
+            if (fabs(d) > 3.4028235e38) d = copysign(INFINITY, d);
+            ey = (double)y->data[i] == want ? -1.0 : rel_excess((double)y->data[i], want, cs[c].uy, cs[c].ay);
+            eg = (double)nn_grad(x)[i] == d ? -1.0 : rel_excess((double)nn_grad(x)[i], d, cs[c].ug, cs[c].ag);
+            if (!(ey <= wy)) wy = ey, xy = (double)xv[i];
+            if (!(eg <= wg)) wg = eg, xg = (double)xv[i];
+        }
+        NN_TEST_CHECK(wy <= 0.0, "%s(%g) within %g ulp + %g of the double formula: worst at x=%g (excess %g)",
+                      cs[c].name, (double)cs[c].fa[0], cs[c].uy, cs[c].ay, xy, wy);
+        NN_TEST_CHECK(wg <= 0.0, "%s'(%g) within %g ulp + %g of the double formula: worst at x=%g (excess %g)",
+                      cs[c].name, (double)cs[c].fa[0], cs[c].ug, cs[c].ag, xg, wg);
+        nn_graph_reset(g);
+    }
+    free(xv);
+    nn_graph_free(g);
+}
+
 /* ---- stability, NaN, position and thread independence ---- */
 
 static const act_case all_kinds[] = {
@@ -538,6 +633,7 @@ int main(int argc, char **argv) {
     test_gradcheck();
     test_prelu();
     test_accuracy();
+    test_accuracy_exp();
     test_stability();
     test_positions();
     test_misuse();
