@@ -14408,7 +14408,7 @@ static void nn__q_panels(const unsigned char *img, int Wp, int C, int S, int OW,
                          int nseg, int kseg, unsigned char *pn) {
     size_t ps = (size_t)nseg * (size_t)kseg / 4 * 64, p;
     int g4 = kseg / 4, s, g;
-#if defined(NN__AVX512) && !defined(NN__Q_NO_GATHER)
+#if defined(NN__AVX512)
     if ((size_t)S * (size_t)Wp * (size_t)C * P < (size_t)1 << 30) { /* 16 positions a gather (offsets fit) */
         size_t pb;
         for (pb = 0; pb < (P + 15) / 16; pb++) {
