@@ -7184,9 +7184,109 @@ static void nn__norm_backward_kernel(const nn__normgeo *q, const nn__normgrad *a
    (|products| <= 127^2, so no 16-bit step saturates), so all agree bitwise.
    The x86 paths multiply |a| (unsigned) by b with a's sign moved onto it:
    a b = |a| (sign(a) b), which vpdpbusd / vpmaddubsw take as u8 x s8.
-   Four rows of B share each load of A. */
+   Four rows of B share each load of A (nn__s8_dot4, few rows).
+
+   Many rows (and the quantized layers, whose weights are packed once) use
+   the panel kernel (nn__s8_run; register blocks nn__s8_block, on VNNI
+   nn__s8_block_ep, which rescales from the registers): one operand in panels of 16
+   columns, each 4-k group's 4 bytes of a column together (64 bytes a
+   group, nn__s8_pack), the other read as rows, 4 bytes broadcast at a time.
+   The panel bytes are stored XORed with NN__S8_XOR: on VNNI 0x80, so that
+   vpdpbusd reads them as v + 128 (u8) against the signed broadcast, and the
+   product loses sum_k 128 a[k] per row again (nn__s8_rowcorr); elsewhere 0.
+   Bytes past K or N in a panel are 0 (nothing, also on VNNI). */
 #if defined(NN__AVX512) && defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #define NN__S8_PATH "avx512vnni"
+#define NN__S8_VNNI 1
+#elif defined(NN__AVX512) || defined(NN__AVX2)
+#define NN__S8_PATH "avx2"
+#elif defined(NN__NEON)
+#if defined(__ARM_FEATURE_DOTPROD)
+#define NN__S8_PATH "neon-sdot"
+#else
+#define NN__S8_PATH "neon"
+#endif
+#else
+#define NN__S8_PATH "scalar"
+#endif
+
+/* The 4 bytes at a (any alignment), and the first n (1..3) of them with 0 after. */
+static int32_t nn__s8_get4(const int8_t *a) {
+    int32_t v;
+    memcpy(&v, a, 4);
+    return v;
+}
+static int32_t nn__s8_tail4(const int8_t *a, int n) {
+    int8_t t[4] = {0, 0, 0, 0};
+    int32_t v;
+    memcpy(t, a, (size_t)n);
+    memcpy(&v, t, 4);
+    return v;
+}
+
+/* Where nn__s8_run writes: int32 (ci) or, rescaled, float (cf) C[m][n] =
+   (acc - corr[m]) (sx scale[.]) + bias[.], then max(., 0) with relu; the
+   scale and bias are per column (a linear layer's outputs) or, per_row,
+   per row (a convolution's output channels). */
+typedef struct nn__s8_out {
+    int32_t *ci;
+    float *cf;
+    size_t ldc;
+    const int32_t *corr;        /* NULL: none */
+    const float *scale, *bias;  /* bias NULL: none */
+    float sx;
+    int per_row, relu;
+} nn__s8_out;
+
+#if defined(NN__AVX512)
+/* 16 float results of row m from column n0, from the sums in acc: the
+   operations of nn__s8_store's loop (max(0, t) keeps t = -0 as it does). */
+static void nn__s8_store16f(const nn__s8_out *o, int m, int n0, __m512i acc) {
+    __m512 t = _mm512_maskz_cvtepi32_ps(0xFFFF, o->corr ? _mm512_sub_epi32(acc, _mm512_set1_epi32(o->corr[m])) : acc);
+    if (o->per_row)
+        t = _mm512_add_ps(_mm512_mul_ps(t, _mm512_set1_ps(o->sx * o->scale[m])),
+                          _mm512_set1_ps(o->bias ? o->bias[m] : 0.0f));
+    else
+        t = _mm512_add_ps(_mm512_mul_ps(t, _mm512_mul_ps(_mm512_set1_ps(o->sx), _mm512_loadu_ps(o->scale + n0))),
+                          o->bias ? _mm512_loadu_ps(o->bias + n0) : _mm512_setzero_ps());
+    if (o->relu) t = _mm512_maskz_max_ps(0xFFFF, _mm512_setzero_ps(), t);
+    _mm512_storeu_ps(o->cf + (size_t)m * o->ldc + n0, t);
+}
+#endif
+
+/* Write cnt values v of row m from column n0. */
+static void nn__s8_store(const nn__s8_out *o, int m, int n0, int cnt, const int32_t *v) {
+    uint32_t c = o->corr ? (uint32_t)o->corr[m] : 0u;
+    int l;
+#if defined(NN__AVX512)
+    if (cnt == 16 && o->cf) {
+        nn__s8_store16f(o, m, n0, _mm512_loadu_si512((const void *)v));
+        return;
+    }
+#endif
+    if (o->ci) {
+        int32_t *d = o->ci + (size_t)m * o->ldc + n0;
+        for (l = 0; l < cnt; l++) d[l] = (int32_t)((uint32_t)v[l] - c);
+    } else if (o->per_row) {
+        float s = o->sx * o->scale[m], b = o->bias ? o->bias[m] : 0.0f, *d = o->cf + (size_t)m * o->ldc + n0;
+        for (l = 0; l < cnt; l++) {
+            float t = (float)(int32_t)((uint32_t)v[l] - c) * s + b;
+            d[l] = o->relu && t < 0.0f ? 0.0f : t;
+        }
+    } else {
+        const float *s = o->scale + n0, *b = o->bias ? o->bias + n0 : NULL;
+        float *d = o->cf + (size_t)m * o->ldc + n0, sx = o->sx;
+        for (l = 0; l < cnt; l++) {
+            float t = (float)(int32_t)((uint32_t)v[l] - c) * (sx * s[l]) + (b ? b[l] : 0.0f);
+            d[l] = o->relu && t < 0.0f ? 0.0f : t;
+        }
+    }
+}
+
+#if defined(NN__S8_VNNI)
+#define NN__S8_MR 4 /* rows of a register block */
+#define NN__S8_NP 4 /* panels of a register block */
+#define NN__S8_XOR 0x80
 static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, int32_t *out) {
     __m512i acc[4], zero = _mm512_setzero_si512();
     int k, j;
@@ -7230,80 +7330,80 @@ static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, 
         out[j] = r;
     }
 }
-/* M >= 4: B packed once per call into VNNI panels of 16 rows, each 4-k
-   group's bytes of a row together, stored as b + 128 (unsigned); a row of
-   A is broadcast 4 bytes at a time (signed), and the shift comes back out
-   exactly: C = sum (b + 128) a - 128 sum_k a.  4 rows of A x 2 panels per
-   block, the 16 lanes of an accumulator are 16 columns of C. */
-static int nn__s8_gemm_packed(int M, int N, int K, const int8_t *A, int lda, const int8_t *B, int ldb,
-                              int32_t *C, int ldc) {
-    int K4 = (K + 3) / 4, NB = (N + 15) / 16, n, k, m0, nb, r;
-    size_t need = (size_t)NB * K4 * 64 + 64;
-    unsigned char *bp;
-    /* the thread's GEMM packing buffer (nn_thread_cleanup frees it) */
-    bp = (unsigned char *)nn__gemm_buffer((need + sizeof(float) - 1) / sizeof(float));
-    if (!bp) return 0; /* the unpacked path needs no memory */
-    memset(bp, 128, (size_t)NB * K4 * 64); /* padding: b = 0 */
-    for (n = 0; n < N; n++) {
-        const int8_t *src = B + (size_t)n * ldb;
-        unsigned char *dst = bp + (size_t)(n / 16) * K4 * 64 + (size_t)(n % 16) * 4;
-        for (k = 0; k + 4 <= K; k += 4, dst += 64) {
-            dst[0] = (unsigned char)(src[k] + 128);
-            dst[1] = (unsigned char)(src[k + 1] + 128);
-            dst[2] = (unsigned char)(src[k + 2] + 128);
-            dst[3] = (unsigned char)(src[k + 3] + 128);
-        }
-        for (r = 0; r < K - k; r++) dst[r] = (unsigned char)(src[k + r] + 128);
+/* Write a 16-column accumulator of row m, panel column n0. */
+static void nn__s8_store_zmm(const nn__s8_out *o, int m, int n0, int N, __m512i acc) {
+    int32_t v[16];
+    if (N - n0 >= 16 && o->cf) {
+        nn__s8_store16f(o, m, n0, acc);
+        return;
     }
-    for (m0 = 0; m0 < M; m0 += 4) {
-        int mr = NN__MIN(4, M - m0);
-        int32_t corr[4];
-        for (r = 0; r < 4; r++) {
-            const int8_t *a = A + (size_t)(m0 + NN__MIN(r, mr - 1)) * lda;
-            int32_t s = 0;
-            for (k = 0; k < K; k++) s += a[k];
-            corr[r] = 128 * s;
+    _mm512_storeu_si512((void *)v, acc);
+    nn__s8_store(o, m, n0, NN__MIN(16, N - n0), v);
+}
+/* The register block: C[m0 + r][16 (p0 + j) + l] = sum_k a[r][k] panel_j[l][k]
+   for r < nr rows (a[] holds NN__S8_MR pointers, the missing rows
+   repeated) and the panels p0 + j < NB of NN__S8_NP, written through o
+   from the registers. */
+static void nn__s8_block_ep(int nr, const int8_t *const *a, const unsigned char *const *p, int K, const nn__s8_out *o,
+                            int m0, int p0, int NB, int N) {
+    int K4 = K >> 2, rem = K & 3, g, r, j;
+    if (nr == 1) { /* one row (batch 1): 4 panels x 2 groups in flight */
+        __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0;
+        const int8_t *a0 = a[0];
+        const unsigned char *q0 = p[0], *q1 = p[1], *q2 = p[2], *q3 = p[3];
+        for (g = 0; g + 2 <= K4; g += 2) {
+            __m512i x = _mm512_set1_epi32(nn__s8_get4(a0 + 4 * g)), y = _mm512_set1_epi32(nn__s8_get4(a0 + 4 * g + 4));
+            size_t off = (size_t)g * 64;
+            c0 = _mm512_dpbusd_epi32(c0, _mm512_loadu_si512((const void *)(q0 + off)), x);
+            c1 = _mm512_dpbusd_epi32(c1, _mm512_loadu_si512((const void *)(q1 + off)), x);
+            c2 = _mm512_dpbusd_epi32(c2, _mm512_loadu_si512((const void *)(q2 + off)), x);
+            c3 = _mm512_dpbusd_epi32(c3, _mm512_loadu_si512((const void *)(q3 + off)), x);
+            d0 = _mm512_dpbusd_epi32(d0, _mm512_loadu_si512((const void *)(q0 + off + 64)), y);
+            d1 = _mm512_dpbusd_epi32(d1, _mm512_loadu_si512((const void *)(q1 + off + 64)), y);
+            d2 = _mm512_dpbusd_epi32(d2, _mm512_loadu_si512((const void *)(q2 + off + 64)), y);
+            d3 = _mm512_dpbusd_epi32(d3, _mm512_loadu_si512((const void *)(q3 + off + 64)), y);
         }
-        for (nb = 0; nb < NB; nb += 2) {
-            int two = nb + 1 < NB, k4;
-            __m512i acc[8];
-            const unsigned char *p0 = bp + (size_t)nb * K4 * 64, *p1 = p0 + (size_t)K4 * 64;
-            for (r = 0; r < 8; r++) acc[r] = _mm512_setzero_si512();
-            for (k4 = 0; k4 < K4; k4++) {
-                __m512i b0 = _mm512_loadu_si512((const void *)(p0 + (size_t)k4 * 64));
-                __m512i b1 = two ? _mm512_loadu_si512((const void *)(p1 + (size_t)k4 * 64)) : b0;
+        for (; g < K4 + (rem != 0); g++) {
+            __m512i x = _mm512_set1_epi32(g < K4 ? nn__s8_get4(a0 + 4 * g) : nn__s8_tail4(a0 + 4 * g, rem));
+            size_t off = (size_t)g * 64;
+            c0 = _mm512_dpbusd_epi32(c0, _mm512_loadu_si512((const void *)(q0 + off)), x);
+            c1 = _mm512_dpbusd_epi32(c1, _mm512_loadu_si512((const void *)(q1 + off)), x);
+            c2 = _mm512_dpbusd_epi32(c2, _mm512_loadu_si512((const void *)(q2 + off)), x);
+            c3 = _mm512_dpbusd_epi32(c3, _mm512_loadu_si512((const void *)(q3 + off)), x);
+        }
+        nn__s8_store_zmm(o, m0, p0 * 16, N, _mm512_add_epi32(c0, d0));
+        if (p0 + 1 < NB) nn__s8_store_zmm(o, m0, p0 * 16 + 16, N, _mm512_add_epi32(c1, d1));
+        if (p0 + 2 < NB) nn__s8_store_zmm(o, m0, p0 * 16 + 32, N, _mm512_add_epi32(c2, d2));
+        if (p0 + 3 < NB) nn__s8_store_zmm(o, m0, p0 * 16 + 48, N, _mm512_add_epi32(c3, d3));
+        return;
+    }
+    {
+        __m512i acc[4][4], pv[4];
+        for (r = 0; r < 4; r++)
+            for (j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_si512();
+        for (g = 0; g < K4 + (rem != 0); g++) {
+            size_t off = (size_t)g * 64;
+            for (j = 0; j < 4; j++) pv[j] = _mm512_loadu_si512((const void *)(p[j] + off));
+            if (g < K4) {
                 for (r = 0; r < 4; r++) {
-                    const int8_t *a = A + (size_t)(m0 + NN__MIN(r, mr - 1)) * lda + 4 * k4;
-                    int32_t v = 0;
-                    __m512i va;
-                    if (4 * k4 + 4 <= K) {
-                        memcpy(&v, a, 4);
-                    } else { /* the last, partial group: the padding's b is 0 */
-                        int8_t t[4] = {0, 0, 0, 0};
-                        int q;
-                        for (q = 0; q < K - 4 * k4; q++) t[q] = a[q];
-                        memcpy(&v, t, 4);
-                    }
-                    va = _mm512_set1_epi32(v);
-                    acc[r] = _mm512_dpbusd_epi32(acc[r], b0, va);
-                    acc[4 + r] = _mm512_dpbusd_epi32(acc[4 + r], b1, va);
+                    __m512i x = _mm512_set1_epi32(nn__s8_get4(a[r] + 4 * g));
+                    for (j = 0; j < 4; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], pv[j], x);
                 }
-            }
-            for (r = 0; r < mr; r++) {
-                int h;
-                for (h = 0; h < 1 + two; h++) {
-                    int c0 = (nb + h) * 16, cn = NN__MIN(16, N - c0);
-                    __mmask16 sm = (__mmask16)((1u << cn) - 1u);
-                    __m512i v = _mm512_sub_epi32(acc[4 * h + r], _mm512_set1_epi32(corr[r]));
-                    _mm512_mask_storeu_epi32((void *)(C + (size_t)(m0 + r) * ldc + c0), sm, v);
+            } else {
+                for (r = 0; r < 4; r++) {
+                    __m512i x = _mm512_set1_epi32(nn__s8_tail4(a[r] + 4 * g, rem));
+                    for (j = 0; j < 4; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], pv[j], x);
                 }
             }
         }
+        for (r = 0; r < nr; r++)
+            for (j = 0; j < 4 && p0 + j < NB; j++) nn__s8_store_zmm(o, m0 + r, (p0 + j) * 16, N, acc[r][j]);
     }
-    return 1;
 }
 #elif defined(NN__AVX512) || defined(NN__AVX2)
-#define NN__S8_PATH "avx2"
+#define NN__S8_MR 1
+#define NN__S8_NP 4
+#define NN__S8_XOR 0
 static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, int32_t *out) {
     __m256i acc[4], ones = _mm256_set1_epi16(1);
     int k = 0, j;
@@ -7326,12 +7426,28 @@ static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, 
         out[j] = r;
     }
 }
+/* One row x 4 panels (8 half panels of 8 columns): |p| (u8) times the
+   broadcast with p's sign, pairs summed in 16 bits (at most 2 127^2), then
+   in 32. */
+static void nn__s8_block(int nr, const int8_t *const *a, const unsigned char *const *p, int K, int32_t *out) {
+    __m256i acc[8], ones = _mm256_set1_epi16(1);
+    int K4 = K >> 2, rem = K & 3, g, j;
+    (void)nr;
+    for (j = 0; j < 8; j++) acc[j] = _mm256_setzero_si256();
+    for (g = 0; g < K4 + (rem != 0); g++) {
+        __m256i x = _mm256_set1_epi32(g < K4 ? nn__s8_get4(a[0] + 4 * g) : nn__s8_tail4(a[0] + 4 * g, rem));
+        for (j = 0; j < 8; j++) {
+            __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(p[j >> 1] + (size_t)g * 64 + (j & 1) * 32));
+            __m256i s = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+            acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(s, ones));
+        }
+    }
+    for (j = 0; j < 8; j++) _mm256_storeu_si256((__m256i *)(void *)(out + 8 * j), acc[j]);
+}
 #elif defined(NN__NEON)
-#if defined(__ARM_FEATURE_DOTPROD)
-#define NN__S8_PATH "neon-sdot"
-#else
-#define NN__S8_PATH "neon"
-#endif
+#define NN__S8_MR 1
+#define NN__S8_NP 2
+#define NN__S8_XOR 0
 static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, int32_t *out) {
     int32x4_t acc[4];
     int k = 0, j;
@@ -7357,8 +7473,33 @@ static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, 
         out[j] = r;
     }
 }
+/* One row x 2 panels (8 quarter panels of 4 columns): sdot against the
+   broadcast, or (no dotprod) 16-bit products summed in pairs, then in 32. */
+static void nn__s8_block(int nr, const int8_t *const *a, const unsigned char *const *p, int K, int32_t *out) {
+    int32x4_t acc[8];
+    int K4 = K >> 2, rem = K & 3, g, j;
+    (void)nr;
+    for (j = 0; j < 8; j++) acc[j] = vdupq_n_s32(0);
+    for (g = 0; g < K4 + (rem != 0); g++) {
+        int8x16_t x = vreinterpretq_s8_s32(vdupq_n_s32(g < K4 ? nn__s8_get4(a[0] + 4 * g)
+                                                              : nn__s8_tail4(a[0] + 4 * g, rem)));
+        for (j = 0; j < 8; j++) {
+            int8x16_t w = vld1q_s8((const int8_t *)(const void *)(p[j >> 2] + (size_t)g * 64 + (j & 3) * 16));
+#if defined(__ARM_FEATURE_DOTPROD)
+            acc[j] = vdotq_s32(acc[j], w, x);
 #else
-#define NN__S8_PATH "scalar"
+            int16x8_t lo = vmull_s8(vget_low_s8(w), vget_low_s8(x)), hi = vmull_s8(vget_high_s8(w), vget_high_s8(x));
+            acc[j] = vpadalq_s16(acc[j], vcombine_s16(vpadd_s16(vget_low_s16(lo), vget_high_s16(lo)),
+                                                      vpadd_s16(vget_low_s16(hi), vget_high_s16(hi))));
+#endif
+        }
+    }
+    for (j = 0; j < 8; j++) vst1q_s32(out + 4 * j, acc[j]);
+}
+#else
+#define NN__S8_MR 1
+#define NN__S8_NP 1
+#define NN__S8_XOR 0
 static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, int32_t *out) {
     int32_t acc[4] = {0, 0, 0, 0};
     int k, j;
@@ -7368,7 +7509,103 @@ static void nn__s8_dot4(const int8_t *a, const int8_t *const *b, int nb, int K, 
     }
     for (j = 0; j < nb; j++) out[j] = acc[j];
 }
+static void nn__s8_block(int nr, const int8_t *const *a, const unsigned char *const *p, int K, int32_t *out) {
+    int K4 = K >> 2, rem = K & 3, g, l, i;
+    (void)nr;
+    for (l = 0; l < 16; l++) out[l] = 0;
+    for (g = 0; g < K4 + (rem != 0); g++) {
+        int32_t v = g < K4 ? nn__s8_get4(a[0] + 4 * g) : nn__s8_tail4(a[0] + 4 * g, rem);
+        const unsigned char *q = p[0] + (size_t)g * 64;
+        int8_t x[4];
+        memcpy(x, &v, 4);
+        for (l = 0; l < 16; l++)
+            for (i = 0; i < 4; i++) {
+                int32_t b = q[4 * l + i];
+                out[l] += (int32_t)x[i] * (b < 128 ? b : b - 256);
+            }
+    }
+}
 #endif
+
+/* Pack B [N, K] (row stride ldb) into nn__s8_block's panels: byte
+   g 64 + l 4 + i of panel j is B[16 j + l][4 g + i] ^ NN__S8_XOR, 0 past N
+   or K.  ceil(N/16) ceil(K/4) 64 bytes. */
+static void nn__s8_pack(int N, int K, const int8_t *B, size_t ldb, unsigned char *P) {
+    size_t K4 = (size_t)(K + 3) / 4, NB = (size_t)(N + 15) / 16;
+    int n, k;
+    memset(P, 0, NB * K4 * 64);
+    for (n = 0; n < N; n++) {
+        const int8_t *src = B + (size_t)n * ldb;
+        unsigned char *dst = P + (size_t)(n / 16) * K4 * 64 + (size_t)(n % 16) * 4;
+        for (k = 0; k < K; k++) dst[(size_t)(k >> 2) * 64 + (k & 3)] = (unsigned char)((unsigned char)src[k] ^ NN__S8_XOR);
+    }
+}
+
+/* corr[m] = 128 sum_k A[m][k] (modulo 2^32, as the kernel's sums wrap): what
+   the u8 shift of the panels added to row m's products. */
+static void nn__s8_rowcorr(int M, int K, const int8_t *A, size_t lda, int32_t *corr) {
+    int m;
+    for (m = 0; m < M; m++) {
+        const int8_t *a = A + (size_t)m * lda;
+        int64_t s = 0;
+        int k = 0;
+#if defined(NN__S8_VNNI)
+        {   /* sum |a + 128| as u8 with vpsadbw, then take the 128s back */
+            __m512i acc = _mm512_setzero_si512(), flip = _mm512_set1_epi8(-128);
+            int64_t lane[8];
+            int l;
+            for (; k + 64 <= K; k += 64)
+                acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512((const void *)(a + k)),
+                                                                             flip), _mm512_setzero_si512()));
+            _mm512_storeu_si512((void *)lane, acc);
+            for (l = 0; l < 8; l++) s += lane[l];
+            s -= (int64_t)128 * k;
+        }
+#endif
+        for (; k < K; k++) s += a[k];
+        corr[m] = (int32_t)(uint32_t)((uint64_t)s * 128u);
+    }
+}
+
+/* Register block t of C = A P^T (nn__s8_run): NN__S8_MR rows from mb, NN__S8_NP panels. */
+static void nn__s8_tile(int t, int nmb, int M, int N, int K, const int8_t *A, size_t lda, const unsigned char *P,
+                        const nn__s8_out *o) {
+    int NB = (N + 15) / 16, m0 = t % nmb * NN__S8_MR, nr = NN__MIN(NN__S8_MR, M - m0), p0 = t / nmb * NN__S8_NP, r, j;
+    size_t ps = (size_t)((K + 3) / 4) * 64;
+    const int8_t *a[NN__S8_MR];
+    const unsigned char *p[NN__S8_NP];
+    for (r = 0; r < NN__S8_MR; r++) a[r] = A + (size_t)(m0 + NN__MIN(r, nr - 1)) * lda;
+    for (j = 0; j < NN__S8_NP; j++) p[j] = P + (size_t)NN__MIN(p0 + j, NB - 1) * ps;
+#if defined(NN__S8_VNNI)
+    nn__s8_block_ep(nr, a, p, K, o, m0, p0, NB, N);
+#else
+    {
+        int32_t blk[NN__S8_MR * NN__S8_NP * 16];
+        nn__s8_block(nr, a, p, K, blk);
+        for (r = 0; r < nr; r++)
+            for (j = 0; j < NN__S8_NP && p0 + j < NB; j++) {
+                int n0 = (p0 + j) * 16;
+                nn__s8_store(o, m0 + r, n0, NN__MIN(16, N - n0), blk + (r * NN__S8_NP + j) * 16);
+            }
+    }
+#endif
+}
+
+/* C = A P^T for A [M, K] (rows lda apart) and P the panels of N columns
+   (nn__s8_pack's layout), written through o.  Threads over register
+   blocks, panels outer (a team of one runs no parallel region: batch 1 has
+   none to pay for): each C entry is one thread's exact sum, the same bits
+   at any team size. */
+static void nn__s8_run(int M, int N, int K, const int8_t *A, size_t lda, const unsigned char *P, const nn__s8_out *o) {
+    int nmb = (M + NN__S8_MR - 1) / NN__S8_MR, ntile = nmb * (((N + 15) / 16 + NN__S8_NP - 1) / NN__S8_NP), t;
+    int nt = nn__run(nn__team((double)M * N * K > 8 * NN__PAR_MIN));
+    if (nt > 1) {
+        NN__OMP(parallel for schedule(static) num_threads(nt))
+        for (t = 0; t < ntile; t++) nn__s8_tile(t, nmb, M, N, K, A, lda, P, o);
+    } else {
+        for (t = 0; t < ntile; t++) nn__s8_tile(t, nmb, M, N, K, A, lda, P, o);
+    }
+}
 
 static int nn__gemm_s8_args(const char *op, int M, int N, int K, const void *A, int lda, const void *B,
                             int ldb, const void *C, int ldc) {
@@ -7386,9 +7623,24 @@ NNDEF void nn_gemm_s8(int M, int N, int K, const int8_t *A, int lda, const int8_
                       int32_t *C, int ldc) {
     int nblk, t;
     if (!nn__gemm_s8_args("nn_gemm_s8", M, N, K, A, lda, B, ldb, C, ldc)) return;
-#if defined(NN__AVX512) && defined(__AVX512VNNI__) && defined(__AVX512BW__)
-    if (M >= 4 && K > 0 && nn__s8_gemm_packed(M, N, K, A, lda, B, ldb, C, ldc)) return;
-#endif
+    if (M >= 4 && K > 0) { /* B packed into the thread's GEMM buffer (nn_thread_cleanup frees it) */
+        size_t pb = (size_t)((N + 15) / 16) * (size_t)((K + 3) / 4) * 64, need = pb + sizeof(int32_t) * (size_t)M;
+        unsigned char *bp = (unsigned char *)nn__gemm_buffer((need + sizeof(float) - 1) / sizeof(float));
+        if (bp) { /* (else the unpacked path, which needs no memory) */
+            nn__s8_out o;
+            memset(&o, 0, sizeof o);
+            o.ci = C;
+            o.ldc = (size_t)ldc;
+            nn__s8_pack(N, K, B, (size_t)ldb, bp);
+            if (NN__S8_XOR) {
+                int32_t *corr = (int32_t *)(void *)(bp + pb);
+                nn__s8_rowcorr(M, K, A, (size_t)lda, corr);
+                o.corr = corr;
+            }
+            nn__s8_run(M, N, K, A, (size_t)lda, bp, &o);
+            return;
+        }
+    }
     nblk = (N + 3) / 4;
     /* Threads over (row of A, block of 4 rows of B): each C entry is one
        thread's exact sum, the same bits at any team size. */
@@ -7421,28 +7673,115 @@ static int8_t nn__s8_round(float v) {
     return (int8_t)(int)(v >= 0.0f ? v + 0.5f : v - 0.5f);
 }
 
-/* max |x[i]| over n floats. */
+/* max |x[i]| over n floats (NaNs skipped).  The vector paths take the same
+   maximum (it does not depend on the order). */
 static float nn__absmax(const float *x, size_t n) {
     float mx = 0.0f;
-    size_t i;
-    for (i = 0; i < n; i++) {
+    size_t i = 0;
+#if defined(NN__AVX512)
+    {
+        __m512 m = _mm512_setzero_ps();
+        float lane[16];
+        int l;
+        for (; i + 16 <= n; i += 16) m = _mm512_maskz_max_ps(0xFFFF, _mm512_abs_ps(_mm512_loadu_ps(x + i)), m); /* NaN: keeps m */
+        _mm512_storeu_ps(lane, m);
+        for (l = 0; l < 16; l++) mx = lane[l] > mx ? lane[l] : mx;
+    }
+#elif defined(NN__AVX2)
+    {
+        __m256 m = _mm256_setzero_ps(), nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        float lane[8];
+        int l;
+        for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), nosign), m);
+        _mm256_storeu_ps(lane, m);
+        for (l = 0; l < 8; l++) mx = lane[l] > mx ? lane[l] : mx;
+    }
+#elif defined(NN__NEON)
+    {
+        float32x4_t m = vdupq_n_f32(0.0f);
+        for (; i + 4 <= n; i += 4) {
+            float32x4_t a = vabsq_f32(vld1q_f32(x + i));
+            m = vbslq_f32(vcgtq_f32(a, m), a, m); /* NaN: keeps m */
+        }
+        mx = vgetq_lane_f32(m, 0);
+        mx = vgetq_lane_f32(m, 1) > mx ? vgetq_lane_f32(m, 1) : mx;
+        mx = vgetq_lane_f32(m, 2) > mx ? vgetq_lane_f32(m, 2) : mx;
+        mx = vgetq_lane_f32(m, 3) > mx ? vgetq_lane_f32(m, 3) : mx;
+    }
+#endif
+    for (; i < n; i++) {
         float a = fabsf(x[i]);
         mx = a > mx ? a : mx;
     }
     return mx;
 }
 
+/* The symmetric scale of n floats: max|x| / 127, 1 when all are 0. */
+static float nn__s8_scale(const float *x, size_t n) {
+    float mx = nn__absmax(x, n);
+    return mx > 0.0f ? mx / 127.0f : 1.0f;
+}
+
+/* q[i] = nn__s8_round(x[i] inv); the vector paths do the same operations
+   (the product, the clamp, + 0.5 with v's sign, truncation): same bytes. */
+static void nn__s8_quant(const float *x, size_t n, float inv, int8_t *q) {
+    size_t i = 0;
+#if defined(NN__AVX512)
+    {
+        const __m512 vi = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+        const __m512i sign = _mm512_set1_epi32(INT32_MIN), half = _mm512_castps_si512(_mm512_set1_ps(0.5f));
+        for (; i + 16 <= n; i += 16) {
+            __m512 v = _mm512_maskz_min_ps(0xFFFF, _mm512_maskz_max_ps(0xFFFF, _mm512_mul_ps(_mm512_loadu_ps(x + i), vi), lo), hi);
+            v = _mm512_add_ps(v, _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(v), sign), half)));
+            _mm_storeu_si128((__m128i *)(void *)(q + i), _mm512_maskz_cvtepi32_epi8(0xFFFF, _mm512_maskz_cvttps_epi32(0xFFFF, v)));
+        }
+    }
+#elif defined(NN__AVX2)
+    {
+        const __m256 vi = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+        const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f);
+        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for (; i + 32 <= n; i += 32) {
+            __m256i w[4], ab, cd;
+            int j;
+            for (j = 0; j < 4; j++) {
+                __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vi), lo), hi);
+                v = _mm256_add_ps(v, _mm256_or_ps(_mm256_and_ps(v, sign), half));
+                w[j] = _mm256_cvttps_epi32(v);
+            }
+            ab = _mm256_packs_epi32(w[0], w[1]); /* (in range: the packs are exact) */
+            cd = _mm256_packs_epi32(w[2], w[3]);
+            _mm256_storeu_si256((__m256i *)(void *)(q + i),
+                                _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), order));
+        }
+    }
+#elif defined(NN__NEON)
+    {
+        const float32x4_t vi = vdupq_n_f32(inv), lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
+        const float32x4_t half = vdupq_n_f32(0.5f);
+        const uint32x4_t sign = vdupq_n_u32(0x80000000u);
+        for (; i + 8 <= n; i += 8) {
+            float32x4_t v0 = vminq_f32(vmaxq_f32(vmulq_f32(vld1q_f32(x + i), vi), lo), hi);
+            float32x4_t v1 = vminq_f32(vmaxq_f32(vmulq_f32(vld1q_f32(x + i + 4), vi), lo), hi);
+            int16x8_t h;
+            v0 = vaddq_f32(v0, vbslq_f32(sign, v0, half));
+            v1 = vaddq_f32(v1, vbslq_f32(sign, v1, half));
+            h = vcombine_s16(vmovn_s32(vcvtq_s32_f32(v0)), vmovn_s32(vcvtq_s32_f32(v1)));
+            vst1_s8(q + i, vmovn_s16(h));
+        }
+    }
+#endif
+    for (; i < n; i++) q[i] = nn__s8_round(x[i] * inv);
+}
+
 NNDEF float nn_quantize_s8(const float *x, size_t n, int8_t *q) {
-    float mx, scale, inv;
-    size_t i;
+    float scale;
     if (n && (!x || !q)) {
         nn__misuse("nn_quantize_s8: NULL %s for %zu values", !x ? "input" : "output", n);
         return 1.0f;
     }
-    mx = nn__absmax(x, n);
-    scale = mx > 0.0f ? mx / 127.0f : 1.0f;
-    inv = 1.0f / scale;
-    for (i = 0; i < n; i++) q[i] = nn__s8_round(x[i] * inv);
+    scale = nn__s8_scale(x, n);
+    nn__s8_quant(x, n, 1.0f / scale, q);
     return scale;
 }
 
@@ -14541,67 +14880,124 @@ NNDEF nn_module *nn_learned_positional_encoding(int d_model, int max_len, int ba
 /* ----- >>layers.quant: int8 weights (nn_quantize) ------------------------ */
 
 /* A quantized Linear / Conv2d / Conv1d: w holds OC x K int8 values (K the
-   weight's elements per output channel), scale [OC] float. */
+   weight's elements per output channel), scale [OC] float.  Dynamic mode
+   also keeps the weights as the int8 kernel reads them (pack), built by
+   nn_quantize and again on the first forward after any parameter changed
+   (nn__param_gen, as the float layers' evaluation caches), in place: a
+   forward never allocates.  A Linear's pack is its weight in the panels of
+   nn__s8_pack (the weights are the panel operand, the input rows are
+   broadcast); a convolution's is its weight rows reordered to (kh, kw, c)
+   in nseg segments of kseg bytes (the rows are broadcast against panels of
+   16 output positions of the NHWC input, nn__q_panels): a segment is one
+   contiguous run of the padded NHWC image, KW C bytes (C when dilated),
+   padded with zero weights to a multiple of 4. */
 enum { NN__Q_LINEAR, NN__Q_CONV2D, NN__Q_CONV1D };
 typedef struct nn__qstate {
     nn_tensor *weight, *bias, *scale;   /* buffers; bias NULL when absent */
     nn_conv_opts opts;                  /* the convolutions' geometry */
     int kind, mode;
+    unsigned char *pack;                /* dynamic mode: the packed weights */
+    int32_t *corr;                      /* conv with the u8 shift (NN__S8_XOR): nn__s8_rowcorr of the rows */
+    unsigned long pgen;                 /* nn__param_gen at packing */
+    const float *psrc;                  /* the weight data packed */
+    int kp, kseg, nseg;                 /* conv: row bytes kp = nseg kseg */
 } nn__qstate;
 
-/* The int8 im2col of one sample, transposed: col[p][(c KH + kh) KW + kw] =
-   x[c][oh S - PH + kh D][ow S - PWl + kw D] (0 outside), p = oh OW + ow. */
-static void nn__q_im2col(const int8_t *x, int C, int H, int W, int KH, int KW, int S, int D, int PH,
-                         int PWl, int OH, int OW, int8_t *col) {
-    int oh, ow, c, kh, kw;
-    size_t K = (size_t)C * KH * KW;
-    for (oh = 0; oh < OH; oh++)
-        for (ow = 0; ow < OW; ow++) {
-            int8_t *dst = col + ((size_t)oh * OW + ow) * K;
-            for (c = 0; c < C; c++)
-                for (kh = 0; kh < KH; kh++) {
-                    int ih = oh * S - PH + kh * D, iw0 = ow * S - PWl;
-                    const int8_t *row = x + ((size_t)c * H + (ih < 0 ? 0 : ih)) * W;
-                    if (ih < 0 || ih >= H) {
-                        memset(dst, 0, (size_t)KW);
-                        dst += KW;
-                        continue;
-                    }
-                    if (D == 1 && iw0 >= 0 && iw0 + KW <= W) { /* inside: one run of bytes */
-                        memcpy(dst, row + iw0, (size_t)KW);
-                        dst += KW;
-                        continue;
-                    }
-                    for (kw = 0; kw < KW; kw++, dst++) {
-                        int iw = ow * S - PWl + kw * D;
-                        *dst = ih < 0 || ih >= H || iw < 0 || iw >= W ? (int8_t)0 : row[iw];
-                    }
-                }
-        }
+static void nn__q_destroy(nn_module *m) {
+    nn__qstate *st = (nn__qstate *)m->user;
+    if (st) {
+        nn__free(st->pack);
+        nn__free(st->corr);
+    }
+    nn__free(st);
 }
 
-/* out[r][o] = acc[r][o] sx scale[o] + bias[o], R rows, OC outputs, strides
-   (rs, os) into out. */
-static void nn__q_dequant(const int32_t *acc, int R, int OC, float sx, const nn__qstate *st, float *out,
-                          size_t rs, size_t os) {
-    const float *sw = st->scale->data, *b = st->bias ? st->bias->data : NULL;
-    int r, o;
-    for (r = 0; r < R; r++)
+/* The convolution weight's kernel sizes and dilation. */
+static void nn__q_geom(const nn__qstate *st, int *C, int *KH, int *KW, int *D) {
+    const nn_tensor *w = st->weight;
+    int dims = st->kind == NN__Q_CONV2D ? 2 : 1;
+    *C = w->shape[1];
+    *KH = dims == 2 ? w->shape[2] : 1;
+    *KW = w->shape[dims + 1];
+    *D = st->opts.dilation ? st->opts.dilation : 1;
+}
+
+/* (Re)build st->pack from the int8 weight. */
+static void nn__q_pack(nn__qstate *st) {
+    const nn_tensor *w = st->weight;
+    const int8_t *q = (const int8_t *)(const void *)w->data;
+    int OC = w->shape[0], K = (int)(w->numel / (size_t)OC);
+    if (st->kind == NN__Q_LINEAR) {
+        nn__s8_pack(OC, K, q, (size_t)K, st->pack);
+    } else {
+        int C, KH, KW, D, o, s, j, seglen;
+        nn__q_geom(st, &C, &KH, &KW, &D);
+        seglen = D == 1 ? KW * C : C;
+        memset(st->pack, 0, (size_t)OC * (size_t)st->kp);
         for (o = 0; o < OC; o++)
-            out[r * rs + o * os] = (float)acc[(size_t)r * OC + o] * (sx * sw[o]) + (b ? b[o] : 0.0f);
+            for (s = 0; s < st->nseg; s++)
+                for (j = 0; j < seglen; j++) {
+                    int kh = D == 1 ? s : s / KW, kw = D == 1 ? j / C : s % KW, c = D == 1 ? j % C : j;
+                    st->pack[(size_t)o * st->kp + (size_t)s * st->kseg + j] =
+                        (unsigned char)q[(size_t)o * K + ((size_t)c * KH + kh) * KW + kw];
+                }
+        if (st->corr) nn__s8_rowcorr(OC, st->kp, (const int8_t *)(const void *)st->pack, (size_t)st->kp, st->corr);
+    }
+    st->pgen = nn__param_gen;
+    st->psrc = w->data;
 }
 
-static nn_tensor *nn__q_forward(nn_module *m, nn_tensor *x) {
-    const nn__qstate *st = (const nn__qstate *)m->user;
+/* The panels of P output positions (16 a panel, nn__s8_pack's layout, the
+   rest of the last one 0) from the padded NHWC image img (rows Wp pixels
+   of C bytes): position p = oh OW + ow reads, for segment s, the kseg bytes
+   at img + (oh S Wp + ow S) C + soff[s] (up to 3 past the run: weight 0). */
+static void nn__q_panels(const unsigned char *img, int Wp, int C, int S, int OW, size_t P, const size_t *soff,
+                         int nseg, int kseg, unsigned char *pn) {
+    size_t ps = (size_t)nseg * (size_t)kseg / 4 * 64, p;
+    int g4 = kseg / 4, s, g;
+#if defined(NN__AVX512)
+    if ((size_t)S * (size_t)Wp * (size_t)C * P < (size_t)1 << 30) { /* 16 positions a gather (offsets fit) */
+        size_t pb;
+        for (pb = 0; pb < (P + 15) / 16; pb++) {
+            int32_t off[16];
+            unsigned char *dst = pn + pb * ps;
+            int l;
+            __m512i vo;
+            for (l = 0; l < 16; l++) { /* (past P: the last position again, never stored) */
+                size_t q = NN__MIN(pb * 16 + (size_t)l, P - 1), oh = q / (size_t)OW, ow = q % (size_t)OW;
+                off[l] = (int32_t)((oh * (size_t)S * (size_t)Wp + ow * (size_t)S) * (size_t)C);
+            }
+            vo = _mm512_loadu_si512((const void *)off);
+            for (s = 0; s < nseg; s++)
+                for (g = 0; g < g4; g++, dst += 64)
+                    _mm512_storeu_si512((void *)dst, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), 0xFFFF, vo, (const void *)(img + soff[s] + 4 * g), 1));
+        }
+        return;
+    }
+#endif
+    if (P % 16) memset(pn + (P / 16) * ps, 0, ps);
+    for (p = 0; p < P; p++) {
+        size_t oh = p / (size_t)OW, ow = p % (size_t)OW;
+        const unsigned char *base = img + (oh * (size_t)S * (size_t)Wp + ow * (size_t)S) * (size_t)C;
+        unsigned char *dst = pn + (p / 16) * ps + (p % 16) * 4;
+        for (s = 0; s < nseg; s++) {
+            const unsigned char *src = base + soff[s];
+            for (g = 0; g < g4; g++, dst += 64) memcpy(dst, src + 4 * g, 4);
+        }
+    }
+}
+
+/* The quantized forward; relu: max(., 0) in the rescale's write-back (the
+   fusion with a following ReLU, dynamic mode). */
+static nn_tensor *nn__q_run(nn_module *m, nn_tensor *x, int relu) {
+    nn__qstate *st = (nn__qstate *)m->user;
     const nn_tensor *w = st->weight;
     int OC = w->shape[0], K = (int)(w->numel / (size_t)OC), dims = st->kind == NN__Q_CONV2D ? 2 : 1;
     nn_graph *g = x ? x->graph : NULL;
     nn_shape os;
     nn_tensor *y;
     char b1[64], b2[64];
-    int8_t *xq;
-    int32_t *acc;
-    float sx;
+    nn__s8_out out;
     if (m->training) {
         nn__misuse("a quantized module runs in evaluation mode only (nn_train_mode(m, 0))");
         return NULL;
@@ -14611,12 +15007,19 @@ static nn_tensor *nn__q_forward(nn_module *m, nn_tensor *x) {
                    "quantized module), got %s", nn__ts(x));
         return NULL;
     }
-    nn_shape_str(nn_shape_of(w), b2, sizeof b2);
+    memset(&out, 0, sizeof out);
+    out.scale = st->scale->data;
+    out.bias = st->bias ? st->bias->data : NULL;
+    out.relu = relu;
+    if (st->mode == NN_QUANT_DYNAMIC && (st->pgen != nn__param_gen || st->psrc != w->data)) nn__q_pack(st);
     if (st->kind == NN__Q_LINEAR) {
         int R;
+        int8_t *xq;
+        int32_t *corr = NULL;
         if (x->ndim < 1 || x->shape[x->ndim - 1] != K) {
             nn__misuse("input %s does not end in the weight's in_features (weight %s)",
-                       nn_shape_str(nn_shape_of(x), b1, sizeof b1), b2);
+                       nn_shape_str(nn_shape_of(x), b1, sizeof b1),
+                       nn_shape_str(nn_shape_of(w), b2, sizeof b2));
             return NULL;
         }
         if (st->mode == NN_QUANT_WEIGHT_ONLY) {
@@ -14633,30 +15036,35 @@ static nn_tensor *nn__q_forward(nn_module *m, nn_tensor *x) {
         os = nn_shape_of(x);
         os.d[os.ndim - 1] = OC;
         xq = (int8_t *)nn__arena_alloc(g, x->numel + 64);
-        acc = (int32_t *)nn__arena_alloc(g, sizeof(int32_t) * (size_t)R * OC);
-        if (!xq || !acc || !(y = nn__tensor_new("nn_forward", g, os, 0))) return NULL;
-        sx = nn_quantize_s8(x->data, x->numel, xq);
-        nn_gemm_s8(R, OC, K, xq, K, (const int8_t *)(const void *)w->data, K, acc, OC);
-        nn__q_dequant(acc, R, OC, sx, st, y->data, (size_t)OC, 1);
+        if (NN__S8_XOR && !(corr = (int32_t *)nn__arena_alloc(g, sizeof(int32_t) * (size_t)R + 64))) return NULL;
+        if (!xq || !(y = nn__tensor_new("nn_forward", g, os, 0))) return NULL;
+        out.sx = nn_quantize_s8(x->data, x->numel, xq);
+        if (corr) nn__s8_rowcorr(R, K, xq, (size_t)K, corr);
+        out.cf = y->data;
+        out.ldc = (size_t)OC;
+        out.corr = corr;
+        nn__s8_run(R, OC, K, xq, (size_t)K, st->pack, &out);
         return y;
     } else {
         nn_conv_opts o = st->opts;
-        int C = w->shape[1], KH = dims == 2 ? w->shape[2] : 1, KW = w->shape[dims + 1];
-        int S = o.stride ? o.stride : 1, D = o.dilation ? o.dilation : 1;
-        int N, H, W, PH, PWl, PWr, OH, OW, n;
-        size_t P;
-        int8_t *col;
+        int C, KH, KW, D, S = o.stride ? o.stride : 1;
+        int N, H, W, PH, PWl, PWr, OH, OW, Wp, n, s, h, i;
+        size_t P, CHW, img_n;
+        int8_t *xq;
+        unsigned char *img, *pn;
+        size_t *soff;
+        nn__q_geom(st, &C, &KH, &KW, &D);
         if (x->ndim != dims + 2 || x->shape[1] != C) {
             nn__misuse("input %s is not [N,%d,%s] (weight %s)", nn_shape_str(nn_shape_of(x), b1, sizeof b1), C,
-                       dims == 2 ? "H,W" : "L", b2);
+                       dims == 2 ? "H,W" : "L", nn_shape_str(nn_shape_of(w), b2, sizeof b2));
             return NULL;
         }
         if (st->mode == NN_QUANT_WEIGHT_ONLY) {
             nn_tensor *wf = nn__tensor_new("nn_forward", g, nn_shape_of(w), 0);
-            size_t i;
+            size_t e;
             if (!wf) return NULL;
-            for (i = 0; i < w->numel; i++)
-                wf->data[i] = (float)((const int8_t *)(const void *)w->data)[i] * st->scale->data[i / (size_t)K];
+            for (e = 0; e < w->numel; e++)
+                wf->data[e] = (float)((const int8_t *)(const void *)w->data)[e] * st->scale->data[e / (size_t)K];
             return dims == 2 ? nn_conv2d_op(x, wf, st->bias, o) : nn_conv1d_op(x, wf, st->bias, o);
         }
         N = x->shape[0];
@@ -14665,28 +15073,70 @@ static nn_tensor *nn__q_forward(nn_module *m, nn_tensor *x) {
         PH = dims == 2 ? o.padding : 0;
         PWl = o.causal ? D * (KW - 1) : o.padding;
         PWr = o.causal ? 0 : o.padding;
-        OH = (H + 2 * PH - D * (KH - 1) - 1) / S + 1;
-        OW = (W + PWl + PWr - D * (KW - 1) - 1) / S + 1;
         if (H + 2 * PH < D * (KH - 1) + 1 || W + PWl + PWr < D * (KW - 1) + 1) {
             nn__misuse("input %s is smaller than the dilated kernel (weight %s)",
-                       nn_shape_str(nn_shape_of(x), b1, sizeof b1), b2);
+                       nn_shape_str(nn_shape_of(x), b1, sizeof b1),
+                       nn_shape_str(nn_shape_of(w), b2, sizeof b2));
             return NULL;
         }
+        OH = (H + 2 * PH - D * (KH - 1) - 1) / S + 1;
+        OW = (W + PWl + PWr - D * (KW - 1) - 1) / S + 1;
+        Wp = W + PWl + PWr;
         P = (size_t)OH * OW;
+        CHW = (size_t)C * H * W;
+        img_n = (size_t)(H + 2 * PH) * Wp * C + 64;
         os = dims == 2 ? NN_SHAPE(N, OC, OH, OW) : NN_SHAPE(N, OC, OW);
-        xq = (int8_t *)nn__arena_alloc(g, x->numel + 64);
-        col = (int8_t *)nn__arena_alloc(g, P * (size_t)K + 64);
-        acc = (int32_t *)nn__arena_alloc(g, sizeof(int32_t) * P * (size_t)OC);
-        if (!xq || !col || !acc || !(y = nn__tensor_new("nn_forward", g, os, 0))) return NULL;
-        sx = nn_quantize_s8(x->data, x->numel, xq);
+        xq = (int8_t *)nn__arena_alloc(g, CHW + 64);
+        img = (unsigned char *)nn__arena_alloc(g, img_n);
+        pn = (unsigned char *)nn__arena_alloc(g, (P + 15) / 16 * ((size_t)st->kp / 4 * 64) + 64);
+        soff = (size_t *)nn__arena_alloc(g, sizeof(size_t) * (size_t)st->nseg);
+        if (!xq || !img || !pn || !soff || !(y = nn__tensor_new("nn_forward", g, os, 0))) return NULL;
+        for (s = 0; s < st->nseg; s++) { /* where segment s starts, from the window's corner */
+            int dh = D == 1 ? s : s / KW * D, dw = D == 1 ? 0 : s % KW * D;
+            soff[s] = ((size_t)dh * Wp + (size_t)dw) * (size_t)C;
+        }
+        out.sx = nn__s8_scale(x->data, x->numel); /* one scale for the whole batch */
+        out.ldc = P;
+        out.per_row = 1;
+        out.corr = st->corr;
         for (n = 0; n < N; n++) {
-            nn__q_im2col(xq + (size_t)n * C * H * W, C, H, W, KH, KW, S, D, PH, PWl, OH, OW, col);
-            /* acc[p][oc]: the positions are the GEMM's rows */
-            nn_gemm_s8((int)P, OC, K, col, K, (const int8_t *)(const void *)w->data, K, acc, OC);
-            nn__q_dequant(acc, (int)P, OC, sx, st, y->data + (size_t)n * OC * P, 1, P);
+            /* quantize the sample, then lay it out NHWC inside its zero padding */
+            memset(img, NN__S8_XOR, img_n);
+            if (C == 1) { /* NHWC is NCHW: each row straight into place */
+                for (h = 0; h < H; h++) {
+                    unsigned char *d = img + (size_t)(h + PH) * Wp + (size_t)PWl;
+                    nn__s8_quant(x->data + (size_t)n * CHW + (size_t)h * W, (size_t)W, 1.0f / out.sx,
+                                 (int8_t *)(void *)d);
+                    for (i = 0; NN__S8_XOR && i < W; i++) d[i] ^= NN__S8_XOR;
+                }
+            } else {
+                nn__s8_quant(x->data + (size_t)n * CHW, CHW, 1.0f / out.sx, xq);
+                for (h = 0; h < H; h++)
+                    for (i = 0; i < W; i++) {
+                        unsigned char *d = img + ((size_t)(h + PH) * Wp + (size_t)(i + PWl)) * C;
+                        const int8_t *src = xq + (size_t)h * W + i;
+                        int c;
+                        for (c = 0; c < C; c++)
+                            d[c] = (unsigned char)((unsigned char)src[(size_t)c * H * W] ^ NN__S8_XOR);
+                    }
+            }
+            nn__q_panels(img, Wp, C, S, OW, P, soff, st->nseg, st->kseg, pn);
+            /* the weight rows broadcast against the panels: channels x positions */
+            out.cf = y->data + (size_t)n * OC * P;
+            nn__s8_run(OC, (int)P, st->kp, (const int8_t *)(const void *)st->pack, (size_t)st->kp, pn, &out);
         }
         return y;
     }
+}
+
+static nn_tensor *nn__q_forward(nn_module *m, nn_tensor *x) { return nn__q_run(m, x, 0); }
+
+/* Quantized layer -> ReLU with gradients off: the ReLU in the rescale. */
+static int nn__q_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y) {
+    const nn__qstate *st = (const nn__qstate *)m->user;
+    if (st->mode != NN_QUANT_DYNAMIC || nnext < 1 || next[0]->forward != nn__relu_forward) return 0;
+    *y = nn__q_run(m, x, 1);
+    return 1;
 }
 
 NNDEF int nn_is_quantized(const nn_module *m) { return m && m->forward == nn__q_forward; }
@@ -14724,7 +15174,7 @@ static int nn__q_convert(nn_module *m, int kind, nn_tensor *w, nn_tensor *b, nn_
     w->flags |= NN_TENSOR_INT8;
     if (m->destroy) m->destroy(m);
     m->user = qs;
-    m->destroy = nn__state_destroy;
+    m->destroy = nn__q_destroy;
     qs->weight = w;
     qs->bias = b;
     qs->scale = sc;
@@ -14732,7 +15182,24 @@ static int nn__q_convert(nn_module *m, int kind, nn_tensor *w, nn_tensor *b, nn_
     qs->kind = kind;
     qs->mode = mode;
     m->forward = nn__q_forward;
-    m->fuse = NULL; /* the float module's eval fusion reads float weights */
+    m->fuse = nn__q_fuse; /* (the float module's fusion read float weights) */
+    if (mode == NN_QUANT_DYNAMIC) { /* the kernel's copy of the weights, packed now */
+        size_t bytes;
+        if (kind == NN__Q_LINEAR) {
+            bytes = (size_t)(OC + 15) / 16 * (size_t)((K + 3) / 4) * 64;
+        } else {
+            int C, KH, KW, D;
+            nn__q_geom(qs, &C, &KH, &KW, &D);
+            qs->nseg = D == 1 ? KH : KH * KW;
+            qs->kseg = ((D == 1 ? KW * C : C) + 3) / 4 * 4;
+            qs->kp = qs->nseg * qs->kseg;
+            bytes = (size_t)OC * (size_t)qs->kp;
+            if (NN__S8_XOR && !(qs->corr = (int32_t *)nn__malloc(sizeof(int32_t) * (size_t)OC)))
+                return nn__error(NN_ERR_OOM, "nn_quantize: out of memory");
+        }
+        if (!(qs->pack = (unsigned char *)nn__malloc(bytes))) return nn__error(NN_ERR_OOM, "nn_quantize: out of memory");
+        nn__q_pack(qs);
+    }
     m->type = kind == NN__Q_LINEAR ? "QuantizedLinear" : kind == NN__Q_CONV2D ? "QuantizedConv2d" : "QuantizedConv1d";
     m->training = 0;
     if (!nn__q_to_buffer(m, "weight", w) || !nn__q_to_buffer(m, "bias", b) ||

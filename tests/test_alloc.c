@@ -213,7 +213,8 @@ static void check_augmenting_loader(void) {
 }
 
 /* An evaluation forward of the fused pairs (Conv2d->ReLU, Conv2d->BatchNorm2d
-   ->ReLU folded, Linear->ReLU) allocates nothing per call. */
+   ->ReLU folded, Linear->ReLU) allocates nothing per call, nor the same
+   model after nn_quantize. */
 static void check_fused_eval(void) {
     nn_graph *g = nn_graph_new();
     nn_pool_opts po = {2, 0, 0};
@@ -236,6 +237,18 @@ static void check_fused_eval(void) {
         }
     }
     NN_TEST_CHECK(alloc_calls == before, "fused eval forwards allocate nothing: %ld calls", alloc_calls - before);
+    {   /* the same model quantized (int8 kernels, weights packed at nn_quantize) */
+        nn_quantize_opts qo = {0};
+        nn_quantize(cnn, qo);
+        for (it = 0; it < 4; it++) {
+            if (it == 2) before = alloc_calls;
+            for (b = 1; b <= 8; b += 7) {
+                nn_graph_reset(g);
+                nn_forward(cnn, nn_rand(g, NN_SHAPE(b, 1, 8, 8), -1.0f, 1.0f));
+            }
+        }
+        NN_TEST_CHECK(alloc_calls == before, "int8 eval forwards allocate nothing: %ld calls", alloc_calls - before);
+    }
     nn_module_free(cnn);
     nn_graph_free(g);
 }

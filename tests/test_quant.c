@@ -1,12 +1,14 @@
 /* Int8 weights (nn_quantize, >>layers.quant) and their kernels
-   (>>kernels.int8): nn_gemm_s8 against nn_gemm_s8_ref bitwise for M = 1..8,
+   (>>kernels.int8): nn_gemm_s8 against nn_gemm_s8_ref bitwise for M = 1..11,
    odd N and K (K below, at and past the vector widths 16, 32, 64), padded
    strides; nn_quantize_s8's error within scale/2; a quantized MLP and CNN
    (Conv2d, Conv1d with padding, stride, dilation) against the float model
    they came from, in both modes; save and load through a safetensors buffer
    (I8 weights, bitwise the same outputs); misuse (quantize twice, training
    or gradients through a quantized module, a float file into a quantized
-   model).  Build it per ISA: -march=native (AVX-512 VNNI here),
+   model); the int8 forward against the dequantized float op, the fused
+   ReLU against the unfused one, weights changed after nn_quantize (in
+   place, by a load).  Build it per ISA: -march=native (AVX-512 VNNI here),
    -march=haswell (AVX2), -DNN_NO_SIMD, aarch64 with +dotprod (NEON). */
 #ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
@@ -24,7 +26,7 @@ static int8_t *rand_s8(size_t n) {
 }
 
 static void test_gemm(void) {
-    static const int Ns[] = {1, 3, 5, 7, 13, 37}, Ks[] = {1, 15, 17, 31, 33, 63, 65, 131, 784};
+    static const int Ns[] = {1, 3, 5, 7, 13, 37, 70}, Ks[] = {1, 15, 17, 31, 33, 63, 65, 131, 784};
     int M, a, b, bad = 0, cases = 0;
     for (M = 1; M <= 11; M += M < 8 ? 1 : 3)
         for (a = 0; a < (int)(sizeof Ns / sizeof Ns[0]); a++)
@@ -79,6 +81,21 @@ static void test_quantize_s8(void) {
     memset(x, 0, sizeof x);
     s = nn_quantize_s8(x, 101, q);
     NN_TEST_CHECK(s == 1.0f && q[0] == 0 && q[100] == 0, "all zeros: scale 1, q 0");
+    {   /* scale 1 (max 127): every half is a tie, rounded away from 0, in the vector lanes and the tail */
+        float t[1003];
+        int8_t tq[1003];
+        int bad = 0;
+        for (i = 0; i < 1003; i++) t[i] = (float)(i % 255 - 127) * 0.5f + (i % 7 == 3 ? 0.25f : 0.0f);
+        t[5] = 127.0f;
+        t[6] = -0.0f;
+        s = nn_quantize_s8(t, 1003, tq);
+        for (i = 0; i < 1003; i++) {
+            float v = t[i];
+            int want = (int)(v >= 0.0f ? v + 0.5f : v - 0.5f);
+            bad += tq[i] != want;
+        }
+        NN_TEST_CHECK(s == 1.0f && bad == 0, "ties round away from 0 on every path: scale %g, %d wrong", (double)s, bad);
+    }
 }
 
 static nn_module *make_mlp(void) {
@@ -116,6 +133,109 @@ static float rel_err(const nn_tensor *a, const nn_tensor *b) {
 /* The model's output for x (copied into g's current step). */
 static nn_tensor *run(nn_module *m, nn_graph *g, const float *x, nn_shape s) {
     return nn_forward(m, nn_tensor_from(g, x, s));
+}
+
+/* The float computation the int8 forward must match to round-off: the
+   input quantized per tensor and the weight dequantized (xq sx, Wq s_w),
+   through the float op (conv or linear), then ReLU with relu. */
+static nn_tensor *dequant_ref(nn_module *q, nn_graph *g, const float *x, nn_shape s, int conv, int dims,
+                              nn_conv_opts co, int relu) {
+    nn_tensor *w = nn_param_get(q, "weight"), *sc = nn_param_get(q, "scale"), *b = nn_param_get(q, "bias");
+    nn_tensor *xt = nn_tensor_from(g, x, s), *wf = nn_zeros(g, nn_shape_of(w)), *y;
+    int8_t *xq = (int8_t *)malloc(xt->numel);
+    size_t i, K = w->numel / (size_t)w->shape[0];
+    float sx = nn_quantize_s8(xt->data, xt->numel, xq);
+    for (i = 0; i < xt->numel; i++) xt->data[i] = (float)xq[i] * sx;
+    for (i = 0; i < w->numel; i++) wf->data[i] = (float)((const int8_t *)(const void *)w->data)[i] * sc->data[i / K];
+    free(xq);
+    y = !conv ? nn_linear_op(xt, wf, b) : dims == 2 ? nn_conv2d_op(xt, wf, b, co) : nn_conv1d_op(xt, wf, b, co);
+    return relu ? nn_relu_op(y) : y;
+}
+
+/* The int8 forward (the packed kernels, the NHWC panels of a convolution,
+   the rescale with a fused ReLU) against dequant_ref, for odd shapes;
+   then the weight bytes changed in place (nn_module_changed): the packed
+   copy follows. */
+static void test_reference(void) {
+    nn_graph *g = nn_graph_new();
+    float x[2 * 5 * 13 * 11];
+    int cse, i, ok_all = 1;
+    nn_quantize_opts o;
+    memset(&o, 0, sizeof o);
+    for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) x[i] = nn_rand_normal();
+    nn_set_grad_enabled(g, 0);
+    for (cse = 0; cse < 7; cse++) {
+        nn_conv_opts co;
+        nn_module *layer, *net;
+        nn_shape s;
+        int conv = cse >= 2, dims = cse == 6 ? 1 : 2, relu = cse & 1, pass;
+        memset(&co, 0, sizeof co);
+        co.kernel = 3;
+        if (cse == 0 || cse == 1) { /* Linear 77 -> 70 (5 panels), rows 2 and 5 */
+            layer = nn_linear(77, 70);
+            s = cse ? NN_SHAPE(5, 77) : NN_SHAPE(2, 77);
+        } else {
+            if (cse == 2) co.kernel = 5;                   /* C = 5: a 25-byte segment (padded to 28) */
+            if (cse == 3) co.padding = 2, co.stride = 2;   /* padding and stride */
+            if (cse == 4) co.dilation = 2, co.padding = 1; /* dilated: one segment per tap */
+            if (cse == 5) co.no_bias = 1, co.kernel = 1;
+            if (cse == 6) co.causal = 1, co.dilation = 2;  /* Conv1d */
+            layer = dims == 2 ? nn_conv2d(5, 19, co) : nn_conv1d(5, 19, co);
+            s = dims == 2 ? NN_SHAPE(2, 5, 13, 11) : NN_SHAPE(2, 5, 143);
+        }
+        net = relu ? nn_sequential(layer, nn_relu(), NULL) : nn_sequential(layer, NULL);
+        nn_quantize(net, o);
+        for (pass = 0; pass < 2; pass++) {
+            nn_tensor *yq, *yr;
+            float e;
+            nn_graph_reset(g);
+            yq = run(net, g, x, s);
+            yr = dequant_ref(nn_child(net, "0"), g, x, s, conv, dims, co, relu);
+            e = yq && yr && yq->numel == yr->numel ? rel_err(yq, yr) : 1.0f;
+            if (!(e < 1e-4f)) {
+                printf("  case %d pass %d: int8 forward vs dequantized float: %g\n", cse, pass, (double)e);
+                ok_all = 0;
+            }
+            if (pass == 0) { /* new weights: every byte negated, one row zeroed */
+                nn_tensor *w = nn_param_get(net, "0.weight");
+                int8_t *q = (int8_t *)(void *)w->data;
+                size_t k;
+                for (k = 0; k < w->numel; k++) q[k] = (int8_t)-q[k];
+                memset(q, 0, w->numel / (size_t)w->shape[0]);
+                nn_module_changed(net);
+            }
+        }
+        nn_module_free(net);
+    }
+    NN_TEST_CHECK(ok_all, "int8 Linear/Conv2d/Conv1d (padding, stride, dilation, causal, fused ReLU) == the "
+                  "dequantized float op to round-off, also after the weights changed");
+    nn_graph_free(g);
+}
+
+/* nn_sequential's fused Linear->ReLU / Conv->ReLU (gradients off) against
+   the children run one by one: the same bits. */
+static void test_fused(void) {
+    nn_graph *g = nn_graph_new();
+    float x[2 * 3 * 14 * 14];
+    nn_quantize_opts o;
+    int i, m, same = 1;
+    memset(&o, 0, sizeof o);
+    for (i = 0; i < 2 * 3 * 14 * 14; i++) x[i] = nn_rand_uniform() - 0.3f;
+    nn_set_grad_enabled(g, 0);
+    for (m = 0; m < 2; m++) {
+        nn_module *net = m ? make_cnn() : make_mlp();
+        nn_shape s = m ? NN_SHAPE(2, 3, 14, 14) : NN_SHAPE(6, 20);
+        nn_tensor *yf, *y;
+        nn_quantize(net, o);
+        nn_graph_reset(g);
+        yf = run(net, g, x, s);
+        y = nn_tensor_from(g, x, s);
+        for (i = 0; i < net->nchildren && y; i++) y = nn_forward(net->children[i], y);
+        same &= yf && y && yf->numel == y->numel && memcmp(yf->data, y->data, sizeof(float) * y->numel) == 0;
+        nn_module_free(net);
+    }
+    NN_TEST_CHECK(same, "fused quantized layer -> ReLU == unfused, bitwise (MLP and CNN)");
+    nn_graph_free(g);
 }
 
 static void test_models(void) {
@@ -233,11 +353,13 @@ static void test_save_load(void) {
     NN_TEST_CHECK(nn_save_mem(a, so, &buf, &size) == NN_OK && size > 0, "save a quantized model");
     NN_TEST_CHECK(buf && strstr((const char *)buf + 8, "\"0.weight\":{\"dtype\":\"I8\",\"shape\":[33,20]") != NULL,
                   "the weight is written as I8");
+    nn_set_grad_enabled(g, 0);
+    yb = run(b, g, x, NN_SHAPE(3, 20)); /* b's kernels pack its own weights first */
     NN_TEST_CHECK(nn_load_mem(b, buf, size, lo) == NN_OK, "load into a quantized model: %s", nn_error_string());
     NN_TEST_CHECK(memcmp(nn_param_get(a, "2.weight")->data, nn_param_get(b, "2.weight")->data, 17 * 33) == 0 &&
                       memcmp(nn_param_get(a, "2.scale")->data, nn_param_get(b, "2.scale")->data, 17 * 4) == 0,
                   "weights and scales round trip bitwise");
-    nn_set_grad_enabled(g, 0);
+    nn_graph_reset(g);
     ya = run(a, g, x, NN_SHAPE(3, 20));
     yb = run(b, g, x, NN_SHAPE(3, 20));
     NN_TEST_CHECK(ya && yb && memcmp(ya->data, yb->data, sizeof(float) * 15) == 0, "same outputs bitwise");
@@ -253,6 +375,31 @@ static void test_save_load(void) {
     /* the quantized file into a float model: strict load finds the scales */
     NN_TEST_CHECK(nn_load_mem(fl, buf, size, lo) == NN_ERR_FORMAT && strstr(nn_error_string(), "scale") != NULL,
                   "quantized file into a float model: %s", nn_error_string());
+    {   /* the same for a CNN: its conv weights repacked after the load */
+        nn_module *ca, *cb;
+        void *cbuf = NULL;
+        size_t csize = 0;
+        float xi[2 * 3 * 14 * 14];
+        nn_tensor *ra, *rb;
+        for (i = 0; i < 2 * 3 * 14 * 14; i++) xi[i] = nn_rand_uniform();
+        nn_seed(10);
+        ca = make_cnn();
+        nn_seed(11);
+        cb = make_cnn();
+        nn_quantize(ca, o);
+        nn_quantize(cb, o);
+        nn_graph_reset(g);
+        NN_TEST_CHECK(run(cb, g, xi, NN_SHAPE(2, 3, 14, 14)) != NULL, "the CNN runs (packed) before the load");
+        nn_save_mem(ca, so, &cbuf, &csize);
+        NN_TEST_CHECK(nn_load_mem(cb, cbuf, csize, lo) == NN_OK, "quantized CNN loads: %s", nn_error_string());
+        ra = run(ca, g, xi, NN_SHAPE(2, 3, 14, 14));
+        rb = run(cb, g, xi, NN_SHAPE(2, 3, 14, 14));
+        NN_TEST_CHECK(ra && rb && memcmp(ra->data, rb->data, sizeof(float) * ra->numel) == 0,
+                      "quantized CNN after a load into a model that ran: same outputs bitwise");
+        nn_free(cbuf);
+        nn_module_free(ca);
+        nn_module_free(cb);
+    }
     nn_free(buf);
     nn_free(fbuf);
     nn_module_free(a);
@@ -307,6 +454,8 @@ int main(void) {
     test_gemm();
     test_quantize_s8();
     test_models();
+    test_reference();
+    test_fused();
     test_save_load();
     test_misuse();
     return nn_test_summary("test_quant");
