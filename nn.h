@@ -12820,9 +12820,10 @@ static void nn__rnn_row_back(int kind, int relu, const float *g, const float *hp
    parallel region).  The team is split into nb groups of samples times nu
    slices of hidden units (nb * nu = the team): samples are independent
    through the recurrence, so a split by samples needs no barrier between
-   steps (a sleeping thread's wake-up, tens of microseconds in a VM, costs
-   as much as a step), while a split by units needs one a step but reads
-   only its share of W_hh.  Sample groups come first, each of at least
+   steps (with one a step, every step waits for the slowest member: on a
+   loaded machine a preempted member stalls the others for a time slice),
+   while a split by units needs one a step but reads only its share of
+   W_hh.  Sample groups come first, each of at least
    NN__RNN_GROUP_ROWS samples (fewer rows a product, and each group reads
    all of W_hh's slice every step); units (whole micro-panels of NR) split
    the rest.  Each unit slice of the recurrent weights is packed once per
