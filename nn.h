@@ -13703,14 +13703,25 @@ static void nn__rnn_row_back(int kind, int relu, const float *g, const float *hp
 }
 
 /* The steps of a layer run on one thread team for the whole sequence (one
-   parallel region, one barrier a step).  Each member owns a slice of the
-   hidden units, whole micro-panels of NR: it packs its columns of the
-   recurrent weights once, computes its columns of every step's product and
-   the gate pass of its units.  Every element sees the same operations in
-   the same order whatever the slicing, so the bits do not depend on the
-   team size.  A team is planned from this many multiply-adds a step. */
+   parallel region).  The team is split into nb groups of samples times nu
+   slices of hidden units (nb * nu = the team): samples are independent
+   through the recurrence, so a split by samples needs no barrier between
+   steps (with one a step, every step waits for the slowest member: on a
+   loaded machine a preempted member stalls the others for a time slice),
+   while a split by units needs one a step but reads only its share of
+   W_hh.  Sample groups come first, each of at least
+   NN__RNN_GROUP_ROWS samples (fewer rows a product, and each group reads
+   all of W_hh's slice every step); units (whole micro-panels of NR) split
+   the rest.  Each unit slice of the recurrent weights is packed once per
+   call, by the members sharing it, into one buffer they all read.  Every
+   element sees the same operations in the same order whatever the split,
+   so the bits do not depend on the team size.  A team is planned from this
+   many multiply-adds a step. */
 #ifndef NN__RNN_PAR_MACS
 #define NN__RNN_PAR_MACS 262144.0
+#endif
+#ifndef NN__RNN_GROUP_ROWS
+#define NN__RNN_GROUP_ROWS 16
 #endif
 
 /* The team planned for a layer's [B,K] x [K,N] steps. */
@@ -13718,26 +13729,50 @@ static int nn__rnn_plan(int B, int N, int K) {
     return nn__team((double)B * (double)N * (double)K >= NN__RNN_PAR_MACS);
 }
 
-/* The calling team member's hidden units [*u0, *u1) of H. */
-static void nn__rnn_units(int H, int *u0, int *u1) {
+/* A team member's part: samples [b0, b1) of group bg of nb, hidden units
+   [u0, u1) of slice ug of nu. */
+typedef struct nn__rnn_part {
+    int b0, b1, bg, nb, u0, u1, ug, nu;
+} nn__rnn_part;
+
+/* The calling member's part of B samples and H units in its team. */
+static void nn__rnn_part_of(int B, int H, nn__rnn_part *p) {
     int nch = (H + NN__GEMM_NR - 1) / NN__GEMM_NR, t = NN__TID, nt = NN__NTEAM;
-    *u0 = NN__MIN(nch * t / nt * NN__GEMM_NR, H);
-    *u1 = NN__MIN(nch * (t + 1) / nt * NN__GEMM_NR, H);
+    p->nb = nt;
+    while (p->nb > 1 && (nt % p->nb || B < NN__RNN_GROUP_ROWS * p->nb)) p->nb--;
+    p->nu = nt / p->nb;
+    p->bg = t / p->nu;
+    p->ug = t % p->nu;
+    p->b0 = (int)((long long)B * p->bg / p->nb);
+    p->b1 = (int)((long long)B * (p->bg + 1) / p->nb);
+    p->u0 = NN__MIN(nch * p->ug / p->nu * NN__GEMM_NR, H);
+    p->u1 = NN__MIN(nch * (p->ug + 1) / p->nu * NN__GEMM_NR, H);
 }
 
-/* Floats of one member's packed panels (K deep, groups slices of its units)
-   in a team of nt. */
-static size_t nn__rnn_slice(int K, int groups, int H, int nt) {
+/* Floats of one unit slice's packed panels (K deep, groups slices of its
+   units) when H is cut into nu slices. */
+static size_t nn__rnn_slice(int K, int groups, int H, int nu) {
     int kc = nn__gemm_kc(K), nkb = (K + kc - 1) / kc, nch = (H + NN__GEMM_NR - 1) / NN__GEMM_NR;
-    size_t per = (size_t)((nch + nt - 1) / nt);
+    size_t per = (size_t)((nch + nu - 1) / nu);
     return ((size_t)nkb * (size_t)kc * NN__GEMM_NR * (size_t)groups * per + 15) / 16 * 16;
 }
 
-/* Pack the member's columns of B (W, or W^T when trans: column j of B is row
-   j of W) into bp: per K block (as nn_sgemm blocks K), for each of groups
-   slices (columns q*gstride + [u0, u1)), panels of NR columns. */
+/* Floats of the pack buffer of a team planned for nt (any team up to nt:
+   the team that runs may be smaller). */
+static size_t nn__rnn_pack_floats(int K, int groups, int H, int nt) {
+    size_t most = 0;
+    int nu;
+    for (nu = 1; nu <= nt; nu++) most = NN__MAX(most, nn__rnn_slice(K, groups, H, nu) * (size_t)nu);
+    return most;
+}
+
+/* Pack the columns of B (W, or W^T when trans: column j of B is row j of W)
+   of units [u0, u1) into bp: per K block (as nn_sgemm blocks K), for each of
+   groups slices (columns q*gstride + [u0, u1)), panels of NR columns.  The
+   caller packs the panels i (K block major) with i % parts == part, so the
+   members sharing a slice pack it together. */
 static void nn__rnn_pack(const float *W, int ldw, int trans, int K, int groups, int gstride,
-                         int u0, int u1, float *bp) {
+                         int u0, int u1, int part, int parts, float *bp) {
     int kc = nn__gemm_kc(K), ppg = (u1 - u0 + NN__GEMM_NR - 1) / NN__GEMM_NR, np = groups * ppg;
     int pc, kb, p;
     for (pc = 0, kb = 0; pc < K; pc += kc, kb++)
@@ -13745,28 +13780,39 @@ static void nn__rnn_pack(const float *W, int ldw, int trans, int K, int groups, 
             int j = u0 + p % ppg * NN__GEMM_NR, col = p / ppg * gstride + j;
             int kcc = NN__MIN(kc, K - pc), nr = NN__MIN(NN__GEMM_NR, u1 - j);
             float *dst = bp + ((size_t)kb * (size_t)np + (size_t)p) * (size_t)kc * NN__GEMM_NR;
+            if ((kb * np + p) % parts != part) continue;
             if (trans) nn__gemm_pack_bt(W, ldw, pc, kcc, col, nr, dst);
             else nn__gemm_pack_b_rows(W, ldw, pc, kcc, col, nr, dst);
         }
 }
 
-/* C[M, the member's columns] = A[M,K] B + beta C, B packed by nn__rnn_pack. */
+/* C[M, the member's columns] = A[M,K] B + beta C, B packed by nn__rnn_pack.
+   Rows go in chunks of NN__RNN_CHUNK micro-panels packed once per K block,
+   and each B panel is read once per chunk and used by all of its
+   micro-panels from L1 (a member's slice of W_hh can exceed L2: a sample
+   group reads all of it every step). */
+#define NN__RNN_CHUNK 3
 static void nn__rnn_prod(int M, int K, const float *A, int lda, const float *bp, int groups,
                          int gstride, int u0, int u1, float beta, float *C, int ldc) {
-    float apack[NN__GEMM_MR * NN__GEMM_KC];
+    float apack[NN__RNN_CHUNK * NN__GEMM_MR * NN__GEMM_KC];
     int kc = nn__gemm_kc(K), ppg = (u1 - u0 + NN__GEMM_NR - 1) / NN__GEMM_NR, np = groups * ppg;
-    int pc, kb, ir, p;
+    int pc, kb, i0, ir, p;
     if (np <= 0) return;
     for (pc = 0, kb = 0; pc < K; pc += kc, kb++) {
         int kcc = NN__MIN(kc, K - pc);
-        for (ir = 0; ir < M; ir += NN__GEMM_MR) {
-            int mr = NN__MIN(NN__GEMM_MR, M - ir);
-            nn__gemm_pack_a(0, A, lda, ir, mr, pc, kcc, 1.0f, apack);
+        for (i0 = 0; i0 < M; i0 += NN__RNN_CHUNK * NN__GEMM_MR) {
+            int i1 = NN__MIN(M, i0 + NN__RNN_CHUNK * NN__GEMM_MR);
+            for (ir = i0; ir < i1; ir += NN__GEMM_MR)
+                nn__gemm_pack_a(0, A, lda, ir, NN__MIN(NN__GEMM_MR, M - ir), pc, kcc, 1.0f,
+                                apack + (size_t)(ir - i0) * (size_t)kc);
             for (p = 0; p < np; p++) {
                 int j = u0 + p % ppg * NN__GEMM_NR;
-                nn__gemm_tile(kcc, apack, bp + ((size_t)kb * (size_t)np + (size_t)p) * (size_t)kc * NN__GEMM_NR,
-                              NN__GEMM_NR, C + (size_t)ir * (size_t)ldc + (size_t)(p / ppg * gstride + j),
-                              ldc, mr, NN__MIN(NN__GEMM_NR, u1 - j), pc ? 1.0f : beta, NULL);
+                const float *bpp = bp + ((size_t)kb * (size_t)np + (size_t)p) * (size_t)kc * NN__GEMM_NR;
+                for (ir = i0; ir < i1; ir += NN__GEMM_MR)
+                    nn__gemm_tile(kcc, apack + (size_t)(ir - i0) * (size_t)kc, bpp, NN__GEMM_NR,
+                                  C + (size_t)ir * (size_t)ldc + (size_t)(p / ppg * gstride + j), ldc,
+                                  NN__MIN(NN__GEMM_MR, M - ir), NN__MIN(NN__GEMM_NR, u1 - j),
+                                  pc ? 1.0f : beta, NULL);
             }
         }
     }
@@ -13780,15 +13826,15 @@ static size_t nn__rnn_rowi(const nn__rnn_saved *sv, int t, int b) {
 /* The forward of direction d: x rows [BT, in], w = its 4 parameters (biases
    NULL without), h0 / c0 its initial states [B,H] or NULL; writes the output
    rows y (columns d*H.., row stride D*H) and the final states hn, cn [B,H].
-   scratch: B*G*H + 2*G*H floats; pack: nt member slices (nn__rnn_slice of
-   H, G, H, nt), nt the planned team. */
+   scratch: B*G*H + 2*G*H floats; pack:
+   nn__rnn_pack_floats(H, G, H, nt) floats, nt the planned team. */
 static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, int in,
                                 nn_tensor *const *w, const float *h0, const float *c0, float *y,
                                 float *hn, float *cn, float *scratch, float *pack, int nt) {
     int T = sv->T, B = sv->B, H = sv->H, G = nn__rnn_G(sv->kind), GS = nn__rnn_GS(sv->kind);
     int GH = G * H, j, b;
     size_t BT = (size_t)B * (size_t)T, Hs = (size_t)H, DH = (size_t)sv->D * Hs;
-    size_t slice = nn__rnn_slice(H, G, H, nt), rs = sv->bf ? (size_t)T : 1;
+    size_t rs = sv->bf ? (size_t)T : 1;
     float *gates = sv->gates[d], *hp = sv->hp[d], *cp = sv->cp[d];
     float *rec = scratch, *bx = rec + (size_t)B * GH, *bh = bx + GH;
     double tw;
@@ -13809,18 +13855,26 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
     nt = nn__team_begin(nt, &tw, &tc);
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
+        nn__rnn_part pt;
         int u0, u1, s, bb;
         size_t nu;
-        float *bp = pack + slice * (size_t)NN__TID;
-        nn__rnn_units(H, &u0, &u1);
+        float *bp;
+        nn__rnn_part_of(B, H, &pt);
+        u0 = pt.u0;
+        u1 = pt.u1;
         nu = (size_t)(u1 - u0);
-        nn__rnn_pack(w[1]->data, H, 1, H, G, H, u0, u1, bp);
+        bp = pack + nn__rnn_slice(H, G, H, pt.nu) * (size_t)pt.ug;
+        nn__rnn_pack(w[1]->data, H, 1, H, G, H, u0, u1, pt.bg, pt.nb, bp);
+        if (pt.nb > 1) {
+            NN__OMP(barrier) /* the slice packed before any member reads it */
+        }
         for (s = 0; s < T; s++) {
             int t = d ? T - 1 - s : s, tn = d ? t - 1 : t + 1;
-            /* the member's columns of h_{t-1} W_hh^T, then its units' gates */
-            nn__rnn_prod(B, H, hp + nn__rnn_rowi(sv, t, 0) * Hs, (int)(rs * Hs), bp, G, H, u0, u1,
-                         0.0f, rec, GH);
-            for (bb = 0; bb < B; bb++) {
+            /* the member's samples and columns of h_{t-1} W_hh^T, then
+               their gates */
+            nn__rnn_prod(pt.b1 - pt.b0, H, hp + nn__rnn_rowi(sv, t, pt.b0) * Hs, (int)(rs * Hs), bp, G,
+                         H, u0, u1, 0.0f, rec + (size_t)pt.b0 * GH, GH);
+            for (bb = pt.b0; bb < pt.b1; bb++) {
                 size_t row = nn__rnn_rowi(sv, t, bb), o = (size_t)bb * Hs + (size_t)u0;
                 float *yr = y + row * DH + (size_t)d * Hs + (size_t)u0;
                 if (cp) memcpy(cp + row * Hs + u0, cn + o, nu * sizeof(float));
@@ -13834,7 +13888,9 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
                 }
                 if (s + 1 < T) memcpy(hp + nn__rnn_rowi(sv, tn, bb) * Hs + u0, hn + o, nu * sizeof(float));
             }
-            NN__OMP(barrier) /* h_t complete before the next product reads it */
+            if (pt.nu > 1) {
+                NN__OMP(barrier) /* h_t's units complete before the next product */
+            }
         }
     }
     nn__team_end(nt, tw, tc);
@@ -13844,9 +13900,9 @@ static void nn__rnn_backward(nn__node *n) {
     const nn__rnn_saved *sv = (const nn__rnn_saved *)n->saved;
     nn_tensor *x = n->in[0];
     int T = sv->T, B = sv->B, H = sv->H, D = sv->D, G = nn__rnn_G(sv->kind), GS = nn__rnn_GS(sv->kind);
-    int GH = G * H, in = sv->I, d, nt, np = sv->bias ? 4 : 2, ntp = nn__rnn_plan(B, H, GH);
+    int GH = G * H, in = sv->I, d, nt, b, np = sv->bias ? 4 : 2, ntp = nn__rnn_plan(B, H, GH);
     size_t BT = (size_t)B * (size_t)T, Hs = (size_t)H, DH = (size_t)D * Hs, BH = (size_t)B * Hs;
-    size_t slice = nn__rnn_slice(GH, 1, H, ntp), rs = sv->bf ? (size_t)T : 1;
+    size_t rs = sv->bf ? (size_t)T : 1, GHs = (size_t)GH, nbs = sv->kind == NN__GRU ? 2 : 1;
     const float *gy = n->out->grad, *ghn = gy + BT * DH, *gcn = ghn + (size_t)D * BH;
     float *gx = nn__in_grad(n, 0);
     float *gh0 = sv->ih0 >= 0 ? nn__in_grad(n, sv->ih0) : NULL;
@@ -13854,9 +13910,13 @@ static void nn__rnn_backward(nn__node *n) {
     nn_graph *g = n->out->graph;
     float *dgx = (float *)nn__arena_alloc(g, BT * (size_t)GH * sizeof(float));
     float *dgh = sv->kind == NN__GRU ? (float *)nn__arena_alloc(g, BT * (size_t)GH * sizeof(float)) : dgx;
-    float *dh = (float *)nn__arena_alloc(g, (2 * BH + 2 * (size_t)GH) * sizeof(float));
-    float *pack = (float *)nn__arena_alloc(g, slice * (size_t)ntp * sizeof(float));
-    float *dc, *dbx, *dbh;
+    /* dh, dc [B,H], the bias sums dbx, dbh [G*H] and their per-sample parts
+       dbs [nbs, B, G*H] (each member sums its own samples' steps; the samples
+       are added in order after the steps, so the bits do not depend on the
+       split) */
+    float *dh = (float *)nn__arena_alloc(g, (2 * BH + 2 * GHs + nbs * (size_t)B * GHs) * sizeof(float));
+    float *pack = (float *)nn__arena_alloc(g, nn__rnn_pack_floats(GH, 1, H, ntp) * sizeof(float));
+    float *dc, *dbx, *dbh, *dbs;
     double tw;
     clock_t tc;
     if (!dgx || !dgh || !dh || !pack) {
@@ -13866,6 +13926,7 @@ static void nn__rnn_backward(nn__node *n) {
     dc = dh + BH;
     dbx = dc + BH;
     dbh = dbx + GH;
+    dbs = dbh + GH;
     for (d = 0; d < D; d++) {
         nn_tensor *const *w = n->in + 1 + d * np;
         float *gwih = nn__in_grad(n, 1 + d * np), *gwhh = nn__in_grad(n, 2 + d * np);
@@ -13875,20 +13936,28 @@ static void nn__rnn_backward(nn__node *n) {
         memcpy(dh, ghn + (size_t)d * BH, BH * sizeof(float));
         if (sv->kind == NN__LSTM) memcpy(dc, gcn + (size_t)d * BH, BH * sizeof(float));
         else memset(dc, 0, BH * sizeof(float));
-        memset(dbx, 0, 2 * (size_t)GH * sizeof(float));
+        if (sv->bias) memset(dbs, 0, nbs * (size_t)B * GHs * sizeof(float));
         nt = nn__team_begin(ntp, &tw, &tc);
         NN__OMP(parallel num_threads(nt) if(nt > 1))
         {
+            nn__rnn_part pt;
             int u0, u1, s, bb, q, k;
             size_t nu;
-            float *bp = pack + slice * (size_t)NN__TID;
-            nn__rnn_units(H, &u0, &u1);
+            float *bp;
+            nn__rnn_part_of(B, H, &pt);
+            u0 = pt.u0;
+            u1 = pt.u1;
             nu = (size_t)(u1 - u0);
-            nn__rnn_pack(w[1]->data, H, 0, GH, 1, 0, u0, u1, bp);
+            bp = pack + nn__rnn_slice(GH, 1, H, pt.nu) * (size_t)pt.ug;
+            nn__rnn_pack(w[1]->data, H, 0, GH, 1, 0, u0, u1, pt.bg, pt.nb, bp);
+            if (pt.nb > 1) {
+                NN__OMP(barrier) /* the slice packed before any member reads it */
+            }
             for (s = T - 1; s >= 0; s--) {
                 int t = d ? T - 1 - s : s;
-                /* the member's units: pre-activation gradients and bias sums */
-                for (bb = 0; bb < B; bb++) {
+                /* the member's samples and units: pre-activation gradients
+                   and bias sums */
+                for (bb = pt.b0; bb < pt.b1; bb++) {
                     size_t row = nn__rnn_rowi(sv, t, bb);
                     float *dhb = dh + (size_t)bb * Hs;
                     const float *gyr = gy + row * DH + (size_t)d * Hs;
@@ -13905,22 +13974,31 @@ static void nn__rnn_backward(nn__node *n) {
                                      dgx + row * GH, dgh + row * GH, Hs, (size_t)u0, (size_t)u1);
                 }
                 if (sv->bias)
-                    for (bb = 0; bb < B; bb++) {
+                    for (bb = pt.b0; bb < pt.b1; bb++) {
                         size_t row = nn__rnn_rowi(sv, t, bb);
                         for (q = 0; q < G; q++) {
                             size_t o = (size_t)q * Hs + (size_t)u0;
-                            nn__axpy(nu, 1.0f, dgx + row * GH + o, dbx + o);
-                            if (dgh != dgx) nn__axpy(nu, 1.0f, dgh + row * GH + o, dbh + o);
+                            nn__axpy(nu, 1.0f, dgx + row * GH + o, dbs + (size_t)bb * GHs + o);
+                            if (dgh != dgx)
+                                nn__axpy(nu, 1.0f, dgh + row * GH + o, dbs + ((size_t)B + bb) * GHs + o);
                         }
                     }
-                NN__OMP(barrier) /* every unit's gradients of the step before the product */
-                /* the member's units of the state gradient through W_hh
-                   (inactive rows of dgh are 0) */
-                nn__rnn_prod(B, GH, dgh + nn__rnn_rowi(sv, t, 0) * GH, (int)(rs * (size_t)GH), bp, 1, 0,
-                             u0, u1, 1.0f, dh, H);
+                if (pt.nu > 1) {
+                    NN__OMP(barrier) /* every unit's gradients of the step before the product */
+                }
+                /* the member's samples and units of the state gradient
+                   through W_hh (inactive rows of dgh are 0) */
+                nn__rnn_prod(pt.b1 - pt.b0, GH, dgh + nn__rnn_rowi(sv, t, pt.b0) * GH,
+                             (int)(rs * (size_t)GH), bp, 1, 0, u0, u1, 1.0f, dh + (size_t)pt.b0 * Hs, H);
             }
         }
         nn__team_end(nt, tw, tc);
+        memset(dbx, 0, 2 * GHs * sizeof(float));
+        if (sv->bias)
+            for (b = 0; b < B; b++) {
+                nn__axpy(GHs, 1.0f, dbs + (size_t)b * GHs, dbx);
+                if (dgh != dgx) nn__axpy(GHs, 1.0f, dbs + ((size_t)B + b) * GHs, dbh);
+            }
         if (gh0) nn__axpy(BH, 1.0f, dh, gh0 + sv->s0 + (size_t)d * BH);
         if (gc0) nn__axpy(BH, 1.0f, dc, gc0 + sv->s0 + (size_t)d * BH);
         if (gwih) nn_sgemm(1, 0, GH, in, (int)BT, 1.0f, dgx, GH, x->data, in, 1.0f, gwih, in);
@@ -13984,7 +14062,7 @@ static int nn__rnn_layer(const char *op, const nn__rnn_state *st, int l, nn_tens
     if (!out) return 0;
     sv = (nn__rnn_saved *)nn__scratch(out, sizeof(nn__rnn_saved));
     scratch = (float *)nn__scratch(out, ((size_t)B + 2) * (size_t)G * (size_t)H * sizeof(float));
-    pack = (float *)nn__scratch(out, nn__rnn_slice(H, G, H, nt) * (size_t)nt * sizeof(float));
+    pack = (float *)nn__scratch(out, nn__rnn_pack_floats(H, G, H, nt) * sizeof(float));
     if (!sv || !scratch || !pack) return 0;
     memset(sv, 0, sizeof *sv);
     sv->kind = st->kind; sv->T = T; sv->B = B; sv->I = in_f; sv->H = H; sv->D = D;

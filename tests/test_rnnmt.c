@@ -1,10 +1,13 @@
 /* Recurrent layers on a thread team: RNN (tanh and ReLU), LSTM and GRU
    layers and cells, forward and backward, give the same bits at 1 and 2
-   threads (the steps run on one team, each member owning a slice of the
-   hidden units).  Shapes are above the team threshold, with hidden sizes
-   that are not a multiple of the GEMM panel width, 2 layers, both
-   directions, batch_first, lengths and initial states.  Without OpenMP the
-   runs are the same serial code (the check still holds). */
+   threads, and the batches from 32 also at 4 (the steps run on one team,
+   each member owning a group of the samples, a slice of the hidden units,
+   or both: batches under 32 split the units at 2 threads, from 32 the
+   samples, and at 4 threads a batch of 32 to 63 both ways).  Shapes are above the team threshold, with hidden
+   sizes that are not a multiple of the GEMM panel width, uneven sample
+   groups, 2 layers, both directions, batch_first, lengths and initial
+   states.  Without OpenMP the runs are the same serial code (the check
+   still holds). */
 #ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
 #endif
@@ -112,6 +115,11 @@ static void check_case(const tcase *c) {
                   c->name, n1, nonzero, n2);
     NN_TEST_CHECK(n1 == n2 && !memcmp(r1, r2, n1 * sizeof(float)),
                   "%s: the same bits at 1 and 2 threads", c->name);
+    if (c->B >= 32) { /* 4 threads: sample groups times unit slices */
+        n2 = run(c, m, x, h0, c0, c->lens ? len : NULL, 4, r2);
+        NN_TEST_CHECK(n1 == n2 && !memcmp(r1, r2, n1 * sizeof(float)),
+                      "%s: the same bits at 1 and 4 threads", c->name);
+    }
     n2 = run(c, m, x, h0, c0, c->lens ? len : NULL, 1, r2); /* and again alone: nothing left over */
     NN_TEST_CHECK(n1 == n2 && !memcmp(r1, r2, n1 * sizeof(float)), "%s: the same bits on a rerun", c->name);
     free(r1);
@@ -134,6 +142,9 @@ int main(void) {
         {"gru batch_first",      2,  4, 100, 3, 10, 2, 0, 1, 0,   0,   1, 0},
         {"rnn tanh",             0,  6, 136, 4, 16, 1, 1, 0, 0,   1,   1, 0},
         {"rnn relu batch_first", 0,  3, 136, 4, 16, 1, 0, 1, 1,   1,   0, 0},
+        {"lstm sample groups",   1,  6,  48, 4, 33, 1, 0, 0, 0,   1,   1, 0},
+        {"gru groups bidir bf",  2,  5,  56, 3, 36, 1, 1, 1, 0,   1,   1, 0},
+        {"rnn relu groups",      0,  4, 100, 3, 40, 2, 0, 0, 1,   1,   0, 0},
         {"lstm cell",            1,  6,  72, 1, 16, 1, 0, 0, 0,   0,   1, 1},
         {"gru cell",             2,  6,  72, 1, 20, 1, 0, 0, 0,   0,   1, 1},
     };
