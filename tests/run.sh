@@ -40,7 +40,7 @@ standalone_in() {
 }
 
 # simd_test <test>: whether a linked test exercises the vector kernels (the
-# AVX2 configuration runs only those).
+# AVX2, scalar and NEON configurations run only those).
 simd_test() {
     case $1 in
     test_gemm|test_conv|test_act|test_norm|test_ops|test_infer|test_attn|test_seq|test_loss|test_optimizers|test_quant|test_fuse|test_rnnmt) return 0 ;;
