@@ -14,26 +14,13 @@
      ./build/bench_infer [threads] [passes] [mlp|cnn|both] */
 #define NN_IMPLEMENTATION
 #include "nn.h"
+#include "models.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NIMG 2000
 
-static nn_module *make_mlp(void) {
-    return nn_sequential(nn_linear(784, 256), nn_relu(), nn_linear(256, 128), nn_relu(),
-                         nn_linear(128, 10), NULL);
-}
-
-static nn_module *make_cnn(void) {
-    nn_conv_opts conv = {0};
-    nn_pool_opts pool = {0};
-    conv.kernel = 5;
-    pool.kernel = 2;
-    return nn_sequential(nn_conv2d(1, 32, conv), nn_relu(), nn_maxpool2d(pool),
-                         nn_conv2d(32, 64, conv), nn_relu(), nn_maxpool2d(pool), nn_flatten(),
-                         nn_linear(1024, 128), nn_relu(), nn_linear(128, 10), NULL);
-}
 
 /* One pass over the whole batches of the NIMG images: seconds per image. */
 static double pass(nn_module *net, nn_graph *g, const float *x, int batch, int image) {

@@ -9,6 +9,7 @@
      ./build/bench_train_cnn [threads] [epochs] */
 #define NN_IMPLEMENTATION
 #include "nn.h"
+#include "models.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -47,8 +48,6 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 1, epochs = argc > 2 ? atoi(argv[2]) : 1, epoch;
     nn_dataset train, test;
     nn_loader_opts lo = {0};
-    nn_conv_opts conv = {0};
-    nn_pool_opts pool = {0};
     nn_adam_opts ao = {0};
     nn_ce_opts ce = {0};
     nn_loader *ld;
@@ -61,11 +60,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     nn_seed(1);
-    conv.kernel = 5;
-    pool.kernel = 2;
-    net = nn_sequential(nn_conv2d(1, 32, conv), nn_relu(), nn_maxpool2d(pool),
-                        nn_conv2d(32, 64, conv), nn_relu(), nn_maxpool2d(pool), nn_flatten(),
-                        nn_linear(1024, 128), nn_relu(), nn_linear(128, 10), NULL);
+    net = make_cnn();
     ao.lr = 1e-3f;
     opt = nn_adam(net, ao);
     lo.batch_size = 128;

@@ -5,6 +5,7 @@
    Usage: train_mlp [threads] [epochs]   (data: $NN_DATA or the Debian path) */
 #define NN_IMPLEMENTATION
 #include "nn.h"
+#include "models.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -39,8 +40,7 @@ int main(int argc, char **argv) {
     }
     nn_set_threads(threads);
     nn_seed(1);
-    net = nn_sequential(nn_linear(784, 256), nn_relu(), nn_linear(256, 128), nn_relu(),
-                        nn_linear(128, 10), NULL);
+    net = make_mlp();
     so.lr = 0.05f;
     so.momentum = 0.9f;
     opt = nn_sgd(net, so);

@@ -11,6 +11,7 @@
    (adaptive 0: a fixed team whatever the load, nn_set_adaptive_threads(0)) */
 #define NN_IMPLEMENTATION
 #include "nn.h"
+#include "models.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,21 +57,14 @@ int main(int argc, char **argv) {
     lo.batch_size = 128;
     lo.shuffle = 1;
     if (cnn) {
-        nn_conv_opts conv = {0};
-        nn_pool_opts pool = {0};
         nn_adam_opts ao = {0};
-        conv.kernel = 5;
-        pool.kernel = 2;
-        net = nn_sequential(nn_conv2d(1, 32, conv), nn_relu(), nn_maxpool2d(pool),
-                            nn_conv2d(32, 64, conv), nn_relu(), nn_maxpool2d(pool), nn_flatten(),
-                            nn_linear(1024, 128), nn_relu(), nn_linear(128, 10), NULL);
+        net = make_cnn();
         ao.lr = 1e-3f;
         opt = nn_adam(net, ao);
         lo.image_shape = 1;
     } else {
         nn_sgd_opts so = {0};
-        net = nn_sequential(nn_linear(784, 256), nn_relu(), nn_linear(256, 128), nn_relu(),
-                            nn_linear(128, 10), NULL);
+        net = make_mlp();
         so.lr = 0.05f;
         so.momentum = 0.9f;
         opt = nn_sgd(net, so);
