@@ -3417,8 +3417,8 @@ static int nn__team(int big) {
    time the whole process got (clock()) against the wall time times the
    team size: about 1 when the team has its cores, about 0.7 or less when
    another process shares one.  Over a window of NN__EFF_WINDOW seconds of
-   team products, a share under NN__EFF_MIN makes the calling thread's
-   regions run alone; after NN__PROBE seconds the team runs one window
+   team products, a share under NN__EFF_MIN in NN__EFF_STRIKES windows in
+   a row makes the calling thread's regions run alone; after NN__PROBE seconds the team runs one window
    again and stays if it got its cores, and each try that did not doubles
    the wait, up to NN__PROBE_MAX.  Results do not depend on the team size,
    so this changes only speed.  Per calling thread.  On by default except
@@ -3440,6 +3440,13 @@ static int nn__team(int big) {
    milliseconds */
 #ifndef NN__LOST_MIN
 #define NN__LOST_MIN 150e-6
+#endif
+/* and the team must lose that many windows in a row: another process that
+   holds a core does so for many windows, while an idle machine shows a lone
+   bad window now and then (a thread descheduled for a few milliseconds:
+   the recurrent layers' 2-thread runs went alone in about one run of three) */
+#ifndef NN__EFF_STRIKES
+#define NN__EFF_STRIKES 2
 #endif
 #if defined(_WIN32)
 #define NN__ADAPTIVE_DEFAULT 0
@@ -3463,6 +3470,7 @@ static NN__THREAD_LOCAL int nn__team_warm = 0; /* the first team product (it sta
    wall seconds; when to try the team next, and the current wait */
 static NN__THREAD_LOCAL double nn__eff_cpu = 0.0, nn__eff_span = 0.0, nn__eff_wall = 0.0;
 static NN__THREAD_LOCAL int nn__eff_count = 0; /* products in the window */
+static NN__THREAD_LOCAL int nn__eff_strikes = 0; /* contended windows in a row */
 static NN__THREAD_LOCAL double nn__probe_at = 0.0, nn__probe_wait = 0.0;
 
 /* Whether a team-sized product at time now runs with the team (1) or alone:
@@ -3494,6 +3502,11 @@ static void nn__team_note(double cpu, double wall, int nt, double now) {
                 nn__eff_span - nn__eff_cpu > NN__LOST_MIN * nn__eff_count;
     nn__eff_cpu = nn__eff_span = nn__eff_wall = 0.0;
     nn__eff_count = 0;
+    nn__eff_strikes = contended ? nn__eff_strikes + 1 : 0;
+    /* a try of the team after a wait needs one lost window to end it: the
+       machine was already found busy */
+    if (contended && !nn__probing && nn__eff_strikes < NN__EFF_STRIKES) return;
+    nn__eff_strikes = 0;
     if (contended) {
         nn__probe_wait = nn__probing && nn__probe_wait > 0.0 ? NN__MIN(2.0 * nn__probe_wait, NN__PROBE_MAX)
                                                                : NN__PROBE;

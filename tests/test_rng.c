@@ -382,7 +382,7 @@ static void test_contention_policy(void) {
        not find the wait over */
     double now = omp_get_wtime() + 1000.0, w = NN__EFF_WINDOW;
     NN_TEST_CHECK(nn_set_adaptive_threads(1) == 1, "adaptive teams are on by default");
-    nn__solo = nn__probing = 0;
+    nn__solo = nn__probing = nn__eff_strikes = 0;
     nn__team_warm = 1;
     nn__eff_cpu = nn__eff_span = nn__eff_wall = 0.0;
     nn__probe_at = nn__probe_wait = 0.0;
@@ -394,6 +394,12 @@ static void test_contention_policy(void) {
     nn__team_note(2.0 * 0.3 * w, 0.5 * w, 2, now);
     NN_TEST_CHECK(nn__solo == 0, "no verdict before the window is full");
     nn__team_note(2.0 * 0.35 * w, 0.5 * w, 2, now); /* share 0.65: another process has a core */
+    NN_TEST_CHECK(nn__solo == 0 && nn__eff_strikes == 1, "one lost window is not a verdict");
+    nn__team_note(2.0 * 0.97 * w, w, 2, now); /* a full share clears the strike */
+    NN_TEST_CHECK(nn__solo == 0 && nn__eff_strikes == 0, "a won window clears it");
+    nn__team_note(2.0 * 0.6 * w, w, 2, now);
+    NN_TEST_CHECK(nn__solo == 0, "a first lost window again keeps the team");
+    nn__team_note(2.0 * 0.6 * w, w, 2, now); /* the second in a row */
     NN_TEST_CHECK(nn__solo == 1 && nn__run(2) == 1 && nn__ew_threads(1e7) == 1 &&
                       nn__probe_wait == NN__PROBE,
                   "contended: regions run on one thread (wait %g)", nn__probe_wait);
