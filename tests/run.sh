@@ -52,7 +52,7 @@ simd_test() {
 # in one configuration; its counts go to $B/<config>.res.
 build_run() {
     cfg=$1; runner=$2; shift 2
-    passed=0; failed=0
+    passed=0; failed=0; t_cfg=$(date +%s)
     echo "== $cfg: $*"
     impl="$B/impl.$cfg.o"
     if ! "$@" -Itests -I. -c tests/impl.c -o "$impl" >"$impl.build" 2>&1 || [ -s "$impl.build" ]; then
@@ -86,6 +86,7 @@ build_run() {
         count "$name.$cfg" "$exe.out"
     done
     echo "$passed $failed" > "$B/$cfg.res"
+    echo "  ($cfg took $(( $(date +%s) - t_cfg )) s)"
 }
 
 W="-std=c99 -Wall -Wextra -Wpedantic"
@@ -127,6 +128,7 @@ for r in "$B"/*.res; do
     passed=$((passed + p)); failed=$((failed + f))
 done
 
+t_hyg=$(date +%s)
 echo "== hygiene builds"
 hyg() { # hyg <what> <command...>: a build that must succeed without a warning
     what=$1; shift
@@ -147,11 +149,14 @@ sh tests/doc_blocks.sh "$B/docs" > "$B/docs.out" 2>&1
 grep '^FAIL\|^    ' "$B/docs.out" | head -n 40
 count "documentation code blocks" "$B/docs.out" > "$B/docs.count"
 tail -n 1 "$B/docs.count"
+echo "  (hygiene and documentation blocks took $(( $(date +%s) - t_hyg )) s)"
+t_ex=$(date +%s)
 # The examples' own code (the implementation they include is built above in
 # every configuration; NN__IMPLEMENTATION_DONE skips it here).
 for ex in examples/*.c; do
     hyg "example $ex builds" gcc -std=c99 $STRICT -O1 -DNN__IMPLEMENTATION_DONE -I. -c "$ex" -o "$B/example.o"
 done
+echo "  (examples took $(( $(date +%s) - t_ex )) s)"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
