@@ -15056,6 +15056,39 @@ static void nn__q_pack(nn__qstate *st) {
     st->psrc = w->data;
 }
 
+#if defined(NN__AVX512)
+/* Transpose the 16 x 16 matrix of 4-byte values r[0..15] (rows) in place:
+   r[k] becomes column k.  (A macro: gcc 12 did not inline it as a function,
+   and the array through memory took twice the time.  The zero-masked forms:
+   g++ 12 warns inside the plain ones.) */
+#define NN__Q_T16(r)                                                                                           \
+    do {                                                                                                       \
+        __m512i t_[16];                                                                                        \
+        int l_, j_;                                                                                            \
+        for (l_ = 0; l_ < 16; l_ += 2) { /* lane L: rows l, l+1 x columns 4L, 4L+1 (lo), 4L+2, 4L+3 (hi) */    \
+            t_[l_] = _mm512_maskz_unpacklo_epi32(0xFFFF, (r)[l_], (r)[l_ + 1]);                                \
+            t_[l_ + 1] = _mm512_maskz_unpackhi_epi32(0xFFFF, (r)[l_], (r)[l_ + 1]);                            \
+        }                                                                                                      \
+        for (l_ = 0; l_ < 16; l_ += 4) { /* lane L of r[l + j]: rows l..l+3 x column 4L + j */                 \
+            (r)[l_] = _mm512_maskz_unpacklo_epi64(0xFF, t_[l_], t_[l_ + 2]);                                   \
+            (r)[l_ + 1] = _mm512_maskz_unpackhi_epi64(0xFF, t_[l_], t_[l_ + 2]);                               \
+            (r)[l_ + 2] = _mm512_maskz_unpacklo_epi64(0xFF, t_[l_ + 1], t_[l_ + 3]);                           \
+            (r)[l_ + 3] = _mm512_maskz_unpackhi_epi64(0xFF, t_[l_ + 1], t_[l_ + 3]);                           \
+        }                                                                                                      \
+        for (j_ = 0; j_ < 4; j_++) { /* column 4L + j: lane L of r[j], r[4 + j], r[8 + j], r[12 + j] */        \
+            __m512i v0_ = _mm512_maskz_shuffle_i32x4(0xFFFF, (r)[j_], (r)[4 + j_], 0x44);                      \
+            __m512i v1_ = _mm512_maskz_shuffle_i32x4(0xFFFF, (r)[j_], (r)[4 + j_], 0xEE);                      \
+            __m512i v2_ = _mm512_maskz_shuffle_i32x4(0xFFFF, (r)[8 + j_], (r)[12 + j_], 0x44);                 \
+            __m512i v3_ = _mm512_maskz_shuffle_i32x4(0xFFFF, (r)[8 + j_], (r)[12 + j_], 0xEE);                 \
+            t_[j_] = _mm512_maskz_shuffle_i32x4(0xFFFF, v0_, v2_, 0x88);                                       \
+            t_[4 + j_] = _mm512_maskz_shuffle_i32x4(0xFFFF, v0_, v2_, 0xDD);                                   \
+            t_[8 + j_] = _mm512_maskz_shuffle_i32x4(0xFFFF, v1_, v3_, 0x88);                                   \
+            t_[12 + j_] = _mm512_maskz_shuffle_i32x4(0xFFFF, v1_, v3_, 0xDD);                                  \
+        }                                                                                                      \
+        for (l_ = 0; l_ < 16; l_++) (r)[l_] = t_[l_];                                                          \
+    } while (0)
+#endif
+
 /* The panels of P output positions (16 a panel, nn__s8_pack's layout, the
    rest of the last one 0) from the padded NHWC image img (rows Wp pixels
    of C bytes): position p = oh OW + ow reads, for segment s, the kseg bytes
@@ -15079,32 +15112,13 @@ static void nn__q_panels(const unsigned char *img, int Wp, int C, int S, int OW,
             }
             for (s = 0; s < nseg; s++)
                 for (g = 0; g < g4; g += 16) {
-                    int n = NN__MIN(16, g4 - g), j, L;
+                    int n = NN__MIN(16, g4 - g), j;
                     __mmask16 lm = (__mmask16)((1u << n) - 1u);
-                    __m512i r[16], t[16];
+                    __m512i r[16];
                     for (l = 0; l < 16; l++)
                         r[l] = _mm512_maskz_loadu_epi32(lm, (const void *)(src[l] + soff[s] + 4 * (size_t)g));
-                    for (l = 0; l < 16; l += 2) { /* lane L of t[l]: rows l, l+1 x columns 4L, 4L+1 (lo) or 4L+2, 4L+3 (hi) */
-                        t[l] = _mm512_unpacklo_epi32(r[l], r[l + 1]);
-                        t[l + 1] = _mm512_unpackhi_epi32(r[l], r[l + 1]);
-                    }
-                    for (l = 0; l < 16; l += 4) { /* lane L of r[l + j]: rows l..l+3 x column 4L + j */
-                        r[l] = _mm512_unpacklo_epi64(t[l], t[l + 2]);
-                        r[l + 1] = _mm512_unpackhi_epi64(t[l], t[l + 2]);
-                        r[l + 2] = _mm512_unpacklo_epi64(t[l + 1], t[l + 3]);
-                        r[l + 3] = _mm512_unpackhi_epi64(t[l + 1], t[l + 3]);
-                    }
-                    for (j = 0; j < 4; j++) { /* column 4L + j: lane L of r[j], r[4 + j], r[8 + j], r[12 + j] */
-                        __m512i v0 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x44), v1 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xEE);
-                        __m512i v2 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x44), v3 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xEE);
-                        __m512i col[4];
-                        col[0] = _mm512_shuffle_i32x4(v0, v2, 0x88);
-                        col[1] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
-                        col[2] = _mm512_shuffle_i32x4(v1, v3, 0x88);
-                        col[3] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
-                        for (L = 0; L < 4; L++)
-                            if (4 * L + j < n) _mm512_storeu_si512((void *)(dst + ((size_t)s * g4 + g + 4 * L + j) * 64), col[L]);
-                    }
+                    NN__Q_T16(r);
+                    for (j = 0; j < n; j++) _mm512_storeu_si512((void *)(dst + ((size_t)s * g4 + g + j) * 64), r[j]);
                 }
         }
         return;
@@ -15133,6 +15147,55 @@ typedef struct nn__qgeo {
     const size_t *soff;
 } nn__qgeo;
 
+#if defined(NN__AVX512)
+/* The quantized sample xq [C][H W] (C a multiple of 4; 15 bytes readable past
+   its end) into the NHWC image: pixel (h, i) at img + ((h + PH) Wp + i + PWl)
+   C, XORed with NN__S8_XOR.  4 channel planes interleave into 4-byte
+   values, 16 pixels x 16 of them transposed at a time (NN__Q_T16). */
+static void nn__q_nhwc(const int8_t *xq, const nn__qgeo *q, unsigned char *img) {
+    int C4 = q->C / 4, HW = q->H * q->W, pb, cb, l, k;
+    const __m512i flip = _mm512_set1_epi8((char)NN__S8_XOR);
+    for (pb = 0; pb < HW; pb += 16) {
+        int np = NN__MIN(16, HW - pb);
+        unsigned char *dst[16];
+        for (l = 0; l < np; l++) {
+            int h = (pb + l) / q->W, i = (pb + l) % q->W;
+            dst[l] = img + ((size_t)(h + q->PH) * q->Wp + (size_t)(i + q->PWl)) * (size_t)q->C;
+        }
+        for (cb = 0; cb < C4; cb += 16) {
+            int nc = NN__MIN(16, C4 - cb);
+            __mmask16 sm = (__mmask16)((1u << nc) - 1u);
+            __m512i r[16];
+            for (k = 0; k < 16; k++) {
+                const int8_t *p0 = xq + (size_t)(4 * (cb + k)) * HW + pb;
+                __m128i a0, a1, a2, a3, lo01, hi01, lo23, hi23;
+                __m512i v;
+                if (k >= nc) {
+                    r[k] = _mm512_setzero_si512();
+                    continue;
+                }
+                a0 = _mm_loadu_si128((const __m128i *)(const void *)p0);
+                a1 = _mm_loadu_si128((const __m128i *)(const void *)(p0 + HW));
+                a2 = _mm_loadu_si128((const __m128i *)(const void *)(p0 + 2 * (size_t)HW));
+                a3 = _mm_loadu_si128((const __m128i *)(const void *)(p0 + 3 * (size_t)HW));
+                lo01 = _mm_unpacklo_epi8(a0, a1); /* pixels 0-7: c, c+1 byte pairs */
+                hi01 = _mm_unpackhi_epi8(a0, a1);
+                lo23 = _mm_unpacklo_epi8(a2, a3);
+                hi23 = _mm_unpackhi_epi8(a2, a3);
+                v = _mm512_zextsi128_si512(_mm_unpacklo_epi16(lo01, lo23)); /* pixels 0-3: c..c+3 */
+                v = _mm512_maskz_inserti32x4(0xFFFF, v, _mm_unpackhi_epi16(lo01, lo23), 1);
+                v = _mm512_maskz_inserti32x4(0xFFFF, v, _mm_unpacklo_epi16(hi01, hi23), 2);
+                r[k] = _mm512_maskz_inserti32x4(0xFFFF, v, _mm_unpackhi_epi16(hi01, hi23), 3);
+            }
+            NN__Q_T16(r); /* r[l]: pixel pb + l, channels 4 cb .. */
+            for (l = 0; l < np; l++)
+                _mm512_mask_storeu_epi32((void *)(dst[l] + 4 * (size_t)cb), sm,
+                                         NN__S8_XOR ? _mm512_xor_si512(r[l], flip) : r[l]);
+        }
+    }
+}
+#endif
+
 /* One sample x (C H W floats) of a quantized convolution, o->sx its scale:
    quantized into the zero-padded NHWC image img (xq: CHW bytes of scratch),
    its panels pn, the weight rows broadcast against them (channels x
@@ -15149,8 +15212,15 @@ static void nn__q_conv_sample(const nn__qstate *st, const nn__qgeo *q, const flo
             for (i = 0; NN__S8_XOR && i < W; i++) d[i] ^= NN__S8_XOR;
         }
     } else {
+        int done = 0;
         nn__s8_quant(x, q->CHW, inv, xq);
-        for (h = 0; h < H; h++)
+#if defined(NN__AVX512)
+        if (C % 4 == 0) {
+            nn__q_nhwc(xq, q, img);
+            done = 1;
+        }
+#endif
+        for (h = 0; !done && h < H; h++)
             for (i = 0; i < W; i++) {
                 unsigned char *d = img + ((size_t)(h + q->PH) * q->Wp + (size_t)(i + q->PWl)) * C;
                 const int8_t *src = xq + (size_t)h * W + i;

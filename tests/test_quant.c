@@ -160,7 +160,7 @@ static nn_tensor *dequant_ref(nn_module *q, nn_graph *g, const float *x, nn_shap
    copy follows. */
 static void test_reference(void) {
     nn_graph *g = nn_graph_new();
-    float x[2 * 24 * 13 * 11];
+    float x[2 * 72 * 13 * 11];
     int cse, i, ok_all = 1;
     nn_quantize_opts o;
     memset(&o, 0, sizeof o);
@@ -183,9 +183,9 @@ static void test_reference(void) {
             if (cse == 4) co.dilation = 2, co.padding = 1; /* dilated: one segment per tap */
             if (cse == 5) co.no_bias = 1, co.kernel = 1;
             if (cse == 6) co.causal = 1, co.dilation = 2;  /* Conv1d */
-            if (cse == 7) co.padding = 1;                  /* C = 24: 72-byte segments (18 groups, over 16) */
-            layer = dims == 2 ? nn_conv2d(cse == 7 ? 24 : 5, 19, co) : nn_conv1d(5, 19, co);
-            s = dims == 2 ? NN_SHAPE(2, cse == 7 ? 24 : 5, 13, 11) : NN_SHAPE(2, 5, 143);
+            if (cse == 7) co.padding = 1;                  /* C = 72: 18 groups of 4 channels, 216-byte segments */
+            layer = dims == 2 ? nn_conv2d(cse == 7 ? 72 : 5, 19, co) : nn_conv1d(5, 19, co);
+            s = dims == 2 ? NN_SHAPE(2, cse == 7 ? 72 : 5, 13, 11) : NN_SHAPE(2, 5, 143);
         }
         net = relu ? nn_sequential(layer, nn_relu(), NULL) : nn_sequential(layer, NULL);
         nn_quantize(net, o);
