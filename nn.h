@@ -1320,12 +1320,17 @@ typedef struct nn_quantize_opts {
     int mode;                 /* NN_QUANT_DYNAMIC (0) or NN_QUANT_WEIGHT_ONLY */
     int skip_linear;          /* 1: leave Linear modules in float */
     int skip_conv;            /* 1: leave Conv2d and Conv1d modules in float */
+    int small_conv;           /* 1: convert also the convolutions with fewer than
+                                 64 weights per output channel (C KH KW: an image's
+                                 first layer), which dynamic mode keeps in float
+                                 because int8 is slower there */
     const char *const *skip;  /* NULL, or a NULL-terminated list of dotted module
                                  paths ("2", "head.fc") kept in float with their
                                  subtrees */
 } nn_quantize_opts;
 /* Post-training int8 weights (torch.quantization.quantize_dynamic): every
-   Linear, Conv2d and Conv1d (groups 1, not transposed) of m becomes
+   Linear, Conv2d and Conv1d (groups 1, not transposed; in dynamic mode a
+   convolution with C KH KW >= 64 unless small_conv) of m becomes
    "QuantizedLinear" / "QuantizedConv2d" / "QuantizedConv1d", in evaluation
    mode, with buffers "weight" (int8, NN_TENSOR_INT8, saved as I8), "bias"
    (float, if any) and "scale" [out] (per output channel, max|w| / 127), and
@@ -7356,7 +7361,7 @@ static void nn__s8_store_zmm(const nn__s8_out *o, int m, int n0, int N, __m512i 
    from the registers. */
 static void nn__s8_block_ep(int nr, const int8_t *const *a, const unsigned char *const *p, int K, const nn__s8_out *o,
                             int m0, int p0, int NB, int N) {
-    int K4 = K >> 2, rem = K & 3, g, r, j;
+    int K4 = K >> 2, rem = K & 3, g, r;
     if (nr == 1) { /* one row (batch 1): 4 panels x 2 groups in flight */
         __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0;
         const int8_t *a0 = a[0];
@@ -7387,27 +7392,56 @@ static void nn__s8_block_ep(int nr, const int8_t *const *a, const unsigned char 
         if (p0 + 3 < NB) nn__s8_store_zmm(o, m0, p0 * 16 + 48, N, _mm512_add_epi32(c3, d3));
         return;
     }
-    {
-        __m512i acc[4][4], pv[4];
-        for (r = 0; r < 4; r++)
-            for (j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_si512();
-        for (g = 0; g < K4 + (rem != 0); g++) {
+    {   /* 16 named accumulators: as an array indexed in loops, gcc 12 kept two
+           in memory and copied the rest every step (2.5x slower) */
+        __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00,
+                c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+        const unsigned char *q0 = p[0], *q1 = p[1], *q2 = p[2], *q3 = p[3];
+        const int8_t *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+        int last = K4 + (rem != 0);
+        for (g = 0; g < last; g++) {
             size_t off = (size_t)g * 64;
-            for (j = 0; j < 4; j++) pv[j] = _mm512_loadu_si512((const void *)(p[j] + off));
+            __m512i v0 = _mm512_loadu_si512((const void *)(q0 + off)), v1 = _mm512_loadu_si512((const void *)(q1 + off));
+            __m512i v2 = _mm512_loadu_si512((const void *)(q2 + off)), v3 = _mm512_loadu_si512((const void *)(q3 + off));
+            __m512i x0, x1, x2, x3;
             if (g < K4) {
-                for (r = 0; r < 4; r++) {
-                    __m512i x = _mm512_set1_epi32(nn__s8_get4(a[r] + 4 * g));
-                    for (j = 0; j < 4; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], pv[j], x);
-                }
+                x0 = _mm512_set1_epi32(nn__s8_get4(a0 + 4 * g));
+                x1 = _mm512_set1_epi32(nn__s8_get4(a1 + 4 * g));
+                x2 = _mm512_set1_epi32(nn__s8_get4(a2 + 4 * g));
+                x3 = _mm512_set1_epi32(nn__s8_get4(a3 + 4 * g));
             } else {
-                for (r = 0; r < 4; r++) {
-                    __m512i x = _mm512_set1_epi32(nn__s8_tail4(a[r] + 4 * g, rem));
-                    for (j = 0; j < 4; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], pv[j], x);
-                }
+                x0 = _mm512_set1_epi32(nn__s8_tail4(a0 + 4 * g, rem));
+                x1 = _mm512_set1_epi32(nn__s8_tail4(a1 + 4 * g, rem));
+                x2 = _mm512_set1_epi32(nn__s8_tail4(a2 + 4 * g, rem));
+                x3 = _mm512_set1_epi32(nn__s8_tail4(a3 + 4 * g, rem));
             }
+            c00 = _mm512_dpbusd_epi32(c00, v0, x0);
+            c01 = _mm512_dpbusd_epi32(c01, v1, x0);
+            c02 = _mm512_dpbusd_epi32(c02, v2, x0);
+            c03 = _mm512_dpbusd_epi32(c03, v3, x0);
+            c10 = _mm512_dpbusd_epi32(c10, v0, x1);
+            c11 = _mm512_dpbusd_epi32(c11, v1, x1);
+            c12 = _mm512_dpbusd_epi32(c12, v2, x1);
+            c13 = _mm512_dpbusd_epi32(c13, v3, x1);
+            c20 = _mm512_dpbusd_epi32(c20, v0, x2);
+            c21 = _mm512_dpbusd_epi32(c21, v1, x2);
+            c22 = _mm512_dpbusd_epi32(c22, v2, x2);
+            c23 = _mm512_dpbusd_epi32(c23, v3, x2);
+            c30 = _mm512_dpbusd_epi32(c30, v0, x3);
+            c31 = _mm512_dpbusd_epi32(c31, v1, x3);
+            c32 = _mm512_dpbusd_epi32(c32, v2, x3);
+            c33 = _mm512_dpbusd_epi32(c33, v3, x3);
         }
-        for (r = 0; r < nr; r++)
-            for (j = 0; j < 4 && p0 + j < NB; j++) nn__s8_store_zmm(o, m0 + r, (p0 + j) * 16, N, acc[r][j]);
+        for (r = 0; r < nr; r++) {
+            __m512i d0 = r == 0 ? c00 : r == 1 ? c10 : r == 2 ? c20 : c30;
+            __m512i d1 = r == 0 ? c01 : r == 1 ? c11 : r == 2 ? c21 : c31;
+            __m512i d2 = r == 0 ? c02 : r == 1 ? c12 : r == 2 ? c22 : c32;
+            __m512i d3 = r == 0 ? c03 : r == 1 ? c13 : r == 2 ? c23 : c33;
+            nn__s8_store_zmm(o, m0 + r, p0 * 16, N, d0);
+            if (p0 + 1 < NB) nn__s8_store_zmm(o, m0 + r, p0 * 16 + 16, N, d1);
+            if (p0 + 2 < NB) nn__s8_store_zmm(o, m0 + r, p0 * 16 + 32, N, d2);
+            if (p0 + 3 < NB) nn__s8_store_zmm(o, m0 + r, p0 * 16 + 48, N, d3);
+        }
     }
 }
 #elif defined(NN__AVX512) || defined(NN__AVX2)
@@ -15035,6 +15069,39 @@ static void nn__q_pack(nn__qstate *st) {
     st->psrc = w->data;
 }
 
+#if defined(NN__AVX512)
+/* Transpose the 16 x 16 matrix of 4-byte values r[0..15] (rows) in place:
+   r[k] becomes column k.  (A macro: gcc 12 did not inline it as a function,
+   and the array through memory took twice the time.  The zero-masked forms:
+   g++ 12 warns inside the plain ones.) */
+#define NN__Q_T16(r)                                                                                           \
+    do {                                                                                                       \
+        __m512i t_[16];                                                                                        \
+        int l_, j_;                                                                                            \
+        for (l_ = 0; l_ < 16; l_ += 2) { /* lane L: rows l, l+1 x columns 4L, 4L+1 (lo), 4L+2, 4L+3 (hi) */    \
+            t_[l_] = _mm512_maskz_unpacklo_epi32(0xFFFF, (r)[l_], (r)[l_ + 1]);                                \
+            t_[l_ + 1] = _mm512_maskz_unpackhi_epi32(0xFFFF, (r)[l_], (r)[l_ + 1]);                            \
+        }                                                                                                      \
+        for (l_ = 0; l_ < 16; l_ += 4) { /* lane L of r[l + j]: rows l..l+3 x column 4L + j */                 \
+            (r)[l_] = _mm512_maskz_unpacklo_epi64(0xFF, t_[l_], t_[l_ + 2]);                                   \
+            (r)[l_ + 1] = _mm512_maskz_unpackhi_epi64(0xFF, t_[l_], t_[l_ + 2]);                               \
+            (r)[l_ + 2] = _mm512_maskz_unpacklo_epi64(0xFF, t_[l_ + 1], t_[l_ + 3]);                           \
+            (r)[l_ + 3] = _mm512_maskz_unpackhi_epi64(0xFF, t_[l_ + 1], t_[l_ + 3]);                           \
+        }                                                                                                      \
+        for (j_ = 0; j_ < 4; j_++) { /* column 4L + j: lane L of r[j], r[4 + j], r[8 + j], r[12 + j] */        \
+            __m512i v0_ = _mm512_maskz_shuffle_i32x4(0xFFFF, (r)[j_], (r)[4 + j_], 0x44);                      \
+            __m512i v1_ = _mm512_maskz_shuffle_i32x4(0xFFFF, (r)[j_], (r)[4 + j_], 0xEE);                      \
+            __m512i v2_ = _mm512_maskz_shuffle_i32x4(0xFFFF, (r)[8 + j_], (r)[12 + j_], 0x44);                 \
+            __m512i v3_ = _mm512_maskz_shuffle_i32x4(0xFFFF, (r)[8 + j_], (r)[12 + j_], 0xEE);                 \
+            t_[j_] = _mm512_maskz_shuffle_i32x4(0xFFFF, v0_, v2_, 0x88);                                       \
+            t_[4 + j_] = _mm512_maskz_shuffle_i32x4(0xFFFF, v0_, v2_, 0xDD);                                   \
+            t_[8 + j_] = _mm512_maskz_shuffle_i32x4(0xFFFF, v1_, v3_, 0x88);                                   \
+            t_[12 + j_] = _mm512_maskz_shuffle_i32x4(0xFFFF, v1_, v3_, 0xDD);                                  \
+        }                                                                                                      \
+        for (l_ = 0; l_ < 16; l_++) (r)[l_] = t_[l_];                                                          \
+    } while (0)
+#endif
+
 /* The panels of P output positions (16 a panel, nn__s8_pack's layout, the
    rest of the last one 0) from the padded NHWC image img (rows Wp pixels
    of C bytes): position p = oh OW + ow reads, for segment s, the kseg bytes
@@ -15044,21 +15111,28 @@ static void nn__q_panels(const unsigned char *img, int Wp, int C, int S, int OW,
     size_t ps = (size_t)nseg * (size_t)kseg / 4 * 64, p;
     int g4 = kseg / 4, s, g;
 #if defined(NN__AVX512)
-    if ((size_t)S * (size_t)Wp * (size_t)C * P < (size_t)1 << 30) { /* 16 positions a gather (offsets fit) */
+    {   /* 16 positions' runs as 16 rows of 4-byte groups, transposed 16 x 16
+           in registers (a gather per group was 4x slower); positions past P
+           repeat the last one (their sums are never stored) */
         size_t pb;
         for (pb = 0; pb < (P + 15) / 16; pb++) {
-            int32_t off[16];
+            const unsigned char *src[16];
             unsigned char *dst = pn + pb * ps;
             int l;
-            __m512i vo;
-            for (l = 0; l < 16; l++) { /* (past P: the last position again, never stored) */
+            for (l = 0; l < 16; l++) {
                 size_t q = NN__MIN(pb * 16 + (size_t)l, P - 1), oh = q / (size_t)OW, ow = q % (size_t)OW;
-                off[l] = (int32_t)((oh * (size_t)S * (size_t)Wp + ow * (size_t)S) * (size_t)C);
+                src[l] = img + (oh * (size_t)S * (size_t)Wp + ow * (size_t)S) * (size_t)C;
             }
-            vo = _mm512_loadu_si512((const void *)off);
             for (s = 0; s < nseg; s++)
-                for (g = 0; g < g4; g++, dst += 64)
-                    _mm512_storeu_si512((void *)dst, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), 0xFFFF, vo, (const void *)(img + soff[s] + 4 * g), 1));
+                for (g = 0; g < g4; g += 16) {
+                    int n = NN__MIN(16, g4 - g), j;
+                    __mmask16 lm = (__mmask16)((1u << n) - 1u);
+                    __m512i r[16];
+                    for (l = 0; l < 16; l++)
+                        r[l] = _mm512_maskz_loadu_epi32(lm, (const void *)(src[l] + soff[s] + 4 * (size_t)g));
+                    NN__Q_T16(r);
+                    for (j = 0; j < n; j++) _mm512_storeu_si512((void *)(dst + ((size_t)s * g4 + g + j) * 64), r[j]);
+                }
         }
         return;
     }
@@ -15073,6 +15147,112 @@ static void nn__q_panels(const unsigned char *img, int Wp, int C, int S, int OW,
             for (g = 0; g < g4; g++, dst += 64) memcpy(dst, src + 4 * g, 4);
         }
     }
+}
+
+/* A quantized convolution's input geometry: C channels of H x W (H 1 for
+   Conv1d), padded by PH rows and PWl columns on the left into rows of Wp
+   pixels; stride S, OW output columns, P output positions; CHW floats a
+   sample, the scratch of a sample (img_n image bytes, pn_n panel bytes),
+   and where each segment starts in a window (soff). */
+typedef struct nn__qgeo {
+    int C, H, W, PH, PWl, Wp, S, OW;
+    size_t P, CHW, img_n, pn_n;
+    const size_t *soff;
+} nn__qgeo;
+
+#if defined(NN__AVX512)
+/* The quantized sample xq [C][H W] (C a multiple of 4; 15 bytes readable past
+   its end) into the NHWC image: pixel (h, i) at img + ((h + PH) Wp + i + PWl)
+   C, XORed with NN__S8_XOR.  4 channel planes interleave into 4-byte
+   values, 16 pixels x 16 of them transposed at a time (NN__Q_T16). */
+static void nn__q_nhwc(const int8_t *xq, const nn__qgeo *q, unsigned char *img) {
+    int C4 = q->C / 4, HW = q->H * q->W, pb, cb, l, k;
+    const __m512i flip = _mm512_set1_epi8((char)NN__S8_XOR);
+    for (pb = 0; pb < HW; pb += 16) {
+        int np = NN__MIN(16, HW - pb);
+        unsigned char *dst[16];
+        for (l = 0; l < np; l++) {
+            int h = (pb + l) / q->W, i = (pb + l) % q->W;
+            dst[l] = img + ((size_t)(h + q->PH) * q->Wp + (size_t)(i + q->PWl)) * (size_t)q->C;
+        }
+        for (cb = 0; cb < C4; cb += 16) {
+            int nc = NN__MIN(16, C4 - cb);
+            __mmask16 sm = (__mmask16)((1u << nc) - 1u);
+            __m512i r[16];
+            for (k = 0; k < 16; k++) {
+                const int8_t *p0 = xq + (size_t)(4 * (cb + k)) * HW + pb;
+                __m128i a0, a1, a2, a3, lo01, hi01, lo23, hi23;
+                __m512i v;
+                if (k >= nc) {
+                    r[k] = _mm512_setzero_si512();
+                    continue;
+                }
+                a0 = _mm_loadu_si128((const __m128i *)(const void *)p0);
+                a1 = _mm_loadu_si128((const __m128i *)(const void *)(p0 + HW));
+                a2 = _mm_loadu_si128((const __m128i *)(const void *)(p0 + 2 * (size_t)HW));
+                a3 = _mm_loadu_si128((const __m128i *)(const void *)(p0 + 3 * (size_t)HW));
+                lo01 = _mm_unpacklo_epi8(a0, a1); /* pixels 0-7: c, c+1 byte pairs */
+                hi01 = _mm_unpackhi_epi8(a0, a1);
+                lo23 = _mm_unpacklo_epi8(a2, a3);
+                hi23 = _mm_unpackhi_epi8(a2, a3);
+                v = _mm512_zextsi128_si512(_mm_unpacklo_epi16(lo01, lo23)); /* pixels 0-3: c..c+3 */
+                v = _mm512_maskz_inserti32x4(0xFFFF, v, _mm_unpackhi_epi16(lo01, lo23), 1);
+                v = _mm512_maskz_inserti32x4(0xFFFF, v, _mm_unpacklo_epi16(hi01, hi23), 2);
+                r[k] = _mm512_maskz_inserti32x4(0xFFFF, v, _mm_unpackhi_epi16(hi01, hi23), 3);
+            }
+            NN__Q_T16(r); /* r[l]: pixel pb + l, channels 4 cb .. */
+            for (l = 0; l < np; l++)
+                _mm512_mask_storeu_epi32((void *)(dst[l] + 4 * (size_t)cb), sm,
+                                         NN__S8_XOR ? _mm512_xor_si512(r[l], flip) : r[l]);
+        }
+    }
+}
+#endif
+
+/* One sample x (C H W floats) of a quantized convolution, o->sx its scale:
+   quantized into the zero-padded NHWC image img (xq: CHW bytes of scratch),
+   its panels pn, the weight rows broadcast against them (channels x
+   positions: the NCHW output o->cf). */
+static void nn__q_conv_sample(const nn__qstate *st, const nn__qgeo *q, const float *x, int8_t *xq,
+                              unsigned char *img, unsigned char *pn, const nn__s8_out *o) {
+    int C = q->C, H = q->H, W = q->W, OC = st->weight->shape[0], h, i;
+    float inv = 1.0f / o->sx;
+    memset(img, NN__S8_XOR, q->img_n);
+    if (C == 1) { /* NHWC is NCHW: each row straight into place */
+        for (h = 0; h < H; h++) {
+            unsigned char *d = img + (size_t)(h + q->PH) * q->Wp + (size_t)q->PWl;
+            nn__s8_quant(x + (size_t)h * W, (size_t)W, inv, (int8_t *)(void *)d);
+            for (i = 0; NN__S8_XOR && i < W; i++) d[i] ^= NN__S8_XOR;
+        }
+    } else {
+        int done = 0;
+        nn__s8_quant(x, q->CHW, inv, xq);
+#if defined(NN__AVX512)
+        if (C % 4 == 0) {
+            nn__q_nhwc(xq, q, img);
+            done = 1;
+        }
+#endif
+        for (h = 0; !done && h < H; h++)
+            for (i = 0; i < W; i++) {
+                unsigned char *d = img + ((size_t)(h + q->PH) * q->Wp + (size_t)(i + q->PWl)) * C;
+                const int8_t *src = xq + (size_t)h * W + i;
+                int c;
+                for (c = 0; c < C; c++) d[c] = (unsigned char)((unsigned char)src[(size_t)c * H * W] ^ NN__S8_XOR);
+            }
+    }
+    nn__q_panels(img, q->Wp, C, q->S, q->OW, q->P, q->soff, st->nseg, st->kseg, pn);
+    nn__s8_run(OC, (int)q->P, st->kp, (const int8_t *)(const void *)st->pack, (size_t)st->kp, pn, o);
+}
+
+/* Sample n of the batch x into y, with one sample's scratch scr (xq, img,
+   pn at their aligned offsets). */
+static void nn__q_conv_one(const nn__qstate *st, const nn__qgeo *q, const float *x, float *y, int n,
+                           unsigned char *scr, const nn__s8_out *out) {
+    nn__s8_out on = *out;
+    size_t a = NN__ALIGN_UP(q->CHW + 64), b = NN__ALIGN_UP(q->img_n);
+    on.cf = y + (size_t)n * (size_t)st->weight->shape[0] * q->P;
+    nn__q_conv_sample(st, q, x + (size_t)n * q->CHW, (int8_t *)(void *)scr, scr + a, scr + a + b, &on);
 }
 
 /* The quantized forward; relu: max(., 0) in the rescale's write-back (the
@@ -15136,11 +15316,11 @@ static nn_tensor *nn__q_run(nn_module *m, nn_tensor *x, int relu) {
     } else {
         nn_conv_opts o = st->opts;
         int C, KH, KW, D, S = o.stride ? o.stride : 1;
-        int N, H, W, PH, PWl, PWr, OH, OW, Wp, n, s, h, i;
-        size_t P, CHW, img_n;
-        int8_t *xq;
-        unsigned char *img, *pn;
-        size_t *soff;
+        int N, H, W, PH, PWl, PWr, OH, n, s, nt;
+        size_t per, *soff;
+        unsigned char *scr;
+        float *mx;
+        nn__qgeo q;
         nn__q_geom(st, &C, &KH, &KW, &D);
         if (x->ndim != dims + 2 || x->shape[1] != C) {
             nn__misuse("input %s is not [N,%d,%s] (weight %s)", nn_shape_str(nn_shape_of(x), b1, sizeof b1), C,
@@ -15167,51 +15347,56 @@ static nn_tensor *nn__q_run(nn_module *m, nn_tensor *x, int relu) {
                        nn_shape_str(nn_shape_of(w), b2, sizeof b2));
             return NULL;
         }
+        q.C = C;
+        q.H = H;
+        q.W = W;
+        q.PH = PH;
+        q.PWl = PWl;
+        q.S = S;
         OH = (H + 2 * PH - D * (KH - 1) - 1) / S + 1;
-        OW = (W + PWl + PWr - D * (KW - 1) - 1) / S + 1;
-        Wp = W + PWl + PWr;
-        P = (size_t)OH * OW;
-        CHW = (size_t)C * H * W;
-        img_n = (size_t)(H + 2 * PH) * Wp * C + 64;
-        os = dims == 2 ? NN_SHAPE(N, OC, OH, OW) : NN_SHAPE(N, OC, OW);
-        xq = (int8_t *)nn__arena_alloc(g, CHW + 64);
-        img = (unsigned char *)nn__arena_alloc(g, img_n);
-        pn = (unsigned char *)nn__arena_alloc(g, (P + 15) / 16 * ((size_t)st->kp / 4 * 64) + 64);
+        q.OW = (W + PWl + PWr - D * (KW - 1) - 1) / S + 1;
+        q.Wp = W + PWl + PWr;
+        q.P = (size_t)OH * q.OW;
+        q.CHW = (size_t)C * H * W;
+        q.img_n = (size_t)(H + 2 * PH) * q.Wp * C + 64;
+        q.pn_n = (q.P + 15) / 16 * ((size_t)st->kp / 4 * 64) + 64;
+        per = NN__ALIGN_UP(q.CHW + 64) + NN__ALIGN_UP(q.img_n) + NN__ALIGN_UP(q.pn_n);
+        /* A team splits the samples (batch >= 2), each thread with its own
+           scratch; batch 1 (or one thread) runs them in turn, and the product
+           of each may take the team over its register blocks (nn__s8_run).
+           Every output is the same computation wherever it runs: the same
+           bits at any team size. */
+        nt = N >= 2 ? nn__run(nn__team((double)N * OC * (double)q.P * st->kp > 8 * NN__PAR_MIN)) : 1;
+        nt = NN__MIN(nt, N);
+        os = dims == 2 ? NN_SHAPE(N, OC, OH, q.OW) : NN_SHAPE(N, OC, q.OW);
+        scr = (unsigned char *)nn__arena_alloc(g, per * (size_t)nt);
         soff = (size_t *)nn__arena_alloc(g, sizeof(size_t) * (size_t)st->nseg);
-        if (!xq || !img || !pn || !soff || !(y = nn__tensor_new("nn_forward", g, os, 0))) return NULL;
+        mx = (float *)nn__arena_alloc(g, sizeof(float) * ((size_t)N + 1));
+        if (!scr || !soff || !mx || !(y = nn__tensor_new("nn_forward", g, os, 0))) return NULL;
         for (s = 0; s < st->nseg; s++) { /* where segment s starts, from the window's corner */
             int dh = D == 1 ? s : s / KW * D, dw = D == 1 ? 0 : s % KW * D;
-            soff[s] = ((size_t)dh * Wp + (size_t)dw) * (size_t)C;
+            soff[s] = ((size_t)dh * q.Wp + (size_t)dw) * (size_t)C;
         }
-        out.sx = nn__s8_scale(x->data, x->numel); /* one scale for the whole batch */
-        out.ldc = P;
+        q.soff = soff;
+        out.ldc = q.P;
         out.per_row = 1;
         out.corr = st->corr;
-        for (n = 0; n < N; n++) {
-            /* quantize the sample, then lay it out NHWC inside its zero padding */
-            memset(img, NN__S8_XOR, img_n);
-            if (C == 1) { /* NHWC is NCHW: each row straight into place */
-                for (h = 0; h < H; h++) {
-                    unsigned char *d = img + (size_t)(h + PH) * Wp + (size_t)PWl;
-                    nn__s8_quant(x->data + (size_t)n * CHW + (size_t)h * W, (size_t)W, 1.0f / out.sx,
-                                 (int8_t *)(void *)d);
-                    for (i = 0; NN__S8_XOR && i < W; i++) d[i] ^= NN__S8_XOR;
-                }
-            } else {
-                nn__s8_quant(x->data + (size_t)n * CHW, CHW, 1.0f / out.sx, xq);
-                for (h = 0; h < H; h++)
-                    for (i = 0; i < W; i++) {
-                        unsigned char *d = img + ((size_t)(h + PH) * Wp + (size_t)(i + PWl)) * C;
-                        const int8_t *src = xq + (size_t)h * W + i;
-                        int c;
-                        for (c = 0; c < C; c++)
-                            d[c] = (unsigned char)((unsigned char)src[(size_t)c * H * W] ^ NN__S8_XOR);
-                    }
-            }
-            nn__q_panels(img, Wp, C, S, OW, P, soff, st->nseg, st->kseg, pn);
-            /* the weight rows broadcast against the panels: channels x positions */
-            out.cf = y->data + (size_t)n * OC * P;
-            nn__s8_run(OC, (int)P, st->kp, (const int8_t *)(const void *)st->pack, (size_t)st->kp, pn, &out);
+        /* one scale for the whole batch: the maximum of the samples' (the same
+           maximum in any grouping) */
+        mx[0] = 0.0f;
+        if (nt > 1) {
+            NN__OMP(parallel for schedule(static) num_threads(nt))
+            for (n = 0; n < N; n++) mx[n] = nn__absmax(x->data + (size_t)n * q.CHW, q.CHW);
+            for (n = 1; n < N; n++) mx[0] = mx[n] > mx[0] ? mx[n] : mx[0];
+        } else {
+            mx[0] = nn__absmax(x->data, x->numel);
+        }
+        out.sx = mx[0] > 0.0f ? mx[0] / 127.0f : 1.0f; /* (nn__s8_scale's formula) */
+        if (nt > 1) {
+            NN__OMP(parallel for schedule(static) num_threads(nt))
+            for (n = 0; n < N; n++) nn__q_conv_one(st, &q, x->data, y->data, n, scr + per * (size_t)NN__TID, &out);
+        } else {
+            for (n = 0; n < N; n++) nn__q_conv_one(st, &q, x->data, y->data, n, scr, &out);
         }
         return y;
     }
@@ -15296,6 +15481,16 @@ static int nn__q_convert(nn_module *m, int kind, nn_tensor *w, nn_tensor *b, nn_
     return 1;
 }
 
+/* Dynamic mode keeps in float a convolution with fewer weights than this
+   per output channel (C KH KW; nn_quantize_opts.small_conv converts it
+   anyway).  Below it the int8 layer's fixed costs per input byte (the
+   quantization, the panels) and per output (the rescale) outweigh its 4x
+   cheaper products: the benchmark CNN's conv 1->32 5x5 (K = 25, padded to
+   40) is slower in int8 than the float direct engine (docs/quantization.md). */
+#ifndef NN__Q_MIN_K
+#define NN__Q_MIN_K 64
+#endif
+
 static int nn__q_skipped(const char *path, const nn_quantize_opts *o) {
     int i;
     for (i = 0; o->skip && o->skip[i]; i++)
@@ -15325,7 +15520,10 @@ static int nn__q_walk(nn_module *m, char *path, size_t cap, const nn_quantize_op
         b = ls->bias;
     } else if (m->forward == nn__conv_forward && !o->skip_conv) {
         const nn__conv_state *cs = (const nn__conv_state *)m->user;
-        if (!cs->transposed && (cs->opts.groups <= 1)) {
+        /* (dynamic mode: a tiny K stays float, where int8 is slower, NN__Q_MIN_K) */
+        if (!cs->transposed && (cs->opts.groups <= 1) &&
+            (o->mode != NN_QUANT_DYNAMIC || o->small_conv ||
+             cs->weight->numel / (size_t)cs->weight->shape[0] >= NN__Q_MIN_K)) {
             kind = cs->dims == 2 ? NN__Q_CONV2D : NN__Q_CONV1D;
             w = cs->weight;
             b = cs->bias;

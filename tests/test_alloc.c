@@ -239,6 +239,7 @@ static void check_fused_eval(void) {
     NN_TEST_CHECK(alloc_calls == before, "fused eval forwards allocate nothing: %ld calls", alloc_calls - before);
     {   /* the same model quantized (int8 kernels, weights packed at nn_quantize) */
         nn_quantize_opts qo = {0};
+        qo.small_conv = 1; /* its convolutions too (K = 9 and 36) */
         nn_quantize(cnn, qo);
         for (it = 0; it < 4; it++) {
             if (it == 2) before = alloc_calls;

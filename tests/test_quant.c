@@ -8,7 +8,9 @@
    or gradients through a quantized module, a float file into a quantized
    model); the int8 forward against the dequantized float op, the fused
    ReLU against the unfused one, weights changed after nn_quantize (in
-   place, by a load).  Build it per ISA: -march=native (AVX-512 VNNI here),
+   place, by a load); the speed rule that keeps a tiny convolution float
+   (and small_conv, which converts it); the samples split over 2 threads,
+   bitwise the 1-thread outputs.  Build it per ISA: -march=native (AVX-512 VNNI here),
    -march=haswell (AVX2), -DNN_NO_SIMD, aarch64 with +dotprod (NEON). */
 #ifndef NN_TEST_LINKED /* tests/run.sh links one shared implementation */
 #define NN_IMPLEMENTATION
@@ -158,13 +160,14 @@ static nn_tensor *dequant_ref(nn_module *q, nn_graph *g, const float *x, nn_shap
    copy follows. */
 static void test_reference(void) {
     nn_graph *g = nn_graph_new();
-    float x[2 * 5 * 13 * 11];
+    float x[2 * 72 * 13 * 11];
     int cse, i, ok_all = 1;
     nn_quantize_opts o;
     memset(&o, 0, sizeof o);
+    o.small_conv = 1; /* the int8 convolutions, also the tiny ones */
     for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) x[i] = nn_rand_normal();
     nn_set_grad_enabled(g, 0);
-    for (cse = 0; cse < 7; cse++) {
+    for (cse = 0; cse < 8; cse++) {
         nn_conv_opts co;
         nn_module *layer, *net;
         nn_shape s;
@@ -180,8 +183,9 @@ static void test_reference(void) {
             if (cse == 4) co.dilation = 2, co.padding = 1; /* dilated: one segment per tap */
             if (cse == 5) co.no_bias = 1, co.kernel = 1;
             if (cse == 6) co.causal = 1, co.dilation = 2;  /* Conv1d */
-            layer = dims == 2 ? nn_conv2d(5, 19, co) : nn_conv1d(5, 19, co);
-            s = dims == 2 ? NN_SHAPE(2, 5, 13, 11) : NN_SHAPE(2, 5, 143);
+            if (cse == 7) co.padding = 1;                  /* C = 72: 18 groups of 4 channels, 216-byte segments */
+            layer = dims == 2 ? nn_conv2d(cse == 7 ? 72 : 5, 19, co) : nn_conv1d(5, 19, co);
+            s = dims == 2 ? NN_SHAPE(2, cse == 7 ? 72 : 5, 13, 11) : NN_SHAPE(2, 5, 143);
         }
         net = relu ? nn_sequential(layer, nn_relu(), NULL) : nn_sequential(layer, NULL);
         nn_quantize(net, o);
@@ -220,6 +224,7 @@ static void test_fused(void) {
     nn_quantize_opts o;
     int i, m, same = 1;
     memset(&o, 0, sizeof o);
+    o.small_conv = 1; /* the int8 convolutions, also the tiny ones */
     for (i = 0; i < 2 * 3 * 14 * 14; i++) x[i] = nn_rand_uniform() - 0.3f;
     nn_set_grad_enabled(g, 0);
     for (m = 0; m < 2; m++) {
@@ -251,6 +256,7 @@ static void test_models(void) {
         nn_quantize_opts o;
         int np = -1, n;
         memset(&o, 0, sizeof o);
+        o.small_conv = 1; /* the int8 convolutions, also the tiny ones */
         o.mode = mode ? NN_QUANT_WEIGHT_ONLY : NN_QUANT_DYNAMIC;
         /* MLP: the same initialization twice (one seed), one quantized */
         nn_seed(5);
@@ -304,6 +310,7 @@ static void test_models(void) {
         memset(&c1, 0, sizeof c1);
         memset(&c2, 0, sizeof c2);
         memset(&o, 0, sizeof o);
+        o.small_conv = 1; /* the int8 convolutions, also the tiny ones */
         c1.kernel = 5;
         c1.padding = 2;
         c1.stride = 2;
@@ -340,6 +347,7 @@ static void test_save_load(void) {
     nn_tensor *ya, *yb;
     int i;
     memset(&o, 0, sizeof o);
+    o.small_conv = 1; /* the int8 convolutions, also the tiny ones */
     memset(&lo, 0, sizeof lo);
     memset(&so, 0, sizeof so);
     for (i = 0; i < 60; i++) x[i] = nn_rand_normal();
@@ -449,6 +457,108 @@ static void test_misuse(void) {
     nn_graph_free(g);
 }
 
+/* The speed rule: in dynamic mode a convolution with fewer than 64 weights
+   per output channel stays float (the same module, the same output bits as
+   the float model's), unless small_conv; weight-only mode converts it. */
+static void test_small_conv(void) {
+    nn_graph *g = nn_graph_new();
+    nn_conv_opts c;
+    nn_quantize_opts o;
+    float x[2 * 12 * 12];
+    int i, mode, ok = 1;
+    memset(&c, 0, sizeof c);
+    c.kernel = 5;
+    for (i = 0; i < 2 * 12 * 12; i++) x[i] = nn_rand_uniform();
+    nn_set_grad_enabled(g, 0);
+    for (mode = 0; mode < 3; mode++) { /* dynamic, dynamic with small_conv, weight-only */
+        nn_module *f, *q;
+        nn_tensor *yf, *yq;
+        int n, small;
+        memset(&o, 0, sizeof o);
+        o.small_conv = mode == 1;
+        o.mode = mode == 2 ? NN_QUANT_WEIGHT_ONLY : NN_QUANT_DYNAMIC;
+        nn_seed(12);
+        f = nn_sequential(nn_conv2d(1, 4, c), nn_relu(), nn_conv2d(4, 8, c), NULL); /* K = 25, then 100 */
+        nn_seed(12);
+        q = nn_sequential(nn_conv2d(1, 4, c), nn_relu(), nn_conv2d(4, 8, c), NULL);
+        nn_train_mode(f, 0);
+        n = nn_quantize(q, o);
+        small = nn_is_quantized(nn_child(q, "0"));
+        ok &= n == (mode ? 2 : 1) && small == (mode != 0) && nn_is_quantized(nn_child(q, "2"));
+        if (mode == 0) { /* the kept layer: float weights, the float model's output bits */
+            nn_tensor *w = nn_param_get(q, "0.weight");
+            ok &= w && !(w->flags & NN_TENSOR_INT8) && (w->flags & NN_TENSOR_REQUIRES_GRAD);
+            nn_graph_reset(g);
+            yf = nn_forward(nn_child(f, "0"), nn_tensor_from(g, x, NN_SHAPE(2, 1, 12, 12)));
+            yq = nn_forward(nn_child(q, "0"), nn_tensor_from(g, x, NN_SHAPE(2, 1, 12, 12)));
+            ok &= yf && yq && memcmp(yf->data, yq->data, sizeof(float) * yf->numel) == 0;
+        }
+        nn_graph_reset(g);
+        yf = run(f, g, x, NN_SHAPE(2, 1, 12, 12));
+        yq = run(q, g, x, NN_SHAPE(2, 1, 12, 12));
+        ok &= yf && yq && yq->numel == yf->numel && rel_err(yq, yf) < 0.05f;
+        nn_module_free(f);
+        nn_module_free(q);
+    }
+    NN_TEST_CHECK(ok, "conv with C KH KW = 25 kept float in dynamic mode (same bits), converted with small_conv "
+                  "and in weight-only mode; K = 100 converted");
+    nn_graph_free(g);
+}
+
+#if defined(_OPENMP) && !defined(NN_NO_OPENMP) /* the library runs OpenMP threads */
+/* The quantized convolutions split the samples over the team (batch >= 2):
+   bitwise the outputs of one thread, at batch 8 and an odd 5 (and batch 1,
+   where the team takes the register blocks instead). */
+static void test_threads(void) {
+    nn_graph *g = nn_graph_new();
+    nn_conv_opts c1, c2;
+    nn_pool_opts p;
+    nn_quantize_opts o;
+    nn_module *net;
+    float *x = (float *)malloc(sizeof(float) * 8 * 3 * 20 * 20), *keep = NULL;
+    int i, b, t, was, same = 1;
+    memset(&c1, 0, sizeof c1);
+    memset(&c2, 0, sizeof c2);
+    memset(&p, 0, sizeof p);
+    memset(&o, 0, sizeof o);
+    c1.kernel = 3;
+    c1.padding = 1;
+    c2.kernel = 3;
+    p.kernel = 2;
+    for (i = 0; i < 8 * 3 * 20 * 20; i++) x[i] = nn_rand_uniform() - 0.25f;
+    nn_seed(13);
+    net = nn_sequential(nn_conv2d(3, 24, c1), nn_relu(), nn_maxpool2d(p), nn_conv2d(24, 32, c2), nn_relu(),
+                        nn_flatten(), nn_linear(32 * 8 * 8, 10), NULL);
+    o.small_conv = 1; /* the first convolution too (K = 27) */
+    NN_TEST_CHECK(nn_quantize(net, o) == 3, "the 3 layers converted");
+    was = nn_set_adaptive_threads(0); /* the team whatever the machine's load */
+    nn_set_grad_enabled(g, 0);
+    for (b = 8; b >= 1; b -= b == 8 ? 3 : 4) { /* batch 8, 5, 1 */
+        for (t = 1; t <= 2; t++) {
+            nn_tensor *y;
+            nn_set_threads(t);
+            nn_graph_reset(g);
+            y = run(net, g, x, NN_SHAPE(b, 3, 20, 20));
+            if (!y) {
+                same = 0;
+            } else if (t == 1) {
+                keep = (float *)malloc(sizeof(float) * y->numel);
+                memcpy(keep, y->data, sizeof(float) * y->numel);
+            } else {
+                same &= memcmp(keep, y->data, sizeof(float) * y->numel) == 0;
+                free(keep);
+            }
+        }
+    }
+    nn_set_threads(0);
+    nn_set_adaptive_threads(was);
+    NN_TEST_CHECK(same, "quantized CNN at batch 8, 5 and 1: bitwise the same at 1 and 2 threads");
+    nn_module_free(net);
+    free(x);
+    nn_graph_free(g);
+}
+#endif
+
 int main(void) {
     nn_seed(1);
     test_gemm();
@@ -458,5 +568,9 @@ int main(void) {
     test_fused();
     test_save_load();
     test_misuse();
+    test_small_conv();
+#if defined(_OPENMP) && !defined(NN_NO_OPENMP)
+    test_threads();
+#endif
     return nn_test_summary("test_quant");
 }
