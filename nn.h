@@ -4618,6 +4618,7 @@ typedef __m512i nn__vi;
 #define nn__vmul(a, b) _mm512_mul_ps(a, b)
 #define nn__vdiv(a, b) _mm512_div_ps(a, b)
 #define nn__vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define nn__vfnma(a, b, c) _mm512_fnmadd_ps(a, b, c)
 #define nn__vmax(a, b) _mm512_maskz_max_ps(0xFFFF, a, b)
 #define nn__vmin(a, b) _mm512_maskz_min_ps(0xFFFF, a, b)
 #define nn__vsqrt(a) _mm512_maskz_sqrt_ps(0xFFFF, a)
@@ -4664,6 +4665,7 @@ typedef __m256 nn__v;
 #define nn__vmul(a, b) _mm256_mul_ps(a, b)
 #define nn__vdiv(a, b) _mm256_div_ps(a, b)
 #define nn__vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define nn__vfnma(a, b, c) _mm256_fnmadd_ps(a, b, c)
 #define nn__vmax(a, b) _mm256_max_ps(a, b)
 #define nn__vmin(a, b) _mm256_min_ps(a, b)
 #define nn__vsqrt(a) _mm256_sqrt_ps(a)
@@ -4701,6 +4703,7 @@ typedef float32x4_t nn__v;
 #define nn__vmul(a, b) vmulq_f32(a, b)
 #define nn__vdiv(a, b) vdivq_f32(a, b)
 #define nn__vfma(a, b, c) vfmaq_f32(c, a, b)
+#define nn__vfnma(a, b, c) vfmsq_f32(c, a, b)
 #define nn__vmax(a, b) vmaxq_f32(a, b)
 #define nn__vmin(a, b) vminq_f32(a, b)
 #define nn__vsqrt(a) vsqrtq_f32(a)
@@ -4725,6 +4728,7 @@ typedef float nn__v;
 #define nn__vmul(a, b) ((a) * (b))
 #define nn__vdiv(a, b) ((a) / (b))
 #define nn__vfma(a, b, c) ((a) * (b) + (c))
+#define nn__vfnma(a, b, c) ((c) - (a) * (b))
 #define nn__vmax(a, b) ((a) > (b) ? (a) : (b))
 #define nn__vmin(a, b) ((a) < (b) ? (a) : (b))
 #define nn__vsqrt(a) sqrtf(a)
@@ -5339,17 +5343,21 @@ static nn__v nn__vtanh_rat(nn__v x) {
 }
 
 /* log(1 + u) for 0 <= u <= 1 (what softplus and log-sigmoid need, with
-   u = e^-|x|): 2 atanh(s) with s = u / (2 + u) in [0, 1/3], as S + S^3 R(S^2)
-   for S = 2s = u / (1 + u/2), R a degree-3 fit (relative error 5e-9): one
-   reciprocal (nn__vrcp: 1 + u/2 is in [1, 1.5]) and 6 multiply-adds where a
-   polynomial in u needs 10.  Max relative error 2 ulp, also near u = 0
-   (tests/test_act.c). */
+   u = e^-|x|): u + u^2 P(u), P a degree-7 minimax fit of the relative error
+   (3.8e-8 with its float coefficients; tests/golden/fit_act.py): 9
+   multiply-adds and no reciprocal, and more accurate than the atanh form
+   with one it replaces (softplus and log-sigmoid within 2.6-3.7 units of
+   2^-24 relative on a dense grid, where that form reached 3.8-4.4). */
 static nn__v nn__vlog1p01(nn__v u) {
-    nn__v S = nn__vmul(u, nn__vrcp(nn__vfma(u, nn__vset1(0.5f), nn__vset1(1.0f)))), S2 = nn__vmul(S, S), r;
-    r = nn__vfma(nn__vset1(0.000547086748f), S2, nn__vset1(0.00218765771f));
-    r = nn__vfma(r, S2, nn__vset1(0.0125067236f));
-    r = nn__vfma(r, S2, nn__vset1(0.0833330206f));
-    return nn__vfma(nn__vmul(S, S2), r, S);
+    nn__v p = nn__vset1(5.390973296e-03f);
+    p = nn__vfma(p, u, nn__vset1(-3.020432405e-02f));
+    p = nn__vfma(p, u, nn__vset1(7.948890328e-02f));
+    p = nn__vfma(p, u, nn__vset1(-1.378329098e-01f));
+    p = nn__vfma(p, u, nn__vset1(1.917023063e-01f));
+    p = nn__vfma(p, u, nn__vset1(-2.486211956e-01f));
+    p = nn__vfma(p, u, nn__vset1(3.332202435e-01f));
+    p = nn__vfma(p, u, nn__vset1(-4.999968112e-01f));
+    return nn__vfma(nn__vmul(u, u), p, u);
 }
 
 /* erf x: a rational minimax fit x P(x^2) / Q(x^2) on [-4, 4] (the one of
@@ -5420,13 +5428,20 @@ static nn__v nn__vsoftplus(nn__v x, nn__v beta, nn__v th, nn__v ibeta) {
 static nn__v nn__vsoftplus1(nn__v x, nn__v th) {
     return nn__vlt_select(th, x, x, nn__vadd(nn__vmax(x, nn__vset1(0.0f)), nn__vlog1p01(nn__vexp_negabs(x))));
 }
+/* -expm1(z) g for z in [-87.3, 0] (or NaN): the derivatives of softplus and
+   log-sigmoid from their outputs, (1 - 2^n) - 2^n (e^r - 1) with
+   nn__vexp_r (the negation of nn__vexpm1_in's rounding, bit for bit). */
+static nn__v nn__vnexpm1_g(nn__v z, nn__v g) {
+    nn__v s, m = nn__vexp_r(z, &s);
+    return nn__vmul(g, nn__vfnma(s, m, nn__vsub(nn__vset1(1.0f), s)));
+}
 /* d softplus / dx = sigmoid(beta x), computed from e^-|z| (never overflows).
    With a threshold of 18 or more it comes from the output instead, one
    expm1 and no reciprocal: sigmoid(z) = 1 - e^-softplus(z) = -expm1(-beta y)
    (relative error that of y plus 2 ulp); past the threshold y = x and
    -expm1(-z) is 1 exactly for z >= 18, the threshold's g. */
 static nn__v nn__vsoftplus_grad_y(nn__v y, nn__v g, nn__v nbeta) {
-    return nn__vmul(nn__vsub(NN__Z, g), nn__vexpm1_in(nn__vmax(nn__vset1(-87.3f), nn__vmul(y, nbeta))));
+    return nn__vnexpm1_g(nn__vmax(nn__vset1(-87.3f), nn__vmul(y, nbeta)), g);
 }
 static nn__v nn__vsoftplus_grad(nn__v x, nn__v g, nn__v beta, nn__v th) {
     nn__v z = nn__vmul(x, beta), e = nn__vexp_negabs(z);
@@ -5447,12 +5462,12 @@ static nn__v nn__vmish(nn__v x) {
 }
 /* mish' = t + x sigmoid(x) (1 - t^2); with num = n (n + 2) and R =
    1 / (num + 2), t = num R, 1 - t^2 = 4 (n + 1)^2 R^2 and sigmoid(x) =
-   n / (n + 1), so mish' = R (num + 4 x n (n + 1) R): one reciprocal.  1
+   n / (n + 1), so mish' = R (num + 4 x (n^2 + n) R): one reciprocal.  1
    above x = 20. */
 static nn__v nn__vmish_grad(nn__v x, nn__v g) {
     nn__v xc = nn__vmin(nn__vset1(20.0f), nn__vmax(nn__vset1(-88.0f), x)), n = nn__vexp_in(xc);
     nn__v num = nn__vmul(n, nn__vadd(n, nn__vset1(2.0f))), r = nn__vrcp(nn__vadd(num, nn__vset1(2.0f)));
-    nn__v w = nn__vmul(nn__vmul(nn__vmul(xc, n), nn__vadd(n, nn__vset1(1.0f))), r);
+    nn__v w = nn__vmul(nn__vmul(xc, nn__vfma(n, n, n)), r);
     return nn__vlt_select(nn__vset1(20.0f), x, g, nn__vmul(g, nn__vmul(r, nn__vfma(w, nn__vset1(4.0f), num))));
 }
 
@@ -5464,7 +5479,7 @@ static nn__v nn__vlogsigmoid(nn__v x) {
    y <= 0: one expm1, no reciprocal, and accurate at both ends (e^-x for
    large x, 1 for very negative x). */
 static nn__v nn__vlogsigmoid_grad(nn__v y, nn__v g) {
-    return nn__vmul(nn__vsub(NN__Z, g), nn__vexpm1_in(nn__vmax(nn__vset1(-87.3f), y)));
+    return nn__vnexpm1_g(nn__vmax(nn__vset1(-87.3f), y), g);
 }
 
 /* GELU exact: x Phi(x), Phi(x) = (1 + erf(x/sqrt 2)) / 2.  Its derivative
@@ -5551,6 +5566,7 @@ static nn__v nn__vsilu(nn__v x) {
 #define NN__ACT_FWD_softplus1 nn__vsoftplus1(x, b)
 #define NN__ACT_BWD_softplus nn__vsoftplus_grad(x, g, a, b)
 #define NN__ACT_BWD_softplus_y nn__vsoftplus_grad_y(y, g, nn__vsub(NN__Z, a))
+#define NN__ACT_BWD_softplus1_y nn__vnexpm1_g(nn__vmax(nn__vset1(-87.3f), nn__vsub(NN__Z, y)), g)
 #define NN__ACT_FWD_softsign nn__vdiv(x, nn__vadd(nn__vset1(1.0f), nn__vabs(x)))
 #define NN__ACT_BWD_softsign nn__vdiv(g, nn__vmul(nn__vadd(nn__vset1(1.0f), nn__vabs(x)), nn__vadd(nn__vset1(1.0f), nn__vabs(x))))
 #define NN__ACT_FWD_mish nn__vmish(x)
@@ -5649,6 +5665,7 @@ NN__ACT_FNS(silu)
 NN__ACT_FNS(softplus)
 NN__ACT_FWD_FN(softplus1)
 NN__ACT_BWD_FN(softplus_y)
+NN__ACT_BWD_FN(softplus1_y)
 NN__ACT_FNS(softsign)
 NN__ACT_FNS(mish)
 NN__ACT_FNS(hardtanh)
@@ -5677,10 +5694,12 @@ static void nn__actf_softplus_any(const float *x, float *y, size_t n, float a, f
 }
 
 /* Softplus's backward goes through the output when its threshold is 18 or
-   more (nn__vsoftplus_grad_y), through x below. */
+   more (nn__vsoftplus_grad_y; for beta = 1 with -y for y (-1), the same
+   values), through x below. */
 static void nn__actb_softplus_any(const float *x, const float *y, const float *g, float *gx, size_t n,
                                   float a, float b, int overwrite) {
-    if (b >= 18.0f) nn__actb_softplus_y(x, y, g, gx, n, a, b, overwrite);
+    if (b >= 18.0f && a == 1.0f) nn__actb_softplus1_y(x, y, g, gx, n, a, b, overwrite);
+    else if (b >= 18.0f) nn__actb_softplus_y(x, y, g, gx, n, a, b, overwrite);
     else nn__actb_softplus(x, y, g, gx, n, a, b, overwrite);
 }
 /* ELU's backward from its output needs alpha >= 0 (finite): y > 0 then

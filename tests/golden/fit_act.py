@@ -8,7 +8,13 @@ at 40 digits), printed as nn.h writes the coefficients:
      on [-6, 6], P and Q of degree 5, Q(0) = 1, minimizing the absolute
      error (rational: Loeb's iteration of linearized programs, keeping
      Q >= 0.1).  Coefficients lowest degree first.
-Run: /usr/bin/python3 tests/golden/fit_act.py"""
+  3. nn__vlog1p01: log(1 + u) = u + u^2 P(u) on 0 <= u <= 1, P of degree 7,
+     minimizing the relative error of log(1 + u), with the coefficients
+     rounded to floats: the two lowest (those the error is most sensitive
+     to) searched over the floats near the exact fit's, each of the rest
+     rounded in turn and the higher ones refit.  Coefficients highest
+     degree first, as floats.
+Run: /usr/bin/python3 tests/golden/fit_act.py (its output: tests/golden/fit_act.txt)"""
 import mpmath as mp
 import numpy as np
 from scipy.optimize import linprog
@@ -76,5 +82,38 @@ def fit_gelu_grad(m=5, n=5, top=6.0, iters=15):
     print("  Q", " ".join("%.10e" % v for v in [1.0] + [q[k - 1] / s**k for k in range(1, n + 1)]))
 
 
+def fit_log1p(d=7):
+    us = (np.cos(np.linspace(0, np.pi, 2000)) + 1) / 2
+    us = us[us > 1e-9]
+    ly = np.array([float(mp.log1p(mp.mpf(u))) for u in us])
+    q = np.array([float((mp.log1p(mp.mpf(u)) - mp.mpf(u)) / mp.mpf(u)**2) for u in us])
+    w = us * us / ly  # P's error as a relative error of log(1 + u)
+
+    def rest(fixed):  # minimax fit of the coefficients above the fixed ones
+        a = np.vstack([us**j for j in range(len(fixed), d + 1)]).T
+        return minimax(a, q - sum(c * us**j for j, c in enumerate(fixed)), w)[0]
+
+    def rounded(fixed):  # round the rest in turn, refitting the higher ones
+        while len(fixed) <= d:
+            fixed = fixed + [float(np.float32(rest(fixed)[0]))]
+        return np.array(fixed)
+
+    best = None
+    c0 = np.float32(rest([])[0])
+    for i in range(-12, 13):
+        v0 = float(c0 + np.float32(i) * np.spacing(c0))
+        c1 = np.float32(rest([v0])[0])
+        for j in range(-6, 7):
+            cf = rounded([v0, float(c1 + np.float32(j) * np.spacing(c1))])
+            err = np.max(np.abs(us + us * us * sum(c * us**k for k, c in enumerate(cf)) - ly) / ly)
+            if best is None or err < best[0]:
+                best = (err, cf)
+    err, cf = best
+    print("log1p: log(1 + u) = u + u^2 P(u) on [0, 1], P of degree %d, max relative error %.3g" % (d, err))
+    for v in reversed(cf):
+        print("  %.9e" % np.float32(v))
+
+
 fit_exp()
 fit_gelu_grad()
+fit_log1p()
