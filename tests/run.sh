@@ -94,6 +94,48 @@ ASAN="-O1 -g -march=native -fsanitize=address,undefined -fno-sanitize-recover=un
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # The two jobs share the cores: threads that sleep when idle do not starve each other.
 export OMP_WAIT_POLICY=passive
+# The hygiene builds and the documentation and example checks run at the
+# end of the two jobs (each on its own core); their counts go to $B/<part>.res.
+hyg() { # hyg <what> <command...>: a build that must succeed without a warning
+    what=$1; shift
+    out="$B/hyg.$hyg_job.out"
+    if "$@" >"$out" 2>&1 && [ ! -s "$out" ]; then passed=$((passed + 1)); echo "  ok: $what"
+    else failed=$((failed + 1)); echo "FAIL hygiene: $what"; head -n 20 "$out"; fi
+}
+STRICT="-Wall -Wextra -Wpedantic -Werror"
+hygiene_builds() {
+    passed=0; failed=0; t_hyg=$(date +%s); hyg_job=hygiene
+    echo "== hygiene builds"
+    hyg "nn.h alone under -Wshadow -Wdouble-promotion -Wstrict-prototypes (gcc, clang)" sh -c "gcc -std=c99 $STRICT -Wshadow -Wdouble-promotion -Wstrict-prototypes -march=native -fopenmp -I. -c tests/hygiene/tu1.c -o $B/tu1.o && if command -v clang >/dev/null; then clang -std=c99 $STRICT -Wshadow -Wdouble-promotion -Wstrict-prototypes -I. -c tests/hygiene/tu1.c -o $B/tu1c.o; fi"
+    hyg "gcc C99 two translation units" sh -c "gcc -std=c99 $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu -lm && $B/two_tu"
+    hyg "gcc C99 NN_STATIC" sh -c "gcc -std=c99 $STRICT -I. -DNN_STATIC tests/hygiene/static_main.c -o $B/static_tu -lm && $B/static_tu"
+    hyg "g++ C++ two translation units (-O2 -march=native -fopenmp)" sh -c "g++ -x c++ $STRICT -O2 -march=native -fopenmp -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_cpp -lm && $B/two_tu_cpp"
+    if have clang; then
+        hyg "clang C99 and clang++" sh -c "clang -std=c99 $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_clang -lm && clang++ -x c++ $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_clangpp -lm"
+    fi
+    echo "$passed $failed" > "$B/hygiene.res"
+    echo "  (hygiene builds took $(( $(date +%s) - t_hyg )) s)"
+}
+doc_and_example_checks() {
+    passed=0; failed=0; t_doc=$(date +%s); hyg_job=docs
+    echo "== documentation blocks and examples"
+    # Every C block of README.md and docs/*.md and the front-page example of nn.h,
+    # each a counted pass or fail (tests/doc_blocks.sh says how blocks are marked).
+    sh tests/doc_blocks.sh "$B/docs" > "$B/docs.out" 2>&1
+    grep '^FAIL\|^    ' "$B/docs.out" | head -n 40
+    count "documentation code blocks" "$B/docs.out" > "$B/docs.count"
+    tail -n 1 "$B/docs.count"
+    echo "  (documentation blocks took $(( $(date +%s) - t_doc )) s)"
+    t_ex=$(date +%s)
+    # The examples' own code (the implementation they include is built above in
+    # every configuration; NN__IMPLEMENTATION_DONE skips it here).
+    for ex in examples/*.c; do
+        hyg "example $ex builds" gcc -std=c99 $STRICT -O1 -DNN__IMPLEMENTATION_DONE -I. -c "$ex" -o "$B/example.o"
+    done
+    echo "  (examples took $(( $(date +%s) - t_ex )) s)"
+    echo "$passed $failed" > "$B/docs.res"
+    echo "  (documentation blocks and examples took $(( $(date +%s) - t_doc )) s)"
+}
 rm -f "$B"/*.res
 # Two jobs, one per core (compiling the header dominates the time).
 (
@@ -103,6 +145,7 @@ rm -f "$B"/*.res
     else
         echo "== NEON skipped (needs gcc-aarch64-linux-gnu and qemu-user)"
     fi
+    doc_and_example_checks
 ) > "$B/job_neon.log" 2>&1 &
 (
     build_run native "" gcc $W -O2 -march=native
@@ -119,6 +162,7 @@ rm -f "$B"/*.res
     else
         echo "== big-endian skipped (needs gcc-s390x-linux-gnu and qemu-user)"
     fi
+    hygiene_builds
 ) > "$B/job_main.log" 2>&1
 wait
 cat "$B/job_main.log" "$B/job_neon.log"
@@ -127,36 +171,6 @@ for r in "$B"/*.res; do
     read p f < "$r"
     passed=$((passed + p)); failed=$((failed + f))
 done
-
-t_hyg=$(date +%s)
-echo "== hygiene builds"
-hyg() { # hyg <what> <command...>: a build that must succeed without a warning
-    what=$1; shift
-    if "$@" >"$B/hyg.out" 2>&1 && [ ! -s "$B/hyg.out" ]; then passed=$((passed + 1)); echo "  ok: $what"
-    else failed=$((failed + 1)); echo "FAIL hygiene: $what"; head -n 20 "$B/hyg.out"; fi
-}
-STRICT="-Wall -Wextra -Wpedantic -Werror"
-hyg "nn.h alone under -Wshadow -Wdouble-promotion -Wstrict-prototypes (gcc, clang)" sh -c "gcc -std=c99 $STRICT -Wshadow -Wdouble-promotion -Wstrict-prototypes -march=native -fopenmp -I. -c tests/hygiene/tu1.c -o $B/tu1.o && if command -v clang >/dev/null; then clang -std=c99 $STRICT -Wshadow -Wdouble-promotion -Wstrict-prototypes -I. -c tests/hygiene/tu1.c -o $B/tu1c.o; fi"
-hyg "gcc C99 two translation units" sh -c "gcc -std=c99 $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu -lm && $B/two_tu"
-hyg "gcc C99 NN_STATIC" sh -c "gcc -std=c99 $STRICT -I. -DNN_STATIC tests/hygiene/static_main.c -o $B/static_tu -lm && $B/static_tu"
-hyg "g++ C++ two translation units (-O2 -march=native -fopenmp)" sh -c "g++ -x c++ $STRICT -O2 -march=native -fopenmp -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_cpp -lm && $B/two_tu_cpp"
-if have clang; then
-    hyg "clang C99 and clang++" sh -c "clang -std=c99 $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_clang -lm && clang++ -x c++ $STRICT -I. tests/hygiene/tu1.c tests/hygiene/tu2.c -o $B/two_tu_clangpp -lm"
-fi
-# Every C block of README.md and docs/*.md and the front-page example of nn.h,
-# each a counted pass or fail (tests/doc_blocks.sh says how blocks are marked).
-sh tests/doc_blocks.sh "$B/docs" > "$B/docs.out" 2>&1
-grep '^FAIL\|^    ' "$B/docs.out" | head -n 40
-count "documentation code blocks" "$B/docs.out" > "$B/docs.count"
-tail -n 1 "$B/docs.count"
-echo "  (hygiene and documentation blocks took $(( $(date +%s) - t_hyg )) s)"
-t_ex=$(date +%s)
-# The examples' own code (the implementation they include is built above in
-# every configuration; NN__IMPLEMENTATION_DONE skips it here).
-for ex in examples/*.c; do
-    hyg "example $ex builds" gcc -std=c99 $STRICT -O1 -DNN__IMPLEMENTATION_DONE -I. -c "$ex" -o "$B/example.o"
-done
-echo "  (examples took $(( $(date +%s) - t_ex )) s)"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
