@@ -8,7 +8,8 @@
    Build and run (bench/pytorch/rnn.py runs it alternately with PyTorch and
    prints the ratios):
      gcc -O3 -march=native -fopenmp -I. bench/rnn.c -o build/bench_rnn -lm
-     ./build/bench_rnn [threads] [reps] [label substring] */
+     ./build/bench_rnn [threads] [reps] [label substring] [adaptive]
+   (adaptive 0: a fixed team whatever the load, nn_set_adaptive_threads(0)) */
 #define NN_IMPLEMENTATION
 #include "nn.h"
 #include <stdio.h>
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     double *tb = (double *)malloc(sizeof(double) * (size_t)reps);
     int *idx = (int *)malloc(sizeof(int) * (size_t)(T * B));
     nn_set_threads(threads);
+    if (argc > 4 && atoi(argv[4]) == 0) nn_set_adaptive_threads(0);
     nn_seed(1);
     for (k = 0; k < T * B; k++) idx[k] = (int)nn_rand_below((uint32_t)V);
     for (ci = 0; ci < (int)(sizeof cases / sizeof cases[0]); ci++) {
