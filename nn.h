@@ -3670,6 +3670,12 @@ NNDEF void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha
 #define NN__GEMM_KC 256
 #define NN__GEMM_NC 512
 #endif
+#ifndef NN__GEMM_DIRECT_B
+#define NN__GEMM_DIRECT_B 4096 /* floats of a B block read in place (16 KB of L1) */
+#endif
+#ifndef NN__GEMM_RA_PANELS
+#define NN__GEMM_RA_PANELS 4 /* A read in place when its panel serves at most 4 tiles */
+#endif
 
 /* The micro-kernel stays a function of its own: inlined into the driver, its
    27 live vector registers meet the driver's and gcc spills B to the stack. */
@@ -3775,6 +3781,57 @@ static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float 
     else if (nr > 16) NN__K_BLOCK(NN__REP12, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
     else NN__K_BLOCK(NN__REP12, NN__K_DECL1, NN__K_LOADB1, NN__K_FMA1, NN__K_PUT1)
 }
+/* The same block with A read in place (its rows k-contiguous, alpha 1):
+   row i of the block is r_i = A + i lda, addressed as three row pointers
+   and three multiples of lda (6 registers, not 12).  For products small
+   enough that packing A costs more than the strided broadcasts do (64^3:
+   the transposing pack was 14% of the call).  Only full blocks of 4, 8 or
+   12 rows (and 12 for narrow outputs): every row read exists.  The same
+   multiply-adds in the same order as from the packed panel, so the same bits. */
+#define NN__K_AR(i) \
+    ((i) < 4 ? a0 : (i) < 8 ? a4 : a8)[(i) % 4 == 0 ? 0 : (i) % 4 == 1 ? l1 : (i) % 4 == 2 ? l2 : l3]
+#define NN__K_FMAR(i)                                 \
+    av = _mm512_set1_ps(NN__K_AR(i));                 \
+    c##i##a = _mm512_fmadd_ps(av, b0, c##i##a);       \
+    c##i##b = _mm512_fmadd_ps(av, b1, c##i##b)
+#define NN__K_FMAR1(i) c##i##a = _mm512_fmadd_ps(_mm512_set1_ps(NN__K_AR(i)), b0, c##i##a)
+#define NN__K_BLOCKR(ROWS, DECL, LOADB, FMA, PUT) \
+    {                                             \
+        ROWS(DECL);                               \
+        for (k = 0; k < kc; k++) {                \
+            LOADB;                                \
+            ROWS(FMA);                            \
+            a0++, a4++, a8++;                     \
+            b += bstep;                           \
+        }                                         \
+        vbeta = _mm512_set1_ps(beta);             \
+        ROWS(PUT);                                \
+    }
+static NN__GEMM_NOINLINE void nn__gemm_tile_ra(int kc, const float *a, size_t lda,
+                                               const float *b, size_t bstep, float *c, int ldc,
+                                               int mr, int nr, float beta, const float *bias) {
+    int k, mode = beta == 0.0f ? 0 : beta == 1.0f ? 1 : 2;
+    const float *a0 = a, *a4 = a + NN__MIN(mr - 1, 4) * lda, *a8 = a + NN__MIN(mr - 1, 8) * lda;
+    size_t l1 = lda, l2 = 2 * lda, l3 = 3 * lda;
+    __m512 vbeta;
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
+    if (nr > 16 && mr == 4) NN__K_BLOCKR(NN__REP4, NN__K_DECL, NN__K_LOADB2, NN__K_FMAR, NN__K_PUT)
+    else if (nr > 16 && mr == 8) NN__K_BLOCKR(NN__REP8, NN__K_DECL, NN__K_LOADB2, NN__K_FMAR, NN__K_PUT)
+    else if (nr > 16) NN__K_BLOCKR(NN__REP12, NN__K_DECL, NN__K_LOADB2, NN__K_FMAR, NN__K_PUT)
+    else NN__K_BLOCKR(NN__REP12, NN__K_DECL1, NN__K_LOADB1, NN__K_FMAR1, NN__K_PUT1)
+}
+/* Whether a row block of mr rows can take nn__gemm_tile_ra for columns
+   nc (its last panel nc % NR wide). */
+static int nn__gemm_ra_rows(int mr, int nc) {
+    int last = nc % NN__GEMM_NR;
+    return mr == 12 || ((mr == 4 || mr == 8) && (last == 0 || last > 16));
+}
+#define NN__GEMM_HAVE_RA 1
+#undef NN__K_AR
+#undef NN__K_FMAR
+#undef NN__K_FMAR1
+#undef NN__K_BLOCKR
 #undef NN__K_DECL
 #undef NN__K_FMA
 #undef NN__K_PUT
@@ -4284,25 +4341,39 @@ static void nn__gemm_epilogue(float *c, int ldc, int mr, int nr, const float *co
    tile scattered sample by sample.  bias (rows i.., when given) goes into
    the sums; the caller passes it for the first K block only.  last: the
    last K block, which applies the job's colbias and relu. */
-static void nn__gemm_put_tile(const nn__gemm_job *g, int kc, const float *apack, const float *b,
-                              size_t bstep, int i, int j, int mr, int nr, float beta,
-                              const float *bias, int last) {
+/* nn__gemm_tile, or with alda > 0 nn__gemm_tile_ra (A in place, row stride
+   alda). */
+static void nn__gemm_tile_a(int kc, const float *a, size_t alda, const float *b, size_t bstep,
+                            float *c, int ldc, int mr, int nr, float beta, const float *bias) {
+#ifdef NN__GEMM_HAVE_RA
+    if (alda) {
+        nn__gemm_tile_ra(kc, a, alda, b, bstep, c, ldc, mr, nr, beta, bias);
+        return;
+    }
+#endif
+    (void)alda;
+    nn__gemm_tile(kc, a, b, bstep, c, ldc, mr, nr, beta, bias);
+}
+
+static void nn__gemm_put_tile(const nn__gemm_job *g, int kc, const float *apack, size_t alda,
+                              const float *b, size_t bstep, int i, int j, int mr, int nr,
+                              float beta, const float *bias, int last) {
     float tmp[NN__GEMM_MR * NN__GEMM_NR], *c = NULL;
     int r, t, ep = last && (g->colbias || g->relu);
     if (bias) bias += i;
     if (!g->cP) {
         c = g->C + (size_t)i * g->ldc + j;
-        nn__gemm_tile(kc, apack, b, bstep, c, g->ldc, mr, nr, beta, bias);
+        nn__gemm_tile_a(kc, apack, alda, b, bstep, c, g->ldc, mr, nr, beta, bias);
         if (ep) nn__gemm_epilogue(c, g->ldc, mr, nr, g->colbias ? g->colbias + j : NULL, g->relu);
         return;
     }
     if (j / g->cP == (j + nr - 1) / g->cP) {
         c = g->C + (size_t)(j / g->cP) * g->csample + (size_t)i * g->cP + (size_t)(j % g->cP);
-        nn__gemm_tile(kc, apack, b, bstep, c, g->cP, mr, nr, beta, bias);
+        nn__gemm_tile_a(kc, apack, alda, b, bstep, c, g->cP, mr, nr, beta, bias);
         if (ep) nn__gemm_epilogue(c, g->cP, mr, nr, g->colbias ? g->colbias + j : NULL, g->relu);
         return;
     }
-    nn__gemm_tile(kc, apack, b, bstep, tmp, NN__GEMM_NR, mr, nr, 0.0f, bias);
+    nn__gemm_tile_a(kc, apack, alda, b, bstep, tmp, NN__GEMM_NR, mr, nr, 0.0f, bias);
     for (t = 0; t < nr; t++) {
         int jj = j + t;
         c = g->C + (size_t)(jj / g->cP) * g->csample + (size_t)i * g->cP + (size_t)(jj % g->cP);
@@ -4360,10 +4431,12 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
         for (pc = 0; pc < g->K; pc += g->kc) {
             int kc = NN__MIN(g->kc, g->K - pc), p, ir;
             float beta = pc == 0 ? g->beta : 1.0f;
-            /* With one or two row panels B is read once or twice: packing it
-               would cost more than it saves, so full panels are read in place
-               (and only the ragged last one is packed). */
-            int direct = !g->transB && !g->bimg && !g->bpre && m <= 2 * NN__GEMM_MR;
+            /* With one or two row panels B is read once or twice, and a block
+               of at most NN__GEMM_DIRECT_B floats stays in L1 however often it
+               is read: packing it would cost more than it saves, so full
+               panels are read in place (and only the ragged last one is packed). */
+            int direct = !g->transB && !g->bimg && !g->bpre &&
+                         (m <= 2 * NN__GEMM_MR || (size_t)kc * (size_t)nc <= NN__GEMM_DIRECT_B);
             int full = nc / NN__GEMM_NR;
             if (g->bpre) {
                 /* packed once: panel p of the whole B is [K][NR] */
@@ -4383,7 +4456,17 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
             }
             for (ir = i0; ir < i0 + m; ir += NN__GEMM_MR) {
                 int mr = NN__MIN(NN__GEMM_MR, i0 + m - ir);
-                nn__gemm_pack_a(g->transA, g->A, g->lda, ir, mr, pc, kc, g->alpha, apack);
+                const float *ap = apack;
+                size_t alda = 0;
+#ifdef NN__GEMM_HAVE_RA
+                /* A read in place where its panel serves few tiles */
+                if (!g->transA && g->alpha == 1.0f && n_panels <= NN__GEMM_RA_PANELS &&
+                    nn__gemm_ra_rows(mr, nc)) {
+                    ap = g->A + (size_t)ir * g->lda + pc;
+                    alda = (size_t)g->lda;
+                }
+#endif
+                if (!alda) nn__gemm_pack_a(g->transA, g->A, g->lda, ir, mr, pc, kc, g->alpha, apack);
                 for (p = 0; p < n_panels; p++) {
                     const float *b = bpack + (size_t)p * kc * NN__GEMM_NR;
                     size_t bstep = NN__GEMM_NR;
@@ -4398,7 +4481,7 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
                             b = bpack;
                         }
                     }
-                    nn__gemm_put_tile(g, kc, apack, b, bstep, ir, jc + p * NN__GEMM_NR, mr,
+                    nn__gemm_put_tile(g, kc, ap, alda, b, bstep, ir, jc + p * NN__GEMM_NR, mr,
                                       NN__MIN(NN__GEMM_NR, nc - p * NN__GEMM_NR), beta,
                                       pc == 0 ? g->bias : NULL, pc + kc >= g->K);
                 }

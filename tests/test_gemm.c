@@ -109,6 +109,27 @@ static void check_threads(int ta, int tb, int M, int N, int K, float beta) {
 }
 #endif
 
+/* A read in place (not transposed, alpha 1) and A packed (the same A stored
+   transposed) run the same multiply-adds in the same order: the outputs must
+   be bitwise equal, for row blocks of 4, 8 and 12 rows and ragged ones, the
+   small products the in-place path serves and narrow last panels. */
+static void check_a_in_place(int M, int N, int K, float beta) {
+    int i, k, ldc = N + 1;
+    size_t nc = (size_t)M * ldc;
+    float *A = fill((size_t)M * K, -1.0f, 1.0f), *At = (float *)malloc((size_t)M * K * sizeof(float));
+    float *B = fill((size_t)K * N, -1.0f, 1.0f), *C0 = fill(nc, -1.0f, 1.0f);
+    float *C = (float *)malloc(nc * sizeof(float)), *Ct = (float *)malloc(nc * sizeof(float));
+    for (i = 0; i < M; i++)
+        for (k = 0; k < K; k++) At[(size_t)k * M + i] = A[(size_t)i * K + k];
+    memcpy(C, C0, nc * sizeof(float));
+    memcpy(Ct, C0, nc * sizeof(float));
+    nn_sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, beta, C, ldc);
+    nn_sgemm(1, 0, M, N, K, 1.0f, At, M, B, N, beta, Ct, ldc);
+    NN_TEST_CHECK(memcmp(C, Ct, nc * sizeof(float)) == 0,
+                  "M=%d N=%d K=%d beta=%g: A in place differs from A packed", M, N, K, (double)beta);
+    free(A); free(At); free(B); free(C0); free(C); free(Ct);
+}
+
 int main(void) {
     static const float alphas[] = {1.0f, -0.5f, 2.0f};
     static const float betas[] = {0.0f, 1.0f, 0.3f};
@@ -145,6 +166,16 @@ int main(void) {
             run_case(ta, tb, 7, 40, 4099, -0.5f, 0.0f, 0, 1);
             run_case(ta, tb, 60, 60, 1100, 2.0f, 0.3f, 2, 0);
         }
+
+    {
+        static const int ms[] = {4, 8, 12, 16, 20, 24, 36, 64, 67};
+        static const int ns[] = {10, 17, 40, 50, 64, 100, 128, 160};
+        static const int ks[] = {1, 7, 64, 300};
+        int a, b, d;
+        for (a = 0; a < 9; a++)
+            for (b = 0; b < 8; b++)
+                for (d = 0; d < 4; d++) check_a_in_place(ms[a], ns[b], ks[d], d % 2 ? 1.0f : 0.0f);
+    }
 
     /* The random sweep. */
     for (c = 0; c < 150; c++) {
