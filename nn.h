@@ -4709,6 +4709,8 @@ typedef __m512i nn__vi;
 /* 2^n for integral n: one vscalefps (not a conversion, an add and a shift);
    n >= 128 gives inf, n < -149 gives 0, in between a denormal. */
 #define nn__vpow2i(n) _mm512_maskz_scalef_ps(0xFFFF, _mm512_set1_ps(1.0f), n)
+/* -|x| by setting the sign bit (NaN stays NaN). */
+#define nn__vnabs(x) _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(x), _mm512_set1_epi32(-2147483647 - 1)))
 #define nn__vlt_select(a, b, x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x)
 #define nn__vle_select(a, b, x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LE_OQ), y, x)
 /* 1/d for finite d, |d| in [2^-126, 2^126] (what the kernels divide by;
@@ -4717,6 +4719,13 @@ typedef __m512i nn__vi;
 static __m512 nn__vrcp(__m512 d) {
     __m512 r = _mm512_maskz_rcp14_ps(0xFFFF, d);
     return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+}
+/* a / d for d as nn__vrcp's: a r refined once by the remainder a - d (a r)
+   (as cheap as nn__vrcp and a multiply, and within 2^-28 of the quotient
+   before rounding, so a quotient just short of 1 rounds to 1). */
+static __m512 nn__vquot(__m512 a, __m512 d) {
+    __m512 r = _mm512_maskz_rcp14_ps(0xFFFF, d), q = _mm512_mul_ps(a, r);
+    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, q, a), q);
 }
 /* Horizontal sum and max through memory, in a fixed order (the
    _mm512_reduce_* helpers draw the same g++ warning). */
@@ -4754,6 +4763,7 @@ typedef __m256 nn__v;
 #define nn__vsqrt(a) _mm256_sqrt_ps(a)
 #define nn__vround(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define nn__vpow2i(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+#define nn__vnabs(x) _mm256_or_ps(x, _mm256_set1_ps(-0.0f))
 #define nn__vlt_select(a, b, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ))
 #define nn__vle_select(a, b, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LE_OQ))
 /* 1/d for finite d, |d| in [2^-126, 2^126]: the 12-bit estimate and two
@@ -4762,6 +4772,13 @@ static __m256 nn__vrcp(__m256 d) {
     __m256 one = _mm256_set1_ps(1.0f), r = _mm256_rcp_ps(d);
     r = _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, one), r);
     return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, one), r);
+}
+/* a / d: a r refined by the remainder a - d (a r), as AVX-512's. */
+static __m256 nn__vquot(__m256 a, __m256 d) {
+    __m256 one = _mm256_set1_ps(1.0f), r = _mm256_rcp_ps(d), q;
+    r = _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, one), r);
+    q = _mm256_mul_ps(a, r);
+    return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, q, a), q);
 }
 static float nn__vhsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -4792,12 +4809,14 @@ typedef float32x4_t nn__v;
 #define nn__vsqrt(a) vsqrtq_f32(a)
 #define nn__vround(x) vrndnq_f32(x)
 #define nn__vpow2i(n) vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23))
+#define nn__vnabs(x) vnegq_f32(vabsq_f32(x))
 #define nn__vlt_select(a, b, x, y) vbslq_f32(vcltq_f32(a, b), x, y)
 #define nn__vle_select(a, b, x, y) vbslq_f32(vcleq_f32(a, b), x, y)
 /* 1/d: the division itself.  The 8-bit estimate with two Newton steps
    was up to a few ulp off, beyond what softplus's 4-ulp bound allows, and
    AArch64 divides in hardware. */
 static float32x4_t nn__vrcp(float32x4_t d) { return vdivq_f32(vdupq_n_f32(1.0f), d); }
+#define nn__vquot(a, d) vdivq_f32(a, d)
 #define nn__vhsum(v) vaddvq_f32(v)
 #define nn__vhmax(v) vmaxvq_f32(v)
 #else
@@ -4816,9 +4835,11 @@ typedef float nn__v;
 #define nn__vmin(a, b) ((a) < (b) ? (a) : (b))
 #define nn__vsqrt(a) sqrtf(a)
 #define nn__vround(x) rintf(x)
+#define nn__vnabs(x) (-fabsf(x))
 #define nn__vlt_select(a, b, x, y) ((a) < (b) ? (x) : (y))
 #define nn__vle_select(a, b, x, y) ((a) <= (b) ? (x) : (y))
 #define nn__vrcp(d) (1.0f / (d))
+#define nn__vquot(a, d) ((a) / (d))
 #define nn__vhsum(v) (v)
 #define nn__vhmax(v) (v)
 static float nn__vpow2i(float n) {
@@ -5187,23 +5208,36 @@ static nn__v nn__vexp(nn__v x) {
 /* The shared part of e^x and e^x - 1 for x in [-87.3, 88.3] (or NaN):
    returns e^r - 1 and sets *s = 2^n. */
 static nn__v nn__vexp_r(nn__v x, nn__v *s) {
-    nn__v n, r, q;
+    nn__v n, r, r2, q;
     n = nn__vround(nn__vmul(x, nn__vset1(1.44269504088896341f)));
     r = nn__vfma(n, nn__vset1(-0.693359375f), x);
     r = nn__vfma(n, nn__vset1(2.12194440e-4f), r);
-    q = nn__vset1(1.395218191e-03f);
-    q = nn__vfma(q, r, nn__vset1(8.366861381e-03f));
-    q = nn__vfma(q, r, nn__vset1(4.166605696e-02f));
-    q = nn__vfma(q, r, nn__vset1(1.666653901e-01f));
-    q = nn__vfma(q, r, nn__vset1(5.000000596e-01f));
+    r2 = nn__vmul(r, r);
+    q = nn__vfma(nn__vset1(1.395218191e-03f), r2, nn__vfma(nn__vset1(8.366861381e-03f), r, nn__vset1(4.166605696e-02f)));
+    q = nn__vfma(q, r2, nn__vfma(nn__vset1(1.666653901e-01f), r, nn__vset1(5.000000596e-01f)));
     *s = nn__vpow2i(n);
-    return nn__vfma(q, nn__vmul(r, r), r);
+    return nn__vfma(q, r2, r);
 }
 /* The same e^x for x already in [-87.3, 88.3] (or NaN), without the clamps:
    for the kernels whose argument is bounded by construction. */
 static nn__v nn__vexp_in(nn__v x) {
     nn__v s, m = nn__vexp_r(x, &s);
     return nn__vfma(s, m, s);
+}
+
+/* e^x as nn__vexp_in with Q of degree 3 (relative error 1.1e-7, 1.8 ulp,
+   on e^r; tests/golden/fit_act.py): one multiply-add fewer, for the kinds
+   whose error budget allows it (mish, the tanh GELU). */
+static nn__v nn__vexp5_in(nn__v x) {
+    nn__v n, r, r2, q;
+    n = nn__vround(nn__vmul(x, nn__vset1(1.44269504088896341f)));
+    r = nn__vfma(n, nn__vset1(-0.693359375f), x);
+    r = nn__vfma(n, nn__vset1(2.12194440e-4f), r);
+    r2 = nn__vmul(r, r);
+    q = nn__vfma(nn__vfma(nn__vset1(8.309905417e-03f), r, nn__vset1(4.188946635e-02f)), r2,
+                 nn__vfma(nn__vset1(1.666714698e-01f), r, nn__vset1(4.999924004e-01f)));
+    n = nn__vpow2i(n);
+    return nn__vfma(n, nn__vfma(q, r2, r), n);
 }
 
 /* e^x - 1 for x in [-87.3, 88.3] (or NaN) as 2^n (e^r - 1) + (2^n - 1)
@@ -5400,7 +5434,7 @@ static nn__v nn__vabs(nn__v x) { return nn__vmax(x, nn__vsub(nn__vset1(0.0f), x)
    comes out as +0) or e^-88 (AVX-512's vscalefps makes the denormal), both
    within 1e-38 of e^-|x|, with no select. */
 static nn__v nn__vexp_negabs(nn__v x) {
-    return nn__vexp_in(nn__vmax(nn__vset1(-88.0f), nn__vmin(x, nn__vsub(nn__vset1(0.0f), x))));
+    return nn__vexp_in(nn__vmax(nn__vset1(-88.0f), nn__vnabs(x)));
 }
 
 /* tanh x as the odd rational minimax x P(x^2) / Q(x^2) of Eigen and XLA
@@ -5432,15 +5466,12 @@ static nn__v nn__vtanh_rat(nn__v x) {
    with one it replaces (softplus and log-sigmoid within 2.6-3.7 units of
    2^-24 relative on a dense grid, where that form reached 3.8-4.4). */
 static nn__v nn__vlog1p01(nn__v u) {
-    nn__v p = nn__vset1(5.390973296e-03f);
-    p = nn__vfma(p, u, nn__vset1(-3.020432405e-02f));
-    p = nn__vfma(p, u, nn__vset1(7.948890328e-02f));
-    p = nn__vfma(p, u, nn__vset1(-1.378329098e-01f));
-    p = nn__vfma(p, u, nn__vset1(1.917023063e-01f));
-    p = nn__vfma(p, u, nn__vset1(-2.486211956e-01f));
-    p = nn__vfma(p, u, nn__vset1(3.332202435e-01f));
-    p = nn__vfma(p, u, nn__vset1(-4.999968112e-01f));
-    return nn__vfma(nn__vmul(u, u), p, u);
+    nn__v u2 = nn__vmul(u, u), u4 = nn__vmul(u2, u2), lo, hi;
+    lo = nn__vfma(nn__vfma(nn__vset1(1.917023063e-01f), u, nn__vset1(-2.486211956e-01f)), u2,
+                  nn__vfma(nn__vset1(3.332202435e-01f), u, nn__vset1(-4.999968112e-01f)));
+    hi = nn__vfma(nn__vfma(nn__vset1(5.390973296e-03f), u, nn__vset1(-3.020432405e-02f)), u2,
+                  nn__vfma(nn__vset1(7.948890328e-02f), u, nn__vset1(-1.378329098e-01f)));
+    return nn__vfma(u2, nn__vfma(hi, u4, lo), u);
 }
 
 /* erf x: a rational minimax fit x P(x^2) / Q(x^2) on [-4, 4] (the one of
@@ -5500,6 +5531,12 @@ static nn__v nn__velu_grad_x(nn__v x, nn__v g, nn__v alpha) {
     return nn__vlt_select(NN__Z, x, g, nn__vmul(g, nn__vmul(alpha, e)));
 }
 
+/* softplus for beta = 1 with no threshold: past 16 the formula is x
+   exactly (e^-x < half an ulp of x), so a threshold of 16 or more changes
+   nothing and the select is left out (nn__actf_softplus_any). */
+static nn__v nn__vsoftplus1_nt(nn__v x) {
+    return nn__vadd(nn__vmax(x, nn__vset1(0.0f)), nn__vlog1p01(nn__vexp_negabs(x)));
+}
 /* softplus (1/beta) log(1 + e^(beta x)) = (max(z,0) + log(1 + e^-|z|)) / beta
    with z = beta x; x itself where z > threshold (F.softplus).  ibeta is
    1/beta; softplus1 is the same for beta = 1 (two multiplies fewer). */
@@ -5509,7 +5546,7 @@ static nn__v nn__vsoftplus(nn__v x, nn__v beta, nn__v th, nn__v ibeta) {
     return nn__vlt_select(th, z, x, sp);
 }
 static nn__v nn__vsoftplus1(nn__v x, nn__v th) {
-    return nn__vlt_select(th, x, x, nn__vadd(nn__vmax(x, nn__vset1(0.0f)), nn__vlog1p01(nn__vexp_negabs(x))));
+    return nn__vlt_select(th, x, x, nn__vsoftplus1_nt(x));
 }
 /* -expm1(z) g for z in [-87.3, 0] (or NaN): the derivatives of softplus and
    log-sigmoid from their outputs, (1 - 2^n) - 2^n (e^r - 1) with
@@ -5534,24 +5571,23 @@ static nn__v nn__vsoftplus_grad(nn__v x, nn__v g, nn__v beta, nn__v th) {
 }
 
 /* mish x = x t, t = tanh(softplus(x)) = (n^2 + 2n) / (n^2 + 2n + 2) with
-   n = e^x: one exponential and a reciprocal (nn__vrcp, of a number >= 2).
-   x is clamped to [-88, 20]: t is 1 above 20 (selected, as num R would
-   round short of it) and x t is 5e-37 at most below -88. */
+   n = e^x: one exponential and a quotient (nn__vquot, of a number >= 2).
+   x is clamped to [-88, 20]: t at 20 is 1 - 8e-18, which nn__vquot rounds
+   to 1 (no select), and x t is 5e-37 at most below -88. */
 static nn__v nn__vmish(nn__v x) {
-    nn__v xl = nn__vmax(nn__vset1(-88.0f), x), n = nn__vexp_in(nn__vmin(nn__vset1(20.0f), xl));
+    nn__v xl = nn__vmax(nn__vset1(-88.0f), x), n = nn__vexp5_in(nn__vmin(nn__vset1(20.0f), xl));
     nn__v num = nn__vmul(n, nn__vadd(n, nn__vset1(2.0f)));
-    nn__v t = nn__vmul(num, nn__vrcp(nn__vadd(num, nn__vset1(2.0f))));
-    return nn__vmul(xl, nn__vlt_select(nn__vset1(20.0f), x, nn__vset1(1.0f), t));
+    return nn__vmul(xl, nn__vquot(num, nn__vadd(num, nn__vset1(2.0f))));
 }
 /* mish' = t + x sigmoid(x) (1 - t^2); with num = n (n + 2) and R =
    1 / (num + 2), t = num R, 1 - t^2 = 4 (n + 1)^2 R^2 and sigmoid(x) =
-   n / (n + 1), so mish' = R (num + 4 x (n^2 + n) R): one reciprocal.  1
-   above x = 20. */
+   n / (n + 1), so mish' = R (num + 4 x (n^2 + n) R): one reciprocal.  Past
+   x = 20 it is mish'(20), 1 to within 2 ulp (no select). */
 static nn__v nn__vmish_grad(nn__v x, nn__v g) {
-    nn__v xc = nn__vmin(nn__vset1(20.0f), nn__vmax(nn__vset1(-88.0f), x)), n = nn__vexp_in(xc);
+    nn__v xc = nn__vmin(nn__vset1(20.0f), nn__vmax(nn__vset1(-88.0f), x)), n = nn__vexp5_in(xc);
     nn__v num = nn__vmul(n, nn__vadd(n, nn__vset1(2.0f))), r = nn__vrcp(nn__vadd(num, nn__vset1(2.0f)));
     nn__v w = nn__vmul(nn__vmul(xc, nn__vfma(n, n, n)), r);
-    return nn__vlt_select(nn__vset1(20.0f), x, g, nn__vmul(g, nn__vmul(r, nn__vfma(w, nn__vset1(4.0f), num))));
+    return nn__vmul(nn__vmul(g, r), nn__vfma(w, nn__vset1(4.0f), num));
 }
 
 /* log sigmoid x = min(x, 0) - log(1 + e^-|x|), stable at any |x|. */
@@ -5598,8 +5634,8 @@ static nn__v nn__vgelu_grad(nn__v x, nn__v g) {
    Derivative s + x s (1 - s) 2u', with 1 - s = e^-2u s (1 - s would lose
    the digits that x 2u', up to 35 here, scales up). */
 static nn__v nn__vgelu_tanh_s(nn__v xc, nn__v *e) {
-    nn__v u2 = nn__vmul(nn__vset1(-2.0f * NN__SQRT_2_PI), nn__vfma(nn__vmul(nn__vset1(0.044715f), xc), nn__vmul(xc, xc), xc));
-    *e = nn__vexp_in(u2);
+    nn__v u2 = nn__vmul(xc, nn__vfma(nn__vmul(xc, xc), nn__vset1(-2.0f * NN__SQRT_2_PI * 0.044715f), nn__vset1(-2.0f * NN__SQRT_2_PI)));
+    *e = nn__vexp5_in(u2);
     return nn__vrcp(nn__vadd(nn__vset1(1.0f), *e));
 }
 static nn__v nn__vgelu_tanh(nn__v x) {
@@ -5609,7 +5645,7 @@ static nn__v nn__vgelu_tanh(nn__v x) {
 static nn__v nn__vgelu_tanh_grad(nn__v x, nn__v g) {
     nn__v xc = nn__vmin(nn__vset1(10.0f), nn__vmax(nn__vset1(-10.0f), x)), e;
     nn__v s = nn__vgelu_tanh_s(xc, &e);
-    nn__v du2 = nn__vmul(nn__vset1(2.0f * NN__SQRT_2_PI), nn__vfma(nn__vset1(3.0f * 0.044715f), nn__vmul(xc, xc), nn__vset1(1.0f)));
+    nn__v du2 = nn__vfma(nn__vmul(xc, xc), nn__vset1(6.0f * NN__SQRT_2_PI * 0.044715f), nn__vset1(2.0f * NN__SQRT_2_PI));
     return nn__vmul(g, nn__vfma(nn__vmul(nn__vmul(xc, s), nn__vmul(e, s)), du2, s));
 }
 
@@ -5647,6 +5683,7 @@ static nn__v nn__vsilu(nn__v x) {
 #define NN__ACT_BWD_silu nn__nsilu_grad(x, g)
 #define NN__ACT_FWD_softplus nn__vsoftplus(x, a, b, nn__vset1(1.0f / pa))
 #define NN__ACT_FWD_softplus1 nn__vsoftplus1(x, b)
+#define NN__ACT_FWD_softplus1_nt nn__vsoftplus1_nt(x)
 #define NN__ACT_BWD_softplus nn__vsoftplus_grad(x, g, a, b)
 #define NN__ACT_BWD_softplus_y nn__vsoftplus_grad_y(y, g, nn__vsub(NN__Z, a))
 #define NN__ACT_BWD_softplus1_y nn__vnexpm1_g(nn__vmax(nn__vset1(-87.3f), nn__vsub(NN__Z, y)), g)
@@ -5747,6 +5784,7 @@ NN__ACT_FNS(gelu_tanh)
 NN__ACT_FNS(silu)
 NN__ACT_FNS(softplus)
 NN__ACT_FWD_FN(softplus1)
+NN__ACT_FWD_FN(softplus1_nt)
 NN__ACT_BWD_FN(softplus_y)
 NN__ACT_BWD_FN(softplus1_y)
 NN__ACT_FNS(softsign)
@@ -5770,9 +5808,11 @@ static void nn__actf_tanh(const float *x, float *y, size_t n, float a, float b) 
 }
 
 /* Softplus's forward runs the beta = 1 form when it applies (the same
-   values: z = x and the division by beta are exact then). */
+   values: z = x and the division by beta are exact then), without the
+   threshold's select when that is 16 or more (the same values again). */
 static void nn__actf_softplus_any(const float *x, float *y, size_t n, float a, float b) {
-    if (a == 1.0f) nn__actf_softplus1(x, y, n, a, b);
+    if (a == 1.0f && b >= 16.0f) nn__actf_softplus1_nt(x, y, n, a, b);
+    else if (a == 1.0f) nn__actf_softplus1(x, y, n, a, b);
     else nn__actf_softplus(x, y, n, a, b);
 }
 
