@@ -13972,8 +13972,30 @@ static void nn__rnn_pack(const float *W, int ldw, int trans, int K, int groups, 
         }
 }
 
+/* Row panel i of M rows (*h rows from the returned start): NN__GEMM_MR
+   high, but on AVX-512, where the tile of 4 rows or fewer has too few
+   accumulators to keep both FMA pipes busy (8 chains), the last two of a
+   short tail go 8 + 4..8 (16 rows, a sample group of the 2-thread team of
+   batch 32: its step products took about 1.2x as long as 12 + 4 as they do
+   as 8 + 8).  Every element sees
+   the same multiply-adds in the same order in any panel: the split never
+   changes the bits. */
+static int nn__rnn_panel(int M, int i, int *h) {
+    int r0 = i * NN__GEMM_MR;
+#if defined(NN__AVX512)
+    int np = (M + NN__GEMM_MR - 1) / NN__GEMM_MR, tail = M - (np - 1) * NN__GEMM_MR;
+    if (np >= 2 && tail <= 4 && i >= np - 2) {
+        r0 = (np - 2) * NN__GEMM_MR + (i == np - 1 ? 8 : 0);
+        *h = i == np - 1 ? NN__GEMM_MR - 8 + tail : 8;
+        return r0;
+    }
+#endif
+    *h = NN__MIN(NN__GEMM_MR, M - r0);
+    return r0;
+}
+
 /* C[M, the member's columns] = A[M,K] B + beta C, B packed by nn__rnn_pack.
-   Rows go in chunks of NN__RNN_CHUNK micro-panels packed once per K block,
+   Rows go in chunks of NN__RNN_CHUNK row panels packed once per K block,
    and each B panel is read once per chunk and used by all of its
    micro-panels from L1 (a member's slice of W_hh can exceed L2: a sample
    group reads all of it every step). */
@@ -13982,23 +14004,26 @@ static void nn__rnn_prod(int M, int K, const float *A, int lda, const float *bp,
                          int gstride, int u0, int u1, float beta, float *C, int ldc) {
     float apack[NN__RNN_CHUNK * NN__GEMM_MR * NN__GEMM_KC];
     int kc = nn__gemm_kc(K), ppg = (u1 - u0 + NN__GEMM_NR - 1) / NN__GEMM_NR, np = groups * ppg;
-    int pc, kb, i0, ir, p;
-    if (np <= 0) return;
+    int nrp = (M + NN__GEMM_MR - 1) / NN__GEMM_MR, pc, kb, q0, q, p;
+    if (np <= 0 || M <= 0) return;
     for (pc = 0, kb = 0; pc < K; pc += kc, kb++) {
         int kcc = NN__MIN(kc, K - pc);
-        for (i0 = 0; i0 < M; i0 += NN__RNN_CHUNK * NN__GEMM_MR) {
-            int i1 = NN__MIN(M, i0 + NN__RNN_CHUNK * NN__GEMM_MR);
-            for (ir = i0; ir < i1; ir += NN__GEMM_MR)
-                nn__gemm_pack_a(0, A, lda, ir, NN__MIN(NN__GEMM_MR, M - ir), pc, kcc, 1.0f,
-                                apack + (size_t)(ir - i0) * (size_t)kc);
+        for (q0 = 0; q0 < nrp; q0 += NN__RNN_CHUNK) {
+            int q1 = NN__MIN(nrp, q0 + NN__RNN_CHUNK), h;
+            for (q = q0; q < q1; q++) {
+                int r0 = nn__rnn_panel(M, q, &h);
+                nn__gemm_pack_a(0, A, lda, r0, h, pc, kcc, 1.0f,
+                                apack + (size_t)(q - q0) * NN__GEMM_MR * (size_t)kc);
+            }
             for (p = 0; p < np; p++) {
                 int j = u0 + p % ppg * NN__GEMM_NR;
                 const float *bpp = bp + ((size_t)kb * (size_t)np + (size_t)p) * (size_t)kc * NN__GEMM_NR;
-                for (ir = i0; ir < i1; ir += NN__GEMM_MR)
-                    nn__gemm_tile(kcc, apack + (size_t)(ir - i0) * (size_t)kc, bpp, NN__GEMM_NR,
-                                  C + (size_t)ir * (size_t)ldc + (size_t)(p / ppg * gstride + j), ldc,
-                                  NN__MIN(NN__GEMM_MR, M - ir), NN__MIN(NN__GEMM_NR, u1 - j),
-                                  pc ? 1.0f : beta, NULL);
+                for (q = q0; q < q1; q++) {
+                    int r0 = nn__rnn_panel(M, q, &h);
+                    nn__gemm_tile(kcc, apack + (size_t)(q - q0) * NN__GEMM_MR * (size_t)kc, bpp,
+                                  NN__GEMM_NR, C + (size_t)r0 * (size_t)ldc + (size_t)(p / ppg * gstride + j),
+                                  ldc, h, NN__MIN(NN__GEMM_NR, u1 - j), pc ? 1.0f : beta, NULL);
+                }
             }
         }
     }
