@@ -3430,7 +3430,7 @@ static int nn__team(int big) {
    on Windows, whose clock() is wall time.  clock() is a system call (about
    2 us each in a virtual machine, two per product on the caller's critical
    path), so a product is measured only once NN__EFF_GAP seconds of team
-   products have gone by unmeasured (about one in five of the MLP's), and
+   products have gone by unmeasured (one in six of the MLP's big ones), and
    never with adaptive teams off; every product counts toward the window. */
 #ifndef NN__PROBE
 #define NN__PROBE 1.0
