@@ -3427,7 +3427,11 @@ static int nn__team(int big) {
    again and stays if it got its cores, and each try that did not doubles
    the wait, up to NN__PROBE_MAX.  Results do not depend on the team size,
    so this changes only speed.  Per calling thread.  On by default except
-   on Windows, whose clock() is wall time. */
+   on Windows, whose clock() is wall time.  clock() is a system call (about
+   2 us each in a virtual machine, two per product on the caller's critical
+   path), so a product is measured only once NN__EFF_GAP seconds of team
+   products have gone by unmeasured (one in six of the MLP's big ones), and
+   never with adaptive teams off; every product counts toward the window. */
 #ifndef NN__PROBE
 #define NN__PROBE 1.0
 #endif
@@ -3453,6 +3457,9 @@ static int nn__team(int big) {
 #ifndef NN__EFF_STRIKES
 #define NN__EFF_STRIKES 2
 #endif
+#ifndef NN__EFF_GAP
+#define NN__EFF_GAP 1e-3
+#endif
 #if defined(_WIN32)
 #define NN__ADAPTIVE_DEFAULT 0
 #else
@@ -3474,7 +3481,8 @@ static NN__THREAD_LOCAL int nn__team_warm = 0; /* the first team product (it sta
 /* the current window's process CPU seconds, wall seconds times team size, and
    wall seconds; when to try the team next, and the current wait */
 static NN__THREAD_LOCAL double nn__eff_cpu = 0.0, nn__eff_span = 0.0, nn__eff_wall = 0.0;
-static NN__THREAD_LOCAL int nn__eff_count = 0; /* products in the window */
+static NN__THREAD_LOCAL int nn__eff_count = 0; /* measured products in the window */
+static NN__THREAD_LOCAL double nn__eff_gap = NN__EFF_GAP; /* product seconds since the last measured one */
 static NN__THREAD_LOCAL int nn__eff_strikes = 0; /* contended windows in a row */
 static NN__THREAD_LOCAL double nn__probe_at = 0.0, nn__probe_wait = 0.0;
 
@@ -3490,7 +3498,8 @@ static int nn__team_pick(double now) {
 }
 
 /* Record a team product of wall seconds with nt threads, during which the
-   process used cpu seconds; at the end of a window, decide. */
+   process used cpu seconds (cpu < 0: not measured); at the end of a window,
+   decide. */
 static void nn__team_note(double cpu, double wall, int nt, double now) {
     int contended;
     if (nn__solo_off) return;
@@ -3498,10 +3507,15 @@ static void nn__team_note(double cpu, double wall, int nt, double now) {
         nn__team_warm = 1;
         return;
     }
-    nn__eff_cpu += cpu;
-    nn__eff_span += wall * nt;
     nn__eff_wall += wall;
-    nn__eff_count++;
+    if (cpu >= 0.0) {
+        nn__eff_cpu += cpu;
+        nn__eff_span += wall * nt;
+        nn__eff_count++;
+        nn__eff_gap = 0.0;
+    } else {
+        nn__eff_gap += wall;
+    }
     if (nn__eff_wall < NN__EFF_WINDOW) return;
     contended = nn__eff_cpu < NN__EFF_MIN * nn__eff_span &&
                 nn__eff_span - nn__eff_cpu > NN__LOST_MIN * nn__eff_count;
@@ -3544,12 +3558,13 @@ static int nn__run(int nt) {
    called with that team after the region, adds to the contention window. */
 static int nn__team_begin(int nt, double *t0, clock_t *c0) {
     *t0 = 0.0;
-    *c0 = 0;
+    *c0 = (clock_t)-1; /* (clock's failure value) not measured */
 #ifdef NN__OMP_ON
     if (nt > 1) {
         *t0 = omp_get_wtime();
         if (!nn__team_pick(*t0)) return 1;
-        *c0 = clock();
+        /* the trial window measures every product: it decides alone */
+        if (!nn__solo_off && (nn__eff_gap >= NN__EFF_GAP || nn__probing)) *c0 = clock();
     }
 #endif
     return nt;
@@ -3559,7 +3574,9 @@ static void nn__team_end(int run, double t0, clock_t c0) {
 #ifdef NN__OMP_ON
     if (run > 1) {
         double t1 = omp_get_wtime();
-        nn__team_note((double)(clock() - c0) / (double)CLOCKS_PER_SEC, t1 - t0, run, t1);
+        clock_t c1 = c0 == (clock_t)-1 ? c0 : clock();
+        nn__team_note(c1 == (clock_t)-1 ? -1.0 : (double)(c1 - c0) / (double)CLOCKS_PER_SEC,
+                      t1 - t0, run, t1);
     }
 #else
     (void)run;

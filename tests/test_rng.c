@@ -397,6 +397,24 @@ static void test_contention_policy(void) {
     NN_TEST_CHECK(nn__solo == 0 && nn__eff_strikes == 1, "one lost window is not a verdict");
     nn__team_note(2.0 * 0.97 * w, w, 2, now); /* a full share clears the strike */
     NN_TEST_CHECK(nn__solo == 0 && nn__eff_strikes == 0, "a won window clears it");
+    /* unmeasured products (cpu < 0) fill the window but not the share: one
+       measured product at 0.6 and unmeasured ones make a lost window */
+    nn__team_note(2.0 * 0.6 * 0.1 * w, 0.1 * w, 2, now);
+    nn__team_note(-1.0, 0.95 * w, 2, now);
+    NN_TEST_CHECK(nn__eff_wall == 0.0 && nn__eff_strikes == 1 && nn__eff_gap == 0.95 * w,
+                  "an unmeasured product ends the window, the measured one decides");
+    {
+        double t0;
+        clock_t c0;
+        nn__eff_gap = 0.0;
+        NN_TEST_CHECK(nn__team_begin(2, &t0, &c0) == 2 && c0 == (clock_t)-1,
+                      "right after a measured product the next is not measured");
+        nn__eff_gap = NN__EFF_GAP;
+        NN_TEST_CHECK(nn__team_begin(2, &t0, &c0) == 2 && c0 != (clock_t)-1,
+                      "NN__EFF_GAP seconds later one is");
+    }
+    nn__team_note(2.0 * 0.97 * w, w, 2, now);
+    NN_TEST_CHECK(nn__solo == 0 && nn__eff_strikes == 0, "and a won window clears the strike");
     nn__team_note(2.0 * 0.6 * w, w, 2, now);
     NN_TEST_CHECK(nn__solo == 0, "a first lost window again keeps the team");
     nn__team_note(2.0 * 0.6 * w, w, 2, now); /* the second in a row */
