@@ -3790,7 +3790,7 @@ static NN__GEMM_NOINLINE void nn__gemm_tile(int kc, const float *a, const float 
     __m512 vbeta;
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
-    /* 12 rows; 8 or 4 for a short last row panel (M = 64 is 5 x 12 + 4), so
+    /* 12 rows; 8 or 4 for a short last row panel (M = 64 is 4 x 12 + 8 + 8), so
        no multiply-adds are spent on rows that are not there; half width for
        nr <= 16 (narrow outputs such as 10 classes) */
     if (nr > 16 && mr <= 4) NN__K_BLOCK(NN__REP4, NN__K_DECL, NN__K_LOADB2, NN__K_FMA, NN__K_PUT)
@@ -4433,6 +4433,27 @@ static size_t nn__gemm_slice(int kc, int N) {
     return (n + 15) / 16 * 16; /* keeps every slice 64-byte aligned */
 }
 
+/* Row panel i of M rows (*h rows from the returned start): NN__GEMM_MR
+   high, but on AVX-512, where the tile of 4 rows or fewer has too few
+   accumulators to keep both FMA pipes busy (8 chains), the last two of a
+   short tail go 8 + 4..8 (M = 16 as 8 + 8, not 12 + 4: a recurrent layer's
+   step products of a 16-sample group took about 1.2x as long as 12 + 4).
+   Every element sees the same multiply-adds in the same order in any
+   panel: the split never changes the bits. */
+static int nn__gemm_panel(int M, int i, int *h) {
+    int r0 = i * NN__GEMM_MR;
+#if defined(NN__AVX512)
+    int np = (M + NN__GEMM_MR - 1) / NN__GEMM_MR, tail = M - (np - 1) * NN__GEMM_MR;
+    if (np >= 2 && tail <= 4 && i >= np - 2) {
+        r0 = (np - 2) * NN__GEMM_MR + (i == np - 1 ? 8 : 0);
+        *h = i == np - 1 ? NN__GEMM_MR - 8 + tail : 8;
+        return r0;
+    }
+#endif
+    *h = NN__MIN(NN__GEMM_MR, M - r0);
+    return r0;
+}
+
 /* C[i0:i0+m, j0:j0+n] on one thread: the whole blocked algorithm, with
    bpack (nn__gemm_slice floats) for packed B. */
 static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, float *bpack) {
@@ -4446,7 +4467,7 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
         int nc = NN__MIN(ncb, j0 + n - jc);
         int n_panels = (nc + NN__GEMM_NR - 1) / NN__GEMM_NR;
         for (pc = 0; pc < g->K; pc += g->kc) {
-            int kc = NN__MIN(g->kc, g->K - pc), p, ir;
+            int kc = NN__MIN(g->kc, g->K - pc), p, q;
             float beta = pc == 0 ? g->beta : 1.0f;
             /* With one or two row panels B is read once or twice, and a block
                of at most NN__GEMM_DIRECT_B floats stays in L1 however often it
@@ -4471,8 +4492,8 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
                                      NN__MIN(NN__GEMM_NR, nc - p * NN__GEMM_NR),
                                      bpack + (size_t)p * kc * NN__GEMM_NR);
             }
-            for (ir = i0; ir < i0 + m; ir += NN__GEMM_MR) {
-                int mr = NN__MIN(NN__GEMM_MR, i0 + m - ir);
+            for (q = 0; q < (m + NN__GEMM_MR - 1) / NN__GEMM_MR; q++) {
+                int mr, ir = i0 + nn__gemm_panel(m, q, &mr);
                 const float *ap = apack;
                 size_t alda = 0;
 #ifdef NN__GEMM_HAVE_RA
@@ -5224,11 +5245,13 @@ static nn__v nn__vexp(nn__v x) {
 }
 /* The shared part of e^x and e^x - 1 for x in [-87.3, 88.3] (or NaN):
    returns e^r - 1 and sets *s = 2^n. */
+/* x = n ln2 + r: returns r and sets *n (ln2 in two parts, r exact). */
+static nn__v nn__vexp_reduce(nn__v x, nn__v *n) {
+    *n = nn__vround(nn__vmul(x, nn__vset1(1.44269504088896341f)));
+    return nn__vfma(*n, nn__vset1(2.12194440e-4f), nn__vfma(*n, nn__vset1(-0.693359375f), x));
+}
 static nn__v nn__vexp_r(nn__v x, nn__v *s) {
-    nn__v n, r, r2, q;
-    n = nn__vround(nn__vmul(x, nn__vset1(1.44269504088896341f)));
-    r = nn__vfma(n, nn__vset1(-0.693359375f), x);
-    r = nn__vfma(n, nn__vset1(2.12194440e-4f), r);
+    nn__v n, r = nn__vexp_reduce(x, &n), r2, q;
     r2 = nn__vmul(r, r);
     q = nn__vfma(nn__vset1(1.395218191e-03f), r2, nn__vfma(nn__vset1(8.366861381e-03f), r, nn__vset1(4.166605696e-02f)));
     q = nn__vfma(q, r2, nn__vfma(nn__vset1(1.666653901e-01f), r, nn__vset1(5.000000596e-01f)));
@@ -5246,10 +5269,7 @@ static nn__v nn__vexp_in(nn__v x) {
    on e^r; tests/golden/fit_act.py): one multiply-add fewer, for the kinds
    whose error budget allows it (mish, the tanh GELU). */
 static nn__v nn__vexp5_in(nn__v x) {
-    nn__v n, r, r2, q;
-    n = nn__vround(nn__vmul(x, nn__vset1(1.44269504088896341f)));
-    r = nn__vfma(n, nn__vset1(-0.693359375f), x);
-    r = nn__vfma(n, nn__vset1(2.12194440e-4f), r);
+    nn__v n, r = nn__vexp_reduce(x, &n), r2, q;
     r2 = nn__vmul(r, r);
     q = nn__vfma(nn__vfma(nn__vset1(8.309905417e-03f), r, nn__vset1(4.188946635e-02f)), r2,
                  nn__vfma(nn__vset1(1.666714698e-01f), r, nn__vset1(4.999924004e-01f)));
@@ -13989,28 +14009,6 @@ static void nn__rnn_pack(const float *W, int ldw, int trans, int K, int groups, 
         }
 }
 
-/* Row panel i of M rows (*h rows from the returned start): NN__GEMM_MR
-   high, but on AVX-512, where the tile of 4 rows or fewer has too few
-   accumulators to keep both FMA pipes busy (8 chains), the last two of a
-   short tail go 8 + 4..8 (16 rows, a sample group of the 2-thread team of
-   batch 32: its step products took about 1.2x as long as 12 + 4 as they do
-   as 8 + 8).  Every element sees
-   the same multiply-adds in the same order in any panel: the split never
-   changes the bits. */
-static int nn__rnn_panel(int M, int i, int *h) {
-    int r0 = i * NN__GEMM_MR;
-#if defined(NN__AVX512)
-    int np = (M + NN__GEMM_MR - 1) / NN__GEMM_MR, tail = M - (np - 1) * NN__GEMM_MR;
-    if (np >= 2 && tail <= 4 && i >= np - 2) {
-        r0 = (np - 2) * NN__GEMM_MR + (i == np - 1 ? 8 : 0);
-        *h = i == np - 1 ? NN__GEMM_MR - 8 + tail : 8;
-        return r0;
-    }
-#endif
-    *h = NN__MIN(NN__GEMM_MR, M - r0);
-    return r0;
-}
-
 /* C[M, the member's columns] = A[M,K] B + beta C, B packed by nn__rnn_pack.
    Rows go in chunks of NN__RNN_CHUNK row panels packed once per K block,
    and each B panel is read once per chunk and used by all of its
@@ -14028,7 +14026,7 @@ static void nn__rnn_prod(int M, int K, const float *A, int lda, const float *bp,
         for (q0 = 0; q0 < nrp; q0 += NN__RNN_CHUNK) {
             int q1 = NN__MIN(nrp, q0 + NN__RNN_CHUNK), h;
             for (q = q0; q < q1; q++) {
-                int r0 = nn__rnn_panel(M, q, &h);
+                int r0 = nn__gemm_panel(M, q, &h);
                 nn__gemm_pack_a(0, A, lda, r0, h, pc, kcc, 1.0f,
                                 apack + (size_t)(q - q0) * NN__GEMM_MR * (size_t)kc);
             }
@@ -14036,7 +14034,7 @@ static void nn__rnn_prod(int M, int K, const float *A, int lda, const float *bp,
                 int j = u0 + p % ppg * NN__GEMM_NR;
                 const float *bpp = bp + ((size_t)kb * (size_t)np + (size_t)p) * (size_t)kc * NN__GEMM_NR;
                 for (q = q0; q < q1; q++) {
-                    int r0 = nn__rnn_panel(M, q, &h);
+                    int r0 = nn__gemm_panel(M, q, &h);
                     nn__gemm_tile(kcc, apack + (size_t)(q - q0) * NN__GEMM_MR * (size_t)kc, bpp,
                                   NN__GEMM_NR, C + (size_t)r0 * (size_t)ldc + (size_t)(p / ppg * gstride + j),
                                   ldc, h, NN__MIN(NN__GEMM_NR, u1 - j), pc ? 1.0f : beta, NULL);
