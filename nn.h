@@ -6338,15 +6338,52 @@ static void nn__conv_bcast_rows(const nn__convg *q, int oh, int *kh0, int *khn) 
     *khn = hi - lo;
 }
 
+/* The output positions the direct engine walks, as runs of consecutive
+   positions: at row stride 1 the whole output is one run over the padded
+   width (position p is output row p / Wp, column p % Wp; columns from OW
+   on are computed and dropped), so tiles go on across rows and a 7-wide
+   row does not cost a 12-wide tile; at larger row strides each output row
+   is a run of OW.  Returns the number of runs and sets *len. */
+static int nn__conv_bcast_runs(const nn__convg *q, int *len) {
+    int Wp = q->W + 2 * q->PW;
+    if (q->SH == 1) {
+        *len = q->OH > 0 ? (q->OH - 1) * Wp + q->OW : 0;
+        return 1;
+    }
+    *len = q->OW;
+    return q->OH;
+}
+
+/* The tile of mr positions from p in run r: the output rows it covers, and
+   the kernel rows [*kh0, *kh0 + *khn) that meet the image for any of them
+   (a row whose taps hang over the padding multiplies its zeros). */
+static void nn__conv_bcast_span(const nn__convg *q, int r, int p, int mr, int *kh0, int *khn) {
+    int Wp = q->W + 2 * q->PW, oh0 = q->SH == 1 ? p / Wp : r, oh1 = q->SH == 1 ? (p + mr - 1) / Wp : r;
+    int lo = q->KH, hi = 0, oh, a, n;
+    for (oh = oh0; oh <= oh1 && oh < q->OH; oh++) {
+        nn__conv_bcast_rows(q, oh, &a, &n);
+        if (n > 0) {
+            lo = NN__MIN(lo, a);
+            hi = NN__MAX(hi, a + n);
+        }
+    }
+    *kh0 = hi > lo ? lo : 0;
+    *khn = hi > lo ? hi - lo : 0;
+}
+
 /* Products the direct engine computes for geometry q, per (channel, filter)
-   pair and sample: the skipped padding rows are not counted. */
+   pair and sample, tile by tile as it walks them (the dropped columns
+   counted, the skipped padding rows not). */
 static double nn__conv_bcast_work(const nn__convg *q) {
     double work = 0.0;
-    int oh, kh0, khn;
-    for (oh = 0; oh < q->OH; oh++) {
-        nn__conv_bcast_rows(q, oh, &kh0, &khn);
-        work += (double)khn * q->KW * q->OW;
-    }
+    int r, runs, len, p, mr, kh0, khn;
+    runs = nn__conv_bcast_runs(q, &len);
+    for (r = 0; r < runs; r++)
+        for (p = 0; p < len; p += mr) {
+            mr = nn__conv_bcast_next(len - p);
+            nn__conv_bcast_span(q, r, p, mr, &kh0, &khn);
+            work += (double)khn * q->KW * NN__CB_BLOCKOF(mr);
+        }
     return work;
 }
 
@@ -6387,10 +6424,10 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                            const float *wpre, int relu) {
     int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW;
     int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
-    /* Without padding, and with rows whose tiles are whole register blocks
-       (so no tile reads past its row), the image is read in place. */
-    int k, last = q->OW, inplace;
-    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the row's last tile */
+    /* Without padding, and with runs whose last tile is a whole register
+       block (so no tile reads past the sample), the image is read in place. */
+    int k, len, runs = nn__conv_bcast_runs(q, &len), last = len, inplace;
+    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the run's last tile */
     inplace = q->PH == 0 && q->PW == 0 && NN__CB_BLOCKOF(last) == last;
     size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
     float *wbuf = buf + per * (size_t)nt;
@@ -6399,8 +6436,8 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
     P = (size_t)q->OH * (size_t)q->OW;
     HW = (size_t)q->H * (size_t)q->W;
     /* k runs (kh, c, kw), so the taps of one kernel row are a contiguous
-       range of k: rows of the output whose window hangs over the top or
-       bottom padding skip those taps instead of multiplying zeros */
+       range of k: tiles whose window hangs over the top or bottom padding
+       skip those taps instead of multiplying zeros */
     for (k = 0; k < CgK; k++)
         koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
                         (size_t)(k % q->KW * q->DW));
@@ -6408,11 +6445,11 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
     NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
-        int n;
+        int n, at[NN__CB_MR];
         if (!inplace) memset(xp, 0, per * sizeof(float));
-        NN__OMP(for schedule(static))
+        NN__OMP(for schedule(dynamic, 1))
         for (n = 0; n < q->N; n++) {
-            int c, gi, oh, ow, pn, i, j;
+            int c, gi, r, p, mr, pn, i, j;
             const float *xs = img + (size_t)n * q->C * HW;
             if (!inplace) {
                 for (c = 0; c < q->C; c++)
@@ -6421,17 +6458,22 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                 xs = xp;
             }
             for (gi = 0; gi < q->G; gi++) {
-                for (oh = 0; oh < q->OH; oh++) {
-                    int k0, kn;
-                    nn__conv_bcast_rows(q, oh, &k0, &kn);
-                    k0 *= Cg * q->KW;
-                    kn *= Cg * q->KW;
-                    for (ow = 0; ow < q->OW; ow += nn__conv_bcast_next(q->OW - ow)) {
-                        int mr = nn__conv_bcast_next(q->OW - ow);
-                        const float *x = xs + (size_t)gi * Cg * plane + (size_t)oh * q->SH * Wp + ow;
+                for (r = 0; r < runs; r++) {
+                    for (p = 0; p < len; p += mr) {
+                        int k0, kn;
+                        const float *x = xs + (size_t)gi * Cg * plane + (size_t)p +
+                                         (q->SH == 1 ? 0u : (size_t)r * q->SH * Wp);
+                        mr = nn__conv_bcast_next(len - p);
+                        nn__conv_bcast_span(q, r, p, mr, &k0, &kn);
+                        k0 *= Cg * q->KW;
+                        kn *= Cg * q->KW;
+                        /* where each position of the tile goes in an output plane (-1: dropped) */
+                        for (i = 0; i < mr; i++)
+                            at[i] = q->SH != 1 ? r * q->OW + p + i
+                                  : (p + i) % Wp < q->OW ? (p + i) / Wp * q->OW + (p + i) % Wp : -1;
                         for (pn = 0; pn < npan; pn++) {
                             int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
-                            float *y = out + ((size_t)n * q->F + (size_t)f0) * P + (size_t)oh * q->OW + ow;
+                            float *y = out + ((size_t)n * q->F + (size_t)f0) * P;
                             nn__conv_bcast_tile(kn, x, koff + k0,
                                                 wpack + (((size_t)gi * npan + (size_t)pn) * CgK + (size_t)k0) *
                                                             NN__CB_NR,
@@ -6439,13 +6481,13 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                             /* transposed write: a tile row is one position's channels */
                             for (j = 0; j < nr; j++) {
                                 float *yj = y + (size_t)j * P, bj = bias ? bias[f0 + j] : 0.0f;
-                                if (accumulate) for (i = 0; i < mr; i++) yj[i] += t[i * NN__CB_NR + j];
-                                else if (relu)
-                                    for (i = 0; i < mr; i++) {
-                                        float v = t[i * NN__CB_NR + j] + bj;
-                                        yj[i] = v < 0.0f ? 0.0f : v;
-                                    }
-                                else for (i = 0; i < mr; i++) yj[i] = t[i * NN__CB_NR + j] + bj;
+                                for (i = 0; i < mr; i++) {
+                                    float v = t[i * NN__CB_NR + j];
+                                    if (at[i] < 0) continue;
+                                    if (accumulate) yj[at[i]] += v;
+                                    else if (relu) yj[at[i]] = v + bj < 0.0f ? 0.0f : v + bj;
+                                    else yj[at[i]] = v + bj;
+                                }
                             }
                         }
                     }
@@ -8870,14 +8912,61 @@ static void nn__bin_row(int kind, const float *a, size_t sa, const float *b, siz
 }
 #undef NN__BIN_VLOOP
 
+/* y (+)= g, -g or g o (sign 1, -1, or 0 for the product) over [lo, hi):
+   written when beta is 0, else added. */
+static void nn__bin_grad_span(int sign, const float *g, const float *o, float *y, size_t lo,
+                              size_t hi, float beta) {
+    size_t i = lo;
+    nn__v vs = nn__vset1((float)sign);
+    for (; i + NN__VL <= hi; i += NN__VL) {
+        nn__v v = sign ? nn__vmul(vs, nn__vload(g + i)) : nn__vmul(nn__vload(g + i), nn__vload(o + i));
+        if (beta != 0.0f) v = nn__vadd(nn__vload(y + i), v);
+        nn__vstore(y + i, v);
+    }
+    for (; i < hi; i++) {
+        float v = sign ? (float)sign * g[i] : g[i] * o[i];
+        y[i] = beta != 0.0f ? y[i] + v : v;
+    }
+}
+
+/* The gradients of a +, - or * of two tensors of one shape (no
+   broadcasting), split across the threads; input b's buffer is asked for
+   after a's is written, so a + a adds its two terms. */
+static void nn__binary_backward_same(nn__node *n, int kind) {
+    size_t len = n->out->numel;
+    int i, nt = nn__ew_threads((double)len);
+    for (i = 0; i < 2; i++) {
+        float beta, *gi = nn__in_grad_w(n, i, &beta);
+        int sign = kind == NN__MUL ? 0 : (kind == NN__SUB && i == 1) ? -1 : 1;
+        const float *other = n->in[1 - i]->data, *g = n->out->grad;
+        if (!gi) continue;
+        if (nt <= 1) {
+            nn__bin_grad_span(sign, g, other, gi, 0, len, beta);
+            continue;
+        }
+        NN__OMP(parallel num_threads(nt) if(nt > 1))
+        {
+            size_t lo, hi;
+            nn__ew_share(len, 16, &lo, &hi);
+            if (hi > lo) nn__bin_grad_span(sign, g, other, gi, lo, hi, beta);
+        }
+    }
+}
+
 static void nn__binary_backward(nn__node *n) {
     int kind = n->iarg[0], idx[NN_MAX_DIMS] = {0};
     nn_tensor *a = n->in[0], *b = n->in[1], *out = n->out;
-    float *ga = nn__in_grad(n, 0), *gb = nn__in_grad(n, 1);
+    float *ga, *gb;
     const float *g = out->grad;
     nn__bcast bc;
     size_t oa = 0, ob = 0, rows, r, sa, sb;
     int len, i;
+    if (kind != NN__DIV && a->numel == out->numel && b->numel == out->numel) {
+        nn__binary_backward_same(n, kind);
+        return;
+    }
+    ga = nn__in_grad(n, 0);
+    gb = nn__in_grad(n, 1);
     if (!nn__broadcast(n->op, a, b, &bc)) return;
     len = bc.nd ? bc.shape[bc.nd - 1] : 1;
     sa = bc.nd ? bc.sa[bc.nd - 1] : 0;
@@ -8930,6 +9019,18 @@ static nn_tensor *nn__binary(int kind, nn_tensor *a, nn_tensor *b) {
     out = nn__op(op, in, 2, s, nn__binary_backward);
     if (!out) return NULL;
     if (out->node) out->node->iarg[0] = kind;
+    if (a->numel == out->numel && b->numel == out->numel) { /* one shape: split across the threads */
+        int nt = nn__ew_threads((double)out->numel);
+        if (nt > 1) {
+            NN__OMP(parallel num_threads(nt) if(nt > 1))
+            {
+                size_t lo, hi;
+                nn__ew_share(out->numel, 16, &lo, &hi);
+                if (hi > lo) nn__bin_row(kind, a->data + lo, 1, b->data + lo, 1, out->data + lo, (int)(hi - lo));
+            }
+            return out;
+        }
+    }
     len = bc.nd ? bc.shape[bc.nd - 1] : 1;
     rows = len ? out->numel / (size_t)len : 0;
     for (r = 0; r < rows; r++) {
@@ -16308,15 +16409,59 @@ typedef struct nn__gates {
     int nb;
 } nn__gates;
 
+/* y[i] (+)= sum_b c_b[gate of i] x_b[i] over [lo, hi), gate by gate (gate k
+   covers [k inner, (k + 1) inner)): written when beta is 0, else added.  No
+   fused multiply-add, so an element's value does not depend on whether the
+   vector loop or the tail computes it (the threads' shares cut gates). */
+static void nn__gated_span(const nn__gates *G, float *const c[2], const float *x0,
+                           const float *x1, float *y, size_t lo, size_t hi, float beta) {
+    size_t i = lo;
+    while (i < hi) {
+        size_t k = G->inner ? i / G->inner : 0, end = G->inner ? NN__MIN(hi, (k + 1) * G->inner) : hi;
+        float s0 = c[0][k], s1 = x1 ? c[1][k] : 0.0f;
+        nn__v c0 = nn__vset1(s0), c1 = nn__vset1(s1);
+        for (; i + NN__VL <= end; i += NN__VL) {
+            nn__v v = nn__vmul(c0, nn__vload(x0 + i));
+            if (x1) v = nn__vadd(v, nn__vmul(c1, nn__vload(x1 + i)));
+            if (beta != 0.0f) v = nn__vadd(nn__vload(y + i), v);
+            nn__vstore(y + i, v);
+        }
+        for (; i < end; i++) {
+            float v = s0 * x0[i];
+            if (x1) {
+                float w = s1 * x1[i];
+                v += w;
+            }
+            y[i] = beta != 0.0f ? y[i] + v : v;
+        }
+    }
+}
+
+/* nn__gated_span over n elements, split across the threads. */
+static void nn__gated_apply(const nn__gates *G, float *const c[2], const float *x0,
+                            const float *x1, float *y, size_t n, float beta) {
+    int nt = nn__ew_threads((double)n);
+    if (nt <= 1) {
+        nn__gated_span(G, c, x0, x1, y, 0, n, beta);
+        return;
+    }
+    NN__OMP(parallel num_threads(nt) if(nt > 1))
+    {
+        size_t lo, hi;
+        nn__ew_share(n, 16, &lo, &hi);
+        if (hi > lo) nn__gated_span(G, c, x0, x1, y, lo, hi, beta);
+    }
+}
+
 static void nn__gated_backward(nn__node *n) {
     const nn__gates *G = (const nn__gates *)n->saved;
-    const float *g = n->out->grad;
     int b;
     for (b = 0; b < G->nb; b++) {
-        float *ga = nn__in_grad(n, b);
-        size_t i;
+        float beta, *ga = nn__in_grad_w(n, b, &beta), *c[2];
         if (!ga) continue;
-        for (i = 0; i < n->out->numel; i++) ga[i] += g[i] * G->cb[b][G->inner ? i / G->inner : 0];
+        c[0] = G->cb[b];
+        c[1] = NULL;
+        nn__gated_apply(G, c, n->out->grad, NULL, ga, n->out->numel, beta);
     }
 }
 
@@ -16330,7 +16475,7 @@ static nn_tensor *nn__gate_op(const char *op, int kind, nn_tensor *f1, nn_tensor
     nn__res_cfg c;
     nn__gates *G;
     nn__pcg *r;
-    size_t ng, k, i;
+    size_t ng, k;
     int nb = f2 ? 2 : 1, b;
     if (!nn__res_check(op, o, &c)) return NULL;
     if (!f1 || (kind == NN__GATE_SHAKE && !f2)) {
@@ -16391,12 +16536,7 @@ static nn_tensor *nn__gate_op(const char *op, int kind, nn_tensor *f1, nn_tensor
         G->cb[0][k] = cb;
     }
     if (out->node) out->node->saved = G;
-    for (i = 0; i < out->numel; i++) {
-        size_t gk = G->inner ? i / G->inner : 0;
-        float v = G->cf[0][gk] * f1->data[i];
-        if (f2) v += G->cf[1][gk] * f2->data[i];
-        out->data[i] = v;
-    }
+    nn__gated_apply(G, G->cf, f1->data, f2 ? f2->data : NULL, out->data, out->numel, 0.0f);
     return out;
 }
 
