@@ -6338,52 +6338,15 @@ static void nn__conv_bcast_rows(const nn__convg *q, int oh, int *kh0, int *khn) 
     *khn = hi - lo;
 }
 
-/* The output positions the direct engine walks, as runs of consecutive
-   positions: at row stride 1 the whole output is one run over the padded
-   width (position p is output row p / Wp, column p % Wp; columns from OW
-   on are computed and dropped), so tiles go on across rows and a 7-wide
-   row does not cost a 12-wide tile; at larger row strides each output row
-   is a run of OW.  Returns the number of runs and sets *len. */
-static int nn__conv_bcast_runs(const nn__convg *q, int *len) {
-    int Wp = q->W + 2 * q->PW;
-    if (q->SH == 1) {
-        *len = q->OH > 0 ? (q->OH - 1) * Wp + q->OW : 0;
-        return 1;
-    }
-    *len = q->OW;
-    return q->OH;
-}
-
-/* The tile of mr positions from p in run r: the output rows it covers, and
-   the kernel rows [*kh0, *kh0 + *khn) that meet the image for any of them
-   (a row whose taps hang over the padding multiplies its zeros). */
-static void nn__conv_bcast_span(const nn__convg *q, int r, int p, int mr, int *kh0, int *khn) {
-    int Wp = q->W + 2 * q->PW, oh0 = q->SH == 1 ? p / Wp : r, oh1 = q->SH == 1 ? (p + mr - 1) / Wp : r;
-    int lo = q->KH, hi = 0, oh, a, n;
-    for (oh = oh0; oh <= oh1 && oh < q->OH; oh++) {
-        nn__conv_bcast_rows(q, oh, &a, &n);
-        if (n > 0) {
-            lo = NN__MIN(lo, a);
-            hi = NN__MAX(hi, a + n);
-        }
-    }
-    *kh0 = hi > lo ? lo : 0;
-    *khn = hi > lo ? hi - lo : 0;
-}
-
 /* Products the direct engine computes for geometry q, per (channel, filter)
-   pair and sample, tile by tile as it walks them (the dropped columns
-   counted, the skipped padding rows not). */
+   pair and sample: the skipped padding rows are not counted. */
 static double nn__conv_bcast_work(const nn__convg *q) {
     double work = 0.0;
-    int r, runs, len, p, mr, kh0, khn;
-    runs = nn__conv_bcast_runs(q, &len);
-    for (r = 0; r < runs; r++)
-        for (p = 0; p < len; p += mr) {
-            mr = nn__conv_bcast_next(len - p);
-            nn__conv_bcast_span(q, r, p, mr, &kh0, &khn);
-            work += (double)khn * q->KW * NN__CB_BLOCKOF(mr);
-        }
+    int oh, kh0, khn;
+    for (oh = 0; oh < q->OH; oh++) {
+        nn__conv_bcast_rows(q, oh, &kh0, &khn);
+        work += (double)khn * q->KW * q->OW;
+    }
     return work;
 }
 
@@ -6424,10 +6387,10 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                            const float *wpre, int relu) {
     int Cg = q->C / q->G, Fg = q->F / q->G, CgK = Cg * q->KH * q->KW;
     int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
-    /* Without padding, and with runs whose last tile is a whole register
-       block (so no tile reads past the sample), the image is read in place. */
-    int k, len, runs = nn__conv_bcast_runs(q, &len), last = len, inplace;
-    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the run's last tile */
+    /* Without padding, and with rows whose tiles are whole register blocks
+       (so no tile reads past its row), the image is read in place. */
+    int k, last = q->OW, inplace;
+    while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the row's last tile */
     inplace = q->PH == 0 && q->PW == 0 && NN__CB_BLOCKOF(last) == last;
     size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
     float *wbuf = buf + per * (size_t)nt;
@@ -6436,8 +6399,8 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
     P = (size_t)q->OH * (size_t)q->OW;
     HW = (size_t)q->H * (size_t)q->W;
     /* k runs (kh, c, kw), so the taps of one kernel row are a contiguous
-       range of k: tiles whose window hangs over the top or bottom padding
-       skip those taps instead of multiplying zeros */
+       range of k: rows of the output whose window hangs over the top or
+       bottom padding skip those taps instead of multiplying zeros */
     for (k = 0; k < CgK; k++)
         koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
                         (size_t)(k % q->KW * q->DW));
@@ -6445,11 +6408,14 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
     NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
         float *xp = buf + per * (size_t)NN__TID, t[NN__CB_MR * NN__CB_NR];
-        int n, at[NN__CB_MR];
+        int n;
         if (!inplace) memset(xp, 0, per * sizeof(float));
+        /* samples handed out as threads free up: every output is one tile's
+           sum, so the split does not change a bit, and the two cores of a
+           virtual machine need not run at one speed */
         NN__OMP(for schedule(dynamic, 1))
         for (n = 0; n < q->N; n++) {
-            int c, gi, r, p, mr, pn, i, j;
+            int c, gi, oh, ow, pn, i, j;
             const float *xs = img + (size_t)n * q->C * HW;
             if (!inplace) {
                 for (c = 0; c < q->C; c++)
@@ -6458,22 +6424,17 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                 xs = xp;
             }
             for (gi = 0; gi < q->G; gi++) {
-                for (r = 0; r < runs; r++) {
-                    for (p = 0; p < len; p += mr) {
-                        int k0, kn;
-                        const float *x = xs + (size_t)gi * Cg * plane + (size_t)p +
-                                         (q->SH == 1 ? 0u : (size_t)r * q->SH * Wp);
-                        mr = nn__conv_bcast_next(len - p);
-                        nn__conv_bcast_span(q, r, p, mr, &k0, &kn);
-                        k0 *= Cg * q->KW;
-                        kn *= Cg * q->KW;
-                        /* where each position of the tile goes in an output plane (-1: dropped) */
-                        for (i = 0; i < mr; i++)
-                            at[i] = q->SH != 1 ? r * q->OW + p + i
-                                  : (p + i) % Wp < q->OW ? (p + i) / Wp * q->OW + (p + i) % Wp : -1;
+                for (oh = 0; oh < q->OH; oh++) {
+                    int k0, kn;
+                    nn__conv_bcast_rows(q, oh, &k0, &kn);
+                    k0 *= Cg * q->KW;
+                    kn *= Cg * q->KW;
+                    for (ow = 0; ow < q->OW; ow += nn__conv_bcast_next(q->OW - ow)) {
+                        int mr = nn__conv_bcast_next(q->OW - ow);
+                        const float *x = xs + (size_t)gi * Cg * plane + (size_t)oh * q->SH * Wp + ow;
                         for (pn = 0; pn < npan; pn++) {
                             int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
-                            float *y = out + ((size_t)n * q->F + (size_t)f0) * P;
+                            float *y = out + ((size_t)n * q->F + (size_t)f0) * P + (size_t)oh * q->OW + ow;
                             nn__conv_bcast_tile(kn, x, koff + k0,
                                                 wpack + (((size_t)gi * npan + (size_t)pn) * CgK + (size_t)k0) *
                                                             NN__CB_NR,
@@ -6481,13 +6442,13 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
                             /* transposed write: a tile row is one position's channels */
                             for (j = 0; j < nr; j++) {
                                 float *yj = y + (size_t)j * P, bj = bias ? bias[f0 + j] : 0.0f;
-                                for (i = 0; i < mr; i++) {
-                                    float v = t[i * NN__CB_NR + j];
-                                    if (at[i] < 0) continue;
-                                    if (accumulate) yj[at[i]] += v;
-                                    else if (relu) yj[at[i]] = v + bj < 0.0f ? 0.0f : v + bj;
-                                    else yj[at[i]] = v + bj;
-                                }
+                                if (accumulate) for (i = 0; i < mr; i++) yj[i] += t[i * NN__CB_NR + j];
+                                else if (relu)
+                                    for (i = 0; i < mr; i++) {
+                                        float v = t[i * NN__CB_NR + j] + bj;
+                                        yj[i] = v < 0.0f ? 0.0f : v;
+                                    }
+                                else for (i = 0; i < mr; i++) yj[i] = t[i * NN__CB_NR + j] + bj;
                             }
                         }
                     }
