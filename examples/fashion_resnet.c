@@ -71,7 +71,7 @@ static const char *const reg_names[REG_COUNT] = {
 typedef struct config {
     int width, blocks, epochs, threads, quick, compare, budget, batches, points;
     unsigned rows;       /* --compare: bit r set runs row r */
-    float p_last, lr;
+    float p_last, lr, erase, minutes;
     unsigned long long seed;
     const char *svg, *save;
 } config;
@@ -180,9 +180,10 @@ static nn_sched *make_sched(nn_optim *o, float lr, int steps) {
     return nn_onecycle(o, oc);
 }
 
-static nn_augment *make_augment(void) {
+static nn_augment *make_augment(const config *c) {
     nn_augment *aug = nn_augment_new(NULL);
     nn_erase_opts eo = {0};
+    eo.p = c->erase;
     nn_augment_crop(aug, 2, 0);
     nn_augment_hflip(aug, 0.5f);
     nn_augment_erase(aug, eo);
@@ -288,13 +289,15 @@ static int parse(config *c, int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--quick")) c->quick = 1;
         else if (!strcmp(a, "--compare")) c->compare = 1;
-        else if (v && !strcmp(a, "--epochs")) c->epochs = atoi(v), i++;
+        else if (v && !strcmp(a, "--epochs")) c->epochs = atoi(v), c->minutes = 0.0f, i++;
         else if (v && !strcmp(a, "--threads")) c->threads = atoi(v), i++;
         else if (v && !strcmp(a, "--seed")) c->seed = strtoull(v, NULL, 10), i++;
         else if (v && !strcmp(a, "--width")) c->width = atoi(v), i++;
         else if (v && !strcmp(a, "--blocks")) c->blocks = atoi(v), i++;
         else if (v && !strcmp(a, "--pL")) c->p_last = (float)atof(v), i++;
         else if (v && !strcmp(a, "--lr")) c->lr = (float)atof(v), i++;
+        else if (v && !strcmp(a, "--erase")) c->erase = (float)atof(v), i++;
+        else if (v && !strcmp(a, "--minutes")) c->minutes = (float)atof(v), i++;
         else if (v && !strcmp(a, "--budget")) c->budget = atoi(v), i++;
         else if (v && !strcmp(a, "--batches")) c->batches = atoi(v), i++;
         else if (v && !strcmp(a, "--points")) c->points = atoi(v), i++;
@@ -309,32 +312,87 @@ static int parse(config *c, int argc, char **argv) {
         else if (v && !strcmp(a, "--save")) c->save = v, i++;
         else {
             fprintf(stderr, "unknown option %s\nusage: %s [--epochs N] [--threads T] [--seed S] "
-                    "[--width W] [--blocks B] [--pL P] [--lr LR] [--quick] [--compare] "
+                    "[--width W] [--blocks B] [--pL P] [--lr LR] [--erase P] [--minutes M] [--quick] [--compare] "
                     "[--budget STEPS] [--points K] [--rows 01234567] [--svg PATH] [--save FILE] "
                     "[--batches N]\n", a, argv[0]);
             return 0;
         }
     }
     if (c->width < 1 || c->blocks < 1 || c->epochs < 1 || c->threads < 1 || c->budget < 1 ||
-        c->points < 1 || c->points > 32 || !(c->p_last > 0.0f && c->p_last <= 1.0f) || !(c->lr > 0.0f)) {
+        c->points < 1 || c->points > 32 || !(c->p_last > 0.0f && c->p_last <= 1.0f) || !(c->lr > 0.0f) ||
+        !(c->erase > 0.0f && c->erase <= 1.0f) || !(c->minutes >= 0.0f)) {
         fprintf(stderr, "bad option value\n");
         return 0;
     }
     return 1;
 }
 
-/* The full run: ShakeDrop, augmentation, --epochs epochs. */
-static int run_full(config *c, const nn_dataset *train, const nn_dataset *test) {
+/* --minutes: the number of epochs that fits the budget, from the time of 20
+   training steps (after 5 to warm up) and of one test evaluation on a
+   scratch copy of the net.  The generator is seeded again afterwards, so
+   the run is the one --epochs N gives. */
+static int plan_epochs(const config *c, const nn_dataset *train, const nn_dataset *test) {
     nn_module *net = make_net(c, REG_SHAKEDROP);
+    nn_optim *opt = make_optim(net, c->lr);
+    nn_sched *sched = make_sched(opt, c->lr, 1000);
+    nn_augment *aug = make_augment(c);
     nn_loader_opts lo = {0};
     nn_loader *ld;
-    nn_augment *aug = make_augment();
-    nn_optim *opt = make_optim(net, c->lr);
-    nn_sched *sched;
     nn_graph *g = nn_graph_new();
+    nn_tensor *x;
+    const int *y;
+    int steps = 0, correct = 0, batches, epochs;
+    double t0 = nn_time(), t_start = t0, per_batch, eval, epoch_s, left;
+    lo.batch_size = 128;
+    lo.shuffle = 1;
+    lo.image_shape = 1;
+    ld = nn_loader_new(train, lo);
+    nn_loader_set_augment(ld, aug);
+    batches = c->batches > 0 && c->batches < nn_loader_batches(ld) ? c->batches : nn_loader_batches(ld);
+    while (steps < 25 && (nn_graph_reset(g), nn_loader_next(ld, g, &x, &y)) > 0) {
+        if (steps == 5) t0 = nn_time();
+        train_step(net, opt, sched, x, y, REG_SHAKEDROP, 0.1f, &correct);
+        steps++;
+    }
+    per_batch = (nn_time() - t0) / (steps > 5 ? steps - 5 : 1);
+    t0 = nn_time();
+    test_accuracy(net, test, g);
+    eval = nn_time() - t0;
+    epoch_s = per_batch * batches + eval;
+    /* 5% kept back: the first epoch runs slower, and a shared machine drifts */
+    left = (double)c->minutes * 60.0 - (nn_time() - t_start);
+    epochs = (int)(0.95 * left / epoch_s);
+    if (epochs < 1) epochs = 1;
+    printf("budget %.1f min: %.3f s a batch, %.1f s a test evaluation, so about %.0f s an epoch: "
+           "%d epochs (planned in %.1f s)\n", (double)c->minutes, per_batch, eval, epoch_s, epochs,
+           nn_time() - t_start);
+    nn_graph_free(g);
+    nn_loader_free(ld);
+    nn_augment_free(aug);
+    nn_sched_free(sched);
+    nn_optim_free(opt);
+    nn_module_free(net);
+    nn_seed(c->seed);
+    return epochs;
+}
+
+/* The full run: ShakeDrop, augmentation, --epochs epochs. */
+static int run_full(config *c, const nn_dataset *train, const nn_dataset *test) {
     double t_all = nn_time(), c_all = cpu_seconds();
+    nn_module *net;
+    nn_loader_opts lo = {0};
+    nn_loader *ld;
+    nn_augment *aug;
+    nn_optim *opt;
+    nn_sched *sched;
+    nn_graph *g;
     int epoch;
     float acc = 0.0f;
+    if (c->minutes > 0.0f) c->epochs = plan_epochs(c, train, test);
+    net = make_net(c, REG_SHAKEDROP);
+    aug = make_augment(c);
+    opt = make_optim(net, c->lr);
+    g = nn_graph_new();
     printf("pre-activation ResNet, width %d, %d blocks per stage, ShakeDrop p_L %.2f: %zu "
            "parameters\n", c->width, c->blocks, (double)c->p_last, nn_parameter_count(net));
     lo.batch_size = 128;
@@ -413,7 +471,7 @@ static int run_compare(const config *c, const nn_dataset *train, const nn_datase
         lo.image_shape = 1;
         ld = nn_loader_new(train, lo);
         if (reg == REG_AUGMENT) {
-            aug = make_augment();
+            aug = make_augment(c);
             nn_loader_set_augment(ld, aug);
         }
         npts[reg] = 0;
@@ -486,7 +544,9 @@ int main(int argc, char **argv) {
     c.budget = 600;
     c.points = 8;
     c.rows = (1u << REG_COUNT) - 1u;
-    c.p_last = 0.8f;
+    c.p_last = 0.9f;
+    c.erase = 0.25f;
+    c.minutes = 60.0f;
     c.lr = 0.2f;
     c.seed = 42;
     if (!parse(&c, argc, argv)) return 2;
@@ -494,6 +554,7 @@ int main(int argc, char **argv) {
         c.width = 8;
         c.blocks = 1;
         c.epochs = 2;
+        c.minutes = 0.0f;
         c.batches = 20;
         if (c.budget == 600) c.budget = 40;
     }
