@@ -5917,25 +5917,70 @@ static void nn__act_backward(int kind, const float *x, const float *y, const flo
     }
 }
 
+/* Sixteen double accumulators held in registers: nn__lanes16_add adds the
+   NN__VL floats of v to lanes j, j+1, ... (j a multiple of NN__VL below 16),
+   each in its own lane, so the sums are those of a plain loop over
+   lane[j] += (double)t[j] in every instruction set (PReLU's slope
+   gradient; the compiler makes 16 scalar chains of that loop). */
+#if defined(NN__AVX512)
+typedef struct nn__lanes16 { __m512d d[2]; } nn__lanes16;
+static void nn__lanes16_add(nn__lanes16 *L, int j, __m512 v) {
+    __m512d h = _mm512_castps_pd(v); /* (the masked extracts: see the vector primitives) */
+    (void)j;
+    L->d[0] = _mm512_add_pd(L->d[0], _mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, h, 0))));
+    L->d[1] = _mm512_add_pd(L->d[1], _mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, h, 1))));
+}
+static void nn__lanes16_store(const nn__lanes16 *L, double *lane) {
+    _mm512_storeu_pd(lane, L->d[0]);
+    _mm512_storeu_pd(lane + 8, L->d[1]);
+}
+#elif defined(NN__AVX2)
+typedef struct nn__lanes16 { __m256d d[4]; } nn__lanes16;
+static void nn__lanes16_add(nn__lanes16 *L, int j, __m256 v) {
+    L->d[j / 4] = _mm256_add_pd(L->d[j / 4], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    L->d[j / 4 + 1] = _mm256_add_pd(L->d[j / 4 + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+static void nn__lanes16_store(const nn__lanes16 *L, double *lane) {
+    int k;
+    for (k = 0; k < 4; k++) _mm256_storeu_pd(lane + 4 * k, L->d[k]);
+}
+#elif defined(NN__NEON)
+typedef struct nn__lanes16 { float64x2_t d[8]; } nn__lanes16;
+static void nn__lanes16_add(nn__lanes16 *L, int j, float32x4_t v) {
+    L->d[j / 2] = vaddq_f64(L->d[j / 2], vcvt_f64_f32(vget_low_f32(v)));
+    L->d[j / 2 + 1] = vaddq_f64(L->d[j / 2 + 1], vcvt_high_f64_f32(v));
+}
+static void nn__lanes16_store(const nn__lanes16 *L, double *lane) {
+    int k;
+    for (k = 0; k < 8; k++) vst1q_f64(lane + 2 * k, L->d[k]);
+}
+#else
+typedef struct nn__lanes16 { double d[16]; } nn__lanes16;
+static void nn__lanes16_add(nn__lanes16 *L, int j, float v) { L->d[j] += (double)v; }
+static void nn__lanes16_store(const nn__lanes16 *L, double *lane) { memcpy(lane, L->d, sizeof L->d); }
+#endif
+
 /* PReLU's backward over a span of one slope: gx (+)= x > 0 ? g : slope g
    (written when overwrite; gx may be NULL) and the return value, the sum of
    g x over x <= 0 (the slope's gradient), in 16 double lanes in a fixed
    order: the same in every instruction set.  One pass over x and g. */
 static double nn__prelu_span_backward(const float *x, const float *g, float *gx, size_t n, float slope,
                                       int overwrite) {
-    double lane[16] = {0}, s = 0.0;
-    float t[16];
-    size_t i = 0, j;
+    double lane[16], s = 0.0;
+    nn__lanes16 acc;
+    size_t i = 0;
+    int j;
     nn__v z = nn__vset1(0.0f), a = nn__vset1(slope);
+    memset(&acc, 0, sizeof acc);
     for (; i + 16 <= n; i += 16) {
         for (j = 0; j < 16; j += NN__VL) {
             nn__v xv = nn__vload(x + i + j), gv = nn__vload(g + i + j);
             nn__v d = nn__vlt_select(z, xv, gv, nn__vmul(gv, a));
             if (gx) nn__vstore(gx + i + j, overwrite ? d : nn__vadd(nn__vload(gx + i + j), d));
-            nn__vstore(t + j, nn__vlt_select(z, xv, z, nn__vmul(xv, gv)));
+            nn__lanes16_add(&acc, j, nn__vlt_select(z, xv, z, nn__vmul(xv, gv)));
         }
-        for (j = 0; j < 16; j++) lane[j] += (double)t[j];
     }
+    nn__lanes16_store(&acc, lane);
     for (j = 0; j < 16; j++) s += lane[j];
     for (; i < n; i++) {
         float d = x[i] > 0.0f ? g[i] : g[i] * slope;
