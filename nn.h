@@ -3419,17 +3419,22 @@ static int nn__team(int big) {
    every region's end, and libgomp's spin-waiting takes time from everyone,
    so a 2-thread run can be several times slower than a 1-thread one.
    The GEMM (most of the work) measures, around each team product, the CPU
-   time the whole process got (clock()) against the wall time times the
-   team size: about 1 when the team has its cores, about 0.7 or less when
-   another process shares one.  Over a window of NN__EFF_WINDOW seconds of
+   time its threads got (each reads its own clock, CLOCK_THREAD_CPUTIME_ID,
+   and the shares are added) against the wall time times the team size:
+   about 1 when the team has its cores, about 0.7 or less when another
+   process shares one.  (Not the process clock, clock(): Linux adds the
+   other threads' running time to it only at scheduler ticks, 4 ms apart
+   here, so over a product of 0.2 ms it sees the caller's time alone, a
+   share of 1/2, and an idle machine looked contended; clock() is the
+   fallback where the thread clock is missing.)  Over a window of NN__EFF_WINDOW seconds of
    team products, a share under NN__EFF_MIN in NN__EFF_STRIKES windows in
    a row makes the calling thread's regions run alone; after NN__PROBE seconds the team runs one window
    again and stays if it got its cores, and each try that did not doubles
    the wait, up to NN__PROBE_MAX.  Results do not depend on the team size,
    so this changes only speed.  Per calling thread.  On by default except
-   on Windows, whose clock() is wall time.  clock() is a system call (about
-   2 us each in a virtual machine, two per product on the caller's critical
-   path), so a product is measured only once NN__EFF_GAP seconds of team
+   on Windows, whose clock() is wall time.  Reading a CPU clock is a system
+   call (about 2 us each in a virtual machine, two per product on each
+   thread's path), so a product is measured only once NN__EFF_GAP seconds of team
    products have gone by unmeasured (one in six of the MLP's big ones), and
    never with adaptive teams off; every product counts toward the window. */
 #ifndef NN__PROBE
@@ -3460,6 +3465,9 @@ static int nn__team(int big) {
 #ifndef NN__EFF_GAP
 #define NN__EFF_GAP 1e-3
 #endif
+#ifndef NN__EFF_WARM
+#define NN__EFF_WARM 0.1
+#endif
 #if defined(_WIN32)
 #define NN__ADAPTIVE_DEFAULT 0
 #else
@@ -3477,7 +3485,9 @@ NNDEF int nn_set_adaptive_threads(int on) {
 }
 
 #ifdef NN__OMP_ON
-static NN__THREAD_LOCAL int nn__team_warm = 0; /* the first team product (it starts the pool) is not measured */
+/* when the first team product ended (0: none yet); the team products of the
+   NN__EFF_WARM seconds after it are not measured */
+static NN__THREAD_LOCAL double nn__team_warm = 0.0;
 /* the current window's process CPU seconds, wall seconds times team size, and
    wall seconds; when to try the team next, and the current wait */
 static NN__THREAD_LOCAL double nn__eff_cpu = 0.0, nn__eff_span = 0.0, nn__eff_wall = 0.0;
@@ -3503,10 +3513,12 @@ static int nn__team_pick(double now) {
 static void nn__team_note(double cpu, double wall, int nt, double now) {
     int contended;
     if (nn__solo_off) return;
-    if (!nn__team_warm) { /* the first team run starts the thread pool: not a measure */
-        nn__team_warm = 1;
-        return;
-    }
+    /* the first team run starts the thread pool, and the products just
+       after it touch new memory and wake threads that slept through the
+       setup (each wake-up can wait a scheduler tick, 4 ms, behind another
+       process's slice): not a measure of the steady state */
+    if (nn__team_warm == 0.0) nn__team_warm = now;
+    if (now - nn__team_warm < NN__EFF_WARM) return;
     nn__eff_wall += wall;
     if (cpu >= 0.0) {
         nn__eff_cpu += cpu;
@@ -3551,37 +3563,100 @@ static int nn__run(int nt) {
 #endif
 }
 
+#if defined(NN__OMP_ON) && defined(CLOCK_THREAD_CPUTIME_ID)
+#define NN__THREAD_CLOCK 1
+#endif
+
+/* A measured region's record: its start, whether it is measured, and the CPU
+   seconds its threads got (the process clock's), or (with the thread clock)
+   the sum and the least of the members' lost seconds (wall time from the
+   start to the member's end, minus its CPU time) */
+typedef struct {
+    double t0, cpu, lost, lmin;
+    int on;
+} nn__meter;
+
+#ifdef NN__OMP_ON
+/* The CPU seconds the calling thread (with NN__THREAD_CLOCK, else the
+   process) has used. */
+static double nn__cpu_now(void) {
+#ifdef NN__THREAD_CLOCK
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0.0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#else
+    return (double)clock() / (double)CLOCKS_PER_SEC;
+#endif
+}
+#endif
+
 /* A measured team region (the GEMM's products, a recurrent layer's
    sequence: work split evenly, so a team that gets less CPU time than it
    asked for is contended, not unbalanced): nn__team_begin returns the team
-   to run now (1 while contended) and starts the measure that nn__team_end,
+   to run now (1 while contended) and starts the measure m that nn__team_end,
    called with that team after the region, adds to the contention window. */
-static int nn__team_begin(int nt, double *t0, clock_t *c0) {
-    *t0 = 0.0;
-    *c0 = (clock_t)-1; /* (clock's failure value) not measured */
+static int nn__team_begin(int nt, nn__meter *m) {
+    m->t0 = m->cpu = m->lost = 0.0;
+    m->lmin = -1.0;
+    m->on = 0;
 #ifdef NN__OMP_ON
     if (nt > 1) {
-        *t0 = omp_get_wtime();
-        if (!nn__team_pick(*t0)) return 1;
+        m->t0 = omp_get_wtime();
+        if (!nn__team_pick(m->t0)) return 1;
         /* the trial window measures every product: it decides alone */
-        if (!nn__solo_off && (nn__eff_gap >= NN__EFF_GAP || nn__probing)) *c0 = clock();
+        m->on = !nn__solo_off && (nn__eff_gap >= NN__EFF_GAP || nn__probing);
+#ifndef NN__THREAD_CLOCK
+        if (m->on) m->cpu = -nn__cpu_now();
+#endif
     }
 #endif
     return nt;
 }
 
-static void nn__team_end(int run, double t0, clock_t c0) {
+/* Each member of a measured region calls nn__meter_in first and gives its
+   value to nn__meter_out last, which adds the member's lost time to m. */
+static double nn__meter_in(const nn__meter *m) {
+#ifdef NN__THREAD_CLOCK
+    if (m->on) return nn__cpu_now();
+#endif
+    (void)m;
+    return 0.0;
+}
+
+static void nn__meter_out(nn__meter *m, double c0) {
+#ifdef NN__THREAD_CLOCK
+    if (m->on) {
+        double l = omp_get_wtime() - m->t0 - (nn__cpu_now() - c0);
+        NN__OMP(critical(nn__meter))
+        {
+            m->lost += l;
+            if (m->lmin < 0.0 || l < m->lmin) m->lmin = l;
+        }
+    }
+#endif
+    (void)m;
+    (void)c0;
+}
+
+static void nn__team_end(int run, nn__meter *m) {
 #ifdef NN__OMP_ON
     if (run > 1) {
         double t1 = omp_get_wtime();
-        clock_t c1 = c0 == (clock_t)-1 ? c0 : clock();
-        nn__team_note(c1 == (clock_t)-1 ? -1.0 : (double)(c1 - c0) / (double)CLOCKS_PER_SEC,
-                      t1 - t0, run, t1);
+#ifdef NN__THREAD_CLOCK
+        /* the time every member lost (all stalled at once: the first touch
+           of memory in a virtual machine, a page fault) is no other
+           process's doing, and running alone would not win it back: the
+           CPU time counted is the span minus what members lost beyond the
+           least of them */
+        if (m->on) m->cpu = (t1 - m->t0) * run - (m->lost - run * NN__MAX(m->lmin, 0.0));
+#else
+        if (m->on) m->cpu += nn__cpu_now();
+#endif
+        nn__team_note(m->on ? m->cpu : -1.0, t1 - m->t0, run, t1);
     }
 #else
     (void)run;
-    (void)t0;
-    (void)c0;
+    (void)m;
 #endif
 }
 
@@ -4587,15 +4662,15 @@ static int nn__gemm_run(nn__gemm_job *g) {
         if (pm * pn > 1 && (g->bpre || (bpack = nn__gemm_buffer(slice * (size_t)(pm * pn))) != NULL)) {
             int npm = (g->M + NN__GEMM_MR - 1) / NN__GEMM_MR;
             int npn = (g->N + NN__GEMM_NR - 1) / NN__GEMM_NR;
-            double t0;
-            clock_t c0;
-            if (nn__team_begin(pm * pn, &t0, &c0) == 1) {
+            nn__meter m;
+            if (nn__team_begin(pm * pn, &m) == 1) {
                 nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
                 return 1;
             }
             NN__OMP(parallel num_threads(pm * pn))
             {
                 int tid = omp_get_thread_num(), team = omp_get_num_threads();
+                double mc = nn__meter_in(&m);
                 if (team == pm * pn) {
                     int r = tid / pn, c = tid % pn;
                     int i0 = (r * npm / pm) * NN__GEMM_MR, i1 = ((r + 1) * npm / pm) * NN__GEMM_MR;
@@ -4605,8 +4680,9 @@ static int nn__gemm_run(nn__gemm_job *g) {
                 } else if (tid == 0) { /* fewer threads than asked for */
                     nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
                 }
+                nn__meter_out(&m, mc);
             }
-            nn__team_end(pm * pn, t0, c0);
+            nn__team_end(pm * pn, &m);
             return 1;
         }
     }
@@ -14170,8 +14246,7 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
     size_t rs = sv->bf ? (size_t)T : 1;
     float *gates = sv->gates[d], *hp = sv->hp[d], *cp = sv->cp[d];
     float *rec = scratch, *bx = rec + (size_t)B * GH, *bh = bx + GH;
-    double tw;
-    clock_t tc;
+    nn__meter tm;
     for (j = 0; j < GH; j++) {
         int hn_part = sv->kind == NN__GRU && j >= 2 * H;
         bx[j] = sv->bias ? w[2]->data[j] + (hn_part ? 0.0f : w[3]->data[j]) : 0.0f;
@@ -14185,13 +14260,14 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
     for (b = 0; b < B; b++) /* the state before the first step */
         memcpy(hp + nn__rnn_rowi(sv, d ? T - 1 : 0, b) * Hs, hn + (size_t)b * Hs, Hs * sizeof(float));
     nn_sgemm(0, 1, (int)BT, GH, in, 1.0f, x, in, w[0]->data, in, 0.0f, gates, GS * H);
-    nt = nn__team_begin(nt, &tw, &tc);
+    nt = nn__team_begin(nt, &tm);
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
         nn__rnn_part pt;
         int u0, u1, s, bb;
         size_t nu;
         float *bp;
+        double mc = nn__meter_in(&tm);
         nn__rnn_part_of(B, H, &pt);
         u0 = pt.u0;
         u1 = pt.u1;
@@ -14225,8 +14301,9 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
                 NN__OMP(barrier) /* h_t's units complete before the next product */
             }
         }
+        nn__meter_out(&tm, mc);
     }
-    nn__team_end(nt, tw, tc);
+    nn__team_end(nt, &tm);
 }
 
 static void nn__rnn_backward(nn__node *n) {
@@ -14250,8 +14327,7 @@ static void nn__rnn_backward(nn__node *n) {
     float *dh = (float *)nn__arena_alloc(g, (2 * BH + 2 * GHs + nbs * (size_t)B * GHs) * sizeof(float));
     float *pack = (float *)nn__arena_alloc(g, nn__rnn_pack_floats(GH, 1, H, ntp) * sizeof(float));
     float *dc, *dbx, *dbh, *dbs;
-    double tw;
-    clock_t tc;
+    nn__meter tm;
     if (!dgx || !dgh || !dh || !pack) {
         if (!nn__grad_oom) nn__grad_oom = x;
         return;
@@ -14270,13 +14346,14 @@ static void nn__rnn_backward(nn__node *n) {
         if (sv->kind == NN__LSTM) memcpy(dc, gcn + (size_t)d * BH, BH * sizeof(float));
         else memset(dc, 0, BH * sizeof(float));
         if (sv->bias) memset(dbs, 0, nbs * (size_t)B * GHs * sizeof(float));
-        nt = nn__team_begin(ntp, &tw, &tc);
+        nt = nn__team_begin(ntp, &tm);
         NN__OMP(parallel num_threads(nt) if(nt > 1))
         {
             nn__rnn_part pt;
             int u0, u1, s, bb, q, k;
             size_t nu;
             float *bp;
+            double mc = nn__meter_in(&tm);
             nn__rnn_part_of(B, H, &pt);
             u0 = pt.u0;
             u1 = pt.u1;
@@ -14324,8 +14401,9 @@ static void nn__rnn_backward(nn__node *n) {
                 nn__rnn_prod(pt.b1 - pt.b0, GH, dgh + nn__rnn_rowi(sv, t, pt.b0) * GH,
                              (int)(rs * (size_t)GH), bp, 1, 0, u0, u1, 1.0f, dh + (size_t)pt.b0 * Hs, H);
             }
+            nn__meter_out(&tm, mc);
         }
-        nn__team_end(nt, tw, tc);
+        nn__team_end(nt, &tm);
         memset(dbx, 0, 2 * GHs * sizeof(float));
         if (sv->bias)
             for (b = 0; b < B; b++) {

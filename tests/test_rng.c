@@ -383,11 +383,18 @@ static void test_contention_policy(void) {
     double now = omp_get_wtime() + 1000.0, w = NN__EFF_WINDOW;
     NN_TEST_CHECK(nn_set_adaptive_threads(1) == 1, "adaptive teams are on by default");
     nn__solo = nn__probing = nn__eff_strikes = 0;
-    nn__team_warm = 1;
+    nn__team_warm = 0.0;
     nn__eff_cpu = nn__eff_span = nn__eff_wall = 0.0;
     nn__probe_at = nn__probe_wait = 0.0;
     nn_set_threads(2);
     NN_TEST_CHECK(nn__team_pick(now) == 1, "the team runs at first");
+    /* the first NN__EFF_WARM seconds of team products are not measured */
+    nn__team_note(0.0, w, 2, now - NN__EFF_WARM);
+    nn__team_note(0.0, w, 2, now - 0.5 * NN__EFF_WARM);
+    nn__team_note(0.0, w, 2, now - 0.1 * NN__EFF_WARM);
+    NN_TEST_CHECK(nn__team_warm == now - NN__EFF_WARM && nn__eff_wall == 0.0 && nn__eff_strikes == 0 &&
+                      nn__solo == 0, "lost windows in the warm-up are no verdict");
+    nn__team_warm = 1.0; /* long warm (the warm-up began 1 s after boot) */
     nn__team_note(2.0 * 0.5 * w, 0.5 * w, 2, now); /* half a window, full share */
     nn__team_note(2.0 * 0.35 * w, 0.5 * w, 2, now); /* then 0.7: the window's share is 0.85 */
     NN_TEST_CHECK(nn__solo == 0 && nn__run(2) == 2, "a share of 0.85 keeps the team");
@@ -404,14 +411,12 @@ static void test_contention_policy(void) {
     NN_TEST_CHECK(nn__eff_wall == 0.0 && nn__eff_strikes == 1 && nn__eff_gap == 0.95 * w,
                   "an unmeasured product ends the window, the measured one decides");
     {
-        double t0;
-        clock_t c0;
+        nn__meter m;
         nn__eff_gap = 0.0;
-        NN_TEST_CHECK(nn__team_begin(2, &t0, &c0) == 2 && c0 == (clock_t)-1,
+        NN_TEST_CHECK(nn__team_begin(2, &m) == 2 && !m.on,
                       "right after a measured product the next is not measured");
         nn__eff_gap = NN__EFF_GAP;
-        NN_TEST_CHECK(nn__team_begin(2, &t0, &c0) == 2 && c0 != (clock_t)-1,
-                      "NN__EFF_GAP seconds later one is");
+        NN_TEST_CHECK(nn__team_begin(2, &m) == 2 && m.on, "NN__EFF_GAP seconds later one is");
     }
     nn__team_note(2.0 * 0.97 * w, w, 2, now);
     NN_TEST_CHECK(nn__solo == 0 && nn__eff_strikes == 0, "and a won window clears the strike");
