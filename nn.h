@@ -192,6 +192,15 @@
 #ifndef NN_H
 #define NN_H
 
+/* The implementation reads each thread's CPU clock (POSIX clock_gettime,
+   for the contention control of >>core.threads), which a strict C99 build
+   (-std=c99) hides: ask for POSIX then, which works when nn.h is the first
+   include of the file that implements it (else the process clock serves). */
+#if defined(NN_IMPLEMENTATION) && defined(__STRICT_ANSI__) && defined(__unix__) && \
+    !defined(__cplusplus) && !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE)
+#define _POSIX_C_SOURCE 200112L
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 
