@@ -130,7 +130,9 @@ doc_and_example_checks() {
     echo "  (documentation blocks and examples took $(( $(date +%s) - t_doc )) s)"
 }
 rm -f "$B"/*.res
-# Two jobs, one per core (compiling the header dominates the time).
+# Two jobs, one per core, of about the same CPU time (compiling the
+# implementation once per configuration and the tests against it dominates;
+# asan, the slowest configuration, starts first).
 (
     build_run asan "" gcc $W $ASAN
     if have aarch64-linux-gnu-gcc && have qemu-aarch64; then
@@ -138,14 +140,6 @@ rm -f "$B"/*.res
     else
         echo "== NEON skipped (needs gcc-aarch64-linux-gnu and qemu-user)"
     fi
-    doc_and_example_checks
-) > "$B/job_neon.log" 2>&1 &
-(
-    build_run native "" gcc $W -O2 -march=native
-    build_run scalar "" gcc $W -O2 -DNN_NO_SIMD
-    if cpu_has avx2 && cpu_has fma; then build_run avx2 "" gcc $W -O2 -mavx2 -mfma; fi
-    build_run omp "" gcc $W -O2 -march=native -fopenmp
-    if have clang; then build_run clang "" clang $W -O2 -march=native; fi
     # Big-endian: the file readers and writers (safetensors, checkpoints, CSV, IDX)
     # must read and write the same bytes on either byte order.
     if have s390x-linux-gnu-gcc && have qemu-s390x; then
@@ -155,6 +149,14 @@ rm -f "$B"/*.res
     else
         echo "== big-endian skipped (needs gcc-s390x-linux-gnu and qemu-user)"
     fi
+    doc_and_example_checks
+) > "$B/job_neon.log" 2>&1 &
+(
+    build_run native "" gcc $W -O2 -march=native
+    build_run scalar "" gcc $W -O2 -DNN_NO_SIMD
+    if cpu_has avx2 && cpu_has fma; then build_run avx2 "" gcc $W -O2 -mavx2 -mfma; fi
+    build_run omp "" gcc $W -O2 -march=native -fopenmp
+    if have clang; then build_run clang "" clang $W -O2 -march=native; fi
     hygiene_builds
 ) > "$B/job_main.log" 2>&1
 wait
