@@ -143,6 +143,15 @@ echo "$id|nn.h|$line|program" >> "$B/manifest"
 
 # Build (and run) every block, as many at once as there are cores.
 jobs=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
+# A program whose first lines are just "#define NN_IMPLEMENTATION" and
+# "#include "nn.h"" (no configuration macro before them) is first built
+# against that implementation, compiled here once with the same flags,
+# instead of compiling the whole header again (NN__IMPLEMENTATION_DONE skips
+# it); if that does not build cleanly (the block leans on a header the
+# implementation includes), it is built whole, as the others are.
+printf '#define NN_IMPLEMENTATION\n#include "nn.h"\n' > "$B/impl.c"
+if $CC $STRICT -O1 -I. -c "$B/impl.c" -o "$B/impl.o" > "$B/impl.log" 2>&1 && [ ! -s "$B/impl.log" ]
+then impl_ok=1; else impl_ok=0; fi
 build_one() { # build_one <id> <kind>: leaves $B/<id>.res holding "ok" or why not
     id=$1; kind=$2; src="$B/$id.c"
     case $kind in
@@ -153,7 +162,13 @@ build_one() { # build_one <id> <kind>: leaves $B/<id>.res holding "ok" or why no
         if $CC $STRICT $FRAG_OK -fsyntax-only -I. "$src" > "$B/$id.log" 2>&1 && [ ! -s "$B/$id.log" ]
         then echo ok > "$B/$id.res"; else echo "does not compile cleanly" > "$B/$id.res"; fi ;;
     *)
-        if ! $CC $STRICT -O1 -I. "$src" -o "$B/$id" -lm > "$B/$id.log" 2>&1 || [ -s "$B/$id.log" ]; then
+        built=0
+        if [ "$impl_ok" = 1 ] && [ "$(sed -n '2,3p' "$src")" = "$(cat "$B/impl.c")" ] &&
+            $CC $STRICT -O1 -I. -DNN__IMPLEMENTATION_DONE "$src" "$B/impl.o" -o "$B/$id" -lm > "$B/$id.log" 2>&1 &&
+            [ ! -s "$B/$id.log" ]; then
+            built=1 # against the shared implementation
+        fi
+        if [ "$built" = 0 ] && { ! $CC $STRICT -O1 -I. "$src" -o "$B/$id" -lm > "$B/$id.log" 2>&1 || [ -s "$B/$id.log" ]; }; then
             echo "does not compile cleanly" > "$B/$id.res"
         elif [ "$kind" = compile-only ]; then
             echo ok > "$B/$id.res"

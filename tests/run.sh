@@ -26,25 +26,22 @@ count() {
     echo "  $1: $p passed, $f failed"
 }
 
-# standalone_in <test> <config>: whether a test that compiles its own
-# implementation runs in that configuration.
-standalone_in() {
+# runs_in <test> <config>: whether a test runs in that configuration.  The
+# tests of the vector kernels' paths run in every one; the rest run the same
+# code in every build and are covered by native, omp, clang and asan (AVX2
+# on a machine that has AVX-512, the scalar build and NEON run only the
+# former); a few run only in the configurations they are about.
+runs_in() {
     case $1 in
     test_kernels) list="native scalar avx2 asan neon" ;;         # the SIMD kernels of each ISA
-    test_rng) list="native omp asan" ;;                            # streams and thread teams
-    test_checkpoint) list="native omp asan" ;;                     # resume at 1 and 2 threads
-    *) list="native asan" ;;                                       # io, data, alloc, modules, autograd
+    test_rng|test_checkpoint) list="native omp asan" ;;            # streams, thread teams, resume at 1 and 2 threads
+    test_alloc|test_autograd_hard|test_data|test_io|test_modules_hard)
+        list="native asan" ;;                                      # io, data, alloc, modules, autograd
+    test_gemm|test_conv|test_act|test_norm|test_ops|test_infer|test_attn|test_seq|test_loss|test_optimizers|test_quant|test_fuse|test_rnnmt)
+        list="native scalar avx2 omp clang asan neon" ;;           # the vector kernels
+    *) list="native omp clang asan" ;;
     esac
     case " $list " in *" $2 "*) return 0 ;; esac
-    return 1
-}
-
-# simd_test <test>: whether a linked test exercises the vector kernels (the
-# AVX2, scalar and NEON configurations run only those).
-simd_test() {
-    case $1 in
-    test_gemm|test_conv|test_act|test_norm|test_ops|test_infer|test_attn|test_seq|test_loss|test_optimizers|test_quant|test_fuse|test_rnnmt) return 0 ;;
-    esac
     return 1
 }
 
@@ -62,19 +59,15 @@ build_run() {
     for src in ${SRCS:-tests/test_*.c}; do
         name=$(basename "$src" .c)
         exe="$B/$name.$cfg"
-        # A test that guards its NN_IMPLEMENTATION links the shared object;
-        # one that compiles the implementation itself (it uses private
-        # functions or allocator hooks) is slow to build, so it runs only in
-        # the configurations it is about.
+        if [ -z "$SRCS" ] && ! runs_in "$name" "$cfg"; then continue; fi
+        # A test that guards its NN_IMPLEMENTATION links the shared object
+        # (tests/impl.c: allocation and write hooks and private functions
+        # and state are reached through tests/seams.h); one that compiled
+        # the implementation itself would be slow to build (none does).
         if grep -q '^#ifndef NN_TEST_LINKED' "$src"; then
             def=-DNN_TEST_LINKED; link="$impl"
-            # AVX2 on a machine that has AVX-512, the scalar build and NEON:
-            # the tests of the kernels' paths (the rest run the same code
-            # in every build and are covered by native, omp, clang and asan)
-            case $cfg in avx2|scalar|neon) if ! simd_test "$name"; then continue; fi ;; esac
         else
             def=""; link=""
-            if [ -z "$SRCS" ] && ! standalone_in "$name" "$cfg"; then continue; fi
         fi
         if ! "$@" $def -Itests -I. "$src" $link -o "$exe" -lm >"$exe.build" 2>&1; then
             echo "FAIL $name.$cfg: build failed"; head -n 20 "$exe.build"; failed=$((failed + 1)); continue
@@ -137,7 +130,9 @@ doc_and_example_checks() {
     echo "  (documentation blocks and examples took $(( $(date +%s) - t_doc )) s)"
 }
 rm -f "$B"/*.res
-# Two jobs, one per core (compiling the header dominates the time).
+# Two jobs, one per core, of about the same CPU time (compiling the
+# implementation once per configuration and the tests against it dominates;
+# asan, the slowest configuration, starts first).
 (
     build_run asan "" gcc $W $ASAN
     if have aarch64-linux-gnu-gcc && have qemu-aarch64; then
@@ -145,14 +140,6 @@ rm -f "$B"/*.res
     else
         echo "== NEON skipped (needs gcc-aarch64-linux-gnu and qemu-user)"
     fi
-    doc_and_example_checks
-) > "$B/job_neon.log" 2>&1 &
-(
-    build_run native "" gcc $W -O2 -march=native
-    build_run scalar "" gcc $W -O2 -DNN_NO_SIMD
-    if cpu_has avx2 && cpu_has fma; then build_run avx2 "" gcc $W -O2 -mavx2 -mfma; fi
-    build_run omp "" gcc $W -O2 -march=native -fopenmp
-    if have clang; then build_run clang "" clang $W -O2 -march=native; fi
     # Big-endian: the file readers and writers (safetensors, checkpoints, CSV, IDX)
     # must read and write the same bytes on either byte order.
     if have s390x-linux-gnu-gcc && have qemu-s390x; then
@@ -162,6 +149,14 @@ rm -f "$B"/*.res
     else
         echo "== big-endian skipped (needs gcc-s390x-linux-gnu and qemu-user)"
     fi
+    doc_and_example_checks
+) > "$B/job_neon.log" 2>&1 &
+(
+    build_run native "" gcc $W -O2 -march=native
+    build_run scalar "" gcc $W -O2 -DNN_NO_SIMD
+    if cpu_has avx2 && cpu_has fma; then build_run avx2 "" gcc $W -O2 -mavx2 -mfma; fi
+    build_run omp "" gcc $W -O2 -march=native -fopenmp
+    if have clang; then build_run clang "" clang $W -O2 -march=native; fi
     hygiene_builds
 ) > "$B/job_main.log" 2>&1
 wait

@@ -1,14 +1,15 @@
 /* A training loop in steady state makes no allocation: every call through
-   NN_MALLOC / NN_REALLOC is counted while the loop runs. */
+   NN_MALLOC / NN_REALLOC is counted while the loop runs (the allocation
+   hooks of tests/seams.h). */
 #include <stdlib.h>
 static long alloc_calls = 0, fail_at = -1;
 /* Counts calls; the call numbered fail_at fails, to test out-of-memory paths. */
 static void *count_malloc(size_t n) { return ++alloc_calls == fail_at ? NULL : malloc(n); }
 static void *count_realloc(void *p, size_t n) { return ++alloc_calls == fail_at ? NULL : realloc(p, n); }
-#define NN_MALLOC(n) count_malloc(n)
-#define NN_REALLOC(p, n) count_realloc(p, n)
-#define NN_FREE(p) free(p)
-#define NN_IMPLEMENTATION
+#ifndef NN_TEST_LINKED /* tests/run.sh links the shared implementation */
+#include "impl.c"               /* with its test seams (tests/seams.h) */
+#endif
+#include "seams.h"
 #include "nn.h"
 #include "harness.h"
 #include <string.h>
@@ -293,6 +294,8 @@ static void check_eval_inference(void) {
 }
 
 int main(void) {
+    nn_test_malloc_hook = count_malloc;
+    nn_test_realloc_hook = count_realloc;
     check_eval_inference();
     check_fused_eval();
     check_optimizer(0);

@@ -9,11 +9,10 @@ static long alloc_calls = 0, fail_at = -1;
 /* Counts calls; the call numbered fail_at fails. */
 static void *count_malloc(size_t n) { return ++alloc_calls == fail_at ? NULL : malloc(n); }
 static void *count_realloc(void *p, size_t n) { return ++alloc_calls == fail_at ? NULL : realloc(p, n); }
-#define NN_MALLOC(n) count_malloc(n)
-#define NN_REALLOC(p, n) count_realloc(p, n)
-#define NN_FREE(p) free(p)
-#define NN_GRAPH_BLOCK 4096
-#define NN_IMPLEMENTATION
+#ifndef NN_TEST_LINKED /* tests/run.sh links the shared implementation */
+#include "impl.c"               /* with its test seams (tests/seams.h) */
+#endif
+#include "seams.h"
 #include "nn.h"
 #include "harness.h"
 #include <string.h>
@@ -518,6 +517,9 @@ static void test_ce_reduction(void) {
 }
 
 int main(void) {
+    nn_test_malloc_hook = count_malloc;
+    nn_test_realloc_hook = count_realloc;
+    nn_test_graph_block = 4096; /* NN_GRAPH_BLOCK */
     nn_set_error_hook(nn_test_record_hook, NULL);
     test_two_graphs();
     test_stale();

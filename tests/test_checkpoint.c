@@ -6,7 +6,10 @@
    shuffling loader.  Then the failures: another optimizer, other
    parameters, truncated and corrupt files, each leaving everything as it
    was; misuse through the error hook; user pairs; nn_optim_save/load. */
-#define NN_IMPLEMENTATION
+#ifndef NN_TEST_LINKED /* tests/run.sh links the shared implementation */
+#include "impl.c"               /* with its test seams (tests/seams.h) */
+#endif
+#include "seams.h"
 #include "nn.h"
 #include "harness.h"
 #include <stdio.h>
@@ -203,11 +206,12 @@ static void take(run *r, snap *s) {
     memset(s, 0, sizeof *s);
     s->nmod = module_bytes(r->net, s->mod, sizeof s->mod);
     s->nopt = nn_optim_state_write(r->opt, r->sched, s->opt, sizeof s->opt);
-    memcpy(s->ld, r->ld->order, sizeof(int) * NS);
-    memcpy(s->ld + sizeof(int) * NS, &r->ld->pos, sizeof(int));
-    memcpy(s->ld + sizeof(int) * (NS + 1), &r->ld->batch, sizeof(int));
-    memcpy(s->ld + sizeof(int) * (NS + 2), &r->ld->next_batch, sizeof(int));
-    memcpy(s->ld + sizeof(int) * (NS + 3), &r->ld->in_epoch, sizeof(int));
+    {
+        int pos[4];
+        nn_test__loader_position(r->ld, pos);
+        memcpy(s->ld, nn_test__loader_order(r->ld), sizeof(int) * NS);
+        memcpy(s->ld + sizeof(int) * NS, pos, sizeof pos);
+    }
     s->nld = sizeof(int) * (NS + 4);
     nn_rng_get_state(nn_default_rng(), &s->g);
     if (r->ld_rng) nn_rng_get_state(r->ld_rng, &s->own);
@@ -571,8 +575,8 @@ static void test_contents(void) {
     st = nn_load(reader, path_a, lo);
     NN_TEST_CHECK(st == NN_OK, "nn_load reads a checkpoint: %s", nn_error_string());
     {
-        const nn_optim *o = r.opt;
-        for (j = 0; j < g_ea->numel; j++) same_ea &= memcmp(&g_ea->data[j], &o->slot[0][0][j], 4) == 0;
+        const float *exp_avg = nn_test__optim_slot(r.opt, 0, 0);
+        for (j = 0; j < g_ea->numel; j++) same_ea &= memcmp(&g_ea->data[j], &exp_avg[j], 4) == 0;
     }
     NN_TEST_CHECK(same_ea, "\"optim.0.weight.exp_avg\" is Adam's exp_avg, bitwise");
     NN_TEST_CHECK(meta_seen == 31, "metadata: type, step, beta2, schedule, loader position (%d)", meta_seen);

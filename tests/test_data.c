@@ -48,7 +48,10 @@
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* getpid, mkdir, rmdir */
 #endif
-#define NN_IMPLEMENTATION
+#ifndef NN_TEST_LINKED /* tests/run.sh links the shared implementation */
+#include "impl.c"               /* with its test seams (tests/seams.h) */
+#endif
+#include "seams.h"
 #include "nn.h"
 #include "harness.h"
 #include <stdio.h>
@@ -445,7 +448,7 @@ static unsigned char *read_all(const char *path, size_t *n) {
 static unsigned char *make_stored_gz(const unsigned char *data, size_t n, size_t *out_n) {
     size_t blocks = n / 65535 + 1, pos = 0, o = 0;
     unsigned char *g = (unsigned char *)malloc(18 + n + 5 * blocks);
-    uint32_t crc = nn__crc32(data, n);
+    uint32_t crc = nn_test__crc32(data, n);
     static const unsigned char hdr[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255};
     memcpy(g, hdr, 10);
     o = 10;
@@ -505,7 +508,7 @@ static nn_status gunzip_crafted(const bitw *w) {
     memcpy(s + 10, w->buf, n);
     memset(s + 10 + n, 0, 8);
     st = nn_gunzip(s, 18 + n, &out, &out_n);
-    if (st == NN_OK) NN_FREE(out);
+    if (st == NN_OK) nn_free(out);
     return st;
 }
 
@@ -527,7 +530,7 @@ static void test_vectors(const vec *v, int nv) {
         NN_TEST_CHECK(st == NN_OK && n == v[i].plain_size && out &&
                           memcmp(out, v[i].plain, n) == 0,
                       "%s: contents differ", v[i].name);
-        if (st == NN_OK) NN_FREE(out);
+        if (st == NN_OK) nn_free(out);
     }
 }
 
@@ -544,7 +547,7 @@ static void test_stored_large(void) {
     st = nn_gunzip(g, gn, &out, &on);
     NN_TEST_CHECK(st == NN_OK && on == n && memcmp(out, data, n) == 0,
                   "200 KB of stored blocks: status %d (%s)", (int)st, nn_error_string());
-    if (st == NN_OK) NN_FREE(out);
+    if (st == NN_OK) nn_free(out);
     /* Cut at a few places: inside a stored block, at a block boundary, in the trailer. */
     {
         size_t cuts[5] = {11, 10 + 5 + 30000, 10 + 5 + 65535, 10 + 5 + 65535 + 3, 0};
@@ -581,7 +584,7 @@ static void test_truncation(const vec *v, int nv) {
                     bad++;
                     printf("  %s cut at %zu: unexpectedly decoded\n", v[i].name, cut);
                 }
-                NN_FREE(out);
+                nn_free(out);
             } else if (st != NN_ERR_FORMAT || !err_has("truncated") || out != NULL) {
                 bad++;
                 if (bad < 10)
@@ -618,7 +621,7 @@ static void test_bitflips(const vec *v, int nv) {
                         bad++;
                         printf("  %s: flip at %zu.%d decoded to wrong data\n", v[i].name, pos, bit);
                     }
-                    NN_FREE(out);
+                    nn_free(out);
                 } else if (st != NN_ERR_FORMAT || out != NULL) {
                     bad++;
                     printf("  %s: flip at %zu.%d: status %d\n", v[i].name, pos, bit, (int)st);
@@ -651,7 +654,7 @@ static void test_random_damage(const vec *v, int nv) {
         x = x * 1664525u + 1013904223u;
         if ((x >> 30) == 0) n -= (x >> 8) % n; /* sometimes also cut */
         st = nn_gunzip(copy, n, &out, &on);
-        if (st == NN_OK) NN_FREE(out);
+        if (st == NN_OK) nn_free(out);
         else if (st != NN_ERR_FORMAT || out != NULL) bad++;
         free(copy);
     }

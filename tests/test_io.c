@@ -23,9 +23,6 @@ static void *test_realloc(void *p, size_t n) {
     if (alloc_left > 0) alloc_left--;
     return realloc(p, n);
 }
-#define NN_MALLOC(n) test_malloc(n)
-#define NN_REALLOC(p, n) test_realloc(p, n)
-#define NN_FREE(p) free(p)
 
 /* Write failure injection: the write that would pass byte write_limit fails. */
 static long write_limit = -1;
@@ -35,9 +32,11 @@ static int test_write_ok(size_t n) {
     write_limit -= (long)n;
     return 1;
 }
-#define NN__IO_WRITE_HOOK(n) test_write_ok(n)
 
-#define NN_IMPLEMENTATION
+#ifndef NN_TEST_LINKED /* tests/run.sh links the shared implementation */
+#include "impl.c"               /* with its test seams (tests/seams.h) */
+#endif
+#include "seams.h"
 #include "nn.h"
 #include "harness.h"
 #include <stdio.h>
@@ -223,7 +222,7 @@ static void roundtrip(const char *what, nn_module *(*make)(void)) {
     NN_TEST_CHECK(st == NN_OK && same_as(b, snap, sa), "%s: memory round trip is bitwise", what);
     (void)sb;
     free(file);
-    NN_FREE(mem);
+    nn_free(mem);
     free(snap);
     nn_module_free(a);
     nn_module_free(b);
@@ -297,7 +296,7 @@ static void test_layout(void) {
     NN_TEST_CHECK(st == NN_OK && memcmp(b->params[0].tensor->data, bits, 8) == 0 &&
                       memcmp(b->params[1].tensor->data, bits + 2, 4) == 0,
                   "NaN payload and -0 come back bitwise");
-    NN_FREE(mem);
+    nn_free(mem);
     nn_module_free(b);
     nn_module_free(m);
 }
@@ -343,7 +342,7 @@ static void test_int64(void) {
     NN_TEST_CHECK(st == NN_OK && int_at(b, 0) == 3 && int_at(b, 1) == -1 && int_at(b, 2) == INT64_MAX &&
                       b->params[0].tensor->data[0] == 2.5f,
                   "I64 round trip");
-    NN_FREE(mem);
+    nn_free(mem);
     /* other integer dtypes into an int64 buffer */
     {
         unsigned char data[8 + 12];
@@ -760,7 +759,7 @@ static void test_corruption(void) {
     free(b);
     free(snap);
     free(want);
-    NN_FREE(mem);
+    nn_free(mem);
     nn_module_free(src);
     nn_module_free(m);
 }
@@ -853,7 +852,7 @@ static void test_failures(void) {
     }
     remove(p);
     NN_TEST_CHECK(count_files() == files - 1, "no temporaries left");
-    NN_FREE(mem);
+    nn_free(mem);
     nn_module_free(a);
     nn_module_free(b);
     nn_module_free(m);
@@ -913,7 +912,7 @@ static void test_options(void) {
         NN_TEST_CHECK(nseen == 2 && !strcmp(seen[0], "-head.weight") && !strcmp(seen[1], "-head.bias"),
                       "missing names reported (%d)", nseen);
     }
-    NN_FREE(mem);
+    nn_free(mem);
     /* a full net's file into the bare backbone: strip "features." */
     NN_TEST_CHECK(nn_save_mem(net, no_save_opts(), &mem, &size) == NN_OK, "save net");
     randomize(backbone);
@@ -932,7 +931,7 @@ static void test_options(void) {
                   "strip_prefix + allow_unexpected: %s", nn_error_string());
     NN_TEST_CHECK(nseen == 2 && !strcmp(seen[0], "+head.weight") && !strcmp(seen[1], "+head.bias"),
                   "unexpected names reported (%d)", nseen);
-    NN_FREE(mem);
+    nn_free(mem);
     /* user metadata, escaped in JSON and back */
     {
         nn_meta md[2];
@@ -955,7 +954,7 @@ static void test_options(void) {
                           !strcmp(metas[1], "nn.h=" NN_VERSION_STRING) && !strcmp(metas[2], "epoch=3") &&
                           !strcmp(metas[3], "note \xc3\xa9=a \"quoted\"\n\\ line\x01"),
                       "metadata read back (%d)", nmetas);
-        NN_FREE(mem);
+        nn_free(mem);
         /* and through a file */
         NN_TEST_CHECK(nn_save_ex(net, tpath("meta.safetensors"), so) == NN_OK, "nn_save_ex");
         nmetas = 0;
@@ -1069,13 +1068,16 @@ static void test_golden(const char *dir) {
     NN_TEST_CHECK(nn_save_mem(cnn, no_save_opts(), &mem, &size) == NN_OK &&
                       strstr((char *)mem + 8, "\"1.running_var\":{\"dtype\":\"F32\",\"shape\":[3]"),
                   "cnn saved with PyTorch's names");
-    NN_FREE(mem);
+    nn_free(mem);
     nn_module_free(mlp);
     nn_module_free(cnn);
 }
 
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "tests/golden";
+    nn_test_malloc_hook = test_malloc; /* the allocation and write hooks of tests/seams.h */
+    nn_test_realloc_hook = test_realloc;
+    nn_test_write_hook = test_write_ok;
 #if defined(__unix__) || defined(__APPLE__)
     snprintf(tmpdir, sizeof tmpdir, "/tmp/nn_test_io_%ld", (long)getpid());
 #else

@@ -1,8 +1,12 @@
 /* The vectorized element-wise kernels: maximum error of the exp, sigmoid and
    tanh approximations against libm in double precision (the figures
    docs/performance.md states), vector and scalar tails agreeing, and the
-   reductions. */
-#define NN_IMPLEMENTATION
+   reductions (the private kernels, through the nn_test__ accessors of
+   tests/seams.h). */
+#ifndef NN_TEST_LINKED /* tests/run.sh links the shared implementation */
+#include "impl.c"               /* with its test seams (tests/seams.h) */
+#endif
+#include "seams.h"
 #include "nn.h"
 #include "harness.h"
 
@@ -27,26 +31,26 @@ int main(void) {
     float a[37], b[37];
     /* exp over the range where the result is a normal float. */
     fill(-87.0f, 88.0f);
-    nn__exp_array(xs, ys, NPTS);
+    nn_test__exp_array(xs, ys, NPTS);
     worst = 0;
     for (i = 0; i < NPTS; i++) worst = fmax(worst, ulps(ys[i], exp((double)xs[i])));
     printf("exp: max error %.2f ulp over [-87, 88]\n", worst);
     NN_TEST_CHECK(worst <= 3.0, "exp within 3 ulp, got %.2f", worst);
-    nn__exp_array(xs, ys, 1);
+    nn_test__exp_array(xs, ys, 1);
     NN_TEST_CHECK(ys[0] > 0.0f, "exp(-87) positive");
     xs[0] = 1000.0f; xs[1] = -1000.0f;
-    nn__exp_array(xs, ys, 2);
+    nn_test__exp_array(xs, ys, 2);
     NN_TEST_CHECK(isinf(ys[0]) && ys[1] == 0.0f, "exp overflows to inf and underflows to 0, as expf");
     /* sigmoid: relative error over [-20, 20] where the output is not tiny. */
     fill(-20.0f, 20.0f);
-    nn__sigmoid_array(xs, ys, NPTS);
+    nn_test__sigmoid_array(xs, ys, NPTS);
     worst = 0;
     for (i = 0; i < NPTS; i++) worst = fmax(worst, ulps(ys[i], 1.0 / (1.0 + exp(-(double)xs[i]))));
     printf("sigmoid: max error %.2f ulp over [-20, 20]\n", worst);
     NN_TEST_CHECK(worst <= 4.0, "sigmoid within 4 ulp, got %.2f", worst);
     /* tanh: absolute error (the odd series near 0 keeps relative error small too). */
     fill(-10.0f, 10.0f);
-    nn__tanh_array(xs, ys, NPTS);
+    nn_test__tanh_array(xs, ys, NPTS);
     worst = 0;
     {
         double rel = 0;
@@ -60,16 +64,16 @@ int main(void) {
     }
     /* A value does not depend on its position (vector body vs scalar tail). */
     for (i = 0; i < 37; i++) a[i] = -3.0f + 0.17f * (float)i;
-    nn__tanh_array(a, b, 37);
-    for (i = 0; i < 37; i++) NN_TEST_CHECK(b[i] == nn__tanh1(a[i]), "tanh tail %d agrees", i);
-    nn__exp_array(a, b, 37);
-    for (i = 0; i < 37; i++) NN_TEST_CHECK(b[i] == nn__exp1(a[i]), "exp tail %d agrees", i);
+    nn_test__tanh_array(a, b, 37);
+    for (i = 0; i < 37; i++) NN_TEST_CHECK(b[i] == nn_test__tanh1(a[i]), "tanh tail %d agrees", i);
+    nn_test__exp_array(a, b, 37);
+    for (i = 0; i < 37; i++) NN_TEST_CHECK(b[i] == nn_test__exp1(a[i]), "exp tail %d agrees", i);
     /* Reductions. */
     for (i = 0; i < 37; i++) a[i] = (float)(i % 7) - 2.5f;
-    NN_TEST_CHECK(nn__max_array(a, 37) == 3.5f, "max");
-    NN_TEST_CHECK(fabs(nn__sum_array(a, 37) - 13.5) < 1e-5, "sum %g", nn__sum_array(a, 37));
+    NN_TEST_CHECK(nn_test__max_array(a, 37) == 3.5f, "max");
+    NN_TEST_CHECK(fabs(nn_test__sum_array(a, 37) - 13.5) < 1e-5, "sum %g", nn_test__sum_array(a, 37));
     {
-        float s = nn__exp_shift_sum(a, 1.0f, b, 37);
+        float s = nn_test__exp_shift_sum(a, 1.0f, b, 37);
         double want = 0;
         for (i = 0; i < 37; i++) want += exp((double)a[i] - 1.0);
         NN_TEST_CHECK(fabs((double)s - want) < 1e-5 * want, "exp_shift_sum %g vs %g", (double)s, want);

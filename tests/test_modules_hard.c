@@ -10,10 +10,10 @@
 static long alloc_calls = 0, fail_at = -1;
 static void *count_malloc(size_t n) { return ++alloc_calls == fail_at ? NULL : malloc(n); }
 static void *count_realloc(void *p, size_t n) { return ++alloc_calls == fail_at ? NULL : realloc(p, n); }
-#define NN_MALLOC(n) count_malloc(n)
-#define NN_REALLOC(p, n) count_realloc(p, n)
-#define NN_FREE(p) free(p)
-#define NN_IMPLEMENTATION
+#ifndef NN_TEST_LINKED /* tests/run.sh links the shared implementation */
+#include "impl.c"               /* with its test seams (tests/seams.h) */
+#endif
+#include "seams.h"
 #include "nn.h"
 #include "harness.h"
 #include <string.h>
@@ -560,6 +560,8 @@ static void test_oom(void) {
 }
 
 int main(void) {
+    nn_test_malloc_hook = count_malloc;
+    nn_test_realloc_hook = count_realloc;
     test_parameter_array_stays_valid();
     test_requires_grad_off();
     test_no_gradient_no_update();

@@ -4,11 +4,43 @@
    messages, and every parallel region taking its team size from
    nn_set_threads, and the contention control (one thread when the team is
    slower). */
-#define NN_IMPLEMENTATION
+#ifndef NN_TEST_LINKED /* tests/run.sh links the shared implementation */
+#include "impl.c"               /* with its test seams (tests/seams.h) */
+#endif
+#include "seams.h"
 #include "nn.h"
 #include "harness.h"
 #include <string.h>
 #include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* The thread teams' private state, functions and constants, through the
+   accessors of tests/seams.h. */
+#define nn__team_max (*nn_test__team_max())
+#define nn__solo (*nn_test__solo())
+#define nn__probing (*nn_test__probing())
+#define nn__team_warm (*nn_test__team_warm())
+#define nn__eff_strikes (*nn_test__eff_strikes())
+#define nn__eff_cpu (*nn_test__eff_cpu())
+#define nn__eff_span (*nn_test__eff_span())
+#define nn__eff_wall (*nn_test__eff_wall())
+#define nn__eff_gap (*nn_test__eff_gap())
+#define nn__probe_at (*nn_test__probe_at())
+#define nn__probe_wait (*nn_test__probe_wait())
+#define nn__team nn_test__team
+#define nn__run nn_test__run
+#define nn__ew_threads nn_test__ew_threads
+#define nn__team_pick nn_test__team_pick
+#define nn__team_note nn_test__team_note
+#define nn__team_begin nn_test__team_begin
+#undef NN__EFF_WINDOW
+#undef NN__EFF_GAP
+#undef NN__PROBE
+#define NN__EFF_WINDOW nn_test__eff_window
+#define NN__EFF_GAP nn_test__eff_gap_min
+#define NN__PROBE nn_test__probe
 
 static uint32_t bits(float f) {
     uint32_t u;
