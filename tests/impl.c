@@ -40,10 +40,16 @@ int *nn_test__probing(void) { return &nn__probing; }
 int nn_test__team(int big) { return nn__team(big); }
 int nn_test__run(int nt) { return nn__run(nt); }
 int nn_test__ew_threads(double n) { return nn__ew_threads(n); }
-int nn_test__team_begin(int nt, double *t0, clock_t *c0) { return nn__team_begin(nt, t0, c0); }
-const double nn_test__eff_window = NN__EFF_WINDOW, nn_test__eff_gap_min = NN__EFF_GAP, nn_test__probe = NN__PROBE;
+int nn_test__team_begin(int nt, int *measured) {
+    nn__meter m;
+    int run = nn__team_begin(nt, &m);
+    *measured = m.on;
+    return run;
+}
+const double nn_test__eff_window = NN__EFF_WINDOW, nn_test__eff_gap_min = NN__EFF_GAP, nn_test__probe = NN__PROBE,
+             nn_test__eff_warm = NN__EFF_WARM;
 #ifdef NN__OMP_ON
-int *nn_test__team_warm(void) { return &nn__team_warm; }
+double *nn_test__team_warm(void) { return &nn__team_warm; }
 int *nn_test__eff_strikes(void) { return &nn__eff_strikes; }
 double *nn_test__eff_cpu(void) { return &nn__eff_cpu; }
 double *nn_test__eff_span(void) { return &nn__eff_span; }

@@ -47,7 +47,7 @@ const float *nn_test__optim_slot(const nn_optim *o, int k, int i);
 int *nn_test__team_max(void);
 int *nn_test__solo(void);
 int *nn_test__probing(void);
-int *nn_test__team_warm(void);
+double *nn_test__team_warm(void);
 int *nn_test__eff_strikes(void);
 double *nn_test__eff_cpu(void);
 double *nn_test__eff_span(void);
@@ -60,8 +60,9 @@ int nn_test__run(int nt);
 int nn_test__ew_threads(double n);
 int nn_test__team_pick(double now);
 void nn_test__team_note(double cpu, double wall, int nt, double now);
-int nn_test__team_begin(int nt, double *t0, clock_t *c0);
-extern const double nn_test__eff_window, nn_test__eff_gap_min, nn_test__probe;
+/* the team nn__team_begin gives; *measured: whether the region is measured */
+int nn_test__team_begin(int nt, int *measured);
+extern const double nn_test__eff_window, nn_test__eff_gap_min, nn_test__probe, nn_test__eff_warm;
 
 /* The private element-wise kernels test_kernels.c measures: nn__exp_array
    and the others, compiled with the configuration's instruction set. */

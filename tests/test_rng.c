@@ -38,9 +38,11 @@
 #undef NN__EFF_WINDOW
 #undef NN__EFF_GAP
 #undef NN__PROBE
+#undef NN__EFF_WARM
 #define NN__EFF_WINDOW nn_test__eff_window
 #define NN__EFF_GAP nn_test__eff_gap_min
 #define NN__PROBE nn_test__probe
+#define NN__EFF_WARM nn_test__eff_warm
 
 static uint32_t bits(float f) {
     uint32_t u;
@@ -443,12 +445,12 @@ static void test_contention_policy(void) {
     NN_TEST_CHECK(nn__eff_wall == 0.0 && nn__eff_strikes == 1 && nn__eff_gap == 0.95 * w,
                   "an unmeasured product ends the window, the measured one decides");
     {
-        nn__meter m;
+        int on;
         nn__eff_gap = 0.0;
-        NN_TEST_CHECK(nn__team_begin(2, &m) == 2 && !m.on,
+        NN_TEST_CHECK(nn__team_begin(2, &on) == 2 && !on,
                       "right after a measured product the next is not measured");
         nn__eff_gap = NN__EFF_GAP;
-        NN_TEST_CHECK(nn__team_begin(2, &m) == 2 && m.on, "NN__EFF_GAP seconds later one is");
+        NN_TEST_CHECK(nn__team_begin(2, &on) == 2 && on, "NN__EFF_GAP seconds later one is");
     }
     nn__team_note(2.0 * 0.97 * w, w, 2, now);
     NN_TEST_CHECK(nn__solo == 0 && nn__eff_strikes == 0, "and a won window clears the strike");
