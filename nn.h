@@ -10287,9 +10287,10 @@ static nn_tensor *nn__class_loss(const char *op, nn_tensor *x, const int *labels
     if (!nn__labels_ok(op, labels, cnt, C, 1, ignore, x)) return NULL;
     if (!nn__loss_begin(&L, op, in, 1, ls, red)) return NULL;
     J = nn__loss_J(&L, 0, x->numel, (size_t)C, S, 1, &fail);
-    row = (float *)nn__scratch(L.out, 2 * (size_t)C * sizeof(float));
-    if (fail || !row) return NULL;
-    q = row + C;
+    /* (an empty batch asks for no scratch: C may be huge) */
+    row = cnt ? (float *)nn__scratch(L.out, 2 * (size_t)C * sizeof(float)) : NULL;
+    if (fail || (cnt && !row)) return NULL;
+    q = row ? row + C : NULL;
     if (w)
         for (c = 0; c < C; c++) wsum += (double)w[c];
     else
