@@ -17391,26 +17391,6 @@ NNDEF nn_tensor *nn_init_sparse(nn_tensor *t, float sparsity, float std, nn_rng 
 
 /* ----- applied to a model ----- */
 
-/* fnmatch-style: '*' any run of characters (dots too), '?' any one. */
-static int nn__glob(const char *p, const char *s) {
-    const char *star = NULL, *resume = NULL;
-    while (*s) {
-        if (*p == '*') {
-            star = p++;
-            resume = s;
-        } else if (*p == '?' || *p == *s) {
-            p++;
-            s++;
-        } else if (star) {
-            p = star + 1;
-            s = ++resume;
-        } else {
-            return 0;
-        }
-    }
-    while (*p == '*') p++;
-    return *p == '\0';
-}
 
 /* Run one rule on t (zero fields read as the initializer's default). */
 static nn_tensor *nn__init_rule(nn_tensor *t, const nn_init_rule *u, nn_rng *rng) {
@@ -17455,7 +17435,7 @@ NNDEF int nn_init_apply(nn_module *m, const char *pattern, nn_init_rule rule, nn
     nn__params_changed();
     p = nn_parameters(m, &n);
     for (i = 0; i < n; i++) {
-        if (!nn__glob(pattern, p[i].name)) continue;
+        if (!nn_name_match(pattern, p[i].name)) continue;
         if (!nn__init_rule(p[i].tensor, &rule, rng)) {
             /* the initializer reported (the default hook aborted there); a
                second report names the parameter */
@@ -22060,15 +22040,6 @@ static void nn__io_list_free(nn__io_list *l) {
     l->n = l->cap = 0;
 }
 
-static char *nn__io_concat(const char *a, const char *b, const char *c) {
-    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
-    char *s = (char *)nn__malloc(la + lb + lc + 1);
-    if (!s) return NULL;
-    memcpy(s, a, la);
-    memcpy(s + la, b, lb);
-    memcpy(s + la + lb, c, lc + 1);
-    return s;
-}
 
 static int nn__io_add(nn__io_list *l, const char *prefix, const char *local, nn_tensor *t) {
     char *name;
@@ -22080,7 +22051,7 @@ static int nn__io_add(nn__io_list *l, const char *prefix, const char *local, nn_
         l->v = nv;
         l->cap = ncap;
     }
-    if (!(name = nn__io_concat(prefix, local, ""))) return 0;
+    if (!(name = nn__concat3(prefix, local, ""))) return 0;
     l->v[l->n].name = name;
     l->v[l->n].t = t;
     l->n++;
@@ -22098,7 +22069,7 @@ static int nn__io_walk(nn_module *m, const char *prefix, nn__io_list *l) {
     for (i = 0; i < m->nchildren; i++) {
         char *sub;
         if (!m->children[i]) continue;
-        if (!(sub = nn__io_concat(prefix, m->child_names[i], "."))) return 0;
+        if (!(sub = nn__concat3(prefix, m->child_names[i], "."))) return 0;
         ok = nn__io_walk(m->children[i], sub, l);
         nn__free(sub);
         if (!ok) return 0;
@@ -22433,7 +22404,7 @@ static nn_status nn__io_save_file(const char *who, nn_module *m, const char *pat
         for (attempt = 0; attempt < 100 && o.fd < 0; attempt++) {
             snprintf(suffix, sizeof suffix, ".tmp%ld.%d", (long)getpid(), attempt);
             nn__free(tmp);
-            if (!(tmp = nn__io_concat(path, suffix, ""))) break;
+            if (!(tmp = nn__concat3(path, suffix, ""))) break;
             o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
             if (o.fd < 0 && errno != EEXIST) break;
         }
@@ -22445,7 +22416,7 @@ static nn_status nn__io_save_file(const char *who, nn_module *m, const char *pat
         }
     }
 #else
-    tmp = nn__io_concat(path, ".tmp", "");
+    tmp = nn__concat3(path, ".tmp", "");
     if (!tmp || !(o.f = fopen(tmp, "wb"))) {
         int e = errno;
         nn__free(head);
@@ -23247,7 +23218,7 @@ NNDEF nn_status nn_load(nn_module *m, const char *path, nn_load_opts opts) {
         return NN_ERR_ARG;
     }
     if ((st = nn__read_file(path, "nn_load", &buf, &size)) != NN_OK) return st;
-    if (!(where = nn__io_concat("nn_load: ", path, ""))) {
+    if (!(where = nn__concat3("nn_load: ", path, ""))) {
         nn__free(buf);
         return nn__error(NN_ERR_OOM, "nn_load: %s: out of memory", path);
     }
@@ -26089,7 +26060,7 @@ NNDEF void nn_pruner_free(nn_pruner *p) {
    "<name>_mask" or a new one of ones on the owning module.  NULL on OOM. */
 static nn_tensor *nn__prune_mask_for(nn_module *m, const char *name, nn_tensor *w) {
     const char *dot = strrchr(name, '.');
-    char *full = nn__io_concat(name, "_mask", "");
+    char *full = nn__concat3(name, "_mask", "");
     nn_module *owner = m;
     nn_tensor *mk;
     if (!full) return NULL;
@@ -26104,7 +26075,7 @@ static nn_tensor *nn__prune_mask_for(nn_module *m, const char *name, nn_tensor *
         return mk;
     }
     if (dot) {
-        char *path = nn__io_concat(name, "", "");
+        char *path = nn__concat3(name, "", "");
         if (!path) {
             nn__free(full);
             return NULL;
