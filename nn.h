@@ -17391,7 +17391,6 @@ NNDEF nn_tensor *nn_init_sparse(nn_tensor *t, float sparsity, float std, nn_rng 
 
 /* ----- applied to a model ----- */
 
-
 /* Run one rule on t (zero fields read as the initializer's default). */
 static nn_tensor *nn__init_rule(nn_tensor *t, const nn_init_rule *u, nn_rng *rng) {
     float gain = u->gain != 0.0f ? u->gain : 1.0f;
@@ -22039,7 +22038,6 @@ static void nn__io_list_free(nn__io_list *l) {
     l->v = NULL;
     l->n = l->cap = 0;
 }
-
 
 static int nn__io_add(nn__io_list *l, const char *prefix, const char *local, nn_tensor *t) {
     char *name;
