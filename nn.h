@@ -7434,10 +7434,11 @@ static void nn__norm_backward_rows(const nn__normgeo *q, const nn__normgrad *a) 
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
         size_t lo, hi;
+        int c;
         nn__ew_share((size_t)q->C, 16, &lo, &hi);
-        for (ch = 0; hi > lo && ch < nch; ch++) {
-            if (a->gw) nn__axpy(hi - lo, 1.0f, pw + (size_t)ch * q->C + lo, a->gw + lo);
-            if (a->gb) nn__axpy(hi - lo, 1.0f, pb + (size_t)ch * q->C + lo, a->gb + lo);
+        for (c = 0; hi > lo && c < nch; c++) {
+            if (a->gw) nn__axpy(hi - lo, 1.0f, pw + (size_t)c * q->C + lo, a->gw + lo);
+            if (a->gb) nn__axpy(hi - lo, 1.0f, pb + (size_t)c * q->C + lo, a->gb + lo);
         }
     }
 }
