@@ -3689,6 +3689,23 @@ static void nn__ew_share(size_t n, size_t unit, size_t *lo, size_t *hi) {
     *hi = NN__MIN(units * (t + 1) / nt * unit, n);
 }
 
+/* span(lo, hi, ctx) on each member's nn__ew_share of n items in a team of nt
+   (nn__ew_threads), empty shares skipped; on [0, n) with no region when
+   nt <= 1 (even a one-thread region costs about a microsecond). */
+typedef void (*nn__ew_span_fn)(size_t lo, size_t hi, void *ctx);
+static void nn__ew_for(int nt, size_t n, size_t unit, nn__ew_span_fn span, void *ctx) {
+    if (nt <= 1) {
+        if (n) span(0, n, ctx);
+        return;
+    }
+    NN__OMP(parallel num_threads(nt))
+    {
+        size_t lo, hi;
+        nn__ew_share(n, unit, &lo, &hi);
+        if (hi > lo) span(lo, hi, ctx);
+    }
+}
+
 /* The sizes and leading dimensions of a public GEMM call; 0 after a report.
    Zero sizes are fine (nothing to do); C may be NULL only when it is empty,
    A and B only when K == 0. */
@@ -5435,22 +5452,23 @@ static void nn__axpy(size_t n, float a, const float *x, float *y) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+/* nn__add_colsum's arguments, and its span: columns [lo, hi). */
+typedef struct nn__colsum_args {
+    const float *x;
+    int rows, cols;
+    float *y;
+} nn__colsum_args;
+static void nn__colsum_span(size_t lo, size_t hi, void *ctx) {
+    const nn__colsum_args *c = (const nn__colsum_args *)ctx;
+    int i;
+    for (i = 0; i < c->rows; i++) nn__axpy(hi - lo, 1.0f, c->x + (size_t)i * c->cols + lo, c->y + lo);
+}
+
 /* y[j] += sum_i x[i][j] over rows: column sums (bias gradients).  Threads
    split the columns; each column is summed over the rows in order. */
 static void nn__add_colsum(const float *x, int rows, int cols, float *y) {
-    int nt = nn__ew_threads((double)rows * (double)cols), r;
-    if (nt <= 1) { /* no region: even a one-thread one costs about a microsecond */
-        for (r = 0; r < rows; r++) nn__axpy((size_t)cols, 1.0f, x + (size_t)r * cols, y);
-        return;
-    }
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
-    {
-        size_t lo, hi;
-        int i;
-        nn__ew_share((size_t)cols, 16, &lo, &hi);
-        for (i = 0; hi > lo && i < rows; i++)
-            nn__axpy(hi - lo, 1.0f, x + (size_t)i * cols + lo, y + lo);
-    }
+    nn__colsum_args c = {x, rows, cols, y};
+    nn__ew_for(nn__ew_threads((double)rows * (double)cols), (size_t)cols, 16, nn__colsum_span, &c);
 }
 
 /* Sum of n floats, the one sum reduction: in double, 16 independent lanes
@@ -5970,36 +5988,33 @@ static const nn__actb_fn nn__actb[NN__ACT_COUNT] = {
     nn__actb_softsign, nn__actb_mish, nn__actb_hardtanh, nn__actb_hardsigmoid, nn__actb_hardswish,
     nn__actb_logsigmoid, nn__actb_tanhshrink, nn__actb_threshold};
 
+/* The arguments of an activation pass, for its spans (g and gx: backward). */
+typedef struct nn__act_args {
+    int kind, overwrite;
+    const float *x, *y, *g;
+    float *out, a, b;
+} nn__act_args;
+static void nn__act_forward_span(size_t lo, size_t hi, void *ctx) {
+    const nn__act_args *c = (const nn__act_args *)ctx;
+    nn__actf[c->kind](c->x + lo, c->out + lo, hi - lo, c->a, c->b);
+}
+static void nn__act_backward_span(size_t lo, size_t hi, void *ctx) {
+    const nn__act_args *c = (const nn__act_args *)ctx;
+    nn__actb[c->kind](c->x + lo, c->y + lo, c->g + lo, c->out + lo, hi - lo, c->a, c->b, c->overwrite);
+}
+
 /* y = act(x) over n floats, split across the threads in whole cache lines. */
 static void nn__act_forward(int kind, const float *x, float *y, size_t n, float a, float b) {
-    int nt = nn__ew_threads((double)n);
-    if (nt <= 1) { /* no region: even a one-thread one costs about a microsecond */
-        if (n) nn__actf[kind](x, y, n, a, b);
-        return;
-    }
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
-    {
-        size_t lo, hi;
-        nn__ew_share(n, 16, &lo, &hi);
-        if (hi > lo) nn__actf[kind](x + lo, y + lo, hi - lo, a, b);
-    }
+    nn__act_args c = {kind, 0, x, NULL, NULL, y, a, b};
+    nn__ew_for(nn__ew_threads((double)n), n, 16, nn__act_forward_span, &c);
 }
 
 /* gx (+)= g act'(x) from x, y = act(x) and the incoming gradient g; written,
    not added, when overwrite. */
 static void nn__act_backward(int kind, const float *x, const float *y, const float *g, float *gx,
                              size_t n, float a, float b, int overwrite) {
-    int nt = nn__ew_threads((double)n);
-    if (nt <= 1) { /* no region: even a one-thread one costs about a microsecond */
-        if (n) nn__actb[kind](x, y, g, gx, n, a, b, overwrite);
-        return;
-    }
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
-    {
-        size_t lo, hi;
-        nn__ew_share(n, 16, &lo, &hi);
-        if (hi > lo) nn__actb[kind](x + lo, y + lo, g + lo, gx + lo, hi - lo, a, b, overwrite);
-    }
+    nn__act_args c = {kind, overwrite, x, y, g, gx, a, b};
+    nn__ew_for(nn__ew_threads((double)n), n, 16, nn__act_backward_span, &c);
 }
 
 /* Sixteen double accumulators held in registers: nn__lanes16_add adds the
@@ -7399,6 +7414,14 @@ static void nn__norm_acc(const float *x, const float *dy, size_t n, float m, flo
     for (; i < n; i++) gw[i] += dy[i] * ((x[i] - m) * is);
 }
 
+/* nn__colsum_span for each of two column sums, one skipped when its y is NULL. */
+static void nn__colsum2_span(size_t lo, size_t hi, void *ctx) {
+    nn__colsum_args *c = (nn__colsum_args *)ctx;
+    int k;
+    for (k = 0; k < 2; k++)
+        if (c[k].y) nn__colsum_span(lo, hi, c + k);
+}
+
 static void nn__norm_backward_rows(const nn__normgeo *q, const nn__normgrad *a) {
     int Cg = q->C / q->G, nch = nn__norm_chunks(q), ch, nt = nn__norm_team(q), acc = a->gw || a->gb;
     float *pw = (float *)(void *)a->work, *pb = pw + (size_t)nch * (size_t)q->C;
@@ -7429,17 +7452,9 @@ static void nn__norm_backward_rows(const nn__normgeo *q, const nn__normgrad *a) 
                                       cb + (size_t)g * Cg);
             }
     }
-    if (!acc) return;
-    (void)nt;
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
-    {
-        size_t lo, hi;
-        int c;
-        nn__ew_share((size_t)q->C, 16, &lo, &hi);
-        for (c = 0; hi > lo && c < nch; c++) {
-            if (a->gw) nn__axpy(hi - lo, 1.0f, pw + (size_t)c * q->C + lo, a->gw + lo);
-            if (a->gb) nn__axpy(hi - lo, 1.0f, pb + (size_t)c * q->C + lo, a->gb + lo);
-        }
+    if (acc) {
+        nn__colsum_args c[2] = {{pw, nch, q->C, a->gw}, {pb, nch, q->C, a->gb}};
+        nn__ew_for(nt, (size_t)q->C, 16, nn__colsum2_span, c);
     }
 }
 
@@ -9004,10 +9019,29 @@ static void nn__bin_row(int kind, const float *a, size_t sa, const float *b, siz
 }
 #undef NN__BIN_VLOOP
 
+/* nn__bin_row over [lo, hi) of two tensors of one shape. */
+typedef struct nn__bin_args {
+    int kind;
+    const float *a, *b;
+    float *o;
+} nn__bin_args;
+static void nn__bin_span(size_t lo, size_t hi, void *ctx) {
+    const nn__bin_args *A = (const nn__bin_args *)ctx;
+    nn__bin_row(A->kind, A->a + lo, 1, A->b + lo, 1, A->o + lo, (int)(hi - lo));
+}
+
+typedef struct nn__bin_grad_args {
+    int sign;
+    const float *g, *o;
+    float *y, beta;
+} nn__bin_grad_args;
 /* y (+)= g, -g or g o (sign 1, -1, or 0 for the product) over [lo, hi):
    written when beta is 0, else added. */
-static void nn__bin_grad_span(int sign, const float *g, const float *o, float *y, size_t lo,
-                              size_t hi, float beta) {
+static void nn__bin_grad_span(size_t lo, size_t hi, void *ctx) {
+    const nn__bin_grad_args *A = (const nn__bin_grad_args *)ctx;
+    int sign = A->sign;
+    const float *g = A->g, *o = A->o;
+    float *y = A->y, beta = A->beta;
     size_t i = lo;
     nn__v vs = nn__vset1((float)sign);
     for (; i + NN__VL <= hi; i += NN__VL) {
@@ -9028,20 +9062,13 @@ static void nn__binary_backward_same(nn__node *n, int kind) {
     size_t len = n->out->numel;
     int i, nt = nn__ew_threads((double)len);
     for (i = 0; i < 2; i++) {
-        float beta, *gi = nn__in_grad_w(n, i, &beta);
-        int sign = kind == NN__MUL ? 0 : (kind == NN__SUB && i == 1) ? -1 : 1;
-        const float *other = n->in[1 - i]->data, *g = n->out->grad;
-        if (!gi) continue;
-        if (nt <= 1) {
-            nn__bin_grad_span(sign, g, other, gi, 0, len, beta);
-            continue;
-        }
-        NN__OMP(parallel num_threads(nt) if(nt > 1))
-        {
-            size_t lo, hi;
-            nn__ew_share(len, 16, &lo, &hi);
-            if (hi > lo) nn__bin_grad_span(sign, g, other, gi, lo, hi, beta);
-        }
+        nn__bin_grad_args A;
+        A.y = nn__in_grad_w(n, i, &A.beta);
+        if (!A.y) continue;
+        A.sign = kind == NN__MUL ? 0 : (kind == NN__SUB && i == 1) ? -1 : 1;
+        A.g = n->out->grad;
+        A.o = n->in[1 - i]->data;
+        nn__ew_for(nt, len, 16, nn__bin_grad_span, &A);
     }
 }
 
@@ -9114,12 +9141,8 @@ static nn_tensor *nn__binary(int kind, nn_tensor *a, nn_tensor *b) {
     if (a->numel == out->numel && b->numel == out->numel) { /* one shape: split across the threads */
         int nt = nn__ew_threads((double)out->numel);
         if (nt > 1) {
-            NN__OMP(parallel num_threads(nt) if(nt > 1))
-            {
-                size_t lo, hi;
-                nn__ew_share(out->numel, 16, &lo, &hi);
-                if (hi > lo) nn__bin_row(kind, a->data + lo, 1, b->data + lo, 1, out->data + lo, (int)(hi - lo));
-            }
+            nn__bin_args A = {kind, a->data, b->data, out->data};
+            nn__ew_for(nt, out->numel, 16, nn__bin_span, &A);
             return out;
         }
     }
@@ -16504,12 +16527,22 @@ typedef struct nn__gates {
     int nb;
 } nn__gates;
 
+typedef struct nn__gated_args {
+    const nn__gates *G;
+    float *const *c;
+    const float *x0, *x1;
+    float *y, beta;
+} nn__gated_args;
 /* y[i] (+)= sum_b c_b[gate of i] x_b[i] over [lo, hi), gate by gate (gate k
    covers [k inner, (k + 1) inner)): written when beta is 0, else added.  No
    fused multiply-add, so an element's value does not depend on whether the
    vector loop or the tail computes it (the threads' shares cut gates). */
-static void nn__gated_span(const nn__gates *G, float *const c[2], const float *x0,
-                           const float *x1, float *y, size_t lo, size_t hi, float beta) {
+static void nn__gated_span(size_t lo, size_t hi, void *ctx) {
+    const nn__gated_args *A = (const nn__gated_args *)ctx;
+    const nn__gates *G = A->G;
+    float *const *c = A->c;
+    const float *x0 = A->x0, *x1 = A->x1;
+    float *y = A->y, beta = A->beta;
     size_t i = lo;
     while (i < hi) {
         size_t k = G->inner ? i / G->inner : 0, end = G->inner ? NN__MIN(hi, (k + 1) * G->inner) : hi;
@@ -16535,17 +16568,8 @@ static void nn__gated_span(const nn__gates *G, float *const c[2], const float *x
 /* nn__gated_span over n elements, split across the threads. */
 static void nn__gated_apply(const nn__gates *G, float *const c[2], const float *x0,
                             const float *x1, float *y, size_t n, float beta) {
-    int nt = nn__ew_threads((double)n);
-    if (nt <= 1) {
-        nn__gated_span(G, c, x0, x1, y, 0, n, beta);
-        return;
-    }
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
-    {
-        size_t lo, hi;
-        nn__ew_share(n, 16, &lo, &hi);
-        if (hi > lo) nn__gated_span(G, c, x0, x1, y, lo, hi, beta);
-    }
+    nn__gated_args A = {G, c, x0, x1, y, beta};
+    nn__ew_for(nn__ew_threads((double)n), n, 16, nn__gated_span, &A);
 }
 
 static void nn__gated_backward(nn__node *n) {
@@ -20723,6 +20747,22 @@ static void nn__adam_vec(float *p, const float *g, float *m, float *v, float *vm
     nn__vstore(p, nn__vfma(nn__vset1(step), nn__vdiv(mv, denom), pv));
 }
 
+/* nn__adam_vec's arguments, and its span: [lo, hi), whole vectors. */
+typedef struct nn__adam_args {
+    float *p;
+    const float *g;
+    float *m, *v, *vmax;
+    int decoupled;
+    float decay, wd, b1, omb1, b2, omb2, bc2s, eps, step;
+} nn__adam_args;
+static void nn__adam_span(size_t lo, size_t hi, void *ctx) {
+    nn__adam_args c = *(const nn__adam_args *)ctx; /* a copy: the stores cannot change it */
+    size_t k;
+    for (k = lo; k < hi; k += NN__VL)
+        nn__adam_vec(c.p + k, c.g + k, c.m + k, c.v + k, c.vmax ? c.vmax + k : NULL, c.decoupled, c.decay,
+                     c.wd, c.b1, c.omb1, c.b2, c.omb2, c.bc2s, c.eps, c.step);
+}
+
 /* Adam and AdamW (decoupled = 1), with AMSGrad when slot 2 exists. */
 static void nn__adam_update(nn_optim *o, int i, float *p, const float *g, size_t n, double lr,
                             double wd, int decoupled) {
@@ -20734,16 +20774,8 @@ static void nn__adam_update(nn_optim *o, int i, float *p, const float *g, size_t
     float decay = (float)(1.0 - lr * wd), wdf = (float)wd;
     float *m = o->slot[0][i], *v = o->slot[1][i], *vmax = o->slot[2][i];
     size_t j = n / NN__VL * NN__VL;
-    int nt = nn__ew_threads((double)n);
-    (void)nt;
-    NN__OMP(parallel num_threads(nt) if(nt > 1))
-    {
-        size_t k, hi;
-        nn__ew_share(j, 16, &k, &hi);
-        for (; k < hi; k += NN__VL)
-            nn__adam_vec(p + k, g + k, m + k, v + k, vmax ? vmax + k : NULL, decoupled, decay,
-                         wdf, b1, omb1, b2, omb2, bc2s, eps, step);
-    }
+    nn__adam_args A = {p, g, m, v, vmax, decoupled, decay, wdf, b1, omb1, b2, omb2, bc2s, eps, step};
+    nn__ew_for(nn__ew_threads((double)n), j, 16, nn__adam_span, &A);
     if (j < n) {
         float tp[NN__VL] = {0}, tg[NN__VL] = {0}, tm[NN__VL] = {0}, tv[NN__VL] = {0},
               tx[NN__VL] = {0};
