@@ -330,6 +330,17 @@ static int parse(config *c, int argc, char **argv) {
     return 1;
 }
 
+/* Frees what a training run made (each may be NULL). */
+static void free_run(nn_graph *g, nn_loader *ld, nn_augment *aug, nn_sched *sched, nn_optim *opt,
+                     nn_module *net) {
+    nn_graph_free(g);
+    nn_loader_free(ld);
+    nn_augment_free(aug);
+    nn_sched_free(sched);
+    nn_optim_free(opt);
+    nn_module_free(net);
+}
+
 /* --minutes: the number of epochs that fits the budget, from the time of 20
    training steps (after 5 to warm up) and of one test evaluation on a
    scratch copy of the net.  The generator is seeded again afterwards, so
@@ -369,12 +380,7 @@ static int plan_epochs(const config *c, const nn_dataset *train, const nn_datase
     printf("budget %.1f min: %.3f s a batch, %.1f s a test evaluation, so about %.0f s an epoch: "
            "%d epochs (planned in %.1f s)\n", (double)c->minutes, per_batch, eval, epoch_s, epochs,
            nn_time() - t_start);
-    nn_graph_free(g);
-    nn_loader_free(ld);
-    nn_augment_free(aug);
-    nn_sched_free(sched);
-    nn_optim_free(opt);
-    nn_module_free(net);
+    free_run(g, ld, aug, sched, opt, net);
     nn_seed(c->seed);
     return epochs;
 }
@@ -434,12 +440,7 @@ static int run_full(config *c, const nn_dataset *train, const nn_dataset *test) 
         if (nn_save(net, c->save) != NN_OK) fprintf(stderr, "%s\n", nn_error_string());
         else printf("model written to %s\n", c->save);
     }
-    nn_graph_free(g);
-    nn_loader_free(ld);
-    nn_augment_free(aug);
-    nn_sched_free(sched);
-    nn_optim_free(opt);
-    nn_module_free(net);
+    free_run(g, ld, aug, sched, opt, net);
     return 0;
 }
 
@@ -508,11 +509,7 @@ static int run_compare(const config *c, const nn_dataset *train, const nn_datase
         series[ns].y = ys[reg];
         series[ns].n = npts[reg];
         ns++;
-        nn_loader_free(ld);
-        nn_augment_free(aug);
-        nn_sched_free(sched);
-        nn_optim_free(opt);
-        nn_module_free(net);
+        free_run(NULL, ld, aug, sched, opt, net);
     }
     printf("\n%d steps of batch 128 each, width %d, %d blocks per stage, seed %llu\n", c->budget,
            c->width, c->blocks, c->seed);
