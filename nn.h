@@ -3477,6 +3477,25 @@ static int nn__team(int big) {
 #ifndef NN__EFF_WARM
 #define NN__EFF_WARM 0.1
 #endif
+/* A lost share is a verdict only if the team is not clearly faster than
+   running alone: a team whose window did at least NN__TEAM_GAIN times the
+   work per second that the same calling thread's products did alone (in
+   its last stint alone, at most NN__ALONE_TTL seconds ago) keeps its
+   cores, and one that did less than alone, with any share lost, does not.  On a virtual machine whose host takes slices from both vCPUs
+   (steal time) every team loses share, yet 2 threads still ran the MLP
+   about 1.5x faster than 1. */
+#ifndef NN__TEAM_GAIN
+#define NN__TEAM_GAIN 1.1
+#endif
+#ifndef NN__ALONE_TTL
+#define NN__ALONE_TTL 20.0
+#endif
+/* and with no such rate, a team that loses its cores goes alone for
+   NN__ALONE_TRY seconds (enough products to measure one), not NN__PROBE:
+   a quick trial of both */
+#ifndef NN__ALONE_TRY
+#define NN__ALONE_TRY 0.1
+#endif
 #if defined(_WIN32)
 #define NN__ADAPTIVE_DEFAULT 0
 #else
@@ -3504,6 +3523,14 @@ static NN__THREAD_LOCAL int nn__eff_count = 0; /* measured products in the windo
 static NN__THREAD_LOCAL double nn__eff_gap = NN__EFF_GAP; /* product seconds since the last measured one */
 static NN__THREAD_LOCAL int nn__eff_strikes = 0; /* contended windows in a row */
 static NN__THREAD_LOCAL double nn__probe_at = 0.0, nn__probe_wait = 0.0;
+/* the window's work (multiply-adds; nn__eff_blind: a product of unknown
+   work is in it), and the products run alone that a team was planned for:
+   their work and wall seconds since the stint began, the rate they gave
+   (work per second; 0: none yet) and when it was last updated */
+static NN__THREAD_LOCAL double nn__eff_work = 0.0;
+static NN__THREAD_LOCAL int nn__eff_blind = 0;
+static NN__THREAD_LOCAL double nn__alone_work = 0.0, nn__alone_wall = 0.0;
+static NN__THREAD_LOCAL double nn__alone_rate = 0.0, nn__alone_at = 0.0;
 
 /* Whether a team-sized product at time now runs with the team (1) or alone:
    alone while contended, except that once the wait is over the team is
@@ -3516,10 +3543,10 @@ static int nn__team_pick(double now) {
     return 1;
 }
 
-/* Record a team product of wall seconds with nt threads, during which the
-   process used cpu seconds (cpu < 0: not measured); at the end of a window,
-   decide. */
-static void nn__team_note(double cpu, double wall, int nt, double now) {
+/* Record a team product of wall seconds with nt threads and work
+   multiply-adds (0: unknown), during which the process used cpu seconds
+   (cpu < 0: not measured); at the end of a window, decide. */
+static void nn__team_note(double cpu, double wall, int nt, double work, double now) {
     int contended;
     if (nn__solo_off) return;
     /* the first team run starts the thread pool, and the products just
@@ -3529,6 +3556,8 @@ static void nn__team_note(double cpu, double wall, int nt, double now) {
     if (nn__team_warm == 0.0) nn__team_warm = now;
     if (now - nn__team_warm < NN__EFF_WARM) return;
     nn__eff_wall += wall;
+    nn__eff_work += work;
+    if (work <= 0.0) nn__eff_blind = 1;
     if (cpu >= 0.0) {
         nn__eff_cpu += cpu;
         nn__eff_span += wall * nt;
@@ -3540,8 +3569,14 @@ static void nn__team_note(double cpu, double wall, int nt, double now) {
     if (nn__eff_wall < NN__EFF_WINDOW) return;
     contended = nn__eff_cpu < NN__EFF_MIN * nn__eff_span &&
                 nn__eff_span - nn__eff_cpu > NN__LOST_MIN * nn__eff_count;
-    nn__eff_cpu = nn__eff_span = nn__eff_wall = 0.0;
-    nn__eff_count = 0;
+    if (!nn__eff_blind && nn__alone_rate > 0.0 && now - nn__alone_at < NN__ALONE_TTL) {
+        if (nn__eff_work >= NN__TEAM_GAIN * nn__alone_rate * nn__eff_wall)
+            contended = 0; /* it lost share, but still beats running alone */
+        else if (nn__eff_work < nn__alone_rate * nn__eff_wall && nn__eff_cpu < nn__eff_span)
+            contended = 1; /* slower than alone, with a share lost (not the products' mix) */
+    }
+    nn__eff_cpu = nn__eff_span = nn__eff_wall = nn__eff_work = 0.0;
+    nn__eff_count = nn__eff_blind = 0;
     nn__eff_strikes = contended ? nn__eff_strikes + 1 : 0;
     /* a try of the team after a wait needs one lost window to end it: the
        machine was already found busy */
@@ -3550,12 +3585,27 @@ static void nn__team_note(double cpu, double wall, int nt, double now) {
     if (contended) {
         nn__probe_wait = nn__probing && nn__probe_wait > 0.0 ? NN__MIN(2.0 * nn__probe_wait, NN__PROBE_MAX)
                                                                : NN__PROBE;
-        nn__probe_at = now + nn__probe_wait;
+        nn__probe_at = now + (nn__probing || (nn__alone_rate > 0.0 && now - nn__alone_at < NN__ALONE_TTL)
+                                  ? nn__probe_wait : NN__MIN(nn__probe_wait, NN__ALONE_TRY));
         nn__solo = 1;
+        nn__alone_work = nn__alone_wall = 0.0; /* a new stint alone: a fresh rate */
     } else {
         nn__probe_wait = 0.0;
     }
     nn__probing = 0;
+}
+
+/* Record a product of work multiply-adds and wall seconds that a team was
+   planned for but that ran alone (contended): once the stint alone has
+   lasted a window, its rate is the bar a team must beat. */
+static void nn__alone_note(double work, double wall, double now) {
+    if (nn__solo_off || work <= 0.0) return;
+    nn__alone_work += work;
+    nn__alone_wall += wall;
+    if (nn__alone_wall >= NN__EFF_WINDOW) {
+        nn__alone_rate = nn__alone_work / nn__alone_wall;
+        nn__alone_at = now;
+    }
 }
 #endif
 
@@ -3576,13 +3626,14 @@ static int nn__run(int nt) {
 #define NN__THREAD_CLOCK 1
 #endif
 
-/* A measured region's record: its start, whether it is measured, and the CPU
-   seconds its threads got (the process clock's), or (with the thread clock)
-   the sum and the least of the members' lost seconds (wall time from the
-   start to the member's end, minus its CPU time) */
+/* A measured region's record: its start, its work and planned team,
+   whether it is measured, and the CPU seconds its threads got (the process
+   clock's), or (with the thread clock) the sum and the least of the
+   members' lost seconds (wall time from the start to the member's end,
+   minus its CPU time) */
 typedef struct {
-    double t0, cpu, lost, lmin;
-    int on;
+    double t0, cpu, lost, lmin, work;
+    int on, nt;
 } nn__meter;
 
 #ifdef NN__OMP_ON
@@ -3603,11 +3654,15 @@ static double nn__cpu_now(void) {
    sequence: work split evenly, so a team that gets less CPU time than it
    asked for is contended, not unbalanced): nn__team_begin returns the team
    to run now (1 while contended) and starts the measure m that nn__team_end,
-   called with that team after the region, adds to the contention window. */
-static int nn__team_begin(int nt, nn__meter *m) {
+   called with that team after the region, adds to the contention window
+   (or, run alone, to the rate alone).  work: the region's multiply-adds,
+   0 when unknown (no rate then: the share alone decides). */
+static int nn__team_begin(int nt, double work, nn__meter *m) {
     m->t0 = m->cpu = m->lost = 0.0;
     m->lmin = -1.0;
+    m->work = work;
     m->on = 0;
+    m->nt = nt;
 #ifdef NN__OMP_ON
     if (nt > 1) {
         m->t0 = omp_get_wtime();
@@ -3649,6 +3704,7 @@ static void nn__meter_out(nn__meter *m, double c0) {
 
 static void nn__team_end(int run, nn__meter *m) {
 #ifdef NN__OMP_ON
+    if (run == 1 && m->nt > 1) nn__alone_note(m->work, omp_get_wtime() - m->t0, omp_get_wtime());
     if (run > 1) {
         double t1 = omp_get_wtime();
 #ifdef NN__THREAD_CLOCK
@@ -3661,7 +3717,7 @@ static void nn__team_end(int run, nn__meter *m) {
 #else
         if (m->on) m->cpu += nn__cpu_now();
 #endif
-        nn__team_note(m->on ? m->cpu : -1.0, t1 - m->t0, run, t1);
+        nn__team_note(m->on ? m->cpu : -1.0, t1 - m->t0, run, m->work, t1);
     }
 #else
     (void)run;
@@ -4689,8 +4745,9 @@ static int nn__gemm_run(nn__gemm_job *g) {
             int npm = (g->M + NN__GEMM_MR - 1) / NN__GEMM_MR;
             int npn = (g->N + NN__GEMM_NR - 1) / NN__GEMM_NR;
             nn__meter m;
-            if (nn__team_begin(pm * pn, &m) == 1) {
+            if (nn__team_begin(pm * pn, (double)g->M * g->N * g->K, &m) == 1) {
                 nn__gemm_block(g, 0, g->M, 0, g->N, bpack);
+                nn__team_end(1, &m); /* (the rate alone, for the next verdict) */
                 return 1;
             }
             NN__OMP(parallel num_threads(pm * pn))
@@ -14294,7 +14351,7 @@ static void nn__rnn_dir_forward(const nn__rnn_saved *sv, int d, const float *x, 
     for (b = 0; b < B; b++) /* the state before the first step */
         memcpy(hp + nn__rnn_rowi(sv, d ? T - 1 : 0, b) * Hs, hn + (size_t)b * Hs, Hs * sizeof(float));
     nn_sgemm(0, 1, (int)BT, GH, in, 1.0f, x, in, w[0]->data, in, 0.0f, gates, GS * H);
-    nt = nn__team_begin(nt, &tm);
+    nt = nn__team_begin(nt, 0.0, &tm);
     NN__OMP(parallel num_threads(nt) if(nt > 1))
     {
         nn__rnn_part pt;
@@ -14380,7 +14437,7 @@ static void nn__rnn_backward(nn__node *n) {
         if (sv->kind == NN__LSTM) memcpy(dc, gcn + (size_t)d * BH, BH * sizeof(float));
         else memset(dc, 0, BH * sizeof(float));
         if (sv->bias) memset(dbs, 0, nbs * (size_t)B * GHs * sizeof(float));
-        nt = nn__team_begin(ntp, &tm);
+        nt = nn__team_begin(ntp, 0.0, &tm);
         NN__OMP(parallel num_threads(nt) if(nt > 1))
         {
             nn__rnn_part pt;

@@ -42,12 +42,13 @@ int nn_test__run(int nt) { return nn__run(nt); }
 int nn_test__ew_threads(double n) { return nn__ew_threads(n); }
 int nn_test__team_begin(int nt, int *measured) {
     nn__meter m;
-    int run = nn__team_begin(nt, &m);
+    int run = nn__team_begin(nt, 0.0, &m);
     *measured = m.on;
     return run;
 }
 const double nn_test__eff_window = NN__EFF_WINDOW, nn_test__eff_gap_min = NN__EFF_GAP, nn_test__probe = NN__PROBE,
-             nn_test__eff_warm = NN__EFF_WARM;
+             nn_test__eff_warm = NN__EFF_WARM, nn_test__alone_ttl = NN__ALONE_TTL,
+             nn_test__alone_try = NN__ALONE_TRY;
 #ifdef NN__OMP_ON
 double *nn_test__team_warm(void) { return &nn__team_warm; }
 int *nn_test__eff_strikes(void) { return &nn__eff_strikes; }
@@ -58,7 +59,13 @@ double *nn_test__eff_gap(void) { return &nn__eff_gap; }
 double *nn_test__probe_at(void) { return &nn__probe_at; }
 double *nn_test__probe_wait(void) { return &nn__probe_wait; }
 int nn_test__team_pick(double now) { return nn__team_pick(now); }
-void nn_test__team_note(double cpu, double wall, int nt, double now) { nn__team_note(cpu, wall, nt, now); }
+void nn_test__team_note(double cpu, double wall, int nt, double now) { nn__team_note(cpu, wall, nt, 0.0, now); }
+void nn_test__team_note_work(double cpu, double wall, int nt, double work, double now) {
+    nn__team_note(cpu, wall, nt, work, now);
+}
+void nn_test__alone_note(double work, double wall, double now) { nn__alone_note(work, wall, now); }
+double *nn_test__alone_rate(void) { return &nn__alone_rate; }
+double *nn_test__alone_at(void) { return &nn__alone_at; }
 #endif
 
 void nn_test__exp_array(const float *x, float *y, size_t n) { nn__exp_array(x, y, n); }

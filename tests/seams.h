@@ -60,9 +60,15 @@ int nn_test__run(int nt);
 int nn_test__ew_threads(double n);
 int nn_test__team_pick(double now);
 void nn_test__team_note(double cpu, double wall, int nt, double now);
+/* the same with the product's work (multiply-adds), and a product run alone */
+void nn_test__team_note_work(double cpu, double wall, int nt, double work, double now);
+void nn_test__alone_note(double work, double wall, double now);
+double *nn_test__alone_rate(void);
+double *nn_test__alone_at(void);
 /* the team nn__team_begin gives; *measured: whether the region is measured */
 int nn_test__team_begin(int nt, int *measured);
-extern const double nn_test__eff_window, nn_test__eff_gap_min, nn_test__probe, nn_test__eff_warm;
+extern const double nn_test__eff_window, nn_test__eff_gap_min, nn_test__probe, nn_test__eff_warm,
+    nn_test__alone_ttl, nn_test__alone_try;
 
 /* The private element-wise kernels test_kernels.c measures: nn__exp_array
    and the others, compiled with the configuration's instruction set. */

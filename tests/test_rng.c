@@ -420,6 +420,10 @@ static void test_contention_policy(void) {
     nn__team_warm = 0.0;
     nn__eff_cpu = nn__eff_span = nn__eff_wall = 0.0;
     nn__probe_at = nn__probe_wait = 0.0;
+    /* a fresh rate alone that no window below beats (their work is unknown):
+       every stint alone lasts NN__PROBE */
+    *nn_test__alone_rate() = 1.0;
+    *nn_test__alone_at() = now;
     nn_set_threads(2);
     NN_TEST_CHECK(nn__team_pick(now) == 1, "the team runs at first");
     /* the first NN__EFF_WARM seconds of team products are not measured */
@@ -471,6 +475,44 @@ static void test_contention_policy(void) {
     nn__team_note(2.0 * 0.97 * w, w, 2, now + 4.0 * NN__PROBE); /* the other core is free again */
     NN_TEST_CHECK(nn__solo == 0 && nn__run(2) == 2 && nn__probe_wait == 0.0,
                   "a won try keeps the team");
+    /* A team that loses share but still does clearly more work per second
+       than the products did alone (a host taking slices from both vCPUs)
+       keeps its cores; one that does not goes alone as before. */
+    *nn_test__alone_rate() = 0.0; /* (earlier tests' products may have run alone) */
+    nn__team_note(2.0 * 0.6 * w, w, 2, now + 5.0 * NN__PROBE); /* lost, no rate alone yet */
+    nn__team_note(2.0 * 0.6 * w, w, 2, now + 5.0 * NN__PROBE);
+    NN_TEST_CHECK(nn__solo == 1 && *nn_test__alone_rate() == 0.0 && nn__probe_wait == NN__PROBE &&
+                      nn__probe_at == now + 5.0 * NN__PROBE + nn_test__alone_try,
+                  "without a rate alone the share decides, and the stint alone is short");
+    nn_test__alone_note(1e6, 0.5 * w, now + 5.1 * NN__PROBE);
+    NN_TEST_CHECK(*nn_test__alone_rate() == 0.0, "no rate before a window alone");
+    nn_test__alone_note(1e6, 0.5 * w, now + 5.2 * NN__PROBE); /* 2e6 multiply-adds per window */
+    NN_TEST_CHECK(*nn_test__alone_rate() == 2e6 / w && *nn_test__alone_at() == now + 5.2 * NN__PROBE,
+                  "a window alone gives the rate alone (%g)", *nn_test__alone_rate());
+    NN_TEST_CHECK(nn__team_pick(now + 6.5 * NN__PROBE) == 1 && nn__probing, "the team is tried");
+    nn_test__team_note_work(2.0 * 0.6 * w, w, 2, 1.5 * 2e6, now + 6.5 * NN__PROBE);
+    NN_TEST_CHECK(nn__solo == 0 && nn__probe_wait == 0.0 && !nn__probing,
+                  "a try that lost share but ran 1.5x the rate alone keeps the team");
+    nn_test__team_note_work(2.0 * 0.6 * w, w, 2, 1.5 * 2e6, now + 6.6 * NN__PROBE);
+    nn_test__team_note_work(2.0 * 0.6 * w, w, 2, 1.5 * 2e6, now + 6.7 * NN__PROBE);
+    NN_TEST_CHECK(nn__solo == 0 && nn__eff_strikes == 0, "and so do its next windows");
+    nn_test__team_note_work(2.0 * 0.9 * w, w, 2, 0.8 * 2e6, now + 6.75 * NN__PROBE);
+    NN_TEST_CHECK(nn__solo == 0 && nn__eff_strikes == 1,
+                  "a window slower than alone, with a share of 0.9, is a lost window");
+    nn_test__team_note_work(2.0 * w, w, 2, 0.8 * 2e6, now + 6.76 * NN__PROBE);
+    NN_TEST_CHECK(nn__eff_strikes == 0, "but not with the whole share (the products' mix)");
+    nn_test__team_note_work(2.0 * 0.6 * 0.5 * w, 0.5 * w, 2, 0.5 * 1.5 * 2e6, now + 6.8 * NN__PROBE);
+    nn__team_note(2.0 * 0.6 * 0.5 * w, 0.5 * w, 2, now + 6.8 * NN__PROBE);
+    NN_TEST_CHECK(nn__eff_strikes == 1, "a product of unknown work in the window: the share decides");
+    nn_test__team_note_work(2.0 * 0.6 * w, w, 2, 1.05 * 2e6, now + 6.9 * NN__PROBE);
+    NN_TEST_CHECK(nn__solo == 1, "a team not NN__TEAM_GAIN times faster than alone goes alone");
+    nn__solo = 0;
+    nn__eff_strikes = 0;
+    nn_test__team_note_work(2.0 * 0.6 * w, w, 2, 1.5 * 2e6, now + 6.9 * NN__PROBE + nn_test__alone_ttl);
+    nn_test__team_note_work(2.0 * 0.6 * w, w, 2, 1.5 * 2e6, now + 6.9 * NN__PROBE + nn_test__alone_ttl);
+    NN_TEST_CHECK(nn__solo == 1, "a rate alone older than nn_test__alone_ttl is no bar: the share decides");
+    nn__probe_at = nn__probe_wait = 0.0;
+    *nn_test__alone_rate() = 0.0;
     nn__solo = 1;
     NN_TEST_CHECK(nn_set_adaptive_threads(0) == 1 && nn__solo == 0 && nn__run(2) == 2 &&
                       nn__team_pick(now) == 1,
