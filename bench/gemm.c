@@ -1,7 +1,10 @@
 #define _DEFAULT_SOURCE /* usleep */
 /* nn_sgemm beside OpenBLAS cblas_sgemm in the same run: GFLOP/s (median of
    alternating repetitions), the ratio nn/OpenBLAS and percent of peak, at 1
-   and 2 threads.  Build and run (let OpenBLAS pick its best kernel):
+   and 2 threads.  The peak is measured at start-up by a timed loop of
+   independent FMA chains (AVX-512, else AVX2+FMA, else plain C) at 1 thread
+   and at each team size used, so it reflects this machine's clock and load
+   today.  Build and run (let OpenBLAS pick its best kernel):
      gcc -O3 -march=native -fopenmp -I. bench/gemm.c -o gemm_bench -lopenblas -lm
      env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./gemm_bench [reps] [filter]
    filter: only rows whose label contains it ("" for all); threads: a list
@@ -13,12 +16,127 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
 
 /* OpenBLAS extensions (declared in its cblas.h; repeated for other headers). */
 void openblas_set_num_threads(int num_threads);
 char *openblas_get_corename(void);
 
-#define PEAK_PER_CORE 235.0 /* GFLOP/s: the stated single-core peak */
+/* ---- peak FMA throughput, measured ----
+   fma_chains runs CHAINS independent multiply-add chains for iters steps
+   (enough chains to cover the FMA latency on every port) and returns their
+   sum, which the caller stores, so the loop cannot be elided; the seed comes
+   from the caller at run time, so it cannot be folded either. */
+#if defined(__AVX512F__)
+#define PEAK_ISA "AVX-512 _mm512_fmadd_ps"
+#define CHAINS 12
+#define LANES 16
+static float fma_chains(long iters, float seed) {
+    __m512 a[CHAINS], s;
+    const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(seed * 1e-3f);
+    float out[16], sum = 0.0f;
+    long it;
+    int i;
+    for (i = 0; i < CHAINS; i++) a[i] = _mm512_set1_ps(seed + (float)i);
+    for (it = 0; it < iters; it++)
+        for (i = 0; i < CHAINS; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    s = a[0];
+    for (i = 1; i < CHAINS; i++) s = _mm512_add_ps(s, a[i]);
+    /* a store, not _mm512_reduce_add_ps: g++ 12 warns inside that one */
+    _mm512_storeu_ps(out, s);
+    for (i = 0; i < 16; i++) sum += out[i];
+    return sum;
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+#define PEAK_ISA "AVX2 _mm256_fmadd_ps"
+#define CHAINS 12
+#define LANES 8
+static float fma_chains(long iters, float seed) {
+    __m256 a[CHAINS], s;
+    const __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(seed * 1e-3f);
+    float out[8], sum = 0.0f;
+    long it;
+    int i;
+    for (i = 0; i < CHAINS; i++) a[i] = _mm256_set1_ps(seed + (float)i);
+    for (it = 0; it < iters; it++)
+        for (i = 0; i < CHAINS; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+    s = a[0];
+    for (i = 1; i < CHAINS; i++) s = _mm256_add_ps(s, a[i]);
+    _mm256_storeu_ps(out, s);
+    for (i = 0; i < 8; i++) sum += out[i];
+    return sum;
+}
+#else
+#define PEAK_ISA "plain C (as the compiler vectorizes it)"
+#define CHAINS 16
+#define LANES 8
+static float fma_chains(long iters, float seed) {
+    float a[CHAINS * LANES], b = 0.999f, c = seed * 1e-3f, sum = 0.0f;
+    long it;
+    int i;
+    for (i = 0; i < CHAINS * LANES; i++) a[i] = seed + (float)i;
+    for (it = 0; it < iters; it++)
+        for (i = 0; i < CHAINS * LANES; i++) a[i] = a[i] * b + c;
+    for (i = 0; i < CHAINS * LANES; i++) sum += a[i];
+    return sum;
+}
+#endif
+#define FLOPS_PER_ITER (2.0 * CHAINS * LANES)
+
+static volatile float peak_sink;
+static volatile float peak_seed = 1.0f;
+
+/* Seconds for nt threads to run iters steps each (the team's wall time). */
+static double fma_seconds(int nt, long iters) {
+    float seed = peak_seed, sum = 0.0f;
+    double t0 = nn_time(), t;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) reduction(+ : sum)
+    sum += fma_chains(iters, seed + (float)omp_get_thread_num());
+#else
+    (void)nt;
+    sum = fma_chains(iters, seed);
+#endif
+    t = nn_time() - t0;
+    peak_sink = sum;
+    return t;
+}
+
+/* Steps per thread for about 20 ms at the 1-thread rate.  (Calibrating a
+   team instead would let one scheduling delay of the second thread, common
+   on a loaded machine, shrink every later run to a few microseconds of work
+   behind milliseconds of delay.) */
+static long peak_iters(void) {
+    long iters = 20000;
+    double t;
+    int pass;
+    for (pass = 0; pass < 2; pass++) {
+        t = fma_seconds(1, iters);
+        iters = (long)(iters * 0.02 / (t > 1e-6 ? t : 1e-6));
+        if (iters < 1000) iters = 1000;
+    }
+    return iters;
+}
+
+/* GFLOP/s of nt threads together: the best of 5 runs of iters steps each. */
+static double measure_peak(int nt, long iters) {
+    double best = 0.0;
+    int r;
+    fma_seconds(nt, 1000); /* start the team's threads */
+    for (r = 0; r < 5; r++) {
+        double g = nt * (double)iters * FLOPS_PER_ITER / fma_seconds(nt, iters) * 1e-9;
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+/* peak[nt]: measured GFLOP/s of nt threads (0 when not measured). */
+static double peak[10];
 
 typedef struct shape {
     const char *label;
@@ -99,8 +217,40 @@ int main(int argc, char **argv) {
     if (reps > 64) reps = 64;
     printf("OpenBLAS core: %s   OPENBLAS_CORETYPE=%s\n", openblas_get_corename(),
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)");
-    printf("median (and best) of %d alternating repetitions; peak %.0f GFLOP/s per core\n\n", reps,
-           PEAK_PER_CORE);
+    /* The peak at 1 thread, at the whole OpenMP team and at each thread
+       count asked for; a count that cannot be measured (no OpenMP) falls
+       back to that many times the 1-thread peak. */
+    {
+        int team = 1, k;
+        long iters;
+#ifdef _OPENMP
+        team = omp_get_max_threads();
+        if (team > 9) team = 9;
+#endif
+        /* OpenBLAS's worker threads start at load time and spin (yielding)
+           for up to ~2^28 cycles before they sleep; measured meanwhile, the
+           peak of two threads can come out at half.  Wait them out. */
+        usleep(200000);
+        iters = peak_iters();
+        peak[1] = measure_peak(1, iters);
+        printf("measured FMA peak (%s, %d chains, best of 5): 1 thread %.1f GFLOP/s", PEAK_ISA,
+               CHAINS, peak[1]);
+        for (k = 2; k <= 9; k++) {
+            int want = k == team || strchr(tlist, '0' + k) != NULL;
+            if (!want) continue;
+#ifdef _OPENMP
+            peak[k] = measure_peak(k, iters);
+            printf(", %d threads %.1f GFLOP/s%s", k, peak[k], k == team ? " (team)" : "");
+#else
+            peak[k] = k * peak[1];
+            printf(", %d threads %.1f GFLOP/s (%d x 1 thread, no OpenMP)", k, peak[k], k);
+#endif
+        }
+        printf("\n");
+        usleep(20000); /* let the team's workers go to sleep */
+    }
+    printf("median (and best) of %d alternating repetitions; %%pk: of the measured peak at the "
+           "row's thread count\n\n", reps);
     printf("%-20s %3s %9s %9s %6s %6s %6s | %8s %8s %6s\n", "shape", "thr", "nn GF/s",
            "blas GF/s", "ratio", "nn %pk", "bl %pk", "nn best", "bl best", "ratio");
     for (ti = 0; tlist[ti] >= '1' && tlist[ti] <= '9'; ti++) {
@@ -144,8 +294,8 @@ int main(int argc, char **argv) {
             bn = flops / tn[0] * 1e-9;
             bb = flops / tb[0] * 1e-9;
             printf("%-20s %3d %9.1f %9.1f %6.2f %5.0f%% %5.0f%% | %8.1f %8.1f %6.2f\n", s->label,
-                   nt, gn, gb, gn / gb, 100.0 * gn / (PEAK_PER_CORE * nt),
-                   100.0 * gb / (PEAK_PER_CORE * nt), bn, bb, bn / bb);
+                   nt, gn, gb, gn / gb, 100.0 * gn / peak[nt],
+                   100.0 * gb / peak[nt], bn, bb, bn / bb);
             fflush(stdout);
             free(o.A);
             free(o.B);

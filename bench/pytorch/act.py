@@ -11,6 +11,7 @@ a float: x read and y written, x and g read and dx written).  The table
 shows medians over rounds: nn.h's f+b against the copy (target <= 1.2), and
 PyTorch's f+b beside nn.h's (ratio > 1: nn.h is faster).
 """
+import threads  # noqa: F401  (first, before torch: caps OpenBLAS's threads)
 import statistics
 import time
 

@@ -13,6 +13,7 @@ gradients.  Each round measures PyTorch (median of --reps) and then runs the
 nn.h binary; the table shows medians over rounds and PyTorch time / nn.h
 time (> 1: nn.h is faster).  Without --nn only PyTorch's figures print.
 """
+import threads  # noqa: F401  (first, before torch: caps OpenBLAS's threads)
 import math
 
 import torch

@@ -9,6 +9,7 @@ the nn.h binary (same threads and reps); the table shows the medians over
 rounds and the ratio PyTorch time / nn.h time (> 1: nn.h is faster).
 Without --nn only the PyTorch figures are printed, in the C program's format.
 """
+import threads  # noqa: F401  (first, before torch: caps OpenBLAS's threads)
 import torch
 import torch.nn.functional as F
 

@@ -12,6 +12,7 @@ per-image microseconds, best of --passes passes over 2,000 test images
 times PyTorch in this process, then runs the nn.h binary; the table shows
 the best over rounds of each side and torch / nn.h (> 1: nn.h is faster).
 """
+import threads  # first, before torch: caps OpenBLAS's threads
 import argparse
 import gzip
 import os
@@ -105,10 +106,10 @@ def torch_qdynamic(x, passes):
     return {("mlp", b): t for b, t in res.items()}
 
 
-def nn_round(binary, threads, passes, which):
-    env = dict(os.environ)
+def nn_round(binary, nthreads, passes, which):
+    env = threads.child_env()
     env.pop("OMP_WAIT_POLICY", None)
-    out = subprocess.run([binary, str(threads), str(passes), which], capture_output=True,
+    out = subprocess.run([binary, str(nthreads), str(passes), which], capture_output=True,
                          text=True, env=env, check=True).stdout
     res, data = {}, "?"
     for line in out.splitlines():
@@ -129,6 +130,7 @@ def main():
     ap.add_argument("--nn", help="path of the built bench/infer.c binary")
     ap.add_argument("--data", default=os.environ.get("NN_DATA", "/usr/share/datasets/fashion-mnist"))
     a = ap.parse_args()
+    threads.check(a.threads)
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     x = load_test(a.data)

@@ -6,6 +6,7 @@ alternating rounds with their table of medians and ratios.
 A C benchmark is called as `binary threads reps [label substring]` and
 prints one line per case: `label value...` (milliseconds).
 """
+import threads  # first, before torch: caps OpenBLAS's threads
 import argparse
 import os
 import statistics
@@ -21,15 +22,15 @@ def nn_env(passive=False):
     default, each side at its best, unless passive is asked: on a machine
     other processes load, spinning team threads lose whole time slices at
     every region's end, and passive waiting is then the fair comparison."""
-    env = dict(os.environ)
+    env = threads.child_env()
     if not passive:
         env.pop("OMP_WAIT_POLICY", None)
     return env
 
 
-def nn_run(binary, threads, reps, only="", passive=False):
+def nn_run(binary, nthreads, reps, only="", passive=False):
     """Runs the nn.h binary once; returns {label: (float, ...)} of its lines."""
-    args = [binary, str(threads), str(reps)] + ([only] if only else [])
+    args = [binary, str(nthreads), str(reps)] + ([only] if only else [])
     out = subprocess.run(args, capture_output=True, text=True, env=nn_env(passive), check=True).stdout
     res = {}
     for line in out.splitlines():
@@ -73,6 +74,7 @@ def parse_args(binary_doc, reps, rounds):
     ap.add_argument("--nn", help="path of the built %s binary" % binary_doc)
     ap.add_argument("--nn-passive", action="store_true", help="run nn.h with OMP_WAIT_POLICY=passive too")
     a = ap.parse_args()
+    threads.check(a.threads)
     torch.set_num_threads(a.threads)
     return a
 

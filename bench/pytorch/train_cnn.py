@@ -14,6 +14,7 @@ Without --nn only PyTorch runs (--epochs epochs).  First, --warmup epochs
 (default 1) train a model of their own in PyTorch, not counted: the first
 epoch of the process ran up to 4x slower than the next.
 """
+import threads  # first, before torch: caps OpenBLAS's threads
 import argparse
 import gzip
 import os
@@ -26,7 +27,7 @@ def nn_env():
     """nn.h's environment: OMP_WAIT_POLICY=passive is PyTorch's setting (its
     spinning threads otherwise fight OpenBLAS's); nn.h runs with libgomp's
     default, each side at its best."""
-    env = dict(os.environ)
+    env = threads.child_env()
     env.pop("OMP_WAIT_POLICY", None)
     return env
 import time
@@ -87,6 +88,7 @@ def main():
     ap.add_argument("--nn", help="path of the built bench/train_cnn.c binary")
     ap.add_argument("--data", default=os.environ.get("NN_DATA", "/usr/share/datasets/fashion-mnist"))
     a = ap.parse_args()
+    threads.check(a.threads)
     torch.set_num_threads(a.threads)
     xtr, ytr = load(a.data, "train")
     xte, yte = load(a.data, "t10k")

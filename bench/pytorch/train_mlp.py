@@ -3,7 +3,10 @@ batch 128, SGD lr 0.05 momentum 0.9, the dataset kept as uint8 and converted per
 batch. Prints the median epoch time and the peak RSS.
 Usage: python3 train_mlp.py [threads] [epochs]
 Run it at its best: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=passive"""
-import gzip, os, resource, struct, sys, time
+import sys
+import threads  # before torch: caps OpenBLAS's threads (the count is positional here)
+threads.cap(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+import gzip, os, resource, struct, time
 import numpy as np
 import torch
 
