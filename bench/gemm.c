@@ -32,43 +32,40 @@ char *openblas_get_corename(void);
    (enough chains to cover the FMA latency on every port) and returns their
    sum, which the caller stores, so the loop cannot be elided; the seed comes
    from the caller at run time, so it cannot be folded either. */
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+/* one body for both vector widths */
 #if defined(__AVX512F__)
 #define PEAK_ISA "AVX-512 _mm512_fmadd_ps"
-#define CHAINS 12
 #define LANES 16
-static float fma_chains(long iters, float seed) {
-    __m512 a[CHAINS], s;
-    const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(seed * 1e-3f);
-    float out[16], sum = 0.0f;
-    long it;
-    int i;
-    for (i = 0; i < CHAINS; i++) a[i] = _mm512_set1_ps(seed + (float)i);
-    for (it = 0; it < iters; it++)
-        for (i = 0; i < CHAINS; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
-    s = a[0];
-    for (i = 1; i < CHAINS; i++) s = _mm512_add_ps(s, a[i]);
-    /* a store, not _mm512_reduce_add_ps: g++ 12 warns inside that one */
-    _mm512_storeu_ps(out, s);
-    for (i = 0; i < 16; i++) sum += out[i];
-    return sum;
-}
-#elif defined(__AVX2__) && defined(__FMA__)
+#define VEC __m512
+#define VSET1 _mm512_set1_ps
+#define VFMA _mm512_fmadd_ps
+#define VADD _mm512_add_ps
+#define VSTORE _mm512_storeu_ps
+#else
 #define PEAK_ISA "AVX2 _mm256_fmadd_ps"
-#define CHAINS 12
 #define LANES 8
+#define VEC __m256
+#define VSET1 _mm256_set1_ps
+#define VFMA _mm256_fmadd_ps
+#define VADD _mm256_add_ps
+#define VSTORE _mm256_storeu_ps
+#endif
+#define CHAINS 12
 static float fma_chains(long iters, float seed) {
-    __m256 a[CHAINS], s;
-    const __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(seed * 1e-3f);
-    float out[8], sum = 0.0f;
+    VEC a[CHAINS], s;
+    const VEC b = VSET1(0.999f), c = VSET1(seed * 1e-3f);
+    float out[LANES], sum = 0.0f;
     long it;
     int i;
-    for (i = 0; i < CHAINS; i++) a[i] = _mm256_set1_ps(seed + (float)i);
+    for (i = 0; i < CHAINS; i++) a[i] = VSET1(seed + (float)i);
     for (it = 0; it < iters; it++)
-        for (i = 0; i < CHAINS; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+        for (i = 0; i < CHAINS; i++) a[i] = VFMA(a[i], b, c);
     s = a[0];
-    for (i = 1; i < CHAINS; i++) s = _mm256_add_ps(s, a[i]);
-    _mm256_storeu_ps(out, s);
-    for (i = 0; i < 8; i++) sum += out[i];
+    for (i = 1; i < CHAINS; i++) s = VADD(s, a[i]);
+    /* a store, not _mm512_reduce_add_ps: g++ 12 warns inside that one */
+    VSTORE(out, s);
+    for (i = 0; i < LANES; i++) sum += out[i];
     return sum;
 }
 #else
