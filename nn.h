@@ -3481,9 +3481,10 @@ static int nn__team(int big) {
    running alone: a team whose window did at least NN__TEAM_GAIN times the
    work per second that the same calling thread's products did alone (in
    its last stint alone, at most NN__ALONE_TTL seconds ago) keeps its
-   cores, and one that did less than alone, with any share lost, does not.  On a virtual machine whose host takes slices from both vCPUs
-   (steal time) every team loses share, yet 2 threads still ran the MLP
-   about 1.5x faster than 1. */
+   cores, and one that did less than alone, with any share lost, does not.
+   On a virtual machine whose host takes slices from both vCPUs (steal
+   time) every team loses share, yet 2 threads still ran the MLP about
+   1.5x faster than 1. */
 #ifndef NN__TEAM_GAIN
 #define NN__TEAM_GAIN 1.1
 #endif
@@ -3543,6 +3544,11 @@ static int nn__team_pick(double now) {
     return 1;
 }
 
+/* Whether the rate alone is a bar at time now (measured, and recent). */
+static int nn__alone_fresh(double now) {
+    return nn__alone_rate > 0.0 && now - nn__alone_at < NN__ALONE_TTL;
+}
+
 /* Record a team product of wall seconds with nt threads and work
    multiply-adds (0: unknown), during which the process used cpu seconds
    (cpu < 0: not measured); at the end of a window, decide. */
@@ -3569,7 +3575,7 @@ static void nn__team_note(double cpu, double wall, int nt, double work, double n
     if (nn__eff_wall < NN__EFF_WINDOW) return;
     contended = nn__eff_cpu < NN__EFF_MIN * nn__eff_span &&
                 nn__eff_span - nn__eff_cpu > NN__LOST_MIN * nn__eff_count;
-    if (!nn__eff_blind && nn__alone_rate > 0.0 && now - nn__alone_at < NN__ALONE_TTL) {
+    if (!nn__eff_blind && nn__alone_fresh(now)) {
         if (nn__eff_work >= NN__TEAM_GAIN * nn__alone_rate * nn__eff_wall)
             contended = 0; /* it lost share, but still beats running alone */
         else if (nn__eff_work < nn__alone_rate * nn__eff_wall && nn__eff_cpu < nn__eff_span)
@@ -3585,8 +3591,8 @@ static void nn__team_note(double cpu, double wall, int nt, double work, double n
     if (contended) {
         nn__probe_wait = nn__probing && nn__probe_wait > 0.0 ? NN__MIN(2.0 * nn__probe_wait, NN__PROBE_MAX)
                                                                : NN__PROBE;
-        nn__probe_at = now + (nn__probing || (nn__alone_rate > 0.0 && now - nn__alone_at < NN__ALONE_TTL)
-                                  ? nn__probe_wait : NN__MIN(nn__probe_wait, NN__ALONE_TRY));
+        nn__probe_at = now + (nn__probing || nn__alone_fresh(now) ? nn__probe_wait
+                                                                 : NN__MIN(nn__probe_wait, NN__ALONE_TRY));
         nn__solo = 1;
         nn__alone_work = nn__alone_wall = 0.0; /* a new stint alone: a fresh rate */
     } else {
@@ -3704,7 +3710,10 @@ static void nn__meter_out(nn__meter *m, double c0) {
 
 static void nn__team_end(int run, nn__meter *m) {
 #ifdef NN__OMP_ON
-    if (run == 1 && m->nt > 1) nn__alone_note(m->work, omp_get_wtime() - m->t0, omp_get_wtime());
+    if (run == 1 && m->nt > 1) {
+        double t1 = omp_get_wtime();
+        nn__alone_note(m->work, t1 - m->t0, t1);
+    }
     if (run > 1) {
         double t1 = omp_get_wtime();
 #ifdef NN__THREAD_CLOCK
