@@ -766,9 +766,10 @@ struct nn_module {
     unsigned long version;       /* bumped by every add to this module */
     unsigned long all_sig, allbuf_sig;  /* tree signature of the caches, 0: none */
     int saved_training;          /* nn__train_save / nn__train_restore */
-    /* Evaluation fusion (nn_sequential with gradients off): run this module
-       together with the ones after it (next[0..nnext)), putting the output
-       in *y; returns how many of them it took (0: run it alone).  NULL: none. */
+    /* Fusion (nn_sequential): run this module together with the ones after
+       it (next[0..nnext)), putting the output in *y; returns how many of
+       them it took (0: run it alone).  It checks whether gradients are on.
+       NULL: none. */
     int (*fuse)(nn_module *self, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y);
     /* A per-channel y = x scale[c] + shift[c] the module computes in
        evaluation mode (batch norm), for folding into a convolution before it:
@@ -6474,7 +6475,9 @@ static void nn__pad_plane(const float *src, int h, int w, int top, int left, flo
     BLOCK(NN__REP4)
 #endif
 
-#define NN__CB_DECL(i) nn__v c##i##a = nn__vset1(0.0f), c##i##b = nn__vset1(0.0f)
+#define NN__CB_DECL(i)                                                         \
+    nn__v c##i##a = load ? nn__vload(t + i * NN__CB_NR) : nn__vset1(0.0f),     \
+          c##i##b = load ? nn__vload(t + i * NN__CB_NR + NN__VL) : nn__vset1(0.0f)
 #define NN__CB_FMA(i)                           \
     av = nn__vset1(xk[i]);                      \
     c##i##a = nn__vfma(av, b0, c##i##a);        \
@@ -6494,10 +6497,10 @@ static void nn__pad_plane(const float *src, int h, int w, int top, int left, flo
         ROWS(NN__CB_PUT);                                                    \
     }
 
-/* t[i][j] = sum_k x[koff[k] + i] wp[k][j] for the rows i of the register
-   block that holds mr (NN__CB_BY_ROWS), j < NN__CB_NR. */
+/* t[i][j] (+= with load) = sum_k x[koff[k] + i] wp[k][j] for the rows i of
+   the register block that holds mr (NN__CB_BY_ROWS), j < NN__CB_NR. */
 static NN__GEMM_NOINLINE void nn__conv_bcast_tile(int K, const float *x, const int *koff,
-                                                  const float *wp, float *t, int mr) {
+                                                  const float *wp, float *t, int mr, int load) {
     int k;
     NN__CB_BY_ROWS(NN__CB_BLOCK);
 }
@@ -6534,9 +6537,15 @@ static size_t nn__conv_bcast_wsize(const nn__convg *q) {
     size_t Fg = (size_t)(q->F / q->G), CgK = (size_t)(q->C / q->G * q->KH * q->KW);
     return (size_t)q->G * ((Fg + NN__CB_NR - 1) / NN__CB_NR) * CgK * NN__CB_NR;
 }
+/* Tiles in an output row (nn__conv_bcast_next). */
+static int nn__conv_bcast_tiles(const nn__convg *q) {
+    int ow, n = 0;
+    for (ow = 0; ow < q->OW; ow += nn__conv_bcast_next(q->OW - ow)) n++;
+    return n;
+}
 static size_t nn__conv_bcast_size(const nn__convg *q, int nt) {
     return nn__conv_bcast_per(q) * (size_t)nt + nn__conv_bcast_wsize(q) +
-           (size_t)(q->C / q->G * q->KH * q->KW);
+           (size_t)(q->C / q->G * q->KH * q->KW) + (size_t)nn__conv_bcast_tiles(q) * (2 * (size_t)q->KW + 1);
 }
 
 /* The kernel rows [*kh0, *kh0 + *khn) whose taps meet the image (not the
@@ -6549,14 +6558,51 @@ static void nn__conv_bcast_rows(const nn__convg *q, int oh, int *kh0, int *khn) 
     *khn = hi - lo;
 }
 
+/* The rows [*s, *s + *B) of the tile [ow, ow + mr) that tap column kw
+   needs: a register block over the outputs whose tap falls in the image,
+   not in the left or right padding, kept inside the tile's own block (so it
+   reads no further than the whole tile does; the rows it takes beyond the
+   window read padding zeros).  *B = 0 when the tap meets only padding. */
+static void nn__conv_bcast_span(const nn__convg *q, int ow, int mr, int kw, int *s, int *B) {
+    int lo = NN__MAX(ow, q->PW - kw * q->DW), hi = NN__MIN(ow + mr, q->PW + q->W - kw * q->DW);
+    *s = ow;
+    *B = 0;
+    if (hi <= lo) return;
+    *B = NN__CB_BLOCKOF(hi - lo);
+    *s = NN__MIN(lo, ow + NN__CB_BLOCKOF(mr) - *B);
+}
+
+/* For each tile of an output row, 2 KW + 1 ints: the tap columns' starts
+   and blocks (nn__conv_bcast_span), then 1 when every span is the whole
+   tile (one call, no zeroing). */
+static void nn__conv_bcast_spans(const nn__convg *q, int *span) {
+    int ow, kw;
+    for (ow = 0; ow < q->OW; ow += nn__conv_bcast_next(q->OW - ow), span += 2 * q->KW + 1) {
+        int mr = nn__conv_bcast_next(q->OW - ow);
+        span[2 * q->KW] = 1;
+        for (kw = 0; kw < q->KW; kw++) {
+            nn__conv_bcast_span(q, ow, mr, kw, span + kw, span + q->KW + kw);
+            span[2 * q->KW] &= span[kw] == ow && span[q->KW + kw] == NN__CB_BLOCKOF(mr);
+        }
+    }
+}
+
 /* Products the direct engine computes for geometry q, per (channel, filter)
-   pair and sample: the skipped padding rows are not counted. */
+   pair and sample, on the positions of its tiles: the skipped padding rows
+   and tap columns are not counted. */
 static double nn__conv_bcast_work(const nn__convg *q) {
-    double work = 0.0;
-    int oh, kh0, khn;
+    double work = 0.0, row = 0.0;
+    int oh, ow, kw, s, B, kh0, khn;
+    for (ow = 0; ow < q->OW; ow += nn__conv_bcast_next(q->OW - ow)) {
+        int mr = nn__conv_bcast_next(q->OW - ow);
+        for (kw = 0; kw < q->KW; kw++) {
+            nn__conv_bcast_span(q, ow, mr, kw, &s, &B);
+            if (B) row += NN__MIN(s + B, ow + mr) - s;
+        }
+    }
     for (oh = 0; oh < q->OH; oh++) {
         nn__conv_bcast_rows(q, oh, &kh0, &khn);
-        work += (double)khn * q->KW * q->OW;
+        work += (double)khn * row;
     }
     return work;
 }
@@ -6571,8 +6617,8 @@ static void nn__conv_bcast_pack(const nn__convg *q, const float *w, int flip, fl
             float *d = wpack + ((size_t)g * npan + (size_t)(f / NN__CB_NR)) * CgK * NN__CB_NR;
             int nr = NN__MIN(NN__CB_NR, Fg - f), kh, c, kw, j;
             for (kh = 0; kh < q->KH; kh++)
-                for (c = 0; c < Cg; c++)
-                    for (kw = 0; kw < q->KW; kw++, d += NN__CB_NR) {
+                for (kw = 0; kw < q->KW; kw++)
+                    for (c = 0; c < Cg; c++, d += NN__CB_NR) {
                         int t = kh * q->KW + kw;
                         for (j = 0; j < nr; j++)
                             d[j] = flip ? w[(((size_t)g * Cg + (size_t)c) * Fg + (size_t)(f + j)) * KK +
@@ -6600,7 +6646,7 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
     int npan = (Fg + NN__CB_NR - 1) / NN__CB_NR, Hp = q->H + 2 * q->PH, Wp = q->W + 2 * q->PW;
     /* Without padding, and with rows whose tiles are whole register blocks
        (so no tile reads past its row), the image is read in place. */
-    int k, last = q->OW, inplace;
+    int k, last = q->OW, inplace, *span;
     while (last > nn__conv_bcast_next(last)) last -= nn__conv_bcast_next(last); /* the row's last tile */
     inplace = q->PH == 0 && q->PW == 0 && NN__CB_BLOCKOF(last) == last;
     size_t plane = (size_t)Hp * (size_t)Wp, per = nn__conv_bcast_per(q), P, HW;
@@ -6609,12 +6655,16 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
     int *koff = (int *)(wbuf + nn__conv_bcast_wsize(q));
     P = (size_t)q->OH * (size_t)q->OW;
     HW = (size_t)q->H * (size_t)q->W;
-    /* k runs (kh, c, kw), so the taps of one kernel row are a contiguous
-       range of k: rows of the output whose window hangs over the top or
-       bottom padding skip those taps instead of multiplying zeros */
+    /* k runs (kh, kw, c), so the taps of one kernel row, and of one tap in
+       it, are contiguous ranges of k: rows of the output whose window hangs
+       over the top or bottom padding skip those taps, and the outputs whose
+       tap falls left or right of the image skip it (nn__conv_bcast_span),
+       instead of multiplying zeros */
     for (k = 0; k < CgK; k++)
-        koff[k] = (int)((size_t)(k / q->KW % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
-                        (size_t)(k % q->KW * q->DW));
+        koff[k] = (int)((size_t)(k % Cg) * plane + (size_t)(k / (Cg * q->KW) * q->DH) * (size_t)Wp +
+                        (size_t)(k / Cg % q->KW * q->DW));
+    span = koff + CgK;
+    nn__conv_bcast_spans(q, span);
     if (!wpre) nn__conv_bcast_pack(q, w, flip, wbuf);
     NN__OMP(parallel num_threads(nn__run(nt)) if(nt > 1))
     {
@@ -6636,20 +6686,32 @@ static void nn__conv_bcast(const nn__convg *q, const float *img, const float *w,
             }
             for (gi = 0; gi < q->G; gi++) {
                 for (oh = 0; oh < q->OH; oh++) {
-                    int k0, kn;
+                    int k0, kn, ti = 0;
                     nn__conv_bcast_rows(q, oh, &k0, &kn);
                     k0 *= Cg * q->KW;
                     kn *= Cg * q->KW;
                     for (ow = 0; ow < q->OW; ow += nn__conv_bcast_next(q->OW - ow)) {
-                        int mr = nn__conv_bcast_next(q->OW - ow);
+                        int mr = nn__conv_bcast_next(q->OW - ow), a, e;
                         const float *x = xs + (size_t)gi * Cg * plane + (size_t)oh * q->SH * Wp + ow;
+                        const int *ss = span + (size_t)ti++ * (2 * (size_t)q->KW + 1), *bb = ss + q->KW;
+                        int whole = bb[q->KW];
                         for (pn = 0; pn < npan; pn++) {
                             int f0 = gi * Fg + pn * NN__CB_NR, nr = NN__MIN(NN__CB_NR, Fg - pn * NN__CB_NR);
                             float *y = out + ((size_t)n * q->F + (size_t)f0) * P + (size_t)oh * q->OW + ow;
-                            nn__conv_bcast_tile(kn, x, koff + k0,
-                                                wpack + (((size_t)gi * npan + (size_t)pn) * CgK + (size_t)k0) *
-                                                            NN__CB_NR,
-                                                t, mr);
+                            const float *wpn = wpack + ((size_t)gi * npan + (size_t)pn) * CgK * NN__CB_NR;
+                            if (whole) nn__conv_bcast_tile(kn, x, koff + k0, wpn + (size_t)k0 * NN__CB_NR, t, mr, 0);
+                            else {
+                                memset(t, 0, sizeof t);
+                                for (a = k0 / Cg; a < (k0 + kn) / Cg; a = e) {
+                                    int c0 = a % q->KW, o = ss[c0] - ow;
+                                    for (e = a + 1; e < (k0 + kn) / Cg && bb[e % q->KW] == bb[c0] &&
+                                                    ss[e % q->KW] == ss[c0]; e++) {}
+                                    if (bb[c0])
+                                        nn__conv_bcast_tile((e - a) * Cg, x + o, koff + (size_t)a * Cg,
+                                                            wpn + (size_t)a * Cg * NN__CB_NR, t + o * NN__CB_NR,
+                                                            bb[c0], 1);
+                                }
+                            }
                             /* transposed write: a tile row is one position's channels */
                             for (j = 0; j < nr; j++) {
                                 float *yj = y + (size_t)j * P, bj = bias ? bias[f0 + j] : 0.0f;
@@ -11539,10 +11601,11 @@ static nn_tensor *nn__seqmem_end(nn__seqmem *s, nn_tensor *x) {
 static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
     nn__seqmem s;
     int i;
-    /* With gradients off and no forward hook watching every module, a child
-       that can may run together with the ones after it (Linear->ReLU,
-       Conv2d->BatchNorm2d->ReLU): one write-back instead of a pass each. */
-    int fuse = x && x->graph && !x->graph->grad_enabled && !nn__fwd_hook;
+    /* With no forward hook watching every module, a child that can may run
+       together with the ones after it: one write-back instead of a pass
+       each (with gradients off Linear->ReLU, Conv2d->BatchNorm2d->ReLU; in
+       training too ReLU->MaxPool, which commute). */
+    int fuse = x && x->graph && !nn__fwd_hook;
     s.own = NULL;
     s.hole = -1;
     s.hg = NULL;
@@ -11692,7 +11755,8 @@ static int nn__linear_fuse(nn_module *m, nn_module *const *next, int nnext, nn_t
                            nn_tensor **y) {
     const nn__linear_state *st = (const nn__linear_state *)m->user;
     /* (a weight-norm wrapper replaced the forward and m->user: not fused) */
-    if (m->forward != nn__linear_forward || nnext < 1 || next[0]->forward != nn__relu_forward)
+    if (m->forward != nn__linear_forward || nnext < 1 || next[0]->forward != nn__relu_forward ||
+        x->graph->grad_enabled)
         return 0;
     *y = nn__linear_ep(x, st->weight, st->bias, 1, nn__linear_wpack(m, x));
     return 1;
@@ -11728,6 +11792,7 @@ NNDEF nn_module *nn_linear(int in_features, int out_features) { return nn__linea
 NNDEF nn_module *nn_linear_nobias(int in_features, int out_features) { return nn__linear_make(in_features, out_features, 0); }
 
 static nn_tensor *nn__relu_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_relu_op(x); }
+static int nn__relu_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y);
 static nn_tensor *nn__sigmoid_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_sigmoid_op(x); }
 static nn_tensor *nn__tanh_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_tanh_op(x); }
 static nn_tensor *nn__flatten_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_flatten_batch(x); }
@@ -11735,7 +11800,11 @@ static nn_tensor *nn__dropout_forward(nn_module *m, nn_tensor *x) {
     return nn_dropout_op(x, ((const nn__scalar_state *)m->user)->value, m->training);
 }
 
-NNDEF nn_module *nn_relu(void) { return nn_module_new("ReLU", nn__relu_forward); }
+NNDEF nn_module *nn_relu(void) {
+    nn_module *m = nn_module_new("ReLU", nn__relu_forward);
+    if (m) m->fuse = nn__relu_fuse; /* ReLU->MaxPool (>>layers.pool) */
+    return m;
+}
 NNDEF nn_module *nn_sigmoid(void) { return nn_module_new("Sigmoid", nn__sigmoid_forward); }
 NNDEF nn_module *nn_tanh(void) { return nn_module_new("Tanh", nn__tanh_forward); }
 NNDEF nn_module *nn_flatten(void) { return nn_module_new("Flatten", nn__flatten_forward); }
@@ -12230,7 +12299,8 @@ static int nn__conv_fuse(nn_module *m, nn_module *const *next, int nnext, nn_ten
     nn_tensor *w, *b;
     int used = 0, relu = 0;
     /* (a weight-norm wrapper replaced the forward and m->user: not fused) */
-    if (m->forward != nn__conv_forward || st->transposed || st->dims != 2) return 0;
+    if (m->forward != nn__conv_forward || st->transposed || st->dims != 2 || x->graph->grad_enabled)
+        return 0;
     c = nn__conv_cache_of(m, x);
     w = st->weight;
     b = st->bias;
@@ -12307,7 +12377,12 @@ static void nn__pool_backward(nn__node *n) {
             const float *d = dy + (size_t)pl * P;
             const int *a = arg + (size_t)pl * P;
             if (fresh) memset(g, 0, HW * sizeof(float));
-            for (i = 0; i < P; i++) g[a[i]] += d[i];
+            if (n->iarg[1]) { /* fused ReLU: no gradient where the output is 0 */
+                const float *y = n->out->data + (size_t)pl * P;
+                for (i = 0; i < P; i++) g[a[i]] += y[i] > 0.0f ? d[i] : 0.0f;
+            } else {
+                for (i = 0; i < P; i++) g[a[i]] += d[i];
+            }
         }
         return;
     }
@@ -12340,7 +12415,10 @@ static int nn__pool_check(const char *op, nn_pool_opts o) {
     return 1;
 }
 
-static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_pool_opts o) {
+/* Pooling of `kind`; relu (max pooling only): max(., 0) on the outputs, which
+   is the max pooling of relu(x) (the two commute), and its gradient. */
+static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_pool_opts o,
+                           int relu) {
     nn_tensor *out;
     nn__poolg q, *sq;
     nn_shape s;
@@ -12378,6 +12456,7 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
         if (kind == NN__POOL_MAX) arg = (int *)(sq + 1);
         out->node->saved = sq;
         out->node->iarg[0] = kind;
+        out->node->iarg[1] = relu;
     }
     if (kind == NN__POOL_MAX && q.KH == 2 && q.KW == 2 && q.SH == 2 && q.SW == 2 && q.PH == 0 &&
         q.PW == 0) {
@@ -12470,6 +12549,7 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
                     if (a) a[(size_t)oh * q.OW + ow] = (2 * oh + (bk >> 1)) * q.W + 2 * ow + (bk & 1);
                 }
             }
+            if (relu) nn__relu_inplace(y, PP); /* (the plane is in cache) */
         }
         return out;
     }
@@ -12506,14 +12586,15 @@ static nn_tensor *nn__pool(const char *op, int kind, int dims, nn_tensor *x, nn_
                 }
             }
         }
+        if (relu) nn__relu_inplace(y, PP);
     }
     return out;
 }
 
-NNDEF nn_tensor *nn_maxpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool2d_op", NN__POOL_MAX, 2, x, opts); }
-NNDEF nn_tensor *nn_avgpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool2d_op", NN__POOL_AVG, 2, x, opts); }
-NNDEF nn_tensor *nn_maxpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool1d_op", NN__POOL_MAX, 1, x, opts); }
-NNDEF nn_tensor *nn_avgpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool1d_op", NN__POOL_AVG, 1, x, opts); }
+NNDEF nn_tensor *nn_maxpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool2d_op", NN__POOL_MAX, 2, x, opts, 0); }
+NNDEF nn_tensor *nn_avgpool2d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool2d_op", NN__POOL_AVG, 2, x, opts, 0); }
+NNDEF nn_tensor *nn_maxpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_maxpool1d_op", NN__POOL_MAX, 1, x, opts, 0); }
+NNDEF nn_tensor *nn_avgpool1d_op(nn_tensor *x, nn_pool_opts opts) { return nn__pool("nn_avgpool1d_op", NN__POOL_AVG, 1, x, opts, 0); }
 
 static void nn__gap_backward(nn__node *n) {
     float *gx = nn__in_grad(n, 0);
@@ -12624,6 +12705,25 @@ static nn_tensor *nn__maxpool2d_forward(nn_module *m, nn_tensor *x) { return nn_
 static nn_tensor *nn__avgpool2d_forward(nn_module *m, nn_tensor *x) { return nn_avgpool2d_op(x, nn__pool_opts_of(m)); }
 static nn_tensor *nn__maxpool1d_forward(nn_module *m, nn_tensor *x) { return nn_maxpool1d_op(x, nn__pool_opts_of(m)); }
 static nn_tensor *nn__avgpool1d_forward(nn_module *m, nn_tensor *x) { return nn_avgpool1d_op(x, nn__pool_opts_of(m)); }
+
+/* ReLU->MaxPool as one max pooling with max(., 0) on its (smaller) output,
+   gradients on or off: the same values and gradients, without the pass over
+   the whole input and its gradient. */
+static int nn__relu_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y) {
+    int dims;
+    const char *outer = nn__fwd_type;
+    (void)m;
+    if (nnext < 1) return 0;
+    if (next[0]->forward == nn__maxpool2d_forward) dims = 2;
+    else if (next[0]->forward == nn__maxpool1d_forward) dims = 1;
+    else return 0;
+    if (x->ndim != dims + 2) return 0; /* (run alone: the pool reports it) */
+    nn__fwd_type = next[0]->type; /* a bad option is the pool's */
+    *y = nn__pool(dims == 2 ? "nn_maxpool2d_op" : "nn_maxpool1d_op", NN__POOL_MAX, dims, x,
+                  nn__pool_opts_of(next[0]), 1);
+    nn__fwd_type = outer;
+    return 1;
+}
 static nn_tensor *nn__gap_forward(nn_module *m, nn_tensor *x) { (void)m; return nn_global_avgpool_op(x); }
 static nn_tensor *nn__upsample_forward(nn_module *m, nn_tensor *x) {
     return nn_upsample_nearest2d_op(x, ((const nn__pool_state *)m->user)->scale);
@@ -15874,7 +15974,9 @@ static nn_tensor *nn__q_forward(nn_module *m, nn_tensor *x) { return nn__q_run(m
 /* Quantized layer -> ReLU with gradients off: the ReLU in the rescale. */
 static int nn__q_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y) {
     const nn__qstate *st = (const nn__qstate *)m->user;
-    if (st->mode != NN_QUANT_DYNAMIC || nnext < 1 || next[0]->forward != nn__relu_forward) return 0;
+    if (st->mode != NN_QUANT_DYNAMIC || nnext < 1 || next[0]->forward != nn__relu_forward ||
+        x->graph->grad_enabled)
+        return 0;
     *y = nn__q_run(m, x, 1);
     return 1;
 }

@@ -1,9 +1,10 @@
-/* Evaluation fusion in nn_sequential (gradients off): Linear->ReLU and
+/* Fusion in nn_sequential.  With gradients off: Linear->ReLU and
    Conv2d->ReLU with the ReLU in the product's write-back, Conv2d->BatchNorm2d
    (->ReLU) with the batch norm folded into cached weights, the direct
    engine's weights packed once; the caches see every parameter change; the
    product's epilogue (bias, ReLU) at every batch size against
-   nn_sgemm_ref.  (That a fused eval forward allocates nothing is in
+   nn_sgemm_ref.  In training too: ReLU->MaxPool as one pooling, bitwise the
+   modules one by one.  (That a fused eval forward allocates nothing is in
    tests/test_alloc.c, which has the allocator hooks.) */
 #ifndef NN_TEST_LINKED
 #define NN_IMPLEMENTATION
@@ -266,10 +267,89 @@ static void test_kernels(void) {
     nn_graph_free(g);
 }
 
+/* bitwise equal arrays of n floats */
+static int same_bits(const float *a, const float *b, size_t n) {
+    return a && b && memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+/* ReLU->MaxPool runs as one max pooling with the ReLU on its output, in
+   training with gradients on too (max and ReLU commute): the output, the
+   input gradient and the conv's parameter gradients bitwise those of the
+   modules run one by one, with all-negative windows (ties at zero), 2-D and
+   1-D, the 2x2 fast path and padded windows; without the conv, a NaN. */
+static void test_relu_pool_training(void) {
+    static const int cfg[][6] = {/* dims, kernel, stride, padding, width, conv */
+                                 {2, 2, 2, 0, 12, 1}, {2, 3, 2, 1, 11, 1}, {1, 2, 2, 0, 16, 1},
+                                 {1, 3, 1, 1, 9, 1},  {2, 2, 2, 0, 10, 0}, {2, 3, 3, 1, 9, 0}};
+    nn_graph *g = nn_graph_new();
+    int t;
+    for (t = 0; t < (int)(sizeof cfg / sizeof cfg[0]); t++) {
+        int dims = cfg[t][0], W = cfg[t][4], conv = cfg[t][5], pass, C = conv ? 4 : 3, ok = 1;
+        nn_pool_opts po;
+        nn_conv_opts co = conv_opts(3, 1);
+        nn_module *seq;
+        nn_tensor *x;
+        float *keep[2][4] = {{0}};
+        size_t n[4] = {0, 0, 0, 0};
+        memset(&po, 0, sizeof po);
+        po.kernel = cfg[t][1];
+        po.stride = cfg[t][2];
+        po.padding = cfg[t][3];
+        if (dims == 2)
+            seq = conv ? nn_sequential(nn_conv2d(3, C, co), nn_relu(), nn_maxpool2d(po), NULL)
+                       : nn_sequential(nn_relu(), nn_maxpool2d(po), NULL);
+        else
+            seq = nn_sequential(nn_conv1d(3, C, co), nn_relu(), nn_maxpool1d(po), NULL);
+        nn_graph_reset(g);
+        nn_seed(5 + (unsigned)t);
+        x = nn_requires_grad(input(g, dims == 2 ? NN_SHAPE(2, 3, W, W) : NN_SHAPE(2, 3, W)), 1);
+        if (!conv) x->data[7] = NAN; /* the maximum of one window */
+        for (pass = 0; pass < 2; pass++) {
+            nn_tensor *out, *par[2] = {NULL, NULL}, *r;
+            int k;
+            if (conv)
+                for (k = 0; k < 2; k++) {
+                    nn_tensor *pk = nn_param_get(seq, k ? "0.bias" : "0.weight");
+                    if (pk->grad) memset(pk->grad, 0, pk->numel * sizeof(float));
+                }
+            if (x->grad) memset(x->grad, 0, x->numel * sizeof(float));
+            out = pass ? unfused(seq, x) : nn_forward(seq, x);
+            if (!out) {
+                ok = 0;
+                break;
+            }
+            nn_seed(77); /* the same weights r in both passes */
+            r = nn_rand(g, nn_shape_of(out), -1.0f, 1.0f);
+            nn_backward(nn_sum(nn_mul(out, r)));
+            if (conv) par[0] = nn_param_get(seq, "0.weight"), par[1] = nn_param_get(seq, "0.bias");
+            n[0] = out->numel;
+            n[1] = x->numel;
+            n[2] = conv ? par[0]->numel : 0;
+            n[3] = conv ? par[1]->numel : 0;
+            for (k = 0; k < 4; k++) {
+                const float *src = k == 0 ? out->data : k == 1 ? x->grad : n[k] ? par[k - 2]->grad : NULL;
+                keep[pass][k] = (float *)malloc((n[k] ? n[k] : 1) * sizeof(float));
+                if (src && keep[pass][k]) memcpy(keep[pass][k], src, n[k] * sizeof(float));
+            }
+        }
+        NN_TEST_CHECK(ok && same_bits(keep[0][0], keep[1][0], n[0]),
+                      "ReLU->MaxPool%dd fused in training (case %d): the output bitwise", dims, t);
+        NN_TEST_CHECK(ok && same_bits(keep[0][1], keep[1][1], n[1]),
+                      "ReLU->MaxPool%dd fused in training (case %d): the input gradient bitwise", dims, t);
+        NN_TEST_CHECK(ok && same_bits(keep[0][2], keep[1][2], n[2]) && same_bits(keep[0][3], keep[1][3], n[3]),
+                      "ReLU->MaxPool%dd fused in training (case %d): the conv's gradients bitwise", dims, t);
+        for (pass = 0; pass < 2; pass++)
+            free(keep[pass][0]), free(keep[pass][1]), free(keep[pass][2]), free(keep[pass][3]);
+        nn_module_free(seq);
+    }
+    nn_graph_free(g);
+}
+
 int main(void) {
     nn_set_threads(1);
     test_pairs();
     test_invalidation();
     test_kernels();
+    test_relu_pool_training();
     return nn_test_summary("test_fuse");
 }
