@@ -12,6 +12,7 @@
 #include "nn.h"
 #include "harness.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The children of seq one by one (nn_forward on each: never fused). */
