@@ -11756,7 +11756,7 @@ static int nn__linear_fuse(nn_module *m, nn_module *const *next, int nnext, nn_t
     const nn__linear_state *st = (const nn__linear_state *)m->user;
     /* (a weight-norm wrapper replaced the forward and m->user: not fused) */
     if (m->forward != nn__linear_forward || nnext < 1 || next[0]->forward != nn__relu_forward ||
-        x->graph->grad_enabled)
+        !x->graph || x->graph->grad_enabled)
         return 0;
     *y = nn__linear_ep(x, st->weight, st->bias, 1, nn__linear_wpack(m, x));
     return 1;
@@ -12299,7 +12299,8 @@ static int nn__conv_fuse(nn_module *m, nn_module *const *next, int nnext, nn_ten
     nn_tensor *w, *b;
     int used = 0, relu = 0;
     /* (a weight-norm wrapper replaced the forward and m->user: not fused) */
-    if (m->forward != nn__conv_forward || st->transposed || st->dims != 2 || x->graph->grad_enabled)
+    if (m->forward != nn__conv_forward || st->transposed || st->dims != 2 || !x->graph ||
+        x->graph->grad_enabled)
         return 0;
     c = nn__conv_cache_of(m, x);
     w = st->weight;
@@ -12707,13 +12708,14 @@ static nn_tensor *nn__maxpool1d_forward(nn_module *m, nn_tensor *x) { return nn_
 static nn_tensor *nn__avgpool1d_forward(nn_module *m, nn_tensor *x) { return nn_avgpool1d_op(x, nn__pool_opts_of(m)); }
 
 /* ReLU->MaxPool as one max pooling with max(., 0) on its (smaller) output,
-   gradients on or off: the same values and gradients, without the pass over
+   gradients on or off: the same values and gradients (to round-off where
+   overlapping windows meet another consumer's gradient), without the pass over
    the whole input and its gradient. */
 static int nn__relu_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y) {
     int dims;
     const char *outer = nn__fwd_type;
-    (void)m;
-    if (nnext < 1) return 0;
+    /* (x: the tensor entering this child, which may be graph-less, a module's stored tensor) */
+    if (m->forward != nn__relu_forward || nnext < 1 || !x->graph) return 0;
     if (next[0]->forward == nn__maxpool2d_forward) dims = 2;
     else if (next[0]->forward == nn__maxpool1d_forward) dims = 1;
     else return 0;
@@ -15975,7 +15977,7 @@ static nn_tensor *nn__q_forward(nn_module *m, nn_tensor *x) { return nn__q_run(m
 static int nn__q_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y) {
     const nn__qstate *st = (const nn__qstate *)m->user;
     if (st->mode != NN_QUANT_DYNAMIC || nnext < 1 || next[0]->forward != nn__relu_forward ||
-        x->graph->grad_enabled)
+        !x->graph || x->graph->grad_enabled)
         return 0;
     *y = nn__q_run(m, x, 1);
     return 1;

@@ -346,8 +346,54 @@ static void test_relu_pool_training(void) {
     nn_graph_free(g);
 }
 
+/* A child that returns a stored (graph-less) tensor: the next child's
+   fusion sees that tensor, not the sequential's input, and must run it
+   unfused (it dereferenced the missing graph before). */
+static nn_tensor *stored_out;
+static nn_tensor *stored_forward(nn_module *m, nn_tensor *x) {
+    (void)m, (void)x;
+    return stored_out;
+}
+static void test_graphless_child(void) {
+    nn_graph *g = nn_graph_new();
+    nn_pool_opts po;
+    int grad;
+    memset(&po, 0, sizeof po);
+    po.kernel = po.stride = 2;
+    for (grad = 0; grad < 2; grad++) {
+        nn_module *lin = nn_sequential(nn_module_new("Stored", stored_forward), nn_linear(4, 3), nn_relu(), NULL);
+        nn_module *pool = nn_sequential(nn_module_new("Stored", stored_forward), nn_relu(),
+                                        nn_maxpool2d(po), NULL);
+        nn_tensor *x, *y, *ref;
+        nn_graph_reset(g);
+        nn_set_grad_enabled(g, grad);
+        nn_train_mode(lin, grad);
+        nn_train_mode(pool, grad);
+        x = input(g, NN_SHAPE(2, 4));
+        stored_out = nn_randn(NULL, NN_SHAPE(2, 4));
+        y = nn_forward(lin, x);
+        ref = nn_relu_op(nn_forward(lin->children[1], stored_out));
+        NN_TEST_CHECK(y && rel_diff(y, ref) == 0.0,
+                      "a graph-less tensor into Linear->ReLU (gradients %s): run unfused, the same values",
+                      grad ? "on" : "off");
+        nn_tensor_free(stored_out);
+        stored_out = nn_randn(NULL, NN_SHAPE(1, 2, 4, 4));
+        y = nn_forward(pool, x);
+        ref = nn_maxpool2d_op(nn_relu_op(stored_out), po);
+        NN_TEST_CHECK(y && rel_diff(y, ref) == 0.0,
+                      "a graph-less tensor into ReLU->MaxPool (gradients %s): the same values",
+                      grad ? "on" : "off");
+        nn_tensor_free(stored_out);
+        nn_module_free(lin);
+        nn_module_free(pool);
+    }
+    nn_set_grad_enabled(g, 1);
+    nn_graph_free(g);
+}
+
 int main(void) {
     nn_set_threads(1);
+    test_graphless_child();
     test_pairs();
     test_invalidation();
     test_kernels();
