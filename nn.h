@@ -6561,8 +6561,10 @@ static void nn__conv_bcast_rows(const nn__convg *q, int oh, int *kh0, int *khn) 
 /* The rows [*s, *s + *B) of the tile [ow, ow + mr) that tap column kw
    needs: a register block over the outputs whose tap falls in the image,
    not in the left or right padding, kept inside the tile's own block (so it
-   reads no further than the whole tile does; the rows it takes beyond the
-   window read padding zeros).  *B = 0 when the tap meets only padding. */
+   reads no further than the whole tile does: the rows it takes beyond the
+   window inside [ow, ow + mr) read padding zeros, and those at or past mr in
+   a row's last tile read what the whole tile would, never stored).  *B = 0
+   when the tap meets only padding. */
 static void nn__conv_bcast_span(const nn__convg *q, int ow, int mr, int kw, int *s, int *B) {
     int lo = NN__MAX(ow, q->PW - kw * q->DW), hi = NN__MIN(ow + mr, q->PW + q->W - kw * q->DW);
     *s = ow;
