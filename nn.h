@@ -9473,10 +9473,11 @@ NNDEF nn_tensor *nn_matmul(nn_tensor *a, nn_tensor *b) {
     return out;
 }
 
-static void nn__linear_backward(nn__node *n) {
+/* The linear op's backward for the output gradient g (out->grad, or that
+   masked by a fused ReLU). */
+static void nn__linear_backward_g(nn__node *n, const float *g) {
     nn_tensor *x = n->in[0], *w = n->in[1];
     float beta, bw, bb, *gx = nn__in_grad_w(n, 0, &beta), *gw, *gb;
-    const float *g = n->out->grad;
     int rows = n->iarg[0], in_f = w->shape[1], out_f = w->shape[0];
     /* gx first: a fresh gx (beta 0) is written whole before w or b, which
        could be the same tensor as x, add to it.  The first gradient of w and
@@ -9502,9 +9503,24 @@ static void nn__linear_backward(nn__node *n) {
         nn__add_colsum(g, rows, out_f, gb);
     }
 }
+static void nn__linear_backward(nn__node *n) { nn__linear_backward_g(n, n->out->grad); }
+
+/* Linear->ReLU as one node: the incoming gradient masked where y > 0 (y =
+   max(p, 0) is positive exactly where the product p is, so the mask is the
+   ReLU's own), then the linear's backward on it. */
+static void nn__linear_relu_backward(nn__node *n) {
+    float *g = (float *)nn__scratch(n->out, n->out->numel * sizeof(float));
+    if (!g) {
+        if (!nn__grad_oom) nn__grad_oom = n->out;
+        return;
+    }
+    nn__act_backward(NN__ACT_RELU, n->out->data, n->out->data, n->out->grad, g, n->out->numel,
+                     0.0f, 0.0f, 1);
+    nn__linear_backward_g(n, g);
+}
 
 /* nn_linear_op, and with relu y = max(x W^T + b, 0) in the product's
-   write-back (only with gradients off: the node would not know the ReLU).
+   write-back (with gradients on, one node whose backward masks by y > 0).
    wpack (or NULL): w packed by nn__gemm_wpack, used when no node is
    recorded (a module in evaluation mode keeps it). */
 static nn_tensor *nn__linear_ep(nn_tensor *x, nn_tensor *w, nn_tensor *b, int relu,
@@ -9525,7 +9541,8 @@ static nn_tensor *nn__linear_ep(nn_tensor *x, nn_tensor *w, nn_tensor *b, int re
     out_f = w->shape[0];
     s = nn_shape_of(x);
     s.d[s.ndim - 1] = out_f;
-    out = nn__op("nn_linear_op", in, b ? 3 : 2, s, nn__linear_backward);
+    out = nn__op("nn_linear_op", in, b ? 3 : 2, s,
+                 relu ? nn__linear_relu_backward : nn__linear_backward);
     if (!out) return NULL;
     rows = (int)(x->numel / (size_t)(in_f ? in_f : 1));
     if (out->node) out->node->iarg[0] = rows;
@@ -9539,8 +9556,7 @@ static nn_tensor *nn__linear_ep(nn_tensor *x, nn_tensor *w, nn_tensor *b, int re
                         b ? b->data : NULL, relu);
     else
         nn__sgemm_ep(0, 1, rows, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, 0.0f, out->data,
-                     out_f, b ? b->data : NULL, relu && !out->node);
-    if (relu && out->node) return nn_relu_op(out);
+                     out_f, b ? b->data : NULL, relu);
     return out;
 }
 
@@ -11605,8 +11621,8 @@ static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
     int i;
     /* With no forward hook watching every module, a child that can may run
        together with the ones after it: one write-back instead of a pass
-       each (with gradients off Linear->ReLU, Conv2d->BatchNorm2d->ReLU; in
-       training too ReLU->MaxPool, which commute). */
+       each (with gradients off Conv2d->BatchNorm2d->ReLU; in training too
+       Linear->ReLU and ReLU->MaxPool, which commute). */
     int fuse = x && x->graph && !nn__fwd_hook;
     s.own = NULL;
     s.hole = -1;
@@ -11752,13 +11768,13 @@ static nn_tensor *nn__linear_forward(nn_module *m, nn_tensor *x) {
 }
 
 static nn_tensor *nn__relu_forward(nn_module *m, nn_tensor *x);
-/* Linear->ReLU with gradients off: the ReLU in the product's write-back. */
+/* Linear->ReLU, gradients on or off: the ReLU in the product's write-back. */
 static int nn__linear_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x,
                            nn_tensor **y) {
     const nn__linear_state *st = (const nn__linear_state *)m->user;
     /* (a weight-norm wrapper replaced the forward and m->user: not fused) */
     if (m->forward != nn__linear_forward || nnext < 1 || next[0]->forward != nn__relu_forward ||
-        !x->graph || x->graph->grad_enabled)
+        !x->graph)
         return 0;
     *y = nn__linear_ep(x, st->weight, st->bias, 1, nn__linear_wpack(m, x));
     return 1;

@@ -3,8 +3,8 @@
    (->ReLU) with the batch norm folded into cached weights, the direct
    engine's weights packed once; the caches see every parameter change; the
    product's epilogue (bias, ReLU) at every batch size against
-   nn_sgemm_ref.  In training too: ReLU->MaxPool as one pooling, bitwise the
-   modules one by one.  (That a fused eval forward allocates nothing is in
+   nn_sgemm_ref.  In training too: Linear->ReLU as one node and ReLU->MaxPool
+   as one pooling, bitwise the modules one by one.  (That a fused eval forward allocates nothing is in
    tests/test_alloc.c, which has the allocator hooks.) */
 #ifndef NN_TEST_LINKED
 #define NN_IMPLEMENTATION
@@ -346,6 +346,59 @@ static void test_relu_pool_training(void) {
     nn_graph_free(g);
 }
 
+/* Linear->ReLU fused in training (one node whose backward masks by the
+   output) against the modules one by one: the output, the input gradient
+   and the first layer's parameter gradients bitwise, at batch sizes that
+   take the small kernel and the blocked GEMM. */
+static void test_linear_relu_training(void) {
+    static const int cfg[][3] = {{1, 7, 5}, {3, 9, 17}, {37, 70, 33}, {128, 96, 64}};
+    nn_graph *g = nn_graph_new();
+    int t;
+    for (t = 0; t < (int)(sizeof cfg / sizeof cfg[0]); t++) {
+        int M = cfg[t][0], in_f = cfg[t][1], hid = cfg[t][2], pass, k, ok = 1;
+        nn_module *seq = nn_sequential(nn_linear(in_f, hid), nn_relu(), nn_linear(hid, 3), nn_relu(), NULL);
+        nn_tensor *x;
+        float *keep[2][4] = {{0}};
+        size_t n[4];
+        nn_graph_reset(g);
+        nn_seed(11 + (unsigned)t);
+        x = nn_requires_grad(input(g, NN_SHAPE(M, in_f)), 1);
+        for (pass = 0; pass < 2; pass++) {
+            nn_tensor *out, *r, *par[2];
+            par[0] = nn_param_get(seq, "0.weight");
+            par[1] = nn_param_get(seq, "0.bias");
+            for (k = 0; k < 2; k++)
+                if (par[k]->grad) memset(par[k]->grad, 0, par[k]->numel * sizeof(float));
+            if (x->grad) memset(x->grad, 0, x->numel * sizeof(float));
+            out = pass ? unfused(seq, x) : nn_forward(seq, x);
+            if (!out) {
+                ok = 0;
+                break;
+            }
+            nn_seed(78);
+            r = nn_rand(g, nn_shape_of(out), -1.0f, 1.0f);
+            nn_backward(nn_sum(nn_mul(out, r)));
+            n[0] = out->numel, n[1] = x->numel, n[2] = par[0]->numel, n[3] = par[1]->numel;
+            for (k = 0; k < 4; k++) {
+                const float *src = k == 0 ? out->data : k == 1 ? x->grad : par[k - 2]->grad;
+                keep[pass][k] = (float *)malloc(n[k] * sizeof(float));
+                if (src && keep[pass][k]) memcpy(keep[pass][k], src, n[k] * sizeof(float));
+                else ok = 0;
+            }
+        }
+        NN_TEST_CHECK(ok && same_bits(keep[0][0], keep[1][0], n[0]) && same_bits(keep[0][1], keep[1][1], n[1]),
+                      "Linear->ReLU fused in training (batch %d, %d->%d): output and input gradient bitwise",
+                      M, in_f, hid);
+        NN_TEST_CHECK(ok && same_bits(keep[0][2], keep[1][2], n[2]) && same_bits(keep[0][3], keep[1][3], n[3]),
+                      "Linear->ReLU fused in training (batch %d, %d->%d): weight and bias gradients bitwise",
+                      M, in_f, hid);
+        for (pass = 0; pass < 2; pass++)
+            for (k = 0; k < 4; k++) free(keep[pass][k]);
+        nn_module_free(seq);
+    }
+    nn_graph_free(g);
+}
+
 /* A child that returns a stored (graph-less) tensor: the next child's
    fusion sees that tensor, not the sequential's input, and must run it
    unfused (it dereferenced the missing graph before). */
@@ -394,6 +447,7 @@ static void test_graphless_child(void) {
 int main(void) {
     nn_set_threads(1);
     test_graphless_child();
+    test_linear_relu_training();
     test_pairs();
     test_invalidation();
     test_kernels();
