@@ -768,8 +768,8 @@ struct nn_module {
     int saved_training;          /* nn__train_save / nn__train_restore */
     /* Fusion (nn_sequential): run this module together with the ones after
        it (next[0..nnext)), putting the output in *y; returns how many of
-       them it took (0: run it alone).  It checks whether gradients are on.
-       NULL: none. */
+       them it took (0: run it alone).  x always has a graph; the hook
+       checks whether gradients are on.  NULL: none. */
     int (*fuse)(nn_module *self, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y);
     /* A per-channel y = x scale[c] + shift[c] the module computes in
        evaluation mode (batch norm), for folding into a convolution before it:
@@ -4673,7 +4673,8 @@ static void nn__gemm_block(const nn__gemm_job *g, int i0, int m, int j0, int n, 
 #endif
                 if (!alda) nn__gemm_pack_a(g->transA, g->A, g->lda, ir, mr, pc, kc, g->alpha, apack);
                 for (p = 0; p < n_panels; p++) {
-                    const float *b = bpack + (size_t)p * kc * NN__GEMM_NR;
+                    /* (no buffer with bpre: NULL + 0 is undefined) */
+                    const float *b = bpack ? bpack + (size_t)p * kc * NN__GEMM_NR : NULL;
                     size_t bstep = NN__GEMM_NR;
                     if (g->bpre) {
                         b = g->bpre + ((size_t)(jc / NN__GEMM_NR + p) * (size_t)g->K + (size_t)pc) *
@@ -11622,8 +11623,10 @@ static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
     /* With no forward hook watching every module, a child that can may run
        together with the ones after it: one write-back instead of a pass
        each (with gradients off Conv2d->BatchNorm2d->ReLU; in training too
-       Linear->ReLU and ReLU->MaxPool, which commute). */
-    int fuse = x && x->graph && !nn__fwd_hook;
+       Linear->ReLU and ReLU->MaxPool, which commute).  The hooks see each
+       child's own input, which has a graph here: a child may return a
+       graph-less (stored) tensor, and the next one then runs unfused. */
+    int fuse = !nn__fwd_hook;
     s.own = NULL;
     s.hole = -1;
     s.hg = NULL;
@@ -11632,7 +11635,7 @@ static nn_tensor *nn__sequential_forward(nn_module *m, nn_tensor *x) {
         nn_tensor *y = NULL;
         int used;
         nn__seqmem_mark(&s, x);
-        if (fuse && c->fuse) {
+        if (fuse && c->fuse && x->graph) {
             const char *outer = nn__fwd_type;
             nn__fwd_type = c->type ? c->type : "module";
             used = c->fuse(c, m->children + i + 1, m->nchildren - i - 1, x, &y);
@@ -11773,8 +11776,7 @@ static int nn__linear_fuse(nn_module *m, nn_module *const *next, int nnext, nn_t
                            nn_tensor **y) {
     const nn__linear_state *st = (const nn__linear_state *)m->user;
     /* (a weight-norm wrapper replaced the forward and m->user: not fused) */
-    if (m->forward != nn__linear_forward || nnext < 1 || next[0]->forward != nn__relu_forward ||
-        !x->graph)
+    if (m->forward != nn__linear_forward || nnext < 1 || next[0]->forward != nn__relu_forward)
         return 0;
     *y = nn__linear_ep(x, st->weight, st->bias, 1, nn__linear_wpack(m, x));
     return 1;
@@ -12317,8 +12319,7 @@ static int nn__conv_fuse(nn_module *m, nn_module *const *next, int nnext, nn_ten
     nn_tensor *w, *b;
     int used = 0, relu = 0;
     /* (a weight-norm wrapper replaced the forward and m->user: not fused) */
-    if (m->forward != nn__conv_forward || st->transposed || st->dims != 2 || !x->graph ||
-        x->graph->grad_enabled)
+    if (m->forward != nn__conv_forward || st->transposed || st->dims != 2 || x->graph->grad_enabled)
         return 0;
     c = nn__conv_cache_of(m, x);
     w = st->weight;
@@ -12732,8 +12733,7 @@ static nn_tensor *nn__avgpool1d_forward(nn_module *m, nn_tensor *x) { return nn_
 static int nn__relu_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y) {
     int dims;
     const char *outer = nn__fwd_type;
-    /* (x: the tensor entering this child, which may be graph-less, a module's stored tensor) */
-    if (m->forward != nn__relu_forward || nnext < 1 || !x->graph) return 0;
+    if (m->forward != nn__relu_forward || nnext < 1) return 0;
     if (next[0]->forward == nn__maxpool2d_forward) dims = 2;
     else if (next[0]->forward == nn__maxpool1d_forward) dims = 1;
     else return 0;
@@ -15995,7 +15995,7 @@ static nn_tensor *nn__q_forward(nn_module *m, nn_tensor *x) { return nn__q_run(m
 static int nn__q_fuse(nn_module *m, nn_module *const *next, int nnext, nn_tensor *x, nn_tensor **y) {
     const nn__qstate *st = (const nn__qstate *)m->user;
     if (st->mode != NN_QUANT_DYNAMIC || nnext < 1 || next[0]->forward != nn__relu_forward ||
-        !x->graph || x->graph->grad_enabled)
+        x->graph->grad_enabled)
         return 0;
     *y = nn__q_run(m, x, 1);
     return 1;

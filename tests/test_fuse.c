@@ -3,15 +3,17 @@
    (->ReLU) with the batch norm folded into cached weights, the direct
    engine's weights packed once; the caches see every parameter change; the
    product's epilogue (bias, ReLU) at every batch size against
-   nn_sgemm_ref.  In training too: Linear->ReLU as one node and ReLU->MaxPool
-   as one pooling, bitwise the modules one by one.  (That a fused eval forward allocates nothing is in
-   tests/test_alloc.c, which has the allocator hooks.) */
+   nn_sgemm_ref.  In training too: Linear->ReLU as one node and
+   ReLU->MaxPool as one pooling, bitwise the modules one by one.  (That a
+   fused eval forward allocates nothing is in tests/test_alloc.c, which has
+   the allocator hooks.) */
 #ifndef NN_TEST_LINKED
 #define NN_IMPLEMENTATION
 #endif
 #include "nn.h"
 #include "harness.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -273,6 +275,48 @@ static int same_bits(const float *a, const float *b, size_t n) {
     return a && b && memcmp(a, b, n * sizeof(float)) == 0;
 }
 
+/* seq on x in training, fused (the sequential) and unfused (its children
+   one by one), each followed by the backward of sum(out * r) with the same
+   r; checks the output, x's gradient and the gradients of layer 0's weight
+   and bias (when with_params) bitwise.  what names the case. */
+static void check_training_bitwise(nn_graph *g, nn_module *seq, nn_tensor *x, int with_params,
+                                   const char *what) {
+    float *keep[2][4] = {{0}};
+    size_t n[4] = {0, 0, 0, 0};
+    int pass, k, ok = 1;
+    for (pass = 0; pass < 2; pass++) {
+        nn_tensor *out, *r, *par[2] = {NULL, NULL};
+        if (with_params) par[0] = nn_param_get(seq, "0.weight"), par[1] = nn_param_get(seq, "0.bias");
+        for (k = 0; k < 2; k++)
+            if (par[k] && par[k]->grad) memset(par[k]->grad, 0, par[k]->numel * sizeof(float));
+        if (x->grad) memset(x->grad, 0, x->numel * sizeof(float));
+        out = pass ? unfused(seq, x) : nn_forward(seq, x);
+        if (!out) {
+            ok = 0;
+            break;
+        }
+        nn_seed(77); /* the same weights r in both passes */
+        r = nn_rand(g, nn_shape_of(out), -1.0f, 1.0f);
+        nn_backward(nn_sum(nn_mul(out, r)));
+        n[0] = out->numel;
+        n[1] = x->numel;
+        n[2] = par[0] ? par[0]->numel : 0;
+        n[3] = par[1] ? par[1]->numel : 0;
+        for (k = 0; k < 4; k++) {
+            const float *src = k == 0 ? out->data : k == 1 ? x->grad : n[k] ? par[k - 2]->grad : NULL;
+            keep[pass][k] = (float *)malloc((n[k] ? n[k] : 1) * sizeof(float));
+            if (!keep[pass][k] || (n[k] && !src)) ok = 0;
+            else if (n[k]) memcpy(keep[pass][k], src, n[k] * sizeof(float));
+        }
+    }
+    NN_TEST_CHECK(ok && same_bits(keep[0][0], keep[1][0], n[0]), "%s: the output bitwise", what);
+    NN_TEST_CHECK(ok && same_bits(keep[0][1], keep[1][1], n[1]), "%s: the input gradient bitwise", what);
+    NN_TEST_CHECK(ok && same_bits(keep[0][2], keep[1][2], n[2]) && same_bits(keep[0][3], keep[1][3], n[3]),
+                  "%s: layer 0's weight and bias gradients bitwise", what);
+    for (pass = 0; pass < 2; pass++)
+        for (k = 0; k < 4; k++) free(keep[pass][k]);
+}
+
 /* ReLU->MaxPool runs as one max pooling with the ReLU on its output, in
    training with gradients on too (max and ReLU commute): the output, the
    input gradient and the conv's parameter gradients bitwise those of the
@@ -285,13 +329,12 @@ static void test_relu_pool_training(void) {
     nn_graph *g = nn_graph_new();
     int t;
     for (t = 0; t < (int)(sizeof cfg / sizeof cfg[0]); t++) {
-        int dims = cfg[t][0], W = cfg[t][4], conv = cfg[t][5], pass, C = conv ? 4 : 3, ok = 1;
+        int dims = cfg[t][0], W = cfg[t][4], conv = cfg[t][5], C = conv ? 4 : 3;
+        char what[64];
         nn_pool_opts po;
         nn_conv_opts co = conv_opts(3, 1);
         nn_module *seq;
         nn_tensor *x;
-        float *keep[2][4] = {{0}};
-        size_t n[4] = {0, 0, 0, 0};
         memset(&po, 0, sizeof po);
         po.kernel = cfg[t][1];
         po.stride = cfg[t][2];
@@ -305,42 +348,8 @@ static void test_relu_pool_training(void) {
         nn_seed(5 + (unsigned)t);
         x = nn_requires_grad(input(g, dims == 2 ? NN_SHAPE(2, 3, W, W) : NN_SHAPE(2, 3, W)), 1);
         if (!conv) x->data[7] = NAN; /* the maximum of one window */
-        for (pass = 0; pass < 2; pass++) {
-            nn_tensor *out, *par[2] = {NULL, NULL}, *r;
-            int k;
-            if (conv)
-                for (k = 0; k < 2; k++) {
-                    nn_tensor *pk = nn_param_get(seq, k ? "0.bias" : "0.weight");
-                    if (pk->grad) memset(pk->grad, 0, pk->numel * sizeof(float));
-                }
-            if (x->grad) memset(x->grad, 0, x->numel * sizeof(float));
-            out = pass ? unfused(seq, x) : nn_forward(seq, x);
-            if (!out) {
-                ok = 0;
-                break;
-            }
-            nn_seed(77); /* the same weights r in both passes */
-            r = nn_rand(g, nn_shape_of(out), -1.0f, 1.0f);
-            nn_backward(nn_sum(nn_mul(out, r)));
-            if (conv) par[0] = nn_param_get(seq, "0.weight"), par[1] = nn_param_get(seq, "0.bias");
-            n[0] = out->numel;
-            n[1] = x->numel;
-            n[2] = conv ? par[0]->numel : 0;
-            n[3] = conv ? par[1]->numel : 0;
-            for (k = 0; k < 4; k++) {
-                const float *src = k == 0 ? out->data : k == 1 ? x->grad : n[k] ? par[k - 2]->grad : NULL;
-                keep[pass][k] = (float *)malloc((n[k] ? n[k] : 1) * sizeof(float));
-                if (src && keep[pass][k]) memcpy(keep[pass][k], src, n[k] * sizeof(float));
-            }
-        }
-        NN_TEST_CHECK(ok && same_bits(keep[0][0], keep[1][0], n[0]),
-                      "ReLU->MaxPool%dd fused in training (case %d): the output bitwise", dims, t);
-        NN_TEST_CHECK(ok && same_bits(keep[0][1], keep[1][1], n[1]),
-                      "ReLU->MaxPool%dd fused in training (case %d): the input gradient bitwise", dims, t);
-        NN_TEST_CHECK(ok && same_bits(keep[0][2], keep[1][2], n[2]) && same_bits(keep[0][3], keep[1][3], n[3]),
-                      "ReLU->MaxPool%dd fused in training (case %d): the conv's gradients bitwise", dims, t);
-        for (pass = 0; pass < 2; pass++)
-            free(keep[pass][0]), free(keep[pass][1]), free(keep[pass][2]), free(keep[pass][3]);
+        snprintf(what, sizeof what, "ReLU->MaxPool%dd fused in training (case %d)", dims, t);
+        check_training_bitwise(g, seq, x, conv, what);
         nn_module_free(seq);
     }
     nn_graph_free(g);
@@ -355,45 +364,15 @@ static void test_linear_relu_training(void) {
     nn_graph *g = nn_graph_new();
     int t;
     for (t = 0; t < (int)(sizeof cfg / sizeof cfg[0]); t++) {
-        int M = cfg[t][0], in_f = cfg[t][1], hid = cfg[t][2], pass, k, ok = 1;
+        int M = cfg[t][0], in_f = cfg[t][1], hid = cfg[t][2];
+        char what[80];
         nn_module *seq = nn_sequential(nn_linear(in_f, hid), nn_relu(), nn_linear(hid, 3), nn_relu(), NULL);
         nn_tensor *x;
-        float *keep[2][4] = {{0}};
-        size_t n[4];
         nn_graph_reset(g);
         nn_seed(11 + (unsigned)t);
         x = nn_requires_grad(input(g, NN_SHAPE(M, in_f)), 1);
-        for (pass = 0; pass < 2; pass++) {
-            nn_tensor *out, *r, *par[2];
-            par[0] = nn_param_get(seq, "0.weight");
-            par[1] = nn_param_get(seq, "0.bias");
-            for (k = 0; k < 2; k++)
-                if (par[k]->grad) memset(par[k]->grad, 0, par[k]->numel * sizeof(float));
-            if (x->grad) memset(x->grad, 0, x->numel * sizeof(float));
-            out = pass ? unfused(seq, x) : nn_forward(seq, x);
-            if (!out) {
-                ok = 0;
-                break;
-            }
-            nn_seed(78);
-            r = nn_rand(g, nn_shape_of(out), -1.0f, 1.0f);
-            nn_backward(nn_sum(nn_mul(out, r)));
-            n[0] = out->numel, n[1] = x->numel, n[2] = par[0]->numel, n[3] = par[1]->numel;
-            for (k = 0; k < 4; k++) {
-                const float *src = k == 0 ? out->data : k == 1 ? x->grad : par[k - 2]->grad;
-                keep[pass][k] = (float *)malloc(n[k] * sizeof(float));
-                if (src && keep[pass][k]) memcpy(keep[pass][k], src, n[k] * sizeof(float));
-                else ok = 0;
-            }
-        }
-        NN_TEST_CHECK(ok && same_bits(keep[0][0], keep[1][0], n[0]) && same_bits(keep[0][1], keep[1][1], n[1]),
-                      "Linear->ReLU fused in training (batch %d, %d->%d): output and input gradient bitwise",
-                      M, in_f, hid);
-        NN_TEST_CHECK(ok && same_bits(keep[0][2], keep[1][2], n[2]) && same_bits(keep[0][3], keep[1][3], n[3]),
-                      "Linear->ReLU fused in training (batch %d, %d->%d): weight and bias gradients bitwise",
-                      M, in_f, hid);
-        for (pass = 0; pass < 2; pass++)
-            for (k = 0; k < 4; k++) free(keep[pass][k]);
+        snprintf(what, sizeof what, "Linear->ReLU fused in training (batch %d, %d->%d)", M, in_f, hid);
+        check_training_bitwise(g, seq, x, 1, what);
         nn_module_free(seq);
     }
     nn_graph_free(g);
