@@ -390,7 +390,9 @@ static int plan_epochs(const config *c, const nn_dataset *train, const nn_datase
        average step in one run (0.351 s against 0.328 s) and 2.5% faster in
        another (0.275 s against 0.282 s), and a shared machine drifts */
     left = 0.95 * ((double)c->minutes * 60.0 - (nn_time() - t_start));
-    for (epochs = 1; (epochs + 1) * epoch_s + test_count(c, epochs + 1) * eval <= left;) epochs++;
+    /* (at most 1000: a tiny stand-in data set can time near zero) */
+    for (epochs = 1; epochs < 1000 && (epochs + 1) * epoch_s + test_count(c, epochs + 1) * eval <= left;)
+        epochs++;
     printf("budget %.1f min: %.3f s a batch, %.1f s a test evaluation, so about %.0f s an epoch: "
            "%d epochs (planned in %.1f s)\n", (double)c->minutes, per_batch, eval, epoch_s + eval, epochs,
            nn_time() - t_start);
