@@ -24,7 +24,7 @@ $(BUILD)/%: examples/%.c nn.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(OMPFLAGS) -I. $< -o $@ -lm
 
-$(BUILD)/bench_%: bench/%.c bench/models.h nn.h
+$(BUILD)/bench_%: bench/%.c bench/models.h bench/peak.h nn.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(OMPFLAGS) -I. $< -o $@ -lopenblas -lm
 

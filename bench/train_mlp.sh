@@ -1,10 +1,14 @@
 #!/bin/sh
 # nn.h vs PyTorch on the Fashion-MNIST MLP, alternating the two sides, at 1 and
-# 2 threads; prints each run, the medians and the ratios.
+# 2 threads; prints each run, the medians and the ratios, and bench/cores.c's
+# measure of the two cores (before and after the rounds: on a virtual machine
+# the 2-thread figures follow where the host put the vCPUs).
 # Usage: bench/train_mlp.sh [rounds] [epochs]   (from the repository root)
 ROUNDS=${1:-3}; EPOCHS=${2:-3}
 mkdir -p build
 cc -std=gnu99 -O3 -march=native -fopenmp -I. bench/train_mlp.c -o build/bench_train_mlp -lm || exit 1
+cc -std=gnu99 -O3 -march=native -fopenmp -I. bench/cores.c -o build/bench_cores -lm || exit 1
+before=$(build/bench_cores)
 out=build/train_mlp.txt; : > $out
 for r in $(seq 1 $ROUNDS); do
   for t in 1 2; do
@@ -26,3 +30,5 @@ for t in (1, 2):
           f"acc nn.h {med('nn.h', t, 'test_acc'):.4f} pytorch {med('pytorch', t, 'test_acc'):.4f}")
 print(f"nn.h 2-thread speedup over its 1 thread: {med('nn.h',1,'median_epoch_s')/med('nn.h',2,'median_epoch_s'):.2f}x")
 PY
+echo "before the rounds: $before"
+echo "after the rounds:  $(build/bench_cores)"
