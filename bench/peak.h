@@ -2,6 +2,8 @@
    multiply-add chains (AVX-512, else AVX2+FMA, else plain C) on one thread or
    a team.  Shared by bench/gemm.c and bench/cores.c; include after nn.h (it
    uses nn_time). */
+#ifndef NN_BENCH_PEAK_H
+#define NN_BENCH_PEAK_H
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -114,3 +116,4 @@ static double measure_peak(int nt, long iters) {
     return best;
 }
 
+#endif /* NN_BENCH_PEAK_H */
